@@ -1,0 +1,17 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ExitError } from '../core/errors.js';
+
+/** Parses argv for one command; usage errors become ExitError(2) with the command's usage line. */
+export function parseCommandArgs<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, usage: string) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new ExitError(2, `${(err as Error).message.split('\n')[0]}\nusage: ${usage}`);
+  }
+}
+
+export const COMMON_OUTPUT_OPTIONS = {
+  quiet: { type: 'boolean', short: 'q' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;

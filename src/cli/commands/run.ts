@@ -1,0 +1,43 @@
+import { loadConfig } from '../../config/load.js';
+import { ExitError, isExpected } from '../../core/errors.js';
+import { createLogger, quietLogger } from '../../core/log.js';
+import { createProgress, noProgress } from '../../core/progress.js';
+import { runIngestPipeline, type RunSummary } from '../../jobs/ingest.js';
+import { COMMON_OUTPUT_OPTIONS, parseCommandArgs } from '../args.js';
+import { formatSummary } from '../output.js';
+
+export const usage = 'auditship run [--config FILE] [--pipeline NAME] [--quiet] [--json]';
+export const summary = 'Run every pipeline of a config once and exit (cron-friendly).';
+
+export async function run(argv: string[]): Promise<void> {
+  const { values } = parseCommandArgs(argv, {
+    config: { type: 'string', short: 'c' },
+    pipeline: { type: 'string', multiple: true },
+    ...COMMON_OUTPUT_OPTIONS,
+  }, usage);
+  if (values.help) { process.stdout.write(`${summary}\nusage: ${usage}\n`); return; }
+  const config = loadConfig(values.config ?? process.env['AUDITSHIP_CONFIG'] ?? 'auditship.yaml');
+  let pipelines = config.pipelines;
+  if (values.pipeline?.length) {
+    const unknown = values.pipeline.filter((p) => !pipelines.some((q) => q.name === p));
+    if (unknown.length) throw new ExitError(2, `no pipeline named ${unknown.join(', ')}; the config has ${pipelines.map((p) => p.name).join(', ')}`);
+    pipelines = pipelines.filter((p) => values.pipeline!.includes(p.name));
+  }
+  const log = values.quiet ? quietLogger() : createLogger();
+  const progress = values.quiet || values.json ? noProgress : createProgress(process.stderr, log);
+  const results: (RunSummary | { pipeline: string; ok: false; error: string })[] = [];
+  for (const pipeline of pipelines) {
+    try {
+      const s = await runIngestPipeline(pipeline, { log, progress });
+      results.push(s);
+      if (!values.json && !values.quiet) process.stdout.write(formatSummary(s) + '\n');
+    } catch (err) {
+      if (!isExpected(err)) throw err;
+      results.push({ pipeline: pipeline.name, ok: false, error: err.message });
+      process.stderr.write(`auditship: pipeline ${pipeline.name} failed: ${err.message}\n`);
+    }
+  }
+  if (values.json) process.stdout.write(JSON.stringify({ pipelines: results, ok: results.every((r) => r.ok) }) + '\n');
+  const failed = results.filter((r) => !r.ok).map((r) => r.pipeline);
+  if (failed.length) throw new ExitError(1, values.json ? '' : `${failed.length} of ${results.length} pipeline(s) failed: ${failed.join(', ')}`);
+}

@@ -1,0 +1,42 @@
+import type { RunSummary } from '../jobs/ingest.js';
+
+/** Human formatting of numbers, sizes and durations for the CLI. */
+export const n = (x: number) => x.toLocaleString('en');
+export function size(bytes: number): string {
+  if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(2)} GB`;
+  if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`;
+  if (bytes >= 1e3) return `${(bytes / 1e3).toFixed(1)} kB`;
+  return `${bytes} B`;
+}
+export function duration(ms: number): string {
+  return ms >= 10_000 ? `${(ms / 1000).toFixed(0)} s` : `${(ms / 1000).toFixed(2)} s`;
+}
+
+export function formatSummary(s: RunSummary): string {
+  const lines = [
+    `${s.pipeline}: ${n(s.stored)} new audit events (${n(s.duplicates)} already stored) from ${n(s.filesRead)} file(s), ` +
+      `${size(s.bytes)} in ${duration(s.durationMs)} → ${s.db}` +
+      (s.quarantined ? `; ${n(s.quarantined)} record(s) quarantined (see: auditship status)` : ''),
+  ];
+  for (const e of s.errors) lines.push(`  ✘ ${e.file}: ${e.message}`);
+  return lines.join('\n');
+}
+
+/** Renders rows as an aligned text table; long cells are cut (use --format csv or json for full values). */
+export function formatTable(columns: string[], rows: unknown[][], maxCell = 80): string {
+  const cell = (v: unknown) => {
+    let s = v === null || v === undefined ? 'NULL' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+    s = s.replace(/\r?\n/g, '↵');
+    return s.length > maxCell ? s.slice(0, maxCell - 1) + '…' : s;
+  };
+  const body = rows.map((r) => r.map(cell));
+  const widths = columns.map((c, i) => Math.max(c.length, ...body.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [line(columns), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
+export function csvCell(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  const s = typeof v === 'object' ? JSON.stringify(v) : String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}

@@ -1,0 +1,180 @@
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { ConfigError } from '../core/errors.js';
+import { PIPELINE_KEYS, SINKS, SOURCES, TOP_LEVEL_KEYS, type ConnectorSpec, type FieldSpec } from './schema.js';
+
+/**
+ * Loading a YAML config: `${VAR}` / `${VAR:-default}` interpolation from the environment, then validation
+ * against the schema. Every problem is collected, one line per wrong key: path, what is wrong, what is
+ * allowed; all are reported together as one ConfigError.
+ */
+export type ConnectorConfig = { type: string } & Record<string, unknown>;
+
+export interface PipelineConfig {
+  name: string;
+  source: ConnectorConfig;
+  sinks: ConnectorConfig[];
+}
+
+export interface Config {
+  pipelines: PipelineConfig[];
+}
+
+const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)?$/i;
+const UNITS: Record<string, number> = { b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1 << 20, gb: 1e9, gib: 1 << 30, tb: 1e12, tib: 2 ** 40 };
+
+/** Parses `16MB`, `1GiB`, `4096` into bytes; undefined when malformed. */
+export function parseSize(value: unknown): number | undefined {
+  if (typeof value === 'number' && Number.isInteger(value) && value >= 0) return value;
+  if (typeof value !== 'string') return undefined;
+  const m = SIZE.exec(value.trim());
+  if (!m) return undefined;
+  return Math.round(Number(m[1]) * UNITS[(m[2] ?? 'b').toLowerCase()]!);
+}
+
+/** Replaces `${VAR}` and `${VAR:-default}` in every string; `$${` stays a literal `${`. */
+export function interpolate(value: unknown, path: string, env: NodeJS.ProcessEnv, problems: string[]): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (whole, escaped: string | undefined, name: string, fallback: string | undefined) => {
+      if (escaped) return whole.slice(1);
+      const v = env[name];
+      if (v !== undefined && v !== '') return v;
+      if (fallback !== undefined) return fallback;
+      problems.push(`${path}: environment variable ${name} is not set (write \${${name}:-default} to give a default)`);
+      return '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolate(v, `${path}[${i}]`, env, problems));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = interpolate(v, path ? `${path}.${k}` : k, env, problems);
+    return out;
+  }
+  return value;
+}
+
+function describeType(spec: FieldSpec): string {
+  switch (spec.type) {
+    case 'enum': return `one of ${spec.values!.join(', ')}`;
+    case 'string_or_list': return 'a path or a list of paths';
+    case 'size': return 'a size such as 16MB or 1GiB';
+    case 'integer': return spec.minimum !== undefined ? `an integer ≥ ${spec.minimum}` : 'an integer';
+    default: return `a ${spec.type}`;
+  }
+}
+
+function checkField(value: unknown, spec: FieldSpec, path: string, problems: string[]): unknown {
+  const bad = () => { problems.push(`${path}: ${JSON.stringify(value)} is not ${describeType(spec)}`); return undefined; };
+  switch (spec.type) {
+    case 'string': return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : bad();
+    case 'boolean': return typeof value === 'boolean' ? value : bad();
+    case 'integer':
+      if (typeof value === 'number' && Number.isInteger(value) && (spec.minimum === undefined || value >= spec.minimum)) return value;
+      return bad();
+    case 'enum': return typeof value === 'string' && spec.values!.includes(value) ? value : bad();
+    case 'size': return parseSize(value) ?? bad();
+    case 'string_or_list':
+      if (typeof value === 'string' && value) return [value];
+      if (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string' && v)) return value;
+      return bad();
+  }
+}
+
+/** Validates one source or sink object against its spec; fills defaults. */
+export function checkConnector(raw: unknown, specs: Record<string, ConnectorSpec>, what: 'source' | 'sink', path: string, problems: string[]): ConnectorConfig | undefined {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
+    problems.push(`${path}: must be a mapping with a "type" key (one of ${Object.keys(specs).join(', ')})`);
+    return undefined;
+  }
+  const obj = raw as Record<string, unknown>;
+  const type = obj['type'];
+  const spec = typeof type === 'string' ? specs[type] : undefined;
+  if (!spec) {
+    problems.push(`${path}.type: ${type === undefined ? 'missing' : JSON.stringify(type) + ' is not a ' + what + ' type'}; allowed: ${Object.keys(specs).join(', ')}`);
+    return undefined;
+  }
+  const out: ConnectorConfig = { type: spec.kind };
+  for (const [key, value] of Object.entries(obj)) {
+    if (key === 'type') continue;
+    const fieldSpec = spec.fields[key];
+    if (!fieldSpec) {
+      problems.push(`${path}.${key}: unknown key for a ${spec.kind} ${what}; allowed: ${Object.keys(spec.fields).join(', ')}`);
+      continue;
+    }
+    if (value === null || value === undefined) continue;
+    const checked = checkField(value, fieldSpec, `${path}.${key}`, problems);
+    if (checked !== undefined) out[key] = checked;
+  }
+  for (const [key, fieldSpec] of Object.entries(spec.fields)) {
+    if (out[key] !== undefined) continue;
+    if (fieldSpec.required) problems.push(`${path}.${key}: required (${fieldSpec.description.split('.')[0]})`);
+    else if (fieldSpec.default !== undefined) out[key] = fieldSpec.type === 'size' ? parseSize(fieldSpec.default) : fieldSpec.default;
+  }
+  return out;
+}
+
+/** Validates a parsed config document (after interpolation). Throws ConfigError with every problem. */
+export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.env): Config {
+  const problems: string[] = [];
+  const data = interpolate(doc, '', env, problems);
+  if (!data || typeof data !== 'object' || Array.isArray(data)) throw new ConfigError(['config: must be a mapping with a "pipelines" key']);
+  const top = data as Record<string, unknown>;
+  for (const key of Object.keys(top)) {
+    if (!(TOP_LEVEL_KEYS as readonly string[]).includes(key)) problems.push(`${key}: unknown top-level key; allowed: ${TOP_LEVEL_KEYS.join(', ')}`);
+  }
+  const pipelines: PipelineConfig[] = [];
+  const rawPipelines = top['pipelines'];
+  if (!rawPipelines || typeof rawPipelines !== 'object' || Array.isArray(rawPipelines) || Object.keys(rawPipelines).length === 0) {
+    problems.push('pipelines: required — a mapping of pipeline names to { source, sinks }');
+  } else {
+    for (const [name, rawPipeline] of Object.entries(rawPipelines as Record<string, unknown>)) {
+      const path = `pipelines.${name}`;
+      if (!/^[A-Za-z0-9_.-]+$/.test(name)) problems.push(`${path}: pipeline names may use letters, digits, _ . and -`);
+      if (!rawPipeline || typeof rawPipeline !== 'object' || Array.isArray(rawPipeline)) {
+        problems.push(`${path}: must be a mapping with keys source and sinks`);
+        continue;
+      }
+      const p = rawPipeline as Record<string, unknown>;
+      for (const key of Object.keys(p)) {
+        if (!(PIPELINE_KEYS as readonly string[]).includes(key)) problems.push(`${path}.${key}: unknown key; allowed: ${PIPELINE_KEYS.join(', ')}`);
+      }
+      const source = checkConnector(p['source'], SOURCES, 'source', `${path}.source`, problems);
+      const sinks: ConnectorConfig[] = [];
+      const rawSinks = p['sinks'];
+      if (!Array.isArray(rawSinks) || rawSinks.length === 0) {
+        problems.push(`${path}.sinks: required — a list of sinks, e.g. [ { type: duckdb, path: ./auditship.duckdb } ]`);
+      } else {
+        rawSinks.forEach((s, i) => {
+          const sink = checkConnector(s, SINKS, 'sink', `${path}.sinks[${i}]`, problems);
+          if (sink) sinks.push(sink);
+        });
+      }
+      if (source && sinks.length) pipelines.push({ name, source, sinks });
+    }
+  }
+  if (problems.length) throw new ConfigError(problems);
+  return { pipelines };
+}
+
+/** Reads and validates a YAML config file. */
+export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError([code === 'ENOENT'
+      ? `${path}: config file not found (copy auditship.example.yaml, or pass --config FILE)`
+      : `${path}: cannot read the config file (${code ?? (err as Error).message})`]);
+  }
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length) {
+    throw new ConfigError(doc.errors.map((e) => `${path}: YAML syntax error at line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`));
+  }
+  try {
+    return validateConfig(doc.toJS(), env);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new ConfigError(err.problems.map((p) => `${path}: ${p}`));
+    throw err;
+  }
+}

@@ -1,0 +1,120 @@
+import type { Batch, FileCheckpoint, Sink, WriteReport } from './connector.js';
+import type { Logger } from './log.js';
+
+/**
+ * The pipeline loop: read → parse (in the source) → write to every sink → commit → checkpoint.
+ *
+ * One batch is written while the source parses the next one (DuckDB works on its own threads), so
+ * parsing and storing overlap on a two-core machine. Commit points: the end of each source file, and
+ * every `commitEvents` events or `commitBytes` bytes in between. At a commit point every sink makes its
+ * writes durable; the state-owning sink stores the checkpoints in the same transaction as its rows.
+ * When a source file fails, everything written since the last commit is rolled back and the pipeline
+ * goes on with the next file: the checkpoint always matches what is stored.
+ */
+export type SourceItem<E> =
+  | { type: 'batch'; batch: Batch<E> }
+  | { type: 'error'; source: string; error: Error };
+
+export interface PipelineOptions {
+  commitEvents: number;
+  commitBytes: number;
+  log: Logger;
+  /** Called after each commit with the totals so far. */
+  onCommit?: (totals: PipelineTotals) => void;
+}
+
+export interface PipelineTotals {
+  events: number;
+  stored: number;
+  duplicates: number;
+  quarantined: number;
+  bytes: number;
+  commits: number;
+}
+
+export interface PipelineResult extends PipelineTotals {
+  errors: { source: string; message: string; error: Error }[];
+}
+
+export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks: Sink<E>[], options: PipelineOptions): Promise<PipelineResult> {
+  const totals: PipelineResult = { events: 0, stored: 0, duplicates: 0, quarantined: 0, bytes: 0, commits: 0, errors: [] };
+  let inflight: Promise<void> | null = null;
+  let pendingCheckpoints = new Map<string, FileCheckpoint>();
+  let pendingTotals = { events: 0, stored: 0, duplicates: 0, quarantined: 0, bytes: 0 };
+  let sinceCommitEvents = 0;
+  let sinceCommitBytes = 0;
+
+  const writeAll = async (batch: Batch<E>) => {
+    let primary: WriteReport | undefined;
+    for (const sink of sinks) {
+      const r = await sink.write(batch);
+      primary ??= r;
+    }
+    pendingTotals.events += batch.events.length;
+    pendingTotals.bytes += batch.bytes;
+    pendingTotals.stored += primary?.stored ?? 0;
+    pendingTotals.duplicates += primary?.duplicates ?? 0;
+    pendingTotals.quarantined += batch.quarantine.length;
+    const cp = batch.checkpoint;
+    const key = `${cp.server}\0${cp.fingerprint}`;
+    const prev = pendingCheckpoints.get(key);
+    pendingCheckpoints.set(key, prev ? {
+      ...cp,
+      eventsDelta: prev.eventsDelta + cp.eventsDelta,
+      quarantinedDelta: prev.quarantinedDelta + cp.quarantinedDelta,
+      bytesDelta: prev.bytesDelta + cp.bytesDelta,
+      lastEventMs: prev.lastEventMs === null ? cp.lastEventMs : cp.lastEventMs === null ? prev.lastEventMs : Math.max(prev.lastEventMs, cp.lastEventMs),
+    } : cp);
+  };
+
+  const commit = async () => {
+    if (inflight) { const p = inflight; inflight = null; await p; }
+    if (pendingCheckpoints.size === 0) return;
+    const checkpoints = [...pendingCheckpoints.values()];
+    for (let i = 0; i < sinks.length; i++) await sinks[i]!.commit(i === sinks.length - 1 ? checkpoints : []);
+    totals.events += pendingTotals.events;
+    totals.stored += pendingTotals.stored;
+    totals.duplicates += pendingTotals.duplicates;
+    totals.quarantined += pendingTotals.quarantined;
+    totals.bytes += pendingTotals.bytes;
+    totals.commits++;
+    pendingCheckpoints = new Map();
+    pendingTotals = { events: 0, stored: 0, duplicates: 0, quarantined: 0, bytes: 0 };
+    sinceCommitEvents = 0;
+    sinceCommitBytes = 0;
+    options.onCommit?.(totals);
+  };
+
+  const rollback = async () => {
+    if (inflight) { const p = inflight; inflight = null; await p.catch(() => {}); }
+    for (const sink of sinks) await sink.rollback();
+    pendingCheckpoints = new Map();
+    pendingTotals = { events: 0, stored: 0, duplicates: 0, quarantined: 0, bytes: 0 };
+    sinceCommitEvents = 0;
+    sinceCommitBytes = 0;
+  };
+
+  try {
+    for await (const item of items) {
+      if (item.type === 'error') {
+        await rollback();
+        totals.errors.push({ source: item.source, message: item.error.message, error: item.error });
+        options.log.error('A source file failed; what it wrote since the last commit was rolled back.', { file: item.source, reason: item.error.message });
+        continue;
+      }
+      const batch = item.batch;
+      if (inflight) { const p = inflight; inflight = null; await p; }
+      inflight = writeAll(batch);
+      // Surface a write error at the next await, not as an unhandled rejection.
+      inflight.catch(() => {});
+      sinceCommitEvents += batch.events.length;
+      sinceCommitBytes += batch.bytes;
+      if (batch.endOfSource || sinceCommitEvents >= options.commitEvents || sinceCommitBytes >= options.commitBytes) await commit();
+    }
+    await commit();
+  } catch (err) {
+    await rollback();
+    throw err;
+  }
+  return totals;
+}

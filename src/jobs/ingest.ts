@@ -1,0 +1,94 @@
+import type { PipelineConfig } from '../config/load.js';
+import { ConnectorError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { runPipeline } from '../core/pipeline.js';
+import type { Progress } from '../core/progress.js';
+import { DuckDbSink } from '../sinks/duckdb/sink.js';
+import { PgLogsSource } from '../sources/pg-logs/source.js';
+
+/**
+ * Runs one pipeline once: plan the files, read them, store the events, commit checkpoints.
+ * Assembles the configured source and sinks; the last DuckDB sink keeps the pipeline's state.
+ */
+export interface RunSummary {
+  pipeline: string;
+  server: string;
+  db: string;
+  filesRead: number;
+  filesSkipped: number;
+  events: number;
+  stored: number;
+  duplicates: number;
+  quarantined: number;
+  bytes: number;
+  durationMs: number;
+  errors: { file: string; message: string }[];
+  ok: boolean;
+}
+
+export interface IngestOptions {
+  force?: boolean;
+  log: Logger;
+  progress: Progress;
+}
+
+export async function runIngestPipeline(pipeline: PipelineConfig, options: IngestOptions): Promise<RunSummary> {
+  const started = Date.now();
+  const src = pipeline.source;
+  const sinkConfig = pipeline.sinks[pipeline.sinks.length - 1]!;
+  const server = String(src['server'] ?? 'default');
+  const source = new PgLogsSource({
+    paths: src['path'] as string[],
+    server,
+    fileGlob: src['file_glob'] as string,
+    preferFormat: src['prefer_format'] as 'jsonlog' | 'csvlog',
+    skipActive: Boolean(src['skip_active']),
+    ...(src['log_timezone'] ? { logTimezone: String(src['log_timezone']) } : {}),
+    maxRecordBytes: Number(src['max_record_bytes']),
+    batchBytes: Number(src['batch_bytes']),
+    force: Boolean(options.force),
+  }, options.log);
+  const sink = await DuckDbSink.open({
+    path: String(sinkConfig['path']),
+    server,
+    storeMessage: sinkConfig['store_message'] !== false,
+    memoryLimit: String(sinkConfig['memory_limit']),
+    threads: Number(sinkConfig['threads']),
+    replace: Boolean(options.force),
+  }, options.log);
+  try {
+    const plan = await source.plan(sink);
+    if (options.force) for (const p of plan.files) sink.markForReplace(p.fingerprint);
+    for (const s of plan.skipped) options.log.debug('Skipping a file.', { file: s.path, reason: s.reason });
+    options.progress.start(plan.totalBytes, pipeline.name);
+    const result = await runPipeline(source.read(plan, (n) => options.progress.addBytes(n)), [sink], {
+      commitEvents: Number(sinkConfig['commit_events'] ?? 500000),
+      commitBytes: 1 << 30,
+      log: options.log,
+      onCommit: (t) => options.progress.setEvents(t.events),
+    });
+    await sink.sweepPreviouslyLogged();
+    options.progress.done();
+    return {
+      pipeline: pipeline.name,
+      server,
+      db: sink.path,
+      filesRead: plan.files.length,
+      filesSkipped: plan.skipped.length,
+      events: result.events,
+      stored: result.stored,
+      duplicates: result.duplicates,
+      quarantined: result.quarantined,
+      bytes: result.bytes,
+      durationMs: Date.now() - started,
+      errors: result.errors.map((e) => ({ file: e.source, message: e.message })),
+      ok: result.errors.length === 0,
+    };
+  } catch (err) {
+    options.progress.done();
+    if (err instanceof ConnectorError) throw err;
+    throw err;
+  } finally {
+    await sink.close();
+  }
+}

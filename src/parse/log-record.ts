@@ -1,0 +1,189 @@
+import type { CsvError } from './csv.js';
+import { AUDIT_PREFIX, parsePgAuditMessage, type PgAuditFields } from './pgaudit.js';
+import type { TimestampResolver } from './timestamp.js';
+import { TimestampError } from './timestamp.js';
+
+/**
+ * One PostgreSQL server log record carrying a pgaudit entry, with every csvlog/jsonlog column the event
+ * model keeps. Times are epoch milliseconds (UTC); `query_id` stays a string because it is a full int64.
+ */
+export interface PgAuditRecord extends PgAuditFields {
+  log_time_ms: number;
+  user_name: string | null;
+  database_name: string | null;
+  process_id: number | null;
+  client_addr: string | null;
+  client_port: number | null;
+  session_id: string;
+  session_line_num: number;
+  command_tag: string | null;
+  session_start_ms: number | null;
+  virtual_transaction_id: string | null;
+  transaction_id: number | null;
+  error_severity: string | null;
+  application_name: string | null;
+  backend_type: string | null;
+  leader_pid: number | null;
+  query_id: string | null;
+  /** The message exactly as logged (`AUDIT: ...`). */
+  message: string;
+}
+
+/** What became of one log record. */
+export type RecordOutcome =
+  | { kind: 'audit'; record: PgAuditRecord }
+  | { kind: 'other' }
+  | { kind: 'bad'; reason: string };
+
+/** csvlog column counts by PostgreSQL version: 12 → 23, 13 → 24, 14–18 → 26. */
+export const CSVLOG_COLUMN_COUNTS = [23, 24, 26] as const;
+
+const OTHER: RecordOutcome = { kind: 'other' };
+const INTEGER = /^-?\d+$/;
+
+function int(value: string | null | undefined): number | null {
+  return value != null && INTEGER.test(value) ? Number(value) : null;
+}
+
+/** Splits csvlog `connection_from` (`host:port`, `[local]`, `::1:5432`) into address and port. */
+function splitConnectionFrom(value: string | null): [string | null, number | null] {
+  if (value === null) return [null, null];
+  const colon = value.lastIndexOf(':');
+  if (colon <= 0 || !INTEGER.test(value.slice(colon + 1))) return [value, null];
+  return [value.slice(0, colon), Number(value.slice(colon + 1))];
+}
+
+/**
+ * Maps the decoded fields of one csvlog record. `expectedColumns` is the count detected for the file.
+ */
+export function csvlogRecord(
+  fields: (string | null)[],
+  csvError: CsvError | null,
+  expectedColumns: number,
+  times: TimestampResolver,
+): RecordOutcome {
+  if (csvError) return { kind: 'bad', reason: `csvlog record is not valid CSV (${csvError})` };
+  const message = fields[13];
+  if (fields.length !== expectedColumns) {
+    if (message == null || !message.startsWith(AUDIT_PREFIX)) {
+      if (fields.length < 14) return { kind: 'bad', reason: `csvlog record has ${fields.length} columns, expected ${expectedColumns}` };
+    }
+    return { kind: 'bad', reason: `csvlog record has ${fields.length} columns, expected ${expectedColumns}` };
+  }
+  if (message == null || !message.startsWith(AUDIT_PREFIX)) return OTHER;
+  const audit = parsePgAuditMessage(message);
+  if (!audit.ok) return { kind: 'bad', reason: audit.reason };
+  const sessionId = fields[5];
+  const lineNum = int(fields[6]);
+  if (!sessionId || lineNum === null) return { kind: 'bad', reason: 'csvlog record has no session_id or session_line_num' };
+  let logTime: number;
+  let sessionStart: number | null = null;
+  try {
+    logTime = times.toEpochMs(fields[0] ?? '');
+    if (fields[8]) sessionStart = times.toEpochMs(fields[8]);
+  } catch (err) {
+    if (err instanceof TimestampError && err.code !== 'malformed') throw err;
+    return { kind: 'bad', reason: (err as Error).message };
+  }
+  const [addr, port] = splitConnectionFrom(fields[4] ?? null);
+  return {
+    kind: 'audit',
+    record: {
+      ...audit.fields,
+      log_time_ms: logTime,
+      user_name: fields[1] ?? null,
+      database_name: fields[2] ?? null,
+      process_id: int(fields[3]),
+      client_addr: addr,
+      client_port: port,
+      session_id: sessionId,
+      session_line_num: lineNum,
+      command_tag: fields[7] ?? null,
+      session_start_ms: sessionStart,
+      virtual_transaction_id: fields[9] ?? null,
+      transaction_id: int(fields[10]),
+      error_severity: fields[11] ?? null,
+      application_name: fields[22] ?? null,
+      backend_type: fields[23] ?? null,
+      leader_pid: int(fields[24]),
+      query_id: fields[25] ?? null,
+      message,
+    },
+  };
+}
+
+const MESSAGE_MARKER = '"message":"AUDIT: ';
+
+function str(v: unknown): string | null {
+  return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : null;
+}
+function num(v: unknown): number | null {
+  return typeof v === 'number' ? v : typeof v === 'string' && INTEGER.test(v) ? Number(v) : null;
+}
+
+/** jsonlog writes query_id as a bare int64; JSON.parse rounds those beyond 2^53, so reread the digits. */
+function exactQueryId(v: unknown, line: string): string | null {
+  if (typeof v !== 'number') return str(v);
+  if (Number.isSafeInteger(v)) return String(v);
+  return /"query_id":(-?\d+)/.exec(line)?.[1] ?? String(v);
+}
+
+/** Maps one jsonlog line (without its newline). Lines that are not pgaudit entries are skipped unparsed. */
+export function jsonlogRecord(line: string, times: TimestampResolver): RecordOutcome {
+  if (line.indexOf(MESSAGE_MARKER) < 0) {
+    // Not an audit entry — unless the line is not JSON at all, which is worth a quarantine.
+    if (line.length === 0 || line.charCodeAt(0) !== 123 /* { */ || line.charCodeAt(line.length - 1) !== 125) {
+      return line.trim() === '' ? OTHER : { kind: 'bad', reason: 'jsonlog line is not a JSON object' };
+    }
+    return OTHER;
+  }
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(line) as Record<string, unknown>;
+  } catch {
+    return { kind: 'bad', reason: 'jsonlog line is not valid JSON' };
+  }
+  if (o === null || typeof o !== 'object') return { kind: 'bad', reason: 'jsonlog line is not a JSON object' };
+  const message = o['message'];
+  if (typeof message !== 'string' || !message.startsWith(AUDIT_PREFIX)) return OTHER;
+  const audit = parsePgAuditMessage(message);
+  if (!audit.ok) return { kind: 'bad', reason: audit.reason };
+  const sessionId = str(o['session_id']);
+  const lineNum = num(o['line_num']);
+  if (!sessionId || lineNum === null) return { kind: 'bad', reason: 'jsonlog record has no session_id or line_num' };
+  let logTime: number;
+  let sessionStart: number | null = null;
+  try {
+    logTime = times.toEpochMs(str(o['timestamp']) ?? '');
+    const ss = str(o['session_start']);
+    if (ss) sessionStart = times.toEpochMs(ss);
+  } catch (err) {
+    if (err instanceof TimestampError && err.code !== 'malformed') throw err;
+    return { kind: 'bad', reason: (err as Error).message };
+  }
+  const txid = num(o['txid']);
+  return {
+    kind: 'audit',
+    record: {
+      ...audit.fields,
+      log_time_ms: logTime,
+      user_name: str(o['user']),
+      database_name: str(o['dbname']),
+      process_id: num(o['pid']),
+      client_addr: str(o['remote_host']),
+      client_port: num(o['remote_port']),
+      session_id: sessionId,
+      session_line_num: lineNum,
+      command_tag: str(o['ps']),
+      session_start_ms: sessionStart,
+      virtual_transaction_id: str(o['vxid']),
+      transaction_id: txid ?? 0,
+      error_severity: str(o['error_severity']),
+      application_name: str(o['application_name']),
+      backend_type: str(o['backend_type']),
+      leader_pid: num(o['leader_pid']),
+      query_id: exactQueryId(o['query_id'], line),
+      message,
+    },
+  };
+}

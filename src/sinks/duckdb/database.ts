@@ -1,0 +1,99 @@
+import { readFileSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import { ConnectorError, describeFileError } from '../../core/errors.js';
+
+/**
+ * Opening an auditship DuckDB file. DuckDB locks the file exclusively across processes, so a second
+ * auditship process on the same file gets one clear line naming the process that holds it.
+ */
+export interface OpenOptions {
+  readOnly?: boolean;
+  /** DuckDB memory_limit, e.g. '256MB'. */
+  memoryLimit?: string;
+  threads?: number;
+}
+
+export interface Database {
+  path: string;
+  instance: DuckDBInstance;
+  connection: DuckDBConnection;
+  close(): void;
+}
+
+function describeHolder(pid: number): string {
+  try {
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    const shown = cmd.map((a) => a.replace(/^.*\/(bin\/auditship(\.js)?|dist\/cli\/main\.js)$/, 'auditship')).slice(0, 6).join(' ');
+    return `PID ${pid}: ${shown.length > 120 ? shown.slice(0, 117) + '...' : shown}`;
+  } catch {
+    return `PID ${pid}`;
+  }
+}
+
+export async function openDatabase(path: string, options: OpenOptions = {}): Promise<Database> {
+  const abs = resolve(path);
+  if (!options.readOnly) {
+    try {
+      await mkdir(dirname(abs), { recursive: true });
+    } catch (err) {
+      throw new ConnectorError('duckdb', 'db_unwritable', describeFileError(err, dirname(abs), 'creating the database directory') ?? `cannot create ${dirname(abs)}`, false, { cause: err });
+    }
+  }
+  const config: Record<string, string> = {
+    threads: String(options.threads ?? 2),
+    memory_limit: options.memoryLimit ?? '256MB',
+  };
+  if (options.readOnly) config['access_mode'] = 'READ_ONLY';
+  let instance: DuckDBInstance;
+  try {
+    instance = await DuckDBInstance.create(abs, config);
+  } catch (err) {
+    const msg = (err as Error).message ?? String(err);
+    const lock = /Conflicting lock is held in .*\(PID (\d+)\)/.exec(msg);
+    if (lock) {
+      throw new ConnectorError('duckdb', 'db_locked',
+        `${abs} is in use by another process (${describeHolder(Number(lock[1]))}); wait for it to finish, or stop it — overlapping runs are refused`, true, { cause: err });
+    }
+    if (/No such file|does not exist/i.test(msg) && options.readOnly) {
+      throw new ConnectorError('duckdb', 'db_missing', `${abs} does not exist; run \`auditship ingest\` first or pass --db`, false, { cause: err });
+    }
+    if (/No space left/i.test(msg)) {
+      throw new ConnectorError('duckdb', 'disk_full', `no space left on the device holding ${abs}; free space or move the database`, false, { cause: err });
+    }
+    if (/Permission denied/i.test(msg)) {
+      throw new ConnectorError('duckdb', 'db_unwritable', `permission denied on ${abs}; run as a user that can write it`, false, { cause: err });
+    }
+    if (/not a valid DuckDB database|Invalid Input Error.*database file/i.test(msg)) {
+      throw new ConnectorError('duckdb', 'db_invalid', `${abs} is not a DuckDB database file (or was written by an incompatible DuckDB version)`, false, { cause: err });
+    }
+    throw new ConnectorError('duckdb', 'db_open_failed', `cannot open ${abs}: ${msg.split('\n')[0]}`, false, { cause: err });
+  }
+  const connection = await instance.connect();
+  // Times are stored and shown in UTC whatever the machine's zone; ICU is statically linked.
+  await connection.run("LOAD icu; SET TimeZone = 'UTC'");
+  return {
+    path: abs,
+    instance,
+    connection,
+    close() {
+      connection.closeSync();
+      instance.closeSync();
+    },
+  };
+}
+
+/** Rewrites a DuckDB error about the disk into one sentence; other errors pass through. */
+export function translateWriteError(err: unknown, path: string): unknown {
+  const msg = (err as Error)?.message ?? '';
+  if (/No space left|ENOSPC|could not write|Could not write/i.test(msg) && /space|write/i.test(msg)) {
+    return new ConnectorError('duckdb', 'disk_full', `no space left on the device holding ${path}; free space or move the database — nothing of the failed batch was committed`, false, { cause: err });
+  }
+  return err;
+}
+
+/** Quotes a string as an SQL literal. */
+export function sqlString(value: string): string {
+  return `'${value.replaceAll("'", "''")}'`;
+}

@@ -1,0 +1,179 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { sqlString } from './database.js';
+
+/**
+ * The DuckDB store's schema, and the in-place upgrade of a database written by the `pg_audit_to_duckdb`
+ * seed script (tables log_paths, log_summary, audit_logs with a unique index).
+ *
+ * Tables:
+ *  - `audit_logs`: one row per pgaudit entry. The seed's columns first (log_time, user_name, database_name,
+ *    client_addr, message, application_name, session_id, session_line_num, log_path_id, file_name), then the
+ *    server and session columns and every pgaudit field. Identity: (server, session_id, session_line_num).
+ *  - `log_paths`, `log_summary`: the seed's directory registry and per-file summary, kept up to date.
+ *  - `ingest_files`: the checkpoint of each file, keyed by (server, content fingerprint).
+ *  - `quarantine`: records that could not be parsed: where they are, why, and their raw text.
+ *  - `auditship_meta`: schema version and upgrade facts.
+ */
+export const SCHEMA_VERSION = 1;
+
+/** Columns of audit_logs in table order, with their types. */
+export const AUDIT_LOG_COLUMNS: [string, string][] = [
+  ['log_time', 'TIMESTAMPTZ'],
+  ['user_name', 'VARCHAR'],
+  ['database_name', 'VARCHAR'],
+  ['client_addr', 'VARCHAR'],
+  ['message', 'VARCHAR'],
+  ['application_name', 'VARCHAR'],
+  ['session_id', 'VARCHAR'],
+  ['session_line_num', 'BIGINT'],
+  ['log_path_id', 'INTEGER'],
+  ['file_name', 'VARCHAR'],
+  ['server', 'VARCHAR'],
+  ['client_port', 'INTEGER'],
+  ['process_id', 'INTEGER'],
+  ['virtual_transaction_id', 'VARCHAR'],
+  ['transaction_id', 'BIGINT'],
+  ['command_tag', 'VARCHAR'],
+  ['session_start', 'TIMESTAMPTZ'],
+  ['error_severity', 'VARCHAR'],
+  ['backend_type', 'VARCHAR'],
+  ['leader_pid', 'INTEGER'],
+  ['query_id', 'BIGINT'],
+  ['audit_type', 'VARCHAR'],
+  ['statement_id', 'BIGINT'],
+  ['substatement_id', 'BIGINT'],
+  ['class', 'VARCHAR'],
+  ['command', 'VARCHAR'],
+  ['object_type', 'VARCHAR'],
+  ['object_name', 'VARCHAR'],
+  ['statement', 'VARCHAR'],
+  ['parameter', 'VARCHAR'],
+  ['rows', 'BIGINT'],
+  ['statement_filled', 'BOOLEAN'],
+];
+
+const SEED_COLUMNS = ['log_time', 'user_name', 'database_name', 'client_addr', 'message', 'application_name', 'session_id', 'session_line_num', 'log_path_id', 'file_name'];
+
+const CREATE_SUPPORT_TABLES = `
+CREATE SEQUENCE IF NOT EXISTS log_path_id_seq START 1;
+CREATE TABLE IF NOT EXISTS log_paths (
+  id   INTEGER PRIMARY KEY NOT NULL DEFAULT nextval('log_path_id_seq'),
+  path VARCHAR UNIQUE
+);
+CREATE TABLE IF NOT EXISTS log_summary (
+  log_path_id INTEGER,
+  file_name   VARCHAR,
+  last_mtime  DOUBLE,
+  last_size   BIGINT,
+  PRIMARY KEY (log_path_id, file_name),
+  FOREIGN KEY (log_path_id) REFERENCES log_paths(id)
+);
+CREATE TABLE IF NOT EXISTS auditship_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS ingest_files (
+  server          VARCHAR NOT NULL,
+  fingerprint     VARCHAR NOT NULL,
+  path            VARCHAR,
+  file_name       VARCHAR,
+  format          VARCHAR,
+  compression     VARCHAR,
+  columns         INTEGER,
+  byte_offset     BIGINT,
+  tail_hash       VARCHAR,
+  size            BIGINT,
+  mtime           DOUBLE,
+  bytes_ingested  BIGINT,
+  events          BIGINT,
+  quarantined     BIGINT,
+  last_event_time TIMESTAMPTZ,
+  complete        BOOLEAN,
+  first_ingested  TIMESTAMPTZ,
+  updated_at      TIMESTAMPTZ,
+  PRIMARY KEY (server, fingerprint)
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+  server         VARCHAR NOT NULL,
+  file_name      VARCHAR,
+  path           VARCHAR,
+  fingerprint    VARCHAR NOT NULL,
+  byte_offset    BIGINT NOT NULL,
+  reason         VARCHAR,
+  raw            VARCHAR,
+  quarantined_at TIMESTAMPTZ,
+  PRIMARY KEY (server, fingerprint, byte_offset)
+);
+`;
+
+function createAuditLogs(name: string): string {
+  return `CREATE TABLE ${name} (\n  ${AUDIT_LOG_COLUMNS.map(([n, t]) => `${n} ${t}`).join(',\n  ')}\n)`;
+}
+
+async function tableColumns(conn: DuckDBConnection, table: string): Promise<Map<string, string>> {
+  const r = await conn.runAndReadAll(
+    `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ${sqlString(table)}`);
+  return new Map(r.getRows().map((row) => [String(row[0]), String(row[1])]));
+}
+
+export interface SchemaInfo {
+  /** True when this call upgraded a seed database. */
+  upgradedFromSeed: boolean;
+  legacyRows: number;
+}
+
+/** Creates the schema, or upgrades a seed database in place, in one transaction. */
+export async function ensureSchema(conn: DuckDBConnection, defaultServer: string): Promise<SchemaInfo> {
+  const existing = await tableColumns(conn, 'audit_logs');
+  const info: SchemaInfo = { upgradedFromSeed: false, legacyRows: 0 };
+  if (existing.size > 0 && existing.has('server')) {
+    await conn.run(CREATE_SUPPORT_TABLES);
+    return info;
+  }
+  await conn.run('BEGIN TRANSACTION');
+  try {
+    await conn.run(CREATE_SUPPORT_TABLES);
+    if (existing.size === 0) {
+      await conn.run(createAuditLogs('audit_logs'));
+    } else {
+      // A seed database: rebuild audit_logs with every column, keep its rows (parsed from their message),
+      // drop the seed's unique index (identity is now server + session), deduplicate what it let through.
+      const missing = SEED_COLUMNS.filter((c) => !existing.has(c));
+      if (missing.length) throw new Error(`audit_logs exists but lacks the columns ${missing.join(', ')}; it was not written by pg_audit_to_duckdb or auditship`);
+      await conn.run('DROP INDEX IF EXISTS ux_audit_unique');
+      await conn.run(createAuditLogs('audit_logs_upgrade'));
+      const F = `("(?:[^"]|"")*"|[^,]*)`;
+      const re = `(?s)^AUDIT: (SESSION|OBJECT),(\\d+),(\\d+),([A-Z_]+),${F},${F},${F},${F},${F}(?:,(\\d*))?$`;
+      const uq = (x: string) => `CASE WHEN starts_with(${x}, '"') THEN replace(${x}[2:-2], '""', '"') WHEN ${x} = '' THEN NULL ELSE ${x} END`;
+      const logTime = existing.get('log_time')?.startsWith('TIMESTAMP WITH') ? 'log_time' : `timezone('UTC', log_time::TIMESTAMP)`;
+      await conn.run(`
+        INSERT INTO audit_logs_upgrade BY NAME
+        SELECT ${logTime} AS log_time, user_name, database_name, client_addr, message, application_name, session_id,
+               session_line_num, log_path_id, file_name, ${sqlString(defaultServer)} AS server,
+               nullif(p.audit_type, '') AS audit_type, TRY_CAST(nullif(p.statement_id, '') AS BIGINT) AS statement_id,
+               TRY_CAST(nullif(p.substatement_id, '') AS BIGINT) AS substatement_id, nullif(p.class, '') AS class,
+               ${uq('p.command')} AS command, ${uq('p.object_type')} AS object_type, ${uq('p.object_name')} AS object_name,
+               ${uq('p.statement')} AS statement, ${uq('p.parameter')} AS parameter, TRY_CAST(nullif(p.rows, '') AS BIGINT) AS rows,
+               false AS statement_filled
+        FROM (
+          SELECT *, regexp_extract(message, ${sqlString(re)},
+                   ['audit_type','statement_id','substatement_id','class','command','object_type','object_name','statement','parameter','rows']) AS p
+          FROM audit_logs
+        )
+        QUALIFY row_number() OVER (PARTITION BY session_id, session_line_num ORDER BY log_time) = 1`);
+      await conn.run('DROP TABLE audit_logs');
+      await conn.run('ALTER TABLE audit_logs_upgrade RENAME TO audit_logs');
+      const r = await conn.runAndReadAll(`SELECT count(*), max(log_time) FROM audit_logs`);
+      const [count, maxTime] = r.getRows()[0]!;
+      info.upgradedFromSeed = true;
+      info.legacyRows = Number(count);
+      if (maxTime !== null) {
+        await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('legacy_max_log_time', (SELECT CAST(epoch_ms(max(log_time)) AS VARCHAR) FROM audit_logs))`);
+      }
+      await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('upgraded_from_seed', CAST(now() AS VARCHAR))`);
+    }
+    await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('schema_version', '${SCHEMA_VERSION}')`);
+    await conn.run('COMMIT');
+  } catch (err) {
+    await conn.run('ROLLBACK').catch(() => {});
+    throw err;
+  }
+  return info;
+}

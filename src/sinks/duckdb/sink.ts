@@ -1,0 +1,341 @@
+import { basename, dirname } from 'node:path';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type { Batch, FileCheckpoint, Sink, StateReader, StoredFileState, WriteReport } from '../../core/connector.js';
+import { ConnectorError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import { PREVIOUSLY_LOGGED, type PgAuditRecord } from '../../parse/index.js';
+import { openDatabase, sqlString, translateWriteError, type Database } from './database.js';
+import { AUDIT_LOG_COLUMNS, ensureSchema } from './schema.js';
+
+/**
+ * The DuckDB sink: stores pgaudit records in `audit_logs` and, as the pipeline's state store, the file
+ * checkpoints in `ingest_files` — in one transaction, so a kill at any moment loses and duplicates nothing.
+ *
+ * Transfer: a batch is encoded as one string (fields joined by U+001F, records by U+001E, NULL as U+001D)
+ * and split back in SQL, which costs one native call per batch instead of one per value. Records holding
+ * those control characters go through DuckDB's appender instead. Identity (server, session_id,
+ * session_line_num) is enforced by an anti-join limited to the batch's time range, which DuckDB's zone maps
+ * keep cheap; no ART index is needed.
+ */
+export interface DuckDbSinkOptions {
+  path: string;
+  server: string;
+  /** Keep the raw `message` column (the seed's), besides the parsed fields. */
+  storeMessage: boolean;
+  memoryLimit?: string;
+  threads?: number;
+  /** --force: replace events that are already stored instead of skipping them. */
+  replace?: boolean;
+}
+
+const FS = '\x1f', RS = '\x1e', NUL = '\x1d';
+const CONTROL = /[\x1d-\x1f]/;
+
+/** Per-record fields in transfer order: [name in the SQL row, SQL expression over f[i]]. */
+const TRANSFER: [string, (f: string) => string][] = [
+  ['log_time', (f) => `make_timestamp(CAST(${f} AS BIGINT) * 1000)::TIMESTAMPTZ`],
+  ['user_name', (f) => f],
+  ['database_name', (f) => f],
+  ['client_addr', (f) => f],
+  ['client_port', (f) => `CAST(${f} AS INTEGER)`],
+  ['message', (f) => f],
+  ['application_name', (f) => f],
+  ['session_id', (f) => f],
+  ['session_line_num', (f) => `CAST(${f} AS BIGINT)`],
+  ['process_id', (f) => `CAST(${f} AS INTEGER)`],
+  ['virtual_transaction_id', (f) => f],
+  ['transaction_id', (f) => `CAST(${f} AS BIGINT)`],
+  ['command_tag', (f) => f],
+  ['session_start', (f) => `make_timestamp(CAST(${f} AS BIGINT) * 1000)::TIMESTAMPTZ`],
+  ['error_severity', (f) => f],
+  ['backend_type', (f) => f],
+  ['leader_pid', (f) => `CAST(${f} AS INTEGER)`],
+  ['query_id', (f) => `CAST(${f} AS BIGINT)`],
+  ['audit_type', (f) => f],
+  ['statement_id', (f) => `CAST(${f} AS BIGINT)`],
+  ['substatement_id', (f) => `CAST(${f} AS BIGINT)`],
+  ['class', (f) => f],
+  ['command', (f) => f],
+  ['object_type', (f) => f],
+  ['object_name', (f) => f],
+  ['statement', (f) => f],
+  ['parameter', (f) => f],
+  ['rows', (f) => `CAST(${f} AS BIGINT)`],
+];
+
+function encodeRecord(r: PgAuditRecord, storeMessage: boolean): string {
+  const v = (x: string | number | null) => (x === null ? NUL : x);
+  return r.log_time_ms + FS + v(r.user_name) + FS + v(r.database_name) + FS + v(r.client_addr) + FS + v(r.client_port) + FS
+    + (storeMessage ? r.message : NUL) + FS + v(r.application_name) + FS + r.session_id + FS + r.session_line_num + FS
+    + v(r.process_id) + FS + v(r.virtual_transaction_id) + FS + v(r.transaction_id) + FS + v(r.command_tag) + FS
+    + v(r.session_start_ms) + FS + v(r.error_severity) + FS + v(r.backend_type) + FS + v(r.leader_pid) + FS
+    + v(r.query_id) + FS + r.audit_type + FS + r.statement_id + FS + r.substatement_id + FS + r.class + FS
+    + v(r.command) + FS + v(r.object_type) + FS + v(r.object_name) + FS + v(r.statement) + FS + v(r.parameter) + FS + v(r.rows);
+}
+
+function needsSlowPath(r: PgAuditRecord): boolean {
+  return CONTROL.test(r.message) || (r.user_name !== null && CONTROL.test(r.user_name))
+    || (r.database_name !== null && CONTROL.test(r.database_name))
+    || (r.application_name !== null && CONTROL.test(r.application_name))
+    || (r.virtual_transaction_id !== null && CONTROL.test(r.virtual_transaction_id))
+    || (r.client_addr !== null && CONTROL.test(r.client_addr)) || CONTROL.test(r.session_id)
+    || (r.command_tag !== null && CONTROL.test(r.command_tag)) || (r.backend_type !== null && CONTROL.test(r.backend_type))
+    || (r.error_severity !== null && CONTROL.test(r.error_severity));
+}
+
+const SPLIT_SQL = `SELECT ${TRANSFER.map(([name, expr], i) => `${expr(`nullif(f[${i + 1}], chr(29))`)} AS ${name}`).join(', ')}
+  FROM (SELECT string_split(unnest(string_split($1::VARCHAR, chr(30))), chr(31)) AS f)`;
+
+export class DuckDbSink implements Sink<PgAuditRecord>, StateReader {
+  readonly kind = 'duckdb';
+  private db!: Database;
+  private conn!: DuckDBConnection;
+  private inTransaction = false;
+  private logPathIds = new Map<string, number>();
+  private legacyMaxMs: number | null = null;
+  private markerSessions = new Set<string>();
+  private firstCommitOfFile = new Set<string>();
+
+  private constructor(private readonly options: DuckDbSinkOptions, private readonly log: Logger) {}
+
+  static async open(options: DuckDbSinkOptions, log: Logger): Promise<DuckDbSink> {
+    const sink = new DuckDbSink(options, log);
+    const openOpts: { memoryLimit?: string; threads?: number } = {};
+    if (options.memoryLimit) openOpts.memoryLimit = options.memoryLimit;
+    if (options.threads) openOpts.threads = options.threads;
+    sink.db = await openDatabase(options.path, openOpts);
+    sink.conn = sink.db.connection;
+    try {
+      const info = await ensureSchema(sink.conn, options.server);
+      if (info.upgradedFromSeed) {
+        log.info('Upgraded a pg_audit_to_duckdb database in place.', { db: sink.db.path, rows: info.legacyRows, server: options.server });
+      }
+      const meta = await sink.conn.runAndReadAll(`SELECT value FROM auditship_meta WHERE key = 'legacy_max_log_time'`);
+      const legacy = meta.getRows()[0]?.[0];
+      if (legacy != null) sink.legacyMaxMs = Number(legacy);
+    } catch (err) {
+      sink.db.close();
+      throw err instanceof ConnectorError ? err : new ConnectorError('duckdb', 'schema_failed', `cannot prepare ${sink.db.path}: ${(err as Error).message}`, false, { cause: err });
+    }
+    return sink;
+  }
+
+  get path(): string {
+    return this.db.path;
+  }
+
+  get connection(): DuckDBConnection {
+    return this.conn;
+  }
+
+  async fileCheckpoints(server: string): Promise<Map<string, StoredFileState>> {
+    const r = await this.conn.runAndReadAll(
+      `SELECT fingerprint, server, path, byte_offset, tail_hash, size, mtime, complete, columns, format FROM ingest_files WHERE server = ${sqlString(server)}`);
+    const out = new Map<string, StoredFileState>();
+    for (const row of r.getRows()) {
+      out.set(String(row[0]), {
+        fingerprint: String(row[0]), server: String(row[1]), path: String(row[2]), offset: Number(row[3]),
+        tailHash: String(row[4] ?? ''), size: Number(row[5]), mtimeMs: Number(row[6]), complete: Boolean(row[7]),
+        columns: Number(row[8] ?? 0), format: String(row[9]) as 'csvlog' | 'jsonlog',
+      });
+    }
+    return out;
+  }
+
+  /** Forgets the checkpoints of the given fingerprints (--force); committed with the first batch. */
+  markForReplace(fingerprint: string): void {
+    this.firstCommitOfFile.add(fingerprint);
+  }
+
+  private async begin(): Promise<void> {
+    if (!this.inTransaction) {
+      await this.conn.run('BEGIN TRANSACTION');
+      this.inTransaction = true;
+    }
+  }
+
+  private async logPathId(dir: string): Promise<number> {
+    let id = this.logPathIds.get(dir);
+    if (id !== undefined) return id;
+    await this.conn.run(`INSERT INTO log_paths (path) SELECT ${sqlString(dir)} WHERE NOT EXISTS (SELECT 1 FROM log_paths WHERE path = ${sqlString(dir)})`);
+    const r = await this.conn.runAndReadAll(`SELECT id FROM log_paths WHERE path = ${sqlString(dir)}`);
+    id = Number(r.getRows()[0]![0]);
+    this.logPathIds.set(dir, id);
+    return id;
+  }
+
+  async write(batch: Batch<PgAuditRecord>): Promise<WriteReport> {
+    const report: WriteReport = { stored: 0, duplicates: 0, quarantined: 0 };
+    try {
+      await this.begin();
+      const cp = batch.checkpoint;
+      const logPathId = await this.logPathId(dirname(cp.path));
+      if (batch.events.length > 0) {
+        const fast: string[] = [];
+        const slow: PgAuditRecord[] = [];
+        for (const r of batch.events) {
+          if (r.statement === PREVIOUSLY_LOGGED) this.markerSessions.add(r.session_id);
+          if (needsSlowPath(r)) slow.push(r);
+          else fast.push(encodeRecord(r, this.options.storeMessage));
+        }
+        const source = await this.stage(fast, slow);
+        report.stored = await this.insertNew(source, batch, logPathId, cp);
+        report.duplicates = batch.events.length - report.stored;
+      }
+      if (batch.quarantine.length > 0) {
+        const stmt = await this.conn.prepare(
+          `INSERT OR IGNORE INTO quarantine VALUES ($1, $2, $3, $4, $5, $6, $7, now())`);
+        for (const q of batch.quarantine) {
+          stmt.bindVarchar(1, q.server);
+          stmt.bindVarchar(2, basename(q.source));
+          stmt.bindVarchar(3, q.source);
+          stmt.bindVarchar(4, q.sourceId);
+          stmt.bindBigInt(5, BigInt(q.offset));
+          stmt.bindVarchar(6, q.reason);
+          stmt.bindVarchar(7, q.raw);
+          await stmt.run();
+        }
+        report.quarantined = batch.quarantine.length;
+      }
+    } catch (err) {
+      throw translateWriteError(err, this.db.path);
+    }
+    return report;
+  }
+
+  /** Puts the batch where the INSERT can read it; returns the SQL of a relation with TRANSFER's columns. */
+  private async stage(fast: string[], slow: PgAuditRecord[]): Promise<{ sql: string; params: string[] }> {
+    if (slow.length === 0) return { sql: SPLIT_SQL, params: [fast.join(RS)] };
+    const types = new Map(AUDIT_LOG_COLUMNS);
+    await this.conn.run(`CREATE TEMP TABLE IF NOT EXISTS stage_slow (${TRANSFER.map(([n]) => `${n} ${types.get(n)}`).join(', ')})`);
+    await this.conn.run('DELETE FROM stage_slow');
+    const appender = await this.conn.createAppender('stage_slow', 'main', 'temp');
+    for (const r of slow) {
+      const row: (string | number | null)[] = [
+        r.log_time_ms, r.user_name, r.database_name, r.client_addr, r.client_port, this.options.storeMessage ? r.message : null,
+        r.application_name, r.session_id, r.session_line_num, r.process_id, r.virtual_transaction_id, r.transaction_id,
+        r.command_tag, r.session_start_ms, r.error_severity, r.backend_type, r.leader_pid, r.query_id, r.audit_type,
+        r.statement_id, r.substatement_id, r.class, r.command, r.object_type, r.object_name, r.statement, r.parameter, r.rows,
+      ];
+      for (let i = 0; i < row.length; i++) {
+        const value = row[i];
+        const name = TRANSFER[i]![0];
+        if (value === null || value === undefined) appender.appendNull();
+        else if (name === 'log_time' || name === 'session_start') {
+          appender.appendVarchar(new Date(value as number).toISOString());
+        } else appender.appendVarchar(String(value));
+      }
+      appender.endRow();
+    }
+    appender.closeSync();
+    const fastSql = fast.length ? `${SPLIT_SQL} UNION ALL ` : '';
+    return { sql: `${fastSql}SELECT * FROM temp.stage_slow`, params: fast.length ? [fast.join(RS)] : [] };
+  }
+
+  /** Inserts the staged rows whose identity is not stored yet; returns how many were inserted. */
+  private async insertNew(source: { sql: string; params: string[] }, batch: Batch<PgAuditRecord>, logPathId: number, cp: FileCheckpoint): Promise<number> {
+    const server = sqlString(this.options.server);
+    // Rows already stored can only lie in the batch's time range — unless the database holds rows of the
+    // seed script, whose times may be off by the server's UTC offset: then look everywhere up to them.
+    const min = batch.minTimeMs, max = batch.maxTimeMs;
+    const wholeTable = this.legacyMaxMs !== null && min <= this.legacyMaxMs + 2 * 86400000;
+    const range = wholeTable ? '' : ` AND a.log_time BETWEEN make_timestamp(${min * 1000})::TIMESTAMPTZ AND make_timestamp(${max * 1000})::TIMESTAMPTZ`;
+    const cols = ['server', 'log_path_id', 'file_name', ...TRANSFER.map(([n]) => n), 'statement_filled'];
+    const select = `SELECT ${server}, ${logPathId}, ${sqlString(basename(cp.path))}, s.*, false FROM (${source.sql}) AS s`;
+    if (this.options.replace) {
+      await this.conn.run(`DELETE FROM audit_logs AS a WHERE a.server = ${server}${range}
+        AND (a.session_id, a.session_line_num) IN (SELECT session_id, session_line_num FROM (${source.sql}))`, source.params);
+    }
+    const sql = `INSERT INTO audit_logs (${cols.join(', ')})
+      ${select}
+      WHERE NOT EXISTS (SELECT 1 FROM audit_logs AS a WHERE a.server = ${server}${range}
+                        AND a.session_id = s.session_id AND a.session_line_num = s.session_line_num)`;
+    const r = await this.conn.run(sql, source.params);
+    return Number(r.rowsChanged);
+  }
+
+  async commit(checkpoints: FileCheckpoint[]): Promise<void> {
+    try {
+      await this.begin();
+      if (this.markerSessions.size > 0) {
+        await this.fillPreviouslyLogged([...this.markerSessions]);
+        this.markerSessions.clear();
+      }
+      for (const cp of checkpoints) await this.saveCheckpoint(cp);
+      await this.conn.run('COMMIT');
+      this.inTransaction = false;
+    } catch (err) {
+      await this.rollback();
+      throw translateWriteError(err, this.db.path);
+    }
+  }
+
+  /**
+   * With `pgaudit.log_statement_once`, entries after the first of a statement carry
+   * `<previously logged>`: copy statement and parameter from the first entry of the same session,
+   * statement and substatement, wherever it was ingested.
+   */
+  private async fillPreviouslyLogged(sessions: string[] | null): Promise<void> {
+    const server = sqlString(this.options.server);
+    const sessionFilter = sessions ? ` AND session_id IN (${sessions.map(sqlString).join(', ')})` : '';
+    await this.conn.run(`
+      UPDATE audit_logs AS a SET statement = p.statement, parameter = p.parameter, statement_filled = true
+      FROM (
+        SELECT server, session_id, statement_id, substatement_id,
+               arg_min(statement, session_line_num) AS statement, arg_min(parameter, session_line_num) AS parameter
+        FROM audit_logs
+        WHERE server = ${server}${sessionFilter} AND statement IS DISTINCT FROM '${PREVIOUSLY_LOGGED}'
+          AND (session_id, statement_id, substatement_id) IN (
+            SELECT session_id, statement_id, substatement_id FROM audit_logs
+            WHERE server = ${server}${sessionFilter} AND statement = '${PREVIOUSLY_LOGGED}')
+        GROUP BY ALL
+      ) AS p
+      WHERE a.server = p.server AND a.session_id = p.session_id AND a.statement_id = p.statement_id
+        AND a.substatement_id = p.substatement_id AND a.statement = '${PREVIOUSLY_LOGGED}'`);
+  }
+
+  /** Resolves `<previously logged>` rows whose first entry arrived later (another file, a later run). */
+  async sweepPreviouslyLogged(): Promise<void> {
+    const r = await this.conn.runAndReadAll(`SELECT count(*) FROM audit_logs WHERE server = ${sqlString(this.options.server)} AND statement = '${PREVIOUSLY_LOGGED}'`);
+    if (Number(r.getRows()[0]![0]) === 0) return;
+    await this.begin();
+    await this.fillPreviouslyLogged(null);
+    await this.conn.run('COMMIT');
+    this.inTransaction = false;
+  }
+
+  private async saveCheckpoint(cp: FileCheckpoint): Promise<void> {
+    const fp = sqlString(cp.fingerprint);
+    const server = sqlString(cp.server);
+    if (this.firstCommitOfFile.delete(cp.fingerprint)) {
+      await this.conn.run(`DELETE FROM quarantine WHERE server = ${server} AND fingerprint = ${fp}`);
+      await this.conn.run(`DELETE FROM ingest_files WHERE server = ${server} AND fingerprint = ${fp}`);
+    }
+    const lastEvent = cp.lastEventMs === null ? 'NULL' : `make_timestamp(${cp.lastEventMs * 1000})::TIMESTAMPTZ`;
+    await this.conn.run(`
+      INSERT INTO ingest_files VALUES (${server}, ${fp}, ${sqlString(cp.path)}, ${sqlString(basename(cp.path))}, '${cp.format}',
+        '${cp.compression}', ${cp.columns}, ${cp.offset}, ${sqlString(cp.tailHash)}, ${cp.size}, ${cp.mtimeMs}, ${cp.bytesDelta},
+        ${cp.eventsDelta}, ${cp.quarantinedDelta}, ${lastEvent}, ${cp.complete}, now(), now())
+      ON CONFLICT (server, fingerprint) DO UPDATE SET
+        path = excluded.path, file_name = excluded.file_name, format = excluded.format, compression = excluded.compression,
+        columns = excluded.columns, byte_offset = excluded.byte_offset, tail_hash = excluded.tail_hash, size = excluded.size,
+        mtime = excluded.mtime, bytes_ingested = ingest_files.bytes_ingested + excluded.bytes_ingested,
+        events = ingest_files.events + excluded.events, quarantined = ingest_files.quarantined + excluded.quarantined,
+        last_event_time = greatest(ingest_files.last_event_time, excluded.last_event_time), complete = excluded.complete,
+        updated_at = now()`);
+    const logPathId = await this.logPathId(dirname(cp.path));
+    await this.conn.run(`INSERT OR REPLACE INTO log_summary VALUES (${logPathId}, ${sqlString(basename(cp.path))}, ${cp.mtimeMs / 1000}, ${cp.size})`);
+  }
+
+  async rollback(): Promise<void> {
+    if (!this.inTransaction) return;
+    this.inTransaction = false;
+    this.markerSessions.clear();
+    await this.conn.run('ROLLBACK').catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    await this.rollback();
+    this.db.close();
+  }
+}

@@ -1,0 +1,216 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, promises as fsp, type Stats } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { createGunzip } from 'node:zlib';
+import { Decompress as ZstdDecompress } from 'fzstd';
+import { ConnectorError, describeFileError } from '../../core/errors.js';
+import { globToRegExp } from './glob.js';
+
+/**
+ * Finding log files and telling them apart by content.
+ *
+ * A file is identified by its **fingerprint** — a hash of its first line (at most 4 KiB) after
+ * decompression — not by its name or inode: a renamed, moved or compressed copy of a file has the same
+ * fingerprint, a recreated file has a new one.
+ */
+
+export type LogFormat = 'csvlog' | 'jsonlog';
+export type Compression = 'none' | 'gzip' | 'zstd';
+
+export interface LogFile {
+  path: string;
+  /** Path as real on disk (symlinks resolved). */
+  realPath: string;
+  dir: string;
+  name: string;
+  format: LogFormat;
+  compression: Compression;
+  size: number;
+  mtimeMs: number;
+  /** The file the server may still be writing: read only up to its last complete record. */
+  active: boolean;
+  /** Base name without format and compression suffixes: a csvlog and its jsonlog twin share it. */
+  stem: string;
+}
+
+export const DEFAULT_FILE_GLOB = '*.{csv,json,log}{,.gz,.zst}';
+const FINGERPRINT_BYTES = 4096;
+
+function compressionOf(name: string): Compression {
+  if (name.endsWith('.gz')) return 'gzip';
+  if (name.endsWith('.zst')) return 'zstd';
+  return 'none';
+}
+
+function stripCompression(name: string): string {
+  return name.replace(/\.(gz|zst)$/, '');
+}
+
+/** Opens a file's (decompressed) content as a stream of chunks. */
+export function openContent(path: string, compression: Compression, highWaterMark = 1 << 20): AsyncIterable<Buffer> {
+  const raw = createReadStream(path, { highWaterMark });
+  if (compression === 'gzip') return raw.pipe(createGunzip({ chunkSize: 1 << 20 }));
+  if (compression === 'zstd') return zstdStream(raw);
+  return raw;
+}
+
+async function* zstdStream(raw: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+  const out: Uint8Array[] = [];
+  const d = new ZstdDecompress((chunk) => { out.push(chunk); });
+  for await (const chunk of raw) {
+    d.push(chunk);
+    while (out.length) { const c = out.shift()!; yield Buffer.from(c.buffer, c.byteOffset, c.byteLength); }
+  }
+  d.push(new Uint8Array(0), true);
+  while (out.length) { const c = out.shift()!; yield Buffer.from(c.buffer, c.byteOffset, c.byteLength); }
+}
+
+/** Reads the first bytes of a file's content (decompressed), up to `max`. */
+export async function readHead(path: string, compression: Compression, max: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let total = 0;
+  const stream = openContent(path, compression, 64 * 1024);
+  try {
+    for await (const chunk of stream) {
+      parts.push(chunk);
+      total += chunk.length;
+      if (total >= max) break;
+    }
+  } finally {
+    (stream as { destroy?: () => void }).destroy?.();
+  }
+  const head = Buffer.concat(parts);
+  return head.length > max ? head.subarray(0, max) : head;
+}
+
+/** Fingerprint of content that starts with `head`, or null if the first line is not complete yet. */
+export function fingerprintOf(head: Buffer): string | null {
+  const nl = head.indexOf(10);
+  let end: number;
+  if (nl >= 0 && nl < FINGERPRINT_BYTES) end = nl + 1;
+  else if (head.length >= FINGERPRINT_BYTES) end = FINGERPRINT_BYTES;
+  else return null;
+  return createHash('sha256').update(head.subarray(0, end)).digest('hex').slice(0, 32);
+}
+
+export async function fingerprintFile(path: string, compression: Compression): Promise<string | null> {
+  return fingerprintOf(await readHead(path, compression, FINGERPRINT_BYTES));
+}
+
+/** Hash of up to 64 bytes before `offset`: lets a resumed read notice a file rewritten in place. */
+export function tailHashOf(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+}
+
+export const TAIL_BYTES = 64;
+
+/** Format from the name, else from the first byte of content. */
+async function detectFormat(path: string, name: string, compression: Compression): Promise<LogFormat | null> {
+  const plain = stripCompression(name);
+  if (plain.endsWith('.csv')) return 'csvlog';
+  if (plain.endsWith('.json')) return 'jsonlog';
+  const head = await readHead(path, compression, 1);
+  if (head.length === 0) return null;
+  if (head[0] === 123 /* { */) return 'jsonlog';
+  if (head[0]! >= 48 && head[0]! <= 57) return 'csvlog';
+  return null;
+}
+
+export interface DiscoverOptions {
+  fileGlob?: string;
+  /** When a csvlog file and its jsonlog twin both exist, which to read. */
+  preferFormat?: LogFormat;
+}
+
+export interface Discovery {
+  files: LogFile[];
+  /** Files passed over, with why (twin of a file read in the other format, unknown format). */
+  skipped: { path: string; reason: string }[];
+}
+
+/**
+ * Lists the log files under the given paths (files or directories, not recursive), newest last per
+ * directory. The newest uncompressed file of each format in a directory is the active one.
+ */
+export async function discoverLogFiles(paths: string[], options: DiscoverOptions = {}): Promise<Discovery> {
+  const pattern = globToRegExp(options.fileGlob ?? DEFAULT_FILE_GLOB);
+  const prefer = options.preferFormat ?? 'jsonlog';
+  const candidates: { path: string; explicit: boolean }[] = [];
+  for (const p of paths) {
+    const abs = resolve(p);
+    let st: Stats;
+    try {
+      st = await fsp.stat(abs);
+    } catch (err) {
+      throw new ConnectorError('pg_logs', 'path_unreadable', describeFileError(err, abs, 'listing log files') ?? `cannot read ${abs}: ${(err as Error).message}`, false, { cause: err });
+    }
+    if (st.isDirectory()) {
+      let names: string[];
+      try {
+        names = await fsp.readdir(abs);
+      } catch (err) {
+        throw new ConnectorError('pg_logs', 'path_unreadable', describeFileError(err, abs, 'listing log files') ?? `cannot list ${abs}: ${(err as Error).message}`, false, { cause: err });
+      }
+      for (const n of names.sort()) if (pattern.test(n)) candidates.push({ path: join(abs, n), explicit: false });
+    } else {
+      candidates.push({ path: abs, explicit: true });
+    }
+  }
+  const skipped: Discovery['skipped'] = [];
+  const files: LogFile[] = [];
+  const seenReal = new Set<string>();
+  for (const c of candidates) {
+    let st: Stats;
+    let realPath: string;
+    try {
+      st = await fsp.stat(c.path);
+      realPath = await fsp.realpath(c.path);
+    } catch (err) {
+      throw new ConnectorError('pg_logs', 'file_unreadable', describeFileError(err, c.path, 'reading a log file') ?? `cannot read ${c.path}: ${(err as Error).message}`, false, { cause: err });
+    }
+    if (!st.isFile()) continue;
+    if (seenReal.has(realPath)) { skipped.push({ path: c.path, reason: 'same file as another path given' }); continue; }
+    seenReal.add(realPath);
+    const name = basename(c.path);
+    const compression = compressionOf(name);
+    let format: LogFormat | null;
+    try {
+      format = await detectFormat(c.path, name, compression);
+    } catch (err) {
+      throw new ConnectorError('pg_logs', 'file_unreadable', describeFileError(err, c.path, 'reading a log file') ?? `cannot read ${c.path}: ${(err as Error).message}`, false, { cause: err });
+    }
+    if (!format) { skipped.push({ path: c.path, reason: 'neither csvlog nor jsonlog (or empty)' }); continue; }
+    const plain = stripCompression(name);
+    const stem = plain.replace(/\.(csv|json)$/, '');
+    files.push({ path: c.path, realPath, dir: dirname(c.path), name, format, compression, size: st.size, mtimeMs: st.mtimeMs, active: false, stem });
+  }
+  // Twins: one stem written in both formats by one server — read one.
+  const byStem = new Map<string, LogFile[]>();
+  for (const f of files) {
+    const key = `${f.dir}\0${f.stem}`;
+    const list = byStem.get(key) ?? [];
+    list.push(f);
+    byStem.set(key, list);
+  }
+  const kept: LogFile[] = [];
+  for (const list of byStem.values()) {
+    const formats = new Set(list.map((f) => f.format));
+    if (formats.size > 1) {
+      for (const f of list) {
+        if (f.format === prefer) kept.push(f);
+        else skipped.push({ path: f.path, reason: `twin of the ${prefer} file with the same name, which is read instead` });
+      }
+    } else kept.push(...list);
+  }
+  // Active file: the newest uncompressed file of each format in each directory.
+  const newest = new Map<string, LogFile>();
+  for (const f of kept) {
+    if (f.compression !== 'none') continue;
+    const key = `${f.dir}\0${f.format}`;
+    const cur = newest.get(key);
+    if (!cur || f.mtimeMs > cur.mtimeMs || (f.mtimeMs === cur.mtimeMs && f.name > cur.name)) newest.set(key, f);
+  }
+  for (const f of newest.values()) f.active = true;
+  kept.sort((a, b) => a.mtimeMs - b.mtimeMs || a.name.localeCompare(b.name));
+  return { files: kept, skipped };
+}

@@ -1,0 +1,129 @@
+import type { StateReader, StoredFileState } from '../../core/connector.js';
+import { ConnectorError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import type { SourceItem } from '../../core/pipeline.js';
+import { TimestampError, TimestampResolver, type PgAuditRecord } from '../../parse/index.js';
+import { discoverLogFiles, fingerprintFile, readHead, tailHashOf, type LogFile, type LogFormat } from './files.js';
+import { readLogFile, readTailBefore } from './reader.js';
+
+/** Settings of a pg_logs source (see the config schema for their documentation). */
+export interface PgLogsOptions {
+  paths: string[];
+  server: string;
+  fileGlob?: string;
+  preferFormat?: LogFormat;
+  skipActive: boolean;
+  logTimezone?: string;
+  maxRecordBytes: number;
+  batchBytes: number;
+  /** Re-read the given files from their start and replace what is stored from them. */
+  force: boolean;
+}
+
+/** A file the run will read, from where, or why not. */
+export interface PlannedFile {
+  file: LogFile;
+  fingerprint: string;
+  startOffset: number;
+  columns: number;
+  /** Why the start offset is 0 although a checkpoint existed, for the log. */
+  note?: string;
+}
+
+export interface Plan {
+  files: PlannedFile[];
+  skipped: { path: string; reason: string }[];
+  /** Bytes to read (of content; for compressed files, of the file on disk as an estimate). */
+  totalBytes: number;
+}
+
+/**
+ * The pg_logs source: PostgreSQL csvlog/jsonlog files (plain, gzip or zstd) in one or more directories,
+ * read from per-file checkpoints keyed by content fingerprint.
+ */
+export class PgLogsSource {
+  private readonly times: TimestampResolver;
+
+  constructor(private readonly options: PgLogsOptions, private readonly log: Logger) {
+    try {
+      this.times = new TimestampResolver(options.logTimezone);
+    } catch (err) {
+      throw new ConnectorError('pg_logs', 'bad_log_timezone', `log_timezone: ${(err as Error).message}`, false, { cause: err });
+    }
+  }
+
+  /** Decides which files to read and from where. */
+  async plan(state: StateReader): Promise<Plan> {
+    const discoveryOpts: Parameters<typeof discoverLogFiles>[1] = {};
+    if (this.options.fileGlob) discoveryOpts.fileGlob = this.options.fileGlob;
+    if (this.options.preferFormat) discoveryOpts.preferFormat = this.options.preferFormat;
+    const discovery = await discoverLogFiles(this.options.paths, discoveryOpts);
+    const checkpoints = await state.fileCheckpoints(this.options.server);
+    const plan: Plan = { files: [], skipped: [...discovery.skipped], totalBytes: 0 };
+    const seen = new Map<string, string>();
+    for (const file of discovery.files) {
+      if (file.active && this.options.skipActive) { plan.skipped.push({ path: file.path, reason: 'active file (--skip-active)' }); continue; }
+      let fingerprint: string | null;
+      try {
+        fingerprint = await fingerprintFile(file.path, file.compression);
+      } catch (err) {
+        throw new ConnectorError('pg_logs', 'file_unreadable', `cannot read ${file.path}: ${(err as Error).message}`, false, { cause: err });
+      }
+      if (fingerprint === null) {
+        if (file.active || file.size === 0) { plan.skipped.push({ path: file.path, reason: 'no complete record yet' }); continue; }
+        fingerprint = tailHashOf(await readHead(file.path, file.compression, 4096)) + 'short';
+      }
+      const twin = seen.get(fingerprint);
+      if (twin) { plan.skipped.push({ path: file.path, reason: `same content as ${twin}` }); continue; }
+      seen.set(fingerprint, file.path);
+      const cp = checkpoints.get(fingerprint);
+      const planned = await this.resume(file, fingerprint, cp);
+      if (!planned) continue;
+      plan.files.push(planned);
+      plan.totalBytes += Math.max(0, file.size - planned.startOffset);
+    }
+    return plan;
+  }
+
+  private async resume(file: LogFile, fingerprint: string, cp: StoredFileState | undefined): Promise<PlannedFile | null> {
+    const base: PlannedFile = { file, fingerprint, startOffset: 0, columns: 0 };
+    if (!cp || this.options.force) return base;
+    base.columns = cp.format === file.format ? cp.columns : 0;
+    if (cp.complete) return null; // read to its end before (perhaps under another name)
+    if (file.compression === 'none') {
+      if (file.size === cp.offset && file.mtimeMs === cp.mtimeMs && file.active) return null; // nothing new
+      if (file.size < cp.offset) {
+        return { ...base, note: 'file is shorter than its checkpoint (truncated); reading it from the start' };
+      }
+      if (cp.offset > 0) {
+        const tail = await readTailBefore(file.path, cp.offset);
+        if (tailHashOf(tail) !== cp.tailHash) {
+          return { ...base, note: 'file content before the checkpoint changed (rewritten); reading it from the start' };
+        }
+      }
+      if (file.size === cp.offset && file.active) return null;
+    }
+    return { ...base, startOffset: cp.offset };
+  }
+
+  /** Reads the planned files in order, yielding batches, or an error item for a file that failed. */
+  async *read(plan: Plan, onProgress?: (bytes: number) => void): AsyncGenerator<SourceItem<PgAuditRecord>> {
+    for (const p of plan.files) {
+      if (p.note) this.log.warn(`${p.note}.`, { file: p.file.path });
+      try {
+        for await (const batch of readLogFile(p.file, {
+          server: this.options.server, fingerprint: p.fingerprint, startOffset: p.startOffset, times: this.times,
+          columns: p.columns, batchBytes: this.options.batchBytes, maxRecordBytes: this.options.maxRecordBytes,
+          ...(onProgress ? { onProgress } : {}),
+        })) {
+          yield { type: 'batch', batch };
+        }
+      } catch (err) {
+        const error = err instanceof TimestampError
+          ? new ConnectorError('pg_logs', 'timestamp_unresolvable', `${p.file.path}: ${err.message}`, false, { cause: err })
+          : err instanceof Error ? err : new Error(String(err));
+        yield { type: 'error', source: p.file.path, error };
+      }
+    }
+  }
+}
