@@ -38,7 +38,7 @@ export const PG_LOGS_SOURCE: ConnectorSpec = {
       description: 'Name of the PostgreSQL server these logs come from; part of every event\'s identity (server, session_id, session_line_num).',
     },
     file_glob: {
-      type: 'string', default: '*.{csv,json,log}{,.gz,.zst}',
+      type: 'string', default: '*.{csv,json}{,.gz,.zst}',
       description: 'Which file names in a directory are log files (*, ?, [..] and {a,b}).',
     },
     prefer_format: {

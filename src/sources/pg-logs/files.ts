@@ -4,6 +4,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { Decompress as ZstdDecompress } from 'fzstd';
 import { ConnectorError, describeFileError } from '../../core/errors.js';
+import { CSVLOG_COLUMN_COUNTS, scanCsvRecord } from '../../parse/index.js';
 import { globToRegExp } from './glob.js';
 
 /**
@@ -33,7 +34,7 @@ export interface LogFile {
   stem: string;
 }
 
-export const DEFAULT_FILE_GLOB = '*.{csv,json,log}{,.gz,.zst}';
+export const DEFAULT_FILE_GLOB = '*.{csv,json}{,.gz,.zst}';
 const FINGERPRINT_BYTES = 4096;
 
 function compressionOf(name: string): Compression {
@@ -109,10 +110,12 @@ async function detectFormat(path: string, name: string, compression: Compression
   const plain = stripCompression(name);
   if (plain.endsWith('.csv')) return 'csvlog';
   if (plain.endsWith('.json')) return 'jsonlog';
-  const head = await readHead(path, compression, 1);
-  if (head.length === 0) return null;
-  if (head[0] === 123 /* { */) return 'jsonlog';
-  if (head[0]! >= 48 && head[0]! <= 57) return 'csvlog';
+  // Another name (a custom glob, a numbered rotation suffix): look at the first record. A stderr log
+  // also starts with a date, so a csvlog needs a record with a csvlog column count.
+  const head = (await readHead(path, compression, 64 * 1024)).toString('utf8');
+  if (head.startsWith('{"timestamp":')) return 'jsonlog';
+  const rec = scanCsvRecord(head, 0);
+  if (rec && !rec.error && (CSVLOG_COLUMN_COUNTS as readonly number[]).includes(rec.fields.length)) return 'csvlog';
   return null;
 }
 

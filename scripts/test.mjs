@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+// The test command (`npm test`, and CI through .ci/run): installs what the tests need on this machine kind
+// (Debian's postgresql-15-pgaudit when missing; we run as root), builds, then runs every test/**/*.test.ts
+// with node's test runner. Extra arguments are passed to the runner (e.g. a test file to run alone).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+
+function pgLibDir() {
+  try {
+    return execFileSync('pg_config', ['--pkglibdir'], { encoding: 'utf8' }).trim();
+  } catch {
+    return '/usr/lib/postgresql/15/lib';
+  }
+}
+
+function ensureDebianPackages() {
+  const missing = [];
+  if (!existsSync(join(pgLibDir(), 'pgaudit.so')) && !existsSync('/usr/lib/postgresql/15/lib/pgaudit.so')) missing.push('postgresql-15-pgaudit');
+  if (!existsSync('/usr/lib/postgresql/15/bin/initdb')) missing.push('postgresql-15');
+  if (missing.length === 0) return;
+  console.log(`test setup: installing Debian packages ${missing.join(' ')}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const sudo = process.getuid && process.getuid() !== 0 ? ['sudo'] : [];
+  for (const args of [['apt-get', 'update', '-qq'], ['apt-get', 'install', '-y', '-qq', ...missing]]) {
+    const cmd = [...sudo, ...args];
+    const r = spawnSync(cmd[0], cmd.slice(1), { stdio: 'inherit', env });
+    if (r.status !== 0) {
+      console.error(`test setup: \`${cmd.join(' ')}\` failed; install ${missing.join(' ')} by hand`);
+      process.exit(1);
+    }
+  }
+}
+
+function findTests(dir) {
+  const out = [];
+  for (const name of readdirSync(dir).sort()) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...findTests(p));
+    else if (name.endsWith('.test.ts')) out.push(p);
+  }
+  return out;
+}
+
+ensureDebianPackages();
+if (!existsSync(join(root, 'node_modules', '@duckdb', 'node-api'))) {
+  console.log('test setup: npm install');
+  const r = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
+const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
+if (build.status !== 0) { console.error('test setup: the TypeScript build failed'); process.exit(1); }
+
+const args = process.argv.slice(2);
+const files = args.filter((a) => !a.startsWith('-'));
+const flags = args.filter((a) => a.startsWith('-'));
+const tests = files.length ? files : findTests(join(root, 'test'));
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...flags, ...tests], { cwd: root, stdio: 'inherit' });
+process.exit(r.status ?? 1);
