@@ -1,0 +1,93 @@
+import { stringify } from 'yaml';
+import { SINKS, SOURCES, type ConnectorSpec, type FieldSpec } from './schema.js';
+
+/**
+ * Renders the annotated example config and the configuration reference from the schema. Both generated
+ * files are committed; `npm run gen:config` rewrites them and a test fails when they are stale.
+ */
+function wrap(text: string, prefix: string, width = 100): string[] {
+  const words = text.split(/\s+/);
+  const lines: string[] = [];
+  let line = '';
+  for (const w of words) {
+    if ((prefix + line + ' ' + w).length > width && line) { lines.push(prefix + line); line = w; }
+    else line = line ? `${line} ${w}` : w;
+  }
+  if (line) lines.push(prefix + line);
+  return lines;
+}
+
+function yamlValue(v: unknown): string {
+  return stringify(v, { lineWidth: 0 }).trimEnd();
+}
+
+function fieldLines(name: string, spec: FieldSpec, indent: string): string[] {
+  const lines = wrap(spec.description, `${indent}# `);
+  const allowed = spec.type === 'enum' ? `One of: ${spec.values!.join(', ')}.` : '';
+  if (spec.required) {
+    lines.push(`${indent}# Required.${allowed ? ' ' + allowed : ''}`);
+    lines.push(`${indent}${name}: ${yamlValue(spec.example ?? '')}`);
+  } else if (spec.default !== undefined) {
+    if (allowed) lines.push(`${indent}# ${allowed}`);
+    lines.push(`${indent}${name}: ${yamlValue(spec.default)}`);
+  } else {
+    if (allowed) lines.push(`${indent}# ${allowed}`);
+    lines.push(`${indent}# ${name}: ${yamlValue(spec.example ?? '')}`);
+  }
+  return lines;
+}
+
+function connectorBlock(spec: ConnectorSpec, indent: string, listItem: boolean): string[] {
+  const lines = wrap(`${spec.kind}: ${spec.description}`, `${indent}# `);
+  lines.push(`${indent}${listItem ? '- ' : ''}type: ${spec.kind}`);
+  const inner = listItem ? `${indent}  ` : indent;
+  for (const [name, f] of Object.entries(spec.fields)) lines.push(...fieldLines(name, f, inner));
+  return lines;
+}
+
+export function renderExampleConfig(): string {
+  const lines = [
+    '# auditship configuration — generated from src/config/schema.ts by `npm run gen:config`; do not edit.',
+    '# Copy to auditship.yaml and run `auditship run` (or `auditship run --config FILE`).',
+    '# Strings may use ${VAR} or ${VAR:-default} to read the environment.',
+    '',
+    'pipelines:',
+    '  # A pipeline: one source, one or more sinks. Names are yours; several pipelines may run in one config.',
+    '  main:',
+    '    source:',
+    ...connectorBlock(SOURCES['pg_logs']!, '      ', false),
+    '    sinks:',
+    ...connectorBlock(SINKS['duckdb']!, '      ', true),
+    '',
+  ];
+  return lines.join('\n');
+}
+
+export function renderConfigDocs(): string {
+  const out = [
+    '# Configuration reference',
+    '',
+    '_Generated from `src/config/schema.ts` by `npm run gen:config`; do not edit by hand._',
+    '',
+    'A config file is YAML with one top-level key, `pipelines`: a mapping from a pipeline name to',
+    '`{ source, sinks }`. `auditship run` runs every pipeline once; `${VAR}` and `${VAR:-default}` in',
+    'strings are read from the environment. Unknown keys are errors, each reported with its path and',
+    'the keys allowed there. See `auditship.example.yaml` for an annotated example.',
+    '',
+  ];
+  const table = (title: string, specs: Record<string, ConnectorSpec>) => {
+    out.push(`## ${title}`, '');
+    for (const spec of Object.values(specs)) {
+      out.push(`### \`${spec.kind}\``, '', spec.description, '', '| key | type | default | description |', '|---|---|---|---|');
+      for (const [name, f] of Object.entries(spec.fields)) {
+        const type = f.type === 'enum' ? f.values!.map((v) => `\`${v}\``).join(' \\| ') : f.type === 'string_or_list' ? 'path or list' : f.type;
+        const def = f.required ? '**required**' : f.default !== undefined ? `\`${String(f.default)}\`` : '—';
+        out.push(`| \`${name}\` | ${type} | ${def} | ${f.description.replaceAll('|', '\\|')} |`);
+      }
+      out.push('');
+    }
+  };
+  table('Sources', SOURCES);
+  table('Sinks', SINKS);
+  return out.join('\n');
+}

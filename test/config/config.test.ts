@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import { parse } from 'yaml';
+import { loadConfig, parseSize, validateConfig } from '../../src/config/load.js';
+import { renderConfigDocs, renderExampleConfig } from '../../src/config/render.js';
+import { ConfigError } from '../../src/core/errors.js';
+import { auditship, tempDir } from '../helpers/cli.js';
+
+const root = new URL('../../', import.meta.url).pathname;
+
+function problems(doc: unknown, env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    validateConfig(doc, env);
+    return [];
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return err.problems;
+  }
+}
+
+describe('config schema', () => {
+  test('the committed example config and reference are generated from the schema (run npm run gen:config)', () => {
+    assert.equal(readFileSync(`${root}auditship.example.yaml`, 'utf8'), renderExampleConfig());
+    assert.equal(readFileSync(`${root}docs/configuration.md`, 'utf8'), renderConfigDocs());
+  });
+
+  test('the example config is valid and gets every default', () => {
+    const config = validateConfig(parse(readFileSync(`${root}auditship.example.yaml`, 'utf8')));
+    assert.equal(config.pipelines.length, 1);
+    const p = config.pipelines[0]!;
+    assert.deepEqual(p.source['path'], ['/var/lib/postgresql/15/main/log']);
+    assert.equal(p.source['batch_bytes'], 16_000_000);
+    assert.equal(p.sinks[0]!['path'], './auditship.duckdb');
+  });
+
+  test('one message per wrong key, with its path, what is wrong and what is allowed', () => {
+    const got = problems({
+      pipelines: {
+        main: {
+          source: { type: 'pg_logs', pth: '/x', prefer_format: 'xml', skip_active: 'yes' },
+          sinks: [{ type: 'duckdb', path: 'a.duckdb', threads: 0 }, { type: 'elastic' }],
+          extra: 1,
+        },
+      },
+      verbose: true,
+    });
+    assert.deepEqual(got.sort(), [
+      'pipelines.main.extra: unknown key; allowed: source, sinks',
+      'pipelines.main.sinks[0].threads: 0 is not an integer ≥ 1',
+      'pipelines.main.sinks[1].type: "elastic" is not a sink type; allowed: duckdb',
+      'pipelines.main.source.path: required (The server\'s log_directory (or a log file); a list reads several)',
+      'pipelines.main.source.prefer_format: "xml" is not one of jsonlog, csvlog',
+      'pipelines.main.source.pth: unknown key for a pg_logs source; allowed: path, server, file_glob, prefer_format, skip_active, log_timezone, max_record_bytes, batch_bytes',
+      'pipelines.main.source.skip_active: "yes" is not a boolean',
+      'verbose: unknown top-level key; allowed: pipelines',
+    ].sort());
+  });
+
+  test('missing pipelines, sinks and source type are reported', () => {
+    assert.deepEqual(problems({}), ['pipelines: required — a mapping of pipeline names to { source, sinks }']);
+    assert.deepEqual(problems({ pipelines: { a: { source: { path: '/x' }, sinks: [] } } }).sort(), [
+      'pipelines.a.sinks: required — a list of sinks, e.g. [ { type: duckdb, path: ./auditship.duckdb } ]',
+      'pipelines.a.source.type: missing; allowed: pg_logs',
+    ]);
+  });
+
+  test('${ENV} interpolation, defaults, escapes, and a missing variable named with its key', () => {
+    const doc = { pipelines: { a: { source: { type: 'pg_logs', path: '${LOGDIR}', server: '${SERVER:-db1}', file_glob: '$${literal}' }, sinks: [{ type: 'duckdb', path: '${DBFILE}' }] } } };
+    const config = validateConfig(doc, { LOGDIR: '/var/log/pg', DBFILE: '/data/a.duckdb' });
+    assert.deepEqual(config.pipelines[0]!.source['path'], ['/var/log/pg']);
+    assert.equal(config.pipelines[0]!.source['server'], 'db1');
+    assert.equal(config.pipelines[0]!.source['file_glob'], '${literal}');
+    assert.deepEqual(problems(doc, { LOGDIR: '/x' }), [
+      'pipelines.a.sinks[0].path: environment variable DBFILE is not set (write ${DBFILE:-default} to give a default)',
+    ]);
+  });
+
+  test('sizes', () => {
+    assert.equal(parseSize('16MB'), 16_000_000);
+    assert.equal(parseSize('1GiB'), 1 << 30);
+    assert.equal(parseSize(4096), 4096);
+    assert.equal(parseSize('lots'), undefined);
+  });
+
+  test('YAML syntax errors name the file and line', () => {
+    const tmp = tempDir();
+    try {
+      writeFileSync(`${tmp.dir}/bad.yaml`, 'pipelines:\n  a: [\n');
+      assert.throws(() => loadConfig(`${tmp.dir}/bad.yaml`), (err: unknown) => err instanceof ConfigError && /bad\.yaml: YAML syntax error at line/.test(err.message));
+      assert.throws(() => loadConfig(`${tmp.dir}/none.yaml`), /config file not found/);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+});
+
+describe('auditship run', () => {
+  test('runs every pipeline; a failing one does not stop the others; exit code 1 names it', async () => {
+    const tmp = tempDir();
+    try {
+      writeFileSync(`${tmp.dir}/auditship.yaml`, [
+        'pipelines:',
+        '  broken:',
+        '    source: { type: pg_logs, path: /nonexistent/log }',
+        `    sinks: [ { type: duckdb, path: "${tmp.dir}/a.duckdb" } ]`,
+        '  examples:',
+        `    source: { type: pg_logs, path: "${root}examples/pgaudit-logs", server: "\${SERVER_NAME:-example}" }`,
+        `    sinks: [ { type: duckdb, path: "${tmp.dir}/a.duckdb" } ]`,
+        '',
+      ].join('\n'));
+      const r = await auditship(['run', '--config', `${tmp.dir}/auditship.yaml`]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /pipeline broken failed: \/nonexistent\/log does not exist/);
+      assert.match(r.stderr, /1 of 2 pipeline\(s\) failed: broken/);
+      assert.match(r.stdout, /examples: \d+ new audit events/);
+      const again = await auditship(['run', '--config', `${tmp.dir}/auditship.yaml`, '--pipeline', 'examples', '--json']);
+      assert.equal(again.code, 0, again.stderr);
+      const out = JSON.parse(again.stdout) as { ok: boolean; pipelines: { stored: number; server: string }[] };
+      assert.equal(out.ok, true);
+      assert.equal(out.pipelines[0]!.stored, 0);
+      assert.equal(out.pipelines[0]!.server, 'example');
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  test('config errors exit 2 with every problem listed', async () => {
+    const tmp = tempDir();
+    try {
+      writeFileSync(`${tmp.dir}/c.yaml`, 'pipelines:\n  a:\n    source: { type: pg_logs }\n    sinks: [ { type: duckdb, pth: x } ]\n');
+      const r = await auditship(['run', '--config', `${tmp.dir}/c.yaml`]);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /2 configuration problems/);
+      assert.match(r.stderr, /c\.yaml: pipelines\.a\.source\.path: required/);
+      assert.match(r.stderr, /c\.yaml: pipelines\.a\.sinks\[0\]\.pth: unknown key for a duckdb sink/);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+});
