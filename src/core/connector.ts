@@ -51,8 +51,11 @@ export interface FileCheckpoint {
   complete: boolean;
 }
 
-export interface Batch<E> {
-  events: E[];
+export interface Batch<P> {
+  /** The events, in the source's own compact form (for pg_logs: packed rows, see parse/packed.ts). */
+  payload: P;
+  /** Number of events in the payload. */
+  eventCount: number;
   quarantine: QuarantinedRecord[];
   checkpoint: FileCheckpoint;
   /** Bytes of source content this batch covers. */
@@ -92,10 +95,10 @@ export interface StoredFileState {
   format: 'csvlog' | 'jsonlog';
 }
 
-export interface Sink<E> {
+export interface Sink<P> {
   readonly kind: string;
   /** Stores a batch (may stay uncommitted until `commit`). Never throws for one bad event. */
-  write(batch: Batch<E>): Promise<WriteReport>;
+  write(batch: Batch<P>): Promise<WriteReport>;
   /**
    * Makes everything written so far durable. The state-owning sink receives the checkpoints and stores
    * them in the same transaction.

@@ -50,7 +50,7 @@ export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks:
       const r = await sink.write(batch);
       primary ??= r;
     }
-    pendingTotals.events += batch.events.length;
+    pendingTotals.events += batch.eventCount;
     pendingTotals.bytes += batch.bytes;
     pendingTotals.stored += primary?.stored ?? 0;
     pendingTotals.duplicates += primary?.duplicates ?? 0;
@@ -107,7 +107,7 @@ export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks:
       inflight = writeAll(batch);
       // Surface a write error at the next await, not as an unhandled rejection.
       inflight.catch(() => {});
-      sinceCommitEvents += batch.events.length;
+      sinceCommitEvents += batch.eventCount;
       sinceCommitBytes += batch.bytes;
       if (batch.endOfSource || sinceCommitEvents >= options.commitEvents || sinceCommitBytes >= options.commitBytes) await commit();
     }

@@ -7,3 +7,5 @@ export * from './record-scanner.js';
 export * from './pgaudit.js';
 export * from './timestamp.js';
 export * from './log-record.js';
+export * from './packed.js';
+export * from './csvlog-pack.js';

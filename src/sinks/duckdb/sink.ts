@@ -1,9 +1,10 @@
 import { basename, dirname } from 'node:path';
-import type { DuckDBConnection } from '@duckdb/node-api';
+import { blobValue, type DuckDBConnection, type DuckDBValue } from '@duckdb/node-api';
 import type { Batch, FileCheckpoint, Sink, StateReader, StoredFileState, WriteReport } from '../../core/connector.js';
 import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { PREVIOUSLY_LOGGED, type PgAuditRecord } from '../../parse/index.js';
+import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
 import { openDatabase, sqlString, translateWriteError, type Database } from './database.js';
 import { AUDIT_LOG_COLUMNS, ensureSchema } from './schema.js';
 
@@ -28,8 +29,6 @@ export interface DuckDbSinkOptions {
   replace?: boolean;
 }
 
-const FS = '\x1f', RS = '\x1e', NUL = '\x1d';
-const CONTROL = /[\x1d-\x1f]/;
 
 /** Per-record fields in transfer order: [name in the SQL row, SQL expression over f[i]]. */
 const TRANSFER: [string, (f: string) => string][] = [
@@ -63,30 +62,10 @@ const TRANSFER: [string, (f: string) => string][] = [
   ['rows', (f) => `CAST(${f} AS BIGINT)`],
 ];
 
-function encodeRecord(r: PgAuditRecord, storeMessage: boolean): string {
-  const v = (x: string | number | null) => (x === null ? NUL : x);
-  return r.log_time_ms + FS + v(r.user_name) + FS + v(r.database_name) + FS + v(r.client_addr) + FS + v(r.client_port) + FS
-    + (storeMessage ? r.message : NUL) + FS + v(r.application_name) + FS + r.session_id + FS + r.session_line_num + FS
-    + v(r.process_id) + FS + v(r.virtual_transaction_id) + FS + v(r.transaction_id) + FS + v(r.command_tag) + FS
-    + v(r.session_start_ms) + FS + v(r.error_severity) + FS + v(r.backend_type) + FS + v(r.leader_pid) + FS
-    + v(r.query_id) + FS + r.audit_type + FS + r.statement_id + FS + r.substatement_id + FS + r.class + FS
-    + v(r.command) + FS + v(r.object_type) + FS + v(r.object_name) + FS + v(r.statement) + FS + v(r.parameter) + FS + v(r.rows);
-}
-
-function needsSlowPath(r: PgAuditRecord): boolean {
-  return CONTROL.test(r.message) || (r.user_name !== null && CONTROL.test(r.user_name))
-    || (r.database_name !== null && CONTROL.test(r.database_name))
-    || (r.application_name !== null && CONTROL.test(r.application_name))
-    || (r.virtual_transaction_id !== null && CONTROL.test(r.virtual_transaction_id))
-    || (r.client_addr !== null && CONTROL.test(r.client_addr)) || CONTROL.test(r.session_id)
-    || (r.command_tag !== null && CONTROL.test(r.command_tag)) || (r.backend_type !== null && CONTROL.test(r.backend_type))
-    || (r.error_severity !== null && CONTROL.test(r.error_severity));
-}
-
 const SPLIT_SQL = `SELECT ${TRANSFER.map(([name, expr], i) => `${expr(`nullif(f[${i + 1}], chr(29))`)} AS ${name}`).join(', ')}
-  FROM (SELECT string_split(unnest(string_split($1::VARCHAR, chr(30))), chr(31)) AS f)`;
+  FROM (SELECT string_split(r, chr(31)) AS f FROM (SELECT unnest(string_split(decode($1::BLOB), chr(30))) AS r) WHERE r <> '')`;
 
-export class DuckDbSink implements Sink<PgAuditRecord>, StateReader {
+export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   readonly kind = 'duckdb';
   private db!: Database;
   private conn!: DuckDBConnection;
@@ -164,23 +143,18 @@ export class DuckDbSink implements Sink<PgAuditRecord>, StateReader {
     return id;
   }
 
-  async write(batch: Batch<PgAuditRecord>): Promise<WriteReport> {
+  async write(batch: Batch<PgAuditPayload>): Promise<WriteReport> {
     const report: WriteReport = { stored: 0, duplicates: 0, quarantined: 0 };
     try {
       await this.begin();
       const cp = batch.checkpoint;
       const logPathId = await this.logPathId(dirname(cp.path));
-      if (batch.events.length > 0) {
-        const fast: string[] = [];
-        const slow: PgAuditRecord[] = [];
-        for (const r of batch.events) {
-          if (r.statement === PREVIOUSLY_LOGGED) this.markerSessions.add(r.session_id);
-          if (needsSlowPath(r)) slow.push(r);
-          else fast.push(encodeRecord(r, this.options.storeMessage));
-        }
-        const source = await this.stage(fast, slow);
+      const { packed, packedCount, objects, markerSessions } = batch.payload;
+      for (const s of markerSessions) this.markerSessions.add(s);
+      if (packedCount + objects.length > 0) {
+        const source = await this.stage(packed, objects);
         report.stored = await this.insertNew(source, batch, logPathId, cp);
-        report.duplicates = batch.events.length - report.stored;
+        report.duplicates = packedCount + objects.length - report.stored;
       }
       if (batch.quarantine.length > 0) {
         const stmt = await this.conn.prepare(
@@ -204,8 +178,9 @@ export class DuckDbSink implements Sink<PgAuditRecord>, StateReader {
   }
 
   /** Puts the batch where the INSERT can read it; returns the SQL of a relation with TRANSFER's columns. */
-  private async stage(fast: string[], slow: PgAuditRecord[]): Promise<{ sql: string; params: string[] }> {
-    if (slow.length === 0) return { sql: SPLIT_SQL, params: [fast.join(RS)] };
+  private async stage(packed: Buffer, slow: PgAuditRecord[]): Promise<{ sql: string; params: DuckDBValue[] }> {
+    const fast = packed.length > 0;
+    if (slow.length === 0) return { sql: SPLIT_SQL, params: [blobValue(packed)] };
     const types = new Map(AUDIT_LOG_COLUMNS);
     await this.conn.run(`CREATE TEMP TABLE IF NOT EXISTS stage_slow (${TRANSFER.map(([n]) => `${n} ${types.get(n)}`).join(', ')})`);
     await this.conn.run('DELETE FROM stage_slow');
@@ -228,12 +203,11 @@ export class DuckDbSink implements Sink<PgAuditRecord>, StateReader {
       appender.endRow();
     }
     appender.closeSync();
-    const fastSql = fast.length ? `${SPLIT_SQL} UNION ALL ` : '';
-    return { sql: `${fastSql}SELECT * FROM temp.stage_slow`, params: fast.length ? [fast.join(RS)] : [] };
+    return { sql: fast ? `${SPLIT_SQL} UNION ALL SELECT * FROM temp.stage_slow` : 'SELECT * FROM temp.stage_slow', params: fast ? [blobValue(packed)] : [] };
   }
 
   /** Inserts the staged rows whose identity is not stored yet; returns how many were inserted. */
-  private async insertNew(source: { sql: string; params: string[] }, batch: Batch<PgAuditRecord>, logPathId: number, cp: FileCheckpoint): Promise<number> {
+  private async insertNew(source: { sql: string; params: DuckDBValue[] }, batch: Batch<PgAuditPayload>, logPathId: number, cp: FileCheckpoint): Promise<number> {
     const server = sqlString(this.options.server);
     // Rows already stored can only lie in the batch's time range — unless the database holds rows of the
     // seed script, whose times may be off by the server's UTC offset: then look everywhere up to them.
@@ -241,7 +215,8 @@ export class DuckDbSink implements Sink<PgAuditRecord>, StateReader {
     const wholeTable = this.legacyMaxMs !== null && min <= this.legacyMaxMs + 2 * 86400000;
     const range = wholeTable ? '' : ` AND a.log_time BETWEEN make_timestamp(${min * 1000})::TIMESTAMPTZ AND make_timestamp(${max * 1000})::TIMESTAMPTZ`;
     const cols = ['server', 'log_path_id', 'file_name', ...TRANSFER.map(([n]) => n), 'statement_filled'];
-    const select = `SELECT ${server}, ${logPathId}, ${sqlString(basename(cp.path))}, s.*, false FROM (${source.sql}) AS s`;
+    const star = this.options.storeMessage ? 's.*' : 's.* REPLACE (NULL::VARCHAR AS message)';
+    const select = `SELECT ${server}, ${logPathId}, ${sqlString(basename(cp.path))}, ${star}, false FROM (${source.sql}) AS s`;
     if (this.options.replace) {
       await this.conn.run(`DELETE FROM audit_logs AS a WHERE a.server = ${server}${range}
         AND (a.session_id, a.session_line_num) IN (SELECT session_id, session_line_num FROM (${source.sql}))`, source.params);
@@ -339,3 +314,4 @@ export class DuckDbSink implements Sink<PgAuditRecord>, StateReader {
     this.db.close();
   }
 }
+export const SPLIT_SQL_FOR_TESTS = SPLIT_SQL;

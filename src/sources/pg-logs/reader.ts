@@ -1,10 +1,12 @@
 import { promises as fsp } from 'node:fs';
 import type { Batch, FileCheckpoint, QuarantinedRecord } from '../../core/connector.js';
 import { ConnectorError, describeFileError } from '../../core/errors.js';
+import { isUtf8 } from 'node:buffer';
 import {
-  CSVLOG_COLUMN_COUNTS, csvlogRecord, findNextRecordStart, jsonlogRecord, scanCsvRecord,
-  type PgAuditRecord, type RecordOutcome, type TimestampResolver,
+  CSVLOG_COLUMN_COUNTS, csvlogRecord, findNextRecordStart, GS, jsonlogRecord, packable, packCsvlog, PackWriter,
+  PREVIOUSLY_LOGGED, RS, scanCsvRecord, US, type CsvlogPackState, type PgAuditRecord, type RecordOutcome, type TimestampResolver,
 } from '../../parse/index.js';
+import type { PgAuditPayload } from './payload.js';
 import { openContent, TAIL_BYTES, tailHashOf, type LogFile } from './files.js';
 
 /**
@@ -32,10 +34,9 @@ export interface ReadOptions {
 
 const RAW_QUARANTINE_LIMIT = 1 << 20; // keep at most 1 MiB of a bad record's raw text
 
-export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGenerator<Batch<PgAuditRecord>> {
+export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGenerator<Batch<PgAuditPayload>> {
   const { server, fingerprint, times } = opts;
-  const parseBytes = Math.min(opts.batchBytes, 8 << 20);
-  let columns = opts.columns;
+  const parseBytes = Math.min(opts.batchBytes, 4 << 20);
   let offset = opts.startOffset; // absolute content offset of the first unconsumed byte
   let skip = opts.startOffset; // content bytes still to skip to reach startOffset
   let parts: Buffer[] = [];
@@ -45,10 +46,15 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
   let waitFor = 0; // a record longer than what we held: parse again only once this much is held
   let eof = false;
 
-  let events: PgAuditRecord[] = [];
+  const out = new PackWriter(1 << 20);
+  let objects: PgAuditRecord[] = [];
+  let markers = new Set<string>();
   let quarantine: QuarantinedRecord[] = [];
   let batchStart = offset;
-  let minT = 0, maxT = 0;
+  const st: CsvlogPackState = {
+    columns: opts.columns, times, storeMessage: true, out,
+    onBad: () => {}, onMarker: (session) => markers.add(session), events: 0, minTimeMs: 0, maxTimeMs: 0,
+  };
 
   const advanceTail = (bytes: Buffer) => {
     lastTail = bytes.length >= TAIL_BYTES
@@ -56,27 +62,40 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
       : Buffer.concat([lastTail, bytes]).subarray(-TAIL_BYTES);
   };
 
-  const makeBatch = (endOfSource: boolean, complete: boolean): Batch<PgAuditRecord> => {
+  const makeBatch = (endOfSource: boolean, complete: boolean): Batch<PgAuditPayload> => {
+    const { bytes: packed, count } = out.take();
+    const eventCount = st.events;
     const cp: FileCheckpoint = {
-      server, fingerprint, path: file.path, format: file.format, compression: file.compression, columns,
+      server, fingerprint, path: file.path, format: file.format, compression: file.compression, columns: st.columns,
       offset, tailHash: tailHashOf(lastTail), size: file.size, mtimeMs: file.mtimeMs,
-      eventsDelta: events.length, quarantinedDelta: quarantine.length, bytesDelta: offset - batchStart,
-      lastEventMs: events.length ? maxT : null, complete,
+      eventsDelta: eventCount, quarantinedDelta: quarantine.length, bytesDelta: offset - batchStart,
+      lastEventMs: eventCount ? st.maxTimeMs : null, complete,
     };
-    const b: Batch<PgAuditRecord> = { events, quarantine, checkpoint: cp, bytes: offset - batchStart, minTimeMs: minT, maxTimeMs: maxT, endOfSource };
-    events = []; quarantine = []; batchStart = offset; minT = 0; maxT = 0;
+    const b: Batch<PgAuditPayload> = {
+      payload: { packed, packedCount: count, objects, markerSessions: [...markers] },
+      eventCount, quarantine, checkpoint: cp, bytes: offset - batchStart, minTimeMs: st.minTimeMs, maxTimeMs: st.maxTimeMs, endOfSource,
+    };
+    objects = []; markers = new Set(); quarantine = []; batchStart = offset;
+    st.events = 0; st.minTimeMs = 0; st.maxTimeMs = 0;
     return b;
   };
 
-  const take = (outcome: RecordOutcome, offsetOf: () => number, raw: () => string) => {
+  const bad = (at: number, reason: string, raw: string) => {
+    quarantine.push({ server, source: file.path, sourceId: fingerprint, offset: at, reason, raw: raw.length > RAW_QUARANTINE_LIMIT ? raw.slice(0, RAW_QUARANTINE_LIMIT) : raw });
+  };
+
+  /** An audit record from the string path: pack it, or keep it as an object if it cannot be packed. */
+  const takeRecord = (outcome: RecordOutcome, offsetOf: () => number, raw: () => string) => {
     if (outcome.kind === 'audit') {
-      const t = outcome.record.log_time_ms;
-      if (events.length === 0) { minT = t; maxT = t; } else { if (t < minT) minT = t; if (t > maxT) maxT = t; }
-      events.push(outcome.record);
+      const r = outcome.record;
+      const t = r.log_time_ms;
+      if (st.events === 0) { st.minTimeMs = t; st.maxTimeMs = t; } else { if (t < st.minTimeMs) st.minTimeMs = t; if (t > st.maxTimeMs) st.maxTimeMs = t; }
+      st.events++;
+      if (r.statement === PREVIOUSLY_LOGGED) markers.add(r.session_id);
+      if (packable(r)) out.record(r, true);
+      else objects.push(r);
     } else if (outcome.kind === 'bad') {
-      let text = raw();
-      if (text.length > RAW_QUARANTINE_LIMIT) text = text.slice(0, RAW_QUARANTINE_LIMIT);
-      quarantine.push({ server, source: file.path, sourceId: fingerprint, offset: offsetOf(), reason: outcome.reason, raw: text });
+      bad(offsetOf(), outcome.reason, raw());
     }
   };
 
@@ -84,7 +103,14 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
   const parse = (buf: Buffer): number => {
     const lastNl = buf.lastIndexOf(10);
     if (lastNl < 0) return 0;
-    const text = buf.toString('utf8', 0, lastNl + 1);
+    const end = lastNl + 1;
+    if (file.format === 'csvlog' && isUtf8(buf.subarray(0, end)) && buf.indexOf(US) < 0 && buf.indexOf(RS) < 0 && buf.indexOf(GS) < 0) {
+      // The fast path: bytes straight into packed rows.
+      st.onBad = (s, e, reason) => bad(offset + s, reason, buf.toString('utf8', s, e));
+      return packCsvlog(buf, 0, end, st);
+    }
+    // The string path: jsonlog, and csvlog chunks with invalid UTF-8 or control characters.
+    const text = buf.toString('utf8', 0, end);
     let pos = 0;
     let charCursor = 0, byteCursor = 0;
     const byteAt = (charPos: number) => {
@@ -96,18 +122,18 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
       for (;;) {
         const nl = text.indexOf('\n', pos);
         if (nl < 0) break;
-        const end = nl > pos && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
-        const line = text.slice(pos, end);
+        const e = nl > pos && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
+        const line = text.slice(pos, e);
         const start = pos;
-        take(jsonlogRecord(line, times), () => byteAt(start), () => line);
+        takeRecord(jsonlogRecord(line, times), () => byteAt(start), () => line);
         pos = nl + 1;
       }
     } else {
       for (;;) {
         const rec = scanCsvRecord(text, pos);
         if (!rec) break;
-        if (columns === 0 && !rec.error && (CSVLOG_COLUMN_COUNTS as readonly number[]).includes(rec.fields.length)) columns = rec.fields.length;
-        const outcome = csvlogRecord(rec.fields, rec.error, columns || 26, times);
+        if (st.columns === 0 && !rec.error && (CSVLOG_COLUMN_COUNTS as readonly number[]).includes(rec.fields.length)) st.columns = rec.fields.length;
+        const outcome = csvlogRecord(rec.fields, rec.error, st.columns || 26, times);
         let next = rec.next;
         if (outcome.kind === 'bad') {
           // A broken record may have swallowed the records after it: resynchronise.
@@ -115,11 +141,11 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
           if (resync > 0 && resync < rec.next) next = resync;
         }
         const start = rec.start;
-        take(outcome, () => byteAt(start), () => text.slice(start, next));
+        takeRecord(outcome, () => byteAt(start), () => text.slice(start, next));
         pos = next;
       }
     }
-    return pos === text.length ? lastNl + 1 : lastNl + 1 - Buffer.byteLength(text.slice(pos));
+    return pos === text.length ? end : end - Buffer.byteLength(text.slice(pos));
   };
 
   const consume = (buf: Buffer, n: number): Buffer => {
@@ -171,7 +197,7 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
         const text = pending.toString('utf8');
         const resync = findNextRecordStart(text, 1);
         const cut = resync > 0 ? Buffer.byteLength(text.slice(0, resync)) : pending.length;
-        quarantine.push({ server, source: file.path, sourceId: fingerprint, offset, reason: `record longer than max_record_bytes (${opts.maxRecordBytes})`, raw: text.slice(0, Math.min(resync > 0 ? resync : text.length, RAW_QUARANTINE_LIMIT)) });
+        bad(offset, `record longer than max_record_bytes (${opts.maxRecordBytes})`, text.slice(0, resync > 0 ? resync : text.length));
         pending = consume(pending, cut);
         waitFor = 0;
       }
@@ -188,11 +214,11 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
             else {
               const rec = scanCsvRecord(piece.endsWith('\n') ? piece : piece + '\n', 0);
               outcome = rec && rec.next >= piece.length
-                ? csvlogRecord(rec.fields, rec.error, columns || 26, times)
+                ? csvlogRecord(rec.fields, rec.error, st.columns || 26, times)
                 : { kind: 'bad', reason: 'incomplete record at the end of a finished file' };
             }
             const pieceAt = at;
-            take(outcome, () => pieceAt, () => piece);
+            takeRecord(outcome, () => pieceAt, () => piece);
             at += Buffer.byteLength(piece);
             if (resync <= 0) break;
             text = text.slice(resync);
@@ -202,7 +228,7 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
         yield makeBatch(true, !file.active && pending.length === 0);
         return;
       }
-      if (offset - batchStart >= opts.batchBytes || events.length >= 100_000) yield makeBatch(false, false);
+      if (offset - batchStart >= opts.batchBytes || st.events >= 200_000) yield makeBatch(false, false);
     }
   } finally {
     await iterator.return?.();

@@ -2,7 +2,8 @@ import type { StateReader, StoredFileState } from '../../core/connector.js';
 import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { SourceItem } from '../../core/pipeline.js';
-import { TimestampError, TimestampResolver, type PgAuditRecord } from '../../parse/index.js';
+import { TimestampError, TimestampResolver } from '../../parse/index.js';
+import type { PgAuditPayload } from './payload.js';
 import { discoverLogFiles, fingerprintFile, readHead, tailHashOf, type LogFile, type LogFormat } from './files.js';
 import { readLogFile, readTailBefore } from './reader.js';
 
@@ -107,7 +108,7 @@ export class PgLogsSource {
   }
 
   /** Reads the planned files in order, yielding batches, or an error item for a file that failed. */
-  async *read(plan: Plan, onProgress?: (bytes: number) => void): AsyncGenerator<SourceItem<PgAuditRecord>> {
+  async *read(plan: Plan, onProgress?: (bytes: number) => void): AsyncGenerator<SourceItem<PgAuditPayload>> {
     for (const p of plan.files) {
       if (p.note) this.log.warn(`${p.note}.`, { file: p.file.path });
       try {
