@@ -58,7 +58,7 @@ export const PG_LOGS_SOURCE: ConnectorSpec = {
       description: 'A record still incomplete past this size is quarantined instead of waited for.',
     },
     batch_bytes: {
-      type: 'size', default: '16MB',
+      type: 'size', default: '8MB',
       description: 'Log content parsed per batch (memory per batch is a few times this).',
     },
   },
@@ -73,10 +73,13 @@ export const DUCKDB_SINK: ConnectorSpec = {
       type: 'boolean', default: true,
       description: "Also keep the raw pgaudit message in audit_logs.message (as the pg_audit_to_duckdb script did); false saves space.",
     },
-    memory_limit: { type: 'string', default: '256MB', description: "DuckDB's memory_limit." },
-    threads: { type: 'integer', default: 2, minimum: 1, description: 'DuckDB worker threads.' },
+    memory_limit: { type: 'string', default: '128MB', description: "DuckDB's memory_limit (queries of the UI and reports may want more)." },
+    threads: {
+      type: 'integer', default: 1, minimum: 1,
+      description: 'DuckDB worker threads. One leaves the other core to parsing; more helps large queries, not ingestion.',
+    },
     commit_events: {
-      type: 'integer', default: 500000, minimum: 1,
+      type: 'integer', default: 250000, minimum: 1,
       description: 'Commit at least every this many events (and at the end of each file). Larger is faster; a kill loses no data either way.',
     },
   },

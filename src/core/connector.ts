@@ -65,6 +65,8 @@ export interface Batch<P> {
   maxTimeMs: number;
   /** Set on the last batch of a file: a natural commit point. */
   endOfSource: boolean;
+  /** Called by the pipeline once every sink has written the batch: its memory may be reused. */
+  release?: () => void;
 }
 
 /** Counters a sink returns for what it stored. */

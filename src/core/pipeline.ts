@@ -38,7 +38,6 @@ export interface PipelineResult extends PipelineTotals {
 
 export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks: Sink<E>[], options: PipelineOptions): Promise<PipelineResult> {
   const totals: PipelineResult = { events: 0, stored: 0, duplicates: 0, quarantined: 0, bytes: 0, commits: 0, errors: [] };
-  let inflight: Promise<void> | null = null;
   let pendingCheckpoints = new Map<string, FileCheckpoint>();
   let pendingTotals = { events: 0, stored: 0, duplicates: 0, quarantined: 0, bytes: 0 };
   let sinceCommitEvents = 0;
@@ -46,9 +45,13 @@ export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks:
 
   const writeAll = async (batch: Batch<E>) => {
     let primary: WriteReport | undefined;
-    for (const sink of sinks) {
-      const r = await sink.write(batch);
-      primary ??= r;
+    try {
+      for (const sink of sinks) {
+        const r = await sink.write(batch);
+        primary ??= r;
+      }
+    } finally {
+      batch.release?.();
     }
     pendingTotals.events += batch.eventCount;
     pendingTotals.bytes += batch.bytes;
@@ -68,7 +71,6 @@ export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks:
   };
 
   const commit = async () => {
-    if (inflight) { const p = inflight; inflight = null; await p; }
     if (pendingCheckpoints.size === 0) return;
     const checkpoints = [...pendingCheckpoints.values()];
     for (let i = 0; i < sinks.length; i++) await sinks[i]!.commit(i === sinks.length - 1 ? checkpoints : []);
@@ -80,13 +82,23 @@ export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks:
     totals.commits++;
     pendingCheckpoints = new Map();
     pendingTotals = { events: 0, stored: 0, duplicates: 0, quarantined: 0, bytes: 0 };
-    sinceCommitEvents = 0;
-    sinceCommitBytes = 0;
     options.onCommit?.(totals);
   };
 
+  // Writes and commits run one after another on `chain`, while the loop parses the next batch. At most
+  // one write waits in the chain (backpressure: memory stays at about two batches).
+  let chain: Promise<void> = Promise.resolve();
+  let lastWrite: Promise<void> | null = null;
+  const enqueue = (step: () => Promise<void>): Promise<void> => {
+    chain = chain.then(step);
+    chain.catch(() => {}); // surfaced where awaited
+    return chain;
+  };
+
   const rollback = async () => {
-    if (inflight) { const p = inflight; inflight = null; await p.catch(() => {}); }
+    await chain.catch(() => {});
+    chain = Promise.resolve();
+    lastWrite = null;
     for (const sink of sinks) await sink.rollback();
     pendingCheckpoints = new Map();
     pendingTotals = { events: 0, stored: 0, duplicates: 0, quarantined: 0, bytes: 0 };
@@ -94,24 +106,42 @@ export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks:
     sinceCommitBytes = 0;
   };
 
+  const timing = process.env['AUDITSHIP_DEBUG_TIMING'] ? { read: 0, waitWrite: 0, drain: 0 } : null;
+  const iterator = items[Symbol.asyncIterator]();
   try {
-    for await (const item of items) {
+    for (;;) {
+      const t0 = timing ? performance.now() : 0;
+      const next = await iterator.next();
+      if (timing) timing.read += performance.now() - t0;
+      if (next.done) break;
+      const item = next.value;
       if (item.type === 'error') {
+        // Everything queued before the failure belongs to earlier files or to this one since its last commit.
+        await chain;
         await rollback();
         totals.errors.push({ source: item.source, message: item.error.message, error: item.error });
         options.log.error('A source file failed; what it wrote since the last commit was rolled back.', { file: item.source, reason: item.error.message });
         continue;
       }
       const batch = item.batch;
-      if (inflight) { const p = inflight; inflight = null; await p; }
-      inflight = writeAll(batch);
-      // Surface a write error at the next await, not as an unhandled rejection.
-      inflight.catch(() => {});
+      const t1 = timing ? performance.now() : 0;
+      if (lastWrite) await lastWrite;
+      if (timing) timing.waitWrite += performance.now() - t1;
+      lastWrite = enqueue(() => writeAll(batch));
       sinceCommitEvents += batch.eventCount;
       sinceCommitBytes += batch.bytes;
-      if (batch.endOfSource || sinceCommitEvents >= options.commitEvents || sinceCommitBytes >= options.commitBytes) await commit();
+      if (batch.endOfSource || sinceCommitEvents >= options.commitEvents || sinceCommitBytes >= options.commitBytes) {
+        enqueue(commit);
+        sinceCommitEvents = 0;
+        sinceCommitBytes = 0;
+      }
     }
-    await commit();
+    const t2 = timing ? performance.now() : 0;
+    await enqueue(commit);
+    if (timing) {
+      timing.drain += performance.now() - t2;
+      options.log.info('Pipeline timing (ms).', Object.fromEntries(Object.entries(timing).map(([k, v]) => [k, Math.round(v)])));
+    }
   } catch (err) {
     await rollback();
     throw err;

@@ -62,7 +62,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
     for (const s of plan.skipped) options.log.debug('Skipping a file.', { file: s.path, reason: s.reason });
     options.progress.start(plan.totalBytes, pipeline.name);
     const result = await runPipeline(source.read(plan, (n) => options.progress.addBytes(n)), [sink], {
-      commitEvents: Number(sinkConfig['commit_events'] ?? 500000),
+      commitEvents: Number(sinkConfig['commit_events'] ?? 250000),
       commitBytes: 1 << 30,
       log: options.log,
       onCommit: (t) => options.progress.setEvents(t.events),

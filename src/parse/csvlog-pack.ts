@@ -1,5 +1,5 @@
 import type { CsvError } from './csv.js';
-import { PackWriter } from './packed.js';
+import { MAX_PACKED_RECORD_BYTES, PackWriter } from './packed.js';
 import { TimestampError, type TimestampResolver } from './timestamp.js';
 
 /**
@@ -8,8 +8,9 @@ import { TimestampError, type TimestampResolver } from './timestamp.js';
  * csvlogRecord (the string path, which stays the reference and handles the rare records this path
  * declines): field positions are recorded per record, then copied in packed order.
  *
- * The caller guarantees that `buf[start, end)` is valid UTF-8, ends with a newline, and holds no
- * US/RS/GS byte (otherwise it uses the string path for the chunk).
+ * The caller guarantees that `buf[start, end)` is valid UTF-8, ends with a newline, and holds no GS byte
+ * (otherwise it uses the string path for the chunk). Records longer than MAX_PACKED_RECORD_BYTES are
+ * handed back through onLarge for the string path.
  */
 export interface CsvlogPackState {
   /** csvlog column count of the file (23, 24, 26), 0 until detected. */
@@ -19,6 +20,8 @@ export interface CsvlogPackState {
   out: PackWriter;
   /** Record [start, end) could not be used: the reader quarantines it with the reason. */
   onBad: (start: number, end: number, reason: string) => void;
+  /** Record [start, end) is too long to pack: the reader parses it on the string path. */
+  onLarge: (start: number, end: number) => void;
   /** A `<previously logged>` record of this session was packed. */
   onMarker: (sessionId: string) => void;
   events: number;
@@ -88,12 +91,20 @@ function numberOrNull(buf: Buffer, i: number, signed: boolean): boolean {
   return fe[i]! === fs[i]! || isInteger(buf, fs[i]!, fe[i]!, signed);
 }
 
-function packField(out: PackWriter, src: Buffer, starts: Int32Array, ends: Int32Array, quoted: Uint8Array, i: number, n: number): void {
-  if (i >= n) { out.nul(); return; }
+/** Packs field i as text: NULL when empty and unquoted (as csvlog and pgaudit write NULL). */
+function packText(out: PackWriter, src: Buffer, starts: Int32Array, ends: Int32Array, quoted: Uint8Array, i: number, n: number): void {
+  if (i >= n) return;
   const s = starts[i]!, e = ends[i]!;
-  if (quoted[i] === 0) { if (s === e) out.nul(); else out.copy(src, s, e); }
-  else if (quoted[i] === 1) out.copy(src, s, e);
-  else out.copyUnquote(src, s, e);
+  if (quoted[i] === 0) { if (s !== e) out.text(src, s, e); }
+  else if (quoted[i] === 1) out.text(src, s, e);
+  else out.textUnquote(src, s, e);
+}
+
+/** Packs field i as a number (validated before): its digits, or NULL when empty. */
+function packNumber(out: PackWriter, src: Buffer, starts: Int32Array, ends: Int32Array, i: number, n: number): void {
+  if (i >= n) return;
+  const s = starts[i]!, e = ends[i]!;
+  if (s !== e) out.copy(src, s, e);
 }
 
 /** A timestamp cache: the bytes of the last field without its milliseconds, and its epoch ms. */
@@ -194,6 +205,7 @@ export function packCsvlog(buf: Buffer, pos: number, end: number, st: CsvlogPack
       continue;
     }
     const recEnd = p;
+    if (recEnd - recStart > MAX_PACKED_RECORD_BYTES) { st.onLarge(recStart, recEnd); continue; }
     if (st.columns === 0 && (nf === 23 || nf === 24 || nf === 26)) st.columns = nf;
     if (nf !== (st.columns || 26)) {
       st.onBad(recStart, recEnd, `csvlog record has ${nf} columns, expected ${st.columns || 26}`);
@@ -275,8 +287,10 @@ export function packCsvlog(buf: Buffer, pos: number, end: number, st: CsvlogPack
       continue;
     }
     // 5. Pack, in PACKED_COLUMNS order.
-    const field = (i: number) => packField(out, buf, fs, fe, fq, i, nf);
-    const pfield = (i: number) => packField(out, src, ps, pe, pq, i, np);
+    const field = (i: number) => packText(out, buf, fs, fe, fq, i, nf);
+    const num = (i: number) => packNumber(out, buf, fs, fe, i, nf);
+    const pfield = (i: number) => packText(out, src, ps, pe, pq, i, np);
+    const pnum = (i: number) => packNumber(out, src, ps, pe, i, np);
     out.int(logTime); out.sep();
     field(1); out.sep(); field(2); out.sep();
     // connection_from: host:port, [local], or ::1:5432 → address and port.
@@ -284,20 +298,19 @@ export function packCsvlog(buf: Buffer, pos: number, end: number, st: CsvlogPack
       const s = fs[4]!, e = fe[4]!;
       let colon = -1;
       for (let i = e - 1; i > s; i--) if (buf[i] === 58) { colon = i; break; }
-      if (s === e) { out.nul(); out.sep(); out.nul(); }
-      else if (colon > s && isInteger(buf, colon + 1, e, false) && fq[4] !== 2) { out.copy(buf, s, colon); out.sep(); out.copy(buf, colon + 1, e); }
-      else { field(4); out.sep(); out.nul(); }
+      if (s === e) out.sep();
+      else if (colon > s && isInteger(buf, colon + 1, e, false) && fq[4] !== 2) { out.text(buf, s, colon); out.sep(); out.copy(buf, colon + 1, e); }
+      else { field(4); out.sep(); }
     }
     out.sep();
-    if (st.storeMessage) { out.copy(src, ms, me); } else out.nul();
-    out.sep();
-    field(22); out.sep(); field(5); out.sep(); field(6); out.sep(); field(3); out.sep(); field(9); out.sep(); field(10); out.sep();
+    out.text(src, ms, me); out.sep();
+    field(22); out.sep(); field(5); out.sep(); num(6); out.sep(); num(3); out.sep(); field(9); out.sep(); num(10); out.sep();
     field(7); out.sep();
-    if (sessionStart < 0) out.nul(); else out.int(sessionStart);
+    if (sessionStart >= 0) out.int(sessionStart);
     out.sep();
-    field(11); out.sep(); field(23); out.sep(); field(24); out.sep(); field(25); out.sep();
-    pfield(0); out.sep(); pfield(1); out.sep(); pfield(2); out.sep(); pfield(3); out.sep(); pfield(4); out.sep();
-    pfield(5); out.sep(); pfield(6); out.sep(); pfield(7); out.sep(); pfield(8); out.sep(); pfield(9);
+    field(11); out.sep(); field(23); out.sep(); num(24); out.sep(); num(25); out.sep();
+    pfield(0); out.sep(); pnum(1); out.sep(); pnum(2); out.sep(); pfield(3); out.sep(); pfield(4); out.sep();
+    pfield(5); out.sep(); pfield(6); out.sep(); pfield(7); out.sep(); pfield(8); out.sep(); pnum(9);
     out.endRecord();
     if (pq[7] === 0 && equalBytes(src, ps[7]!, pe[7]!, MARKER)) st.onMarker(buf.toString('utf8', fs[5]!, fe[5]!));
     if (st.events === 0) { st.minTimeMs = logTime; st.maxTimeMs = logTime; }

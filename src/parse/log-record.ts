@@ -71,6 +71,10 @@ export function csvlogRecord(
     return { kind: 'bad', reason: `csvlog record has ${fields.length} columns, expected ${expectedColumns}` };
   }
   if (message == null || !message.startsWith(AUDIT_PREFIX)) return OTHER;
+  for (const i of [3, 10, 24, 25]) {
+    const v = fields[i];
+    if (v != null && !INTEGER.test(v)) return { kind: 'bad', reason: 'csvlog record has a malformed number (process_id, transaction_id, leader_pid or query_id)' };
+  }
   const audit = parsePgAuditMessage(message);
   if (!audit.ok) return { kind: 'bad', reason: audit.reason };
   const sessionId = fields[5];
@@ -134,7 +138,8 @@ function num(v: unknown): number | null {
 
 /** jsonlog writes query_id as a bare int64; JSON.parse rounds those beyond 2^53, so reread the digits. */
 function exactQueryId(v: unknown, line: string): string | null {
-  if (typeof v !== 'number') return str(v);
+  if (typeof v === 'string') return INTEGER.test(v) ? v : null;
+  if (typeof v !== 'number') return null;
   if (Number.isSafeInteger(v)) return String(v);
   return /"query_id":(-?\d+)/.exec(line)?.[1] ?? String(v);
 }

@@ -3,14 +3,15 @@ import type { PgAuditRecord } from './log-record.js';
 /**
  * Packed rows: the compact form in which a batch of pgaudit records travels from the parser to a sink.
  *
- * UTF-8 bytes; fields in PACKED_COLUMNS order separated by US (0x1F), records ended by RS (0x1E), NULL
- * written as GS (0x1D). Times are epoch milliseconds in ASCII digits. A record whose text contains one of
- * these three control characters cannot be packed and travels as a PgAuditRecord object instead.
- * The DuckDB sink hands the bytes to DuckDB in one call; other sinks can `unpackRows` them.
+ * A CSV dialect in UTF-8 that DuckDB's CSV reader loads in parallel: fields in PACKED_COLUMNS order
+ * separated by US (0x1F); every text value wrapped in GS (0x1D) as its quote character, so it may hold
+ * newlines and an empty text differs from NULL; NULL is an empty unquoted field; numbers are bare ASCII
+ * digits (times as epoch milliseconds); each record ends with LF. A record whose text contains GS cannot
+ * be packed and travels as a PgAuditRecord object instead (as do very long records).
  */
 export const US = 0x1f;
-export const RS = 0x1e;
 export const GS = 0x1d;
+const LF = 0x0a;
 
 export const PACKED_COLUMNS = [
   'log_time_ms', 'user_name', 'database_name', 'client_addr', 'client_port', 'message', 'application_name',
@@ -27,11 +28,28 @@ export const NUMERIC_COLUMNS: ReadonlySet<PackedColumn> = new Set([
   'leader_pid', 'query_id', 'statement_id', 'substatement_id', 'rows',
 ]);
 
-const CONTROL = /[\x1d-\x1f]/;
+const CONTROL = /\x1d/;
 
-/** True when a string cannot be packed (holds US, RS or GS). */
-export function hasPackControl(value: string): boolean {
-  return CONTROL.test(value);
+/** Records longer than this travel as objects: DuckDB's CSV reader caps line length. */
+export const MAX_PACKED_RECORD_BYTES = 1 << 20;
+
+/**
+ * Reusable byte buffers. Node frees a Buffer only when V8 collects its tiny JS handle, which a small heap
+ * does rarely; handing buffers back keeps memory flat however much is read.
+ */
+export class BufferPool {
+  private readonly free: Buffer[] = [];
+  constructor(private readonly keep = 4) {}
+
+  acquire(minSize: number): Buffer {
+    const i = this.free.findIndex((b) => b.length >= minSize);
+    if (i >= 0) return this.free.splice(i, 1)[0]!;
+    return Buffer.allocUnsafe(minSize);
+  }
+
+  release(buf: Buffer): void {
+    if (this.free.length < this.keep) this.free.push(buf);
+  }
 }
 
 /** A growable byte buffer that packs records. */
@@ -40,20 +58,38 @@ export class PackWriter {
   len = 0;
   count = 0;
 
-  constructor(initial = 1 << 20) {
-    this.buf = Buffer.allocUnsafe(initial);
+  constructor(private readonly pool: BufferPool = new BufferPool(), private readonly initial = 1 << 20) {
+    this.buf = pool.acquire(initial);
   }
 
   ensure(extra: number): void {
     if (this.len + extra <= this.buf.length) return;
     let size = this.buf.length * 2;
     while (size < this.len + extra) size *= 2;
-    const next = Buffer.allocUnsafe(size);
+    const next = this.pool.acquire(size);
     this.buf.copy(next, 0, 0, this.len);
+    this.pool.release(this.buf);
     this.buf = next;
   }
 
-  /** Copies src[s, e) as it is. */
+  /** Writes src[s, e) as a quoted text value. */
+  text(src: Uint8Array, s: number, e: number): void {
+    this.ensure(e - s + 2);
+    this.buf[this.len++] = GS;
+    this.copy(src, s, e);
+    this.buf[this.len++] = GS;
+  }
+
+  /** Writes src[s, e) as a quoted text value, turning each doubled quote (") into one. */
+  textUnquote(src: Buffer, s: number, e: number): void {
+    this.ensure(e - s + 2);
+    this.buf[this.len++] = GS;
+    this.copyUnquote(src, s, e);
+    this.ensure(1);
+    this.buf[this.len++] = GS;
+  }
+
+  /** Copies src[s, e) as it is (numbers, or inside a quoted value). */
   copy(src: Uint8Array, s: number, e: number): void {
     const n = e - s;
     this.ensure(n + 1);
@@ -80,9 +116,12 @@ export class PackWriter {
     this.copy(src, from, e);
   }
 
+  /** Writes a JS string as a quoted text value. */
   str(value: string): void {
-    this.ensure(value.length * 3 + 1);
+    this.ensure(value.length * 3 + 2);
+    this.buf[this.len++] = GS;
     this.len += this.buf.write(value, this.len, 'utf8');
+    this.buf[this.len++] = GS;
   }
 
   /** Writes a safe integer in ASCII digits. */
@@ -98,10 +137,8 @@ export class PackWriter {
     while (value >= 1) { const q = Math.floor(value / 10); out[--j] = 48 + (value - q * 10); value = q; }
   }
 
-  nul(): void {
-    this.ensure(1);
-    this.buf[this.len++] = GS;
-  }
+  /** NULL: an empty unquoted field. */
+  nul(): void {}
 
   sep(): void {
     this.ensure(1);
@@ -110,36 +147,43 @@ export class PackWriter {
 
   endRecord(): void {
     this.ensure(1);
-    this.buf[this.len++] = RS;
+    this.buf[this.len++] = LF;
     this.count++;
   }
 
-  /** Returns the packed bytes so far (a copy) and starts over. */
-  take(): { bytes: Buffer; count: number } {
-    const bytes = Buffer.from(this.buf.subarray(0, this.len));
+  /**
+   * Hands over the packed bytes so far (no copy) and continues in another buffer from the pool. Call
+   * `release` once the bytes are no longer needed.
+   */
+  take(): { bytes: Buffer; count: number; release: () => void } {
+    const whole = this.buf;
+    const bytes = whole.subarray(0, this.len);
     const count = this.count;
+    this.buf = this.pool.acquire(Math.max(this.initial, whole.length));
     this.len = 0;
     this.count = 0;
-    return { bytes, count };
+    return { bytes, count, release: () => this.pool.release(whole) };
   }
 
-  /** Packs one record given as an object (jsonlog and the slow path). The caller checked hasPackControl. */
-  record(r: PgAuditRecord, storeMessage: boolean): void {
-    const v = (x: string | number | null) => { if (x === null) this.nul(); else if (typeof x === 'number') this.int(x); else this.str(x); };
-    v(r.log_time_ms); this.sep(); v(r.user_name); this.sep(); v(r.database_name); this.sep(); v(r.client_addr); this.sep();
-    v(r.client_port); this.sep(); v(storeMessage ? r.message : null); this.sep(); v(r.application_name); this.sep();
-    v(r.session_id); this.sep(); v(r.session_line_num); this.sep(); v(r.process_id); this.sep(); v(r.virtual_transaction_id); this.sep();
-    v(r.transaction_id); this.sep(); v(r.command_tag); this.sep(); v(r.session_start_ms); this.sep(); v(r.error_severity); this.sep();
-    v(r.backend_type); this.sep(); v(r.leader_pid); this.sep(); v(r.query_id); this.sep(); v(r.audit_type); this.sep();
-    v(r.statement_id); this.sep(); v(r.substatement_id); this.sep(); v(r.class); this.sep(); v(r.command); this.sep();
-    v(r.object_type); this.sep(); v(r.object_name); this.sep(); v(r.statement); this.sep(); v(r.parameter); this.sep(); v(r.rows);
+  /** Packs one record given as an object (jsonlog and the string path). The caller checked `packable`. */
+  record(r: PgAuditRecord): void {
+    const t = (x: string | null) => { if (x !== null) this.str(x); this.sep(); };
+    const n = (x: number | null) => { if (x !== null) this.int(x); this.sep(); };
+    n(r.log_time_ms); t(r.user_name); t(r.database_name); t(r.client_addr); n(r.client_port); t(r.message);
+    t(r.application_name); t(r.session_id); n(r.session_line_num); n(r.process_id); t(r.virtual_transaction_id);
+    n(r.transaction_id); t(r.command_tag); n(r.session_start_ms); t(r.error_severity); t(r.backend_type); n(r.leader_pid);
+    if (r.query_id !== null) { this.ensure(r.query_id.length); this.len += this.buf.write(r.query_id, this.len, 'latin1'); }
+    this.sep();
+    t(r.audit_type); n(r.statement_id); n(r.substatement_id); t(r.class); t(r.command); t(r.object_type); t(r.object_name);
+    t(r.statement); t(r.parameter);
+    if (r.rows !== null) this.int(r.rows);
     this.endRecord();
   }
 }
 
-/** True when the record can be packed (no US/RS/GS in any text). */
+/** True when the record can be packed (no GS in any text, not too long). */
 export function packable(r: PgAuditRecord): boolean {
-  return !(CONTROL.test(r.message) || (r.user_name !== null && CONTROL.test(r.user_name))
+  return !(r.message.length * 3 > MAX_PACKED_RECORD_BYTES || CONTROL.test(r.message) || (r.user_name !== null && CONTROL.test(r.user_name))
     || (r.database_name !== null && CONTROL.test(r.database_name))
     || (r.application_name !== null && CONTROL.test(r.application_name))
     || (r.virtual_transaction_id !== null && CONTROL.test(r.virtual_transaction_id))
@@ -148,18 +192,30 @@ export function packable(r: PgAuditRecord): boolean {
     || (r.error_severity !== null && CONTROL.test(r.error_severity)) || (r.query_id !== null && CONTROL.test(r.query_id)));
 }
 
-/** Unpacks rows into records (for sinks that need objects, and for tests). `message` is null if not stored. */
+/** Unpacks rows into plain objects (for sinks that need objects, and for tests). */
 export function unpackRows(bytes: Uint8Array): Record<PackedColumn, string | number | null>[] {
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
   const out: Record<PackedColumn, string | number | null>[] = [];
-  if (text.length === 0) return out;
-  for (const rec of text.slice(0, -1).split('\x1e')) {
-    const fields = rec.split('\x1f');
+  let pos = 0;
+  while (pos < text.length) {
     const row = {} as Record<PackedColumn, string | number | null>;
-    PACKED_COLUMNS.forEach((name, i) => {
-      const f = fields[i];
-      row[name] = f === undefined || f === '\x1d' ? null : NUMERIC_COLUMNS.has(name) && name !== 'query_id' ? Number(f) : f;
-    });
+    for (let i = 0; i < PACKED_COLUMNS.length; i++) {
+      const name = PACKED_COLUMNS[i]!;
+      let value: string | number | null;
+      if (text.charCodeAt(pos) === GS) {
+        const close = text.indexOf('\x1d', pos + 1);
+        value = text.slice(pos + 1, close);
+        pos = close + 1;
+      } else {
+        let end = pos;
+        while (end < text.length && text.charCodeAt(end) !== US && text.charCodeAt(end) !== LF) end++;
+        const raw = text.slice(pos, end);
+        value = raw === '' ? null : name === 'query_id' ? raw : Number(raw);
+        pos = end;
+      }
+      row[name] = value;
+      pos++; // US or LF
+    }
     out.push(row);
   }
   return out;

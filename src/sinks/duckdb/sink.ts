@@ -1,9 +1,11 @@
-import { basename, dirname } from 'node:path';
-import { blobValue, type DuckDBConnection, type DuckDBValue } from '@duckdb/node-api';
+import { basename, dirname, join } from 'node:path';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Batch, FileCheckpoint, Sink, StateReader, StoredFileState, WriteReport } from '../../core/connector.js';
 import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import { PREVIOUSLY_LOGGED, type PgAuditRecord } from '../../parse/index.js';
+import { NUMERIC_COLUMNS, PACKED_COLUMNS, PREVIOUSLY_LOGGED, type PackedColumn, type PgAuditRecord } from '../../parse/index.js';
 import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
 import { openDatabase, sqlString, translateWriteError, type Database } from './database.js';
 import { AUDIT_LOG_COLUMNS, ensureSchema } from './schema.js';
@@ -30,40 +32,22 @@ export interface DuckDbSinkOptions {
 }
 
 
-/** Per-record fields in transfer order: [name in the SQL row, SQL expression over f[i]]. */
-const TRANSFER: [string, (f: string) => string][] = [
-  ['log_time', (f) => `make_timestamp(CAST(${f} AS BIGINT) * 1000)::TIMESTAMPTZ`],
-  ['user_name', (f) => f],
-  ['database_name', (f) => f],
-  ['client_addr', (f) => f],
-  ['client_port', (f) => `CAST(${f} AS INTEGER)`],
-  ['message', (f) => f],
-  ['application_name', (f) => f],
-  ['session_id', (f) => f],
-  ['session_line_num', (f) => `CAST(${f} AS BIGINT)`],
-  ['process_id', (f) => `CAST(${f} AS INTEGER)`],
-  ['virtual_transaction_id', (f) => f],
-  ['transaction_id', (f) => `CAST(${f} AS BIGINT)`],
-  ['command_tag', (f) => f],
-  ['session_start', (f) => `make_timestamp(CAST(${f} AS BIGINT) * 1000)::TIMESTAMPTZ`],
-  ['error_severity', (f) => f],
-  ['backend_type', (f) => f],
-  ['leader_pid', (f) => `CAST(${f} AS INTEGER)`],
-  ['query_id', (f) => `CAST(${f} AS BIGINT)`],
-  ['audit_type', (f) => f],
-  ['statement_id', (f) => `CAST(${f} AS BIGINT)`],
-  ['substatement_id', (f) => `CAST(${f} AS BIGINT)`],
-  ['class', (f) => f],
-  ['command', (f) => f],
-  ['object_type', (f) => f],
-  ['object_name', (f) => f],
-  ['statement', (f) => f],
-  ['parameter', (f) => f],
-  ['rows', (f) => `CAST(${f} AS BIGINT)`],
-];
+/** Type of each packed column as DuckDB's CSV reader parses it. */
+const PACKED_TYPES: Record<PackedColumn, string> = Object.fromEntries(PACKED_COLUMNS.map((c) => [c,
+  c === 'client_port' || c === 'process_id' || c === 'leader_pid' ? 'INTEGER' : NUMERIC_COLUMNS.has(c) ? 'BIGINT' : 'VARCHAR'])) as Record<PackedColumn, string>;
 
-const SPLIT_SQL = `SELECT ${TRANSFER.map(([name, expr], i) => `${expr(`nullif(f[${i + 1}], chr(29))`)} AS ${name}`).join(', ')}
-  FROM (SELECT string_split(r, chr(31)) AS f FROM (SELECT unnest(string_split(decode($1::BLOB), chr(30))) AS r) WHERE r <> '')`;
+/** audit_logs columns filled from the packed rows, with the SQL that computes each from column `c`. */
+const FROM_PACKED: [string, string][] = PACKED_COLUMNS.map((c) =>
+  c === 'log_time_ms' ? ['log_time', 'make_timestamp(log_time_ms * 1000)::TIMESTAMPTZ']
+    : c === 'session_start_ms' ? ['session_start', 'make_timestamp(session_start_ms * 1000)::TIMESTAMPTZ']
+      : [c, c]);
+
+function readPackedSql(file: string): string {
+  const columns = PACKED_COLUMNS.map((c) => `'${c}': '${PACKED_TYPES[c]}'`).join(', ');
+  return `SELECT ${FROM_PACKED.map(([name, expr]) => `${expr} AS ${name}`).join(', ')}
+    FROM read_csv(${sqlString(file)}, header = false, auto_detect = false, delim = '\x1f', quote = '\x1d', escape = '\x1d',
+                  new_line = '\\n', allow_quoted_nulls = false, strict_mode = true, columns = {${columns}})`;
+}
 
 export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   readonly kind = 'duckdb';
@@ -73,6 +57,10 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   private logPathIds = new Map<string, number>();
   private legacyMaxMs: number | null = null;
   private markerSessions = new Set<string>();
+  /** Latest log_time (epoch ms) stored for this server, committed or in the open transaction. */
+  private watermarkMs = -Infinity;
+  private stageDir = '';
+  private stageSeq = 0;
   private firstCommitOfFile = new Set<string>();
 
   private constructor(private readonly options: DuckDbSinkOptions, private readonly log: Logger) {}
@@ -89,6 +77,10 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       if (info.upgradedFromSeed) {
         log.info('Upgraded a pg_audit_to_duckdb database in place.', { db: sink.db.path, rows: info.legacyRows, server: options.server });
       }
+      sink.stageDir = `${sink.db.path}.stage`;
+      mkdirSync(sink.stageDir, { recursive: true });
+      for (const f of readdirSync(sink.stageDir)) rmSync(join(sink.stageDir, f), { force: true }); // left by a killed run
+      await sink.loadWatermark();
       const meta = await sink.conn.runAndReadAll(`SELECT value FROM auditship_meta WHERE key = 'legacy_max_log_time'`);
       const legacy = meta.getRows()[0]?.[0];
       if (legacy != null) sink.legacyMaxMs = Number(legacy);
@@ -97,6 +89,12 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       throw err instanceof ConnectorError ? err : new ConnectorError('duckdb', 'schema_failed', `cannot prepare ${sink.db.path}: ${(err as Error).message}`, false, { cause: err });
     }
     return sink;
+  }
+
+  private async loadWatermark(): Promise<void> {
+    const r = await this.conn.runAndReadAll(`SELECT epoch_ms(max(log_time)) FROM audit_logs WHERE server = ${sqlString(this.options.server)}`);
+    const v = r.getRows()[0]?.[0];
+    this.watermarkMs = v === null || v === undefined ? -Infinity : Number(v);
   }
 
   get path(): string {
@@ -153,7 +151,11 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       for (const s of markerSessions) this.markerSessions.add(s);
       if (packedCount + objects.length > 0) {
         const source = await this.stage(packed, objects);
-        report.stored = await this.insertNew(source, batch, logPathId, cp);
+        try {
+          report.stored = await this.insertNew(source, batch, logPathId, cp);
+        } finally {
+          await source.cleanup();
+        }
         report.duplicates = packedCount + objects.length - report.stored;
       }
       if (batch.quarantine.length > 0) {
@@ -177,55 +179,71 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     return report;
   }
 
-  /** Puts the batch where the INSERT can read it; returns the SQL of a relation with TRANSFER's columns. */
-  private async stage(packed: Buffer, slow: PgAuditRecord[]): Promise<{ sql: string; params: DuckDBValue[] }> {
-    const fast = packed.length > 0;
-    if (slow.length === 0) return { sql: SPLIT_SQL, params: [blobValue(packed)] };
-    const types = new Map(AUDIT_LOG_COLUMNS);
-    await this.conn.run(`CREATE TEMP TABLE IF NOT EXISTS stage_slow (${TRANSFER.map(([n]) => `${n} ${types.get(n)}`).join(', ')})`);
-    await this.conn.run('DELETE FROM stage_slow');
-    const appender = await this.conn.createAppender('stage_slow', 'main', 'temp');
-    for (const r of slow) {
-      const row: (string | number | null)[] = [
-        r.log_time_ms, r.user_name, r.database_name, r.client_addr, r.client_port, this.options.storeMessage ? r.message : null,
-        r.application_name, r.session_id, r.session_line_num, r.process_id, r.virtual_transaction_id, r.transaction_id,
-        r.command_tag, r.session_start_ms, r.error_severity, r.backend_type, r.leader_pid, r.query_id, r.audit_type,
-        r.statement_id, r.substatement_id, r.class, r.command, r.object_type, r.object_name, r.statement, r.parameter, r.rows,
-      ];
-      for (let i = 0; i < row.length; i++) {
-        const value = row[i];
-        const name = TRANSFER[i]![0];
-        if (value === null || value === undefined) appender.appendNull();
-        else if (name === 'log_time' || name === 'session_start') {
-          appender.appendVarchar(new Date(value as number).toISOString());
-        } else appender.appendVarchar(String(value));
-      }
-      appender.endRow();
+  /** Puts the batch where the INSERT can read it; returns the SQL of a relation with FROM_PACKED's columns. */
+  private async stage(packed: Buffer, slow: PgAuditRecord[]): Promise<{ sql: string; cleanup: () => Promise<void> }> {
+    const parts: string[] = [];
+    let file: string | null = null;
+    if (packed.length > 0) {
+      file = join(this.stageDir, `batch-${process.pid}-${this.stageSeq++}.csv`);
+      // Synchronous on purpose: the INSERT then starts at once, before the parser takes the thread again.
+      writeFileSync(file, packed);
+      parts.push(readPackedSql(file));
     }
-    appender.closeSync();
-    return { sql: fast ? `${SPLIT_SQL} UNION ALL SELECT * FROM temp.stage_slow` : 'SELECT * FROM temp.stage_slow', params: fast ? [blobValue(packed)] : [] };
+    if (slow.length > 0) {
+      const types = new Map(AUDIT_LOG_COLUMNS);
+      await this.conn.run(`CREATE TEMP TABLE IF NOT EXISTS stage_slow (${FROM_PACKED.map(([n]) => `${n} ${types.get(n)}`).join(', ')})`);
+      await this.conn.run('DELETE FROM stage_slow');
+      const appender = await this.conn.createAppender('stage_slow', 'main', 'temp');
+      for (const r of slow) {
+        const row: (string | number | null)[] = [
+          r.log_time_ms, r.user_name, r.database_name, r.client_addr, r.client_port, r.message,
+          r.application_name, r.session_id, r.session_line_num, r.process_id, r.virtual_transaction_id, r.transaction_id,
+          r.command_tag, r.session_start_ms, r.error_severity, r.backend_type, r.leader_pid, r.query_id, r.audit_type,
+          r.statement_id, r.substatement_id, r.class, r.command, r.object_type, r.object_name, r.statement, r.parameter, r.rows,
+        ];
+        for (let i = 0; i < row.length; i++) {
+          const value = row[i];
+          const name = FROM_PACKED[i]![0];
+          if (value === null || value === undefined) appender.appendNull();
+          else if (name === 'log_time' || name === 'session_start') appender.appendVarchar(new Date(value as number).toISOString());
+          else appender.appendVarchar(String(value));
+        }
+        appender.endRow();
+      }
+      appender.closeSync();
+      parts.push('SELECT * FROM temp.stage_slow');
+    }
+    return {
+      sql: parts.join(' UNION ALL '),
+      cleanup: async () => { if (file) await unlink(file).catch(() => {}); },
+    };
   }
 
   /** Inserts the staged rows whose identity is not stored yet; returns how many were inserted. */
-  private async insertNew(source: { sql: string; params: DuckDBValue[] }, batch: Batch<PgAuditPayload>, logPathId: number, cp: FileCheckpoint): Promise<number> {
+  private async insertNew(source: { sql: string }, batch: Batch<PgAuditPayload>, logPathId: number, cp: FileCheckpoint): Promise<number> {
     const server = sqlString(this.options.server);
-    // Rows already stored can only lie in the batch's time range — unless the database holds rows of the
-    // seed script, whose times may be off by the server's UTC offset: then look everywhere up to them.
     const min = batch.minTimeMs, max = batch.maxTimeMs;
+    // A row later than every stored row of this server cannot be stored already; only a batch reaching back
+    // into stored time needs the identity check. Rows already stored can only lie in the batch's time range —
+    // unless the database holds rows of the seed script, whose times may be off by the server's UTC offset.
     const wholeTable = this.legacyMaxMs !== null && min <= this.legacyMaxMs + 2 * 86400000;
+    const check = this.options.replace || wholeTable || min <= this.watermarkMs;
     const range = wholeTable ? '' : ` AND a.log_time BETWEEN make_timestamp(${min * 1000})::TIMESTAMPTZ AND make_timestamp(${max * 1000})::TIMESTAMPTZ`;
-    const cols = ['server', 'log_path_id', 'file_name', ...TRANSFER.map(([n]) => n), 'statement_filled'];
+    const cols = ['server', 'log_path_id', 'file_name', ...FROM_PACKED.map(([n]) => n), 'statement_filled'];
     const star = this.options.storeMessage ? 's.*' : 's.* REPLACE (NULL::VARCHAR AS message)';
     const select = `SELECT ${server}, ${logPathId}, ${sqlString(basename(cp.path))}, ${star}, false FROM (${source.sql}) AS s`;
     if (this.options.replace) {
       await this.conn.run(`DELETE FROM audit_logs AS a WHERE a.server = ${server}${range}
-        AND (a.session_id, a.session_line_num) IN (SELECT session_id, session_line_num FROM (${source.sql}))`, source.params);
+        AND (a.session_id, a.session_line_num) IN (SELECT session_id, session_line_num FROM (${source.sql}))`);
     }
-    const sql = `INSERT INTO audit_logs (${cols.join(', ')})
-      ${select}
-      WHERE NOT EXISTS (SELECT 1 FROM audit_logs AS a WHERE a.server = ${server}${range}
-                        AND a.session_id = s.session_id AND a.session_line_num = s.session_line_num)`;
-    const r = await this.conn.run(sql, source.params);
+    const sql = check
+      ? `INSERT INTO audit_logs (${cols.join(', ')})
+         ${select}
+         WHERE NOT EXISTS (SELECT 1 FROM audit_logs AS a WHERE a.server = ${server}${range}
+                           AND a.session_id = s.session_id AND a.session_line_num = s.session_line_num)`
+      : `INSERT INTO audit_logs (${cols.join(', ')}) ${select}`;
+    const r = await this.conn.run(sql);
+    if (max > this.watermarkMs) this.watermarkMs = max;
     return Number(r.rowsChanged);
   }
 
@@ -307,11 +325,12 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     this.inTransaction = false;
     this.markerSessions.clear();
     await this.conn.run('ROLLBACK').catch(() => {});
+    await this.loadWatermark().catch(() => {});
   }
 
   async close(): Promise<void> {
     await this.rollback();
     this.db.close();
+    rmSync(this.stageDir, { recursive: true, force: true });
   }
 }
-export const SPLIT_SQL_FOR_TESTS = SPLIT_SQL;

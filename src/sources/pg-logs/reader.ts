@@ -1,10 +1,11 @@
 import { promises as fsp } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import type { Batch, FileCheckpoint, QuarantinedRecord } from '../../core/connector.js';
 import { ConnectorError, describeFileError } from '../../core/errors.js';
 import { isUtf8 } from 'node:buffer';
 import {
-  CSVLOG_COLUMN_COUNTS, csvlogRecord, findNextRecordStart, GS, jsonlogRecord, packable, packCsvlog, PackWriter,
-  PREVIOUSLY_LOGGED, RS, scanCsvRecord, US, type CsvlogPackState, type PgAuditRecord, type RecordOutcome, type TimestampResolver,
+  BufferPool, CSVLOG_COLUMN_COUNTS, csvlogRecord, findNextRecordStart, GS, jsonlogRecord, packable, packCsvlog, PackWriter,
+  PREVIOUSLY_LOGGED, scanCsvRecord, type CsvlogPackState, type PgAuditRecord, type RecordOutcome, type TimestampResolver,
 } from '../../parse/index.js';
 import type { PgAuditPayload } from './payload.js';
 import { openContent, TAIL_BYTES, tailHashOf, type LogFile } from './files.js';
@@ -29,6 +30,8 @@ export interface ReadOptions {
   batchBytes: number;
   /** A record longer than this is quarantined instead of waited for (active file). */
   maxRecordBytes: number;
+  /** Where packed-row buffers come from and go back to (shared across files). */
+  pool?: BufferPool;
   onProgress?: (bytes: number) => void;
 }
 
@@ -36,24 +39,23 @@ const RAW_QUARANTINE_LIMIT = 1 << 20; // keep at most 1 MiB of a bad record's ra
 
 export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGenerator<Batch<PgAuditPayload>> {
   const { server, fingerprint, times } = opts;
-  const parseBytes = Math.min(opts.batchBytes, 4 << 20);
+  const readBytes = Math.min(opts.batchBytes, 4 << 20);
   let offset = opts.startOffset; // absolute content offset of the first unconsumed byte
-  let skip = opts.startOffset; // content bytes still to skip to reach startOffset
-  let parts: Buffer[] = [];
-  let partsLength = 0;
-  let pending: Buffer = Buffer.alloc(0); // unconsumed bytes carried over from the last parse
+  let skip = opts.startOffset; // content bytes still to skip to reach startOffset (compressed files)
+  // One work buffer holds the unconsumed bytes [0, held); it grows only for a record longer than it.
+  let work = Buffer.allocUnsafe(readBytes * 2);
+  let held = 0;
   let lastTail: Buffer = Buffer.alloc(0); // the TAIL_BYTES before `offset`
-  let waitFor = 0; // a record longer than what we held: parse again only once this much is held
   let eof = false;
 
-  const out = new PackWriter(1 << 20);
+  const out = new PackWriter(opts.pool ?? new BufferPool(), Math.min(opts.batchBytes * 2, 32 << 20));
   let objects: PgAuditRecord[] = [];
   let markers = new Set<string>();
   let quarantine: QuarantinedRecord[] = [];
   let batchStart = offset;
   const st: CsvlogPackState = {
     columns: opts.columns, times, storeMessage: true, out,
-    onBad: () => {}, onMarker: (session) => markers.add(session), events: 0, minTimeMs: 0, maxTimeMs: 0,
+    onBad: () => {}, onLarge: () => {}, onMarker: (session) => { markers.add(session); }, events: 0, minTimeMs: 0, maxTimeMs: 0,
   };
 
   const advanceTail = (bytes: Buffer) => {
@@ -63,7 +65,7 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
   };
 
   const makeBatch = (endOfSource: boolean, complete: boolean): Batch<PgAuditPayload> => {
-    const { bytes: packed, count } = out.take();
+    const { bytes: packed, count, release } = out.take();
     const eventCount = st.events;
     const cp: FileCheckpoint = {
       server, fingerprint, path: file.path, format: file.format, compression: file.compression, columns: st.columns,
@@ -74,6 +76,7 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
     const b: Batch<PgAuditPayload> = {
       payload: { packed, packedCount: count, objects, markerSessions: [...markers] },
       eventCount, quarantine, checkpoint: cp, bytes: offset - batchStart, minTimeMs: st.minTimeMs, maxTimeMs: st.maxTimeMs, endOfSource,
+      release,
     };
     objects = []; markers = new Set(); quarantine = []; batchStart = offset;
     st.events = 0; st.minTimeMs = 0; st.maxTimeMs = 0;
@@ -92,7 +95,7 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
       if (st.events === 0) { st.minTimeMs = t; st.maxTimeMs = t; } else { if (t < st.minTimeMs) st.minTimeMs = t; if (t > st.maxTimeMs) st.maxTimeMs = t; }
       st.events++;
       if (r.statement === PREVIOUSLY_LOGGED) markers.add(r.session_id);
-      if (packable(r)) out.record(r, true);
+      if (packable(r)) out.record(r);
       else objects.push(r);
     } else if (outcome.kind === 'bad') {
       bad(offsetOf(), outcome.reason, raw());
@@ -104,9 +107,15 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
     const lastNl = buf.lastIndexOf(10);
     if (lastNl < 0) return 0;
     const end = lastNl + 1;
-    if (file.format === 'csvlog' && isUtf8(buf.subarray(0, end)) && buf.indexOf(US) < 0 && buf.indexOf(RS) < 0 && buf.indexOf(GS) < 0) {
+    if (file.format === 'csvlog' && buf.indexOf(GS) < 0 && isUtf8(buf.subarray(0, end))) {
       // The fast path: bytes straight into packed rows.
       st.onBad = (s, e, reason) => bad(offset + s, reason, buf.toString('utf8', s, e));
+      st.onLarge = (s, e) => {
+        const text = buf.toString('utf8', s, e);
+        const rec = scanCsvRecord(text, 0);
+        const outcome: RecordOutcome = rec ? csvlogRecord(rec.fields, rec.error, st.columns || 26, times) : { kind: 'bad', reason: 'unreadable record' };
+        takeRecord(outcome, () => offset + s, () => text);
+      };
       return packCsvlog(buf, 0, end, st);
     }
     // The string path: jsonlog, and csvlog chunks with invalid UTF-8 or control characters.
@@ -148,27 +157,53 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
     return pos === text.length ? end : end - Buffer.byteLength(text.slice(pos));
   };
 
-  const consume = (buf: Buffer, n: number): Buffer => {
-    advanceTail(buf.subarray(0, n));
+  /** Drops the first n held bytes (parsed or quarantined). */
+  const consume = (n: number) => {
+    advanceTail(work.subarray(0, n));
     offset += n;
     opts.onProgress?.(n);
-    return buf.subarray(n);
+    work.copyWithin(0, n, held);
+    held -= n;
   };
 
-  const stream = openContent(file.path, file.compression);
-  const iterator = stream[Symbol.asyncIterator]();
+  const grow = (min: number) => {
+    if (work.length >= min) return;
+    let size = work.length * 2;
+    while (size < min) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    work.copy(next, 0, 0, held);
+    work = next;
+  };
+
+  let fh: FileHandle | null = null;
+  let position = opts.startOffset;
+  let iterator: AsyncIterator<Buffer> | null = null;
+  let stream: AsyncIterable<Buffer> | null = null;
   try {
+    if (file.compression === 'none') {
+      fh = await fsp.open(file.path, 'r');
+      if (opts.startOffset > 0) {
+        lastTail = Buffer.from(await readTailBefore(file.path, opts.startOffset));
+        skip = 0;
+      }
+    } else {
+      stream = openContent(file.path, file.compression);
+      iterator = stream[Symbol.asyncIterator]();
+    }
     for (;;) {
-      if (!eof) {
-        let next: IteratorResult<Buffer>;
-        try {
-          next = await iterator.next();
-        } catch (err) {
-          throw new ConnectorError('pg_logs', 'read_failed',
-            describeFileError(err, file.path, 'reading a log file') ?? `cannot read ${file.path}: ${(err as Error).message}`, false, { cause: err });
-        }
-        if (next.done) eof = true;
-        else {
+      // Fill the work buffer up to at least readBytes of new data, or to the end of the content.
+      let added = 0;
+      while (!eof && added < readBytes) {
+        if (fh) {
+          grow(held + readBytes);
+          const { bytesRead } = await fh.read(work, held, Math.min(readBytes, work.length - held), position);
+          if (bytesRead === 0) { eof = true; break; }
+          position += bytesRead;
+          held += bytesRead;
+          added += bytesRead;
+        } else {
+          const next = await iterator!.next();
+          if (next.done) { eof = true; break; }
           let chunk = next.value;
           if (skip > 0) {
             const n = Math.min(skip, chunk.length);
@@ -177,34 +212,30 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
             if (n === chunk.length) continue;
             chunk = chunk.subarray(n);
           }
-          parts.push(chunk);
-          partsLength += chunk.length;
-          if (pending.length + partsLength < Math.max(parseBytes, waitFor * 2)) continue;
+          grow(held + chunk.length);
+          chunk.copy(work, held);
+          held += chunk.length;
+          added += chunk.length;
         }
       }
       if (eof && skip > 0) {
         throw new ConnectorError('pg_logs', 'file_shrunk', `${file.path} became shorter than its checkpoint while being read`, true);
       }
-      if (partsLength > 0) {
-        pending = Buffer.concat(pending.length ? [pending, ...parts] : parts);
-        parts = []; partsLength = 0;
-      }
-      const consumed = parse(pending);
-      if (consumed > 0) { pending = consume(pending, consumed); waitFor = 0; }
-      else waitFor = pending.length;
-      if (!eof && pending.length > opts.maxRecordBytes) {
+      const consumed = parse(work.subarray(0, held));
+      if (consumed > 0) consume(consumed);
+      else if (!eof && held >= work.length - readBytes) grow(work.length * 2); // one record longer than the buffer
+      if (!eof && held > opts.maxRecordBytes) {
         // A record that never ends (corruption, or longer than allowed): quarantine it and resync.
-        const text = pending.toString('utf8');
+        const text = work.toString('utf8', 0, held);
         const resync = findNextRecordStart(text, 1);
-        const cut = resync > 0 ? Buffer.byteLength(text.slice(0, resync)) : pending.length;
+        const cut = resync > 0 ? Buffer.byteLength(text.slice(0, resync)) : held;
         bad(offset, `record longer than max_record_bytes (${opts.maxRecordBytes})`, text.slice(0, resync > 0 ? resync : text.length));
-        pending = consume(pending, cut);
-        waitFor = 0;
+        consume(cut);
       }
       if (eof) {
-        if (pending.length > 0 && !file.active) {
+        if (held > 0 && !file.active) {
           // A finished file ends in an incomplete record: keep what is a record, quarantine the rest.
-          let text = pending.toString('utf8');
+          let text = work.toString('utf8', 0, held);
           let at = offset;
           for (;;) {
             const resync = findNextRecordStart(text, 1);
@@ -223,16 +254,21 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
             if (resync <= 0) break;
             text = text.slice(resync);
           }
-          pending = consume(pending, pending.length);
+          consume(held);
         }
-        yield makeBatch(true, !file.active && pending.length === 0);
+        yield makeBatch(true, !file.active && held === 0);
         return;
       }
       if (offset - batchStart >= opts.batchBytes || st.events >= 200_000) yield makeBatch(false, false);
     }
+  } catch (err) {
+    if (typeof (err as NodeJS.ErrnoException)?.code !== 'string' || err instanceof ConnectorError) throw err;
+    throw new ConnectorError('pg_logs', 'read_failed',
+      describeFileError(err, file.path, 'reading a log file') ?? `cannot read ${file.path}: ${(err as Error).message}`, false, { cause: err });
   } finally {
-    await iterator.return?.();
-    (stream as { destroy?: () => void }).destroy?.();
+    await fh?.close();
+    await iterator?.return?.();
+    (stream as { destroy?: () => void } | null)?.destroy?.();
   }
 }
 

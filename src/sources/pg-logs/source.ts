@@ -2,7 +2,7 @@ import type { StateReader, StoredFileState } from '../../core/connector.js';
 import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { SourceItem } from '../../core/pipeline.js';
-import { TimestampError, TimestampResolver } from '../../parse/index.js';
+import { BufferPool, TimestampError, TimestampResolver } from '../../parse/index.js';
 import type { PgAuditPayload } from './payload.js';
 import { discoverLogFiles, fingerprintFile, readHead, tailHashOf, type LogFile, type LogFormat } from './files.js';
 import { readLogFile, readTailBefore } from './reader.js';
@@ -44,6 +44,7 @@ export interface Plan {
  */
 export class PgLogsSource {
   private readonly times: TimestampResolver;
+  private readonly pool = new BufferPool();
 
   constructor(private readonly options: PgLogsOptions, private readonly log: Logger) {
     try {
@@ -114,7 +115,7 @@ export class PgLogsSource {
       try {
         for await (const batch of readLogFile(p.file, {
           server: this.options.server, fingerprint: p.fingerprint, startOffset: p.startOffset, times: this.times,
-          columns: p.columns, batchBytes: this.options.batchBytes, maxRecordBytes: this.options.maxRecordBytes,
+          columns: p.columns, batchBytes: this.options.batchBytes, maxRecordBytes: this.options.maxRecordBytes, pool: this.pool,
           ...(onProgress ? { onProgress } : {}),
         })) {
           yield { type: 'batch', batch };
