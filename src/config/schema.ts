@@ -70,8 +70,8 @@ export const DUCKDB_SINK: ConnectorSpec = {
   fields: {
     path: { type: 'string', default: './auditship.duckdb', description: 'The database file. Keep it on a local disk (DuckDB locks it).' },
     store_message: {
-      type: 'boolean', default: true,
-      description: "Also keep the raw pgaudit message in audit_logs.message (as the pg_audit_to_duckdb script did); false saves space.",
+      type: 'boolean', default: false,
+      description: "Store each raw pgaudit message (raw_message). Without it, audit_logs.message is rebuilt from the parsed fields, exactly as pgaudit wrote it, so every statement is stored once.",
     },
     memory_limit: { type: 'string', default: '128MB', description: "DuckDB's memory_limit (queries of the UI and reports may want more)." },
     threads: {

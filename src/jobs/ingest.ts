@@ -47,11 +47,12 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
     maxRecordBytes: Number(src['max_record_bytes']),
     batchBytes: Number(src['batch_bytes']),
     force: Boolean(options.force),
+    packMessage: sinkConfig['store_message'] === true,
   }, options.log);
   const sink = await DuckDbSink.open({
     path: String(sinkConfig['path']),
     server,
-    storeMessage: sinkConfig['store_message'] !== false,
+    storeMessage: sinkConfig['store_message'] === true,
     memoryLimit: String(sinkConfig['memory_limit']),
     threads: Number(sinkConfig['threads']),
     replace: Boolean(options.force),

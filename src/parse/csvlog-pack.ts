@@ -303,7 +303,8 @@ export function packCsvlog(buf: Buffer, pos: number, end: number, st: CsvlogPack
       else { field(4); out.sep(); }
     }
     out.sep();
-    out.text(src, ms, me); out.sep();
+    if (st.storeMessage) out.text(src, ms, me);
+    out.sep();
     field(22); out.sep(); field(5); out.sep(); num(6); out.sep(); num(3); out.sep(); field(9); out.sep(); num(10); out.sep();
     field(7); out.sep();
     if (sessionStart >= 0) out.int(sessionStart);

@@ -169,7 +169,7 @@ export class PackWriter {
   record(r: PgAuditRecord): void {
     const t = (x: string | null) => { if (x !== null) this.str(x); this.sep(); };
     const n = (x: number | null) => { if (x !== null) this.int(x); this.sep(); };
-    n(r.log_time_ms); t(r.user_name); t(r.database_name); t(r.client_addr); n(r.client_port); t(r.message);
+    n(r.log_time_ms); t(r.user_name); t(r.database_name); t(r.client_addr); n(r.client_port); t(r.message === '' ? null : r.message);
     t(r.application_name); t(r.session_id); n(r.session_line_num); n(r.process_id); t(r.virtual_transaction_id);
     n(r.transaction_id); t(r.command_tag); n(r.session_start_ms); t(r.error_severity); t(r.backend_type); n(r.leader_pid);
     if (r.query_id !== null) { this.ensure(r.query_id.length); this.len += this.buf.write(r.query_id, this.len, 'latin1'); }
@@ -183,7 +183,9 @@ export class PackWriter {
 
 /** True when the record can be packed (no GS in any text, not too long). */
 export function packable(r: PgAuditRecord): boolean {
-  return !(r.message.length * 3 > MAX_PACKED_RECORD_BYTES || CONTROL.test(r.message) || (r.user_name !== null && CONTROL.test(r.user_name))
+  return !((r.message.length + (r.statement?.length ?? 0) + (r.parameter?.length ?? 0) + (r.object_name?.length ?? 0)) * 3 > MAX_PACKED_RECORD_BYTES
+    || CONTROL.test(r.message) || (r.statement !== null && CONTROL.test(r.statement)) || (r.parameter !== null && CONTROL.test(r.parameter))
+    || (r.object_name !== null && CONTROL.test(r.object_name)) || (r.command !== null && CONTROL.test(r.command)) || (r.object_type !== null && CONTROL.test(r.object_type)) || CONTROL.test(r.class) || (r.user_name !== null && CONTROL.test(r.user_name))
     || (r.database_name !== null && CONTROL.test(r.database_name))
     || (r.application_name !== null && CONTROL.test(r.application_name))
     || (r.virtual_transaction_id !== null && CONTROL.test(r.virtual_transaction_id))

@@ -108,6 +108,21 @@ describe('pg_logs → DuckDB on logs PostgreSQL 15 + pgaudit wrote', () => {
     });
   }
 
+  test('audit_logs.message, rebuilt from the parsed fields, is exactly the message pgaudit wrote', async () => {
+    const raw = `${tmp.dir}/raw.duckdb`;
+    const rebuilt = `${tmp.dir}/rebuilt.duckdb`;
+    assert.equal((await auditship(['ingest', '--db', raw, '--store-message', '--quiet', cluster.logDir])).code, 0);
+    assert.equal((await auditship(['ingest', '--db', rebuilt, '--quiet', cluster.logDir])).code, 0);
+    const [r] = await queryJson<{ n: string; differ: string; raw: string }>(rebuilt, `
+      ATTACH '${raw}' AS raw (READ_ONLY);
+      SELECT count(*)::VARCHAR AS n, count(*) FILTER (WHERE a.message IS DISTINCT FROM b.message)::VARCHAR AS differ,
+             count(b.raw_message)::VARCHAR AS raw
+      FROM audit_logs a JOIN raw.audit_logs b USING (session_id, session_line_num)`);
+    assert.equal(r!.n, String(expected.length + 1));
+    assert.equal(r!.raw, r!.n, 'the raw database kept every raw message');
+    assert.equal(r!.differ, '0');
+  });
+
   test('csvlog and jsonlog of the same server store each event once, with identical fields', async () => {
     const db = `${tmp.dir}/both.duckdb`;
     const a = await auditship(['ingest', '--db', db, '--prefer-format', 'csvlog', '--json', cluster.logDir]);

@@ -7,7 +7,7 @@ import { runIngestPipeline } from '../../jobs/ingest.js';
 import { COMMON_OUTPUT_OPTIONS, parseCommandArgs } from '../args.js';
 import { formatSummary } from '../output.js';
 
-export const usage = 'auditship ingest [--db FILE] [--server NAME] [--skip-active] [--force] [--glob GLOB] [--log-timezone ZONE] [--prefer-format jsonlog|csvlog] [--quiet] [--json] PATH...';
+export const usage = 'auditship ingest [--db FILE] [--server NAME] [--skip-active] [--force] [--glob GLOB] [--log-timezone ZONE] [--prefer-format jsonlog|csvlog] [--store-message] [--quiet] [--json] PATH...';
 
 export const summary = 'Ingest PostgreSQL log files or directories (pgaudit) into DuckDB.';
 
@@ -20,6 +20,7 @@ export async function ingest(argv: string[]): Promise<void> {
     glob: { type: 'string' },
     'log-timezone': { type: 'string' },
     'prefer-format': { type: 'string' },
+    'store-message': { type: 'boolean' },
     ...COMMON_OUTPUT_OPTIONS,
   }, usage);
   if (values.help) { process.stdout.write(`${summary}\nusage: ${usage}\n`); return; }
@@ -34,6 +35,7 @@ export async function ingest(argv: string[]): Promise<void> {
   const source = checkConnector(rawSource, SOURCES, 'source', 'ingest', problems);
   const rawSink: Record<string, unknown> = { type: 'duckdb' };
   if (values.db !== undefined) rawSink['path'] = values.db;
+  if (values['store-message']) rawSink['store_message'] = true;
   const sink = checkConnector(rawSink, SINKS, 'sink', 'ingest', problems);
   if (problems.length || !source || !sink) throw new ConfigError(problems.map((p) => p.replace(/^ingest\./, '--')));
   const log = values.quiet ? quietLogger() : createLogger();

@@ -96,7 +96,8 @@ export function translateWriteError(err: unknown, path: string): unknown {
   if (/No space left|ENOSPC|could not write|Could not write/i.test(msg) && /space|write/i.test(msg)) {
     return new ConnectorError('duckdb', 'disk_full', `no space left on the device holding ${path}; free space or move the database — nothing of the failed batch was committed`, false, { cause: err });
   }
-  return err;
+  if (err instanceof ConnectorError) return err;
+  return new ConnectorError('duckdb', 'write_failed', `DuckDB refused a write to ${path} (nothing of it was committed): ${msg.split('\n')[0]}`, false, { cause: err });
 }
 
 /** Quotes a string as an SQL literal. */

@@ -16,6 +16,25 @@ import { sqlString } from './database.js';
  */
 export const SCHEMA_VERSION = 1;
 
+/** pgaudit's append_valid_csv in SQL: quote a field only when it holds a comma, quote, CR or LF. */
+function pgauditCsv(x: string): string {
+  return `CASE WHEN ${x} IS NULL THEN '' WHEN contains(${x}, ',') OR contains(${x}, '"') OR contains(${x}, chr(10)) OR contains(${x}, chr(13))
+    THEN '"' || replace(${x}, '"', '""') || '"' ELSE ${x} END`;
+}
+
+/**
+ * `message` is computed, not stored: the pgaudit message rebuilt exactly as pgaudit wrote it from the parsed
+ * fields (the `<previously logged>` markers included), or the raw text where it was kept (`raw_message`:
+ * rows of a seed database, or with the sink's store_message option). It keeps the seed's column for its
+ * queries without storing every statement twice.
+ */
+export const MESSAGE_EXPRESSION = `coalesce(raw_message, 'AUDIT: ' || audit_type || ',' || statement_id || ',' || substatement_id || ','
+  || ${pgauditCsv('class')} || ',' || ${pgauditCsv('command')} || ',' || ${pgauditCsv('object_type')} || ','
+  || ${pgauditCsv('object_name')} || ','
+  || CASE WHEN statement_filled THEN '<previously logged>,<previously logged>'
+          ELSE ${pgauditCsv('statement')} || ',' || ${pgauditCsv('parameter')} END
+  || CASE WHEN rows IS NULL THEN '' ELSE ',' || rows END)`;
+
 /** Columns of audit_logs in table order, with their types. */
 export const AUDIT_LOG_COLUMNS: [string, string][] = [
   ['log_time', 'TIMESTAMPTZ'],
@@ -50,6 +69,7 @@ export const AUDIT_LOG_COLUMNS: [string, string][] = [
   ['parameter', 'VARCHAR'],
   ['rows', 'BIGINT'],
   ['statement_filled', 'BOOLEAN'],
+  ['raw_message', 'VARCHAR'],
 ];
 
 const SEED_COLUMNS = ['log_time', 'user_name', 'database_name', 'client_addr', 'message', 'application_name', 'session_id', 'session_line_num', 'log_path_id', 'file_name'];
@@ -104,7 +124,8 @@ CREATE TABLE IF NOT EXISTS quarantine (
 `;
 
 function createAuditLogs(name: string): string {
-  return `CREATE TABLE ${name} (\n  ${AUDIT_LOG_COLUMNS.map(([n, t]) => `${n} ${t}`).join(',\n  ')}\n)`;
+  const cols = AUDIT_LOG_COLUMNS.map(([n, t]) => n === 'message' ? `message VARCHAR GENERATED ALWAYS AS (${MESSAGE_EXPRESSION}) VIRTUAL` : `${n} ${t}`);
+  return `CREATE TABLE ${name} (\n  ${cols.join(',\n  ')}\n)`;
 }
 
 async function tableColumns(conn: DuckDBConnection, table: string): Promise<Map<string, string>> {
@@ -145,7 +166,7 @@ export async function ensureSchema(conn: DuckDBConnection, defaultServer: string
       const logTime = existing.get('log_time')?.startsWith('TIMESTAMP WITH') ? 'log_time' : `timezone('UTC', log_time::TIMESTAMP)`;
       await conn.run(`
         INSERT INTO audit_logs_upgrade BY NAME
-        SELECT ${logTime} AS log_time, user_name, database_name, client_addr, message, application_name, session_id,
+        SELECT ${logTime} AS log_time, user_name, database_name, client_addr, message AS raw_message, application_name, session_id,
                session_line_num, log_path_id, file_name, ${sqlString(defaultServer)} AS server,
                nullif(p.audit_type, '') AS audit_type, TRY_CAST(nullif(p.statement_id, '') AS BIGINT) AS statement_id,
                TRY_CAST(nullif(p.substatement_id, '') AS BIGINT) AS substatement_id, nullif(p.class, '') AS class,

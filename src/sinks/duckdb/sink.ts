@@ -40,7 +40,7 @@ const PACKED_TYPES: Record<PackedColumn, string> = Object.fromEntries(PACKED_COL
 const FROM_PACKED: [string, string][] = PACKED_COLUMNS.map((c) =>
   c === 'log_time_ms' ? ['log_time', 'make_timestamp(log_time_ms * 1000)::TIMESTAMPTZ']
     : c === 'session_start_ms' ? ['session_start', 'make_timestamp(session_start_ms * 1000)::TIMESTAMPTZ']
-      : [c, c]);
+      : c === 'message' ? ['raw_message', 'message'] : [c, c]);
 
 function readPackedSql(file: string): string {
   const columns = PACKED_COLUMNS.map((c) => `'${c}': '${PACKED_TYPES[c]}'`).join(', ');
@@ -230,7 +230,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     const check = this.options.replace || wholeTable || min <= this.watermarkMs;
     const range = wholeTable ? '' : ` AND a.log_time BETWEEN make_timestamp(${min * 1000})::TIMESTAMPTZ AND make_timestamp(${max * 1000})::TIMESTAMPTZ`;
     const cols = ['server', 'log_path_id', 'file_name', ...FROM_PACKED.map(([n]) => n), 'statement_filled'];
-    const star = this.options.storeMessage ? 's.*' : 's.* REPLACE (NULL::VARCHAR AS message)';
+    const star = this.options.storeMessage ? 's.*' : 's.* REPLACE (NULL::VARCHAR AS raw_message)';
     const select = `SELECT ${server}, ${logPathId}, ${sqlString(basename(cp.path))}, ${star}, false FROM (${source.sql}) AS s`;
     if (this.options.replace) {
       await this.conn.run(`DELETE FROM audit_logs AS a WHERE a.server = ${server}${range}

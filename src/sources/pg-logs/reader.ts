@@ -30,6 +30,8 @@ export interface ReadOptions {
   batchBytes: number;
   /** A record longer than this is quarantined instead of waited for (active file). */
   maxRecordBytes: number;
+  /** Pack the raw message too (a sink keeps it). */
+  packMessage?: boolean;
   /** Where packed-row buffers come from and go back to (shared across files). */
   pool?: BufferPool;
   onProgress?: (bytes: number) => void;
@@ -54,7 +56,7 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
   let quarantine: QuarantinedRecord[] = [];
   let batchStart = offset;
   const st: CsvlogPackState = {
-    columns: opts.columns, times, storeMessage: true, out,
+    columns: opts.columns, times, storeMessage: opts.packMessage ?? false, out,
     onBad: () => {}, onLarge: () => {}, onMarker: (session) => { markers.add(session); }, events: 0, minTimeMs: 0, maxTimeMs: 0,
   };
 
@@ -95,6 +97,7 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
       if (st.events === 0) { st.minTimeMs = t; st.maxTimeMs = t; } else { if (t < st.minTimeMs) st.minTimeMs = t; if (t > st.maxTimeMs) st.maxTimeMs = t; }
       st.events++;
       if (r.statement === PREVIOUSLY_LOGGED) markers.add(r.session_id);
+      if (!opts.packMessage) r.message = '';
       if (packable(r)) out.record(r);
       else objects.push(r);
     } else if (outcome.kind === 'bad') {

@@ -19,6 +19,8 @@ export interface PgLogsOptions {
   batchBytes: number;
   /** Re-read the given files from their start and replace what is stored from them. */
   force: boolean;
+  /** Keep each record's raw message (a sink stores it). */
+  packMessage?: boolean;
 }
 
 /** A file the run will read, from where, or why not. */
@@ -115,7 +117,7 @@ export class PgLogsSource {
       try {
         for await (const batch of readLogFile(p.file, {
           server: this.options.server, fingerprint: p.fingerprint, startOffset: p.startOffset, times: this.times,
-          columns: p.columns, batchBytes: this.options.batchBytes, maxRecordBytes: this.options.maxRecordBytes, pool: this.pool,
+          columns: p.columns, batchBytes: this.options.batchBytes, maxRecordBytes: this.options.maxRecordBytes, pool: this.pool, packMessage: Boolean(this.options.packMessage),
           ...(onProgress ? { onProgress } : {}),
         })) {
           yield { type: 'batch', batch };
