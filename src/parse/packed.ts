@@ -124,17 +124,33 @@ export class PackWriter {
     this.buf[this.len++] = GS;
   }
 
-  /** Writes a safe integer in ASCII digits. */
+  /** Writes a safe integer in ASCII digits (in two 8-digit halves: small-integer arithmetic is fast). */
   int(value: number): void {
     this.ensure(24);
+    if (value < 0) { this.buf[this.len++] = 45; value = -value; }
+    if (value >= 1e16) { this.len += this.buf.write(String(value), this.len, 'latin1'); return; }
+    const hi = Math.floor(value / 1e8);
+    const lo = value - hi * 1e8;
+    if (hi > 0) {
+      this.small(hi);
+      const out = this.buf;
+      let j = this.len + 8;
+      this.len = j;
+      let v = lo | 0;
+      for (let k = 0; k < 8; k++) { const q = (v / 10) | 0; out[--j] = 48 + v - q * 10; v = q; }
+    } else {
+      this.small(lo | 0);
+    }
+  }
+
+  /** Writes 0 ≤ v < 1e8 without leading zeros. */
+  private small(v: number): void {
     const out = this.buf;
-    if (value < 0) { out[this.len++] = 45; value = -value; }
-    if (value < 10) { out[this.len++] = 48 + value; return; }
-    let digits = 0;
-    for (let v = value; v >= 1; v = Math.floor(v / 10)) digits++;
+    let digits = 1;
+    for (let t = v; t >= 10; t = (t / 10) | 0) digits++;
     let j = this.len + digits;
     this.len = j;
-    while (value >= 1) { const q = Math.floor(value / 10); out[--j] = 48 + (value - q * 10); value = q; }
+    do { const q = (v / 10) | 0; out[--j] = 48 + v - q * 10; v = q; } while (v > 0);
   }
 
   /** NULL: an empty unquoted field. */
