@@ -193,7 +193,7 @@ export function jsonlogRecord(line: string, times: TimestampResolver): RecordOut
       command_tag: str(o['ps']),
       session_start_ms: sessionStart,
       virtual_transaction_id: str(o['vxid']),
-      transaction_id: txid ?? 0,
+      transaction_id: txid,
       error_severity: str(o['error_severity']),
       application_name: str(o['application_name']),
       backend_type: str(o['backend_type']),

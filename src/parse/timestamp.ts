@@ -29,7 +29,7 @@ export class TimestampError extends Error {
 
 /** Parses `+03`, `-0330`, `+05:30` as minutes east of UTC; `undefined` if the text is not numeric. */
 function numericOffset(abbrev: string): number | undefined {
-  const m = /^([+-])(\d\d):?(\d\d)?$/.exec(abbrev);
+  const m = /^([+-])(\d\d)(?::?([0-5]\d))?$/.exec(abbrev);
   if (!m) return undefined;
   const minutes = Number(m[2]) * 60 + Number(m[3] ?? 0);
   return m[1] === '-' ? -minutes : minutes;
@@ -102,11 +102,17 @@ export class TimestampResolver {
   private resolve(text: string): number {
     const m = /^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d) (\S+)$/.exec(text);
     if (!m) throw malformed(text);
-    const wall = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
-    if (Number.isNaN(wall) || Number(m[2]) > 12 || Number(m[3]) > 31 || Number(m[4]) > 23 || Number(m[5]) > 59 || Number(m[6]) > 60) throw malformed(text);
+    const [year, month, day, hour, minute, second] = [m[1], m[2], m[3], m[4], m[5], m[6]].map(Number) as [number, number, number, number, number, number];
+    const wall = Date.UTC(year, month - 1, day, hour, minute, second);
+    // Date.UTC rolls 2024-02-30 into March: a date that does not round-trip does not exist.
+    const check = new Date(wall);
+    if (Number.isNaN(wall) || hour > 23 || minute > 59 || second > 59 || check.getUTCFullYear() !== year
+      || check.getUTCMonth() !== month - 1 || check.getUTCDate() !== day) throw malformed(text);
     const abbrev = m[7]!;
     const numeric = numericOffset(abbrev);
     const fixed = numeric ?? FIXED_ABBREVIATIONS[abbrev];
+    // Numeric offsets and UTC are exact whatever log_timezone says.
+    if (numeric !== undefined || fixed === 0) return wall - fixed! * 60000;
     if (!this.logTimezone) {
       if (fixed === undefined) {
         throw new TimestampError(
