@@ -67,5 +67,5 @@ export async function main(argv: string[]): Promise<number> {
 
 const code = await main(process.argv.slice(2));
 process.exitCode = code;
-// DuckDB or stdin handles can keep the loop alive; the work is done.
-setImmediate(() => process.exit(code));
+// Exit once stdout has drained (a pipe may still hold output): nothing else should keep the process alive.
+process.stdout.write('', () => process.exit(code));

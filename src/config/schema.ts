@@ -54,7 +54,7 @@ export const PG_LOGS_SOURCE: ConnectorSpec = {
       description: "The server's log_timezone as an IANA name (SHOW log_timezone). Needed when log times carry an ambiguous abbreviation such as IST or CST; without it such a file fails rather than get a wrong time.",
     },
     max_record_bytes: {
-      type: 'size', default: '1GB',
+      type: 'size', default: '256MB',
       description: 'A record still incomplete past this size is quarantined instead of waited for.',
     },
     batch_bytes: {

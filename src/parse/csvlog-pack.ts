@@ -67,24 +67,25 @@ function isInteger(src: Uint8Array, s: number, e: number, signed: boolean): bool
   return true;
 }
 
-/** Finds the end of a record by quote parity from `p` (not in quotes); -1 if it does not end before `end`. */
-function recordEnd(buf: Buffer, p: number, end: number, inQuote: boolean): number {
-  while (p < end) {
-    if (inQuote) {
-      const q = buf.indexOf(QUOTE, p);
-      if (q < 0 || q >= end) return -1;
-      inQuote = false;
-      p = q + 1;
-    } else {
-      const nl = buf.indexOf(LF, p);
-      const q = buf.indexOf(QUOTE, p);
-      if (nl < 0 || nl >= end) return -1;
-      if (q < 0 || q > nl) return nl + 1;
-      inQuote = true;
-      p = q + 1;
+const isDigit = (c: number | undefined) => c !== undefined && c >= 48 && c <= 57;
+
+/**
+ * Index of the first line start in buf[from, end) that looks like a csvlog record
+ * (`YYYY-MM-DD HH:MM:SS.mmm ZONE,`), or -1. Used only to resynchronise after damage.
+ */
+export function findRecordStart(buf: Buffer, from: number, end: number): number {
+  let nl = from - 1;
+  for (;;) {
+    nl = buf.indexOf(LF, nl + 1);
+    if (nl < 0 || nl + 25 >= end) return -1;
+    const p = nl + 1;
+    if (isDigit(buf[p]) && isDigit(buf[p + 3]) && buf[p + 4] === 45 && buf[p + 7] === 45 && buf[p + 10] === 32
+      && buf[p + 13] === 58 && buf[p + 16] === 58 && buf[p + 19] === 46 && isDigit(buf[p + 22]) && buf[p + 23] === 32) {
+      let q = p + 24;
+      while (q < end && buf[q] !== COMMA && buf[q] !== LF) q++;
+      if (q < end && buf[q] === COMMA && q > p + 24) return p;
     }
   }
-  return -1;
 }
 
 function numberOrNull(buf: Buffer, i: number, signed: boolean): boolean {
@@ -198,8 +199,10 @@ export function packCsvlog(buf: Buffer, pos: number, end: number, st: CsvlogPack
       break;
     }
     if (broken) {
-      const next = recordEnd(buf, p, end, false);
-      if (next < 0) return recStart;
+      // Damaged: quarantine everything up to the next line that starts like a record, so that neither
+      // the records it swallowed nor its own fragments are lost or counted as records.
+      const next = findRecordStart(buf, recStart + 1, end);
+      if (next < 0) return recStart; // wait for more data (or the end of a finished file)
       st.onBad(recStart, next, `csvlog record is not valid CSV (${broken})`);
       p = next;
       continue;
@@ -208,7 +211,10 @@ export function packCsvlog(buf: Buffer, pos: number, end: number, st: CsvlogPack
     if (recEnd - recStart > MAX_PACKED_RECORD_BYTES) { st.onLarge(recStart, recEnd); continue; }
     if (st.columns === 0 && (nf === 23 || nf === 24 || nf === 26)) st.columns = nf;
     if (nf !== (st.columns || 26)) {
-      st.onBad(recStart, recEnd, `csvlog record has ${nf} columns, expected ${st.columns || 26}`);
+      const next = findRecordStart(buf, recStart + 1, end);
+      if (next < 0) return recStart;
+      st.onBad(recStart, next, `csvlog record has ${nf} columns, expected ${st.columns || 26}`);
+      p = next;
       continue;
     }
     // 2. Only pgaudit entries: the message (field 14) must start with "AUDIT: ".
@@ -305,7 +311,8 @@ export function packCsvlog(buf: Buffer, pos: number, end: number, st: CsvlogPack
     out.sep();
     if (st.storeMessage) out.text(src, ms, me);
     out.sep();
-    field(22); out.sep(); field(5); out.sep(); num(6); out.sep(); num(3); out.sep(); field(9); out.sep(); num(10); out.sep();
+    if (fe[22]! > fs[22]!) field(22); // an empty application_name is NULL, as jsonlog has it
+    out.sep(); field(5); out.sep(); num(6); out.sep(); num(3); out.sep(); field(9); out.sep(); num(10); out.sep();
     field(7); out.sep();
     if (sessionStart >= 0) out.int(sessionStart);
     out.sep();

@@ -108,7 +108,8 @@ export function csvlogRecord(
       virtual_transaction_id: fields[9] ?? null,
       transaction_id: int(fields[10]),
       error_severity: fields[11] ?? null,
-      application_name: fields[22] ?? null,
+      // jsonlog omits an empty application_name; csvlog writes "". Both become NULL.
+      application_name: fields[22] || null,
       backend_type: fields[23] ?? null,
       leader_pid: int(fields[24]),
       query_id: fields[25] ?? null,
@@ -195,7 +196,7 @@ export function jsonlogRecord(line: string, times: TimestampResolver): RecordOut
       virtual_transaction_id: str(o['vxid']),
       transaction_id: txid,
       error_severity: str(o['error_severity']),
-      application_name: str(o['application_name']),
+      application_name: str(o['application_name']) || null,
       backend_type: str(o['backend_type']),
       leader_pid: num(o['leader_pid']),
       query_id: exactQueryId(o['query_id'], line),

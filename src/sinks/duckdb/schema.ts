@@ -191,7 +191,19 @@ export async function ensureSchema(conn: DuckDBConnection, defaultServer: string
       await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('upgraded_from_seed', CAST(now() AS VARCHAR))`);
     }
     await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('schema_version', '${SCHEMA_VERSION}')`);
+    if (info.upgradedFromSeed) {
+      // Commit straight into the database file, not through the WAL: DuckDB 1.5 cannot replay a WAL holding
+      // DROP TABLE of the seed's audit_logs (a foreign key to a table with a sequence default), so a kill
+      // before the next checkpoint would leave a file nobody can open.
+      await conn.run(`SET checkpoint_threshold = '0B'`);
+      await conn.run(`SET auto_checkpoint_skip_wal_threshold = 0`);
+    }
     await conn.run('COMMIT');
+    if (info.upgradedFromSeed) {
+      await conn.run('CHECKPOINT');
+      await conn.run('RESET checkpoint_threshold');
+      await conn.run('RESET auto_checkpoint_skip_wal_threshold');
+    }
   } catch (err) {
     await conn.run('ROLLBACK').catch(() => {});
     throw err;

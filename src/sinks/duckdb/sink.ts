@@ -148,6 +148,11 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       const cp = batch.checkpoint;
       const logPathId = await this.logPathId(dirname(cp.path));
       const { packed, packedCount, objects, markerSessions } = batch.payload;
+      if (this.firstCommitOfFile.delete(cp.fingerprint)) {
+        // --force: the file is read again from its start; forget its old checkpoint and quarantine.
+        await this.conn.run(`DELETE FROM quarantine WHERE server = ${sqlString(cp.server)} AND fingerprint = ${sqlString(cp.fingerprint)}`);
+        await this.conn.run(`DELETE FROM ingest_files WHERE server = ${sqlString(cp.server)} AND fingerprint = ${sqlString(cp.fingerprint)}`);
+      }
       for (const s of markerSessions) this.markerSessions.add(s);
       if (packedCount + objects.length > 0) {
         const source = await this.stage(packed, objects);
@@ -300,10 +305,6 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   private async saveCheckpoint(cp: FileCheckpoint): Promise<void> {
     const fp = sqlString(cp.fingerprint);
     const server = sqlString(cp.server);
-    if (this.firstCommitOfFile.delete(cp.fingerprint)) {
-      await this.conn.run(`DELETE FROM quarantine WHERE server = ${server} AND fingerprint = ${fp}`);
-      await this.conn.run(`DELETE FROM ingest_files WHERE server = ${server} AND fingerprint = ${fp}`);
-    }
     const lastEvent = cp.lastEventMs === null ? 'NULL' : `make_timestamp(${cp.lastEventMs * 1000})::TIMESTAMPTZ`;
     await this.conn.run(`
       INSERT INTO ingest_files VALUES (${server}, ${fp}, ${sqlString(cp.path)}, ${sqlString(basename(cp.path))}, '${cp.format}',

@@ -147,10 +147,11 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
         if (st.columns === 0 && !rec.error && (CSVLOG_COLUMN_COUNTS as readonly number[]).includes(rec.fields.length)) st.columns = rec.fields.length;
         const outcome = csvlogRecord(rec.fields, rec.error, st.columns || 26, times);
         let next = rec.next;
-        if (outcome.kind === 'bad') {
-          // A broken record may have swallowed the records after it: resynchronise.
+        if (rec.error || (outcome.kind === 'bad' && rec.fields.length !== (st.columns || 26))) {
+          // Damaged: quarantine up to the next line that starts like a record (see csvlog-pack).
           const resync = findNextRecordStart(text, rec.start + 1);
-          if (resync > 0 && resync < rec.next) next = resync;
+          if (resync < 0) break; // wait for more data (or the end of a finished file)
+          next = resync;
         }
         const start = rec.start;
         takeRecord(outcome, () => byteAt(start), () => text.slice(start, next));
