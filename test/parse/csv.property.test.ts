@@ -224,7 +224,7 @@ function genAuditLine(rng: Rng, columnCount: 23 | 24 | 26): AuditLine {
         virtual_transaction_id: vxid,
         transaction_id: txid,
         error_severity: 'LOG',
-        application_name: app,
+        application_name: app === '' ? null : app, // an empty application_name is NULL, as jsonlog has it
         backend_type: columnCount >= 24 ? backend : null,
         leader_pid: columnCount === 26 ? leader : null,
         query_id: columnCount === 26 ? queryId : null,
