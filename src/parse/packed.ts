@@ -72,6 +72,13 @@ export class PackWriter {
     this.buf = next;
   }
 
+  /** Gives the buffer back to the pool; the writer is not used afterwards. */
+  dispose(): void {
+    this.pool.release(this.buf);
+    this.buf = Buffer.alloc(0);
+    this.len = 0;
+  }
+
   /** Writes src[s, e) as a quoted text value. */
   text(src: Uint8Array, s: number, e: number): void {
     this.ensure(e - s + 2);

@@ -46,9 +46,9 @@ export async function openDatabase(path: string, options: OpenOptions = {}): Pro
   // memory back to the OS, keeping RSS close to memory_limit.
   const config: Record<string, string> = {
     threads: String(options.threads ?? 1),
-    memory_limit: options.memoryLimit ?? '128MB',
-    allocator_flush_threshold: '32MB',
-    allocator_bulk_deallocation_flush_threshold: '32MB',
+    memory_limit: options.memoryLimit ?? '96MB',
+    allocator_flush_threshold: '8MB',
+    allocator_bulk_deallocation_flush_threshold: '8MB',
   };
   if (options.readOnly) config['access_mode'] = 'READ_ONLY';
   let instance: DuckDBInstance;
@@ -78,7 +78,6 @@ export async function openDatabase(path: string, options: OpenOptions = {}): Pro
   const connection = await instance.connect();
   // Times are stored and shown in UTC whatever the machine's zone; ICU is statically linked.
   await connection.run("LOAD icu; SET TimeZone = 'UTC'");
-  if (process.env['AUDITSHIP_DUCKDB_EXPERIMENT']) await connection.run(process.env['AUDITSHIP_DUCKDB_EXPERIMENT']);
   return {
     path: abs,
     instance,

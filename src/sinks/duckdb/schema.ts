@@ -6,9 +6,12 @@ import { sqlString } from './database.js';
  * seed script (tables log_paths, log_summary, audit_logs with a unique index).
  *
  * Tables:
- *  - `audit_logs`: one row per pgaudit entry. The seed's columns first (log_time, user_name, database_name,
+ *  - `audit_events`: one row per pgaudit entry, every field parsed. Identity: (server, session_id,
+ *    session_line_num).
+ *  - `audit_logs`: the view users query. The seed's columns first (log_time, user_name, database_name,
  *    client_addr, message, application_name, session_id, session_line_num, log_path_id, file_name), then the
- *    server and session columns and every pgaudit field. Identity: (server, session_id, session_line_num).
+ *    server and session columns and every pgaudit field. Its `message` is computed (MESSAGE_EXPRESSION); a
+ *    view costs nothing at insert time, where a generated column would double the cost of loading.
  *  - `log_paths`, `log_summary`: the seed's directory registry and per-file summary, kept up to date.
  *  - `ingest_files`: the checkpoint of each file, keyed by (server, content fingerprint).
  *  - `quarantine`: records that could not be parsed: where they are, why, and their raw text.
@@ -35,7 +38,7 @@ export const MESSAGE_EXPRESSION = `coalesce(raw_message, 'AUDIT: ' || audit_type
           ELSE ${pgauditCsv('statement')} || ',' || ${pgauditCsv('parameter')} END
   || CASE WHEN rows IS NULL THEN '' ELSE ',' || rows END)`;
 
-/** Columns of audit_logs in table order, with their types. */
+/** Columns of the audit_logs view in order, with their types; all but `message` are audit_events columns. */
 export const AUDIT_LOG_COLUMNS: [string, string][] = [
   ['log_time', 'TIMESTAMPTZ'],
   ['user_name', 'VARCHAR'],
@@ -123,9 +126,20 @@ CREATE TABLE IF NOT EXISTS quarantine (
 );
 `;
 
-function createAuditLogs(name: string): string {
-  const cols = AUDIT_LOG_COLUMNS.map(([n, t]) => n === 'message' ? `message VARCHAR GENERATED ALWAYS AS (${MESSAGE_EXPRESSION}) VIRTUAL` : `${n} ${t}`);
+function createAuditEvents(name: string): string {
+  const cols = AUDIT_LOG_COLUMNS.filter(([n]) => n !== 'message').map(([n, t]) => `${n} ${t}`);
   return `CREATE TABLE ${name} (\n  ${cols.join(',\n  ')}\n)`;
+}
+
+const CREATE_AUDIT_LOGS_VIEW = `CREATE OR REPLACE VIEW audit_logs AS SELECT
+  ${AUDIT_LOG_COLUMNS.map(([n]) => (n === 'message' ? `${MESSAGE_EXPRESSION} AS message` : n)).join(',\n  ')}
+FROM audit_events`;
+
+async function tableType(conn: DuckDBConnection, table: string): Promise<string | null> {
+  const r = await conn.runAndReadAll(
+    `SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ${sqlString(table)}`);
+  const v = r.getRows()[0]?.[0];
+  return v === undefined || v === null ? null : String(v);
 }
 
 async function tableColumns(conn: DuckDBConnection, table: string): Promise<Map<string, string>> {
@@ -142,30 +156,32 @@ export interface SchemaInfo {
 
 /** Creates the schema, or upgrades a seed database in place, in one transaction. */
 export async function ensureSchema(conn: DuckDBConnection, defaultServer: string): Promise<SchemaInfo> {
-  const existing = await tableColumns(conn, 'audit_logs');
   const info: SchemaInfo = { upgradedFromSeed: false, legacyRows: 0 };
-  if (existing.size > 0 && existing.has('server')) {
+  if (await tableType(conn, 'audit_events') !== null) {
     await conn.run(CREATE_SUPPORT_TABLES);
+    await conn.run(CREATE_AUDIT_LOGS_VIEW);
     return info;
   }
+  const seedTable = await tableType(conn, 'audit_logs') === 'BASE TABLE';
+  const existing = seedTable ? await tableColumns(conn, 'audit_logs') : new Map<string, string>();
   await conn.run('BEGIN TRANSACTION');
   try {
     await conn.run(CREATE_SUPPORT_TABLES);
-    if (existing.size === 0) {
-      await conn.run(createAuditLogs('audit_logs'));
+    if (!seedTable) {
+      await conn.run(createAuditEvents('audit_events'));
     } else {
       // A seed database: rebuild audit_logs with every column, keep its rows (parsed from their message),
       // drop the seed's unique index (identity is now server + session), deduplicate what it let through.
       const missing = SEED_COLUMNS.filter((c) => !existing.has(c));
       if (missing.length) throw new Error(`audit_logs exists but lacks the columns ${missing.join(', ')}; it was not written by pg_audit_to_duckdb or auditship`);
       await conn.run('DROP INDEX IF EXISTS ux_audit_unique');
-      await conn.run(createAuditLogs('audit_logs_upgrade'));
+      await conn.run(createAuditEvents('audit_events'));
       const F = `("(?:[^"]|"")*"|[^,]*)`;
       const re = `(?s)^AUDIT: (SESSION|OBJECT),(\\d+),(\\d+),([A-Z_]+),${F},${F},${F},${F},${F}(?:,(\\d*))?$`;
       const uq = (x: string) => `CASE WHEN starts_with(${x}, '"') THEN replace(${x}[2:-2], '""', '"') WHEN ${x} = '' THEN NULL ELSE ${x} END`;
       const logTime = existing.get('log_time')?.startsWith('TIMESTAMP WITH') ? 'log_time' : `timezone('UTC', log_time::TIMESTAMP)`;
       await conn.run(`
-        INSERT INTO audit_logs_upgrade BY NAME
+        INSERT INTO audit_events BY NAME
         SELECT ${logTime} AS log_time, user_name, database_name, client_addr, message AS raw_message, application_name, session_id,
                session_line_num, log_path_id, file_name, ${sqlString(defaultServer)} AS server,
                nullif(p.audit_type, '') AS audit_type, TRY_CAST(nullif(p.statement_id, '') AS BIGINT) AS statement_id,
@@ -180,16 +196,16 @@ export async function ensureSchema(conn: DuckDBConnection, defaultServer: string
         )
         QUALIFY row_number() OVER (PARTITION BY session_id, session_line_num ORDER BY log_time) = 1`);
       await conn.run('DROP TABLE audit_logs');
-      await conn.run('ALTER TABLE audit_logs_upgrade RENAME TO audit_logs');
-      const r = await conn.runAndReadAll(`SELECT count(*), max(log_time) FROM audit_logs`);
+      const r = await conn.runAndReadAll(`SELECT count(*), max(log_time) FROM audit_events`);
       const [count, maxTime] = r.getRows()[0]!;
       info.upgradedFromSeed = true;
       info.legacyRows = Number(count);
       if (maxTime !== null) {
-        await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('legacy_max_log_time', (SELECT CAST(epoch_ms(max(log_time)) AS VARCHAR) FROM audit_logs))`);
+        await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('legacy_max_log_time', (SELECT CAST(epoch_ms(max(log_time)) AS VARCHAR) FROM audit_events))`);
       }
       await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('upgraded_from_seed', CAST(now() AS VARCHAR))`);
     }
+    await conn.run(CREATE_AUDIT_LOGS_VIEW);
     await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('schema_version', '${SCHEMA_VERSION}')`);
     if (info.upgradedFromSeed) {
       // Commit straight into the database file, not through the WAL: DuckDB 1.5 cannot replay a WAL holding

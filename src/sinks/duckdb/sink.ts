@@ -11,14 +11,15 @@ import { openDatabase, sqlString, translateWriteError, type Database } from './d
 import { AUDIT_LOG_COLUMNS, ensureSchema } from './schema.js';
 
 /**
- * The DuckDB sink: stores pgaudit records in `audit_logs` and, as the pipeline's state store, the file
+ * The DuckDB sink: stores pgaudit records in `audit_events` (users query the `audit_logs` view) and, as the
+ * pipeline's state store, the file
  * checkpoints in `ingest_files` — in one transaction, so a kill at any moment loses and duplicates nothing.
  *
- * Transfer: a batch is encoded as one string (fields joined by U+001F, records by U+001E, NULL as U+001D)
- * and split back in SQL, which costs one native call per batch instead of one per value. Records holding
- * those control characters go through DuckDB's appender instead. Identity (server, session_id,
- * session_line_num) is enforced by an anti-join limited to the batch's time range, which DuckDB's zone maps
- * keep cheap; no ART index is needed.
+ * Transfer: a batch's packed rows (parse/packed.ts: a CSV dialect) are written to a stage file that DuckDB's
+ * CSV reader loads — one call per batch instead of one per value. Records the packed form cannot carry
+ * (very long ones, or text holding its quote character) go through DuckDB's appender instead. Identity
+ * (server, session_id, session_line_num) is checked by an anti-join limited to the batch's time range, and
+ * only for batches that reach back into time already stored; no ART index is needed.
  */
 export interface DuckDbSinkOptions {
   path: string;
@@ -36,7 +37,7 @@ export interface DuckDbSinkOptions {
 const PACKED_TYPES: Record<PackedColumn, string> = Object.fromEntries(PACKED_COLUMNS.map((c) => [c,
   c === 'client_port' || c === 'process_id' || c === 'leader_pid' ? 'INTEGER' : NUMERIC_COLUMNS.has(c) ? 'BIGINT' : 'VARCHAR'])) as Record<PackedColumn, string>;
 
-/** audit_logs columns filled from the packed rows, with the SQL that computes each from column `c`. */
+/** audit_events columns filled from the packed rows, with the SQL that computes each from column `c`. */
 const FROM_PACKED: [string, string][] = PACKED_COLUMNS.map((c) =>
   c === 'log_time_ms' ? ['log_time', 'make_timestamp(log_time_ms * 1000)::TIMESTAMPTZ']
     : c === 'session_start_ms' ? ['session_start', 'make_timestamp(session_start_ms * 1000)::TIMESTAMPTZ']
@@ -92,7 +93,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   }
 
   private async loadWatermark(): Promise<void> {
-    const r = await this.conn.runAndReadAll(`SELECT epoch_ms(max(log_time)) FROM audit_logs WHERE server = ${sqlString(this.options.server)}`);
+    const r = await this.conn.runAndReadAll(`SELECT epoch_ms(max(log_time)) FROM audit_events WHERE server = ${sqlString(this.options.server)}`);
     const v = r.getRows()[0]?.[0];
     this.watermarkMs = v === null || v === undefined ? -Infinity : Number(v);
   }
@@ -238,15 +239,15 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     const star = this.options.storeMessage ? 's.*' : 's.* REPLACE (NULL::VARCHAR AS raw_message)';
     const select = `SELECT ${server}, ${logPathId}, ${sqlString(basename(cp.path))}, ${star}, false FROM (${source.sql}) AS s`;
     if (this.options.replace) {
-      await this.conn.run(`DELETE FROM audit_logs AS a WHERE a.server = ${server}${range}
+      await this.conn.run(`DELETE FROM audit_events AS a WHERE a.server = ${server}${range}
         AND (a.session_id, a.session_line_num) IN (SELECT session_id, session_line_num FROM (${source.sql}))`);
     }
     const sql = check
-      ? `INSERT INTO audit_logs (${cols.join(', ')})
+      ? `INSERT INTO audit_events (${cols.join(', ')})
          ${select}
-         WHERE NOT EXISTS (SELECT 1 FROM audit_logs AS a WHERE a.server = ${server}${range}
+         WHERE NOT EXISTS (SELECT 1 FROM audit_events AS a WHERE a.server = ${server}${range}
                            AND a.session_id = s.session_id AND a.session_line_num = s.session_line_num)`
-      : `INSERT INTO audit_logs (${cols.join(', ')}) ${select}`;
+      : `INSERT INTO audit_events (${cols.join(', ')}) ${select}`;
     const r = await this.conn.run(sql);
     if (max > this.watermarkMs) this.watermarkMs = max;
     return Number(r.rowsChanged);
@@ -277,14 +278,14 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     const server = sqlString(this.options.server);
     const sessionFilter = sessions ? ` AND session_id IN (${sessions.map(sqlString).join(', ')})` : '';
     await this.conn.run(`
-      UPDATE audit_logs AS a SET statement = p.statement, parameter = p.parameter, statement_filled = true
+      UPDATE audit_events AS a SET statement = p.statement, parameter = p.parameter, statement_filled = true
       FROM (
         SELECT server, session_id, statement_id, substatement_id,
                arg_min(statement, session_line_num) AS statement, arg_min(parameter, session_line_num) AS parameter
-        FROM audit_logs
+        FROM audit_events
         WHERE server = ${server}${sessionFilter} AND statement IS DISTINCT FROM '${PREVIOUSLY_LOGGED}'
           AND (session_id, statement_id, substatement_id) IN (
-            SELECT session_id, statement_id, substatement_id FROM audit_logs
+            SELECT session_id, statement_id, substatement_id FROM audit_events
             WHERE server = ${server}${sessionFilter} AND statement = '${PREVIOUSLY_LOGGED}')
         GROUP BY ALL
       ) AS p
@@ -294,7 +295,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
 
   /** Resolves `<previously logged>` rows whose first entry arrived later (another file, a later run). */
   async sweepPreviouslyLogged(): Promise<void> {
-    const r = await this.conn.runAndReadAll(`SELECT count(*) FROM audit_logs WHERE server = ${sqlString(this.options.server)} AND statement = '${PREVIOUSLY_LOGGED}'`);
+    const r = await this.conn.runAndReadAll(`SELECT count(*) FROM audit_events WHERE server = ${sqlString(this.options.server)} AND statement = '${PREVIOUSLY_LOGGED}'`);
     if (Number(r.getRows()[0]![0]) === 0) return;
     await this.begin();
     await this.fillPreviouslyLogged(null);

@@ -45,12 +45,13 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
   let offset = opts.startOffset; // absolute content offset of the first unconsumed byte
   let skip = opts.startOffset; // content bytes still to skip to reach startOffset (compressed files)
   // One work buffer holds the unconsumed bytes [0, held); it grows only for a record longer than it.
-  let work = Buffer.allocUnsafe(readBytes * 2);
+  const pool = opts.pool ?? new BufferPool();
+  let work = pool.acquire(readBytes * 2);
   let held = 0;
   let lastTail: Buffer = Buffer.alloc(0); // the TAIL_BYTES before `offset`
   let eof = false;
 
-  const out = new PackWriter(opts.pool ?? new BufferPool(), Math.min(opts.batchBytes * 2, 32 << 20));
+  const out = new PackWriter(pool, Math.min(opts.batchBytes + (opts.batchBytes >> 2), 32 << 20));
   let objects: PgAuditRecord[] = [];
   let markers = new Set<string>();
   let quarantine: QuarantinedRecord[] = [];
@@ -174,8 +175,9 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
     if (work.length >= min) return;
     let size = work.length * 2;
     while (size < min) size *= 2;
-    const next = Buffer.allocUnsafe(size);
+    const next = pool.acquire(size);
     work.copy(next, 0, 0, held);
+    pool.release(work);
     work = next;
   };
 
@@ -270,6 +272,8 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
     throw new ConnectorError('pg_logs', 'read_failed',
       describeFileError(err, file.path, 'reading a log file') ?? `cannot read ${file.path}: ${(err as Error).message}`, false, { cause: err });
   } finally {
+    pool.release(work);
+    out.dispose();
     await fh?.close();
     await iterator?.return?.();
     (stream as { destroy?: () => void } | null)?.destroy?.();
