@@ -61,6 +61,8 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   /** Latest log_time (epoch ms) stored for this server, committed or in the open transaction. */
   private watermarkMs = -Infinity;
   private stageDir = '';
+  private memoryLimit = '';
+  private memoryRaised = false;
   private stageSeq = 0;
   private firstCommitOfFile = new Set<string>();
 
@@ -80,7 +82,10 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       }
       sink.stageDir = `${sink.db.path}.stage`;
       mkdirSync(sink.stageDir, { recursive: true });
-      for (const f of readdirSync(sink.stageDir)) rmSync(join(sink.stageDir, f), { force: true }); // left by a killed run
+      for (const f of readdirSync(sink.stageDir)) rmSync(join(sink.stageDir, f), { recursive: true, force: true }); // left by a killed run
+      // DuckDB spills there too, so nothing is left next to the database after a run.
+      await sink.conn.run(`SET temp_directory = ${sqlString(join(sink.stageDir, 'spill'))}`);
+      sink.memoryLimit = String((await sink.conn.runAndReadAll(`SELECT current_setting('memory_limit')`)).getRows()[0]![0]);
       await sink.loadWatermark();
       const meta = await sink.conn.runAndReadAll(`SELECT value FROM auditship_meta WHERE key = 'legacy_max_log_time'`);
       const legacy = meta.getRows()[0]?.[0];
@@ -196,6 +201,12 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       parts.push(readPackedSql(file));
     }
     if (slow.length > 0) {
+      // Very long records (a 50 MB statement) need DuckDB memory beyond the usual limit for a moment.
+      const bytes = slow.reduce((n, r) => n + r.message.length + (r.statement?.length ?? 0) + (r.parameter?.length ?? 0), 0) * 3;
+      if (bytes > 4 << 20) {
+        await this.conn.run(`SET memory_limit = '${Math.ceil((bytes * 4 + (256 << 20)) / (1 << 20))}MB'`);
+        this.memoryRaised = true;
+      }
       const types = new Map(AUDIT_LOG_COLUMNS);
       await this.conn.run(`CREATE TEMP TABLE IF NOT EXISTS stage_slow (${FROM_PACKED.map(([n]) => `${n} ${types.get(n)}`).join(', ')})`);
       await this.conn.run('DELETE FROM stage_slow');
@@ -223,6 +234,13 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       sql: parts.join(' UNION ALL '),
       cleanup: async () => { if (file) await unlink(file).catch(() => {}); },
     };
+  }
+
+  /** Back to the configured memory limit once the long records are stored. */
+  private async restoreMemoryLimit(): Promise<void> {
+    if (!this.memoryRaised) return;
+    this.memoryRaised = false;
+    await this.conn.run(`SET memory_limit = ${sqlString(this.memoryLimit)}`);
   }
 
   /** Inserts the staged rows whose identity is not stored yet; returns how many were inserted. */
@@ -263,6 +281,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       for (const cp of checkpoints) await this.saveCheckpoint(cp);
       await this.conn.run('COMMIT');
       this.inTransaction = false;
+      await this.restoreMemoryLimit();
     } catch (err) {
       await this.rollback();
       throw translateWriteError(err, this.db.path);
@@ -328,6 +347,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     this.markerSessions.clear();
     await this.conn.run('ROLLBACK').catch(() => {});
     await this.loadWatermark().catch(() => {});
+    await this.restoreMemoryLimit().catch(() => {});
   }
 
   async close(): Promise<void> {
