@@ -68,7 +68,8 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
       log: options.log,
       onCommit: (t) => options.progress.setEvents(t.events),
     });
-    await sink.sweepPreviouslyLogged();
+    // A first record that arrived in this run may complete `<previously logged>` rows stored before.
+    if (result.stored > 0) await sink.sweepPreviouslyLogged();
     options.progress.done();
     return {
       pipeline: pipeline.name,

@@ -16,7 +16,7 @@ export async function query(argv: string[]): Promise<void> {
   const format = values.format ?? 'table';
   if (!['table', 'csv', 'json'].includes(format)) throw new ExitError(2, `--format: "${format}" is not one of table, csv, json`);
   if (positionals.length !== 1) throw new ExitError(2, `give one SQL statement (quote it)\nusage: ${usage}`);
-  const db = await openDatabase(values.db ?? './auditship.duckdb', { readOnly: true });
+  const db = await openDatabase(values.db ?? './auditship.duckdb', { readOnly: true, memoryLimit: '1GB', threads: 2 });
   try {
     let result;
     try {

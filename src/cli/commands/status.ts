@@ -13,7 +13,7 @@ export async function status(argv: string[]): Promise<void> {
     help: { type: 'boolean', short: 'h' },
   }, usage);
   if (values.help) { process.stdout.write(`${summary}\nusage: ${usage}\n`); return; }
-  const db = await openDatabase(values.db ?? './auditship.duckdb', { readOnly: true });
+  const db = await openDatabase(values.db ?? './auditship.duckdb', { readOnly: true, memoryLimit: '1GB', threads: 2 });
   try {
     const tables = await db.connection.runAndReadAll(`SELECT count(*) FROM information_schema.tables WHERE table_name = 'ingest_files'`);
     if (Number(tables.getRows()[0]![0]) === 0) throw new ExitError(1, `${db.path} has no auditship state (not written by auditship ingest)`);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { sqlString } from './database.js';
 
@@ -135,6 +136,9 @@ const CREATE_AUDIT_LOGS_VIEW = `CREATE OR REPLACE VIEW audit_logs AS SELECT
   ${AUDIT_LOG_COLUMNS.map(([n]) => (n === 'message' ? `${MESSAGE_EXPRESSION} AS message` : n)).join(',\n  ')}
 FROM audit_events`;
 
+/** Identifies the view definition: a short hash of its SQL. */
+const VIEW_VERSION = createHash('sha256').update(CREATE_AUDIT_LOGS_VIEW).digest('hex').slice(0, 16);
+
 async function tableType(conn: DuckDBConnection, table: string): Promise<string | null> {
   const r = await conn.runAndReadAll(
     `SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ${sqlString(table)}`);
@@ -158,8 +162,13 @@ export interface SchemaInfo {
 export async function ensureSchema(conn: DuckDBConnection, defaultServer: string): Promise<SchemaInfo> {
   const info: SchemaInfo = { upgradedFromSeed: false, legacyRows: 0 };
   if (await tableType(conn, 'audit_events') !== null) {
-    await conn.run(CREATE_SUPPORT_TABLES);
-    await conn.run(CREATE_AUDIT_LOGS_VIEW);
+    // Recreate the view only when its definition changed (a catalog write would cost a checkpoint).
+    const r = await conn.runAndReadAll(`SELECT value FROM auditship_meta WHERE key = 'audit_logs_view'`);
+    if (r.getRows()[0]?.[0] !== VIEW_VERSION) {
+      await conn.run(CREATE_SUPPORT_TABLES);
+      await conn.run(CREATE_AUDIT_LOGS_VIEW);
+      await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('audit_logs_view', '${VIEW_VERSION}')`);
+    }
     return info;
   }
   const seedTable = await tableType(conn, 'audit_logs') === 'BASE TABLE';
@@ -206,6 +215,7 @@ export async function ensureSchema(conn: DuckDBConnection, defaultServer: string
       await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('upgraded_from_seed', CAST(now() AS VARCHAR))`);
     }
     await conn.run(CREATE_AUDIT_LOGS_VIEW);
+    await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('audit_logs_view', '${VIEW_VERSION}')`);
     await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('schema_version', '${SCHEMA_VERSION}')`);
     if (info.upgradedFromSeed) {
       // Commit straight into the database file, not through the WAL: DuckDB 1.5 cannot replay a WAL holding
