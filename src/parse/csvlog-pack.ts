@@ -1,5 +1,5 @@
 import type { CsvError } from './csv.js';
-import { MAX_PACKED_RECORD_BYTES, PackWriter } from './packed.js';
+import { MAX_PACKED_RECORD_BYTES, PackWriter, US } from './packed.js';
 import { TimestampError, type TimestampResolver } from './timestamp.js';
 
 /**
@@ -92,20 +92,19 @@ function numberOrNull(buf: Buffer, i: number, signed: boolean): boolean {
   return fe[i]! === fs[i]! || isInteger(buf, fs[i]!, fe[i]!, signed);
 }
 
-/** Packs field i as text: NULL when empty and unquoted (as csvlog and pgaudit write NULL). */
+/** Packs field i as text and its separator: NULL when empty and unquoted (as csvlog and pgaudit write NULL). */
 function packText(out: PackWriter, src: Buffer, starts: Int32Array, ends: Int32Array, quoted: Uint8Array, i: number, n: number): void {
-  if (i >= n) return;
-  const s = starts[i]!, e = ends[i]!;
-  if (quoted[i] === 0) { if (s !== e) out.text(src, s, e); }
-  else if (quoted[i] === 1) out.text(src, s, e);
-  else out.textUnquote(src, s, e);
+  if (i < n) {
+    const s = starts[i]!, e = ends[i]!, q = quoted[i]!;
+    if (q !== 0 || s !== e) out.uText(src, s, e, q === 2);
+  }
+  out.uByte(US);
 }
 
-/** Packs field i as a number (validated before): its digits, or NULL when empty. */
+/** Packs field i as a number (validated before) and its separator: its digits, or NULL when empty. */
 function packNumber(out: PackWriter, src: Buffer, starts: Int32Array, ends: Int32Array, i: number, n: number): void {
-  if (i >= n) return;
-  const s = starts[i]!, e = ends[i]!;
-  if (s !== e) out.copy(src, s, e);
+  if (i < n) out.uCopy(src, starts[i]!, ends[i]!);
+  out.uByte(US);
 }
 
 /** A timestamp cache: the bytes of the last field without its milliseconds, and its epoch ms. */
@@ -292,34 +291,34 @@ export function packCsvlog(buf: Buffer, pos: number, end: number, st: CsvlogPack
       st.onBad(recStart, recEnd, 'csvlog record has a malformed number (process_id, transaction_id, leader_pid or query_id)');
       continue;
     }
-    // 5. Pack, in PACKED_COLUMNS order.
+    // 5. Pack, in PACKED_COLUMNS order: room for the whole record first, then unchecked writes.
+    out.ensure(recEnd - recStart + (st.storeMessage ? me - ms : 0) + 192);
     const field = (i: number) => packText(out, buf, fs, fe, fq, i, nf);
     const num = (i: number) => packNumber(out, buf, fs, fe, i, nf);
     const pfield = (i: number) => packText(out, src, ps, pe, pq, i, np);
     const pnum = (i: number) => packNumber(out, src, ps, pe, i, np);
-    out.int(logTime); out.sep();
-    field(1); out.sep(); field(2); out.sep();
+    out.int(logTime); out.uByte(US);
+    field(1); field(2);
     // connection_from: host:port, [local], or ::1:5432 → address and port.
     {
       const s = fs[4]!, e = fe[4]!;
       let colon = -1;
       for (let i = e - 1; i > s; i--) if (buf[i] === 58) { colon = i; break; }
-      if (s === e) out.sep();
-      else if (colon > s && isInteger(buf, colon + 1, e, false) && fq[4] !== 2) { out.text(buf, s, colon); out.sep(); out.copy(buf, colon + 1, e); }
-      else { field(4); out.sep(); }
+      if (s === e) out.uByte(US);
+      else if (colon > s && isInteger(buf, colon + 1, e, false) && fq[4] !== 2) { out.uText(buf, s, colon, false); out.uByte(US); out.uCopy(buf, colon + 1, e); }
+      else field(4);
     }
-    out.sep();
-    if (st.storeMessage) out.text(src, ms, me);
-    out.sep();
+    out.uByte(US);
+    if (st.storeMessage) out.uText(src, ms, me, false);
+    out.uByte(US);
     if (fe[22]! > fs[22]!) field(22); // an empty application_name is NULL, as jsonlog has it
-    out.sep(); field(5); out.sep(); num(6); out.sep(); num(3); out.sep(); field(9); out.sep(); num(10); out.sep();
-    field(7); out.sep();
+    else out.uByte(US);
+    field(5); num(6); num(3); field(9); num(10); field(7);
     if (sessionStart >= 0) out.int(sessionStart);
-    out.sep();
-    field(11); out.sep(); field(23); out.sep(); num(24); out.sep(); num(25); out.sep();
-    pfield(0); out.sep(); pnum(1); out.sep(); pnum(2); out.sep(); pfield(3); out.sep(); pfield(4); out.sep();
-    pfield(5); out.sep(); pfield(6); out.sep(); pfield(7); out.sep(); pfield(8); out.sep(); pnum(9);
-    out.endRecord();
+    out.uByte(US);
+    field(11); field(23); num(24); num(25);
+    pfield(0); pnum(1); pnum(2); pfield(3); pfield(4); pfield(5); pfield(6); pfield(7); pfield(8); pnum(9);
+    out.uEndRecord();
     if (pq[7] === 0 && equalBytes(src, ps[7]!, pe[7]!, MARKER)) st.onMarker(buf.toString('utf8', fs[5]!, fe[5]!));
     if (st.events === 0) { st.minTimeMs = logTime; st.maxTimeMs = logTime; }
     else { if (logTime < st.minTimeMs) st.minTimeMs = logTime; if (logTime > st.maxTimeMs) st.maxTimeMs = logTime; }

@@ -72,6 +72,49 @@ export class PackWriter {
     this.buf = next;
   }
 
+  // Unchecked writes for the csvlog packer, which reserves room for a whole record first (ensure).
+
+  /** Copies src[s, e) without checking room. */
+  uCopy(src: Uint8Array, s: number, e: number): void {
+    const out = this.buf;
+    if (e - s < 64) {
+      let j = this.len;
+      for (let i = s; i < e; i++) out[j++] = src[i]!;
+      this.len = j;
+    } else {
+      Buffer.prototype.copy.call(src, out, this.len, s, e);
+      this.len += e - s;
+    }
+  }
+
+  /** Writes one byte without checking room. */
+  uByte(b: number): void {
+    this.buf[this.len++] = b;
+  }
+
+  /** Writes src[s, e) as quoted text without checking room; with `undouble`, "" becomes ". */
+  uText(src: Buffer, s: number, e: number, undouble: boolean): void {
+    this.buf[this.len++] = GS;
+    if (!undouble) this.uCopy(src, s, e);
+    else {
+      let from = s;
+      for (;;) {
+        const q = src.indexOf(34, from);
+        if (q < 0 || q >= e) break;
+        this.uCopy(src, from, q + 1);
+        from = q + 2;
+      }
+      this.uCopy(src, from, e);
+    }
+    this.buf[this.len++] = GS;
+  }
+
+  /** Turns the separator just written into the end of the record. */
+  uEndRecord(): void {
+    this.buf[this.len - 1] = LF;
+    this.count++;
+  }
+
   /** Gives the buffer back to the pool; the writer is not used afterwards. */
   dispose(): void {
     this.pool.release(this.buf);
