@@ -1,5 +1,4 @@
 import type { PipelineConfig } from '../config/load.js';
-import { ConnectorError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { runPipeline } from '../core/pipeline.js';
 import type { Progress } from '../core/progress.js';
@@ -88,7 +87,6 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
     };
   } catch (err) {
     options.progress.done();
-    if (err instanceof ConnectorError) throw err;
     throw err;
   } finally {
     await sink.close();

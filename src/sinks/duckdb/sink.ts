@@ -64,7 +64,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   private memoryLimit = '';
   private memoryRaised = false;
   private stageSeq = 0;
-  private firstCommitOfFile = new Set<string>();
+  private filesToReplace = new Set<string>();
 
   private constructor(private readonly options: DuckDbSinkOptions, private readonly log: Logger) {}
 
@@ -125,9 +125,9 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     return out;
   }
 
-  /** Forgets the checkpoints of the given fingerprints (--force); committed with the first batch. */
+  /** --force: the file is read again from its start; its checkpoint and quarantine go with its first batch. */
   markForReplace(fingerprint: string): void {
-    this.firstCommitOfFile.add(fingerprint);
+    this.filesToReplace.add(fingerprint);
   }
 
   private async begin(): Promise<void> {
@@ -154,7 +154,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       const cp = batch.checkpoint;
       const logPathId = await this.logPathId(dirname(cp.path));
       const { packed, packedCount, objects, markerSessions } = batch.payload;
-      if (this.firstCommitOfFile.delete(cp.fingerprint)) {
+      if (this.filesToReplace.delete(cp.fingerprint)) {
         // --force: the file is read again from its start; forget its old checkpoint and quarantine.
         await this.conn.run(`DELETE FROM quarantine WHERE server = ${sqlString(cp.server)} AND fingerprint = ${sqlString(cp.fingerprint)}`);
         await this.conn.run(`DELETE FROM ingest_files WHERE server = ${sqlString(cp.server)} AND fingerprint = ${sqlString(cp.fingerprint)}`);
