@@ -29,6 +29,23 @@ export interface PgAuditRecord extends PgAuditFields {
   message: string;
 }
 
+/** The server log columns of a PgAuditRecord (everything but the pgaudit fields). */
+type LogColumns = Omit<PgAuditRecord, keyof PgAuditFields>;
+
+/** Joins log columns and pgaudit fields in one object literal: V8 keeps a fixed-shape object (no spread). */
+function auditRecord(l: LogColumns, a: PgAuditFields): PgAuditRecord {
+  return {
+    log_time_ms: l.log_time_ms, user_name: l.user_name, database_name: l.database_name, process_id: l.process_id,
+    client_addr: l.client_addr, client_port: l.client_port, session_id: l.session_id, session_line_num: l.session_line_num,
+    command_tag: l.command_tag, session_start_ms: l.session_start_ms, virtual_transaction_id: l.virtual_transaction_id,
+    transaction_id: l.transaction_id, error_severity: l.error_severity, application_name: l.application_name,
+    backend_type: l.backend_type, leader_pid: l.leader_pid, query_id: l.query_id, message: l.message,
+    audit_type: a.audit_type, statement_id: a.statement_id, substatement_id: a.substatement_id, class: a.class,
+    command: a.command, object_type: a.object_type, object_name: a.object_name, statement: a.statement,
+    parameter: a.parameter, rows: a.rows,
+  };
+}
+
 /** What became of one log record. */
 export type RecordOutcome =
   | { kind: 'audit'; record: PgAuditRecord }
@@ -91,10 +108,9 @@ export function csvlogRecord(
   }
   const [addr, port] = splitConnectionFrom(fields[4] ?? null);
   const a = audit.fields;
-  // One object literal with every property (no spread): V8 keeps it a fast, fixed-shape object.
   return {
     kind: 'audit',
-    record: {
+    record: auditRecord({
       log_time_ms: logTime,
       user_name: fields[1] ?? null,
       database_name: fields[2] ?? null,
@@ -114,17 +130,7 @@ export function csvlogRecord(
       leader_pid: int(fields[24]),
       query_id: fields[25] ?? null,
       message,
-      audit_type: a.audit_type,
-      statement_id: a.statement_id,
-      substatement_id: a.substatement_id,
-      class: a.class,
-      command: a.command,
-      object_type: a.object_type,
-      object_name: a.object_name,
-      statement: a.statement,
-      parameter: a.parameter,
-      rows: a.rows,
-    },
+    }, a),
   };
 }
 
@@ -182,7 +188,7 @@ export function jsonlogRecord(line: string, times: TimestampResolver): RecordOut
   const a = audit.fields;
   return {
     kind: 'audit',
-    record: {
+    record: auditRecord({
       log_time_ms: logTime,
       user_name: str(o['user']),
       database_name: str(o['dbname']),
@@ -201,16 +207,6 @@ export function jsonlogRecord(line: string, times: TimestampResolver): RecordOut
       leader_pid: num(o['leader_pid']),
       query_id: exactQueryId(o['query_id'], line),
       message,
-      audit_type: a.audit_type,
-      statement_id: a.statement_id,
-      substatement_id: a.substatement_id,
-      class: a.class,
-      command: a.command,
-      object_type: a.object_type,
-      object_name: a.object_name,
-      statement: a.statement,
-      parameter: a.parameter,
-      rows: a.rows,
-    },
+    }, a),
   };
 }
