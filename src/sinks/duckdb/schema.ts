@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { DuckDBConnection } from '@duckdb/node-api';
+import { PREVIOUSLY_LOGGED } from '../../parse/index.js';
 import { sqlString } from './database.js';
 
 /**
@@ -16,6 +17,8 @@ import { sqlString } from './database.js';
  *  - `log_paths`, `log_summary`: the seed's directory registry and per-file summary, kept up to date.
  *  - `ingest_files`: the checkpoint of each file, keyed by (server, content fingerprint).
  *  - `quarantine`: records that could not be parsed: where they are, why, and their raw text.
+ *  - `pending_markers`: sessions holding `<previously logged>` rows whose first entry is not stored yet, so
+ *    that later runs complete them without scanning the whole table.
  *  - `auditship_meta`: schema version and upgrade facts.
  */
 export const SCHEMA_VERSION = 1;
@@ -114,6 +117,11 @@ CREATE TABLE IF NOT EXISTS ingest_files (
   updated_at      TIMESTAMPTZ,
   PRIMARY KEY (server, fingerprint)
 );
+CREATE TABLE IF NOT EXISTS pending_markers (
+  server     VARCHAR NOT NULL,
+  session_id VARCHAR NOT NULL,
+  PRIMARY KEY (server, session_id)
+);
 CREATE TABLE IF NOT EXISTS quarantine (
   server         VARCHAR NOT NULL,
   file_name      VARCHAR,
@@ -152,6 +160,10 @@ async function tableColumns(conn: DuckDBConnection, table: string): Promise<Map<
   return new Map(r.getRows().map((row) => [String(row[0]), String(row[1])]));
 }
 
+/** Lists the sessions with unresolved `<previously logged>` rows (a full scan: only at creation of the table). */
+const FILL_PENDING_MARKERS = `INSERT OR IGNORE INTO pending_markers
+  SELECT DISTINCT server, session_id FROM audit_events WHERE statement = '${PREVIOUSLY_LOGGED}' AND session_id IS NOT NULL`;
+
 export interface SchemaInfo {
   /** True when this call upgraded a seed database. */
   upgradedFromSeed: boolean;
@@ -164,6 +176,13 @@ export async function ensureSchema(conn: DuckDBConnection, defaultServer: string
   if (await tableType(conn, 'audit_events') !== null) {
     // Recreate the view only when its definition changed (a catalog write would cost a checkpoint).
     const r = await conn.runAndReadAll(`SELECT value FROM auditship_meta WHERE key = 'audit_logs_view'`);
+    if (await tableType(conn, 'pending_markers') === null) {
+      // A database of an earlier auditship version: list its unresolved markers once.
+      await conn.run('BEGIN TRANSACTION');
+      await conn.run(CREATE_SUPPORT_TABLES);
+      await conn.run(FILL_PENDING_MARKERS);
+      await conn.run('COMMIT');
+    }
     if (r.getRows()[0]?.[0] !== VIEW_VERSION) {
       await conn.run(CREATE_SUPPORT_TABLES);
       await conn.run(CREATE_AUDIT_LOGS_VIEW);
@@ -213,6 +232,7 @@ export async function ensureSchema(conn: DuckDBConnection, defaultServer: string
         await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('legacy_max_log_time', (SELECT CAST(epoch_ms(max(log_time)) AS VARCHAR) FROM audit_events))`);
       }
       await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('upgraded_from_seed', CAST(now() AS VARCHAR))`);
+      await conn.run(FILL_PENDING_MARKERS);
     }
     await conn.run(CREATE_AUDIT_LOGS_VIEW);
     await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('audit_logs_view', '${VIEW_VERSION}')`);

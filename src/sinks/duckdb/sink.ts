@@ -275,7 +275,9 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     try {
       await this.begin();
       if (this.markerSessions.size > 0) {
-        await this.fillPreviouslyLogged([...this.markerSessions]);
+        const sessions = [...this.markerSessions];
+        await this.fillPreviouslyLogged(sessions);
+        await this.trackPendingMarkers(sessions);
         this.markerSessions.clear();
       }
       for (const cp of checkpoints) await this.saveCheckpoint(cp);
@@ -293,9 +295,9 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
    * `<previously logged>`: copy statement and parameter from the first entry of the same session,
    * statement and substatement, wherever it was ingested.
    */
-  private async fillPreviouslyLogged(sessions: string[] | null): Promise<void> {
+  private async fillPreviouslyLogged(sessions: string[]): Promise<void> {
     const server = sqlString(this.options.server);
-    const sessionFilter = sessions ? ` AND session_id IN (${sessions.map(sqlString).join(', ')})` : '';
+    const sessionFilter = ` AND session_id IN (${sessions.map(sqlString).join(', ')})`;
     await this.conn.run(`
       UPDATE audit_events AS a SET statement = p.statement, parameter = p.parameter, statement_filled = true
       FROM (
@@ -312,14 +314,36 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
         AND a.substatement_id = p.substatement_id AND a.statement = '${PREVIOUSLY_LOGGED}'`);
   }
 
-  /** Resolves `<previously logged>` rows whose first entry arrived later (another file, a later run). */
+  /** Records which of these sessions still hold `<previously logged>` rows without their first entry. */
+  private async trackPendingMarkers(sessions: string[]): Promise<void> {
+    const server = sqlString(this.options.server);
+    const list = sessions.map(sqlString).join(', ');
+    await this.conn.run(`DELETE FROM pending_markers WHERE server = ${server} AND session_id IN (${list})`);
+    await this.conn.run(`INSERT INTO pending_markers SELECT DISTINCT server, session_id FROM audit_events
+      WHERE server = ${server} AND session_id IN (${list}) AND statement = '${PREVIOUSLY_LOGGED}'`);
+  }
+
+  /**
+   * Resolves `<previously logged>` rows whose first entry arrived later (another file, a later run). Only
+   * the sessions listed in `pending_markers` are looked at, so a run costs nothing here when none are.
+   */
   async sweepPreviouslyLogged(): Promise<void> {
-    const r = await this.conn.runAndReadAll(`SELECT count(*) FROM audit_events WHERE server = ${sqlString(this.options.server)} AND statement = '${PREVIOUSLY_LOGGED}'`);
-    if (Number(r.getRows()[0]![0]) === 0) return;
-    await this.begin();
-    await this.fillPreviouslyLogged(null);
-    await this.conn.run('COMMIT');
-    this.inTransaction = false;
+    const r = await this.conn.runAndReadAll(`SELECT session_id FROM pending_markers WHERE server = ${sqlString(this.options.server)}`);
+    const sessions = r.getRows().map((row) => String(row[0]));
+    if (sessions.length === 0) return;
+    try {
+      await this.begin();
+      for (let i = 0; i < sessions.length; i += 1000) {
+        const chunk = sessions.slice(i, i + 1000);
+        await this.fillPreviouslyLogged(chunk);
+        await this.trackPendingMarkers(chunk);
+      }
+      await this.conn.run('COMMIT');
+      this.inTransaction = false;
+    } catch (err) {
+      await this.rollback();
+      throw translateWriteError(err, this.db.path);
+    }
   }
 
   private async saveCheckpoint(cp: FileCheckpoint): Promise<void> {
