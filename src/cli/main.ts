@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, ConnectorError, ExitError } from '../core/errors.js';
 import * as ingestCmd from './commands/ingest.js';
+import * as pgCmd from './commands/pg.js';
 import * as queryCmd from './commands/query.js';
 import * as runCmd from './commands/run.js';
 import * as statusCmd from './commands/status.js';
@@ -14,6 +15,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; usage: 
   run: { run: runCmd.run, usage: runCmd.usage, summary: runCmd.summary },
   query: { run: queryCmd.query, usage: queryCmd.usage, summary: queryCmd.summary },
   status: { run: statusCmd.status, usage: statusCmd.usage, summary: statusCmd.summary },
+  pg: { run: pgCmd.pgCommand, usage: pgCmd.usage, summary: pgCmd.summary },
 };
 
 function version(): string {

@@ -1,0 +1,210 @@
+import pg from 'pg';
+import { ConnectorError, ExitError } from '../../core/errors.js';
+import { DEFAULT_SCHEMA, installAudit, NOTIFY_CHANNEL, uninstallAudit, upgradeAuditTable } from '../../sources/pg-audit-table/install.js';
+import { parseCommandArgs } from '../args.js';
+
+export const usage = [
+  'auditship pg install --url URL [--schema NAME] [--exclude TABLE=COL,COL]... [--log-query] TABLE...',
+  '           auditship pg install --url URL --upgrade TABLE',
+  '           auditship pg uninstall --url URL [--schema NAME] [--drop-data] [TABLE...]',
+].join('\n');
+export const summary = 'Install (or remove) auditship\'s audit triggers and audit table on PostgreSQL 13+.';
+
+const help = `${summary}
+usage: ${usage}
+
+  install    creates <schema>.logged_actions and <schema>.if_modified() (once) and puts the triggers
+             auditship_row and auditship_truncate on each TABLE ('name', 'schema.name', or quoted SQL names);
+             running it again replaces the triggers (changed --exclude or --log-query take effect)
+  --upgrade  adds txid xid8 DEFAULT pg_current_xact_id() and an index on (txid, event_id) to an existing
+             audit table (e.g. a 91plus audit.logged_actions) so auditship can read it
+  uninstall  drops the triggers (of TABLE..., or of every audited table); the audit data stays unless
+             --drop-data, which also drops the audit table, the function and the schema when empty
+  --url      a postgres:// URL (default: $AUDITSHIP_PG_URL)
+  --schema   schema of the audit table and the trigger function (default: ${DEFAULT_SCHEMA})
+  --exclude  TABLE=COL,COL: columns left out of row_data and changed_fields; repeatable
+  --log-query  record the client's top-level statement in client_query`;
+
+export async function pgCommand(argv: string[]): Promise<void> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+    process.stdout.write(help + '\n');
+    if (sub === undefined) throw new ExitError(2);
+    return;
+  }
+  if (sub === 'install') return install(rest);
+  if (sub === 'uninstall') return uninstall(rest);
+  throw new ExitError(2, `unknown pg subcommand "${sub}"; use install or uninstall\nusage: ${usage}`);
+}
+
+const CONNECTION_OPTIONS = {
+  url: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  json: { type: 'boolean' },
+  quiet: { type: 'boolean', short: 'q' },
+} as const;
+
+async function install(argv: string[]): Promise<void> {
+  const { values, positionals } = parseCommandArgs(argv, {
+    ...CONNECTION_OPTIONS,
+    schema: { type: 'string' },
+    exclude: { type: 'string', multiple: true },
+    'log-query': { type: 'boolean' },
+    upgrade: { type: 'string' },
+  }, usage);
+  if (values.help) { process.stdout.write(help + '\n'); return; }
+  const url = connectionUrl(values.url);
+
+  if (values.upgrade !== undefined) {
+    const extra = [positionals.length ? 'TABLE arguments' : '', values.schema !== undefined ? '--schema' : '', values.exclude?.length ? '--exclude' : '', values['log-query'] ? '--log-query' : ''].filter(Boolean);
+    if (extra.length) throw new ExitError(2, `--upgrade takes one audit table and no ${extra.join(', ')}\nusage: ${usage}`);
+    if (!values.upgrade) throw new ExitError(2, `--upgrade needs the audit table to upgrade\nusage: ${usage}`);
+    const table = values.upgrade;
+    const { added } = await withClient(url, 'upgrading the audit table', (c) => upgradeAuditTable(c, table));
+    if (values.json) process.stdout.write(JSON.stringify({ table, added }) + '\n');
+    else if (!values.quiet) {
+      process.stdout.write(added
+        ? `upgraded ${table} on ${maskUrl(url)}: added txid xid8 DEFAULT pg_current_xact_id() and an index on (txid, event_id)\n`
+        : `${table} on ${maskUrl(url)} already has txid xid8 and its index; nothing to do\n`);
+    }
+    return;
+  }
+
+  if (positionals.length === 0) throw new ExitError(2, `name at least one TABLE to audit\nusage: ${usage}`);
+  const excludeColumns: Record<string, string[]> = {};
+  for (const e of values.exclude ?? []) {
+    const parsed = parseExclude(e);
+    if (!parsed) throw new ExitError(2, `--exclude ${JSON.stringify(e)}: expected TABLE=COL[,COL...]\nusage: ${usage}`);
+    (excludeColumns[parsed.table] ??= []).push(...parsed.columns);
+  }
+  const schema = values.schema ?? DEFAULT_SCHEMA;
+  if (!schema) throw new ExitError(2, '--schema: empty schema name');
+  const result = await withClient(url, 'installing the audit triggers', (c) =>
+    installAudit(c, { schema, tables: positionals, excludeColumns, logQuery: values['log-query'] ?? false }));
+  if (values.json) { process.stdout.write(JSON.stringify({ ...result, notifyChannel: NOTIFY_CHANNEL }) + '\n'); return; }
+  if (values.quiet) return;
+  const lines = [`audit triggers installed on ${result.tables.length} table(s) of ${maskUrl(url)} → ${result.auditTable} (NOTIFY channel ${NOTIFY_CHANNEL}${values['log-query'] ? ', query text recorded' : ''})`];
+  const excludedFor = new Map<string, string[]>();
+  for (const [spec, cols] of Object.entries(excludeColumns)) {
+    const i = positionals.indexOf(spec);
+    const display = i >= 0 ? result.tables[i] : undefined;
+    if (display) excludedFor.set(display, cols);
+  }
+  for (const t of result.tables) {
+    const cols = excludedFor.get(t);
+    lines.push(`  ${t}${cols ? ` (without ${cols.join(', ')})` : ''}`);
+  }
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+async function uninstall(argv: string[]): Promise<void> {
+  const { values, positionals } = parseCommandArgs(argv, {
+    ...CONNECTION_OPTIONS,
+    schema: { type: 'string' },
+    'drop-data': { type: 'boolean' },
+  }, usage);
+  if (values.help) { process.stdout.write(help + '\n'); return; }
+  const url = connectionUrl(values.url);
+  const schema = values.schema ?? DEFAULT_SCHEMA;
+  if (!schema) throw new ExitError(2, '--schema: empty schema name');
+  const result = await withClient(url, 'removing the audit triggers', (c) =>
+    uninstallAudit(c, { schema, tables: positionals, dropData: values['drop-data'] ?? false }));
+  if (values.json) { process.stdout.write(JSON.stringify(result) + '\n'); return; }
+  if (values.quiet) return;
+  const lines = [`audit triggers removed from ${result.tables.length} table(s) of ${maskUrl(url)}${result.tables.length ? ':' : ''}`];
+  for (const t of result.tables) lines.push(`  ${t}`);
+  lines.push(result.droppedData ? `the audit table ${schema}.logged_actions and its data were dropped` : values['drop-data'] ? `there was no audit table ${schema}.logged_actions to drop` : `the audit data in ${schema}.logged_actions stays`);
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+/** TABLE=COL,COL with TABLE possibly quoted ("a=b"=x) and columns possibly quoted ("a,b"). */
+export function parseExclude(spec: string): { table: string; columns: string[] } | null {
+  let inQuote = false;
+  let eq = -1;
+  for (let i = 0; i < spec.length; i++) {
+    if (spec[i] === '"') inQuote = !inQuote;
+    else if (spec[i] === '=' && !inQuote) { eq = i; break; }
+  }
+  if (eq <= 0) return null;
+  const columns: string[] = [];
+  let cur = '';
+  inQuote = false;
+  for (const ch of spec.slice(eq + 1)) {
+    if (ch === '"') inQuote = !inQuote;
+    if (ch === ',' && !inQuote) { columns.push(cur.trim()); cur = ''; continue; }
+    cur += ch;
+  }
+  columns.push(cur.trim());
+  if (columns.some((c) => c === '')) return null;
+  return { table: spec.slice(0, eq), columns };
+}
+
+function connectionUrl(given: string | undefined): string {
+  const url = given ?? process.env['AUDITSHIP_PG_URL'];
+  if (!url) throw new ExitError(2, `give the database with --url postgres://USER@HOST/DB (or set AUDITSHIP_PG_URL)\nusage: ${usage}`);
+  if (!/^postgres(ql)?:\/\//i.test(url)) throw new ExitError(2, `--url: ${JSON.stringify(maskUrl(url))} is not a postgres:// or postgresql:// URL`);
+  try { new URL(url); } catch { throw new ExitError(2, '--url: not a valid URL'); }
+  return url;
+}
+
+/** The URL with its password (and a password= parameter) replaced by ****. */
+export function maskUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '****';
+    for (const key of [...u.searchParams.keys()]) if (/pass/i.test(key)) u.searchParams.set(key, '****');
+    return u.toString();
+  } catch {
+    return url.replace(/(:\/\/[^:/@]*:)[^@]*@/, '$1****@').replace(/(password=)[^&\s]*/gi, '$1****');
+  }
+}
+
+async function withClient<T>(url: string, action: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 15_000, application_name: 'auditship' });
+  client.on('error', () => {}); // a dropped connection surfaces as the failing query's error
+  try {
+    try {
+      await client.connect();
+    } catch (err) {
+      throw describePgError(err, url, 'connecting');
+    }
+    try {
+      return await fn(client);
+    } catch (err) {
+      throw describePgError(err, url, action);
+    }
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** One line for a failure of PostgreSQL or of the connection to it: what went wrong and how to fix it. */
+export function describePgError(err: unknown, url: string, action: string): ConnectorError {
+  if (err instanceof ConnectorError) return err;
+  const e = err as { code?: string; message?: string; severity?: string };
+  const where = maskUrl(url);
+  const first = String(e?.message ?? err).split('\n')[0]!.replaceAll(url, where);
+  const fail = (code: string, message: string, retryable = false) => new ConnectorError('pg', code, message, retryable, { cause: err });
+  switch (e?.code) {
+    case 'ECONNREFUSED': return fail('connection_refused', `cannot connect to ${where}: connection refused; is PostgreSQL running and listening on that host and port?`, true);
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN': return fail('host_not_found', `cannot connect to ${where}: host not found`, e.code === 'EAI_AGAIN');
+    case 'ETIMEDOUT':
+    case 'ECONNRESET':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH': return fail('connection_failed', `cannot connect to ${where}: ${first}`, true);
+    case '28P01':
+    case '28000': return fail('auth_failed', `cannot connect to ${where}: ${first}; check the user and password, and pg_hba.conf`);
+    case '3D000': return fail('database_not_found', `cannot connect to ${where}: ${first}`);
+    case '42P01': return fail('table_not_found', `${action} failed: ${first} (42P01); check the table name and --url's database`);
+    case '42501': return fail('permission_denied', `${action} failed: ${first} (42501); run as the owner of the tables (with CREATE on the database) or as a superuser`);
+    case '55P03':
+    case '40P01': return fail('lock_conflict', `${action} failed: ${first} (${e.code}); try again when the tables are less busy`, true);
+    case '57P01':
+    case '57P03':
+    case '53300': return fail('server_unavailable', `${action} failed: ${first} (${e.code})`, true);
+  }
+  if (/timeout/i.test(first)) return fail('connection_failed', `cannot connect to ${where}: ${first}`, true);
+  if (e?.severity && e.code) return fail('sql_error', `${action} failed: ${first} (SQLSTATE ${e.code})`);
+  return fail('pg_failed', `${action} failed: ${first}`);
+}
