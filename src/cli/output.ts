@@ -1,4 +1,5 @@
 import type { RunSummary } from '../jobs/ingest.js';
+import type { TableRunSummary } from '../jobs/table.js';
 
 /** Human formatting of numbers, sizes and durations for the CLI. */
 export const n = (x: number) => x.toLocaleString('en');
@@ -12,7 +13,12 @@ export function duration(ms: number): string {
   return ms >= 10_000 ? `${(ms / 1000).toFixed(0)} s` : `${(ms / 1000).toFixed(2)} s`;
 }
 
-export function formatSummary(s: RunSummary): string {
+export function formatSummary(s: RunSummary | TableRunSummary): string {
+  if (!('filesRead' in s)) {
+    return `${s.pipeline}: ${n(s.stored)} new row changes (${n(s.duplicates)} already stored) from ${s.table}` +
+      `${s.deleted ? `, ${n(s.deleted)} shipped rows deleted` : ''} in ${duration(s.durationMs)} → ${s.db}` +
+      (s.quarantined ? `; ${n(s.quarantined)} row(s) quarantined (table row_quarantine)` : '');
+  }
   const lines = [
     `${s.pipeline}: ${n(s.stored)} new audit events (${n(s.duplicates)} already stored) from ${n(s.filesRead)} file(s), ` +
       `${size(s.bytes)} in ${duration(s.durationMs)} → ${s.db}` +

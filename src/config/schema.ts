@@ -61,12 +61,58 @@ export const PG_LOGS_SOURCE: ConnectorSpec = {
       type: 'size', default: '4MB',
       description: 'Log content parsed per batch (memory per batch is a few times this).',
     },
+    poll_interval_ms: {
+      type: 'integer', default: 5000, minimum: 100,
+      description: 'run --follow: how often the log directory is looked at for new records.',
+    },
+  },
+};
+
+export const PG_AUDIT_TABLE_SOURCE: ConnectorSpec = {
+  kind: 'pg_audit_table',
+  description: 'A trigger-fed audit table in PostgreSQL (auditship pg install, or an audit-trigger 91plus table), read in commit-safe order; NOTIFY wakes it, polling is the safety net.',
+  fields: {
+    url: {
+      type: 'string', required: true, example: 'postgres://auditship:${PGPASSWORD}@db.example.com:5432/app',
+      description: 'PostgreSQL connection URL. The role needs SELECT on the audit table (DELETE too for delete_after_ship) and should run with pgaudit.log = none.',
+    },
+    table: {
+      type: 'string', default: 'auditship.logged_actions',
+      description: 'The audit table: auditship\'s own (auditship pg install), an audit-trigger 91plus audit.logged_actions (hstore row data) or a variant of it.',
+    },
+    server: {
+      type: 'string', default: 'default',
+      description: 'Name of the PostgreSQL server; with the table and event_id it is each row change\'s identity.',
+    },
+    cursor: {
+      type: 'enum', values: ['auto', 'xid8', 'txid', 'lag_window'], default: 'auto',
+      description: 'How reading keeps its place. auto: xid8 when the table has an xid8 column, txid with a bigint transaction_id (91plus), else lag_window, which can miss a transaction that commits more than lag_window_ms after taking its id (a warning says so at start).',
+    },
+    lag_window_ms: {
+      type: 'integer', default: 600000, minimum: 0,
+      description: 'lag_window cursor only: how long an event id missing below the highest one seen is waited for.',
+    },
+    batch_rows: { type: 'integer', default: 10000, minimum: 1, description: 'Most rows per batch (one DuckDB transaction).' },
+    batch_bytes: { type: 'size', default: '16MB', description: 'Rows are read until a batch holds about this much text (a 1 MB row still makes a batch of its own).' },
+    batch_latency_ms: {
+      type: 'integer', default: 100, minimum: 0,
+      description: 'Follow mode: after a wake-up, wait this long so that a burst of small transactions makes one batch. Bounds the delay a row gets on top of its commit.',
+    },
+    poll_interval_ms: {
+      type: 'integer', default: 1000, minimum: 10,
+      description: 'Follow mode: read even without a notification this often (notifications are lost while disconnected).',
+    },
+    delete_after_ship: {
+      type: 'boolean', default: false,
+      description: 'Delete rows from the audit table once every sink has committed them — only rows at or below the stored cursor, never beyond it. Needs an xid8 or txid cursor.',
+    },
+    delete_chunk_rows: { type: 'integer', default: 10000, minimum: 1, description: 'Rows deleted per statement by delete_after_ship.' },
   },
 };
 
 export const DUCKDB_SINK: ConnectorSpec = {
   kind: 'duckdb',
-  description: 'An embedded DuckDB database file: tables audit_logs, quarantine, ingest_files (and the seed\'s log_paths, log_summary).',
+  description: 'An embedded DuckDB database file: audit_logs, quarantine, ingest_files (and the seed\'s log_paths, log_summary) for pg_logs; row_changes, row_quarantine, table_cursors for pg_audit_table.',
   fields: {
     path: { type: 'string', default: './auditship.duckdb', description: 'The database file. Keep it on a local disk (DuckDB locks it).' },
     store_message: {
@@ -85,7 +131,7 @@ export const DUCKDB_SINK: ConnectorSpec = {
   },
 };
 
-export const SOURCES: Record<string, ConnectorSpec> = { pg_logs: PG_LOGS_SOURCE };
+export const SOURCES: Record<string, ConnectorSpec> = { pg_logs: PG_LOGS_SOURCE, pg_audit_table: PG_AUDIT_TABLE_SOURCE };
 export const SINKS: Record<string, ConnectorSpec> = { duckdb: DUCKDB_SINK };
 
 /** Keys of a pipeline. */

@@ -2,6 +2,7 @@ import type { PipelineConfig } from '../config/load.js';
 import type { Logger } from '../core/log.js';
 import { runPipeline } from '../core/pipeline.js';
 import type { Progress } from '../core/progress.js';
+import type { Database } from '../sinks/duckdb/database.js';
 import { DuckDbSink } from '../sinks/duckdb/sink.js';
 import { PgLogsSource } from '../sources/pg-logs/source.js';
 
@@ -27,6 +28,8 @@ export interface RunSummary {
 
 export interface IngestOptions {
   force?: boolean;
+  /** A database held open by the caller (the follow daemon). */
+  db?: Database;
   log: Logger;
   progress: Progress;
 }
@@ -55,6 +58,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
     memoryLimit: String(sinkConfig['memory_limit']),
     threads: Number(sinkConfig['threads']),
     replace: Boolean(options.force),
+    ...(options.db ? { database: options.db } : {}),
   }, options.log);
   try {
     const plan = await source.plan(sink);

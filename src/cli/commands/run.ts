@@ -2,17 +2,20 @@ import { loadConfig } from '../../config/load.js';
 import { ExitError, isExpected } from '../../core/errors.js';
 import { createLogger, quietLogger } from '../../core/log.js';
 import { createProgress, noProgress } from '../../core/progress.js';
+import { runFollow } from '../../jobs/follow.js';
 import { runIngestPipeline, type RunSummary } from '../../jobs/ingest.js';
+import { runTablePipeline, type TableRunSummary } from '../../jobs/table.js';
 import { COMMON_OUTPUT_OPTIONS, parseCommandArgs } from '../args.js';
 import { formatSummary } from '../output.js';
 
-export const usage = 'auditship run [--config FILE] [--pipeline NAME] [--quiet] [--json]';
-export const summary = 'Run every pipeline of a config once and exit (cron-friendly).';
+export const usage = 'auditship run [--config FILE] [--pipeline NAME] [--follow] [--quiet] [--json]';
+export const summary = 'Run every pipeline of a config once and exit (cron-friendly); --follow: keep running until SIGTERM/SIGINT.';
 
 export async function run(argv: string[]): Promise<void> {
   const { values } = parseCommandArgs(argv, {
     config: { type: 'string', short: 'c' },
     pipeline: { type: 'string', multiple: true },
+    follow: { type: 'boolean', short: 'f' },
     ...COMMON_OUTPUT_OPTIONS,
   }, usage);
   if (values.help) { process.stdout.write(`${summary}\nusage: ${usage}\n`); return; }
@@ -25,10 +28,25 @@ export async function run(argv: string[]): Promise<void> {
   }
   const log = values.quiet ? quietLogger() : createLogger();
   const progress = values.quiet || values.json ? noProgress : createProgress(process.stderr, log);
-  const results: (RunSummary | { pipeline: string; ok: false; error: string })[] = [];
+  if (values.follow) {
+    const controller = new AbortController();
+    const stop = (sig: string) => {
+      if (controller.signal.aborted) return;
+      log.info('Stopping: finishing the current batches.', { signal: sig });
+      controller.abort();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+    const ok = await runFollow(pipelines, log, controller.signal);
+    if (!ok) throw new ExitError(1, 'a pipeline stopped with an error (see the log)');
+    return;
+  }
+  const results: (RunSummary | TableRunSummary | { pipeline: string; ok: false; error: string })[] = [];
   for (const pipeline of pipelines) {
     try {
-      const s = await runIngestPipeline(pipeline, { log, progress });
+      const s = pipeline.source.type === 'pg_audit_table'
+        ? await runTablePipeline(pipeline, { log })
+        : await runIngestPipeline(pipeline, { log, progress });
       results.push(s);
       if (!values.json && !values.quiet) process.stdout.write(formatSummary(s) + '\n');
     } catch (err) {

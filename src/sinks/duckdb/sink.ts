@@ -30,6 +30,8 @@ export interface DuckDbSinkOptions {
   threads?: number;
   /** --force: replace events that are already stored instead of skipping them. */
   replace?: boolean;
+  /** A database the caller holds open (the follow daemon); the sink uses a connection of its own. */
+  database?: Database;
 }
 
 
@@ -65,6 +67,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   private memoryRaised = false;
   private stageSeq = 0;
   private filesToReplace = new Set<string>();
+  private sharedDb = false;
 
   private constructor(private readonly options: DuckDbSinkOptions, private readonly log: Logger) {}
 
@@ -73,7 +76,16 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     const openOpts: { memoryLimit?: string; threads?: number } = {};
     if (options.memoryLimit) openOpts.memoryLimit = options.memoryLimit;
     if (options.threads) openOpts.threads = options.threads;
-    sink.db = await openDatabase(options.path, openOpts);
+    if (options.database) {
+      // The daemon's shared database: a connection of our own; the instance stays with its owner.
+      const shared = options.database;
+      const conn = await shared.instance.connect();
+      await conn.run("SET TimeZone = 'UTC'");
+      sink.db = { path: shared.path, instance: shared.instance, connection: conn, close: () => conn.closeSync() };
+      sink.sharedDb = true;
+    } else {
+      sink.db = await openDatabase(options.path, openOpts);
+    }
     sink.conn = sink.db.connection;
     try {
       const info = await ensureSchema(sink.conn, options.server);
@@ -82,7 +94,9 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       }
       sink.stageDir = `${sink.db.path}.stage`;
       mkdirSync(sink.stageDir, { recursive: true });
-      for (const f of readdirSync(sink.stageDir)) rmSync(join(sink.stageDir, f), { recursive: true, force: true }); // left by a killed run
+      if (!sink.sharedDb) {
+        for (const f of readdirSync(sink.stageDir)) rmSync(join(sink.stageDir, f), { recursive: true, force: true }); // left by a killed run
+      }
       // DuckDB spills there too, so nothing is left next to the database after a run.
       await sink.conn.run(`SET temp_directory = ${sqlString(join(sink.stageDir, 'spill'))}`);
       sink.memoryLimit = String((await sink.conn.runAndReadAll(`SELECT current_setting('memory_limit')`)).getRows()[0]![0]);
@@ -377,6 +391,6 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   async close(): Promise<void> {
     await this.rollback();
     this.db.close();
-    rmSync(this.stageDir, { recursive: true, force: true });
+    if (!this.sharedDb) rmSync(this.stageDir, { recursive: true, force: true });
   }
 }

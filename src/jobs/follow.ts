@@ -1,0 +1,124 @@
+import { renameSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { PipelineConfig } from '../config/load.js';
+import { isExpected } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { noProgress } from '../core/progress.js';
+import { openDatabase, type Database } from '../sinks/duckdb/database.js';
+import { runIngestPipeline } from './ingest.js';
+import { runTablePipeline, type TableStatus } from './table.js';
+
+/**
+ * `auditship run --follow`: every pipeline runs until the signal aborts. pg_audit_table pipelines stream
+ * (NOTIFY + polling); pg_logs pipelines look at their directory every poll_interval_ms. Each DuckDB file is
+ * opened once and shared (DuckDB locks a file to one process); each pipeline has its own connection.
+ * While the daemon holds a file, `auditship status` reads `<db>.status.json`, which is rewritten (temp +
+ * rename) whenever a pipeline's state changes and at least every few seconds.
+ */
+export interface PipelineStatus {
+  pipeline: string;
+  kind: string;
+  state: string;
+  [key: string]: unknown;
+}
+
+export interface DaemonStatus {
+  pid: number;
+  startedAt: string;
+  updatedAt: string;
+  db: string;
+  pipelines: PipelineStatus[];
+}
+
+export function statusFilePath(db: string): string {
+  return `${resolve(db)}.status.json`;
+}
+
+export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal: AbortSignal): Promise<boolean> {
+  const dbs = new Map<string, Database>();
+  const statuses = new Map<string, PipelineStatus>();
+  const startedAt = new Date().toISOString();
+  const dbOf = (p: PipelineConfig) => resolve(String(p.sinks[p.sinks.length - 1]!['path']));
+  const writeStatus = () => {
+    for (const path of dbs.keys()) {
+      const body: DaemonStatus = {
+        pid: process.pid, startedAt, updatedAt: new Date().toISOString(), db: path,
+        pipelines: pipelines.filter((p) => dbOf(p) === path).map((p) => statuses.get(p.name)!).filter(Boolean),
+      };
+      const file = statusFilePath(path);
+      try {
+        writeFileSync(`${file}.tmp`, JSON.stringify(body, null, 2) + '\n');
+        renameSync(`${file}.tmp`, file);
+      } catch (err) {
+        log.warn('Cannot write the status file.', { file, reason: (err as Error).message });
+      }
+    }
+  };
+  const set = (s: PipelineStatus) => { statuses.set(s.pipeline, s); writeStatus(); };
+  try {
+    for (const p of pipelines) {
+      const path = dbOf(p);
+      if (!dbs.has(path)) {
+        const sink = p.sinks[p.sinks.length - 1]!;
+        dbs.set(path, await openDatabase(path, { memoryLimit: String(sink['memory_limit'] ?? '96MB'), threads: Number(sink['threads'] ?? 1) }));
+      }
+      set({ pipeline: p.name, kind: p.source.type, state: 'starting' });
+    }
+    const ticker = setInterval(writeStatus, 5000);
+    ticker.unref();
+    log.info('Following.', { pipelines: pipelines.map((p) => p.name), pid: process.pid });
+    const results = await Promise.all(pipelines.map(async (p) => {
+      const db = dbs.get(dbOf(p))!;
+      try {
+        if (p.source.type === 'pg_audit_table') {
+          await runTablePipeline(p, { log, follow: true, signal, db, onStatus: (s: TableStatus) => set({ ...s }) });
+          return true;
+        }
+        return await followLogs(p, db, log, signal, set);
+      } catch (err) {
+        if (!isExpected(err)) throw err;
+        log.error('Pipeline stopped.', { pipeline: p.name, reason: err.message });
+        set({ ...(statuses.get(p.name) ?? { pipeline: p.name, kind: p.source.type }), state: 'failed', error: err.message });
+        return false;
+      }
+    }));
+    clearInterval(ticker);
+    for (const p of pipelines) {
+      const s = statuses.get(p.name);
+      if (s && s.state !== 'failed') s.state = 'stopped';
+    }
+    writeStatus();
+    log.info('Stopped; every pipeline flushed its last batch and checkpoint.', {});
+    return results.every(Boolean);
+  } finally {
+    for (const db of dbs.values()) db.close();
+  }
+}
+
+/** A pg_logs pipeline in follow mode: one ingest run every poll_interval_ms; a failing run is retried. */
+async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: AbortSignal, set: (s: PipelineStatus) => void): Promise<boolean> {
+  const interval = Number(p.source['poll_interval_ms'] ?? 5000);
+  let events = 0;
+  let stored = 0;
+  let failures = 0;
+  while (!signal.aborted) {
+    try {
+      const s = await runIngestPipeline(p, { log, progress: noProgress, db });
+      events += s.events;
+      stored += s.stored;
+      failures = 0;
+      set({ pipeline: p.name, kind: 'pg_logs', state: s.ok ? 'following' : 'retrying', events, stored, lastRunAt: new Date().toISOString(), filesRead: s.filesRead, ...(s.ok ? {} : { error: s.errors[0]?.message }) });
+    } catch (err) {
+      if (!isExpected(err)) throw err;
+      failures++;
+      log.warn('Pipeline run failed; retrying.', { pipeline: p.name, reason: err.message });
+      set({ pipeline: p.name, kind: 'pg_logs', state: 'retrying', events, stored, error: err.message });
+    }
+    const wait = failures ? Math.min(60_000, interval * 2 ** Math.min(failures, 6)) : interval;
+    await new Promise<void>((r) => {
+      const t = setTimeout(r, wait);
+      signal.addEventListener('abort', () => { clearTimeout(t); r(); }, { once: true });
+    });
+  }
+  return true;
+}

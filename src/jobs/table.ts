@@ -1,0 +1,159 @@
+import type { PipelineConfig } from '../config/load.js';
+import { ConnectorError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { openDatabase, type Database } from '../sinks/duckdb/database.js';
+import { RowChangesSink } from '../sinks/duckdb/row-changes.js';
+import { maskUrl, PgAuditTableSource, type TableCursor } from '../sources/pg-audit-table/source.js';
+
+/**
+ * Runs a pg_audit_table pipeline: read rows after the cursor, store them with the cursor in one DuckDB
+ * transaction, then (delete_after_ship) delete what is at or below the stored cursor. Once: until the
+ * table is caught up. Follow: until the signal aborts, woken by NOTIFY, polling as a safety net, with
+ * reconnects and backoff on retryable failures; the state is reported through onStatus.
+ */
+export interface TableRunOptions {
+  log: Logger;
+  follow?: boolean;
+  signal?: AbortSignal;
+  /** A database held by the caller (the daemon opens each file once); otherwise the sink opens its own. */
+  db?: Database;
+  onStatus?: (status: TableStatus) => void;
+}
+
+export interface TableStatus {
+  pipeline: string;
+  kind: 'pg_audit_table';
+  table: string;
+  state: 'starting' | 'catching_up' | 'following' | 'retrying' | 'stopped' | 'failed';
+  mode?: string;
+  listening?: boolean;
+  shipped: number;
+  quarantined: number;
+  deleted: number;
+  lastBatchAt?: string;
+  /** Rows beyond the cursor when last counted (capped at 100,000) and the age of the oldest, ms. */
+  backlogRows?: number;
+  lagMs?: number | null;
+  error?: string;
+  retryInMs?: number;
+}
+
+export interface TableRunSummary {
+  pipeline: string;
+  table: string;
+  db: string;
+  events: number;
+  stored: number;
+  duplicates: number;
+  quarantined: number;
+  deleted: number;
+  durationMs: number;
+  errors: { file: string; message: string }[];
+  ok: boolean;
+}
+
+export async function runTablePipeline(pipeline: PipelineConfig, options: TableRunOptions): Promise<TableRunSummary> {
+  const started = Date.now();
+  const src = pipeline.source;
+  const sinkConfig = pipeline.sinks[pipeline.sinks.length - 1]!;
+  const server = String(src['server'] ?? 'default');
+  const pollMs = Number(src['poll_interval_ms']);
+  const latencyMs = Number(src['batch_latency_ms']);
+  const deleteAfterShip = src['delete_after_ship'] === true;
+  const log = options.log;
+  const source = new PgAuditTableSource({
+    url: String(src['url']),
+    table: String(src['table']),
+    server,
+    cursor: String(src['cursor'] ?? 'auto') as 'auto',
+    batchRows: Number(src['batch_rows']),
+    batchBytes: Number(src['batch_bytes']),
+    lagWindowMs: Number(src['lag_window_ms']),
+    deleteChunkRows: Number(src['delete_chunk_rows']),
+  }, log);
+  const db = options.db ?? await openDatabase(String(sinkConfig['path']), { memoryLimit: String(sinkConfig['memory_limit'] ?? '96MB'), threads: Number(sinkConfig['threads'] ?? 1) });
+  const status: TableStatus = { pipeline: pipeline.name, kind: 'pg_audit_table', table: String(src['table']), state: 'starting', shipped: 0, quarantined: 0, deleted: 0 };
+  const report = (patch: Partial<TableStatus>) => { Object.assign(status, patch); options.onStatus?.({ ...status }); };
+  const summary: TableRunSummary = { pipeline: pipeline.name, table: String(src['table']), db: db.path, events: 0, stored: 0, duplicates: 0, quarantined: 0, deleted: 0, durationMs: 0, errors: [], ok: true };
+  let sink: RowChangesSink | null = null;
+  let backoffMs = 0;
+  const aborted = () => options.signal?.aborted === true;
+  try {
+    sink = await RowChangesSink.open(db, log, !options.db);
+    let cursor: TableCursor | null = null;
+    let lastBacklogCheck = 0;
+    while (!aborted()) {
+      try {
+        if (!cursor) {
+          await source.connect();
+          const start = source.startCursor(await sink.loadCursor(server, source.layout.name));
+          cursor = start.cursor;
+          if (start.reset) log.warn(`Cursor reset: ${start.reset}.`, { pipeline: pipeline.name, table: source.layout.name });
+          if (source.layout.mode === 'lag_window') {
+            log.warn('The audit table has no transaction column: reading in lag-window mode, which misses a row whose transaction commits more than lag_window_ms after it took its id. Run `auditship pg install --upgrade TABLE` to add one.',
+              { pipeline: pipeline.name, table: source.layout.name, lagWindowMs: Number(src['lag_window_ms']) });
+            if (deleteAfterShip) throw new ConnectorError('pg_audit_table', 'delete_unsafe', `delete_after_ship needs a transaction column in ${source.layout.name}; run \`auditship pg install --upgrade ${source.layout.name}\` first`, false);
+          }
+          log.info('Reading the audit table.', { pipeline: pipeline.name, table: source.layout.name, mode: source.layout.mode, url: maskUrl(String(src['url'])) });
+          report({ table: source.layout.name, mode: source.layout.mode, state: 'catching_up', error: undefined, retryInMs: undefined });
+          // Rows stored by a run that was killed before its delete.
+          if (deleteAfterShip) {
+            const n = await source.deleteShipped(cursor);
+            summary.deleted += n;
+            report({ deleted: summary.deleted });
+          }
+          if (options.follow) source.startListening();
+        }
+        const batch = await source.read(cursor);
+        const changed = JSON.stringify(batch.cursor) !== JSON.stringify(cursor);
+        if (batch.rows.length > 0 || changed) {
+          const r = await sink.store(server, source.layout.name, batch, source.layout.validateJson);
+          cursor = batch.cursor;
+          summary.events += batch.rows.length;
+          summary.stored += r.stored;
+          summary.duplicates += r.duplicates;
+          summary.quarantined += r.quarantined.length;
+          if (r.quarantined.length) log.warn('Audit rows could not be converted; quarantined.', { pipeline: pipeline.name, table: source.layout.name, rows: r.quarantined.length, reason: r.quarantined[0]!.reason });
+          if (batch.expiredGaps) log.warn('Gave up waiting for missing event ids (rolled back, or a transaction longer than lag_window_ms).', { pipeline: pipeline.name, ids: batch.expiredGaps });
+          if (deleteAfterShip && batch.rows.length > 0) summary.deleted += await source.deleteShipped(cursor);
+          report({ shipped: summary.stored, quarantined: summary.quarantined, deleted: summary.deleted, lastBatchAt: new Date().toISOString() });
+        }
+        backoffMs = 0;
+        const full = batch.rows.length >= Number(src['batch_rows']) || batch.bytes >= Number(src['batch_bytes']);
+        if (full) continue; // a backlog: the next chunk at once
+        if (!options.follow) break;
+        if (status.state !== 'following' || Date.now() - lastBacklogCheck > 5000) {
+          lastBacklogCheck = Date.now();
+          const b = await source.backlog(cursor);
+          report({ state: 'following', listening: source.listening, backlogRows: b.rows, lagMs: b.oldestMs === null ? 0 : Math.max(0, Date.now() - b.oldestMs) });
+        }
+        await source.waitForWork(pollMs, options.signal);
+        // Let a burst of small transactions gather into one batch.
+        if (latencyMs > 0 && !aborted()) await new Promise((r) => setTimeout(r, latencyMs));
+      } catch (err) {
+        const e = err instanceof ConnectorError ? err : new ConnectorError('pg_audit_table', 'failed', (err as Error).message, false, { cause: err });
+        if (!options.follow || !e.retryable) throw e;
+        backoffMs = Math.min(30_000, backoffMs ? backoffMs * 2 : 500);
+        const delay = Math.round(backoffMs * (0.5 + Math.random() / 2));
+        log.warn('Pipeline failed; retrying.', { pipeline: pipeline.name, code: e.code, reason: e.message, retryInMs: delay });
+        report({ state: 'retrying', error: e.message, retryInMs: delay });
+        cursor = null;
+        await source.disconnect();
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, delay);
+          options.signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+        });
+      }
+    }
+    report({ state: 'stopped' });
+  } catch (err) {
+    report({ state: 'failed', error: (err as Error).message });
+    throw err;
+  } finally {
+    await source.close();
+    await sink?.close();
+    if (!options.db && sink === null) db.close();
+    summary.durationMs = Date.now() - started;
+  }
+  return summary;
+}

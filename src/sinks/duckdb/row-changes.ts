@@ -1,0 +1,232 @@
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type { Logger } from '../../core/log.js';
+import { ROW_INDEX as C, type RawRow, type TableBatch, type TableCursor } from '../../sources/pg-audit-table/source.js';
+import { sqlString, translateWriteError, type Database } from './database.js';
+
+/**
+ * Row changes from trigger-based audit tables, in DuckDB:
+ *  - `row_changes`: one row per audited INSERT/UPDATE/DELETE (and statement-level TRUNCATE); identity
+ *    (server, source_table, event_id); row data and changed fields as JSON.
+ *  - `row_quarantine`: audit rows that could not be converted, with the reason and the raw row as JSON.
+ *  - `table_cursors`: per (server, source_table), the cursor up to which rows are stored, written in the
+ *    same transaction as the rows — so a kill at any moment loses and duplicates nothing.
+ * A batch reaches DuckDB as a stage file in the CSV dialect of parse/packed.ts (US delimiter, GS quote,
+ * inner GS doubled), read by read_csv: one call per batch instead of one per value.
+ */
+export const ROW_CHANGES_DDL = `
+CREATE TABLE IF NOT EXISTS row_changes (
+  server            VARCHAR NOT NULL,
+  source_table      VARCHAR NOT NULL,
+  event_id          BIGINT NOT NULL,
+  txid              BIGINT,
+  schema_name       VARCHAR,
+  table_name        VARCHAR,
+  relid             BIGINT,
+  action            VARCHAR,
+  row_data          JSON,
+  changed_fields    JSON,
+  statement_only    BOOLEAN,
+  session_user_name VARCHAR,
+  application_name  VARCHAR,
+  client_addr       VARCHAR,
+  client_port       INTEGER,
+  action_tstamp_tx  TIMESTAMPTZ,
+  action_tstamp_stm TIMESTAMPTZ,
+  action_tstamp_clk TIMESTAMPTZ,
+  client_query      VARCHAR,
+  shipped_at        TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS row_quarantine (
+  server         VARCHAR NOT NULL,
+  source_table   VARCHAR NOT NULL,
+  event_id       BIGINT,
+  reason         VARCHAR,
+  raw            VARCHAR,
+  quarantined_at TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS table_cursors (
+  server           VARCHAR NOT NULL,
+  source_table     VARCHAR NOT NULL,
+  cursor           VARCHAR,
+  rows_shipped     BIGINT,
+  rows_quarantined BIGINT,
+  last_event_time  TIMESTAMPTZ,
+  updated_at       TIMESTAMPTZ,
+  PRIMARY KEY (server, source_table)
+);`;
+
+const ACTIONS: Record<string, string> = { I: 'INSERT', U: 'UPDATE', D: 'DELETE', T: 'TRUNCATE', INSERT: 'INSERT', UPDATE: 'UPDATE', DELETE: 'DELETE', TRUNCATE: 'TRUNCATE' };
+
+const STAGE_COLUMNS: [string, string][] = [
+  ['event_id', 'BIGINT'], ['txid', 'BIGINT'], ['schema_name', 'VARCHAR'], ['table_name', 'VARCHAR'], ['relid', 'BIGINT'],
+  ['action', 'VARCHAR'], ['row_data', 'JSON'], ['changed_fields', 'JSON'], ['statement_only', 'BOOLEAN'],
+  ['session_user_name', 'VARCHAR'], ['application_name', 'VARCHAR'], ['client_addr', 'VARCHAR'], ['client_port', 'INTEGER'],
+  ['tx_us', 'BIGINT'], ['stm_us', 'BIGINT'], ['clk_us', 'BIGINT'], ['client_query', 'VARCHAR'],
+];
+
+const US = '\x1f';
+const GS = '\x1d';
+
+function text(v: string | null): string {
+  if (v === null) return '';
+  return GS + (v.includes(GS) ? v.replaceAll(GS, GS + GS) : v) + GS;
+}
+
+function num(v: string | null): string {
+  return v === null ? '' : v;
+}
+
+/** A row's value (null when absent). */
+function at(r: RawRow, i: number): string | null {
+  return r[i] ?? null;
+}
+
+export interface Quarantined {
+  eventId: string | null;
+  reason: string;
+  raw: string;
+}
+
+/** Checks one row; returns the reason it cannot be stored, or null. */
+export function checkRow(r: RawRow, validateJson: boolean): string | null {
+  const id = at(r, C.event_id);
+  if (id === null || !/^-?\d+$/.test(id)) return 'event_id is missing or not an integer';
+  const action = at(r, C.action);
+  if (action === null || !ACTIONS[action.toUpperCase()]) return `unknown action ${JSON.stringify(action)} (expected I, U, D or T)`;
+  if (at(r, C.table_name) === null) return 'table_name is missing';
+  if (validateJson) {
+    for (const [i, name] of [[C.row_data, 'row_data'], [C.changed_fields, 'changed_fields']] as const) {
+      const v = at(r, i);
+      if (v === null) continue;
+      try {
+        JSON.parse(v);
+      } catch {
+        return `${name} is not valid JSON`;
+      }
+    }
+  }
+  return null;
+}
+
+export class RowChangesSink {
+  private conn!: DuckDBConnection;
+  private stageDir = '';
+  private seq = 0;
+
+  private constructor(private readonly db: Database, private readonly ownsDb: boolean, private readonly log: Logger) {}
+
+  /** Opens on a database the caller holds (the daemon shares one per file) with a connection of its own. */
+  static async open(db: Database, log: Logger, ownsDb = false): Promise<RowChangesSink> {
+    const sink = new RowChangesSink(db, ownsDb, log);
+    sink.conn = await db.instance.connect();
+    await sink.conn.run("SET TimeZone = 'UTC'");
+    await sink.conn.run(ROW_CHANGES_DDL);
+    sink.stageDir = `${db.path}.stage`;
+    mkdirSync(sink.stageDir, { recursive: true });
+    return sink;
+  }
+
+  get path(): string {
+    return this.db.path;
+  }
+
+  async loadCursor(server: string, sourceTable: string): Promise<TableCursor | null> {
+    const r = await this.conn.runAndReadAll(`SELECT cursor FROM table_cursors WHERE server = ${sqlString(server)} AND source_table = ${sqlString(sourceTable)}`);
+    const v = r.getRows()[0]?.[0];
+    return v == null ? null : JSON.parse(String(v)) as TableCursor;
+  }
+
+  /**
+   * Stores a batch and its cursor in one transaction. Rows already stored (same server, source table and
+   * event id: a re-read after a restore, a crash before a delete) are skipped. Returns what was stored.
+   */
+  async store(server: string, sourceTable: string, batch: TableBatch, validateJson: boolean): Promise<{ stored: number; duplicates: number; quarantined: Quarantined[] }> {
+    const quarantined: Quarantined[] = [];
+    const parts: string[] = [];
+    let longest = 0;
+    let minId: bigint | null = null;
+    let maxId: bigint | null = null;
+    let good = 0;
+    let lastClkUs: string | null = null;
+    for (const r of batch.rows) {
+      const reason = checkRow(r, validateJson);
+      if (reason) {
+        quarantined.push({ eventId: at(r, C.event_id), reason, raw: JSON.stringify(r) });
+        continue;
+      }
+      const id = BigInt(at(r, C.event_id)!);
+      if (minId === null || id < minId) minId = id;
+      if (maxId === null || id > maxId) maxId = id;
+      const line = [
+        num(at(r, C.event_id)), num(at(r, C.txid)), text(at(r, C.schema_name)), text(at(r, C.table_name)), num(at(r, C.relid)),
+        text(ACTIONS[at(r, C.action)!.toUpperCase()]!), text(at(r, C.row_data)), text(at(r, C.changed_fields)),
+        at(r, C.statement_only) === null ? '' : at(r, C.statement_only) === 'true' || at(r, C.statement_only) === 't' ? 'true' : 'false',
+        text(at(r, C.session_user_name)), text(at(r, C.application_name)), text(at(r, C.client_addr)), num(at(r, C.client_port)),
+        num(at(r, C.action_tstamp_tx_us)), num(at(r, C.action_tstamp_stm_us)), num(at(r, C.action_tstamp_clk_us)), text(at(r, C.client_query)),
+      ].join(US) + '\n';
+      if (line.length > longest) longest = line.length;
+      parts.push(line);
+      good++;
+      if (at(r, C.action_tstamp_clk_us) !== null) lastClkUs = at(r, C.action_tstamp_clk_us);
+    }
+    const srv = sqlString(server);
+    const src = sqlString(sourceTable);
+    let stored = 0;
+    let file: string | null = null;
+    try {
+      await this.conn.run('BEGIN TRANSACTION');
+      if (good > 0) {
+        file = join(this.stageDir, `rows-${process.pid}-${this.seq++}.csv`);
+        writeFileSync(file, parts.join(''));
+        const maxLine = Math.max(2_000_000, longest * 4 + 1024);
+        const columns = STAGE_COLUMNS.map(([n, t]) => `'${n}': '${t}'`).join(', ');
+        const r = await this.conn.run(`
+          INSERT INTO row_changes
+          SELECT ${srv}, ${src}, s.event_id, s.txid, s.schema_name, s.table_name, s.relid, s.action, s.row_data, s.changed_fields,
+                 s.statement_only, s.session_user_name, s.application_name, s.client_addr, s.client_port,
+                 make_timestamp(s.tx_us)::TIMESTAMPTZ, make_timestamp(s.stm_us)::TIMESTAMPTZ, make_timestamp(s.clk_us)::TIMESTAMPTZ,
+                 s.client_query, now()
+          FROM read_csv(${sqlString(file)}, header = false, auto_detect = false, delim = '${US}', quote = '${GS}', escape = '${GS}',
+                        new_line = '\\n', allow_quoted_nulls = false, strict_mode = true, max_line_size = ${maxLine},
+                        buffer_size = ${Math.max(16 << 20, maxLine * 2)}, columns = {${columns}}) AS s
+          WHERE NOT EXISTS (SELECT 1 FROM row_changes AS x WHERE x.server = ${srv} AND x.source_table = ${src}
+                            AND x.event_id BETWEEN ${minId} AND ${maxId} AND x.event_id = s.event_id)`);
+        stored = Number(r.rowsChanged);
+      }
+      if (quarantined.length > 0) {
+        const stmt = await this.conn.prepare(`INSERT INTO row_quarantine VALUES (${srv}, ${src}, $1, $2, $3, now())`);
+        for (const q of quarantined) {
+          if (q.eventId !== null && /^-?\d+$/.test(q.eventId)) stmt.bindBigInt(1, BigInt(q.eventId)); else stmt.bindNull(1);
+          stmt.bindVarchar(2, q.reason);
+          stmt.bindVarchar(3, q.raw);
+          await stmt.run();
+        }
+      }
+      const lastEvent = lastClkUs === null ? 'NULL' : `make_timestamp(${lastClkUs})::TIMESTAMPTZ`;
+      await this.conn.run(`
+        INSERT INTO table_cursors VALUES (${srv}, ${src}, ${sqlString(JSON.stringify(batch.cursor))}, ${stored}, ${quarantined.length}, ${lastEvent}, now())
+        ON CONFLICT (server, source_table) DO UPDATE SET cursor = excluded.cursor,
+          rows_shipped = table_cursors.rows_shipped + excluded.rows_shipped,
+          rows_quarantined = table_cursors.rows_quarantined + excluded.rows_quarantined,
+          last_event_time = coalesce(excluded.last_event_time, table_cursors.last_event_time), updated_at = now()`);
+      await this.conn.run('COMMIT');
+    } catch (err) {
+      await this.conn.run('ROLLBACK').catch(() => {});
+      throw translateWriteError(err, this.db.path);
+    } finally {
+      if (file) await unlink(file).catch(() => {});
+    }
+    return { stored, duplicates: good - stored, quarantined };
+  }
+
+  async close(): Promise<void> {
+    this.conn.closeSync();
+    if (this.ownsDb) {
+      this.db.close();
+      rmSync(this.stageDir, { recursive: true, force: true });
+    }
+  }
+}

@@ -1,0 +1,328 @@
+import pg from 'pg';
+import Cursor from 'pg-cursor';
+import { ConnectorError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import { NOTIFY_CHANNEL } from './install.js';
+import { ROW_COLUMNS, detectLayout, type AuditTableLayout, type CursorMode } from './layout.js';
+
+/**
+ * Reads an audit table in commit-safe order (see layout.ts for the cursor modes), wakes up on NOTIFY,
+ * polls as a safety net, and deletes shipped rows when asked — only rows at or below a cursor every sink
+ * has committed.
+ */
+export interface PgAuditTableOptions {
+  url: string;
+  table: string;
+  server: string;
+  cursor: CursorMode | 'auto';
+  batchRows: number;
+  batchBytes: number;
+  lagWindowMs: number;
+  deleteChunkRows: number;
+}
+
+/** Where reading resumes; stored by the state-owning sink together with the rows (as JSON). */
+export interface TableCursor {
+  /** `<system identifier>:<table oid>`: a restored or recreated table gets a new one. */
+  identity: string;
+  mode: CursorMode;
+  /** Last shipped (transaction, event id), decimal strings; '0' before the first row. */
+  txid: string;
+  eventId: string;
+  /** lag_window mode: ids below eventId not seen yet, with the time (epoch ms) they were first missed. */
+  gaps?: [string, number][];
+}
+
+/** One audit row as read, every column as text (or null), in ROW_COLUMNS order. */
+export type RawRow = (string | null)[];
+
+export interface TableBatch {
+  rows: RawRow[];
+  /** Approximate size of the rows' text. */
+  bytes: number;
+  /** The cursor once these rows are stored. */
+  cursor: TableCursor;
+  /** Event ids given up on in lag_window mode during this read. */
+  expiredGaps: number;
+}
+
+const COL = Object.fromEntries(ROW_COLUMNS.map((c, i) => [c, i])) as Record<(typeof ROW_COLUMNS)[number], number>;
+
+export function pgError(err: unknown, what: string, url: string): ConnectorError {
+  if (err instanceof ConnectorError) return err;
+  const e = err as { code?: string; message?: string };
+  const where = maskUrl(url);
+  const code = e.code ?? '';
+  if (code === '42501') return new ConnectorError('pg_audit_table', 'permission_denied', `permission denied ${what} on ${where}: ${e.message}; grant SELECT (and DELETE for delete_after_ship) on the audit table to this user`, false, { cause: err });
+  if (code === '42P01') return new ConnectorError('pg_audit_table', 'table_missing', `${what} on ${where}: ${e.message}`, true, { cause: err });
+  if (code === '3D000' || code === '28P01' || code === '28000') return new ConnectorError('pg_audit_table', 'connect_refused', `cannot connect to ${where}: ${e.message}`, true, { cause: err });
+  if (/ECONNREFUSED|ENOTFOUND|ETIMEDOUT|ECONNRESET|EPIPE|Connection terminated|terminating connection|the database system is (starting|shutting)|Client has encountered a connection error/i.test(String(e.message) + code) || code.startsWith('08') || code === '57P01' || code === '57P03') {
+    return new ConnectorError('pg_audit_table', 'connection_lost', `PostgreSQL at ${where} is unreachable ${what}: ${String(e.message).split('\n')[0]}`, true, { cause: err });
+  }
+  return new ConnectorError('pg_audit_table', 'query_failed', `${what} on ${where} failed: ${String(e.message).split('\n')[0]}`, true, { cause: err });
+}
+
+/** The URL with its password replaced by ***. */
+export function maskUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return url.replace(/:[^:@/]*@/, ':***@');
+  }
+}
+
+export class PgAuditTableSource {
+  private client: pg.Client | null = null;
+  private listener: pg.Client | null = null;
+  layout!: AuditTableLayout;
+  private identity = '';
+  private wakeResolvers: (() => void)[] = [];
+  private woken = false;
+  private closed = false;
+  private listenBackoffMs = 0;
+  private listenTimer: NodeJS.Timeout | null = null;
+  private probeTimer: NodeJS.Timeout | null = null;
+  /** True while the NOTIFY listener is connected. */
+  listening = false;
+
+  constructor(readonly options: PgAuditTableOptions, private readonly log: Logger) {}
+
+  get name(): string {
+    return this.layout?.name ?? this.options.table;
+  }
+
+  /** Connects, reads the table's layout and identity. Throws a ConnectorError (retryable when it may pass). */
+  async connect(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.options.url, application_name: 'auditship', keepAlive: true });
+    client.on('error', () => { /* surfaces on the next query */ });
+    try {
+      await client.connect();
+      // auditship's own reads must not be audited (a feedback loop) where pgaudit is loaded.
+      await client.query(`SET pgaudit.log = 'none'`).catch(() => {});
+      this.layout = await detectLayout(client, this.options.table, this.options.cursor === 'auto' ? undefined : this.options.cursor);
+      let system = '';
+      try {
+        system = (await client.query<{ s: string }>('SELECT system_identifier::text AS s FROM pg_control_system()')).rows[0]?.s ?? '';
+      } catch {
+        system = ''; // not permitted for this role: the table oid alone identifies the table
+      }
+      this.identity = `${system}:${this.layout.oid}`;
+    } catch (err) {
+      await client.end().catch(() => {});
+      throw pgError(err, 'reading the audit table layout', this.options.url);
+    }
+    this.client = client;
+  }
+
+  /** The cursor to start from: the stored one, unless the table is another one now (restore, re-creation). */
+  startCursor(stored: TableCursor | null): { cursor: TableCursor; reset: string | null } {
+    const fresh: TableCursor = { identity: this.identity, mode: this.layout.mode, txid: '0', eventId: '0', ...(this.layout.mode === 'lag_window' ? { gaps: [] } : {}) };
+    if (!stored) return { cursor: fresh, reset: null };
+    if (stored.identity !== this.identity) {
+      return { cursor: fresh, reset: 'the audit table is not the one the cursor was taken on (restored, recreated or another cluster); reading it again from the start — rows already stored are recognised by their event id' };
+    }
+    if (stored.mode !== this.layout.mode) {
+      return { cursor: fresh, reset: `the cursor mode changed from ${stored.mode} to ${this.layout.mode}; reading the table again from the start — rows already stored are recognised by their event id` };
+    }
+    return { cursor: stored, reset: null };
+  }
+
+  /** Reads the next rows after `cursor`, at most batchRows rows and about batchBytes bytes. */
+  async read(cursor: TableCursor): Promise<TableBatch> {
+    if (!this.client) await this.connect();
+    const L = this.layout;
+    const limit = this.options.batchRows;
+    let sql: string;
+    let params: unknown[];
+    if (L.mode === 'xid8') {
+      sql = `SELECT ${L.selectList} FROM ${L.qualified}
+             WHERE (${L.txColumn}, event_id) > ($1::text::xid8, $2::bigint) AND ${L.txColumn} < pg_snapshot_xmin(pg_current_snapshot())
+             ORDER BY ${L.txColumn}, event_id LIMIT ${limit}`;
+      params = [cursor.txid, cursor.eventId];
+    } else if (L.mode === 'txid') {
+      sql = `SELECT ${L.selectList} FROM ${L.qualified}
+             WHERE (${L.txColumn}, event_id) > ($1::bigint, $2::bigint) AND ${L.txColumn} < txid_snapshot_xmin(txid_current_snapshot())
+             ORDER BY ${L.txColumn}, event_id LIMIT ${limit}`;
+      params = [cursor.txid, cursor.eventId];
+    } else {
+      sql = `SELECT ${L.selectList} FROM ${L.qualified}
+             WHERE event_id > $1::bigint OR event_id = ANY($2::bigint[]) ORDER BY event_id LIMIT ${limit}`;
+      params = [cursor.eventId, (cursor.gaps ?? []).map(([id]) => id)];
+    }
+    const rows: RawRow[] = [];
+    let bytes = 0;
+    const pgCursor = this.client!.query(new Cursor<RawRow>(sql, params, { rowMode: 'array' }));
+    try {
+      while (rows.length < limit && bytes < this.options.batchBytes) {
+        const chunk = await pgCursor.read(Math.min(1000, limit - rows.length));
+        for (const r of chunk) {
+          rows.push(r);
+          for (const v of r) if (v !== null) bytes += v.length + 1;
+        }
+        if (chunk.length === 0) break;
+      }
+    } catch (err) {
+      await this.dropClient();
+      throw pgError(err, 'reading the audit table', this.options.url);
+    } finally {
+      await pgCursor.close().catch(() => {});
+    }
+    return { rows, bytes, ...this.advance(cursor, rows) };
+  }
+
+  private advance(cursor: TableCursor, rows: RawRow[]): { cursor: TableCursor; expiredGaps: number } {
+    if (rows.length === 0 && this.layout.mode !== 'lag_window') return { cursor, expiredGaps: 0 };
+    if (this.layout.mode !== 'lag_window') {
+      const last = rows[rows.length - 1]!;
+      return { cursor: { ...cursor, txid: last[COL.txid]!, eventId: last[COL.event_id]! }, expiredGaps: 0 };
+    }
+    // lag_window: the highest id seen, and the ids below it not seen yet.
+    const now = Date.now();
+    const gaps = new Map((cursor.gaps ?? []).map(([id, since]) => [id, since]));
+    let high = BigInt(cursor.eventId);
+    for (const r of rows) {
+      const id = BigInt(r[COL.event_id]!);
+      gaps.delete(String(id));
+      if (id > high) {
+        // ids between the old high and this one: missing for now (a gap wider than 10,000 is a sequence jump)
+        if (id - high <= 10_000n) for (let g = high + 1n; g < id; g++) gaps.set(String(g), now);
+        high = id;
+      }
+    }
+    let expired = 0;
+    for (const [id, since] of gaps) {
+      if (now - since > this.options.lagWindowMs) { gaps.delete(id); expired++; }
+    }
+    return { cursor: { ...cursor, eventId: String(high), gaps: [...gaps] }, expiredGaps: expired };
+  }
+
+  /**
+   * Deletes shipped rows: those at or below `cursor` in (transaction, event id) order, in chunks. Only
+   * the horizon modes can tell shipped rows apart from rows that committed later; lag_window refuses.
+   */
+  async deleteShipped(cursor: TableCursor): Promise<number> {
+    const L = this.layout;
+    if (L.mode === 'lag_window') throw new ConnectorError('pg_audit_table', 'delete_unsafe', `delete_after_ship needs a transaction column in ${L.name}; run \`auditship pg install --upgrade ${L.name}\``, false);
+    if (cursor.eventId === '0' && cursor.txid === '0') return 0;
+    if (!this.client) await this.connect();
+    const cast = L.mode === 'xid8' ? '$1::text::xid8' : '$1::bigint';
+    let total = 0;
+    try {
+      for (;;) {
+        const r = await this.client!.query(
+          `DELETE FROM ${L.qualified} WHERE ctid = ANY(ARRAY(
+             SELECT ctid FROM ${L.qualified} WHERE (${L.txColumn}, event_id) <= (${cast}, $2::bigint)
+             ORDER BY ${L.txColumn}, event_id LIMIT ${this.options.deleteChunkRows}))`, [cursor.txid, cursor.eventId]);
+        total += r.rowCount ?? 0;
+        if ((r.rowCount ?? 0) < this.options.deleteChunkRows) break;
+      }
+    } catch (err) {
+      await this.dropClient();
+      throw pgError(err, 'deleting shipped rows', this.options.url);
+    }
+    return total;
+  }
+
+  /** Rows waiting beyond the cursor (up to `cap`) and the age of the oldest, for status. */
+  async backlog(cursor: TableCursor, cap = 100_000): Promise<{ rows: number; oldestMs: number | null }> {
+    if (!this.client) await this.connect();
+    const L = this.layout;
+    const where = L.mode === 'lag_window' ? 'event_id > $1::bigint'
+      : `(${L.txColumn}, event_id) > (${L.mode === 'xid8' ? '$2::text::xid8' : '$2::bigint'}, $1::bigint)`;
+    const params = L.mode === 'lag_window' ? [cursor.eventId] : [cursor.eventId, cursor.txid];
+    try {
+      const r = await this.client!.query<{ n: string; oldest: string | null }>(
+        `SELECT count(*)::text AS n, (min(us::bigint) / 1000)::text AS oldest
+         FROM (SELECT ${L.columns.action_tstamp_clk_us} AS us FROM ${L.qualified} WHERE ${where} LIMIT ${cap}) s`, params);
+      const oldest = r.rows[0]!.oldest;
+      return { rows: Number(r.rows[0]!.n), oldestMs: oldest === null ? null : Number(oldest) };
+    } catch (err) {
+      await this.dropClient();
+      throw pgError(err, 'counting the backlog', this.options.url);
+    }
+  }
+
+  /** Starts LISTEN on its own connection; reconnects with backoff and wakes the reader after each reconnect. */
+  startListening(): void {
+    if (this.closed || this.listener) return;
+    const listener = new pg.Client({ connectionString: this.options.url, application_name: 'auditship-listen', keepAlive: true });
+    this.listener = listener;
+    const fail = (err: unknown) => {
+      if (this.listener !== listener) return;
+      this.listener = null;
+      this.listening = false;
+      if (this.probeTimer) { clearInterval(this.probeTimer); this.probeTimer = null; }
+      listener.end().catch(() => {});
+      if (this.closed) return;
+      this.listenBackoffMs = Math.min(30_000, this.listenBackoffMs ? this.listenBackoffMs * 2 : 500);
+      const delay = this.listenBackoffMs * (0.5 + Math.random() / 2);
+      this.log.warn('Lost the NOTIFY connection; reconnecting (polling meanwhile).', { table: this.name, retryInMs: Math.round(delay), reason: (err as Error)?.message?.split('\n')[0] });
+      this.listenTimer = setTimeout(() => { this.listenTimer = null; this.startListening(); }, delay);
+    };
+    listener.on('error', fail);
+    listener.on('end', () => fail(new Error('connection ended')));
+    listener.on('notification', () => this.wake());
+    listener.connect()
+      .then(() => listener.query(`LISTEN ${NOTIFY_CHANNEL}`))
+      .then(() => {
+        if (this.listener !== listener) return;
+        this.listening = true;
+        this.listenBackoffMs = 0;
+        // Whatever committed while we were not listening is read now.
+        this.wake();
+        // Dead TCP stays silent: probe, and treat a probe that does not return as a lost connection.
+        this.probeTimer = setInterval(() => {
+          const timer = setTimeout(() => fail(new Error('probe timed out')), 10_000);
+          listener.query('SELECT 1').then(() => clearTimeout(timer), (e) => { clearTimeout(timer); fail(e); });
+        }, 15_000);
+        this.probeTimer.unref();
+      })
+      .catch(fail);
+  }
+
+  /** Wakes a pending waitForWork(). */
+  wake(): void {
+    this.woken = true;
+    const r = this.wakeResolvers;
+    this.wakeResolvers = [];
+    for (const f of r) f();
+  }
+
+  /** Resolves on a notification, after `timeoutMs`, or on abort. */
+  waitForWork(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (this.woken) { this.woken = false; return Promise.resolve(); }
+    return new Promise((resolve) => {
+      const done = () => { clearTimeout(t); signal?.removeEventListener('abort', done); this.woken = false; resolve(); };
+      const t = setTimeout(done, timeoutMs);
+      signal?.addEventListener('abort', done, { once: true });
+      this.wakeResolvers.push(done);
+    });
+  }
+
+  private async dropClient(): Promise<void> {
+    const c = this.client;
+    this.client = null;
+    if (c) await c.end().catch(() => {});
+  }
+
+  /** Ends both connections; connect() and startListening() may follow. */
+  async disconnect(): Promise<void> {
+    if (this.listenTimer) { clearTimeout(this.listenTimer); this.listenTimer = null; }
+    if (this.probeTimer) { clearInterval(this.probeTimer); this.probeTimer = null; }
+    const l = this.listener;
+    this.listener = null;
+    this.listening = false;
+    if (l) await l.end().catch(() => {});
+    await this.dropClient();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.disconnect();
+    this.wake();
+  }
+}
+
+export { COL as ROW_INDEX };
