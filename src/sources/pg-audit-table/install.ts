@@ -503,6 +503,8 @@ export async function upgradeAuditTable(client: pg.ClientBase, table: string): P
     const added = txidType === undefined;
     if (added) await client.query(`ALTER TABLE ${t.sql} ADD COLUMN txid xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id()`);
     await ensureTxidIndex(client, t.oid, t.sql);
+    // A table that already had txid (auditship's own, or upgraded before) needs no fill trigger (again).
+    if (!added) return { added };
 
     const fnSql = `${q(t.schema)}.${q(FILL_TXID_TRIGGER)}`;
     await client.query(`CREATE OR REPLACE FUNCTION ${fnSql}() RETURNS trigger
@@ -516,10 +518,8 @@ BEGIN
 END;
 $auditship_fn$`);
     await client.query(`REVOKE ALL ON FUNCTION ${fnSql}() FROM PUBLIC`);
-    const has = await client.query('SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = $2', [t.oid, FILL_TXID_TRIGGER]);
-    if (!has.rowCount) {
-      await client.query(`CREATE TRIGGER ${q(FILL_TXID_TRIGGER)} BEFORE INSERT ON ${t.sql} FOR EACH ROW EXECUTE FUNCTION ${fnSql}()`);
-    }
+    await client.query(`DROP TRIGGER IF EXISTS ${q(FILL_TXID_TRIGGER)} ON ${t.sql}`);
+    await client.query(`CREATE TRIGGER ${q(FILL_TXID_TRIGGER)} BEFORE INSERT ON ${t.sql} FOR EACH ROW EXECUTE FUNCTION ${fnSql}()`);
     return { added };
   });
 }
