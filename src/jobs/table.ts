@@ -75,8 +75,10 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
   const status: TableStatus = { pipeline: pipeline.name, kind: 'pg_audit_table', table: String(src['table']), state: 'starting', shipped: 0, quarantined: 0, deleted: 0 };
   const report = (patch: Partial<TableStatus>) => { Object.assign(status, patch); options.onStatus?.({ ...status }); };
   const summary: TableRunSummary = { pipeline: pipeline.name, table: String(src['table']), db: db.path, events: 0, stored: 0, duplicates: 0, quarantined: 0, deleted: 0, durationMs: 0, errors: [], ok: true };
+  source.onListening = (listening) => report({ listening });
   let sink: RowChangesSink | null = null;
   let backoffMs = 0;
+  let heldMs = 0;
   const aborted = () => options.signal?.aborted === true;
   try {
     sink = await RowChangesSink.open(db, log, !options.db);
@@ -127,7 +129,10 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
           const b = await source.backlog(cursor);
           report({ state: 'following', listening: source.listening, backlogRows: b.rows, lagMs: b.oldestMs === null ? 0 : Math.max(0, Date.now() - b.oldestMs) });
         }
-        await source.waitForWork(pollMs, options.signal);
+        // Rows behind an open transaction get no second NOTIFY: look again soon, backing off to the poll interval.
+        if (await source.heldBack(cursor)) heldMs = Math.min(pollMs, heldMs ? heldMs * 2 : 50);
+        else heldMs = 0;
+        await source.waitForWork(heldMs || pollMs, options.signal);
         // Let a burst of small transactions gather into one batch.
         if (latencyMs > 0 && !aborted()) await new Promise((r) => setTimeout(r, latencyMs));
       } catch (err) {

@@ -139,7 +139,8 @@ export async function detectLayout(client: pg.ClientBase, tableName: string, for
     oid: Number(found.oid),
     mode,
     txColumn,
-    selectList: ROW_COLUMNS.map((c) => select[c]).join(', '),
+    // Aliased so that ORDER BY txid, event_id sorts the table's columns, not these texts.
+    selectList: ROW_COLUMNS.map((c, i) => `${select[c]} AS c${i}`).join(', '),
     columns: select,
     validateJson: ['row_data', 'changed_fields'].some((c) => has(c) && !['jsonb', 'json', 'hstore'].includes(types.get(c)!)),
   };

@@ -86,6 +86,8 @@ export class PgAuditTableSource {
   private probeTimer: NodeJS.Timeout | null = null;
   /** True while the NOTIFY listener is connected. */
   listening = false;
+  /** Told when the NOTIFY listener connects or is lost. */
+  onListening?: (listening: boolean) => void;
 
   constructor(readonly options: PgAuditTableOptions, private readonly log: Logger) {}
 
@@ -225,6 +227,25 @@ export class PgAuditTableSource {
     return total;
   }
 
+  /**
+   * True when rows exist beyond the cursor that the last read could not take yet: their transactions are
+   * not below the horizon (another transaction, anywhere in the cluster, is still open). No NOTIFY will
+   * come for them again, so the reader looks again soon instead of waiting for the poll interval.
+   */
+  async heldBack(cursor: TableCursor): Promise<boolean> {
+    const L = this.layout;
+    if (L.mode === 'lag_window') return (cursor.gaps?.length ?? 0) > 0;
+    if (!this.client) await this.connect();
+    const cast = L.mode === 'xid8' ? '$1::text::xid8' : '$1::bigint';
+    try {
+      const r = await this.client!.query(`SELECT 1 FROM ${L.qualified} WHERE (${L.txColumn}, event_id) > (${cast}, $2::bigint) LIMIT 1`, [cursor.txid, cursor.eventId]);
+      return (r.rowCount ?? 0) > 0;
+    } catch (err) {
+      await this.dropClient();
+      throw pgError(err, 'reading the audit table', this.options.url);
+    }
+  }
+
   /** Rows waiting beyond the cursor (up to `cap`) and the age of the oldest, for status. */
   async backlog(cursor: TableCursor, cap = 100_000): Promise<{ rows: number; oldestMs: number | null }> {
     if (!this.client) await this.connect();
@@ -253,6 +274,7 @@ export class PgAuditTableSource {
       if (this.listener !== listener) return;
       this.listener = null;
       this.listening = false;
+      this.onListening?.(false);
       if (this.probeTimer) { clearInterval(this.probeTimer); this.probeTimer = null; }
       listener.end().catch(() => {});
       if (this.closed) return;
@@ -269,6 +291,7 @@ export class PgAuditTableSource {
       .then(() => {
         if (this.listener !== listener) return;
         this.listening = true;
+        this.onListening?.(true);
         this.listenBackoffMs = 0;
         // Whatever committed while we were not listening is read now.
         this.wake();
