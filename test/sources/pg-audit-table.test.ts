@@ -218,6 +218,11 @@ describe('pg_audit_table on auditship pg install', () => {
       assert.equal(killed.rowCount, 1);
       await c.query(`INSERT INTO items SELECT g, 'b', 1 FROM generate_series(2, 50) g`); // nobody listens now
       await waitFor('the rows missed while disconnected', () => shipped() === 50);
+      // status, while the daemon holds the database: its pipelines' state from the status file.
+      const st = await runCli(['status', '--db', s.db]);
+      assert.equal(st.code, 0, st.stderr);
+      assert.match(st.stdout, /is held by auditship run --follow \(PID \d+/);
+      assert.match(st.stdout, /rows\s+pg_audit_table\s+following\s+50\s/);
     } catch (err) {
       daemon.kill('SIGTERM');
       const r = await daemon.result;

@@ -1,10 +1,12 @@
-import { ExitError } from '../../core/errors.js';
+import { readFileSync } from 'node:fs';
+import { ConnectorError, ExitError } from '../../core/errors.js';
+import { statusFilePath, type DaemonStatus } from '../../jobs/follow.js';
 import { openDatabase } from '../../sinks/duckdb/database.js';
 import { parseCommandArgs } from '../args.js';
 import { formatTable, n, size } from '../output.js';
 
 export const usage = 'auditship status [--db FILE] [--json]';
-export const summary = 'Show per server and file: bytes and events ingested, offset, last event time, quarantined records.';
+export const summary = 'Show per server and file: bytes and events ingested, offset, last event time, quarantined records; per audit table: rows shipped, cursor; while run --follow holds the database, each pipeline\'s state and lag.';
 
 export async function status(argv: string[]): Promise<void> {
   const { values } = parseCommandArgs(argv, {
@@ -13,10 +15,29 @@ export async function status(argv: string[]): Promise<void> {
     help: { type: 'boolean', short: 'h' },
   }, usage);
   if (values.help) { process.stdout.write(`${summary}\nusage: ${usage}\n`); return; }
-  const db = await openDatabase(values.db ?? './auditship.duckdb', { readOnly: true, memoryLimit: '1GB', threads: 2 });
+  const path = values.db ?? './auditship.duckdb';
+  let db: Awaited<ReturnType<typeof openDatabase>>;
   try {
-    const tables = await db.connection.runAndReadAll(`SELECT count(*) FROM information_schema.tables WHERE table_name = 'ingest_files'`);
-    if (Number(tables.getRows()[0]![0]) === 0) throw new ExitError(1, `${db.path} has no auditship state (not written by auditship ingest)`);
+    db = await openDatabase(path, { readOnly: true, memoryLimit: '1GB', threads: 2 });
+  } catch (err) {
+    // A running `run --follow` holds the file: show what it reports.
+    const daemon = err instanceof ConnectorError && err.code === 'db_locked' ? readDaemonStatus(path) : null;
+    if (!daemon) throw err;
+    printDaemonStatus(daemon, Boolean(values.json));
+    return;
+  }
+  try {
+    const present = new Set((await db.connection.runAndReadAll(`SELECT table_name FROM information_schema.tables`)).getRows().map((r) => String(r[0])));
+    if (!present.has('ingest_files') && !present.has('table_cursors')) throw new ExitError(1, `${db.path} has no auditship state (not written by auditship)`);
+    const cursors = present.has('table_cursors') ? (await db.connection.runAndReadAll(`
+      SELECT server, source_table, rows_shipped, rows_quarantined, strftime(last_event_time, '%Y-%m-%d %H:%M:%S%z') AS last_event_time,
+             strftime(updated_at, '%Y-%m-%d %H:%M:%S%z') AS updated_at, cursor
+      FROM table_cursors ORDER BY server, source_table`)).getRowObjectsJson() : [];
+    if (!present.has('ingest_files')) {
+      if (values.json) { process.stdout.write(JSON.stringify({ db: db.path, tables: cursors }) + '\n'); return; }
+      printCursors(cursors);
+      return;
+    }
     const r = await db.connection.runAndReadAll(`
       SELECT server, file_name, path, format, compression, bytes_ingested, events, byte_offset, size,
              strftime(last_event_time, '%Y-%m-%d %H:%M:%S%z') AS last_event_time,
@@ -29,11 +50,12 @@ export async function status(argv: string[]): Promise<void> {
              (SELECT strftime(max(log_time), '%Y-%m-%d %H:%M:%S%z') FROM audit_logs) AS last_event_time`);
     const t = totals.getRowObjectsJson()[0]!;
     if (values.json) {
-      process.stdout.write(JSON.stringify({ db: db.path, files: rows, totals: t }) + '\n');
+      process.stdout.write(JSON.stringify({ db: db.path, files: rows, totals: t, tables: cursors }) + '\n');
       return;
     }
+    printCursors(cursors);
     if (rows.length === 0) {
-      process.stdout.write(`${db.path}: no files ingested yet\n`);
+      if (cursors.length === 0) process.stdout.write(`${db.path}: no files ingested yet\n`);
       return;
     }
     const servers = [...new Set(rows.map((x) => String(x['server'])))];
@@ -51,4 +73,38 @@ export async function status(argv: string[]): Promise<void> {
   } finally {
     db.close();
   }
+}
+
+function readDaemonStatus(db: string): DaemonStatus | null {
+  try {
+    const st = JSON.parse(readFileSync(statusFilePath(db), 'utf8')) as DaemonStatus;
+    process.kill(st.pid, 0); // throws when that process is gone
+    return st;
+  } catch {
+    return null;
+  }
+}
+
+function printDaemonStatus(st: DaemonStatus, json: boolean): void {
+  if (json) { process.stdout.write(JSON.stringify(st) + '\n'); return; }
+  process.stdout.write(`${st.db} is held by auditship run --follow (PID ${st.pid}, since ${st.startedAt}); its state as of ${st.updatedAt}:\n`);
+  process.stdout.write(formatTable(
+    ['pipeline', 'kind', 'state', 'shipped', 'backlog', 'lag', 'detail'],
+    st.pipelines.map((p) => [
+      p.pipeline, p.kind, p.state, n(Number(p['shipped'] ?? p['stored'] ?? 0)),
+      p['backlogRows'] === undefined ? '-' : n(Number(p['backlogRows'])),
+      typeof p['lagMs'] === 'number' ? `${(Number(p['lagMs']) / 1000).toFixed(1)} s` : '-',
+      p['error'] ? String(p['error']) : p['kind'] === 'pg_audit_table' ? `${p['mode'] ?? ''}${p['listening'] ? ', listening' : ', polling'}` : '',
+    ]), 100) + '\n');
+}
+
+function printCursors(cursors: Record<string, unknown>[]): void {
+  if (cursors.length === 0) return;
+  process.stdout.write(formatTable(
+    ['server', 'audit table', 'rows shipped', 'quarantined', 'last event', 'updated', 'cursor'],
+    cursors.map((c) => {
+      const cur = JSON.parse(String(c['cursor'])) as { mode: string; txid: string; eventId: string };
+      return [c['server'], c['source_table'], n(Number(c['rows_shipped'])), n(Number(c['rows_quarantined'])), c['last_event_time'], c['updated_at'],
+        cur.mode === 'lag_window' ? `event_id ${cur.eventId}` : `(${cur.txid}, ${cur.eventId})`];
+    }), 60) + '\n\n');
 }
