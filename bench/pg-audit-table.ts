@@ -720,6 +720,8 @@ function printSummary(results: StepResult[]): void {
     const rss = num(f['peakRssMb']);
     rows.push(['1. backlog catch-up', st, 'audit rows generated', fmtInt(num(f['auditRows'])), '', '']);
     rows.push(['', '', 'wall s (auditship run)', num(f['wallS'])?.toFixed(2) ?? '-', '', '']);
+    const dur = num((f['summary'] as { durationMs?: number } | null)?.durationMs);
+    rows.push(['', '', '  of which the pipeline s', dur === null ? '-' : (dur / 1000).toFixed(2), '', '']);
     rows.push(['', '', 'rows/s', fmtInt(rps), `>= ${fmtInt(TARGET_ROWS_PER_S)}`, verdict(rps === null ? null : rps >= TARGET_ROWS_PER_S)]);
     rows.push(['', '', 'peak RSS MB', fmt1(rss), `<= ${TARGET_RSS_MB}`, verdict(rss === null ? null : rss <= TARGET_RSS_MB)]);
     rows.push(['', '', 'row_changes = audit table', `${fmtInt(num(f['duckdbRows']))} / ${fmtInt(num(f['auditRows']))}`, 'equal', verdict(typeof f['countsMatch'] === 'boolean' ? f['countsMatch'] : null)]);

@@ -51,7 +51,7 @@ describe('config schema', () => {
       'pipelines.main.sinks[1].type: "elastic" is not a sink type; allowed: duckdb',
       'pipelines.main.source.path: required (The server\'s log_directory (or a log file); a list reads several)',
       'pipelines.main.source.prefer_format: "xml" is not one of jsonlog, csvlog',
-      'pipelines.main.source.pth: unknown key for a pg_logs source; allowed: path, server, file_glob, prefer_format, skip_active, log_timezone, max_record_bytes, batch_bytes',
+      'pipelines.main.source.pth: unknown key for a pg_logs source; allowed: path, server, file_glob, prefer_format, skip_active, log_timezone, max_record_bytes, batch_bytes, poll_interval_ms',
       'pipelines.main.source.skip_active: "yes" is not a boolean',
       'verbose: unknown top-level key; allowed: pipelines',
     ].sort());
@@ -61,7 +61,7 @@ describe('config schema', () => {
     assert.deepEqual(problems({}), ['pipelines: required — a mapping of pipeline names to { source, sinks }']);
     assert.deepEqual(problems({ pipelines: { a: { source: { path: '/x' }, sinks: [] } } }).sort(), [
       'pipelines.a.sinks: required — a list of sinks, e.g. [ { type: duckdb, path: ./auditship.duckdb } ]',
-      'pipelines.a.source.type: missing; allowed: pg_logs',
+      'pipelines.a.source.type: missing; allowed: pg_logs, pg_audit_table',
     ]);
   });
 
