@@ -28,6 +28,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { availableParallelism, loadavg } from 'node:os';
 import pg from 'pg';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -776,6 +777,10 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   console.log(`server: ${server.split(' on ')[0]} at ${maskUrl(args.url)}; work dir ${relative(process.cwd(), work)}`);
+  // Other work on the machine skews every figure here (two cores are common): say so up front.
+  const load0 = loadavg()[0] ?? 0;
+  const cpus = availableParallelism();
+  if (load0 > 0.5) console.log(`NOTE: load average ${load0.toFixed(2)} on ${cpus} CPUs before the start: other work is running, figures will be noisy`);
 
   let interrupted = false;
   const cleanup = async (): Promise<string[]> => {
@@ -800,7 +805,7 @@ async function main(): Promise<void> {
       trigger: `3. trigger cost (pgbench scale ${args.scale}, ${args.pgbenchSeconds} s per run)`,
     };
     console.log(`\n${titles[step]}`);
-    const figures: Record<string, unknown> = {};
+    const figures: Record<string, unknown> = { loadavgAtStart: Math.round((loadavg()[0] ?? 0) * 100) / 100 };
     const t0 = performance.now();
     let error: string | null = null;
     try {
@@ -825,6 +830,7 @@ async function main(): Promise<void> {
       bench: 'pg-audit-table',
       at: new Date().toISOString(),
       server: server.split(' on ')[0] ?? server,
+      machine: { cpus, loadavgAtStart: Math.round(load0 * 100) / 100 },
       params: { rows: args.rows, seconds: args.seconds, rate: args.rate, pgbenchSeconds: args.pgbenchSeconds, scale: args.scale },
       targets: { rowsPerS: TARGET_ROWS_PER_S, peakRssMb: TARGET_RSS_MB, followP99Ms: TARGET_P99_MS },
       steps: Object.fromEntries(STEP_NAMES.map((s) => {
