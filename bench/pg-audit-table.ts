@@ -3,7 +3,7 @@
  * `row_changes`) against a local PostgreSQL.
  *
  *   node --import tsx bench/pg-audit-table.ts [--rows 1000000] [--seconds 30] [--rate 2000]
- *        [--pgbench-seconds 20] [--scale 10] [--url postgres://postgres@127.0.0.1:5432/postgres]
+ *        [--pgbench-seconds 20] [--pgbench-runs 1] [--scale 10] [--url postgres://postgres@127.0.0.1:5432/postgres]
  *        [--steps backlog,follow,trigger] [--timeout 1200] [--keep]
  *
  * Steps (each on a database of its own, auditship_bench_<pid>_<step>, dropped at the end unless --keep):
@@ -18,7 +18,8 @@
  *      time. shipped_at is DuckDB's now() of the storing transaction (its start), so the figure leaves out
  *      the few ms that transaction takes to commit.
  *   3. trigger cost: pgbench -i -s SCALE, then built-in tpcb-like `-c 4 -j 2 -T N`, without triggers; the
- *      same on freshly initialised tables with `auditship pg install` on the four pgbench tables.
+ *      same on freshly initialised tables with `auditship pg install` on the four pgbench tables
+ *      (--pgbench-runs N: N such pairs, alternating; the median TPS of each side is reported).
  * A benchmark, not a test: targets are printed next to the figures, nothing is asserted. A failing step
  * is reported and the others still run; the exit code is 1 only when a step failed. Prints a summary
  * table and one JSON line at the end.
@@ -46,6 +47,7 @@ interface Args {
   seconds: number;
   rate: number;
   pgbenchSeconds: number;
+  pgbenchRuns: number;
   scale: number;
   url: string;
   steps: StepName[];
@@ -55,7 +57,7 @@ interface Args {
 
 function parseArgs(argv: readonly string[]): Args {
   const a: Args = {
-    rows: 1_000_000, seconds: 30, rate: 2000, pgbenchSeconds: 20, scale: 10,
+    rows: 1_000_000, seconds: 30, rate: 2000, pgbenchSeconds: 20, pgbenchRuns: 1, scale: 10,
     url: process.env['AUDITSHIP_BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres',
     steps: [...STEP_NAMES], timeoutS: 1200, keep: false,
   };
@@ -71,6 +73,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--seconds': a.seconds = num(argv[++i], k); break;
       case '--rate': a.rate = Math.floor(num(argv[++i], k, 100)); break;
       case '--pgbench-seconds': a.pgbenchSeconds = Math.floor(num(argv[++i], k)); break;
+      case '--pgbench-runs': a.pgbenchRuns = Math.floor(num(argv[++i], k)); break;
       case '--scale': a.scale = Math.floor(num(argv[++i], k)); break;
       case '--url': a.url = argv[++i] ?? ''; break;
       case '--timeout': a.timeoutS = num(argv[++i], k); break;
@@ -85,8 +88,8 @@ function parseArgs(argv: readonly string[]): Args {
       case '--help':
       case '-h':
         console.log(
-          'usage: npm run bench:table -- [--rows 1000000] [--seconds 30] [--rate 2000] [--pgbench-seconds 20] [--scale 10]\n' +
-            '                              [--url postgres://postgres@127.0.0.1:5432/postgres] [--steps backlog,follow,trigger]\n' +
+          'usage: npm run bench:table -- [--rows 1000000] [--seconds 30] [--rate 2000] [--pgbench-seconds 20] [--pgbench-runs 1]\n' +
+            '                              [--scale 10] [--url postgres://postgres@127.0.0.1:5432/postgres] [--steps backlog,follow,trigger]\n' +
             '                              [--timeout 1200] [--keep]',
         );
         process.exit(0);
@@ -656,7 +659,8 @@ async function stepTrigger(args: Args, fig: Record<string, unknown>): Promise<vo
   const tables = ['pgbench_accounts', 'pgbench_tellers', 'pgbench_branches', 'pgbench_history'];
   const runOne = async (label: string, withTriggers: boolean): Promise<PgbenchRun> => {
     process.stdout.write(`  ${label}: pgbench -i -s ${args.scale} ... `);
-    // fresh tables for each variant, so neither run inherits the other's bloat
+    // fresh tables (and audit table) for each run, so no run inherits another's bloat
+    await withClient(url, (c) => c.query('DROP SCHEMA IF EXISTS auditship CASCADE'));
     await mustRun('pgbench -i', 'pgbench', ['-i', '-q', '-s', String(args.scale), url], 600);
     if (withTriggers) await pgInstall(url, tables);
     await withClient(url, (c) => c.query('CHECKPOINT'));
@@ -667,21 +671,37 @@ async function stepTrigger(args: Args, fig: Record<string, unknown>): Promise<vo
     console.log(`${p.tps.toFixed(1)} tps, latency ${p.latencyMs ?? '-'} ms`);
     return p;
   };
-  const without = await runOne('without triggers', false);
+  const withoutRuns: PgbenchRun[] = [];
+  const withRuns: (PgbenchRun & { auditRows: number; avgRowDataBytes: number | null })[] = [];
+  for (let i = 0; i < args.pgbenchRuns; i++) {
+    const nth = args.pgbenchRuns > 1 ? ` #${i + 1}` : '';
+    withoutRuns.push(await runOne(`without triggers${nth}`, false));
+    const w = await runOne(`with auditship triggers${nth}`, true);
+    const audit = await withClient(url, (c) => c.query<{ n: string; avg: string | null }>(
+      `SELECT count(*)::text AS n, avg(octet_length(row_data::text))::numeric(10,1)::text AS avg FROM auditship.logged_actions`));
+    withRuns.push({ ...w, auditRows: Number(audit.rows[0]?.n ?? 0), avgRowDataBytes: audit.rows[0]?.avg == null ? null : Number(audit.rows[0].avg) });
+  }
+  /** The run of median TPS (the lower middle one for an even count). */
+  const median = <T extends PgbenchRun>(runs: T[]): T => [...runs].sort((x, y) => (x.tps ?? 0) - (y.tps ?? 0))[Math.floor((runs.length - 1) / 2)]!;
+  const without = median(withoutRuns);
+  const withT = median(withRuns);
   fig['without'] = without;
-  const withT = await runOne('with auditship triggers', true);
   fig['with'] = withT;
-  const audit = await withClient(url, (c) => c.query<{ n: string; avg: string | null }>(
-    `SELECT count(*)::text AS n, avg(octet_length(row_data::text))::numeric(10,1)::text AS avg FROM auditship.logged_actions`));
-  const auditRows = Number(audit.rows[0]?.n ?? 0);
-  fig['auditRows'] = auditRows;
-  fig['avgRowDataBytes'] = audit.rows[0]?.avg == null ? null : Number(audit.rows[0].avg);
-  fig['auditRowsPerTx'] = withT.transactions ? Math.round((auditRows / withT.transactions) * 100) / 100 : null;
+  if (args.pgbenchRuns > 1) {
+    fig['runs'] = args.pgbenchRuns;
+    fig['withoutTps'] = withoutRuns.map((r) => r.tps);
+    fig['withTps'] = withRuns.map((r) => r.tps);
+  }
+  const auditRows = withRuns.reduce((n, r) => n + r.auditRows, 0);
+  const txs = withRuns.reduce((n, r) => n + (r.transactions ?? 0), 0);
+  fig['auditRows'] = withT.auditRows;
+  fig['avgRowDataBytes'] = withT.avgRowDataBytes;
+  fig['auditRowsPerTx'] = txs ? Math.round((auditRows / txs) * 100) / 100 : null;
   if (without.tps && withT.tps) {
     fig['ratio'] = Math.round((withT.tps / without.tps) * 1000) / 1000;
     fig['overheadPct'] = Math.round((1 - withT.tps / without.tps) * 1000) / 10;
   }
-  console.log(`  with/without ${String(fig['ratio'])} (the triggers cost ${String(fig['overheadPct'])} % of the TPS); ${fmtInt(auditRows)} audit rows, ${String(fig['auditRowsPerTx'])} per transaction`);
+  console.log(`  with/without ${String(fig['ratio'])} (the triggers cost ${String(fig['overheadPct'])} % of the TPS)${args.pgbenchRuns > 1 ? ', medians' : ''}; ${fmtInt(withT.auditRows)} audit rows, ${String(fig['auditRowsPerTx'])} per transaction`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -802,7 +822,7 @@ async function main(): Promise<void> {
     const titles: Record<StepName, string> = {
       backlog: `1. backlog catch-up (${fmtInt(args.rows)} audit rows)`,
       follow: `2. follow latency (${fmtInt(args.rate)} rows/s for ${args.seconds} s)`,
-      trigger: `3. trigger cost (pgbench scale ${args.scale}, ${args.pgbenchSeconds} s per run)`,
+      trigger: `3. trigger cost (pgbench scale ${args.scale}, ${args.pgbenchSeconds} s per run${args.pgbenchRuns > 1 ? `, ${args.pgbenchRuns} pairs` : ''})`,
     };
     console.log(`\n${titles[step]}`);
     const figures: Record<string, unknown> = { loadavgAtStart: Math.round((loadavg()[0] ?? 0) * 100) / 100 };
@@ -831,7 +851,7 @@ async function main(): Promise<void> {
       at: new Date().toISOString(),
       server: server.split(' on ')[0] ?? server,
       machine: { cpus, loadavgAtStart: Math.round(load0 * 100) / 100 },
-      params: { rows: args.rows, seconds: args.seconds, rate: args.rate, pgbenchSeconds: args.pgbenchSeconds, scale: args.scale },
+      params: { rows: args.rows, seconds: args.seconds, rate: args.rate, pgbenchSeconds: args.pgbenchSeconds, pgbenchRuns: args.pgbenchRuns, scale: args.scale },
       targets: { rowsPerS: TARGET_ROWS_PER_S, peakRssMb: TARGET_RSS_MB, followP99Ms: TARGET_P99_MS },
       steps: Object.fromEntries(STEP_NAMES.map((s) => {
         const r = pick(s);
