@@ -800,7 +800,7 @@ async function main(): Promise<void> {
   // Other work on the machine skews every figure here (two cores are common): say so up front.
   const load0 = loadavg()[0] ?? 0;
   const cpus = availableParallelism();
-  if (load0 > 0.5) console.log(`NOTE: load average ${load0.toFixed(2)} on ${cpus} CPUs before the start: other work is running, figures will be noisy`);
+  if (load0 > 0.5) console.log(`NOTE: 1-minute load average ${load0.toFixed(2)} on ${cpus} CPUs at the start: if other work is still running (not just work that ended), figures will be noisy`);
 
   let interrupted = false;
   const cleanup = async (): Promise<string[]> => {
