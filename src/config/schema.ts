@@ -92,7 +92,11 @@ export const PG_AUDIT_TABLE_SOURCE: ConnectorSpec = {
       type: 'integer', default: 600000, minimum: 0,
       description: 'lag_window cursor only: how long an event id missing below the highest one seen is waited for.',
     },
-    batch_rows: { type: 'integer', default: 10000, minimum: 1, description: 'Most rows per batch (one DuckDB transaction).' },
+    batch_rows: { type: 'integer', default: 10000, minimum: 1, description: 'Most rows read per batch.' },
+    commit_rows: {
+      type: 'integer', default: 250000, minimum: 1,
+      description: 'While catching up a backlog, batches are committed together up to this many rows (big DuckDB transactions are written straight to the file). A caught-up reader commits every batch.',
+    },
     batch_bytes: { type: 'size', default: '16MB', description: 'Rows are read until a batch holds about this much text (a 1 MB row still makes a batch of its own).' },
     batch_latency_ms: {
       type: 'integer', default: 100, minimum: 0,

@@ -1,4 +1,4 @@
-import { renameSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { PipelineConfig } from '../config/load.js';
 import { isExpected } from '../core/errors.js';
@@ -91,7 +91,10 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
     log.info('Stopped; every pipeline flushed its last batch and checkpoint.', {});
     return results.every(Boolean);
   } finally {
-    for (const db of dbs.values()) db.close();
+    for (const db of dbs.values()) {
+      db.close();
+      rmSync(`${db.path}.stage`, { recursive: true, force: true });
+    }
   }
 }
 

@@ -3,7 +3,7 @@ import { ConnectorError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { openDatabase, type Database } from '../sinks/duckdb/database.js';
 import { RowChangesSink } from '../sinks/duckdb/row-changes.js';
-import { maskUrl, PgAuditTableSource, type TableCursor } from '../sources/pg-audit-table/source.js';
+import { maskUrl, PgAuditTableSource, type TableBatch, type TableCursor } from '../sources/pg-audit-table/source.js';
 
 /**
  * Runs a pg_audit_table pipeline: read rows after the cursor, store them with the cursor in one DuckDB
@@ -79,6 +79,14 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
   let sink: RowChangesSink | null = null;
   let backoffMs = 0;
   let heldMs = 0;
+  const batchRows = Number(src['batch_rows']);
+  const batchBytes = Number(src['batch_bytes']);
+  const commitRows = Number(src['commit_rows']);
+  const commitIntervalMs = 5000;
+  let next: Promise<TableBatch> | null = null;
+  let txOpen = false;
+  let txStarted = 0;
+  let tx = { events: 0, stored: 0, duplicates: 0, quarantined: 0 };
   const aborted = () => options.signal?.aborted === true;
   try {
     sink = await RowChangesSink.open(db, log, !options.db);
@@ -106,22 +114,43 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
           }
           if (options.follow) source.startListening();
         }
-        const batch = await source.read(cursor);
+        const at: TableCursor = cursor;
+        const batch: TableBatch = next ? await next : await source.read(at);
+        next = null;
+        const full = batch.rows.length >= batchRows || batch.bytes >= batchBytes;
+        // A backlog: read the next chunk from PostgreSQL while DuckDB stores this one.
+        if (full) {
+          const p = source.read(batch.cursor);
+          p.catch(() => {});
+          next = p;
+        }
         const changed = JSON.stringify(batch.cursor) !== JSON.stringify(cursor);
         if (batch.rows.length > 0 || changed) {
-          const r = await sink.store(server, source.layout.name, batch, source.layout.validateJson);
+          if (!txOpen) { await sink.begin(); txOpen = true; txStarted = Date.now(); }
+          const r = await sink.append(server, source.layout.name, batch, source.layout.validateJson);
           cursor = batch.cursor;
-          summary.events += batch.rows.length;
-          summary.stored += r.stored;
-          summary.duplicates += r.duplicates;
-          summary.quarantined += r.quarantined.length;
+          tx.events += batch.rows.length;
+          tx.stored += r.stored;
+          tx.duplicates += r.duplicates;
+          tx.quarantined += r.quarantined.length;
           if (r.quarantined.length) log.warn('Audit rows could not be converted; quarantined.', { pipeline: pipeline.name, table: source.layout.name, rows: r.quarantined.length, reason: r.quarantined[0]!.reason });
           if (batch.expiredGaps) log.warn('Gave up waiting for missing event ids (rolled back, or a transaction longer than lag_window_ms).', { pipeline: pipeline.name, ids: batch.expiredGaps });
-          if (deleteAfterShip && batch.rows.length > 0) summary.deleted += await source.deleteShipped(cursor);
+        }
+        // Commit when caught up, or every commit_rows rows of a backlog (DuckDB writes big transactions
+        // straight to its file; small ones go through its WAL and a checkpoint).
+        if (txOpen && (!full || tx.events >= commitRows || Date.now() - txStarted >= commitIntervalMs)) {
+          await sink.commit(server, source.layout.name, batch.cursor);
+          txOpen = false;
+          summary.events += tx.events;
+          summary.stored += tx.stored;
+          summary.duplicates += tx.duplicates;
+          summary.quarantined += tx.quarantined;
+          const shippedRows = tx.events > 0;
+          tx = { events: 0, stored: 0, duplicates: 0, quarantined: 0 };
+          if (deleteAfterShip && shippedRows) summary.deleted += await source.deleteShipped(batch.cursor);
           report({ shipped: summary.stored, quarantined: summary.quarantined, deleted: summary.deleted, lastBatchAt: new Date().toISOString() });
         }
         backoffMs = 0;
-        const full = batch.rows.length >= Number(src['batch_rows']) || batch.bytes >= Number(src['batch_bytes']);
         if (full) continue; // a backlog: the next chunk at once
         if (!options.follow) break;
         if (status.state !== 'following' || Date.now() - lastBacklogCheck > 5000) {
@@ -137,6 +166,8 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
         if (latencyMs > 0 && !aborted()) await new Promise((r) => setTimeout(r, latencyMs));
       } catch (err) {
         const e = err instanceof ConnectorError ? err : new ConnectorError('pg_audit_table', 'failed', (err as Error).message, false, { cause: err });
+        next = null;
+        if (txOpen) { txOpen = false; tx = { events: 0, stored: 0, duplicates: 0, quarantined: 0 }; await sink!.rollback(); }
         if (!options.follow || !e.retryable) throw e;
         backoffMs = Math.min(30_000, backoffMs ? backoffMs * 2 : 500);
         const delay = Math.round(backoffMs * (0.5 + Math.random() / 2));

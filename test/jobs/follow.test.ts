@@ -74,3 +74,49 @@ test('one daemon, two pipelines on one DuckDB file: log files and audit rows kee
   const files = await queryDb(db, 'SELECT count(*)::INTEGER AS n FROM ingest_files');
   assert.equal(files[0]!['n'], 2);
 });
+
+test('two audit-table pipelines on one DuckDB file keep their rows apart under concurrent load', async () => {
+  const a = await createTestDatabase('follow_a');
+  const b = await createTestDatabase('follow_b');
+  try {
+    for (const t of [a, b]) {
+      await t.client.query('CREATE TABLE t (id bigint PRIMARY KEY, src text, pad text)');
+      await installAudit(t.client, { schema: 'auditship', tables: ['t'] });
+    }
+    const db = join(dir, 'two.duckdb');
+    const config = join(dir, 'two.yaml');
+    writeFileSync(config, [
+      'pipelines:',
+      `  a: { source: { type: pg_audit_table, url: ${JSON.stringify(a.url)}, server: a, batch_latency_ms: 0 }, sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ] }`,
+      `  b: { source: { type: pg_audit_table, url: ${JSON.stringify(b.url)}, server: b, batch_latency_ms: 0 }, sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ] }`,
+      '',
+    ].join('\n'));
+    const daemon = spawnCli(['run', '--config', config, '--follow']);
+    const shipped = (name: string) => {
+      try {
+        const st = JSON.parse(readFileSync(`${db}.status.json`, 'utf8')) as { pipelines: Record<string, unknown>[] };
+        return Number(st.pipelines.find((p) => p['pipeline'] === name)?.['shipped'] ?? -1);
+      } catch {
+        return -1;
+      }
+    };
+    try {
+      for (let i = 0; i < 200 && (shipped('a') < 0 || shipped('b') < 0); i++) await sleep(100);
+      const load = (t: TestDatabase, src: string) => (async () => {
+        for (let k = 0; k < 150; k++) await t.client.query(`INSERT INTO t SELECT g, $1, repeat('x', 100) FROM generate_series(${k * 10 + 1}, ${k * 10 + 10}) g`, [src]);
+      })();
+      await Promise.all([load(a, 'A'), load(b, 'B')]);
+      for (let i = 0; i < 300 && (shipped('a') < 1500 || shipped('b') < 1500); i++) await sleep(100);
+    } finally {
+      daemon.kill('SIGTERM');
+    }
+    const r = await daemon.result;
+    assert.equal(r.code, 0, r.stderr.slice(-2000));
+    const rows = await queryDb(db, `SELECT server, row_data->>'src' AS src, count(*)::INTEGER AS n, count(DISTINCT event_id)::INTEGER AS d
+                                    FROM row_changes GROUP BY ALL ORDER BY ALL`);
+    assert.deepEqual(rows, [{ server: 'a', src: 'A', n: 1500, d: 1500 }, { server: 'b', src: 'B', n: 1500, d: 1500 }]);
+  } finally {
+    await a.drop();
+    await b.drop();
+  }
+});

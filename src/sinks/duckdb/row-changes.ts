@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -115,6 +116,10 @@ export class RowChangesSink {
   private conn!: DuckDBConnection;
   private stageDir = '';
   private seq = 0;
+  /** Unique per sink: the daemon's sinks share the stage directory of their database. */
+  private readonly stageTag = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  private inTransaction = false;
+  private pending: { stored: number; quarantined: number; lastClkUs: string | null } = { stored: 0, quarantined: 0, lastClkUs: null };
 
   private constructor(private readonly db: Database, private readonly ownsDb: boolean, private readonly log: Logger) {}
 
@@ -139,18 +144,24 @@ export class RowChangesSink {
     return v == null ? null : JSON.parse(String(v)) as TableCursor;
   }
 
+  /** Starts a transaction: batches appended until commit() are stored together with the cursor. */
+  async begin(): Promise<void> {
+    await this.conn.run('BEGIN TRANSACTION');
+    this.inTransaction = true;
+    this.pending = { stored: 0, quarantined: 0, lastClkUs: null };
+  }
+
   /**
-   * Stores a batch and its cursor in one transaction. Rows already stored (same server, source table and
-   * event id: a re-read after a restore, a crash before a delete) are skipped. Returns what was stored.
+   * Appends a batch to the open transaction. Rows already stored (same server, source table and event id:
+   * a re-read after a restore or a cursor reset) are skipped. Returns what was stored.
    */
-  async store(server: string, sourceTable: string, batch: TableBatch, validateJson: boolean): Promise<{ stored: number; duplicates: number; quarantined: Quarantined[] }> {
+  async append(server: string, sourceTable: string, batch: TableBatch, validateJson: boolean): Promise<{ stored: number; duplicates: number; quarantined: Quarantined[] }> {
     const quarantined: Quarantined[] = [];
     const parts: string[] = [];
     let longest = 0;
     let minId: bigint | null = null;
     let maxId: bigint | null = null;
     let good = 0;
-    let lastClkUs: string | null = null;
     for (const r of batch.rows) {
       const reason = checkRow(r, validateJson);
       if (reason) {
@@ -170,16 +181,16 @@ export class RowChangesSink {
       if (line.length > longest) longest = line.length;
       parts.push(line);
       good++;
-      if (at(r, C.action_tstamp_clk_us) !== null) lastClkUs = at(r, C.action_tstamp_clk_us);
+      const clk = at(r, C.action_tstamp_clk_us);
+      if (clk !== null) this.pending.lastClkUs = clk;
     }
     const srv = sqlString(server);
     const src = sqlString(sourceTable);
     let stored = 0;
     let file: string | null = null;
     try {
-      await this.conn.run('BEGIN TRANSACTION');
       if (good > 0) {
-        file = join(this.stageDir, `rows-${process.pid}-${this.seq++}.csv`);
+        file = join(this.stageDir, `rows-${this.stageTag}-${this.seq++}.csv`);
         writeFileSync(file, parts.join(''));
         const maxLine = Math.max(2_000_000, longest * 4 + 1024);
         const columns = STAGE_COLUMNS.map(([n, t]) => `'${n}': '${t}'`).join(', ');
@@ -205,24 +216,58 @@ export class RowChangesSink {
           await stmt.run();
         }
       }
-      const lastEvent = lastClkUs === null ? 'NULL' : `make_timestamp(${lastClkUs})::TIMESTAMPTZ`;
+    } catch (err) {
+      throw translateWriteError(err, this.db.path);
+    } finally {
+      if (file) await unlink(file).catch(() => {});
+    }
+    this.pending.stored += stored;
+    this.pending.quarantined += quarantined.length;
+    return { stored, duplicates: good - stored, quarantined };
+  }
+
+  /** Stores the cursor and commits everything appended since begin(). */
+  async commit(server: string, sourceTable: string, cursor: TableCursor): Promise<void> {
+    const srv = sqlString(server);
+    const src = sqlString(sourceTable);
+    const { stored, quarantined, lastClkUs } = this.pending;
+    const lastEvent = lastClkUs === null ? 'NULL' : `make_timestamp(${lastClkUs})::TIMESTAMPTZ`;
+    try {
       await this.conn.run(`
-        INSERT INTO table_cursors VALUES (${srv}, ${src}, ${sqlString(JSON.stringify(batch.cursor))}, ${stored}, ${quarantined.length}, ${lastEvent}, now())
+        INSERT INTO table_cursors VALUES (${srv}, ${src}, ${sqlString(JSON.stringify(cursor))}, ${stored}, ${quarantined}, ${lastEvent}, now())
         ON CONFLICT (server, source_table) DO UPDATE SET cursor = excluded.cursor,
           rows_shipped = table_cursors.rows_shipped + excluded.rows_shipped,
           rows_quarantined = table_cursors.rows_quarantined + excluded.rows_quarantined,
           last_event_time = coalesce(excluded.last_event_time, table_cursors.last_event_time), updated_at = now()`);
       await this.conn.run('COMMIT');
+      this.inTransaction = false;
     } catch (err) {
-      await this.conn.run('ROLLBACK').catch(() => {});
+      await this.rollback();
       throw translateWriteError(err, this.db.path);
-    } finally {
-      if (file) await unlink(file).catch(() => {});
     }
-    return { stored, duplicates: good - stored, quarantined };
+  }
+
+  async rollback(): Promise<void> {
+    if (!this.inTransaction) return;
+    this.inTransaction = false;
+    await this.conn.run('ROLLBACK').catch(() => {});
+  }
+
+  /** One batch in one transaction (tests, small runs). */
+  async store(server: string, sourceTable: string, batch: TableBatch, validateJson: boolean): Promise<{ stored: number; duplicates: number; quarantined: Quarantined[] }> {
+    await this.begin();
+    try {
+      const r = await this.append(server, sourceTable, batch, validateJson);
+      await this.commit(server, sourceTable, batch.cursor);
+      return r;
+    } catch (err) {
+      await this.rollback();
+      throw err;
+    }
   }
 
   async close(): Promise<void> {
+    await this.rollback();
     this.conn.closeSync();
     if (this.ownsDb) {
       this.db.close();

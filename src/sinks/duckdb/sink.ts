@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
@@ -66,6 +67,8 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   private memoryLimit = '';
   private memoryRaised = false;
   private stageSeq = 0;
+  /** Unique per sink: several sinks of one process (the daemon) may share the stage directory. */
+  private readonly stageTag = `${process.pid}-${randomBytes(4).toString('hex')}`;
   private filesToReplace = new Set<string>();
   private sharedDb = false;
 
@@ -209,7 +212,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     const parts: string[] = [];
     let file: string | null = null;
     if (packed.length > 0) {
-      file = join(this.stageDir, `batch-${process.pid}-${this.stageSeq++}.csv`);
+      file = join(this.stageDir, `batch-${this.stageTag}-${this.stageSeq++}.csv`);
       // Synchronous on purpose: the INSERT then starts at once, before the parser takes the thread again.
       writeFileSync(file, packed);
       parts.push(readPackedSql(file));
