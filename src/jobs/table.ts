@@ -115,25 +115,36 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
           if (options.follow) source.startListening();
         }
         const at: TableCursor = cursor;
-        const batch: TableBatch = next ? await next : await source.read(at);
+        const batch: TableBatch = next ? await next : await source.readStaged(at, sink.stageFile());
         next = null;
-        const full = batch.rows.length >= batchRows || batch.bytes >= batchBytes;
+        const count = batch.staged ? batch.staged.rows : batch.rows.length;
+        const full = count >= batchRows || (!batch.staged && batch.bytes >= batchBytes);
         // A backlog: read the next chunk from PostgreSQL while DuckDB stores this one.
         if (full) {
-          const p = source.read(batch.cursor);
+          const p = source.readStaged(batch.cursor, sink.stageFile());
           p.catch(() => {});
           next = p;
         }
         const changed = JSON.stringify(batch.cursor) !== JSON.stringify(cursor);
-        if (batch.rows.length > 0 || changed) {
+        if (count > 0 || changed) {
           if (!txOpen) { await sink.begin(); txOpen = true; txStarted = Date.now(); }
-          const r = await sink.append(server, source.layout.name, batch, source.layout.validateJson);
+          let quarantined: number;
+          if (batch.staged) {
+            const r = await sink.appendStaged(server, source.layout.name, batch.staged);
+            tx.stored += r.stored;
+            tx.duplicates += r.duplicates;
+            quarantined = 0;
+            if (batch.rows.length) quarantined = (await sink.append(server, source.layout.name, { ...batch, staged: undefined }, source.layout.validateJson)).quarantined.length;
+          } else {
+            const r = await sink.append(server, source.layout.name, batch, source.layout.validateJson);
+            tx.stored += r.stored;
+            tx.duplicates += r.duplicates;
+            quarantined = r.quarantined.length;
+          }
           cursor = batch.cursor;
-          tx.events += batch.rows.length;
-          tx.stored += r.stored;
-          tx.duplicates += r.duplicates;
-          tx.quarantined += r.quarantined.length;
-          if (r.quarantined.length) log.warn('Audit rows could not be converted; quarantined.', { pipeline: pipeline.name, table: source.layout.name, rows: r.quarantined.length, reason: r.quarantined[0]!.reason });
+          tx.events += count;
+          tx.quarantined += quarantined;
+          if (quarantined) log.warn('Audit rows could not be converted; quarantined (table row_quarantine).', { pipeline: pipeline.name, table: source.layout.name, rows: quarantined });
           if (batch.expiredGaps) log.warn('Gave up waiting for missing event ids (rolled back, or a transaction longer than lag_window_ms).', { pipeline: pipeline.name, ids: batch.expiredGaps });
         }
         // Commit when caught up, or every commit_rows rows of a backlog (DuckDB writes big transactions

@@ -289,6 +289,30 @@ describe('pg_audit_table on existing audit tables', () => {
     ]);
   });
 
+  test('bad rows in a table read with COPY (txid cursor) are quarantined with their reason; the rest is stored', async () => {
+    await c.query(`CREATE TABLE audit.variant2 (event_id bigserial PRIMARY KEY, transaction_id bigint DEFAULT txid_current(),
+      schema_name text, table_name text, action text, row_data jsonb)`);
+    await c.query(`INSERT INTO audit.variant2 (schema_name, table_name, action, row_data) VALUES
+      ('public', 't', 'I', '{"a": 1}'), ('public', 't', 'X', '{"a": 2}'), ('public', NULL, 'D', '{"a": 3}'), ('public', 't', 'u', '{"a": 4}')`);
+    const s = pipelineConfig({ table: 'audit.variant2' });
+    let stored = 0;
+    let quarantined = 0;
+    for (let i = 0; i < 50 && stored + quarantined < 4; i++) {
+      if (i) await sleep(100);
+      const r = await runOk(s);
+      stored += Number(r['stored']);
+      quarantined += Number(r['quarantined']);
+    }
+    assert.deepEqual({ stored, quarantined }, { stored: 2, quarantined: 2 });
+    assert.deepEqual(await queryDb(s.db, `SELECT event_id::INTEGER AS id, reason FROM row_quarantine ORDER BY event_id`), [
+      { id: 2, reason: 'unknown action "X" (expected I, U, D or T)' },
+      { id: 3, reason: 'table_name is missing' },
+    ]);
+    assert.deepEqual(await queryDb(s.db, `SELECT event_id::INTEGER AS id, action, row_data->>'a' AS a FROM row_changes ORDER BY event_id`), [
+      { id: 1, action: 'INSERT', a: '1' }, { id: 4, action: 'UPDATE', a: '4' },
+    ]);
+  });
+
   test('a variant without a transaction column runs in lag-window mode and says so; bad rows are quarantined, never blocking', async () => {
     await c.query(`CREATE TABLE audit.variant (event_id bigserial PRIMARY KEY, schema_name text, table_name text, action text,
       row_data text, action_timestamp timestamptz DEFAULT now())`);

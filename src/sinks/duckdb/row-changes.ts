@@ -4,7 +4,7 @@ import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Logger } from '../../core/log.js';
-import { ROW_INDEX as C, type RawRow, type TableBatch, type TableCursor } from '../../sources/pg-audit-table/source.js';
+import { ROW_INDEX as C, type RawRow, type StagedRows, type TableBatch, type TableCursor } from '../../sources/pg-audit-table/source.js';
 import { sqlString, translateWriteError, type Database } from './database.js';
 
 /**
@@ -27,8 +27,8 @@ CREATE TABLE IF NOT EXISTS row_changes (
   table_name        VARCHAR,
   relid             BIGINT,
   action            VARCHAR,
-  row_data          JSON,
-  changed_fields    JSON,
+  row_data          VARCHAR,
+  changed_fields    VARCHAR,
   statement_only    BOOLEAN,
   session_user_name VARCHAR,
   application_name  VARCHAR,
@@ -63,7 +63,7 @@ const ACTIONS: Record<string, string> = { I: 'INSERT', U: 'UPDATE', D: 'DELETE',
 
 const STAGE_COLUMNS: [string, string][] = [
   ['event_id', 'BIGINT'], ['txid', 'BIGINT'], ['schema_name', 'VARCHAR'], ['table_name', 'VARCHAR'], ['relid', 'BIGINT'],
-  ['action', 'VARCHAR'], ['row_data', 'JSON'], ['changed_fields', 'JSON'], ['statement_only', 'BOOLEAN'],
+  ['action', 'VARCHAR'], ['row_data', 'VARCHAR'], ['changed_fields', 'VARCHAR'], ['statement_only', 'BOOLEAN'],
   ['session_user_name', 'VARCHAR'], ['application_name', 'VARCHAR'], ['client_addr', 'VARCHAR'], ['client_port', 'INTEGER'],
   ['tx_us', 'BIGINT'], ['stm_us', 'BIGINT'], ['clk_us', 'BIGINT'], ['client_query', 'VARCHAR'],
 ];
@@ -119,6 +119,7 @@ export class RowChangesSink {
   /** Unique per sink: the daemon's sinks share the stage directory of their database. */
   private readonly stageTag = `${process.pid}-${randomBytes(4).toString('hex')}`;
   private inTransaction = false;
+  private maxIds = new Map<string, bigint>();
   private pending: { stored: number; quarantined: number; lastClkUs: string | null } = { stored: 0, quarantined: 0, lastClkUs: null };
 
   private constructor(private readonly db: Database, private readonly ownsDb: boolean, private readonly log: Logger) {}
@@ -223,7 +224,75 @@ export class RowChangesSink {
     }
     this.pending.stored += stored;
     this.pending.quarantined += quarantined.length;
+    if (maxId !== null) {
+      const key = `${server}\u0000${sourceTable}`;
+      if (this.maxIds.has(key) && this.maxIds.get(key)! < maxId) this.maxIds.set(key, maxId);
+    }
     return { stored, duplicates: good - stored, quarantined };
+  }
+
+  /** A fresh stage file name for readStaged(). */
+  stageFile(): string {
+    return join(this.stageDir, `copy-${this.stageTag}-${this.seq++}.csv`);
+  }
+
+  /**
+   * Appends a batch PostgreSQL wrote into a stage file (COPY). Rows with an unknown action or no table
+   * name go to row_quarantine with the reason; rows already stored are skipped. The file is removed.
+   */
+  async appendStaged(server: string, sourceTable: string, staged: StagedRows): Promise<{ stored: number; duplicates: number }> {
+    const srv = sqlString(server);
+    const src = sqlString(sourceTable);
+    const columns = STAGE_COLUMNS.map(([n, t]) => `'${n}': '${t}'`).join(', ');
+    const action = `CASE upper(s.action) WHEN 'I' THEN 'INSERT' WHEN 'INSERT' THEN 'INSERT' WHEN 'U' THEN 'UPDATE' WHEN 'UPDATE' THEN 'UPDATE'
+      WHEN 'D' THEN 'DELETE' WHEN 'DELETE' THEN 'DELETE' WHEN 'T' THEN 'TRUNCATE' WHEN 'TRUNCATE' THEN 'TRUNCATE' END`;
+    // Only a batch reaching down to event ids already stored can hold rows stored before (after a
+    // cursor reset); the others skip the identity check.
+    const floor = await this.maxStoredId(server, sourceTable);
+    const check = floor !== null && BigInt(staged.minEventId) <= floor;
+    const sql = (maxLine: number) => `
+      INSERT INTO row_changes
+      SELECT ${srv}, ${src}, s.event_id, s.txid, s.schema_name, s.table_name, s.relid, ${action}, s.row_data, s.changed_fields,
+             s.statement_only, s.session_user_name, s.application_name, s.client_addr, s.client_port,
+             make_timestamp(s.tx_us)::TIMESTAMPTZ, make_timestamp(s.stm_us)::TIMESTAMPTZ, make_timestamp(s.clk_us)::TIMESTAMPTZ,
+             s.client_query, now()
+      FROM read_csv(${sqlString(staged.file)}, header = false, auto_detect = false, delim = '${US}', quote = '${GS}',
+             escape = '${GS}', new_line = '\\n', allow_quoted_nulls = false, strict_mode = true, max_line_size = ${maxLine},
+             buffer_size = ${Math.max(16 << 20, maxLine * 2)}, columns = {${columns}}) AS s
+      ${check ? `WHERE NOT EXISTS (SELECT 1 FROM row_changes AS x WHERE x.server = ${srv} AND x.source_table = ${src}
+                  AND x.event_id BETWEEN ${BigInt(staged.minEventId)} AND ${BigInt(staged.maxEventId)} AND x.event_id = s.event_id)` : ''}`;
+    try {
+      let r;
+      try {
+        r = await this.conn.run(sql(Math.max(2_000_000, staged.longestLine * 2 + 1024)));
+      } catch (err) {
+        // A value holding newlines can make a record longer than the longest line measured: allow the whole file.
+        if (!/line size|maximum line/i.test((err as Error).message)) throw err;
+        r = await this.conn.run(sql(staged.fileBytes + 1));
+      }
+      const stored = Number(r.rowsChanged);
+      if (staged.lastClockUs !== null) this.pending.lastClkUs = staged.lastClockUs;
+      this.pending.stored += stored;
+      const hi = BigInt(staged.maxEventId);
+      const key = `${server}\u0000${sourceTable}`;
+      if ((this.maxIds.get(key) ?? -1n) < hi) this.maxIds.set(key, hi);
+      return { stored, duplicates: staged.rows - stored };
+    } catch (err) {
+      throw translateWriteError(err, this.db.path);
+    } finally {
+      await unlink(staged.file).catch(() => {});
+    }
+  }
+
+  /** Highest event id stored for this source (null when none); cached, forgotten on rollback. */
+  private async maxStoredId(server: string, sourceTable: string): Promise<bigint | null> {
+    const key = `${server}\u0000${sourceTable}`;
+    if (this.maxIds.has(key)) return this.maxIds.get(key)!;
+    const r = await this.conn.runAndReadAll(`SELECT max(event_id)::VARCHAR FROM row_changes WHERE server = ${sqlString(server)} AND source_table = ${sqlString(sourceTable)}`);
+    const v = r.getRows()[0]?.[0];
+    const id = v === null || v === undefined ? null : BigInt(String(v));
+    if (id !== null) this.maxIds.set(key, id);
+    return id;
   }
 
   /** Stores the cursor and commits everything appended since begin(). */
@@ -250,6 +319,7 @@ export class RowChangesSink {
   async rollback(): Promise<void> {
     if (!this.inTransaction) return;
     this.inTransaction = false;
+    this.maxIds.clear();
     await this.conn.run('ROLLBACK').catch(() => {});
   }
 

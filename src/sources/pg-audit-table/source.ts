@@ -1,4 +1,7 @@
+import { createWriteStream } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import pg from 'pg';
+import { to as copyTo } from 'pg-copy-streams';
 import Cursor from 'pg-cursor';
 import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
@@ -36,7 +39,25 @@ export interface TableCursor {
 /** One audit row as read, every column as text (or null), in ROW_COLUMNS order. */
 export type RawRow = (string | null)[];
 
+/**
+ * A batch PostgreSQL wrote straight into a stage file with COPY (the fast path: no row passes through
+ * JavaScript). Columns in ROW_COLUMNS order, in the stage dialect (US delimiter, GS quote, GS doubled).
+ */
+export interface StagedRows {
+  file: string;
+  /** Rows in the file. */
+  rows: number;
+  fileBytes: number;
+  /** Longest run of bytes between two newlines: the longest record unless a value holds a newline. */
+  longestLine: number;
+  minEventId: string;
+  maxEventId: string;
+  lastClockUs: string | null;
+}
+
 export interface TableBatch {
+  /** Set on the COPY path; `rows` then holds only the rows that cannot be stored (for quarantine). */
+  staged?: StagedRows;
   rows: RawRow[];
   /** Approximate size of the rows' text. */
   bytes: number;
@@ -129,6 +150,87 @@ export class PgAuditTableSource {
       return { cursor: fresh, reset: `the cursor mode changed from ${stored.mode} to ${this.layout.mode}; reading the table again from the start — rows already stored are recognised by their event id` };
     }
     return { cursor: stored, reset: null };
+  }
+
+  /**
+   * Reads the next rows after `cursor` into `stageFile` with COPY when the layout allows (a horizon
+   * cursor, JSON that needs no check); falls back to read() when the batch would exceed batchBytes of
+   * stage file (very large rows), so memory stays bounded either way.
+   */
+  async readStaged(cursor: TableCursor, stageFile: string): Promise<TableBatch> {
+    const L = this.layout;
+    if (L.mode === 'lag_window' || L.validateJson) return this.read(cursor);
+    if (!/^\d+$/.test(cursor.txid) || !/^-?\d+$/.test(cursor.eventId)) throw new ConnectorError('pg_audit_table', 'bad_cursor', `the stored cursor is not valid (${JSON.stringify(cursor)})`, false);
+    if (!this.client) await this.connect();
+    const cast = L.mode === 'xid8' ? '::text::xid8' : '::bigint';
+    const horizon = L.mode === 'xid8' ? 'pg_snapshot_xmin(pg_current_snapshot())' : 'txid_snapshot_xmin(txid_current_snapshot())';
+    try {
+      // The batch's last (transaction, event id) below the horizon: every row up to it exists for good.
+      // Rows that cannot be stored (no table name, an unknown action) take the row path to quarantine.
+      const valid = `(${L.columns.table_name}) IS NOT NULL AND upper(${L.columns.action}) IN ('I', 'U', 'D', 'T', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')`;
+      const b = await this.client!.query<{ tx: string; id: string; n: string; lo: string; hi: string; clk: string | null; bad: string }>(
+        `SELECT tx::text AS tx, event_id::text AS id, n::text AS n, lo::text AS lo, hi::text AS hi, clk::text AS clk, bad::text AS bad FROM (
+           SELECT tx, event_id, count(*) OVER () AS n, min(event_id) OVER () AS lo, max(event_id) OVER () AS hi, max(clk) OVER () AS clk,
+                  count(*) FILTER (WHERE NOT ok) OVER () AS bad
+           FROM (SELECT ${L.txColumn} AS tx, event_id, (${L.columns.action_tstamp_clk_us})::bigint AS clk, coalesce(${valid}, false) AS ok
+                 FROM ${L.qualified} WHERE (${L.txColumn}, event_id) > ($1${cast}, $2::bigint) AND ${L.txColumn} < ${horizon}
+                 ORDER BY ${L.txColumn}, event_id LIMIT ${this.options.batchRows}) AS l) AS s
+         ORDER BY s.tx DESC, s.event_id DESC LIMIT 1`, [cursor.txid, cursor.eventId]);
+      const last = b.rows[0];
+      if (!last) return { rows: [], bytes: 0, cursor, expiredGaps: 0 };
+      const range = `(${L.txColumn}, event_id) > ($$${cursor.txid}$$${cast}, ${BigInt(cursor.eventId)})
+                 AND (${L.txColumn}, event_id) <= ($$${last.tx}$$${cast}, ${BigInt(last.id)})`;
+      const bad = Number(last.bad) === 0 ? { rows: [] as RawRow[] }
+        : await this.client!.query<RawRow>({ text: `SELECT ${L.selectList} FROM ${L.qualified} WHERE ${range} AND NOT coalesce(${valid}, false)`, rowMode: 'array' });
+      const copy = this.client!.query(copyTo(
+        `COPY (SELECT ${L.selectList} FROM ${L.qualified} WHERE ${range} AND coalesce(${valid}, false)
+               ORDER BY ${L.txColumn}, event_id)
+         TO STDOUT (FORMAT csv, DELIMITER E'\\x1f', QUOTE E'\\x1d', ESCAPE E'\\x1d', FORCE_QUOTE *)`));
+      const out = createWriteStream(stageFile);
+      let bytes = 0;
+      let longest = 0;
+      let run = 0;
+      let tooBig = false;
+      await new Promise<void>((resolve, reject) => {
+        copy.on('data', (chunk: Buffer) => {
+          bytes += chunk.length;
+          let from = 0;
+          for (let nl = chunk.indexOf(10); nl >= 0; nl = chunk.indexOf(10, from)) {
+            run += nl - from + 1;
+            if (run > longest) longest = run;
+            run = 0;
+            from = nl + 1;
+          }
+          run += chunk.length - from;
+          if (bytes > this.options.batchBytes * 4 && !tooBig) {
+            tooBig = true;
+            copy.destroy();
+            out.destroy();
+            resolve();
+            return;
+          }
+          if (!out.write(chunk)) { copy.pause(); out.once('drain', () => copy.resume()); }
+        });
+        copy.on('error', (e) => { if (!tooBig) reject(e); });
+        copy.on('end', () => out.end());
+        out.on('finish', () => resolve());
+        out.on('error', reject);
+      });
+      if (tooBig) {
+        // Very large rows: the row path bounds each batch by batch_bytes. (Cancelling a COPY ends the connection.)
+        await unlink(stageFile).catch(() => {});
+        await this.dropClient();
+        return this.read(cursor);
+      }
+      return {
+        staged: { file: stageFile, rows: Number(last.n) - bad.rows.length, fileBytes: bytes, longestLine: Math.max(longest, run), minEventId: last.lo, maxEventId: last.hi, lastClockUs: last.clk },
+        rows: bad.rows, bytes, cursor: { ...cursor, txid: last.tx, eventId: last.id }, expiredGaps: 0,
+      };
+    } catch (err) {
+      await unlink(stageFile).catch(() => {});
+      await this.dropClient();
+      throw pgError(err, 'reading the audit table', this.options.url);
+    }
   }
 
   /** Reads the next rows after `cursor`, at most batchRows rows and about batchBytes bytes. */
