@@ -5,6 +5,8 @@ import { isExpected } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { noProgress } from '../core/progress.js';
 import { openDatabase, type Database } from '../sinks/duckdb/database.js';
+import { ROW_CHANGES_DDL } from '../sinks/duckdb/row-changes.js';
+import { ensureSchema } from '../sinks/duckdb/schema.js';
 import { runIngestPipeline } from './ingest.js';
 import { runTablePipeline, type TableStatus } from './table.js';
 
@@ -63,6 +65,13 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
         dbs.set(path, await openDatabase(path, { memoryLimit: String(sink['memory_limit'] ?? '96MB'), threads: Number(sink['threads'] ?? 1) }));
       }
       set({ pipeline: p.name, kind: p.source.type, state: 'starting' });
+    }
+    // Create each database's tables once, before the pipelines start: DuckDB refuses two transactions that
+    // create the same table concurrently (a catalog write-write conflict).
+    for (const [path, db] of dbs) {
+      const mine = pipelines.filter((p) => dbOf(p) === path);
+      if (mine.some((p) => p.source.type === 'pg_audit_table')) await db.connection.run(ROW_CHANGES_DDL);
+      for (const p of mine.filter((q) => q.source.type === 'pg_logs')) await ensureSchema(db.connection, String(p.source['server'] ?? 'default'));
     }
     const ticker = setInterval(writeStatus, 5000);
     ticker.unref();
