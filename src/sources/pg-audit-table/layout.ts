@@ -34,6 +34,8 @@ export interface AuditTableLayout {
   columns: Record<RowColumn, string>;
   /** row_data/changed_fields are text columns: each value is checked to be JSON before it is stored. */
   validateJson: boolean;
+  /** Constraints guarantee every row a table name and an action in I, U, D, T: no per-batch check. */
+  rowsValid: boolean;
 }
 
 /** Columns of a row as the source hands them on, in this order. */
@@ -82,10 +84,15 @@ export async function detectLayout(client: pg.ClientBase, tableName: string, for
   if (!found) {
     throw new ConnectorError('pg_audit_table', 'table_missing', `audit table ${tableName} does not exist (or is not visible to this user); install one with \`auditship pg install\` or fix source.table`, true);
   }
-  const cols = await client.query<{ attname: string; type: string }>(
-    `SELECT attname, format_type(atttypid, atttypmod) AS type FROM pg_attribute
+  const cols = await client.query<{ attname: string; type: string; notnull: boolean }>(
+    `SELECT attname, format_type(atttypid, atttypmod) AS type, attnotnull AS notnull FROM pg_attribute
      WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped`, [found.oid]);
   const types = new Map(cols.rows.map((r) => [r.attname, r.type]));
+  // The table itself guarantees a table name and a known action (auditship's and 91plus's constraints).
+  const checks = await client.query<{ def: string }>(
+    `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = $1::oid AND contype = 'c'`, [found.oid]);
+  const actionChecked = checks.rows.some((r) => /\baction\b/.test(r.def) && /^CHECK \(\(?action = ANY \(ARRAY\['[IUDT]'::text(, '[IUDT]'::text)*\]\)\)\)?$/.test(r.def));
+  const rowsValid = actionChecked && cols.rows.some((r) => r.attname === 'table_name' && r.notnull);
   const has = (c: string) => types.has(c);
   const q = quoteIdent;
   for (const required of ['event_id', 'action']) {
@@ -143,5 +150,6 @@ export async function detectLayout(client: pg.ClientBase, tableName: string, for
     selectList: ROW_COLUMNS.map((c, i) => `${select[c]} AS c${i}`).join(', '),
     columns: select,
     validateJson: ['row_data', 'changed_fields'].some((c) => has(c) && !['jsonb', 'json', 'hstore'].includes(types.get(c)!)),
+    rowsValid,
   };
 }

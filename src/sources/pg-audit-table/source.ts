@@ -167,7 +167,8 @@ export class PgAuditTableSource {
     try {
       // The batch's last (transaction, event id) below the horizon: every row up to it exists for good.
       // Rows that cannot be stored (no table name, an unknown action) take the row path to quarantine.
-      const valid = `(${L.columns.table_name}) IS NOT NULL AND upper(${L.columns.action}) IN ('I', 'U', 'D', 'T', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')`;
+      const valid = L.rowsValid ? 'true'
+        : `(${L.columns.table_name}) IS NOT NULL AND upper(${L.columns.action}) IN ('I', 'U', 'D', 'T', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')`;
       const b = await this.client!.query<{ tx: string; id: string; n: string; lo: string; hi: string; clk: string | null; bad: string }>(
         `SELECT tx::text AS tx, event_id::text AS id, n::text AS n, lo::text AS lo, hi::text AS hi, clk::text AS clk, bad::text AS bad FROM (
            SELECT tx, event_id, count(*) OVER () AS n, min(event_id) OVER () AS lo, max(event_id) OVER () AS hi, max(clk) OVER () AS clk,
