@@ -20,18 +20,15 @@
  * plus, for comparison, a2 (baseline re-run, nothing new) and d2 (baseline on the appended file).
  * A failing step is reported and the run goes on. Prints a table and a final JSON line.
  */
-import { spawn } from 'node:child_process';
 import { copyFile, link, mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { DuckDBInstance } from '@duckdb/node-api';
+import { distWarning, fmt1, fmtInt, lastJson, ROOT, runTimed, TIME_BIN, type RunResult } from './common.js';
 import { appendEvents, generateCsvlog, GENERATOR_VERSION } from './generate.js';
 import type { FileInfo } from './generate.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const TIME_BIN = '/usr/bin/time';
 const MiB = 1024 * 1024;
 
 interface Args {
@@ -195,86 +192,10 @@ async function stage(dir: string, files: readonly FileInfo[], copyLast: boolean)
 // Child processes
 // ---------------------------------------------------------------------------------------------
 
-interface RunResult {
-  exit: number | null;
-  signal: string | null;
-  ms: number;
-  rssMb: number | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
+function lastJsonObject(stdout: string): Record<string, unknown> | null {
+  return lastJson(stdout, (v) => v !== null && typeof v === 'object' && !Array.isArray(v)) as Record<string, unknown> | null;
 }
 
-function tail(s: string, max: number): string {
-  return s.length > max ? s.slice(s.length - max) : s;
-}
-
-async function runTimed(cmd: string, argv: readonly string[], timeFile: string | null, timeoutS: number): Promise<RunResult> {
-  const useTime = timeFile !== null;
-  const file = useTime ? TIME_BIN : cmd;
-  const fileArgs = useTime ? ['-f', '%e %M', '-o', timeFile, cmd, ...argv] : [...argv];
-  const t0 = performance.now();
-  return new Promise((resolvePromise) => {
-    const child = spawn(file, fileArgs, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout = tail(stdout + d, 1 << 20)));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = tail(stderr + d, 1 << 20)));
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      // the child was started in its own process group: end exactly that group
-      if (child.pid !== undefined) {
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    }, timeoutS * 1000);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      resolvePromise({ exit: null, signal: null, ms: performance.now() - t0, rssMb: null, stdout, stderr: stderr + String(err), timedOut });
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const ms = performance.now() - t0;
-      let rssMb: number | null = null;
-      let exit = code;
-      if (useTime && timeFile) {
-        void readFile(timeFile, 'utf8')
-          .then((t) => {
-            // GNU time prints "Command exited with non-zero status N" / "Command terminated by signal N" first
-            const lines = t.trim().split('\n');
-            const m = /^([\d.]+) (\d+)$/.exec(lines[lines.length - 1] ?? '');
-            if (m) rssMb = Number(m[2]) / 1024;
-            const sig = /terminated by signal (\d+)/.exec(t);
-            if (sig) exit = null;
-          })
-          .catch(() => undefined)
-          .finally(() => resolvePromise({ exit, signal: signal ?? null, ms, rssMb, stdout, stderr, timedOut }));
-      } else resolvePromise({ exit, signal: signal ?? null, ms, rssMb, stdout, stderr, timedOut });
-    });
-  });
-}
-
-/** Last line of stdout that parses as a JSON object. */
-function lastJson(stdout: string): Record<string, unknown> | null {
-  const lines = stdout.trim().split('\n').reverse();
-  for (const l of lines) {
-    const s = l.trim();
-    if (!s.startsWith('{')) continue;
-    try {
-      const v: unknown = JSON.parse(s);
-      if (v && typeof v === 'object' && !Array.isArray(v)) return v as Record<string, unknown>;
-    } catch {
-      // not JSON
-    }
-  }
-  return null;
-}
-
-/** Row counts of every base table of a DuckDB file (read-only). */
 async function tableCounts(dbPath: string): Promise<Record<string, number> | null> {
   if (!existsSync(dbPath)) return null;
   const inst = await DuckDBInstance.create(dbPath, { access_mode: 'READ_ONLY' });
@@ -317,14 +238,6 @@ interface Step {
   stderrTail: string;
 }
 
-function fmtInt(n: number | null): string {
-  return n === null ? '-' : Math.round(n).toLocaleString('en-US');
-}
-
-function fmt1(n: number | null): string {
-  return n === null ? '-' : n.toFixed(1);
-}
-
 /** A few readable lines explaining a failed step. */
 function failureExcerpt(r: RunResult, output: Record<string, unknown> | null): string {
   const lines: string[] = [];
@@ -360,22 +273,6 @@ async function distStamp(): Promise<number> {
   };
   await walk(join(ROOT, 'dist'));
   return newest;
-}
-
-async function distWarning(): Promise<string | null> {
-  const main = join(ROOT, 'dist', 'cli', 'main.js');
-  const st = await stat(main).catch(() => null);
-  if (!st) return 'dist/cli/main.js is missing: run `npm run build` first';
-  let newest = 0;
-  const walk = async (d: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.name.endsWith('.ts')) newest = Math.max(newest, (await stat(p)).mtimeMs);
-    }
-  };
-  await walk(join(ROOT, 'src'));
-  return newest > st.mtimeMs ? 'dist/ is older than src/: run `npm run build` for current numbers' : null;
 }
 
 async function main(): Promise<void> {
@@ -428,7 +325,7 @@ async function main(): Promise<void> {
       else if (!builds.length) builds.push({ step: id, stamp: st, changed: false });
     }
     const r = await runTimed(process.execPath, argv, haveTime ? join(work, `time-${++timeSeq}.txt`) : null, args.timeoutS);
-    const output = lastJson(r.stdout);
+    const output = lastJsonObject(r.stdout);
     let tables: Record<string, number> | null = null;
     try {
       tables = await tableCounts(db);

@@ -26,14 +26,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 import { availableParallelism, loadavg } from 'node:os';
 import pg from 'pg';
+import { maskUrl } from '../src/core/postgres.js';
+import { distWarning, fmt1, fmtInt, lastJson, ROOT, runTimed, tail, TIME_BIN, type RunResult } from './common.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const TIME_BIN = '/usr/bin/time';
 const BIN = join(ROOT, 'bin', 'auditship.js');
 const STEP_NAMES = ['backlog', 'follow', 'trigger'] as const;
 type StepName = (typeof STEP_NAMES)[number];
@@ -113,88 +112,14 @@ function dbUrl(base: string, db: string): string {
   return u.toString();
 }
 
-function maskUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
-
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
 
 // ---------------------------------------------------------------------------------------------
 // Child processes (as in bench/ingest.ts)
 // ---------------------------------------------------------------------------------------------
 
-interface RunResult {
-  exit: number | null;
-  signal: string | null;
-  ms: number;
-  rssMb: number | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-}
-
-function tail(s: string, max: number): string {
-  return s.length > max ? s.slice(s.length - max) : s;
-}
-
 const children = new Set<ChildProcess>();
-
-async function runTimed(cmd: string, argv: readonly string[], timeFile: string | null, timeoutS: number): Promise<RunResult> {
-  const useTime = timeFile !== null;
-  const file = useTime ? TIME_BIN : cmd;
-  const fileArgs = useTime ? ['-f', '%e %M', '-o', timeFile, cmd, ...argv] : [...argv];
-  const t0 = performance.now();
-  return new Promise((resolvePromise) => {
-    const child = spawn(file, fileArgs, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    children.add(child);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout = tail(stdout + d, 8 << 20)));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = tail(stderr + d, 1 << 20)));
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      // the child was started in its own process group: end exactly that group
-      if (child.pid !== undefined) {
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    }, timeoutS * 1000);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      children.delete(child);
-      resolvePromise({ exit: null, signal: null, ms: performance.now() - t0, rssMb: null, stdout, stderr: stderr + String(err), timedOut });
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      children.delete(child);
-      const ms = performance.now() - t0;
-      let rssMb: number | null = null;
-      let exit = code;
-      if (useTime && timeFile) {
-        void readFile(timeFile, 'utf8')
-          .then((t) => {
-            // GNU time prints "Command exited with non-zero status N" / "Command terminated by signal N" first
-            const lines = t.trim().split('\n');
-            const m = /^([\d.]+) (\d+)$/.exec(lines[lines.length - 1] ?? '');
-            if (m) rssMb = Number(m[2]) / 1024;
-            if (/terminated by signal (\d+)/.test(t)) exit = null;
-          })
-          .catch(() => undefined)
-          .finally(() => resolvePromise({ exit, signal: signal ?? null, ms, rssMb, stdout, stderr, timedOut }));
-      } else resolvePromise({ exit, signal: signal ?? null, ms, rssMb, stdout, stderr, timedOut });
-    });
-  });
-}
+const RUN_OPTS = { stdoutMax: 8 << 20, children };
 
 /** A few readable lines explaining a failed child. */
 function excerpt(r: RunResult): string {
@@ -215,23 +140,9 @@ class StepError extends Error {}
 
 /** Runs a child that must succeed; throws a StepError with its errors otherwise. */
 async function mustRun(what: string, cmd: string, argv: readonly string[], timeoutS = 300): Promise<RunResult> {
-  const r = await runTimed(cmd, argv, null, timeoutS);
+  const r = await runTimed(cmd, argv, null, timeoutS, RUN_OPTS);
   if (r.exit !== 0 || r.timedOut) throw new StepError(`${what}: ${statusOf(r, timeoutS)}\n${excerpt(r)}`);
   return r;
-}
-
-/** Last line of stdout that parses as JSON. */
-function lastJson(stdout: string): unknown {
-  for (const l of stdout.trim().split('\n').reverse()) {
-    const s = l.trim();
-    if (!s.startsWith('{') && !s.startsWith('[')) continue;
-    try {
-      return JSON.parse(s) as unknown;
-    } catch {
-      // not JSON
-    }
-  }
-  return null;
 }
 
 /** `auditship query --format json` on a DuckDB file (read-only). */
@@ -306,14 +217,6 @@ interface StepResult {
   error: string | null;
   ms: number;
   figures: Record<string, unknown>;
-}
-
-function fmtInt(n: number | null | undefined): string {
-  return n === null || n === undefined || !Number.isFinite(n) ? '-' : Math.round(n).toLocaleString('en-US');
-}
-
-function fmt1(n: number | null | undefined): string {
-  return n === null || n === undefined || !Number.isFinite(n) ? '-' : n.toFixed(1);
 }
 
 function percentile(sorted: readonly number[], p: number): number | null {
@@ -411,7 +314,7 @@ async function stepBacklog(args: Args, work: string, haveTime: boolean, fig: Rec
   const config = join(work, 'backlog.yaml');
   await writeConfig(config, 'rows', url, dbPath);
   process.stdout.write(`  auditship run --config ${relative(ROOT, config)} --quiet --json ... `);
-  const r = await runTimed(process.execPath, [BIN, 'run', '--config', config, '--quiet', '--json'], haveTime ? join(work, 'time-backlog.txt') : null, args.timeoutS);
+  const r = await runTimed(process.execPath, [BIN, 'run', '--config', config, '--quiet', '--json'], haveTime ? join(work, 'time-backlog.txt') : null, args.timeoutS, RUN_OPTS);
   const wallS = r.ms / 1000;
   const status = statusOf(r, args.timeoutS);
   const out = lastJson(r.stdout) as { pipelines?: { stored?: number; events?: number; duplicates?: number; quarantined?: number; durationMs?: number }[]; ok?: boolean } | null;
@@ -707,22 +610,6 @@ async function stepTrigger(args: Args, fig: Record<string, unknown>): Promise<vo
 // ---------------------------------------------------------------------------------------------
 // Report
 // ---------------------------------------------------------------------------------------------
-
-async function distWarning(): Promise<string | null> {
-  const main = join(ROOT, 'dist', 'cli', 'main.js');
-  const st = await stat(main).catch(() => null);
-  if (!st) return 'dist/cli/main.js is missing: run `npm run build` first';
-  let newest = 0;
-  const walk = async (d: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (e.name.endsWith('.ts')) newest = Math.max(newest, (await stat(p)).mtimeMs);
-    }
-  };
-  await walk(join(ROOT, 'src'));
-  return newest > st.mtimeMs ? 'dist/ is older than src/: run `npm run build` for current numbers' : null;
-}
 
 function verdict(ok: boolean | null): string {
   return ok === null ? '-' : ok ? 'met' : 'MISSED';

@@ -1,9 +1,10 @@
 import type { PipelineConfig } from '../config/load.js';
 import { ConnectorError } from '../core/errors.js';
+import { maskUrl } from '../core/postgres.js';
 import type { Logger } from '../core/log.js';
 import { openDatabase, type Database } from '../sinks/duckdb/database.js';
 import { RowChangesSink } from '../sinks/duckdb/row-changes.js';
-import { maskUrl, PgAuditTableSource, type TableBatch, type TableCursor } from '../sources/pg-audit-table/source.js';
+import { PgAuditTableSource, type TableBatch, type TableCursor } from '../sources/pg-audit-table/source.js';
 
 /**
  * Runs a pg_audit_table pipeline: read rows after the cursor, store them with the cursor in one DuckDB

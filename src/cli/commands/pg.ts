@@ -1,5 +1,6 @@
 import pg from 'pg';
-import { ConnectorError, ExitError } from '../../core/errors.js';
+import { ExitError } from '../../core/errors.js';
+import { describePgError, maskUrl } from '../../core/postgres.js';
 import { DEFAULT_SCHEMA, installAudit, NOTIFY_CHANNEL, uninstallAudit, upgradeAuditTable } from '../../sources/pg-audit-table/install.js';
 import { parseCommandArgs } from '../args.js';
 
@@ -147,17 +148,7 @@ function connectionUrl(given: string | undefined): string {
   return url;
 }
 
-/** The URL with its password (and a password= parameter) replaced by ****. */
-export function maskUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '****';
-    for (const key of [...u.searchParams.keys()]) if (/pass/i.test(key)) u.searchParams.set(key, '****');
-    return u.toString();
-  } catch {
-    return url.replace(/(:\/\/[^:/@]*:)[^@]*@/, '$1****@').replace(/(password=)[^&\s]*/gi, '$1****');
-  }
-}
+const PRIVILEGE_HINT = 'run as the owner of the tables (with CREATE on the database) or as a superuser';
 
 async function withClient<T>(url: string, action: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 15_000, application_name: 'auditship' });
@@ -166,45 +157,15 @@ async function withClient<T>(url: string, action: string, fn: (client: pg.Client
     try {
       await client.connect();
     } catch (err) {
-      throw describePgError(err, url, 'connecting');
+      throw describePgError(err, { component: 'pg', url, action: 'connecting', privilegeHint: PRIVILEGE_HINT });
     }
     try {
       return await fn(client);
     } catch (err) {
-      throw describePgError(err, url, action);
+      throw describePgError(err, { component: 'pg', url, action, privilegeHint: PRIVILEGE_HINT });
     }
   } finally {
     await client.end().catch(() => {});
   }
 }
 
-/** One line for a failure of PostgreSQL or of the connection to it: what went wrong and how to fix it. */
-export function describePgError(err: unknown, url: string, action: string): ConnectorError {
-  if (err instanceof ConnectorError) return err;
-  const e = err as { code?: string; message?: string; severity?: string };
-  const where = maskUrl(url);
-  const first = String(e?.message ?? err).split('\n')[0]!.replaceAll(url, where);
-  const fail = (code: string, message: string, retryable = false) => new ConnectorError('pg', code, message, retryable, { cause: err });
-  switch (e?.code) {
-    case 'ECONNREFUSED': return fail('connection_refused', `cannot connect to ${where}: connection refused; is PostgreSQL running and listening on that host and port?`, true);
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN': return fail('host_not_found', `cannot connect to ${where}: host not found`, e.code === 'EAI_AGAIN');
-    case 'ETIMEDOUT':
-    case 'ECONNRESET':
-    case 'EHOSTUNREACH':
-    case 'ENETUNREACH': return fail('connection_failed', `cannot connect to ${where}: ${first}`, true);
-    case '28P01':
-    case '28000': return fail('auth_failed', `cannot connect to ${where}: ${first}; check the user and password, and pg_hba.conf`);
-    case '3D000': return fail('database_not_found', `cannot connect to ${where}: ${first}`);
-    case '42P01': return fail('table_not_found', `${action} failed: ${first} (42P01); check the table name and --url's database`);
-    case '42501': return fail('permission_denied', `${action} failed: ${first} (42501); run as the owner of the tables (with CREATE on the database) or as a superuser`);
-    case '55P03':
-    case '40P01': return fail('lock_conflict', `${action} failed: ${first} (${e.code}); try again when the tables are less busy`, true);
-    case '57P01':
-    case '57P03':
-    case '53300': return fail('server_unavailable', `${action} failed: ${first} (${e.code})`, true);
-  }
-  if (/timeout/i.test(first)) return fail('connection_failed', `cannot connect to ${where}: ${first}`, true);
-  if (e?.severity && e.code) return fail('sql_error', `${action} failed: ${first} (SQLSTATE ${e.code})`);
-  return fail('pg_failed', `${action} failed: ${first}`);
-}

@@ -163,6 +163,7 @@ export class RowChangesSink {
     let minId: bigint | null = null;
     let maxId: bigint | null = null;
     let good = 0;
+    let lastClockUs: string | null = null;
     for (const r of batch.rows) {
       const reason = checkRow(r, validateJson);
       if (reason) {
@@ -183,62 +184,45 @@ export class RowChangesSink {
       parts.push(line);
       good++;
       const clk = at(r, C.action_tstamp_clk_us);
-      if (clk !== null) this.pending.lastClkUs = clk;
+      if (clk !== null) lastClockUs = clk;
     }
-    const srv = sqlString(server);
-    const src = sqlString(sourceTable);
     let stored = 0;
-    let file: string | null = null;
-    try {
-      if (good > 0) {
-        file = join(this.stageDir, `rows-${this.stageTag}-${this.seq++}.csv`);
-        writeFileSync(file, parts.join(''));
-        const maxLine = Math.max(2_000_000, longest * 4 + 1024);
-        const columns = STAGE_COLUMNS.map(([n, t]) => `'${n}': '${t}'`).join(', ');
-        const r = await this.conn.run(`
-          INSERT INTO row_changes
-          SELECT ${srv}, ${src}, s.event_id, s.txid, s.schema_name, s.table_name, s.relid, s.action, s.row_data, s.changed_fields,
-                 s.statement_only, s.session_user_name, s.application_name, s.client_addr, s.client_port,
-                 make_timestamp(s.tx_us)::TIMESTAMPTZ, make_timestamp(s.stm_us)::TIMESTAMPTZ, make_timestamp(s.clk_us)::TIMESTAMPTZ,
-                 s.client_query, now()
-          FROM read_csv(${sqlString(file)}, header = false, auto_detect = false, delim = '${US}', quote = '${GS}', escape = '${GS}',
-                        new_line = '\\n', allow_quoted_nulls = false, strict_mode = true, max_line_size = ${maxLine},
-                        buffer_size = ${Math.max(16 << 20, maxLine * 2)}, columns = {${columns}}) AS s
-          WHERE NOT EXISTS (SELECT 1 FROM row_changes AS x WHERE x.server = ${srv} AND x.source_table = ${src}
-                            AND x.event_id BETWEEN ${minId} AND ${maxId} AND x.event_id = s.event_id)`);
-        stored = Number(r.rowsChanged);
-      }
-      if (quarantined.length > 0) {
-        const stmt = await this.conn.prepare(`INSERT INTO row_quarantine VALUES (${srv}, ${src}, $1, $2, $3, now())`);
+    if (good > 0) {
+      const file = this.stageFile();
+      const content = parts.join('');
+      writeFileSync(file, content);
+      // JavaScript lengths count UTF-16 units; a unit is at most 3 bytes of UTF-8.
+      stored = (await this.appendStaged(server, sourceTable, {
+        file, rows: good, fileBytes: Buffer.byteLength(content), longestLine: longest * 3,
+        minEventId: String(minId), maxEventId: String(maxId), lastClockUs,
+      })).stored;
+    }
+    if (quarantined.length > 0) {
+      try {
+        const stmt = await this.conn.prepare(`INSERT INTO row_quarantine VALUES (${sqlString(server)}, ${sqlString(sourceTable)}, $1, $2, $3, now())`);
         for (const q of quarantined) {
           if (q.eventId !== null && /^-?\d+$/.test(q.eventId)) stmt.bindBigInt(1, BigInt(q.eventId)); else stmt.bindNull(1);
           stmt.bindVarchar(2, q.reason);
           stmt.bindVarchar(3, q.raw);
           await stmt.run();
         }
+      } catch (err) {
+        throw translateWriteError(err, this.db.path);
       }
-    } catch (err) {
-      throw translateWriteError(err, this.db.path);
-    } finally {
-      if (file) await unlink(file).catch(() => {});
-    }
-    this.pending.stored += stored;
-    this.pending.quarantined += quarantined.length;
-    if (maxId !== null) {
-      const key = `${server}\u0000${sourceTable}`;
-      if (this.maxIds.has(key) && this.maxIds.get(key)! < maxId) this.maxIds.set(key, maxId);
+      this.pending.quarantined += quarantined.length;
     }
     return { stored, duplicates: good - stored, quarantined };
   }
 
-  /** A fresh stage file name for readStaged(). */
+  /** A fresh stage file name (readStaged() and append() write batches there). */
   stageFile(): string {
     return join(this.stageDir, `copy-${this.stageTag}-${this.seq++}.csv`);
   }
 
   /**
-   * Appends a batch PostgreSQL wrote into a stage file (COPY). Rows with an unknown action or no table
-   * name go to row_quarantine with the reason; rows already stored are skipped. The file is removed.
+   * Appends a batch from a stage file — written by PostgreSQL (COPY) or by append() — whose rows were all
+   * checked (the action is mapped to INSERT/UPDATE/DELETE/TRUNCATE here). Rows already stored are skipped.
+   * The file is removed.
    */
   async appendStaged(server: string, sourceTable: string, staged: StagedRows): Promise<{ stored: number; duplicates: number }> {
     const srv = sqlString(server);
@@ -321,19 +305,6 @@ export class RowChangesSink {
     this.inTransaction = false;
     this.maxIds.clear();
     await this.conn.run('ROLLBACK').catch(() => {});
-  }
-
-  /** One batch in one transaction (tests, small runs). */
-  async store(server: string, sourceTable: string, batch: TableBatch, validateJson: boolean): Promise<{ stored: number; duplicates: number; quarantined: Quarantined[] }> {
-    await this.begin();
-    try {
-      const r = await this.append(server, sourceTable, batch, validateJson);
-      await this.commit(server, sourceTable, batch.cursor);
-      return r;
-    } catch (err) {
-      await this.rollback();
-      throw err;
-    }
   }
 
   async close(): Promise<void> {

@@ -28,6 +28,10 @@ export interface AuditTableLayout {
   mode: CursorMode;
   /** Quoted name of the transaction column (xid8/txid modes). */
   txColumn: string | null;
+  /** Cast that turns a decimal text into the transaction column's type ('::text::xid8' or '::bigint'). */
+  txCast: string;
+  /** SQL for the oldest transaction still running: rows of transactions below it can no longer appear. */
+  horizon: string;
   /** SELECT list producing the canonical columns, in ROW_COLUMNS order, all as text. */
   selectList: string;
   /** The expression of each canonical column. */
@@ -146,6 +150,8 @@ export async function detectLayout(client: pg.ClientBase, tableName: string, for
     oid: Number(found.oid),
     mode,
     txColumn,
+    txCast: mode === 'xid8' ? '::text::xid8' : '::bigint',
+    horizon: mode === 'xid8' ? 'pg_snapshot_xmin(pg_current_snapshot())' : 'txid_snapshot_xmin(txid_current_snapshot())',
     // Aliased so that ORDER BY txid, event_id sorts the table's columns, not these texts.
     selectList: ROW_COLUMNS.map((c, i) => `${select[c]} AS c${i}`).join(', '),
     columns: select,

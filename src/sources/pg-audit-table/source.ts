@@ -4,6 +4,7 @@ import pg from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import Cursor from 'pg-cursor';
 import { ConnectorError } from '../../core/errors.js';
+import { describePgError } from '../../core/postgres.js';
 import type { Logger } from '../../core/log.js';
 import { NOTIFY_CHANNEL } from './install.js';
 import { ROW_COLUMNS, detectLayout, type AuditTableLayout, type CursorMode } from './layout.js';
@@ -69,29 +70,9 @@ export interface TableBatch {
 
 const COL = Object.fromEntries(ROW_COLUMNS.map((c, i) => [c, i])) as Record<(typeof ROW_COLUMNS)[number], number>;
 
-export function pgError(err: unknown, what: string, url: string): ConnectorError {
-  if (err instanceof ConnectorError) return err;
-  const e = err as { code?: string; message?: string };
-  const where = maskUrl(url);
-  const code = e.code ?? '';
-  if (code === '42501') return new ConnectorError('pg_audit_table', 'permission_denied', `permission denied ${what} on ${where}: ${e.message}; grant SELECT (and DELETE for delete_after_ship) on the audit table to this user`, false, { cause: err });
-  if (code === '42P01') return new ConnectorError('pg_audit_table', 'table_missing', `${what} on ${where}: ${e.message}`, true, { cause: err });
-  if (code === '3D000' || code === '28P01' || code === '28000') return new ConnectorError('pg_audit_table', 'connect_refused', `cannot connect to ${where}: ${e.message}`, true, { cause: err });
-  if (/ECONNREFUSED|ENOTFOUND|ETIMEDOUT|ECONNRESET|EPIPE|Connection terminated|terminating connection|the database system is (starting|shutting)|Client has encountered a connection error/i.test(String(e.message) + code) || code.startsWith('08') || code === '57P01' || code === '57P03') {
-    return new ConnectorError('pg_audit_table', 'connection_lost', `PostgreSQL at ${where} is unreachable ${what}: ${String(e.message).split('\n')[0]}`, true, { cause: err });
-  }
-  return new ConnectorError('pg_audit_table', 'query_failed', `${what} on ${where} failed: ${String(e.message).split('\n')[0]}`, true, { cause: err });
-}
-
-/** The URL with its password replaced by ***. */
-export function maskUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return url.replace(/:[^:@/]*@/, ':***@');
-  }
+/** A PostgreSQL failure as one line; `what` is the action ('reading the audit table'). */
+function pgError(err: unknown, what: string, url: string): ConnectorError {
+  return describePgError(err, { component: 'pg_audit_table', url, action: what, privilegeHint: 'grant SELECT on the audit table (and DELETE for delete_after_ship) to this user' });
 }
 
 export class PgAuditTableSource {
@@ -162,8 +143,7 @@ export class PgAuditTableSource {
     if (L.mode === 'lag_window' || L.validateJson) return this.read(cursor);
     if (!/^\d+$/.test(cursor.txid) || !/^-?\d+$/.test(cursor.eventId)) throw new ConnectorError('pg_audit_table', 'bad_cursor', `the stored cursor is not valid (${JSON.stringify(cursor)})`, false);
     if (!this.client) await this.connect();
-    const cast = L.mode === 'xid8' ? '::text::xid8' : '::bigint';
-    const horizon = L.mode === 'xid8' ? 'pg_snapshot_xmin(pg_current_snapshot())' : 'txid_snapshot_xmin(txid_current_snapshot())';
+    const cast = L.txCast;
     try {
       // The batch's last (transaction, event id) below the horizon: every row up to it exists for good.
       // Rows that cannot be stored (no table name, an unknown action) take the row path to quarantine.
@@ -174,7 +154,7 @@ export class PgAuditTableSource {
            SELECT tx, event_id, count(*) OVER () AS n, min(event_id) OVER () AS lo, max(event_id) OVER () AS hi, max(clk) OVER () AS clk,
                   count(*) FILTER (WHERE NOT ok) OVER () AS bad
            FROM (SELECT ${L.txColumn} AS tx, event_id, (${L.columns.action_tstamp_clk_us})::bigint AS clk, coalesce(${valid}, false) AS ok
-                 FROM ${L.qualified} WHERE (${L.txColumn}, event_id) > ($1${cast}, $2::bigint) AND ${L.txColumn} < ${horizon}
+                 FROM ${L.qualified} WHERE (${L.txColumn}, event_id) > ($1${cast}, $2::bigint) AND ${L.txColumn} < ${L.horizon}
                  ORDER BY ${L.txColumn}, event_id LIMIT ${this.options.batchRows}) AS l) AS s
          ORDER BY s.tx DESC, s.event_id DESC LIMIT 1`, [cursor.txid, cursor.eventId]);
       const last = b.rows[0];
@@ -241,14 +221,9 @@ export class PgAuditTableSource {
     const limit = this.options.batchRows;
     let sql: string;
     let params: unknown[];
-    if (L.mode === 'xid8') {
+    if (L.mode !== 'lag_window') {
       sql = `SELECT ${L.selectList} FROM ${L.qualified}
-             WHERE (${L.txColumn}, event_id) > ($1::text::xid8, $2::bigint) AND ${L.txColumn} < pg_snapshot_xmin(pg_current_snapshot())
-             ORDER BY ${L.txColumn}, event_id LIMIT ${limit}`;
-      params = [cursor.txid, cursor.eventId];
-    } else if (L.mode === 'txid') {
-      sql = `SELECT ${L.selectList} FROM ${L.qualified}
-             WHERE (${L.txColumn}, event_id) > ($1::bigint, $2::bigint) AND ${L.txColumn} < txid_snapshot_xmin(txid_current_snapshot())
+             WHERE (${L.txColumn}, event_id) > ($1${L.txCast}, $2::bigint) AND ${L.txColumn} < ${L.horizon}
              ORDER BY ${L.txColumn}, event_id LIMIT ${limit}`;
       params = [cursor.txid, cursor.eventId];
     } else {
@@ -312,7 +287,7 @@ export class PgAuditTableSource {
     if (L.mode === 'lag_window') throw new ConnectorError('pg_audit_table', 'delete_unsafe', `delete_after_ship needs a transaction column in ${L.name}; run \`auditship pg install --upgrade ${L.name}\``, false);
     if (cursor.eventId === '0' && cursor.txid === '0') return 0;
     if (!this.client) await this.connect();
-    const cast = L.mode === 'xid8' ? '$1::text::xid8' : '$1::bigint';
+    const cast = `$1${L.txCast}`;
     let total = 0;
     try {
       for (;;) {
@@ -339,7 +314,7 @@ export class PgAuditTableSource {
     const L = this.layout;
     if (L.mode === 'lag_window') return (cursor.gaps?.length ?? 0) > 0;
     if (!this.client) await this.connect();
-    const cast = L.mode === 'xid8' ? '$1::text::xid8' : '$1::bigint';
+    const cast = `$1${L.txCast}`;
     try {
       const r = await this.client!.query(`SELECT 1 FROM ${L.qualified} WHERE (${L.txColumn}, event_id) > (${cast}, $2::bigint) LIMIT 1`, [cursor.txid, cursor.eventId]);
       return (r.rowCount ?? 0) > 0;
@@ -354,7 +329,7 @@ export class PgAuditTableSource {
     if (!this.client) await this.connect();
     const L = this.layout;
     const where = L.mode === 'lag_window' ? 'event_id > $1::bigint'
-      : `(${L.txColumn}, event_id) > (${L.mode === 'xid8' ? '$2::text::xid8' : '$2::bigint'}, $1::bigint)`;
+      : `(${L.txColumn}, event_id) > ($2${L.txCast}, $1::bigint)`;
     const params = L.mode === 'lag_window' ? [cursor.eventId] : [cursor.eventId, cursor.txid];
     try {
       const r = await this.client!.query<{ n: string; oldest: string | null }>(
