@@ -3,9 +3,9 @@
  * its DuckDB file after it exited (DuckDB locks the file while a process holds it).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 
@@ -29,8 +29,30 @@ export interface SpawnOptions {
 
 export type CliChild = ChildProcess & { result: Promise<RunResult> };
 
+let reachable = false;
+
+/**
+ * A CLI run as another user must reach the checkout: a clone inside a `mktemp -d` directory (mode 0700) is
+ * not. Directories above ROOT get o+x (traverse, not list) for the run and their modes back at exit.
+ */
+function makeCheckoutReachable(): void {
+  if (reachable) return;
+  reachable = true;
+  const changed: [string, number][] = [];
+  for (let d = dirname(ROOT); ; d = dirname(d)) {
+    const mode = statSync(d).mode & 0o7777;
+    if ((mode & 0o001) === 0) {
+      chmodSync(d, mode | 0o001);
+      changed.push([d, mode]);
+    }
+    if (dirname(d) === d) break;
+  }
+  if (changed.length) process.on('exit', () => { for (const [d, mode] of changed) { try { chmodSync(d, mode); } catch { /* gone */ } } });
+}
+
 /** Starts `auditship ARGS`; await `.result` for the exit. */
 export function spawnCli(args: string[], options: SpawnOptions = {}): CliChild {
+  if (options.uid !== undefined && options.uid !== process.getuid?.()) makeCheckoutReachable();
   const started = Date.now();
   const child = spawn(process.execPath, [BIN, ...args], {
     cwd: ROOT,
