@@ -95,7 +95,7 @@ export const PG_AUDIT_TABLE_SOURCE: ConnectorSpec = {
     batch_rows: { type: 'integer', default: 10000, minimum: 1, description: 'Most rows read per batch.' },
     commit_rows: {
       type: 'integer', default: 250000, minimum: 1,
-      description: 'While catching up a backlog, batches are committed together up to this many rows (big DuckDB transactions are written straight to the file). A caught-up reader commits every batch.',
+      description: 'While catching up a backlog, batches are committed together up to this many rows, rounded down to whole DuckDB row groups of 122,880 rows (full row groups are written straight to the file; partly filled ones are recompressed at the next checkpoint). A caught-up reader commits every batch.',
     },
     batch_bytes: { type: 'size', default: '16MB', description: 'Rows are read until a batch holds about this much text (a 1 MB row still makes a batch of its own).' },
     batch_latency_ms: {

@@ -3,7 +3,7 @@ import { ConnectorError } from '../core/errors.js';
 import { maskUrl } from '../core/postgres.js';
 import type { Logger } from '../core/log.js';
 import { openDatabase, type Database } from '../sinks/duckdb/database.js';
-import { RowChangesSink } from '../sinks/duckdb/row-changes.js';
+import { ROW_GROUP_ROWS, RowChangesSink } from '../sinks/duckdb/row-changes.js';
 import { PgAuditTableSource, type TableBatch, type TableCursor } from '../sources/pg-audit-table/source.js';
 
 /**
@@ -84,7 +84,11 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
   const batchBytes = Number(src['batch_bytes']);
   const commitRows = Number(src['commit_rows']);
   const commitIntervalMs = 5000;
-  let next: Promise<TableBatch> | null = null;
+  // A backlog transaction holds a whole number of DuckDB row groups (see ROW_GROUP_ROWS): each read asks
+  // for no more rows than are left to the next boundary.
+  const txRows = commitRows >= ROW_GROUP_ROWS ? Math.floor(commitRows / ROW_GROUP_ROWS) * ROW_GROUP_ROWS : commitRows;
+  const limitAfter = (rowsInTx: number) => Math.min(batchRows, txRows - (rowsInTx % txRows));
+  let next: { batch: Promise<TableBatch>; limit: number } | null = null;
   let txOpen = false;
   let txStarted = 0;
   let tx = { events: 0, stored: 0, duplicates: 0, quarantined: 0 };
@@ -116,15 +120,18 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
           if (options.follow) source.startListening();
         }
         const at: TableCursor = cursor;
-        const batch: TableBatch = next ? await next : await source.readStaged(at, sink.stageFile());
+        const limit = next ? next.limit : limitAfter(tx.events);
+        const batch: TableBatch = next ? await next.batch : await source.readStaged(at, sink.stageFile(), limit);
         next = null;
-        const count = batch.staged ? batch.staged.rows : batch.rows.length;
-        const full = count >= batchRows || (!batch.staged && batch.bytes >= batchBytes);
+        // Rows read: those staged and those the row path carries (all of them, or the ones to quarantine).
+        const count = batch.staged ? batch.staged.rows + batch.rows.length : batch.rows.length;
+        const full = count >= limit || (!batch.staged && batch.bytes >= batchBytes);
         // A backlog: read the next chunk from PostgreSQL while DuckDB stores this one.
         if (full) {
-          const p = source.readStaged(batch.cursor, sink.stageFile());
+          const nextLimit = limitAfter(tx.events + count);
+          const p = source.readStaged(batch.cursor, sink.stageFile(), nextLimit);
           p.catch(() => {});
-          next = p;
+          next = { batch: p, limit: nextLimit };
         }
         const changed = JSON.stringify(batch.cursor) !== JSON.stringify(cursor);
         if (count > 0 || changed) {
@@ -150,7 +157,7 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
         }
         // Commit when caught up, or every commit_rows rows of a backlog (DuckDB writes big transactions
         // straight to its file; small ones go through its WAL and a checkpoint).
-        if (txOpen && (!full || tx.events >= commitRows || Date.now() - txStarted >= commitIntervalMs)) {
+        if (txOpen && (!full || tx.events >= txRows || Date.now() - txStarted >= commitIntervalMs)) {
           await sink.commit(server, source.layout.name, batch.cursor);
           txOpen = false;
           summary.events += tx.events;

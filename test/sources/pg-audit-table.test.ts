@@ -203,6 +203,24 @@ describe('pg_audit_table on auditship pg install', () => {
     }
   });
 
+  test('a backlog is committed in transactions of whole DuckDB row groups, every row once', async () => {
+    await c.query('TRUNCATE auditship.logged_actions');
+    // Written straight into the audit table (the triggers are not what this is about): 260,000 rows.
+    await c.query(`INSERT INTO auditship.logged_actions (schema_name, table_name, relid, action, row_data, statement_only,
+                     action_tstamp_tx, action_tstamp_stm, action_tstamp_clk)
+                   SELECT 'public', 'items', 1, 'I', jsonb_build_object('id', g), false, now(), now(), now()
+                   FROM generate_series(1, 260000) g`);
+    // 100,000-row reads would make transactions of 200,000 rows; each ends at 122,880 instead.
+    const s = pipelineConfig({ batch_rows: 100000, commit_rows: 122880 });
+    assert.equal(await runUntil(s, 260000), 260000);
+    // shipped_at is the storing transaction's now(): one value per DuckDB transaction.
+    const txs = await queryDb(s.db, 'SELECT count(*)::INTEGER AS n FROM row_changes GROUP BY shipped_at ORDER BY min(event_id)');
+    assert.deepEqual(txs.map((r) => r['n']), [122880, 122880, 14240]);
+    const cnt = await queryDb(s.db, `SELECT count(DISTINCT event_id)::INTEGER AS d, min((row_data->>'id')::INTEGER) AS lo, max((row_data->>'id')::INTEGER) AS hi FROM row_changes`);
+    assert.deepEqual(cnt, [{ d: 260000, lo: 1, hi: 260000 }]);
+    await c.query('TRUNCATE auditship.logged_actions');
+  });
+
   test('follow: rows committed while the NOTIFY connection is down are caught up after it reconnects', async () => {
     await c.query('DELETE FROM items');
     await c.query('TRUNCATE auditship.logged_actions');

@@ -59,6 +59,14 @@ CREATE TABLE IF NOT EXISTS table_cursors (
   PRIMARY KEY (server, source_table)
 );`;
 
+/**
+ * Rows in a DuckDB row group (its default). A transaction's full row groups are written straight to the
+ * file when it commits; a partly filled one is merged with its neighbours at the next checkpoint, which
+ * decompresses and recompresses them (measured: ~2 s per 1M rows committed in 250,000-row transactions,
+ * ~0.05 s when each transaction ends on a row-group boundary). Backlog transactions are cut to multiples.
+ */
+export const ROW_GROUP_ROWS = 122_880;
+
 const ACTIONS: Record<string, string> = { I: 'INSERT', U: 'UPDATE', D: 'DELETE', T: 'TRUNCATE', INSERT: 'INSERT', UPDATE: 'UPDATE', DELETE: 'DELETE', TRUNCATE: 'TRUNCATE' };
 
 const STAGE_COLUMNS: [string, string][] = [
