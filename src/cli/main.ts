@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { ConfigError, ConnectorError, ExitError } from '../core/errors.js';
 import * as ingestCmd from './commands/ingest.js';
 import * as pgCmd from './commands/pg.js';
+import * as purgeCmd from './commands/purge.js';
 import * as queryCmd from './commands/query.js';
 import * as runCmd from './commands/run.js';
 import * as statusCmd from './commands/status.js';
@@ -16,6 +17,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; usage: 
   query: { run: queryCmd.query, usage: queryCmd.usage, summary: queryCmd.summary },
   status: { run: statusCmd.status, usage: statusCmd.usage, summary: statusCmd.summary },
   pg: { run: pgCmd.pgCommand, usage: pgCmd.usage, summary: pgCmd.summary },
+  purge: { run: purgeCmd.purge, usage: purgeCmd.usage, summary: purgeCmd.summary },
 };
 
 function version(): string {

@@ -1,4 +1,5 @@
 import type { RunSummary } from '../jobs/ingest.js';
+import type { OutboxRunSummary } from '../jobs/outbox.js';
 import type { TableRunSummary } from '../jobs/table.js';
 
 /** Human formatting of numbers, sizes and durations for the CLI. */
@@ -13,7 +14,14 @@ export function duration(ms: number): string {
   return ms >= 10_000 ? `${(ms / 1000).toFixed(0)} s` : `${(ms / 1000).toFixed(2)} s`;
 }
 
-export function formatSummary(s: RunSummary | TableRunSummary): string {
+export function formatSummary(s: RunSummary | TableRunSummary | OutboxRunSummary): string {
+  if ('marked' in s) {
+    if (s.locked) return `${s.pipeline}: another shipper holds ${s.table}'s lock; nothing shipped this time`;
+    return `${s.pipeline}: ${n(s.stored)} new events (${n(s.duplicates)} already stored), ${n(s.marked)} marked sent in ${s.table}` +
+      `${s.purged ? `, ${n(s.purged)} old sent rows purged` : ''} in ${duration(s.durationMs)} → ${s.db}` +
+      (s.quarantined ? `; ${n(s.quarantined)} row(s) quarantined (table app_quarantine)` : '') +
+      (s.skipped ? `; ${n(s.skipped)} row(s) quarantined earlier left unsent` : '');
+  }
   if (!('filesRead' in s)) {
     return `${s.pipeline}: ${n(s.stored)} new row changes (${n(s.duplicates)} already stored) from ${s.table}` +
       `${s.deleted ? `, ${n(s.deleted)} shipped rows deleted` : ''} in ${duration(s.durationMs)} → ${s.db}` +

@@ -7,12 +7,15 @@ import { noProgress } from '../core/progress.js';
 import { openDatabase, type Database } from '../sinks/duckdb/database.js';
 import { ROW_CHANGES_DDL } from '../sinks/duckdb/row-changes.js';
 import { ensureSchema } from '../sinks/duckdb/schema.js';
+import { APP_EVENTS_DDL } from '../sinks/duckdb/app-events.js';
 import { runIngestPipeline } from './ingest.js';
+import { runOutboxPipeline, type OutboxStatus } from './outbox.js';
 import { runTablePipeline, type TableStatus } from './table.js';
 
 /**
  * `auditship run --follow`: every pipeline runs until the signal aborts. pg_audit_table pipelines stream
- * (NOTIFY + polling); pg_logs pipelines look at their directory every poll_interval_ms. Each DuckDB file is
+ * (NOTIFY + polling); pg_logs pipelines look at their directory, sql_outbox and django_auditlog pipelines at
+ * their table, every poll_interval_ms. Each DuckDB file is
  * opened once and shared (DuckDB locks a file to one process); each pipeline has its own connection.
  * While the daemon holds a file, `auditship status` reads `<db>.status.json`, which is rewritten (temp +
  * rename) whenever a pipeline's state changes and at least every few seconds.
@@ -71,6 +74,7 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
     for (const [path, db] of dbs) {
       const mine = pipelines.filter((p) => dbOf(p) === path);
       if (mine.some((p) => p.source.type === 'pg_audit_table')) await db.connection.run(ROW_CHANGES_DDL);
+      if (mine.some((p) => p.source.type === 'sql_outbox' || p.source.type === 'django_auditlog')) await db.connection.run(APP_EVENTS_DDL);
       for (const p of mine.filter((q) => q.source.type === 'pg_logs')) await ensureSchema(db.connection, String(p.source['server'] ?? 'default'));
     }
     const ticker = setInterval(writeStatus, 5000);
@@ -81,6 +85,10 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
       try {
         if (p.source.type === 'pg_audit_table') {
           await runTablePipeline(p, { log, follow: true, signal, db, onStatus: (s: TableStatus) => set({ ...s }) });
+          return true;
+        }
+        if (p.source.type === 'sql_outbox' || p.source.type === 'django_auditlog') {
+          await runOutboxPipeline(p, { log, follow: true, signal, db, onStatus: (s: OutboxStatus) => set({ ...s }) });
           return true;
         }
         return await followLogs(p, db, log, signal, set);

@@ -49,7 +49,7 @@ function formatter(zone: string): Intl.DateTimeFormat {
 }
 
 /** Offset of `zone` (minutes east of UTC) at the instant `utcMs`. */
-function zoneOffsetAt(zone: string, utcMs: number): number {
+export function zoneOffsetAt(zone: string, utcMs: number): number {
   const parts = formatter(zone).formatToParts(new Date(utcMs));
   const get = (t: string) => Number(parts.find((p) => p.type === t)?.value);
   const local = Date.UTC(get('year'), get('month') - 1, get('day'), get('hour'), get('minute'), get('second'));

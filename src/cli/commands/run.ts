@@ -4,6 +4,7 @@ import { createLogger, quietLogger } from '../../core/log.js';
 import { createProgress, noProgress } from '../../core/progress.js';
 import { runFollow } from '../../jobs/follow.js';
 import { runIngestPipeline, type RunSummary } from '../../jobs/ingest.js';
+import { runOutboxPipeline, type OutboxRunSummary } from '../../jobs/outbox.js';
 import { runTablePipeline, type TableRunSummary } from '../../jobs/table.js';
 import { COMMON_OUTPUT_OPTIONS, parseCommandArgs } from '../args.js';
 import { formatSummary } from '../output.js';
@@ -41,11 +42,12 @@ export async function run(argv: string[]): Promise<void> {
     if (!ok) throw new ExitError(1, 'a pipeline stopped with an error (see the log)');
     return;
   }
-  const results: (RunSummary | TableRunSummary | { pipeline: string; ok: false; error: string })[] = [];
+  const results: (RunSummary | TableRunSummary | OutboxRunSummary | { pipeline: string; ok: false; error: string })[] = [];
   for (const pipeline of pipelines) {
     try {
-      const s = pipeline.source.type === 'pg_audit_table'
-        ? await runTablePipeline(pipeline, { log })
+      const type = pipeline.source.type;
+      const s = type === 'pg_audit_table' ? await runTablePipeline(pipeline, { log })
+        : type === 'sql_outbox' || type === 'django_auditlog' ? await runOutboxPipeline(pipeline, { log })
         : await runIngestPipeline(pipeline, { log, progress });
       results.push(s);
       if (!values.json && !values.quiet) process.stdout.write(formatSummary(s) + '\n');

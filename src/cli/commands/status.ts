@@ -6,7 +6,7 @@ import { parseCommandArgs } from '../args.js';
 import { formatTable, n, size } from '../output.js';
 
 export const usage = 'auditship status [--db FILE] [--json]';
-export const summary = 'Show per server and file: bytes and events ingested, offset, last event time, quarantined records; per audit table: rows shipped, cursor; while run --follow holds the database, each pipeline\'s state and lag.';
+export const summary = 'Show per server and file: bytes and events ingested, offset, last event time, quarantined records; per audit table: rows shipped, cursor; per application table: rows shipped, quarantined, purged; while run --follow holds the database, each pipeline\'s state and lag.';
 
 export async function status(argv: string[]): Promise<void> {
   const { values } = parseCommandArgs(argv, {
@@ -28,14 +28,20 @@ export async function status(argv: string[]): Promise<void> {
   }
   try {
     const present = new Set((await db.connection.runAndReadAll(`SELECT table_name FROM information_schema.tables`)).getRows().map((r) => String(r[0])));
-    if (!present.has('ingest_files') && !present.has('table_cursors')) throw new ExitError(1, `${db.path} has no auditship state (not written by auditship)`);
+    if (!present.has('ingest_files') && !present.has('table_cursors') && !present.has('app_sources')) throw new ExitError(1, `${db.path} has no auditship state (not written by auditship)`);
+    const apps = present.has('app_sources') ? (await db.connection.runAndReadAll(`
+      SELECT source_name, source_table, kind, rows_shipped, rows_quarantined, rows_purged,
+             strftime(last_event_time, '%Y-%m-%d %H:%M:%S%z') AS last_event_time, strftime(last_purge_at, '%Y-%m-%d %H:%M:%S%z') AS last_purge_at,
+             strftime(updated_at, '%Y-%m-%d %H:%M:%S%z') AS updated_at
+      FROM app_sources ORDER BY source_name, source_table`)).getRowObjectsJson() : [];
     const cursors = present.has('table_cursors') ? (await db.connection.runAndReadAll(`
       SELECT server, source_table, rows_shipped, rows_quarantined, strftime(last_event_time, '%Y-%m-%d %H:%M:%S%z') AS last_event_time,
              strftime(updated_at, '%Y-%m-%d %H:%M:%S%z') AS updated_at, cursor
       FROM table_cursors ORDER BY server, source_table`)).getRowObjectsJson() : [];
     if (!present.has('ingest_files')) {
-      if (values.json) { process.stdout.write(JSON.stringify({ db: db.path, tables: cursors }) + '\n'); return; }
+      if (values.json) { process.stdout.write(JSON.stringify({ db: db.path, tables: cursors, apps }) + '\n'); return; }
       printCursors(cursors);
+      printApps(apps);
       return;
     }
     const r = await db.connection.runAndReadAll(`
@@ -50,12 +56,13 @@ export async function status(argv: string[]): Promise<void> {
              (SELECT strftime(max(log_time), '%Y-%m-%d %H:%M:%S%z') FROM audit_logs) AS last_event_time`);
     const t = totals.getRowObjectsJson()[0]!;
     if (values.json) {
-      process.stdout.write(JSON.stringify({ db: db.path, files: rows, totals: t, tables: cursors }) + '\n');
+      process.stdout.write(JSON.stringify({ db: db.path, files: rows, totals: t, tables: cursors, apps }) + '\n');
       return;
     }
     printCursors(cursors);
+    printApps(apps);
     if (rows.length === 0) {
-      if (cursors.length === 0) process.stdout.write(`${db.path}: no files ingested yet\n`);
+      if (cursors.length === 0 && apps.length === 0) process.stdout.write(`${db.path}: no files ingested yet\n`);
       return;
     }
     const servers = [...new Set(rows.map((x) => String(x['server'])))];
@@ -93,7 +100,7 @@ function printDaemonStatus(st: DaemonStatus, json: boolean): void {
     st.pipelines.map((p) => [
       p.pipeline, p.kind, p.state, n(Number(p['shipped'] ?? p['stored'] ?? 0)),
       p['backlogRows'] === undefined ? '-' : n(Number(p['backlogRows'])),
-      typeof p['lagMs'] === 'number' ? `${(Number(p['lagMs']) / 1000).toFixed(1)} s` : '-',
+      p['unsent'] !== undefined ? `${n(Number(p['unsent']))} unsent` : typeof p['lagMs'] === 'number' ? `${(Number(p['lagMs']) / 1000).toFixed(1)} s` : '-',
       p['error'] ? String(p['error']) : p['kind'] === 'pg_audit_table' ? `${p['mode'] ?? ''}${p['listening'] ? ', listening' : ', polling'}` : '',
     ]), 100) + '\n');
 }
@@ -107,4 +114,12 @@ function printCursors(cursors: Record<string, unknown>[]): void {
       return [c['server'], c['source_table'], n(Number(c['rows_shipped'])), n(Number(c['rows_quarantined'])), c['last_event_time'], c['updated_at'],
         cur.mode === 'lag_window' ? `event_id ${cur.eventId}` : `(${cur.txid}, ${cur.eventId})`];
     }), 60) + '\n\n');
+}
+
+function printApps(apps: Record<string, unknown>[]): void {
+  if (apps.length === 0) return;
+  process.stdout.write(formatTable(
+    ['source', 'table', 'kind', 'rows shipped', 'quarantined', 'purged', 'last event', 'last purge', 'updated'],
+    apps.map((a) => [a['source_name'], a['source_table'], a['kind'], n(Number(a['rows_shipped'])), n(Number(a['rows_quarantined'])),
+      n(Number(a['rows_purged'] ?? 0)), a['last_event_time'], a['last_purge_at'] ?? '-', a['updated_at']]), 60) + '\n\n');
 }

@@ -6,6 +6,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Logger } from '../../core/log.js';
 import { ROW_INDEX as C, type RawRow, type StagedRows, type TableBatch, type TableCursor } from '../../sources/pg-audit-table/source.js';
 import { sqlString, translateWriteError, type Database } from './database.js';
+import { US, stageCsvOptions, stageText } from './stage.js';
 
 /**
  * Row changes from trigger-based audit tables, in DuckDB:
@@ -76,13 +77,7 @@ const STAGE_COLUMNS: [string, string][] = [
   ['tx_us', 'BIGINT'], ['stm_us', 'BIGINT'], ['clk_us', 'BIGINT'], ['client_query', 'VARCHAR'],
 ];
 
-const US = '\x1f';
-const GS = '\x1d';
-
-function text(v: string | null): string {
-  if (v === null) return '';
-  return GS + (v.includes(GS) ? v.replaceAll(GS, GS + GS) : v) + GS;
-}
+const text = stageText;
 
 function num(v: string | null): string {
   return v === null ? '' : v;
@@ -248,9 +243,7 @@ export class RowChangesSink {
              s.statement_only, s.session_user_name, s.application_name, s.client_addr, s.client_port,
              make_timestamp(s.tx_us)::TIMESTAMPTZ, make_timestamp(s.stm_us)::TIMESTAMPTZ, make_timestamp(s.clk_us)::TIMESTAMPTZ,
              s.client_query, now()
-      FROM read_csv(${sqlString(staged.file)}, header = false, auto_detect = false, delim = '${US}', quote = '${GS}',
-             escape = '${GS}', new_line = '\\n', allow_quoted_nulls = false, strict_mode = true, max_line_size = ${maxLine},
-             buffer_size = ${Math.max(16 << 20, maxLine * 2)}, columns = {${columns}}) AS s
+      FROM read_csv(${sqlString(staged.file)}, ${stageCsvOptions(maxLine)}, columns = {${columns}}) AS s
       ${check ? `WHERE NOT EXISTS (SELECT 1 FROM row_changes AS x WHERE x.server = ${srv} AND x.source_table = ${src}
                   AND x.event_id BETWEEN ${BigInt(staged.minEventId)} AND ${BigInt(staged.maxEventId)} AND x.event_id = s.event_id)` : ''}`;
     try {
