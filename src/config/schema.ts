@@ -190,7 +190,10 @@ export const DUCKDB_SINK: ConnectorSpec = {
       type: 'boolean', default: false,
       description: "Store each raw pgaudit message (raw_message). Without it, audit_logs.message is rebuilt from the parsed fields, exactly as pgaudit wrote it, so every statement is stored once.",
     },
-    memory_limit: { type: 'string', default: '96MB', description: "DuckDB's memory_limit while loading (queries use their own, larger limit). Loading needs little; a very long record raises it for a moment." },
+    memory_limit: {
+      type: 'string', example: '96MB',
+      description: "DuckDB's memory_limit while loading (queries use their own, larger limit). Default 96MB; 48MB for sql_outbox and django_auditlog, whose small commits need less. Loading needs little; a very long record raises it for a moment.",
+    },
     threads: {
       type: 'integer', default: 1, minimum: 1,
       description: 'DuckDB worker threads. One leaves the other core to parsing; more helps large queries, not ingestion.',

@@ -4,7 +4,7 @@ import type { PipelineConfig } from '../config/load.js';
 import { isExpected } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { noProgress } from '../core/progress.js';
-import { openDatabase, type Database } from '../sinks/duckdb/database.js';
+import { defaultMemoryLimit, openDatabase, type Database } from '../sinks/duckdb/database.js';
 import { ROW_CHANGES_DDL } from '../sinks/duckdb/row-changes.js';
 import { ensureSchema } from '../sinks/duckdb/schema.js';
 import { APP_EVENTS_DDL } from '../sinks/duckdb/app-events.js';
@@ -65,7 +65,7 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
       const path = dbOf(p);
       if (!dbs.has(path)) {
         const sink = p.sinks[p.sinks.length - 1]!;
-        dbs.set(path, await openDatabase(path, { memoryLimit: String(sink['memory_limit'] ?? '96MB'), threads: Number(sink['threads'] ?? 1) }));
+        dbs.set(path, await openDatabase(path, { memoryLimit: String(sink['memory_limit'] ?? defaultMemoryLimit(pipelines.filter((q) => dbOf(q) === path).map((q) => q.source.type))), threads: Number(sink['threads'] ?? 1) }));
       }
       set({ pipeline: p.name, kind: p.source.type, state: 'starting' });
     }

@@ -55,7 +55,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
     path: String(sinkConfig['path']),
     server,
     storeMessage: sinkConfig['store_message'] === true,
-    memoryLimit: String(sinkConfig['memory_limit']),
+    memoryLimit: String(sinkConfig['memory_limit'] ?? '96MB'),
     threads: Number(sinkConfig['threads']),
     replace: Boolean(options.force),
     ...(options.db ? { database: options.db } : {}),

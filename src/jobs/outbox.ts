@@ -1,8 +1,9 @@
 import type { PipelineConfig } from '../config/load.js';
 import { ConnectorError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import { AppEventsSink, fingerprint, type AppEvent, type AppQuarantined } from '../sinks/duckdb/app-events.js';
-import { openDatabase, type Database } from '../sinks/duckdb/database.js';
+import { AppEventsSink, fingerprint, type AppEvent, type AppQuarantined, type StagedEvents } from '../sinks/duckdb/app-events.js';
+import { defaultMemoryLimit, openDatabase, type Database } from '../sinks/duckdb/database.js';
+import type { SqlClient } from '../sources/sql/client.js';
 import { openOutboxSource, type OutboxSource, type OutboxSourceConfig } from '../sources/sql-outbox/index.js';
 
 /**
@@ -77,7 +78,7 @@ export function outboxConfig(pipeline: PipelineConfig): OutboxSourceConfig & { s
 
 async function openSink(pipeline: PipelineConfig, options: { db?: Database; log: Logger }): Promise<AppEventsSink> {
   const sinkConfig = pipeline.sinks[pipeline.sinks.length - 1]!;
-  const db = options.db ?? await openDatabase(String(sinkConfig['path']), { memoryLimit: String(sinkConfig['memory_limit'] ?? '96MB'), threads: Number(sinkConfig['threads'] ?? 1) });
+  const db = options.db ?? await openDatabase(String(sinkConfig['path']), { memoryLimit: String(sinkConfig['memory_limit'] ?? defaultMemoryLimit([pipeline.source.type])), threads: Number(sinkConfig['threads'] ?? 1) });
   try {
     return await AppEventsSink.open(db, options.log, !options.db);
   } catch (err) {
@@ -86,75 +87,125 @@ async function openSink(pipeline: PipelineConfig, options: { db?: Database; log:
   }
 }
 
-/** One pass over the unsent rows (up to batch_size). */
+/** A claimed chunk, converted and staged: its rows are locked by the open transaction on `conn`. */
+interface Prepared {
+  conn: SqlClient;
+  read: number;
+  afterId: string | null;
+  ids: string[];
+  staged: StagedEvents | null;
+  bad: AppQuarantined[];
+  skipped: number;
+  lastEventTime: number | null;
+}
+
+/**
+ * One pass over the unsent rows (up to batch_size). Two source connections take turns, so that the next
+ * chunk is claimed, converted and staged (server and JavaScript) while DuckDB stores this one, and the
+ * previous chunk is marked sent meanwhile:
+ *   conn A: claim+convert 1 ............... mark 1, commit | claim+convert 3 ...
+ *   conn B:                 claim+convert 2 (id > last of 1) ............... mark 2, commit
+ *   sink:                   store 1, commit               | store 2, commit ...
+ * A chunk is marked only after the sink committed it; a failure anywhere rolls back whatever is not
+ * committed, which leaves those rows unsent (read again later and recognised by the sink).
+ */
 async function shipOnce(pipeline: PipelineConfig, src: OutboxSource, sink: AppEventsSink, known: Map<string, Set<string>>, summary: OutboxRunSummary, log: Logger, signal?: AbortSignal): Promise<void> {
   const cfg = outboxConfig(pipeline);
   const chunkSize = Number(pipeline.source['chunk_size'] ?? 500);
   const batchSize = Number(pipeline.source['batch_size'] ?? 5000);
-  const { client, mapping } = src;
+  const { mapping } = src;
   const rowLocks = src.locking === 'rows';
-  if (!rowLocks && !(await client.tryLock(src.lockName))) {
+  if (!rowLocks && !(await src.client.tryLock(src.lockName))) {
     summary.locked = true;
     log.info('Another shipper holds this table\'s lock; nothing shipped this time.', { pipeline: pipeline.name, table: mapping.table });
     return;
   }
-  let afterId: string | null = null;
+  const conns = [src.client, await src.spare()];
+  /** The last step (mark + commit) on each connection; the next claim on it waits for it. */
+  const busy: Promise<unknown>[] = [Promise.resolve(), Promise.resolve()];
+  const openTx = new Set<SqlClient>();
+  const stagedFiles = new Set<StagedEvents>();
+  const prepare = async (i: number, afterId: string | null, limit: number): Promise<Prepared> => {
+    const conn = conns[i % 2]!;
+    await busy[i % 2];
+    await conn.begin();
+    openTx.add(conn);
+    const rows = await mapping.read(conn, afterId, limit, rowLocks);
+    const events: AppEvent[] = [];
+    const bad: AppQuarantined[] = [];
+    let skipped = 0;
+    let lastEventTime: number | null = null;
+    for (const row of rows) {
+      const c = mapping.convert(row);
+      if (c.ok) {
+        events.push(c);
+        if (lastEventTime === null || c.eventTime > lastEventTime) lastEventTime = c.eventTime;
+        continue;
+      }
+      const fp = fingerprint(c.raw, c.created);
+      if (known.get(c.id)?.has(fp)) { skipped++; continue; }
+      bad.push({ id: c.id, reason: c.reason, raw: c.raw, created: c.created, fingerprint: fp });
+    }
+    const staged = sink.stage(events);
+    if (staged) stagedFiles.add(staged);
+    return { conn, read: rows.length, afterId: rows.length ? rows[rows.length - 1]!['id']! : afterId, ids: events.map((e) => e.id), staged, bad, skipped, lastEventTime };
+  };
+  const limitFor = (done: number) => (batchSize === 0 ? chunkSize : Math.min(chunkSize, batchSize - done));
   let handled = 0;
   try {
-    while (!signal?.aborted && (batchSize === 0 || handled < batchSize)) {
-      const limit = batchSize === 0 ? chunkSize : Math.min(chunkSize, batchSize - handled);
-      await client.begin();
-      let open = true;
-      try {
-        const rows = await mapping.read(client, afterId, limit, rowLocks);
-        if (rows.length === 0) { await client.commit(); open = false; break; }
-        afterId = rows[rows.length - 1]!['id']!;
-        const events: AppEvent[] = [];
-        const bad: AppQuarantined[] = [];
-        let skipped = 0;
-        let lastEventTime: string | null = null;
-        for (const row of rows) {
-          const c = mapping.convert(row);
-          if (c.ok) {
-            events.push({ id: c.id, message: c.message, created: c.created, eventTime: c.eventTime });
-            if (lastEventTime === null || c.eventTime > lastEventTime) lastEventTime = c.eventTime;
-            continue;
-          }
-          const fp = fingerprint(c.raw, c.created);
-          if (known.get(c.id)?.has(fp)) { skipped++; continue; }
-          bad.push({ id: c.id, reason: c.reason, raw: c.raw, created: c.created, fingerprint: fp });
-        }
-        await sink.begin();
-        let stored: number;
-        try {
-          stored = await sink.append(cfg.sourceName, mapping.table, events, bad);
-          await sink.commit(cfg.sourceName, mapping.table, mapping.kind, { shipped: stored, quarantined: bad.length, lastEventTime });
-        } catch (err) {
-          await sink.rollback();
-          throw err;
-        }
-        // Stored for good: now (and only now) the rows may be marked sent.
-        const marked = await mapping.markSent(client, events.map((e) => e.id));
-        await client.commit();
-        open = false;
-        for (const b of bad) {
-          if (!known.has(b.id)) known.set(b.id, new Set());
-          known.get(b.id)!.add(b.fingerprint);
-        }
-        if (bad.length) log.warn('Rows could not be shipped; quarantined (table app_quarantine), left unsent and skipped from now on.', { pipeline: pipeline.name, table: mapping.table, rows: bad.length, reasons: [...new Set(bad.map((b) => b.reason.replace(/".*"/, '…')))].slice(0, 3) });
-        summary.events += events.length + bad.length;
-        summary.stored += stored;
-        summary.duplicates += events.length - stored;
-        summary.quarantined += bad.length;
-        summary.skipped += skipped;
-        summary.marked += marked;
-        handled += events.length + bad.length;
-      } finally {
-        if (open) await client.rollback();
+    let i = 0;
+    let next: Promise<Prepared> | null = prepare(0, null, limitFor(0));
+    while (next) {
+      const chunk: Prepared = await next;
+      next = null;
+      const { conn, staged, bad } = chunk;
+      if (chunk.read === 0) { await conn.commit(); openTx.delete(conn); break; }
+      const willHandle = handled + chunk.ids.length + bad.length;
+      // The next chunk, on the other connection, while the sink stores this one.
+      if (!signal?.aborted && (batchSize === 0 || willHandle < batchSize)) {
+        const p = prepare(++i, chunk.afterId, limitFor(willHandle));
+        p.catch(() => {});
+        next = p;
       }
+      await sink.begin();
+      let stored: number;
+      try {
+        stored = await sink.append(cfg.sourceName, mapping.table, staged, bad);
+        if (staged) stagedFiles.delete(staged);
+        await sink.commit(cfg.sourceName, mapping.table, mapping.kind, { shipped: stored, quarantined: bad.length, lastEventTime: chunk.lastEventTime });
+      } catch (err) {
+        await sink.rollback();
+        throw err;
+      }
+      // Stored for good: now (and only now) these rows may be marked sent.
+      const marking = (async () => {
+        const marked = await mapping.markSent(conn, chunk.ids);
+        await conn.commit();
+        openTx.delete(conn);
+        summary.marked += marked;
+      })();
+      busy[conns.indexOf(conn)] = marking.catch(() => {});
+      for (const b of bad) {
+        if (!known.has(b.id)) known.set(b.id, new Set());
+        known.get(b.id)!.add(b.fingerprint);
+      }
+      if (bad.length) log.warn('Rows could not be shipped; quarantined (table app_quarantine), left unsent and skipped from now on.', { pipeline: pipeline.name, table: mapping.table, rows: bad.length, reasons: [...new Set(bad.map((b) => b.reason.replace(/".*"/, '…')))].slice(0, 3) });
+      summary.events += chunk.ids.length + bad.length;
+      summary.stored += stored;
+      summary.duplicates += chunk.ids.length - stored;
+      summary.quarantined += bad.length;
+      summary.skipped += chunk.skipped;
+      handled = willHandle;
+      if (!next) await marking;
+      else marking.catch(() => {});
     }
+    await Promise.all(busy);
+    // A mark that failed: its rows stay unsent and are recognised as stored when read again.
+    for (const c of openTx) throw new ConnectorError(mapping.kind, 'mark_failed', `marking shipped rows sent in ${mapping.table} failed on ${c.where}; they stay unsent and will be recognised as stored when read again`, true);
   } finally {
-    if (!rowLocks) await client.unlock(src.lockName);
+    for (const c of openTx) await c.rollback();
+    for (const f of stagedFiles) await sink.discard(f);
+    if (!rowLocks) await src.client.unlock(src.lockName);
   }
 }
 
@@ -190,7 +241,7 @@ export async function runOutboxPurge(pipeline: PipelineConfig, log: Logger): Pro
     try {
       return await purgeWith(pipeline, src, sink, log);
     } finally {
-      await src.client.close();
+      await src.close();
     }
   } finally {
     await sink.close();
@@ -236,7 +287,7 @@ export async function runOutboxPipeline(pipeline: PipelineConfig, options: Outbo
         const delay = Math.round(backoffMs * (0.5 + Math.random() / 2));
         log.warn('Pipeline failed; retrying.', { pipeline: pipeline.name, code: e.code, reason: e.message, retryInMs: delay });
         report({ state: 'retrying', error: e.message, retryInMs: delay });
-        await src?.client.close();
+        await src?.close();
         src = null;
         await sleep(delay, options.signal);
       }
@@ -246,7 +297,7 @@ export async function runOutboxPipeline(pipeline: PipelineConfig, options: Outbo
     report({ state: 'failed', error: (err as Error).message });
     throw err;
   } finally {
-    await src?.client.close();
+    await src?.close();
     await sink.close();
     summary.durationMs = Date.now() - started;
   }

@@ -8,6 +8,11 @@ import { ConnectorError, describeFileError } from '../../core/errors.js';
  * Opening an auditship DuckDB file. DuckDB locks the file exclusively across processes, so a second
  * auditship process on the same file gets one clear line naming the process that holds it.
  */
+/** memory_limit when the sink config sets none: application tables commit small chunks and need less. */
+export function defaultMemoryLimit(sourceTypes: string[]): string {
+  return sourceTypes.every((t) => t === 'sql_outbox' || t === 'django_auditlog') ? '48MB' : '96MB';
+}
+
 export interface OpenOptions {
   readOnly?: boolean;
   /** DuckDB memory_limit, e.g. '256MB'. */

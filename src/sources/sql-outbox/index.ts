@@ -44,6 +44,9 @@ export interface OutboxSource {
   /** 'rows': FOR UPDATE SKIP LOCKED; 'named_lock': one shipper per table at a time. */
   locking: 'rows' | 'named_lock';
   lockName: string;
+  /** A second connection to the same server (opened on first use): the reader claims on one while marking on the other. */
+  spare(): Promise<SqlClient>;
+  close(): Promise<void>;
 }
 
 /** Connects and inspects the table; one clear line when it is missing or unusable. */
@@ -82,7 +85,19 @@ export async function openOutboxSource(cfg: OutboxSourceConfig, log: Logger, pip
     if (mapping.rowLocks && !client.skipLocked) {
       log.warn('The server has no FOR UPDATE SKIP LOCKED (MySQL 8.0+, MariaDB 10.6+): one shipper per table at a time, by a named lock.', { pipeline, server: client.version });
     }
-    return { client, mapping, locking, lockName: `auditship:${cfg.table}` };
+    let spare: SqlClient | null = null;
+    return {
+      client, mapping, locking, lockName: `auditship:${cfg.table}`,
+      async spare() {
+        spare ??= await openSqlClient(cfg.url, cfg.kind);
+        return spare;
+      },
+      async close() {
+        await client.close();
+        await spare?.close();
+        spare = null;
+      },
+    };
   } catch (err) {
     await client.close();
     throw err;

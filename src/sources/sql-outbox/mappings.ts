@@ -10,10 +10,10 @@ import { atPath, isoMicros, type EventTimeParser } from './event-time.js';
  * cannot, and marks shipped ids sent.
  */
 
-/** A row converted: the message to store, its times (ISO text, UTC, µs) — or the reason it cannot be. */
+/** A row converted: the message to store, its times (epoch microseconds, UTC) — or the reason it cannot be. */
 export type Converted =
-  | { ok: true; id: string; message: string; created: string | null; eventTime: string }
-  | { ok: false; id: string; reason: string; raw: string; created: string | null };
+  | { ok: true; id: string; message: string; created: number | null; eventTime: number }
+  | { ok: false; id: string; reason: string; raw: string; created: number | null };
 
 export interface TableMapping {
   readonly kind: 'sql_outbox' | 'django_auditlog';
@@ -78,11 +78,10 @@ function textOf(c: SqlClient, col: string, type: string | undefined, prefix = ''
 
 /** Converts a message's text and created_at into a Converted (shared by the outbox and query mappings). */
 function convertMessage(id: string, text: string | null, createdRaw: string | null, timePath: string[], times: EventTimeParser): Converted {
-  let created: string | null = null;
+  let created: number | null = null;
   if (createdRaw !== null) {
-    const us = times.parseText(createdRaw);
-    if (us === null) return { ok: false, id, reason: `created_at ${JSON.stringify(createdRaw.slice(0, 40))} is not a time`, raw: text ?? '', created: null };
-    created = isoMicros(us);
+    created = times.parseText(createdRaw);
+    if (created === null) return { ok: false, id, reason: `created_at ${JSON.stringify(createdRaw.slice(0, 40))} is not a time`, raw: text ?? '', created: null };
   }
   if (text === null) return { ok: false, id, reason: 'message is NULL', raw: '', created };
   let parsed: unknown;
@@ -92,11 +91,10 @@ function convertMessage(id: string, text: string | null, createdRaw: string | nu
     return { ok: false, id, reason: 'message is not valid JSON', raw: text, created };
   }
   const at = timePath.length ? atPath(parsed, timePath) : undefined;
-  let eventTime: string | null = null;
+  let eventTime: number | null = null;
   if (at !== undefined && at !== null) {
-    const us = times.parseValue(at);
-    if (us === null) return { ok: false, id, reason: `${timePath.join('.')} ${JSON.stringify(String(at).slice(0, 40))} is not a time`, raw: text, created };
-    eventTime = isoMicros(us);
+    eventTime = times.parseValue(at);
+    if (eventTime === null) return { ok: false, id, reason: `${timePath.join('.')} ${JSON.stringify(String(at).slice(0, 40))} is not a time`, raw: text, created };
   } else {
     eventTime = created;
   }
@@ -246,9 +244,9 @@ export class DjangoMapping implements TableMapping {
     if (us === null) return { ok: false, id, reason: 'timestamp is missing or not a time', raw: raw(), created: null };
     const when = isoMicros(us);
     const adType = (row['ad_type'] ?? 'null').toLowerCase();
-    if (adType !== 'object' && adType !== 'null') return { ok: false, id, reason: `additional_data is a JSON ${adType}, not an object: it cannot carry is_sent`, raw: raw(), created: when };
+    if (adType !== 'object' && adType !== 'null') return { ok: false, id, reason: `additional_data is a JSON ${adType}, not an object: it cannot carry is_sent`, raw: raw(), created: us };
     const operation = DJANGO_ACTIONS[Number(row['action'])];
-    if (operation === undefined) return { ok: false, id, reason: `unknown action ${JSON.stringify(row['action'])} (expected 0-3)`, raw: raw(), created: when };
+    if (operation === undefined) return { ok: false, id, reason: `unknown action ${JSON.stringify(row['action'])} (expected 0-3)`, raw: raw(), created: us };
     const full = `${row['first_name'] ?? ''} ${row['last_name'] ?? ''}`.trim();
     const actor = full || row['email'] || row['actor_email'] || 'unknown';
     const message = JSON.stringify({
@@ -258,7 +256,7 @@ export class DjangoMapping implements TableMapping {
         environment: this.opts.environment, message: row['changes'] ?? row['changes_text'] ?? '',
       },
     });
-    return { ok: true, id, message, created: when, eventTime: when };
+    return { ok: true, id, message, created: us, eventTime: us };
   }
 
   async markSent(c: SqlClient, ids: string[]): Promise<number> {

@@ -47,6 +47,18 @@ function splitIdent(name: string): string[] {
   return name.split('.');
 }
 
+/** Every value as text or null, in place (no copy of the rows: a chunk of large messages is big enough once). */
+function normalizeRows(rows: Record<string, unknown>[]): SqlRow[] {
+  for (const row of rows) {
+    for (const k in row) {
+      const v = row[k];
+      if (typeof v === 'string' || v === null) continue;
+      row[k] = v === undefined ? null : v instanceof Date ? v.toISOString() : Buffer.isBuffer(v) ? v.toString('utf8') : typeof v === 'object' ? JSON.stringify(v) : String(v);
+    }
+  }
+  return rows as SqlRow[];
+}
+
 /** One line for a failure of the server or the connection; `what` is what was being done. */
 export function describeSqlError(err: unknown, ctx: { component: string; url: string; dialect: Dialect; action: string; privilegeHint?: string }): ConnectorError {
   if (err instanceof ConnectorError) return err;
@@ -117,11 +129,7 @@ async function openPg(url: string, component: string): Promise<SqlClient> {
     ident: (name) => splitIdent(name).map((s) => `"${s.replaceAll('"', '""')}"`).join('.'),
     async query(sql, params) {
       const r = await run(sql, params);
-      return r.rows.map((row: Record<string, unknown>) => {
-        const out: SqlRow = {};
-        for (const [k, v] of Object.entries(row)) out[k] = v === null || v === undefined ? null : typeof v === 'string' ? v : v instanceof Date ? v.toISOString() : typeof v === 'object' ? JSON.stringify(v) : String(v);
-        return out;
-      });
+      return normalizeRows(r.rows as Record<string, unknown>[]);
     },
     async execute(sql, params) {
       return (await run(sql, params)).rowCount ?? 0;
@@ -164,8 +172,9 @@ async function openMysql(url: string, component: string): Promise<SqlClient> {
       dateStrings: true,
       timezone: 'Z',
       charset: 'utf8mb4',
-      // JSON columns arrive as their text (stored and fingerprinted as the server wrote them).
-      typeCast: (field, next) => (field.type === 'JSON' ? field.string('utf8') : next()),
+      // JSON columns arrive as their text (stored and fingerprinted as the server wrote them); MariaDB
+      // announces them as a BLOB with the extended format 'json'.
+      typeCast: (field, next) => (field.type === 'JSON' || (field as { extendedFormat?: string }).extendedFormat === 'json' ? field.string('utf8') : next()),
     });
     conn.on('error', () => { /* surfaces on the next query */ });
     // TIMESTAMP columns in UTC; row locks released for rows the WHERE rejects.
@@ -192,12 +201,7 @@ async function openMysql(url: string, component: string): Promise<SqlClient> {
     p: () => '?',
     ident: (name) => splitIdent(name).map((s) => `\`${s.replaceAll('`', '``')}\``).join('.'),
     async query(sql, params) {
-      const rows = (await run(sql, params)) as Record<string, unknown>[];
-      return rows.map((row) => {
-        const out: SqlRow = {};
-        for (const [k, v] of Object.entries(row)) out[k] = v === null || v === undefined ? null : typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('utf8') : typeof v === 'object' ? JSON.stringify(v) : String(v);
-        return out;
-      });
+      return normalizeRows((await run(sql, params)) as Record<string, unknown>[]);
     },
     async execute(sql, params) {
       return Number(((await run(sql, params)) as { affectedRows?: number }).affectedRows ?? 0);
