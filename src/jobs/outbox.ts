@@ -87,6 +87,9 @@ async function openSink(pipeline: PipelineConfig, options: { db?: Database; log:
   }
 }
 
+/** Source connections a pass uses in turn (three measured no faster than two: the process is CPU-bound then). */
+const PIPELINE_CONNECTIONS = 2;
+
 /** A claimed chunk, converted and staged: its rows are locked by the open transaction on `conn`. */
 interface Prepared {
   conn: SqlClient;
@@ -100,9 +103,9 @@ interface Prepared {
 }
 
 /**
- * One pass over the unsent rows (up to batch_size). Two source connections take turns, so that the next
- * chunk is claimed, converted and staged (server and JavaScript) while DuckDB stores this one, and the
- * previous chunk is marked sent meanwhile:
+ * One pass over the unsent rows (up to batch_size). Source connections take turns (PIPELINE_CONNECTIONS),
+ * so that the next chunk is claimed, converted and staged (server and JavaScript) while DuckDB stores this
+ * one, and earlier chunks are marked sent meanwhile:
  *   conn A: claim+convert 1 ............... mark 1, commit | claim+convert 3 ...
  *   conn B:                 claim+convert 2 (id > last of 1) ............... mark 2, commit
  *   sink:                   store 1, commit               | store 2, commit ...
@@ -120,14 +123,14 @@ async function shipOnce(pipeline: PipelineConfig, src: OutboxSource, sink: AppEv
     log.info('Another shipper holds this table\'s lock; nothing shipped this time.', { pipeline: pipeline.name, table: mapping.table });
     return;
   }
-  const conns = [src.client, await src.spare()];
+  const conns = [src.client, ...(await src.spares(PIPELINE_CONNECTIONS - 1))];
   /** The last step (mark + commit) on each connection; the next claim on it waits for it. */
-  const busy: Promise<unknown>[] = [Promise.resolve(), Promise.resolve()];
+  const busy: Promise<unknown>[] = conns.map(() => Promise.resolve());
   const openTx = new Set<SqlClient>();
   const stagedFiles = new Set<StagedEvents>();
   const prepare = async (i: number, afterId: string | null, limit: number): Promise<Prepared> => {
-    const conn = conns[i % 2]!;
-    await busy[i % 2];
+    const conn = conns[i % conns.length]!;
+    await busy[i % conns.length];
     await conn.begin();
     openTx.add(conn);
     const rows = await mapping.read(conn, afterId, limit, rowLocks);

@@ -44,8 +44,8 @@ export interface OutboxSource {
   /** 'rows': FOR UPDATE SKIP LOCKED; 'named_lock': one shipper per table at a time. */
   locking: 'rows' | 'named_lock';
   lockName: string;
-  /** A second connection to the same server (opened on first use): the reader claims on one while marking on the other. */
-  spare(): Promise<SqlClient>;
+  /** `n` more connections to the same server (opened on first use, kept): the reader claims on one while marking on others. */
+  spares(n: number): Promise<SqlClient[]>;
   close(): Promise<void>;
 }
 
@@ -85,17 +85,16 @@ export async function openOutboxSource(cfg: OutboxSourceConfig, log: Logger, pip
     if (mapping.rowLocks && !client.skipLocked) {
       log.warn('The server has no FOR UPDATE SKIP LOCKED (MySQL 8.0+, MariaDB 10.6+): one shipper per table at a time, by a named lock.', { pipeline, server: client.version });
     }
-    let spare: SqlClient | null = null;
+    const spares: SqlClient[] = [];
     return {
       client, mapping, locking, lockName: `auditship:${cfg.table}`,
-      async spare() {
-        spare ??= await openSqlClient(cfg.url, cfg.kind);
-        return spare;
+      async spares(n) {
+        while (spares.length < n) spares.push(await openSqlClient(cfg.url, cfg.kind));
+        return spares.slice(0, n);
       },
       async close() {
         await client.close();
-        await spare?.close();
-        spare = null;
+        for (const s of spares.splice(0)) await s.close();
       },
     };
   } catch (err) {
