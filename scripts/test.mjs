@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The test command (`npm test`, and CI through .ci/run): installs what the tests need on this machine kind
-// (Debian's postgresql-15-pgaudit when missing; we run as root), builds, then runs every test/**/*.test.ts
+// (Debian's postgresql-15-pgaudit when missing; we run as root), starts PostgreSQL and MariaDB when stopped, builds, then runs every test/**/*.test.ts
 // with node's test runner. Extra arguments are passed to the runner (e.g. a test file to run alone).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -34,6 +34,28 @@ function ensureDebianPackages() {
   }
 }
 
+/** True when something accepts TCP connections on 127.0.0.1:port (within a second). */
+function listening(port) {
+  const r = spawnSync(process.execPath, ['-e', `const s=require('net').connect(${port},'127.0.0.1');s.on('connect',()=>process.exit(0));s.on('error',()=>process.exit(1));setTimeout(()=>process.exit(1),1000)`]);
+  return r.status === 0;
+}
+
+/** Starts PostgreSQL or MariaDB when stopped, with the machine's own commands, and waits for it. */
+function ensureServices() {
+  const services = [
+    { name: 'PostgreSQL', port: 5432, start: 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql | head -1) main start' },
+    { name: 'MariaDB', port: 3306, start: 'start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd' },
+  ];
+  for (const s of services) {
+    if (listening(s.port)) continue;
+    console.log(`test setup: ${s.name} is not listening on 127.0.0.1:${s.port}; starting it`);
+    spawnSync('sh', ['-c', s.start], { stdio: 'inherit' });
+    const until = Date.now() + 30_000;
+    while (Date.now() < until && !listening(s.port)) spawnSync('sleep', ['0.5']);
+    if (!listening(s.port)) { console.error(`test setup: ${s.name} did not start (\`${s.start}\`)`); process.exit(1); }
+  }
+}
+
 function findTests(dir) {
   const out = [];
   for (const name of readdirSync(dir).sort()) {
@@ -45,6 +67,7 @@ function findTests(dir) {
 }
 
 ensureDebianPackages();
+ensureServices();
 if (!existsSync(join(root, 'node_modules', '@duckdb', 'node-api'))) {
   console.log('test setup: npm install');
   const r = spawnSync('npm', ['install', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit' });

@@ -216,6 +216,35 @@ for (const name of ['postgres', 'mariadb'] as const) {
       assert.deepEqual(left, [2, 3, 4, 5]);
     });
 
+    test('run --follow ships rows as they come and purges on schedule; status shows the pipeline', async () => {
+      await b().c.execute(b().ddl('ob_follow'));
+      const t = name === 'postgres' ? 'true' : '1';
+      await b().c.execute(`INSERT INTO ob_follow (id, is_sent, message, created_at) VALUES (1, ${t}, ${b().c.p(1)}, ${b().c.p(2)})`, [msg(1), b().ago(60)]);
+      const cfg = config(b(), 'ob_follow', { poll_interval_ms: 200, purge_interval_hours: 1, retain_days: 30 });
+      const daemon = spawnCli(['run', '--config', cfg.config, '--follow']);
+      const statusOf = async () => {
+        const st = await runCli(['status', '--db', cfg.db]);
+        return st.stdout;
+      };
+      try {
+        await insert(b(), 'ob_follow', [[2, msg(2), b().ago(0)], [3, msg(3), b().ago(0)]]);
+        const until = Date.now() + 20_000;
+        while (Date.now() < until && (await unsentIds(b(), 'ob_follow')).length > 0) await sleep(100);
+        assert.deepEqual(await unsentIds(b(), 'ob_follow'), []);
+        await insert(b(), 'ob_follow', [[4, msg(4), b().ago(0)]]);
+        while (Date.now() < until && (await unsentIds(b(), 'ob_follow')).length > 0) await sleep(100);
+        assert.deepEqual(await unsentIds(b(), 'ob_follow'), []);
+        assert.match(await statusOf(), /outbox\s+sql_outbox\s+following\s+3\s/);
+        const left = (await b().c.query('SELECT id FROM ob_follow ORDER BY id')).map((x) => Number(x['id']));
+        assert.deepEqual(left, [2, 3, 4], 'the 60-day-old sent row was purged on schedule');
+      } finally {
+        daemon.kill('SIGTERM');
+        const r = await daemon.result;
+        assert.equal(r.code, 0, r.stderr.slice(-2000));
+      }
+      assert.deepEqual((await queryDb(cfg.db, 'SELECT row_id FROM app_events ORDER BY row_num')).map((x) => x['row_id']), ['2', '3', '4']);
+    });
+
     test('a missing table or wrong credentials: one clear line, exit 1', async () => {
       const missing = config(b(), 'no_such_outbox');
       const r = await runCli(['run', '--config', missing.config]);
