@@ -61,7 +61,7 @@ describe('config schema', () => {
     assert.deepEqual(problems({}), ['pipelines: required — a mapping of pipeline names to { source, sinks }']);
     assert.deepEqual(problems({ pipelines: { a: { source: { path: '/x' }, sinks: [] } } }).sort(), [
       'pipelines.a.sinks: required — a list of sinks, e.g. [ { type: duckdb, path: ./auditship.duckdb } ]',
-      'pipelines.a.source.type: missing; allowed: pg_logs, pg_audit_table',
+      'pipelines.a.source.type: missing; allowed: pg_logs, pg_audit_table, sql_outbox, django_auditlog',
     ]);
   });
 
