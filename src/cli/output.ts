@@ -32,6 +32,7 @@ export function formatSummary(s: RunSummary | TableRunSummary | OutboxRunSummary
       `${size(s.bytes)} in ${duration(s.durationMs)} → ${s.db}` +
       (s.quarantined ? `; ${n(s.quarantined)} record(s) quarantined (see: auditship status)` : ''),
   ];
+  for (const x of s.search ?? []) lines.push(`  → ${x.url}: ${n(x.created)} documents created, ${n(x.duplicates)} already there${x.deadLettered ? `, ${n(x.deadLettered)} refused (es_dead_letters)` : ''}`);
   for (const e of s.errors) lines.push(`  ✘ ${e.file}: ${e.message}`);
   return lines.join('\n');
 }

@@ -149,6 +149,12 @@ export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.en
           if (sink) sinks.push(sink);
         });
       }
+      if (sinks.length && sinks[sinks.length - 1]!.type !== 'duckdb') {
+        problems.push(`${path}.sinks: the last sink must be duckdb (it keeps the pipeline's checkpoints, and the dead letters of search sinks)`);
+      }
+      if (source && sinks.some((s) => s.type === 'elasticsearch') && source.type !== 'pg_logs') {
+        problems.push(`${path}.sinks: the elasticsearch sink takes pg_logs pipelines so far (${source.type} is not wired to it yet)`);
+      }
       if (source && sinks.length) pipelines.push({ name, source, sinks });
     }
   }

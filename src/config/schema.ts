@@ -181,6 +181,29 @@ export const DJANGO_AUDITLOG_SOURCE: ConnectorSpec = {
   },
 };
 
+export const ELASTICSEARCH_SINK: ConnectorSpec = {
+  kind: 'elasticsearch',
+  description: 'Elasticsearch 8.x/9.x or OpenSearch 2.x/3.x: bulk create with deterministic ids into indices named from the event time, an index template with explicit ECS mappings, retries with backoff; documents refused for good go to es_dead_letters. For pg_logs pipelines; a duckdb sink after it keeps the checkpoints.',
+  fields: {
+    url: { type: 'string', required: true, example: 'https://es.example.com:9200', description: 'The cluster endpoint (http:// or https://).' },
+    flavor: { type: 'enum', values: ['auto', 'elasticsearch', 'opensearch'], default: 'auto', description: 'What the cluster is; auto reads it from GET / (product header, version.distribution). Set it to fail fast when the URL points elsewhere.' },
+    username: { type: 'string', example: 'auditship', description: 'Basic auth user.' },
+    password: { type: 'string', example: '${ES_PASSWORD}', description: 'Basic auth password (take it from the environment; it is never logged).' },
+    api_key: { type: 'string', example: '${ES_API_KEY}', description: 'API key (the base64 "id:key" form Elasticsearch returns as `encoded`); sent as Authorization: ApiKey.' },
+    bearer_token: { type: 'string', example: '${ES_TOKEN}', description: 'A bearer token (Authorization: Bearer).' },
+    ca_file: { type: 'string', example: '/etc/auditship/es-ca.pem', description: 'PEM file of the CA that signed the cluster certificate.' },
+    insecure: { type: 'boolean', default: false, description: 'Accept any TLS certificate (test clusters only).' },
+    index_prefix: { type: 'string', default: 'auditship', description: 'Indices are <index_prefix>-pgaudit-<event date>; the template covers <index_prefix>-pgaudit-*.' },
+    index_period: { type: 'enum', values: ['daily', 'monthly'], default: 'daily', description: 'One index per day or per month of event time (UTC).' },
+    manage_template: { type: 'boolean', default: true, description: 'Put the index template at start (needs manage_index_templates); false if you install it yourself.' },
+    flush_bytes: { type: 'size', default: '5MB', description: 'Bulk request size bound.' },
+    flush_docs: { type: 'integer', default: 5000, minimum: 1, description: 'Bulk request document bound.' },
+    concurrency: { type: 'integer', default: 2, minimum: 1, description: 'Bulk requests in flight.' },
+    max_retries: { type: 'integer', default: 8, minimum: 0, description: 'Retries of a request (429, 5xx, connection errors; exponential backoff with jitter) before the run fails and rolls back.' },
+    timeout_ms: { type: 'integer', default: 60000, minimum: 100, description: 'Per-request timeout.' },
+  },
+};
+
 export const DUCKDB_SINK: ConnectorSpec = {
   kind: 'duckdb',
   description: 'An embedded DuckDB database file: audit_logs, quarantine, ingest_files (and the seed\'s log_paths, log_summary) for pg_logs; row_changes, row_quarantine, table_cursors for pg_audit_table; app_events, app_quarantine, app_sources for sql_outbox and django_auditlog.',
@@ -208,7 +231,7 @@ export const DUCKDB_SINK: ConnectorSpec = {
 export const SOURCES: Record<string, ConnectorSpec> = {
   pg_logs: PG_LOGS_SOURCE, pg_audit_table: PG_AUDIT_TABLE_SOURCE, sql_outbox: SQL_OUTBOX_SOURCE, django_auditlog: DJANGO_AUDITLOG_SOURCE,
 };
-export const SINKS: Record<string, ConnectorSpec> = { duckdb: DUCKDB_SINK };
+export const SINKS: Record<string, ConnectorSpec> = { duckdb: DUCKDB_SINK, elasticsearch: ELASTICSEARCH_SINK };
 
 /** Keys of a pipeline. */
 export const PIPELINE_KEYS = ['source', 'sinks'] as const;

@@ -44,12 +44,10 @@ export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks:
   let sinceCommitBytes = 0;
 
   const writeAll = async (batch: Batch<E>) => {
+    // The counts are the state sink's (the last): what is stored for good.
     let primary: WriteReport | undefined;
     try {
-      for (const sink of sinks) {
-        const r = await sink.write(batch);
-        primary ??= r;
-      }
+      for (const sink of sinks) primary = await sink.write(batch);
     } finally {
       batch.release?.();
     }

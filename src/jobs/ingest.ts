@@ -4,6 +4,7 @@ import { runPipeline } from '../core/pipeline.js';
 import type { Progress } from '../core/progress.js';
 import type { Database } from '../sinks/duckdb/database.js';
 import { DuckDbSink } from '../sinks/duckdb/sink.js';
+import { ElasticsearchSink, type ElasticsearchSinkOptions } from '../sinks/elasticsearch/index.js';
 import { PgLogsSource } from '../sources/pg-logs/source.js';
 
 /**
@@ -23,6 +24,8 @@ export interface RunSummary {
   bytes: number;
   durationMs: number;
   errors: { file: string; message: string }[];
+  /** Per search sink: documents created, already there (409), dead-lettered, sent again. */
+  search?: { url: string; created: number; duplicates: number; deadLettered: number; retried: number }[];
   ok: boolean;
 }
 
@@ -60,12 +63,26 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
     replace: Boolean(options.force),
     ...(options.db ? { database: options.db } : {}),
   }, options.log);
+  // Search sinks first: the pipeline commits them (every document acknowledged) before the DuckDB sink
+  // commits the checkpoint.
+  const searchSinks: ElasticsearchSink[] = [];
+  try {
+    for (const cfg of pipeline.sinks.filter((s) => s.type === 'elasticsearch')) {
+      const es = await ElasticsearchSink.open(elasticsearchOptions(cfg, server), options.log);
+      es.onDeadLetters = (letters) => sink.addDeadLetters(`elasticsearch ${es.where}`, letters);
+      searchSinks.push(es);
+    }
+  } catch (err) {
+    for (const s of searchSinks) await s.close();
+    await sink.close();
+    throw err;
+  }
   try {
     const plan = await source.plan(sink);
     if (options.force) for (const p of plan.files) sink.markForReplace(p.fingerprint);
     for (const s of plan.skipped) options.log.debug('Skipping a file.', { file: s.path, reason: s.reason });
     options.progress.start(plan.totalBytes, pipeline.name);
-    const result = await runPipeline(source.read(plan, (n) => options.progress.addBytes(n)), [sink], {
+    const result = await runPipeline(source.read(plan, (n) => options.progress.addBytes(n)), [...searchSinks, sink], {
       commitEvents: Number(sinkConfig['commit_events'] ?? 250000),
       commitBytes: 1 << 30,
       log: options.log,
@@ -87,12 +104,34 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
       bytes: result.bytes,
       durationMs: Date.now() - started,
       errors: result.errors.map((e) => ({ file: e.source, message: e.message })),
+      ...(searchSinks.length ? { search: searchSinks.map((s) => ({ url: s.where, created: s.counts.created, duplicates: s.counts.duplicates, deadLettered: s.counts.deadLettered, retried: s.counts.retried })) } : {}),
       ok: result.errors.length === 0,
     };
   } catch (err) {
     options.progress.done();
     throw err;
   } finally {
+    for (const s of searchSinks) await s.close();
     await sink.close();
   }
+}
+
+function elasticsearchOptions(cfg: Record<string, unknown>, server: string): ElasticsearchSinkOptions {
+  const opt = (k: string) => (cfg[k] === undefined || cfg[k] === null ? undefined : String(cfg[k]));
+  return {
+    url: String(cfg['url']),
+    flavor: (opt('flavor') ?? 'auto') as ElasticsearchSinkOptions['flavor'],
+    auth: { username: opt('username'), password: opt('password'), apiKey: opt('api_key'), bearerToken: opt('bearer_token') },
+    caFile: opt('ca_file'),
+    insecure: cfg['insecure'] === true,
+    indexPrefix: opt('index_prefix') ?? 'auditship',
+    indexPeriod: (opt('index_period') ?? 'daily') as ElasticsearchSinkOptions['indexPeriod'],
+    manageTemplate: cfg['manage_template'] !== false,
+    flushBytes: Number(cfg['flush_bytes'] ?? 5_000_000),
+    flushDocs: Number(cfg['flush_docs'] ?? 5000),
+    concurrency: Number(cfg['concurrency'] ?? 2),
+    maxRetries: Number(cfg['max_retries'] ?? 8),
+    timeoutMs: Number(cfg['timeout_ms'] ?? 60_000),
+    server,
+  };
 }

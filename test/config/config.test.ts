@@ -48,7 +48,7 @@ describe('config schema', () => {
     assert.deepEqual(got.sort(), [
       'pipelines.main.extra: unknown key; allowed: source, sinks',
       'pipelines.main.sinks[0].threads: 0 is not an integer ≥ 1',
-      'pipelines.main.sinks[1].type: "elastic" is not a sink type; allowed: duckdb',
+      'pipelines.main.sinks[1].type: "elastic" is not a sink type; allowed: duckdb, elasticsearch',
       'pipelines.main.source.path: required (The server\'s log_directory (or a log file); a list reads several)',
       'pipelines.main.source.prefer_format: "xml" is not one of jsonlog, csvlog',
       'pipelines.main.source.pth: unknown key for a pg_logs source; allowed: path, server, file_glob, prefer_format, skip_active, log_timezone, max_record_bytes, batch_bytes, poll_interval_ms',
@@ -63,6 +63,17 @@ describe('config schema', () => {
       'pipelines.a.sinks: required — a list of sinks, e.g. [ { type: duckdb, path: ./auditship.duckdb } ]',
       'pipelines.a.source.type: missing; allowed: pg_logs, pg_audit_table, sql_outbox, django_auditlog',
     ]);
+  });
+
+  test('a search sink needs a duckdb sink after it, and a pg_logs source (so far)', () => {
+    const es = { type: 'elasticsearch', url: 'http://127.0.0.1:9200' };
+    assert.deepEqual(problems({ pipelines: { a: { source: { type: 'pg_logs', path: '/x' }, sinks: [es] } } }), [
+      "pipelines.a.sinks: the last sink must be duckdb (it keeps the pipeline's checkpoints, and the dead letters of search sinks)",
+    ]);
+    assert.deepEqual(problems({ pipelines: { a: { source: { type: 'pg_audit_table', url: 'postgres://x/y' }, sinks: [es, { type: 'duckdb' }] } } }), [
+      'pipelines.a.sinks: the elasticsearch sink takes pg_logs pipelines so far (pg_audit_table is not wired to it yet)',
+    ]);
+    assert.deepEqual(problems({ pipelines: { a: { source: { type: 'pg_logs', path: '/x' }, sinks: [es, { type: 'duckdb' }] } } }), []);
   });
 
   test('${ENV} interpolation, defaults, escapes, and a missing variable named with its key', () => {

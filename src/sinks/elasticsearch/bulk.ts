@@ -1,0 +1,168 @@
+import { ConnectorError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import type { BulkDoc } from './documents.js';
+import { errorReason, EsTransportError, type EsHttp } from './http.js';
+
+/**
+ * Bulk delivery with `create` and deterministic ids:
+ *  - requests bounded by bytes and documents, at most `concurrency` in flight; add() waits while they are
+ *    all busy (backpressure: a slow server slows the source, memory stays at about
+ *    (concurrency + 1) x flushBytes);
+ *  - a whole request that fails with 429, 5xx or a transport error is sent again after an exponential
+ *    backoff with jitter; so are the items answered 429 or 5xx inside a successful request;
+ *  - 201 is delivered, 409 (the id exists in that index) is delivered before — counted as a duplicate;
+ *  - any other item error (a mapping conflict, 400) is final: the document goes to the dead-letter store with
+ *    the server's reason and never blocks the rest;
+ *  - flush() resolves once every document added is acknowledged (or dead-lettered): only then may the
+ *    pipeline's checkpoint move past them. Retries exhausted: flush() rejects, and the pipeline rolls back.
+ */
+export interface BulkOptions {
+  flushBytes: number;
+  flushDocs: number;
+  concurrency: number;
+  maxRetries: number;
+  retryInitialMs: number;
+  retryMaxMs: number;
+}
+
+export interface DeadLetter {
+  index: string;
+  id: string;
+  status: number;
+  reason: string;
+  source: string;
+}
+
+export interface BulkCounts {
+  created: number;
+  duplicates: number;
+  deadLettered: number;
+  retried: number;
+  requests: number;
+}
+
+interface Pending {
+  docs: BulkDoc[];
+  bytes: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class BulkWriter {
+  private current: Pending = { docs: [], bytes: 0 };
+  private inFlight = new Set<Promise<void>>();
+  private failure: Error | null = null;
+  counts: BulkCounts = { created: 0, duplicates: 0, deadLettered: 0, retried: 0, requests: 0 };
+  /** Dead letters since the last take (the state sink stores them with the checkpoint). */
+  private dead: DeadLetter[] = [];
+
+  constructor(private readonly http: EsHttp, private readonly options: BulkOptions, private readonly log: Logger) {}
+
+  async add(doc: BulkDoc): Promise<void> {
+    if (this.failure) throw this.failure;
+    const bytes = doc.source.length + doc.index.length + doc.id.length + 48;
+    this.current.docs.push(doc);
+    this.current.bytes += bytes;
+    if (this.current.bytes >= this.options.flushBytes || this.current.docs.length >= this.options.flushDocs) await this.dispatch();
+  }
+
+  /** Sends what is buffered and waits for every request; rejects with the first final failure. */
+  async flush(): Promise<void> {
+    if (this.current.docs.length) await this.dispatch();
+    while (this.inFlight.size) await Promise.all([...this.inFlight]);
+    if (this.failure) throw this.failure;
+  }
+
+  takeDeadLetters(): DeadLetter[] {
+    const d = this.dead;
+    this.dead = [];
+    return d;
+  }
+
+  /** Forgets buffered documents (the pipeline rolled back; they will be read and sent again). */
+  async discard(): Promise<void> {
+    this.current = { docs: [], bytes: 0 };
+    while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
+    this.failure = null;
+    this.dead = [];
+  }
+
+  private async dispatch(): Promise<void> {
+    const batch = this.current;
+    this.current = { docs: [], bytes: 0 };
+    while (this.inFlight.size >= this.options.concurrency) await Promise.race([...this.inFlight]);
+    if (this.failure) throw this.failure;
+    const p: Promise<void> = this.send(batch.docs).catch((err: Error) => { this.failure ??= err; }).finally(() => { this.inFlight.delete(p); });
+    this.inFlight.add(p);
+  }
+
+  private body(docs: BulkDoc[]): string {
+    let s = '';
+    for (const d of docs) s += `{"create":{"_index":${JSON.stringify(d.index)},"_id":${JSON.stringify(d.id)}}}\n${d.source}\n`;
+    return s;
+  }
+
+  private backoff(attempt: number): number {
+    const base = Math.min(this.options.retryMaxMs, this.options.retryInitialMs * 2 ** attempt);
+    return Math.round(base / 2 + Math.random() * base / 2);
+  }
+
+  /** Sends docs until each is acknowledged or dead-lettered; throws after maxRetries. */
+  private async send(docs: BulkDoc[]): Promise<void> {
+    let todo = docs;
+    for (let attempt = 0; todo.length; attempt++) {
+      if (attempt > this.options.maxRetries) {
+        throw new ConnectorError('elasticsearch', 'bulk_failed', `${todo.length} document(s) were still refused by ${this.http.where} after ${this.options.maxRetries} retries (too many requests or server errors); nothing past them is checkpointed — the next run sends them again`, true);
+      }
+      if (attempt > 0) {
+        this.counts.retried += todo.length;
+        await sleep(this.backoff(attempt - 1));
+      }
+      let res;
+      try {
+        this.counts.requests++;
+        res = await this.http.request('POST', '/_bulk', this.body(todo), this.http.ndjsonType);
+      } catch (err) {
+        if (err instanceof EsTransportError) {
+          this.log.warn('A bulk request failed; sending it again.', { reason: err.message, attempt: attempt + 1, documents: todo.length });
+          continue;
+        }
+        throw err;
+      }
+      if (res.status === 429 || res.status >= 500) {
+        this.log.warn('The cluster refused a bulk request; sending it again.', { status: res.status, reason: errorReason(res.body), attempt: attempt + 1 });
+        continue;
+      }
+      if (res.status === 401 || res.status === 403) {
+        throw new ConnectorError('elasticsearch', res.status === 401 ? 'auth_failed' : 'permission_denied', `${this.http.where} answered ${res.status} to a bulk request: ${errorReason(res.body)}; ${res.status === 401 ? 'check username/password, api_key or bearer_token' : 'grant create_doc (or write) and create_index on the index pattern'}`, false);
+      }
+      if (res.status === 413) {
+        throw new ConnectorError('elasticsearch', 'request_too_large', `${this.http.where} refused a ${todo.length}-document bulk request as too large (413); lower flush_bytes below the cluster's http.max_content_length`, false);
+      }
+      if (res.status !== 200) {
+        throw new ConnectorError('elasticsearch', 'bulk_refused', `${this.http.where} answered ${res.status} to a bulk request: ${errorReason(res.body)}`, false);
+      }
+      // The common case needs no parsing of the items: every document was created.
+      if (/^\{"took":\d+,"errors":false/.test(res.body) || /^\{"errors":false/.test(res.body)) {
+        this.counts.created += todo.length;
+        todo = [];
+        break;
+      }
+      const parsed = JSON.parse(res.body) as { items: Record<string, { status: number; error?: { type?: string; reason?: string } }>[] };
+      const again: BulkDoc[] = [];
+      parsed.items.forEach((item, i) => {
+        const r = item['create'] ?? Object.values(item)[0]!;
+        const doc = todo[i]!;
+        if (r.status === 201 || r.status === 200) this.counts.created++;
+        else if (r.status === 409) this.counts.duplicates++;
+        else if (r.status === 429 || r.status >= 500) again.push(doc);
+        else {
+          this.counts.deadLettered++;
+          this.dead.push({ index: doc.index, id: doc.id, status: r.status, reason: `${r.error?.type ?? 'error'}: ${r.error?.reason ?? ''}`.slice(0, 2000), source: doc.source });
+        }
+      });
+      if (parsed.items.length !== todo.length) throw new ConnectorError('elasticsearch', 'bulk_mismatch', `${this.http.where} answered ${parsed.items.length} items to ${todo.length} documents`, false);
+      todo = again;
+    }
+  }
+}

@@ -1,0 +1,146 @@
+import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
+
+/**
+ * Events → Elasticsearch/OpenSearch documents: ECS names where ECS has one (`@timestamp`, `user.name`,
+ * `source.ip`, `source.port`, `process.pid`, `event.action`, `service.name`), the rest under
+ * `postgresql.*`. Each document has a deterministic `_id` from the event's identity and goes to the index
+ * named from its *event* time, so a re-send (after a crash, or a re-ingested file) meets its earlier copy
+ * in the same index and `create` answers 409: delivered, never duplicated — across day boundaries too.
+ */
+export type IndexPeriod = 'daily' | 'monthly';
+
+export interface EventKindNames {
+  /** Index name prefix, e.g. `auditship-pgaudit`. */
+  prefix: string;
+  period: IndexPeriod;
+}
+
+/** `<prefix>-2024.05.01` (daily) or `<prefix>-2024.05` (monthly), in UTC. */
+export function indexName(names: EventKindNames, timeMs: number): string {
+  const d = new Date(Number.isFinite(timeMs) ? timeMs : 0);
+  const ym = `${d.getUTCFullYear()}.${String(d.getUTCMonth() + 1).padStart(2, '0')}`;
+  return `${names.prefix}-${names.period === 'monthly' ? ym : `${ym}.${String(d.getUTCDate()).padStart(2, '0')}`}`;
+}
+
+/** A deterministic document id: base64url of sha1 over the identity parts (27 characters). */
+export function documentId(parts: (string | number)[]): string {
+  const h = createHash('sha1');
+  for (const p of parts) h.update(String(p)).update('\u0000');
+  return h.digest('base64url');
+}
+
+type Value = string | number | null | undefined;
+
+/** A pgaudit event as the parser hands it on (packed row or record object): the fields used here. */
+export interface PgAuditEventFields {
+  log_time_ms: Value; user_name: Value; database_name: Value; client_addr: Value; client_port: Value;
+  application_name: Value; session_id: Value; session_line_num: Value; process_id: Value; virtual_transaction_id: Value;
+  transaction_id: Value; command_tag: Value; session_start_ms: Value; error_severity: Value; backend_type: Value;
+  leader_pid: Value; query_id: Value; audit_type: Value; statement_id: Value; substatement_id: Value; class: Value;
+  command: Value; object_type: Value; object_name: Value; statement: Value; parameter: Value; rows: Value;
+}
+
+function num(v: Value): number | undefined {
+  if (v === null || v === undefined || v === '') return undefined;
+  const n = typeof v === 'number' ? v : Number(v);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+function str(v: Value): string | undefined {
+  return v === null || v === undefined ? undefined : String(v);
+}
+
+/** Drops undefined members (smaller documents; absent rather than null). */
+function compact<T extends Record<string, unknown>>(o: T): T {
+  for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
+  return o;
+}
+
+export interface BulkDoc {
+  index: string;
+  id: string;
+  /** The document as JSON. */
+  source: string;
+}
+
+/** One pgaudit event as a document of `auditship-pgaudit-*`. */
+export function pgauditDocument(server: string, e: PgAuditEventFields, names: EventKindNames): BulkDoc {
+  const timeMs = num(e.log_time_ms) ?? 0;
+  const addr = str(e.client_addr);
+  const sessionStart = num(e.session_start_ms);
+  const doc = {
+    '@timestamp': new Date(timeMs).toISOString(),
+    event: compact({ kind: 'event', category: ['database'], dataset: 'postgresql.audit', module: 'postgresql', action: str(e.command)?.toLowerCase() }),
+    service: { name: server, type: 'postgresql' },
+    user: compact({ name: str(e.user_name) }),
+    source: compact({ ip: addr && isIP(addr) ? addr : undefined, address: addr, port: num(e.client_port) }),
+    process: compact({ pid: num(e.process_id) }),
+    postgresql: {
+      audit: compact({
+        audit_type: str(e.audit_type), statement_id: num(e.statement_id), substatement_id: num(e.substatement_id),
+        class: str(e.class), command: str(e.command), object_type: str(e.object_type), object_name: str(e.object_name),
+        statement: str(e.statement), parameter: str(e.parameter), rows: num(e.rows),
+      }),
+      log: compact({
+        database: str(e.database_name), application_name: str(e.application_name), session_id: str(e.session_id),
+        session_line_num: num(e.session_line_num), session_start: sessionStart === undefined ? undefined : new Date(sessionStart).toISOString(),
+        virtual_transaction_id: str(e.virtual_transaction_id), transaction_id: num(e.transaction_id), command_tag: str(e.command_tag),
+        error_severity: str(e.error_severity), backend_type: str(e.backend_type), leader_pid: num(e.leader_pid), query_id: str(e.query_id),
+      }),
+    },
+  };
+  return {
+    index: indexName(names, timeMs),
+    id: documentId(['pgaudit', server, String(e.session_id), String(e.session_line_num)]),
+    source: JSON.stringify(doc),
+  };
+}
+
+const KEYWORD = { type: 'keyword', ignore_above: 1024 };
+/** Statement-like text: searchable words, and the exact text (first 8191 characters) for aggregations. */
+const LONG_TEXT = { type: 'text', fields: { keyword: { type: 'keyword', ignore_above: 8191 } } };
+
+/** Index templates: one per event kind, explicit mappings (dynamic: strict for pgaudit — no surprises). */
+export function pgauditTemplate(names: EventKindNames): { name: string; body: Record<string, unknown> } {
+  return {
+    name: names.prefix,
+    body: {
+      index_patterns: [`${names.prefix}-*`],
+      priority: 200,
+      template: {
+        settings: { number_of_shards: 1, 'index.refresh_interval': '5s' },
+        mappings: {
+          dynamic: 'strict',
+          properties: {
+            '@timestamp': { type: 'date' },
+            event: { properties: { kind: KEYWORD, category: KEYWORD, dataset: KEYWORD, module: KEYWORD, action: KEYWORD } },
+            service: { properties: { name: KEYWORD, type: KEYWORD } },
+            user: { properties: { name: KEYWORD } },
+            source: { properties: { ip: { type: 'ip' }, address: KEYWORD, port: { type: 'long' } } },
+            process: { properties: { pid: { type: 'long' } } },
+            postgresql: {
+              properties: {
+                audit: {
+                  properties: {
+                    audit_type: KEYWORD, statement_id: { type: 'long' }, substatement_id: { type: 'long' }, class: KEYWORD,
+                    command: KEYWORD, object_type: KEYWORD, object_name: KEYWORD, statement: LONG_TEXT, parameter: LONG_TEXT,
+                    rows: { type: 'long' },
+                  },
+                },
+                log: {
+                  properties: {
+                    database: KEYWORD, application_name: KEYWORD, session_id: KEYWORD, session_line_num: { type: 'long' },
+                    session_start: { type: 'date' }, virtual_transaction_id: KEYWORD, transaction_id: { type: 'long' },
+                    command_tag: KEYWORD, error_severity: KEYWORD, backend_type: KEYWORD, leader_pid: { type: 'long' }, query_id: KEYWORD,
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+      _meta: { managed_by: 'auditship', kind: 'pgaudit' },
+    },
+  };
+}

@@ -1,0 +1,148 @@
+import type { Batch, FileCheckpoint, Sink, WriteReport } from '../../core/connector.js';
+import { ConnectorError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import { unpackRows } from '../../parse/packed.js';
+import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
+import { BulkWriter, type BulkCounts, type DeadLetter } from './bulk.js';
+import { pgauditDocument, pgauditTemplate, type EventKindNames, type IndexPeriod, type PgAuditEventFields } from './documents.js';
+import { errorReason, EsHttp, EsTransportError, type EsAuth } from './http.js';
+
+/**
+ * Sink `elasticsearch`: Elasticsearch 8.x/9.x and OpenSearch 2.x/3.x.
+ *
+ * At open: GET / tells the flavor and version (product header, `version.distribution`) — checked against
+ * `flavor` unless auto — and the index template for each event kind is put (explicit mappings, ECS names).
+ * Events become documents with deterministic ids in indices named from the event time (documents.ts) and
+ * are delivered in bulk with retries (bulk.ts). The sink is never the pipeline's state store: its commit()
+ * waits until every document is acknowledged, and only then does the state sink (DuckDB) commit the
+ * checkpoint — so a crash anywhere re-sends, and a re-send is a 409, counted as delivered.
+ */
+export interface ElasticsearchSinkOptions {
+  url: string;
+  flavor: 'auto' | 'elasticsearch' | 'opensearch';
+  auth: EsAuth;
+  caFile?: string;
+  insecure: boolean;
+  indexPrefix: string;
+  indexPeriod: IndexPeriod;
+  manageTemplate: boolean;
+  flushBytes: number;
+  flushDocs: number;
+  concurrency: number;
+  maxRetries: number;
+  timeoutMs: number;
+  server: string;
+}
+
+export interface ClusterInfo {
+  flavor: 'elasticsearch' | 'opensearch';
+  version: string;
+  major: number;
+}
+
+/** Reads GET / : reachability, auth, product and version. One clear line per problem. */
+export async function detectCluster(http: EsHttp, expected: 'auto' | 'elasticsearch' | 'opensearch'): Promise<ClusterInfo> {
+  let res;
+  try {
+    res = await http.request('GET', '/');
+  } catch (err) {
+    if (err instanceof EsTransportError) throw new ConnectorError('elasticsearch', 'unreachable', err.message, true, { cause: err });
+    throw err;
+  }
+  if (res.status === 401) throw new ConnectorError('elasticsearch', 'auth_failed', `${http.where} refused the credentials (401): ${errorReason(res.body)}; check username/password, api_key or bearer_token`, false);
+  if (res.status === 403) throw new ConnectorError('elasticsearch', 'permission_denied', `${http.where} answered 403 to GET /: ${errorReason(res.body)}; the user needs the monitor cluster privilege (or use a user that may read the root endpoint)`, false);
+  if (res.status !== 200) throw new ConnectorError('elasticsearch', 'unexpected_answer', `${http.where} answered ${res.status} to GET /: ${errorReason(res.body)}; is this an Elasticsearch or OpenSearch endpoint?`, res.status >= 500);
+  let info: { version?: { number?: string; distribution?: string } };
+  try {
+    info = JSON.parse(res.body) as typeof info;
+  } catch {
+    throw new ConnectorError('elasticsearch', 'unexpected_answer', `${http.where} is not an Elasticsearch or OpenSearch endpoint (GET / is not JSON)`, false);
+  }
+  const version = info.version?.number ?? '';
+  const flavor = info.version?.distribution === 'opensearch' ? 'opensearch'
+    : res.headers['x-elastic-product'] === 'Elasticsearch' ? 'elasticsearch' : null;
+  if (!flavor || !version) throw new ConnectorError('elasticsearch', 'unsupported_product', `${http.where} is neither Elasticsearch (X-Elastic-Product header) nor OpenSearch (version.distribution); version ${version || 'unknown'}`, false);
+  if (expected !== 'auto' && expected !== flavor) throw new ConnectorError('elasticsearch', 'wrong_flavor', `${http.where} is ${flavor} ${version}, but flavor is set to ${expected}`, false);
+  const major = Number(version.split('.')[0]);
+  if (flavor === 'elasticsearch' && (major < 8 || major > 9)) throw new ConnectorError('elasticsearch', 'unsupported_version', `Elasticsearch ${version} at ${http.where}: auditship supports 8.x and 9.x`, false);
+  if (flavor === 'opensearch' && (major < 2 || major > 3)) throw new ConnectorError('elasticsearch', 'unsupported_version', `OpenSearch ${version} at ${http.where}: auditship supports 2.x and 3.x`, false);
+  return { flavor, version, major };
+}
+
+export class ElasticsearchSink implements Sink<PgAuditPayload> {
+  readonly kind = 'elasticsearch';
+  private readonly names: EventKindNames;
+  /** Given the dead letters of each commit (the state sink stores them in its transaction). */
+  onDeadLetters?: (letters: DeadLetter[]) => Promise<void>;
+
+  private constructor(private readonly http: EsHttp, private readonly bulk: BulkWriter, readonly cluster: ClusterInfo, private readonly options: ElasticsearchSinkOptions, private readonly log: Logger) {
+    this.names = { prefix: `${options.indexPrefix}-pgaudit`, period: options.indexPeriod };
+  }
+
+  static async open(options: ElasticsearchSinkOptions, log: Logger): Promise<ElasticsearchSink> {
+    const http = new EsHttp({ url: options.url, auth: options.auth, caFile: options.caFile, insecure: options.insecure, timeoutMs: options.timeoutMs, maxSockets: options.concurrency + 1 });
+    try {
+      const cluster = await detectCluster(http, options.flavor);
+      // Elasticsearch: plain JSON is accepted by 8.x and 9.x alike (no compatible-with header).
+      const sink = new ElasticsearchSink(http, new BulkWriter(http, { flushBytes: options.flushBytes, flushDocs: options.flushDocs, concurrency: options.concurrency, maxRetries: options.maxRetries, retryInitialMs: 500, retryMaxMs: 30_000 }, log), cluster, options, log);
+      if (options.manageTemplate) await sink.putTemplate();
+      log.info('Elasticsearch sink ready.', { url: http.where, flavor: cluster.flavor, version: cluster.version, indices: `${sink.names.prefix}-*` });
+      return sink;
+    } catch (err) {
+      http.close();
+      throw err;
+    }
+  }
+
+  private async putTemplate(): Promise<void> {
+    const t = pgauditTemplate(this.names);
+    let res;
+    try {
+      res = await this.http.request('PUT', `/_index_template/${encodeURIComponent(t.name)}`, JSON.stringify(t.body));
+    } catch (err) {
+      if (err instanceof EsTransportError) throw new ConnectorError('elasticsearch', 'unreachable', err.message, true, { cause: err });
+      throw err;
+    }
+    if (res.status === 403) throw new ConnectorError('elasticsearch', 'permission_denied', `${this.http.where} refused to put the index template ${t.name} (403): ${errorReason(res.body)}; grant manage_index_templates, or set manage_template: false and install it yourself`, false);
+    if (res.status !== 200) throw new ConnectorError('elasticsearch', 'template_refused', `${this.http.where} refused the index template ${t.name} (${res.status}): ${errorReason(res.body)}`, false);
+  }
+
+  async write(batch: Batch<PgAuditPayload>): Promise<WriteReport> {
+    const { packed, packedCount, objects } = batch.payload;
+    const server = this.options.server;
+    if (packedCount > 0) {
+      for (const row of unpackRows(packed)) await this.bulk.add(pgauditDocument(server, row as unknown as PgAuditEventFields, this.names));
+    }
+    for (const r of objects) await this.bulk.add(pgauditDocument(server, r as unknown as PgAuditEventFields, this.names));
+    return { stored: 0, duplicates: 0, quarantined: 0 };
+  }
+
+  async commit(_checkpoints: FileCheckpoint[]): Promise<void> {
+    await this.bulk.flush();
+    const dead = this.bulk.takeDeadLetters();
+    if (dead.length) {
+      this.log.warn('Documents refused for good; kept in es_dead_letters with the reason.', { count: dead.length, reasons: [...new Set(dead.map((d) => d.reason.split(':')[0]))].slice(0, 3) });
+      if (this.onDeadLetters) await this.onDeadLetters(dead);
+    }
+  }
+
+  async rollback(): Promise<void> {
+    await this.bulk.discard();
+  }
+
+  /** The cluster URL without credentials. */
+  get where(): string {
+    return this.http.where;
+  }
+
+  get counts(): BulkCounts {
+    return this.bulk.counts;
+  }
+
+  async close(): Promise<void> {
+    await this.bulk.discard();
+    this.http.close();
+  }
+}
+
+export type { DeadLetter } from './bulk.js';
