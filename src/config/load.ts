@@ -155,6 +155,10 @@ export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.en
       if (source && sinks.some((s) => s.type === 'elasticsearch') && source.type !== 'pg_logs') {
         problems.push(`${path}.sinks: the elasticsearch sink takes pg_logs pipelines so far (${source.type} is not wired to it yet)`);
       }
+      const last = sinks[sinks.length - 1];
+      if (last?.type === 'duckdb' && last['store_events'] === false && (sinks.length < 2 || source?.type !== 'pg_logs')) {
+        problems.push(`${path}.sinks: store_events: false needs a search sink before the duckdb sink, in a pg_logs pipeline (else the events would go nowhere)`);
+      }
       if (source && sinks.length) pipelines.push({ name, source, sinks });
     }
   }

@@ -221,6 +221,10 @@ export const DUCKDB_SINK: ConnectorSpec = {
       type: 'integer', default: 1, minimum: 1,
       description: 'DuckDB worker threads. One leaves the other core to parsing; more helps large queries, not ingestion.',
     },
+    store_events: {
+      type: 'boolean', default: true,
+      description: 'false: keep only the checkpoints, the quarantine and the dead letters here — the events live in the search sink before this one (pg_logs pipelines).',
+    },
     commit_events: {
       type: 'integer', default: 250000, minimum: 1,
       description: 'Commit at least every this many events (and at the end of each file). Larger is faster; a kill loses no data either way.',

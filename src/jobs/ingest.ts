@@ -61,6 +61,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
     memoryLimit: String(sinkConfig['memory_limit'] ?? '96MB'),
     threads: Number(sinkConfig['threads']),
     replace: Boolean(options.force),
+    storeEvents: sinkConfig['store_events'] !== false,
     ...(options.db ? { database: options.db } : {}),
   }, options.log);
   // Search sinks first: the pipeline commits them (every document acknowledged) before the DuckDB sink
@@ -89,7 +90,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
       onCommit: (t) => options.progress.setEvents(t.events),
     });
     // A first record that arrived in this run may complete `<previously logged>` rows stored before.
-    if (result.stored > 0) await sink.sweepPreviouslyLogged();
+    if (result.stored > 0 && sinkConfig['store_events'] !== false) await sink.sweepPreviouslyLogged();
     options.progress.done();
     return {
       pipeline: pipeline.name,

@@ -33,6 +33,8 @@ export interface DuckDbSinkOptions {
   replace?: boolean;
   /** A database the caller holds open (the follow daemon); the sink uses a connection of its own. */
   database?: Database;
+  /** False: keep checkpoints, quarantine and dead letters only — the events live in a search sink. */
+  storeEvents?: boolean;
 }
 
 
@@ -176,8 +178,13 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
         await this.conn.run(`DELETE FROM quarantine WHERE server = ${sqlString(cp.server)} AND fingerprint = ${sqlString(cp.fingerprint)}`);
         await this.conn.run(`DELETE FROM ingest_files WHERE server = ${sqlString(cp.server)} AND fingerprint = ${sqlString(cp.fingerprint)}`);
       }
-      for (const s of markerSessions) this.markerSessions.add(s);
-      if (packedCount + objects.length > 0) {
+      if (this.options.storeEvents === false) {
+        // The events went to the sinks before this one (which acknowledged them before the commit).
+        report.stored = packedCount + objects.length;
+      } else {
+        for (const s of markerSessions) this.markerSessions.add(s);
+      }
+      if (this.options.storeEvents !== false && packedCount + objects.length > 0) {
         const source = await this.stage(packed, objects);
         try {
           report.stored = await this.insertNew(source, batch, logPathId, cp);

@@ -1,10 +1,10 @@
 import type { Batch, FileCheckpoint, Sink, WriteReport } from '../../core/connector.js';
 import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import { unpackRows } from '../../parse/packed.js';
+import { PACKED_COLUMNS, packedRows } from '../../parse/packed.js';
 import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
 import { BulkWriter, type BulkCounts, type DeadLetter } from './bulk.js';
-import { pgauditDocument, pgauditTemplate, type EventKindNames, type IndexPeriod, type PgAuditEventFields } from './documents.js';
+import { pgauditDocumentFromValues, pgauditTemplate, type EventKindNames, type IndexPeriod } from './documents.js';
 import { errorReason, EsHttp, EsTransportError, type EsAuth } from './http.js';
 
 /**
@@ -110,10 +110,14 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
   async write(batch: Batch<PgAuditPayload>): Promise<WriteReport> {
     const { packed, packedCount, objects } = batch.payload;
     const server = this.options.server;
-    if (packedCount > 0) {
-      for (const row of unpackRows(packed)) await this.bulk.add(pgauditDocument(server, row as unknown as PgAuditEventFields, this.names));
+    const serverJson = JSON.stringify(server);
+    // One document at a time: only the bulk requests being filled and in flight are alive (a batch's
+    // documents built up front outlived the waits, were promoted, and the heap grew to hundreds of MB).
+    if (packedCount > 0) for (const v of packedRows(packed)) await this.bulk.add(pgauditDocumentFromValues(serverJson, server, v, this.names));
+    for (const r of objects) {
+      const rec = r as unknown as Record<string, string | number | null>;
+      await this.bulk.add(pgauditDocumentFromValues(serverJson, server, PACKED_COLUMNS.map((c) => rec[c] ?? null), this.names));
     }
-    for (const r of objects) await this.bulk.add(pgauditDocument(server, r as unknown as PgAuditEventFields, this.names));
     return { stored: 0, duplicates: 0, quarantined: 0 };
   }
 
