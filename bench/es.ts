@@ -7,7 +7,8 @@
  *
  * Steps (each `auditship run` a child under GNU time: wall and peak RSS):
  *   fast: every event of a generated csvlog set (bench/generate.ts, cached in .bench-data/es-<events>/)
- *         through a pg_logs pipeline [elasticsearch, duckdb] into a fresh DuckDB file and an empty server;
+ *         through a pg_logs pipeline [elasticsearch, duckdb with store_events: false (checkpoints only)]
+ *         into a fresh DuckDB file and an empty server;
  *         documents/s = documents the server holds / wall. Target ≥ 30,000/s, ≤ 300 MB.
  *   slow: the same pipeline on the first files (about --slow-events events) while the server answers
  *         every bulk request after --slow-delay-ms: memory must stay bounded (backpressure), every event
@@ -85,7 +86,7 @@ async function step(name: string, url: string, logsDir: string, work: string, ar
   const db = join(work, `${name}.duckdb`);
   const config = join(work, `${name}.yaml`);
   await writeFile(config, ['pipelines:', '  logs:', '    source:', '      type: pg_logs', `      path: ${JSON.stringify(logsDir)}`, '    sinks:',
-    '      - type: elasticsearch', `        url: ${JSON.stringify(url)}`, '      - type: duckdb', `        path: ${JSON.stringify(db)}`, ''].join('\n'));
+    '      - type: elasticsearch', `        url: ${JSON.stringify(url)}`, '      - type: duckdb', `        path: ${JSON.stringify(db)}`, '        store_events: false', ''].join('\n'));
   const r = await runTimed(process.execPath, [join(ROOT, 'bin/auditship.js'), 'run', '--config', config, '--quiet', '--json'], join(work, `time-${name}.txt`), args.timeoutS);
   const summary = lastJson(r.stdout) as { pipelines?: { stored?: number; search?: { created: number; duplicates: number; retried: number }[] }[] } | null;
   if (r.exit !== 0) return { ok: false, error: `exit ${r.exit}: ${r.stderr.slice(-600)}` };

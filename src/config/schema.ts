@@ -59,7 +59,7 @@ export const PG_LOGS_SOURCE: ConnectorSpec = {
     },
     batch_bytes: {
       type: 'size', default: '4MB',
-      description: 'Log content parsed per batch (memory per batch is a few times this).',
+      description: 'Log content parsed per batch (memory per batch is a few times this); at most 2MB in pipelines with an elasticsearch sink.',
     },
     poll_interval_ms: {
       type: 'integer', default: 5000, minimum: 100,
@@ -196,7 +196,7 @@ export const ELASTICSEARCH_SINK: ConnectorSpec = {
     index_prefix: { type: 'string', default: 'auditship', description: 'Indices are <index_prefix>-pgaudit-<event date>; the template covers <index_prefix>-pgaudit-*.' },
     index_period: { type: 'enum', values: ['daily', 'monthly'], default: 'daily', description: 'One index per day or per month of event time (UTC).' },
     manage_template: { type: 'boolean', default: true, description: 'Put the index template at start (needs manage_index_templates); false if you install it yourself.' },
-    flush_bytes: { type: 'size', default: '5MB', description: 'Bulk request size bound.' },
+    flush_bytes: { type: 'size', default: '2MB', description: 'Bulk request size bound (memory is about concurrency + 2 of them).' },
     flush_docs: { type: 'integer', default: 5000, minimum: 1, description: 'Bulk request document bound.' },
     concurrency: { type: 'integer', default: 2, minimum: 1, description: 'Bulk requests in flight.' },
     max_retries: { type: 'integer', default: 8, minimum: 0, description: 'Retries of a request (429, 5xx, connection errors; exponential backoff with jitter) before the run fails and rolls back.' },
