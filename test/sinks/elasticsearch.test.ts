@@ -175,6 +175,10 @@ describe('elasticsearch sink: auth, flavors, clear failures', () => {
       const ro = await runCli(['run', '--config', config(es.url, { username: 'reader', password: 'r' }).config]);
       assert.equal(ro.code, 1);
       assert.match(ro.stderr, /403/);
+      // Without the template step, the privilege check at start says what is missing (before any bulk).
+      const ro2 = await runCli(['run', '--config', config(es.url, { username: 'reader', password: 'r', manage_template: false }).config]);
+      assert.equal(ro2.code, 1);
+      assert.match(ro2.stderr, /the user may not write auditship-pgaudit-\* .*missing: create_doc/);
     } finally {
       await es.stop();
     }

@@ -86,6 +86,7 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
       // Elasticsearch: plain JSON is accepted by 8.x and 9.x alike (no compatible-with header).
       const sink = new ElasticsearchSink(http, new BulkWriter(http, { flushBytes: options.flushBytes, flushDocs: options.flushDocs, concurrency: options.concurrency, maxRetries: options.maxRetries, retryInitialMs: 500, retryMaxMs: 30_000 }, log), cluster, options, log);
       if (options.manageTemplate) await sink.putTemplate();
+      await sink.checkWritePrivilege();
       log.info('Elasticsearch sink ready.', { url: http.where, flavor: cluster.flavor, version: cluster.version, indices: `${sink.names.prefix}-*` });
       return sink;
     } catch (err) {
@@ -105,6 +106,28 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
     }
     if (res.status === 403) throw new ConnectorError('elasticsearch', 'permission_denied', `${this.http.where} refused to put the index template ${t.name} (403): ${errorReason(res.body)}; grant manage_index_templates, or set manage_template: false and install it yourself`, false);
     if (res.status !== 200) throw new ConnectorError('elasticsearch', 'template_refused', `${this.http.where} refused the index template ${t.name} (${res.status}): ${errorReason(res.body)}`, false);
+  }
+
+  /**
+   * Elasticsearch: may this user create documents (and indices) under the index pattern? Asked with
+   * _has_privileges, so a missing privilege is one line at start rather than a failed bulk later. A cluster
+   * without security (an error answer) or OpenSearch (no such endpoint: 400/404) is not asked.
+   */
+  private async checkWritePrivilege(): Promise<void> {
+    if (this.cluster.flavor !== 'elasticsearch') return;
+    const pattern = `${this.names.prefix}-*`;
+    let res;
+    try {
+      res = await this.http.request('POST', '/_security/user/_has_privileges', JSON.stringify({ index: [{ names: [pattern], privileges: ['create_doc', 'create_index'] }] }));
+    } catch {
+      return; // reachability was checked; the first bulk request will say what is wrong
+    }
+    if (res.status !== 200) return;
+    const r = JSON.parse(res.body) as { has_all_requested?: boolean; index?: Record<string, Record<string, boolean>> };
+    if (r.has_all_requested === false) {
+      const missing = Object.entries(r.index?.[pattern] ?? {}).filter(([, ok]) => !ok).map(([p]) => p);
+      throw new ConnectorError('elasticsearch', 'permission_denied', `the user may not write ${pattern} on ${this.http.where} (missing: ${missing.join(', ') || 'create_doc, create_index'}); grant them on that index pattern`, false);
+    }
   }
 
   async write(batch: Batch<PgAuditPayload>): Promise<WriteReport> {
