@@ -126,3 +126,28 @@ export async function distWarning(): Promise<string | null> {
   await walk(join(ROOT, 'src'));
   return newest > st.mtimeMs ? 'dist/ is older than src/: run `npm run build` for current numbers' : null;
 }
+
+/** A few readable lines explaining a failed child. */
+export function excerpt(r: RunResult): string {
+  const lines: string[] = [];
+  const err = r.stderr.trim();
+  if (err) lines.push(...err.split('\n').slice(-10));
+  if (lines.length === 0 && r.stdout.trim()) lines.push(...r.stdout.trim().split('\n').slice(-6));
+  return lines.map((l) => (l.length > 300 ? l.slice(0, 300) + '...' : l)).join('\n');
+}
+
+export function statusOf(r: RunResult, timeoutS: number): string {
+  if (r.timedOut) return `TIMEOUT ${timeoutS}s`;
+  if (r.exit === 0) return 'ok';
+  return r.exit === null ? `KILLED ${r.signal ?? ''}`.trim() : `exit ${r.exit}`;
+}
+
+/** A step that failed for a reason worth printing (the other steps still run). */
+export class StepError extends Error {}
+
+/** Runs a child that must succeed; throws a StepError with its errors otherwise. */
+export async function mustRun(what: string, cmd: string, argv: readonly string[], timeoutS: number, opts: RunOptions = {}): Promise<RunResult> {
+  const r = await runTimed(cmd, argv, null, timeoutS, opts);
+  if (r.exit !== 0 || r.timedOut) throw new StepError(`${what}: ${statusOf(r, timeoutS)}\n${excerpt(r)}`);
+  return r;
+}

@@ -31,7 +31,7 @@ import { join, relative } from 'node:path';
 import { availableParallelism, loadavg } from 'node:os';
 import pg from 'pg';
 import { maskUrl } from '../src/core/postgres.js';
-import { distWarning, fmt1, fmtInt, lastJson, ROOT, runTimed, tail, TIME_BIN, type RunResult } from './common.js';
+import { distWarning, excerpt, fmt1, fmtInt, lastJson, mustRun as mustRunChild, ROOT, runTimed, statusOf, StepError, tail, TIME_BIN, type RunResult } from './common.js';
 
 const BIN = join(ROOT, 'bin', 'auditship.js');
 const STEP_NAMES = ['backlog', 'follow', 'trigger'] as const;
@@ -121,28 +121,9 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0,
 const children = new Set<ChildProcess>();
 const RUN_OPTS = { stdoutMax: 8 << 20, children };
 
-/** A few readable lines explaining a failed child. */
-function excerpt(r: RunResult): string {
-  const lines: string[] = [];
-  const err = r.stderr.trim();
-  if (err) lines.push(...err.split('\n').slice(-10));
-  if (lines.length === 0 && r.stdout.trim()) lines.push(...r.stdout.trim().split('\n').slice(-6));
-  return lines.map((l) => (l.length > 300 ? l.slice(0, 300) + '...' : l)).join('\n');
-}
-
-function statusOf(r: RunResult, timeoutS: number): string {
-  if (r.timedOut) return `TIMEOUT ${timeoutS}s`;
-  if (r.exit === 0) return 'ok';
-  return r.exit === null ? `KILLED ${r.signal ?? ''}`.trim() : `exit ${r.exit}`;
-}
-
-class StepError extends Error {}
-
 /** Runs a child that must succeed; throws a StepError with its errors otherwise. */
-async function mustRun(what: string, cmd: string, argv: readonly string[], timeoutS = 300): Promise<RunResult> {
-  const r = await runTimed(cmd, argv, null, timeoutS, RUN_OPTS);
-  if (r.exit !== 0 || r.timedOut) throw new StepError(`${what}: ${statusOf(r, timeoutS)}\n${excerpt(r)}`);
-  return r;
+function mustRun(what: string, cmd: string, argv: readonly string[], timeoutS = 300): Promise<RunResult> {
+  return mustRunChild(what, cmd, argv, timeoutS, RUN_OPTS);
 }
 
 /** `auditship query --format json` on a DuckDB file (read-only). */
