@@ -271,7 +271,8 @@ export async function runOutboxPipeline(pipeline: PipelineConfig, options: Outbo
           log.info('Reading unsent rows.', { pipeline: pipeline.name, table: src.mapping.table, server: src.client.where, locking: src.locking });
         }
         const known = await sink.quarantinedRows(cfg.sourceName, src.mapping.table);
-        report({ state: 'shipping', error: undefined, retryInMs: undefined });
+        // A daemon that follows stays 'following' through its polls; 'shipping' is the first pass (or a retry's).
+        report({ state: options.follow && status.state === 'following' ? 'following' : 'shipping', error: undefined, retryInMs: undefined });
         await shipOnce(pipeline, src, sink, known, summary, log, options.signal);
         if (purgeHours > 0) {
           const last = await sink.lastPurge(cfg.sourceName, src.mapping.table);

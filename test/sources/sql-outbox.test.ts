@@ -234,7 +234,9 @@ for (const name of ['postgres', 'mariadb'] as const) {
         await insert(b(), 'ob_follow', [[4, msg(4), b().ago(0)]]);
         while (Date.now() < until && (await unsentIds(b(), 'ob_follow')).length > 0) await sleep(100);
         assert.deepEqual(await unsentIds(b(), 'ob_follow'), []);
-        assert.match(await statusOf(), /outbox\s+sql_outbox\s+following\s+3\s/);
+        let st = await statusOf();
+        for (let i = 0; i < 50 && !/outbox\s+sql_outbox\s+following\s+3\s/.test(st); i++) { await sleep(100); st = await statusOf(); }
+        assert.match(st, /outbox\s+sql_outbox\s+following\s+3\s/);
         const left = (await b().c.query('SELECT id FROM ob_follow ORDER BY id')).map((x) => Number(x['id']));
         assert.deepEqual(left, [2, 3, 4], 'the 60-day-old sent row was purged on schedule');
       } finally {

@@ -2,7 +2,7 @@ import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { openSqlClient, type SqlClient } from '../sql/client.js';
 import { EventTimeParser } from './event-time.js';
-import { DjangoMapping, OutboxMapping, QueryMapping, hasUniqueIndex, tableColumns, type TableMapping } from './mappings.js';
+import { DjangoMapping, OutboxMapping, QueryMapping, hasUniqueIndex, isJsonColumn, tableColumns, type TableMapping } from './mappings.js';
 
 /**
  * Application audit tables in PostgreSQL or MariaDB/MySQL, shipped exactly once:
@@ -79,7 +79,8 @@ export async function openOutboxSource(cfg: OutboxSourceConfig, log: Logger, pip
       if (!(await hasUniqueIndex(client, cfg.table, cfg.idColumn))) {
         log.warn('The id column has no unique index: rows sharing an id are marked sent together. Add a primary key.', { pipeline, table: cfg.table, id_column: cfg.idColumn });
       }
-      mapping = new OutboxMapping(cfg.table, { id: cfg.idColumn, sent: cfg.sentColumn, message: cfg.messageColumn, createdAt: cfg.createdAtColumn }, types, timePath, times, client);
+      const trusted = await isJsonColumn(client, cfg.table, cfg.messageColumn, types.get(cfg.messageColumn.toLowerCase()));
+      mapping = new OutboxMapping(cfg.table, { id: cfg.idColumn, sent: cfg.sentColumn, message: cfg.messageColumn, createdAt: cfg.createdAtColumn }, types, timePath, times, client, trusted);
     }
     const locking = mapping.rowLocks && client.skipLocked ? 'rows' : 'named_lock';
     if (mapping.rowLocks && !client.skipLocked) {

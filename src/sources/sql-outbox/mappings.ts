@@ -54,6 +54,32 @@ export async function tableColumns(c: SqlClient, table: string, component: strin
   return new Map((rows as unknown as ColumnInfo[]).map((r) => [r.name.toLowerCase(), r.type.toLowerCase()]));
 }
 
+/**
+ * True when the server guarantees the column holds valid JSON: json/jsonb (PostgreSQL), JSON (MySQL), or
+ * MariaDB's JSON, which is a LONGTEXT with a json_valid() check.
+ */
+export async function isJsonColumn(c: SqlClient, table: string, column: string, type: string | undefined): Promise<boolean> {
+  if (type === 'json' || type === 'jsonb') return true;
+  if (c.dialect !== 'mysql' || (type !== 'longtext' && type !== 'text' && type !== 'mediumtext')) return false;
+  const parts = table.split('.');
+  const name = parts.pop()!;
+  const schema = parts.pop() ?? null;
+  const r = await c.query(`SELECT check_clause AS cc FROM information_schema.check_constraints
+                           WHERE table_name = ? AND constraint_schema = COALESCE(?, DATABASE())`, [name, schema]).catch(() => []);
+  const col = column.toLowerCase();
+  return r.some((x) => new RegExp(`^json_valid\\(\`?${col.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\`?\\)$`, 'i').test(String(x['cc']).trim()));
+}
+
+/** SQL for the text at `path` inside a JSON column (NULL when absent or JSON null). */
+function jsonPathText(c: SqlClient, column: string, path: string[]): string {
+  if (c.dialect === 'postgres') {
+    const arr = `{${path.map((k) => `"${k.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join(',')}}`;
+    return `(${column} #>> '${arr.replaceAll("'", "''")}')`;
+  }
+  const jp = '$' + path.map((k) => `."${k.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join('');
+  return `NULLIF(JSON_UNQUOTE(JSON_EXTRACT(${column}, '${jp.replaceAll("'", "''")}')), 'null')`;
+}
+
 /** True when a unique index (or the primary key) covers exactly this column. */
 export async function hasUniqueIndex(c: SqlClient, table: string, column: string): Promise<boolean> {
   if (c.dialect === 'postgres') {
@@ -102,6 +128,28 @@ function convertMessage(id: string, text: string | null, createdRaw: string | nu
   return { ok: true, id, message: text, created, eventTime };
 }
 
+/**
+ * Like convertMessage, for a message the server guarantees to be JSON, with the value at the time path
+ * extracted by the server (`atText`): no JSON.parse per row, which was the largest cost in JavaScript.
+ */
+function convertTrusted(id: string, text: string | null, createdRaw: string | null, atText: string | null, timePath: string[], times: EventTimeParser): Converted {
+  let created: number | null = null;
+  if (createdRaw !== null) {
+    created = times.parseText(createdRaw);
+    if (created === null) return { ok: false, id, reason: `created_at ${JSON.stringify(createdRaw.slice(0, 40))} is not a time`, raw: text ?? '', created: null };
+  }
+  if (text === null) return { ok: false, id, reason: 'message is NULL', raw: '', created };
+  let eventTime: number | null;
+  if (atText !== null) {
+    eventTime = /^\d+(\.\d+)?$/.test(atText) ? times.parseValue(Number(atText)) : times.parseText(atText);
+    if (eventTime === null) return { ok: false, id, reason: `${timePath.join('.')} ${JSON.stringify(atText.slice(0, 40))} is not a time`, raw: text, created };
+  } else {
+    eventTime = created;
+  }
+  if (eventTime === null) return { ok: false, id, reason: `the message has no ${timePath.join('.')} and the row no created_at: no event time`, raw: text, created };
+  return { ok: true, id, message: text, created, eventTime };
+}
+
 export interface OutboxColumns { id: string; sent: string; message: string; createdAt: string }
 
 /** structured-log-transfer's outbox: unsent rows have the flag false or NULL; marking sets it true. */
@@ -111,10 +159,15 @@ export class OutboxMapping implements TableMapping {
   private readonly select: string;
   private readonly unsentSql: string;
 
-  constructor(readonly table: string, private readonly cols: OutboxColumns, types: Map<string, string>, private readonly timePath: string[], private readonly times: EventTimeParser, c: SqlClient) {
+  /**
+   * `jsonTyped`: the server guarantees the message is JSON (see isJsonColumn); the time is then read by the
+   * server and the message is not parsed here.
+   */
+  constructor(readonly table: string, private readonly cols: OutboxColumns, types: Map<string, string>, private readonly timePath: string[], private readonly times: EventTimeParser, c: SqlClient, private readonly jsonTyped = false) {
     const q = (n: string) => c.ident(n);
     const created = types.has(cols.createdAt.toLowerCase()) ? textOf(c, cols.createdAt, types.get(cols.createdAt.toLowerCase())) : 'NULL';
-    this.select = `${q(cols.id)} AS id, ${textOf(c, cols.message, types.get(cols.message.toLowerCase()))} AS message, ${created} AS created`;
+    const at = jsonTyped && timePath.length ? jsonPathText(c, q(cols.message), timePath) : 'NULL';
+    this.select = `${q(cols.id)} AS id, ${textOf(c, cols.message, types.get(cols.message.toLowerCase()))} AS message, ${created} AS created, ${at} AS at_text`;
     this.unsentSql = `(${q(cols.sent)} IS NULL OR ${q(cols.sent)} = ${c.dialect === 'postgres' ? 'false' : '0'})`;
   }
 
@@ -125,6 +178,7 @@ export class OutboxMapping implements TableMapping {
   }
 
   convert(row: SqlRow): Converted {
+    if (this.jsonTyped) return convertTrusted(row['id']!, row['message'] ?? null, row['created'] ?? null, row['at_text'] ?? null, this.timePath, this.times);
     return convertMessage(row['id']!, row['message'] ?? null, row['created'] ?? null, this.timePath, this.times);
   }
 
