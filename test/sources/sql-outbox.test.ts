@@ -94,17 +94,21 @@ for (const name of ['postgres', 'mariadb'] as const) {
     test('ships unsent rows once and marks them sent; a re-sent row is stored once, a reused id is a new event', async () => {
       await b().c.execute(b().ddl('ob_basic'));
       // ids inserted out of order, with and without created_at, times with offsets
-      await insert(b(), 'ob_basic', [[5, msg(5), b().ago(1)], [2, msg(2, '2024-05-01T15:00:00.123+0300'), b().ago(1)], [9, JSON.stringify({ other: true }), '2024-02-03 04:05:06'], [1, msg(1), null]]);
+      await insert(b(), 'ob_basic', [[5, msg(5), b().ago(1)], [2, msg(2, '2024-05-01T15:00:00.123+0300'), b().ago(1)], [9, JSON.stringify({ other: true }), '2024-02-03 04:05:06'], [1, msg(1), null],
+        // epoch milliseconds; a JSON null at the time path falls back to created_at
+        [6, JSON.stringify({ audit_event: { date_time: 1714564800500 } }), null], [7, JSON.stringify({ audit_event: { date_time: null } }), '2024-02-03 04:05:07']]);
       const cfg = config(b(), 'ob_basic', { chunk_size: 2 });
       const first = await run(cfg);
-      assert.equal(first['stored'], 4);
-      assert.equal(first['marked'], 4);
+      assert.equal(first['stored'], 6);
+      assert.equal(first['marked'], 6);
       assert.deepEqual(await unsentIds(b(), 'ob_basic'), []);
       const rows = await queryDb(cfg.db, `SELECT row_id, strftime(event_time, '%Y-%m-%d %H:%M:%S.%f') AS t, message->>'$.audit_event.operation' AS op FROM app_events ORDER BY row_num`);
       assert.deepEqual(rows, [
         { row_id: '1', t: '2024-05-01 12:00:00.000000', op: 'READ' },
         { row_id: '2', t: '2024-05-01 12:00:00.123000', op: 'READ' },
         { row_id: '5', t: '2024-05-01 12:00:00.000000', op: 'READ' },
+        { row_id: '6', t: '2024-05-01 12:00:00.500000', op: null },
+        { row_id: '7', t: '2024-02-03 04:05:07.000000', op: null },
         { row_id: '9', t: '2024-02-03 04:05:06.000000', op: null }, // no time in the message: created_at
       ]);
       assert.equal((await run(cfg))['stored'], 0, 'nothing left to ship');
