@@ -20,7 +20,8 @@ export function formatSummary(s: RunSummary | TableRunSummary | OutboxRunSummary
     return `${s.pipeline}: ${n(s.stored)} new events (${n(s.duplicates)} already stored), ${n(s.marked)} marked sent in ${s.table}` +
       `${s.purged ? `, ${n(s.purged)} old sent rows purged` : ''} in ${duration(s.durationMs)} → ${s.db}` +
       (s.quarantined ? `; ${n(s.quarantined)} row(s) quarantined (table app_quarantine)` : '') +
-      (s.skipped ? `; ${n(s.skipped)} row(s) quarantined earlier left unsent` : '');
+      (s.skipped ? `; ${n(s.skipped)} row(s) quarantined earlier left unsent` : '') +
+      (s.search ?? []).map((x) => `\n  → ${x.url}: ${n(x.created)} documents created, ${n(x.duplicates)} already there${x.deadLettered ? `, ${n(x.deadLettered)} refused (es_dead_letters)` : ''}`).join('');
   }
   if (!('filesRead' in s)) {
     return `${s.pipeline}: ${n(s.stored)} new row changes (${n(s.duplicates)} already stored) from ${s.table}` +

@@ -4,7 +4,7 @@ import { runPipeline } from '../core/pipeline.js';
 import type { Progress } from '../core/progress.js';
 import type { Database } from '../sinks/duckdb/database.js';
 import { DuckDbSink } from '../sinks/duckdb/sink.js';
-import { ElasticsearchSink, type ElasticsearchSinkOptions } from '../sinks/elasticsearch/index.js';
+import { ElasticsearchSink, elasticsearchOptions } from '../sinks/elasticsearch/index.js';
 import { PgLogsSource } from '../sources/pg-logs/source.js';
 
 /**
@@ -120,24 +120,4 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
     for (const s of searchSinks) await s.close();
     await sink.close();
   }
-}
-
-function elasticsearchOptions(cfg: Record<string, unknown>, server: string): ElasticsearchSinkOptions {
-  const opt = (k: string) => (cfg[k] === undefined || cfg[k] === null ? undefined : String(cfg[k]));
-  return {
-    url: String(cfg['url']),
-    flavor: (opt('flavor') ?? 'auto') as ElasticsearchSinkOptions['flavor'],
-    auth: { username: opt('username'), password: opt('password'), apiKey: opt('api_key'), bearerToken: opt('bearer_token') },
-    caFile: opt('ca_file'),
-    insecure: cfg['insecure'] === true,
-    indexPrefix: opt('index_prefix') ?? 'auditship',
-    indexPeriod: (opt('index_period') ?? 'daily') as ElasticsearchSinkOptions['indexPeriod'],
-    manageTemplate: cfg['manage_template'] !== false,
-    flushBytes: Number(cfg['flush_bytes'] ?? 2 << 20),
-    flushDocs: Number(cfg['flush_docs'] ?? 5000),
-    concurrency: Number(cfg['concurrency'] ?? 2),
-    maxRetries: Number(cfg['max_retries'] ?? 8),
-    timeoutMs: Number(cfg['timeout_ms'] ?? 60_000),
-    server,
-  };
 }

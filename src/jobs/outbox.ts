@@ -2,7 +2,9 @@ import type { PipelineConfig } from '../config/load.js';
 import { ConnectorError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { AppEventsSink, fingerprint, type AppEvent, type AppQuarantined, type StagedEvents } from '../sinks/duckdb/app-events.js';
+import type { DeadLetter } from '../sinks/elasticsearch/index.js';
 import { defaultMemoryLimit, openDatabase, type Database } from '../sinks/duckdb/database.js';
+import { ElasticsearchSink, elasticsearchOptions } from '../sinks/elasticsearch/index.js';
 import type { SqlClient } from '../sources/sql/client.js';
 import { openOutboxSource, type OutboxSource, type OutboxSourceConfig } from '../sources/sql-outbox/index.js';
 
@@ -48,6 +50,8 @@ export interface OutboxRunSummary {
   purged: number;
   /** True when another shipper held the table's named lock and this run shipped nothing. */
   locked: boolean;
+  /** Per search sink: documents created, already there (409), dead-lettered, sent again. */
+  search?: { url: string; created: number; duplicates: number; deadLettered: number; retried: number }[];
   durationMs: number;
   errors: { file: string; message: string }[];
   ok: boolean;
@@ -96,6 +100,8 @@ interface Prepared {
   read: number;
   afterId: string | null;
   ids: string[];
+  /** The events themselves, kept only when search sinks need them. */
+  events: AppEvent[];
   staged: StagedEvents | null;
   bad: AppQuarantined[];
   skipped: number;
@@ -112,7 +118,7 @@ interface Prepared {
  * A chunk is marked only after the sink committed it; a failure anywhere rolls back whatever is not
  * committed, which leaves those rows unsent (read again later and recognised by the sink).
  */
-async function shipOnce(pipeline: PipelineConfig, src: OutboxSource, sink: AppEventsSink, known: Map<string, Set<string>>, summary: OutboxRunSummary, log: Logger, signal?: AbortSignal): Promise<void> {
+async function shipOnce(pipeline: PipelineConfig, src: OutboxSource, sink: AppEventsSink, search: ElasticsearchSink[], known: Map<string, Set<string>>, summary: OutboxRunSummary, log: Logger, signal?: AbortSignal): Promise<void> {
   const cfg = outboxConfig(pipeline);
   const chunkSize = Number(pipeline.source['chunk_size'] ?? 500);
   const batchSize = Number(pipeline.source['batch_size'] ?? 5000);
@@ -151,7 +157,7 @@ async function shipOnce(pipeline: PipelineConfig, src: OutboxSource, sink: AppEv
     }
     const staged = sink.stage(events);
     if (staged) stagedFiles.add(staged);
-    return { conn, read: rows.length, afterId: rows.length ? rows[rows.length - 1]!['id']! : afterId, ids: events.map((e) => e.id), staged, bad, skipped, lastEventTime };
+    return { conn, read: rows.length, afterId: rows.length ? rows[rows.length - 1]!['id']! : afterId, ids: events.map((e) => e.id), events: search.length ? events : [], staged, bad, skipped, lastEventTime };
   };
   const limitFor = (done: number) => (batchSize === 0 ? chunkSize : Math.min(chunkSize, batchSize - done));
   let handled = 0;
@@ -170,10 +176,18 @@ async function shipOnce(pipeline: PipelineConfig, src: OutboxSource, sink: AppEv
         p.catch(() => {});
         next = p;
       }
+      // Search sinks first: every document acknowledged (or dead-lettered) before DuckDB commits and the
+      // rows are marked sent. A crash in between sends them again: a 409, counted as delivered.
+      const dead: { sink: string; letters: DeadLetter[] }[] = [];
+      for (const es of search) {
+        for (const e of chunk.events) await es.addAppEvent(cfg.sourceName, mapping.table, e, fingerprint(e.message, e.created));
+        dead.push({ sink: `elasticsearch ${es.where}`, letters: await es.flush() });
+      }
       await sink.begin();
       let stored: number;
       try {
         stored = await sink.append(cfg.sourceName, mapping.table, staged, bad);
+        for (const d of dead) await sink.addDeadLetters(cfg.sourceName, d.sink, d.letters);
         if (staged) stagedFiles.delete(staged);
         await sink.commit(cfg.sourceName, mapping.table, mapping.kind, { shipped: stored, quarantined: bad.length, lastEventTime: chunk.lastEventTime });
       } catch (err) {
@@ -259,6 +273,14 @@ export async function runOutboxPipeline(pipeline: PipelineConfig, options: Outbo
   const purgeHours = Number(pipeline.source['purge_interval_hours'] ?? 0);
   const sink = await openSink(pipeline, options);
   const summary = newSummary(pipeline, sink.path);
+  const search: ElasticsearchSink[] = [];
+  try {
+    for (const c of pipeline.sinks.filter((x) => x.type === 'elasticsearch')) search.push(await ElasticsearchSink.open(elasticsearchOptions(c, cfg.sourceName), log, 'app'));
+  } catch (err) {
+    for (const es of search) await es.close();
+    await sink.close();
+    throw err;
+  }
   const status: OutboxStatus = { pipeline: pipeline.name, kind: pipeline.source.type, table: cfg.table, state: 'starting', shipped: 0, quarantined: 0 };
   const report = (patch: Partial<OutboxStatus>) => { Object.assign(status, patch); options.onStatus?.({ ...status }); };
   let src: OutboxSource | null = null;
@@ -273,7 +295,7 @@ export async function runOutboxPipeline(pipeline: PipelineConfig, options: Outbo
         const known = await sink.quarantinedRows(cfg.sourceName, src.mapping.table);
         // A daemon that follows stays 'following' through its polls; 'shipping' is the first pass (or a retry's).
         report({ state: options.follow && status.state === 'following' ? 'following' : 'shipping', error: undefined, retryInMs: undefined });
-        await shipOnce(pipeline, src, sink, known, summary, log, options.signal);
+        await shipOnce(pipeline, src, sink, search, known, summary, log, options.signal);
         if (purgeHours > 0) {
           const last = await sink.lastPurge(cfg.sourceName, src.mapping.table);
           if (last === null || Date.now() - last >= purgeHours * 3_600_000) summary.purged += await purgeWith(pipeline, src, sink, log);
@@ -302,7 +324,9 @@ export async function runOutboxPipeline(pipeline: PipelineConfig, options: Outbo
     throw err;
   } finally {
     await src?.close();
+    for (const es of search) await es.close();
     await sink.close();
+    if (search.length) summary.search = search.map((s) => ({ url: s.where, created: s.counts.created, duplicates: s.counts.duplicates, deadLettered: s.counts.deadLettered, retried: s.counts.retried }));
     summary.durationMs = Date.now() - started;
   }
   return summary;

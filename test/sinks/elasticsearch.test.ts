@@ -8,6 +8,7 @@ import { PACKED_COLUMNS } from '../../src/parse/packed.js';
 import { spawnEsServer, requestJson, type SpawnedEsServer } from '../es-server/client.js';
 import { csvOf, CsvlogGenerator } from '../helpers/csvlog-gen.js';
 import { ROOT, queryDb, runCli, scratchDir, spawnCli } from '../helpers/ingest-cli.js';
+import { createTestDatabase } from '../helpers/pg-db.js';
 
 /**
  * The elasticsearch sink against the test server (test/es-server, its own process — no real cluster runs
@@ -198,6 +199,44 @@ describe('elasticsearch sink: auth, flavors, clear failures', () => {
     assert.equal(down.code, 1);
     assert.match(down.stderr, /cannot connect to http:\/\/127\.0\.0\.1:9: connection refused/);
     assert.doesNotMatch(down.stderr, /\n\s+at /);
+  });
+});
+
+describe('elasticsearch sink: application events (sql_outbox on PostgreSQL)', () => {
+  test('outbox rows reach the cluster once, before they are marked sent; a re-sent row is a 409; a mapping conflict is dead-lettered and the row still marked', async () => {
+    const es = await spawnEsServer({ flavor: 'opensearch' });
+    const pg = await createTestDatabase('es_outbox');
+    try {
+      await pg.client.query(`CREATE TABLE audit_logs (id bigint PRIMARY KEY, is_sent boolean DEFAULT false, message jsonb, created_at timestamptz)`);
+      await pg.client.query(`INSERT INTO audit_logs SELECT g, false, jsonb_build_object('audit_event', jsonb_build_object('date_time', '2024-05-01T12:00:00Z', 'operation', 'READ', 'target', jsonb_build_object('id', g::text))), now() FROM generate_series(1, 300) g`);
+      // Row 301's target is text where the others' is an object: the cluster refuses it for good.
+      await pg.client.query(`INSERT INTO audit_logs VALUES (301, false, '{"audit_event": {"date_time": "2024-05-01T12:00:01Z", "target": "just text"}}', now())`);
+      const db = join(dir, `outbox-es-${seq++}.duckdb`);
+      const file = join(dir, `outbox-es-${seq++}.yaml`);
+      writeFileSync(file, ['pipelines:', '  billing:', '    source:', '      type: sql_outbox', `      url: ${JSON.stringify(pg.url)}`, '      chunk_size: 50', '      batch_size: 0',
+        '    sinks:', '      - type: elasticsearch', `        url: ${JSON.stringify(es.url)}`, '      - type: duckdb', `        path: ${db}`, ''].join('\n'));
+      const r = await runCli(['run', '--config', file, '--json']);
+      assert.equal(r.code, 0, r.stderr.slice(-2000));
+      const s = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { pipelines: { stored: number; marked: number; search: { created: number; deadLettered: number }[] }[] }).pipelines[0]!;
+      assert.deepEqual([s.stored, s.marked, s.search[0]!.created, s.search[0]!.deadLettered], [301, 301, 300, 1]);
+      assert.equal(await docCount(es.url, 'auditship-app-billing-*'), 300);
+      const dead = await queryDb(db, 'SELECT doc_id, status, reason FROM es_dead_letters');
+      assert.equal(dead.length, 1);
+      assert.match(String(dead[0]!['reason']), /mapper_parsing_exception/);
+      const hit = (await requestJson(es.url, 'POST', '/auditship-app-billing-*/_search', { size: 1, query: { term: { 'auditship.row_id': '7' } } })).body as { hits: { hits: { _index: string; _source: { '@timestamp': string; audit_event: { operation: string } } }[] } };
+      assert.equal(hit.hits.hits[0]!._index, 'auditship-app-billing-2024.05.01');
+      assert.equal(hit.hits.hits[0]!._source['@timestamp'], '2024-05-01T12:00:00.000Z');
+      assert.equal(hit.hits.hits[0]!._source.audit_event.operation, 'READ');
+      // A crash after delivery and before "mark sent" leaves rows unsent: sent again, 409, stored once.
+      await pg.client.query('UPDATE audit_logs SET is_sent = false WHERE id <= 20');
+      const again = await runCli(['run', '--config', file, '--json']);
+      assert.equal(again.code, 0, again.stderr.slice(-2000));
+      assert.match(again.stdout, /"duplicates":20/);
+      assert.equal(await docCount(es.url, 'auditship-app-billing-*'), 300);
+    } finally {
+      await es.stop();
+      await pg.drop();
+    }
   });
 });
 

@@ -4,7 +4,7 @@ import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Logger } from '../../core/log.js';
-import { sqlString, translateWriteError, type Database } from './database.js';
+import { insertDeadLetters, sqlString, translateWriteError, type Database, type DeadLetterRow } from './database.js';
 import { US, stageCsvOptions, stageText } from './stage.js';
 
 /**
@@ -207,6 +207,16 @@ export class AppEventsSink {
     const n = v === null || v === undefined ? null : BigInt(String(v));
     this.maxNums.set(key, n);
     return n;
+  }
+
+  /** Documents a search sink refused for good, stored in the open transaction (es_dead_letters). */
+  async addDeadLetters(source: string, sink: string, letters: DeadLetterRow[]): Promise<void> {
+    if (!letters.length) return;
+    try {
+      await insertDeadLetters(this.conn, source, sink, letters);
+    } catch (err) {
+      throw translateWriteError(err, this.db.path);
+    }
   }
 
   /** Records the counts and commits. */

@@ -108,3 +108,26 @@ export function translateWriteError(err: unknown, path: string): unknown {
 export function sqlString(value: string): string {
   return `'${value.replaceAll("'", "''")}'`;
 }
+
+/** A document a search sink refused for good. */
+export interface DeadLetterRow { index: string; id: string; status: number; reason: string; source: string }
+
+/**
+ * Stores documents a search sink refused for good (a mapping conflict, a 400) in `es_dead_letters`, in the
+ * caller's open transaction: they are committed with the checkpoint that moves past them, never twice.
+ */
+export async function insertDeadLetters(conn: DuckDBConnection, server: string, sink: string, letters: DeadLetterRow[]): Promise<void> {
+  await conn.run(`CREATE TABLE IF NOT EXISTS es_dead_letters (
+    server VARCHAR, sink VARCHAR, index_name VARCHAR, doc_id VARCHAR, status INTEGER, reason VARCHAR, document VARCHAR, dead_at TIMESTAMPTZ)`);
+  const stmt = await conn.prepare(`INSERT INTO es_dead_letters VALUES ($1, $2, $3, $4, $5, $6, $7, now())`);
+  for (const d of letters) {
+    stmt.bindVarchar(1, server);
+    stmt.bindVarchar(2, sink);
+    stmt.bindVarchar(3, d.index);
+    stmt.bindVarchar(4, d.id);
+    stmt.bindInteger(5, d.status);
+    stmt.bindVarchar(6, d.reason);
+    stmt.bindVarchar(7, d.source);
+    await stmt.run();
+  }
+}

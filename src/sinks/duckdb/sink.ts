@@ -8,7 +8,7 @@ import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { NUMERIC_COLUMNS, PACKED_COLUMNS, PREVIOUSLY_LOGGED, type PackedColumn, type PgAuditRecord } from '../../parse/index.js';
 import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
-import { openDatabase, sqlString, translateWriteError, type Database } from './database.js';
+import { insertDeadLetters, openDatabase, sqlString, translateWriteError, type Database, type DeadLetterRow } from './database.js';
 import { AUDIT_LOG_COLUMNS, ensureSchema } from './schema.js';
 
 /**
@@ -393,23 +393,11 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
    * Documents a search sink refused for good (a mapping conflict, 400), stored in the open transaction:
    * they are committed with the checkpoint that moves past them, and never twice.
    */
-  async addDeadLetters(sink: string, letters: { index: string; id: string; status: number; reason: string; source: string }[]): Promise<void> {
+  async addDeadLetters(sink: string, letters: DeadLetterRow[]): Promise<void> {
     if (!letters.length) return;
     await this.begin();
     try {
-      await this.conn.run(`CREATE TABLE IF NOT EXISTS es_dead_letters (
-        server VARCHAR, sink VARCHAR, index_name VARCHAR, doc_id VARCHAR, status INTEGER, reason VARCHAR, document VARCHAR, dead_at TIMESTAMPTZ)`);
-      const stmt = await this.conn.prepare(`INSERT INTO es_dead_letters VALUES ($1, $2, $3, $4, $5, $6, $7, now())`);
-      for (const d of letters) {
-        stmt.bindVarchar(1, this.options.server);
-        stmt.bindVarchar(2, sink);
-        stmt.bindVarchar(3, d.index);
-        stmt.bindVarchar(4, d.id);
-        stmt.bindInteger(5, d.status);
-        stmt.bindVarchar(6, d.reason);
-        stmt.bindVarchar(7, d.source);
-        await stmt.run();
-      }
+      await insertDeadLetters(this.conn, this.options.server, sink, letters);
     } catch (err) {
       throw translateWriteError(err, this.path);
     }

@@ -204,3 +204,68 @@ export function pgauditTemplate(names: EventKindNames): { name: string; body: Re
     },
   };
 }
+
+/** Index names may hold lower-case letters, digits, `-` and `_` (and not start with `-` or `_`). */
+export function indexSafe(name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9_-]+/g, '-').replace(/^[-_]+/, '') || 'default';
+}
+
+/** An application event (sql_outbox, django_auditlog): the fields a document is made of. */
+export interface AppEventFields {
+  id: string;
+  message: string;
+  /** Epoch microseconds. */
+  created: number | null;
+  eventTime: number;
+}
+
+/**
+ * An application event as a document of `<prefix>-app-<source>-<date>`: the application's own message
+ * (structured-log-transfer's `audit_event`, or anything else) with `@timestamp` (the event time, unless the
+ * message has one) and `auditship.{source_name, source_table, row_id}`. One index family per source: two
+ * applications' messages never fight over one mapping. The id is the sink's identity: source, table, row
+ * id and the content fingerprint.
+ */
+export function appEventDocument(names: EventKindNames, sourceName: string, table: string, e: AppEventFields, fingerprintHex: string): BulkDoc {
+  const timeMs = Math.floor(e.eventTime / 1000);
+  const envelope = { source_name: sourceName, source_table: table, row_id: e.id };
+  let doc: Record<string, unknown>;
+  const parsed = JSON.parse(e.message) as unknown;
+  if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) {
+    doc = parsed as Record<string, unknown>;
+    if (doc['@timestamp'] === undefined) doc = { '@timestamp': new Date(timeMs).toISOString(), ...doc };
+  } else {
+    doc = { '@timestamp': new Date(timeMs).toISOString(), value: parsed };
+  }
+  doc['auditship'] = envelope;
+  return {
+    index: indexName(names, timeMs),
+    id: documentId(['app', sourceName, table, e.id, fingerprintHex]),
+    source: JSON.stringify(doc),
+  };
+}
+
+/** The template of application events: the envelope mapped, the application's fields dynamic. */
+export function appTemplate(prefix: string): { name: string; body: Record<string, unknown> } {
+  return {
+    name: prefix,
+    body: {
+      index_patterns: [`${prefix}-*`],
+      priority: 200,
+      template: {
+        settings: { number_of_shards: 1, 'index.refresh_interval': '5s' },
+        mappings: {
+          dynamic: true,
+          properties: {
+            '@timestamp': { type: 'date' },
+            auditship: { properties: { source_name: KEYWORD, source_table: KEYWORD, row_id: KEYWORD } },
+            // structured-log-transfer's fields that mean the same in its outbox and django-auditlog messages
+            // (actor, target and message differ in shape between the two: left to each index's dynamic mapping)
+            audit_event: { properties: { date_time: { type: 'date' }, operation: KEYWORD, origin: KEYWORD, environment: KEYWORD, status: KEYWORD } },
+          },
+        },
+      },
+      _meta: { managed_by: 'auditship', kind: 'app' },
+    },
+  };
+}

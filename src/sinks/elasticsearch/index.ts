@@ -4,7 +4,7 @@ import type { Logger } from '../../core/log.js';
 import { PACKED_COLUMNS, packedRows } from '../../parse/packed.js';
 import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
 import { BulkWriter, type BulkCounts, type DeadLetter } from './bulk.js';
-import { pgauditDocumentFromValues, pgauditTemplate, type EventKindNames, type IndexPeriod } from './documents.js';
+import { appEventDocument, appTemplate, indexSafe, pgauditDocumentFromValues, pgauditTemplate, type AppEventFields, type EventKindNames, type IndexPeriod } from './documents.js';
 import { errorReason, EsHttp, EsTransportError, type EsAuth } from './http.js';
 
 /**
@@ -33,6 +33,9 @@ export interface ElasticsearchSinkOptions {
   timeoutMs: number;
   server: string;
 }
+
+/** What a sink instance carries: pgaudit entries, or application events. */
+export type EventKind = 'pgaudit' | 'app';
 
 export interface ClusterInfo {
   flavor: 'elasticsearch' | 'opensearch';
@@ -75,16 +78,17 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
   /** Given the dead letters of each commit (the state sink stores them in its transaction). */
   onDeadLetters?: (letters: DeadLetter[]) => Promise<void>;
 
-  private constructor(private readonly http: EsHttp, private readonly bulk: BulkWriter, readonly cluster: ClusterInfo, private readonly options: ElasticsearchSinkOptions, private readonly log: Logger) {
-    this.names = { prefix: `${options.indexPrefix}-pgaudit`, period: options.indexPeriod };
+  private constructor(private readonly http: EsHttp, private readonly bulk: BulkWriter, readonly cluster: ClusterInfo, private readonly options: ElasticsearchSinkOptions, private readonly log: Logger, readonly eventKind: EventKind) {
+    this.names = { prefix: `${options.indexPrefix}-${eventKind}`, period: options.indexPeriod };
   }
 
-  static async open(options: ElasticsearchSinkOptions, log: Logger): Promise<ElasticsearchSink> {
+  /** Opens the sink for one kind of event: pgaudit entries (pg_logs) or application events (sql_outbox, django_auditlog). */
+  static async open(options: ElasticsearchSinkOptions, log: Logger, eventKind: EventKind = 'pgaudit'): Promise<ElasticsearchSink> {
     const http = new EsHttp({ url: options.url, auth: options.auth, caFile: options.caFile, insecure: options.insecure, timeoutMs: options.timeoutMs, maxSockets: options.concurrency + 1 });
     try {
       const cluster = await detectCluster(http, options.flavor);
       // Elasticsearch: plain JSON is accepted by 8.x and 9.x alike (no compatible-with header).
-      const sink = new ElasticsearchSink(http, new BulkWriter(http, { flushBytes: options.flushBytes, flushDocs: options.flushDocs, concurrency: options.concurrency, maxRetries: options.maxRetries, retryInitialMs: 500, retryMaxMs: 30_000 }, log), cluster, options, log);
+      const sink = new ElasticsearchSink(http, new BulkWriter(http, { flushBytes: options.flushBytes, flushDocs: options.flushDocs, concurrency: options.concurrency, maxRetries: options.maxRetries, retryInitialMs: 500, retryMaxMs: 30_000 }, log), cluster, options, log, eventKind);
       if (options.manageTemplate) await sink.putTemplate();
       await sink.checkWritePrivilege();
       log.info('Elasticsearch sink ready.', { url: http.where, flavor: cluster.flavor, version: cluster.version, indices: `${sink.names.prefix}-*` });
@@ -96,7 +100,7 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
   }
 
   private async putTemplate(): Promise<void> {
-    const t = pgauditTemplate(this.names);
+    const t = this.eventKind === 'pgaudit' ? pgauditTemplate(this.names) : appTemplate(this.names.prefix);
     let res;
     try {
       res = await this.http.request('PUT', `/_index_template/${encodeURIComponent(t.name)}`, JSON.stringify(t.body));
@@ -144,6 +148,18 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
     return { stored: 0, duplicates: 0, quarantined: 0 };
   }
 
+  /** Queues an application event (sql_outbox, django_auditlog); flush() delivers. */
+  async addAppEvent(sourceName: string, table: string, e: AppEventFields, fingerprintHex: string): Promise<void> {
+    const names = { prefix: `${this.names.prefix}-${indexSafe(sourceName)}`, period: this.names.period };
+    await this.bulk.add(appEventDocument(names, sourceName, table, e, fingerprintHex));
+  }
+
+  /** Waits until every queued document is acknowledged or dead-lettered; returns the dead letters. */
+  async flush(): Promise<DeadLetter[]> {
+    await this.bulk.flush();
+    return this.bulk.takeDeadLetters();
+  }
+
   async commit(_checkpoints: FileCheckpoint[]): Promise<void> {
     await this.bulk.flush();
     const dead = this.bulk.takeDeadLetters();
@@ -173,3 +189,24 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
 }
 
 export type { DeadLetter } from './bulk.js';
+
+/** The sink options from a validated `elasticsearch` sink config. */
+export function elasticsearchOptions(cfg: Record<string, unknown>, server: string): ElasticsearchSinkOptions {
+  const opt = (k: string) => (cfg[k] === undefined || cfg[k] === null ? undefined : String(cfg[k]));
+  return {
+    url: String(cfg['url']),
+    flavor: (opt('flavor') ?? 'auto') as ElasticsearchSinkOptions['flavor'],
+    auth: { username: opt('username'), password: opt('password'), apiKey: opt('api_key'), bearerToken: opt('bearer_token') },
+    caFile: opt('ca_file'),
+    insecure: cfg['insecure'] === true,
+    indexPrefix: opt('index_prefix') ?? 'auditship',
+    indexPeriod: (opt('index_period') ?? 'daily') as ElasticsearchSinkOptions['indexPeriod'],
+    manageTemplate: cfg['manage_template'] !== false,
+    flushBytes: Number(cfg['flush_bytes'] ?? 2 << 20),
+    flushDocs: Number(cfg['flush_docs'] ?? 5000),
+    concurrency: Number(cfg['concurrency'] ?? 2),
+    maxRetries: Number(cfg['max_retries'] ?? 8),
+    timeoutMs: Number(cfg['timeout_ms'] ?? 60_000),
+    server,
+  };
+}
