@@ -26,7 +26,8 @@ export function formatSummary(s: RunSummary | TableRunSummary | OutboxRunSummary
   if (!('filesRead' in s)) {
     return `${s.pipeline}: ${n(s.stored)} new row changes (${n(s.duplicates)} already stored) from ${s.table}` +
       `${s.deleted ? `, ${n(s.deleted)} shipped rows deleted` : ''} in ${duration(s.durationMs)} → ${s.db}` +
-      (s.quarantined ? `; ${n(s.quarantined)} row(s) quarantined (table row_quarantine)` : '');
+      (s.quarantined ? `; ${n(s.quarantined)} row(s) quarantined (table row_quarantine)` : '') +
+      (s.search ?? []).map((x) => `\n  → ${x.url}: ${n(x.created)} documents created, ${n(x.duplicates)} already there${x.deadLettered ? `, ${n(x.deadLettered)} refused (es_dead_letters)` : ''}`).join('');
   }
   const lines = [
     `${s.pipeline}: ${n(s.stored)} new audit events (${n(s.duplicates)} already stored) from ${n(s.filesRead)} file(s), ` +

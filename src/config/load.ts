@@ -152,9 +152,6 @@ export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.en
       if (sinks.length && sinks[sinks.length - 1]!.type !== 'duckdb') {
         problems.push(`${path}.sinks: the last sink must be duckdb (it keeps the pipeline's checkpoints, and the dead letters of search sinks)`);
       }
-      if (source && sinks.some((s) => s.type === 'elasticsearch') && source.type === 'pg_audit_table') {
-        problems.push(`${path}.sinks: the elasticsearch sink takes pg_logs, sql_outbox and django_auditlog pipelines so far (pg_audit_table is not wired to it yet)`);
-      }
       const last = sinks[sinks.length - 1];
       if (last?.type === 'duckdb' && last['store_events'] === false && (sinks.length < 2 || source?.type !== 'pg_logs')) {
         problems.push(`${path}.sinks: store_events: false needs a search sink before the duckdb sink, in a pg_logs pipeline (else the events would go nowhere)`);

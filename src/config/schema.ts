@@ -183,7 +183,7 @@ export const DJANGO_AUDITLOG_SOURCE: ConnectorSpec = {
 
 export const ELASTICSEARCH_SINK: ConnectorSpec = {
   kind: 'elasticsearch',
-  description: 'Elasticsearch 8.x/9.x or OpenSearch 2.x/3.x: bulk create with deterministic ids into indices named from the event time, an index template with explicit ECS mappings, retries with backoff; documents refused for good go to es_dead_letters. For pg_logs, sql_outbox and django_auditlog pipelines; a duckdb sink after it keeps the checkpoints.',
+  description: 'Elasticsearch 8.x/9.x or OpenSearch 2.x/3.x: bulk create with deterministic ids into indices named from the event time, an index template with explicit ECS mappings, retries with backoff; documents refused for good go to es_dead_letters. A duckdb sink after it keeps the checkpoints.',
   fields: {
     url: { type: 'string', required: true, example: 'https://es.example.com:9200', description: 'The cluster endpoint (http:// or https://).' },
     flavor: { type: 'enum', values: ['auto', 'elasticsearch', 'opensearch'], default: 'auto', description: 'What the cluster is; auto reads it from GET / (product header, version.distribution). Set it to fail fast when the URL points elsewhere.' },
@@ -193,7 +193,7 @@ export const ELASTICSEARCH_SINK: ConnectorSpec = {
     bearer_token: { type: 'string', example: '${ES_TOKEN}', description: 'A bearer token (Authorization: Bearer).' },
     ca_file: { type: 'string', example: '/etc/auditship/es-ca.pem', description: 'PEM file of the CA that signed the cluster certificate.' },
     insecure: { type: 'boolean', default: false, description: 'Accept any TLS certificate (test clusters only).' },
-    index_prefix: { type: 'string', default: 'auditship', description: 'Indices are <index_prefix>-pgaudit-<event date> (pg_logs) or <index_prefix>-app-<source name>-<event date> (application events); a template covers each family.' },
+    index_prefix: { type: 'string', default: 'auditship', description: 'Indices are <index_prefix>-pgaudit-<event date> (pg_logs), <index_prefix>-rows-<event date> (pg_audit_table) or <index_prefix>-app-<source name>-<event date> (sql_outbox, django_auditlog); a template covers each family.' },
     index_period: { type: 'enum', values: ['daily', 'monthly'], default: 'daily', description: 'One index per day or per month of event time (UTC).' },
     manage_template: { type: 'boolean', default: true, description: 'Put the index template at start (needs manage_index_templates); false if you install it yourself.' },
     flush_bytes: { type: 'size', default: '2MB', description: 'Bulk request size bound (memory is about concurrency + 2 of them).' },

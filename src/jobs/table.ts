@@ -3,8 +3,10 @@ import { ConnectorError } from '../core/errors.js';
 import { maskUrl } from '../core/postgres.js';
 import type { Logger } from '../core/log.js';
 import { openDatabase, type Database } from '../sinks/duckdb/database.js';
-import { ROW_GROUP_ROWS, RowChangesSink } from '../sinks/duckdb/row-changes.js';
-import { PgAuditTableSource, type TableBatch, type TableCursor } from '../sources/pg-audit-table/source.js';
+import { checkRow, ROW_GROUP_ROWS, RowChangesSink } from '../sinks/duckdb/row-changes.js';
+import { ElasticsearchSink, elasticsearchOptions } from '../sinks/elasticsearch/index.js';
+import { ROW_COLUMNS } from '../sources/pg-audit-table/layout.js';
+import { PgAuditTableSource, type RawRow, type TableBatch, type TableCursor } from '../sources/pg-audit-table/source.js';
 
 /**
  * Runs a pg_audit_table pipeline: read rows after the cursor, store them with the cursor in one DuckDB
@@ -50,6 +52,8 @@ export interface TableRunSummary {
   deleted: number;
   durationMs: number;
   errors: { file: string; message: string }[];
+  /** Per search sink: documents created, already there (409), dead-lettered, sent again. */
+  search?: { url: string; created: number; duplicates: number; deadLettered: number; retried: number }[];
   ok: boolean;
 }
 
@@ -78,6 +82,17 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
   const summary: TableRunSummary = { pipeline: pipeline.name, table: String(src['table']), db: db.path, events: 0, stored: 0, duplicates: 0, quarantined: 0, deleted: 0, durationMs: 0, errors: [], ok: true };
   source.onListening = (listening) => report({ listening });
   let sink: RowChangesSink | null = null;
+  // Search sinks need the rows in JavaScript: the pipeline then reads by the row path instead of COPY.
+  const search: ElasticsearchSink[] = [];
+  const read = (at: TableCursor, file: string, limit: number) => (search.length ? source.read(at, limit) : source.readStaged(at, file, limit));
+  const toSearch = async (rows: RawRow[]) => {
+    for (const es of search) {
+      for (const r of rows) {
+        if (checkRow(r, source.layout.validateJson) !== null) continue; // quarantined instead
+        await es.addRowChange(server, source.layout.name, Object.fromEntries(ROW_COLUMNS.map((c, i) => [c, r[i] ?? null])) as never);
+      }
+    }
+  };
   let backoffMs = 0;
   let heldMs = 0;
   const batchRows = Number(src['batch_rows']);
@@ -95,6 +110,7 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
   const aborted = () => options.signal?.aborted === true;
   try {
     sink = await RowChangesSink.open(db, log, !options.db);
+    for (const c of pipeline.sinks.filter((x) => x.type === 'elasticsearch')) search.push(await ElasticsearchSink.open(elasticsearchOptions(c, server), log, 'rows'));
     let cursor: TableCursor | null = null;
     let lastBacklogCheck = 0;
     while (!aborted()) {
@@ -121,7 +137,7 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
         }
         const at: TableCursor = cursor;
         const limit = next ? next.limit : limitAfter(tx.events);
-        const batch: TableBatch = next ? await next.batch : await source.readStaged(at, sink.stageFile(), limit);
+        const batch: TableBatch = next ? await next.batch : await read(at, sink.stageFile(), limit);
         next = null;
         // Rows read: those staged and those the row path carries (all of them, or the ones to quarantine).
         const count = batch.staged ? batch.staged.rows + batch.rows.length : batch.rows.length;
@@ -129,7 +145,7 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
         // A backlog: read the next chunk from PostgreSQL while DuckDB stores this one.
         if (full) {
           const nextLimit = limitAfter(tx.events + count);
-          const p = source.readStaged(batch.cursor, sink.stageFile(), nextLimit);
+          const p = read(batch.cursor, sink.stageFile(), nextLimit);
           p.catch(() => {});
           next = { batch: p, limit: nextLimit };
         }
@@ -144,6 +160,7 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
             quarantined = 0;
             if (batch.rows.length) quarantined = (await sink.append(server, source.layout.name, { ...batch, staged: undefined }, source.layout.validateJson)).quarantined.length;
           } else {
+            await toSearch(batch.rows);
             const r = await sink.append(server, source.layout.name, batch, source.layout.validateJson);
             tx.stored += r.stored;
             tx.duplicates += r.duplicates;
@@ -158,6 +175,8 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
         // Commit when caught up, or every commit_rows rows of a backlog (DuckDB writes big transactions
         // straight to its file; small ones go through its WAL and a checkpoint).
         if (txOpen && (!full || tx.events >= txRows || Date.now() - txStarted >= commitIntervalMs)) {
+          // Every document acknowledged (or dead-lettered, in this transaction) before the cursor moves.
+          for (const es of search) await sink.addDeadLetters(server, `elasticsearch ${es.where}`, await es.flush());
           await sink.commit(server, source.layout.name, batch.cursor);
           txOpen = false;
           summary.events += tx.events;
@@ -187,6 +206,7 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
         const e = err instanceof ConnectorError ? err : new ConnectorError('pg_audit_table', 'failed', (err as Error).message, false, { cause: err });
         next = null;
         if (txOpen) { txOpen = false; tx = { events: 0, stored: 0, duplicates: 0, quarantined: 0 }; await sink!.rollback(); }
+        for (const es of search) await es.rollback();
         if (!options.follow || !e.retryable) throw e;
         backoffMs = Math.min(30_000, backoffMs ? backoffMs * 2 : 500);
         const delay = Math.round(backoffMs * (0.5 + Math.random() / 2));
@@ -206,6 +226,8 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
     throw err;
   } finally {
     await source.close();
+    for (const es of search) await es.close();
+    if (search.length) summary.search = search.map((x) => ({ url: x.where, created: x.counts.created, duplicates: x.counts.duplicates, deadLettered: x.counts.deadLettered, retried: x.counts.retried }));
     await sink?.close();
     if (!options.db && sink === null) db.close();
     summary.durationMs = Date.now() - started;

@@ -65,14 +65,15 @@ describe('config schema', () => {
     ]);
   });
 
-  test('a search sink needs a duckdb sink after it, and not a pg_audit_table source (so far)', () => {
+  test('a search sink needs a duckdb sink after it; store_events: false only for pg_logs behind a search sink', () => {
     const es = { type: 'elasticsearch', url: 'http://127.0.0.1:9200' };
     assert.deepEqual(problems({ pipelines: { a: { source: { type: 'pg_logs', path: '/x' }, sinks: [es] } } }), [
       "pipelines.a.sinks: the last sink must be duckdb (it keeps the pipeline's checkpoints, and the dead letters of search sinks)",
     ]);
-    assert.deepEqual(problems({ pipelines: { a: { source: { type: 'pg_audit_table', url: 'postgres://x/y' }, sinks: [es, { type: 'duckdb' }] } } }), [
-      'pipelines.a.sinks: the elasticsearch sink takes pg_logs, sql_outbox and django_auditlog pipelines so far (pg_audit_table is not wired to it yet)',
+    assert.deepEqual(problems({ pipelines: { a: { source: { type: 'pg_audit_table', url: 'postgres://x/y' }, sinks: [es, { type: 'duckdb', store_events: false }] } } }), [
+      'pipelines.a.sinks: store_events: false needs a search sink before the duckdb sink, in a pg_logs pipeline (else the events would go nowhere)',
     ]);
+    assert.deepEqual(problems({ pipelines: { a: { source: { type: 'pg_audit_table', url: 'postgres://x/y' }, sinks: [es, { type: 'duckdb' }] } } }), []);
     assert.deepEqual(problems({ pipelines: { a: { source: { type: 'pg_logs', path: '/x' }, sinks: [es, { type: 'duckdb' }] } } }), []);
   });
 

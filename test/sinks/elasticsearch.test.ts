@@ -9,6 +9,7 @@ import { spawnEsServer, requestJson, type SpawnedEsServer } from '../es-server/c
 import { csvOf, CsvlogGenerator } from '../helpers/csvlog-gen.js';
 import { ROOT, queryDb, runCli, scratchDir, spawnCli } from '../helpers/ingest-cli.js';
 import { createTestDatabase } from '../helpers/pg-db.js';
+import { installAudit } from '../../src/sources/pg-audit-table/install.js';
 
 /**
  * The elasticsearch sink against the test server (test/es-server, its own process — no real cluster runs
@@ -233,6 +234,42 @@ describe('elasticsearch sink: application events (sql_outbox on PostgreSQL)', ()
       assert.equal(again.code, 0, again.stderr.slice(-2000));
       assert.match(again.stdout, /"duplicates":20/);
       assert.equal(await docCount(es.url, 'auditship-app-billing-*'), 300);
+    } finally {
+      await es.stop();
+      await pg.drop();
+    }
+  });
+});
+
+describe('elasticsearch sink: row changes (pg_audit_table on PostgreSQL)', () => {
+  test('row changes reach the cluster once with the row as an object; a rerun from a fresh state file adds nothing', async () => {
+    const es = await spawnEsServer({ flavor: 'elasticsearch' });
+    const pg = await createTestDatabase('es_rows');
+    try {
+      await pg.client.query(`CREATE TABLE items (id bigint PRIMARY KEY, name text, qty int)`);
+      await installAudit(pg.client, { schema: 'auditship', tables: ['items'] });
+      await pg.client.query(`INSERT INTO items SELECT g, 'n' || g, g FROM generate_series(1, 200) g`);
+      await pg.client.query(`UPDATE items SET qty = qty + 1 WHERE id <= 50`);
+      await pg.client.query(`DELETE FROM items WHERE id > 190`);
+      const file = (n: number) => {
+        const f = join(dir, `rows-es-${seq++}.yaml`);
+        writeFileSync(f, ['pipelines:', '  rows:', '    source:', '      type: pg_audit_table', `      url: ${JSON.stringify(pg.url)}`, '      batch_rows: 40',
+          '    sinks:', '      - type: elasticsearch', `        url: ${JSON.stringify(es.url)}`, '      - type: duckdb', `        path: ${join(dir, `rows-es-${n}.duckdb`)}`, ''].join('\n'));
+        return f;
+      };
+      const r = await runCli(['run', '--config', file(1), '--json']);
+      assert.equal(r.code, 0, r.stderr.slice(-2000));
+      assert.match(r.stdout, /"created":260/);
+      assert.equal(await docCount(es.url, 'auditship-rows-*'), 260);
+      const hit = (await requestJson(es.url, 'POST', '/auditship-rows-*/_search', { size: 1, query: { term: { 'postgresql.row_change.action': 'UPDATE' } } })).body as { hits: { hits: { _source: { event: { action: string }; postgresql: { row_change: { row_data: { id: number }; changed_fields: { qty: number }; table: string } } } }[] } };
+      const rc = hit.hits.hits[0]!._source.postgresql.row_change;
+      assert.equal(rc.table, 'items');
+      assert.equal(typeof rc.row_data, 'object');
+      assert.ok(rc.changed_fields.qty > 1);
+      const again = await runCli(['run', '--config', file(2), '--json']);
+      assert.equal(again.code, 0, again.stderr.slice(-2000));
+      assert.match(again.stdout, /"created":0,"duplicates":260/);
+      assert.equal(await docCount(es.url, 'auditship-rows-*'), 260);
     } finally {
       await es.stop();
       await pg.drop();

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Logger } from '../../core/log.js';
 import { ROW_INDEX as C, type RawRow, type StagedRows, type TableBatch, type TableCursor } from '../../sources/pg-audit-table/source.js';
-import { sqlString, translateWriteError, type Database } from './database.js';
+import { insertDeadLetters, sqlString, translateWriteError, type Database, type DeadLetterRow } from './database.js';
 import { US, stageCsvOptions, stageText } from './stage.js';
 
 /**
@@ -278,6 +278,16 @@ export class RowChangesSink {
     const id = v === null || v === undefined ? null : BigInt(String(v));
     if (id !== null) this.maxIds.set(key, id);
     return id;
+  }
+
+  /** Documents a search sink refused for good, stored in the open transaction (es_dead_letters). */
+  async addDeadLetters(server: string, sink: string, letters: DeadLetterRow[]): Promise<void> {
+    if (!letters.length) return;
+    try {
+      await insertDeadLetters(this.conn, server, sink, letters);
+    } catch (err) {
+      throw translateWriteError(err, this.db.path);
+    }
   }
 
   /** Stores the cursor and commits everything appended since begin(). */

@@ -269,3 +269,82 @@ export function appTemplate(prefix: string): { name: string; body: Record<string
     },
   };
 }
+
+const ROW_ACTIONS: Record<string, string> = { I: 'INSERT', U: 'UPDATE', D: 'DELETE', T: 'TRUNCATE', INSERT: 'INSERT', UPDATE: 'UPDATE', DELETE: 'DELETE', TRUNCATE: 'TRUNCATE' };
+
+/** A row change as the pg_audit_table source reads it (texts; JSON columns as JSON text). */
+export interface RowChangeFields {
+  event_id: string; txid: string | null; schema_name: string | null; table_name: string | null; relid: string | null; action: string;
+  row_data: string | null; changed_fields: string | null; statement_only: string | null; session_user_name: string | null;
+  application_name: string | null; client_addr: string | null; client_port: string | null; action_tstamp_tx_us: string | null;
+  action_tstamp_stm_us: string | null; action_tstamp_clk_us: string | null; client_query: string | null;
+}
+
+function isoOfMicros(us: string | null): string | undefined {
+  if (us === null || us === '') return undefined;
+  const n = Number(us);
+  return Number.isFinite(n) ? new Date(Math.floor(n / 1000)).toISOString() : undefined;
+}
+
+/**
+ * A row change (pg_audit_table) as a document of `<prefix>-rows-<date>`: ECS fields, and the audited row and
+ * changed fields as JSON objects under `postgresql.row_change` (mapped `flattened` / `flat_object`: every
+ * key searchable, no mapping explosion across audited tables). The id is (server, audit table, event id).
+ */
+export function rowChangeDocument(serverJson: string, server: string, auditTable: string, r: RowChangeFields, names: EventKindNames): BulkDoc {
+  const clk = r.action_tstamp_clk_us ?? r.action_tstamp_stm_us ?? r.action_tstamp_tx_us;
+  const timeMs = clk === null ? 0 : Math.floor(Number(clk) / 1000);
+  const action = ROW_ACTIONS[r.action.toUpperCase()] ?? r.action;
+  const addr = r.client_addr;
+  const tx = isoOfMicros(r.action_tstamp_tx_us);
+  const stm = isoOfMicros(r.action_tstamp_stm_us);
+  const rc = `"audit_table":${jsonString(auditTable)},"event_id":${Number(r.event_id)}` + tn('txid', r.txid) + ts('schema', r.schema_name) + ts('table', r.table_name)
+    + tn('relid', r.relid) + `,"action":"${action}"` + (r.row_data === null ? '' : `,"row_data":${r.row_data}`)
+    + (r.changed_fields === null ? '' : `,"changed_fields":${r.changed_fields}`)
+    + (r.statement_only === null ? '' : `,"statement_only":${r.statement_only === 'true' || r.statement_only === 't'}`)
+    + ts('application_name', r.application_name) + (tx ? `,"transaction_start":"${tx}"` : '') + (stm ? `,"statement_start":"${stm}"` : '') + ts('query', r.client_query);
+  const source = `{"@timestamp":"${new Date(timeMs).toISOString()}"`
+    + `,"event":{"kind":"event","category":["database"],"type":["change"],"dataset":"postgresql.row_changes","module":"postgresql","action":"${action.toLowerCase()}"}`
+    + `,"service":{"name":${serverJson},"type":"postgresql"}`
+    + obj('user', ts('name', r.session_user_name))
+    + obj('source', (addr !== null && isIP(addr) ? `,"ip":${JSON.stringify(addr)}` : '') + ts('address', addr) + tn('port', r.client_port))
+    + `,"postgresql":{"row_change":{${rc}}}}`;
+  return { index: indexName(names, timeMs), id: documentId(['rows', server, auditTable, r.event_id]), source };
+}
+
+/** The row-changes template; `objectType` is `flattened` (Elasticsearch) or `flat_object` (OpenSearch 2.7+). */
+export function rowsTemplate(names: EventKindNames, objectType: string): { name: string; body: Record<string, unknown> } {
+  const json = objectType === 'object' ? { type: 'object', enabled: false } : { type: objectType };
+  return {
+    name: names.prefix,
+    body: {
+      index_patterns: [`${names.prefix}-*`],
+      priority: 200,
+      template: {
+        settings: { number_of_shards: 1, 'index.refresh_interval': '5s' },
+        mappings: {
+          dynamic: 'strict',
+          properties: {
+            '@timestamp': { type: 'date' },
+            event: { properties: { kind: KEYWORD, category: KEYWORD, type: KEYWORD, dataset: KEYWORD, module: KEYWORD, action: KEYWORD } },
+            service: { properties: { name: KEYWORD, type: KEYWORD } },
+            user: { properties: { name: KEYWORD } },
+            source: { properties: { ip: { type: 'ip' }, address: KEYWORD, port: { type: 'long' } } },
+            postgresql: {
+              properties: {
+                row_change: {
+                  properties: {
+                    audit_table: KEYWORD, event_id: { type: 'long' }, txid: { type: 'long' }, schema: KEYWORD, table: KEYWORD, relid: { type: 'long' },
+                    action: KEYWORD, row_data: json, changed_fields: json, statement_only: { type: 'boolean' }, application_name: KEYWORD,
+                    transaction_start: { type: 'date' }, statement_start: { type: 'date' }, query: LONG_TEXT,
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+      _meta: { managed_by: 'auditship', kind: 'rows' },
+    },
+  };
+}

@@ -4,7 +4,7 @@ import type { Logger } from '../../core/log.js';
 import { PACKED_COLUMNS, packedRows } from '../../parse/packed.js';
 import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
 import { BulkWriter, type BulkCounts, type DeadLetter } from './bulk.js';
-import { appEventDocument, appTemplate, indexSafe, pgauditDocumentFromValues, pgauditTemplate, type AppEventFields, type EventKindNames, type IndexPeriod } from './documents.js';
+import { appEventDocument, appTemplate, indexSafe, pgauditDocumentFromValues, pgauditTemplate, rowChangeDocument, rowsTemplate, type AppEventFields, type RowChangeFields, type EventKindNames, type IndexPeriod } from './documents.js';
 import { errorReason, EsHttp, EsTransportError, type EsAuth } from './http.js';
 
 /**
@@ -35,7 +35,7 @@ export interface ElasticsearchSinkOptions {
 }
 
 /** What a sink instance carries: pgaudit entries, or application events. */
-export type EventKind = 'pgaudit' | 'app';
+export type EventKind = 'pgaudit' | 'app' | 'rows';
 
 export interface ClusterInfo {
   flavor: 'elasticsearch' | 'opensearch';
@@ -100,7 +100,9 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
   }
 
   private async putTemplate(): Promise<void> {
-    const t = this.eventKind === 'pgaudit' ? pgauditTemplate(this.names) : appTemplate(this.names.prefix);
+    const t = this.eventKind === 'pgaudit' ? pgauditTemplate(this.names)
+      : this.eventKind === 'rows' ? rowsTemplate(this.names, this.jsonObjectType())
+      : appTemplate(this.names.prefix);
     let res;
     try {
       res = await this.http.request('PUT', `/_index_template/${encodeURIComponent(t.name)}`, JSON.stringify(t.body));
@@ -146,6 +148,18 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
       await this.bulk.add(pgauditDocumentFromValues(serverJson, server, PACKED_COLUMNS.map((c) => rec[c] ?? null), this.names));
     }
     return { stored: 0, duplicates: 0, quarantined: 0 };
+  }
+
+  /** The field type for arbitrary JSON objects: Elasticsearch's flattened, OpenSearch's flat_object (2.7+). */
+  private jsonObjectType(): string {
+    if (this.cluster.flavor === 'elasticsearch') return 'flattened';
+    const [major, minor] = this.cluster.version.split('.').map(Number) as [number, number];
+    return major > 2 || (major === 2 && minor >= 7) ? 'flat_object' : 'object';
+  }
+
+  /** Queues a row change (pg_audit_table); flush() delivers. */
+  async addRowChange(server: string, auditTable: string, r: RowChangeFields): Promise<void> {
+    await this.bulk.add(rowChangeDocument(JSON.stringify(server), server, auditTable, r, this.names));
   }
 
   /** Queues an application event (sql_outbox, django_auditlog); flush() delivers. */
