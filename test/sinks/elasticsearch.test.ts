@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -182,6 +185,38 @@ describe('elasticsearch sink: auth, flavors, clear failures', () => {
       assert.equal(ro2.code, 1);
       assert.match(ro2.stderr, /the user may not write auditship-pgaudit-\* .*missing: create_doc/);
     } finally {
+      await es.stop();
+    }
+  });
+
+  test('TLS: a self-signed cluster certificate is refused with one line naming ca_file; ca_file and insecure each make it work', async () => {
+    const es = await spawnEsServer({ flavor: 'elasticsearch' });
+    const tls = join(dir, 'tls');
+    mkdirSync(tls, { recursive: true });
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(tls, 'key.pem'), '-out', join(tls, 'cert.pem'),
+      '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    // An HTTPS front for the test server (a TLS-terminating proxy, as in front of many clusters).
+    const target = new URL(es.url);
+    const front = https.createServer({ key: readFileSync(join(tls, 'key.pem')), cert: readFileSync(join(tls, 'cert.pem')) }, (req, res) => {
+      const up = http.request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    const url = `https://127.0.0.1:${(front.address() as { port: number }).port}`;
+    try {
+      const refused = await runCli(['run', '--config', config(url).config]);
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /TLS to https:\/\/127\.0\.0\.1:\d+ failed: .*set ca_file/);
+      assert.equal((await run(config(url, { ca_file: join(tls, 'cert.pem') }, { storeEvents: false }))).search![0]!.created, REAL_EVENTS);
+      await es.reset();
+      assert.equal((await run(config(url, { insecure: true }, { storeEvents: false }))).search![0]!.created, REAL_EVENTS);
+    } finally {
+      front.close();
       await es.stop();
     }
   });
