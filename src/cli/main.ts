@@ -1,4 +1,8 @@
 import { readFileSync } from 'node:fs';
+
+// The AWS SDK warns on every start under Node 20 that its releases after January 2027 need Node 22; the
+// versions auditship pins run on 20. (Set before any client is made.)
+process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 import { ConfigError, ConnectorError, ExitError } from '../core/errors.js';
 import * as ingestCmd from './commands/ingest.js';
 import * as pgCmd from './commands/pg.js';

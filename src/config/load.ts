@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { ConfigError } from '../core/errors.js';
 import { PIPELINE_KEYS, SINKS, SOURCES, TOP_LEVEL_KEYS, type ConnectorSpec, type FieldSpec } from './schema.js';
@@ -113,6 +114,33 @@ export function checkConnector(raw: unknown, specs: Record<string, ConnectorSpec
   return out;
 }
 
+/** Where an archive sink writes, as a comparable string. */
+export function archiveLocation(sink: ConnectorConfig): string {
+  if (sink['directory']) return `file:${resolve(String(sink['directory']))}`;
+  return `s3:${String(sink['endpoint'] ?? '')}/${String(sink['bucket'] ?? '')}/${String(sink['prefix'] ?? '').replace(/^\/+|\/+$/g, '')}`;
+}
+
+/** The archive sink's keys that only make sense together. */
+function archiveProblems(sink: ConnectorConfig, at: string): string[] {
+  const out: string[] = [];
+  const local = sink['directory'] !== undefined;
+  if (local === (sink['bucket'] !== undefined)) out.push(`${at}: give either directory (a local archive) or bucket (S3), not ${local ? 'both' : 'neither'}`);
+  const mode = sink['object_lock_mode'];
+  if (mode !== undefined && mode !== 'none' && sink['object_lock_days'] === undefined) out.push(`${at}.object_lock_days: required with object_lock_mode ${String(mode)} (days each object is retained)`);
+  if ((mode === undefined || mode === 'none') && sink['object_lock_days'] !== undefined) out.push(`${at}.object_lock_days: only with object_lock_mode GOVERNANCE or COMPLIANCE`);
+  if (sink['sse_kms_key_id'] !== undefined && sink['sse'] !== 'aws:kms') out.push(`${at}.sse_kms_key_id: only with sse: aws:kms`);
+  if (local) {
+    for (const k of ['endpoint', 'region', 'sse_kms_key_id', 'access_key_id', 'secret_access_key', 'session_token'] as const) {
+      if (sink[k] !== undefined) out.push(`${at}.${k}: applies to a bucket, not to a directory`);
+    }
+    if (sink['storage_class'] !== 'STANDARD') out.push(`${at}.storage_class: applies to a bucket, not to a directory`);
+    if (sink['sse'] !== 'none') out.push(`${at}.sse: applies to a bucket, not to a directory`);
+    if (mode !== 'none') out.push(`${at}.object_lock_mode: applies to a bucket, not to a directory`);
+  }
+  if ((sink['access_key_id'] === undefined) !== (sink['secret_access_key'] === undefined)) out.push(`${at}: access_key_id and secret_access_key go together`);
+  return out;
+}
+
 /** Validates a parsed config document (after interpolation). Throws ConfigError with every problem. */
 export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.env): Config {
   const problems: string[] = [];
@@ -123,6 +151,7 @@ export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.en
     if (!(TOP_LEVEL_KEYS as readonly string[]).includes(key)) problems.push(`${key}: unknown top-level key; allowed: ${TOP_LEVEL_KEYS.join(', ')}`);
   }
   const pipelines: PipelineConfig[] = [];
+  const archiveUsers = new Map<string, string>();
   const rawPipelines = top['pipelines'];
   if (!rawPipelines || typeof rawPipelines !== 'object' || Array.isArray(rawPipelines) || Object.keys(rawPipelines).length === 0) {
     problems.push('pipelines: required — a mapping of pipeline names to { source, sinks }');
@@ -153,9 +182,21 @@ export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.en
         problems.push(`${path}.sinks: the last sink must be duckdb (it keeps the pipeline's checkpoints, and the dead letters of search sinks)`);
       }
       const last = sinks[sinks.length - 1];
-      if (last?.type === 'duckdb' && last['store_events'] === false && (sinks.length < 2 || source?.type !== 'pg_logs')) {
-        problems.push(`${path}.sinks: store_events: false needs a search sink before the duckdb sink, in a pg_logs pipeline (else the events would go nowhere)`);
+      const logSource = source?.type === 'pg_logs' || source?.type === 'rds_logs';
+      if (last?.type === 'duckdb' && last['store_events'] === false && (sinks.length < 2 || !logSource)) {
+        problems.push(`${path}.sinks: store_events: false needs a search or archive sink before the duckdb sink, in a pg_logs or rds_logs pipeline (else the events would go nowhere)`);
       }
+      sinks.forEach((sink, i) => {
+        if (sink.type !== 'archive') return;
+        const at = `${path}.sinks[${i}]`;
+        if (source && !logSource) problems.push(`${at}: the archive sink takes log files and their events: use it in a pg_logs or rds_logs pipeline`);
+        problems.push(...archiveProblems(sink, at));
+        const where = archiveLocation(sink);
+        const server = String(source?.['server'] ?? source?.['instance'] ?? 'default');
+        const other = archiveUsers.get(`${where}\0${server}`);
+        if (other && other !== name) problems.push(`${at}: pipeline ${other} archives server ${server} to the same place; give one of them another prefix or server name (each keeps its own manifest)`);
+        archiveUsers.set(`${where}\0${server}`, name);
+      });
       if (source && sinks.length) pipelines.push({ name, source, sinks });
     }
   }

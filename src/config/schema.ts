@@ -114,6 +114,35 @@ export const PG_AUDIT_TABLE_SOURCE: ConnectorSpec = {
   },
 };
 
+export const RDS_LOGS_SOURCE: ConnectorSpec = {
+  kind: 'rds_logs',
+  description: "An RDS or Aurora PostgreSQL instance's log files: listed with DescribeDBLogFiles, completed files downloaded whole (REST downloadCompleteLogFile, or DownloadDBLogFilePortion), checkpointed by name, size and last write; csvlog files are parsed like pg_logs, every file can go to an archive sink.",
+  fields: {
+    instance: { type: 'string', required: true, example: 'prod-db-1', description: 'The DB instance identifier (for Aurora: each instance of the cluster is its own pipeline).' },
+    region: { type: 'string', example: 'eu-central-1', description: 'The instance\'s region; default $AWS_REGION, else us-east-1.' },
+    server: { type: 'string', description: "Name of the server in the events' identity and in the archive; default: the instance identifier." },
+    endpoint: { type: 'string', example: 'https://rds.eu-central-1.amazonaws.com', description: 'The RDS API endpoint (a VPC endpoint; default: the region\'s).' },
+    download: {
+      type: 'enum', values: ['auto', 'complete', 'portion'], default: 'auto',
+      description: 'complete: the whole-file REST download (needs rds:DownloadCompleteDBLogFile); portion: DownloadDBLogFilePortion pages (1 MB each; a longer line arrives truncated, noted in the manifest); auto: complete, and portion when the REST download is refused.',
+    },
+    file_glob: { type: 'string', default: '*', example: 'error/postgresql.log.*', description: 'Which log files (LogFileName, e.g. error/postgresql.log.2024-05-01-10.csv) are shipped; csvlog files (.csv) are parsed, all are archived.' },
+    idle_complete_minutes: {
+      type: 'integer', default: 120, minimum: 0,
+      description: 'The newest file of each kind is the one being written and is skipped, unless it has not been written for this long (then it is shipped; should it grow later, the new part is parsed and the archive gets a new version). 0: never.',
+    },
+    log_timezone: { type: 'string', default: 'UTC', description: "The instance's log_timezone (RDS default UTC)." },
+    max_record_bytes: { type: 'size', default: '256MB', description: 'A record still incomplete past this size is quarantined.' },
+    batch_bytes: { type: 'size', default: '4MB', description: 'Log content parsed per batch.' },
+    poll_interval_ms: { type: 'integer', default: 300000, minimum: 1000, description: 'run --follow: how often the instance\'s log files are listed.' },
+    max_retries: { type: 'integer', default: 8, minimum: 0, description: 'Retries of an API call or download (throttling, 5xx, connection errors) with backoff.' },
+    timeout_ms: { type: 'integer', default: 120000, minimum: 1000, description: 'A request or download that makes no progress for this long is retried.' },
+    access_key_id: { type: 'string', example: '${AWS_ACCESS_KEY_ID}', description: 'Static credentials; by default the standard AWS chain (environment incl. AWS_SESSION_TOKEN, AWS_PROFILE, SSO, web identity, instance or task role).' },
+    secret_access_key: { type: 'string', example: '${AWS_SECRET_ACCESS_KEY}', description: 'With access_key_id (never logged).' },
+    session_token: { type: 'string', example: '${AWS_SESSION_TOKEN}', description: 'With temporary access keys.' },
+  },
+};
+
 /** Keys sql_outbox and django_auditlog share. */
 const APP_TABLE_COMMON: ObjectSpec = {
   source_name: {
@@ -204,6 +233,48 @@ export const ELASTICSEARCH_SINK: ConnectorSpec = {
   },
 };
 
+export const ARCHIVE_SINK: ConnectorSpec = {
+  kind: 'archive',
+  description: 'Keeps audit logs for cheap, verifiable retention in a local directory or an S3-compatible bucket (storage class incl. Glacier, server-side encryption, Object Lock): the completed log files compressed (form files), the parsed events as NDJSON.gz (ndjson) or as Parquet partitioned server=/date= (parquet). A SHA-256 per object and a manifest; `auditship verify-archive` checks them. pg_logs and rds_logs pipelines.',
+  fields: {
+    form: {
+      type: 'enum', values: ['files', 'ndjson', 'parquet'], default: 'files',
+      description: 'files: each completed log file whole, compressed (already compressed files as they are); ndjson: the parsed pgaudit events as gzipped JSON lines; parquet: the parsed events as Parquet (zstd) for DuckDB, Trino, Athena and Spark.',
+    },
+    directory: { type: 'string', example: '/srv/audit-archive', description: 'A local directory to archive to (instead of bucket).' },
+    bucket: { type: 'string', example: 'acme-audit-archive', description: 'The S3 bucket (instead of directory).' },
+    prefix: { type: 'string', default: '', example: 'postgres/', description: 'Key prefix inside the bucket; the layout under it is logs/, pgaudit/, pgaudit-ndjson/ and _manifest/ (see the README).' },
+    endpoint: { type: 'string', example: 'https://s3.eu-central-1.amazonaws.com', description: 'An S3-compatible endpoint (MinIO, Ceph, R2, a VPC endpoint); default: AWS S3 of the region.' },
+    region: { type: 'string', example: 'eu-central-1', description: 'The bucket\'s region; default $AWS_REGION, else us-east-1.' },
+    force_path_style: { type: 'boolean', default: false, description: 'Path-style addressing (endpoint/bucket/key), which MinIO and most S3-compatible stores need.' },
+    storage_class: {
+      type: 'enum', values: ['STANDARD', 'STANDARD_IA', 'GLACIER_IR', 'GLACIER', 'DEEP_ARCHIVE'], default: 'STANDARD',
+      description: 'Storage class of the archived objects (the manifest stays STANDARD). GLACIER and DEEP_ARCHIVE objects cannot be read until restored and have 90/180-day minimums: verify-archive checks them by HEAD.',
+    },
+    sse: { type: 'enum', values: ['none', 'AES256', 'aws:kms'], default: 'none', description: 'Server-side encryption: AES256 (SSE-S3) or aws:kms (SSE-KMS); none leaves it to the bucket default.' },
+    sse_kms_key_id: { type: 'string', example: 'arn:aws:kms:eu-central-1:111122223333:key/...', description: 'With sse: aws:kms, the KMS key (default: the AWS managed key).' },
+    object_lock_mode: {
+      type: 'enum', values: ['none', 'GOVERNANCE', 'COMPLIANCE'], default: 'none',
+      description: 'Object Lock retention for every object (WORM; the bucket must have Object Lock enabled). COMPLIANCE cannot be shortened or removed by anyone.',
+    },
+    object_lock_days: { type: 'integer', minimum: 1, example: 2555, description: 'With object_lock_mode: days each object is retained from its upload.' },
+    compression: { type: 'enum', values: ['gzip', 'zstd'], default: 'gzip', description: 'Form files: how plain log files are compressed (.gz or .zst).' },
+    compression_level: { type: 'integer', minimum: 1, example: 6, description: 'gzip 1-9 (default 6), zstd 1-19 (default 3).' },
+    file_concurrency: { type: 'integer', default: 2, minimum: 1, description: 'Form files: log files archived at the same time.' },
+    part_size: { type: 'size', default: '16MB', description: 'Multipart upload part size (S3 allows 10,000 parts: 16MB parts make objects up to 160 GB). Memory is about (upload_concurrency + 1) × part_size per object.' },
+    upload_concurrency: { type: 'integer', default: 2, minimum: 1, description: 'Parts of one object uploaded at the same time.' },
+    max_retries: { type: 'integer', default: 8, minimum: 0, description: 'Retries of a request (5xx, throttling, connection errors, timeouts) with exponential backoff before the run fails.' },
+    timeout_ms: { type: 'integer', default: 120000, minimum: 1000, description: 'A request that makes no progress for this long is retried.' },
+    request_checksum_calculation: {
+      type: 'enum', values: ['when_supported', 'when_required'], default: 'when_supported',
+      description: 'The AWS SDK\'s extra CRC checksums; when_required for stores that refuse them (Cloudflare R2, older MinIO). Every part carries Content-MD5 either way.',
+    },
+    access_key_id: { type: 'string', example: '${AWS_ACCESS_KEY_ID}', description: 'Static credentials; by default the standard AWS chain is used (environment incl. AWS_SESSION_TOKEN, AWS_PROFILE, SSO, web identity, instance or task role).' },
+    secret_access_key: { type: 'string', example: '${AWS_SECRET_ACCESS_KEY}', description: 'With access_key_id (never logged).' },
+    session_token: { type: 'string', example: '${AWS_SESSION_TOKEN}', description: 'With temporary access keys.' },
+  },
+};
+
 export const DUCKDB_SINK: ConnectorSpec = {
   kind: 'duckdb',
   description: 'An embedded DuckDB database file: audit_logs, quarantine, ingest_files (and the seed\'s log_paths, log_summary) for pg_logs; row_changes, row_quarantine, table_cursors for pg_audit_table; app_events, app_quarantine, app_sources for sql_outbox and django_auditlog.',
@@ -233,9 +304,9 @@ export const DUCKDB_SINK: ConnectorSpec = {
 };
 
 export const SOURCES: Record<string, ConnectorSpec> = {
-  pg_logs: PG_LOGS_SOURCE, pg_audit_table: PG_AUDIT_TABLE_SOURCE, sql_outbox: SQL_OUTBOX_SOURCE, django_auditlog: DJANGO_AUDITLOG_SOURCE,
+  pg_logs: PG_LOGS_SOURCE, rds_logs: RDS_LOGS_SOURCE, pg_audit_table: PG_AUDIT_TABLE_SOURCE, sql_outbox: SQL_OUTBOX_SOURCE, django_auditlog: DJANGO_AUDITLOG_SOURCE,
 };
-export const SINKS: Record<string, ConnectorSpec> = { duckdb: DUCKDB_SINK, elasticsearch: ELASTICSEARCH_SINK };
+export const SINKS: Record<string, ConnectorSpec> = { duckdb: DUCKDB_SINK, elasticsearch: ELASTICSEARCH_SINK, archive: ARCHIVE_SINK };
 
 /** Keys of a pipeline. */
 export const PIPELINE_KEYS = ['source', 'sinks'] as const;

@@ -7,6 +7,7 @@ import { noProgress } from '../core/progress.js';
 import { defaultMemoryLimit, openDatabase, type Database } from '../sinks/duckdb/database.js';
 import { ROW_CHANGES_DDL } from '../sinks/duckdb/row-changes.js';
 import { ensureSchema } from '../sinks/duckdb/schema.js';
+import { ARCHIVE_DDL } from '../sinks/duckdb/archive-state.js';
 import { APP_EVENTS_DDL } from '../sinks/duckdb/app-events.js';
 import { runIngestPipeline } from './ingest.js';
 import { runOutboxPipeline, type OutboxStatus } from './outbox.js';
@@ -75,7 +76,8 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
       const mine = pipelines.filter((p) => dbOf(p) === path);
       if (mine.some((p) => p.source.type === 'pg_audit_table')) await db.connection.run(ROW_CHANGES_DDL);
       if (mine.some((p) => p.source.type === 'sql_outbox' || p.source.type === 'django_auditlog')) await db.connection.run(APP_EVENTS_DDL);
-      for (const p of mine.filter((q) => q.source.type === 'pg_logs')) await ensureSchema(db.connection, String(p.source['server'] ?? 'default'));
+      for (const p of mine.filter((q) => q.source.type === 'pg_logs' || q.source.type === 'rds_logs')) await ensureSchema(db.connection, String(p.source['server'] ?? p.source['instance'] ?? 'default'));
+      if (mine.some((p) => p.sinks.some((s) => s.type === 'archive'))) await db.connection.run(ARCHIVE_DDL);
     }
     const ticker = setInterval(writeStatus, 5000);
     ticker.unref();

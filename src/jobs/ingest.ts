@@ -6,6 +6,8 @@ import type { Database } from '../sinks/duckdb/database.js';
 import { DuckDbSink } from '../sinks/duckdb/sink.js';
 import { ElasticsearchSink, elasticsearchOptions } from '../sinks/elasticsearch/index.js';
 import { PgLogsSource } from '../sources/pg-logs/source.js';
+import type { ArchivableFile } from '../sinks/archive/index.js';
+import { archiveFiles, closeArchives, finishArchives, openArchives, type ArchiveSet, type ArchiveSummary } from './archive.js';
 
 /**
  * Runs one pipeline once: plan the files, read them, store the events, commit checkpoints.
@@ -26,6 +28,8 @@ export interface RunSummary {
   errors: { file: string; message: string }[];
   /** Per search sink: documents created, already there (409), dead-lettered, sent again. */
   search?: { url: string; created: number; duplicates: number; deadLettered: number; retried: number }[];
+  /** Per archive sink: objects and bytes written this run. */
+  archives?: ArchiveSummary[];
   ok: boolean;
 }
 
@@ -69,34 +73,66 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
     storeEvents: sinkConfig['store_events'] !== false,
     ...(options.db ? { database: options.db } : {}),
   }, options.log);
-  // Search sinks first: the pipeline commits them (every document acknowledged) before the DuckDB sink
-  // commits the checkpoint.
+  // Search and archive sinks first: the pipeline commits them (every document acknowledged, every object
+  // stored) before the DuckDB sink commits the checkpoint.
   const searchSinks: ElasticsearchSink[] = [];
+  let archives: ArchiveSet = { eventSinks: [], fileArchives: [], all: [] };
   try {
     for (const cfg of pipeline.sinks.filter((s) => s.type === 'elasticsearch')) {
       const es = await ElasticsearchSink.open(elasticsearchOptions(cfg, server), options.log);
       es.onDeadLetters = (letters) => sink.addDeadLetters(`elasticsearch ${es.where}`, letters);
       searchSinks.push(es);
     }
+    archives = await openArchives(pipeline, sink, server, 'pg_logs', options.log);
   } catch (err) {
     for (const s of searchSinks) await s.close();
     await sink.close();
     throw err;
   }
+  const storeEvents = sinkConfig['store_events'] !== false;
+  // Parsing is needed when a sink takes events; an archive of whole files alone needs none.
+  const parse = storeEvents || searchSinks.length > 0 || archives.eventSinks.length > 0;
   try {
-    const plan = await source.plan(sink);
+    const plan = parse ? await source.plan(sink) : { files: [], skipped: [], totalBytes: 0 };
     if (options.force) for (const p of plan.files) sink.markForReplace(p.fingerprint);
     for (const s of plan.skipped) options.log.debug('Skipping a file.', { file: s.path, reason: s.reason });
     options.progress.start(plan.totalBytes, pipeline.name);
-    const result = await runPipeline(source.read(plan, (n) => options.progress.addBytes(n)), [...searchSinks, sink], {
+    const result = await runPipeline(source.read(plan, (n) => options.progress.addBytes(n)), [...searchSinks, ...archives.eventSinks, sink], {
       commitEvents: Number(sinkConfig['commit_events'] ?? 250000),
       commitBytes: 1 << 30,
       log: options.log,
       onCommit: (t) => options.progress.setEvents(t.events),
     });
     // A first record that arrived in this run may complete `<previously logged>` rows stored before.
-    if (result.stored > 0 && sinkConfig['store_events'] !== false) await sink.sweepPreviouslyLogged();
+    if (result.stored > 0 && storeEvents) await sink.sweepPreviouslyLogged();
     options.progress.done();
+    const archiveSummaries: ArchiveSummary[] = archives.eventSinks.map((s) => ({ archive: s.where, form: s.archive.options.form, objects: s.counts.objects, bytes: s.counts.bytes }));
+    const errors = result.errors.map((e) => ({ file: e.source, message: e.message }));
+    if (archives.fileArchives.length) {
+      const completed = await source.completedFiles();
+      const failedFiles = new Set(errors.map((e) => e.file));
+      // Events per file, for the manifest: known for files this store has read to their end.
+      const events = parse ? await sink.completeFileEvents(server) : new Map<string, number>();
+      const files: ArchivableFile[] = completed.filter((c) => !failedFiles.has(c.file.path)).map(({ file, fingerprint }) => ({
+        path: file.path, compression: file.compression, size: file.size, mtimeMs: file.mtimeMs,
+        source: { kind: 'pg_logs', server, name: file.name, location: file.path, fingerprint },
+        ...(events.has(fingerprint) ? { events: events.get(fingerprint)! } : {}),
+        ...(src['log_timezone'] ? { logTimezone: String(src['log_timezone']) } : {}),
+      }));
+      options.progress.start(files.reduce((n, f) => n + f.size, 0), `${pipeline.name} archive`);
+      for (const archive of archives.fileArchives) {
+        const r = await archiveFiles(archive, files, options.log, (n) => options.progress.addBytes(n));
+        errors.push(...r.errors.map((e) => ({ file: e.file, message: `archive ${archive.where}: ${e.message}` })));
+        const archived = r.results.filter((x) => x.status === 'archived');
+        archiveSummaries.push({
+          archive: archive.where, form: 'files', objects: archived.length, bytes: archived.reduce((n, x) => n + (x.entry?.size ?? 0), 0),
+          files: archived.length, unchanged: r.results.filter((x) => x.status === 'unchanged').length,
+          failed: r.errors.length + r.results.filter((x) => x.status === 'changed_while_archiving').length,
+        });
+      }
+      options.progress.done();
+    }
+    await finishArchives(archives);
     return {
       pipeline: pipeline.name,
       server,
@@ -109,15 +145,17 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
       quarantined: result.quarantined,
       bytes: result.bytes,
       durationMs: Date.now() - started,
-      errors: result.errors.map((e) => ({ file: e.source, message: e.message })),
+      errors,
       ...(searchSinks.length ? { search: searchSinks.map((s) => ({ url: s.where, created: s.counts.created, duplicates: s.counts.duplicates, deadLettered: s.counts.deadLettered, retried: s.counts.retried })) } : {}),
-      ok: result.errors.length === 0,
+      ...(archiveSummaries.length ? { archives: archiveSummaries } : {}),
+      ok: errors.length === 0,
     };
   } catch (err) {
     options.progress.done();
     throw err;
   } finally {
     for (const s of searchSinks) await s.close();
+    await closeArchives(archives);
     await sink.close();
   }
 }

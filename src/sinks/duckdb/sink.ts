@@ -39,19 +39,21 @@ export interface DuckDbSinkOptions {
 
 
 /** Type of each packed column as DuckDB's CSV reader parses it. */
-const PACKED_TYPES: Record<PackedColumn, string> = Object.fromEntries(PACKED_COLUMNS.map((c) => [c,
+export const PACKED_TYPES: Record<PackedColumn, string> = Object.fromEntries(PACKED_COLUMNS.map((c) => [c,
   c === 'client_port' || c === 'process_id' || c === 'leader_pid' ? 'INTEGER' : NUMERIC_COLUMNS.has(c) ? 'BIGINT' : 'VARCHAR'])) as Record<PackedColumn, string>;
 
 /** audit_events columns filled from the packed rows, with the SQL that computes each from column `c`. */
-const FROM_PACKED: [string, string][] = PACKED_COLUMNS.map((c) =>
+export const FROM_PACKED: [string, string][] = PACKED_COLUMNS.map((c) =>
   c === 'log_time_ms' ? ['log_time', 'make_timestamp(log_time_ms * 1000)::TIMESTAMPTZ']
     : c === 'session_start_ms' ? ['session_start', 'make_timestamp(session_start_ms * 1000)::TIMESTAMPTZ']
       : c === 'message' ? ['raw_message', 'message'] : [c, c]);
 
-function readPackedSql(file: string): string {
+/** A relation of the packed rows in one stage file or several (FROM_PACKED's columns). */
+export function readPackedSql(file: string | string[]): string {
+  const files = typeof file === 'string' ? sqlString(file) : `[${file.map(sqlString).join(', ')}]`;
   const columns = PACKED_COLUMNS.map((c) => `'${c}': '${PACKED_TYPES[c]}'`).join(', ');
   return `SELECT ${FROM_PACKED.map(([name, expr]) => `${expr} AS ${name}`).join(', ')}
-    FROM read_csv(${sqlString(file)}, header = false, auto_detect = false, delim = '\x1f', quote = '\x1d', escape = '\x1d',
+    FROM read_csv(${files}, header = false, auto_detect = false, delim = '\x1f', quote = '\x1d', escape = '\x1d',
                   new_line = '\\n', allow_quoted_nulls = false, strict_mode = true, columns = {${columns}})`;
 }
 
@@ -130,6 +132,21 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     return this.conn;
   }
 
+  /** The DuckDB instance (other state, such as an archive's, opens connections of its own on it). */
+  get instance(): Database['instance'] {
+    return this.db.instance;
+  }
+
+  /** Runs `fn` inside this sink's open transaction (begun if need be): it commits with the next checkpoint. */
+  async withinTransaction<T>(fn: () => Promise<T>): Promise<T> {
+    await this.begin();
+    try {
+      return await fn();
+    } catch (err) {
+      throw translateWriteError(err, this.path);
+    }
+  }
+
   async fileCheckpoints(server: string): Promise<Map<string, StoredFileState>> {
     const r = await this.conn.runAndReadAll(
       `SELECT fingerprint, server, path, byte_offset, tail_hash, size, mtime, complete, columns, format FROM ingest_files WHERE server = ${sqlString(server)}`);
@@ -142,6 +159,12 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       });
     }
     return out;
+  }
+
+  /** Events stored from each file read to its end (by fingerprint). */
+  async completeFileEvents(server: string): Promise<Map<string, number>> {
+    const r = await this.conn.runAndReadAll(`SELECT fingerprint, events FROM ingest_files WHERE server = ${sqlString(server)} AND complete`);
+    return new Map(r.getRows().map((row) => [String(row[0]), Number(row[1])]));
   }
 
   /** --force: the file is read again from its start; its checkpoint and quarantine go with its first batch. */

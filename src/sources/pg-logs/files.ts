@@ -32,6 +32,8 @@ export interface LogFile {
   active: boolean;
   /** Base name without format and compression suffixes: a csvlog and its jsonlog twin share it. */
   stem: string;
+  /** Where the file is said to be in checkpoints and quarantine, when not `path` (an RDS file's copy: rds:<region>/<instance>/<name>). */
+  label?: string;
 }
 
 export const DEFAULT_FILE_GLOB = '*.{csv,json}{,.gz,.zst}';

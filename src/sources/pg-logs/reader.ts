@@ -71,7 +71,7 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
     const { bytes: packed, count, release } = out.take();
     const eventCount = st.events;
     const cp: FileCheckpoint = {
-      server, fingerprint, path: file.path, format: file.format, compression: file.compression, columns: st.columns,
+      server, fingerprint, path: file.label ?? file.path, format: file.format, compression: file.compression, columns: st.columns,
       offset, tailHash: tailHashOf(lastTail), size: file.size, mtimeMs: file.mtimeMs,
       eventsDelta: eventCount, quarantinedDelta: quarantine.length, bytesDelta: offset - batchStart,
       lastEventMs: eventCount ? st.maxTimeMs : null, complete,
@@ -87,7 +87,7 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
   };
 
   const bad = (at: number, reason: string, raw: string) => {
-    quarantine.push({ server, source: file.path, sourceId: fingerprint, offset: at, reason, raw: raw.length > RAW_QUARANTINE_LIMIT ? raw.slice(0, RAW_QUARANTINE_LIMIT) : raw });
+    quarantine.push({ server, source: file.label ?? file.path, sourceId: fingerprint, offset: at, reason, raw: raw.length > RAW_QUARANTINE_LIMIT ? raw.slice(0, RAW_QUARANTINE_LIMIT) : raw });
   };
 
   /** An audit record from the string path: pack it, or keep it as an object if it cannot be packed. */

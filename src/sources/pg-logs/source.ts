@@ -56,12 +56,19 @@ export class PgLogsSource {
     }
   }
 
-  /** Decides which files to read and from where. */
-  async plan(state: StateReader): Promise<Plan> {
+  private discover(): ReturnType<typeof discoverLogFiles> {
     const discoveryOpts: Parameters<typeof discoverLogFiles>[1] = {};
     if (this.options.fileGlob) discoveryOpts.fileGlob = this.options.fileGlob;
     if (this.options.preferFormat) discoveryOpts.preferFormat = this.options.preferFormat;
-    const discovery = await discoverLogFiles(this.options.paths, discoveryOpts);
+    return discoverLogFiles(this.options.paths, discoveryOpts);
+  }
+
+  /**
+   * Decides which files to read and from where: the files found under the configured paths, or `files`
+   * when given (an RDS file's downloaded copy).
+   */
+  async plan(state: StateReader, files?: LogFile[]): Promise<Plan> {
+    const discovery = files ? { files, skipped: [] } : await this.discover();
     const checkpoints = await state.fileCheckpoints(this.options.server);
     const plan: Plan = { files: [], skipped: [...discovery.skipped], totalBytes: 0 };
     const seen = new Map<string, string>();
@@ -87,6 +94,32 @@ export class PgLogsSource {
       plan.totalBytes += Math.max(0, file.size - planned.startOffset);
     }
     return plan;
+  }
+
+  /**
+   * The finished files (not the active one) under the configured paths, each once by content (a renamed or
+   * compressed copy is the same file): what an archive of log files takes.
+   */
+  async completedFiles(): Promise<{ file: LogFile; fingerprint: string }[]> {
+    const out: { file: LogFile; fingerprint: string }[] = [];
+    const seen = new Set<string>();
+    for (const file of (await this.discover()).files) {
+      if (file.active) continue;
+      let fingerprint: string | null;
+      try {
+        fingerprint = await fingerprintFile(file.path, file.compression);
+      } catch (err) {
+        throw new ConnectorError('pg_logs', 'file_unreadable', `cannot read ${file.path}: ${(err as Error).message}`, false, { cause: err });
+      }
+      if (fingerprint === null) {
+        if (file.size === 0) continue;
+        fingerprint = tailHashOf(await readHead(file.path, file.compression, 4096)) + 'short';
+      }
+      if (seen.has(fingerprint)) continue;
+      seen.add(fingerprint);
+      out.push({ file, fingerprint });
+    }
+    return out;
   }
 
   private async resume(file: LogFile, fingerprint: string, cp: StoredFileState | undefined): Promise<PlannedFile | null> {

@@ -1,0 +1,117 @@
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type { PipelineConfig } from '../config/load.js';
+import type { FileCheckpoint } from '../core/connector.js';
+import type { Logger } from '../core/log.js';
+import { Archive, ArchiveEventsSink, archiveLogFile, archiveSinkOptions, openStore, type ArchivableFile, type FileArchiveResult } from '../sinks/archive/index.js';
+import type { SourceIdentity } from '../sinks/archive/manifest.js';
+import { ArchiveState } from '../sinks/duckdb/archive-state.js';
+import type { DuckDbSink } from '../sinks/duckdb/sink.js';
+
+/**
+ * The archive sinks of a log pipeline (pg_logs, rds_logs), opened against the pipeline's DuckDB state:
+ * each store is checked, what an interrupted run left is removed, and committed entries not yet in the
+ * manifest are published. Event forms become pipeline sinks; the files form archives finished files after
+ * the events are stored.
+ */
+export interface ArchiveSet {
+  /** Sinks for the parsed events (forms ndjson, parquet). */
+  eventSinks: ArchiveEventsSink[];
+  /** Archives that take whole log files (form files). */
+  fileArchives: Archive[];
+  all: Archive[];
+}
+
+export interface ArchiveSummary {
+  archive: string;
+  form: string;
+  objects: number;
+  bytes: number;
+  files?: number;
+  unchanged?: number;
+  failed?: number;
+}
+
+export async function openArchives(pipeline: PipelineConfig, duckdb: DuckDbSink, server: string, sourceKind: SourceIdentity['kind'], log: Logger, locationOf?: (cp: FileCheckpoint) => { name: string; location: string }): Promise<ArchiveSet> {
+  const set: ArchiveSet = { eventSinks: [], fileArchives: [], all: [] };
+  try {
+    for (const cfg of pipeline.sinks.filter((s) => s.type === 'archive')) {
+      const options = archiveSinkOptions(cfg);
+      const store = openStore(options.store);
+      let state: ArchiveState;
+      try {
+        await store.check();
+        state = await ArchiveState.open(duckdb.instance, duckdb.connection, store.where, server);
+      } catch (err) {
+        store.close();
+        throw err;
+      }
+      const archive = new Archive(store, state, options, log);
+      set.all.push(archive);
+      await archive.reconcile();
+      await archive.publishManifest();
+      if (options.form === 'files') set.fileArchives.push(archive);
+      else {
+        const sink = new ArchiveEventsSink(archive, {
+          server, sourceKind, spoolDir: join(`${duckdb.path}.stage`, `archive-${process.pid}-${randomBytes(4).toString('hex')}`),
+          ...(locationOf ? { locationOf } : {}),
+        }, log);
+        sink.onEntries = (entries) => duckdb.withinTransaction(async () => { await state.insertEntries(entries); });
+        set.eventSinks.push(sink);
+      }
+      log.info('Archive ready.', { archive: store.where, form: options.form, storageClass: options.storageClass });
+    }
+  } catch (err) {
+    await closeArchives(set).catch(() => {});
+    throw err;
+  }
+  return set;
+}
+
+/**
+ * Archives finished files, `fileConcurrency` at a time per archive. A file that fails is reported and the
+ * others go on; `also` runs in the transaction that commits a file's entry.
+ */
+export async function archiveFiles(archive: Archive, files: ArchivableFile[], log: Logger, onBytes?: (n: number) => void,
+  also?: (file: ArchivableFile) => ((conn: DuckDBConnection) => Promise<void>) | undefined): Promise<{ results: FileArchiveResult[]; errors: { file: string; message: string; error: Error }[] }> {
+  const results: FileArchiveResult[] = [];
+  const errors: { file: string; message: string; error: Error }[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < files.length) {
+      const f = files[next++]!;
+      try {
+        const r = await archiveLogFile(archive, f, also?.(f), onBytes);
+        results.push(r);
+        if (r.status === 'changed_while_archiving') {
+          log.warn('A log file kept changing while it was archived; it is tried again next run.', { archive: archive.where, file: f.source.location });
+        } else if (r.status === 'archived') {
+          log.debug('Log file archived.', { archive: archive.where, key: r.entry!.key, bytes: r.entry!.size });
+        }
+      } catch (err) {
+        const e = err instanceof Error ? err : new Error(String(err));
+        errors.push({ file: f.source.location, message: e.message, error: e });
+        log.error('A log file could not be archived; it is tried again next run.', { archive: archive.where, file: f.source.location, reason: e.message });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(archive.options.fileConcurrency, files.length)) }, worker));
+  return { results, errors };
+}
+
+/** Publishes the manifest and drops the pending marks of what committed; then closes. */
+export async function finishArchives(set: ArchiveSet): Promise<void> {
+  for (const a of set.all) {
+    await a.publishManifest();
+    await a.reconcile();
+  }
+}
+
+export async function closeArchives(set: ArchiveSet): Promise<void> {
+  for (const s of set.eventSinks) await s.close().catch(() => {});
+  for (const a of set.all) {
+    await a.reconcile().catch(() => {});
+    a.close();
+  }
+}

@@ -1,0 +1,314 @@
+import { createReadStream, createWriteStream, mkdirSync, promises as fsp, rmSync, writeFileSync, type WriteStream } from 'node:fs';
+import { basename, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import type { Batch, FileCheckpoint, Sink, WriteReport } from '../../core/connector.js';
+import { ConnectorError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import { PACKED_COLUMNS, packedRows } from '../../parse/packed.js';
+import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
+import type { NewEntry } from '../duckdb/archive-state.js';
+import { sqlString } from '../duckdb/database.js';
+import { readPackedSql } from '../duckdb/sink.js';
+import { jsonString } from '../elasticsearch/documents.js';
+import { GzipInto } from './compress.js';
+import type { Archive } from './index.js';
+import { eventsKey, utcDate } from './layout.js';
+import type { ManifestEntry, SourceIdentity } from './manifest.js';
+import type { ObjectWriter, StoredObject } from './store.js';
+
+/**
+ * Forms `ndjson` and `parquet`: the parsed pgaudit events, one object per source range (the events between
+ * two checkpoints of one log file) and event date (UTC), under `pgaudit[-ndjson]/server=…/date=…/`.
+ *
+ * The sink is never the state store. ndjson objects are compressed and uploaded while the batches arrive;
+ * parquet batches are staged on local disk and written by an embedded DuckDB at the commit (Parquet needs
+ * the whole file before its footer). `commit()` finishes every object and hands the manifest entries to the
+ * state sink, which stores them in the transaction of the checkpoint — so an object's entry exists exactly
+ * when its range is checkpointed. A run that fails or is killed before that leaves pending objects, which the
+ * next start removes (Archive.reconcile) before the range is read and archived again under the same key.
+ *
+ * Columns (both forms): log_time, user_name, database_name, client_addr, client_port, application_name,
+ * session_id, session_line_num, process_id, virtual_transaction_id, transaction_id, command_tag,
+ * session_start, error_severity, backend_type, leader_pid, query_id, the pgaudit fields audit_type,
+ * statement_id, substatement_id, class, command, object_type, object_name, statement, parameter, rows, and
+ * file_name. NDJSON lines also carry `server` (absent values are left out); in Parquet, server and date are
+ * the partition directories. Statements are kept as pgaudit wrote them (`<previously logged>` stays).
+ */
+export const EVENT_COLUMNS = [
+  'log_time', 'user_name', 'database_name', 'client_addr', 'client_port', 'application_name', 'session_id', 'session_line_num',
+  'process_id', 'virtual_transaction_id', 'transaction_id', 'command_tag', 'session_start', 'error_severity', 'backend_type',
+  'leader_pid', 'query_id', 'audit_type', 'statement_id', 'substatement_id', 'class', 'command', 'object_type', 'object_name',
+  'statement', 'parameter', 'rows',
+] as const;
+
+const COL = Object.fromEntries(PACKED_COLUMNS.map((c, i) => [c, i])) as Record<(typeof PACKED_COLUMNS)[number], number>;
+/** Where each event column is in a packed row, and whether it is a time (epoch ms → ISO). */
+const FIELDS: { name: string; at: number; time: boolean; text: boolean }[] = EVENT_COLUMNS.map((name) => {
+  const packed = name === 'log_time' ? 'log_time_ms' : name === 'session_start' ? 'session_start_ms' : name;
+  const at = COL[packed as keyof typeof COL];
+  const numeric = ['client_port', 'session_line_num', 'process_id', 'transaction_id', 'leader_pid', 'statement_id', 'substatement_id', 'rows'].includes(name);
+  return { name, at, time: packed !== name, text: !numeric && packed === name };
+});
+
+/** One event as an NDJSON line (values in PACKED_COLUMNS order). */
+export function eventLine(serverJson: string, fileJson: string, v: readonly (string | number | null)[]): string {
+  let s = '{';
+  for (const f of FIELDS) {
+    const x = v[f.at];
+    if (x === null || x === undefined || x === '') {
+      if (f.text && x === '') s += `"${f.name}":"",`;
+      continue;
+    }
+    if (f.time) s += `"${f.name}":"${new Date(Number(x)).toISOString()}",`;
+    else if (f.text) s += `"${f.name}":${jsonString(String(x))},`;
+    else s += `"${f.name}":${Number(x)},`;
+  }
+  return `${s}"server":${serverJson},"file_name":${fileJson}}\n`;
+}
+
+interface DateObject {
+  key: string;
+  writer: ObjectWriter;
+  gzip: GzipInto;
+  buffer: string;
+  events: number;
+  minMs: number;
+  maxMs: number;
+}
+
+/** The events of one log file since its last checkpoint. */
+interface Range {
+  source: SourceIdentity;
+  start: number;
+  end: number;
+  events: number;
+  /** ndjson: an open object per event date. */
+  dates: Map<string, DateObject>;
+  /** parquet: stage files of packed rows, and a JSON-lines file of the records that cannot be packed. */
+  stages: string[];
+  objectsFile: string | null;
+  objectsStream: WriteStream | null;
+}
+
+export interface ArchiveEventsOptions {
+  server: string;
+  sourceKind: SourceIdentity['kind'];
+  /** Local scratch space (parquet stage files and output). */
+  spoolDir: string;
+  /** Turns a checkpoint's path into the location recorded in the manifest (RDS: rds:<region>/<instance>/<name>). */
+  locationOf?: (cp: FileCheckpoint) => { name: string; location: string };
+}
+
+const FLUSH_CHARS = 256 * 1024;
+
+export class ArchiveEventsSink implements Sink<PgAuditPayload> {
+  readonly kind = 'archive';
+  private ranges = new Map<string, Range>();
+  private duck: { instance: DuckDBInstance; conn: DuckDBConnection } | null = null;
+  private readonly tag = randomBytes(4).toString('hex');
+  private seq = 0;
+  private readonly serverJson: string;
+  /** Given each commit's manifest entries; the state sink stores them in its open transaction. */
+  onEntries?: (entries: NewEntry[]) => Promise<void>;
+  readonly counts = { objects: 0, bytes: 0, events: 0 };
+
+  constructor(readonly archive: Archive, private readonly options: ArchiveEventsOptions, private readonly log: Logger) {
+    this.serverJson = JSON.stringify(options.server);
+    mkdirSync(options.spoolDir, { recursive: true });
+  }
+
+  get where(): string {
+    return this.archive.where;
+  }
+
+  private rangeOf(batch: Batch<PgAuditPayload>): Range {
+    const cp = batch.checkpoint;
+    let r = this.ranges.get(cp.fingerprint);
+    if (!r) {
+      const loc = this.options.locationOf?.(cp) ?? { name: basename(cp.path), location: cp.path };
+      r = {
+        source: { kind: this.options.sourceKind, server: this.options.server, name: loc.name, location: loc.location, fingerprint: cp.fingerprint },
+        start: cp.offset - batch.bytes, end: cp.offset, events: 0, dates: new Map(), stages: [], objectsFile: null, objectsStream: null,
+      };
+      this.ranges.set(cp.fingerprint, r);
+    }
+    r.end = cp.offset;
+    return r;
+  }
+
+  async write(batch: Batch<PgAuditPayload>): Promise<WriteReport> {
+    const range = this.rangeOf(batch);
+    const { packed, packedCount, objects } = batch.payload;
+    range.events += packedCount + objects.length;
+    if (this.archive.options.form === 'ndjson') {
+      const fileJson = JSON.stringify(range.source.name);
+      if (packedCount > 0) for (const v of packedRows(packed)) await this.addLine(range, Number(v[COL.log_time_ms]), eventLine(this.serverJson, fileJson, v));
+      for (const rec of objects) {
+        const o = rec as unknown as Record<string, string | number | null>;
+        const v = PACKED_COLUMNS.map((c) => o[c] ?? null);
+        await this.addLine(range, Number(v[COL.log_time_ms]), eventLine(this.serverJson, fileJson, v));
+      }
+    } else {
+      if (packedCount > 0) {
+        const file = join(this.options.spoolDir, `stage-${this.tag}-${this.seq++}.csv`);
+        writeFileSync(file, packed);
+        range.stages.push(file);
+      }
+      if (objects.length > 0) {
+        if (!range.objectsStream) {
+          range.objectsFile = join(this.options.spoolDir, `objects-${this.tag}-${this.seq++}.jsonl`);
+          range.objectsStream = createWriteStream(range.objectsFile);
+        }
+        for (const rec of objects) {
+          const o = rec as unknown as Record<string, unknown>;
+          const line = JSON.stringify(Object.fromEntries(PACKED_COLUMNS.filter((c) => c !== 'message').map((c) => [c, o[c] ?? null]))) + '\n';
+          if (!range.objectsStream.write(line)) await new Promise<void>((r) => range.objectsStream!.once('drain', r));
+        }
+      }
+    }
+    return { stored: 0, duplicates: 0, quarantined: 0 };
+  }
+
+  private async addLine(range: Range, timeMs: number, line: string): Promise<void> {
+    const date = utcDate(timeMs);
+    let d = range.dates.get(date);
+    if (!d) {
+      let attempt = 1;
+      let key = eventsKey('ndjson', this.options.server, date, range.source.name, range.source.fingerprint, range.start);
+      while (await this.archive.state.isCommitted(key)) key = eventsKey('ndjson', this.options.server, date, range.source.name, range.source.fingerprint, range.start, ++attempt);
+      const writer = await this.archive.openObject(key, { contentType: 'application/x-ndjson' });
+      d = { key, writer, gzip: new GzipInto(writer, this.archive.options.compressionLevel), buffer: '', events: 0, minMs: timeMs, maxMs: timeMs };
+      range.dates.set(date, d);
+    }
+    d.buffer += line;
+    d.events++;
+    if (timeMs < d.minMs) d.minMs = timeMs;
+    if (timeMs > d.maxMs) d.maxMs = timeMs;
+    if (d.buffer.length >= FLUSH_CHARS) {
+      const text = d.buffer;
+      d.buffer = '';
+      await d.gzip.write(text);
+    }
+  }
+
+  private entryOf(range: Range, stored: StoredObject, events: number, minMs: number, maxMs: number): NewEntry {
+    const lock = this.archive.lockOf();
+    const entry: Omit<ManifestEntry, 'seq' | 'writer'> = {
+      v: 1, key: stored.key, form: this.archive.options.form, size: stored.size, sha256: stored.sha256, md5: stored.md5, etag: stored.etag,
+      ...(stored.versionId ? { version_id: stored.versionId } : {}), parts: stored.parts, storage_class: stored.storageClass,
+      ...(this.archive.options.form === 'ndjson' ? { compression: 'gzip' as const } : {}),
+      ...(this.archive.options.sse ? { sse: this.archive.options.sse } : {}), ...(lock ? { object_lock: lock } : {}),
+      source: range.source, range: { unit: 'bytes', start: range.start, end: range.end }, events,
+      first_event_time: new Date(minMs).toISOString(), last_event_time: new Date(maxMs).toISOString(),
+      archived_at: new Date().toISOString(),
+    };
+    return entry;
+  }
+
+  async commit(_checkpoints: FileCheckpoint[]): Promise<void> {
+    const entries: NewEntry[] = [];
+    try {
+      for (const range of this.ranges.values()) {
+        if (this.archive.options.form === 'ndjson') {
+          for (const d of range.dates.values()) {
+            if (d.buffer) { await d.gzip.write(d.buffer); d.buffer = ''; }
+            await d.gzip.end();
+            const stored = await d.writer.finish();
+            entries.push(this.entryOf(range, stored, d.events, d.minMs, d.maxMs));
+            this.counts.objects++; this.counts.bytes += stored.size; this.counts.events += d.events;
+          }
+          range.dates.clear();
+        } else if (range.events > 0) {
+          entries.push(...await this.writeParquet(range));
+        }
+      }
+    } catch (err) {
+      await this.rollback();
+      throw err;
+    }
+    await this.cleanupStages();
+    this.ranges.clear();
+    if (entries.length && this.onEntries) await this.onEntries(entries);
+  }
+
+  private async connection(): Promise<DuckDBConnection> {
+    if (!this.duck) {
+      const instance = await DuckDBInstance.create(':memory:', { threads: '1', memory_limit: '64MB', temp_directory: join(this.options.spoolDir, 'spill') });
+      const conn = await instance.connect();
+      await conn.run("LOAD icu; SET TimeZone = 'UTC'");
+      this.duck = { instance, conn };
+    }
+    return this.duck.conn;
+  }
+
+  /** Writes the range's staged events as one Parquet file per date, then uploads each. */
+  private async writeParquet(range: Range): Promise<NewEntry[]> {
+    const conn = await this.connection();
+    const parts: string[] = [];
+    if (range.stages.length) parts.push(readPackedSql(range.stages));
+    if (range.objectsStream) {
+      await new Promise<void>((r) => range.objectsStream!.end(r));
+      range.objectsStream = null;
+      const cols = PACKED_COLUMNS.filter((c) => c !== 'message').map((c) => `'${c}': '${c === 'client_port' || c === 'process_id' || c === 'leader_pid' ? 'INTEGER' : ['log_time_ms', 'session_line_num', 'transaction_id', 'session_start_ms', 'statement_id', 'substatement_id', 'rows'].includes(c) ? 'BIGINT' : 'VARCHAR'}'`).join(', ');
+      parts.push(`SELECT make_timestamp(log_time_ms * 1000)::TIMESTAMPTZ AS log_time, make_timestamp(session_start_ms * 1000)::TIMESTAMPTZ AS session_start, *
+        FROM read_json(${sqlString(range.objectsFile!)}, format = 'newline_delimited', maximum_object_size = 1073741824, columns = {${cols}})`);
+    }
+    const out = join(this.options.spoolDir, `parquet-${this.tag}-${this.seq++}`);
+    const select = `SELECT ${EVENT_COLUMNS.join(', ')}, ${sqlString(range.source.name)} AS file_name, strftime(log_time, '%Y-%m-%d') AS date
+      FROM (${parts.map((p) => `SELECT ${EVENT_COLUMNS.join(', ')} FROM (${p})`).join(' UNION ALL ')})`;
+    try {
+      await conn.run(`COPY (${select}) TO ${sqlString(out)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (date), ROW_GROUP_SIZE 122880, OVERWRITE_OR_IGNORE)`);
+      const stats = await conn.runAndReadAll(`SELECT strftime(log_time, '%Y-%m-%d') AS date, count(*), epoch_ms(min(log_time)), epoch_ms(max(log_time)) FROM (${select}) GROUP BY 1`);
+      const byDate = new Map(stats.getRows().map((r) => [String(r[0]), { events: Number(r[1]), min: Number(r[2]), max: Number(r[3]) }]));
+      const entries: NewEntry[] = [];
+      for (const dir of (await fsp.readdir(out)).sort()) {
+        const date = dir.replace(/^date=/, '');
+        const files = (await fsp.readdir(join(out, dir))).filter((f) => f.endsWith('.parquet')).sort();
+        if (files.length !== 1) throw new ConnectorError('archive', 'parquet_layout', `DuckDB wrote ${files.length} Parquet files for ${date} (expected one); this is a bug`, false);
+        const s = byDate.get(date)!;
+        let attempt = 1;
+        let key = eventsKey('parquet', this.options.server, date, range.source.name, range.source.fingerprint, range.start);
+        while (await this.archive.state.isCommitted(key)) key = eventsKey('parquet', this.options.server, date, range.source.name, range.source.fingerprint, range.start, ++attempt);
+        const path = join(out, dir, files[0]!);
+        const stored = await this.archive.writeObject(key, { contentType: 'application/vnd.apache.parquet' }, async (w) => {
+          for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) await w.write(chunk as Buffer);
+        });
+        entries.push(this.entryOf(range, stored, s.events, s.min, s.max));
+        this.counts.objects++; this.counts.bytes += stored.size; this.counts.events += s.events;
+      }
+      return entries;
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }
+
+  private async cleanupStages(): Promise<void> {
+    for (const r of this.ranges.values()) {
+      r.objectsStream?.destroy();
+      for (const f of r.stages) await fsp.rm(f, { force: true });
+      if (r.objectsFile) await fsp.rm(r.objectsFile, { force: true });
+    }
+  }
+
+  async rollback(): Promise<void> {
+    for (const r of this.ranges.values()) {
+      for (const d of r.dates.values()) {
+        d.gzip.destroy();
+        await this.archive.abandon(d.key, d.writer).catch(() => {});
+      }
+    }
+    await this.cleanupStages();
+    this.ranges.clear();
+  }
+
+  async close(): Promise<void> {
+    await this.rollback();
+    if (this.duck) {
+      this.duck.conn.closeSync();
+      this.duck.instance.closeSync();
+      this.duck = null;
+    }
+    rmSync(this.options.spoolDir, { recursive: true, force: true });
+  }
+}

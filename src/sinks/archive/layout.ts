@@ -1,0 +1,69 @@
+/**
+ * The archive's key layout (relative to the sink's prefix). Hive-style `name=value` directories let DuckDB,
+ * Trino, Athena and Spark prune by server and date; each dataset has its own top directory, so a table
+ * defined over one never meets another format's files.
+ *
+ *   logs/server=<server>/date=<YYYY-MM-DD>/<log file name>[.gz|.zst]       form files: the log files
+ *   pgaudit/server=<server>/date=<YYYY-MM-DD>/<file>-<fp>-<offset>.parquet  form parquet: one object per
+ *   pgaudit-ndjson/server=<server>/date=<YYYY-MM-DD>/<...>.ndjson.gz          source range and event date
+ *   _manifest/server=<server>/<writer>-<seq>.jsonl                          the manifest, in parts
+ *
+ * `date` is the UTC date of the events (parquet, ndjson) or of the log file (files: from its name, else its
+ * last write). An object name never changes once committed: a later version of a log file gets `.v2`,
+ * `.v3` before its suffix, and the manifest entry says which key it supersedes.
+ */
+export type ArchiveForm = 'files' | 'ndjson' | 'parquet';
+
+export const DATASET: Record<ArchiveForm, string> = { files: 'logs', parquet: 'pgaudit', ndjson: 'pgaudit-ndjson' };
+export const MANIFEST_DIR = '_manifest';
+
+/** A Hive partition value: characters that would break a path or a `name=value` pair are %-escaped. */
+export function partitionValue(v: string): string {
+  return v.replace(/[%/\\=#?*:"'<>|\x00-\x1f\x7f ]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`) || '%00';
+}
+
+/** A file name safe in a key: the base name, with the same escaping. */
+export function safeName(name: string): string {
+  const base = name.split('/').pop() || 'file';
+  return partitionValue(base);
+}
+
+export function utcDate(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+/** The date a log file belongs to: `YYYY-MM-DD` in its name (PostgreSQL's and RDS's names have one), else its last write. */
+export function fileDate(name: string, lastWrittenMs: number): string {
+  const m = /(\d{4})-(\d{2})-(\d{2})/.exec(name.split('/').pop() ?? name);
+  if (m) {
+    const [, y, mo, d] = m;
+    const t = Date.UTC(Number(y), Number(mo) - 1, Number(d));
+    if (Number.isFinite(t) && utcDate(t) === `${y}-${mo}-${d}`) return `${y}-${mo}-${d}`;
+  }
+  return utcDate(lastWrittenMs);
+}
+
+export function partitionDir(form: ArchiveForm, server: string, date: string): string {
+  return `${DATASET[form]}/server=${partitionValue(server)}/date=${date}/`;
+}
+
+/** Key of a log file (form files); `version` 1 is the plain name. */
+export function fileKey(server: string, date: string, name: string, suffix: string, version: number): string {
+  const base = safeName(name);
+  return `${partitionDir('files', server, date)}${base}${version > 1 ? `.v${version}` : ''}${suffix}`;
+}
+
+/** Key of the events of one source range on one date (forms parquet, ndjson). */
+export function eventsKey(form: 'parquet' | 'ndjson', server: string, date: string, sourceName: string, fingerprint: string, startOffset: number, attempt = 1): string {
+  const stem = safeName(sourceName).replace(/\.(csv|json|log)(\.gz|\.zst)?$/, '');
+  const ext = form === 'parquet' ? '.parquet' : '.ndjson.gz';
+  return `${partitionDir(form, server, date)}${stem}-${fingerprint.slice(0, 12)}-${startOffset}${attempt > 1 ? `.r${attempt}` : ''}${ext}`;
+}
+
+export function manifestPrefix(server: string): string {
+  return `${MANIFEST_DIR}/server=${partitionValue(server)}/`;
+}
+
+export function manifestKey(server: string, writer: string, firstSeq: number): string {
+  return `${manifestPrefix(server)}${writer}-${String(firstSeq).padStart(12, '0')}.jsonl`;
+}
