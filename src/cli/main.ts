@@ -10,6 +10,7 @@ import * as purgeCmd from './commands/purge.js';
 import * as queryCmd from './commands/query.js';
 import * as runCmd from './commands/run.js';
 import * as statusCmd from './commands/status.js';
+import * as verifyArchiveCmd from './commands/verify-archive.js';
 
 /**
  * The auditship CLI: a table of commands, each a plain async function of argv that prints and throws
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; usage: 
   status: { run: statusCmd.status, usage: statusCmd.usage, summary: statusCmd.summary },
   pg: { run: pgCmd.pgCommand, usage: pgCmd.usage, summary: pgCmd.summary },
   purge: { run: purgeCmd.purge, usage: purgeCmd.usage, summary: purgeCmd.summary },
+  'verify-archive': { run: verifyArchiveCmd.verifyArchiveCommand, usage: verifyArchiveCmd.usage, summary: verifyArchiveCmd.summary },
 };
 
 function version(): string {

@@ -186,6 +186,9 @@ export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.en
       if (last?.type === 'duckdb' && last['store_events'] === false && (sinks.length < 2 || !logSource)) {
         problems.push(`${path}.sinks: store_events: false needs a search or archive sink before the duckdb sink, in a pg_logs or rds_logs pipeline (else the events would go nowhere)`);
       }
+      if (source?.type === 'rds_logs' && (source['access_key_id'] === undefined) !== (source['secret_access_key'] === undefined)) {
+        problems.push(`${path}.source: access_key_id and secret_access_key go together`);
+      }
       sinks.forEach((sink, i) => {
         if (sink.type !== 'archive') return;
         const at = `${path}.sinks[${i}]`;

@@ -45,6 +45,14 @@ function connectorBlock(spec: ConnectorSpec, indent: string, listItem: boolean):
   return lines;
 }
 
+/** Comments lines out (already commented ones keep their text). */
+function commented(lines: string[]): string[] {
+  return lines.map((l) => {
+    const m = /^(\s*)(.*)$/.exec(l)!;
+    return m[2]!.startsWith('#') ? l : `${m[1]}# ${m[2]}`;
+  });
+}
+
 export function renderExampleConfig(): string {
   const lines = [
     '# auditship configuration — generated from src/config/schema.ts by `npm run gen:config`; do not edit.',
@@ -58,6 +66,14 @@ export function renderExampleConfig(): string {
     ...connectorBlock(SOURCES['pg_logs']!, '      ', false),
     '    sinks:',
     ...connectorBlock(SINKS['duckdb']!, '      ', true),
+    '',
+    '  # More sinks go before the duckdb sink (which keeps the checkpoints). To keep the log files in a bucket,',
+    '  # uncomment and add to the sinks above:',
+    ...commented(connectorBlock(SINKS['archive']!, '      ', true)),
+    '',
+    '  # An RDS / Aurora PostgreSQL instance: its completed log files are downloaded, parsed and archived.',
+    ...commented(['  rds:', '    source:', ...connectorBlock(SOURCES['rds_logs']!, '      ', false),
+      '    sinks:', '      - { type: archive, bucket: acme-audit-archive, storage_class: GLACIER }', '      - { type: duckdb, path: ./auditship.duckdb }']),
     '',
   ];
   return lines.join('\n');

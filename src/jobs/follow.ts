@@ -8,8 +8,10 @@ import { defaultMemoryLimit, openDatabase, type Database } from '../sinks/duckdb
 import { ROW_CHANGES_DDL } from '../sinks/duckdb/row-changes.js';
 import { ensureSchema } from '../sinks/duckdb/schema.js';
 import { ARCHIVE_DDL } from '../sinks/duckdb/archive-state.js';
+import { RDS_FILES_DDL } from '../sinks/duckdb/rds-files.js';
 import { APP_EVENTS_DDL } from '../sinks/duckdb/app-events.js';
 import { runIngestPipeline } from './ingest.js';
+import { runRdsPipeline } from './rds.js';
 import { runOutboxPipeline, type OutboxStatus } from './outbox.js';
 import { runTablePipeline, type TableStatus } from './table.js';
 
@@ -78,6 +80,7 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
       if (mine.some((p) => p.source.type === 'sql_outbox' || p.source.type === 'django_auditlog')) await db.connection.run(APP_EVENTS_DDL);
       for (const p of mine.filter((q) => q.source.type === 'pg_logs' || q.source.type === 'rds_logs')) await ensureSchema(db.connection, String(p.source['server'] ?? p.source['instance'] ?? 'default'));
       if (mine.some((p) => p.sinks.some((s) => s.type === 'archive'))) await db.connection.run(ARCHIVE_DDL);
+      if (mine.some((p) => p.source.type === 'rds_logs')) await db.connection.run(RDS_FILES_DDL);
     }
     const ticker = setInterval(writeStatus, 5000);
     ticker.unref();
@@ -117,7 +120,7 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
   }
 }
 
-/** A pg_logs pipeline in follow mode: one ingest run every poll_interval_ms; a failing run is retried. */
+/** A pg_logs or rds_logs pipeline in follow mode: one run every poll_interval_ms; a failing run is retried. */
 async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: AbortSignal, set: (s: PipelineStatus) => void): Promise<boolean> {
   const interval = Number(p.source['poll_interval_ms'] ?? 5000);
   let events = 0;
@@ -125,16 +128,16 @@ async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: 
   let failures = 0;
   while (!signal.aborted) {
     try {
-      const s = await runIngestPipeline(p, { log, progress: noProgress, db });
+      const s = p.source.type === 'rds_logs' ? await runRdsPipeline(p, { log, progress: noProgress, db }) : await runIngestPipeline(p, { log, progress: noProgress, db });
       events += s.events;
       stored += s.stored;
       failures = 0;
-      set({ pipeline: p.name, kind: 'pg_logs', state: s.ok ? 'following' : 'retrying', events, stored, lastRunAt: new Date().toISOString(), filesRead: s.filesRead, ...(s.ok ? {} : { error: s.errors[0]?.message }) });
+      set({ pipeline: p.name, kind: p.source.type, state: s.ok ? 'following' : 'retrying', events, stored, lastRunAt: new Date().toISOString(), filesRead: s.filesRead, ...(s.ok ? {} : { error: s.errors[0]?.message }) });
     } catch (err) {
       if (!isExpected(err)) throw err;
       failures++;
       log.warn('Pipeline run failed; retrying.', { pipeline: p.name, reason: err.message });
-      set({ pipeline: p.name, kind: 'pg_logs', state: 'retrying', events, stored, error: err.message });
+      set({ pipeline: p.name, kind: p.source.type, state: 'retrying', events, stored, error: err.message });
     }
     const wait = failures ? Math.min(60_000, interval * 2 ** Math.min(failures, 6)) : interval;
     await new Promise<void>((r) => {

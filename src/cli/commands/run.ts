@@ -6,6 +6,7 @@ import { runFollow } from '../../jobs/follow.js';
 import { runIngestPipeline, type RunSummary } from '../../jobs/ingest.js';
 import { runOutboxPipeline, type OutboxRunSummary } from '../../jobs/outbox.js';
 import { runTablePipeline, type TableRunSummary } from '../../jobs/table.js';
+import { runRdsPipeline } from '../../jobs/rds.js';
 import { COMMON_OUTPUT_OPTIONS, parseCommandArgs } from '../args.js';
 import { formatSummary } from '../output.js';
 
@@ -48,6 +49,7 @@ export async function run(argv: string[]): Promise<void> {
       const type = pipeline.source.type;
       const s = type === 'pg_audit_table' ? await runTablePipeline(pipeline, { log })
         : type === 'sql_outbox' || type === 'django_auditlog' ? await runOutboxPipeline(pipeline, { log })
+        : type === 'rds_logs' ? await runRdsPipeline(pipeline, { log, progress })
         : await runIngestPipeline(pipeline, { log, progress });
       results.push(s);
       if (!values.json && !values.quiet) process.stdout.write(formatSummary(s) + '\n');
