@@ -239,6 +239,11 @@ export class RdsApi {
       case 'DBInstanceNotFound': case 'DBInstanceNotFoundFault':
         return c('no_instance', `there is no DB instance ${this.options.instance} in ${this.options.region} (DBInstanceNotFound); check instance and region`);
       case 'DBLogFileNotFoundFault': return c('file_gone', `${file ?? 'the log file'} is no longer on ${this.options.instance} (expired by rds.log_retention_period?)`);
+      case 'InvalidParameterValue':
+        if (/binary data/i.test(e.message ?? '')) {
+          return c('binary_file', `RDS will not page through ${file ?? 'the log file'} (it holds control characters or invalid UTF-8: "binary data"); it needs the whole-file download (download: complete or auto, and rds:DownloadCompleteDBLogFile)`);
+        }
+        break;
       case 'Throttling': case 'ThrottlingException': case 'RequestLimitExceeded':
         return c('throttled', `RDS throttled ${what} beyond the retries; try again later or lower the poll frequency`, true);
     }
