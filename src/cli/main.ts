@@ -4,26 +4,21 @@ import { readFileSync } from 'node:fs';
 // versions auditship pins run on 20. (Set before any client is made.)
 process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
 import { ConfigError, ConnectorError, ExitError } from '../core/errors.js';
-import * as ingestCmd from './commands/ingest.js';
-import * as pgCmd from './commands/pg.js';
-import * as purgeCmd from './commands/purge.js';
-import * as queryCmd from './commands/query.js';
-import * as runCmd from './commands/run.js';
-import * as statusCmd from './commands/status.js';
-import * as verifyArchiveCmd from './commands/verify-archive.js';
 
 /**
  * The auditship CLI: a table of commands, each a plain async function of argv that prints and throws
- * ExitError to fail. This is the only place that calls process.exit.
+ * ExitError to fail. This is the only place that calls process.exit. A command's module is loaded when
+ * it runs, so that a command carries only its own dependencies (memory: the AWS SDK, the database drivers).
  */
-const COMMANDS: Record<string, { run: (argv: string[]) => Promise<void>; usage: string; summary: string }> = {
-  ingest: { run: ingestCmd.ingest, usage: ingestCmd.usage, summary: ingestCmd.summary },
-  run: { run: runCmd.run, usage: runCmd.usage, summary: runCmd.summary },
-  query: { run: queryCmd.query, usage: queryCmd.usage, summary: queryCmd.summary },
-  status: { run: statusCmd.status, usage: statusCmd.usage, summary: statusCmd.summary },
-  pg: { run: pgCmd.pgCommand, usage: pgCmd.usage, summary: pgCmd.summary },
-  purge: { run: purgeCmd.purge, usage: purgeCmd.usage, summary: purgeCmd.summary },
-  'verify-archive': { run: verifyArchiveCmd.verifyArchiveCommand, usage: verifyArchiveCmd.usage, summary: verifyArchiveCmd.summary },
+interface CommandModule { usage: string; summary: string; [fn: string]: unknown }
+const COMMANDS: Record<string, { load: () => Promise<CommandModule>; fn: string }> = {
+  ingest: { load: () => import('./commands/ingest.js'), fn: 'ingest' },
+  run: { load: () => import('./commands/run.js'), fn: 'run' },
+  query: { load: () => import('./commands/query.js'), fn: 'query' },
+  status: { load: () => import('./commands/status.js'), fn: 'status' },
+  pg: { load: () => import('./commands/pg.js'), fn: 'pgCommand' },
+  purge: { load: () => import('./commands/purge.js'), fn: 'purge' },
+  'verify-archive': { load: () => import('./commands/verify-archive.js'), fn: 'verifyArchiveCommand' },
 };
 
 function version(): string {
@@ -31,12 +26,13 @@ function version(): string {
   return pkg.version;
 }
 
-function help(): string {
+async function help(): Promise<string> {
+  const modules = await Promise.all(Object.entries(COMMANDS).map(async ([name, c]) => [name, await c.load()] as const));
   return [
-    'auditship — ship database audit trails into DuckDB, exactly once.',
+    'auditship — ship database audit trails into DuckDB, Elasticsearch/OpenSearch and archives, exactly once.',
     '',
     'Commands:',
-    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}\n           ${c.usage}`),
+    ...modules.map(([name, m]) => `  ${name.padEnd(8)} ${m.summary}\n           ${m.usage}`),
     '',
     'Exit codes: 0 ok, 1 a runtime failure, 2 usage or configuration error.',
   ].join('\n');
@@ -45,7 +41,7 @@ function help(): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(help() + '\n');
+    process.stdout.write(await help() + '\n');
     return name ? 0 : 2;
   }
   if (name === '--version' || name === '-V') { process.stdout.write(version() + '\n'); return 0; }
@@ -55,7 +51,8 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    await command.run(rest);
+    const mod = await command.load();
+    await (mod[command.fn] as (argv: string[]) => Promise<void>)(rest);
     return 0;
   } catch (err) {
     if (err instanceof ExitError) {

@@ -38,7 +38,7 @@ export async function openArchives(pipeline: PipelineConfig, duckdb: DuckDbSink,
   try {
     for (const cfg of pipeline.sinks.filter((s) => s.type === 'archive')) {
       const options = archiveSinkOptions(cfg);
-      const store = openStore(options.store);
+      const store = await openStore(options.store);
       let state: ArchiveState;
       try {
         await store.check();

@@ -33,7 +33,7 @@ async function setup(name: string, appendOnWrites: number) {
   // Appends a record to the source file during the first `appendOnWrites` objects' uploads.
   const store: ObjectStore = Object.assign(Object.create(inner) as ObjectStore, {
     createWriter: async (...args: Parameters<ObjectStore['createWriter']>) => {
-      const w = await inner.createWriter(...args);
+      const w = await inner.createWriter(args[0], args[1]);
       const object = appended;
       let wrote = false;
       return {

@@ -117,7 +117,7 @@ describe('archive sink, local directory', () => {
 
     const damaged = join(s.archive, entries[0]!.key);
     const bytes = readFileSync(damaged);
-    bytes[bytes.length >> 1] ^= 0x40;
+    bytes[bytes.length >> 1] = bytes[bytes.length >> 1]! ^ 0x40;
     writeFileSync(damaged, bytes);
     unlinkSync(join(s.archive, entries[1]!.key));
     unlinkSync(join(s.archive, parts[0]!.key));

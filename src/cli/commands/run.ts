@@ -2,11 +2,9 @@ import { loadConfig } from '../../config/load.js';
 import { ExitError, isExpected } from '../../core/errors.js';
 import { createLogger, quietLogger } from '../../core/log.js';
 import { createProgress, noProgress } from '../../core/progress.js';
-import { runFollow } from '../../jobs/follow.js';
-import { runIngestPipeline, type RunSummary } from '../../jobs/ingest.js';
-import { runOutboxPipeline, type OutboxRunSummary } from '../../jobs/outbox.js';
-import { runTablePipeline, type TableRunSummary } from '../../jobs/table.js';
-import { runRdsPipeline } from '../../jobs/rds.js';
+import type { RunSummary } from '../../jobs/ingest.js';
+import type { OutboxRunSummary } from '../../jobs/outbox.js';
+import type { TableRunSummary } from '../../jobs/table.js';
 import { COMMON_OUTPUT_OPTIONS, parseCommandArgs } from '../args.js';
 import { formatSummary } from '../output.js';
 
@@ -39,6 +37,7 @@ export async function run(argv: string[]): Promise<void> {
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    const { runFollow } = await import('../../jobs/follow.js');
     const ok = await runFollow(pipelines, log, controller.signal);
     if (!ok) throw new ExitError(1, 'a pipeline stopped with an error (see the log)');
     return;
@@ -47,10 +46,11 @@ export async function run(argv: string[]): Promise<void> {
   for (const pipeline of pipelines) {
     try {
       const type = pipeline.source.type;
-      const s = type === 'pg_audit_table' ? await runTablePipeline(pipeline, { log })
-        : type === 'sql_outbox' || type === 'django_auditlog' ? await runOutboxPipeline(pipeline, { log })
-        : type === 'rds_logs' ? await runRdsPipeline(pipeline, { log, progress })
-        : await runIngestPipeline(pipeline, { log, progress });
+      // Each job is loaded when a pipeline needs it: a run carries only the drivers and SDKs it uses.
+      const s = type === 'pg_audit_table' ? await (await import('../../jobs/table.js')).runTablePipeline(pipeline, { log })
+        : type === 'sql_outbox' || type === 'django_auditlog' ? await (await import('../../jobs/outbox.js')).runOutboxPipeline(pipeline, { log })
+        : type === 'rds_logs' ? await (await import('../../jobs/rds.js')).runRdsPipeline(pipeline, { log, progress })
+        : await (await import('../../jobs/ingest.js')).runIngestPipeline(pipeline, { log, progress });
       results.push(s);
       if (!values.json && !values.quiet) process.stdout.write(formatSummary(s) + '\n');
     } catch (err) {

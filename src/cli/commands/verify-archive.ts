@@ -58,7 +58,7 @@ export async function verifyArchiveCommand(argv: string[]): Promise<void> {
   const log = createLogger({ level: values.quiet || values.json ? 'warn' : 'info' });
   const reports: VerifyReport[] = [];
   for (const cfg of sinks) {
-    const store = openStore(archiveSinkOptions(cfg).store);
+    const store = await openStore(archiveSinkOptions(cfg).store);
     const progress = values.json || values.quiet ? noProgress : createProgress(process.stderr, log);
     try {
       progress.start(0, `verify ${store.where}`);

@@ -101,6 +101,14 @@ export interface ArchiveEventsOptions {
 }
 
 const FLUSH_CHARS = 256 * 1024;
+/** Rows per Parquet row group: about 20 MB of events in memory while a file is written (DuckDB's default, 122,880, needs ~45 MB). */
+const PARQUET_ROW_GROUP_ROWS = 61_440;
+
+function parquetError(err: unknown): ConnectorError {
+  const msg = ((err as Error)?.message ?? String(err)).split('\n')[0] ?? '';
+  return new ConnectorError('archive', 'parquet_failed', /No space left/i.test(msg)
+    ? `no space left for the Parquet spool files: ${msg}` : `writing Parquet failed: ${msg}`, false, { cause: err });
+}
 
 export class ArchiveEventsSink implements Sink<PgAuditPayload> {
   readonly kind = 'archive';
@@ -234,7 +242,7 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
 
   private async connection(): Promise<DuckDBConnection> {
     if (!this.duck) {
-      const instance = await DuckDBInstance.create(':memory:', { threads: '1', memory_limit: '64MB', temp_directory: join(this.options.spoolDir, 'spill') });
+      const instance = await DuckDBInstance.create(':memory:', { threads: '1', memory_limit: '96MB', preserve_insertion_order: 'false', temp_directory: join(this.options.spoolDir, 'spill') });
       const conn = await instance.connect();
       await conn.run("LOAD icu; SET TimeZone = 'UTC'");
       this.duck = { instance, conn };
@@ -255,25 +263,34 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
         FROM read_json(${sqlString(range.objectsFile!)}, format = 'newline_delimited', maximum_object_size = 1073741824, columns = {${cols}})`);
     }
     const out = join(this.options.spoolDir, `parquet-${this.tag}-${this.seq++}`);
-    const select = `SELECT ${EVENT_COLUMNS.join(', ')}, ${sqlString(range.source.name)} AS file_name, strftime(log_time, '%Y-%m-%d') AS date
+    mkdirSync(out, { recursive: true });
+    const select = `SELECT ${EVENT_COLUMNS.join(', ')}, ${sqlString(range.source.name)} AS file_name
       FROM (${parts.map((p) => `SELECT ${EVENT_COLUMNS.join(', ')} FROM (${p})`).join(' UNION ALL ')})`;
     try {
-      await conn.run(`COPY (${select}) TO ${sqlString(out)} (FORMAT parquet, COMPRESSION zstd, PARTITION_BY (date), ROW_GROUP_SIZE 122880, OVERWRITE_OR_IGNORE)`);
-      const stats = await conn.runAndReadAll(`SELECT strftime(log_time, '%Y-%m-%d') AS date, count(*), epoch_ms(min(log_time)), epoch_ms(max(log_time)) FROM (${select}) GROUP BY 1`);
-      const byDate = new Map(stats.getRows().map((r) => [String(r[0]), { events: Number(r[1]), min: Number(r[2]), max: Number(r[3]) }]));
+      let byDate: [string, { events: number; min: number; max: number }][];
+      try {
+        const stats = await conn.runAndReadAll(`SELECT strftime(log_time, '%Y-%m-%d') AS date, count(*), epoch_ms(min(log_time)), epoch_ms(max(log_time)) FROM (${select}) GROUP BY 1 ORDER BY 1`);
+        byDate = stats.getRows().map((r) => [String(r[0]), { events: Number(r[1]), min: Number(r[2]), max: Number(r[3]) }]);
+      } catch (err) {
+        throw parquetError(err);
+      }
       const entries: NewEntry[] = [];
-      for (const dir of (await fsp.readdir(out)).sort()) {
-        const date = dir.replace(/^date=/, '');
-        const files = (await fsp.readdir(join(out, dir))).filter((f) => f.endsWith('.parquet')).sort();
-        if (files.length !== 1) throw new ConnectorError('archive', 'parquet_layout', `DuckDB wrote ${files.length} Parquet files for ${date} (expected one); this is a bug`, false);
-        const s = byDate.get(date)!;
+      // One date at a time: a single Parquet writer (and its row group) in memory.
+      for (const [date, s] of byDate) {
+        const path = join(out, `${date}.parquet`);
+        try {
+          await conn.run(`COPY (SELECT * FROM (${select}) WHERE strftime(log_time, '%Y-%m-%d') = ${sqlString(date)})
+            TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${PARQUET_ROW_GROUP_ROWS})`);
+        } catch (err) {
+          throw parquetError(err);
+        }
         let attempt = 1;
         let key = eventsKey('parquet', this.options.server, date, range.source.name, range.source.fingerprint, range.start);
         while (await this.archive.state.isCommitted(key)) key = eventsKey('parquet', this.options.server, date, range.source.name, range.source.fingerprint, range.start, ++attempt);
-        const path = join(out, dir, files[0]!);
         const stored = await this.archive.writeObject(key, { contentType: 'application/vnd.apache.parquet' }, async (w) => {
           for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) await w.write(chunk as Buffer);
         });
+        await fsp.rm(path, { force: true });
         entries.push(this.entryOf(range, stored, s.events, s.min, s.max));
         this.counts.objects++; this.counts.bytes += stored.size; this.counts.events += s.events;
       }

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, promises as fsp } from 'node:fs';
+import { promises as fsp } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { Decompress as ZstdDecompress } from 'fzstd';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { ConnectorError, describeFileError } from '../../core/errors.js';
 import { TimestampResolver } from '../../parse/index.js';
 import type { NewEntry } from '../duckdb/archive-state.js';
-import { compressInto, compressionSuffix, type Compression } from './compress.js';
+import { compressInto, compressionSuffix, readFileReusing, type Compression } from './compress.js';
 import type { Archive } from './index.js';
 import { fileDate, fileKey } from './layout.js';
 import type { ManifestEntry, SourceIdentity } from './manifest.js';
@@ -51,7 +51,7 @@ const MAX_ATTEMPTS = 3;
 const TAIL_KEEP = 64 * 1024;
 
 function openRaw(path: string): AsyncIterable<Buffer> {
-  return createReadStream(path, { highWaterMark: 1 << 20 });
+  return readFileReusing(path);
 }
 
 /** The decompressed content of a stream of compressed chunks (for content_sha256 of a .gz/.zst file). */
@@ -71,8 +71,9 @@ class ContentTap {
   }
 
   push(raw: Buffer): void {
-    if (this.gunzip) this.gunzip.write(raw);
-    else if (this.zstd) this.zstd.push(raw);
+    // Copies: the caller reuses its buffers, and decompression keeps hold of its input for a while.
+    if (this.gunzip) this.gunzip.write(Buffer.from(raw));
+    else if (this.zstd) this.zstd.push(Buffer.from(raw));
     else this.onContent(raw);
   }
 
@@ -88,14 +89,24 @@ class ContentSummary {
   bytes = 0;
   lines = 0;
   private head: Buffer = Buffer.alloc(0);
-  private tail: Buffer = Buffer.alloc(0);
+  /** The last TAIL_KEEP bytes, kept in one buffer (a copy per chunk would be garbage for the collector). */
+  private readonly tailBuf = Buffer.allocUnsafe(TAIL_KEEP);
+  private tailLen = 0;
 
   add(c: Buffer): void {
     this.sha.update(c);
     this.bytes += c.length;
     for (let i = c.indexOf(10); i >= 0; i = c.indexOf(10, i + 1)) this.lines++;
     if (this.head.length < 8192) this.head = Buffer.concat([this.head, c.subarray(0, 8192 - this.head.length)]);
-    this.tail = c.length >= TAIL_KEEP ? Buffer.from(c.subarray(c.length - TAIL_KEEP)) : Buffer.concat([this.tail, c]).subarray(-TAIL_KEEP);
+    if (c.length >= TAIL_KEEP) {
+      c.copy(this.tailBuf, 0, c.length - TAIL_KEEP);
+      this.tailLen = TAIL_KEEP;
+    } else {
+      const keep = Math.min(this.tailLen, TAIL_KEEP - c.length);
+      this.tailBuf.copyWithin(0, this.tailLen - keep, this.tailLen);
+      c.copy(this.tailBuf, keep);
+      this.tailLen = keep + c.length;
+    }
   }
 
   sha256(): string {
@@ -114,7 +125,7 @@ class ContentSummary {
     let first: string | null = null;
     for (const line of this.head.toString('utf8').split('\n')) { first = at(line); if (first) break; }
     let last: string | null = null;
-    const lines = this.tail.toString('utf8').split('\n');
+    const lines = this.tailBuf.toString('utf8', 0, this.tailLen).split('\n');
     for (let i = lines.length - 1; i >= 0 && !last; i--) last = at(lines[i]!);
     return { first, last };
   }
@@ -165,7 +176,7 @@ export async function archiveLogFile(archive: Archive, file: ArchivableFile, als
     const summary = new ContentSummary();
     const tap = new ContentTap(file.compression, (c) => summary.add(c));
     let rawBytes = 0;
-    const stored = await archive.writeObject(key, { contentType: file.compression === 'none' && store === 'none' ? 'text/plain' : 'application/octet-stream' }, async (w) => {
+    const stored = await archive.writeObject(key, { contentType: file.compression === 'none' && store === 'none' ? 'text/plain' : 'application/octet-stream', sizeHint: before.size }, async (w) => {
       rawBytes = await compressInto(openRaw(file.path), store, archive.options.compressionLevel, w, (c) => { tap.push(c); onBytes?.(c.length); });
       await tap.end();
     });

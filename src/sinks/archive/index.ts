@@ -4,7 +4,7 @@ import { defaultLevel, type Compression } from './compress.js';
 import { manifestKey, type ArchiveForm } from './layout.js';
 import { renderPart, type ManifestHeader } from './manifest.js';
 import { LocalStore } from './store-local.js';
-import { S3Store, type S3StoreOptions } from './store-s3.js';
+import type { S3StoreOptions } from './store-s3.js';
 import type { ObjectStore, ObjectWriter, PutOptions, StoredObject } from './store.js';
 
 /**
@@ -50,7 +50,7 @@ export function archiveSinkOptions(cfg: Record<string, unknown>): ArchiveSinkOpt
     form: (opt('form') ?? 'files') as ArchiveForm,
     compression,
     compressionLevel: cfg['compression_level'] === undefined ? defaultLevel(compression) : Number(cfg['compression_level']),
-    fileConcurrency: Number(cfg['file_concurrency'] ?? 2),
+    fileConcurrency: Number(cfg['file_concurrency'] ?? 1),
     storageClass,
     ...(sse ? { sse } : {}),
     ...(objectLock ? { objectLock } : {}),
@@ -70,8 +70,11 @@ export function archiveSinkOptions(cfg: Record<string, unknown>): ArchiveSinkOpt
   };
 }
 
-export function openStore(options: ArchiveSinkOptions['store']): ObjectStore {
-  return options.kind === 'local' ? new LocalStore(options.directory) : new S3Store(options);
+/** The store of an archive; the AWS SDK is loaded only for a bucket. */
+export async function openStore(options: ArchiveSinkOptions['store']): Promise<ObjectStore> {
+  if (options.kind === 'local') return new LocalStore(options.directory);
+  const { S3Store } = await import('./store-s3.js');
+  return new S3Store(options);
 }
 
 /** The archive of one pipeline: its store, its state in DuckDB, and the operations both forms share. */

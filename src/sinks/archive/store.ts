@@ -12,6 +12,8 @@ export interface PutOptions {
   contentType: string;
   /** Cold classes are for data objects; the manifest always goes to STANDARD. */
   storageClass?: string;
+  /** An upper bound of the object's size when known (a log file's size): parts grow so that 10,000 suffice. */
+  sizeHint?: number;
 }
 
 /** What a finished write stored. */

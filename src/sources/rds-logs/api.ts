@@ -67,7 +67,7 @@ export class RdsApi {
       ...(options.endpoint ? { endpoint: options.endpoint } : {}),
       maxAttempts: options.maxRetries + 1,
       retryMode: 'standard',
-      requestHandler: { connectionTimeout: Math.min(options.timeoutMs, 10_000), requestTimeout: options.timeoutMs },
+      requestHandler: { connectionTimeout: Math.min(options.timeoutMs, 10_000), socketTimeout: options.timeoutMs },
       ...(options.credentials ? { credentials: options.credentials } : {}),
     });
     this.base = new URL(options.endpoint ?? `https://rds.${options.region}.amazonaws.com`);
