@@ -138,6 +138,8 @@ function archiveProblems(sink: ConnectorConfig, at: string): string[] {
     if (mode !== 'none') out.push(`${at}.object_lock_mode: applies to a bucket, not to a directory`);
   }
   if ((sink['access_key_id'] === undefined) !== (sink['secret_access_key'] === undefined)) out.push(`${at}: access_key_id and secret_access_key go together`);
+  const part = Number(sink['part_size']);
+  if (part < 5 * 2 ** 20 || part > 5 * 2 ** 30) out.push(`${at}.part_size: ${part} bytes; S3 parts are 5MiB to 5GiB (5MB is less than 5MiB)`);
   return out;
 }
 

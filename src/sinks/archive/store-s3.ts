@@ -97,11 +97,21 @@ export class S3Store implements ObjectStore {
     };
   }
 
+  /**
+   * HeadBucket; its 403 has no body, so a listing of one key tells a bad key or secret from a missing
+   * permission. A write-only role (no s3:ListBucket) passes: its writes will say what is wrong.
+   */
   async check(): Promise<void> {
     try {
       await this.client.send(new HeadBucketCommand({ Bucket: this.options.bucket }));
     } catch (err) {
-      throw this.error(err, 'HeadBucket', '');
+      if ((err as SdkError).$metadata?.httpStatusCode !== 403) throw this.error(err, 'HeadBucket', '');
+      try {
+        await this.client.send(new ListObjectsV2Command({ Bucket: this.options.bucket, MaxKeys: 1, Prefix: `${this.options.prefix}_manifest/` }));
+      } catch (err2) {
+        const e = this.error(err2, 'ListObjectsV2', '');
+        if (e.code !== 'permission_denied') throw e;
+      }
     }
   }
 
