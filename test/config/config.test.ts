@@ -48,7 +48,7 @@ describe('config schema', () => {
     assert.deepEqual(got.sort(), [
       'pipelines.main.extra: unknown key; allowed: source, sinks',
       'pipelines.main.sinks[0].threads: 0 is not an integer ≥ 1',
-      'pipelines.main.sinks[1].type: "elastic" is not a sink type; allowed: duckdb, elasticsearch',
+      'pipelines.main.sinks[1].type: "elastic" is not a sink type; allowed: duckdb, elasticsearch, archive',
       'pipelines.main.source.path: required (The server\'s log_directory (or a log file); a list reads several)',
       'pipelines.main.source.prefer_format: "xml" is not one of jsonlog, csvlog',
       'pipelines.main.source.pth: unknown key for a pg_logs source; allowed: path, server, file_glob, prefer_format, skip_active, log_timezone, max_record_bytes, batch_bytes, poll_interval_ms',
@@ -61,7 +61,7 @@ describe('config schema', () => {
     assert.deepEqual(problems({}), ['pipelines: required — a mapping of pipeline names to { source, sinks }']);
     assert.deepEqual(problems({ pipelines: { a: { source: { path: '/x' }, sinks: [] } } }).sort(), [
       'pipelines.a.sinks: required — a list of sinks, e.g. [ { type: duckdb, path: ./auditship.duckdb } ]',
-      'pipelines.a.source.type: missing; allowed: pg_logs, pg_audit_table, sql_outbox, django_auditlog',
+      'pipelines.a.source.type: missing; allowed: pg_logs, rds_logs, pg_audit_table, sql_outbox, django_auditlog',
     ]);
   });
 
@@ -71,7 +71,7 @@ describe('config schema', () => {
       "pipelines.a.sinks: the last sink must be duckdb (it keeps the pipeline's checkpoints, and the dead letters of search sinks)",
     ]);
     assert.deepEqual(problems({ pipelines: { a: { source: { type: 'pg_audit_table', url: 'postgres://x/y' }, sinks: [es, { type: 'duckdb', store_events: false }] } } }), [
-      'pipelines.a.sinks: store_events: false needs a search sink before the duckdb sink, in a pg_logs pipeline (else the events would go nowhere)',
+      'pipelines.a.sinks: store_events: false needs a search or archive sink before the duckdb sink, in a pg_logs or rds_logs pipeline (else the events would go nowhere)',
     ]);
     assert.deepEqual(problems({ pipelines: { a: { source: { type: 'pg_audit_table', url: 'postgres://x/y' }, sinks: [es, { type: 'duckdb' }] } } }), []);
     assert.deepEqual(problems({ pipelines: { a: { source: { type: 'pg_logs', path: '/x' }, sinks: [es, { type: 'duckdb' }] } } }), []);
