@@ -57,7 +57,13 @@ describe('archive sink, local directory', () => {
     const entries = entriesOf(localManifest(s.archive));
     const nd = entries.filter((e) => e.form === 'ndjson').flatMap((e) => decode(readFileSync(join(s.archive, e.key)), 'gzip').toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>));
     assert.deepEqual(nd.map((r) => `${r['session_id']}/${r['session_line_num']}`).sort(), [...want].sort());
-    assert.ok(nd.every((r) => r['server'] === 'db1' && typeof r['log_time'] === 'string'));
+    assert.ok(nd.every((r) => r['server'] === 'db1'));
+    const times = new Map((await queryDb(s.db, `SELECT session_id || '/' || session_line_num AS id, strftime(log_time, '%Y-%m-%dT%H:%M:%S.%gZ') AS t, strftime(session_start, '%Y-%m-%dT%H:%M:%S.%gZ') AS s FROM audit_logs`)).map((r) => [r['id'], r]));
+    for (const r of nd) {
+      const db = times.get(`${r['session_id']}/${r['session_line_num']}`)!;
+      assert.equal(r['log_time'], db['t']);
+      assert.equal(r['session_start'], db['s']);
+    }
 
     // Files: the finished log file (the newest of each format is active and not archived yet), byte for byte.
     const files = entries.filter((e) => e.form === 'files');

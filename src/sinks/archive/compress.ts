@@ -1,7 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { createGzip, gzip } from 'node:zlib';
+import { gzip } from 'node:zlib';
 import type { ObjectWriter } from './store.js';
 
 /**
@@ -71,49 +71,78 @@ export async function compressInto(source: AsyncIterable<Buffer>, compression: C
     frame = Buffer.alloc(0);
     return raw;
   }
-  // gzip: the input is cut into blocks of GZIP_BLOCK_BYTES, each compressed on the thread pool as a gzip
-  // member of its own, `gzipParallelism` at a time, and written in order. A concatenation of members is one
-  // valid gzip file (RFC 1952; gunzip, zlib, Python and Java read it whole — pigz and bgzip write the same),
-  // so one file uses every core with bounded memory; the ratio is within a fraction of a percent of one stream.
-  const parallel = gzipParallelism();
-  const free: Buffer[] = Array.from({ length: parallel + 1 }, () => Buffer.allocUnsafe(GZIP_BLOCK_BYTES));
-  const queue: { block: Buffer; out: Promise<Buffer> }[] = [];
-  let block = free.pop()!;
-  let fill = 0;
-  const drainOne = async () => {
-    const q = queue.shift()!;
-    const out = await q.out;
-    free.push(q.block);
-    await writer.write(out);
-  };
-  const submit = async () => {
-    if (fill === 0) return;
-    const input = block.subarray(0, fill);
-    queue.push({ block, out: new Promise<Buffer>((resolve, reject) => gzip(input, { level, chunkSize: GZIP_OUT_CHUNK }, (err, out) => (err ? reject(err) : resolve(out)))) });
-    while (queue.length >= parallel || free.length === 0) await drainOne();
-    block = free.pop()!;
-    fill = 0;
-  };
+  const gz = new GzipMembers(writer, level);
   try {
     for await (const chunk of source) {
       raw += chunk.length;
       onRaw?.(chunk);
-      let at = 0;
-      while (at < chunk.length) {
-        const n = Math.min(chunk.length - at, GZIP_BLOCK_BYTES - fill);
-        chunk.copy(block, fill, at, at + n);
-        fill += n;
-        at += n;
-        if (fill === GZIP_BLOCK_BYTES) await submit();
-      }
+      await gz.write(chunk);
     }
-    await submit();
-    while (queue.length) await drainOne();
+    await gz.end();
   } catch (err) {
-    await Promise.allSettled(queue.map((q) => q.out));
+    await gz.abandon();
     throw err;
   }
   return raw;
+}
+
+/**
+ * gzip written as independent members: the input is cut into blocks of GZIP_BLOCK_BYTES, each compressed on
+ * the thread pool as a gzip member of its own, `gzipParallelism` at a time, and written to the object in
+ * order. A concatenation of members is one valid gzip file (RFC 1952; gunzip, zlib, Python and Java read it
+ * whole — pigz and bgzip write the same), so one object uses every core with bounded memory; the ratio is
+ * within a fraction of a percent of one stream. `write` copies its input: the caller may reuse its buffer.
+ */
+export class GzipMembers {
+  private readonly parallel = gzipParallelism();
+  private readonly free: Buffer[] = Array.from({ length: this.parallel + 1 }, () => Buffer.allocUnsafe(GZIP_BLOCK_BYTES));
+  private readonly queue: { block: Buffer; out: Promise<Buffer> }[] = [];
+  private block = this.free.pop()!;
+  private fill = 0;
+  bytesIn = 0;
+
+  constructor(private readonly writer: ObjectWriter, private readonly level: number) {}
+
+  private async drainOne(): Promise<void> {
+    const q = this.queue.shift()!;
+    const out = await q.out;
+    this.free.push(q.block);
+    await this.writer.write(out);
+  }
+
+  private async submit(): Promise<void> {
+    if (this.fill === 0) return;
+    const input = this.block.subarray(0, this.fill);
+    this.queue.push({ block: this.block, out: new Promise<Buffer>((resolve, reject) => gzip(input, { level: this.level, chunkSize: GZIP_OUT_CHUNK }, (err, out) => (err ? reject(err) : resolve(out)))) });
+    while (this.queue.length >= this.parallel || this.free.length === 0) await this.drainOne();
+    this.block = this.free.pop()!;
+    this.fill = 0;
+  }
+
+  async write(data: Buffer | string): Promise<void> {
+    const chunk = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    this.bytesIn += chunk.length;
+    let at = 0;
+    while (at < chunk.length) {
+      const n = Math.min(chunk.length - at, GZIP_BLOCK_BYTES - this.fill);
+      chunk.copy(this.block, this.fill, at, at + n);
+      this.fill += n;
+      at += n;
+      if (this.fill === GZIP_BLOCK_BYTES) await this.submit();
+    }
+  }
+
+  /** Compresses what is left and hands every member to the writer (which the caller then finishes). */
+  async end(): Promise<void> {
+    await this.submit();
+    while (this.queue.length) await this.drainOne();
+  }
+
+  /** Waits for blocks still on the thread pool (their buffers), writing nothing more. */
+  async abandon(): Promise<void> {
+    await Promise.allSettled(this.queue.map((q) => q.out));
+    this.queue.length = 0;
+  }
 }
 
 const GZIP_BLOCK_BYTES = 2 << 20;
@@ -141,44 +170,3 @@ export async function* readFileReusing(path: string, chunkBytes = 1 << 20): Asyn
   }
 }
 
-/**
- * A gzip stream into an object writer that is fed piece by piece (events rendered batch by batch): `write`
- * resolves when zlib can take more, `end` once everything is compressed and handed to the writer.
- */
-export class GzipInto {
-  private readonly gz: ReturnType<typeof createGzip>;
-  private failed: unknown = null;
-  private readonly drained: Promise<void>;
-  bytesIn = 0;
-
-  constructor(writer: ObjectWriter, level: number) {
-    const gz = createGzip({ level, chunkSize: 256 * 1024 });
-    this.gz = gz;
-    this.drained = (async () => {
-      try {
-        for await (const out of gz) await writer.write(out as Buffer);
-      } catch (err) {
-        this.failed ??= err;
-        gz.destroy();
-      }
-    })();
-  }
-
-  async write(chunk: Buffer | string): Promise<void> {
-    if (this.failed) throw this.failed;
-    const buf = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
-    this.bytesIn += buf.length;
-    if (!this.gz.write(buf)) await new Promise<void>((r) => { this.gz.once('drain', r); this.gz.once('close', r); });
-    if (this.failed) throw this.failed;
-  }
-
-  async end(): Promise<void> {
-    if (!this.failed) this.gz.end();
-    await this.drained;
-    if (this.failed) throw this.failed;
-  }
-
-  destroy(): void {
-    this.gz.destroy();
-  }
-}

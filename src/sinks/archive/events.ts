@@ -11,7 +11,7 @@ import type { NewEntry } from '../duckdb/archive-state.js';
 import { sqlString } from '../duckdb/database.js';
 import { readPackedSql } from '../duckdb/sink.js';
 import { jsonString } from '../elasticsearch/documents.js';
-import { GzipInto } from './compress.js';
+import { GzipMembers } from './compress.js';
 import type { Archive } from './index.js';
 import { eventsKey, utcDate } from './layout.js';
 import type { ManifestEntry, SourceIdentity } from './manifest.js';
@@ -51,6 +51,20 @@ const FIELDS: { name: string; at: number; time: boolean; text: boolean }[] = EVE
   return { name, at, time: packed !== name, text: !numeric && packed === name };
 });
 
+/** ISO 8601 of epoch ms; the second's prefix is computed once per second (events come in time order). */
+class IsoTimes {
+  private sec = NaN;
+  private prefix = '';
+  of(ms: number): string {
+    const sec = Math.floor(ms / 1000);
+    if (sec !== this.sec) { this.sec = sec; this.prefix = new Date(sec * 1000).toISOString().slice(0, 20); }
+    const f = ms - sec * 1000;
+    return `${this.prefix}${f < 10 ? '00' : f < 100 ? '0' : ''}${f}Z`;
+  }
+}
+const logTimes = new IsoTimes();
+const startTimes = new IsoTimes();
+
 /** One event as an NDJSON line (values in PACKED_COLUMNS order). */
 export function eventLine(serverJson: string, fileJson: string, v: readonly (string | number | null)[]): string {
   let s = '{';
@@ -60,7 +74,7 @@ export function eventLine(serverJson: string, fileJson: string, v: readonly (str
       if (f.text && x === '') s += `"${f.name}":"",`;
       continue;
     }
-    if (f.time) s += `"${f.name}":"${new Date(Number(x)).toISOString()}",`;
+    if (f.time) s += `"${f.name}":"${(f.name === 'log_time' ? logTimes : startTimes).of(Number(x))}",`;
     else if (f.text) s += `"${f.name}":${jsonString(String(x))},`;
     else s += `"${f.name}":${Number(x)},`;
   }
@@ -70,7 +84,7 @@ export function eventLine(serverJson: string, fileJson: string, v: readonly (str
 interface DateObject {
   key: string;
   writer: ObjectWriter;
-  gzip: GzipInto;
+  gzip: GzipMembers;
   buffer: string;
   events: number;
   minMs: number;
@@ -120,6 +134,8 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
   /** Given each commit's manifest entries; the state sink stores them in its open transaction. */
   onEntries?: (entries: NewEntry[]) => Promise<void>;
   readonly counts = { objects: 0, bytes: 0, events: 0 };
+  private lastDay = NaN;
+  private lastDate = '';
 
   constructor(readonly archive: Archive, private readonly options: ArchiveEventsOptions, private readonly log: Logger) {
     this.serverJson = JSON.stringify(options.server);
@@ -151,11 +167,18 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
     range.events += packedCount + objects.length;
     if (this.archive.options.form === 'ndjson') {
       const fileJson = JSON.stringify(range.source.name);
-      if (packedCount > 0) for (const v of packedRows(packed)) await this.addLine(range, Number(v[COL.log_time_ms]), eventLine(this.serverJson, fileJson, v));
+      // addLine is synchronous but for a new date's object and a full buffer: await only then.
+      if (packedCount > 0) {
+        for (const v of packedRows(packed)) {
+          const p = this.addLine(range, Number(v[COL.log_time_ms]), eventLine(this.serverJson, fileJson, v));
+          if (p) await p;
+        }
+      }
       for (const rec of objects) {
         const o = rec as unknown as Record<string, string | number | null>;
         const v = PACKED_COLUMNS.map((c) => o[c] ?? null);
-        await this.addLine(range, Number(v[COL.log_time_ms]), eventLine(this.serverJson, fileJson, v));
+        const p = this.addLine(range, Number(v[COL.log_time_ms]), eventLine(this.serverJson, fileJson, v));
+        if (p) await p;
       }
     } else {
       if (packedCount > 0) {
@@ -178,26 +201,27 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
     return { stored: 0, duplicates: 0, quarantined: 0 };
   }
 
-  private async addLine(range: Range, timeMs: number, line: string): Promise<void> {
-    const date = utcDate(timeMs);
-    let d = range.dates.get(date);
-    if (!d) {
-      let attempt = 1;
-      let key = eventsKey('ndjson', this.options.server, date, range.source.name, range.source.fingerprint, range.start);
-      while (await this.archive.state.isCommitted(key)) key = eventsKey('ndjson', this.options.server, date, range.source.name, range.source.fingerprint, range.start, ++attempt);
-      const writer = await this.archive.openObject(key, { contentType: 'application/x-ndjson' });
-      d = { key, writer, gzip: new GzipInto(writer, this.archive.options.compressionLevel), buffer: '', events: 0, minMs: timeMs, maxMs: timeMs };
-      range.dates.set(date, d);
-    }
+  private addLine(range: Range, timeMs: number, line: string): Promise<void> | undefined {
+    const day = Math.floor(timeMs / 86_400_000);
+    if (day !== this.lastDay) { this.lastDay = day; this.lastDate = utcDate(timeMs); }
+    const d = range.dates.get(this.lastDate);
+    if (!d) return this.openDate(range, this.lastDate, timeMs, line);
     d.buffer += line;
     d.events++;
     if (timeMs < d.minMs) d.minMs = timeMs;
     if (timeMs > d.maxMs) d.maxMs = timeMs;
-    if (d.buffer.length >= FLUSH_CHARS) {
-      const text = d.buffer;
-      d.buffer = '';
-      await d.gzip.write(text);
-    }
+    if (d.buffer.length < FLUSH_CHARS) return undefined;
+    const text = d.buffer;
+    d.buffer = '';
+    return d.gzip.write(text);
+  }
+
+  private async openDate(range: Range, date: string, timeMs: number, line: string): Promise<void> {
+    let attempt = 1;
+    let key = eventsKey('ndjson', this.options.server, date, range.source.name, range.source.fingerprint, range.start);
+    while (await this.archive.state.isCommitted(key)) key = eventsKey('ndjson', this.options.server, date, range.source.name, range.source.fingerprint, range.start, ++attempt);
+    const writer = await this.archive.openObject(key, { contentType: 'application/x-ndjson' });
+    range.dates.set(date, { key, writer, gzip: new GzipMembers(writer, this.archive.options.compressionLevel), buffer: line, events: 1, minMs: timeMs, maxMs: timeMs });
   }
 
   private entryOf(range: Range, stored: StoredObject, events: number, minMs: number, maxMs: number): NewEntry {
@@ -311,7 +335,7 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
   async rollback(): Promise<void> {
     for (const r of this.ranges.values()) {
       for (const d of r.dates.values()) {
-        d.gzip.destroy();
+        await d.gzip.abandon();
         await this.archive.abandon(d.key, d.writer).catch(() => {});
       }
     }
