@@ -5,7 +5,9 @@ import { after, before, describe, test } from 'node:test';
 import { spawnRdsServer, TEST_CREDENTIALS, type SpawnedRdsServer } from '../rds-server/client.js';
 import { decode, entriesOf, localManifest, sha256 } from '../helpers/archive.js';
 import { csvOf, CsvlogGenerator } from '../helpers/csvlog-gen.js';
-import { hasStackTrace, queryDb, runCli, scratchDir } from '../helpers/ingest-cli.js';
+import { readFileSync as readStatus } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { hasStackTrace, queryDb, runCli, scratchDir, spawnCli } from '../helpers/ingest-cli.js';
 
 /**
  * Source rds_logs against the RDS test server (test/rds-server, its own process; no AWS here): completed
@@ -217,6 +219,31 @@ describe('rds_logs source (RDS test server)', () => {
     } finally {
       await rds.clearFaults();
     }
+  });
+
+  test('run --follow: files that finish while the daemon runs are shipped; SIGTERM stops it cleanly', async () => {
+    const files = await instanceWith('db9', 2, 20, 9);
+    const s = setup({ instance: 'db9', poll_interval_ms: 1000 });
+    const daemon = spawnCli(['run', '--config', s.config, '--follow'], { env: ENV });
+    const state = () => {
+      try { return (JSON.parse(readStatus(`${s.db}.status.json`, 'utf8')) as { pipelines: Record<string, unknown>[] }).pipelines[0] ?? {}; } catch { return {}; }
+    };
+    const until = async (what: string, ok: () => boolean) => {
+      for (let i = 0; i < 300 && !ok(); i++) await sleep(100);
+      assert.ok(ok(), `timed out waiting for ${what}: ${JSON.stringify(state())}`);
+    };
+    try {
+      await until('the first pass', () => state()['state'] === 'following' && Number(state()['stored']) === files[0]!.audit);
+      // A new hour: the live files are finished now.
+      await rds.putFile('db9', 'error/postgresql.log.2024-05-01-12.csv', '', { lastWritten: Date.now() });
+      await rds.putFile('db9', 'error/postgresql.log.2024-05-01-12', '', { lastWritten: Date.now() });
+      await until('the finished files', () => Number(state()['stored']) === files[0]!.audit + files[2]!.audit);
+    } finally {
+      daemon.kill('SIGTERM');
+    }
+    const r = await daemon.result;
+    assert.equal(r.code, 0, r.stderr.slice(-2000));
+    assert.equal(entriesOf(localManifest(s.arch)).length, 4);
   });
 
   test('credential, permission and instance problems are one line, exit 1', async () => {
