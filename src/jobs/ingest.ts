@@ -4,10 +4,10 @@ import { runPipeline } from '../core/pipeline.js';
 import type { Progress } from '../core/progress.js';
 import type { Database } from '../sinks/duckdb/database.js';
 import { DuckDbSink } from '../sinks/duckdb/sink.js';
-import { ElasticsearchSink, elasticsearchOptions } from '../sinks/elasticsearch/index.js';
+import type { ElasticsearchSink } from '../sinks/elasticsearch/index.js';
 import { PgLogsSource } from '../sources/pg-logs/source.js';
 import type { ArchivableFile } from '../sinks/archive/index.js';
-import { archiveFiles, closeArchives, finishArchives, openArchives, type ArchiveSet, type ArchiveSummary } from './archive.js';
+import { archiveFiles, closeArchives, finishArchives, openArchives, openSearchSinks, sinkSummaries, type ArchiveSet, type ArchiveSummary } from './log-sinks.js';
 
 /**
  * Runs one pipeline once: plan the files, read them, store the events, commit checkpoints.
@@ -78,11 +78,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
   const searchSinks: ElasticsearchSink[] = [];
   let archives: ArchiveSet = { eventSinks: [], fileArchives: [], all: [] };
   try {
-    for (const cfg of pipeline.sinks.filter((s) => s.type === 'elasticsearch')) {
-      const es = await ElasticsearchSink.open(elasticsearchOptions(cfg, server), options.log);
-      es.onDeadLetters = (letters) => sink.addDeadLetters(`elasticsearch ${es.where}`, letters);
-      searchSinks.push(es);
-    }
+    searchSinks.push(...await openSearchSinks(pipeline, sink, server, options.log));
     archives = await openArchives(pipeline, sink, server, 'pg_logs', options.log);
   } catch (err) {
     for (const s of searchSinks) await s.close();
@@ -146,8 +142,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
       bytes: result.bytes,
       durationMs: Date.now() - started,
       errors,
-      ...(searchSinks.length ? { search: searchSinks.map((s) => ({ url: s.where, created: s.counts.created, duplicates: s.counts.duplicates, deadLettered: s.counts.deadLettered, retried: s.counts.retried })) } : {}),
-      ...(archiveSummaries.length ? { archives: archiveSummaries } : {}),
+      ...sinkSummaries(searchSinks, archiveSummaries),
       ok: errors.length === 0,
     };
   } catch (err) {

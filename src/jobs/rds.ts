@@ -6,12 +6,12 @@ import { ConnectorError, isExpected } from '../core/errors.js';
 import { runPipeline } from '../core/pipeline.js';
 import { DuckDbSink } from '../sinks/duckdb/sink.js';
 import { markRdsFileShipped, RDS_FILES_DDL, shippedRdsFiles } from '../sinks/duckdb/rds-files.js';
-import { ElasticsearchSink, elasticsearchOptions } from '../sinks/elasticsearch/index.js';
+import type { ElasticsearchSink } from '../sinks/elasticsearch/index.js';
 import type { ArchivableFile } from '../sinks/archive/index.js';
 import { fingerprintFile } from '../sources/pg-logs/files.js';
 import { PgLogsSource } from '../sources/pg-logs/source.js';
 import { RdsLogsSource } from '../sources/rds-logs/index.js';
-import { archiveFiles, closeArchives, finishArchives, openArchives, type ArchiveSet, type ArchiveSummary } from './archive.js';
+import { archiveFiles, closeArchives, finishArchives, openArchives, openSearchSinks, sinkSummaries, type ArchiveSet, type ArchiveSummary } from './log-sinks.js';
 import type { IngestOptions, RunSummary } from './ingest.js';
 
 /**
@@ -61,11 +61,7 @@ export async function runRdsPipeline(pipeline: PipelineConfig, options: IngestOp
   let archives: ArchiveSet = { eventSinks: [], fileArchives: [], all: [] };
   const spool = join(`${sink.path}.stage`, `rds-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
-    for (const cfg of pipeline.sinks.filter((s) => s.type === 'elasticsearch')) {
-      const es = await ElasticsearchSink.open(elasticsearchOptions(cfg, server), log);
-      es.onDeadLetters = (letters) => sink.addDeadLetters(`elasticsearch ${es.where}`, letters);
-      searchSinks.push(es);
-    }
+    searchSinks.push(...await openSearchSinks(pipeline, sink, server, log));
     archives = await openArchives(pipeline, sink, server, 'rds_logs', log, (cp) => ({ name: cp.path.slice(rds.where.length + 1), location: cp.path }));
     await sink.connection.run(RDS_FILES_DDL);
     const storeEvents = sinkConfig['store_events'] !== false;
@@ -154,8 +150,7 @@ export async function runRdsPipeline(pipeline: PipelineConfig, options: IngestOp
     return {
       pipeline: pipeline.name, server, db: sink.path, filesRead: shipped, filesSkipped: plan.active.length + plan.unchanged,
       ...totals, durationMs: Date.now() - started, errors,
-      ...(searchSinks.length ? { search: searchSinks.map((s) => ({ url: s.where, created: s.counts.created, duplicates: s.counts.duplicates, deadLettered: s.counts.deadLettered, retried: s.counts.retried })) } : {}),
-      ...(archiveList.length ? { archives: archiveList } : {}),
+      ...sinkSummaries(searchSinks, archiveList),
       ok: errors.length === 0,
     };
   } catch (err) {

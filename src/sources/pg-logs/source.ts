@@ -41,6 +41,23 @@ export interface Plan {
 }
 
 /**
+ * A file's content identity: the fingerprint of its first line; for a finished file without a complete
+ * first line (a short file), a hash of what it holds; null while there is nothing to identify it by (an
+ * empty file, or the active file before its first line is complete).
+ */
+async function contentIdentity(file: LogFile): Promise<string | null> {
+  let fingerprint: string | null;
+  try {
+    fingerprint = await fingerprintFile(file.path, file.compression);
+  } catch (err) {
+    throw new ConnectorError('pg_logs', 'file_unreadable', `cannot read ${file.path}: ${(err as Error).message}`, false, { cause: err });
+  }
+  if (fingerprint !== null) return fingerprint;
+  if (file.active || file.size === 0) return null;
+  return tailHashOf(await readHead(file.path, file.compression, 4096)) + 'short';
+}
+
+/**
  * The pg_logs source: PostgreSQL csvlog/jsonlog files (plain, gzip or zstd) in one or more directories,
  * read from per-file checkpoints keyed by content fingerprint.
  */
@@ -74,16 +91,8 @@ export class PgLogsSource {
     const seen = new Map<string, string>();
     for (const file of discovery.files) {
       if (file.active && this.options.skipActive) { plan.skipped.push({ path: file.path, reason: 'active file (--skip-active)' }); continue; }
-      let fingerprint: string | null;
-      try {
-        fingerprint = await fingerprintFile(file.path, file.compression);
-      } catch (err) {
-        throw new ConnectorError('pg_logs', 'file_unreadable', `cannot read ${file.path}: ${(err as Error).message}`, false, { cause: err });
-      }
-      if (fingerprint === null) {
-        if (file.active || file.size === 0) { plan.skipped.push({ path: file.path, reason: 'no complete record yet' }); continue; }
-        fingerprint = tailHashOf(await readHead(file.path, file.compression, 4096)) + 'short';
-      }
+      const fingerprint = await contentIdentity(file);
+      if (fingerprint === null) { plan.skipped.push({ path: file.path, reason: 'no complete record yet' }); continue; }
       const twin = seen.get(fingerprint);
       if (twin) { plan.skipped.push({ path: file.path, reason: `same content as ${twin}` }); continue; }
       seen.set(fingerprint, file.path);
@@ -105,16 +114,8 @@ export class PgLogsSource {
     const seen = new Set<string>();
     for (const file of (await this.discover()).files) {
       if (file.active) continue;
-      let fingerprint: string | null;
-      try {
-        fingerprint = await fingerprintFile(file.path, file.compression);
-      } catch (err) {
-        throw new ConnectorError('pg_logs', 'file_unreadable', `cannot read ${file.path}: ${(err as Error).message}`, false, { cause: err });
-      }
-      if (fingerprint === null) {
-        if (file.size === 0) continue;
-        fingerprint = tailHashOf(await readHead(file.path, file.compression, 4096)) + 'short';
-      }
+      const fingerprint = await contentIdentity(file);
+      if (fingerprint === null) continue;
       if (seen.has(fingerprint)) continue;
       seen.add(fingerprint);
       out.push({ file, fingerprint });

@@ -8,9 +8,11 @@ import { Archive, ArchiveEventsSink, archiveLogFile, archiveSinkOptions, openSto
 import type { SourceIdentity } from '../sinks/archive/manifest.js';
 import { ArchiveState } from '../sinks/duckdb/archive-state.js';
 import type { DuckDbSink } from '../sinks/duckdb/sink.js';
+import { ElasticsearchSink, elasticsearchOptions } from '../sinks/elasticsearch/index.js';
+import type { RunSummary } from './ingest.js';
 
 /**
- * The archive sinks of a log pipeline (pg_logs, rds_logs), opened against the pipeline's DuckDB state:
+ * The archive (and search) sinks of a log pipeline (pg_logs, rds_logs), opened against the pipeline's DuckDB state:
  * each store is checked, what an interrupted run left is removed, and committed entries not yet in the
  * manifest are published. Event forms become pipeline sinks; the files form archives finished files after
  * the events are stored.
@@ -67,6 +69,30 @@ export async function openArchives(pipeline: PipelineConfig, duckdb: DuckDbSink,
     throw err;
   }
   return set;
+}
+
+/** The search sinks of a log pipeline (pgaudit events); their dead letters go into the DuckDB state. */
+export async function openSearchSinks(pipeline: PipelineConfig, duckdb: DuckDbSink, server: string, log: Logger): Promise<ElasticsearchSink[]> {
+  const out: ElasticsearchSink[] = [];
+  try {
+    for (const cfg of pipeline.sinks.filter((s) => s.type === 'elasticsearch')) {
+      const es = await ElasticsearchSink.open(elasticsearchOptions(cfg, server), log);
+      es.onDeadLetters = (letters) => duckdb.addDeadLetters(`elasticsearch ${es.where}`, letters);
+      out.push(es);
+    }
+  } catch (err) {
+    for (const s of out) await s.close();
+    throw err;
+  }
+  return out;
+}
+
+/** The per-sink part of a run summary: search counts and archive objects. */
+export function sinkSummaries(search: ElasticsearchSink[], archives: ArchiveSummary[]): Pick<RunSummary, 'search' | 'archives'> {
+  return {
+    ...(search.length ? { search: search.map((s) => ({ url: s.where, created: s.counts.created, duplicates: s.counts.duplicates, deadLettered: s.counts.deadLettered, retried: s.counts.retried })) } : {}),
+    ...(archives.length ? { archives } : {}),
+  };
 }
 
 /**
