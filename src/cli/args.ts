@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { PipelineConfig } from '../config/load.js';
 import { ExitError } from '../core/errors.js';
 
 /** Parses argv for one command; usage errors become ExitError(2) with the command's usage line. */
@@ -15,3 +16,11 @@ export const COMMON_OUTPUT_OPTIONS = {
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+/** The pipelines named by --pipeline (all when none is named); an unknown name is a usage error. */
+export function selectPipelines(all: PipelineConfig[], names: string[] | undefined): PipelineConfig[] {
+  if (!names?.length) return all;
+  const unknown = names.filter((n) => !all.some((p) => p.name === n));
+  if (unknown.length) throw new ExitError(2, `no pipeline named ${unknown.join(', ')}; the config has ${all.map((p) => p.name).join(', ')}`);
+  return all.filter((p) => names.includes(p.name));
+}

@@ -102,7 +102,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
     // A first record that arrived in this run may complete `<previously logged>` rows stored before.
     if (result.stored > 0 && storeEvents) await sink.sweepPreviouslyLogged();
     options.progress.done();
-    const archiveSummaries: ArchiveSummary[] = archives.eventSinks.map((s) => ({ archive: s.where, form: s.archive.options.form, objects: s.counts.objects, bytes: s.counts.bytes }));
+    const archiveSummaries: ArchiveSummary[] = [];
     const errors = result.errors.map((e) => ({ file: e.source, message: e.message }));
     if (archives.fileArchives.length) {
       const completed = await source.completedFiles();
@@ -142,7 +142,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
       bytes: result.bytes,
       durationMs: Date.now() - started,
       errors,
-      ...sinkSummaries(searchSinks, archiveSummaries),
+      ...sinkSummaries(searchSinks, archives, archiveSummaries),
       ok: errors.length === 0,
     };
   } catch (err) {

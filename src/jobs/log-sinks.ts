@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { DuckDBConnection } from '@duckdb/node-api';
 import type { PipelineConfig } from '../config/load.js';
 import type { FileCheckpoint } from '../core/connector.js';
 import type { Logger } from '../core/log.js';
@@ -87,8 +86,12 @@ export async function openSearchSinks(pipeline: PipelineConfig, duckdb: DuckDbSi
   return out;
 }
 
-/** The per-sink part of a run summary: search counts and archive objects. */
-export function sinkSummaries(search: ElasticsearchSink[], archives: ArchiveSummary[]): Pick<RunSummary, 'search' | 'archives'> {
+/** The per-sink part of a run summary: search counts, and objects per archive (`files`: those of form files). */
+export function sinkSummaries(search: ElasticsearchSink[], set: ArchiveSet, files: ArchiveSummary[]): Pick<RunSummary, 'search' | 'archives'> {
+  const archives: ArchiveSummary[] = [
+    ...set.eventSinks.map((s) => ({ archive: s.where, form: s.archive.options.form, objects: s.counts.objects, bytes: s.counts.bytes })),
+    ...files,
+  ];
   return {
     ...(search.length ? { search: search.map((s) => ({ url: s.where, created: s.counts.created, duplicates: s.counts.duplicates, deadLettered: s.counts.deadLettered, retried: s.counts.retried })) } : {}),
     ...(archives.length ? { archives } : {}),
@@ -97,10 +100,9 @@ export function sinkSummaries(search: ElasticsearchSink[], archives: ArchiveSumm
 
 /**
  * Archives finished files, `fileConcurrency` at a time per archive. A file that fails is reported and the
- * others go on; `also` runs in the transaction that commits a file's entry.
+ * others go on.
  */
-export async function archiveFiles(archive: Archive, files: ArchivableFile[], log: Logger, onBytes?: (n: number) => void,
-  also?: (file: ArchivableFile) => ((conn: DuckDBConnection) => Promise<void>) | undefined): Promise<{ results: FileArchiveResult[]; errors: { file: string; message: string; error: Error }[] }> {
+export async function archiveFiles(archive: Archive, files: ArchivableFile[], log: Logger, onBytes?: (n: number) => void): Promise<{ results: FileArchiveResult[]; errors: { file: string; message: string; error: Error }[] }> {
   const results: FileArchiveResult[] = [];
   const errors: { file: string; message: string; error: Error }[] = [];
   let next = 0;
@@ -108,7 +110,7 @@ export async function archiveFiles(archive: Archive, files: ArchivableFile[], lo
     while (next < files.length) {
       const f = files[next++]!;
       try {
-        const r = await archiveLogFile(archive, f, also?.(f), onBytes);
+        const r = await archiveLogFile(archive, f, onBytes);
         results.push(r);
         if (r.status === 'changed_while_archiving') {
           log.warn('A log file kept changing while it was archived; it is tried again next run.', { archive: archive.where, file: f.source.location });

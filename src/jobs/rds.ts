@@ -143,14 +143,10 @@ export async function runRdsPipeline(pipeline: PipelineConfig, options: IngestOp
     if (totals.stored > 0 && storeEvents) await sink.sweepPreviouslyLogged();
     options.progress.done();
     await finishArchives(archives);
-    const archiveList: ArchiveSummary[] = [
-      ...archives.eventSinks.map((s) => ({ archive: s.where, form: s.archive.options.form, objects: s.counts.objects, bytes: s.counts.bytes })),
-      ...archiveSummaries.values(),
-    ];
     return {
       pipeline: pipeline.name, server, db: sink.path, filesRead: shipped, filesSkipped: plan.active.length + plan.unchanged,
       ...totals, durationMs: Date.now() - started, errors,
-      ...sinkSummaries(searchSinks, archiveList),
+      ...sinkSummaries(searchSinks, archives, [...archiveSummaries.values()]),
       ok: errors.length === 0,
     };
   } catch (err) {

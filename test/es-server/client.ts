@@ -8,7 +8,7 @@
  *   const stats = await es.stats();
  *   await es.stop();
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawnServerProcess } from '../helpers/server-process.js';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { ControlCommand, EsServerOptions, EsStats, FaultSettings, FaultState } from './server.js';
@@ -30,7 +30,6 @@ export interface SpawnedEsServer {
 }
 
 const SERVER = fileURLToPath(new URL('./server.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** A JSON request to the server; resolves with status and parsed body (text when not JSON). */
 export function requestJson(url: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
@@ -58,30 +57,8 @@ export function requestJson(url: string, method: string, path: string, body?: un
 
 export async function spawnEsServer(opts: EsServerOptions & { startTimeoutMs?: number } = {}): Promise<SpawnedEsServer> {
   const { startTimeoutMs = 20_000, ...options } = opts;
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', SERVER, '--port', String(options.port ?? 0), '--options', JSON.stringify(options)], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`es-server did not start within ${startTimeoutMs} ms: ${stderr}`)); }, startTimeoutMs);
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      try {
-        resolve((JSON.parse(out.slice(0, nl)) as { url: string }).url);
-      } catch {
-        reject(new Error(`es-server printed an unexpected first line: ${out.slice(0, nl)}`));
-      }
-    });
-    child.once('exit', (code, signal) => { clearTimeout(timer); reject(new Error(`es-server exited before listening (${code ?? signal}): ${stderr}`)); });
-  });
+  const server = await spawnServerProcess<{ url: string }>('es-server', SERVER, ['--port', String(options.port ?? 0), '--options', JSON.stringify(options)], { startTimeoutMs });
+  const { url } = server.info;
 
   const control = async (cmd: ControlCommand): Promise<unknown> => {
     const path = cmd.op === 'faults' ? '/_test/faults' : cmd.op === 'stats' ? '/_test/stats' : cmd.op === 'reset' ? '/_test/reset' : '/_test/refresh';
@@ -92,18 +69,12 @@ export async function spawnEsServer(opts: EsServerOptions & { startTimeoutMs?: n
 
   return {
     url,
-    pid: child.pid!,
+    pid: server.pid,
     control,
     stats: async () => (await control({ op: 'stats' })) as EsStats,
     faults: async (f) => (await control({ op: 'faults', faults: f })) as FaultState,
     reset: async () => { await control({ op: 'reset' }); },
-    stderr: () => stderr,
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-      await exited;
-      clearTimeout(timer);
-    },
+    stderr: server.stderr,
+    stop: server.stop,
   };
 }

@@ -9,7 +9,7 @@
  *   const stats = await rds.stats();
  *   await rds.stop();
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawnServerProcess } from '../helpers/server-process.js';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import type { ControlCommand, FaultRule, FaultState, RdsConfigUpdate, RdsFileInfo, RdsServerOptions, RdsStats } from './server.js';
@@ -50,7 +50,6 @@ export interface SpawnedRdsServer {
 }
 
 const SERVER = fileURLToPath(new URL('./server.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** One request to the server; resolves with status and body bytes. */
 export function requestRaw(url: string, method: string, path: string, body?: Buffer, contentType = 'application/json'): Promise<{ status: number; body: Buffer }> {
@@ -72,30 +71,8 @@ export function requestRaw(url: string, method: string, path: string, body?: Buf
 
 export async function spawnRdsServer(opts: RdsServerOptions & { startTimeoutMs?: number } = {}): Promise<SpawnedRdsServer> {
   const { startTimeoutMs = 20_000, ...options } = opts;
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', SERVER, '--port', String(options.port ?? 0), '--options', JSON.stringify(options)], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`rds-server did not start within ${startTimeoutMs} ms: ${stderr}`)); }, startTimeoutMs);
-    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      clearTimeout(timer);
-      try {
-        resolve((JSON.parse(out.slice(0, nl)) as { url: string }).url);
-      } catch {
-        reject(new Error(`rds-server printed an unexpected first line: ${out.slice(0, nl)}`));
-      }
-    });
-    child.once('exit', (code, signal) => { clearTimeout(timer); reject(new Error(`rds-server exited before listening (${code ?? signal}): ${stderr}`)); });
-  });
+  const server = await spawnServerProcess<{ url: string }>('rds-server', SERVER, ['--port', String(options.port ?? 0), '--options', JSON.stringify(options)], { startTimeoutMs });
+  const { url } = server.info;
 
   const call = async (method: string, path: string, body?: Buffer, contentType?: string): Promise<Buffer> => {
     const r = await requestRaw(url, method, path, body, contentType);
@@ -117,7 +94,7 @@ export async function spawnRdsServer(opts: RdsServerOptions & { startTimeoutMs?:
 
   return {
     url,
-    pid: child.pid!,
+    pid: server.pid,
     control,
     stats: async () => (await control({ op: 'stats' })) as RdsStats,
     faults: async (f) => (await control({ op: 'faults', add: Array.isArray(f) ? f : [f] })) as FaultState,
@@ -132,13 +109,7 @@ export async function spawnRdsServer(opts: RdsServerOptions & { startTimeoutMs?:
     deleteFile: async (instance, name) => { await control({ op: 'deleteFile', instance, name }); },
     listFiles: async (instance) => (await control({ op: 'listFiles', instance })) as RdsFileInfo[],
     readFile: async (instance, name) => call('GET', filePath(instance, name, '')),
-    stderr: () => stderr,
-    stop: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-      await exited;
-      clearTimeout(timer);
-    },
+    stderr: server.stderr,
+    stop: server.stop,
   };
 }

@@ -9,7 +9,7 @@
  *   const puts = await s3.requests({ op: 'PutObject' });
  *   await s3.stop();
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawnServerProcess, type ServerProcess } from '../helpers/server-process.js';
 import http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -61,7 +61,6 @@ export interface SpawnS3ServerOptions extends S3ServerOptions {
 }
 
 const SERVER = fileURLToPath(new URL('./server.ts', import.meta.url));
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /** A JSON request to the /_test API; resolves with status and parsed body (text when not JSON). */
 export function requestJson(url: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
@@ -101,41 +100,16 @@ export async function spawnS3Server(opts: SpawnS3ServerOptions = {}): Promise<Sp
   const { startTimeoutMs = 20_000, keepDir = false, dir: givenDir, port = 0, ...options } = opts;
   const dir = givenDir ?? mkdtempSync(join(tmpdir(), 'auditship-s3-'));
   const ownDir = givenDir === undefined && !keepDir;
-  const child: ChildProcess = spawn(process.execPath,
-    ['--import', 'tsx', SERVER, '--port', String(port), '--dir', dir, '--options', JSON.stringify(options), '--exit-on-stdin-close'], {
-      cwd: ROOT,
-      // stdin stays open as a lifeline: the server exits when this process dies without stopping it.
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const cleanup = () => { if (ownDir) rmSync(dir, { recursive: true, force: true }); };
-
-  let urls: { url: string; directUrl: string };
+  let server: ServerProcess<{ url: string; directUrl: string }>;
   try {
-    urls = await new Promise<{ url: string; directUrl: string }>((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`s3-server did not start within ${startTimeoutMs} ms: ${stderr}`)); }, startTimeoutMs);
-      child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-        out += d;
-        const nl = out.indexOf('\n');
-        if (nl < 0) return;
-        clearTimeout(timer);
-        try {
-          resolve(JSON.parse(out.slice(0, nl)) as { url: string; directUrl: string });
-        } catch {
-          reject(new Error(`s3-server printed an unexpected first line: ${out.slice(0, nl)}`));
-        }
-      });
-      child.once('exit', (code, signal) => { clearTimeout(timer); reject(new Error(`s3-server exited before listening (${code ?? signal}): ${stderr}`)); });
-    });
+    // stdin stays open as a lifeline: the server exits when this process dies without stopping it.
+    server = await spawnServerProcess('s3-server', SERVER, ['--port', String(port), '--dir', dir, '--options', JSON.stringify(options), '--exit-on-stdin-close'], { startTimeoutMs, lifeline: true });
   } catch (e) {
-    await exited;
     cleanup();
     throw e;
   }
-  const { url, directUrl } = urls;
+  const { url, directUrl } = server.info;
 
   const call = async (method: string, path: string, body?: unknown): Promise<unknown> => {
     const r = await requestJson(url, method, path, body);
@@ -147,7 +121,7 @@ export async function spawnS3Server(opts: SpawnS3ServerOptions = {}): Promise<Sp
     url,
     directUrl,
     dir,
-    pid: child.pid!,
+    pid: server.pid,
     requests: async (q) => (await call('GET', `/_test/requests${queryString(q)}`)) as RecordedRequest[],
     clearRequests: async () => { await call('DELETE', '/_test/requests'); },
     faults: async (rules) => (await call('POST', '/_test/faults', rules)) as FaultState,
@@ -157,14 +131,9 @@ export async function spawnS3Server(opts: SpawnS3ServerOptions = {}): Promise<Sp
     objectLocks: async () => (await call('GET', '/_test/object-locks')) as ObjectLockEntry[],
     objects: async () => (await call('GET', '/_test/objects')) as ObjectStateEntry[],
     buckets: async () => (await call('GET', '/_test/buckets')) as BucketStateEntry[],
-    stderr: () => stderr,
+    stderr: server.stderr,
     stop: async () => {
-      if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-        await exited;
-        clearTimeout(timer);
-      }
+      await server.stop();
       cleanup();
     },
   };

@@ -5,7 +5,7 @@ import { createProgress, noProgress } from '../../core/progress.js';
 import type { RunSummary } from '../../jobs/ingest.js';
 import type { OutboxRunSummary } from '../../jobs/outbox.js';
 import type { TableRunSummary } from '../../jobs/table.js';
-import { COMMON_OUTPUT_OPTIONS, parseCommandArgs } from '../args.js';
+import { COMMON_OUTPUT_OPTIONS, parseCommandArgs, selectPipelines } from '../args.js';
 import { formatSummary } from '../output.js';
 
 export const usage = 'auditship run [--config FILE] [--pipeline NAME] [--follow] [--quiet] [--json]';
@@ -20,12 +20,7 @@ export async function run(argv: string[]): Promise<void> {
   }, usage);
   if (values.help) { process.stdout.write(`${summary}\nusage: ${usage}\n`); return; }
   const config = loadConfig(values.config ?? process.env['AUDITSHIP_CONFIG'] ?? 'auditship.yaml');
-  let pipelines = config.pipelines;
-  if (values.pipeline?.length) {
-    const unknown = values.pipeline.filter((p) => !pipelines.some((q) => q.name === p));
-    if (unknown.length) throw new ExitError(2, `no pipeline named ${unknown.join(', ')}; the config has ${pipelines.map((p) => p.name).join(', ')}`);
-    pipelines = pipelines.filter((p) => values.pipeline!.includes(p.name));
-  }
+  const pipelines = selectPipelines(config.pipelines, values.pipeline);
   const log = values.quiet ? quietLogger() : createLogger();
   const progress = values.quiet || values.json ? noProgress : createProgress(process.stderr, log);
   if (values.follow) {

@@ -4,7 +4,7 @@ import { createLogger } from '../../core/log.js';
 import { createProgress, noProgress } from '../../core/progress.js';
 import { archiveSinkOptions, openStore } from '../../sinks/archive/index.js';
 import { verifyArchive, type VerifyReport } from '../../sinks/archive/verify.js';
-import { parseCommandArgs } from '../args.js';
+import { parseCommandArgs, selectPipelines } from '../args.js';
 import { n, size } from '../output.js';
 
 export const usage = 'auditship verify-archive [--config FILE] [--pipeline NAME] | (--directory DIR | --bucket NAME [--prefix P] [--endpoint URL] [--region R] [--force-path-style]) [--server NAME] [--quick] [--deep] [--json]';
@@ -39,12 +39,7 @@ export async function verifyArchiveCommand(argv: string[]): Promise<void> {
     });
   } else {
     const config = loadConfig(values.config ?? process.env['AUDITSHIP_CONFIG'] ?? 'auditship.yaml');
-    let pipelines = config.pipelines;
-    if (values.pipeline?.length) {
-      const unknown = values.pipeline.filter((p) => !pipelines.some((q) => q.name === p));
-      if (unknown.length) throw new ExitError(2, `no pipeline named ${unknown.join(', ')}; the config has ${pipelines.map((p) => p.name).join(', ')}`);
-      pipelines = pipelines.filter((p) => values.pipeline!.includes(p.name));
-    }
+    const pipelines = selectPipelines(config.pipelines, values.pipeline);
     const seen = new Set<string>();
     for (const p of pipelines) for (const s of p.sinks) {
       if (s.type !== 'archive' || seen.has(archiveLocation(s))) continue;

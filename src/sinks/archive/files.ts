@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import { Decompress as ZstdDecompress } from 'fzstd';
-import type { DuckDBConnection } from '@duckdb/node-api';
 import { ConnectorError, describeFileError } from '../../core/errors.js';
 import { TimestampResolver } from '../../parse/index.js';
 import type { NewEntry } from '../duckdb/archive-state.js';
@@ -149,19 +148,14 @@ async function statOf(path: string): Promise<{ size: number; mtimeMs: number }> 
   }
 }
 
-/**
- * Archives one completed log file unless this version is archived already. The entry is committed in the
- * DuckDB state, together with `also` (RDS: the file's done mark) in the same transaction.
- */
-export async function archiveLogFile(archive: Archive, file: ArchivableFile, also?: (conn: DuckDBConnection) => Promise<void>, onBytes?: (n: number) => void): Promise<FileArchiveResult> {
+/** Archives one completed log file unless this version is archived already; its entry is committed in the DuckDB state. */
+export async function archiveLogFile(archive: Archive, file: ArchivableFile, onBytes?: (n: number) => void): Promise<FileArchiveResult> {
   const state = archive.state;
   const latest = await state.latestFile(file.source.fingerprint);
   if (latest && latest.size === file.size && Math.round(latest.mtimeMs) === Math.round(file.mtimeMs)) {
-    if (also) await state.commitEntries([], also);
     return { status: 'unchanged', bytes: 0 };
   }
   if (latest && (await contentHash(file.path, file.compression)) === latest.contentSha256) {
-    if (also) await state.commitEntries([], also);
     return { status: 'unchanged', bytes: 0 };
   }
   const store = file.compression === 'none' ? archive.options.compression : 'none';
@@ -204,7 +198,7 @@ export async function archiveLogFile(archive: Archive, file: ArchivableFile, als
       archived_at: new Date().toISOString(),
       version, sourceMtimeMs: file.mtimeMs, sourceDiskSize: file.size,
     };
-    const [committed] = await state.commitEntries([entry], also);
+    const [committed] = await state.commitEntries([entry]);
     await state.dropPending(key);
     return { status: 'archived', entry: committed!, bytes: rawBytes };
   }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createGunzip } from 'node:zlib';
 import { Decompress as ZstdDecompress } from 'fzstd';
 import { ConnectorError } from '../../core/errors.js';
-import { MANIFEST_DIR } from './layout.js';
+import { DATASET, MANIFEST_DIR, manifestPrefix, partitionValue } from './layout.js';
 import { parsePart, type ManifestEntry, type ManifestHeader } from './manifest.js';
 import { COLD_CLASSES, type ObjectStore } from './store.js';
 
@@ -77,9 +77,8 @@ export async function verifyArchive(store: ObjectStore, options: VerifyOptions):
 
   // 1. The manifest parts and their chains.
   const parts: { key: string; header: ManifestHeader | null; sha256: string; entries: ManifestEntry[] }[] = [];
-  for await (const o of store.list(`${MANIFEST_DIR}/`)) {
+  for await (const o of store.list(options.server !== undefined ? manifestPrefix(options.server) : `${MANIFEST_DIR}/`)) {
     if (!o.key.endsWith('.jsonl')) continue;
-    if (options.server !== undefined && !o.key.startsWith(`${MANIFEST_DIR}/server=`)) continue;
     const chunks: Buffer[] = [];
     try {
       for await (const c of store.read(o.key)) chunks.push(c);
@@ -169,17 +168,9 @@ export async function verifyArchive(store: ObjectStore, options: VerifyOptions):
   }));
 
   // 3. Objects no entry mentions.
-  const servers = options.server !== undefined ? `server=` : '';
-  for (const dataset of ['logs/', 'pgaudit/', 'pgaudit-ndjson/']) {
-    for await (const o of store.list(dataset)) {
-      if (servers && !o.key.includes(`/server=`)) continue;
-      if (!latest.has(o.key)) report.unlisted.push(o.key);
-    }
+  for (const form of ['files', 'parquet', 'ndjson'] as const) {
+    const prefix = options.server !== undefined ? `${DATASET[form]}/server=${partitionValue(options.server)}/` : `${DATASET[form]}/`;
+    for await (const o of store.list(prefix)) if (!latest.has(o.key)) report.unlisted.push(o.key);
   }
-  if (options.server !== undefined) report.unlisted = report.unlisted.filter((k) => k.split('/')[1] === `server=${encodeServer(options.server!)}`);
   return report;
-}
-
-function encodeServer(s: string): string {
-  return s.replace(/[%/\\=#?*:"'<>|\x00-\x1f\x7f ]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`) || '%00';
 }

@@ -156,13 +156,12 @@ export class ArchiveState {
     return out;
   }
 
-  /** Commits entries on the main connection in a transaction of their own; `also` runs inside it (a file's done mark). */
-  commitEntries(entries: NewEntry[], also?: (conn: DuckDBConnection) => Promise<void>): Promise<ManifestEntry[]> {
+  /** Commits entries on the main connection in a transaction of their own. */
+  commitEntries(entries: NewEntry[]): Promise<ManifestEntry[]> {
     return this.serial(async () => {
       await this.main.run('BEGIN TRANSACTION');
       try {
         const out = await this.insertEntries(entries);
-        if (also) await also(this.main);
         await this.main.run('COMMIT');
         return out;
       } catch (err) {
