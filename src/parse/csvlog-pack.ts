@@ -22,6 +22,11 @@ export interface CsvlogPackState {
   onBad: (start: number, end: number, reason: string) => void;
   /** Record [start, end) is too long to pack: the reader parses it on the string path. */
   onLarge: (start: number, end: number) => void;
+  /**
+   * Record [start, end) is a connection, disconnection, authentication failure or error record
+   * (parse/session-log.ts): the reader parses it on the string path. Unset: such records are skipped.
+   */
+  onSession?: (start: number, end: number) => void;
   /** A `<previously logged>` record of this session was packed. */
   onMarker: (sessionId: string) => void;
   events: number;
@@ -40,6 +45,21 @@ let scratch = Buffer.allocUnsafe(1 << 16);
 
 const QUOTE = 34, COMMA = 44, LF = 10, CR = 13;
 const AUDIT = Buffer.from('AUDIT: ');
+const SESSION_SEVERITIES = ['ERROR', 'FATAL', 'PANIC'].map((s) => Buffer.from(s));
+const SESSION_MESSAGES = ['connection authorized: ', 'replication connection authorized: ', 'disconnection: '].map((s) => Buffer.from(s));
+
+function startsWithBytes(src: Uint8Array, s: number, e: number, lit: Uint8Array): boolean {
+  if (e - s < lit.length) return false;
+  for (let i = 0; i < lit.length; i++) if (src[s + i] !== lit[i]) return false;
+  return true;
+}
+
+/** Whether a record that is not a pgaudit entry is one correlation keeps (parse/session-log.ts). */
+function isSessionRecord(buf: Buffer): boolean {
+  for (const sev of SESSION_SEVERITIES) if (equalBytes(buf, fs[11]!, fe[11]!, sev)) return true;
+  for (const msg of SESSION_MESSAGES) if (startsWithBytes(buf, fs[13]!, fe[13]!, msg)) return true;
+  return false;
+}
 const MARKER = Buffer.from('<previously logged>');
 const SESSION = Buffer.from('SESSION');
 const OBJECT = Buffer.from('OBJECT');
@@ -218,8 +238,10 @@ export function packCsvlog(buf: Buffer, pos: number, end: number, st: CsvlogPack
     }
     // 2. Only pgaudit entries: the message (field 14) must start with "AUDIT: ".
     let ms = fs[13]!, me = fe[13]!;
-    if (fq[13] === 0 || me - ms < 7) continue;
-    for (let i = 0; i < 7; i++) if (buf[ms + i] !== AUDIT[i]) continue record;
+    if (fq[13] === 0 || me - ms < 7 || !startsWithBytes(buf, ms, me, AUDIT)) {
+      if (st.onSession && isSessionRecord(buf)) st.onSession(recStart, recEnd);
+      continue record;
+    }
     let src: Buffer = buf;
     if (fq[13] === 2) {
       // Undouble the csvlog quotes of the message into scratch; pgaudit fields are parsed there.

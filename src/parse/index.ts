@@ -7,5 +7,6 @@ export * from './record-scanner.js';
 export * from './pgaudit.js';
 export * from './timestamp.js';
 export * from './log-record.js';
+export * from './session-log.js';
 export * from './packed.js';
 export * from './csvlog-pack.js';

@@ -1,6 +1,7 @@
 import type { CsvError } from './csv.js';
 import { AUDIT_PREFIX, parsePgAuditMessage, type PgAuditFields } from './pgaudit.js';
 import type { TimestampResolver } from './timestamp.js';
+import { applicationNameOf, isSessionMessage, sessionRecordKind, sessionTimeOf, type SessionRecord } from './session-log.js';
 import { TimestampError } from './timestamp.js';
 
 /**
@@ -49,6 +50,7 @@ function auditRecord(l: LogColumns, a: PgAuditFields): PgAuditRecord {
 /** What became of one log record. */
 export type RecordOutcome =
   | { kind: 'audit'; record: PgAuditRecord }
+  | { kind: 'session'; record: SessionRecord }
   | { kind: 'other' }
   | { kind: 'bad'; reason: string };
 
@@ -87,7 +89,9 @@ export function csvlogRecord(
     }
     return { kind: 'bad', reason: `csvlog record has ${fields.length} columns, expected ${expectedColumns}` };
   }
-  if (message == null || !message.startsWith(AUDIT_PREFIX)) return OTHER;
+  if (message == null || !message.startsWith(AUDIT_PREFIX)) {
+    return isSessionMessage(fields[11], message) ? csvlogSessionRecord(fields, message ?? '', times) : OTHER;
+  }
   for (const i of [3, 10, 24, 25]) {
     const v = fields[i];
     if (v != null && !INTEGER.test(v)) return { kind: 'bad', reason: 'csvlog record has a malformed number (process_id, transaction_id, leader_pid or query_id)' };
@@ -134,6 +138,77 @@ export function csvlogRecord(
   };
 }
 
+/** A connection, disconnection, authentication failure or error record of csvlog (see session-log.ts). */
+function csvlogSessionRecord(fields: (string | null)[], message: string, times: TimestampResolver): RecordOutcome {
+  const severity = fields[11] ?? null;
+  const sqlstate = fields[12] || null;
+  const kind = sessionRecordKind(severity, sqlstate, message);
+  if (kind === null) return OTHER;
+  const sessionId = fields[5];
+  const lineNum = int(fields[6]);
+  if (!sessionId || lineNum === null) return { kind: 'bad', reason: 'csvlog record has no session_id or session_line_num' };
+  let logTime: number;
+  let sessionStart: number | null = null;
+  try {
+    logTime = times.toEpochMs(fields[0] ?? '');
+    if (fields[8]) sessionStart = times.toEpochMs(fields[8]);
+  } catch (err) {
+    if (err instanceof TimestampError && err.code !== 'malformed') throw err;
+    return { kind: 'bad', reason: (err as Error).message };
+  }
+  const [addr, port] = splitConnectionFrom(fields[4] ?? null);
+  return {
+    kind: 'session',
+    record: {
+      kind, log_time_ms: logTime, user_name: fields[1] || null, database_name: fields[2] || null, process_id: int(fields[3]),
+      client_addr: addr, client_port: port, session_id: sessionId, session_line_num: lineNum, session_start_ms: sessionStart,
+      virtual_transaction_id: fields[9] || null, transaction_id: int(fields[10]), severity, sqlstate, message,
+      detail: fields[14] || null,
+      application_name: fields[22] || (kind === 'connect' ? applicationNameOf(message) : null),
+      backend_type: fields[23] || null,
+      query: kind === 'error' ? fields[19] || null : null,
+      duration_ms: kind === 'disconnect' ? sessionTimeOf(message) : null,
+    },
+  };
+}
+
+/** A connection, disconnection, authentication failure or error record of jsonlog (see session-log.ts). */
+function jsonlogSessionRecord(o: Record<string, unknown>, message: string, times: TimestampResolver): RecordOutcome {
+  const severity = str(o['error_severity']);
+  const sqlstate = str(o['state_code']);
+  const kind = sessionRecordKind(severity, sqlstate, message);
+  if (kind === null) return OTHER;
+  const sessionId = str(o['session_id']);
+  const lineNum = num(o['line_num']);
+  if (!sessionId || lineNum === null) return { kind: 'bad', reason: 'jsonlog record has no session_id or line_num' };
+  let logTime: number;
+  let sessionStart: number | null = null;
+  try {
+    logTime = times.toEpochMs(str(o['timestamp']) ?? '');
+    const ss = str(o['session_start']);
+    if (ss) sessionStart = times.toEpochMs(ss);
+  } catch (err) {
+    if (err instanceof TimestampError && err.code !== 'malformed') throw err;
+    return { kind: 'bad', reason: (err as Error).message };
+  }
+  return {
+    kind: 'session',
+    record: {
+      kind, log_time_ms: logTime, user_name: str(o['user']) || null, database_name: str(o['dbname']) || null, process_id: num(o['pid']),
+      client_addr: str(o['remote_host']), client_port: num(o['remote_port']), session_id: sessionId, session_line_num: lineNum,
+      session_start_ms: sessionStart, virtual_transaction_id: str(o['vxid']) || null, transaction_id: num(o['txid']),
+      severity, sqlstate, message, detail: str(o['detail']),
+      application_name: str(o['application_name']) || (kind === 'connect' ? applicationNameOf(message) : null),
+      backend_type: str(o['backend_type']),
+      query: kind === 'error' ? str(o['statement']) : null,
+      duration_ms: kind === 'disconnect' ? sessionTimeOf(message) : null,
+    },
+  };
+}
+
+/** Cheap pre-test of a jsonlog line for a session record (before JSON.parse). */
+const SESSION_LINE = /"error_severity":"(?:ERROR|FATAL|PANIC)"|"message":"(?:connection authorized: |replication connection authorized: |disconnection: )/;
+
 const MESSAGE_MARKER = '"message":"AUDIT: ';
 
 function str(v: unknown): string | null {
@@ -158,7 +233,7 @@ export function jsonlogRecord(line: string, times: TimestampResolver): RecordOut
     if (line.length === 0 || line.charCodeAt(0) !== 123 /* { */ || line.charCodeAt(line.length - 1) !== 125) {
       return line.trim() === '' ? OTHER : { kind: 'bad', reason: 'jsonlog line is not a JSON object' };
     }
-    return OTHER;
+    if (!SESSION_LINE.test(line)) return OTHER;
   }
   let o: Record<string, unknown>;
   try {
@@ -168,7 +243,9 @@ export function jsonlogRecord(line: string, times: TimestampResolver): RecordOut
   }
   if (o === null || typeof o !== 'object') return { kind: 'bad', reason: 'jsonlog line is not a JSON object' };
   const message = o['message'];
-  if (typeof message !== 'string' || !message.startsWith(AUDIT_PREFIX)) return OTHER;
+  if (typeof message !== 'string' || !message.startsWith(AUDIT_PREFIX)) {
+    return typeof message === 'string' && isSessionMessage(str(o['error_severity']), message) ? jsonlogSessionRecord(o, message, times) : OTHER;
+  }
   const audit = parsePgAuditMessage(message);
   if (!audit.ok) return { kind: 'bad', reason: audit.reason };
   const sessionId = str(o['session_id']);

@@ -177,7 +177,7 @@ function genAuditLine(rng: Rng, columnCount: 23 | 24 | 26): AuditLine {
   const backend = rng.bool(0.9) ? 'client backend' : 'background worker';
   const leader = rng.bool(0.2) ? rng.int(1, 4_194_304) : null;
   const queryId = rng.pick(['0', '-7123456789012345678', '9223372036854775807', '-9223372036854775808', String(rng.int(-1e9, 1e9))]);
-  const otherMessage = rng.bool(0.25) ? `connection authorized: ${randomString(rng, 5)}` : null;
+  const otherMessage = rng.bool(0.25) ? `checkpoint complete: ${randomString(rng, 5)}` : null;
 
   const columns: Column[] = [
     { value: utcText(logMs, true), text: csvlogBare(utcText(logMs, true)) },

@@ -152,19 +152,46 @@ describe('csvlogRecord: column mapping', () => {
 });
 
 describe('csvlogRecord: audit or not', () => {
-  test('non-AUDIT messages → other, whatever the severity', () => {
+  test('non-AUDIT messages that correlation does not use → other', () => {
     for (const [severity, message] of [
-      ['LOG', 'connection authorized: user=postgres database=postgres application_name=psql'],
-      ['LOG', 'disconnection: session time: 0:00:00.012 user=postgres database=postgres host=127.0.0.1 port=42942'],
-      ['ERROR', 'relation "nope" does not exist'],
-      ['FATAL', 'password authentication failed for user "x"'],
+      ['LOG', 'checkpoint starting: time'],
+      ['LOG', 'statement: SELECT 1'],
       ['WARNING', 'there is no transaction in progress'],
+      ['NOTICE', 'relation "t" already exists, skipping'],
       ['STATEMENT', 'SELECT 1'],
       ['LOG', null],
       ['LOG', ''],
+      ['LOG', 'connection received: host=127.0.0.1 port=42942'],
     ] as const) {
       assert.deepEqual(csv(26, { 11: severity, 12: severity === 'LOG' ? '00000' : '42P01', 13: message }), { kind: 'other' }, `${severity}: ${message}`);
     }
+  });
+
+  test('connection, disconnection, authentication failure and error records → session records', () => {
+    const cases = [
+      ['LOG', '00000', 'connection authorized: user=postgres database=postgres application_name=psql', 'connect'],
+      ['LOG', '00000', 'replication connection authorized: user=repl application_name=walreceiver', 'connect'],
+      ['LOG', '00000', 'disconnection: session time: 1:02:03.456 user=postgres database=postgres host=127.0.0.1 port=42942', 'disconnect'],
+      ['FATAL', '28P01', 'password authentication failed for user "x"', 'logon_failure'],
+      ['FATAL', '28000', 'no pg_hba.conf entry for host "10.0.0.9", user "x", database "y", no encryption', 'logon_failure'],
+      ['ERROR', '42P01', 'relation "nope" does not exist', 'error'],
+      ['FATAL', '57P01', 'terminating connection due to administrator command', 'error'],
+    ] as const;
+    for (const [severity, sqlstate, message, kind] of cases) {
+      const out = csv(26, { 11: severity, 12: sqlstate, 13: message, 14: 'a detail', 19: 'SELECT * FROM nope', 22: '' });
+      assert.equal(out.kind, 'session', message);
+      if (out.kind !== 'session') continue;
+      assert.equal(out.record.kind, kind, message);
+      assert.equal(out.record.sqlstate, sqlstate);
+      assert.equal(out.record.message, message);
+      assert.equal(out.record.query, kind === 'error' ? 'SELECT * FROM nope' : null, 'only errors keep the statement, to match it');
+    }
+    const connect = csv(26, { 11: 'LOG', 12: '00000', 13: cases[0][2], 22: '' });
+    assert.equal(connect.kind === 'session' && connect.record.application_name, 'psql');
+    const ssl = csv(26, { 11: 'LOG', 12: '00000', 13: 'connection authorized: user=a database=b application_name=my app SSL enabled (protocol=TLSv1.3, cipher=TLS_AES_256_GCM_SHA384, bits=256)', 22: '' });
+    assert.equal(ssl.kind === 'session' && ssl.record.application_name, 'my app');
+    const disconnect = csv(26, { 11: 'LOG', 12: '00000', 13: cases[2][2] });
+    assert.equal(disconnect.kind === 'session' && disconnect.record.duration_ms, 3723456);
   });
 
   test("'AUDIT: ' counts only at the start of the message", () => {
@@ -334,10 +361,9 @@ describe('jsonlogRecord: other and bad', () => {
     }
   });
 
-  test('JSON lines without an AUDIT message → other', () => {
+  test('JSON lines without an AUDIT message → other, or a session record', () => {
     for (const obj of [
-      { ...MINIMAL, message: 'connection authorized: user=postgres database=postgres' },
-      { ...MINIMAL, error_severity: 'ERROR', message: 'relation "nope" does not exist', statement: 'AUDIT: SESSION,1,1,READ,SELECT,,,SELECT 1,<none>' },
+      { ...MINIMAL, message: 'checkpoint starting: time' },
       { ...MINIMAL, message: 'statement: SELECT 1 -- AUDIT: SESSION,1,1,READ,SELECT,,,SELECT 1,<none>' },
       { ...MINIMAL, message: ' AUDIT: SESSION,1,1,READ,SELECT,,,SELECT 1,<none>' },
       { timestamp: MINIMAL.timestamp, error_severity: 'LOG' },
@@ -345,6 +371,12 @@ describe('jsonlogRecord: other and bad', () => {
     ]) {
       assert.deepEqual(jsonlogRecord(JSON.stringify(obj), times()), { kind: 'other' }, JSON.stringify(obj));
     }
+    const connect = jsonlogRecord(JSON.stringify({ ...MINIMAL, message: 'connection authorized: user=postgres database=postgres' }), times());
+    assert.equal(connect.kind === 'session' && connect.record.kind, 'connect');
+    // An error whose statement looks like a pgaudit entry is an error, not an audit record.
+    const error = jsonlogRecord(JSON.stringify({ ...MINIMAL, error_severity: 'ERROR', state_code: '42P01', message: 'relation "nope" does not exist', statement: 'AUDIT: SESSION,1,1,READ,SELECT,,,SELECT 1,<none>' }), times());
+    assert.equal(error.kind === 'session' && error.record.kind, 'error');
+    assert.equal(error.kind === 'session' && error.record.query, 'AUDIT: SESSION,1,1,READ,SELECT,,,SELECT 1,<none>');
   });
 
   test('an AUDIT message that is not pgaudit CSV → bad; no session id → bad', () => {

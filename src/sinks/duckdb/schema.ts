@@ -20,8 +20,14 @@ import { sqlString } from './database.js';
  *  - `pending_markers`: sessions holding `<previously logged>` rows whose first entry is not stored yet, so
  *    that later runs complete them without scanning the whole table.
  *  - `auditship_meta`: schema version and upgrade facts.
+ * Correlation (from the server's own records in the same files, see parse/session-log.ts and correlate.ts):
+ *  - `sessions`: one row per session from its connection authorized and disconnection records.
+ *  - `logon_failures`: FATAL authentication failures (SQLSTATE class 28).
+ *  - `statement_errors`: ERROR/FATAL records of sessions, with the pgaudit statement each one ended
+ *    (`statement_id`, NULL when the failed statement was not audited, e.g. a syntax error). The outcome is
+ *    also on the audited rows themselves: audit_events.sqlstate and error_message, and audit_logs.outcome.
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** pgaudit's append_valid_csv in SQL: quote a field only when it holds a comma, quote, CR or LF. */
 function pgauditCsv(x: string): string {
@@ -77,7 +83,19 @@ export const AUDIT_LOG_COLUMNS: [string, string][] = [
   ['rows', 'BIGINT'],
   ['statement_filled', 'BOOLEAN'],
   ['raw_message', 'VARCHAR'],
+  ['outcome', 'VARCHAR'],
+  ['sqlstate', 'VARCHAR'],
+  ['error_message', 'VARCHAR'],
 ];
+
+/** Columns of audit_logs computed in the view, not stored in audit_events. */
+const VIEW_ONLY = new Set(['message', 'outcome']);
+
+/** `outcome`: 'error' when an ERROR record ended the statement (sqlstate set), else 'success'. */
+export const OUTCOME_EXPRESSION = `CASE WHEN sqlstate IS NULL THEN 'success' ELSE 'error' END`;
+
+/** audit_events columns added after schema version 1, with their types (ALTER TABLE on upgrade). */
+const ADDED_COLUMNS: [string, string][] = [['sqlstate', 'VARCHAR'], ['error_message', 'VARCHAR']];
 
 const SEED_COLUMNS = ['log_time', 'user_name', 'database_name', 'client_addr', 'message', 'application_name', 'session_id', 'session_line_num', 'log_path_id', 'file_name'];
 
@@ -133,15 +151,60 @@ CREATE TABLE IF NOT EXISTS quarantine (
   quarantined_at TIMESTAMPTZ,
   PRIMARY KEY (server, fingerprint, byte_offset)
 );
+CREATE TABLE IF NOT EXISTS sessions (
+  server           VARCHAR NOT NULL,
+  session_id       VARCHAR NOT NULL,
+  process_id       INTEGER,
+  user_name        VARCHAR,
+  database_name    VARCHAR,
+  client_addr      VARCHAR,
+  client_port      INTEGER,
+  application_name VARCHAR,
+  backend_type     VARCHAR,
+  session_start    TIMESTAMPTZ,
+  connected_at     TIMESTAMPTZ,
+  disconnected_at  TIMESTAMPTZ,
+  duration_ms      BIGINT,
+  PRIMARY KEY (server, session_id)
+);
+CREATE TABLE IF NOT EXISTS logon_failures (
+  server           VARCHAR NOT NULL,
+  session_id       VARCHAR NOT NULL,
+  session_line_num BIGINT NOT NULL,
+  log_time         TIMESTAMPTZ,
+  user_name        VARCHAR,
+  database_name    VARCHAR,
+  client_addr      VARCHAR,
+  client_port      INTEGER,
+  sqlstate         VARCHAR,
+  reason           VARCHAR,
+  detail           VARCHAR,
+  PRIMARY KEY (server, session_id, session_line_num)
+);
+CREATE TABLE IF NOT EXISTS statement_errors (
+  server                 VARCHAR NOT NULL,
+  session_id             VARCHAR NOT NULL,
+  session_line_num       BIGINT NOT NULL,
+  log_time               TIMESTAMPTZ,
+  user_name              VARCHAR,
+  database_name          VARCHAR,
+  virtual_transaction_id VARCHAR,
+  transaction_id         BIGINT,
+  severity               VARCHAR,
+  sqlstate               VARCHAR,
+  message                VARCHAR,
+  statement_id           BIGINT,
+  PRIMARY KEY (server, session_id, session_line_num)
+);
 `;
 
 function createAuditEvents(name: string): string {
-  const cols = AUDIT_LOG_COLUMNS.filter(([n]) => n !== 'message').map(([n, t]) => `${n} ${t}`);
+  const cols = AUDIT_LOG_COLUMNS.filter(([n]) => !VIEW_ONLY.has(n)).map(([n, t]) => `${n} ${t}`);
   return `CREATE TABLE ${name} (\n  ${cols.join(',\n  ')}\n)`;
 }
 
 const CREATE_AUDIT_LOGS_VIEW = `CREATE OR REPLACE VIEW audit_logs AS SELECT
-  ${AUDIT_LOG_COLUMNS.map(([n]) => (n === 'message' ? `${MESSAGE_EXPRESSION} AS message` : n)).join(',\n  ')}
+  ${AUDIT_LOG_COLUMNS.map(([n]) => (n === 'message' ? `${MESSAGE_EXPRESSION} AS message` : n === 'outcome' ? `${OUTCOME_EXPRESSION} AS outcome` : n)).join(',\n  ')}
 FROM audit_events`;
 
 /** Identifies the view definition: a short hash of its SQL. */
@@ -185,6 +248,11 @@ export async function ensureSchema(conn: DuckDBConnection, defaultServer: string
     }
     if (r.getRows()[0]?.[0] !== VIEW_VERSION) {
       await conn.run(CREATE_SUPPORT_TABLES);
+      const have = await tableColumns(conn, 'audit_events');
+      for (const [name, type] of ADDED_COLUMNS) {
+        if (!have.has(name)) await conn.run(`ALTER TABLE audit_events ADD COLUMN ${name} ${type}`);
+      }
+      await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('schema_version', '${SCHEMA_VERSION}')`);
       await conn.run(CREATE_AUDIT_LOGS_VIEW);
       await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('audit_logs_view', '${VIEW_VERSION}')`);
     }

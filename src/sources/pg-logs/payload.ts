@@ -1,4 +1,4 @@
-import type { PgAuditRecord } from '../../parse/index.js';
+import type { PgAuditRecord, SessionRecord } from '../../parse/index.js';
 
 /** What a pg_logs batch carries: packed rows (parse/packed.ts), plus the records that could not be packed. */
 export interface PgAuditPayload {
@@ -9,4 +9,6 @@ export interface PgAuditPayload {
   objects: PgAuditRecord[];
   /** Sessions with `<previously logged>` records in this batch (pgaudit.log_statement_once). */
   markerSessions: string[];
+  /** Connection, disconnection, authentication failure and error records of the range (correlation). */
+  sessionRecords: SessionRecord[];
 }

@@ -5,7 +5,7 @@ import { ConnectorError, describeFileError } from '../../core/errors.js';
 import { isUtf8 } from 'node:buffer';
 import {
   BufferPool, CSVLOG_COLUMN_COUNTS, csvlogRecord, findNextRecordStart, GS, jsonlogRecord, packable, packCsvlog, PackWriter,
-  PREVIOUSLY_LOGGED, scanCsvRecord, type CsvlogPackState, type PgAuditRecord, type RecordOutcome, type TimestampResolver,
+  PREVIOUSLY_LOGGED, scanCsvRecord, type CsvlogPackState, type PgAuditRecord, type RecordOutcome, type SessionRecord, type TimestampResolver,
 } from '../../parse/index.js';
 import type { PgAuditPayload } from './payload.js';
 import { openContent, TAIL_BYTES, tailHashOf, type LogFile } from './files.js';
@@ -53,6 +53,7 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
 
   const out = new PackWriter(pool, Math.min(opts.batchBytes + (opts.batchBytes >> 2), 32 << 20));
   let objects: PgAuditRecord[] = [];
+  let sessionRecords: SessionRecord[] = [];
   let markers = new Set<string>();
   let quarantine: QuarantinedRecord[] = [];
   let batchStart = offset;
@@ -77,11 +78,11 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
       lastEventMs: eventCount ? st.maxTimeMs : null, complete,
     };
     const b: Batch<PgAuditPayload> = {
-      payload: { packed, packedCount: count, objects, markerSessions: [...markers] },
+      payload: { packed, packedCount: count, objects, markerSessions: [...markers], sessionRecords },
       eventCount, quarantine, checkpoint: cp, bytes: offset - batchStart, minTimeMs: st.minTimeMs, maxTimeMs: st.maxTimeMs, endOfSource,
       release,
     };
-    objects = []; markers = new Set(); quarantine = []; batchStart = offset;
+    objects = []; sessionRecords = []; markers = new Set(); quarantine = []; batchStart = offset;
     st.events = 0; st.minTimeMs = 0; st.maxTimeMs = 0;
     return b;
   };
@@ -101,6 +102,8 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
       if (!opts.packMessage) r.message = '';
       if (packable(r)) out.record(r);
       else objects.push(r);
+    } else if (outcome.kind === 'session') {
+      sessionRecords.push(outcome.record);
     } else if (outcome.kind === 'bad') {
       bad(offsetOf(), outcome.reason, raw());
     }
@@ -120,6 +123,7 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
         const outcome: RecordOutcome = rec ? csvlogRecord(rec.fields, rec.error, st.columns || 26, times) : { kind: 'bad', reason: 'unreadable record' };
         takeRecord(outcome, () => offset + s, () => text);
       };
+      st.onSession = st.onLarge; // rare records: the string path builds them
       return packCsvlog(buf, 0, end, st);
     }
     // The string path: jsonlog, and csvlog chunks with invalid UTF-8 or control characters.
