@@ -24,7 +24,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-export const GENERATOR_VERSION = 2;
+export const GENERATOR_VERSION = 3;
 
 export interface GenerateOptions {
   /** Number of AUDIT records to write (exact). */
@@ -35,6 +35,8 @@ export interface GenerateOptions {
   startTime?: Date;
   /** PRNG seed (default 42). */
   seed?: number;
+  /** Mean time between two log records in ms (default 0.45: ~2,000 events/s; 250 spreads 10 M over a month). */
+  meanGapMs?: number;
 }
 
 export interface FileInfo {
@@ -1014,6 +1016,7 @@ interface EngineOptions {
   startMs: number;
   /** true: every session connects inside the generated window (used for appends) */
   freshSessions: boolean;
+  meanGapMs?: number;
 }
 
 /** Probability that a report/ETL statement is a 10-100 KB one; ~1 per 5,000 events overall. */
@@ -1112,6 +1115,26 @@ class Engine {
     };
     if (this.nextBackendId > 200) this.nextBackendId = 3;
     if (s.stmtId === 0 && preexisting) s.stmtId = rng.int(10, 100000);
+    if (!preexisting && kind !== 'pgbench' && rng.chance(0.03)) {
+      // A failed login first (a mistyped password, a stale secret): its own backend, FATAL 28P01.
+      const fpid = this.newPid();
+      const failed: ProcInfo = { user: spec.user, db: spec.db, pid: fpid, from: `${host}:${Number(port) - 1}`,
+        sid: startSec.toString(16) + '.' + fpid.toString(16), start: startTimeString(startSec), app: '', backendType: 'client backend' };
+      s.queue.push((time) => ({
+        text: csvlogRecord(time, { ...failed, user: null, db: null, backendType: 'not initialized' }, 1, {
+          ps: '', vxid: null, xid: 0, severity: 'LOG', state: '00000', message: `connection received: host=${host} port=${Number(port) - 1}`, queryId: '0',
+        }),
+        audit: false,
+      }));
+      s.queue.push((time) => ({
+        text: csvlogRecord(time, failed, 2, {
+          ps: 'authentication', vxid: `${s.backendId}/1`, xid: 0, severity: 'FATAL', state: '28P01',
+          message: `password authentication failed for user "${spec.user}"`,
+          detail: `Connection matched pg_hba.conf line 98: "hostssl all ${spec.user} 10.0.0.0/8 scram-sha-256"`, queryId: '0',
+        }),
+        audit: false,
+      }));
+    }
     if (!preexisting) {
       const received: ProcInfo = { ...s.proc, user: null, db: null, app: '', backendType: 'not initialized' };
       s.queue.push((time) => ({
@@ -1350,7 +1373,7 @@ class Engine {
   /** Next csvlog record, in log order. */
   next(): { text: string; audit: boolean; timeMs: number } {
     const rng = this.rng;
-    this.nowMs += rng.exp(0.45);
+    this.nowMs += rng.exp(this.opts.meanGapMs ?? 0.45);
     const time = this.tf.logTime(this.nowMs);
     this.backgroundLines();
     const bg = this.background.shift();
@@ -1430,7 +1453,7 @@ export async function generateCsvlog(dir: string, opts: GenerateOptions): Promis
   const fileBytes = opts.fileBytes ?? 64 * 1024 * 1024;
   const startMs = opts.startTime ? opts.startTime.getTime() : DEFAULT_START;
   await mkdir(dir, { recursive: true });
-  const engine = new Engine({ seed: opts.seed ?? 42, startMs, freshSessions: false });
+  const engine = new Engine({ seed: opts.seed ?? 42, startMs, freshSessions: false, ...(opts.meanGapMs ? { meanGapMs: opts.meanGapMs } : {}) });
 
   const perFile: FileInfo[] = [];
   let writer: ChunkWriter | undefined;

@@ -106,6 +106,41 @@ describe('correlation: sessions, logon failures and statement outcomes', () => {
     });
   }
 
+  test('auditship report: the failed login, the failed statements, the DDL in full (md, json, html)', async () => {
+    const db = `${tmp.dir}/report.duckdb`;
+    assert.equal((await auditship(['ingest', '--db', db, '--quiet', cluster.logDir])).code, 0);
+    const json = await auditship(['report', '--db', db, '--since', '1d', '--format', 'json']);
+    assert.equal(json.code, 0, json.stderr);
+    const r = JSON.parse(json.stdout) as { totals: { logon_failures: number; failed_statements: number }; changes: { command: string; statement: string }[];
+      failed_statements: { statement: string; sqlstate: string; error_message: string }[]; logon_failures: { user_name: string; sqlstate: string }[];
+      access: { user_name: string; object_name: string; reads: number; writes: number }[]; unaudited_errors: { sqlstate: string; n: number }[] };
+    assert.equal(r.totals.logon_failures, 2);
+    assert.deepEqual(r.logon_failures.map((f) => [f.user_name, f.sqlstate]), [['pwuser', '28P01'], ['ghost', '28000']]);
+    assert.deepEqual(r.failed_statements.map((f) => [f.statement, f.sqlstate]), [[`INSERT INTO accounts VALUES (1, 'again')`, '23505'], ['SELECT id / 0 FROM accounts', '22012']]);
+    assert.ok(r.changes.some((c) => c.command === 'CREATE ROLE' && c.statement.includes(`CREATE ROLE pwuser LOGIN PASSWORD`)), 'role changes in full');
+    assert.ok(r.changes.some((c) => c.command === 'CREATE TABLE' && c.statement.includes('CREATE TABLE accounts')), 'DDL in full');
+    const acc = r.access.find((a) => a.user_name === 'postgres' && a.object_name === 'public.accounts');
+    assert.deepEqual(acc && [acc.reads, acc.writes], [1, 4]);
+    assert.deepEqual(r.unaudited_errors.find((e) => e.sqlstate === '42601')?.n, 1, 'the syntax error is counted, not pinned on a statement');
+
+    const md = await auditship(['report', '--db', db, '--since', '1d']);
+    assert.equal(md.code, 0, md.stderr);
+    for (const heading of ['## Events by class and command', '## DDL and role/privilege changes', '## Tables read and written, per user', '## Failed logins', '## Failed statements']) {
+      assert.ok(md.stdout.includes(heading), heading);
+    }
+    assert.match(md.stdout, /\| pwuser \|/);
+    const out = `${tmp.dir}/report.html`;
+    const html = await auditship(['report', '--db', db, '--since', '1d', '--until', new Date(Date.now() + 60_000).toISOString(), '--format', 'html', '--output', out]);
+    assert.equal(html.code, 0, html.stderr);
+    const page = readFileSync(out, 'utf8');
+    assert.match(page, /<svg[^>]*aria-label="events per day by class"[^>]*>.*<rect /s, 'the chart has bars');
+    assert.ok(page.includes('SELECT id / 0 FROM accounts'));
+    assert.ok(!/<script/i.test(page), 'no script in the report');
+    const bad = await auditship(['report', '--db', db, '--since', 'last tuesday']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^auditship: --since: "last tuesday" is not a time/);
+  });
+
   test('reading the same files again adds nothing (sessions, failures and errors once)', async () => {
     const db = `${tmp.dir}/twice.duckdb`;
     for (const format of ['csvlog', 'jsonlog']) {

@@ -1,0 +1,48 @@
+import type { EventFilter } from './types.js';
+
+/** Query-string parameters of a filter: from, to (ISO-8601 or epoch ms), server, user, database, class, command (repeatable or comma-separated), object, outcome, q (statement text). */
+export type FilterParams = URLSearchParams;
+
+const MAX_TEXT = 1000;
+
+/** A time parameter: epoch milliseconds, or an ISO-8601 date/time (UTC unless it names an offset). */
+export function parseTime(value: string, name: string): number {
+  const v = value.trim();
+  if (/^-?\d+$/.test(v)) return Number(v);
+  const iso = /^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d+)?)?)?(Z|[+-]\d\d:?\d\d)?$/.exec(v);
+  const ms = iso ? Date.parse(iso[4] || !iso[1] ? v.replace(' ', 'T') : `${v.replace(' ', 'T')}Z`) : NaN;
+  if (!Number.isFinite(ms)) throw new Error(`${name}: "${value.slice(0, 40)}" is not a time (ISO-8601 such as 2026-05-01T12:00:00Z, or epoch milliseconds)`);
+  return ms;
+}
+
+function list(params: FilterParams, name: string): string[] | undefined {
+  const values = params.getAll(name).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+  return values.length ? [...new Set(values)] : undefined;
+}
+
+/** Reads an EventFilter from URL parameters; throws Error with a one-line message for a malformed value. */
+export function parseFilter(params: FilterParams): EventFilter {
+  const f: EventFilter = {};
+  const from = params.get('from');
+  const to = params.get('to');
+  if (from) f.from = parseTime(from, 'from');
+  if (to) f.to = parseTime(to, 'to');
+  if (f.from !== undefined && f.to !== undefined && f.from >= f.to) throw new Error('from must be earlier than to');
+  for (const [key, name] of [['server', 'server'], ['user', 'user'], ['database', 'database'], ['class', 'class'], ['command', 'command']] as const) {
+    const v = list(params, name);
+    if (v) f[key] = key === 'class' || key === 'command' ? v.map((x) => x.toUpperCase()) : v;
+  }
+  const object = params.get('object')?.trim();
+  if (object) f.object = object.slice(0, MAX_TEXT);
+  const outcome = params.get('outcome')?.trim();
+  if (outcome && outcome !== 'any') {
+    if (outcome !== 'success' && outcome !== 'error') throw new Error(`outcome: "${outcome.slice(0, 20)}" is not success, error or any`);
+    f.outcome = outcome;
+  }
+  const q = params.get('q');
+  if (q && q.trim()) {
+    if (q.length > MAX_TEXT) throw new Error(`q: longer than ${MAX_TEXT} characters`);
+    f.text = q.trim();
+  }
+  return f;
+}

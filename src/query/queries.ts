@@ -1,0 +1,297 @@
+import type {
+  EventDetail, EventFilter, EventPage, EventRow, EventWithSession, Facets, LogonFailureSummary, SessionInfo, TimelineItem,
+  TimeSeries, TopEntry,
+} from './types.js';
+
+/** Runs one SQL statement with positional parameters ($1, $2, ...) and returns its rows as plain JSON values. */
+export interface QueryRunner {
+  all(sql: string, params?: (string | number | null)[]): Promise<Record<string, unknown>[]>;
+}
+
+export const STATEMENT_PREVIEW = 240;
+export const TIMELINE_LIMIT = 200;
+const MAX_PAGE = 500;
+const FACET_CACHE_MS = 10_000;
+const FACET_LIMIT = 500;
+
+/** Bucket widths for time charts; the smallest giving at most ~120 buckets over the range is used. */
+const BUCKETS_MS = [60e3, 5 * 60e3, 15 * 60e3, 3600e3, 3 * 3600e3, 6 * 3600e3, 12 * 3600e3, 86400e3, 7 * 86400e3, 30 * 86400e3];
+
+const ISO = (col: string) => `strftime(${col}, '%Y-%m-%dT%H:%M:%S.%gZ')`;
+const OUTCOME = `CASE WHEN sqlstate IS NULL THEN 'success' ELSE 'error' END`;
+
+/** An event's identity with its time (which lets DuckDB skip row groups): [epoch µs, server, session, line]. */
+type Key = [number, string, string, number];
+
+function encodeKey(k: Key): string {
+  return Buffer.from(JSON.stringify(k)).toString('base64url');
+}
+
+function decodeKey(s: string): Key {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(s, 'base64url').toString('utf8'));
+  } catch {
+    throw new QueryInputError('malformed event id or cursor');
+  }
+  if (!Array.isArray(v) || v.length !== 4 || !Number.isSafeInteger(v[0]) || typeof v[1] !== 'string' || typeof v[2] !== 'string' || !Number.isSafeInteger(v[3])) {
+    throw new QueryInputError('malformed event id or cursor');
+  }
+  return v as Key;
+}
+
+/** A caller's input that no query can answer (a bad cursor): the UI answers 400. */
+export class QueryInputError extends Error {}
+
+/** SQL conditions and their parameters, built up with placeholders only. */
+class Where {
+  readonly parts: string[] = [];
+  readonly params: (string | number | null)[] = [];
+  p(value: string | number | null): string {
+    this.params.push(value);
+    return `$${this.params.length}`;
+  }
+  add(sql: string): this {
+    this.parts.push(sql);
+    return this;
+  }
+  in(column: string, values: string[] | undefined): this {
+    if (values && values.length) this.add(`${column} IN (${values.map((v) => this.p(v)).join(', ')})`);
+    return this;
+  }
+  sql(): string {
+    return this.parts.length ? `WHERE ${this.parts.join(' AND ')}` : '';
+  }
+}
+
+const tsParam = (w: Where, ms: number) => `make_timestamp(${w.p(Math.round(ms * 1000))}::BIGINT)::TIMESTAMPTZ`;
+
+/** The conditions of a filter on audit_events (time bounds given separately, for windows). */
+function eventConditions(f: EventFilter, w: Where, from = f.from, to = f.to): Where {
+  if (from !== undefined) w.add(`log_time >= ${tsParam(w, from)}`);
+  if (to !== undefined) w.add(`log_time < ${tsParam(w, to)}`);
+  w.in('server', f.server).in('user_name', f.user).in('database_name', f.database).in('class', f.class).in('command', f.command);
+  if (f.object) w.add(`object_name ILIKE ${w.p(likePattern(f.object))} ESCAPE '\\'`);
+  if (f.outcome === 'error') w.add('sqlstate IS NOT NULL');
+  if (f.outcome === 'success') w.add('sqlstate IS NULL');
+  if (f.text) w.add(`statement ILIKE ${w.p(likePattern(f.text))} ESCAPE '\\'`);
+  return w;
+}
+
+/** `%text%` with LIKE's wildcards in the text escaped. */
+function likePattern(text: string): string {
+  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+}
+
+const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
+const ROW_COLUMNS = `epoch_us(log_time) AS t_us, ${ISO('log_time')} AS log_time, server, session_id, session_line_num::BIGINT AS session_line_num,
+  user_name, database_name, client_addr, application_name, audit_type, class, command, object_type, object_name,
+  ${OUTCOME} AS outcome, sqlstate`;
+
+function toRow(r: Record<string, unknown>): Omit<EventRow, 'statement_preview'> {
+  return {
+    id: encodeKey([Number(r['t_us']), String(r['server']), String(r['session_id']), Number(r['session_line_num'])]),
+    log_time: String(r['log_time']), server: String(r['server']), session_id: String(r['session_id']),
+    session_line_num: Number(r['session_line_num']), user_name: strOrNull(r['user_name']), database_name: strOrNull(r['database_name']),
+    client_addr: strOrNull(r['client_addr']), application_name: strOrNull(r['application_name']), audit_type: strOrNull(r['audit_type']),
+    class: strOrNull(r['class']), command: strOrNull(r['command']), object_type: strOrNull(r['object_type']),
+    object_name: strOrNull(r['object_name']), outcome: r['outcome'] === 'error' ? 'error' : 'success', sqlstate: strOrNull(r['sqlstate']),
+  };
+}
+
+export class AuditQueries {
+  private facetCache: { at: number; value: Facets } | null = null;
+
+  constructor(private readonly db: QueryRunner, private readonly now: () => number = Date.now) {}
+
+  /** Distinct values for the filter controls (at most FACET_LIMIT each), cached for a few seconds. */
+  async facets(): Promise<Facets> {
+    if (this.facetCache && this.now() - this.facetCache.at < FACET_CACHE_MS) return this.facetCache.value;
+    const distinct = async (col: string) => (await this.db.all(
+      `SELECT ${col} AS v, count(*) AS n FROM audit_events WHERE ${col} IS NOT NULL GROUP BY 1 ORDER BY n DESC, v LIMIT ${FACET_LIMIT}`))
+      .map((r) => String(r['v'])).sort();
+    const [range] = await this.db.all(`SELECT ${ISO('min(log_time)')} AS min_time, ${ISO('max(log_time)')} AS max_time, count(*)::DOUBLE AS n FROM audit_events`);
+    const value: Facets = {
+      servers: await distinct('server'), users: await distinct('user_name'), databases: await distinct('database_name'),
+      classes: await distinct('class'), commands: await distinct('command'),
+      min_time: strOrNull(range?.['min_time']), max_time: strOrNull(range?.['max_time']), events: num(range?.['n']),
+    };
+    this.facetCache = { at: this.now(), value };
+    return value;
+  }
+
+  /** Stored time range in epoch ms [min, max], or null when empty. */
+  private async range(f: EventFilter): Promise<[number, number] | null> {
+    const w = new Where();
+    w.in('server', f.server);
+    const [r] = await this.db.all(`SELECT epoch_ms(min(log_time))::DOUBLE AS lo, epoch_ms(max(log_time))::DOUBLE AS hi FROM audit_events ${w.sql()}`, w.params);
+    if (!r || r['lo'] === null || r['lo'] === undefined) return null;
+    return [Number(r['lo']), Number(r['hi'])];
+  }
+
+  /**
+   * The newest events matching the filter, older than the cursor, newest first. Events are stored about in
+   * time order, so the query walks back in widening time windows: a page of recent events reads only the
+   * row groups of its window instead of sorting everything that matches.
+   */
+  async listEvents(filter: EventFilter, page: { limit?: number; after?: string | null } = {}): Promise<EventPage> {
+    const limit = Math.max(1, Math.min(MAX_PAGE, Math.floor(page.limit ?? 50)));
+    const after = page.after ? decodeKey(page.after) : null;
+    const stored = await this.range(filter);
+    if (!stored) return { rows: [], next: null };
+    const lo = Math.max(filter.from ?? -Infinity, stored[0]);
+    let hi = Math.min(filter.to ?? Infinity, stored[1] + 1, after ? Math.floor(after[0] / 1000) + 1 : Infinity);
+    const rows: Record<string, unknown>[] = [];
+    let width = Math.max(60_000, (hi - lo) / 64);
+    while (hi > lo && rows.length <= limit) {
+      const start = Math.max(lo, hi - width);
+      const w = eventConditions(filter, new Where(), start, hi);
+      if (after) {
+        w.add(`(epoch_us(log_time), server, session_id, session_line_num) < (${w.p(after[0])}::BIGINT, ${w.p(after[1])}, ${w.p(after[2])}, ${w.p(after[3])}::BIGINT)`);
+      }
+      const got = await this.db.all(`SELECT ${ROW_COLUMNS}, left(statement, ${STATEMENT_PREVIEW}) AS statement_preview FROM audit_events ${w.sql()}
+        ORDER BY log_time DESC, server DESC, session_id DESC, session_line_num DESC LIMIT ${limit + 1 - rows.length}`, w.params);
+      rows.push(...got);
+      hi = start;
+      width *= 4;
+    }
+    const out: EventRow[] = rows.slice(0, limit).map((r) => ({ ...toRow(r), statement_preview: strOrNull(r['statement_preview']) }));
+    const last = rows.length > limit ? rows[limit - 1]! : null;
+    return {
+      rows: out,
+      next: last ? encodeKey([Number(last['t_us']), String(last['server']), String(last['session_id']), Number(last['session_line_num'])]) : null,
+    };
+  }
+
+  /** One event in full, with its session and the session's timeline around it. */
+  async getEvent(id: string): Promise<EventWithSession | null> {
+    const [tUs, server, sessionId, line] = decodeKey(id);
+    const w = new Where();
+    const t = w.p(tUs);
+    w.add(`log_time = make_timestamp(${t}::BIGINT)::TIMESTAMPTZ`).add(`server = ${w.p(server)}`).add(`session_id = ${w.p(sessionId)}`)
+      .add(`session_line_num = ${w.p(line)}::BIGINT`);
+    const [r] = await this.db.all(`SELECT ${ROW_COLUMNS}, statement, parameter, rows::DOUBLE AS rows, statement_id::DOUBLE AS statement_id,
+        substatement_id::DOUBLE AS substatement_id, virtual_transaction_id, transaction_id::DOUBLE AS transaction_id, process_id, client_port,
+        backend_type, file_name, error_message, epoch_us(session_start) AS session_start_us
+      FROM audit_events ${w.sql()} LIMIT 1`, w.params);
+    if (!r) return null;
+    const event: EventDetail = {
+      ...toRow(r), statement: strOrNull(r['statement']), parameter: strOrNull(r['parameter']), rows: numOrNull(r['rows']),
+      statement_id: numOrNull(r['statement_id']), substatement_id: numOrNull(r['substatement_id']),
+      virtual_transaction_id: strOrNull(r['virtual_transaction_id']), transaction_id: numOrNull(r['transaction_id']),
+      process_id: numOrNull(r['process_id']), client_port: numOrNull(r['client_port']), backend_type: strOrNull(r['backend_type']),
+      file_name: strOrNull(r['file_name']), error_message: strOrNull(r['error_message']),
+    };
+    const [s] = await this.db.all(`SELECT server, session_id, process_id, user_name, database_name, client_addr, client_port, application_name,
+        ${ISO('session_start')} AS session_start, ${ISO('connected_at')} AS connected_at, ${ISO('disconnected_at')} AS disconnected_at,
+        duration_ms::DOUBLE AS duration_ms, epoch_us(disconnected_at) AS end_us
+      FROM sessions WHERE server = $1 AND session_id = $2`, [server, sessionId]);
+    const session: SessionInfo | null = s ? {
+      server, session_id: sessionId, process_id: numOrNull(s['process_id']), user_name: strOrNull(s['user_name']),
+      database_name: strOrNull(s['database_name']), client_addr: strOrNull(s['client_addr']), client_port: numOrNull(s['client_port']),
+      application_name: strOrNull(s['application_name']), session_start: strOrNull(s['session_start']),
+      connected_at: strOrNull(s['connected_at']), disconnected_at: strOrNull(s['disconnected_at']), duration_ms: numOrNull(s['duration_ms']),
+    } : null;
+
+    // The session's audit rows nearest to the event (by line number), bounded in time by the session.
+    const tw = new Where();
+    const lower = r['session_start_us'] ?? null;
+    tw.add(`server = ${tw.p(server)}`).add(`session_id = ${tw.p(sessionId)}`);
+    if (lower !== null) tw.add(`log_time >= make_timestamp(${tw.p(Number(lower))}::BIGINT)::TIMESTAMPTZ`);
+    if (s && s['end_us'] !== null && s['end_us'] !== undefined) tw.add(`log_time <= make_timestamp(${tw.p(Number(s['end_us']))}::BIGINT)::TIMESTAMPTZ`);
+    const lineParam = tw.p(line);
+    const audit = await this.db.all(`SELECT ${ROW_COLUMNS}, count(*) OVER () AS total FROM audit_events ${tw.sql()}
+      ORDER BY abs(session_line_num - ${lineParam}::BIGINT), session_line_num LIMIT ${TIMELINE_LIMIT}`, tw.params);
+    const errors = await this.db.all(`SELECT ${ISO('log_time')} AS log_time, session_line_num::DOUBLE AS line, severity, sqlstate
+      FROM statement_errors WHERE server = $1 AND session_id = $2 ORDER BY session_line_num LIMIT ${TIMELINE_LIMIT}`, [server, sessionId]);
+    const timeline: TimelineItem[] = [];
+    for (const a of audit) {
+      const row = toRow(a);
+      timeline.push({
+        log_time: row.log_time, session_line_num: row.session_line_num, kind: 'audit', id: row.id, class: row.class, command: row.command,
+        object_name: row.object_name, outcome: row.outcome, sqlstate: row.sqlstate,
+        label: [row.command ?? row.class ?? 'AUDIT', row.object_name].filter(Boolean).join(' '),
+      });
+    }
+    const lines = timeline.map((i) => i.session_line_num);
+    const [minLine, maxLine] = [Math.min(...lines), Math.max(...lines)];
+    const truncated = audit.length > 0 && num(audit[0]!['total']) > audit.length;
+    for (const e of errors) {
+      const l = Number(e['line']);
+      if (truncated && (l < minLine || l > maxLine)) continue;
+      timeline.push({ log_time: String(e['log_time']), session_line_num: l, kind: 'error', sqlstate: strOrNull(e['sqlstate']), label: `${String(e['severity'] ?? 'ERROR')} ${String(e['sqlstate'] ?? '')}`.trim() });
+    }
+    timeline.sort((a, b) => a.session_line_num - b.session_line_num);
+    if (session?.connected_at && (!truncated || minLine <= 2)) {
+      timeline.unshift({ log_time: session.connected_at, session_line_num: 0, kind: 'connect', label: `connected${session.application_name ? ` (${session.application_name})` : ''}` });
+    }
+    if (session?.disconnected_at && !truncated) {
+      timeline.push({ log_time: session.disconnected_at, session_line_num: Number.MAX_SAFE_INTEGER, kind: 'disconnect', label: 'disconnected' });
+    }
+    return { event, session, timeline, truncated };
+  }
+
+  /** Bucket width for a chart over the filter's range. */
+  private async bucketFor(f: EventFilter): Promise<{ bucket: number; from?: number; to?: number }> {
+    const stored = await this.range(f);
+    if (!stored) return { bucket: 3600e3 };
+    const from = Math.max(f.from ?? -Infinity, stored[0]);
+    const to = Math.min(f.to ?? Infinity, stored[1] + 1);
+    const span = Math.max(1, to - from);
+    const bucket = BUCKETS_MS.find((b) => span / b <= 120) ?? BUCKETS_MS[BUCKETS_MS.length - 1]!;
+    return { bucket, from, to };
+  }
+
+  /** Events per time bucket and class. */
+  async eventsOverTime(filter: EventFilter): Promise<TimeSeries> {
+    const { bucket } = await this.bucketFor(filter);
+    const w = eventConditions(filter, new Where());
+    const b = w.p(bucket);
+    const rows = await this.db.all(`SELECT (epoch_ms(log_time) // ${b}::BIGINT * ${b}::BIGINT)::DOUBLE AS t, coalesce(class, '?') AS class, count(*)::DOUBLE AS n
+      FROM audit_events ${w.sql()} GROUP BY ALL ORDER BY t, class`, w.params);
+    return { bucket_ms: bucket, points: rows.map((r) => ({ t: num(r['t']), class: String(r['class']), n: num(r['n']) })) };
+  }
+
+  private async top(filter: EventFilter, column: string, n: number): Promise<TopEntry[]> {
+    const w = eventConditions(filter, new Where()).add(`${column} IS NOT NULL`);
+    const rows = await this.db.all(`SELECT ${column} AS k, count(*)::DOUBLE AS n FROM audit_events ${w.sql()} GROUP BY 1 ORDER BY n DESC, k LIMIT ${Math.max(1, Math.min(100, Math.floor(n)))}`, w.params);
+    return rows.map((r) => ({ key: String(r['k']), n: num(r['n']) }));
+  }
+
+  /** The users with the most events matching the filter. */
+  topUsers(filter: EventFilter, n = 10): Promise<TopEntry[]> {
+    return this.top(filter, 'user_name', n);
+  }
+
+  /** The objects (tables, functions, ...) with the most events matching the filter. */
+  topObjects(filter: EventFilter, n = 10): Promise<TopEntry[]> {
+    return this.top(filter, 'object_name', n);
+  }
+
+  /** Failed logins in the filter's time range (and servers, users): over time, and the most frequent. */
+  async logonFailures(filter: EventFilter): Promise<LogonFailureSummary> {
+    const w = new Where();
+    if (filter.from !== undefined) w.add(`log_time >= ${tsParam(w, filter.from)}`);
+    if (filter.to !== undefined) w.add(`log_time < ${tsParam(w, filter.to)}`);
+    w.in('server', filter.server).in('user_name', filter.user).in('database_name', filter.database);
+    const [span] = await this.db.all(`SELECT epoch_ms(min(log_time))::DOUBLE AS lo, epoch_ms(max(log_time))::DOUBLE AS hi, count(*)::DOUBLE AS n FROM logon_failures ${w.sql()}`, w.params);
+    const total = num(span?.['n']);
+    if (total === 0) return { total: 0, bucket_ms: 3600e3, points: [], top: [] };
+    const from = filter.from ?? num(span!['lo']);
+    const to = filter.to ?? num(span!['hi']) + 1;
+    const bucket = BUCKETS_MS.find((b) => Math.max(1, to - from) / b <= 120) ?? BUCKETS_MS[BUCKETS_MS.length - 1]!;
+    const b = w.p(bucket);
+    const points = await this.db.all(`SELECT (epoch_ms(log_time) // ${b}::BIGINT * ${b}::BIGINT)::DOUBLE AS t, count(*)::DOUBLE AS n
+      FROM logon_failures ${w.sql()} GROUP BY 1 ORDER BY 1`, w.params);
+    w.params.pop();
+    const top = await this.db.all(`SELECT user_name, client_addr, arg_max(reason, log_time) AS reason, count(*)::DOUBLE AS n
+      FROM logon_failures ${w.sql()} GROUP BY 1, 2 ORDER BY n DESC, user_name NULLS LAST LIMIT 10`, w.params);
+    return {
+      total, bucket_ms: bucket, points: points.map((r) => ({ t: num(r['t']), n: num(r['n']) })),
+      top: top.map((r) => ({ user_name: strOrNull(r['user_name']), client_addr: strOrNull(r['client_addr']), reason: String(r['reason'] ?? ''), n: num(r['n']) })),
+    };
+  }
+}
