@@ -22,6 +22,10 @@ export interface StartPgClusterOptions {
   logTimezone?: string;
   /** Extra postgresql.conf settings, e.g. `{ 'pgaudit.log_rows': 'on' }`. Values are quoted for you. */
   settings?: Record<string, string>;
+  /** `shared_preload_libraries`; default `'pgaudit'`. `''` starts a server without pgaudit. */
+  preloadLibraries?: string;
+  /** Run `CREATE EXTENSION pgaudit` in `postgres`; default: when `preloadLibraries` names pgaudit. */
+  createExtension?: boolean;
 }
 
 /** A running throwaway cluster. */
@@ -48,6 +52,8 @@ export interface PgCluster {
    * PostgreSQL appends to an existing name.
    */
   rotate(): Promise<void>;
+  /** `pg_ctl restart -m fast` (settings that need a restart, such as shared_preload_libraries). */
+  restart(): Promise<void>;
   /** Waits until no file in the log dir has changed size for about 200 ms. */
   flushLogs(): Promise<void>;
   /** Absolute paths of all files in the log dir, sorted by name (= by creation time per format). */
@@ -197,12 +203,17 @@ async function initdb(dataDir: string, user: RunAs | undefined, cwd: string): Pr
   }
 }
 
-/** Starts a throwaway PostgreSQL cluster with pgaudit preloaded and `CREATE EXTENSION pgaudit` done in `postgres`. */
+/**
+ * Starts a throwaway PostgreSQL cluster with pgaudit preloaded and `CREATE EXTENSION pgaudit` done in `postgres`
+ * (unless `preloadLibraries` / `createExtension` say otherwise).
+ */
 export async function startPgCluster(opts: StartPgClusterOptions = {}): Promise<PgCluster> {
   checkPrerequisites();
   const user = runAs();
   const logDestination = opts.logDestination ?? 'csvlog,jsonlog';
   const logTimezone = opts.logTimezone ?? 'UTC';
+  const preloadLibraries = opts.preloadLibraries ?? 'pgaudit';
+  const createExtension = opts.createExtension ?? preloadLibraries.split(',').some((l) => l.trim() === 'pgaudit');
 
   const baseDir = mkdtempSync(join(tmpdir(), 'auditship-pg-'));
   const dataDir = join(baseDir, 'data');
@@ -221,7 +232,7 @@ export async function startPgCluster(opts: StartPgClusterOptions = {}): Promise<
     const baseConf: Record<string, string> = {
       unix_socket_directories: baseDir,
       listen_addresses: '127.0.0.1',
-      shared_preload_libraries: 'pgaudit',
+      shared_preload_libraries: preloadLibraries,
       logging_collector: 'on',
       log_destination: logDestination,
       log_directory: logDir,
@@ -334,6 +345,11 @@ export async function startPgCluster(opts: StartPgClusterOptions = {}): Promise<
     return result;
   };
 
+  const restart = async (): Promise<void> => {
+    await run(pgBin('pg_ctl'), ['-D', dataDir, '-l', join(baseDir, 'startup.log'), '-m', 'fast', '-w', '-t', '60', 'restart'], user, baseDir);
+    lastRotationAt = Date.now(); // the server opened new log files, named by this second
+  };
+
   let stopped: Promise<void> | undefined;
   const stop = (stopOpts: { keepFiles?: boolean } = {}): Promise<void> => {
     stopped ??= (async () => {
@@ -359,6 +375,7 @@ export async function startPgCluster(opts: StartPgClusterOptions = {}): Promise<
     client,
     exec,
     rotate,
+    restart,
     flushLogs,
     logFiles,
     currentLogFiles,
@@ -366,7 +383,7 @@ export async function startPgCluster(opts: StartPgClusterOptions = {}): Promise<
   };
 
   try {
-    await exec('CREATE EXTENSION pgaudit');
+    if (createExtension) await exec('CREATE EXTENSION pgaudit');
   } catch (error) {
     await stop();
     throw error;
