@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The test command (`npm test`, and CI through .ci/run): installs what the tests need on this machine kind
-// (Debian's postgresql-15-pgaudit when missing; we run as root), starts PostgreSQL and MariaDB when stopped, builds, then runs every test/**/*.test.ts
+// (Debian's postgresql-15-pgaudit, and chromium for the UI tests, when missing; we run as root), starts PostgreSQL and MariaDB when stopped, builds, then runs every test/**/*.test.ts
 // with node's test runner. Extra arguments are passed to the runner (e.g. a test file to run alone).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
@@ -20,15 +20,21 @@ function ensureDebianPackages() {
   const missing = [];
   if (!existsSync(join(pgLibDir(), 'pgaudit.so')) && !existsSync('/usr/lib/postgresql/15/lib/pgaudit.so')) missing.push('postgresql-15-pgaudit');
   if (!existsSync('/usr/lib/postgresql/15/bin/initdb')) missing.push('postgresql-15');
-  if (missing.length === 0) return;
-  console.log(`test setup: installing Debian packages ${missing.join(' ')}`);
+  // The UI's browser tests drive Debian's Chromium (playwright-core never downloads a browser).
+  const browser = existsSync('/usr/bin/chromium') ? [] : ['chromium', 'chromium-driver'];
+  if (missing.length === 0 && browser.length === 0) return;
+  const all = [...missing, ...browser];
+  console.log(`test setup: installing Debian packages ${all.join(' ')}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const sudo = process.getuid && process.getuid() !== 0 ? ['sudo'] : [];
-  for (const args of [['apt-get', 'update', '-qq'], ['apt-get', 'install', '-y', '-qq', ...missing]]) {
+  const steps = [['apt-get', 'update', '-qq']];
+  if (missing.length) steps.push(['apt-get', 'install', '-y', '-qq', ...missing]);
+  if (browser.length) steps.push(['apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...browser]);
+  for (const args of steps) {
     const cmd = [...sudo, ...args];
     const r = spawnSync(cmd[0], cmd.slice(1), { stdio: 'inherit', env });
     if (r.status !== 0) {
-      console.error(`test setup: \`${cmd.join(' ')}\` failed; install ${missing.join(' ')} by hand`);
+      console.error(`test setup: \`${cmd.join(' ')}\` failed; install ${all.join(' ')} by hand`);
       process.exit(1);
     }
   }

@@ -15,10 +15,14 @@ const COMMANDS: Record<string, { load: () => Promise<CommandModule>; fn: string 
   ingest: { load: () => import('./commands/ingest.js'), fn: 'ingest' },
   run: { load: () => import('./commands/run.js'), fn: 'run' },
   query: { load: () => import('./commands/query.js'), fn: 'query' },
+  ui: { load: () => import('./commands/ui.js'), fn: 'ui' },
   status: { load: () => import('./commands/status.js'), fn: 'status' },
   pg: { load: () => import('./commands/pg.js'), fn: 'pgCommand' },
   purge: { load: () => import('./commands/purge.js'), fn: 'purge' },
+  report: { load: () => import('./commands/report.js'), fn: 'report' },
   'verify-archive': { load: () => import('./commands/verify-archive.js'), fn: 'verifyArchiveCommand' },
+  check: { load: () => import('./commands/check.js'), fn: 'check' },
+  init: { load: () => import('./commands/init.js'), fn: 'init' },
 };
 
 function version(): string {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import { ConfigError } from '../core/errors.js';
-import { PIPELINE_KEYS, SINKS, SOURCES, TOP_LEVEL_KEYS, type ConnectorSpec, type FieldSpec } from './schema.js';
+import { PIPELINE_KEYS, SINKS, SOURCES, TOP_LEVEL_KEYS, UI_SECTION, type ConnectorSpec, type FieldSpec, type ObjectSpec } from './schema.js';
 
 /**
  * Loading a YAML config: `${VAR}` / `${VAR:-default}` interpolation from the environment, then validation
@@ -17,8 +17,12 @@ export interface PipelineConfig {
   sinks: ConnectorConfig[];
 }
 
+/** The top-level `ui` section (schema.ts UI_SECTION). */
+export interface UiConfig { listen?: string; token?: string; basic_auth?: string }
+
 export interface Config {
   pipelines: PipelineConfig[];
+  ui?: UiConfig;
 }
 
 const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)?$/i;
@@ -95,23 +99,28 @@ export function checkConnector(raw: unknown, specs: Record<string, ConnectorSpec
     return undefined;
   }
   const out: ConnectorConfig = { type: spec.kind };
+  checkFields(obj, spec.fields, path, `for a ${spec.kind} ${what}`, problems, out);
+  return out;
+}
+
+/** Checks the keys of a mapping against their specs into `out` (defaults filled); `type` is skipped. */
+function checkFields(obj: Record<string, unknown>, fields: ObjectSpec, path: string, what: string, problems: string[], out: Record<string, unknown>): void {
   for (const [key, value] of Object.entries(obj)) {
     if (key === 'type') continue;
-    const fieldSpec = spec.fields[key];
+    const fieldSpec = fields[key];
     if (!fieldSpec) {
-      problems.push(`${path}.${key}: unknown key for a ${spec.kind} ${what}; allowed: ${Object.keys(spec.fields).join(', ')}`);
+      problems.push(`${path}.${key}: unknown key ${what}; allowed: ${Object.keys(fields).join(', ')}`);
       continue;
     }
     if (value === null || value === undefined) continue;
     const checked = checkField(value, fieldSpec, `${path}.${key}`, problems);
     if (checked !== undefined) out[key] = checked;
   }
-  for (const [key, fieldSpec] of Object.entries(spec.fields)) {
+  for (const [key, fieldSpec] of Object.entries(fields)) {
     if (out[key] !== undefined) continue;
     if (fieldSpec.required) problems.push(`${path}.${key}: required (${fieldSpec.description.split('.')[0]})`);
     else if (fieldSpec.default !== undefined) out[key] = fieldSpec.type === 'size' ? parseSize(fieldSpec.default) : fieldSpec.default;
   }
-  return out;
 }
 
 /** Where an archive sink writes, as a comparable string. */
@@ -205,8 +214,19 @@ export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.en
       if (source && sinks.length) pipelines.push({ name, source, sinks });
     }
   }
+  let ui: UiConfig | undefined;
+  if (top['ui'] !== undefined && top['ui'] !== null) {
+    if (typeof top['ui'] !== 'object' || Array.isArray(top['ui'])) problems.push('ui: must be a mapping (listen, token, basic_auth)');
+    else {
+      const out: Record<string, unknown> = {};
+      checkFields(top['ui'] as Record<string, unknown>, UI_SECTION, 'ui', 'in the ui section', problems, out);
+      if (typeof out['token'] === 'string' && out['token'].length < 16) problems.push('ui.token: at least 16 characters (e.g. `openssl rand -hex 16`)');
+      if (typeof out['basic_auth'] === 'string' && !/^[^:]+:.+$/.test(out['basic_auth'])) problems.push('ui.basic_auth: USER:PASSWORD, both non-empty');
+      ui = out as UiConfig;
+    }
+  }
   if (problems.length) throw new ConfigError(problems);
-  return { pipelines };
+  return { pipelines, ...(ui ? { ui } : {}) };
 }
 
 /** Reads and validates a YAML config file. */

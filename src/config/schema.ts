@@ -308,6 +308,22 @@ export const SOURCES: Record<string, ConnectorSpec> = {
 };
 export const SINKS: Record<string, ConnectorSpec> = { duckdb: DUCKDB_SINK, elasticsearch: ELASTICSEARCH_SINK, archive: ARCHIVE_SINK };
 
+/** The top-level `ui` section: the web UI that `run --follow` serves besides its unix socket. */
+export const UI_SECTION: ObjectSpec = {
+  listen: {
+    type: 'string', example: '127.0.0.1:8080',
+    description: 'While `auditship run --follow` runs, also serve the read-only web UI on this HOST:PORT (it is always served on a unix socket next to each DuckDB file, mode 0600, which `auditship ui` and `auditship report` use while the daemon holds the file). A non-loopback address needs token or basic_auth. The --ui flag overrides it.',
+  },
+  token: {
+    type: 'string', example: '${AUDITSHIP_UI_TOKEN}',
+    description: 'A shared secret of at least 16 characters: send `Authorization: Bearer TOKEN`, or open the UI once with ?token=TOKEN (an HttpOnly cookie keeps it). Read it from the environment, as in the example.',
+  },
+  basic_auth: {
+    type: 'string', example: 'auditor:${AUDITSHIP_UI_PASSWORD}',
+    description: 'USER:PASSWORD for HTTP Basic authentication of the UI (use it behind TLS: a reverse proxy).',
+  },
+};
+
 /** Keys of a pipeline. */
 export const PIPELINE_KEYS = ['source', 'sinks'] as const;
-export const TOP_LEVEL_KEYS = ['pipelines'] as const;
+export const TOP_LEVEL_KEYS = ['pipelines', 'ui'] as const;

@@ -1,7 +1,7 @@
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { PipelineConfig } from '../config/load.js';
-import { isExpected } from '../core/errors.js';
+import { ConfigError, isExpected } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { noProgress } from '../core/progress.js';
 import { defaultMemoryLimit, openDatabase, type Database } from '../sinks/duckdb/database.js';
@@ -14,6 +14,9 @@ import { runIngestPipeline } from './ingest.js';
 import { runRdsPipeline } from './rds.js';
 import { runOutboxPipeline, type OutboxStatus } from './outbox.js';
 import { runTablePipeline, type TableStatus } from './table.js';
+import { statusFilePath, type DaemonStatus, type PipelineStatus } from './daemon-status.js';
+import type { DaemonUi } from '../ui/daemon.js';
+import type { UiAuth } from '../ui/server.js';
 
 /**
  * `auditship run --follow`: every pipeline runs until the signal aborts. pg_audit_table pipelines stream
@@ -21,29 +24,22 @@ import { runTablePipeline, type TableStatus } from './table.js';
  * their table, every poll_interval_ms. Each DuckDB file is
  * opened once and shared (DuckDB locks a file to one process); each pipeline has its own connection.
  * While the daemon holds a file, `auditship status` reads `<db>.status.json`, which is rewritten (temp +
- * rename) whenever a pipeline's state changes and at least every few seconds.
+ * rename) whenever a pipeline's state changes and at least every few seconds. The daemon serves the UI of
+ * each database of pgaudit events on a unix socket next to it (ui/daemon.ts), named in that file, so that
+ * `auditship ui` and `auditship report` work while it writes.
  */
-export interface PipelineStatus {
-  pipeline: string;
-  kind: string;
-  state: string;
-  [key: string]: unknown;
+export type { DaemonStatus, PipelineStatus } from './daemon-status.js';
+
+/** Options of the daemon itself (not of a pipeline). */
+export interface FollowOptions {
+  /** Also serve the UI on this TCP address (it is always on the socket next to each database). */
+  uiListen?: { host: string; port: number };
+  uiAuth?: UiAuth;
 }
 
-export interface DaemonStatus {
-  pid: number;
-  startedAt: string;
-  updatedAt: string;
-  db: string;
-  pipelines: PipelineStatus[];
-}
-
-export function statusFilePath(db: string): string {
-  return `${resolve(db)}.status.json`;
-}
-
-export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal: AbortSignal): Promise<boolean> {
+export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal: AbortSignal, options: FollowOptions = {}): Promise<boolean> {
   const dbs = new Map<string, Database>();
+  const uis = new Map<string, DaemonUi>();
   const statuses = new Map<string, PipelineStatus>();
   const startedAt = new Date().toISOString();
   const dbOf = (p: PipelineConfig) => resolve(String(p.sinks[p.sinks.length - 1]!['path']));
@@ -53,6 +49,8 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
         pid: process.pid, startedAt, updatedAt: new Date().toISOString(), db: path,
         pipelines: pipelines.filter((p) => dbOf(p) === path).map((p) => statuses.get(p.name)!).filter(Boolean),
       };
+      const ui = uis.get(path);
+      if (ui) body.ui = { socket: ui.socket, ...(ui.url ? { url: ui.url } : {}) };
       const file = statusFilePath(path);
       try {
         writeFileSync(`${file}.tmp`, JSON.stringify(body, null, 2) + '\n');
@@ -82,6 +80,17 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
       if (mine.some((p) => p.sinks.some((s) => s.type === 'archive'))) await db.connection.run(ARCHIVE_DDL);
       if (mine.some((p) => p.source.type === 'rds_logs')) await db.connection.run(RDS_FILES_DDL);
     }
+    // The UI of each database of pgaudit events, on its socket (and TCP, for the first, when asked).
+    let tcp = options.uiListen;
+    for (const [path, db] of dbs) {
+      if (!pipelines.some((p) => dbOf(p) === path && (p.source.type === 'pg_logs' || p.source.type === 'rds_logs'))) continue;
+      const { serveDaemonUi } = await import('../ui/daemon.js');
+      const ui = await serveDaemonUi(db, { log, ...(tcp ? { listen: tcp } : {}), ...(options.uiAuth ? { auth: options.uiAuth } : {}) });
+      uis.set(path, ui);
+      log.info('Serving the UI.', { db: path, socket: ui.socket, ...(ui.url ? { url: ui.url } : {}) });
+      tcp = undefined;
+    }
+    if (tcp) throw new ConfigError([`--ui: no pg_logs or rds_logs pipeline writes a DuckDB store here, so there is no UI to serve`]);
     const ticker = setInterval(writeStatus, 5000);
     ticker.unref();
     log.info('Following.', { pipelines: pipelines.map((p) => p.name), pid: process.pid });
@@ -113,6 +122,7 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
     log.info('Stopped; every pipeline flushed its last batch and checkpoint.', {});
     return results.every(Boolean);
   } finally {
+    for (const ui of uis.values()) await ui.close().catch(() => {});
     for (const db of dbs.values()) {
       db.close();
       rmSync(`${db.path}.stage`, { recursive: true, force: true });

@@ -46,3 +46,16 @@ export function parseFilter(params: FilterParams): EventFilter {
   }
   return f;
 }
+
+/** The URL parameters of a filter (the inverse of parseFilter), e.g. to ask another process's API. */
+export function filterToParams(f: EventFilter, params = new URLSearchParams()): URLSearchParams {
+  if (f.from !== undefined) params.set('from', String(f.from));
+  if (f.to !== undefined) params.set('to', String(f.to));
+  for (const [key, name] of [['server', 'server'], ['user', 'user'], ['database', 'database'], ['class', 'class'], ['command', 'command']] as const) {
+    for (const v of f[key] ?? []) params.append(name, v);
+  }
+  if (f.object) params.set('object', f.object);
+  if (f.outcome) params.set('outcome', f.outcome);
+  if (f.text) params.set('q', f.text);
+  return params;
+}

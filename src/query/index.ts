@@ -6,5 +6,5 @@
  */
 export type * from './types.js';
 export { AuditQueries, QueryInputError, type QueryRunner, STATEMENT_PREVIEW, TIMELINE_LIMIT } from './queries.js';
-export { parseFilter, parseTime, type FilterParams } from './filter.js';
+export { filterToParams, parseFilter, parseTime, type FilterParams } from './filter.js';
 export { duckdbRunner } from './runner.js';

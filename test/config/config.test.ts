@@ -53,7 +53,7 @@ describe('config schema', () => {
       'pipelines.main.source.prefer_format: "xml" is not one of jsonlog, csvlog',
       'pipelines.main.source.pth: unknown key for a pg_logs source; allowed: path, server, file_glob, prefer_format, skip_active, log_timezone, max_record_bytes, batch_bytes, poll_interval_ms',
       'pipelines.main.source.skip_active: "yes" is not a boolean',
-      'verbose: unknown top-level key; allowed: pipelines',
+      'verbose: unknown top-level key; allowed: pipelines, ui',
     ].sort());
   });
 
@@ -148,6 +148,24 @@ describe('auditship run', () => {
       assert.match(r.stderr, /c\.yaml: pipelines\.a\.sinks\[0\]\.pth: unknown key for a duckdb sink/);
     } finally {
       tmp.cleanup();
+    }
+  });
+
+  test('the ui section: listen, token (from the environment), basic_auth; mistakes listed', () => {
+    const pipelines = { main: { source: { type: 'pg_logs', path: '/logs' }, sinks: [{ type: 'duckdb', path: 'a.duckdb' }] } };
+    const ok = validateConfig({ pipelines, ui: { listen: '0.0.0.0:8080', token: '${TOK}' } }, { TOK: 'a'.repeat(32) });
+    assert.deepEqual(ok.ui, { listen: '0.0.0.0:8080', token: 'a'.repeat(32) });
+    assert.equal(validateConfig({ pipelines }).ui, undefined);
+    try {
+      validateConfig({ pipelines, ui: { listen: '127.0.0.1:1', token: 'short', basic_auth: 'nopassword', port: 1 } });
+      assert.fail('accepted');
+    } catch (err) {
+      assert.ok(err instanceof ConfigError);
+      assert.deepEqual(err.problems, [
+        'ui.port: unknown key in the ui section; allowed: listen, token, basic_auth',
+        'ui.token: at least 16 characters (e.g. `openssl rand -hex 16`)',
+        'ui.basic_auth: USER:PASSWORD, both non-empty',
+      ]);
     }
   });
 });

@@ -8,18 +8,27 @@ import type { TableRunSummary } from '../../jobs/table.js';
 import { COMMON_OUTPUT_OPTIONS, parseCommandArgs, selectPipelines } from '../args.js';
 import { formatSummary } from '../output.js';
 
-export const usage = 'auditship run [--config FILE] [--pipeline NAME] [--follow] [--quiet] [--json]';
-export const summary = 'Run every pipeline of a config once and exit (cron-friendly); --follow: keep running until SIGTERM/SIGINT.';
+export const usage = 'auditship run [--config FILE] [--pipeline NAME] [--follow [--ui HOST:PORT [--ui-token T | --ui-basic-auth U:P]]] [--quiet] [--json]';
+export const summary = 'Run every pipeline of a config once and exit (cron-friendly); --follow: keep running until SIGTERM/SIGINT, serving the UI (on a socket next to the database; on TCP with --ui).';
 
 export async function run(argv: string[]): Promise<void> {
   const { values } = parseCommandArgs(argv, {
     config: { type: 'string', short: 'c' },
     pipeline: { type: 'string', multiple: true },
     follow: { type: 'boolean', short: 'f' },
+    ui: { type: 'string' },
+    'ui-token': { type: 'string' },
+    'ui-basic-auth': { type: 'string' },
     ...COMMON_OUTPUT_OPTIONS,
   }, usage);
   if (values.help) { process.stdout.write(`${summary}\nusage: ${usage}\n`); return; }
+  if (values.ui !== undefined && !values.follow) throw new ExitError(2, `--ui needs --follow (the UI is served while the daemon runs; \`auditship ui\` serves it otherwise)\nusage: ${usage}`);
   const config = loadConfig(values.config ?? process.env['AUDITSHIP_CONFIG'] ?? 'auditship.yaml');
+  // The daemon's UI: flags first, then the config's ui section (then the environment, in authOptions).
+  const { parseListen, authOptions } = await import('./ui.js');
+  const listen = values.ui ?? (values.follow ? config.ui?.listen : undefined);
+  const uiListen = listen !== undefined ? parseListen(listen) : undefined;
+  const uiAuth = authOptions(values['ui-token'] ?? config.ui?.token, values['ui-basic-auth'] ?? config.ui?.basic_auth);
   const pipelines = selectPipelines(config.pipelines, values.pipeline);
   const log = values.quiet ? quietLogger() : createLogger();
   const progress = values.quiet || values.json ? noProgress : createProgress(process.stderr, log);
@@ -33,7 +42,7 @@ export async function run(argv: string[]): Promise<void> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
     const { runFollow } = await import('../../jobs/follow.js');
-    const ok = await runFollow(pipelines, log, controller.signal);
+    const ok = await runFollow(pipelines, log, controller.signal, { ...(uiListen ? { uiListen } : {}), ...(uiAuth ? { uiAuth } : {}) });
     if (!ok) throw new ExitError(1, 'a pipeline stopped with an error (see the log)');
     return;
   }

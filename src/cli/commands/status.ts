@@ -1,6 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { ConnectorError, ExitError } from '../../core/errors.js';
-import { statusFilePath, type DaemonStatus } from '../../jobs/follow.js';
+import { readDaemonStatus, type DaemonStatus } from '../../jobs/daemon-status.js';
 import { openDatabase } from '../../sinks/duckdb/database.js';
 import { parseCommandArgs } from '../args.js';
 import { formatTable, n, size } from '../output.js';
@@ -79,16 +78,6 @@ export async function status(argv: string[]): Promise<void> {
     process.stdout.write(`${db.path}: ${n(Number(t['events']))} audit events, ${n(Number(t['quarantined']))} quarantined records, last event ${t['last_event_time'] ?? '-'}\n`);
   } finally {
     db.close();
-  }
-}
-
-function readDaemonStatus(db: string): DaemonStatus | null {
-  try {
-    const st = JSON.parse(readFileSync(statusFilePath(db), 'utf8')) as DaemonStatus;
-    process.kill(st.pid, 0); // throws when that process is gone
-    return st;
-  } catch {
-    return null;
   }
 }
 

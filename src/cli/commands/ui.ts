@@ -1,0 +1,99 @@
+import { resolve } from 'node:path';
+import { ConnectorError, ExitError } from '../../core/errors.js';
+import { daemonUiSocket } from '../../ui/daemon.js';
+import { remoteQueries } from '../../ui/remote.js';
+import { createLogger } from '../../core/log.js';
+import { AuditQueries, duckdbRunner } from '../../query/index.js';
+import { openDatabase } from '../../sinks/duckdb/database.js';
+import { startUiServer, UiServerError, type UiAuth, type UiQueries } from '../../ui/index.js';
+import { parseCommandArgs } from '../args.js';
+
+export const usage = 'auditship ui [--db FILE] [--listen HOST:PORT] [--token TOKEN] [--basic-auth USER:PASSWORD]';
+export const summary = 'Serve a read-only web UI over the DuckDB store (search, event and session details, charts) until SIGINT/SIGTERM; env AUDITSHIP_UI_TOKEN / AUDITSHIP_UI_BASIC_AUTH instead of the flags.';
+
+const MIN_TOKEN_LENGTH = 16;
+
+/** `HOST:PORT`, `[IPv6]:PORT` or a bare `PORT` (on 127.0.0.1). */
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value) ?? /^()()(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new ExitError(2, `--listen: "${value}" is not HOST:PORT (e.g. 127.0.0.1:8080; port 0 = any free port)`);
+  return { host: m[1] || m[2] || '127.0.0.1', port };
+}
+
+/** The credentials from the flags, else from the environment; a weak token or a malformed USER:PASSWORD is a usage error. */
+export function authOptions(token: string | undefined, basicAuth: string | undefined, env: NodeJS.ProcessEnv = process.env): UiAuth | undefined {
+  const t = token ?? (env['AUDITSHIP_UI_TOKEN'] || undefined);
+  const b = basicAuth ?? (env['AUDITSHIP_UI_BASIC_AUTH'] || undefined);
+  const auth: UiAuth = {};
+  if (t !== undefined) {
+    if (t.length < MIN_TOKEN_LENGTH) throw new ExitError(2, `the UI token must be at least ${MIN_TOKEN_LENGTH} characters (e.g. \`openssl rand -hex 16\`)`);
+    auth.token = t;
+  }
+  if (b !== undefined) {
+    const colon = b.indexOf(':');
+    if (colon <= 0 || colon === b.length - 1) throw new ExitError(2, 'basic auth must be USER:PASSWORD, both non-empty');
+    auth.basic = { user: b.slice(0, colon), password: b.slice(colon + 1) };
+  }
+  return auth.token || auth.basic ? auth : undefined;
+}
+
+/** What the UI serves: the queries, a title, and how to let go of them. */
+export interface UiBackend {
+  queries: UiQueries;
+  /** The database as shown in the page header and the startup line. */
+  title: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the DuckDB store read-only for the UI — or, when a `run --follow` daemon holds the file (DuckDB
+ * lets one process open it), asks that daemon's UI socket instead, so the UI works while it writes.
+ */
+export async function openUiBackend(dbPath: string): Promise<UiBackend> {
+  let db;
+  try {
+    db = await openDatabase(dbPath, { readOnly: true, memoryLimit: '1GB', threads: 2 });
+  } catch (err) {
+    const daemon = err instanceof ConnectorError && err.code === 'db_locked' ? daemonUiSocket(dbPath) : null;
+    if (!daemon) throw err;
+    return { queries: remoteQueries(daemon.socket), title: `${resolve(dbPath)} (through auditship run --follow, PID ${daemon.pid})`, close: async () => {} };
+  }
+  return {
+    queries: new AuditQueries(duckdbRunner(db.connection)),
+    title: db.path,
+    close: async () => db.close(),
+  };
+}
+
+export async function ui(argv: string[]): Promise<void> {
+  const { values, positionals } = parseCommandArgs(argv, {
+    db: { type: 'string' },
+    listen: { type: 'string', short: 'l' },
+    token: { type: 'string' },
+    'basic-auth': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  }, usage);
+  if (values.help) { process.stdout.write(`${summary}\nusage: ${usage}\n`); return; }
+  if (positionals.length) throw new ExitError(2, `unexpected argument "${positionals[0]}"\nusage: ${usage}`);
+  const { host, port } = parseListen(values.listen ?? '127.0.0.1:8080');
+  const auth = authOptions(values.token, values['basic-auth']);
+  const backend = await openUiBackend(values.db ?? './auditship.duckdb');
+  const log = createLogger();
+  let server;
+  try {
+    server = await startUiServer({ queries: backend.queries, host, port, log, title: backend.title, ...(auth ? { auth } : {}) });
+  } catch (err) {
+    await backend.close();
+    if (err instanceof UiServerError) throw new ExitError(err.code === 'unsafe_listen' ? 2 : 1, err.message);
+    throw err;
+  }
+  process.stdout.write(`auditship ui: serving ${backend.title} at ${server.url}\n`);
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+  log.info('Stopping the UI server.', { signal });
+  await server.close();
+  await backend.close();
+}
