@@ -52,7 +52,20 @@ describe('correlation: sessions, logon failures and statement outcomes', () => {
     await c.query(`INSERT INTO accounts VALUES (3, 'carol')`);
     await assert.rejects(c.query('SELEC 1'));
     await c.query('ROLLBACK');
+    // A statement cancelled by statement_timeout after the log file rotated: its AUDIT record is in one file,
+    // its ERROR in the next (another batch, another run's worth of state).
+    await c.query(`SET statement_timeout = '2500ms'`);
+    const slow = c.query('SELECT pg_sleep(5), id FROM accounts');
+    await new Promise((r) => setTimeout(r, 1200));
+    await cluster.exec('SELECT pg_rotate_logfile()');
+    await assert.rejects(slow, /statement timeout/);
     await c.end();
+    await cluster.flushLogs();
+    const csvs = cluster.logFiles().filter((f) => f.endsWith('.csv'));
+    const holding = (text: string) => csvs.filter((f) => readFileSync(f, 'utf8').includes(text));
+    const auditFile = holding('READ,SELECT,TABLE,public.accounts,""SELECT pg_sleep(5), id FROM accounts""')[0];
+    const errorFile = holding('canceling statement due to statement timeout')[0];
+    assert.ok(auditFile && errorFile && auditFile !== errorFile, 'the statement and its error are in different files');
     // A session that is still open when the logs are read: no end yet.
     await cluster.flushLogs();
   });
@@ -96,13 +109,14 @@ describe('correlation: sessions, logon failures and statement outcomes', () => {
         [`INSERT INTO accounts VALUES (2, 'bob')`, 'success', null],
         ['SELECT id / 0 FROM accounts', 'error', '22012'],
         [`INSERT INTO accounts VALUES (3, 'carol')`, 'success', null],
+        ['SELECT pg_sleep(5), id FROM accounts', 'error', '57014'],
       ]);
       assert.match(rows[1]!.error_message!, /duplicate key value violates unique constraint "accounts_pkey"/);
       assert.match(rows[3]!.error_message!, /division by zero/);
 
       const errors = await queryJson<{ sqlstate: string; matched: boolean }>(db,
         `SELECT sqlstate, statement_id IS NOT NULL AS matched FROM statement_errors WHERE session_id IN (SELECT session_id FROM sessions WHERE process_id = ${okPid}) ORDER BY session_line_num`);
-      assert.deepEqual(errors.map((e) => [e.sqlstate, e.matched]), [['23505', true], ['22012', true], ['42601', false]]);
+      assert.deepEqual(errors.map((e) => [e.sqlstate, e.matched]), [['23505', true], ['22012', true], ['42601', false], ['57014', true]]);
     });
   }
 
@@ -116,11 +130,11 @@ describe('correlation: sessions, logon failures and statement outcomes', () => {
       access: { user_name: string; object_name: string; reads: number; writes: number }[]; unaudited_errors: { sqlstate: string; n: number }[] };
     assert.equal(r.totals.logon_failures, 2);
     assert.deepEqual(r.logon_failures.map((f) => [f.user_name, f.sqlstate]), [['pwuser', '28P01'], ['ghost', '28000']]);
-    assert.deepEqual(r.failed_statements.map((f) => [f.statement, f.sqlstate]), [[`INSERT INTO accounts VALUES (1, 'again')`, '23505'], ['SELECT id / 0 FROM accounts', '22012']]);
+    assert.deepEqual(r.failed_statements.map((f) => [f.statement, f.sqlstate]), [[`INSERT INTO accounts VALUES (1, 'again')`, '23505'], ['SELECT id / 0 FROM accounts', '22012'], ['SELECT pg_sleep(5), id FROM accounts', '57014']]);
     assert.ok(r.changes.some((c) => c.command === 'CREATE ROLE' && c.statement.includes(`CREATE ROLE pwuser LOGIN PASSWORD`)), 'role changes in full');
     assert.ok(r.changes.some((c) => c.command === 'CREATE TABLE' && c.statement.includes('CREATE TABLE accounts')), 'DDL in full');
     const acc = r.access.find((a) => a.user_name === 'postgres' && a.object_name === 'public.accounts');
-    assert.deepEqual(acc && [acc.reads, acc.writes], [1, 4]);
+    assert.deepEqual(acc && [acc.reads, acc.writes], [2, 4]);
     assert.deepEqual(r.unaudited_errors.find((e) => e.sqlstate === '42601')?.n, 1, 'the syntax error is counted, not pinned on a statement');
 
     const md = await auditship(['report', '--db', db, '--since', '1d']);
@@ -148,10 +162,10 @@ describe('correlation: sessions, logon failures and statement outcomes', () => {
       assert.equal(r.code, 0, r.stderr);
     }
     const [c] = await queryJson<{ f: number; e: number; s: number; ds: number }>(db,
-      `SELECT (SELECT count(*) FROM logon_failures) AS f, (SELECT count(*) FROM statement_errors WHERE sqlstate IN ('23505','22012','42601')) AS e,
+      `SELECT (SELECT count(*) FROM logon_failures) AS f, (SELECT count(*) FROM statement_errors WHERE sqlstate IN ('23505','22012','42601','57014')) AS e,
               (SELECT count(*) FROM sessions) AS s, (SELECT count(DISTINCT session_id) FROM sessions) AS ds`);
     assert.equal(Number(c!.f), 2);
-    assert.equal(Number(c!.e), 3);
+    assert.equal(Number(c!.e), 4);
     assert.equal(Number(c!.s), Number(c!.ds));
   });
 });

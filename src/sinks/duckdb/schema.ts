@@ -26,6 +26,8 @@ import { sqlString } from './database.js';
  *  - `statement_errors`: ERROR/FATAL records of sessions, with the pgaudit statement each one ended
  *    (`statement_id`, NULL when the failed statement was not audited, e.g. a syntax error). The outcome is
  *    also on the audited rows themselves: audit_events.sqlstate and error_message, and audit_logs.outcome.
+ *  - `correlation_sessions`: internal — the last audited statement of each open session, for errors of
+ *    later batches.
  */
 export const SCHEMA_VERSION = 2;
 
@@ -181,6 +183,16 @@ CREATE TABLE IF NOT EXISTS logon_failures (
   detail           VARCHAR,
   PRIMARY KEY (server, session_id, session_line_num)
 );
+CREATE TABLE IF NOT EXISTS correlation_sessions (
+  server         VARCHAR NOT NULL,
+  session_id     VARCHAR NOT NULL,
+  statement_id   BIGINT,
+  vxid           VARCHAR,
+  last_line      BIGINT,
+  statement_md5  VARCHAR,
+  first_time     TIMESTAMPTZ,
+  PRIMARY KEY (server, session_id)
+);
 CREATE TABLE IF NOT EXISTS statement_errors (
   server                 VARCHAR NOT NULL,
   session_id             VARCHAR NOT NULL,
@@ -207,8 +219,8 @@ const CREATE_AUDIT_LOGS_VIEW = `CREATE OR REPLACE VIEW audit_logs AS SELECT
   ${AUDIT_LOG_COLUMNS.map(([n]) => (n === 'message' ? `${MESSAGE_EXPRESSION} AS message` : n === 'outcome' ? `${OUTCOME_EXPRESSION} AS outcome` : n)).join(',\n  ')}
 FROM audit_events`;
 
-/** Identifies the view definition: a short hash of its SQL. */
-const VIEW_VERSION = createHash('sha256').update(CREATE_AUDIT_LOGS_VIEW).digest('hex').slice(0, 16);
+/** Identifies the view definition and the support tables: a short hash of their SQL (a change re-runs both). */
+const VIEW_VERSION = createHash('sha256').update(CREATE_AUDIT_LOGS_VIEW).update(CREATE_SUPPORT_TABLES).digest('hex').slice(0, 16);
 
 async function tableType(conn: DuckDBConnection, table: string): Promise<string | null> {
   const r = await conn.runAndReadAll(

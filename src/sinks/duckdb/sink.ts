@@ -9,7 +9,7 @@ import type { Logger } from '../../core/log.js';
 import { NUMERIC_COLUMNS, PACKED_COLUMNS, PREVIOUSLY_LOGGED, type PackedColumn, type PgAuditRecord } from '../../parse/index.js';
 import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
 import { insertDeadLetters, openDatabase, sqlString, translateWriteError, type Database, type DeadLetterRow } from './database.js';
-import { storeSessionRecords } from './correlate.js';
+import { correlateBatch } from './correlate.js';
 import { AUDIT_LOG_COLUMNS, ensureSchema } from './schema.js';
 
 /**
@@ -218,8 +218,8 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
         report.duplicates = packedCount + objects.length - report.stored;
       }
       const sessionRecords = batch.payload.sessionRecords ?? [];
-      if (this.options.storeEvents !== false && sessionRecords.length > 0) {
-        await storeSessionRecords(this.conn, this.options.server, sessionRecords);
+      if (this.options.storeEvents !== false && (sessionRecords.length > 0 || report.stored > 0)) {
+        await correlateBatch(this.conn, this.options.server, sessionRecords, report.stored > 0 ? { minMs: batch.minTimeMs, maxMs: batch.maxTimeMs } : null);
       }
       if (batch.quarantine.length > 0) {
         const stmt = await this.conn.prepare(
