@@ -5,8 +5,9 @@ import { SINKS, SOURCES, UI_SECTION, type ConnectorSpec, type FieldSpec } from '
  * Renders the annotated example config and the configuration reference from the schema. Both generated
  * files are committed; `npm run gen:config` rewrites them and a test fails when they are stale.
  */
-function wrap(text: string, prefix: string, width = 100): string[] {
-  const words = text.split(/\s+/);
+/** Words of `text` in lines of at most `width` characters, each starting with `prefix` (a comment marker). */
+export function wrap(text: string, prefix: string, width = 100): string[] {
+  const words = text.split(/\s+/).filter(Boolean);
   const lines: string[] = [];
   let line = '';
   for (const w of words) {
@@ -17,7 +18,8 @@ function wrap(text: string, prefix: string, width = 100): string[] {
   return lines;
 }
 
-function yamlValue(v: unknown): string {
+/** A value as YAML on one line. */
+export function yamlValue(v: unknown): string {
   return stringify(v, { lineWidth: 0 }).trimEnd();
 }
 

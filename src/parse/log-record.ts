@@ -72,6 +72,18 @@ function splitConnectionFrom(value: string | null): [string | null, number | nul
   return [value.slice(0, colon), Number(value.slice(colon + 1))];
 }
 
+/** A record's identity and times, or why it has none (a malformed time, no session). */
+function recordIdentity(sessionId: string | null | undefined, lineNum: number | null, logTime: string, sessionStart: string | null,
+  times: TimestampResolver, missing: string): { sessionId: string; lineNum: number; logTime: number; sessionStart: number | null } | { kind: 'bad'; reason: string } {
+  if (!sessionId || lineNum === null) return { kind: 'bad', reason: missing };
+  try {
+    return { sessionId, lineNum, logTime: times.toEpochMs(logTime), sessionStart: sessionStart ? times.toEpochMs(sessionStart) : null };
+  } catch (err) {
+    if (err instanceof TimestampError && err.code !== 'malformed') throw err;
+    return { kind: 'bad', reason: (err as Error).message };
+  }
+}
+
 /**
  * Maps the decoded fields of one csvlog record. `expectedColumns` is the count detected for the file.
  */
@@ -98,18 +110,9 @@ export function csvlogRecord(
   }
   const audit = parsePgAuditMessage(message);
   if (!audit.ok) return { kind: 'bad', reason: audit.reason };
-  const sessionId = fields[5];
-  const lineNum = int(fields[6]);
-  if (!sessionId || lineNum === null) return { kind: 'bad', reason: 'csvlog record has no session_id or session_line_num' };
-  let logTime: number;
-  let sessionStart: number | null = null;
-  try {
-    logTime = times.toEpochMs(fields[0] ?? '');
-    if (fields[8]) sessionStart = times.toEpochMs(fields[8]);
-  } catch (err) {
-    if (err instanceof TimestampError && err.code !== 'malformed') throw err;
-    return { kind: 'bad', reason: (err as Error).message };
-  }
+  const id = recordIdentity(fields[5], int(fields[6]), fields[0] ?? '', fields[8] ?? null, times, 'csvlog record has no session_id or session_line_num');
+  if ('kind' in id) return id;
+  const { sessionId, lineNum, logTime, sessionStart } = id;
   const [addr, port] = splitConnectionFrom(fields[4] ?? null);
   const a = audit.fields;
   return {
@@ -144,18 +147,9 @@ function csvlogSessionRecord(fields: (string | null)[], message: string, times: 
   const sqlstate = fields[12] || null;
   const kind = sessionRecordKind(severity, sqlstate, message);
   if (kind === null) return OTHER;
-  const sessionId = fields[5];
-  const lineNum = int(fields[6]);
-  if (!sessionId || lineNum === null) return { kind: 'bad', reason: 'csvlog record has no session_id or session_line_num' };
-  let logTime: number;
-  let sessionStart: number | null = null;
-  try {
-    logTime = times.toEpochMs(fields[0] ?? '');
-    if (fields[8]) sessionStart = times.toEpochMs(fields[8]);
-  } catch (err) {
-    if (err instanceof TimestampError && err.code !== 'malformed') throw err;
-    return { kind: 'bad', reason: (err as Error).message };
-  }
+  const id = recordIdentity(fields[5], int(fields[6]), fields[0] ?? '', fields[8] ?? null, times, 'csvlog record has no session_id or session_line_num');
+  if ('kind' in id) return id;
+  const { sessionId, lineNum, logTime, sessionStart } = id;
   const [addr, port] = splitConnectionFrom(fields[4] ?? null);
   return {
     kind: 'session',
@@ -178,19 +172,9 @@ function jsonlogSessionRecord(o: Record<string, unknown>, message: string, times
   const sqlstate = str(o['state_code']);
   const kind = sessionRecordKind(severity, sqlstate, message);
   if (kind === null) return OTHER;
-  const sessionId = str(o['session_id']);
-  const lineNum = num(o['line_num']);
-  if (!sessionId || lineNum === null) return { kind: 'bad', reason: 'jsonlog record has no session_id or line_num' };
-  let logTime: number;
-  let sessionStart: number | null = null;
-  try {
-    logTime = times.toEpochMs(str(o['timestamp']) ?? '');
-    const ss = str(o['session_start']);
-    if (ss) sessionStart = times.toEpochMs(ss);
-  } catch (err) {
-    if (err instanceof TimestampError && err.code !== 'malformed') throw err;
-    return { kind: 'bad', reason: (err as Error).message };
-  }
+  const id = recordIdentity(str(o['session_id']), num(o['line_num']), str(o['timestamp']) ?? '', str(o['session_start']), times, 'jsonlog record has no session_id or line_num');
+  if ('kind' in id) return id;
+  const { sessionId, lineNum, logTime, sessionStart } = id;
   return {
     kind: 'session',
     record: {
@@ -248,19 +232,9 @@ export function jsonlogRecord(line: string, times: TimestampResolver): RecordOut
   }
   const audit = parsePgAuditMessage(message);
   if (!audit.ok) return { kind: 'bad', reason: audit.reason };
-  const sessionId = str(o['session_id']);
-  const lineNum = num(o['line_num']);
-  if (!sessionId || lineNum === null) return { kind: 'bad', reason: 'jsonlog record has no session_id or line_num' };
-  let logTime: number;
-  let sessionStart: number | null = null;
-  try {
-    logTime = times.toEpochMs(str(o['timestamp']) ?? '');
-    const ss = str(o['session_start']);
-    if (ss) sessionStart = times.toEpochMs(ss);
-  } catch (err) {
-    if (err instanceof TimestampError && err.code !== 'malformed') throw err;
-    return { kind: 'bad', reason: (err as Error).message };
-  }
+  const id = recordIdentity(str(o['session_id']), num(o['line_num']), str(o['timestamp']) ?? '', str(o['session_start']), times, 'jsonlog record has no session_id or line_num');
+  if ('kind' in id) return id;
+  const { sessionId, lineNum, logTime, sessionStart } = id;
   const txid = num(o['txid']);
   const a = audit.fields;
   return {

@@ -1,4 +1,4 @@
-import { stringify } from 'yaml';
+import { wrap, yamlValue } from '../config/render.js';
 import { DUCKDB_SINK, PG_LOGS_SOURCE, type ConnectorSpec, type FieldSpec } from '../config/schema.js';
 import { auditFormats, formatCheck, resolveLogDirectory, type CheckResult, type ServerFacts } from './server-checks.js';
 
@@ -55,19 +55,6 @@ export function planInit(f: ServerFacts, dbPath: string, problems: CheckResult[]
     problems,
   };
 }
-
-function wrap(text: string, prefix: string, width = 100): string[] {
-  const lines: string[] = [];
-  let line = '';
-  for (const w of text.split(/\s+/).filter(Boolean)) {
-    if ((prefix + line + ' ' + w).length > width && line) { lines.push(prefix + line); line = w; }
-    else line = line ? `${line} ${w}` : w;
-  }
-  if (line) lines.push(prefix + line);
-  return lines;
-}
-
-const yamlValue = (v: unknown) => stringify(v, { lineWidth: 0 }).trimEnd();
 
 /** A key with its description: set to `value` (and why, `note`), or shown commented out with its default. */
 function keyLines(name: string, spec: FieldSpec, indent: string, value?: unknown, note?: string): string[] {

@@ -6,7 +6,8 @@ import type { Logger } from '../core/log.js';
 import { readDaemonStatus } from '../jobs/daemon-status.js';
 import { AuditQueries, duckdbRunner } from '../query/index.js';
 import { buildReport } from '../report/index.js';
-import type { Database } from '../sinks/duckdb/database.js';
+import { openDatabase, type Database } from '../sinks/duckdb/database.js';
+import { remoteQueries, type RemoteQueries } from './remote.js';
 import { startUiServer, UiServerError, type UiAuth, type UiServer } from './server.js';
 
 /**
@@ -69,4 +70,18 @@ export async function serveDaemonUi(db: Database, opts: { log: Logger; listen?: 
 export function daemonUiSocket(dbPath: string): { socket: string; pid: number } | null {
   const st = readDaemonStatus(dbPath);
   return st?.ui?.socket ? { socket: st.ui.socket, pid: st.pid } : null;
+}
+
+/**
+ * The store opened read-only — or, when a `run --follow` daemon holds the file (DuckDB lets one process
+ * open it) and serves its UI, that daemon's queries over the UI socket. Used by `ui` and `report`.
+ */
+export async function openForReading(dbPath: string): Promise<{ db: Database } | { remote: RemoteQueries; pid: number }> {
+  try {
+    return { db: await openDatabase(dbPath, { readOnly: true, memoryLimit: '1GB', threads: 2 }) };
+  } catch (err) {
+    const daemon = err instanceof ConnectorError && err.code === 'db_locked' ? daemonUiSocket(dbPath) : null;
+    if (!daemon) throw err;
+    return { remote: remoteQueries(daemon.socket), pid: daemon.pid };
+  }
 }

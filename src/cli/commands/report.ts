@@ -1,10 +1,8 @@
 import { writeFile } from 'node:fs/promises';
-import { ConnectorError, ExitError } from '../../core/errors.js';
-import { daemonUiSocket } from '../../ui/daemon.js';
-import { remoteQueries } from '../../ui/remote.js';
+import { ExitError } from '../../core/errors.js';
+import { openForReading } from '../../ui/daemon.js';
 import { duckdbRunner, parseTime } from '../../query/index.js';
 import { buildReport, renderHtml, renderMarkdown, type ReportData } from '../../report/index.js';
-import { openDatabase } from '../../sinks/duckdb/database.js';
 import { parseCommandArgs } from '../args.js';
 
 export const usage = 'auditship report --since TIME [--until TIME] [--db FILE] [--server NAME]... [--format md|html|json] [--output FILE]';
@@ -65,18 +63,11 @@ export async function report(argv: string[]): Promise<void> {
 
 /** The report's data, from the database opened read-only (or from the daemon that holds it). */
 async function reportData(dbPath: string, opts: { since: number; until: number; server?: string[] }): Promise<ReportData> {
-  let db;
+  const store = await openForReading(dbPath);
+  if ('remote' in store) return store.remote.report(opts);
   try {
-    db = await openDatabase(dbPath, { readOnly: true, memoryLimit: '1GB', threads: 2 });
-  } catch (err) {
-    // Held by the run --follow daemon: it makes the report's data on its UI socket.
-    const daemon = err instanceof ConnectorError && err.code === 'db_locked' ? daemonUiSocket(dbPath) : null;
-    if (!daemon) throw err;
-    return remoteQueries(daemon.socket).report(opts);
-  }
-  try {
-    return await buildReport(duckdbRunner(db.connection), opts);
+    return await buildReport(duckdbRunner(store.db.connection), opts);
   } finally {
-    db.close();
+    store.db.close();
   }
 }

@@ -1,10 +1,8 @@
 import { resolve } from 'node:path';
-import { ConnectorError, ExitError } from '../../core/errors.js';
-import { daemonUiSocket } from '../../ui/daemon.js';
-import { remoteQueries } from '../../ui/remote.js';
+import { ExitError } from '../../core/errors.js';
+import { openForReading } from '../../ui/daemon.js';
 import { createLogger } from '../../core/log.js';
 import { AuditQueries, duckdbRunner } from '../../query/index.js';
-import { openDatabase } from '../../sinks/duckdb/database.js';
 import { startUiServer, UiServerError, type UiAuth, type UiQueries } from '../../ui/index.js';
 import { parseCommandArgs } from '../args.js';
 
@@ -51,19 +49,10 @@ export interface UiBackend {
  * lets one process open it), asks that daemon's UI socket instead, so the UI works while it writes.
  */
 export async function openUiBackend(dbPath: string): Promise<UiBackend> {
-  let db;
-  try {
-    db = await openDatabase(dbPath, { readOnly: true, memoryLimit: '1GB', threads: 2 });
-  } catch (err) {
-    const daemon = err instanceof ConnectorError && err.code === 'db_locked' ? daemonUiSocket(dbPath) : null;
-    if (!daemon) throw err;
-    return { queries: remoteQueries(daemon.socket), title: `${resolve(dbPath)} (through auditship run --follow, PID ${daemon.pid})`, close: async () => {} };
-  }
-  return {
-    queries: new AuditQueries(duckdbRunner(db.connection)),
-    title: db.path,
-    close: async () => db.close(),
-  };
+  const store = await openForReading(dbPath);
+  if ('remote' in store) return { queries: store.remote, title: `${resolve(dbPath)} (through auditship run --follow, PID ${store.pid})`, close: async () => {} };
+  const { db } = store;
+  return { queries: new AuditQueries(duckdbRunner(db.connection)), title: db.path, close: async () => db.close() };
 }
 
 export async function ui(argv: string[]): Promise<void> {
