@@ -4,6 +4,7 @@
  *   node --import tsx bench/ingest.ts [--events 1000000] [--dir DIR] [--keep]
  *        [--append 10000] [--file-mb N] [--seed 42] [--variant parallel-false|exact|brief]
  *        [--timeout 1200]
+ *   node --import tsx bench/ingest.ts --mode ui [bench/ui.ts options]   (also `npm run bench:ui`)
  *
  * Data: generated once into .bench-data/<events>/logs (params.json marks what is there; a set
  * with the same parameters is reused). --dir uses existing csvlog files instead (never modified).
@@ -491,7 +492,13 @@ async function main(): Promise<void> {
   if (steps.some((s) => !s.ok)) process.exitCode = 1;
 }
 
-main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.stack ?? err.message : String(err));
-  process.exit(1);
-});
+const mode = process.argv.indexOf('--mode');
+if (mode >= 0 && process.argv[mode + 1] === 'ui') {
+  // `npm run bench -- --mode ui`: the UI benchmark (bench/ui.ts reads the same argv).
+  await import('./ui.js');
+} else {
+  main().catch((err: unknown) => {
+    console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+    process.exit(1);
+  });
+}
