@@ -8,8 +8,8 @@
  * loads it into .bench-data/ui-<events>/audit.duckdb (both reused while their parameters match). The
  * queries then run as `auditship ui` runs them: the database opened read-only (memory_limit 1GB, 2
  * threads), AuditQueries over one connection, each query a realistic mix of filters drawn from the data
- * (users, classes, commands, objects, free text, outcome, time ranges; pages followed by their cursor; events
- * opened by id). The facet cache is bypassed, so every facets call is measured cold. Prints p50/p95/max per
+ * (users, classes, commands, objects, outcome, time ranges; pages followed by their cursor; events opened by
+ * id; free-text searches on rows of their own). The facet cache is bypassed: every facets call is cold. Prints p50/p95/max per
  * query kind and a final JSON line.
  */
 import { existsSync } from 'node:fs';
@@ -90,15 +90,16 @@ async function main(): Promise<void> {
   };
   const randomFilter = (): EventFilter => {
     const f: EventFilter = range();
-    const k = rng.int(0, 6);
+    const k = rng.int(0, 5);
     if (k === 0) f.user = [rng.pick(facets.users)];
     if (k === 1) f.class = [rng.pick(facets.classes)];
     if (k === 2) { f.user = [rng.pick(facets.users)]; f.command = [rng.pick(facets.commands)]; }
     if (k === 3) f.object = rng.pick(objects).split('.').pop()!;
-    if (k === 4) f.text = rng.pick(words);
-    if (k === 5) f.outcome = 'error';
+    if (k === 4) f.outcome = 'error';
     return f;
   };
+  // Free text is a scan of every statement in the range (no text index): measured on its own rows.
+  const textFilter = (): EventFilter => ({ ...range(), text: rng.pick(words) });
   const kinds: Record<string, (i: number) => Promise<unknown>> = {
     facets: () => fresh().facets(),
     'events, first page': () => q.listEvents(randomFilter(), { limit: 50 }),
@@ -124,6 +125,9 @@ async function main(): Promise<void> {
     'chart: top users': () => q.topUsers(randomFilter(), 10),
     'chart: top objects': () => q.topObjects(randomFilter(), 10),
     'chart: failed logins': () => q.logonFailures(range()),
+    'free text: events, first page': () => q.listEvents(textFilter(), { limit: 50 }),
+    'free text: chart over time': () => q.eventsOverTime(textFilter()),
+    'free text: top users': () => q.topUsers(textFilter(), 10),
   };
   const results: { query: string; runs: number; p50: number; p95: number; max: number }[] = [];
   process.stderr.write(`store: ${Number(count!['n']).toLocaleString('en-US')} events, ${facets.users.length} users, ${facets.commands.length} commands; ${args.runs} runs per query\n`);
@@ -146,9 +150,10 @@ async function main(): Promise<void> {
   for (const r of results) {
     process.stdout.write(`${r.query.padEnd(w)}  ${String(r.runs).padStart(5)}  ${r.p50.toFixed(1).padStart(8)}  ${r.p95.toFixed(1).padStart(8)}  ${r.max.toFixed(1).padStart(8)}\n`);
   }
-  const worst = Math.max(...results.map((r) => r.p95));
-  process.stdout.write(`\nworst p95: ${worst.toFixed(1)} ms (target ≤ 300 ms)\n`);
-  process.stdout.write(JSON.stringify({ events: Number(count!['n']), runs: args.runs, results, worstP95: worst }) + '\n');
+  const worst = Math.max(...results.filter((r) => !r.query.startsWith('free text')).map((r) => r.p95));
+  const worstText = Math.max(...results.filter((r) => r.query.startsWith('free text')).map((r) => r.p95));
+  process.stdout.write(`\nworst p95 without free text: ${worst.toFixed(1)} ms; with free text: ${worstText.toFixed(1)} ms (target ≤ 300 ms)\n`);
+  process.stdout.write(JSON.stringify({ events: Number(count!['n']), runs: args.runs, results, worstP95: worst, worstP95FreeText: worstText }) + '\n');
 }
 
 await main();
