@@ -24,7 +24,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-export const GENERATOR_VERSION = 3;
+export const GENERATOR_VERSION = 4;
 
 export interface GenerateOptions {
   /** Number of AUDIT records to write (exact). */
@@ -1028,6 +1028,7 @@ class Engine {
   private readonly tf = new TimeFormatter();
   private readonly sessions: Record<Kind, Session[]> = { pgbench: [], app: [], web: [], report: [], etl: [], admin: [] };
   private readonly pids = new Set<number>();
+  private lastPid: number;
   private readonly queryIds = new Map<string, string>();
   private nextBackendId = 3;
   private xid: number;
@@ -1041,6 +1042,7 @@ class Engine {
     this.rng = new Rng(opts.seed);
     this.nowMs = opts.startMs;
     this.xid = 7_000_000 + this.rng.int(0, 1_000_000);
+    this.lastPid = this.rng.int(1000, 4_000_000);
     const postmasterStart = Math.floor(opts.startMs / 1000) - 86400 - this.rng.int(0, 86400);
     const ckptPid = this.newPid();
     this.checkpointer = {
@@ -1061,9 +1063,17 @@ class Engine {
     }
   }
 
+  /**
+   * Linux hands out PIDs in increasing order (other processes take some in between) and wraps at pid_max,
+   * so a PID comes back only after the whole range went round — never within one second. A session_id is
+   * (start second, PID): unique in real logs. (Version 3 drew PIDs at random and reused one within a second
+   * once per ~16,000 sessions: two sessions with one session_id.)
+   */
   private newPid(): number {
     for (;;) {
-      const pid = this.rng.int(1000, 4194303);
+      this.lastPid += this.rng.int(1, 12);
+      if (this.lastPid > 4194303) this.lastPid = 300 + this.rng.int(0, 99);
+      const pid = this.lastPid;
       if (!this.pids.has(pid)) {
         this.pids.add(pid);
         return pid;
@@ -1346,7 +1356,8 @@ class Engine {
     }
     if (this.nowMs >= this.nextAutovacMs) {
       this.nextAutovacMs = this.nowMs + rng.int(5_000, 40_000);
-      const pid = rng.int(1000, 4194303);
+      const pid = this.newPid();
+      this.pids.delete(pid); // it exits at once
       const startSec = Math.floor(this.nowMs / 1000);
       const worker: ProcInfo = { user: null, db: null, pid, from: null, sid: startSec.toString(16) + '.' + pid.toString(16), start: startTimeString(startSec), app: '', backendType: 'autovacuum worker' };
       const table = rng.pick(['pgbench_branches', 'pgbench_tellers', 'pgbench_history', 'orders', 'cart_items']);

@@ -13,13 +13,17 @@
  * unless --keep.
  *
  * Steps, each a child process timed by GNU time (`/usr/bin/time -f '%e %M'`):
- *   a. baseline into a fresh DB;
+ *   a. baseline into a fresh DB (the seed's method, bench/baseline.ts);
+ *   h. baseline "DuckDB by hand" into a fresh DB (bench/by-hand.ts: one parallel read_csv + regexp INSERT);
  *   b. `node bin/auditship.js ingest --db FILE --quiet --json DIR` into a fresh DB;
  *   c. the same again, nothing new;
  *   d. append N events (default 10,000) to the newest file, run auditship again;
  *   e. auditship first ingest of about half the bytes (first files), for memory flatness.
  * plus, for comparison, a2 (baseline re-run, nothing new) and d2 (baseline on the appended file).
  * A failing step is reported and the run goes on. Prints a table and a final JSON line.
+ * --profile: each auditship step also prints where its time went (`auditship ingest --profile`).
+ * Afterwards the by-hand table and auditship's audit_logs are compared: same row count, and the same values
+ * in every shared column for a sample of rows.
  */
 import { copyFile, link, mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -41,10 +45,11 @@ interface Args {
   seed: number;
   variant: 'exact' | 'parallel-false' | 'brief';
   timeoutS: number;
+  profile: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { events: 1_000_000, keep: false, append: 10_000, seed: 42, variant: 'parallel-false', timeoutS: 1200 };
+  const a: Args = { events: 1_000_000, keep: false, append: 10_000, seed: 42, variant: 'parallel-false', timeoutS: 1200, profile: false };
   const num = (v: string | undefined, name: string): number => {
     const n = Number((v ?? '').replaceAll('_', ''));
     if (!Number.isFinite(n) || n < 0) throw new Error(`${name} needs a number, got ${v}`);
@@ -61,6 +66,9 @@ function parseArgs(argv: readonly string[]): Args {
         break;
       case '--keep':
         a.keep = true;
+        break;
+      case '--profile':
+        a.profile = true;
         break;
       case '--append':
         a.append = Math.floor(num(argv[++i], k));
@@ -84,7 +92,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '-h':
         console.log(
           'usage: npm run bench -- [--events 1000000] [--dir DIR] [--keep] [--append 10000] [--file-mb N]\n' +
-            '                        [--seed 42] [--variant parallel-false|exact|brief] [--timeout 1200]',
+            '                        [--seed 42] [--variant parallel-false|exact|brief] [--timeout 1200] [--profile]',
         );
         process.exit(0);
         break;
@@ -251,15 +259,47 @@ function failureExcerpt(r: RunResult, output: Record<string, unknown> | null): s
   return lines.map((l) => (l.length > 300 ? l.slice(0, 300) + '...' : l)).join('\n');
 }
 
-async function transpileBaseline(outDir: string): Promise<string> {
-  const src = await readFile(join(ROOT, 'bench', 'baseline.ts'), 'utf8');
+/** A baseline as plain JS (run by plain node, like dist/: no tsx startup or memory counted against it). */
+async function transpileBaseline(outDir: string, name: 'baseline' | 'by-hand'): Promise<string> {
+  const src = await readFile(join(ROOT, 'bench', `${name}.ts`), 'utf8');
   const out = ts.transpileModule(src, {
     compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false },
-    fileName: 'baseline.ts',
+    fileName: `${name}.ts`,
   });
-  const file = join(outDir, 'baseline.mjs');
+  const file = join(outDir, `${name}.mjs`);
   await writeFile(file, out.outputText);
   return file;
+}
+
+/** Columns the by-hand table shares with audit_logs, compared on a sample (message: auditship computes it). */
+const COMPARED_COLUMNS = [
+  'log_time', 'user_name', 'database_name', 'client_addr', 'message', 'application_name', 'session_id', 'session_line_num', 'file_name',
+  'client_port', 'process_id', 'virtual_transaction_id', 'transaction_id', 'command_tag', 'session_start', 'error_severity',
+  'backend_type', 'leader_pid', 'query_id', 'audit_type', 'statement_id', 'substatement_id', 'class', 'command', 'object_type',
+  'object_name', 'statement', 'parameter', 'rows',
+];
+
+/** Row counts of both tables, and the sample rows (1 in 97 by line number) that differ in any shared column. */
+async function compareTables(byHandDb: string, toolDb: string): Promise<{ byHand: number; auditship: number; sampled: number; differing: number }> {
+  const inst = await DuckDBInstance.create(':memory:');
+  const con = await inst.connect();
+  try {
+    await con.run("SET TimeZone = 'UTC'");
+    await con.run(`ATTACH '${byHandDb}' AS h (READ_ONLY)`);
+    await con.run(`ATTACH '${toolDb}' AS t (READ_ONLY)`);
+    const count = async (sql: string) => Number((await con.runAndReadAll(sql)).getRows()[0]![0]);
+    const cols = COMPARED_COLUMNS.join(', ');
+    const sample = (db: string) => `SELECT ${cols} FROM ${db}.audit_logs WHERE hash(session_id, session_line_num) % 97 = 0`;
+    return {
+      byHand: await count('SELECT count(*) FROM h.audit_logs'),
+      auditship: await count('SELECT count(*) FROM t.audit_logs'),
+      sampled: await count(`SELECT count(*) FROM (${sample('h')})`),
+      differing: await count(`SELECT count(*) FROM ((${sample('h')} EXCEPT ALL ${sample('t')}) UNION ALL (${sample('t')} EXCEPT ALL ${sample('h')}))`),
+    };
+  } finally {
+    con.closeSync();
+    inst.closeSync();
+  }
 }
 
 /** Newest mtime under dist/ (identifies the auditship build a step ran). */
@@ -307,7 +347,8 @@ async function main(): Promise<void> {
   halfBytes = halfFiles.reduce((s, f) => s + f.bytes, 0);
   await stage(half, halfFiles, false);
 
-  const baselineJs = await transpileBaseline(work);
+  const baselineJs = await transpileBaseline(work, 'baseline');
+  const byHandJs = await transpileBaseline(work, 'by-hand');
   const steps: Step[] = [];
   const builds: { step: string; stamp: number; changed: boolean }[] = [];
   let timeSeq = 0;
@@ -320,7 +361,7 @@ async function main(): Promise<void> {
     db: string,
   ): Promise<Step> => {
     process.stdout.write(`${id}. ${name} ... `);
-    if (argv[0] !== baselineJs) {
+    if (argv[0] !== baselineJs && argv[0] !== byHandJs) {
       const st = await distStamp();
       if (builds.length && builds[builds.length - 1]?.stamp !== st) builds.push({ step: id, stamp: st, changed: true });
       else if (!builds.length) builds.push({ step: id, stamp: st, changed: false });
@@ -361,6 +402,8 @@ async function main(): Promise<void> {
       stderrTail: ok ? '' : failureExcerpt(r, output),
     };
     console.log(`${status}, ${fmtInt(step.ms)} ms, peak RSS ${fmt1(step.rssMb)} MB`);
+    const profileAt = r.stderr.indexOf('profile: ');
+    if (args.profile && profileAt >= 0) console.log(r.stderr.slice(profileAt).split('\n').filter((l) => !l.startsWith('{')).join('\n').trimEnd().replace(/^/gm, '    '));
     if (!ok && step.stderrTail) console.log(step.stderrTail.replace(/^/gm, '    | '));
     steps.push(step);
     return step;
@@ -370,7 +413,8 @@ async function main(): Promise<void> {
   const baseDb = join(work, 'baseline.duckdb');
   const toolDb = join(work, 'auditship.duckdb');
   const halfDb = join(work, 'auditship-half.duckdb');
-  const tool = (db: string, dir: string): string[] => [join(ROOT, 'bin', 'auditship.js'), 'ingest', '--db', db, '--quiet', '--json', dir];
+  const byHandDb = join(work, 'by-hand.duckdb');
+  const tool = (db: string, dir: string): string[] => [join(ROOT, 'bin', 'auditship.js'), 'ingest', '--db', db, '--quiet', '--json', ...(args.profile ? ['--profile'] : []), dir];
 
   const variantLabel = args.variant === 'parallel-false' ? 'seed + parallel=false' : args.variant;
   const a = await exec('a', `baseline (${variantLabel})`, [baselineJs, '--variant', args.variant, '--db', baseDb, full], all, baseDb);
@@ -398,7 +442,13 @@ async function main(): Promise<void> {
 
   const baseArgs = [baselineJs, '--variant', args.variant, '--db', baseDb, full];
   const a2 = await exec('a2', 'baseline re-run, nothing new', baseArgs, { events: null, bytes: null }, baseDb);
+  const h = await exec('h', 'baseline: DuckDB by hand (read_csv + regexp, one INSERT)', [byHandJs, '--db', byHandDb, full], all, byHandDb);
   const b = await exec('b', 'auditship first ingest', tool(toolDb, full), all, toolDb);
+  let same: Awaited<ReturnType<typeof compareTables>> | null = null;
+  if (h.ok && b.ok) {
+    same = await compareTables(byHandDb, toolDb);
+    console.log(`   by hand vs auditship: ${fmtInt(same.byHand)} vs ${fmtInt(same.auditship)} rows; ${fmtInt(same.sampled)} sampled rows, ${fmtInt(same.differing)} differ in a shared column`);
+  }
   const c = await exec('c', 'auditship re-run, nothing new', tool(toolDb, full), { events: null, bytes: null }, toolDb);
 
   const newest = data.files[data.files.length - 1];
@@ -436,10 +486,12 @@ async function main(): Promise<void> {
 
   const ratio = (x: Step, y: Step): string => (x.ok && y.ok ? (x.ms / y.ms).toFixed(2) + 'x' : 'n/a');
   const timeRatio = a.ok && b.ok ? a.ms / b.ms : null;
+  const byHandRatio = h.ok && b.ok ? h.ms / b.ms : null;
   const rssRatio = a.ok && b.ok && a.rssMb && b.rssMb ? a.rssMb / b.rssMb : null;
   const flat = b.ok && e.ok && b.rssMb && e.rssMb ? b.rssMb / e.rssMb : null;
   console.log('');
-  console.log(`first ingest time ratio baseline/auditship: ${timeRatio === null ? 'n/a (a step failed)' : timeRatio.toFixed(2) + 'x'}`);
+  console.log(`first ingest time ratio baseline/auditship: ${timeRatio === null ? 'n/a (a step failed)' : timeRatio.toFixed(2) + 'x'}  (target >= 1.5x)`);
+  console.log(`first ingest time ratio by-hand/auditship:  ${byHandRatio === null ? 'n/a (a step failed)' : byHandRatio.toFixed(2) + 'x'}  (target >= 2x)`);
   console.log(`peak RSS ratio baseline/auditship:          ${rssRatio === null ? 'n/a' : rssRatio.toFixed(2) + 'x'}`);
   console.log(`re-run ratio baseline/auditship (a2/c):     ${ratio(a2, c)};  incremental (d2/d): ${ratio(d2, d)}`);
   console.log(
@@ -478,8 +530,10 @@ async function main(): Promise<void> {
         tables: s.tables,
         output: s.output,
       })),
+      byHandComparison: same,
       ratios: {
         time: timeRatio === null ? null : Math.round(timeRatio * 100) / 100,
+        byHand: byHandRatio === null ? null : Math.round(byHandRatio * 100) / 100,
         rss: rssRatio === null ? null : Math.round(rssRatio * 100) / 100,
         rerun: a2.ok && c.ok ? Math.round((a2.ms / c.ms) * 100) / 100 : null,
         incremental: d2.ok && d.ok ? Math.round((d2.ms / d.ms) * 100) / 100 : null,

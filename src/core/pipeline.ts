@@ -1,5 +1,6 @@
 import type { Batch, FileCheckpoint, Sink, WriteReport } from './connector.js';
 import type { Logger } from './log.js';
+import { profile } from './profile.js';
 
 /**
  * The pipeline loop: read → parse (in the source) → write to every sink → commit → checkpoint.
@@ -106,13 +107,10 @@ export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks:
     sinceCommitBytes = 0;
   };
 
-  const timing = process.env['AUDITSHIP_DEBUG_TIMING'] ? { read: 0, waitWrite: 0, drain: 0 } : null;
   const iterator = items[Symbol.asyncIterator]();
   try {
     for (;;) {
-      const t0 = timing ? performance.now() : 0;
       const next = await iterator.next();
-      if (timing) timing.read += performance.now() - t0;
       if (next.done) break;
       const item = next.value;
       if (item.type === 'error') {
@@ -124,9 +122,9 @@ export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks:
         continue;
       }
       const batch = item.batch;
-      const t1 = timing ? performance.now() : 0;
+      const t1 = profile.enabled ? performance.now() : 0;
       while (queuedWrites.length >= WRITE_QUEUE) await queuedWrites.shift();
-      if (timing) timing.waitWrite += performance.now() - t1;
+      if (profile.enabled) profile.add('source waits for sinks', 'wait', performance.now() - t1);
       queuedWrites.push(enqueue(() => writeAll(batch)));
       sinceCommitEvents += batch.eventCount;
       sinceCommitBytes += batch.bytes;
@@ -136,12 +134,7 @@ export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks:
         sinceCommitBytes = 0;
       }
     }
-    const t2 = timing ? performance.now() : 0;
-    await enqueue(commit);
-    if (timing) {
-      timing.drain += performance.now() - t2;
-      options.log.info('Pipeline timing (ms).', Object.fromEntries(Object.entries(timing).map(([k, v]) => [k, Math.round(v)])));
-    }
+    await profile.time('last batch and commit after the source ended', 'wait', () => enqueue(commit));
   } catch (err) {
     await rollback();
     throw err;

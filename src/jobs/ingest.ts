@@ -1,6 +1,7 @@
 import type { PipelineConfig } from '../config/load.js';
 import type { Logger } from '../core/log.js';
 import { runPipeline } from '../core/pipeline.js';
+import { profile } from '../core/profile.js';
 import type { Progress } from '../core/progress.js';
 import type { Database } from '../sinks/duckdb/database.js';
 import { DuckDbSink } from '../sinks/duckdb/sink.js';
@@ -63,7 +64,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
     force: Boolean(options.force),
     packMessage: sinkConfig['store_message'] === true,
   }, options.log);
-  const sink = await DuckDbSink.open({
+  const sink = await profile.time('open database', 'duckdb', () => DuckDbSink.open({
     path: String(sinkConfig['path']),
     server,
     storeMessage: sinkConfig['store_message'] === true,
@@ -72,7 +73,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
     replace: Boolean(options.force),
     storeEvents: sinkConfig['store_events'] !== false,
     ...(options.db ? { database: options.db } : {}),
-  }, options.log);
+  }, options.log));
   // Search and archive sinks first: the pipeline commits them (every document acknowledged, every object
   // stored) before the DuckDB sink commits the checkpoint.
   const searchSinks: ElasticsearchSink[] = [];
@@ -89,7 +90,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
   // Parsing is needed when a sink takes events; an archive of whole files alone needs none.
   const parse = storeEvents || searchSinks.length > 0 || archives.eventSinks.length > 0;
   try {
-    const plan = parse ? await source.plan(sink) : { files: [], skipped: [], totalBytes: 0 };
+    const plan = parse ? await profile.time('plan files (list, fingerprint, checkpoints)', 'js', () => source.plan(sink)) : { files: [], skipped: [], totalBytes: 0 };
     if (options.force) for (const p of plan.files) sink.markForReplace(p.fingerprint);
     for (const s of plan.skipped) options.log.debug('Skipping a file.', { file: s.path, reason: s.reason });
     options.progress.start(plan.totalBytes, pipeline.name);
@@ -100,7 +101,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
       onCommit: (t) => options.progress.setEvents(t.events),
     });
     // A first record that arrived in this run may complete `<previously logged>` rows stored before.
-    if (result.stored > 0 && storeEvents) await sink.sweepPreviouslyLogged();
+    if (result.stored > 0 && storeEvents) await profile.time('markers: sweep', 'duckdb', () => sink.sweepPreviouslyLogged());
     options.progress.done();
     const archiveSummaries: ArchiveSummary[] = [];
     const errors = result.errors.map((e) => ({ file: e.source, message: e.message }));

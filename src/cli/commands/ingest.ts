@@ -2,12 +2,13 @@ import { checkConnector } from '../../config/load.js';
 import { SINKS, SOURCES } from '../../config/schema.js';
 import { ConfigError, ExitError } from '../../core/errors.js';
 import { createLogger, quietLogger } from '../../core/log.js';
+import { profile } from '../../core/profile.js';
 import { createProgress, noProgress } from '../../core/progress.js';
 import { runIngestPipeline } from '../../jobs/ingest.js';
 import { COMMON_OUTPUT_OPTIONS, parseCommandArgs } from '../args.js';
 import { formatSummary } from '../output.js';
 
-export const usage = 'auditship ingest [--db FILE] [--server NAME] [--skip-active] [--force] [--glob GLOB] [--log-timezone ZONE] [--prefer-format jsonlog|csvlog] [--store-message] [--quiet] [--json] PATH...';
+export const usage = 'auditship ingest [--db FILE] [--server NAME] [--skip-active] [--force] [--glob GLOB] [--log-timezone ZONE] [--prefer-format jsonlog|csvlog] [--store-message] [--profile] [--quiet] [--json] PATH...';
 
 export const summary = 'Ingest PostgreSQL log files or directories (pgaudit) into DuckDB.';
 
@@ -21,6 +22,7 @@ export async function ingest(argv: string[]): Promise<void> {
     'log-timezone': { type: 'string' },
     'prefer-format': { type: 'string' },
     'store-message': { type: 'boolean' },
+    profile: { type: 'boolean' },
     ...COMMON_OUTPUT_OPTIONS,
   }, usage);
   if (values.help) { process.stdout.write(`${summary}\nusage: ${usage}\n`); return; }
@@ -40,7 +42,9 @@ export async function ingest(argv: string[]): Promise<void> {
   if (problems.length || !source || !sink) throw new ConfigError(problems.map((p) => p.replace(/^ingest\./, '--')));
   const log = values.quiet ? quietLogger() : createLogger();
   const progress = values.quiet || values.json ? noProgress : createProgress(process.stderr, log);
+  if (values.profile) profile.start();
   const summaryResult = await runIngestPipeline({ name: 'ingest', source, sinks: [sink] }, { force: Boolean(values.force), log, progress });
+  if (values.profile) process.stderr.write(profile.table(`ingest of ${summaryResult.events} events, ${summaryResult.bytes} bytes`) + '\n');
   if (values.json) process.stdout.write(JSON.stringify(summaryResult) + '\n');
   else if (!values.quiet) process.stdout.write(formatSummary(summaryResult) + '\n');
   if (!summaryResult.ok) {

@@ -1,6 +1,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { SessionRecord } from '../../parse/index.js';
-import { sqlString } from './database.js';
+import { profile } from '../../core/profile.js';
+import { sqlString, timedRun } from './database.js';
 
 /**
  * Correlation in the DuckDB store: the server's own records of a batch (parse/session-log.ts) become
@@ -49,6 +50,7 @@ export async function correlateBatch(conn: DuckDBConnection, server: string, rec
 async function storeSessionRecords(conn: DuckDBConnection, server: string, records: SessionRecord[], batch: BatchRange): Promise<CorrelationReport> {
   const report: CorrelationReport = { sessions: 0, logonFailures: 0, errors: 0, matched: 0 };
   if (records.length === 0) return report;
+  const t0 = performance.now();
   await conn.run(`CREATE TEMP TABLE IF NOT EXISTS stage_session (${STAGE_COLUMNS.map(([n, t]) => `${n} ${t}`).join(', ')})`);
   await conn.run('DELETE FROM temp.stage_session');
   const appender = await conn.createAppender('stage_session', 'main', 'temp');
@@ -61,6 +63,7 @@ async function storeSessionRecords(conn: DuckDBConnection, server: string, recor
     appender.endRow();
   }
   appender.closeSync();
+  profile.add('correlation: stage session records', 'duckdb', performance.now() - t0);
   const sv = sqlString(server);
 
   // Sessions: the connect record fills who and from where; the disconnect record the end. Either may come
@@ -75,27 +78,27 @@ async function storeSessionRecords(conn: DuckDBConnection, server: string, recor
     QUALIFY row_number() OVER (PARTITION BY session_id ORDER BY session_line_num) = 1`;
   const keep = (c: string) => `${c} = coalesce(sessions.${c}, excluded.${c})`;
   for (const kind of ['connect', 'disconnect']) {
-    const r = await conn.run(`INSERT INTO sessions ${sessionRows(kind)}
+    const r = await timedRun(conn, `correlation: ${kind} records → sessions`, `INSERT INTO sessions ${sessionRows(kind)}
       ON CONFLICT (server, session_id) DO UPDATE SET
         ${['process_id', 'user_name', 'database_name', 'client_addr', 'client_port', 'application_name', 'backend_type', 'session_start'].map(keep).join(', ')},
         ${kind === 'connect' ? 'connected_at = excluded.connected_at' : 'disconnected_at = excluded.disconnected_at, duration_ms = excluded.duration_ms'}`);
     report.sessions += Number(r.rowsChanged);
   }
 
-  const failures = await conn.run(`INSERT OR IGNORE INTO logon_failures
+  const failures = await timedRun(conn, 'correlation: logon_failures', `INSERT OR IGNORE INTO logon_failures
     SELECT ${sv}, session_id, session_line_num, ${ts('log_time_ms')}, user_name, database_name, client_addr, client_port,
            sqlstate, message, detail
     FROM temp.stage_session WHERE kind = 'logon_failure'`);
   report.logonFailures = Number(failures.rowsChanged);
 
-  const [errorCount] = (await conn.runAndReadAll(`SELECT count(*) FROM temp.stage_session WHERE kind = 'error'`)).getRows()[0]!;
+  const [errorCount] = (await profile.time('correlation: count errors', 'duckdb', () => conn.runAndReadAll(`SELECT count(*) FROM temp.stage_session WHERE kind = 'error'`))).getRows()[0]!;
   if (Number(errorCount) > 0) {
     const m = await matchErrors(conn, sv, batch);
     report.errors = m.errors;
     report.matched = m.matched;
   }
   // Sessions that ended need no statement state any more.
-  await conn.run(`DELETE FROM correlation_sessions WHERE server = ${sv} AND session_id IN (SELECT session_id FROM temp.stage_session WHERE kind = 'disconnect')`);
+  await timedRun(conn, 'correlation: forget ended sessions', `DELETE FROM correlation_sessions WHERE server = ${sv} AND session_id IN (SELECT session_id FROM temp.stage_session WHERE kind = 'disconnect')`);
   return report;
 }
 
@@ -127,7 +130,7 @@ async function matchErrors(conn: DuckDBConnection, sv: string, batch: BatchRange
              CASE WHEN st.statement_id = bs.statement_id THEN st.statement_md5 ELSE bs.md5 END AS md5,
              CASE WHEN st.statement_id = bs.statement_id THEN st.first_time ELSE bs.first_time END AS first_time
       FROM bs LEFT JOIN st USING (session_id)),` : '\n    merged AS (SELECT session_id, statement_id, last_line, vxid, statement_md5 AS md5, first_time FROM st WHERE false),';
-  await conn.run(`CREATE OR REPLACE TEMP TABLE stage_error_match AS
+  await timedRun(conn, 'correlation: match errors to statements', `CREATE OR REPLACE TEMP TABLE stage_error_match AS
     WITH e AS (SELECT * FROM temp.stage_session WHERE kind = 'error' AND virtual_transaction_id IS NOT NULL),
     st AS (SELECT session_id, statement_id, last_line, vxid, statement_md5, first_time FROM correlation_sessions
            WHERE server = ${sv} AND session_id IN (SELECT session_id FROM e)),${fromBatch}
@@ -141,16 +144,16 @@ async function matchErrors(conn: DuckDBConnection, sv: string, batch: BatchRange
     SELECT p.session_id, p.session_line_num, p.statement_id, p.first_time
     FROM pick AS p JOIN e USING (session_id, session_line_num)
     WHERE p.vxid = e.virtual_transaction_id AND (e.query IS NULL OR md5(e.query) = p.md5 OR p.md5 = ${MARKER_MD5})`);
-  const errors = await conn.run(`INSERT OR IGNORE INTO statement_errors
+  const errors = await timedRun(conn, 'correlation: statement_errors', `INSERT OR IGNORE INTO statement_errors
     SELECT ${sv}, e.session_id, e.session_line_num, ${ts('e.log_time_ms')}, e.user_name, e.database_name, e.virtual_transaction_id,
            e.transaction_id, e.severity, e.sqlstate, e.message, m.statement_id
     FROM temp.stage_session AS e LEFT JOIN temp.stage_error_match AS m USING (session_id, session_line_num)
     WHERE e.kind = 'error'`);
-  const [lo, hi, n] = (await conn.runAndReadAll(`SELECT epoch_ms(min(m.first_time)), max(e.log_time_ms), count(*)
-    FROM temp.stage_error_match AS m JOIN temp.stage_session AS e USING (session_id, session_line_num)`)).getRows()[0]!;
+  const [lo, hi, n] = (await profile.time('correlation: matched range', 'duckdb', () => conn.runAndReadAll(`SELECT epoch_ms(min(m.first_time)), max(e.log_time_ms), count(*)
+    FROM temp.stage_error_match AS m JOIN temp.stage_session AS e USING (session_id, session_line_num)`))).getRows()[0]!;
   if (Number(n) === 0) return { errors: Number(errors.rowsChanged), matched: 0 };
   // The statement's rows lie between its first row and the error: only those row groups are read.
-  const matched = await conn.run(`UPDATE audit_events AS a SET sqlstate = m.sqlstate, error_message = m.message
+  const matched = await timedRun(conn, 'correlation: outcome onto audit_events', `UPDATE audit_events AS a SET sqlstate = m.sqlstate, error_message = m.message
     FROM (SELECT e.session_id, m.statement_id, arg_min(e.sqlstate, e.session_line_num) AS sqlstate,
                  arg_min(e.message, e.session_line_num) AS message
           FROM temp.stage_error_match AS m JOIN temp.stage_session AS e USING (session_id, session_line_num)
@@ -166,7 +169,7 @@ async function matchErrors(conn: DuckDBConnection, sv: string, batch: BatchRange
  * again) never moves a session's state backwards.
  */
 async function trackLastStatements(conn: DuckDBConnection, sv: string, batch: { minMs: number; maxMs: number }): Promise<void> {
-  await conn.run(`INSERT OR REPLACE INTO correlation_sessions
+  await timedRun(conn, 'correlation: last statement per session', `INSERT OR REPLACE INTO correlation_sessions
     WITH b AS (${batchRows(sv, batch)}),
     last AS (SELECT session_id, arg_max(statement_id, line) AS statement_id, max(line) AS last_line FROM b GROUP BY session_id),
     firsts AS (SELECT b.session_id, b.statement_id, md5(arg_min(b.statement, b.line)) AS md5, min(b.log_time) AS first_time,

@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { ConnectorError, describeFileError } from '../../core/errors.js';
+import { profile } from '../../core/profile.js';
 
 /**
  * Opening an auditship DuckDB file. DuckDB locks the file exclusively across processes, so a second
@@ -102,6 +103,11 @@ export function translateWriteError(err: unknown, path: string): unknown {
   }
   if (err instanceof ConnectorError) return err;
   return new ConnectorError('duckdb', 'write_failed', `DuckDB refused a write to ${path} (nothing of it was committed): ${msg.split('\n')[0]}`, false, { cause: err });
+}
+
+/** Runs one statement, timed as `step` in the ingest profile (core/profile.ts). */
+export function timedRun(conn: DuckDBConnection, step: string, sql: string): ReturnType<DuckDBConnection['run']> {
+  return profile.enabled ? profile.time(step, 'duckdb', () => conn.run(sql)) : conn.run(sql);
 }
 
 /** Quotes a string as an SQL literal. */

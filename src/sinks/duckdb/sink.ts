@@ -8,7 +8,8 @@ import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { NUMERIC_COLUMNS, PACKED_COLUMNS, PREVIOUSLY_LOGGED, type PackedColumn, type PgAuditRecord } from '../../parse/index.js';
 import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
-import { insertDeadLetters, openDatabase, sqlString, translateWriteError, type Database, type DeadLetterRow } from './database.js';
+import { profile } from '../../core/profile.js';
+import { insertDeadLetters, openDatabase, sqlString, timedRun, translateWriteError, type Database, type DeadLetterRow } from './database.js';
 import { correlateBatch } from './correlate.js';
 import { AUDIT_LOG_COLUMNS, ensureSchema } from './schema.js';
 
@@ -224,6 +225,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       if (batch.quarantine.length > 0) {
         const stmt = await this.conn.prepare(
           `INSERT OR IGNORE INTO quarantine VALUES ($1, $2, $3, $4, $5, $6, $7, now())`);
+        const tq = performance.now();
         for (const q of batch.quarantine) {
           stmt.bindVarchar(1, q.server);
           stmt.bindVarchar(2, basename(q.source));
@@ -234,6 +236,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
           stmt.bindVarchar(7, q.raw);
           await stmt.run();
         }
+        profile.add('quarantine', 'duckdb', performance.now() - tq);
         report.quarantined = batch.quarantine.length;
       }
     } catch (err) {
@@ -249,7 +252,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     if (packed.length > 0) {
       file = join(this.stageDir, `batch-${this.stageTag}-${this.stageSeq++}.csv`);
       // Synchronous on purpose: the INSERT then starts at once, before the parser takes the thread again.
-      writeFileSync(file, packed);
+      profile.timeSync('stage: write packed rows', 'js', () => writeFileSync(file!, packed));
       parts.push(readPackedSql(file));
     }
     if (slow.length > 0) {
@@ -309,7 +312,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     const star = this.options.storeMessage ? 's.*' : 's.* REPLACE (NULL::VARCHAR AS raw_message)';
     const select = `SELECT ${server}, ${logPathId}, ${sqlString(basename(cp.path))}, ${star}, false FROM (${source.sql}) AS s`;
     if (this.options.replace) {
-      await this.conn.run(`DELETE FROM audit_events AS a WHERE a.server = ${server}${range}
+      await timedRun(this.conn, 'replace: delete stored rows', `DELETE FROM audit_events AS a WHERE a.server = ${server}${range}
         AND (a.session_id, a.session_line_num) IN (SELECT session_id, session_line_num FROM (${source.sql}))`);
     }
     const sql = check
@@ -318,7 +321,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
          WHERE NOT EXISTS (SELECT 1 FROM audit_events AS a WHERE a.server = ${server}${range}
                            AND a.session_id = s.session_id AND a.session_line_num = s.session_line_num)`
       : `INSERT INTO audit_events (${cols.join(', ')}) ${select}`;
-    const r = await this.conn.run(sql);
+    const r = await timedRun(this.conn, check ? 'insert audit_events (with identity check)' : 'insert audit_events', sql);
     if (max > this.watermarkMs) this.watermarkMs = max;
     return Number(r.rowsChanged);
   }
@@ -328,12 +331,12 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       await this.begin();
       if (this.markerSessions.size > 0) {
         const sessions = [...this.markerSessions];
-        await this.fillPreviouslyLogged(sessions);
-        await this.trackPendingMarkers(sessions);
+        await profile.time('markers: fill <previously logged>', 'duckdb', () => this.fillPreviouslyLogged(sessions));
+        await profile.time('markers: track pending', 'duckdb', () => this.trackPendingMarkers(sessions));
         this.markerSessions.clear();
       }
-      for (const cp of checkpoints) await this.saveCheckpoint(cp);
-      await this.conn.run('COMMIT');
+      for (const cp of checkpoints) await profile.time('checkpoint: save file state', 'duckdb', () => this.saveCheckpoint(cp));
+      await timedRun(this.conn, 'commit', 'COMMIT');
       this.inTransaction = false;
       await this.restoreMemoryLimit();
     } catch (err) {
@@ -387,8 +390,8 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       await this.begin();
       for (let i = 0; i < sessions.length; i += 1000) {
         const chunk = sessions.slice(i, i + 1000);
-        await this.fillPreviouslyLogged(chunk);
-        await this.trackPendingMarkers(chunk);
+        await profile.time('markers: sweep', 'duckdb', () => this.fillPreviouslyLogged(chunk));
+        await profile.time('markers: sweep', 'duckdb', () => this.trackPendingMarkers(chunk));
       }
       await this.conn.run('COMMIT');
       this.inTransaction = false;
@@ -442,7 +445,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
 
   async close(): Promise<void> {
     await this.rollback();
-    this.db.close();
+    profile.timeSync('close (checkpoint into the database file)', 'duckdb', () => this.db.close());
     if (!this.sharedDb) rmSync(this.stageDir, { recursive: true, force: true });
   }
 }

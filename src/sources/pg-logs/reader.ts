@@ -9,6 +9,7 @@ import {
 } from '../../parse/index.js';
 import type { PgAuditPayload } from './payload.js';
 import { openContent, TAIL_BYTES, tailHashOf, type LogFile } from './files.js';
+import { profile } from '../../core/profile.js';
 
 /**
  * Reads one log file from a byte offset and yields batches of parsed pgaudit records.
@@ -206,13 +207,13 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
       while (!eof && added < readBytes) {
         if (fh) {
           grow(held + readBytes);
-          const { bytesRead } = await fh.read(work, held, Math.min(readBytes, work.length - held), position);
+          const { bytesRead } = await profile.time('read file', 'js', () => fh!.read(work, held, Math.min(readBytes, work.length - held), position));
           if (bytesRead === 0) { eof = true; break; }
           position += bytesRead;
           held += bytesRead;
           added += bytesRead;
         } else {
-          const next = await iterator!.next();
+          const next = await profile.time('read and decompress', 'js', () => iterator!.next());
           if (next.done) { eof = true; break; }
           let chunk = next.value;
           if (skip > 0) {
@@ -231,7 +232,7 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
       if (eof && skip > 0) {
         throw new ConnectorError('pg_logs', 'file_shrunk', `${file.path} became shorter than its checkpoint while being read`, true);
       }
-      const consumed = parse(work.subarray(0, held));
+      const consumed = profile.timeSync('parse', 'js', () => parse(work.subarray(0, held)));
       if (consumed > 0) consume(consumed);
       else if (!eof && held >= work.length - readBytes) grow(work.length * 2); // one record longer than the buffer
       if (!eof && held > opts.maxRecordBytes) {
