@@ -58,7 +58,7 @@ export const PG_LOGS_SOURCE: ConnectorSpec = {
       description: 'A record still incomplete past this size is quarantined instead of waited for.',
     },
     batch_bytes: {
-      type: 'size', default: '4MB',
+      type: 'size', default: '16MB',
       description: 'Log content parsed per batch (memory per batch is a few times this); at most 2MB in pipelines with an elasticsearch sink.',
     },
     poll_interval_ms: {

@@ -3,12 +3,13 @@
  * (`auditship ingest --profile`, `npm run bench -- --profile`). Off unless asked for: a disabled profile
  * costs one branch per step.
  *
- * Steps run on two lanes that overlap: `js` (the event loop: reading files, parsing, staging) and
- * `duckdb` (statements DuckDB runs on its own threads while the event loop parses the next batch).
+ * Steps run on lanes that overlap: `parser` (the parser thread: reading and parsing log files), `js` (the
+ * main thread: planning, staging batches for DuckDB) and `duckdb` (statements DuckDB runs on its own thread,
+ * timed by DuckDB itself where it reports a time).
  * Shares are of the run's wall time, so each lane's rows add up to at most about 100 %; `wait` rows say
  * how long one lane stood idle waiting for the other.
  */
-export type Lane = 'js' | 'duckdb' | 'wait';
+export type Lane = 'parser' | 'js' | 'duckdb' | 'wait';
 
 interface Step { lane: Lane; ms: number; calls: number }
 
@@ -63,7 +64,7 @@ export class Profile {
   /** The table: one row per step (by lane, then by time), seconds and share of wall time. */
   table(title: string): string {
     const { wallMs, steps } = this.snapshot();
-    const order: Lane[] = ['js', 'duckdb', 'wait'];
+    const order: Lane[] = ['parser', 'js', 'duckdb', 'wait'];
     steps.sort((a, b) => order.indexOf(a.lane) - order.indexOf(b.lane) || b.ms - a.ms);
     const rows = [['lane', 'step', 'calls', 'seconds', 'share'], ...steps.map((s) => [
       s.lane, s.name, String(s.calls), (s.ms / 1000).toFixed(3), `${((100 * s.ms) / wallMs).toFixed(1)} %`,

@@ -92,6 +92,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
   try {
     const plan = parse ? await profile.time('plan files (list, fingerprint, checkpoints)', 'js', () => source.plan(sink)) : { files: [], skipped: [], totalBytes: 0 };
     if (options.force) for (const p of plan.files) sink.markForReplace(p.fingerprint);
+    for (const p of plan.files) if (p.reread) sink.markForIdentityCheck(p.fingerprint);
     for (const s of plan.skipped) options.log.debug('Skipping a file.', { file: s.path, reason: s.reason });
     options.progress.start(plan.totalBytes, pipeline.name);
     const result = await runPipeline(source.read(plan, (n) => options.progress.addBytes(n)), [...searchSinks, ...archives.eventSinks, sink], {

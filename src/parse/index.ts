@@ -10,3 +10,4 @@ export * from './log-record.js';
 export * from './session-log.js';
 export * from './packed.js';
 export * from './csvlog-pack.js';
+export * from './session-tracker.js';

@@ -28,6 +28,9 @@ export interface PgAuditRecord extends PgAuditFields {
   query_id: string | null;
   /** The message exactly as logged (`AUDIT: ...`). */
   message: string;
+  /** Set by the reader on records that travel as objects: their context and kind ids (session-tracker.ts). */
+  context_id?: number;
+  kind_id?: number;
 }
 
 /** The server log columns of a PgAuditRecord (everything but the pgaudit fields). */

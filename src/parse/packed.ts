@@ -1,18 +1,25 @@
 import type { PgAuditRecord } from './log-record.js';
+import type { EventContext, EventKind } from './session-tracker.js';
 
 /**
  * Packed rows: the compact form in which a batch of pgaudit records travels from the parser to a sink.
  *
- * A CSV dialect in UTF-8 that DuckDB's CSV reader loads in parallel: fields in PACKED_COLUMNS order
+ * A CSV dialect in UTF-8 that DuckDB's CSV reader loads in parallel: fields in EVENT_ROW_COLUMNS order
  * separated by US (0x1F); every text value wrapped in GS (0x1D) as its quote character, so it may hold
  * newlines and an empty text differs from NULL; NULL is an empty unquoted field; numbers are bare ASCII
  * digits (times as epoch milliseconds); each record ends with LF. A record whose text contains GS cannot
  * be packed and travels as a PgAuditRecord object instead (as do very long records).
+ *
+ * A row holds what is particular to one event; what it shares with its session (user, database, client,
+ * application, ...) and with events of its kind (audit type, class, command, ...) is in the batch's
+ * dimensions (session-tracker.ts), referenced by `context_id` and `kind_id`. `recordRows` joins them back
+ * into every column of the record (PACKED_COLUMNS order), for sinks that send whole records.
  */
 export const US = 0x1f;
 export const GS = 0x1d;
 const LF = 0x0a;
 
+/** Every column of a record, in the order recordRows() gives them (and sinks of whole records take them). */
 export const PACKED_COLUMNS = [
   'log_time_ms', 'user_name', 'database_name', 'client_addr', 'client_port', 'message', 'application_name',
   'session_id', 'session_line_num', 'process_id', 'virtual_transaction_id', 'transaction_id', 'command_tag',
@@ -22,11 +29,34 @@ export const PACKED_COLUMNS = [
 
 export type PackedColumn = (typeof PACKED_COLUMNS)[number];
 
-/** Packed columns holding numbers (everything else is text). */
+/** The fields of a packed row, in order. */
+export const EVENT_ROW_COLUMNS = [
+  'log_time_ms', 'context_id', 'kind_id', 'session_line_num', 'virtual_transaction_id', 'transaction_id', 'query_id',
+  'statement_id', 'substatement_id', 'object_name', 'statement', 'parameter', 'rows', 'message',
+] as const;
+
+export type EventRowColumn = (typeof EVENT_ROW_COLUMNS)[number];
+
+/** Packed row fields holding numbers (everything else is text). */
+export const EVENT_ROW_NUMERIC: ReadonlySet<EventRowColumn> = new Set([
+  'log_time_ms', 'context_id', 'kind_id', 'session_line_num', 'transaction_id', 'query_id', 'statement_id', 'substatement_id', 'rows',
+]);
+
+/** Record columns holding numbers (everything else is text). */
 export const NUMERIC_COLUMNS: ReadonlySet<PackedColumn> = new Set([
   'log_time_ms', 'client_port', 'session_line_num', 'process_id', 'transaction_id', 'session_start_ms',
   'leader_pid', 'query_id', 'statement_id', 'substatement_id', 'rows',
 ]);
+
+/** The contexts and kinds a batch's rows reference, by id. */
+export interface Dimensions {
+  contexts: ReadonlyMap<number, EventContext>;
+  kinds: ReadonlyMap<number, EventKind>;
+}
+
+export function dimensionsOf(contexts: readonly EventContext[], kinds: readonly EventKind[]): Dimensions {
+  return { contexts: new Map(contexts.map((c) => [c.id, c])), kinds: new Map(kinds.map((k) => [k.id, k])) };
+}
 
 const CONTROL = /\x1d/;
 
@@ -41,9 +71,14 @@ export class BufferPool {
   private readonly free: Buffer[] = [];
   constructor(private readonly keep = 4) {}
 
+  /** The smallest free buffer of at least minSize bytes, or a new one. */
   acquire(minSize: number): Buffer {
-    const i = this.free.findIndex((b) => b.length >= minSize);
-    if (i >= 0) return this.free.splice(i, 1)[0]!;
+    let best = -1;
+    for (let i = 0; i < this.free.length; i++) {
+      const len = this.free[i]!.length;
+      if (len >= minSize && (best < 0 || len < this.free[best]!.length)) best = i;
+    }
+    if (best >= 0) return this.free.splice(best, 1)[0]!;
     return Buffer.allocUnsafe(minSize);
   }
 
@@ -231,18 +266,18 @@ export class PackWriter {
     return { bytes, count, release: () => this.pool.release(whole) };
   }
 
-  /** Packs one record given as an object (jsonlog and the string path). The caller checked `packable`. */
-  record(r: PgAuditRecord): void {
+  /**
+   * Packs one record given as an object (jsonlog and the string path), with the ids its context and kind
+   * have (SessionTracker.auditRecord). The caller checked `packable`.
+   */
+  record(r: PgAuditRecord, contextId: number, kindId: number): void {
     const t = (x: string | null) => { if (x !== null) this.str(x); this.sep(); };
     const n = (x: number | null) => { if (x !== null) this.int(x); this.sep(); };
-    n(r.log_time_ms); t(r.user_name); t(r.database_name); t(r.client_addr); n(r.client_port); t(r.message === '' ? null : r.message);
-    t(r.application_name); t(r.session_id); n(r.session_line_num); n(r.process_id); t(r.virtual_transaction_id);
-    n(r.transaction_id); t(r.command_tag); n(r.session_start_ms); t(r.error_severity); t(r.backend_type); n(r.leader_pid);
+    n(r.log_time_ms); n(contextId); n(kindId); n(r.session_line_num); t(r.virtual_transaction_id); n(r.transaction_id);
     if (r.query_id !== null) { this.ensure(r.query_id.length); this.len += this.buf.write(r.query_id, this.len, 'latin1'); }
     this.sep();
-    t(r.audit_type); n(r.statement_id); n(r.substatement_id); t(r.class); t(r.command); t(r.object_type); t(r.object_name);
-    t(r.statement); t(r.parameter);
-    if (r.rows !== null) this.int(r.rows);
+    n(r.statement_id); n(r.substatement_id); t(r.object_name); t(r.statement); t(r.parameter); n(r.rows);
+    if (r.message !== '') this.str(r.message);
     this.endRecord();
   }
 }
@@ -261,16 +296,16 @@ export function packable(r: PgAuditRecord): boolean {
 }
 
 /**
- * Yields each packed row's values in PACKED_COLUMNS order (numbers as numbers, query_id as text). One
- * array is reused for every row: the caller must not keep it. Far less garbage than unpackRows().
+ * Yields each packed row's fields in EVENT_ROW_COLUMNS order (numbers as numbers, query_id as text). One
+ * array is reused for every row: the caller must not keep it.
  */
 export function* packedRows(bytes: Uint8Array): Generator<(string | number | null)[]> {
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
-  const values: (string | number | null)[] = new Array(PACKED_COLUMNS.length).fill(null);
-  const queryId = PACKED_COLUMNS.indexOf('query_id');
+  const values: (string | number | null)[] = new Array(EVENT_ROW_COLUMNS.length).fill(null);
+  const queryId = EVENT_ROW_COLUMNS.indexOf('query_id');
   let pos = 0;
   while (pos < text.length) {
-    for (let i = 0; i < PACKED_COLUMNS.length; i++) {
+    for (let i = 0; i < EVENT_ROW_COLUMNS.length; i++) {
       if (text.charCodeAt(pos) === GS) {
         const close = text.indexOf('\x1d', pos + 1);
         values[i] = text.slice(pos + 1, close);
@@ -287,31 +322,36 @@ export function* packedRows(bytes: Uint8Array): Generator<(string | number | nul
   }
 }
 
-/** Unpacks rows into plain objects (for sinks that need objects, and for tests). */
-export function unpackRows(bytes: Uint8Array): Record<PackedColumn, string | number | null>[] {
-  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
-  const out: Record<PackedColumn, string | number | null>[] = [];
-  let pos = 0;
-  while (pos < text.length) {
-    const row = {} as Record<PackedColumn, string | number | null>;
-    for (let i = 0; i < PACKED_COLUMNS.length; i++) {
-      const name = PACKED_COLUMNS[i]!;
-      let value: string | number | null;
-      if (text.charCodeAt(pos) === GS) {
-        const close = text.indexOf('\x1d', pos + 1);
-        value = text.slice(pos + 1, close);
-        pos = close + 1;
-      } else {
-        let end = pos;
-        while (end < text.length && text.charCodeAt(end) !== US && text.charCodeAt(end) !== LF) end++;
-        const raw = text.slice(pos, end);
-        value = raw === '' ? null : name === 'query_id' ? raw : Number(raw);
-        pos = end;
-      }
-      row[name] = value;
-      pos++; // US or LF
-    }
-    out.push(row);
+const ROW = Object.fromEntries(EVENT_ROW_COLUMNS.map((c, i) => [c, i])) as Record<EventRowColumn, number>;
+
+/**
+ * Yields each packed row as every column of its record, in PACKED_COLUMNS order, with its context and kind
+ * from `dims`. One array is reused for every row: the caller must not keep it.
+ */
+export function* recordRows(bytes: Uint8Array, dims: Dimensions): Generator<(string | number | null)[]> {
+  const out: (string | number | null)[] = new Array(PACKED_COLUMNS.length).fill(null);
+  for (const v of packedRows(bytes)) {
+    const c = dims.contexts.get(v[ROW.context_id] as number);
+    const k = dims.kinds.get(v[ROW.kind_id] as number);
+    if (!c || !k) throw new Error(`packed row references an unknown ${c ? 'kind' : 'context'} (this is a bug)`);
+    fillRecord(out, v, c, k);
+    yield out;
   }
+}
+
+function fillRecord(out: (string | number | null)[], v: readonly (string | number | null)[], c: EventContext, k: EventKind): void {
+  out[0] = v[ROW.log_time_ms]!; out[1] = c.user_name; out[2] = c.database_name; out[3] = c.client_addr; out[4] = c.client_port;
+  out[5] = v[ROW.message]!; out[6] = c.application_name; out[7] = c.session_id; out[8] = v[ROW.session_line_num]!;
+  out[9] = c.process_id; out[10] = v[ROW.virtual_transaction_id]!; out[11] = v[ROW.transaction_id]!; out[12] = k.command_tag;
+  out[13] = c.session_start_ms; out[14] = k.error_severity; out[15] = c.backend_type; out[16] = c.leader_pid;
+  out[17] = v[ROW.query_id]!; out[18] = k.audit_type; out[19] = v[ROW.statement_id]!; out[20] = v[ROW.substatement_id]!;
+  out[21] = k.class; out[22] = k.command; out[23] = k.object_type; out[24] = v[ROW.object_name]!; out[25] = v[ROW.statement]!;
+  out[26] = v[ROW.parameter]!; out[27] = v[ROW.rows]!;
+}
+
+/** Unpacks rows into plain objects of every record column (for sinks that need objects, and for tests). */
+export function unpackRows(bytes: Uint8Array, dims: Dimensions): Record<PackedColumn, string | number | null>[] {
+  const out: Record<PackedColumn, string | number | null>[] = [];
+  for (const v of recordRows(bytes, dims)) out.push(Object.fromEntries(PACKED_COLUMNS.map((c, i) => [c, v[i] ?? null])) as Record<PackedColumn, string | number | null>);
   return out;
 }

@@ -30,7 +30,7 @@ describe('config schema', () => {
     assert.equal(config.pipelines.length, 1);
     const p = config.pipelines[0]!;
     assert.deepEqual(p.source['path'], ['/var/lib/postgresql/15/main/log']);
-    assert.equal(p.source['batch_bytes'], 4_000_000);
+    assert.equal(p.source['batch_bytes'], 16_000_000); // the default since the store's star layout (fewer, larger inserts)
     assert.equal(p.sinks[0]!['path'], './auditship.duckdb');
   });
 

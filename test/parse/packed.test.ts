@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
-  csvlogRecord, GS, packCsvlog, PackWriter, scanCsvRecord, TimestampResolver, unpackRows,
-  type CsvlogPackState, type PgAuditRecord,
+  csvlogRecord, dimensionsOf, GS, packCsvlog, PackWriter, scanCsvRecord, SessionTracker, TimestampResolver, unpackRows,
+  type CsvlogPackState, type Dimensions, type PgAuditRecord,
 } from '../../src/parse/index.js';
 import { CsvlogGenerator, csvOf, type GenRecord } from '../helpers/csvlog-gen.js';
 
@@ -20,8 +20,10 @@ function fastPack(text: string, storeMessage: boolean): { bytes: Buffer; count: 
   const buf = Buffer.from(text, 'utf8');
   const out = new PackWriter();
   const bad: string[] = [];
+  const tracker = new SessionTracker();
+  tracker.beginFile('', '', out);
   const st: CsvlogPackState = {
-    columns: 0, times: new TimestampResolver(), storeMessage, out,
+    columns: 0, times: new TimestampResolver(), storeMessage, out, tracker,
     onBad: (s, e, reason) => bad.push(`${s}-${e}: ${reason}`),
     onLarge: () => bad.push('large'),
     onMarker: () => {},
@@ -32,8 +34,10 @@ function fastPack(text: string, storeMessage: boolean): { bytes: Buffer; count: 
   return { bytes: Buffer.from(bytes), count, bad, consumed, total: buf.length };
 }
 
-function referencePack(text: string, storeMessage: boolean): { bytes: Buffer; records: PgAuditRecord[] } {
+function referencePack(text: string, storeMessage: boolean): { bytes: Buffer; records: PgAuditRecord[]; dims: Dimensions } {
   const out = new PackWriter();
+  const tracker = new SessionTracker();
+  tracker.beginFile('', '', out);
   const times = new TimestampResolver();
   const records: PgAuditRecord[] = [];
   let pos = 0;
@@ -45,12 +49,14 @@ function referencePack(text: string, storeMessage: boolean): { bytes: Buffer; re
     if (outcome.kind === 'audit') {
       const r = storeMessage ? outcome.record : { ...outcome.record, message: '' };
       records.push(outcome.record);
-      out.record(r);
+      tracker.auditRecord(r);
+      out.record(r, tracker.contextId, tracker.kindId);
     }
     pos = rec.next;
   }
   assert.equal(pos, text.length);
-  return { bytes: Buffer.from(out.take().bytes), records };
+  const { contexts, kinds } = tracker.takeBatch();
+  return { bytes: Buffer.from(out.take().bytes), records, dims: dimensionsOf(contexts, kinds) };
 }
 
 describe('packed rows', () => {
@@ -71,7 +77,7 @@ describe('packed rows', () => {
   test('unpackRows gives back every field', () => {
     const { text } = generated(4, 500);
     const ref = referencePack(text, true);
-    const rows = unpackRows(ref.bytes);
+    const rows = unpackRows(ref.bytes, ref.dims);
     assert.equal(rows.length, ref.records.length);
     rows.forEach((row, i) => {
       const r = ref.records[i]!;
@@ -101,6 +107,45 @@ describe('packed rows', () => {
       assert.ok(text.startsWith(boundary));
       assert.ok(fast.bytes.equals(referencePack(boundary, true).bytes), `cut at ${cut}`);
       assert.ok(full.length - fast.consumed > 0 && text.slice(Buffer.byteLength(boundary)).length > 0);
+    }
+  });
+});
+
+describe('session records (correlation)', () => {
+  test('the fast path builds the connection, disconnection, failed-login and error records the string path builds', async () => {
+    const { mkdtempSync, readdirSync, readFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { generateCsvlog } = await import('../../bench/generate.js');
+    const dir = mkdtempSync(join(tmpdir(), 'auditship-sessions-'));
+    try {
+      await generateCsvlog(dir, { events: 20_000, seed: 11, fileBytes: 64 << 20 });
+      const text = readdirSync(dir).sort().map((f) => readFileSync(join(dir, f), 'utf8')).join('');
+      const fast: unknown[] = [];
+      const buf = Buffer.from(text, 'utf8');
+      const tracker = new SessionTracker();
+      const out = new PackWriter();
+      tracker.beginFile('', '', out);
+      const st: CsvlogPackState = {
+        columns: 0, times: new TimestampResolver(), storeMessage: false, out, tracker,
+        onBad: (s, e, reason) => assert.fail(`${s}-${e}: ${reason}`), onLarge: () => assert.fail('large'), onMarker: () => {},
+        onSessionRecord: (r) => fast.push(r), events: 0, minTimeMs: 0, maxTimeMs: 0,
+      };
+      assert.equal(packCsvlog(buf, 0, buf.length, st), buf.length);
+      const slow: unknown[] = [];
+      const times = new TimestampResolver();
+      for (let pos = 0; ;) {
+        const rec = scanCsvRecord(text, pos);
+        if (!rec) break;
+        const o = csvlogRecord(rec.fields, rec.error, 26, times);
+        if (o.kind === 'session') slow.push(o.record);
+        pos = rec.next;
+      }
+      const kinds = new Set(slow.map((r) => (r as { kind: string }).kind));
+      assert.deepEqual([...kinds].sort(), ['connect', 'disconnect', 'error', 'logon_failure'], 'the data has every kind');
+      assert.deepEqual(fast, slow);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -5,11 +5,13 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import type { Batch, FileCheckpoint, Sink, WriteReport } from '../../core/connector.js';
 import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import { PACKED_COLUMNS, packedRows } from '../../parse/packed.js';
+import { dimensionsOf, PACKED_COLUMNS, recordRows } from '../../parse/packed.js';
+import type { EventContext, EventKind } from '../../parse/session-tracker.js';
 import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
 import type { NewEntry } from '../duckdb/archive-state.js';
-import { sqlString } from '../duckdb/database.js';
+import { msToTimestamptz, sqlString } from '../duckdb/database.js';
 import { readPackedSql } from '../duckdb/sink.js';
+import { stageRows, type StageType } from '../duckdb/stage.js';
 import { jsonString } from '../elasticsearch/documents.js';
 import { GzipMembers } from './compress.js';
 import type { Archive } from './index.js';
@@ -99,8 +101,10 @@ interface Range {
   events: number;
   /** ndjson: an open object per event date. */
   dates: Map<string, DateObject>;
-  /** parquet: stage files of packed rows, and a JSON-lines file of the records that cannot be packed. */
+  /** parquet: stage files of packed rows, the contexts and kinds they use, and a JSON-lines file of the records that cannot be packed. */
   stages: string[];
+  contexts: Map<number, EventContext>;
+  kinds: Map<number, EventKind>;
   objectsFile: string | null;
   objectsStream: WriteStream | null;
 }
@@ -113,6 +117,16 @@ export interface ArchiveEventsOptions {
   /** Turns a checkpoint's path into the location recorded in the manifest (RDS: rds:<region>/<instance>/<name>). */
   locationOf?: (cp: FileCheckpoint) => { name: string; location: string };
 }
+
+const CONTEXT_STAGE: [string, StageType][] = [
+  ['context_id', 'BIGINT'], ['session_id', 'VARCHAR'], ['user_name', 'VARCHAR'], ['database_name', 'VARCHAR'], ['client_addr', 'VARCHAR'],
+  ['client_port', 'INTEGER'], ['application_name', 'VARCHAR'], ['backend_type', 'VARCHAR'], ['session_start_ms', 'BIGINT'],
+  ['process_id', 'INTEGER'], ['leader_pid', 'INTEGER'],
+];
+const KIND_STAGE: [string, StageType][] = [
+  ['kind_id', 'BIGINT'], ['audit_type', 'VARCHAR'], ['class', 'VARCHAR'], ['command', 'VARCHAR'], ['object_type', 'VARCHAR'],
+  ['command_tag', 'VARCHAR'], ['error_severity', 'VARCHAR'],
+];
 
 const FLUSH_CHARS = 256 * 1024;
 /** Rows per Parquet row group: about 20 MB of events in memory while a file is written (DuckDB's default, 122,880, needs ~45 MB). */
@@ -153,7 +167,8 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
       const loc = this.options.locationOf?.(cp) ?? { name: basename(cp.path), location: cp.path };
       r = {
         source: { kind: this.options.sourceKind, server: this.options.server, name: loc.name, location: loc.location, fingerprint: cp.fingerprint },
-        start: cp.offset - batch.bytes, end: cp.offset, events: 0, dates: new Map(), stages: [], objectsFile: null, objectsStream: null,
+        start: cp.offset - batch.bytes, end: cp.offset, events: 0, dates: new Map(), stages: [], contexts: new Map(), kinds: new Map(),
+        objectsFile: null, objectsStream: null,
       };
       this.ranges.set(cp.fingerprint, r);
     }
@@ -169,7 +184,7 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
       const fileJson = JSON.stringify(range.source.name);
       // addLine is synchronous but for a new date's object and a full buffer: await only then.
       if (packedCount > 0) {
-        for (const v of packedRows(packed)) {
+        for (const v of recordRows(packed, dimensionsOf(batch.payload.contexts, batch.payload.kinds))) {
           const p = this.addLine(range, Number(v[COL.log_time_ms]), eventLine(this.serverJson, fileJson, v));
           if (p) await p;
         }
@@ -185,6 +200,8 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
         const file = join(this.options.spoolDir, `stage-${this.tag}-${this.seq++}.csv`);
         writeFileSync(file, packed);
         range.stages.push(file);
+        for (const c of batch.payload.contexts) range.contexts.set(c.id, c);
+        for (const k of batch.payload.kinds) range.kinds.set(k.id, k);
       }
       if (objects.length > 0) {
         if (!range.objectsStream) {
@@ -278,12 +295,12 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
   private async writeParquet(range: Range): Promise<NewEntry[]> {
     const conn = await this.connection();
     const parts: string[] = [];
-    if (range.stages.length) parts.push(readPackedSql(range.stages));
+    if (range.stages.length) parts.push(await this.stagedRecordsSql(conn, range));
     if (range.objectsStream) {
       await new Promise<void>((r) => range.objectsStream!.end(r));
       range.objectsStream = null;
       const cols = PACKED_COLUMNS.filter((c) => c !== 'message').map((c) => `'${c}': '${c === 'client_port' || c === 'process_id' || c === 'leader_pid' ? 'INTEGER' : ['log_time_ms', 'session_line_num', 'transaction_id', 'session_start_ms', 'statement_id', 'substatement_id', 'rows'].includes(c) ? 'BIGINT' : 'VARCHAR'}'`).join(', ');
-      parts.push(`SELECT make_timestamp(log_time_ms * 1000)::TIMESTAMPTZ AS log_time, make_timestamp(session_start_ms * 1000)::TIMESTAMPTZ AS session_start, *
+      parts.push(`SELECT ${msToTimestamptz('log_time_ms')} AS log_time, ${msToTimestamptz('session_start_ms')} AS session_start, *
         FROM read_json(${sqlString(range.objectsFile!)}, format = 'newline_delimited', maximum_object_size = 1073741824, columns = {${cols}})`);
     }
     const out = join(this.options.spoolDir, `parquet-${this.tag}-${this.seq++}`);
@@ -322,6 +339,27 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
+  }
+
+  /** The range's staged rows with their contexts and kinds joined back: every record column. */
+  private async stagedRecordsSql(conn: DuckDBConnection, range: Range): Promise<string> {
+    const rowFiles = [...range.stages];
+    const dims = join(this.options.spoolDir, `dims-${this.tag}-${this.seq++}`);
+    const ctx = stageRows(`${dims}-contexts.csv`, CONTEXT_STAGE, [...range.contexts.values()].map((c) => [c.id, c.session_id, c.user_name,
+      c.database_name, c.client_addr, c.client_port, c.application_name, c.backend_type, c.session_start_ms, c.process_id, c.leader_pid]));
+    const kinds = stageRows(`${dims}-kinds.csv`, KIND_STAGE, [...range.kinds.values()].map((k) => [k.id, k.audit_type, k.class, k.command,
+      k.object_type, k.command_tag, k.error_severity]));
+    writeFileSync(`${dims}-contexts.csv`, ctx.text);
+    writeFileSync(`${dims}-kinds.csv`, kinds.text);
+    range.stages.push(`${dims}-contexts.csv`, `${dims}-kinds.csv`); // removed with the stages
+    await conn.run(`CREATE OR REPLACE TEMP TABLE range_contexts AS SELECT * FROM ${ctx.sql}`);
+    await conn.run(`CREATE OR REPLACE TEMP TABLE range_kinds AS SELECT * FROM ${kinds.sql}`);
+    return `SELECT r.log_time, c.user_name, c.database_name, c.client_addr, c.client_port, c.application_name, c.session_id, r.session_line_num,
+        c.process_id, r.virtual_transaction_id, r.transaction_id, k.command_tag, ${msToTimestamptz('c.session_start_ms')} AS session_start,
+        k.error_severity, c.backend_type, c.leader_pid, r.query_id, k.audit_type, r.statement_id, r.substatement_id, k.class, k.command,
+        k.object_type, r.object_name, r.statement, r.parameter, r.rows
+      FROM (${readPackedSql(rowFiles)}) AS r
+      JOIN temp.range_contexts AS c ON c.context_id = r.context_id JOIN temp.range_kinds AS k ON k.kind_id = r.kind_id`;
   }
 
   private async cleanupStages(): Promise<void> {

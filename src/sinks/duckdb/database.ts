@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import { ConnectorError, describeFileError } from '../../core/errors.js';
 import { profile } from '../../core/profile.js';
@@ -105,9 +105,66 @@ export function translateWriteError(err: unknown, path: string): unknown {
   return new ConnectorError('duckdb', 'write_failed', `DuckDB refused a write to ${path} (nothing of it was committed): ${msg.split('\n')[0]}`, false, { cause: err });
 }
 
+/** Connections whose statements DuckDB profiles (--profile), with the file it writes each profile to. */
+const profiled = new WeakMap<DuckDBConnection, string>();
+
+/**
+ * With the ingest profile on, DuckDB times each statement of this connection itself: the time a statement
+ * takes is then DuckDB's own, not the time until the event loop (busy parsing the next batch) notices it ended.
+ */
+export async function profileStatements(conn: DuckDBConnection, dir: string): Promise<void> {
+  if (!profile.enabled) return;
+  const file = join(dir, `profile-${process.pid}-${Math.random().toString(36).slice(2)}.json`);
+  await conn.run(`SET enable_profiling = 'json'`);
+  await conn.run(`SET profiling_output = ${sqlString(file)}`);
+  profiled.set(conn, file);
+}
+
+/** Removes the connection's last statement profile (before a statement, so that a stale one is never read). */
+function clearLatency(conn: DuckDBConnection): void {
+  const file = profiled.get(conn);
+  if (file) rmSync(file, { force: true });
+}
+
+/** DuckDB's own time of the connection's last statement (ms), if it wrote a profile (COMMIT writes none). */
+function statementLatency(conn: DuckDBConnection): number | null {
+  const file = profiled.get(conn);
+  if (!file) return null;
+  try {
+    const latency = (JSON.parse(readFileSync(file, 'utf8')) as { latency?: unknown }).latency;
+    return typeof latency === 'number' ? latency * 1000 : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Runs one statement, timed as `step` in the ingest profile (core/profile.ts). */
-export function timedRun(conn: DuckDBConnection, step: string, sql: string): ReturnType<DuckDBConnection['run']> {
-  return profile.enabled ? profile.time(step, 'duckdb', () => conn.run(sql)) : conn.run(sql);
+export async function timedRun(conn: DuckDBConnection, step: string, sql: string): ReturnType<DuckDBConnection['run']> {
+  if (!profile.enabled) return conn.run(sql);
+  clearLatency(conn);
+  const t0 = performance.now();
+  const r = await conn.run(sql);
+  profile.add(step, 'duckdb', statementLatency(conn) ?? performance.now() - t0);
+  return r;
+}
+
+/** Runs one query and reads its rows, timed as `step` in the ingest profile. */
+export async function timedRead(conn: DuckDBConnection, step: string, sql: string): ReturnType<DuckDBConnection['runAndReadAll']> {
+  if (!profile.enabled) return conn.runAndReadAll(sql);
+  clearLatency(conn);
+  const t0 = performance.now();
+  const r = await conn.runAndReadAll(sql);
+  profile.add(step, 'duckdb', statementLatency(conn) ?? performance.now() - t0);
+  return r;
+}
+
+/**
+ * SQL of a TIMESTAMPTZ from epoch milliseconds. `to_timestamp(seconds)` is exact to the millisecond (checked on
+ * 10 M random times over ±50 years) and 8x faster than `make_timestamp(µs)::TIMESTAMPTZ`, whose cast goes
+ * through ICU's calendar for every value (125 ms per million events).
+ */
+export function msToTimestamptz(ms: string): string {
+  return `to_timestamp((${ms}) / 1000)`;
 }
 
 /** Quotes a string as an SQL literal. */

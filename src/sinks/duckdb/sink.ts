@@ -6,23 +6,32 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Batch, FileCheckpoint, Sink, StateReader, StoredFileState, WriteReport } from '../../core/connector.js';
 import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import { NUMERIC_COLUMNS, PACKED_COLUMNS, PREVIOUSLY_LOGGED, type PackedColumn, type PgAuditRecord } from '../../parse/index.js';
+import {
+  EVENT_ROW_COLUMNS, EVENT_ROW_NUMERIC, PREVIOUSLY_LOGGED, type EventContext, type EventKind, type EventRowColumn, type PgAuditRecord, type StatementState,
+} from '../../parse/index.js';
 import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
 import { profile } from '../../core/profile.js';
-import { insertDeadLetters, openDatabase, sqlString, timedRun, translateWriteError, type Database, type DeadLetterRow } from './database.js';
-import { correlateBatch } from './correlate.js';
-import { AUDIT_LOG_COLUMNS, ensureSchema } from './schema.js';
+import { insertDeadLetters, msToTimestamptz, openDatabase, profileStatements, sqlString, timedRun, translateWriteError, type Database, type DeadLetterRow } from './database.js';
+import { loadSessionStates, PendingCorrelation } from './correlation.js';
+import { ensureSchema } from './schema.js';
+import { stageRows, type StageType } from './stage.js';
 
 /**
- * The DuckDB sink: stores pgaudit records in `audit_events` (users query the `audit_logs` view) and, as the
- * pipeline's state store, the file
- * checkpoints in `ingest_files` — in one transaction, so a kill at any moment loses and duplicates nothing.
+ * The DuckDB sink: stores pgaudit events in the star of schema.ts (`event_rows`, `event_contexts`,
+ * `event_kinds`; users query the `audit_logs` view) and, as the pipeline's state store, the file checkpoints
+ * in `ingest_files` and the sessions' correlation state — in one transaction, so a kill at any moment loses
+ * and duplicates nothing.
  *
  * Transfer: a batch's packed rows (parse/packed.ts: a CSV dialect) are written to a stage file that DuckDB's
  * CSV reader loads — one call per batch instead of one per value. Records the packed form cannot carry
- * (very long ones, or text holding its quote character) go through DuckDB's appender instead. Identity
- * (server, session_id, session_line_num) is checked by an anti-join limited to the batch's time range, and
- * only for batches that reach back into time already stored; no ART index is needed.
+ * (very long ones, or text holding its quote character) go through DuckDB's appender instead. The batch's
+ * new contexts and kinds are inserted before its rows.
+ *
+ * Identity (server, session_id, session_line_num): the checkpoint committed with the rows already gives
+ * exactly once, so rows are checked against stored ones only where they could be stored already: a file
+ * read again from its start (--force, or rewritten), a database of the seed script, and the rows of a batch
+ * at or before the latest time stored when its file began (the first rows of each file, which interleave
+ * with the end of the one before). No index is needed for it.
  */
 export interface DuckDbSinkOptions {
   path: string;
@@ -39,25 +48,35 @@ export interface DuckDbSinkOptions {
   storeEvents?: boolean;
 }
 
+/** Type of each packed field as DuckDB's CSV reader parses it. */
+export const PACKED_TYPES: Record<EventRowColumn, string> = Object.fromEntries(EVENT_ROW_COLUMNS.map((c) =>
+  [c, EVENT_ROW_NUMERIC.has(c) ? 'BIGINT' : 'VARCHAR'])) as Record<EventRowColumn, string>;
 
-/** Type of each packed column as DuckDB's CSV reader parses it. */
-export const PACKED_TYPES: Record<PackedColumn, string> = Object.fromEntries(PACKED_COLUMNS.map((c) => [c,
-  c === 'client_port' || c === 'process_id' || c === 'leader_pid' ? 'INTEGER' : NUMERIC_COLUMNS.has(c) ? 'BIGINT' : 'VARCHAR'])) as Record<PackedColumn, string>;
-
-/** audit_events columns filled from the packed rows, with the SQL that computes each from column `c`. */
-export const FROM_PACKED: [string, string][] = PACKED_COLUMNS.map((c) =>
-  c === 'log_time_ms' ? ['log_time', 'make_timestamp(log_time_ms * 1000)::TIMESTAMPTZ']
-    : c === 'session_start_ms' ? ['session_start', 'make_timestamp(session_start_ms * 1000)::TIMESTAMPTZ']
-      : c === 'message' ? ['raw_message', 'message'] : [c, c]);
+/** event_rows columns filled from the packed rows, with the SQL that computes each from its field. */
+export const FROM_PACKED: [string, string][] = EVENT_ROW_COLUMNS.map((c) =>
+  c === 'log_time_ms' ? ['log_time', msToTimestamptz('log_time_ms')] : c === 'message' ? ['raw_message', 'message'] : [c, c]);
 
 /** A relation of the packed rows in one stage file or several (FROM_PACKED's columns). */
 export function readPackedSql(file: string | string[]): string {
   const files = typeof file === 'string' ? sqlString(file) : `[${file.map(sqlString).join(', ')}]`;
-  const columns = PACKED_COLUMNS.map((c) => `'${c}': '${PACKED_TYPES[c]}'`).join(', ');
+  const columns = EVENT_ROW_COLUMNS.map((c) => `'${c}': '${PACKED_TYPES[c]}'`).join(', ');
   return `SELECT ${FROM_PACKED.map(([name, expr]) => `${expr} AS ${name}`).join(', ')}
     FROM read_csv(${files}, header = false, auto_detect = false, delim = '\x1f', quote = '\x1d', escape = '\x1d',
                   new_line = '\\n', allow_quoted_nulls = false, strict_mode = true, columns = {${columns}})`;
 }
+
+const CONTEXT_COLUMNS: [string, StageType][] = [
+  ['context_id', 'BIGINT'], ['session_id', 'VARCHAR'], ['user_name', 'VARCHAR'], ['database_name', 'VARCHAR'], ['client_addr', 'VARCHAR'],
+  ['client_port', 'INTEGER'], ['application_name', 'VARCHAR'], ['backend_type', 'VARCHAR'], ['session_start_ms', 'BIGINT'],
+  ['process_id', 'INTEGER'], ['leader_pid', 'INTEGER'],
+];
+const KIND_COLUMNS: [string, StageType][] = [
+  ['kind_id', 'BIGINT'], ['audit_type', 'VARCHAR'], ['class', 'VARCHAR'], ['command', 'VARCHAR'], ['object_type', 'VARCHAR'],
+  ['command_tag', 'VARCHAR'], ['error_severity', 'VARCHAR'],
+];
+
+/** Ids of contexts and kinds kept in memory as known to be stored, at most (then the set starts over). */
+const MAX_KNOWN_IDS = 500_000;
 
 export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   readonly kind = 'duckdb';
@@ -67,8 +86,11 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   private logPathIds = new Map<string, number>();
   private legacyMaxMs: number | null = null;
   private markerSessions = new Set<string>();
-  /** Latest log_time (epoch ms) stored for this server, committed or in the open transaction. */
+  /** Latest log_time (epoch ms) stored for this server: committed, or in the open transaction. */
   private watermarkMs = -Infinity;
+  /** The watermark when the current file's first batch came (its own rows do not count). */
+  private fileWatermarkMs = -Infinity;
+  private currentFile = '';
   private stageDir = '';
   private memoryLimit = '';
   private memoryRaised = false;
@@ -76,7 +98,12 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   /** Unique per sink: several sinks of one process (the daemon) may share the stage directory. */
   private readonly stageTag = `${process.pid}-${randomBytes(4).toString('hex')}`;
   private filesToReplace = new Set<string>();
+  private filesToCheck = new Set<string>();
   private sharedDb = false;
+  /** Contexts and kinds stored, committed or in the open transaction (so each is inserted once). */
+  private knownContexts = new Set<number>();
+  private knownKinds = new Set<number>();
+  private readonly correlation = new PendingCorrelation();
 
   private constructor(private readonly options: DuckDbSinkOptions, private readonly log: Logger) {}
 
@@ -97,9 +124,12 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     }
     sink.conn = sink.db.connection;
     try {
+      const started = Date.now();
       const info = await ensureSchema(sink.conn, options.server);
       if (info.upgradedFromSeed) {
         log.info('Upgraded a pg_audit_to_duckdb database in place.', { db: sink.db.path, rows: info.legacyRows, server: options.server });
+      } else if (info.upgradedFrom > 0) {
+        log.info('Upgraded the store to schema version 3 in place.', { db: sink.db.path, from: info.upgradedFrom, rows: info.upgradedRows, ms: Date.now() - started });
       }
       sink.stageDir = `${sink.db.path}.stage`;
       mkdirSync(sink.stageDir, { recursive: true });
@@ -108,6 +138,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       }
       // DuckDB spills there too, so nothing is left next to the database after a run.
       await sink.conn.run(`SET temp_directory = ${sqlString(join(sink.stageDir, 'spill'))}`);
+      await profileStatements(sink.conn, sink.stageDir);
       sink.memoryLimit = String((await sink.conn.runAndReadAll(`SELECT current_setting('memory_limit')`)).getRows()[0]![0]);
       await sink.loadWatermark();
       const meta = await sink.conn.runAndReadAll(`SELECT value FROM auditship_meta WHERE key = 'legacy_max_log_time'`);
@@ -120,10 +151,13 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     return sink;
   }
 
+  /** The latest event time of this server, from the file checkpoints (committed with the events). */
   private async loadWatermark(): Promise<void> {
-    const r = await this.conn.runAndReadAll(`SELECT epoch_ms(max(log_time)) FROM audit_events WHERE server = ${sqlString(this.options.server)}`);
+    const r = await this.conn.runAndReadAll(`SELECT epoch_ms(max(last_event_time)) FROM ingest_files WHERE server = ${sqlString(this.options.server)}`);
     const v = r.getRows()[0]?.[0];
     this.watermarkMs = v === null || v === undefined ? -Infinity : Number(v);
+    if (this.legacyMaxMs !== null) this.watermarkMs = Math.max(this.watermarkMs, this.legacyMaxMs);
+    this.currentFile = '';
   }
 
   get path(): string {
@@ -163,6 +197,11 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     return out;
   }
 
+  /** The last statement of each session of the server open at the last commit (correlation, across runs). */
+  sessionStates(server: string): Promise<StatementState[]> {
+    return loadSessionStates(this.conn, server);
+  }
+
   /** Events stored from each file read to its end (by fingerprint). */
   async completeFileEvents(server: string): Promise<Map<string, number>> {
     const r = await this.conn.runAndReadAll(`SELECT fingerprint, events FROM ingest_files WHERE server = ${sqlString(server)} AND complete`);
@@ -172,6 +211,11 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   /** --force: the file is read again from its start; its checkpoint and quarantine go with its first batch. */
   markForReplace(fingerprint: string): void {
     this.filesToReplace.add(fingerprint);
+  }
+
+  /** The file is read again from its start (it was rewritten): its rows are checked against stored ones. */
+  markForIdentityCheck(fingerprint: string): void {
+    this.filesToCheck.add(fingerprint);
   }
 
   private async begin(): Promise<void> {
@@ -191,36 +235,41 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     return id;
   }
 
+  private stageFile(name: string): string {
+    return join(this.stageDir, `${name}-${this.stageTag}-${this.stageSeq++}.csv`);
+  }
+
   async write(batch: Batch<PgAuditPayload>): Promise<WriteReport> {
     const report: WriteReport = { stored: 0, duplicates: 0, quarantined: 0 };
     try {
       await this.begin();
       const cp = batch.checkpoint;
-      const logPathId = await this.logPathId(dirname(cp.path));
       const { packed, packedCount, objects, markerSessions } = batch.payload;
       if (this.filesToReplace.delete(cp.fingerprint)) {
         // --force: the file is read again from its start; forget its old checkpoint and quarantine.
         await this.conn.run(`DELETE FROM quarantine WHERE server = ${sqlString(cp.server)} AND fingerprint = ${sqlString(cp.fingerprint)}`);
         await this.conn.run(`DELETE FROM ingest_files WHERE server = ${sqlString(cp.server)} AND fingerprint = ${sqlString(cp.fingerprint)}`);
       }
+      if (cp.fingerprint !== this.currentFile) {
+        this.currentFile = cp.fingerprint;
+        this.fileWatermarkMs = this.watermarkMs;
+      }
       if (this.options.storeEvents === false) {
         // The events went to the sinks before this one (which acknowledged them before the commit).
         report.stored = packedCount + objects.length;
       } else {
         for (const s of markerSessions) this.markerSessions.add(s);
-      }
-      if (this.options.storeEvents !== false && packedCount + objects.length > 0) {
-        const source = await this.stage(packed, objects);
-        try {
-          report.stored = await this.insertNew(source, batch, logPathId, cp);
-        } finally {
-          await source.cleanup();
+        await this.storeDimensions(batch.payload.contexts, batch.payload.kinds, cp.path);
+        if (packedCount + objects.length > 0) {
+          const source = await this.stage(packed, objects);
+          try {
+            report.stored = await this.insertNew(source, batch, cp);
+          } finally {
+            await source.cleanup();
+          }
+          report.duplicates = packedCount + objects.length - report.stored;
         }
-        report.duplicates = packedCount + objects.length - report.stored;
-      }
-      const sessionRecords = batch.payload.sessionRecords ?? [];
-      if (this.options.storeEvents !== false && (sessionRecords.length > 0 || report.stored > 0)) {
-        await correlateBatch(this.conn, this.options.server, sessionRecords, report.stored > 0 ? { minMs: batch.minTimeMs, maxMs: batch.maxTimeMs } : null);
+        this.correlation.add(batch.payload.correlation);
       }
       if (batch.quarantine.length > 0) {
         const stmt = await this.conn.prepare(
@@ -245,12 +294,47 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     return report;
   }
 
+  /** Inserts the contexts and kinds of a batch that are not stored yet (before its rows). */
+  private async storeDimensions(contexts: EventContext[], kinds: EventKind[], path: string): Promise<void> {
+    const newContexts = contexts.filter((c) => !this.knownContexts.has(c.id));
+    const newKinds = kinds.filter((k) => !this.knownKinds.has(k.id));
+    if (newContexts.length > 0) {
+      const logPathId = await this.logPathId(dirname(path));
+      const file = this.stageFile('contexts');
+      const { text, sql } = stageRows(file, CONTEXT_COLUMNS, newContexts.map((c) => [c.id, c.session_id, c.user_name, c.database_name,
+        c.client_addr, c.client_port, c.application_name, c.backend_type, c.session_start_ms, c.process_id, c.leader_pid]));
+      writeFileSync(file, text);
+      try {
+        await timedRun(this.conn, 'insert event_contexts', `INSERT OR IGNORE INTO event_contexts
+          SELECT context_id, ${sqlString(this.options.server)}, session_id, user_name, database_name, client_addr, client_port, application_name,
+                 backend_type, ${msToTimestamptz('session_start_ms')}, process_id, leader_pid, ${logPathId}, ${sqlString(basename(path))}
+          FROM ${sql}`);
+      } finally {
+        await unlink(file).catch(() => {});
+      }
+      if (this.knownContexts.size > MAX_KNOWN_IDS) this.knownContexts.clear();
+      for (const c of newContexts) this.knownContexts.add(c.id);
+    }
+    if (newKinds.length > 0) {
+      const file = this.stageFile('kinds');
+      const { text, sql } = stageRows(file, KIND_COLUMNS, newKinds.map((k) => [k.id, k.audit_type, k.class, k.command, k.object_type, k.command_tag, k.error_severity]));
+      writeFileSync(file, text);
+      try {
+        await timedRun(this.conn, 'insert event_kinds', `INSERT OR IGNORE INTO event_kinds SELECT * FROM ${sql}`);
+      } finally {
+        await unlink(file).catch(() => {});
+      }
+      if (this.knownKinds.size > MAX_KNOWN_IDS) this.knownKinds.clear();
+      for (const k of newKinds) this.knownKinds.add(k.id);
+    }
+  }
+
   /** Puts the batch where the INSERT can read it; returns the SQL of a relation with FROM_PACKED's columns. */
   private async stage(packed: Buffer, slow: PgAuditRecord[]): Promise<{ sql: string; cleanup: () => Promise<void> }> {
     const parts: string[] = [];
     let file: string | null = null;
     if (packed.length > 0) {
-      file = join(this.stageDir, `batch-${this.stageTag}-${this.stageSeq++}.csv`);
+      file = this.stageFile('batch');
       // Synchronous on purpose: the INSERT then starts at once, before the parser takes the thread again.
       profile.timeSync('stage: write packed rows', 'js', () => writeFileSync(file!, packed));
       parts.push(readPackedSql(file));
@@ -262,28 +346,23 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
         await this.conn.run(`SET memory_limit = '${Math.ceil((bytes * 4 + (256 << 20)) / (1 << 20))}MB'`);
         this.memoryRaised = true;
       }
-      const types = new Map(AUDIT_LOG_COLUMNS);
-      await this.conn.run(`CREATE TEMP TABLE IF NOT EXISTS stage_slow (${FROM_PACKED.map(([n]) => `${n} ${types.get(n)}`).join(', ')})`);
+      const types: Record<string, string> = { ...PACKED_TYPES, log_time_ms: 'VARCHAR' };
+      await this.conn.run(`CREATE TEMP TABLE IF NOT EXISTS stage_slow (${EVENT_ROW_COLUMNS.map((c) => `${c} ${types[c]}`).join(', ')})`);
       await this.conn.run('DELETE FROM stage_slow');
       const appender = await this.conn.createAppender('stage_slow', 'main', 'temp');
       for (const r of slow) {
-        const row: (string | number | null)[] = [
-          r.log_time_ms, r.user_name, r.database_name, r.client_addr, r.client_port, r.message,
-          r.application_name, r.session_id, r.session_line_num, r.process_id, r.virtual_transaction_id, r.transaction_id,
-          r.command_tag, r.session_start_ms, r.error_severity, r.backend_type, r.leader_pid, r.query_id, r.audit_type,
-          r.statement_id, r.substatement_id, r.class, r.command, r.object_type, r.object_name, r.statement, r.parameter, r.rows,
+        const row: (string | number | null | undefined)[] = [
+          new Date(r.log_time_ms).toISOString(), r.context_id, r.kind_id, r.session_line_num, r.virtual_transaction_id, r.transaction_id,
+          r.query_id, r.statement_id, r.substatement_id, r.object_name, r.statement, r.parameter, r.rows, r.message === '' ? null : r.message,
         ];
-        for (let i = 0; i < row.length; i++) {
-          const value = row[i];
-          const name = FROM_PACKED[i]![0];
+        for (const value of row) {
           if (value === null || value === undefined) appender.appendNull();
-          else if (name === 'log_time' || name === 'session_start') appender.appendVarchar(new Date(value as number).toISOString());
           else appender.appendVarchar(String(value));
         }
         appender.endRow();
       }
       appender.closeSync();
-      parts.push('SELECT * FROM temp.stage_slow');
+      parts.push(`SELECT ${FROM_PACKED.map(([name, expr]) => `${name === 'log_time' ? 'log_time_ms::TIMESTAMPTZ' : expr} AS ${name}`).join(', ')} FROM temp.stage_slow`);
     }
     return {
       sql: parts.join(' UNION ALL '),
@@ -299,36 +378,52 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   }
 
   /** Inserts the staged rows whose identity is not stored yet; returns how many were inserted. */
-  private async insertNew(source: { sql: string }, batch: Batch<PgAuditPayload>, logPathId: number, cp: FileCheckpoint): Promise<number> {
+  private async insertNew(source: { sql: string }, batch: Batch<PgAuditPayload>, cp: FileCheckpoint): Promise<number> {
     const server = sqlString(this.options.server);
     const min = batch.minTimeMs, max = batch.maxTimeMs;
-    // A row later than every stored row of this server cannot be stored already; only a batch reaching back
-    // into stored time needs the identity check. Rows already stored can only lie in the batch's time range —
-    // unless the database holds rows of the seed script, whose times may be off by the server's UTC offset.
-    const wholeTable = this.legacyMaxMs !== null && min <= this.legacyMaxMs + 2 * 86400000;
-    const check = this.options.replace || wholeTable || min <= this.watermarkMs;
-    const range = wholeTable ? '' : ` AND a.log_time BETWEEN make_timestamp(${min * 1000})::TIMESTAMPTZ AND make_timestamp(${max * 1000})::TIMESTAMPTZ`;
-    const cols = ['server', 'log_path_id', 'file_name', ...FROM_PACKED.map(([n]) => n), 'statement_filled'];
+    const ts = (ms: number) => msToTimestamptz(String(ms));
+    const cols = [...FROM_PACKED.map(([n]) => n), 'statement_filled'];
     const star = this.options.storeMessage ? 's.*' : 's.* REPLACE (NULL::VARCHAR AS raw_message)';
-    const select = `SELECT ${server}, ${logPathId}, ${sqlString(basename(cp.path))}, ${star}, false FROM (${source.sql}) AS s`;
+    const select = `SELECT ${star}, false FROM (${source.sql}) AS s`;
+    // Rows already stored can only lie at or before the latest time stored when the file began — unless the
+    // database holds rows of the seed script (times maybe off by the server's UTC offset), or the file is read
+    // again from its start.
+    const wholeTable = this.legacyMaxMs !== null && min <= this.legacyMaxMs + 2 * 86400000;
+    const reread = this.options.replace === true || this.filesToCheck.has(cp.fingerprint);
+    const checkUpTo = wholeTable || reread ? max : Math.min(max, this.fileWatermarkMs);
+    const identity = (upTo: number) => `SELECT 1 FROM event_rows AS a JOIN event_contexts AS ac ON ac.context_id = a.context_id
+      WHERE ac.server = ${server} AND ac.session_id = sc.session_id AND a.session_line_num = s.session_line_num
+      ${wholeTable ? '' : `AND a.log_time BETWEEN ${ts(min)} AND ${ts(upTo)}`}`;
     if (this.options.replace) {
-      await timedRun(this.conn, 'replace: delete stored rows', `DELETE FROM audit_events AS a WHERE a.server = ${server}${range}
-        AND (a.session_id, a.session_line_num) IN (SELECT session_id, session_line_num FROM (${source.sql}))`);
+      await timedRun(this.conn, 'replace: delete stored rows', `DELETE FROM event_rows AS a WHERE a.rowid IN (
+        SELECT a.rowid FROM event_rows AS a JOIN event_contexts AS ac ON ac.context_id = a.context_id,
+          (${source.sql}) AS s JOIN event_contexts AS sc ON sc.context_id = s.context_id
+        WHERE ac.server = ${server} AND ac.session_id = sc.session_id AND a.session_line_num = s.session_line_num
+          ${wholeTable ? '' : `AND a.log_time BETWEEN ${ts(min)} AND ${ts(max)}`})`);
     }
-    const sql = check
-      ? `INSERT INTO audit_events (${cols.join(', ')})
-         ${select}
-         WHERE NOT EXISTS (SELECT 1 FROM audit_events AS a WHERE a.server = ${server}${range}
-                           AND a.session_id = s.session_id AND a.session_line_num = s.session_line_num)`
-      : `INSERT INTO audit_events (${cols.join(', ')}) ${select}`;
-    const r = await timedRun(this.conn, check ? 'insert audit_events (with identity check)' : 'insert audit_events', sql);
+    let stored = 0;
+    if (min > checkUpTo || this.options.replace) {
+      stored = Number((await timedRun(this.conn, 'insert event_rows', `INSERT INTO event_rows (${cols.join(', ')}) ${select}`)).rowsChanged);
+    } else {
+      // Rows after checkUpTo are new; those at or before it are checked.
+      if (max > checkUpTo) {
+        stored += Number((await timedRun(this.conn, 'insert event_rows', `INSERT INTO event_rows (${cols.join(', ')}) ${select}
+          WHERE s.log_time > ${ts(checkUpTo)}`)).rowsChanged);
+      }
+      stored += Number((await timedRun(this.conn, 'insert event_rows (identity checked)', `INSERT INTO event_rows (${cols.join(', ')})
+        SELECT ${star}, false FROM (${source.sql}) AS s JOIN event_contexts AS sc ON sc.context_id = s.context_id
+        WHERE s.log_time <= ${ts(checkUpTo)} AND NOT EXISTS (${identity(checkUpTo)})`)).rowsChanged);
+    }
     if (max > this.watermarkMs) this.watermarkMs = max;
-    return Number(r.rowsChanged);
+    return stored;
   }
 
   async commit(checkpoints: FileCheckpoint[]): Promise<void> {
     try {
       await this.begin();
+      if (!this.correlation.empty) {
+        await this.correlation.store(this.conn, this.options.server, (name) => this.stageFile(name));
+      }
       if (this.markerSessions.size > 0) {
         const sessions = [...this.markerSessions];
         await profile.time('markers: fill <previously logged>', 'duckdb', () => this.fillPreviouslyLogged(sessions));
@@ -336,7 +431,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
         this.markerSessions.clear();
       }
       for (const cp of checkpoints) await profile.time('checkpoint: save file state', 'duckdb', () => this.saveCheckpoint(cp));
-      await timedRun(this.conn, 'commit', 'COMMIT');
+      await timedRun(this.conn, 'commit (as observed by the event loop)', 'COMMIT');
       this.inTransaction = false;
       await this.restoreMemoryLimit();
     } catch (err) {
@@ -354,7 +449,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     const server = sqlString(this.options.server);
     const sessionFilter = ` AND session_id IN (${sessions.map(sqlString).join(', ')})`;
     await this.conn.run(`
-      UPDATE audit_events AS a SET statement = p.statement, parameter = p.parameter, statement_filled = true
+      UPDATE event_rows AS a SET statement = p.statement, parameter = p.parameter, statement_filled = true
       FROM (
         SELECT server, session_id, statement_id, substatement_id,
                arg_min(statement, session_line_num) AS statement, arg_min(parameter, session_line_num) AS parameter
@@ -364,8 +459,8 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
             SELECT session_id, statement_id, substatement_id FROM audit_events
             WHERE server = ${server}${sessionFilter} AND statement = '${PREVIOUSLY_LOGGED}')
         GROUP BY ALL
-      ) AS p
-      WHERE a.server = p.server AND a.session_id = p.session_id AND a.statement_id = p.statement_id
+      ) AS p, event_contexts AS c
+      WHERE c.context_id = a.context_id AND c.server = p.server AND c.session_id = p.session_id AND a.statement_id = p.statement_id
         AND a.substatement_id = p.substatement_id AND a.statement = '${PREVIOUSLY_LOGGED}'`);
   }
 
@@ -404,7 +499,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   private async saveCheckpoint(cp: FileCheckpoint): Promise<void> {
     const fp = sqlString(cp.fingerprint);
     const server = sqlString(cp.server);
-    const lastEvent = cp.lastEventMs === null ? 'NULL' : `make_timestamp(${cp.lastEventMs * 1000})::TIMESTAMPTZ`;
+    const lastEvent = cp.lastEventMs === null ? 'NULL' : msToTimestamptz(String(cp.lastEventMs));
     await this.conn.run(`
       INSERT INTO ingest_files VALUES (${server}, ${fp}, ${sqlString(cp.path)}, ${sqlString(basename(cp.path))}, '${cp.format}',
         '${cp.compression}', ${cp.columns}, ${cp.offset}, ${sqlString(cp.tailHash)}, ${cp.size}, ${cp.mtimeMs}, ${cp.bytesDelta},
@@ -438,6 +533,10 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     if (!this.inTransaction) return;
     this.inTransaction = false;
     this.markerSessions.clear();
+    this.correlation.clear();
+    // What the rolled-back transaction inserted is gone: forget every id (the next batches insert theirs again).
+    this.knownContexts.clear();
+    this.knownKinds.clear();
     await this.conn.run('ROLLBACK').catch(() => {});
     await this.loadWatermark().catch(() => {});
     await this.restoreMemoryLimit().catch(() => {});

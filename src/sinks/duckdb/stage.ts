@@ -17,3 +17,36 @@ export function stageCsvOptions(maxLine: number): string {
   return `header = false, auto_detect = false, delim = '${US}', quote = '${GS}', escape = '${GS}', new_line = '\\n',
           allow_quoted_nulls = false, strict_mode = true, max_line_size = ${maxLine}, buffer_size = ${Math.max(16 << 20, maxLine * 2)}`;
 }
+
+export type StageValue = string | number | boolean | null;
+
+/** DuckDB types a stage column may have. */
+export type StageType = 'VARCHAR' | 'BIGINT' | 'INTEGER' | 'BOOLEAN';
+
+/**
+ * The rows as stage text (numbers must be integers) and the read_csv SQL of a relation with the columns,
+ * once written to `file`.
+ */
+export function stageRows(file: string, columns: readonly (readonly [string, StageType])[], rows: readonly (readonly StageValue[])[]): { text: string; sql: string } {
+  let text = '';
+  let maxLine = 0;
+  for (const row of rows) {
+    let line = '';
+    for (let i = 0; i < columns.length; i++) {
+      const v = row[i] ?? null;
+      if (i > 0) line += US;
+      if (v === null) continue;
+      line += columns[i]![1] === 'VARCHAR' ? stageText(String(v)) : typeof v === 'boolean' ? String(v) : String(Math.trunc(Number(v)));
+    }
+    line += '\n';
+    if (line.length > maxLine) maxLine = line.length;
+    text += line;
+  }
+  const types = columns.map(([n, t]) => `'${n}': '${t}'`).join(', ');
+  // A small buffer for a small file: DuckDB allocates buffer_size whatever the file holds.
+  const maxBytes = Math.max(1 << 16, maxLine * 4 + 16);
+  const sql = `read_csv('${file.replaceAll("'", "''")}', header = false, auto_detect = false, delim = '${US}', quote = '${GS}', escape = '${GS}',
+    new_line = '\\n', allow_quoted_nulls = false, strict_mode = true, max_line_size = ${maxBytes}, buffer_size = ${maxBytes * 2},
+    columns = {${types}})`;
+  return { text, sql };
+}

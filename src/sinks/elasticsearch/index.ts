@@ -1,7 +1,7 @@
 import type { Batch, FileCheckpoint, Sink, WriteReport } from '../../core/connector.js';
 import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import { PACKED_COLUMNS, packedRows } from '../../parse/packed.js';
+import { dimensionsOf, PACKED_COLUMNS, recordRows } from '../../parse/packed.js';
 import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
 import { BulkWriter, type BulkCounts, type DeadLetter } from './bulk.js';
 import { appEventDocument, appTemplate, indexSafe, pgauditDocumentFromValues, pgauditTemplate, rowChangeDocument, rowsTemplate, type AppEventFields, type RowChangeFields, type EventKindNames, type IndexPeriod } from './documents.js';
@@ -142,7 +142,10 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
     const serverJson = JSON.stringify(server);
     // One document at a time: only the bulk requests being filled and in flight are alive (a batch's
     // documents built up front outlived the waits, were promoted, and the heap grew to hundreds of MB).
-    if (packedCount > 0) for (const v of packedRows(packed)) await this.bulk.add(pgauditDocumentFromValues(serverJson, server, v, this.names));
+    if (packedCount > 0) {
+      const dims = dimensionsOf(batch.payload.contexts, batch.payload.kinds);
+      for (const v of recordRows(packed, dims)) await this.bulk.add(pgauditDocumentFromValues(serverJson, server, v, this.names));
+    }
     for (const r of objects) {
       const rec = r as unknown as Record<string, string | number | null>;
       await this.bulk.add(pgauditDocumentFromValues(serverJson, server, PACKED_COLUMNS.map((c) => rec[c] ?? null), this.names));

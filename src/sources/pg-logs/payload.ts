@@ -1,14 +1,20 @@
-import type { PgAuditRecord, SessionRecord } from '../../parse/index.js';
+import type { CorrelationBatch, EventContext, EventKind, PgAuditRecord } from '../../parse/index.js';
 
-/** What a pg_logs batch carries: packed rows (parse/packed.ts), plus the records that could not be packed. */
+/**
+ * What a pg_logs batch carries: packed rows (parse/packed.ts), the records that could not be packed, the
+ * contexts and kinds its events reference, and what it adds to correlation (parse/session-tracker.ts).
+ */
 export interface PgAuditPayload {
-  /** Packed rows (PACKED_COLUMNS order). */
+  /** Packed rows (EVENT_ROW_COLUMNS order). */
   packed: Buffer;
   packedCount: number;
-  /** Records holding US/RS/GS characters, which the packed form cannot carry. */
+  /** Records holding GS characters or too long to pack, with context_id and kind_id set. */
   objects: PgAuditRecord[];
+  /** Contexts and kinds the batch's events use (every one they use, whether new or not). */
+  contexts: EventContext[];
+  kinds: EventKind[];
   /** Sessions with `<previously logged>` records in this batch (pgaudit.log_statement_once). */
   markerSessions: string[];
-  /** Connection, disconnection, authentication failure and error records of the range (correlation). */
-  sessionRecords: SessionRecord[];
+  /** Sessions, failed logins, statement errors and outcomes, and the state of open sessions. */
+  correlation: CorrelationBatch;
 }

@@ -5,11 +5,10 @@ import { ConnectorError, describeFileError } from '../../core/errors.js';
 import { isUtf8 } from 'node:buffer';
 import {
   BufferPool, CSVLOG_COLUMN_COUNTS, csvlogRecord, findNextRecordStart, GS, jsonlogRecord, packable, packCsvlog, PackWriter,
-  PREVIOUSLY_LOGGED, scanCsvRecord, type CsvlogPackState, type PgAuditRecord, type RecordOutcome, type SessionRecord, type TimestampResolver,
+  PREVIOUSLY_LOGGED, scanCsvRecord, type CsvlogPackState, type PgAuditRecord, type RecordOutcome, type SessionTracker, type TimestampResolver,
 } from '../../parse/index.js';
 import type { PgAuditPayload } from './payload.js';
 import { openContent, TAIL_BYTES, tailHashOf, type LogFile } from './files.js';
-import { profile } from '../../core/profile.js';
 
 /**
  * Reads one log file from a byte offset and yields batches of parsed pgaudit records.
@@ -35,14 +34,18 @@ export interface ReadOptions {
   packMessage?: boolean;
   /** Where packed-row buffers come from and go back to (shared across files). */
   pool?: BufferPool;
+  /** The source's session tracker: contexts, kinds and correlation across files (one per source). */
+  tracker: SessionTracker;
   onProgress?: (bytes: number) => void;
+  /** Accumulates the time spent parsing and reading (the parser thread reports it to the profile). */
+  timing?: { parseMs: number; readMs: number };
 }
 
 const RAW_QUARANTINE_LIMIT = 1 << 20; // keep at most 1 MiB of a bad record's raw text
 
 export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGenerator<Batch<PgAuditPayload>> {
-  const { server, fingerprint, times } = opts;
-  const readBytes = Math.min(opts.batchBytes, 4 << 20);
+  const { server, fingerprint, times, timing } = opts;
+  const readBytes = Math.min(opts.batchBytes, 2 << 20);
   let offset = opts.startOffset; // absolute content offset of the first unconsumed byte
   let skip = opts.startOffset; // content bytes still to skip to reach startOffset (compressed files)
   // One work buffer holds the unconsumed bytes [0, held); it grows only for a record longer than it.
@@ -52,14 +55,16 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
   let lastTail: Buffer = Buffer.alloc(0); // the TAIL_BYTES before `offset`
   let eof = false;
 
-  const out = new PackWriter(pool, Math.min(opts.batchBytes + (opts.batchBytes >> 2), 32 << 20));
+  // Packed rows take about 55 % of the log text they come from (pgbench-like logs; more with store_message).
+  const out = new PackWriter(pool, Math.min(opts.packMessage ? opts.batchBytes * 2 : (opts.batchBytes * 3) >> 2, 32 << 20));
   let objects: PgAuditRecord[] = [];
-  let sessionRecords: SessionRecord[] = [];
   let markers = new Set<string>();
+  const tracker = opts.tracker;
+  tracker.beginFile(server, file.label ?? file.path, out);
   let quarantine: QuarantinedRecord[] = [];
   let batchStart = offset;
   const st: CsvlogPackState = {
-    columns: opts.columns, times, storeMessage: opts.packMessage ?? false, out,
+    columns: opts.columns, times, storeMessage: opts.packMessage ?? false, out, tracker,
     onBad: () => {}, onLarge: () => {}, onMarker: (session) => { markers.add(session); }, events: 0, minTimeMs: 0, maxTimeMs: 0,
   };
 
@@ -70,6 +75,7 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
   };
 
   const makeBatch = (endOfSource: boolean, complete: boolean): Batch<PgAuditPayload> => {
+    const dims = tracker.takeBatch(); // before take(): it reads the statements of the packed rows
     const { bytes: packed, count, release } = out.take();
     const eventCount = st.events;
     const cp: FileCheckpoint = {
@@ -79,11 +85,11 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
       lastEventMs: eventCount ? st.maxTimeMs : null, complete,
     };
     const b: Batch<PgAuditPayload> = {
-      payload: { packed, packedCount: count, objects, markerSessions: [...markers], sessionRecords },
+      payload: { packed, packedCount: count, objects, contexts: dims.contexts, kinds: dims.kinds, markerSessions: [...markers], correlation: dims.correlation },
       eventCount, quarantine, checkpoint: cp, bytes: offset - batchStart, minTimeMs: st.minTimeMs, maxTimeMs: st.maxTimeMs, endOfSource,
       release,
     };
-    objects = []; sessionRecords = []; markers = new Set(); quarantine = []; batchStart = offset;
+    objects = []; markers = new Set(); quarantine = []; batchStart = offset;
     st.events = 0; st.minTimeMs = 0; st.maxTimeMs = 0;
     return b;
   };
@@ -101,10 +107,11 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
       st.events++;
       if (r.statement === PREVIOUSLY_LOGGED) markers.add(r.session_id);
       if (!opts.packMessage) r.message = '';
-      if (packable(r)) out.record(r);
-      else objects.push(r);
+      tracker.auditRecord(r);
+      if (packable(r)) out.record(r, tracker.contextId, tracker.kindId);
+      else { r.context_id = tracker.contextId; r.kind_id = tracker.kindId; objects.push(r); }
     } else if (outcome.kind === 'session') {
-      sessionRecords.push(outcome.record);
+      tracker.sessionRecord(outcome.record);
     } else if (outcome.kind === 'bad') {
       bad(offsetOf(), outcome.reason, raw());
     }
@@ -124,7 +131,7 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
         const outcome: RecordOutcome = rec ? csvlogRecord(rec.fields, rec.error, st.columns || 26, times) : { kind: 'bad', reason: 'unreadable record' };
         takeRecord(outcome, () => offset + s, () => text);
       };
-      st.onSession = st.onLarge; // rare records: the string path builds them
+      st.onSessionRecord = (r) => tracker.sessionRecord(r);
       return packCsvlog(buf, 0, end, st);
     }
     // The string path: jsonlog, and csvlog chunks with invalid UTF-8 or control characters.
@@ -207,13 +214,17 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
       while (!eof && added < readBytes) {
         if (fh) {
           grow(held + readBytes);
-          const { bytesRead } = await profile.time('read file', 'js', () => fh!.read(work, held, Math.min(readBytes, work.length - held), position));
+          const t0 = timing ? performance.now() : 0;
+          const { bytesRead } = await fh.read(work, held, Math.min(readBytes, work.length - held), position);
+          if (timing) timing.readMs += performance.now() - t0;
           if (bytesRead === 0) { eof = true; break; }
           position += bytesRead;
           held += bytesRead;
           added += bytesRead;
         } else {
-          const next = await profile.time('read and decompress', 'js', () => iterator!.next());
+          const t0 = timing ? performance.now() : 0;
+          const next = await iterator!.next();
+          if (timing) timing.readMs += performance.now() - t0;
           if (next.done) { eof = true; break; }
           let chunk = next.value;
           if (skip > 0) {
@@ -232,7 +243,9 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
       if (eof && skip > 0) {
         throw new ConnectorError('pg_logs', 'file_shrunk', `${file.path} became shorter than its checkpoint while being read`, true);
       }
-      const consumed = profile.timeSync('parse', 'js', () => parse(work.subarray(0, held)));
+      const t1 = timing ? performance.now() : 0;
+      const consumed = parse(work.subarray(0, held));
+      if (timing) timing.parseMs += performance.now() - t1;
       if (consumed > 0) consume(consumed);
       else if (!eof && held >= work.length - readBytes) grow(work.length * 2); // one record longer than the buffer
       if (!eof && held > opts.maxRecordBytes) {

@@ -2,10 +2,15 @@ import type { StateReader, StoredFileState } from '../../core/connector.js';
 import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { SourceItem } from '../../core/pipeline.js';
-import { BufferPool, TimestampError, TimestampResolver } from '../../parse/index.js';
+import { profile } from '../../core/profile.js';
+import { TimestampResolver, type StatementState } from '../../parse/index.js';
 import type { PgAuditPayload } from './payload.js';
 import { discoverLogFiles, fingerprintFile, readHead, tailHashOf, type LogFile, type LogFormat } from './files.js';
-import { readLogFile, readTailBefore } from './reader.js';
+import { InlineParser, ParseThread, type Parser, type ParserOptions } from './parse-thread.js';
+
+/** Below this much to read, the files are parsed on the main thread (starting the parser thread takes ~50 ms). */
+const THREAD_MIN_BYTES = 32 << 20;
+import { readTailBefore } from './reader.js';
 
 /** Settings of a pg_logs source (see the config schema for their documentation). */
 export interface PgLogsOptions {
@@ -23,6 +28,11 @@ export interface PgLogsOptions {
   packMessage?: boolean;
 }
 
+/** The state store's side of correlation: the last statement of each session open at the last commit. */
+export interface SessionStateReader extends StateReader {
+  sessionStates(server: string): Promise<StatementState[]>;
+}
+
 /** A file the run will read, from where, or why not. */
 export interface PlannedFile {
   file: LogFile;
@@ -31,6 +41,8 @@ export interface PlannedFile {
   columns: number;
   /** Why the start offset is 0 although a checkpoint existed, for the log. */
   note?: string;
+  /** Read again from its start although rows of it may be stored: they are checked against stored ones. */
+  reread?: boolean;
 }
 
 export interface Plan {
@@ -62,12 +74,11 @@ async function contentIdentity(file: LogFile): Promise<string | null> {
  * read from per-file checkpoints keyed by content fingerprint.
  */
 export class PgLogsSource {
-  private readonly times: TimestampResolver;
-  private readonly pool = new BufferPool();
+  private state: SessionStateReader | null = null;
 
   constructor(private readonly options: PgLogsOptions, private readonly log: Logger) {
     try {
-      this.times = new TimestampResolver(options.logTimezone);
+      new TimestampResolver(options.logTimezone); // a bad zone is a config error now, not in the parser thread
     } catch (err) {
       throw new ConnectorError('pg_logs', 'bad_log_timezone', `log_timezone: ${(err as Error).message}`, false, { cause: err });
     }
@@ -84,9 +95,10 @@ export class PgLogsSource {
    * Decides which files to read and from where: the files found under the configured paths, or `files`
    * when given (an RDS file's downloaded copy).
    */
-  async plan(state: StateReader, files?: LogFile[]): Promise<Plan> {
+  async plan(state: SessionStateReader, files?: LogFile[]): Promise<Plan> {
     const discovery = files ? { files, skipped: [] } : await this.discover();
     const checkpoints = await state.fileCheckpoints(this.options.server);
+    this.state = state;
     const plan: Plan = { files: [], skipped: [...discovery.skipped], totalBytes: 0 };
     const seen = new Map<string, string>();
     for (const file of discovery.files) {
@@ -131,12 +143,12 @@ export class PgLogsSource {
     if (file.compression === 'none') {
       if (file.size === cp.offset && file.mtimeMs === cp.mtimeMs && file.active) return null; // nothing new
       if (file.size < cp.offset) {
-        return { ...base, note: 'file is shorter than its checkpoint (truncated); reading it from the start' };
+        return { ...base, reread: true, note: 'file is shorter than its checkpoint (truncated); reading it from the start' };
       }
       if (cp.offset > 0) {
         const tail = await readTailBefore(file.path, cp.offset);
         if (tailHashOf(tail) !== cp.tailHash) {
-          return { ...base, note: 'file content before the checkpoint changed (rewritten); reading it from the start' };
+          return { ...base, reread: true, note: 'file content before the checkpoint changed (rewritten); reading it from the start' };
         }
       }
       if (file.size === cp.offset && file.active) return null;
@@ -144,24 +156,35 @@ export class PgLogsSource {
     return { ...base, startOffset: cp.offset };
   }
 
-  /** Reads the planned files in order, yielding batches, or an error item for a file that failed. */
+  /**
+   * Reads the planned files in order, yielding batches, or an error item for a file that failed. The files are
+   * read and parsed on a thread of their own (parse-worker.ts), one batch ahead of the sinks.
+   */
   async *read(plan: Plan, onProgress?: (bytes: number) => void): AsyncGenerator<SourceItem<PgAuditPayload>> {
-    for (const p of plan.files) {
-      if (p.note) this.log.warn(`${p.note}.`, { file: p.file.path });
-      try {
-        for await (const batch of readLogFile(p.file, {
-          server: this.options.server, fingerprint: p.fingerprint, startOffset: p.startOffset, times: this.times,
-          columns: p.columns, batchBytes: this.options.batchBytes, maxRecordBytes: this.options.maxRecordBytes, pool: this.pool, packMessage: Boolean(this.options.packMessage),
-          ...(onProgress ? { onProgress } : {}),
-        })) {
-          yield { type: 'batch', batch };
+    if (plan.files.length === 0) return;
+    const options: ParserOptions = {
+      server: this.options.server, batchBytes: this.options.batchBytes, maxRecordBytes: this.options.maxRecordBytes,
+      packMessage: Boolean(this.options.packMessage), profile: profile.enabled,
+      ...(this.options.logTimezone ? { logTimezone: this.options.logTimezone } : {}),
+    };
+    const states = this.state ? await this.state.sessionStates(this.options.server) : [];
+    const parser: Parser = plan.totalBytes >= THREAD_MIN_BYTES
+      ? new ParseThread(options, states, onProgress) : new InlineParser(options, states, onProgress);
+    try {
+      for (const p of plan.files) {
+        if (p.note) this.log.warn(`${p.note}.`, { file: p.file.path });
+        for await (const item of parser.read(p.file, p.fingerprint, p.startOffset, p.columns)) {
+          if (item.type === 'batch') {
+            yield item;
+            continue;
+          }
+          yield { type: 'error', source: p.file.path, error: item.error };
+          // The pipeline rolled back to the last commit: so does the sessions' state.
+          if (this.state) parser.reload(await this.state.sessionStates(this.options.server));
         }
-      } catch (err) {
-        const error = err instanceof TimestampError
-          ? new ConnectorError('pg_logs', 'timestamp_unresolvable', `${p.file.path}: ${err.message}`, false, { cause: err })
-          : err instanceof Error ? err : new Error(String(err));
-        yield { type: 'error', source: p.file.path, error };
       }
+    } finally {
+      await parser.close();
     }
   }
 }
