@@ -40,6 +40,24 @@ function decodeKey(s: string): Key {
   return v as Key;
 }
 
+/** A page cursor: the last row's [epoch µs, context_id, line] (the order pages are read in). */
+type Cursor = [number, number, number];
+
+function encodeCursor(c: Cursor): string {
+  return Buffer.from(JSON.stringify(c)).toString('base64url');
+}
+
+function decodeCursor(s: string): Cursor {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(s, 'base64url').toString('utf8'));
+  } catch {
+    throw new QueryInputError('malformed cursor');
+  }
+  if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => Number.isSafeInteger(x))) throw new QueryInputError('malformed cursor');
+  return v as Cursor;
+}
+
 /** A caller's input that no query can answer (a bad cursor): the UI answers 400. */
 export class QueryInputError extends Error {}
 
@@ -66,11 +84,29 @@ class Where {
 
 const tsParam = (w: Where, ms: number) => `make_timestamp(${w.p(Math.round(ms * 1000))}::BIGINT)::TIMESTAMPTZ`;
 
-/** The conditions of a filter on audit_events (time bounds given separately, for windows). */
+/** Ids of the contexts (server, user, database) and kinds (class, command) a filter admits, as conditions on event_rows. */
+function dimensionConditions(f: EventFilter, w: Where): Where {
+  const ctx: string[] = [];
+  const inList = (column: string, values: string[] | undefined, into: string[]) => {
+    if (values && values.length) into.push(`${column} IN (${values.map((v) => w.p(v)).join(', ')})`);
+  };
+  inList('server', f.server, ctx); inList('user_name', f.user, ctx); inList('database_name', f.database, ctx);
+  if (ctx.length) w.add(`context_id IN (SELECT context_id FROM event_contexts WHERE ${ctx.join(' AND ')})`);
+  const kinds: string[] = [];
+  inList('class', f.class, kinds); inList('command', f.command, kinds);
+  if (kinds.length) w.add(`kind_id IN (SELECT kind_id FROM event_kinds WHERE ${kinds.join(' AND ')})`);
+  return w;
+}
+
+/**
+ * The conditions of a filter on event_rows (time bounds given separately, for windows). The store is a star
+ * (sinks/duckdb/schema.ts): filters on a session's or a kind's columns become sets of their ids, so that the
+ * events are read from event_rows alone and joined to their context and kind only for the rows shown.
+ */
 function eventConditions(f: EventFilter, w: Where, from = f.from, to = f.to): Where {
   if (from !== undefined) w.add(`log_time >= ${tsParam(w, from)}`);
   if (to !== undefined) w.add(`log_time < ${tsParam(w, to)}`);
-  w.in('server', f.server).in('user_name', f.user).in('database_name', f.database).in('class', f.class).in('command', f.command);
+  dimensionConditions(f, w);
   if (f.object) w.add(`object_name ILIKE ${w.p(likePattern(f.object))} ESCAPE '\\'`);
   if (f.outcome === 'error') w.add('sqlstate IS NOT NULL');
   if (f.outcome === 'success') w.add('sqlstate IS NULL');
@@ -97,6 +133,26 @@ const ROW_COLUMNS = `epoch_us(log_time) AS t_us, ${ISO('log_time')} AS log_time,
   user_name, database_name, client_addr, application_name, audit_type, class, command, object_type, object_name,
   ${OUTCOME} AS outcome, sqlstate`;
 
+/** Rows of event_rows (a subquery `e`) with their context and kind columns. */
+const withDimensions = (rows: string) => `(${rows}) AS e LEFT JOIN event_contexts USING (context_id) LEFT JOIN event_kinds USING (kind_id)`;
+
+/** Columns of a session (event_contexts) and of a kind (event_kinds) that charts group by. */
+const CONTEXT_COLUMNS = new Set(['server', 'user_name', 'database_name', 'client_addr', 'application_name', 'session_id']);
+const KIND_COLUMNS = new Set(['audit_type', 'class', 'command', 'object_type']);
+
+/** Counts per value of a column over the filtered events: grouped by context or kind id first, then joined. */
+function countBy(column: string, where: string, extra = ''): string {
+  if (CONTEXT_COLUMNS.has(column)) {
+    return `SELECT c.${column} AS k, sum(e.n)::DOUBLE AS n FROM (SELECT context_id, count(*) AS n FROM event_rows ${where} GROUP BY 1) AS e
+      JOIN event_contexts AS c USING (context_id) WHERE c.${column} IS NOT NULL ${extra} GROUP BY 1`;
+  }
+  if (KIND_COLUMNS.has(column)) {
+    return `SELECT k.${column} AS k, sum(e.n)::DOUBLE AS n FROM (SELECT kind_id, count(*) AS n FROM event_rows ${where} GROUP BY 1) AS e
+      JOIN event_kinds AS k USING (kind_id) WHERE k.${column} IS NOT NULL ${extra} GROUP BY 1`;
+  }
+  return `SELECT ${column} AS k, count(*)::DOUBLE AS n FROM event_rows ${where} ${where ? 'AND' : 'WHERE'} ${column} IS NOT NULL ${extra} GROUP BY 1`;
+}
+
 function toRow(r: Record<string, unknown>): Omit<EventRow, 'statement_preview'> {
   return {
     id: encodeKey([Number(r['t_us']), String(r['server']), String(r['session_id']), Number(r['session_line_num'])]),
@@ -116,13 +172,19 @@ export class AuditQueries {
   /** Distinct values for the filter controls (at most FACET_LIMIT each), cached for a few seconds. */
   async facets(): Promise<Facets> {
     if (this.facetCache && this.now() - this.facetCache.at < FACET_CACHE_MS) return this.facetCache.value;
-    const distinct = async (col: string) => (await this.db.all(
-      `SELECT ${col} AS v, count(*) AS n FROM audit_events WHERE ${col} IS NOT NULL GROUP BY 1 ORDER BY n DESC, v LIMIT ${FACET_LIMIT}`))
-      .map((r) => String(r['v'])).sort();
-    const [range] = await this.db.all(`SELECT ${ISO('min(log_time)')} AS min_time, ${ISO('max(log_time)')} AS max_time, count(*)::DOUBLE AS n FROM audit_events`);
+    // One pass over event_rows: events per (context, kind), then each facet from those counts and the dimensions.
+    const facet = (name: string, table: string, id: string, col: string) =>
+      `SELECT '${name}' AS f, d.${col} AS v, sum(p.n) AS n FROM p JOIN ${table} AS d USING (${id}) WHERE d.${col} IS NOT NULL GROUP BY 2`;
+    const rows = await this.db.all(`WITH p AS MATERIALIZED (SELECT context_id, kind_id, count(*) AS n FROM event_rows GROUP BY ALL)
+      SELECT f, v FROM (
+        ${facet('servers', 'event_contexts', 'context_id', 'server')} UNION ALL ${facet('users', 'event_contexts', 'context_id', 'user_name')}
+        UNION ALL ${facet('databases', 'event_contexts', 'context_id', 'database_name')} UNION ALL ${facet('classes', 'event_kinds', 'kind_id', 'class')}
+        UNION ALL ${facet('commands', 'event_kinds', 'kind_id', 'command')})
+      QUALIFY row_number() OVER (PARTITION BY f ORDER BY n DESC, v) <= ${FACET_LIMIT}`);
+    const values = (f: string) => rows.filter((r) => r['f'] === f).map((r) => String(r['v'])).sort();
+    const [range] = await this.db.all(`SELECT ${ISO('min(log_time)')} AS min_time, ${ISO('max(log_time)')} AS max_time, count(*)::DOUBLE AS n FROM event_rows`);
     const value: Facets = {
-      servers: await distinct('server'), users: await distinct('user_name'), databases: await distinct('database_name'),
-      classes: await distinct('class'), commands: await distinct('command'),
+      servers: values('servers'), users: values('users'), databases: values('databases'), classes: values('classes'), commands: values('commands'),
       min_time: strOrNull(range?.['min_time']), max_time: strOrNull(range?.['max_time']), events: num(range?.['n']),
     };
     this.facetCache = { at: this.now(), value };
@@ -131,9 +193,8 @@ export class AuditQueries {
 
   /** Stored time range in epoch ms [min, max], or null when empty. */
   private async range(f: EventFilter): Promise<[number, number] | null> {
-    const w = new Where();
-    w.in('server', f.server);
-    const [r] = await this.db.all(`SELECT epoch_ms(min(log_time))::DOUBLE AS lo, epoch_ms(max(log_time))::DOUBLE AS hi FROM audit_events ${w.sql()}`, w.params);
+    const w = dimensionConditions({ ...(f.server ? { server: f.server } : {}) }, new Where());
+    const [r] = await this.db.all(`SELECT epoch_ms(min(log_time))::DOUBLE AS lo, epoch_ms(max(log_time))::DOUBLE AS hi FROM event_rows ${w.sql()}`, w.params);
     if (!r || r['lo'] === null || r['lo'] === undefined) return null;
     return [Number(r['lo']), Number(r['hi'])];
   }
@@ -145,7 +206,7 @@ export class AuditQueries {
    */
   async listEvents(filter: EventFilter, page: { limit?: number; after?: string | null } = {}): Promise<EventPage> {
     const limit = Math.max(1, Math.min(MAX_PAGE, Math.floor(page.limit ?? 50)));
-    const after = page.after ? decodeKey(page.after) : null;
+    const after = page.after ? decodeCursor(page.after) : null;
     const stored = await this.range(filter);
     if (!stored) return { rows: [], next: null };
     const lo = Math.max(filter.from ?? -Infinity, stored[0]);
@@ -156,10 +217,11 @@ export class AuditQueries {
       const start = Math.max(lo, hi - width);
       const w = eventConditions(filter, new Where(), start, hi);
       if (after) {
-        w.add(`(epoch_us(log_time), server, session_id, session_line_num) < (${w.p(after[0])}::BIGINT, ${w.p(after[1])}, ${w.p(after[2])}, ${w.p(after[3])}::BIGINT)`);
+        w.add(`(epoch_us(log_time), context_id, session_line_num) < (${w.p(after[0])}::BIGINT, ${w.p(after[1])}::BIGINT, ${w.p(after[2])}::BIGINT)`);
       }
-      const got = await this.db.all(`SELECT ${ROW_COLUMNS}, left(statement, ${STATEMENT_PREVIEW}) AS statement_preview FROM audit_events ${w.sql()}
-        ORDER BY log_time DESC, server DESC, session_id DESC, session_line_num DESC LIMIT ${limit + 1 - rows.length}`, w.params);
+      const order = 'ORDER BY log_time DESC, context_id DESC, session_line_num DESC';
+      const got = await this.db.all(`SELECT ${ROW_COLUMNS}, context_id, left(statement, ${STATEMENT_PREVIEW}) AS statement_preview
+        FROM ${withDimensions(`SELECT * FROM event_rows ${w.sql()} ${order} LIMIT ${limit + 1 - rows.length}`)} ${order}`, w.params);
       rows.push(...got);
       hi = start;
       width *= 4;
@@ -168,7 +230,7 @@ export class AuditQueries {
     const last = rows.length > limit ? rows[limit - 1]! : null;
     return {
       rows: out,
-      next: last ? encodeKey([Number(last['t_us']), String(last['server']), String(last['session_id']), Number(last['session_line_num'])]) : null,
+      next: last ? encodeCursor([Number(last['t_us']), Number(last['context_id']), Number(last['session_line_num'])]) : null,
     };
   }
 
@@ -214,13 +276,14 @@ export class AuditQueries {
       for (let width = 60_000; got.length < half; width *= 8) {
         const far = before ? Math.max(startMs, near - width) : Math.min(endMs, near + width);
         const tw = new Where();
-        tw.add(`server = ${tw.p(server)}`).add(`session_id = ${tw.p(sessionId)}`)
+        tw.add(`context_id IN (SELECT context_id FROM event_contexts WHERE server = ${tw.p(server)} AND session_id = ${tw.p(sessionId)})`)
           .add(`session_line_num ${before ? '<=' : '>'} ${tw.p(line)}::BIGINT`);
         const [a, b] = before ? [far, near] : [near, far];
         if (Number.isFinite(a)) tw.add(`log_time >= ${tsParam(tw, a)}`);
         if (Number.isFinite(b)) tw.add(`log_time ${before && near === evMs ? '<=' : '<'} ${tsParam(tw, b + (before && near === evMs ? 0 : 0))}`);
-        const rows = await this.db.all(`SELECT ${ROW_COLUMNS} FROM audit_events ${tw.sql()}
-          ORDER BY session_line_num ${before ? 'DESC' : 'ASC'} LIMIT ${half + 1 - got.length}`, tw.params);
+        const order = `ORDER BY session_line_num ${before ? 'DESC' : 'ASC'}`;
+        const rows = await this.db.all(`SELECT ${ROW_COLUMNS} FROM ${withDimensions(`SELECT * FROM event_rows ${tw.sql()} ${order} LIMIT ${half + 1 - got.length}`)}
+          ${order}`, tw.params);
         got.push(...rows.filter((x) => !got.some((g) => g['session_line_num'] === x['session_line_num'])));
         if (!Number.isFinite(far) ? true : (before ? far <= startMs : far >= endMs)) break;
         if (width > 400 * 86400e3) break;
@@ -276,14 +339,15 @@ export class AuditQueries {
     const { bucket } = await this.bucketFor(filter);
     const w = eventConditions(filter, new Where());
     const b = w.p(bucket);
-    const rows = await this.db.all(`SELECT (epoch_ms(log_time) // ${b}::BIGINT * ${b}::BIGINT)::DOUBLE AS t, coalesce(class, '?') AS class, count(*)::DOUBLE AS n
-      FROM audit_events ${w.sql()} GROUP BY ALL ORDER BY t, class`, w.params);
+    const rows = await this.db.all(`SELECT e.t, coalesce(k.class, '?') AS class, sum(e.n)::DOUBLE AS n
+      FROM (SELECT (epoch_ms(log_time) // ${b}::BIGINT * ${b}::BIGINT)::DOUBLE AS t, kind_id, count(*) AS n FROM event_rows ${w.sql()} GROUP BY ALL) AS e
+      LEFT JOIN event_kinds AS k USING (kind_id) GROUP BY ALL ORDER BY t, class`, w.params);
     return { bucket_ms: bucket, points: rows.map((r) => ({ t: num(r['t']), class: String(r['class']), n: num(r['n']) })) };
   }
 
   private async top(filter: EventFilter, column: string, n: number): Promise<TopEntry[]> {
-    const w = eventConditions(filter, new Where()).add(`${column} IS NOT NULL`);
-    const rows = await this.db.all(`SELECT ${column} AS k, count(*)::DOUBLE AS n FROM audit_events ${w.sql()} GROUP BY 1 ORDER BY n DESC, k LIMIT ${Math.max(1, Math.min(100, Math.floor(n)))}`, w.params);
+    const w = eventConditions(filter, new Where());
+    const rows = await this.db.all(`${countBy(column, w.sql())} ORDER BY n DESC, k LIMIT ${Math.max(1, Math.min(100, Math.floor(n)))}`, w.params);
     return rows.map((r) => ({ key: String(r['k']), n: num(r['n']) }));
   }
 

@@ -4,7 +4,7 @@ import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Logger } from '../../core/log.js';
-import { insertDeadLetters, sqlString, translateWriteError, type Database, type DeadLetterRow } from './database.js';
+import { insertDeadLetters, sqlString, translateWriteError, usToTimestamptz, type Database, type DeadLetterRow } from './database.js';
 import { US, stageCsvOptions, stageText } from './stage.js';
 
 /**
@@ -172,7 +172,7 @@ export class AppEventsSink {
         try {
           const r = await this.conn.run(`
             INSERT INTO app_events
-            SELECT ${src}, ${tbl}, s.row_id, TRY_CAST(s.row_id AS BIGINT), ${fp}, make_timestamp(s.event_us)::TIMESTAMPTZ, make_timestamp(s.created_us)::TIMESTAMPTZ, s.message, now()
+            SELECT ${src}, ${tbl}, s.row_id, TRY_CAST(s.row_id AS BIGINT), ${fp}, ${usToTimestamptz('s.event_us')}, ${usToTimestamptz('s.created_us')}, s.message, now()
             FROM read_csv(${sqlString(file)}, ${stageCsvOptions(maxLine)},
                           columns = {'row_id': 'VARCHAR', 'message': 'VARCHAR', 'created_us': 'BIGINT', 'event_us': 'BIGINT'}) AS s
             ${check ? `WHERE NOT EXISTS (SELECT 1 FROM app_events AS x WHERE x.source_name = ${src} AND x.source_table = ${tbl}
@@ -221,7 +221,7 @@ export class AppEventsSink {
 
   /** Records the counts and commits. */
   async commit(source: string, table: string, kind: string, counts: { shipped: number; quarantined: number; lastEventTime: number | null }): Promise<void> {
-    const last = counts.lastEventTime === null ? 'NULL' : `make_timestamp(${Math.round(counts.lastEventTime)})::TIMESTAMPTZ`;
+    const last = counts.lastEventTime === null ? 'NULL' : usToTimestamptz(String(Math.round(counts.lastEventTime)));
     try {
       await this.conn.run(`
         INSERT INTO app_sources VALUES (${sqlString(source)}, ${sqlString(table)}, ${sqlString(kind)}, ${counts.shipped}, ${counts.quarantined}, 0, ${last}, NULL, now())

@@ -167,6 +167,11 @@ export function msToTimestamptz(ms: string): string {
   return `to_timestamp((${ms}) / 1000)`;
 }
 
+/** SQL of a TIMESTAMPTZ from epoch microseconds (exact: checked on 3 M random times over ±50 years; see above). */
+export function usToTimestamptz(us: string): string {
+  return `to_timestamp((${us}) / 1000000)`;
+}
+
 /** Quotes a string as an SQL literal. */
 export function sqlString(value: string): string {
   return `'${value.replaceAll("'", "''")}'`;

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Logger } from '../../core/log.js';
 import { ROW_INDEX as C, type RawRow, type StagedRows, type TableBatch, type TableCursor } from '../../sources/pg-audit-table/source.js';
-import { insertDeadLetters, sqlString, translateWriteError, type Database, type DeadLetterRow } from './database.js';
+import { insertDeadLetters, sqlString, translateWriteError, usToTimestamptz, type Database, type DeadLetterRow } from './database.js';
 import { US, stageCsvOptions, stageText } from './stage.js';
 
 /**
@@ -241,7 +241,7 @@ export class RowChangesSink {
       INSERT INTO row_changes
       SELECT ${srv}, ${src}, s.event_id, s.txid, s.schema_name, s.table_name, s.relid, ${action}, s.row_data, s.changed_fields,
              s.statement_only, s.session_user_name, s.application_name, s.client_addr, s.client_port,
-             make_timestamp(s.tx_us)::TIMESTAMPTZ, make_timestamp(s.stm_us)::TIMESTAMPTZ, make_timestamp(s.clk_us)::TIMESTAMPTZ,
+             ${usToTimestamptz('s.tx_us')}, ${usToTimestamptz('s.stm_us')}, ${usToTimestamptz('s.clk_us')},
              s.client_query, now()
       FROM read_csv(${sqlString(staged.file)}, ${stageCsvOptions(maxLine)}, columns = {${columns}}) AS s
       ${check ? `WHERE NOT EXISTS (SELECT 1 FROM row_changes AS x WHERE x.server = ${srv} AND x.source_table = ${src}
@@ -295,7 +295,7 @@ export class RowChangesSink {
     const srv = sqlString(server);
     const src = sqlString(sourceTable);
     const { stored, quarantined, lastClkUs } = this.pending;
-    const lastEvent = lastClkUs === null ? 'NULL' : `make_timestamp(${lastClkUs})::TIMESTAMPTZ`;
+    const lastEvent = lastClkUs === null ? 'NULL' : usToTimestamptz(lastClkUs);
     try {
       await this.conn.run(`
         INSERT INTO table_cursors VALUES (${srv}, ${src}, ${sqlString(JSON.stringify(cursor))}, ${stored}, ${quarantined}, ${lastEvent}, now())

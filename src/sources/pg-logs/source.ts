@@ -99,10 +99,17 @@ export class PgLogsSource {
     const discovery = files ? { files, skipped: [] } : await this.discover();
     const checkpoints = await state.fileCheckpoints(this.options.server);
     this.state = state;
+    // A file whose size and time are those of its checkpoint, read to its end, is not opened at all: a run
+    // with nothing new costs one stat per file.
+    const byPath = new Map<string, StoredFileState>();
+    for (const cp of checkpoints.values()) byPath.set(cp.path, cp);
     const plan: Plan = { files: [], skipped: [...discovery.skipped], totalBytes: 0 };
     const seen = new Map<string, string>();
     for (const file of discovery.files) {
       if (file.active && this.options.skipActive) { plan.skipped.push({ path: file.path, reason: 'active file (--skip-active)' }); continue; }
+      const known = byPath.get(file.label ?? file.path);
+      if (known && !this.options.force && known.size === file.size && known.mtimeMs === file.mtimeMs
+        && (known.complete || (file.compression === 'none' && known.offset === file.size))) continue;
       const fingerprint = await contentIdentity(file);
       if (fingerprint === null) { plan.skipped.push({ path: file.path, reason: 'no complete record yet' }); continue; }
       const twin = seen.get(fingerprint);
