@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseDocument } from 'yaml';
+import { createRequire } from 'node:module';
 import { ConfigError } from '../core/errors.js';
 import { PIPELINE_KEYS, SINKS, SOURCES, TOP_LEVEL_KEYS, UI_SECTION, type ConnectorSpec, type FieldSpec, type ObjectSpec } from './schema.js';
 
@@ -240,6 +240,8 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
       ? `${path}: config file not found (copy auditship.example.yaml, or pass --config FILE)`
       : `${path}: cannot read the config file (${code ?? (err as Error).message})`]);
   }
+  // Loaded here, not at start: commands without a config file (ingest) should not pay for it.
+  const { parseDocument } = createRequire(import.meta.url)('yaml') as typeof import('yaml');
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length) {
     throw new ConfigError(doc.errors.map((e) => `${path}: YAML syntax error at line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`));

@@ -1,7 +1,7 @@
 import { createReadStream, createWriteStream, mkdirSync, promises as fsp, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBConnection } from '../duckdb/duckdb.js';
 import type { Batch, FileCheckpoint, Sink, WriteReport } from '../../core/connector.js';
 import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
