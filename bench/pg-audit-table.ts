@@ -4,7 +4,7 @@
  *
  *   node --import tsx bench/pg-audit-table.ts [--rows 1000000] [--seconds 30] [--rate 2000]
  *        [--pgbench-seconds 20] [--pgbench-runs 1] [--scale 10] [--url postgres://postgres@127.0.0.1:5432/postgres]
- *        [--steps backlog,follow,trigger] [--timeout 1200] [--keep]
+ *        [--steps backlog,follow,trigger] [--timeout 1200] [--keep] [--profile]
  *
  * Steps (each on a database of its own, auditship_bench_<pid>_<step>, dropped at the end unless --keep):
  *   1. backlog: `bench_items` audited with `auditship pg install`; --rows audit rows made with a few
@@ -52,13 +52,15 @@ interface Args {
   steps: StepName[];
   timeoutS: number;
   keep: boolean;
+  /** Print where the backlog run's time went (`auditship run --profile`). */
+  profile: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args {
   const a: Args = {
     rows: 1_000_000, seconds: 30, rate: 2000, pgbenchSeconds: 20, pgbenchRuns: 1, scale: 10,
     url: process.env['AUDITSHIP_BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-    steps: [...STEP_NAMES], timeoutS: 1200, keep: false,
+    steps: [...STEP_NAMES], timeoutS: 1200, keep: false, profile: false,
   };
   const num = (v: string | undefined, name: string, min = 1): number => {
     const n = Number((v ?? '').replaceAll('_', ''));
@@ -77,6 +79,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '--url': a.url = argv[++i] ?? ''; break;
       case '--timeout': a.timeoutS = num(argv[++i], k); break;
       case '--keep': a.keep = true; break;
+      case '--profile': a.profile = true; break;
       case '--steps': {
         const list = (argv[++i] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
         const bad = list.filter((s) => !(STEP_NAMES as readonly string[]).includes(s));
@@ -89,7 +92,7 @@ function parseArgs(argv: readonly string[]): Args {
         console.log(
           'usage: npm run bench:table -- [--rows 1000000] [--seconds 30] [--rate 2000] [--pgbench-seconds 20] [--pgbench-runs 1]\n' +
             '                              [--scale 10] [--url postgres://postgres@127.0.0.1:5432/postgres] [--steps backlog,follow,trigger]\n' +
-            '                              [--timeout 1200] [--keep]',
+            '                              [--timeout 1200] [--keep] [--profile]',
         );
         process.exit(0);
         break;
@@ -295,7 +298,7 @@ async function stepBacklog(args: Args, work: string, haveTime: boolean, fig: Rec
   const config = join(work, 'backlog.yaml');
   await writeConfig(config, 'rows', url, dbPath);
   process.stdout.write(`  auditship run --config ${relative(ROOT, config)} --quiet --json ... `);
-  const r = await runTimed(process.execPath, [BIN, 'run', '--config', config, '--quiet', '--json'], haveTime ? join(work, 'time-backlog.txt') : null, args.timeoutS, RUN_OPTS);
+  const r = await runTimed(process.execPath, [BIN, 'run', '--config', config, '--quiet', '--json', ...(args.profile ? ['--profile'] : [])], haveTime ? join(work, 'time-backlog.txt') : null, args.timeoutS, RUN_OPTS);
   const wallS = r.ms / 1000;
   const status = statusOf(r, args.timeoutS);
   const out = lastJson(r.stdout) as { pipelines?: { stored?: number; events?: number; duplicates?: number; quarantined?: number; durationMs?: number }[]; ok?: boolean } | null;
@@ -305,6 +308,8 @@ async function stepBacklog(args: Args, work: string, haveTime: boolean, fig: Rec
   fig['peakRssMb'] = r.rssMb === null ? null : Math.round(r.rssMb * 10) / 10;
   fig['summary'] = p ?? null;
   console.log(`${status}, ${wallS.toFixed(2)} s, peak RSS ${fmt1(r.rssMb)} MB`);
+  const profileAt = r.stderr.indexOf('profile: ');
+  if (args.profile && profileAt >= 0) console.log(r.stderr.slice(profileAt).split('\n').filter((l) => !l.startsWith('{')).join('\n').trimEnd().replace(/^/gm, '    '));
   if (status !== 'ok') throw new StepError(`auditship run: ${status}\n${excerpt(r)}`);
 
   const cnt = await duckQuery(dbPath, 'SELECT count(*) AS n FROM row_changes');

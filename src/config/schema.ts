@@ -92,7 +92,7 @@ export const PG_AUDIT_TABLE_SOURCE: ConnectorSpec = {
       type: 'integer', default: 600000, minimum: 0,
       description: 'lag_window cursor only: how long an event id missing below the highest one seen is waited for.',
     },
-    batch_rows: { type: 'integer', default: 10000, minimum: 1, description: 'Most rows read per batch.' },
+    batch_rows: { type: 'integer', default: 40000, minimum: 1, description: 'Most rows read per batch.' },
     commit_rows: {
       type: 'integer', default: 250000, minimum: 1,
       description: 'While catching up a backlog, batches are committed together up to this many rows, rounded down to whole DuckDB row groups of 122,880 rows (full row groups are written straight to the file; partly filled ones are recompressed at the next checkpoint). A caught-up reader commits every batch.',

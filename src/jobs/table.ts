@@ -1,5 +1,6 @@
 import type { PipelineConfig } from '../config/load.js';
 import { ConnectorError } from '../core/errors.js';
+import { profile } from '../core/profile.js';
 import { maskUrl } from '../core/postgres.js';
 import type { Logger } from '../core/log.js';
 import { openDatabase, type Database } from '../sinks/duckdb/database.js';
@@ -137,7 +138,8 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
         }
         const at: TableCursor = cursor;
         const limit = next ? next.limit : limitAfter(tx.events);
-        const batch: TableBatch = next ? await next.batch : await read(at, sink.stageFile(), limit);
+        const pending = next ? next.batch : read(at, sink.stageFile(), limit);
+        const batch: TableBatch = await profile.time('waits for PostgreSQL (the next batch)', 'wait', () => pending);
         next = null;
         // Rows read: those staged and those the row path carries (all of them, or the ones to quarantine).
         const count = batch.staged ? batch.staged.rows + batch.rows.length : batch.rows.length;

@@ -1,6 +1,7 @@
 import { loadConfig } from '../../config/load.js';
 import { ExitError, isExpected } from '../../core/errors.js';
 import { createLogger, quietLogger } from '../../core/log.js';
+import { profile } from '../../core/profile.js';
 import { createProgress, noProgress } from '../../core/progress.js';
 import type { RunSummary } from '../../jobs/ingest.js';
 import type { OutboxRunSummary } from '../../jobs/outbox.js';
@@ -8,7 +9,7 @@ import type { TableRunSummary } from '../../jobs/table.js';
 import { COMMON_OUTPUT_OPTIONS, parseCommandArgs, selectPipelines } from '../args.js';
 import { formatSummary } from '../output.js';
 
-export const usage = 'auditship run [--config FILE] [--pipeline NAME] [--follow [--ui HOST:PORT [--ui-token T | --ui-basic-auth U:P]]] [--quiet] [--json]';
+export const usage = 'auditship run [--config FILE] [--pipeline NAME] [--follow [--ui HOST:PORT [--ui-token T | --ui-basic-auth U:P]]] [--profile] [--quiet] [--json]';
 export const summary = 'Run every pipeline of a config once and exit (cron-friendly); --follow: keep running until SIGTERM/SIGINT, serving the UI (on a socket next to the database; on TCP with --ui).';
 
 export async function run(argv: string[]): Promise<void> {
@@ -19,6 +20,7 @@ export async function run(argv: string[]): Promise<void> {
     ui: { type: 'string' },
     'ui-token': { type: 'string' },
     'ui-basic-auth': { type: 'string' },
+    profile: { type: 'boolean' },
     ...COMMON_OUTPUT_OPTIONS,
   }, usage);
   if (values.help) { process.stdout.write(`${summary}\nusage: ${usage}\n`); return; }
@@ -48,6 +50,7 @@ export async function run(argv: string[]): Promise<void> {
   }
   const results: (RunSummary | TableRunSummary | OutboxRunSummary | { pipeline: string; ok: false; error: string })[] = [];
   for (const pipeline of pipelines) {
+    if (values.profile) profile.start();
     try {
       const type = pipeline.source.type;
       // Each job is loaded when a pipeline needs it: a run carries only the drivers and SDKs it uses.
@@ -56,6 +59,7 @@ export async function run(argv: string[]): Promise<void> {
         : type === 'rds_logs' ? await (await import('../../jobs/rds.js')).runRdsPipeline(pipeline, { log, progress })
         : await (await import('../../jobs/ingest.js')).runIngestPipeline(pipeline, { log, progress });
       results.push(s);
+      if (values.profile) process.stderr.write(profile.table(`pipeline ${pipeline.name}`) + '\n');
       if (!values.json && !values.quiet) process.stdout.write(formatSummary(s) + '\n');
     } catch (err) {
       if (!isExpected(err)) throw err;

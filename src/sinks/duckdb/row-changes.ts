@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Logger } from '../../core/log.js';
 import { ROW_INDEX as C, type RawRow, type StagedRows, type TableBatch, type TableCursor } from '../../sources/pg-audit-table/source.js';
-import { insertDeadLetters, sqlString, translateWriteError, usToTimestamptz, type Database, type DeadLetterRow } from './database.js';
+import { insertDeadLetters, profileStatements, sqlString, timedRun, translateWriteError, usToTimestamptz, type Database, type DeadLetterRow } from './database.js';
 import { US, stageCsvOptions, stageText } from './stage.js';
 
 /**
@@ -135,6 +135,7 @@ export class RowChangesSink {
     await sink.conn.run(ROW_CHANGES_DDL);
     sink.stageDir = `${db.path}.stage`;
     mkdirSync(sink.stageDir, { recursive: true });
+    await profileStatements(sink.conn, sink.stageDir);
     return sink;
   }
 
@@ -249,7 +250,7 @@ export class RowChangesSink {
     try {
       let r;
       try {
-        r = await this.conn.run(sql(Math.max(2_000_000, staged.longestLine * 2 + 1024)));
+        r = await timedRun(this.conn, 'insert row_changes', sql(Math.max(2_000_000, staged.longestLine * 2 + 1024)));
       } catch (err) {
         // A value holding newlines can make a record longer than the longest line measured: allow the whole file.
         if (!/line size|maximum line/i.test((err as Error).message)) throw err;
@@ -303,7 +304,7 @@ export class RowChangesSink {
           rows_shipped = table_cursors.rows_shipped + excluded.rows_shipped,
           rows_quarantined = table_cursors.rows_quarantined + excluded.rows_quarantined,
           last_event_time = coalesce(excluded.last_event_time, table_cursors.last_event_time), updated_at = now()`);
-      await this.conn.run('COMMIT');
+      await timedRun(this.conn, 'commit (as observed by the event loop)', 'COMMIT');
       this.inTransaction = false;
     } catch (err) {
       await this.rollback();
