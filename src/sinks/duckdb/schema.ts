@@ -294,14 +294,14 @@ const KIND_ID_SQL = '(hash(audit_type, class, command, object_type, command_tag,
 
 async function tableType(conn: DuckDBConnection, table: string): Promise<string | null> {
   const r = await conn.runAndReadAll(
-    `SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ${sqlString(table)}`);
+    `SELECT table_type FROM information_schema.tables WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = ${sqlString(table)}`);
   const v = r.getRows()[0]?.[0];
   return v === undefined || v === null ? null : String(v);
 }
 
 async function tableColumns(conn: DuckDBConnection, table: string): Promise<Map<string, string>> {
   const r = await conn.runAndReadAll(
-    `SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ${sqlString(table)}`);
+    `SELECT column_name, data_type FROM information_schema.columns WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = ${sqlString(table)}`);
   return new Map(r.getRows().map((row) => [String(row[0]), String(row[1])]));
 }
 
