@@ -103,7 +103,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   /** Contexts and kinds stored, committed or in the open transaction (so each is inserted once). */
   private knownContexts = new Set<number>();
   private knownKinds = new Set<number>();
-  private readonly correlation = new PendingCorrelation();
+  private readonly correlation = new PendingCorrelation((name) => this.stageFile(name));
 
   private constructor(private readonly options: DuckDbSinkOptions, private readonly log: Logger) {}
 
@@ -422,7 +422,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     try {
       await this.begin();
       if (!this.correlation.empty) {
-        await this.correlation.store(this.conn, this.options.server, (name) => this.stageFile(name));
+        await this.correlation.store(this.conn, this.options.server);
       }
       if (this.markerSessions.size > 0) {
         const sessions = [...this.markerSessions];
@@ -533,7 +533,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     if (!this.inTransaction) return;
     this.inTransaction = false;
     this.markerSessions.clear();
-    this.correlation.clear();
+    await this.correlation.clear();
     // What the rolled-back transaction inserted is gone: forget every id (the next batches insert theirs again).
     this.knownContexts.clear();
     this.knownKinds.clear();

@@ -27,9 +27,9 @@ export type StageType = 'VARCHAR' | 'BIGINT' | 'INTEGER' | 'BOOLEAN';
  * The rows as stage text (numbers must be integers) and the read_csv SQL of a relation with the columns,
  * once written to `file`.
  */
-export function stageRows(file: string, columns: readonly (readonly [string, StageType])[], rows: readonly (readonly StageValue[])[]): { text: string; sql: string } {
+export function stageRows(file: string, columns: readonly (readonly [string, StageType])[], rows: readonly (readonly StageValue[])[], minLine = 0): { text: string; sql: string; maxLine: number } {
   let text = '';
-  let maxLine = 0;
+  let maxLine = minLine;
   for (const row of rows) {
     let line = '';
     for (let i = 0; i < columns.length; i++) {
@@ -48,5 +48,5 @@ export function stageRows(file: string, columns: readonly (readonly [string, Sta
   const sql = `read_csv('${file.replaceAll("'", "''")}', header = false, auto_detect = false, delim = '${US}', quote = '${GS}', escape = '${GS}',
     new_line = '\\n', allow_quoted_nulls = false, strict_mode = true, max_line_size = ${maxBytes}, buffer_size = ${maxBytes * 2},
     columns = {${types}})`;
-  return { text, sql };
+  return { text, sql, maxLine };
 }
