@@ -43,6 +43,8 @@ export interface PlannedFile {
   note?: string;
   /** Read again from its start although rows of it may be stored: they are checked against stored ones. */
   reread?: boolean;
+  /** Why a finished file is read again from its checkpoint, for the log (not a problem). */
+  info?: string;
 }
 
 export interface Plan {
@@ -146,7 +148,11 @@ export class PgLogsSource {
     const base: PlannedFile = { file, fingerprint, startOffset: 0, columns: 0 };
     if (!cp || this.options.force) return base;
     base.columns = cp.format === file.format ? cp.columns : 0;
-    if (cp.complete) return null; // read to its end before (perhaps under another name)
+    // Read to its end before (perhaps under another name): nothing to do — unless it is a plain file that grew
+    // since. PostgreSQL opens a file name that exists in append mode (log_truncate_on_rotation off, or a restart
+    // or size-based rotation onto a name in use, such as postgresql-Mon.csv a week later): what it appended is
+    // read from the checkpoint on, after the bytes before it are checked to be the ones read.
+    if (cp.complete && (file.compression !== 'none' || file.size === cp.offset)) return null;
     if (file.compression === 'none') {
       if (file.size === cp.offset && file.mtimeMs === cp.mtimeMs && file.active) return null; // nothing new
       if (file.size < cp.offset) {
@@ -159,6 +165,7 @@ export class PgLogsSource {
         }
       }
       if (file.size === cp.offset && file.active) return null;
+      if (cp.complete) return { ...base, startOffset: cp.offset, info: 'a finished file grew (PostgreSQL appended to a file name in use); reading what was appended' };
     }
     return { ...base, startOffset: cp.offset };
   }
@@ -180,6 +187,7 @@ export class PgLogsSource {
     try {
       for (const p of plan.files) {
         if (p.note) this.log.warn(`${p.note}.`, { file: p.file.path });
+        if (p.info) this.log.info(`${p.info[0]!.toUpperCase()}${p.info.slice(1)}.`, { file: p.file.path, from: p.startOffset });
         for await (const item of parser.read(p.file, p.fingerprint, p.startOffset, p.columns)) {
           if (item.type === 'batch') {
             yield item;
