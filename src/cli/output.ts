@@ -35,6 +35,12 @@ export function formatSummary(s: RunSummary | TableRunSummary | OutboxRunSummary
       (s.quarantined ? `; ${n(s.quarantined)} record(s) quarantined (see: auditship status)` : ''),
   ];
   for (const x of s.search ?? []) lines.push(`  → ${x.url}: ${n(x.created)} documents created, ${n(x.duplicates)} already there${x.deadLettered ? `, ${n(x.deadLettered)} refused (es_dead_letters)` : ''}`);
+  if (s.unchanged) lines.push(`  – ${n(s.unchanged)} file(s) read before and unchanged`);
+  // Why files were passed over, one line per reason.
+  const reasons = new Map<string, string[]>();
+  for (const k of s.skipped ?? []) reasons.set(k.reason, [...(reasons.get(k.reason) ?? []), k.path]);
+  for (const [reason, paths] of reasons) lines.push(`  – ${paths.length === 1 ? paths[0] : `${n(paths.length)} files (${paths[0]}, …)`}: ${reason}`);
+  if (s.filesSkipped > (s.skipped?.length ?? 0)) lines.push(`  – and ${n(s.filesSkipped - (s.skipped?.length ?? 0))} more file(s) passed over`);
   for (const e of s.errors) lines.push(`  ✘ ${e.file}: ${e.message}`);
   return lines.join('\n');
 }

@@ -17,6 +17,8 @@ export type SourceItem<E> =
   | { type: 'error'; source: string; error: Error };
 
 export interface PipelineOptions {
+  /** Aborted (SIGINT, SIGTERM): no further batch is read; what was read is written and committed. */
+  signal?: AbortSignal;
   commitEvents: number;
   commitBytes: number;
   log: Logger;
@@ -35,6 +37,8 @@ export interface PipelineTotals {
 
 export interface PipelineResult extends PipelineTotals {
   errors: { source: string; message: string; error: Error }[];
+  /** The signal stopped the run before the source was read to its end. */
+  interrupted?: boolean;
 }
 
 export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks: Sink<E>[], options: PipelineOptions): Promise<PipelineResult> {
@@ -110,6 +114,11 @@ export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks:
   const iterator = items[Symbol.asyncIterator]();
   try {
     for (;;) {
+      if (options.signal?.aborted) {
+        totals.interrupted = true;
+        await iterator.return?.(undefined); // the source closes its files (and its parser thread)
+        break;
+      }
       const next = await iterator.next();
       if (next.done) break;
       const item = next.value;

@@ -1,4 +1,5 @@
 import type { PipelineConfig } from '../config/load.js';
+import { ConnectorError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { runPipeline } from '../core/pipeline.js';
 import { profile } from '../core/profile.js';
@@ -26,20 +27,41 @@ export interface RunSummary {
   quarantined: number;
   bytes: number;
   durationMs: number;
+  /** Files passed over, and why (at most 50; filesSkipped counts them all). */
+  skipped?: { path: string; reason: string }[];
+  /** Files read to their end before and unchanged since. */
+  unchanged?: number;
   errors: { file: string; message: string }[];
   /** Per search sink: documents created, already there (409), dead-lettered, sent again. */
   search?: { url: string; created: number; duplicates: number; deadLettered: number; retried: number }[];
   /** Per archive sink: objects and bytes written this run. */
   archives?: ArchiveSummary[];
+  /** A signal stopped the run: what was read is committed, the rest is read by the next run. */
+  interrupted?: boolean;
   ok: boolean;
 }
 
 export interface IngestOptions {
+  /** SIGINT/SIGTERM: stop reading, commit what was read (the summary says `interrupted`). */
+  signal?: AbortSignal;
   force?: boolean;
+  /** Fail (exit 1) when the paths hold no csvlog or jsonlog file at all (auditship ingest: a wrong path, stderr logs). */
+  requireLogFiles?: boolean;
   /** A database held open by the caller (the follow daemon). */
   db?: Database;
   log: Logger;
   progress: Progress;
+}
+
+/** The one line an ingest ends with when its paths hold no log file auditship can read. */
+function noLogFiles(paths: string[], skipped: { path: string; reason: string }[]): ConnectorError {
+  const where = paths.join(', ');
+  const stderr = skipped.some((s) => /\.log$/.test(s.path));
+  const why = skipped.length ? `${skipped.length} file(s) passed over: ${skipped[0]!.reason}${skipped.length > 1 ? ', …' : ''}` : 'no file matches the file glob';
+  const hint = stderr
+    ? "PostgreSQL's stderr log cannot be read (it alters multi-line statements); turn on csvlog (ALTER SYSTEM SET log_destination = 'csvlog'; logging_collector = on, restart) and point auditship at log_directory"
+    : "point auditship at PostgreSQL's log_directory (SHOW log_directory;) with logging_collector = on and log_destination = 'csvlog' or 'jsonlog'";
+  return new ConnectorError('pg_logs', 'no_log_files', `no csvlog or jsonlog file in ${where} (${why}); ${hint}`, false);
 }
 
 /** Largest source batch in pipelines with a search sink. */
@@ -90,7 +112,8 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
   // Parsing is needed when a sink takes events; an archive of whole files alone needs none.
   const parse = storeEvents || searchSinks.length > 0 || archives.eventSinks.length > 0;
   try {
-    const plan = parse ? await profile.time('plan files (list, fingerprint, checkpoints)', 'js', () => source.plan(sink)) : { files: [], skipped: [], totalBytes: 0 };
+    const plan = parse ? await profile.time('plan files (list, fingerprint, checkpoints)', 'js', () => source.plan(sink)) : { files: [], skipped: [], totalBytes: 0, logFiles: 1, unchanged: 0 };
+    if (options.requireLogFiles && plan.logFiles === 0) throw noLogFiles(src['path'] as string[], plan.skipped);
     if (options.force) for (const p of plan.files) sink.markForReplace(p.fingerprint);
     for (const p of plan.files) if (p.reread) sink.markForIdentityCheck(p.fingerprint);
     for (const s of plan.skipped) options.log.debug('Skipping a file.', { file: s.path, reason: s.reason });
@@ -100,13 +123,14 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
       commitBytes: 1 << 30,
       log: options.log,
       onCommit: (t) => options.progress.setEvents(t.events),
+      ...(options.signal ? { signal: options.signal } : {}),
     });
     // A first record that arrived in this run may complete `<previously logged>` rows stored before.
     if (result.stored > 0 && storeEvents) await profile.time('markers: sweep', 'duckdb', () => sink.sweepPreviouslyLogged());
     options.progress.done();
     const archiveSummaries: ArchiveSummary[] = [];
     const errors = result.errors.map((e) => ({ file: e.source, message: e.message }));
-    if (archives.fileArchives.length) {
+    if (archives.fileArchives.length && !result.interrupted) {
       const completed = await source.completedFiles();
       const failedFiles = new Set(errors.map((e) => e.file));
       // Events per file, for the manifest: known for files this store has read to their end.
@@ -137,6 +161,8 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
       db: sink.path,
       filesRead: plan.files.length,
       filesSkipped: plan.skipped.length,
+      ...(plan.skipped.length ? { skipped: plan.skipped.slice(0, 50) } : {}),
+      unchanged: plan.unchanged,
       events: result.events,
       stored: result.stored,
       duplicates: result.duplicates,
@@ -145,6 +171,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
       durationMs: Date.now() - started,
       errors,
       ...sinkSummaries(searchSinks, archives, archiveSummaries),
+      ...(result.interrupted ? { interrupted: true } : {}),
       ok: errors.length === 0,
     };
   } catch (err) {

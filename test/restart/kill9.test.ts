@@ -167,12 +167,15 @@ describe('exactly once under SIGKILL', { concurrency: false }, () => {
     }
     const totalBytes = files.reduce((s, f) => s + f.size, 0);
 
-    // Calibrate: a run with nothing to read, and one file alone, into scratch databases.
+    // Calibrate: a run with almost nothing to read (an empty directory is an error: nothing to ingest), and
+    // one file alone, into scratch databases.
     const calDir = join(dir, 'cal');
     mkdirSync(calDir);
+    writeFileSync(join(calDir, 'tiny.csv'), csvOf(gen.records(1)));
     let t0 = Date.now();
     await ingestOk(join(dir, 'cal0.duckdb'), [calDir]);
     const startupMs = Date.now() - t0;
+    rmSync(join(calDir, 'tiny.csv'));
     writeFileSync(join(calDir, 'one.csv'), readFileSync(files[0]!.path));
     t0 = Date.now();
     await ingestOk(join(dir, 'cal1.duckdb'), [calDir]);

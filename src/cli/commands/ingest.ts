@@ -3,6 +3,7 @@ import { SINKS, SOURCES } from '../../config/schema.js';
 import { ConfigError, ExitError } from '../../core/errors.js';
 import { createLogger, quietLogger } from '../../core/log.js';
 import { profile } from '../../core/profile.js';
+import { onInterrupt } from '../signals.js';
 import { createProgress, noProgress } from '../../core/progress.js';
 import { runIngestPipeline } from '../../jobs/ingest.js';
 import { COMMON_OUTPUT_OPTIONS, parseCommandArgs } from '../args.js';
@@ -43,10 +44,17 @@ export async function ingest(argv: string[]): Promise<void> {
   const log = values.quiet ? quietLogger() : createLogger();
   const progress = values.quiet || values.json ? noProgress : createProgress(process.stderr, log);
   if (values.profile) profile.start();
-  const summaryResult = await runIngestPipeline({ name: 'ingest', source, sinks: [sink] }, { force: Boolean(values.force), log, progress });
+  const interrupt = onInterrupt();
+  let summaryResult;
+  try {
+    summaryResult = await runIngestPipeline({ name: 'ingest', source, sinks: [sink] }, { force: Boolean(values.force), log, progress, requireLogFiles: true, signal: interrupt.signal });
+  } finally {
+    interrupt.dispose();
+  }
   if (values.profile) process.stderr.write(profile.table(`ingest of ${summaryResult.events} events, ${summaryResult.bytes} bytes`) + '\n');
   if (values.json) process.stdout.write(JSON.stringify(summaryResult) + '\n');
   else if (!values.quiet) process.stdout.write(formatSummary(summaryResult) + '\n');
+  interrupt.exitIfInterrupted(`${summaryResult.stored.toLocaleString('en')} new events committed`);
   if (!summaryResult.ok) {
     throw new ExitError(1, values.json || !values.quiet ? '' : summaryResult.errors.map((e) => `${e.file}: ${e.message}`).join('\n'));
   }

@@ -7,6 +7,7 @@ import type { RunSummary } from '../../jobs/ingest.js';
 import type { OutboxRunSummary } from '../../jobs/outbox.js';
 import type { TableRunSummary } from '../../jobs/table.js';
 import { COMMON_OUTPUT_OPTIONS, parseCommandArgs, selectPipelines } from '../args.js';
+import { onInterrupt } from '../signals.js';
 import { formatSummary } from '../output.js';
 
 export const usage = 'auditship run [--config FILE] [--pipeline NAME] [--follow [--ui HOST:PORT [--ui-token T | --ui-basic-auth U:P]]] [--profile] [--quiet] [--json]';
@@ -49,15 +50,18 @@ export async function run(argv: string[]): Promise<void> {
     return;
   }
   const results: (RunSummary | TableRunSummary | OutboxRunSummary | { pipeline: string; ok: false; error: string })[] = [];
+  const interrupt = onInterrupt();
+  const signal = interrupt.signal;
   for (const pipeline of pipelines) {
+    if (signal.aborted) break; // the pipelines not started yet run next time
     if (values.profile) profile.start();
     try {
       const type = pipeline.source.type;
       // Each job is loaded when a pipeline needs it: a run carries only the drivers and SDKs it uses.
-      const s = type === 'pg_audit_table' ? await (await import('../../jobs/table.js')).runTablePipeline(pipeline, { log })
-        : type === 'sql_outbox' || type === 'django_auditlog' ? await (await import('../../jobs/outbox.js')).runOutboxPipeline(pipeline, { log })
+      const s = type === 'pg_audit_table' ? await (await import('../../jobs/table.js')).runTablePipeline(pipeline, { log, signal })
+        : type === 'sql_outbox' || type === 'django_auditlog' ? await (await import('../../jobs/outbox.js')).runOutboxPipeline(pipeline, { log, signal })
         : type === 'rds_logs' ? await (await import('../../jobs/rds.js')).runRdsPipeline(pipeline, { log, progress })
-        : await (await import('../../jobs/ingest.js')).runIngestPipeline(pipeline, { log, progress });
+        : await (await import('../../jobs/ingest.js')).runIngestPipeline(pipeline, { log, progress, signal });
       results.push(s);
       if (values.profile) process.stderr.write(profile.table(`pipeline ${pipeline.name}`) + '\n');
       if (!values.json && !values.quiet) process.stdout.write(formatSummary(s) + '\n');
@@ -67,7 +71,9 @@ export async function run(argv: string[]): Promise<void> {
       process.stderr.write(`auditship: pipeline ${pipeline.name} failed: ${err.message}\n`);
     }
   }
-  if (values.json) process.stdout.write(JSON.stringify({ pipelines: results, ok: results.every((r) => r.ok) }) + '\n');
+  interrupt.dispose();
+  if (values.json) process.stdout.write(JSON.stringify({ pipelines: results, ok: results.every((r) => r.ok), ...(interrupt.received ? { interrupted: interrupt.received } : {}) }) + '\n');
+  interrupt.exitIfInterrupted(`${results.length} of ${pipelines.length} pipeline(s) ran, each committed what it read`);
   const failed = results.filter((r) => !r.ok).map((r) => r.pipeline);
   if (failed.length) throw new ExitError(1, values.json ? '' : `${failed.length} of ${results.length} pipeline(s) failed: ${failed.join(', ')}`);
 }

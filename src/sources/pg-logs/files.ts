@@ -37,7 +37,7 @@ export interface LogFile {
 }
 
 export const DEFAULT_FILE_GLOB = '*.{csv,json}{,.gz,.zst}';
-const FINGERPRINT_BYTES = 4096;
+export const FINGERPRINT_BYTES = 4096;
 
 function compressionOf(name: string): Compression {
   if (name.endsWith('.gz')) return 'gzip';

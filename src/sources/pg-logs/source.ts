@@ -5,7 +5,7 @@ import type { SourceItem } from '../../core/pipeline.js';
 import { profile } from '../../core/profile.js';
 import { TimestampResolver, type StatementState } from '../../parse/index.js';
 import type { PgAuditPayload } from './payload.js';
-import { discoverLogFiles, fingerprintFile, readHead, tailHashOf, type LogFile, type LogFormat } from './files.js';
+import { discoverLogFiles, FINGERPRINT_BYTES, fingerprintOf, readHead, tailHashOf, type LogFile, type LogFormat } from './files.js';
 import { InlineParser, ParseThread, type Parser, type ParserOptions } from './parse-thread.js';
 
 /** Below this much to read, the files are parsed on the main thread (starting the parser thread takes ~50 ms). */
@@ -52,6 +52,21 @@ export interface Plan {
   skipped: { path: string; reason: string }[];
   /** Bytes to read (of content; for compressed files, of the file on disk as an estimate). */
   totalBytes: number;
+  /** csvlog/jsonlog files found under the paths (read, skipped as done, or waiting for a complete record). */
+  logFiles: number;
+  /** Of those, the ones read to their end before and unchanged since. */
+  unchanged: number;
+}
+
+/**
+ * Whether a line of a file's first bytes starts like a csvlog record (log_time, its zone, a comma) or a jsonlog
+ * object. Any line will do: a damaged first record is quarantined, not a reason to pass the file over. A stderr
+ * log's lines (`2024-05-01 12:00:00.123 UTC [123] LOG:`) do not.
+ */
+function looksLike(format: LogFile['format'], head: Buffer): boolean {
+  const text = head.toString('latin1');
+  const re = format === 'jsonlog' ? /(^|\n)\{"timestamp":/ : /(^|\n)\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? [^ ,\n]+,/;
+  return re.test(text);
 }
 
 /**
@@ -59,16 +74,17 @@ export interface Plan {
  * first line (a short file), a hash of what it holds; null while there is nothing to identify it by (an
  * empty file, or the active file before its first line is complete).
  */
-async function contentIdentity(file: LogFile): Promise<string | null> {
-  let fingerprint: string | null;
+async function contentIdentity(file: LogFile): Promise<{ fingerprint: string | null; head: Buffer }> {
+  let head: Buffer;
   try {
-    fingerprint = await fingerprintFile(file.path, file.compression);
+    head = await readHead(file.path, file.compression, FINGERPRINT_BYTES);
   } catch (err) {
     throw new ConnectorError('pg_logs', 'file_unreadable', `cannot read ${file.path}: ${(err as Error).message}`, false, { cause: err });
   }
-  if (fingerprint !== null) return fingerprint;
-  if (file.active || file.size === 0) return null;
-  return tailHashOf(await readHead(file.path, file.compression, 4096)) + 'short';
+  const fingerprint = fingerprintOf(head);
+  if (fingerprint !== null) return { fingerprint, head };
+  if (file.active || file.size === 0) return { fingerprint: null, head };
+  return { fingerprint: tailHashOf(head) + 'short', head };
 }
 
 /**
@@ -105,14 +121,20 @@ export class PgLogsSource {
     // with nothing new costs one stat per file.
     const byPath = new Map<string, StoredFileState>();
     for (const cp of checkpoints.values()) byPath.set(cp.path, cp);
-    const plan: Plan = { files: [], skipped: [...discovery.skipped], totalBytes: 0 };
+    const plan: Plan = { files: [], skipped: [...discovery.skipped], totalBytes: 0, logFiles: 0, unchanged: 0 };
     const seen = new Map<string, string>();
     for (const file of discovery.files) {
+      plan.logFiles++;
       if (file.active && this.options.skipActive) { plan.skipped.push({ path: file.path, reason: 'active file (--skip-active)' }); continue; }
       const known = byPath.get(file.label ?? file.path);
       if (known && !this.options.force && known.size === file.size && known.mtimeMs === file.mtimeMs
-        && (known.complete || (file.compression === 'none' && known.offset === file.size))) continue;
-      const fingerprint = await contentIdentity(file);
+        && (known.complete || (file.compression === 'none' && known.offset === file.size))) { plan.unchanged++; continue; }
+      const { fingerprint, head } = await contentIdentity(file);
+      if (head.length > 0 && !looksLike(file.format, head) && !checkpoints.has(fingerprint ?? '')) {
+        plan.logFiles--;
+        plan.skipped.push({ path: file.path, reason: `not ${file.format === 'csvlog' ? 'a csvlog' : 'a jsonlog'} file (its first bytes are not a PostgreSQL ${file.format} record)` });
+        continue;
+      }
       if (fingerprint === null) { plan.skipped.push({ path: file.path, reason: 'no complete record yet' }); continue; }
       const twin = seen.get(fingerprint);
       if (twin) { plan.skipped.push({ path: file.path, reason: `same content as ${twin}` }); continue; }
@@ -135,7 +157,7 @@ export class PgLogsSource {
     const seen = new Set<string>();
     for (const file of (await this.discover()).files) {
       if (file.active) continue;
-      const fingerprint = await contentIdentity(file);
+      const { fingerprint } = await contentIdentity(file);
       if (fingerprint === null) continue;
       if (seen.has(fingerprint)) continue;
       seen.add(fingerprint);
