@@ -144,7 +144,7 @@ async function main(): Promise<void> {
     times.sort((a, b) => a - b);
     results.push({ query: name, runs: times.length, p50: quantile(times, 0.5), p95: quantile(times, 0.95), max: times[times.length - 1]! });
   }
-  db.close();
+  await db.close();
   const w = Math.max(...results.map((r) => r.query.length));
   process.stdout.write(`\n${'query'.padEnd(w)}   runs    p50 ms    p95 ms    max ms\n`);
   for (const r of results) {

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 /**
  * The status file of the `run --follow` daemon, `<db>.status.json` next to each DuckDB file it holds:
  * rewritten (temp + rename) as its pipelines change state. Other commands read it when they find the
- * database locked: `status` shows it, `check` names the daemon, `ui` and `report` reach its UI socket.
+ * database held: `status` shows its pipelines, `check` names the daemon.
  */
 export interface PipelineStatus {
   pipeline: string;
@@ -19,7 +19,7 @@ export interface DaemonStatus {
   updatedAt: string;
   db: string;
   pipelines: PipelineStatus[];
-  /** Where this daemon serves the UI of the database: its unix socket, and a TCP address when asked for. */
+  /** Where this daemon answers other processes' read-only queries (sinks/duckdb/read-service.ts), and serves the UI on TCP when asked for. */
   ui?: { socket: string; url?: string };
 }
 

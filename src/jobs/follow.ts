@@ -5,6 +5,7 @@ import { ConfigError, isExpected } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { noProgress } from '../core/progress.js';
 import { defaultMemoryLimit, openDatabase, type Database } from '../sinks/duckdb/database.js';
+import { readSocketPath } from '../sinks/duckdb/lock.js';
 import { ROW_CHANGES_DDL } from '../sinks/duckdb/row-changes.js';
 import { ensureSchema } from '../sinks/duckdb/schema.js';
 import { ARCHIVE_DDL } from '../sinks/duckdb/archive-state.js';
@@ -50,7 +51,7 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
         pipelines: pipelines.filter((p) => dbOf(p) === path).map((p) => statuses.get(p.name)!).filter(Boolean),
       };
       const ui = uis.get(path);
-      if (ui) body.ui = { socket: ui.socket, ...(ui.url ? { url: ui.url } : {}) };
+      body.ui = { socket: readSocketPath(path), ...(ui ? { url: ui.url } : {}) };
       const file = statusFilePath(path);
       try {
         writeFileSync(`${file}.tmp`, JSON.stringify(body, null, 2) + '\n');
@@ -80,14 +81,15 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
       if (mine.some((p) => p.sinks.some((s) => s.type === 'archive'))) await db.connection.run(ARCHIVE_DDL);
       if (mine.some((p) => p.source.type === 'rds_logs')) await db.connection.run(RDS_FILES_DDL);
     }
-    // The UI of each database of pgaudit events, on its socket (and TCP, for the first, when asked).
+    // Other processes read each database through its read socket (opened with it); the UI on TCP, when
+    // asked, for the first database of pgaudit events.
     let tcp = options.uiListen;
     for (const [path, db] of dbs) {
-      if (!pipelines.some((p) => dbOf(p) === path && (p.source.type === 'pg_logs' || p.source.type === 'rds_logs'))) continue;
+      if (!tcp || !pipelines.some((p) => dbOf(p) === path && (p.source.type === 'pg_logs' || p.source.type === 'rds_logs'))) continue;
       const { serveDaemonUi } = await import('../ui/daemon.js');
-      const ui = await serveDaemonUi(db, { log, ...(tcp ? { listen: tcp } : {}), ...(options.uiAuth ? { auth: options.uiAuth } : {}) });
+      const ui = await serveDaemonUi(db, { log, listen: tcp, ...(options.uiAuth ? { auth: options.uiAuth } : {}) });
       uis.set(path, ui);
-      log.info('Serving the UI.', { db: path, socket: ui.socket, ...(ui.url ? { url: ui.url } : {}) });
+      log.info('Serving the UI.', { db: path, url: ui.url });
       tcp = undefined;
     }
     if (tcp) throw new ConfigError([`--ui: no pg_logs or rds_logs pipeline writes a DuckDB store here, so there is no UI to serve`]);
@@ -124,7 +126,7 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
   } finally {
     for (const ui of uis.values()) await ui.close().catch(() => {});
     for (const db of dbs.values()) {
-      db.close();
+      await db.close();
       rmSync(`${db.path}.stage`, { recursive: true, force: true });
     }
   }

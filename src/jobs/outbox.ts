@@ -86,7 +86,7 @@ async function openSink(pipeline: PipelineConfig, options: { db?: Database; log:
   try {
     return await AppEventsSink.open(db, options.log, !options.db);
   } catch (err) {
-    if (!options.db) db.close();
+    if (!options.db) await db.close();
     throw err;
   }
 }

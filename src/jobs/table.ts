@@ -231,7 +231,7 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
     for (const es of search) await es.close();
     if (search.length) summary.search = search.map((x) => ({ url: x.where, created: x.counts.created, duplicates: x.counts.duplicates, deadLettered: x.counts.deadLettered, retried: x.counts.retried }));
     await sink?.close();
-    if (!options.db && sink === null) db.close();
+    if (!options.db && sink === null) await db.close();
     summary.durationMs = Date.now() - started;
   }
   return summary;

@@ -228,7 +228,7 @@ async function checkDuckdb(p: PipelineConfig, sink: ConnectorConfig, i: number):
   const { openDatabase } = await import('../sinks/duckdb/database.js');
   try {
     const db = await openDatabase(path, { readOnly: true, memoryLimit: '64MB', threads: 1 });
-    db.close();
+    await db.close();
     return { id, ok: true, what: `${label}: opens` };
   } catch (err) {
     if (err instanceof ConnectorError && err.code === 'db_locked') {

@@ -8,9 +8,10 @@ import { generateCsvlog } from '../../bench/generate.js';
 import { runCli, scratchDir, spawnCli, type CliChild } from '../helpers/ingest-cli.js';
 
 /**
- * The UI and the report while `run --follow` holds the DuckDB file: the daemon serves the UI on a unix
- * socket next to the database (mode 0600) and, when asked, on TCP; `auditship ui --db` and `auditship
- * report --db` find the file locked and go through that socket; new files shipped meanwhile show up.
+ * The UI and the report while `run --follow` holds the DuckDB file: the daemon answers read-only queries on
+ * a unix socket next to the database (mode 0600) and, when asked, serves the UI on TCP; `auditship ui --db`
+ * and `auditship report --db` find the file held and read through that socket; new files shipped meanwhile
+ * show up.
  */
 const { dir, cleanup } = scratchDir('auditship-ui-daemon-');
 const children: CliChild[] = [];
@@ -63,7 +64,7 @@ test('ui and report work while run --follow writes the database', { timeout: 120
   const status = () => { try { return JSON.parse(readFileSync(`${db}.status.json`, 'utf8')) as { ui?: { socket: string; url?: string }; pipelines: { state: string; stored?: number }[] }; } catch { return null; } };
   const st = await until('the daemon to serve its UI and ship the first file', status, (s) => Boolean(s?.ui?.url && s.pipelines[0]?.state === 'following' && Number(s.pipelines[0]?.stored) > 0));
   const socket = st!.ui!.socket;
-  assert.equal(socket, `${db}.ui.sock`);
+  assert.equal(socket, `${db}.read.sock`);
   assert.equal(statSync(socket).mode & 0o777, 0o600, 'only the owner may connect');
 
   // The daemon's own TCP UI.
@@ -72,13 +73,13 @@ test('ui and report work while run --follow writes the database', { timeout: 120
   const before = (direct.body as { events: number }).events;
   assert.ok(before > 0);
 
-  // `auditship ui` on the locked file: served through the daemon's socket.
+  // `auditship ui` on the held file: its queries go through the daemon's read socket.
   const ui = spawnCli(['ui', '--db', db, '--listen', '127.0.0.1:0']);
   children.push(ui);
   let out = '';
   ui.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
   const line = await until('auditship ui to start', () => out, (v) => v.includes('\n'));
-  assert.match(line, /auditship ui: serving .*audit\.duckdb \(through auditship run --follow, PID \d+\) at http:\/\/127\.0\.0\.1:\d+\//);
+  assert.match(line, /auditship ui: serving .*audit\.duckdb at http:\/\/127\.0\.0\.1:\d+\//);
   const base = /at (http:\/\/\S+)/.exec(line)![1]!.replace(/\/$/, '');
   const facets = await getJson(`${base}/api/facets`);
   assert.equal(facets.status, 200);
@@ -115,7 +116,9 @@ test('ui and report work while run --follow writes the database', { timeout: 120
   let out2 = '';
   ui2.stdout!.on('data', (d: Buffer) => { out2 += d.toString(); });
   const line2 = await until('auditship ui to start on its own', () => out2, (v) => v.includes('\n'));
-  assert.doesNotMatch(line2, /through auditship run --follow/);
+  assert.match(line2, /auditship ui: serving .*audit\.duckdb at http:/);
+  const own = /at (http:\/\/\S+)/.exec(line2)![1]!.replace(/\/$/, '');
+  assert.equal(((await getJson(`${own}/api/facets`)).body as { events: number }).events, 12_000);
   ui2.kill('SIGTERM');
   await ui2.result;
 });

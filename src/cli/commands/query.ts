@@ -1,5 +1,5 @@
 import { ExitError } from '../../core/errors.js';
-import { openDatabase } from '../../sinks/duckdb/database.js';
+import { openStoreReader, SqlError } from '../../sinks/duckdb/reader.js';
 import { parseCommandArgs } from '../args.js';
 import { csvCell, formatTable } from '../output.js';
 
@@ -16,16 +16,17 @@ export async function query(argv: string[]): Promise<void> {
   const format = values.format ?? 'table';
   if (!['table', 'csv', 'json'].includes(format)) throw new ExitError(2, `--format: "${format}" is not one of table, csv, json`);
   if (positionals.length !== 1) throw new ExitError(2, `give one SQL statement (quote it)\nusage: ${usage}`);
-  const db = await openDatabase(values.db ?? './auditship.duckdb', { readOnly: true, memoryLimit: '1GB', threads: 2 });
+  // Through the process writing the file, if one does (ingest, run, run --follow).
+  const db = openStoreReader(values.db ?? './auditship.duckdb', { lingerMs: 0 });
   try {
     let result;
     try {
-      result = await db.connection.runAndReadAll(positionals[0]!);
+      result = await db.sql(positionals[0]!);
     } catch (err) {
-      throw new ExitError(1, `query failed: ${(err as Error).message.split('\n')[0]}`);
+      if (err instanceof SqlError) throw new ExitError(1, `query failed: ${err.message}`);
+      throw err;
     }
-    const columns = result.columnNames();
-    const rows = result.getRowsJson() as unknown[][];
+    const { columns, rows } = result;
     if (format === 'json') {
       process.stdout.write(JSON.stringify(rows.map((r) => Object.fromEntries(columns.map((c, i) => [c, r[i]])))) + '\n');
     } else if (format === 'csv') {
@@ -34,6 +35,6 @@ export async function query(argv: string[]): Promise<void> {
       process.stdout.write(formatTable(columns, rows) + `\n(${rows.length} row${rows.length === 1 ? '' : 's'})\n`);
     }
   } finally {
-    db.close();
+    await db.close();
   }
 }

@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { ExitError } from '../../core/errors.js';
-import { openForReading } from '../../ui/daemon.js';
-import { duckdbRunner, parseTime } from '../../query/index.js';
+import { parseTime } from '../../query/index.js';
+import { openStoreReader } from '../../sinks/duckdb/reader.js';
 import { buildReport, renderHtml, renderMarkdown, type ReportData } from '../../report/index.js';
 import { parseCommandArgs } from '../args.js';
 
@@ -61,13 +61,12 @@ export async function report(argv: string[]): Promise<void> {
   }
 }
 
-/** The report's data, from the database opened read-only (or from the daemon that holds it). */
+/** The report's data, from the store (through the process writing it, if one does). */
 async function reportData(dbPath: string, opts: { since: number; until: number; server?: string[] }): Promise<ReportData> {
-  const store = await openForReading(dbPath);
-  if ('remote' in store) return store.remote.report(opts);
+  const store = openStoreReader(dbPath);
   try {
-    return await buildReport(duckdbRunner(store.db.connection), opts);
+    return await buildReport(store, opts);
   } finally {
-    store.db.close();
+    await store.close();
   }
 }

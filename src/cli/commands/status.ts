@@ -1,6 +1,6 @@
-import { ConnectorError, ExitError } from '../../core/errors.js';
+import { ExitError } from '../../core/errors.js';
 import { readDaemonStatus, type DaemonStatus } from '../../jobs/daemon-status.js';
-import { openDatabase } from '../../sinks/duckdb/database.js';
+import { openStoreReader } from '../../sinks/duckdb/reader.js';
 import { parseCommandArgs } from '../args.js';
 import { formatTable, n, size } from '../output.js';
 
@@ -15,47 +15,40 @@ export async function status(argv: string[]): Promise<void> {
   }, usage);
   if (values.help) { process.stdout.write(`${summary}\nusage: ${usage}\n`); return; }
   const path = values.db ?? './auditship.duckdb';
-  let db: Awaited<ReturnType<typeof openDatabase>>;
+  // Read through the process writing the file, if one does (ingest, run, run --follow).
+  const db = openStoreReader(path, { lingerMs: 0 });
   try {
-    db = await openDatabase(path, { readOnly: true, memoryLimit: '1GB', threads: 2 });
-  } catch (err) {
-    // A running `run --follow` holds the file: show what it reports.
-    const daemon = err instanceof ConnectorError && err.code === 'db_locked' ? readDaemonStatus(path) : null;
-    if (!daemon) throw err;
-    printDaemonStatus(daemon, Boolean(values.json));
-    return;
-  }
-  try {
-    const present = new Set((await db.connection.runAndReadAll(`SELECT table_name FROM information_schema.tables`)).getRows().map((r) => String(r[0])));
+    const daemon = readDaemonStatus(path);
+    const present = new Set((await db.sql(`SELECT table_name FROM information_schema.tables`)).rows.map((r) => String(r[0])));
     if (!present.has('ingest_files') && !present.has('table_cursors') && !present.has('app_sources')) throw new ExitError(1, `${db.path} has no auditship state (not written by auditship)`);
-    const apps = present.has('app_sources') ? (await db.connection.runAndReadAll(`
+    if (daemon && !values.json) printDaemonStatus(daemon);
+    const apps = present.has('app_sources') ? await db.all(`
       SELECT source_name, source_table, kind, rows_shipped, rows_quarantined, rows_purged,
              strftime(last_event_time, '%Y-%m-%d %H:%M:%S%z') AS last_event_time, strftime(last_purge_at, '%Y-%m-%d %H:%M:%S%z') AS last_purge_at,
              strftime(updated_at, '%Y-%m-%d %H:%M:%S%z') AS updated_at
-      FROM app_sources ORDER BY source_name, source_table`)).getRowObjectsJson() : [];
-    const cursors = present.has('table_cursors') ? (await db.connection.runAndReadAll(`
+      FROM app_sources ORDER BY source_name, source_table`) : [];
+    const cursors = present.has('table_cursors') ? await db.all(`
       SELECT server, source_table, rows_shipped, rows_quarantined, strftime(last_event_time, '%Y-%m-%d %H:%M:%S%z') AS last_event_time,
              strftime(updated_at, '%Y-%m-%d %H:%M:%S%z') AS updated_at, cursor
-      FROM table_cursors ORDER BY server, source_table`)).getRowObjectsJson() : [];
+      FROM table_cursors ORDER BY server, source_table`) : [];
+    const following = daemon ? { daemon } : {};
     if (!present.has('ingest_files')) {
-      if (values.json) { process.stdout.write(JSON.stringify({ db: db.path, tables: cursors, apps }) + '\n'); return; }
+      if (values.json) { process.stdout.write(JSON.stringify({ db: db.path, tables: cursors, apps, ...following }) + '\n'); return; }
       printCursors(cursors);
       printApps(apps);
       return;
     }
-    const r = await db.connection.runAndReadAll(`
+    const rows = await db.all(`
       SELECT server, file_name, path, format, compression, bytes_ingested, events, byte_offset, size,
              strftime(last_event_time, '%Y-%m-%d %H:%M:%S%z') AS last_event_time,
              (SELECT count(*) FROM quarantine q WHERE q.server = f.server AND q.fingerprint = f.fingerprint) AS quarantined,
              CASE WHEN complete THEN 'done' ELSE 'active' END AS state, fingerprint
       FROM ingest_files f ORDER BY server, coalesce(last_event_time, updated_at), file_name`);
-    const rows = r.getRowObjectsJson();
-    const totals = await db.connection.runAndReadAll(`
+    const [t] = await db.all(`
       SELECT (SELECT count(*) FROM audit_logs) AS events, (SELECT count(*) FROM quarantine) AS quarantined,
-             (SELECT strftime(max(log_time), '%Y-%m-%d %H:%M:%S%z') FROM audit_logs) AS last_event_time`);
-    const t = totals.getRowObjectsJson()[0]!;
+             (SELECT strftime(max(log_time), '%Y-%m-%d %H:%M:%S%z') FROM audit_logs) AS last_event_time`) as [Record<string, unknown>];
     if (values.json) {
-      process.stdout.write(JSON.stringify({ db: db.path, files: rows, totals: t, tables: cursors, apps }) + '\n');
+      process.stdout.write(JSON.stringify({ db: db.path, files: rows, totals: t, tables: cursors, apps, ...following }) + '\n');
       return;
     }
     printCursors(cursors);
@@ -77,12 +70,11 @@ export async function status(argv: string[]): Promise<void> {
     }
     process.stdout.write(`${db.path}: ${n(Number(t['events']))} audit events, ${n(Number(t['quarantined']))} quarantined records, last event ${t['last_event_time'] ?? '-'}\n`);
   } finally {
-    db.close();
+    await db.close();
   }
 }
 
-function printDaemonStatus(st: DaemonStatus, json: boolean): void {
-  if (json) { process.stdout.write(JSON.stringify(st) + '\n'); return; }
+function printDaemonStatus(st: DaemonStatus): void {
   process.stdout.write(`${st.db} is held by auditship run --follow (PID ${st.pid}, since ${st.startedAt}); its state as of ${st.updatedAt}:\n`);
   process.stdout.write(formatTable(
     ['pipeline', 'kind', 'state', 'shipped', 'backlog', 'lag', 'detail'],

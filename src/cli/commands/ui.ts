@@ -1,8 +1,7 @@
-import { resolve } from 'node:path';
 import { ExitError } from '../../core/errors.js';
-import { openForReading } from '../../ui/daemon.js';
+import { openStoreReader } from '../../sinks/duckdb/reader.js';
 import { createLogger } from '../../core/log.js';
-import { AuditQueries, duckdbRunner } from '../../query/index.js';
+import { AuditQueries } from '../../query/index.js';
 import { startUiServer, UiServerError, type UiAuth, type UiQueries } from '../../ui/index.js';
 import { parseCommandArgs } from '../args.js';
 
@@ -45,14 +44,14 @@ export interface UiBackend {
 }
 
 /**
- * Opens the DuckDB store read-only for the UI — or, when a `run --follow` daemon holds the file (DuckDB
- * lets one process open it), asks that daemon's UI socket instead, so the UI works while it writes.
+ * The store for the UI: each request reads the file (opened read-only, let go of when idle) or, while a
+ * process writes it (ingest, run, run --follow), asks that process — so the UI and cron ingests work side by
+ * side (sinks/duckdb/reader.ts).
  */
 export async function openUiBackend(dbPath: string): Promise<UiBackend> {
-  const store = await openForReading(dbPath);
-  if ('remote' in store) return { queries: store.remote, title: `${resolve(dbPath)} (through auditship run --follow, PID ${store.pid})`, close: async () => {} };
-  const { db } = store;
-  return { queries: new AuditQueries(duckdbRunner(db.connection)), title: db.path, close: async () => db.close() };
+  const store = openStoreReader(dbPath);
+  await store.sql('SELECT 1'); // a file that is not a DuckDB store fails here, not on the first page load
+  return { queries: new AuditQueries(store), title: store.path, close: () => store.close() };
 }
 
 export async function ui(argv: string[]): Promise<void> {

@@ -261,7 +261,7 @@ export class AppEventsSink {
     await this.rollback();
     this.conn.closeSync();
     if (this.ownsDb) {
-      this.db.close();
+      await this.db.close();
       rmSync(this.stageDir, { recursive: true, force: true });
     }
   }

@@ -1,13 +1,18 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DuckDBInstance, type DuckDBConnection } from './duckdb.js';
+import { clearWriterWaiting, describeHolder, lockHolders, markWriterWaiting } from './lock.js';
+import { readServiceListening, serveReads, type ReadService } from './read-service.js';
 import { ConnectorError, describeFileError } from '../../core/errors.js';
 import { profile } from '../../core/profile.js';
 
 /**
- * Opening an auditship DuckDB file. DuckDB locks the file exclusively across processes, so a second
- * auditship process on the same file gets one clear line naming the process that holds it.
+ * Opening an auditship DuckDB file. DuckDB lets one process write the file, or several read it. A writer
+ * waits (up to lockWaitMs) while readers hold it — `ui`, `status`, `query` and `report` hold it only for a
+ * request — and, once in, answers their queries itself over its read socket (read-service.ts); a second
+ * writer is refused at once with one line naming the process that writes.
  */
 /** memory_limit when the sink config sets none: application tables commit small chunks and need less. */
 export function defaultMemoryLimit(sourceTypes: string[]): string {
@@ -19,22 +24,61 @@ export interface OpenOptions {
   /** DuckDB memory_limit, e.g. '256MB'. */
   memoryLimit?: string;
   threads?: number;
+  /** A writer: how long to wait for readers to let go of the file (default 30 s). */
+  lockWaitMs?: number;
+  /** A writer: answer other processes' read-only queries over `<db>.read.sock` (default true). */
+  serveReads?: boolean;
 }
 
 export interface Database {
   path: string;
   instance: DuckDBInstance;
   connection: DuckDBConnection;
-  close(): void;
+  /** Stops the read service (after the query it is running), then closes the file (checkpointing it). */
+  close(): Promise<void>;
 }
 
-function describeHolder(pid: number): string {
+export const DEFAULT_LOCK_WAIT_MS = 30_000;
+
+/** Whether a DuckDB open failed because another process holds the file; with the PID DuckDB names. */
+export function lockConflict(err: unknown): number | null {
+  const m = /Conflicting lock is held in .*\(PID (\d+)\)/.exec((err as Error)?.message ?? '');
+  return m ? Number(m[1]) : null;
+}
+
+/** The file is held: by a writer (`waitedMs` absent: refused at once), or by readers that did not let go in time. */
+export function lockedError(abs: string, pid: number, cause: unknown, waitedMs?: number): ConnectorError {
+  const who = describeHolder(pid);
+  const text = waitedMs === undefined
+    ? `${abs} is being written by another process (${who}); wait for it to finish, or stop it — overlapping runs are refused`
+    : `${abs} is held by another process (${who}) and was not let go of in ${Math.round(waitedMs / 1000)} s; stop it, or open the file read-only there`;
+  return new ConnectorError('duckdb', 'db_locked', text, true, { cause });
+}
+
+async function createInstance(abs: string, config: Record<string, string>, options: OpenOptions): Promise<DuckDBInstance> {
+  const started = Date.now();
+  const waitMs = options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS;
+  let waiting = false;
   try {
-    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-    const shown = cmd.map((a) => a.replace(/^.*\/(bin\/auditship(\.js)?|dist\/cli\/main\.js)$/, 'auditship')).slice(0, 6).join(' ');
-    return `PID ${pid}: ${shown.length > 120 ? shown.slice(0, 117) + '...' : shown}`;
-  } catch {
-    return `PID ${pid}`;
+    for (;;) {
+      try {
+        return await DuckDBInstance.create(abs, config);
+      } catch (err) {
+        const pid = lockConflict(err);
+        if (pid === null) throw err;
+        // Readers (shared locks) let go after their request: wait for them; a writer is refused at once. (No
+        // holder left: the lock was just released — try again. No /proc/locks: a writer serves reads.)
+        if (options.readOnly) throw lockedError(abs, pid, err);
+        const holders = lockHolders(abs);
+        const writer = holders ? holders.find((h) => h.kind === 'write') : await readServiceListening(abs);
+        if (writer) throw lockedError(abs, typeof writer === 'object' ? writer.pid : pid, err);
+        if (Date.now() - started >= waitMs) throw lockedError(abs, pid, err, Date.now() - started);
+        if (!waiting) { markWriterWaiting(abs); waiting = true; }
+        await sleep(25);
+      }
+    }
+  } finally {
+    if (waiting) clearWriterWaiting(abs);
   }
 }
 
@@ -59,14 +103,10 @@ export async function openDatabase(path: string, options: OpenOptions = {}): Pro
   if (options.readOnly) config['access_mode'] = 'READ_ONLY';
   let instance: DuckDBInstance;
   try {
-    instance = await DuckDBInstance.create(abs, config);
+    instance = await createInstance(abs, config, options);
   } catch (err) {
+    if (err instanceof ConnectorError) throw err;
     const msg = (err as Error).message ?? String(err);
-    const lock = /Conflicting lock is held in .*\(PID (\d+)\)/.exec(msg);
-    if (lock) {
-      throw new ConnectorError('duckdb', 'db_locked',
-        `${abs} is in use by another process (${describeHolder(Number(lock[1]))}); wait for it to finish, or stop it — overlapping runs are refused`, true, { cause: err });
-    }
     if (/No such file|does not exist/i.test(msg) && options.readOnly) {
       throw new ConnectorError('duckdb', 'db_missing', `${abs} does not exist; run \`auditship ingest\` first or pass --db`, false, { cause: err });
     }
@@ -81,14 +121,26 @@ export async function openDatabase(path: string, options: OpenOptions = {}): Pro
     }
     throw new ConnectorError('duckdb', 'db_open_failed', `cannot open ${abs}: ${msg.split('\n')[0]}`, false, { cause: err });
   }
-  const connection = await instance.connect();
-  // Times are stored and shown in UTC whatever the machine's zone; ICU is statically linked.
-  await connection.run("LOAD icu; SET TimeZone = 'UTC'");
+  let connection: DuckDBConnection;
+  let service: ReadService | null = null;
+  try {
+    connection = await instance.connect();
+    // Times are stored and shown in UTC whatever the machine's zone; ICU is statically linked.
+    await connection.run("LOAD icu; SET TimeZone = 'UTC'");
+    if (!options.readOnly && options.serveReads !== false) service = await serveReads({ path: abs, instance });
+  } catch (err) {
+    instance.closeSync();
+    throw new ConnectorError('duckdb', 'db_open_failed', `cannot open ${abs}: ${(err as Error).message.split('\n')[0]}`, false, { cause: err });
+  }
+  let closed = false;
   return {
     path: abs,
     instance,
     connection,
-    close() {
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (service) await service.close();
       connection.closeSync();
       instance.closeSync();
     },

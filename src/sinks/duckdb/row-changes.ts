@@ -323,7 +323,7 @@ export class RowChangesSink {
     await this.rollback();
     this.conn.closeSync();
     if (this.ownsDb) {
-      this.db.close();
+      await this.db.close();
       rmSync(this.stageDir, { recursive: true, force: true });
     }
   }

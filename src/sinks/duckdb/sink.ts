@@ -117,7 +117,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       const shared = options.database;
       const conn = await shared.instance.connect();
       await conn.run("SET TimeZone = 'UTC'");
-      sink.db = { path: shared.path, instance: shared.instance, connection: conn, close: () => conn.closeSync() };
+      sink.db = { path: shared.path, instance: shared.instance, connection: conn, close: async () => conn.closeSync() };
       sink.sharedDb = true;
     } else {
       sink.db = await openDatabase(options.path, openOpts);
@@ -145,7 +145,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       const legacy = meta.getRows()[0]?.[0];
       if (legacy != null) sink.legacyMaxMs = Number(legacy);
     } catch (err) {
-      sink.db.close();
+      await sink.db.close();
       throw err instanceof ConnectorError ? err : new ConnectorError('duckdb', 'schema_failed', `cannot prepare ${sink.db.path}: ${(err as Error).message}`, false, { cause: err });
     }
     return sink;
@@ -544,7 +544,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
 
   async close(): Promise<void> {
     await this.rollback();
-    profile.timeSync('close (checkpoint into the database file)', 'duckdb', () => this.db.close());
+    await profile.time('close (checkpoint into the database file)', 'duckdb', () => this.db.close());
     if (!this.sharedDb) rmSync(this.stageDir, { recursive: true, force: true });
   }
 }
