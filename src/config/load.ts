@@ -64,7 +64,43 @@ function describeType(spec: FieldSpec): string {
     case 'string_or_list': return 'a path or a list of paths';
     case 'size': return 'a size such as 16MB or 1GiB';
     case 'integer': return spec.minimum !== undefined ? `an integer ≥ ${spec.minimum}` : 'an integer';
+    case 'url': return `a ${spec.schemes!.map((s) => `${s}://`).join(', ')} URL`;
     default: return `a ${spec.type}`;
+  }
+}
+
+/**
+ * What is wrong with a connection URL, or null: a scheme the connector does not speak, or text that does not
+ * parse the way the connector parses it. The words never repeat the URL, which may hold a password.
+ */
+export function urlProblem(value: string, spec: FieldSpec): string | null {
+  const schemes = spec.schemes ?? [];
+  const names = schemes.map((s) => `${s}://`);
+  const expected = `expected a URL starting with ${names.length > 1 ? `${names.slice(0, -1).join(', ')} or ${names.at(-1)}` : names[0]}`;
+  const example = spec.example !== undefined ? `, e.g. ${String(spec.example)}` : '';
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(value)?.[1]?.toLowerCase();
+  if (scheme === undefined) return `${expected} (this one has no scheme://)${example}`;
+  if (!schemes.includes(scheme)) return `${expected}, not ${scheme}://${example}`;
+  if (!parsesAsUrl(value, scheme)) {
+    return `not a valid ${scheme}:// URL: check HOST:PORT, and percent-encode @ : / ? # % in the user name and password (%40 %3A %2F %3F %23 %25)`;
+  }
+  return null;
+}
+
+/** True when the connector for `scheme` can read `url`. */
+function parsesAsUrl(url: string, scheme: string): boolean {
+  let text = url;
+  if (scheme === 'postgres' || scheme === 'postgresql') {
+    // As pg reads it (pg-connection-string): spaces and stray % signs are encoded first, and a URL without a
+    // host (a socket directory in ?host=, postgresql://user@/db?host=/run/postgresql) is allowed.
+    if (/ |%[^a-f0-9]|%[a-f0-9][^a-f0-9]/i.test(text)) text = encodeURI(text).replace(/%25(\d\d)/g, '%$1');
+    text = text.replace('@/', '@localhost/');
+  }
+  try {
+    new URL(text);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -78,6 +114,12 @@ function checkField(value: unknown, spec: FieldSpec, path: string, problems: str
       return bad();
     case 'enum': return typeof value === 'string' && spec.values!.includes(value) ? value : bad();
     case 'size': return parseSize(value) ?? bad();
+    case 'url': {
+      const problem = typeof value === 'string' ? urlProblem(value, spec) : `${JSON.stringify(value)} is not ${describeType(spec)}`;
+      if (problem === null) return value;
+      problems.push(`${path}: ${problem}`);
+      return undefined;
+    }
     case 'string_or_list':
       if (typeof value === 'string' && value) return [value];
       if (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string' && v)) return value;
@@ -118,7 +160,8 @@ function checkFields(obj: Record<string, unknown>, fields: ObjectSpec, path: str
   }
   for (const [key, fieldSpec] of Object.entries(fields)) {
     if (out[key] !== undefined) continue;
-    if (fieldSpec.required) problems.push(`${path}.${key}: required (${fieldSpec.description.split('.')[0]})`);
+    if (key in obj && obj[key] !== null && obj[key] !== undefined) continue; // given, and wrong: reported above
+    if (fieldSpec.required) problems.push(`${path}.${key}: required (${fieldSpec.description.split(/\.(?:\s|$)/)[0]})`);
     else if (fieldSpec.default !== undefined) out[key] = fieldSpec.type === 'size' ? parseSize(fieldSpec.default) : fieldSpec.default;
   }
 }

@@ -101,7 +101,10 @@ export function renderConfigDocs(): string {
     for (const spec of Object.values(specs)) {
       out.push(`### \`${spec.kind}\``, '', spec.description, '', '| key | type | default | description |', '|---|---|---|---|');
       for (const [name, f] of Object.entries(spec.fields)) {
-        const type = f.type === 'enum' ? f.values!.map((v) => `\`${v}\``).join(' \\| ') : f.type === 'string_or_list' ? 'path or list' : f.type;
+        const type = f.type === 'enum' ? f.values!.map((v) => `\`${v}\``).join(' \\| ')
+          : f.type === 'string_or_list' ? 'path or list'
+          : f.type === 'url' ? `URL: ${f.schemes!.map((v) => `\`${v}://\``).join(' \\| ')}`
+          : f.type;
         const def = f.required ? '**required**' : f.default !== undefined ? `\`${String(f.default)}\`` : '—';
         out.push(`| \`${name}\` | ${type} | ${def} | ${f.description.replaceAll('|', '\\|')} |`);
       }

@@ -3,7 +3,7 @@
  * `auditship.example.yaml` and docs/configuration.md are all generated from these definitions
  * (`npm run gen:config`; a test fails when the generated files are stale).
  */
-export type FieldType = 'string' | 'integer' | 'boolean' | 'enum' | 'string_or_list' | 'size';
+export type FieldType = 'string' | 'integer' | 'boolean' | 'enum' | 'string_or_list' | 'size' | 'url';
 
 export interface FieldSpec {
   type: FieldType;
@@ -12,6 +12,8 @@ export interface FieldSpec {
   required?: boolean;
   /** Allowed values for `enum`. */
   values?: readonly string[];
+  /** Allowed URL schemes for `url` (without `://`), e.g. postgres, postgresql. */
+  schemes?: readonly string[];
   /** Shown in the example config instead of the default. */
   example?: string | number | boolean;
   minimum?: number;
@@ -24,6 +26,11 @@ export interface ConnectorSpec {
   description: string;
   fields: ObjectSpec;
 }
+
+/** The URL schemes of PostgreSQL connections (what `pg` and libpq read). */
+const PG_SCHEMES = ['postgres', 'postgresql'] as const;
+/** PostgreSQL or MariaDB/MySQL (src/sources/sql/client.ts dialectOf). */
+const SQL_SCHEMES = [...PG_SCHEMES, 'mysql', 'mariadb'] as const;
 
 export const PG_LOGS_SOURCE: ConnectorSpec = {
   kind: 'pg_logs',
@@ -73,7 +80,7 @@ export const PG_AUDIT_TABLE_SOURCE: ConnectorSpec = {
   description: 'A trigger-fed audit table in PostgreSQL (auditship pg install, or an audit-trigger 91plus table), read in commit-safe order; NOTIFY wakes it, polling is the safety net.',
   fields: {
     url: {
-      type: 'string', required: true, example: 'postgres://auditship:${PGPASSWORD}@db.example.com:5432/app',
+      type: 'url', schemes: PG_SCHEMES, required: true, example: 'postgres://auditship:${PGPASSWORD}@db.example.com:5432/app',
       description: 'PostgreSQL connection URL. The role needs SELECT on the audit table (DELETE too for delete_after_ship) and should run with pgaudit.log = none.',
     },
     table: {
@@ -166,7 +173,7 @@ export const SQL_OUTBOX_SOURCE: ConnectorSpec = {
   description: 'An outbox table of application audit messages (id, is_sent, message JSON, created_at) in PostgreSQL or MariaDB/MySQL; unsent rows are shipped and then marked sent. With select + mark_sent, any table.',
   fields: {
     url: {
-      type: 'string', required: true, example: 'mysql://auditship:${DB_PASSWORD}@db.example.com:3306/app',
+      type: 'url', schemes: SQL_SCHEMES, required: true, example: 'mysql://auditship:${DB_PASSWORD}@db.example.com:3306/app',
       description: 'postgres://... or mysql://... (mariadb://...) URL. The user needs SELECT and UPDATE on the table (DELETE for purge).',
     },
     table: { type: 'string', default: 'audit_logs', description: 'The outbox table (schema.table where needed).' },
@@ -199,7 +206,7 @@ export const DJANGO_AUDITLOG_SOURCE: ConnectorSpec = {
   description: "django-auditlog's LogEntry table in PostgreSQL or MariaDB/MySQL, as the message structured-log-transfer sends (@timestamp, audit_event.actor/date_time/operation/origin/target/environment/message); additional_data.is_sent marks shipped entries.",
   fields: {
     url: {
-      type: 'string', required: true, example: 'postgres://auditship:${PGPASSWORD}@db.example.com:5432/app',
+      type: 'url', schemes: SQL_SCHEMES, required: true, example: 'postgres://auditship:${PGPASSWORD}@db.example.com:5432/app',
       description: 'postgres://... or mysql://... (mariadb://...) URL of the Django database. The user needs SELECT and UPDATE on the log entry table, SELECT on the user table (DELETE for purge).',
     },
     table: { type: 'string', default: 'auditlog_logentry', description: 'The LogEntry table.' },
@@ -214,7 +221,7 @@ export const ELASTICSEARCH_SINK: ConnectorSpec = {
   kind: 'elasticsearch',
   description: 'Elasticsearch 8.x/9.x or OpenSearch 2.x/3.x: bulk create with deterministic ids into indices named from the event time, an index template with explicit ECS mappings, retries with backoff; documents refused for good go to es_dead_letters. A duckdb sink after it keeps the checkpoints.',
   fields: {
-    url: { type: 'string', required: true, example: 'https://es.example.com:9200', description: 'The cluster endpoint (http:// or https://).' },
+    url: { type: 'url', schemes: ['http', 'https'], required: true, example: 'https://es.example.com:9200', description: 'The cluster endpoint (http:// or https://).' },
     flavor: { type: 'enum', values: ['auto', 'elasticsearch', 'opensearch'], default: 'auto', description: 'What the cluster is; auto reads it from GET / (product header, version.distribution). Set it to fail fast when the URL points elsewhere.' },
     username: { type: 'string', example: 'auditship', description: 'Basic auth user.' },
     password: { type: 'string', example: '${ES_PASSWORD}', description: 'Basic auth password (take it from the environment; it is never logged).' },

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { parse } from 'yaml';
 import { loadConfig, parseSize, validateConfig } from '../../src/config/load.js';
@@ -88,6 +88,39 @@ describe('config schema', () => {
     ]);
   });
 
+  test('a database URL must be one the source speaks: scheme and shape are config errors, one line per key, never the password', () => {
+    const pipe = (source: Record<string, unknown>) => ({ source, sinks: [{ type: 'duckdb' }] });
+    const got = problems({
+      pipelines: {
+        no_scheme: pipe({ type: 'pg_audit_table', url: 'auditship:s3cret@db.example.com:5432/app' }),
+        mysql_for_pg: pipe({ type: 'pg_audit_table', url: 'mysql://auditship:s3cret@db.example.com/app' }),
+        http_outbox: pipe({ type: 'sql_outbox', url: 'http://auditship:s3cret@db.example.com/app' }),
+        hash_in_password: pipe({ type: 'django_auditlog', url: 'postgres://auditship:s3#cret@db.example.com/app' }),
+        not_text: pipe({ type: 'sql_outbox', url: 5432 }),
+      },
+    });
+    assert.deepEqual(got, [
+      'pipelines.no_scheme.source.url: expected a URL starting with postgres:// or postgresql:// (this one has no scheme://), e.g. postgres://auditship:${PGPASSWORD}@db.example.com:5432/app',
+      'pipelines.mysql_for_pg.source.url: expected a URL starting with postgres:// or postgresql://, not mysql://, e.g. postgres://auditship:${PGPASSWORD}@db.example.com:5432/app',
+      'pipelines.http_outbox.source.url: expected a URL starting with postgres://, postgresql://, mysql:// or mariadb://, not http://, e.g. mysql://auditship:${DB_PASSWORD}@db.example.com:3306/app',
+      'pipelines.hash_in_password.source.url: not a valid postgres:// URL: check HOST:PORT, and percent-encode @ : / ? # % in the user name and password (%40 %3A %2F %3F %23 %25)',
+      'pipelines.not_text.source.url: 5432 is not a postgres://, postgresql://, mysql://, mariadb:// URL',
+    ]);
+    assert.ok(got.every((p) => !p.includes('s3cret') && !p.includes('s3#cret')), 'no password in the messages');
+    // What the connectors read: a socket directory in ?host= (no host), an encoded password, either dialect.
+    assert.deepEqual(problems({
+      pipelines: {
+        socket: pipe({ type: 'pg_audit_table', url: 'postgresql://auditship@/app?host=/var/run/postgresql' }),
+        encoded: pipe({ type: 'django_auditlog', url: 'postgres://auditship:s3%23cret@db.example.com:5432/app' }),
+        maria: pipe({ type: 'sql_outbox', url: 'mariadb://root@127.0.0.1:3306/test' }),
+        mysql: pipe({ type: 'sql_outbox', url: 'MySQL://root@127.0.0.1/test' }),
+      },
+    }), []);
+    assert.deepEqual(problems({ pipelines: { es: { source: { type: 'pg_logs', path: '/x' }, sinks: [{ type: 'elasticsearch', url: 'es.example.com:9200' }, { type: 'duckdb' }] } } }), [
+      'pipelines.es.sinks[0].url: expected a URL starting with http:// or https:// (this one has no scheme://), e.g. https://es.example.com:9200',
+    ]);
+  });
+
   test('sizes', () => {
     assert.equal(parseSize('16MB'), 16_000_000);
     assert.equal(parseSize('1GiB'), 1 << 30);
@@ -146,6 +179,33 @@ describe('auditship run', () => {
       assert.match(r.stderr, /2 configuration problems/);
       assert.match(r.stderr, /c\.yaml: pipelines\.a\.source\.path: required/);
       assert.match(r.stderr, /c\.yaml: pipelines\.a\.sinks\[0\]\.pth: unknown key for a duckdb sink/);
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  test('a url that is not a PostgreSQL/MySQL URL: exit 2 before connecting, every problem listed together', async () => {
+    const tmp = tempDir();
+    try {
+      writeFileSync(`${tmp.dir}/c.yaml`, [
+        'pipelines:',
+        '  audit:',
+        '    source: { type: pg_audit_table, url: "localhost:5432/app" }',
+        `    sinks: [ { type: duckdb, path: "${tmp.dir}/a.duckdb" } ]`,
+        '  outbox:',
+        '    source: { type: sql_outbox, url: "https://auditship:s3cret@127.0.0.1:3306/test" }',
+        `    sinks: [ { type: duckdb, path: "${tmp.dir}/b.duckdb", threads: 0 } ]`,
+        '',
+      ].join('\n'));
+      const r = await auditship(['run', '--config', `${tmp.dir}/c.yaml`]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.deepEqual(r.stderr.trimEnd().split('\n'), [
+        'auditship: 3 configuration problems:',
+        `  ${tmp.dir}/c.yaml: pipelines.audit.source.url: expected a URL starting with postgres:// or postgresql:// (this one has no scheme://), e.g. postgres://auditship:\${PGPASSWORD}@db.example.com:5432/app`,
+        `  ${tmp.dir}/c.yaml: pipelines.outbox.source.url: expected a URL starting with postgres://, postgresql://, mysql:// or mariadb://, not https://, e.g. mysql://auditship:\${DB_PASSWORD}@db.example.com:3306/app`,
+        `  ${tmp.dir}/c.yaml: pipelines.outbox.sinks[0].threads: 0 is not an integer ≥ 1`,
+      ]);
+      assert.ok(!existsSync(`${tmp.dir}/a.duckdb`) && !existsSync(`${tmp.dir}/b.duckdb`), 'nothing opened');
     } finally {
       tmp.cleanup();
     }
