@@ -86,6 +86,10 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
     force: Boolean(options.force),
     packMessage: sinkConfig['store_message'] === true,
   }, options.log);
+  // The paths are looked at before any sink opens: a path that does not exist (or holds no log file, for
+  // ingest) fails here, leaving no empty database or archive behind.
+  const discovery = await profile.time('plan files (list, fingerprint, checkpoints)', 'js', () => source.discover());
+  if (options.requireLogFiles && discovery.files.length === 0) throw noLogFiles(src['path'] as string[], discovery.skipped);
   const sink = await profile.time('open database', 'duckdb', () => DuckDbSink.open({
     path: String(sinkConfig['path']),
     server,
@@ -112,7 +116,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
   // Parsing is needed when a sink takes events; an archive of whole files alone needs none.
   const parse = storeEvents || searchSinks.length > 0 || archives.eventSinks.length > 0;
   try {
-    const plan = parse ? await profile.time('plan files (list, fingerprint, checkpoints)', 'js', () => source.plan(sink)) : { files: [], skipped: [], totalBytes: 0, logFiles: 1, unchanged: 0 };
+    const plan = parse ? await profile.time('plan files (list, fingerprint, checkpoints)', 'js', () => source.plan(sink, discovery)) : { files: [], skipped: [], totalBytes: 0, logFiles: 1, unchanged: 0 };
     if (options.requireLogFiles && plan.logFiles === 0) throw noLogFiles(src['path'] as string[], plan.skipped);
     if (options.force) for (const p of plan.files) sink.markForReplace(p.fingerprint);
     for (const p of plan.files) if (p.reread) sink.markForIdentityCheck(p.fingerprint);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { CsvlogGenerator, csvOf } from '../helpers/csvlog-gen.js';
@@ -13,8 +13,8 @@ import { hasStackTrace, lines, runCli, scratchDir } from '../helpers/ingest-cli.
 const { dir, cleanup } = scratchDir('auditship-nothing-read-');
 after(cleanup);
 
-async function failsWith(path: string, pattern: RegExp): Promise<void> {
-  const r = await runCli(['ingest', '--db', join(dir, 'x.duckdb'), path]);
+async function failsWith(path: string, pattern: RegExp, db = join(dir, 'x.duckdb')): Promise<void> {
+  const r = await runCli(['ingest', '--db', db, path]);
   assert.equal(r.code, 1, `${path}: exit 1\n${r.stdout}${r.stderr}`);
   assert.ok(!hasStackTrace(r.stderr));
   const l = lines(r.stderr);
@@ -55,4 +55,26 @@ test('the normal output says which files were passed over and why, and how many 
   const again = await runCli(['ingest', '--db', db, logs]);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, /1 file\(s\) read before and unchanged/);
+});
+
+test('a path that does not exist: ingest and run fail with one line naming it (exit 1) before any sink opens, leaving no DuckDB file', async () => {
+  const out = join(dir, 'missing-out');
+  mkdirSync(out);
+  const missing = join(dir, 'no-such-log-dir');
+  await failsWith(missing, /does not exist.*log_directory/, join(out, 'ingest.duckdb'));
+  const config = join(dir, 'missing.yaml');
+  writeFileSync(config, `pipelines:\n  main:\n    source: { type: pg_logs, path: "${missing}" }\n    sinks: [ { type: duckdb, path: "${join(out, 'run.duckdb')}" } ]\n`);
+  const r = await runCli(['run', '--config', config]);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.ok(!hasStackTrace(r.stderr));
+  assert.deepEqual(lines(r.stderr), [`auditship: pipeline main failed: ${missing} does not exist (listing log files); give PostgreSQL's log_directory (SHOW log_directory;) or a log file`]);
+  assert.deepEqual(readdirSync(out), [], 'no database file, no .wal');
+});
+
+test('an ingest of a directory with no log file creates no DuckDB file', async () => {
+  const empty = join(dir, 'empty-too');
+  mkdirSync(empty);
+  const db = join(dir, 'never.duckdb');
+  await failsWith(empty, /no csvlog or jsonlog file/, db);
+  assert.ok(!existsSync(db) && !existsSync(`${db}.wal`));
 });

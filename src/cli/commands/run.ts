@@ -75,5 +75,6 @@ export async function run(argv: string[]): Promise<void> {
   if (values.json) process.stdout.write(JSON.stringify({ pipelines: results, ok: results.every((r) => r.ok), ...(interrupt.received ? { interrupted: interrupt.received } : {}) }) + '\n');
   interrupt.exitIfInterrupted(`${results.length} of ${pipelines.length} pipeline(s) ran, each committed what it read`);
   const failed = results.filter((r) => !r.ok).map((r) => r.pipeline);
-  if (failed.length) throw new ExitError(1, values.json ? '' : `${failed.length} of ${results.length} pipeline(s) failed: ${failed.join(', ')}`);
+  // One pipeline's failure is its own line already; with several, the last line counts them.
+  if (failed.length) throw new ExitError(1, values.json || results.length === 1 ? '' : `${failed.length} of ${results.length} pipeline(s) failed: ${failed.join(', ')}`);
 }

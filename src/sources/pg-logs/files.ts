@@ -147,7 +147,8 @@ export async function discoverLogFiles(paths: string[], options: DiscoverOptions
     try {
       st = await fsp.stat(abs);
     } catch (err) {
-      throw new ConnectorError('pg_logs', 'path_unreadable', describeFileError(err, abs, 'listing log files') ?? `cannot read ${abs}: ${(err as Error).message}`, false, { cause: err });
+      const missing = (err as NodeJS.ErrnoException).code === 'ENOENT' ? "; give PostgreSQL's log_directory (SHOW log_directory;) or a log file" : '';
+      throw new ConnectorError('pg_logs', 'path_unreadable', `${describeFileError(err, abs, 'listing log files') ?? `cannot read ${abs}: ${(err as Error).message}`}${missing}`, false, { cause: err });
     }
     if (st.isDirectory()) {
       let names: string[];

@@ -5,7 +5,7 @@ import type { SourceItem } from '../../core/pipeline.js';
 import { profile } from '../../core/profile.js';
 import { TimestampResolver, type StatementState } from '../../parse/index.js';
 import type { PgAuditPayload } from './payload.js';
-import { discoverLogFiles, FINGERPRINT_BYTES, fingerprintOf, readHead, tailHashOf, type LogFile, type LogFormat } from './files.js';
+import { discoverLogFiles, FINGERPRINT_BYTES, fingerprintOf, readHead, tailHashOf, type Discovery, type LogFile, type LogFormat } from './files.js';
 import { InlineParser, ParseThread, type Parser, type ParserOptions } from './parse-thread.js';
 
 /** Below this much to read, the files are parsed on the main thread (starting the parser thread takes ~50 ms). */
@@ -102,7 +102,8 @@ export class PgLogsSource {
     }
   }
 
-  private discover(): ReturnType<typeof discoverLogFiles> {
+  /** The log files under the configured paths; a path that does not exist or cannot be read fails (path_unreadable). */
+  discover(): Promise<Discovery> {
     const discoveryOpts: Parameters<typeof discoverLogFiles>[1] = {};
     if (this.options.fileGlob) discoveryOpts.fileGlob = this.options.fileGlob;
     if (this.options.preferFormat) discoveryOpts.preferFormat = this.options.preferFormat;
@@ -110,11 +111,11 @@ export class PgLogsSource {
   }
 
   /**
-   * Decides which files to read and from where: the files found under the configured paths, or `files`
-   * when given (an RDS file's downloaded copy).
+   * Decides which files to read and from where: the files found under the configured paths (`found` when
+   * the caller has discovered them already), or `files` when given (an RDS file's downloaded copy).
    */
-  async plan(state: SessionStateReader, files?: LogFile[]): Promise<Plan> {
-    const discovery = files ? { files, skipped: [] } : await this.discover();
+  async plan(state: SessionStateReader, found?: LogFile[] | Discovery): Promise<Plan> {
+    const discovery = Array.isArray(found) ? { files: found, skipped: [] } : found ?? await this.discover();
     const checkpoints = await state.fileCheckpoints(this.options.server);
     this.state = state;
     // A file whose size and time are those of its checkpoint, read to its end, is not opened at all: a run
