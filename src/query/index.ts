@@ -8,3 +8,4 @@ export type * from './types.js';
 export { AuditQueries, QueryInputError, type QueryRunner, STATEMENT_PREVIEW, TIMELINE_LIMIT } from './queries.js';
 export { filterToParams, parseFilter, parseTime, type FilterParams } from './filter.js';
 export { duckdbRunner } from './runner.js';
+export { assertReadOnlySql, READ_STATEMENTS, ReadOnlySqlError } from './read-only.js';

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { auditship, queryJson, tempDir } from '../helpers/cli.js';
+import { withDb } from '../helpers/ingest-cli.js';
 import { startPgCluster, type PgCluster } from '../helpers/pg-cluster.js';
 import { runWorkload, timezoneSample, type ExpectedEvent } from '../helpers/workload.js';
 
@@ -113,11 +114,12 @@ describe('pg_logs → DuckDB on logs PostgreSQL 15 + pgaudit wrote', () => {
     const rebuilt = `${tmp.dir}/rebuilt.duckdb`;
     assert.equal((await auditship(['ingest', '--db', raw, '--store-message', '--quiet', cluster.logDir])).code, 0);
     assert.equal((await auditship(['ingest', '--db', rebuilt, '--quiet', cluster.logDir])).code, 0);
-    const [r] = await queryJson<{ n: string; differ: string; raw: string }>(rebuilt, `
+    // Compared here, in DuckDB: `auditship query` runs read statements only, and ATTACH is not one.
+    const [r] = await withDb(rebuilt, (q) => q(`
       ATTACH '${raw}' AS raw (READ_ONLY);
       SELECT count(*)::VARCHAR AS n, count(*) FILTER (WHERE a.message IS DISTINCT FROM b.message)::VARCHAR AS differ,
              count(b.raw_message)::VARCHAR AS raw
-      FROM audit_logs a JOIN raw.audit_logs b USING (session_id, session_line_num)`);
+      FROM audit_logs a JOIN raw.audit_logs b USING (session_id, session_line_num)`)) as { n: string; differ: string; raw: string }[];
     assert.equal(r!.n, String(expected.length + 1));
     assert.equal(r!.raw, r!.n, 'the raw database kept every raw message');
     assert.equal(r!.differ, '0');

@@ -23,7 +23,8 @@ export async function query(argv: string[]): Promise<void> {
     try {
       result = await db.sql(positionals[0]!);
     } catch (err) {
-      if (err instanceof SqlError) throw new ExitError(1, `query failed: ${err.message}`);
+      // A statement that is not a read is refused (a usage error: nothing ran); one that fails is exit 1.
+      if (err instanceof SqlError) throw new ExitError(err.refused ? 2 : 1, err.refused ? err.message : `query failed: ${err.message}`);
       throw err;
     }
     const { columns, rows } = result;

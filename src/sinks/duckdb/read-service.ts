@@ -5,13 +5,15 @@
  * owner may connect). `ui`, `status`, `query` and `report` go there when they find the file held (reader.ts).
  *
  * Protocol: `POST /sql` with `{"sql": "...", "params": [...]}` → 200 `{"columns": [...], "rows": [[...]]}`
- * (DuckDB's JSON forms of the values), 400 `{"error": "..."}` for a statement that fails or is not a read.
+ * (DuckDB's JSON forms of the values), 400 `{"error": "..."}` for a statement that fails or is not a read
+ * (`"refused": true`: not run at all).
  */
 import { createServer, request, type Server } from 'node:http';
 import { lstatSync, unlinkSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import type { DuckDBConnection, DuckDBInstance } from './duckdb.js';
 import { readSocketPath } from './lock.js';
+import { assertReadOnlySql, ReadOnlySqlError } from '../../query/read-only.js';
 
 export interface SqlResult {
   columns: string[];
@@ -20,7 +22,8 @@ export interface SqlResult {
 
 /** A statement refused or failed: the caller's mistake, not a transport failure. */
 export class SqlError extends Error {
-  constructor(message: string) {
+  /** `refused`: not run at all — not a single read statement (assertReadOnlySql); else it failed. */
+  constructor(message: string, readonly refused = false) {
     super(message);
     this.name = 'SqlError';
   }
@@ -37,22 +40,32 @@ export class ServiceUnavailable extends Error {
 /** DuckDB statement types that only read (StatementType in the C API: SELECT 1, EXPLAIN 4). */
 const READ_TYPES = new Set([1, 4]);
 
-/** Runs `sql` if every statement in it only reads; else throws SqlError naming what was refused. */
+/**
+ * Runs `sql` if it is one statement that only reads; else throws SqlError naming what was refused. DuckDB's
+ * parser decides before anything is prepared (assertReadOnlySql): preparing can act already (EXPORT DATABASE
+ * makes its directory), and an EXPLAIN ANALYZE prepares as an EXPLAIN whatever it runs.
+ */
 export async function runReadOnly(conn: DuckDBConnection, sql: string, params: readonly (string | number | null)[] = []): Promise<SqlResult> {
+  try {
+    await assertReadOnlySql(conn, sql);
+  } catch (err) {
+    if (err instanceof ReadOnlySqlError) throw new SqlError(err.message, err.kind === 'refused');
+    throw new SqlError((err as Error).message.split('\n')[0]!);
+  }
   let extracted;
   try {
     extracted = await conn.extractStatements(sql);
   } catch (err) {
     throw new SqlError((err as Error).message.split('\n')[0]!);
   }
-  if (extracted.count !== 1) throw new SqlError(`give one statement (${extracted.count} given)`);
+  if (extracted.count !== 1) throw new SqlError(`give one statement (${extracted.count} given)`, true);
   let prepared;
   try {
     prepared = await extracted.prepare(0);
   } catch (err) {
     throw new SqlError((err as Error).message.split('\n')[0]!);
   }
-  if (!READ_TYPES.has(prepared.statementType as number)) throw new SqlError('only reading statements (SELECT, EXPLAIN) are run on the store');
+  if (!READ_TYPES.has(prepared.statementType as number)) throw new SqlError('only reading statements (SELECT, EXPLAIN) are run on the store', true);
   try {
     if (params.length) prepared.bind(params as (string | number | null)[]);
     const result = await prepared.runAndReadAll();
@@ -108,7 +121,7 @@ export async function serveReads(db: { path: string; instance: DuckDBInstance })
       // One statement at a time on this connection.
       const run = chain.then(() => runReadOnly(conn, body.sql as string, params));
       chain = run.catch(() => {});
-      run.then((r) => reply(200, r), (err: unknown) => reply(err instanceof SqlError ? 400 : 500, { error: (err as Error).message.split('\n')[0] }));
+      run.then((r) => reply(200, r), (err: unknown) => reply(err instanceof SqlError ? 400 : 500, { error: (err as Error).message.split('\n')[0], ...(err instanceof SqlError && err.refused ? { refused: true } : {}) }));
     });
   });
   removeStaleSocket(socket);
@@ -149,7 +162,7 @@ export function remoteSql(db: string, sql: string, params: readonly (string | nu
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', (err) => reject(new ServiceUnavailable(err.message, { cause: err })));
       res.on('end', () => {
-        let body: { error?: string } & Partial<SqlResult>;
+        let body: { error?: string; refused?: boolean } & Partial<SqlResult>;
         try {
           body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
         } catch {
@@ -157,7 +170,7 @@ export function remoteSql(db: string, sql: string, params: readonly (string | nu
           return;
         }
         if (res.statusCode === 200) resolve({ columns: body.columns ?? [], rows: body.rows ?? [] });
-        else if (res.statusCode === 400) reject(new SqlError(body.error ?? 'refused'));
+        else if (res.statusCode === 400) reject(new SqlError(body.error ?? 'refused', body.refused === true));
         else if (res.statusCode === 503) reject(new ServiceUnavailable(body.error ?? 'finishing'));
         else reject(new Error(`the writer's read service failed: ${body.error ?? `HTTP ${res.statusCode}`}`));
       });
