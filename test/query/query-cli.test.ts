@@ -1,6 +1,7 @@
 /**
  * `auditship query` on a store auditship wrote (the example logs): it runs read statements only — nothing it
- * is given writes a file, attaches, installs or changes a setting, and a refusal runs none of the SQL.
+ * is given writes a file, attaches, installs or changes a setting, and a refusal runs none of the SQL — and
+ * its JSON gives counts and sums as numbers a JSON reader takes exactly.
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
@@ -116,9 +117,39 @@ describe('auditship query runs read statements only', () => {
         assert.match(lines(r.stderr)[0]!, reason);
       }
       assert.deepEqual(readdirSync(out), [], 'no file or directory written by the writer');
+      const json = await runCli(['query', '--db', held, '--format', 'json', 'SELECT count(*) AS n, 9007199254740993::BIGINT AS big, 2.50::DECIMAL(4,2) AS d FROM audit_logs']);
+      assert.equal(json.code, 0, json.stderr);
+      assert.deepEqual(JSON.parse(json.stdout), [{ n: events, big: '9007199254740993', d: 2.5 }], 'JSON numbers through the writer too');
     } finally {
       daemon.kill('SIGTERM');
       await daemon.result;
     }
+  });
+});
+
+describe('auditship query --format json', () => {
+  test('integers are JSON numbers while exact (|n| ≤ 2^53 − 1), else strings; decimals up to 15 digits are numbers', async () => {
+    const r = await query(`
+      SELECT count(*) AS events, sum(session_line_num) AS line_sum,
+             9007199254740991::BIGINT AS max_exact, -9007199254740991::BIGINT AS min_exact,
+             9007199254740993::BIGINT AS beyond, (9007199254740993::BIGINT * 3)::HUGEINT AS huge,
+             18446744073709551615::UBIGINT AS ubig,
+             1234.50::DECIMAL(10,2) AS price, -0.005::DECIMAL(5,3) AS tiny, 12345678901234.56::DECIMAL(18,2) AS wide,
+             [1::BIGINT, 9007199254740993::BIGINT, NULL] AS list, {'n': 7::BIGINT} AS struct, NULL::BIGINT AS nothing,
+             TIMESTAMP '2024-05-01 12:00:00' AS ts, 0.25::DOUBLE AS dbl
+      FROM audit_logs`);
+    assert.equal(r.code, 0, r.stderr);
+    const [row] = JSON.parse(r.stdout) as Record<string, unknown>[];
+    const [expected] = await queryDb(db, 'SELECT count(*)::VARCHAR AS events, sum(session_line_num)::VARCHAR AS line_sum FROM audit_logs');
+    assert.deepEqual(row, {
+      events, line_sum: Number(expected!['line_sum']),
+      max_exact: 9007199254740991, min_exact: -9007199254740991,
+      beyond: '9007199254740993', huge: '27021597764222979', ubig: '18446744073709551615',
+      price: 1234.5, tiny: -0.005, wide: '12345678901234.56',
+      list: [1, '9007199254740993', null], struct: { n: 7 }, nothing: null,
+      ts: '2024-05-01 12:00:00', dbl: 0.25,
+    });
+    assert.equal(typeof row!['line_sum'], 'number', 'sum() of a BIGINT column (HUGEINT) is a number');
+    assert.equal(String(events), expected!['events']);
   });
 });

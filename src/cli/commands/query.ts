@@ -21,7 +21,7 @@ export async function query(argv: string[]): Promise<void> {
   try {
     let result;
     try {
-      result = await db.sql(positionals[0]!);
+      result = await db.sql(positionals[0]!, [], { exactNumbers: format === 'json' });
     } catch (err) {
       // A statement that is not a read is refused (a usage error: nothing ran); one that fails is exit 1.
       if (err instanceof SqlError) throw new ExitError(err.refused ? 2 : 1, err.refused ? err.message : `query failed: ${err.message}`);

@@ -11,3 +11,5 @@ const api = createRequire(import.meta.url)('@duckdb/node-api') as typeof NodeApi
 export const DuckDBInstance: typeof NodeApi.DuckDBInstance = api.DuckDBInstance;
 export type DuckDBInstance = NodeApi.DuckDBInstance;
 export type { DuckDBConnection } from '@duckdb/node-api';
+export const DuckDBTypeId: typeof NodeApi.DuckDBTypeId = api.DuckDBTypeId;
+export const JsonDuckDBValueConverter: typeof NodeApi.JsonDuckDBValueConverter = api.JsonDuckDBValueConverter;

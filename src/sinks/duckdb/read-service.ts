@@ -5,7 +5,7 @@
  * owner may connect). `ui`, `status`, `query` and `report` go there when they find the file held (reader.ts).
  *
  * Protocol: `POST /sql` with `{"sql": "...", "params": [...]}` → 200 `{"columns": [...], "rows": [[...]]}`
- * (DuckDB's JSON forms of the values), 400 `{"error": "..."}` for a statement that fails or is not a read
+ * (DuckDB's JSON forms of the values; with `"exactNumbers": true` integers and decimals as exact-json.ts gives them), 400 `{"error": "..."}` for a statement that fails or is not a read
  * (`"refused": true`: not run at all).
  */
 import { createServer, request, type Server } from 'node:http';
@@ -14,10 +14,16 @@ import { connect as netConnect } from 'node:net';
 import type { DuckDBConnection, DuckDBInstance } from './duckdb.js';
 import { readSocketPath } from './lock.js';
 import { assertReadOnlySql, ReadOnlySqlError } from '../../query/read-only.js';
+import { jsonRows } from './exact-json.js';
 
 export interface SqlResult {
   columns: string[];
   rows: unknown[][];
+}
+
+export interface SqlOptions {
+  /** Integers and decimals as JSON numbers where a double holds them exactly (exact-json.ts), else DuckDB's JSON forms (BIGINT as a string). */
+  exactNumbers?: boolean;
 }
 
 /** A statement refused or failed: the caller's mistake, not a transport failure. */
@@ -45,7 +51,7 @@ const READ_TYPES = new Set([1, 4]);
  * parser decides before anything is prepared (assertReadOnlySql): preparing can act already (EXPORT DATABASE
  * makes its directory), and an EXPLAIN ANALYZE prepares as an EXPLAIN whatever it runs.
  */
-export async function runReadOnly(conn: DuckDBConnection, sql: string, params: readonly (string | number | null)[] = []): Promise<SqlResult> {
+export async function runReadOnly(conn: DuckDBConnection, sql: string, params: readonly (string | number | null)[] = [], options: SqlOptions = {}): Promise<SqlResult> {
   try {
     await assertReadOnlySql(conn, sql);
   } catch (err) {
@@ -69,7 +75,7 @@ export async function runReadOnly(conn: DuckDBConnection, sql: string, params: r
   try {
     if (params.length) prepared.bind(params as (string | number | null)[]);
     const result = await prepared.runAndReadAll();
-    return { columns: result.columnNames(), rows: result.getRowsJson() as unknown[][] };
+    return { columns: result.columnNames(), rows: options.exactNumbers ? jsonRows(result) : result.getRowsJson() as unknown[][] };
   } catch (err) {
     throw new SqlError((err as Error).message.split('\n')[0]!);
   } finally {
@@ -108,7 +114,7 @@ export async function serveReads(db: { path: string; instance: DuckDBInstance })
     });
     req.on('end', () => {
       if (res.headersSent) return;
-      let body: { sql?: unknown; params?: unknown };
+      let body: { sql?: unknown; params?: unknown; exactNumbers?: unknown };
       try {
         body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
       } catch {
@@ -119,7 +125,7 @@ export async function serveReads(db: { path: string; instance: DuckDBInstance })
       if (typeof body.sql !== 'string') { reply(400, { error: 'no sql given' }); return; }
       if (closing) { reply(503, { error: 'the writer is finishing' }); return; }
       // One statement at a time on this connection.
-      const run = chain.then(() => runReadOnly(conn, body.sql as string, params));
+      const run = chain.then(() => runReadOnly(conn, body.sql as string, params, { exactNumbers: body.exactNumbers === true }));
       chain = run.catch(() => {});
       run.then((r) => reply(200, r), (err: unknown) => reply(err instanceof SqlError ? 400 : 500, { error: (err as Error).message.split('\n')[0], ...(err instanceof SqlError && err.refused ? { refused: true } : {}) }));
     });
@@ -153,9 +159,9 @@ function removeStaleSocket(path: string): void {
 }
 
 /** Asks the writer of `db` to run `sql`; ServiceUnavailable when no writer answers there. */
-export function remoteSql(db: string, sql: string, params: readonly (string | number | null)[] = []): Promise<SqlResult> {
+export function remoteSql(db: string, sql: string, params: readonly (string | number | null)[] = [], options: SqlOptions = {}): Promise<SqlResult> {
   const socketPath = readSocketPath(db);
-  const payload = Buffer.from(JSON.stringify({ sql, params }), 'utf8');
+  const payload = Buffer.from(JSON.stringify({ sql, params, ...(options.exactNumbers ? { exactNumbers: true } : {}) }), 'utf8');
   return new Promise((resolve, reject) => {
     const req = request({ socketPath, agent: false, path: '/sql', method: 'POST', headers: { host: 'localhost', 'content-type': 'application/json', 'content-length': String(payload.length) } }, (res) => {
       const chunks: Buffer[] = [];

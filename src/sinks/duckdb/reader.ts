@@ -12,9 +12,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ConnectorError } from '../../core/errors.js';
 import { openDatabase, type Database } from './database.js';
 import { describeHolder, lockHolders, writerWaiting } from './lock.js';
-import { remoteSql, runReadOnly, ServiceUnavailable, type SqlResult } from './read-service.js';
+import { remoteSql, runReadOnly, ServiceUnavailable, type SqlOptions, type SqlResult } from './read-service.js';
 
-export { SqlError, type SqlResult } from './read-service.js';
+export { SqlError, type SqlOptions, type SqlResult } from './read-service.js';
 
 export type SqlParams = readonly (string | number | null)[];
 
@@ -22,7 +22,7 @@ export interface StoreReader {
   /** The database file (absolute). */
   path: string;
   /** Runs one read-only statement (SELECT, EXPLAIN); SqlError when it is refused or fails. */
-  sql(sql: string, params?: SqlParams): Promise<SqlResult>;
+  sql(sql: string, params?: SqlParams, options?: SqlOptions): Promise<SqlResult>;
   /** The rows as objects (column name → DuckDB's JSON form of the value). */
   all(sql: string, params?: SqlParams): Promise<Record<string, unknown>[]>;
   /** Where the last statement ran: on the file, or through the process writing it. */
@@ -93,7 +93,7 @@ export function openStoreReader(path: string, options: StoreReaderOptions = {}):
     return local;
   };
 
-  const sql = async (text: string, params: SqlParams = []): Promise<SqlResult> => {
+  const sql = async (text: string, params: SqlParams = [], sqlOptions: SqlOptions = {}): Promise<SqlResult> => {
     const started = Date.now();
     for (;;) {
       const db = await acquire();
@@ -102,7 +102,7 @@ export function openStoreReader(path: string, options: StoreReaderOptions = {}):
           const conn = await db.instance.connect();
           try {
             await conn.run("SET TimeZone = 'UTC'");
-            const r = await runReadOnly(conn, text, params);
+            const r = await runReadOnly(conn, text, params, sqlOptions);
             lastVia = 'file';
             return r;
           } finally {
@@ -113,7 +113,7 @@ export function openStoreReader(path: string, options: StoreReaderOptions = {}):
         }
       }
       try {
-        const r = await remoteSql(abs, text, params);
+        const r = await remoteSql(abs, text, params, sqlOptions);
         lastVia = 'writer';
         return r;
       } catch (err) {
