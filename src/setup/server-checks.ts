@@ -551,17 +551,23 @@ export function targetHint(t: ServerTarget): string {
     : 'check the URL given with --url (or AUDITSHIP_PG_URL), and that PostgreSQL is running';
 }
 
-/** Connects; throws a one-line ExitError(1) naming the server (never its password) and what to do. */
+/**
+ * Connects; throws a one-line ExitError(1) naming the server (never its password) and what to do.
+ * auditship's own reads are kept out of the audit log: the session's first statement sets pgaudit.log to
+ * none (pgaudit does not log that SET itself, and nothing after it). Only a superuser may (or a role granted
+ * SET on the parameter); for others it is refused, and they carry on, audited like any role.
+ */
 export async function connectServer(t: ServerTarget): Promise<pg.Client> {
   const client = new pg.Client({ ...t.config, application_name: 'auditship', connectionTimeoutMillis: 10_000 });
   client.on('error', () => { /* surfaces on the next query */ });
   try {
     await client.connect();
-    return client;
   } catch (err) {
     await client.end().catch(() => {});
     throw new ExitError(1, `${connectionProblem(t, err)}; ${targetHint(t)}`);
   }
+  await client.query(`SET pgaudit.log = 'none'`).catch(() => {});
+  return client;
 }
 
 /** One sentence for a failed connection. */
@@ -681,15 +687,17 @@ async function readFacts(client: pg.Client, t: ServerTarget): Promise<ServerFact
             pg_has_role('pg_read_all_settings', 'USAGE') AS read_all,
             current_setting('server_version_num') AS num, current_setting('server_version') AS version`)).rows[0]!;
   const settings = new Map<string, SettingFact>();
-  const rows = await client.query<{ name: string; setting: string; source: string; sourcefile: string | null; pending_restart: boolean }>(
-    `SELECT name, setting, source, sourcefile, pending_restart FROM pg_settings WHERE name = ANY($1) OR name LIKE 'pgaudit.%'`, [CHECKED_SETTINGS]);
+  const rows = await client.query<{ name: string; setting: string; reset_val: string; boot_val: string; source: string; sourcefile: string | null; pending_restart: boolean }>(
+    `SELECT name, setting, reset_val, boot_val, source, sourcefile, pending_restart FROM pg_settings WHERE name = ANY($1) OR name LIKE 'pgaudit.%'`, [CHECKED_SETTINGS]);
   for (const r of rows.rows) settings.set(r.name, { value: r.setting ?? '', source: r.source, sourcefile: r.sourcefile, pendingRestart: r.pending_restart });
   const loaded = [...settings.keys()].some((k) => k.startsWith('pgaudit.'));
-  const placeholder = loaded ? null
-    : (await client.query<{ v: string | null }>(`SELECT current_setting('pgaudit.log', true) AS v`)).rows[0]?.v ?? null;
-  // auditship's own reads need not be audited (superuser only: refused otherwise). Not before the reads
-  // above: the SET would be the value they report (and create the placeholder).
-  if (loaded) await client.query(`SET pgaudit.log = 'none'`).catch(() => {});
+  // Without pgaudit loaded nothing is audited, and connectServer's SET made (or overwrote) the placeholder:
+  // RESET gives back the configured value, if any ('' when the SET created it).
+  let placeholder: string | null = null;
+  if (!loaded) {
+    await client.query('RESET pgaudit.log').catch(() => {});
+    placeholder = (await client.query<{ v: string | null }>(`SELECT current_setting('pgaudit.log', true) AS v`)).rows[0]?.v || null;
+  }
   const extension = (await client.query<{ v: string }>(`SELECT extversion AS v FROM pg_extension WHERE extname = 'pgaudit'`)).rows[0]?.v ?? null;
   let fileSettings: FileSetting[] | null;
   try {
@@ -707,6 +715,8 @@ async function readFacts(client: pg.Client, t: ServerTarget): Promise<ServerFact
           unnest(s.setconfig) AS c(cfg)
      WHERE lower(left(c.cfg, 12)) = 'pgaudit.log='
      ORDER BY 1 NULLS FIRST, 2 NULLS FIRST`)).rows.map((r) => ({ role: r.role, database: r.db, value: r.cfg.slice(12) }));
+  const own = rows.rows.find((r) => r.name === 'pgaudit.log' && r.source === 'session');
+  if (own) settings.set('pgaudit.log', serverPgauditLog(own.reset_val, own.boot_val, settings.get('pgaudit.log')!, { role: who.role, database: who.db, roleSettings, fileSettings }));
   const dataDir = settings.get('data_directory')?.value;
   const logDir = settings.get('log_directory')?.value;
   let logAccess: LogAccess;
@@ -718,6 +728,24 @@ async function readFacts(client: pg.Client, t: ServerTarget): Promise<ServerFact
     where: t.where, role: who.role, database: who.db, superuser: who.su, readAllSettings: who.su || who.read_all,
     version: who.version, versionNum: Number(who.num), settings, pgauditPlaceholder: placeholder, extension, fileSettings, roleSettings, logAccess,
   };
+}
+
+/**
+ * pgaudit.log as the server runs it, when this session turned it off (connectServer): pg_settings shows that
+ * SET. The value the session started with is reset_val; where it came from is no longer shown, so it is told
+ * from the rest: a valid per-role or per-database value for this session, else the built-in default when
+ * reset_val is that, else a configuration file when one sets it, else the command line.
+ */
+export function serverPgauditLog(
+  resetVal: string, bootVal: string, fact: SettingFact,
+  session: { role: string; database: string; roleSettings: RoleSetting[]; fileSettings: FileSetting[] | null },
+): SettingFact {
+  const perRole = session.roleSettings.some((r) => (r.role === null || r.role === session.role) && (r.database === null || r.database === session.database) && parsePgauditLog(r.value).valid);
+  const source = perRole ? 'user'
+    : resetVal === bootVal ? 'default'
+    : session.fileSettings?.some((f) => f.name === 'pgaudit.log') ? 'configuration file'
+    : 'command line';
+  return { ...fact, value: resetVal, source, sourcefile: null };
 }
 
 /** The first line of `check`: whom it talks to. */

@@ -4,7 +4,7 @@ import { parse } from 'yaml';
 import { validateConfig } from '../../src/config/load.js';
 import { planInit, renderInitConfig } from '../../src/setup/init.js';
 import {
-  accessFix, correctedPgauditLog, failed, formatCheck, listItems, parsePgauditLog, preloadStatement, serverChecks, splitGucList,
+  accessFix, correctedPgauditLog, failed, formatCheck, listItems, parsePgauditLog, preloadStatement, serverChecks, serverPgauditLog, splitGucList,
   type CheckResult, type LogAccess, type ServerFacts, type SettingFact,
 } from '../../src/setup/server-checks.js';
 
@@ -144,6 +144,25 @@ describe('server checks (pure)', () => {
     const r = one(serverChecks(f), 'pgaudit_log');
     assert.match(r.what, /still runs with 'all', but falls back to 'none' \(nothing audited\) at the next restart/);
     assert.deepEqual(r.sql, ["ALTER SYSTEM SET pgaudit.log = 'read, write, ddl, role';", 'SELECT pg_reload_conf();']);
+  });
+
+  test('pgaudit.log after check turned it off for its own session: the value the session started with, and whether it is the server\'s', () => {
+    const own: SettingFact = { value: 'none', source: 'session', sourcefile: null, pendingRestart: false };
+    const session = { role: 'postgres', database: 'postgres', roleSettings: [], fileSettings: [] };
+    const file = { file: '/d/postgresql.conf', line: 9, seqno: 9, name: 'pgaudit.log', value: 'all', applied: true, error: null };
+    assert.deepEqual(serverPgauditLog('none', 'none', own, session), { ...own, value: 'none', source: 'default' });
+    assert.deepEqual(serverPgauditLog('all', 'none', own, { ...session, fileSettings: [file] }), { ...own, value: 'all', source: 'configuration file' });
+    assert.deepEqual(serverPgauditLog('all', 'none', own, session), { ...own, value: 'all', source: 'command line' });
+    // A per-role value for this role (or all roles, this database) is not the server's; an invalid one is ignored by PostgreSQL.
+    for (const r of [{ role: 'postgres', database: null }, { role: null, database: 'postgres' }]) {
+      assert.equal(serverPgauditLog('write', 'none', own, { ...session, roleSettings: [{ ...r, value: 'write' }] }).source, 'user');
+    }
+    assert.equal(serverPgauditLog('all', 'none', own, { ...session, roleSettings: [{ role: 'app', database: null, value: 'write' }] }).source, 'command line', 'another role\'s value');
+    assert.equal(serverPgauditLog('all', 'none', own, { ...session, roleSettings: [{ role: 'postgres', database: null, value: 'privilege' }] }).source, 'command line', 'invalid: ignored');
+    // What the check makes of them: a server value audits; a per-role one is not taken for the server's.
+    const check = (fact: SettingFact) => formatCheck(one(serverChecks(facts({ set: { 'pgaudit.log': fact } })), 'pgaudit_log'));
+    assert.equal(check(serverPgauditLog('all', 'none', own, session)), "✔ pgaudit.log = 'all' audits READ, WRITE, FUNCTION, ROLE, DDL, MISC, MISC_SET");
+    assert.match(check(serverPgauditLog('write', 'none', own, { ...session, roleSettings: [{ role: 'postgres', database: null, value: 'write' }] })), /^✘ pgaudit\.log = 'none' \(the default\): pgaudit audits nothing/);
   });
 
   test('pgaudit not loaded yet: an invalid value in the configuration is caught before it is refused', () => {

@@ -104,10 +104,10 @@ async function openPg(url: string, component: string): Promise<SqlClient> {
   let version = '';
   try {
     await client.connect();
-    // Times as UTC text; auditship's own reads are not audited (pgaudit feedback loop); batch reads are
-    // short index ranges where JIT and parallel plans only cost time.
-    await client.query(`SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; SET jit = off`);
+    // auditship's own reads are not audited (pgaudit feedback loop) — first, or the statements before it
+    // are; times as UTC text; batch reads are short index ranges where JIT and parallel plans only cost time.
     await client.query(`SET pgaudit.log = 'none'`).catch(() => {});
+    await client.query(`SET TimeZone = 'UTC'; SET DateStyle = 'ISO'; SET jit = off`);
     version = String((await client.query<{ v: string }>('SELECT version() AS v')).rows[0]?.v ?? '');
   } catch (err) {
     await client.end().catch(() => {});
