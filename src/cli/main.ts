@@ -38,11 +38,14 @@ async function help(): Promise<string> {
     'Commands:',
     ...modules.map(([name, m]) => `  ${name.padEnd(8)} ${m.summary}\n           ${m.usage}`),
     '',
+    'auditship help COMMAND (or auditship COMMAND --help) describes every flag of a command, with its default.',
     'Exit codes: 0 ok, 1 a runtime failure, 2 usage or configuration error.',
   ].join('\n');
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // `auditship help CMD [SUB]` is `auditship CMD [SUB] --help`.
+  if (argv[0] === 'help' && argv[1] !== undefined) return main([...argv.slice(1), '--help']);
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(await help() + '\n');

@@ -10,7 +10,7 @@
  *  - init.ts: the config init writes, rendered from the config schema's descriptions.
  */
 export {
-  connectServer, connectionCheck, connectionProblem, correctedPgauditLog, failed, formatCheck, parsePgauditLog, readServerFacts,
+  DEFAULT_TARGET, connectServer, connectionCheck, connectionProblem, correctedPgauditLog, failed, formatCheck, parsePgauditLog, readServerFacts,
   resolveTarget, serverChecks, splitGucList, targetHint, type CheckResult, type ServerFacts, type ServerTarget,
 } from './server-checks.js';
 export { configServerUrl, pipelineChecks } from './pipeline-checks.js';

@@ -520,6 +520,9 @@ export interface ServerTarget {
   host: string;
 }
 
+/** resolveTarget's default, in words (check's and init's --help). */
+export const DEFAULT_TARGET = '$AUDITSHIP_PG_URL, else PGHOST/PGPORT/PGUSER/PGDATABASE or the local socket /var/run/postgresql as this OS user, like psql';
+
 /**
  * The server to connect to: `url` (postgres://…) when given, else PostgreSQL's own defaults the way psql
  * takes them: PGHOST (else the socket directory /var/run/postgresql), PGPORT, PGUSER (else this OS user),

@@ -152,4 +152,10 @@ describe('auditship query --format json', () => {
     assert.equal(typeof row!['line_sum'], 'number', 'sum() of a BIGINT column (HUGEINT) is a number');
     assert.equal(String(events), expected!['events']);
   });
+
+  test('--help says how JSON prints numbers', async () => {
+    const r = await runCli(['query', '--help']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout.replace(/\s+/g, ' '), /integers \(count\(\*\), sum\(\)\) are JSON numbers while exact \(\|n\| ≤ 2\^53 − 1\) and strings beyond/);
+  });
 });

@@ -1,34 +1,30 @@
 import { loadConfig, type Config } from '../../config/load.js';
 import {
-  configServerUrl, connectServer, connectionCheck, failed, formatCheck, pipelineChecks, readServerFacts, resolveTarget, serverChecks,
+  DEFAULT_TARGET, configServerUrl, connectServer, connectionCheck, failed, formatCheck, pipelineChecks, readServerFacts, resolveTarget, serverChecks,
   type CheckResult, type ServerTarget,
 } from '../../setup/index.js';
 import { ExitError } from '../../core/errors.js';
-import { parseCommandArgs } from '../args.js';
+import { defineCommand, parseCommandArgs } from '../args.js';
 
 export const usage = 'auditship check [--url PGURL] [--config FILE]';
 export const summary = 'Check that PostgreSQL is ready for pgaudit and auditship (and, with --config, every pipeline\'s source and sinks); prints the exact fix for each problem.';
 
-const help = `${summary}
-usage: ${usage}
-
-  One line per check: ✔ what is right, or ✘ what is wrong — fix: the exact fix (– : cannot be checked from here).
+export const spec = defineCommand({
+  name: 'check', summary, usage,
+  flags: {
+    url: { type: 'string', value: 'PGURL', description: 'the server, as a postgres:// URL', defaultText: `${DEFAULT_TARGET} (with --config of table sources only: their first postgres:// URL)` },
+    config: { type: 'string', short: 'c', value: 'FILE', description: 'also check each pipeline of this config: paths, tables, the DuckDB file, clusters, buckets' },
+  },
+  notes: `  One line per check: ✔ what is right, or ✘ what is wrong — fix: the exact fix (– : cannot be checked from here).
   Server: pgaudit in shared_preload_libraries, the pgaudit extension, pgaudit.log (also the values PostgreSQL
   refused in the configuration files, and per-role/per-database values), logging_collector, log_destination
   (csvlog or jsonlog), log_connections/log_disconnections, and the log directory readable by this OS user.
-  --url     the server (default: $AUDITSHIP_PG_URL, else PGHOST/PGPORT/PGUSER/PGDATABASE or the local socket
-            /var/run/postgresql as this OS user, like psql)
-  --config  also check each pipeline of this config: paths, tables, the DuckDB file, clusters, buckets
-            (a config of table sources only, without --url: the server checks use its first postgres:// URL)
-  Exit codes: 0 all passed, 1 a check failed, 2 usage or configuration error.`;
+  As a superuser, check's own reads are kept out of the audit log (pgaudit.log = 'none' for its session).
+  Exit codes: 0 all passed, 1 a check failed, 2 usage or configuration error.`,
+});
 
 export async function check(argv: string[]): Promise<void> {
-  const { values, positionals } = parseCommandArgs(argv, {
-    url: { type: 'string' },
-    config: { type: 'string', short: 'c' },
-    help: { type: 'boolean', short: 'h' },
-  }, usage);
-  if (values.help) { process.stdout.write(help + '\n'); return; }
+  const { values, positionals } = parseCommandArgs(argv, spec);
   if (positionals.length) throw new ExitError(2, `unexpected argument ${JSON.stringify(positionals[0])}\nusage: ${usage}`);
   const config: Config | null = values.config !== undefined ? loadConfig(values.config) : null;
   const fromConfig = config ? configServerUrl(config) : undefined;

@@ -1,32 +1,43 @@
 import { checkConnector } from '../../config/load.js';
-import { SINKS, SOURCES } from '../../config/schema.js';
+import { DUCKDB_SINK, PG_LOGS_SOURCE, SINKS, SOURCES } from '../../config/schema.js';
 import { ConfigError, ExitError } from '../../core/errors.js';
 import { createLogger, quietLogger } from '../../core/log.js';
 import { profile } from '../../core/profile.js';
 import { onInterrupt } from '../signals.js';
 import { createProgress, noProgress } from '../../core/progress.js';
 import { runIngestPipeline } from '../../jobs/ingest.js';
-import { COMMON_OUTPUT_OPTIONS, parseCommandArgs } from '../args.js';
+import { COMMON_OUTPUT_OPTIONS, configDefault, defineCommand, parseCommandArgs } from '../args.js';
 import { formatSummary } from '../output.js';
 
 export const usage = 'auditship ingest [--db FILE] [--server NAME] [--skip-active] [--force] [--glob GLOB] [--log-timezone ZONE] [--prefer-format jsonlog|csvlog] [--store-message] [--profile] [--quiet] [--json] PATH...';
 
 export const summary = 'Ingest PostgreSQL log files or directories (pgaudit) into DuckDB.';
 
-export async function ingest(argv: string[]): Promise<void> {
-  const { values, positionals } = parseCommandArgs(argv, {
-    db: { type: 'string' },
-    server: { type: 'string' },
-    'skip-active': { type: 'boolean' },
-    force: { type: 'boolean' },
-    glob: { type: 'string' },
-    'log-timezone': { type: 'string' },
-    'prefer-format': { type: 'string' },
-    'store-message': { type: 'boolean' },
-    profile: { type: 'boolean' },
+export const spec = defineCommand({
+  name: 'ingest', summary, usage,
+  flags: {
+    db: { type: 'string', value: 'FILE', description: 'the DuckDB file the events go into (created when missing)', default: configDefault(DUCKDB_SINK, 'path') },
+    server: { type: 'string', value: 'NAME', description: "name of the PostgreSQL server the logs come from; part of every event's identity", default: configDefault(PG_LOGS_SOURCE, 'server') },
+    'skip-active': { type: 'boolean', description: 'skip the file the server is writing now (by default it is read up to its last complete record)' },
+    force: { type: 'boolean', description: 'read every file again from its start, replacing the events stored from it' },
+    glob: { type: 'string', value: 'GLOB', description: 'which file names in a directory are log files (*, ?, [..] and {a,b})', default: configDefault(PG_LOGS_SOURCE, 'file_glob') },
+    'log-timezone': {
+      type: 'string', value: 'ZONE',
+      description: "the server's log_timezone as an IANA name (SHOW log_timezone); without it a file whose times carry an ambiguous zone abbreviation (IST, CST) fails",
+    },
+    'prefer-format': { type: 'string', value: 'jsonlog|csvlog', description: 'when the server writes both, the format to read', default: configDefault(PG_LOGS_SOURCE, 'prefer_format') },
+    'store-message': { type: 'boolean', description: 'also store each raw pgaudit message (audit_logs.raw_message); without it the message is rebuilt from the parsed fields' },
+    profile: { type: 'boolean', description: 'print on stderr where the time went, per step' },
     ...COMMON_OUTPUT_OPTIONS,
-  }, usage);
-  if (values.help) { process.stdout.write(`${summary}\nusage: ${usage}\n`); return; }
+  },
+  notes: `  PATH: a log file, or the server's log_directory (not recursive); several may be given. csvlog and jsonlog
+  files, plain, .gz or .zst.
+  Exit codes: 0 ok, 1 a file failed or no log file was found, 2 usage error; 130/143 after Ctrl-C/SIGTERM
+  (what was read is committed).`,
+});
+
+export async function ingest(argv: string[]): Promise<void> {
+  const { values, positionals } = parseCommandArgs(argv, spec);
   if (positionals.length === 0) throw new ExitError(2, `no PATH given (a log file or the server's log_directory)\nusage: ${usage}`);
   const problems: string[] = [];
   const rawSource: Record<string, unknown> = { type: 'pg_logs', path: positionals };

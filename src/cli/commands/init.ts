@@ -2,34 +2,31 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { validateConfig } from '../../config/load.js';
 import { ExitError } from '../../core/errors.js';
-import { connectServer, failed, planInit, readServerFacts, renderInitConfig, resolveTarget, serverChecks } from '../../setup/index.js';
-import { parseCommandArgs } from '../args.js';
+import { DEFAULT_TARGET, connectServer, failed, planInit, readServerFacts, renderInitConfig, resolveTarget, serverChecks } from '../../setup/index.js';
+import { defineCommand, parseCommandArgs } from '../args.js';
 
 export const usage = 'auditship init [--url PGURL] [--output FILE] [--force] [--db FILE]';
 export const summary = 'Write a commented config for the local PostgreSQL: its log directory (csvlog or jsonlog files) into DuckDB, with the fixes the server still needs.';
 
-const help = `${summary}
-usage: ${usage}
-
-  --url     the server (default: $AUDITSHIP_PG_URL, else PGHOST/PGPORT/PGUSER/PGDATABASE or the local socket
-            /var/run/postgresql as this OS user, like psql)
-  --output  the config file to write (default ./auditship.yaml); an existing file is kept unless --force
-  --db      the DuckDB file of the pipeline (default auditship.duckdb)`;
+export const spec = defineCommand({
+  name: 'init', summary, usage,
+  flags: {
+    url: { type: 'string', value: 'PGURL', description: 'the server, as a postgres:// URL', defaultText: DEFAULT_TARGET },
+    output: { type: 'string', short: 'o', value: 'FILE', description: 'the config file to write; an existing file is kept unless --force', default: './auditship.yaml' },
+    force: { type: 'boolean', short: 'f', description: 'overwrite an existing --output file' },
+    db: { type: 'string', value: 'FILE', description: 'the DuckDB file of the pipeline', default: 'auditship.duckdb' },
+  },
+  notes: `  As a superuser, init's own reads are kept out of the audit log (pgaudit.log = 'none' for its session).
+  Exit codes: 0 written, 1 the server cannot be reached or read, 2 usage error or the file exists.`,
+});
 
 export async function init(argv: string[]): Promise<void> {
-  const { values, positionals } = parseCommandArgs(argv, {
-    url: { type: 'string' },
-    output: { type: 'string', short: 'o' },
-    force: { type: 'boolean', short: 'f' },
-    db: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  }, usage);
-  if (values.help) { process.stdout.write(help + '\n'); return; }
+  const { values, positionals } = parseCommandArgs(argv, spec);
   if (positionals.length) throw new ExitError(2, `unexpected argument ${JSON.stringify(positionals[0])}\nusage: ${usage}`);
-  const output = values.output ?? './auditship.yaml';
+  const output = values.output;
   if (!output) throw new ExitError(2, '--output: empty file name');
   if (!values.force && existsSync(output)) throw new ExitError(2, `${output} already exists; pass --force to overwrite it (or --output FILE)`);
-  const dbPath = values.db ?? 'auditship.duckdb';
+  const dbPath = values.db;
   if (!dbPath) throw new ExitError(2, '--db: empty file name');
   const target = values.url !== undefined ? resolveTarget(values.url, 'url')
     : process.env['AUDITSHIP_PG_URL'] ? resolveTarget(process.env['AUDITSHIP_PG_URL'], 'env')

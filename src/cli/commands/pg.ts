@@ -2,7 +2,7 @@ import pg from 'pg';
 import { ExitError } from '../../core/errors.js';
 import { describePgError, maskUrl } from '../../core/postgres.js';
 import { DEFAULT_SCHEMA, installAudit, NOTIFY_CHANNEL, uninstallAudit, upgradeAuditTable } from '../../sources/pg-audit-table/install.js';
-import { parseCommandArgs } from '../args.js';
+import { commandHelp, defineCommand, parseCommandArgs, type FlagTable } from '../args.js';
 
 export const usage = [
   'auditship pg install --url URL [--schema NAME] [--exclude TABLE=COL,COL]... [--log-query] TABLE...',
@@ -11,25 +11,46 @@ export const usage = [
 ].join('\n');
 export const summary = 'Install (or remove) auditship\'s audit triggers and audit table on PostgreSQL 13+.';
 
-const help = `${summary}
-usage: ${usage}
+const CONNECTION_FLAGS = {
+  url: { type: 'string', value: 'URL', description: 'the database, as a postgres:// URL', defaultText: '$AUDITSHIP_PG_URL' },
+  schema: { type: 'string', value: 'NAME', description: 'schema of the audit table and the trigger function', defaultText: DEFAULT_SCHEMA },
+  json: { type: 'boolean', description: 'print the result as one JSON object on stdout' },
+  quiet: { type: 'boolean', short: 'q', description: 'print nothing but errors' },
+} as const satisfies FlagTable;
 
-  install    creates <schema>.logged_actions and <schema>.if_modified() (once) and puts the triggers
-             auditship_row and auditship_truncate on each TABLE ('name', 'schema.name', or quoted SQL names);
-             running it again replaces the triggers (changed --exclude or --log-query take effect)
-  --upgrade  adds txid xid8 DEFAULT pg_current_xact_id() and an index on (txid, event_id) to an existing
-             audit table (e.g. a 91plus audit.logged_actions) so auditship can read it
-  uninstall  drops the triggers (of TABLE..., or of every audited table); the audit data stays unless
-             --drop-data, which also drops the audit table, the function and the schema when empty
-  --url      a postgres:// URL (default: $AUDITSHIP_PG_URL)
-  --schema   schema of the audit table and the trigger function (default: ${DEFAULT_SCHEMA})
-  --exclude  TABLE=COL,COL: columns left out of row_data and changed_fields; repeatable
-  --log-query  record the client's top-level statement in client_query`;
+export const installSpec = defineCommand({
+  name: 'pg install',
+  summary: 'Install auditship\'s audit table and triggers on PostgreSQL 13+ (or upgrade an existing audit table).',
+  usage: 'auditship pg install --url URL [--schema NAME] [--exclude TABLE=COL,COL]... [--log-query] TABLE...\n           auditship pg install --url URL --upgrade TABLE',
+  flags: {
+    ...CONNECTION_FLAGS,
+    exclude: { type: 'string', multiple: true, value: 'TABLE=COL,COL', description: 'columns of TABLE left out of row_data and changed_fields' },
+    'log-query': { type: 'boolean', description: "record the client's top-level statement in client_query" },
+    upgrade: {
+      type: 'string', value: 'TABLE',
+      description: 'instead of installing: add txid xid8 DEFAULT pg_current_xact_id() and an index on (txid, event_id) to this existing audit table (e.g. a 91plus audit.logged_actions) so auditship can read it',
+    },
+  },
+  notes: `  Creates <schema>.logged_actions and <schema>.if_modified() (once) and puts the triggers auditship_row and
+  auditship_truncate on each TABLE ('name', 'schema.name', or quoted SQL names); running it again replaces the
+  triggers (changed --exclude or --log-query take effect).`,
+});
+
+export const uninstallSpec = defineCommand({
+  name: 'pg uninstall',
+  summary: 'Remove auditship\'s audit triggers from PostgreSQL.',
+  usage: 'auditship pg uninstall --url URL [--schema NAME] [--drop-data] [TABLE...]',
+  flags: {
+    ...CONNECTION_FLAGS,
+    'drop-data': { type: 'boolean', description: 'also drop the audit table, the trigger function and the schema when empty' },
+  },
+  notes: '  Drops the triggers (of TABLE..., or of every audited table); the audit data stays unless --drop-data.',
+});
 
 export async function pgCommand(argv: string[]): Promise<void> {
   const [sub, ...rest] = argv;
   if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
-    process.stdout.write(help + '\n');
+    process.stdout.write(`${summary}\n\n${commandHelp(installSpec)}\n\n${commandHelp(uninstallSpec)}\n`);
     if (sub === undefined) throw new ExitError(2);
     return;
   }
@@ -38,22 +59,8 @@ export async function pgCommand(argv: string[]): Promise<void> {
   throw new ExitError(2, `unknown pg subcommand "${sub}"; use install or uninstall\nusage: ${usage}`);
 }
 
-const CONNECTION_OPTIONS = {
-  url: { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-  json: { type: 'boolean' },
-  quiet: { type: 'boolean', short: 'q' },
-} as const;
-
 async function install(argv: string[]): Promise<void> {
-  const { values, positionals } = parseCommandArgs(argv, {
-    ...CONNECTION_OPTIONS,
-    schema: { type: 'string' },
-    exclude: { type: 'string', multiple: true },
-    'log-query': { type: 'boolean' },
-    upgrade: { type: 'string' },
-  }, usage);
-  if (values.help) { process.stdout.write(help + '\n'); return; }
+  const { values, positionals } = parseCommandArgs(argv, installSpec);
   const url = connectionUrl(values.url);
 
   if (values.upgrade !== undefined) {
@@ -99,12 +106,7 @@ async function install(argv: string[]): Promise<void> {
 }
 
 async function uninstall(argv: string[]): Promise<void> {
-  const { values, positionals } = parseCommandArgs(argv, {
-    ...CONNECTION_OPTIONS,
-    schema: { type: 'string' },
-    'drop-data': { type: 'boolean' },
-  }, usage);
-  if (values.help) { process.stdout.write(help + '\n'); return; }
+  const { values, positionals } = parseCommandArgs(argv, uninstallSpec);
   const url = connectionUrl(values.url);
   const schema = values.schema ?? DEFAULT_SCHEMA;
   if (!schema) throw new ExitError(2, '--schema: empty schema name');

@@ -2,19 +2,24 @@ import { loadConfig } from '../../config/load.js';
 import { ExitError, isExpected } from '../../core/errors.js';
 import { createLogger, quietLogger } from '../../core/log.js';
 import { runOutboxPurge } from '../../jobs/outbox.js';
-import { COMMON_OUTPUT_OPTIONS, parseCommandArgs } from '../args.js';
+import { COMMON_OUTPUT_OPTIONS, defineCommand, parseCommandArgs } from '../args.js';
 import { n } from '../output.js';
 
 export const usage = 'auditship purge [--config FILE] [--pipeline NAME] [--quiet] [--json]';
 export const summary = 'Delete rows marked sent and older than retain_days from the sql_outbox and django_auditlog tables, in bounded statements; never an unsent row.';
 
-export async function purge(argv: string[]): Promise<void> {
-  const { values } = parseCommandArgs(argv, {
-    config: { type: 'string', short: 'c' },
-    pipeline: { type: 'string', multiple: true },
+export const spec = defineCommand({
+  name: 'purge', summary, usage,
+  flags: {
+    config: { type: 'string', short: 'c', value: 'FILE', description: 'the config file', defaultText: '$AUDITSHIP_CONFIG, else auditship.yaml' },
+    pipeline: { type: 'string', value: 'NAME', multiple: true, description: 'purge only this pipeline', defaultText: 'every sql_outbox and django_auditlog pipeline' },
     ...COMMON_OUTPUT_OPTIONS,
-  }, usage);
-  if (values.help) { process.stdout.write(`${summary}\nusage: ${usage}\n`); return; }
+  },
+  notes: '  Exit codes: 0 ok, 1 a pipeline failed, 2 usage or configuration error.',
+});
+
+export async function purge(argv: string[]): Promise<void> {
+  const { values } = parseCommandArgs(argv, spec);
   const config = loadConfig(values.config ?? process.env['AUDITSHIP_CONFIG'] ?? 'auditship.yaml');
   let pipelines = config.pipelines.filter((p) => p.source.type === 'sql_outbox' || p.source.type === 'django_auditlog');
   if (values.pipeline?.length) {

@@ -3,20 +3,22 @@ import { ExitError } from '../../core/errors.js';
 import { parseTime } from '../../query/index.js';
 import { openStoreReader } from '../../sinks/duckdb/reader.js';
 import { buildReport, renderHtml, renderMarkdown, type ReportData } from '../../report/index.js';
-import { parseCommandArgs } from '../args.js';
+import { DEFAULT_DB, defineCommand, parseCommandArgs } from '../args.js';
 
 export const usage = 'auditship report --since TIME [--until TIME] [--db FILE] [--server NAME]... [--format md|html|json] [--output FILE]';
 export const summary = 'Write an audit report of a time range: events by class and command, DDL and role changes in full, tables read and written per user, failed logins, failed statements.';
 
-const help = `${summary}
-usage: ${usage}
-
-  --since, --until  ISO-8601 times (2026-05-01, 2026-05-01T12:00:00Z) or a duration before now (90m, 24h, 7d);
-                    --until defaults to now; the range is [since, until)
-  --db              the DuckDB store (default ./auditship.duckdb)
-  --server          only these servers (repeatable)
-  --format          md (default), html (a self-contained page with charts) or json
-  --output          write to FILE instead of stdout`;
+export const spec = defineCommand({
+  name: 'report', summary, usage,
+  flags: {
+    since: { type: 'string', value: 'TIME', description: 'start of the range: an ISO-8601 time (2026-05-01, 2026-05-01T12:00:00Z) or a duration before now (90m, 24h, 7d); required' },
+    until: { type: 'string', value: 'TIME', description: 'end of the range (not included), like --since', defaultText: 'now' },
+    db: { type: 'string', value: 'FILE', description: 'the DuckDB store, opened read-only (or asked of the process writing it)', default: DEFAULT_DB },
+    server: { type: 'string', value: 'NAME', multiple: true, description: 'only this server', defaultText: 'every server' },
+    format: { type: 'string', short: 'f', value: 'FORMAT', description: 'md, html (a self-contained page with charts) or json', default: 'md' },
+    output: { type: 'string', short: 'o', value: 'FILE', description: 'write the report to FILE', defaultText: 'stdout' },
+  },
+});
 
 const DURATION = /^(\d+(?:\.\d+)?)\s*(m|min|h|d|w)$/i;
 const UNIT_MS: Record<string, number> = { m: 60e3, min: 60e3, h: 3600e3, d: 86400e3, w: 7 * 86400e3 };
@@ -33,19 +35,10 @@ export function parseBound(value: string, name: string, now: number): number {
 }
 
 export async function report(argv: string[]): Promise<void> {
-  const { values, positionals } = parseCommandArgs(argv, {
-    db: { type: 'string' },
-    since: { type: 'string' },
-    until: { type: 'string' },
-    server: { type: 'string', multiple: true },
-    format: { type: 'string', short: 'f' },
-    output: { type: 'string', short: 'o' },
-    help: { type: 'boolean', short: 'h' },
-  }, usage);
-  if (values.help) { process.stdout.write(help + '\n'); return; }
+  const { values, positionals } = parseCommandArgs(argv, spec);
   if (positionals.length) throw new ExitError(2, `unexpected argument "${positionals[0]}"\nusage: ${usage}`);
   if (!values.since) throw new ExitError(2, `--since is required\nusage: ${usage}`);
-  const format = values.format ?? 'md';
+  const format = values.format;
   if (!['md', 'html', 'json'].includes(format)) throw new ExitError(2, `--format: "${format}" is not one of md, html, json`);
   const now = Date.now();
   const since = parseBound(values.since, '--since', now);

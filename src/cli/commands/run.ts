@@ -6,25 +6,34 @@ import { createProgress, noProgress } from '../../core/progress.js';
 import type { RunSummary } from '../../jobs/ingest.js';
 import type { OutboxRunSummary } from '../../jobs/outbox.js';
 import type { TableRunSummary } from '../../jobs/table.js';
-import { COMMON_OUTPUT_OPTIONS, parseCommandArgs, selectPipelines } from '../args.js';
+import { COMMON_OUTPUT_OPTIONS, defineCommand, parseCommandArgs, selectPipelines } from '../args.js';
 import { onInterrupt } from '../signals.js';
 import { formatSummary } from '../output.js';
 
 export const usage = 'auditship run [--config FILE] [--pipeline NAME] [--follow [--ui HOST:PORT [--ui-token T | --ui-basic-auth U:P]]] [--profile] [--quiet] [--json]';
 export const summary = 'Run every pipeline of a config once and exit (cron-friendly); --follow: keep running until SIGTERM/SIGINT, serving the UI (on a socket next to the database; on TCP with --ui).';
 
-export async function run(argv: string[]): Promise<void> {
-  const { values } = parseCommandArgs(argv, {
-    config: { type: 'string', short: 'c' },
-    pipeline: { type: 'string', multiple: true },
-    follow: { type: 'boolean', short: 'f' },
-    ui: { type: 'string' },
-    'ui-token': { type: 'string' },
-    'ui-basic-auth': { type: 'string' },
-    profile: { type: 'boolean' },
+export const spec = defineCommand({
+  name: 'run', summary, usage,
+  flags: {
+    config: { type: 'string', short: 'c', value: 'FILE', description: 'the config file', defaultText: '$AUDITSHIP_CONFIG, else auditship.yaml' },
+    pipeline: { type: 'string', value: 'NAME', multiple: true, description: 'run only this pipeline', defaultText: 'every pipeline' },
+    follow: {
+      type: 'boolean', short: 'f',
+      description: 'keep running until SIGTERM/SIGINT: each pipeline looks for new records every poll_interval_ms; the web UI is served on a unix socket next to each DuckDB file',
+    },
+    ui: { type: 'string', value: 'HOST:PORT', description: 'with --follow: also serve the web UI on this address (a non-loopback one needs a token or basic auth)', defaultText: "the config's ui.listen, else none" },
+    'ui-token': { type: 'string', value: 'TOKEN', description: 'a shared secret of at least 16 characters the UI asks for', defaultText: "the config's ui.token, else $AUDITSHIP_UI_TOKEN" },
+    'ui-basic-auth': { type: 'string', value: 'USER:PASSWORD', description: 'HTTP Basic authentication of the UI', defaultText: "the config's ui.basic_auth, else $AUDITSHIP_UI_BASIC_AUTH" },
+    profile: { type: 'boolean', description: 'print on stderr where the time went, per pipeline and step' },
     ...COMMON_OUTPUT_OPTIONS,
-  }, usage);
-  if (values.help) { process.stdout.write(`${summary}\nusage: ${usage}\n`); return; }
+  },
+  notes: `  Exit codes: 0 ok, 1 a pipeline failed (the others still ran), 2 usage or configuration error; 130/143 after
+  Ctrl-C/SIGTERM (what was read is committed).`,
+});
+
+export async function run(argv: string[]): Promise<void> {
+  const { values } = parseCommandArgs(argv, spec);
   if (values.ui !== undefined && !values.follow) throw new ExitError(2, `--ui needs --follow (the UI is served while the daemon runs; \`auditship ui\` serves it otherwise)\nusage: ${usage}`);
   const config = loadConfig(values.config ?? process.env['AUDITSHIP_CONFIG'] ?? 'auditship.yaml');
   // The daemon's UI: flags first, then the config's ui section (then the environment, in authOptions).

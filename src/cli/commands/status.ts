@@ -1,19 +1,22 @@
 import { ExitError } from '../../core/errors.js';
 import { readDaemonStatus, type DaemonStatus } from '../../jobs/daemon-status.js';
 import { openStoreReader } from '../../sinks/duckdb/reader.js';
-import { parseCommandArgs } from '../args.js';
+import { DEFAULT_DB, defineCommand, parseCommandArgs } from '../args.js';
 import { formatTable, n, size } from '../output.js';
 
 export const usage = 'auditship status [--db FILE] [--json]';
 export const summary = 'Show per server and file: bytes and events ingested, offset, last event time, quarantined records; per audit table: rows shipped, cursor; per application table: rows shipped, quarantined, purged; while run --follow holds the database, each pipeline\'s state and lag.';
 
+export const spec = defineCommand({
+  name: 'status', summary, usage,
+  flags: {
+    db: { type: 'string', value: 'FILE', description: 'the DuckDB store, opened read-only (or asked of the process writing it)', default: DEFAULT_DB },
+    json: { type: 'boolean', description: 'print the status as one JSON object' },
+  },
+});
+
 export async function status(argv: string[]): Promise<void> {
-  const { values } = parseCommandArgs(argv, {
-    db: { type: 'string' },
-    json: { type: 'boolean' },
-    help: { type: 'boolean', short: 'h' },
-  }, usage);
-  if (values.help) { process.stdout.write(`${summary}\nusage: ${usage}\n`); return; }
+  const { values } = parseCommandArgs(argv, spec);
   const path = values.db ?? './auditship.duckdb';
   // Read through the process writing the file, if one does (ingest, run, run --follow).
   const db = openStoreReader(path, { lingerMs: 0 });

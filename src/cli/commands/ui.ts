@@ -3,12 +3,22 @@ import { openStoreReader } from '../../sinks/duckdb/reader.js';
 import { createLogger } from '../../core/log.js';
 import { AuditQueries } from '../../query/index.js';
 import { startUiServer, UiServerError, type UiAuth, type UiQueries } from '../../ui/index.js';
-import { parseCommandArgs } from '../args.js';
+import { DEFAULT_DB, defineCommand, parseCommandArgs } from '../args.js';
 
 export const usage = 'auditship ui [--db FILE] [--listen HOST:PORT] [--token TOKEN] [--basic-auth USER:PASSWORD]';
 export const summary = 'Serve a read-only web UI over the DuckDB store (search, event and session details, charts) until SIGINT/SIGTERM; env AUDITSHIP_UI_TOKEN / AUDITSHIP_UI_BASIC_AUTH instead of the flags.';
 
 const MIN_TOKEN_LENGTH = 16;
+
+export const spec = defineCommand({
+  name: 'ui', summary, usage,
+  flags: {
+    db: { type: 'string', value: 'FILE', description: 'the DuckDB store, opened read-only (or asked of the process writing it)', default: DEFAULT_DB },
+    listen: { type: 'string', short: 'l', value: 'HOST:PORT', description: 'where to serve; a bare PORT is on 127.0.0.1, port 0 any free port; a non-loopback address needs --token or --basic-auth', default: '127.0.0.1:8080' },
+    token: { type: 'string', value: 'TOKEN', description: `a shared secret of at least ${MIN_TOKEN_LENGTH} characters: send Authorization: Bearer TOKEN, or open the UI once with ?token=TOKEN`, defaultText: '$AUDITSHIP_UI_TOKEN' },
+    'basic-auth': { type: 'string', value: 'USER:PASSWORD', description: 'HTTP Basic authentication (use it behind TLS)', defaultText: '$AUDITSHIP_UI_BASIC_AUTH' },
+  },
+});
 
 /** `HOST:PORT`, `[IPv6]:PORT` or a bare `PORT` (on 127.0.0.1). */
 export function parseListen(value: string): { host: string; port: number } {
@@ -55,14 +65,7 @@ export async function openUiBackend(dbPath: string): Promise<UiBackend> {
 }
 
 export async function ui(argv: string[]): Promise<void> {
-  const { values, positionals } = parseCommandArgs(argv, {
-    db: { type: 'string' },
-    listen: { type: 'string', short: 'l' },
-    token: { type: 'string' },
-    'basic-auth': { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  }, usage);
-  if (values.help) { process.stdout.write(`${summary}\nusage: ${usage}\n`); return; }
+  const { values, positionals } = parseCommandArgs(argv, spec);
   if (positionals.length) throw new ExitError(2, `unexpected argument "${positionals[0]}"\nusage: ${usage}`);
   const { host, port } = parseListen(values.listen ?? '127.0.0.1:8080');
   const auth = authOptions(values.token, values['basic-auth']);

@@ -4,31 +4,35 @@ import { createLogger } from '../../core/log.js';
 import { createProgress, noProgress } from '../../core/progress.js';
 import { archiveSinkOptions, openStore } from '../../sinks/archive/index.js';
 import { verifyArchive, type VerifyReport } from '../../sinks/archive/verify.js';
-import { parseCommandArgs, selectPipelines } from '../args.js';
+import { COMMON_OUTPUT_OPTIONS, configDefault, defineCommand, parseCommandArgs, selectPipelines } from '../args.js';
+import { ARCHIVE_SINK } from '../../config/schema.js';
 import { n, size } from '../output.js';
 
 export const usage = 'auditship verify-archive [--config FILE] [--pipeline NAME] | (--directory DIR | --bucket NAME [--prefix P] [--endpoint URL] [--region R] [--force-path-style]) [--server NAME] [--quick] [--deep] [--json]';
 export const summary = 'Check an archive against its manifest: every object present and intact (full SHA-256, or HEAD and the stored ETag for cold classes and with --quick), the manifest chain unbroken. Exit 1 when anything is missing or corrupt.';
 
+export const spec = defineCommand({
+  name: 'verify-archive', summary, usage,
+  flags: {
+    config: { type: 'string', short: 'c', value: 'FILE', description: 'verify the archive sinks of this config', defaultText: '$AUDITSHIP_CONFIG, else auditship.yaml, unless --directory or --bucket' },
+    pipeline: { type: 'string', value: 'NAME', multiple: true, description: "only this pipeline's archive sinks", defaultText: 'every pipeline' },
+    directory: { type: 'string', value: 'DIR', description: 'verify the local archive in DIR instead of a config\'s' },
+    bucket: { type: 'string', value: 'NAME', description: 'verify the archive in this S3 bucket instead of a config\'s' },
+    prefix: { type: 'string', value: 'P', description: 'with --bucket: the key prefix the archive is under', defaultText: `"${configDefault(ARCHIVE_SINK, 'prefix')}"` },
+    endpoint: { type: 'string', value: 'URL', description: 'with --bucket: an S3-compatible endpoint (MinIO, Ceph, R2)', defaultText: "AWS S3 of the region" },
+    region: { type: 'string', value: 'R', description: "with --bucket: the bucket's region", defaultText: '$AWS_REGION, else us-east-1' },
+    'force-path-style': { type: 'boolean', description: 'with --bucket: path-style addressing (endpoint/bucket/key), which MinIO and most S3-compatible stores need' },
+    server: { type: 'string', value: 'NAME', description: 'only the objects of this server', defaultText: 'every server' },
+    quick: { type: 'boolean', description: 'check each object by HEAD (size and the stored ETag) instead of reading it whole and re-hashing it' },
+    deep: { type: 'boolean', description: "also decompress each archived log file and compare it with the original's SHA-256" },
+    concurrency: { type: 'string', value: 'N', description: 'objects checked at the same time', default: '4' },
+    ...COMMON_OUTPUT_OPTIONS,
+  },
+  notes: '  Exit codes: 0 intact, 1 an object is missing or corrupt (or the archive cannot be read), 2 usage or configuration error.',
+});
+
 export async function verifyArchiveCommand(argv: string[]): Promise<void> {
-  const { values } = parseCommandArgs(argv, {
-    config: { type: 'string', short: 'c' },
-    pipeline: { type: 'string', multiple: true },
-    directory: { type: 'string' },
-    bucket: { type: 'string' },
-    prefix: { type: 'string' },
-    endpoint: { type: 'string' },
-    region: { type: 'string' },
-    'force-path-style': { type: 'boolean' },
-    server: { type: 'string' },
-    quick: { type: 'boolean' },
-    deep: { type: 'boolean' },
-    concurrency: { type: 'string' },
-    json: { type: 'boolean' },
-    quiet: { type: 'boolean', short: 'q' },
-    help: { type: 'boolean', short: 'h' },
-  }, usage);
-  if (values.help) { process.stdout.write(`${summary}\nusage: ${usage}\n`); return; }
+  const { values } = parseCommandArgs(argv, spec);
   const sinks: ConnectorConfig[] = [];
   if (values.directory || values.bucket) {
     if (values.directory && values.bucket) throw new ExitError(2, `give --directory or --bucket, not both\nusage: ${usage}`);
@@ -48,7 +52,7 @@ export async function verifyArchiveCommand(argv: string[]): Promise<void> {
     }
     if (!sinks.length) throw new ExitError(2, 'the config has no archive sink (or give --directory / --bucket)');
   }
-  const concurrency = values.concurrency ? Number(values.concurrency) : 4;
+  const concurrency = Number(values.concurrency);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new ExitError(2, `--concurrency: ${values.concurrency} is not a positive integer`);
   const log = createLogger({ level: values.quiet || values.json ? 'warn' : 'info' });
   const reports: VerifyReport[] = [];
