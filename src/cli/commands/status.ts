@@ -1,6 +1,7 @@
 import { ConnectorError, ExitError } from '../../core/errors.js';
 import { readDaemonStatus, type DaemonStatus } from '../../jobs/daemon-status.js';
-import { openDatabase } from '../../sinks/duckdb/database.js';
+import { openDatabase, sqlString } from '../../sinks/duckdb/database.js';
+import { DAMAGE_REASON_PREFIX } from '../../sources/pg-logs/decompress.js';
 import { parseCommandArgs } from '../args.js';
 import { formatTable, n, size } from '../output.js';
 
@@ -47,7 +48,9 @@ export async function status(argv: string[]): Promise<void> {
       SELECT server, file_name, path, format, compression, bytes_ingested, events, byte_offset, size,
              strftime(last_event_time, '%Y-%m-%d %H:%M:%S%z') AS last_event_time,
              (SELECT count(*) FROM quarantine q WHERE q.server = f.server AND q.fingerprint = f.fingerprint) AS quarantined,
-             CASE WHEN complete THEN 'done' ELSE 'active' END AS state, fingerprint
+             CASE WHEN EXISTS (SELECT 1 FROM quarantine q WHERE q.server = f.server AND q.fingerprint = f.fingerprint
+                                 AND starts_with(q.reason, ${sqlString(DAMAGE_REASON_PREFIX)})) THEN 'damaged'
+                  WHEN complete THEN 'done' ELSE 'active' END AS state, fingerprint
       FROM ingest_files f ORDER BY server, coalesce(last_event_time, updated_at), file_name`);
     const rows = r.getRowObjectsJson();
     const totals = await db.connection.runAndReadAll(`
