@@ -7,6 +7,7 @@ import { constants as zc, gunzipSync, gzipSync } from 'node:zlib';
 import {
   CsvlogGenerator, auditOnly, csvEndOffsets, csvOf, digestOf, digestSql, type GenRecord,
 } from '../helpers/csvlog-gen.js';
+import { decode, entriesOf, localManifest } from '../helpers/archive.js';
 import { hasStackTrace, ingest, lines, queryCli, runCli, scratchDir } from '../helpers/ingest-cli.js';
 
 /**
@@ -312,4 +313,26 @@ describe('a complete copy put in place of a damaged file', () => {
     await nothingNew(s, 'both files there');
     assert.ok(readFileSync(s.damagedPath).length > 0);
   });
+});
+
+test('with a file archive: a damaged file is not archived and fails no run; the complete copy put in its place is', async () => {
+  const s = scene('archive', 700, cases[1]!.build);
+  const finished = writeLog(join(s.logs, 'postgresql-2024-05-01_093000.csv'), csvOf(generator(701).records(300)), 0.5);
+  const archive = join(s.dir, 'archive');
+  const config = join(s.dir, 'c.yaml');
+  writeFileSync(config, ['pipelines:', '  logs:', '    source:', '      type: pg_logs', `      path: ${JSON.stringify(s.logs)}`, '    sinks:',
+    `      - ${JSON.stringify({ type: 'archive', directory: archive, form: 'files' })}`, `      - ${JSON.stringify({ type: 'duckdb', path: s.db })}`, ''].join('\n'));
+  const run = async (label: string) => {
+    const r = await runCli(['run', '--config', config, '--json']);
+    assert.equal(r.code, 0, `${label}: ${r.stdout}${r.stderr}`);
+    return entriesOf(localManifest(archive)).map((e) => e.source.name).sort();
+  };
+  assert.deepEqual(await run('first run'), [basename(finished)], 'the finished good file is archived, the damaged one not');
+  assert.deepEqual(await run('second run'), [basename(finished)]);
+  const whole = csvOf(s.damaged.records);
+  writeLog(s.damagedPath, gzipSync(whole), 2);
+  assert.deepEqual(await run('after the complete copy'), [basename(finished), s.damaged.name].sort());
+  const entry = entriesOf(localManifest(archive)).find((e) => e.source.name === s.damaged.name)!;
+  assert.equal(decode(readFileSync(join(archive, entry.key)), entry.compression).toString('utf8'), whole, 'the complete copy, byte for byte');
+  assert.deepEqual(await queryCli(s.db, 'SELECT reason FROM quarantine'), []);
 });
