@@ -9,8 +9,8 @@
  *
  * Node's zlib drops the output of the decoder call that meets bad data (up to a megabyte), and a stream that
  * fails drops what it had decoded and not yet handed over. So after a zlib error the file is decoded once more
- * (only then: the undamaged path is today's stream), up to the input the first pass got through without error,
- * then one byte at a time: everything decodable before the damage comes out.
+ * (only then: an undamaged file is decoded once, as a plain stream), in large writes up to the input the first
+ * pass got through without error, then one byte at a time: everything decodable before the damage comes out.
  */
 import { createReadStream, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
