@@ -41,6 +41,7 @@ export function formatSummary(s: RunSummary | TableRunSummary | OutboxRunSummary
   for (const k of s.skipped ?? []) reasons.set(k.reason, [...(reasons.get(k.reason) ?? []), k.path]);
   for (const [reason, paths] of reasons) lines.push(`  – ${paths.length === 1 ? paths[0] : `${n(paths.length)} files (${paths[0]}, …)`}: ${reason}`);
   if (s.filesSkipped > (s.skipped?.length ?? 0)) lines.push(`  – and ${n(s.filesSkipped - (s.skipped?.length ?? 0))} more file(s) passed over`);
+  for (const d of s.damaged ?? []) lines.push(`  ! ${d.file}: ${d.reason}; the records before the damage are stored`);
   for (const e of s.errors) lines.push(`  ✘ ${e.file}: ${e.message}`);
   return lines.join('\n');
 }

@@ -65,6 +65,11 @@ export interface Batch<P> {
   maxTimeMs: number;
   /** Set on the last batch of a file: a natural commit point. */
   endOfSource: boolean;
+  /**
+   * Set on the last batch of a damaged compressed file (truncated, corrupt, empty): why the rest of it cannot be
+   * read. The batch's quarantine holds the damage; the records before it are in the batch.
+   */
+  damage?: string;
   /** Called by the pipeline once every sink has written the batch: its memory may be reused. */
   release?: () => void;
 }

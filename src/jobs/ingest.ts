@@ -7,6 +7,7 @@ import type { Progress } from '../core/progress.js';
 import type { Database } from '../sinks/duckdb/database.js';
 import { DuckDbSink } from '../sinks/duckdb/sink.js';
 import type { ElasticsearchSink } from '../sinks/elasticsearch/index.js';
+import { DAMAGE_REASON_PREFIX } from '../sources/pg-logs/decompress.js';
 import { PgLogsSource } from '../sources/pg-logs/source.js';
 import type { ArchivableFile } from '../sinks/archive/index.js';
 import { archiveFiles, closeArchives, finishArchives, openArchives, openSearchSinks, sinkSummaries, type ArchiveSet, type ArchiveSummary } from './log-sinks.js';
@@ -38,6 +39,11 @@ export interface RunSummary {
   archives?: ArchiveSummary[];
   /** A signal stopped the run: what was read is committed, the rest is read by the next run. */
   interrupted?: boolean;
+  /**
+   * Damaged compressed files read this run (truncated, corrupt, empty): their records before the damage are
+   * stored, the damage is quarantined. Not a failure: the run goes on, and the next run does not read them again.
+   */
+  damaged?: { file: string; reason: string }[];
   ok: boolean;
 }
 
@@ -116,10 +122,12 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
   // Parsing is needed when a sink takes events; an archive of whole files alone needs none.
   const parse = storeEvents || searchSinks.length > 0 || archives.eventSinks.length > 0;
   try {
-    const plan = parse ? await profile.time('plan files (list, fingerprint, checkpoints)', 'js', () => source.plan(sink, discovery)) : { files: [], skipped: [], totalBytes: 0, logFiles: 1, unchanged: 0 };
+    const plan = parse ? await profile.time('plan files (list, fingerprint, checkpoints)', 'js', () => source.plan(sink, discovery)) : { files: [], skipped: [], totalBytes: 0, logFiles: 1, unchanged: 0, superseded: [] };
     if (options.requireLogFiles && plan.logFiles === 0) throw noLogFiles(src['path'] as string[], plan.skipped);
+    await sink.forgetDamagedFiles(server, plan.superseded);
     if (options.force) for (const p of plan.files) sink.markForReplace(p.fingerprint);
     for (const p of plan.files) if (p.reread) sink.markForIdentityCheck(p.fingerprint);
+    for (const p of plan.files) if (p.rereadDamage) sink.markDamageReread(p.fingerprint);
     for (const s of plan.skipped) options.log.debug('Skipping a file.', { file: s.path, reason: s.reason });
     options.progress.start(plan.totalBytes, pipeline.name);
     const result = await runPipeline(source.read(plan, (n) => options.progress.addBytes(n)), [...searchSinks, ...archives.eventSinks, sink], {
@@ -132,14 +140,22 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
     // A first record that arrived in this run may complete `<previously logged>` rows stored before.
     if (result.stored > 0 && storeEvents) await profile.time('markers: sweep', 'duckdb', () => sink.sweepPreviouslyLogged());
     options.progress.done();
+    for (const d of source.damaged) {
+      options.log.warn('A compressed log file is damaged: its records before the damage are stored and the damage is quarantined '
+        + '(auditship status). If a complete copy exists (or the file was still being written), put it in its place: the next run '
+        + 'reads the rest. If not, there is nothing to do.', { file: d.file, damage: d.reason.slice(DAMAGE_REASON_PREFIX.length) });
+    }
     const archiveSummaries: ArchiveSummary[] = [];
     const errors = result.errors.map((e) => ({ file: e.source, message: e.message }));
     if (archives.fileArchives.length && !result.interrupted) {
       const completed = await source.completedFiles();
       const failedFiles = new Set(errors.map((e) => e.file));
+      // A damaged file is not archived: it is not the log file, and its object could not be verified. A complete
+      // copy in its place is archived.
+      const damaged = parse ? await sink.damagedFiles(server) : new Set<string>();
       // Events per file, for the manifest: known for files this store has read to their end.
       const events = parse ? await sink.completeFileEvents(server) : new Map<string, number>();
-      const files: ArchivableFile[] = completed.filter((c) => !failedFiles.has(c.file.path)).map(({ file, fingerprint }) => ({
+      const files: ArchivableFile[] = completed.filter((c) => !failedFiles.has(c.file.path) && !damaged.has(c.fingerprint)).map(({ file, fingerprint }) => ({
         path: file.path, compression: file.compression, size: file.size, mtimeMs: file.mtimeMs,
         source: { kind: 'pg_logs', server, name: file.name, location: file.path, fingerprint },
         ...(events.has(fingerprint) ? { events: events.get(fingerprint)! } : {}),
@@ -176,6 +192,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
       errors,
       ...sinkSummaries(searchSinks, archives, archiveSummaries),
       ...(result.interrupted ? { interrupted: true } : {}),
+      ...(source.damaged.length ? { damaged: source.damaged } : {}),
       ok: errors.length === 0,
     };
   } catch (err) {

@@ -1,6 +1,8 @@
 import { ExitError } from '../../core/errors.js';
 import { readDaemonStatus, type DaemonStatus } from '../../jobs/daemon-status.js';
+import { sqlString } from '../../sinks/duckdb/database.js';
 import { openStoreReader } from '../../sinks/duckdb/reader.js';
+import { DAMAGE_REASON_PREFIX } from '../../sources/pg-logs/decompress.js';
 import { DEFAULT_DB, defineCommand, parseCommandArgs } from '../args.js';
 import { formatTable, n, size } from '../output.js';
 
@@ -45,7 +47,9 @@ export async function status(argv: string[]): Promise<void> {
       SELECT server, file_name, path, format, compression, bytes_ingested, events, byte_offset, size,
              strftime(last_event_time, '%Y-%m-%d %H:%M:%S%z') AS last_event_time,
              (SELECT count(*) FROM quarantine q WHERE q.server = f.server AND q.fingerprint = f.fingerprint) AS quarantined,
-             CASE WHEN complete THEN 'done' ELSE 'active' END AS state, fingerprint
+             CASE WHEN EXISTS (SELECT 1 FROM quarantine q WHERE q.server = f.server AND q.fingerprint = f.fingerprint
+                                 AND starts_with(q.reason, ${sqlString(DAMAGE_REASON_PREFIX)})) THEN 'damaged'
+                  WHEN complete THEN 'done' ELSE 'active' END AS state, fingerprint
       FROM ingest_files f ORDER BY server, coalesce(last_event_time, updated_at), file_name`);
     const [t] = await db.all(`
       SELECT (SELECT count(*) FROM audit_logs) AS events, (SELECT count(*) FROM quarantine) AS quarantined,

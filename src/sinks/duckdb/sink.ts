@@ -9,6 +9,7 @@ import type { Logger } from '../../core/log.js';
 import {
   EVENT_ROW_COLUMNS, EVENT_ROW_NUMERIC, PREVIOUSLY_LOGGED, type EventContext, type EventKind, type EventRowColumn, type PgAuditRecord, type StatementState,
 } from '../../parse/index.js';
+import { DAMAGE_REASON_PREFIX } from '../../sources/pg-logs/decompress.js';
 import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
 import { profile } from '../../core/profile.js';
 import { insertDeadLetters, msToTimestamptz, openDatabase, profileStatements, sqlString, timedRun, translateWriteError, type Database, type DeadLetterRow } from './database.js';
@@ -99,6 +100,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   private readonly stageTag = `${process.pid}-${randomBytes(4).toString('hex')}`;
   private filesToReplace = new Set<string>();
   private filesToCheck = new Set<string>();
+  private damageToForget = new Set<string>();
   private sharedDb = false;
   /** Contexts and kinds stored, committed or in the open transaction (so each is inserted once). */
   private knownContexts = new Set<number>();
@@ -218,6 +220,40 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     this.filesToCheck.add(fingerprint);
   }
 
+  /** Fingerprints of the server's damaged compressed files: those with a damage entry in quarantine. */
+  async damagedFiles(server: string): Promise<Set<string>> {
+    const r = await this.conn.runAndReadAll(`SELECT DISTINCT fingerprint FROM quarantine
+      WHERE server = ${sqlString(server)} AND starts_with(reason, ${sqlString(DAMAGE_REASON_PREFIX)})`);
+    return new Set(r.getRows().map((row) => String(row[0])));
+  }
+
+  /**
+   * A damaged file is read again past its damage (it changed): its damage entry goes with its first batch, in the
+   * same transaction; the read records the damage again if it is still there.
+   */
+  markDamageReread(fingerprint: string): void {
+    this.damageToForget.add(fingerprint);
+  }
+
+  /**
+   * Drops the checkpoints and damage entries of damaged files known by their path whose path now holds another
+   * file (a complete copy): nothing was stored from them. One transaction of its own, before the run reads.
+   */
+  async forgetDamagedFiles(server: string, fingerprints: string[]): Promise<void> {
+    if (fingerprints.length === 0) return;
+    const where = `server = ${sqlString(server)} AND fingerprint IN (${fingerprints.map(sqlString).join(', ')})`;
+    await this.begin();
+    try {
+      await this.conn.run(`DELETE FROM quarantine WHERE ${where} AND starts_with(reason, ${sqlString(DAMAGE_REASON_PREFIX)})`);
+      await this.conn.run(`DELETE FROM ingest_files WHERE ${where}`);
+      await this.conn.run('COMMIT');
+      this.inTransaction = false;
+    } catch (err) {
+      await this.rollback();
+      throw translateWriteError(err, this.db.path);
+    }
+  }
+
   private async begin(): Promise<void> {
     if (!this.inTransaction) {
       await this.conn.run('BEGIN TRANSACTION');
@@ -249,6 +285,10 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
         // --force: the file is read again from its start; forget its old checkpoint and quarantine.
         await this.conn.run(`DELETE FROM quarantine WHERE server = ${sqlString(cp.server)} AND fingerprint = ${sqlString(cp.fingerprint)}`);
         await this.conn.run(`DELETE FROM ingest_files WHERE server = ${sqlString(cp.server)} AND fingerprint = ${sqlString(cp.fingerprint)}`);
+      }
+      if (this.damageToForget.delete(cp.fingerprint)) {
+        await this.conn.run(`DELETE FROM quarantine WHERE server = ${sqlString(cp.server)} AND fingerprint = ${sqlString(cp.fingerprint)}
+          AND starts_with(reason, ${sqlString(DAMAGE_REASON_PREFIX)})`);
       }
       if (cp.fingerprint !== this.currentFile) {
         this.currentFile = cp.fingerprint;

@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, promises as fsp, type Stats } from 'node:fs';
+import { promises as fsp, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { createGunzip } from 'node:zlib';
-import { Decompress as ZstdDecompress } from 'fzstd';
 import { ConnectorError, describeFileError } from '../../core/errors.js';
 import { CSVLOG_COLUMN_COUNTS, scanCsvRecord } from '../../parse/index.js';
+import { DamagedContent, openContent, type Compression } from './decompress.js';
 import { globToRegExp } from './glob.js';
 
 /**
@@ -16,7 +15,7 @@ import { globToRegExp } from './glob.js';
  */
 
 export type LogFormat = 'csvlog' | 'jsonlog';
-export type Compression = 'none' | 'gzip' | 'zstd';
+export type { Compression };
 
 export interface LogFile {
   path: string;
@@ -49,29 +48,16 @@ function stripCompression(name: string): string {
   return name.replace(/\.(gz|zst)$/, '');
 }
 
-/** Opens a file's (decompressed) content as a stream of chunks. */
-export function openContent(path: string, compression: Compression, highWaterMark = 1 << 20): AsyncIterable<Buffer> {
-  const raw = createReadStream(path, { highWaterMark });
-  if (compression === 'gzip') return raw.pipe(createGunzip({ chunkSize: 1 << 20 }));
-  if (compression === 'zstd') return zstdStream(raw);
-  return raw;
-}
-
-async function* zstdStream(raw: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
-  const out: Uint8Array[] = [];
-  const d = new ZstdDecompress((chunk) => { out.push(chunk); });
-  for await (const chunk of raw) {
-    d.push(chunk);
-    while (out.length) { const c = out.shift()!; yield Buffer.from(c.buffer, c.byteOffset, c.byteLength); }
-  }
-  d.push(new Uint8Array(0), true);
-  while (out.length) { const c = out.shift()!; yield Buffer.from(c.buffer, c.byteOffset, c.byteLength); }
-}
-
-/** Reads the first bytes of a file's content (decompressed), up to `max`. */
+/** The first bytes of a file's content (decompressed), up to `max`; of a damaged compressed file, what is readable. */
 export async function readHead(path: string, compression: Compression, max: number): Promise<Buffer> {
+  return (await readHeadChecked(path, compression, max)).head;
+}
+
+/** The first bytes of a file's content, up to `max`, and the damage met before `max` bytes (a compressed file). */
+export async function readHeadChecked(path: string, compression: Compression, max: number): Promise<{ head: Buffer; damage: DamagedContent | null }> {
   const parts: Buffer[] = [];
   let total = 0;
+  let damage: DamagedContent | null = null;
   const stream = openContent(path, compression, 64 * 1024);
   try {
     for await (const chunk of stream) {
@@ -79,11 +65,14 @@ export async function readHead(path: string, compression: Compression, max: numb
       total += chunk.length;
       if (total >= max) break;
     }
+  } catch (err) {
+    if (!(err instanceof DamagedContent)) throw err;
+    damage = err;
   } finally {
     (stream as { destroy?: () => void }).destroy?.();
   }
   const head = Buffer.concat(parts);
-  return head.length > max ? head.subarray(0, max) : head;
+  return { head: head.length > max ? head.subarray(0, max) : head, damage };
 }
 
 /** Fingerprint of content that starts with `head`, or null if the first line is not complete yet. */

@@ -8,7 +8,8 @@ import {
   PREVIOUSLY_LOGGED, scanCsvRecord, type CsvlogPackState, type PgAuditRecord, type RecordOutcome, type SessionTracker, type TimestampResolver,
 } from '../../parse/index.js';
 import type { PgAuditPayload } from './payload.js';
-import { openContent, TAIL_BYTES, tailHashOf, type LogFile } from './files.js';
+import { DamagedContent, openContent } from './decompress.js';
+import { TAIL_BYTES, tailHashOf, type LogFile } from './files.js';
 
 /**
  * Reads one log file from a byte offset and yields batches of parsed pgaudit records.
@@ -18,6 +19,11 @@ import { openContent, TAIL_BYTES, tailHashOf, type LogFile } from './files.js';
  * In the active file the last, incomplete record is left for the next run. In a finished file an
  * incomplete tail is quarantined. A malformed record is quarantined with its byte offset and reason, and
  * reading resynchronises on the next line that looks like a record start.
+ *
+ * A damaged compressed file (decompress.ts) is read up to the damage: its complete records are stored, and one
+ * quarantine entry holds the damage — the reason, and the text of the record it cut (if any) at that record's
+ * offset. The checkpoint stops at that offset and the file counts as read to its end; should the file change
+ * (a complete copy put in its place, a copy that was still being written), the next run reads on from there.
  */
 export interface ReadOptions {
   server: string;
@@ -54,6 +60,7 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
   let held = 0;
   let lastTail: Buffer = Buffer.alloc(0); // the TAIL_BYTES before `offset`
   let eof = false;
+  let damage: DamagedContent | null = null; // where a damaged compressed file's content ends, and why
 
   // Packed rows take about 55 % of the log text they come from (pgbench-like logs; more with store_message).
   const out = new PackWriter(pool, Math.min(opts.packMessage ? opts.batchBytes * 2 : (opts.batchBytes * 3) >> 2, 32 << 20));
@@ -87,7 +94,7 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
     const b: Batch<PgAuditPayload> = {
       payload: { packed, packedCount: count, objects, contexts: dims.contexts, kinds: dims.kinds, markerSessions: [...markers], correlation: dims.correlation },
       eventCount, quarantine, checkpoint: cp, bytes: offset - batchStart, minTimeMs: st.minTimeMs, maxTimeMs: st.maxTimeMs, endOfSource,
-      release,
+      release, ...(endOfSource && damage ? { damage: damage.reason } : {}),
     };
     objects = []; markers = new Set(); quarantine = []; batchStart = offset;
     st.events = 0; st.minTimeMs = 0; st.maxTimeMs = 0;
@@ -223,7 +230,15 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
           added += bytesRead;
         } else {
           const t0 = timing ? performance.now() : 0;
-          const next = await iterator!.next();
+          let next: IteratorResult<Buffer>;
+          try {
+            next = await iterator!.next();
+          } catch (err) {
+            if (!(err instanceof DamagedContent)) throw err;
+            damage = err;
+            eof = true;
+            break;
+          }
           if (timing) timing.readMs += performance.now() - t0;
           if (next.done) { eof = true; break; }
           let chunk = next.value;
@@ -239,6 +254,13 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
           held += chunk.length;
           added += chunk.length;
         }
+      }
+      if (eof && skip > 0 && damage) {
+        // Damaged before the checkpoint (a damaged copy in place of a file read further before): nothing new to
+        // read; the damage is recorded where reading stands.
+        bad(offset, damage.reason, '');
+        yield makeBatch(true, true);
+        return;
       }
       if (eof && skip > 0) {
         throw new ConnectorError('pg_logs', 'file_shrunk', `${file.path} became shorter than its checkpoint while being read`, true);
@@ -257,30 +279,42 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
         consume(cut);
       }
       if (eof) {
+        let damageRecorded = false;
         if (held > 0 && !file.active) {
-          // A finished file ends in an incomplete record: keep what is a record, quarantine the rest.
-          let text = work.toString('utf8', 0, held);
-          let at = offset;
-          for (;;) {
-            const resync = findNextRecordStart(text, 1);
-            const piece = resync > 0 ? text.slice(0, resync) : text;
-            let outcome: RecordOutcome;
-            if (file.format === 'jsonlog') outcome = jsonlogRecord(piece.replace(/\r?\n$/, ''), times);
-            else {
-              const rec = scanCsvRecord(piece.endsWith('\n') ? piece : piece + '\n', 0);
-              outcome = rec && rec.next >= piece.length
-                ? csvlogRecord(rec.fields, rec.error, st.columns || 26, times)
-                : { kind: 'bad', reason: 'incomplete record at the end of a finished file' };
+          // In a damaged file the last piece is cut by the damage even if it looks whole (a number cut short still
+          // parses): it goes to quarantine with the damage, and the checkpoint stops before it, where a complete
+          // copy of the file is read on from.
+          const end = damage ? lastRecordStart(work, held) : held;
+          if (end > 0) {
+            // A finished file ends in an incomplete record: keep what is a record, quarantine the rest.
+            let text = work.toString('utf8', 0, end);
+            let at = offset;
+            for (;;) {
+              const resync = findNextRecordStart(text, 1);
+              const piece = resync > 0 ? text.slice(0, resync) : text;
+              let outcome: RecordOutcome;
+              if (file.format === 'jsonlog') outcome = jsonlogRecord(piece.replace(/\r?\n$/, ''), times);
+              else {
+                const rec = scanCsvRecord(piece.endsWith('\n') ? piece : piece + '\n', 0);
+                outcome = rec && rec.next >= piece.length
+                  ? csvlogRecord(rec.fields, rec.error, st.columns || 26, times)
+                  : { kind: 'bad', reason: 'incomplete record at the end of a finished file' };
+              }
+              const pieceAt = at;
+              takeRecord(outcome, () => pieceAt, () => piece);
+              at += Buffer.byteLength(piece);
+              if (resync <= 0) break;
+              text = text.slice(resync);
             }
-            const pieceAt = at;
-            takeRecord(outcome, () => pieceAt, () => piece);
-            at += Buffer.byteLength(piece);
-            if (resync <= 0) break;
-            text = text.slice(resync);
+            consume(end);
           }
-          consume(held);
+          if (damage) {
+            bad(offset, damage.reason, work.toString('utf8', 0, held));
+            damageRecorded = true;
+          }
         }
-        yield makeBatch(true, !file.active && held === 0);
+        if (damage && !damageRecorded) bad(offset, damage.reason, '');
+        yield makeBatch(true, !file.active && (held === 0 || damage !== null));
         return;
       }
       if (offset - batchStart >= opts.batchBytes || st.events >= 200_000) yield makeBatch(false, false);
@@ -296,6 +330,17 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
     await iterator?.return?.();
     (stream as { destroy?: () => void } | null)?.destroy?.();
   }
+}
+
+/**
+ * Where the last line that starts like a csvlog record begins in `buf[0, held)` (0 if none): a byte offset, the
+ * search runs over the bytes as latin1 so that invalid UTF-8 cannot shift it.
+ */
+function lastRecordStart(buf: Buffer, held: number): number {
+  const bytes = buf.toString('latin1', 0, held);
+  let last = 0;
+  for (let i = findNextRecordStart(bytes, 1); i > 0; i = findNextRecordStart(bytes, i + 1)) last = i;
+  return last;
 }
 
 /** Reads the `TAIL_BYTES` before `offset` of a plain file (to verify a checkpoint before resuming). */

@@ -5,7 +5,8 @@ import type { SourceItem } from '../../core/pipeline.js';
 import { profile } from '../../core/profile.js';
 import { TimestampResolver, type StatementState } from '../../parse/index.js';
 import type { PgAuditPayload } from './payload.js';
-import { discoverLogFiles, FINGERPRINT_BYTES, fingerprintOf, readHead, tailHashOf, type Discovery, type LogFile, type LogFormat } from './files.js';
+import type { DamagedContent } from './decompress.js';
+import { discoverLogFiles, FINGERPRINT_BYTES, fingerprintOf, readHeadChecked, tailHashOf, type Discovery, type LogFile, type LogFormat } from './files.js';
 import { InlineParser, ParseThread, type Parser, type ParserOptions } from './parse-thread.js';
 
 /** Below this much to read, the files are parsed on the main thread (starting the parser thread takes ~50 ms). */
@@ -31,6 +32,8 @@ export interface PgLogsOptions {
 /** The state store's side of correlation: the last statement of each session open at the last commit. */
 export interface SessionStateReader extends StateReader {
   sessionStates(server: string): Promise<StatementState[]>;
+  /** Fingerprints of the damaged compressed files (their damage is in quarantine). */
+  damagedFiles(server: string): Promise<Set<string>>;
 }
 
 /** A file the run will read, from where, or why not. */
@@ -45,6 +48,8 @@ export interface PlannedFile {
   reread?: boolean;
   /** Why a finished file is read again from its checkpoint, for the log (not a problem). */
   info?: string;
+  /** A damaged file read again (it changed): its recorded damage goes, this read records it again if it is still there. */
+  rereadDamage?: boolean;
 }
 
 export interface Plan {
@@ -56,6 +61,11 @@ export interface Plan {
   logFiles: number;
   /** Of those, the ones read to their end before and unchanged since. */
   unchanged: number;
+  /**
+   * Checkpoints of damaged files that had no readable first line (known by their path), whose path now holds a
+   * readable file: they describe a file that is gone.
+   */
+  superseded: string[];
 }
 
 /**
@@ -71,21 +81,27 @@ function looksLike(format: LogFile['format'], head: Buffer): boolean {
 
 /**
  * A file's content identity: the fingerprint of its first line; for a finished file without a complete
- * first line (a short file), a hash of what it holds; null while there is nothing to identify it by (an
- * empty file, or the active file before its first line is complete).
+ * first line (a short file), a hash of what it holds; for a damaged compressed file without one (empty, cut
+ * in its first line), its path — there is no content to know it by; null while there is nothing to identify it
+ * by (an empty file, or the active file before its first line is complete).
  */
-async function contentIdentity(file: LogFile): Promise<{ fingerprint: string | null; head: Buffer }> {
-  let head: Buffer;
+async function contentIdentity(file: LogFile): Promise<{ fingerprint: string | null; head: Buffer; damage: DamagedContent | null }> {
+  let read: { head: Buffer; damage: DamagedContent | null };
   try {
-    head = await readHead(file.path, file.compression, FINGERPRINT_BYTES);
+    read = await readHeadChecked(file.path, file.compression, FINGERPRINT_BYTES);
   } catch (err) {
     throw new ConnectorError('pg_logs', 'file_unreadable', `cannot read ${file.path}: ${(err as Error).message}`, false, { cause: err });
   }
+  const { head, damage } = read;
   const fingerprint = fingerprintOf(head);
-  if (fingerprint !== null) return { fingerprint, head };
-  if (file.active || file.size === 0) return { fingerprint: null, head };
-  return { fingerprint: tailHashOf(head) + 'short', head };
+  if (fingerprint !== null) return { fingerprint, head, damage };
+  if (damage) return { fingerprint: tailHashOf(Buffer.from(file.label ?? file.path)) + DAMAGED_BY_PATH, head, damage };
+  if (file.active || file.size === 0) return { fingerprint: null, head, damage };
+  return { fingerprint: tailHashOf(head) + 'short', head, damage };
 }
+
+/** Suffix of the identity of a damaged file known by its path (no readable first line). */
+const DAMAGED_BY_PATH = 'damaged';
 
 /**
  * The pg_logs source: PostgreSQL csvlog/jsonlog files (plain, gzip or zstd) in one or more directories,
@@ -93,6 +109,8 @@ async function contentIdentity(file: LogFile): Promise<{ fingerprint: string | n
  */
 export class PgLogsSource {
   private state: SessionStateReader | null = null;
+  /** The damaged compressed files read by this source's runs, and why the rest of each cannot be read. */
+  readonly damaged: { file: string; reason: string }[] = [];
 
   constructor(private readonly options: PgLogsOptions, private readonly log: Logger) {
     try {
@@ -117,12 +135,13 @@ export class PgLogsSource {
   async plan(state: SessionStateReader, found?: LogFile[] | Discovery): Promise<Plan> {
     const discovery = Array.isArray(found) ? { files: found, skipped: [] } : found ?? await this.discover();
     const checkpoints = await state.fileCheckpoints(this.options.server);
+    const damaged = await state.damagedFiles(this.options.server);
     this.state = state;
     // A file whose size and time are those of its checkpoint, read to its end, is not opened at all: a run
     // with nothing new costs one stat per file.
     const byPath = new Map<string, StoredFileState>();
     for (const cp of checkpoints.values()) byPath.set(cp.path, cp);
-    const plan: Plan = { files: [], skipped: [...discovery.skipped], totalBytes: 0, logFiles: 0, unchanged: 0 };
+    const plan: Plan = { files: [], skipped: [...discovery.skipped], totalBytes: 0, logFiles: 0, unchanged: 0, superseded: [] };
     const seen = new Map<string, string>();
     for (const file of discovery.files) {
       plan.logFiles++;
@@ -130,8 +149,12 @@ export class PgLogsSource {
       const known = byPath.get(file.label ?? file.path);
       if (known && !this.options.force && known.size === file.size && known.mtimeMs === file.mtimeMs
         && (known.complete || (file.compression === 'none' && known.offset === file.size))) { plan.unchanged++; continue; }
-      const { fingerprint, head } = await contentIdentity(file);
-      if (head.length > 0 && !looksLike(file.format, head) && !checkpoints.has(fingerprint ?? '')) {
+      const { fingerprint, head, damage } = await contentIdentity(file);
+      if (known && fingerprint !== null && known.fingerprint !== fingerprint && known.fingerprint.endsWith(DAMAGED_BY_PATH)) {
+        plan.superseded.push(known.fingerprint);
+      }
+      // (A damaged file's first bytes may be too few to tell: the damage is news enough.)
+      if (head.length > 0 && !damage && !looksLike(file.format, head) && !checkpoints.has(fingerprint ?? '')) {
         plan.logFiles--;
         plan.skipped.push({ path: file.path, reason: `not ${file.format === 'csvlog' ? 'a csvlog' : 'a jsonlog'} file (its first bytes are not a PostgreSQL ${file.format} record)` });
         continue;
@@ -141,8 +164,9 @@ export class PgLogsSource {
       if (twin) { plan.skipped.push({ path: file.path, reason: `same content as ${twin}` }); continue; }
       seen.set(fingerprint, file.path);
       const cp = checkpoints.get(fingerprint);
-      const planned = await this.resume(file, fingerprint, cp);
+      const planned = await this.resume(file, fingerprint, cp, damaged.has(fingerprint));
       if (!planned) continue;
+      if (cp && damaged.has(fingerprint) && !this.options.force) planned.rereadDamage = true;
       plan.files.push(planned);
       plan.totalBytes += Math.max(0, file.size - planned.startOffset);
     }
@@ -167,10 +191,14 @@ export class PgLogsSource {
     return out;
   }
 
-  private async resume(file: LogFile, fingerprint: string, cp: StoredFileState | undefined): Promise<PlannedFile | null> {
+  private async resume(file: LogFile, fingerprint: string, cp: StoredFileState | undefined, damaged: boolean): Promise<PlannedFile | null> {
     const base: PlannedFile = { file, fingerprint, startOffset: 0, columns: 0 };
     if (!cp || this.options.force) return base;
     base.columns = cp.format === file.format ? cp.columns : 0;
+    // A damaged compressed file whose size or time changed since (a complete copy put in its place, or a copy
+    // that was still being written): read on from the record the damage cut. Its checkpoint stops there.
+    const repaired = 'a damaged file changed (a complete copy in its place?); reading it on from the record the damage cut';
+    if (cp.complete && damaged && file.compression !== 'none') return { ...base, startOffset: cp.offset, info: repaired };
     // Read to its end before (perhaps under another name): nothing to do — unless it is a plain file that grew
     // since. PostgreSQL opens a file name that exists in append mode (log_truncate_on_rotation off, or a restart
     // or size-based rotation onto a name in use, such as postgresql-Mon.csv a week later): what it appended is
@@ -188,6 +216,7 @@ export class PgLogsSource {
         }
       }
       if (file.size === cp.offset && file.active) return null;
+      if (cp.complete && damaged) return { ...base, startOffset: cp.offset, info: repaired };
       if (cp.complete) return { ...base, startOffset: cp.offset, info: 'a finished file grew (PostgreSQL appended to a file name in use); reading what was appended' };
     }
     return { ...base, startOffset: cp.offset };
@@ -213,6 +242,7 @@ export class PgLogsSource {
         if (p.info) this.log.info(`${p.info[0]!.toUpperCase()}${p.info.slice(1)}.`, { file: p.file.path, from: p.startOffset });
         for await (const item of parser.read(p.file, p.fingerprint, p.startOffset, p.columns)) {
           if (item.type === 'batch') {
+            if (item.batch.damage) this.damaged.push({ file: p.file.label ?? p.file.path, reason: item.batch.damage });
             yield item;
             continue;
           }
