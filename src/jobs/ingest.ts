@@ -89,6 +89,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
   const sink = await profile.time('open database', 'duckdb', () => DuckDbSink.open({
     path: String(sinkConfig['path']),
     server,
+    pipeline: pipeline.name,
     storeMessage: sinkConfig['store_message'] === true,
     memoryLimit: String(sinkConfig['memory_limit'] ?? '96MB'),
     threads: Number(sinkConfig['threads']),

@@ -49,7 +49,7 @@ export async function runRdsPipeline(pipeline: PipelineConfig, options: IngestOp
   let sink: DuckDbSink;
   try {
     sink = await DuckDbSink.open({
-      path: String(sinkConfig['path']), server, storeMessage: sinkConfig['store_message'] === true,
+      path: String(sinkConfig['path']), server, pipeline: pipeline.name, storeMessage: sinkConfig['store_message'] === true,
       memoryLimit: String(sinkConfig['memory_limit'] ?? '96MB'), threads: Number(sinkConfig['threads']),
       storeEvents: sinkConfig['store_events'] !== false, ...(options.db ? { database: options.db } : {}),
     }, log);
