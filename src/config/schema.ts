@@ -294,7 +294,7 @@ export const DUCKDB_SINK: ConnectorSpec = {
     },
     store_events: {
       type: 'boolean', default: true,
-      description: 'false: keep only the checkpoints, the quarantine and the dead letters here — the events live in the search sink before this one (pg_logs pipelines).',
+      description: 'false: keep the checkpoints, the correlation (sessions, logon_failures, statement_errors), the quarantine and the dead letters here, not the events — they live in the search or archive sink before this one (pg_logs and rds_logs pipelines).',
     },
     commit_events: {
       type: 'integer', default: 250000, minimum: 1,

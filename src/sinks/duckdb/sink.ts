@@ -50,7 +50,7 @@ export interface DuckDbSinkOptions {
   replace?: boolean;
   /** A database the caller holds open (the follow daemon); the sink uses a connection of its own. */
   database?: Database;
-  /** False: keep checkpoints, quarantine and dead letters only — the events live in a search sink. */
+  /** False: keep checkpoints, correlation, quarantine and dead letters only — the events live in a search or archive sink. */
   storeEvents?: boolean;
 }
 
@@ -309,8 +309,9 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
           }
           report.duplicates = packedCount + objects.length - report.stored;
         }
-        this.correlation.add(batch.payload.correlation);
       }
+      // Sessions, logon failures and statement errors are kept whether or not the events are.
+      this.correlation.add(batch.payload.correlation);
       if (batch.quarantine.length > 0) {
         const stmt = await this.conn.prepare(
           `INSERT OR IGNORE INTO quarantine VALUES ($1, $2, $3, $4, $5, $6, $7, now())`);
@@ -462,7 +463,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     try {
       await this.begin();
       if (!this.correlation.empty) {
-        await this.correlation.store(this.conn, this.options.pipeline, this.options.server, true);
+        await this.correlation.store(this.conn, this.options.pipeline, this.options.server, this.options.storeEvents !== false);
       }
       if (this.markerSessions.size > 0) {
         const sessions = [...this.markerSessions];
