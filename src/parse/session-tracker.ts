@@ -89,6 +89,17 @@ export interface StatementOutcome {
   last_ms: number;
 }
 
+/** The first error of each statement among these outcomes (the one every store keeps). */
+export function firstOutcomes(outcomes: readonly StatementOutcome[]): StatementOutcome[] {
+  const first = new Map<string, StatementOutcome>();
+  for (const o of outcomes) {
+    const key = `${o.session_id}\0${o.statement_id}`;
+    const cur = first.get(key);
+    if (!cur || o.line < cur.line) first.set(key, o);
+  }
+  return [...first.values()];
+}
+
 /** What one batch adds to correlation. */
 export interface CorrelationBatch {
   /** Connection authorized and disconnection records (the store merges them into `sessions`). */

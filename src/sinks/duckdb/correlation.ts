@@ -174,6 +174,42 @@ export class PendingCorrelation {
   }
 }
 
+/** A row of `sessions` (times in epoch ms). */
+export interface StoredSession {
+  process_id: number | null;
+  user_name: string | null;
+  database_name: string | null;
+  client_addr: string | null;
+  client_port: number | null;
+  application_name: string | null;
+  backend_type: string | null;
+  session_start_ms: number | null;
+  connected_at_ms: number | null;
+  disconnected_at_ms: number | null;
+  duration_ms: number | null;
+}
+
+/** The committed rows of `sessions` of these sessions of the server. */
+export async function loadStoredSessions(conn: DuckDBConnection, server: string, ids: readonly string[]): Promise<Map<string, StoredSession>> {
+  const out = new Map<string, StoredSession>();
+  const n = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  const t = (v: unknown) => (v === null || v === undefined ? null : String(v));
+  for (let i = 0; i < ids.length; i += 1000) {
+    const chunk = ids.slice(i, i + 1000);
+    const r = await timedRead(conn, 'correlation: stored sessions', `SELECT session_id, process_id, user_name, database_name, client_addr, client_port,
+        application_name, backend_type, epoch_ms(session_start), epoch_ms(connected_at), epoch_ms(disconnected_at), duration_ms
+      FROM sessions WHERE server = ${sqlString(server)} AND session_id IN (${chunk.map(sqlString).join(', ')})`);
+    for (const row of r.getRows()) {
+      out.set(String(row[0]), {
+        process_id: n(row[1]), user_name: t(row[2]), database_name: t(row[3]), client_addr: t(row[4]), client_port: n(row[5]),
+        application_name: t(row[6]), backend_type: t(row[7]), session_start_ms: n(row[8]), connected_at_ms: n(row[9]),
+        disconnected_at_ms: n(row[10]), duration_ms: n(row[11]),
+      });
+    }
+  }
+  return out;
+}
+
 /**
  * The last statement of each session open at the pipeline's last commit (a tracker's start state). State of a
  * version 3 store has no first line and last time: the last line and first time stand in.

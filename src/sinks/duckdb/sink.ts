@@ -12,7 +12,7 @@ import {
 import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
 import { profile } from '../../core/profile.js';
 import { insertDeadLetters, msToTimestamptz, openDatabase, profileStatements, sqlString, timedRun, translateWriteError, type Database, type DeadLetterRow } from './database.js';
-import { loadSessionStates, PendingCorrelation } from './correlation.js';
+import { loadSessionStates, loadStoredSessions, PendingCorrelation, type StoredSession } from './correlation.js';
 import { ensureSchema, SCHEMA_VERSION } from './schema.js';
 import { stageRows, type StageType } from './stage.js';
 
@@ -239,6 +239,14 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   /** The last statement of each session of the server open at this pipeline's last commit (correlation, across runs). */
   sessionStates(server: string): Promise<StatementState[]> {
     return loadSessionStates(this.conn, this.options.pipeline, server);
+  }
+
+  /**
+   * The server's sessions as committed (correlation of earlier commits, by any pipeline), read in this sink's
+   * transaction: an archive merges the session records of its ranges into them.
+   */
+  storedSessions(ids: readonly string[]): Promise<Map<string, StoredSession>> {
+    return this.withinTransaction(() => loadStoredSessions(this.conn, this.options.server, ids));
   }
 
   /** Events this pipeline read from each file it read to its end (by fingerprint). */
