@@ -8,7 +8,7 @@ import { defaultMemoryLimit, openDatabase, type Database } from '../sinks/duckdb
 import { ROW_CHANGES_DDL } from '../sinks/duckdb/row-changes.js';
 import { ensureSchema } from '../sinks/duckdb/schema.js';
 import { ARCHIVE_DDL } from '../sinks/duckdb/archive-state.js';
-import { RDS_FILES_DDL } from '../sinks/duckdb/rds-files.js';
+import { ensureRdsFiles } from '../sinks/duckdb/rds-files.js';
 import { APP_EVENTS_DDL } from '../sinks/duckdb/app-events.js';
 import { runIngestPipeline } from './ingest.js';
 import { runRdsPipeline } from './rds.js';
@@ -78,7 +78,7 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
       if (mine.some((p) => p.source.type === 'sql_outbox' || p.source.type === 'django_auditlog')) await db.connection.run(APP_EVENTS_DDL);
       for (const p of mine.filter((q) => q.source.type === 'pg_logs' || q.source.type === 'rds_logs')) await ensureSchema(db.connection, String(p.source['server'] ?? p.source['instance'] ?? 'default'));
       if (mine.some((p) => p.sinks.some((s) => s.type === 'archive'))) await db.connection.run(ARCHIVE_DDL);
-      if (mine.some((p) => p.source.type === 'rds_logs')) await db.connection.run(RDS_FILES_DDL);
+      if (mine.some((p) => p.source.type === 'rds_logs')) await ensureRdsFiles(db.connection);
     }
     // The UI of each database of pgaudit events, on its socket (and TCP, for the first, when asked).
     let tcp = options.uiListen;
