@@ -34,7 +34,7 @@ export function formatSummary(s: RunSummary | TableRunSummary | OutboxRunSummary
       `${size(s.bytes)} in ${duration(s.durationMs)} → ${s.db}` +
       (s.quarantined ? `; ${n(s.quarantined)} record(s) quarantined (see: auditship status)` : ''),
   ];
-  for (const x of s.search ?? []) lines.push(`  → ${x.url}: ${n(x.created)} documents created, ${n(x.duplicates)} already there${x.deadLettered ? `, ${n(x.deadLettered)} refused (es_dead_letters)` : ''}`);
+  for (const x of s.search ?? []) lines.push(`  → ${x.url}: ${n(x.created)} documents created, ${n(x.duplicates)} already there${x.correlated ? `, ${n(x.correlated)} sessions, logon failures and outcomes` : ''}${x.deadLettered ? `, ${n(x.deadLettered)} refused (es_dead_letters)` : ''}`);
   if (s.unchanged) lines.push(`  – ${n(s.unchanged)} file(s) read before and unchanged`);
   // Why files were passed over, one line per reason.
   const reasons = new Map<string, string[]>();

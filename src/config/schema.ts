@@ -229,7 +229,7 @@ export const ELASTICSEARCH_SINK: ConnectorSpec = {
     bearer_token: { type: 'string', example: '${ES_TOKEN}', description: 'A bearer token (Authorization: Bearer).' },
     ca_file: { type: 'string', example: '/etc/auditship/es-ca.pem', description: 'PEM file of the CA that signed the cluster certificate.' },
     insecure: { type: 'boolean', default: false, description: 'Accept any TLS certificate (test clusters only).' },
-    index_prefix: { type: 'string', default: 'auditship', description: 'Indices are <index_prefix>-pgaudit-<event date> (pg_logs), <index_prefix>-rows-<event date> (pg_audit_table) or <index_prefix>-app-<source name>-<event date> (sql_outbox, django_auditlog); a template covers each family.' },
+    index_prefix: { type: 'string', default: 'auditship', description: 'Indices are <index_prefix>-pgaudit-<event date> (pg_logs, rds_logs; with them <index_prefix>-sessions-<session start date> and <index_prefix>-logon-failures-<date>, and the outcome of failed statements on their events), <index_prefix>-rows-<event date> (pg_audit_table) or <index_prefix>-app-<source name>-<event date> (sql_outbox, django_auditlog); a template covers each family.' },
     index_period: { type: 'enum', values: ['daily', 'monthly'], default: 'daily', description: 'One index per day or per month of event time (UTC).' },
     manage_template: { type: 'boolean', default: true, description: 'Put the index template at start (needs manage_index_templates); false if you install it yourself.' },
     flush_bytes: { type: 'size', default: '2MB', description: 'Bulk request size bound (memory is about concurrency + 2 of them).' },
@@ -246,7 +246,7 @@ export const ARCHIVE_SINK: ConnectorSpec = {
   fields: {
     form: {
       type: 'enum', values: ['files', 'ndjson', 'parquet'], default: 'files',
-      description: 'files: each completed log file whole, compressed (already compressed files as they are); ndjson: the parsed pgaudit events as gzipped JSON lines; parquet: the parsed events as Parquet (zstd) for DuckDB, Trino, Athena and Spark.',
+      description: 'files: each completed log file whole, compressed (already compressed files as they are); ndjson: the parsed pgaudit events as gzipped JSON lines; parquet: the parsed events as Parquet (zstd) for DuckDB, Trino, Athena and Spark. ndjson and parquet also write the sessions, logon failures and statement errors of the same log ranges (datasets sessions, logon-failures, statement-errors).',
     },
     directory: { type: 'string', example: '/srv/audit-archive', description: 'A local directory to archive to (instead of bucket).' },
     bucket: { type: 'string', example: 'acme-audit-archive', description: 'The S3 bucket (instead of directory).' },
@@ -301,7 +301,7 @@ export const DUCKDB_SINK: ConnectorSpec = {
     },
     store_events: {
       type: 'boolean', default: true,
-      description: 'false: keep only the checkpoints, the quarantine and the dead letters here — the events live in the search sink before this one (pg_logs pipelines).',
+      description: 'false: keep the checkpoints, the correlation (sessions, logon_failures, statement_errors), the quarantine and the dead letters here, not the events — they live in the search or archive sink before this one (pg_logs and rds_logs pipelines).',
     },
     commit_events: {
       type: 'integer', default: 250000, minimum: 1,

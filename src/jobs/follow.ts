@@ -9,7 +9,7 @@ import { readSocketPath } from '../sinks/duckdb/lock.js';
 import { ROW_CHANGES_DDL } from '../sinks/duckdb/row-changes.js';
 import { ensureSchema } from '../sinks/duckdb/schema.js';
 import { ARCHIVE_DDL } from '../sinks/duckdb/archive-state.js';
-import { RDS_FILES_DDL } from '../sinks/duckdb/rds-files.js';
+import { ensureRdsFiles } from '../sinks/duckdb/rds-files.js';
 import { APP_EVENTS_DDL } from '../sinks/duckdb/app-events.js';
 import { runIngestPipeline } from './ingest.js';
 import { runRdsPipeline } from './rds.js';
@@ -79,7 +79,7 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
       if (mine.some((p) => p.source.type === 'sql_outbox' || p.source.type === 'django_auditlog')) await db.connection.run(APP_EVENTS_DDL);
       for (const p of mine.filter((q) => q.source.type === 'pg_logs' || q.source.type === 'rds_logs')) await ensureSchema(db.connection, String(p.source['server'] ?? p.source['instance'] ?? 'default'));
       if (mine.some((p) => p.sinks.some((s) => s.type === 'archive'))) await db.connection.run(ARCHIVE_DDL);
-      if (mine.some((p) => p.source.type === 'rds_logs')) await db.connection.run(RDS_FILES_DDL);
+      if (mine.some((p) => p.source.type === 'rds_logs')) await ensureRdsFiles(db.connection);
     }
     // Other processes read each database through its read socket (opened with it); the UI on TCP, when
     // asked, for the first database of pgaudit events.
@@ -93,6 +93,16 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
       tcp = undefined;
     }
     if (tcp) throw new ConfigError([`--ui: no pg_logs or rds_logs pipeline writes a DuckDB store here, so there is no UI to serve`]);
+    // Log pipelines of one server and store take turns: each run's sink then starts from what the other one
+    // committed (its watermark, below which rows are checked by identity), and two runs never store the same
+    // new rows side by side in two transactions.
+    const turns = new Map<string, Promise<unknown>>();
+    const inTurn = <T>(p: PipelineConfig, fn: () => Promise<T>): Promise<T> => {
+      const key = `${dbOf(p)}\0${String(p.source['server'] ?? p.source['instance'] ?? 'default')}`;
+      const run = (turns.get(key) ?? Promise.resolve()).then(fn);
+      turns.set(key, run.catch(() => {}));
+      return run;
+    };
     const ticker = setInterval(writeStatus, 5000);
     ticker.unref();
     log.info('Following.', { pipelines: pipelines.map((p) => p.name), pid: process.pid });
@@ -107,7 +117,7 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
           await runOutboxPipeline(p, { log, follow: true, signal, db, onStatus: (s: OutboxStatus) => set({ ...s }) });
           return true;
         }
-        return await followLogs(p, db, log, signal, set);
+        return await followLogs(p, db, log, signal, set, inTurn);
       } catch (err) {
         if (!isExpected(err)) throw err;
         log.error('Pipeline stopped.', { pipeline: p.name, reason: err.message });
@@ -133,14 +143,15 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
 }
 
 /** A pg_logs or rds_logs pipeline in follow mode: one run every poll_interval_ms; a failing run is retried. */
-async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: AbortSignal, set: (s: PipelineStatus) => void): Promise<boolean> {
+async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: AbortSignal, set: (s: PipelineStatus) => void,
+  inTurn: <T>(p: PipelineConfig, fn: () => Promise<T>) => Promise<T>): Promise<boolean> {
   const interval = Number(p.source['poll_interval_ms'] ?? 5000);
   let events = 0;
   let stored = 0;
   let failures = 0;
   while (!signal.aborted) {
     try {
-      const s = p.source.type === 'rds_logs' ? await runRdsPipeline(p, { log, progress: noProgress, db }) : await runIngestPipeline(p, { log, progress: noProgress, db });
+      const s = await inTurn(p, () => p.source.type === 'rds_logs' ? runRdsPipeline(p, { log, progress: noProgress, db }) : runIngestPipeline(p, { log, progress: noProgress, db }));
       events += s.events;
       stored += s.stored;
       failures = 0;

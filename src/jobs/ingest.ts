@@ -33,8 +33,11 @@ export interface RunSummary {
   /** Files read to their end before and unchanged since. */
   unchanged?: number;
   errors: { file: string; message: string }[];
-  /** Per search sink: documents created, already there (409), dead-lettered, sent again. */
-  search?: { url: string; created: number; duplicates: number; deadLettered: number; retried: number }[];
+  /**
+   * Per search sink: event documents created, already there (409), dead-lettered, sent again; correlated:
+   * sessions, logon failures and statement outcomes delivered.
+   */
+  search?: { url: string; created: number; duplicates: number; correlated?: number; deadLettered: number; retried: number }[];
   /** Per archive sink: objects and bytes written this run. */
   archives?: ArchiveSummary[];
   /** A signal stopped the run: what was read is committed, the rest is read by the next run. */
@@ -99,6 +102,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
   const sink = await profile.time('open database', 'duckdb', () => DuckDbSink.open({
     path: String(sinkConfig['path']),
     server,
+    pipeline: pipeline.name,
     storeMessage: sinkConfig['store_message'] === true,
     memoryLimit: String(sinkConfig['memory_limit'] ?? '96MB'),
     threads: Number(sinkConfig['threads']),

@@ -56,6 +56,7 @@ export async function openArchives(pipeline: PipelineConfig, duckdb: DuckDbSink,
       else {
         const sink = new ArchiveEventsSink(archive, {
           server, sourceKind, spoolDir: join(`${duckdb.path}.stage`, `archive-${process.pid}-${randomBytes(4).toString('hex')}`),
+          storedSessions: (ids) => duckdb.storedSessions(ids),
           ...(locationOf ? { locationOf } : {}),
         }, log);
         sink.onEntries = (entries) => duckdb.withinTransaction(async () => { await state.insertEntries(entries); });
@@ -93,7 +94,7 @@ export function sinkSummaries(search: ElasticsearchSink[], set: ArchiveSet, file
     ...files,
   ];
   return {
-    ...(search.length ? { search: search.map((s) => ({ url: s.where, created: s.counts.created, duplicates: s.counts.duplicates, deadLettered: s.counts.deadLettered, retried: s.counts.retried })) } : {}),
+    ...(search.length ? { search: search.map((s) => ({ url: s.where, created: s.counts.created, duplicates: s.counts.duplicates, correlated: s.counts.correlated, deadLettered: s.counts.deadLettered, retried: s.counts.retried })) } : {}),
     ...(archives.length ? { archives } : {}),
   };
 }

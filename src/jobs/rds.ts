@@ -5,7 +5,7 @@ import type { PipelineConfig } from '../config/load.js';
 import { ConnectorError, isExpected } from '../core/errors.js';
 import { runPipeline } from '../core/pipeline.js';
 import { DuckDbSink } from '../sinks/duckdb/sink.js';
-import { markRdsFileShipped, RDS_FILES_DDL, shippedRdsFiles } from '../sinks/duckdb/rds-files.js';
+import { ensureRdsFiles, markRdsFileShipped, shippedRdsFiles, takeOverRdsFiles } from '../sinks/duckdb/rds-files.js';
 import type { ElasticsearchSink } from '../sinks/elasticsearch/index.js';
 import type { ArchivableFile } from '../sinks/archive/index.js';
 import { fingerprintFile } from '../sources/pg-logs/files.js';
@@ -18,7 +18,7 @@ import type { IngestOptions, RunSummary } from './ingest.js';
  * Runs an rds_logs pipeline once. File by file, oldest first: download the completed file (checked
  * against a fresh listing), parse it into the pipeline's sinks (csvlog: the same parser and checkpoints as
  * pg_logs, keyed by content, so a file that grew continues where it stopped), archive it whole into the
- * archive sinks of form files, and only then checkpoint it in `rds_log_files`. A kill anywhere re-downloads
+ * archive sinks of form files, and only then checkpoint it in `rds_log_files` (per pipeline). A kill anywhere re-downloads
  * that one file next run; its events and objects are recognised and not stored twice.
  */
 const FATAL = new Set(['no_credentials', 'bad_credentials', 'expired_credentials', 'no_instance', 'permission_denied', 'no_bucket', 'wrong_region', 'spool_failed']);
@@ -49,7 +49,7 @@ export async function runRdsPipeline(pipeline: PipelineConfig, options: IngestOp
   let sink: DuckDbSink;
   try {
     sink = await DuckDbSink.open({
-      path: String(sinkConfig['path']), server, storeMessage: sinkConfig['store_message'] === true,
+      path: String(sinkConfig['path']), server, pipeline: pipeline.name, storeMessage: sinkConfig['store_message'] === true,
       memoryLimit: String(sinkConfig['memory_limit'] ?? '96MB'), threads: Number(sinkConfig['threads']),
       storeEvents: sinkConfig['store_events'] !== false, ...(options.db ? { database: options.db } : {}),
     }, log);
@@ -63,10 +63,12 @@ export async function runRdsPipeline(pipeline: PipelineConfig, options: IngestOp
   try {
     searchSinks.push(...await openSearchSinks(pipeline, sink, server, log));
     archives = await openArchives(pipeline, sink, server, 'rds_logs', log, (cp) => ({ name: cp.path.slice(rds.where.length + 1), location: cp.path }));
-    await sink.connection.run(RDS_FILES_DDL);
+    await ensureRdsFiles(sink.connection);
+    const taken = await takeOverRdsFiles(sink.connection, pipeline.name, server, instance);
+    if (taken) log.info('This pipeline took over the shipped-file marks the store had before they were kept per pipeline.', { pipeline: pipeline.name, instance, files: taken });
     const storeEvents = sinkConfig['store_events'] !== false;
     const parse = storeEvents || searchSinks.length > 0 || archives.eventSinks.length > 0;
-    const plan = await rds.plan(await shippedRdsFiles(sink.connection, server, instance));
+    const plan = await rds.plan(await shippedRdsFiles(sink.connection, pipeline.name, server, instance));
     for (const f of plan.active) log.debug('Skipping the log file RDS is writing.', { file: f.name });
     log.info('Log files listed.', { instance, toShip: plan.ship.length, active: plan.active.length, unchanged: plan.unchanged });
     options.progress.start(plan.ship.reduce((n, f) => n + f.size, 0), pipeline.name);
@@ -123,7 +125,7 @@ export async function runRdsPipeline(pipeline: PipelineConfig, options: IngestOp
         await sink.connection.run('BEGIN TRANSACTION');
         try {
           await markRdsFileShipped(sink.connection, {
-            server, instance, name: fetched.file.name, size: fetched.file.size, lastWritten: fetched.file.lastWritten, fingerprint,
+            pipeline: pipeline.name, server, instance, name: fetched.file.name, size: fetched.file.size, lastWritten: fetched.file.lastWritten, fingerprint,
             downloadedBytes: size, method: fetched.download.method, truncatedLines: fetched.download.truncatedLines,
           });
           await sink.connection.run('COMMIT');

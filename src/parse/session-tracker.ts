@@ -62,6 +62,10 @@ export interface StatementState {
   /** The first entry said `<previously logged>`: its text matches any error text. */
   marker: boolean;
   first_time_ms: number;
+  /** Line of the statement's first audited entry (logged at first_time_ms). */
+  first_line: number;
+  /** Time of the statement's last audited entry (line last_line). */
+  last_time_ms: number;
 }
 
 /** A statement an error ended: its rows get the error's sqlstate and message. */
@@ -75,6 +79,25 @@ export interface StatementOutcome {
   to_ms: number;
   /** Line of the error (the first error of a statement wins). */
   line: number;
+  /**
+   * The statement's audited entries are lines first_line..last_line of the session (each line in between that
+   * is an entry is one of them; others are not entries), the last one logged at last_ms. What a sink that
+   * addresses events by line needs (a search sink's document ids).
+   */
+  first_line: number;
+  last_line: number;
+  last_ms: number;
+}
+
+/** The first error of each statement among these outcomes (the one every store keeps). */
+export function firstOutcomes(outcomes: readonly StatementOutcome[]): StatementOutcome[] {
+  const first = new Map<string, StatementOutcome>();
+  for (const o of outcomes) {
+    const key = `${o.session_id}\0${o.statement_id}`;
+    const cur = first.get(key);
+    if (!cur || o.line < cur.line) first.set(key, o);
+  }
+  return [...first.values()];
 }
 
 /** What one batch adds to correlation. */
@@ -137,6 +160,7 @@ class SessionState {
   textHash = 0;
   marker = false;
   firstMs = 0;
+  firstLine = -1;
   lastLine = -1;
   lastMs = 0;
   dirtyBatch = -1;
@@ -214,8 +238,9 @@ export class SessionTracker {
       st.textHash = s.statement_hash;
       st.marker = s.marker;
       st.firstMs = s.first_time_ms;
+      st.firstLine = s.first_line;
       st.lastLine = s.last_line;
-      st.lastMs = s.first_time_ms;
+      st.lastMs = s.last_time_ms;
     }
     this.dirty = [];
     this.corr = SessionTracker.emptyBatch();
@@ -326,6 +351,7 @@ export class SessionTracker {
       st.pendingText = textAt;
       st.pendingTextEnd = textEnd;
       st.firstMs = logTimeMs;
+      st.firstLine = line;
     }
     st.lastLine = line;
     st.lastMs = logTimeMs;
@@ -363,6 +389,7 @@ export class SessionTracker {
       st.marker = r.statement === PREVIOUSLY_LOGGED;
       st.textHash = st.marker || r.statement === null ? 0 : textHash(r.statement);
       st.firstMs = r.log_time_ms;
+      st.firstLine = r.session_line_num;
     }
     st.lastLine = r.session_line_num;
     st.lastMs = r.log_time_ms;
@@ -391,7 +418,7 @@ export class SessionTracker {
       && st.vxid === r.virtual_transaction_id && (r.query === null || st.marker || textHash(r.query) === st.textHash)) {
       statementId = st.statementId;
       c.outcomes.push({ session_id: r.session_id, statement_id: st.statementId, sqlstate: r.sqlstate, message: r.message,
-        from_ms: st.firstMs, to_ms: r.log_time_ms, line: r.session_line_num });
+        from_ms: st.firstMs, to_ms: r.log_time_ms, line: r.session_line_num, first_line: st.firstLine, last_line: st.lastLine, last_ms: st.lastMs });
     }
     c.errors.push({ record: r, statementId });
   }
@@ -410,7 +437,7 @@ export class SessionTracker {
       if (this.findSession(st.key) !== st) continue;
       corr.state.push({
         session_id: st.sessionId, statement_id: st.statementId, vxid: st.vxid, last_line: st.lastLine,
-        statement_hash: st.textHash, marker: st.marker, first_time_ms: st.firstMs,
+        statement_hash: st.textHash, marker: st.marker, first_time_ms: st.firstMs, first_line: st.firstLine, last_time_ms: st.lastMs,
       });
     }
     const out = { contexts: this.usedContexts, kinds: this.usedKinds, correlation: corr };

@@ -291,6 +291,29 @@ describe('index templates and mappings', () => {
     });
   });
 
+  test('PUT /<target>/_mapping adds fields to every index it names; a changed type is refused; a wildcard naming none is no error', async () => {
+    await withServer({ flavor: 'elasticsearch' }, async (es) => {
+      const strict = { index_patterns: ['pm-*'], template: { mappings: { dynamic: 'strict', properties: { a: { type: 'keyword' }, o: { properties: { x: { type: 'long' } } } } } } };
+      assert.equal((await call(es.url, 'PUT', '/_index_template/pm', { body: JSON.stringify(strict) })).status, 200);
+      assert.equal((await bulk(es.url, [{ create: { _index: 'pm-1', _id: '1' } }, { a: 'x' }, { create: { _index: 'pm-2', _id: '1' } }, { a: 'y' }])).json.errors, false);
+      let r = await bulk(es.url, [{ update: { _index: 'pm-1', _id: '1' } }, { doc: { o: { y: 'new' } } }]);
+      assert.equal(r.json.items[0].update.error.type, 'strict_dynamic_mapping_exception', 'strict before the mapping is added');
+      r = await call(es.url, 'PUT', '/pm-*/_mapping', { body: JSON.stringify({ properties: { o: { properties: { y: { type: 'keyword' } } } } }) });
+      assert.deepEqual([r.status, r.json], [200, { acknowledged: true }]);
+      for (const idx of ['pm-1', 'pm-2']) {
+        const m = (await call(es.url, 'GET', `/${idx}/_mapping`)).json[idx].mappings.properties;
+        assert.deepEqual(m.o.properties, { x: { type: 'long' }, y: { type: 'keyword' } }, idx);
+      }
+      r = await bulk(es.url, [{ update: { _index: 'pm-1', _id: '1' } }, { doc: { o: { y: 'new' } } }]);
+      assert.equal(r.json.errors, false);
+      r = await call(es.url, 'PUT', '/pm-*/_mapping', { body: JSON.stringify({ properties: { a: { type: 'long' } } }) });
+      assert.equal(r.status, 400);
+      assert.equal(r.json.error.reason, 'mapper [a] cannot be changed from type [keyword] to [long]');
+      assert.equal((await call(es.url, 'PUT', '/none-*/_mapping', { body: JSON.stringify({ properties: { z: { type: 'keyword' } } }) })).status, 200);
+      assert.equal((await call(es.url, 'PUT', '/missing/_mapping', { body: JSON.stringify({ properties: { z: { type: 'keyword' } } }) })).status, 404);
+    });
+  });
+
   test('dynamic mapping without a template: text+keyword, long, float, boolean, date detection, object', async () => {
     await withServer({}, async (es) => {
       await bulk(es.url, [{ index: { _index: 'dyn', _id: '1' } }, { s: 'hello', n: 1, f: 1.5, b: true, d: '2024-01-02T03:04:05Z', o: { inner: 'x' }, nothing: null }]);

@@ -1145,7 +1145,11 @@ class EsEmulator {
     if (s0 === '_refresh' && n === 1) { allow(['GET', 'POST']); return this.refresh(undefined); }
     if (s1 === '_refresh' && n === 2) { allow(['GET', 'POST']); return this.refresh(s0); }
     if (s0 === '_mapping' && n === 1) { allow(['GET']); return this.getMapping(undefined); }
-    if (s1 === '_mapping' && n === 2) { allow(['GET']); return this.getMapping(s0); }
+    if (s1 === '_mapping' && n === 2) {
+      allow(['GET', 'PUT', 'POST']);
+      if (m === 'PUT' || m === 'POST') { this.requireWrite(ctx, 'indices:admin/mapping/put', { index: 'manage,all' }); return this.putMapping(ctx, s0!); }
+      return this.getMapping(s0);
+    }
     if (s0 === '_cat' && s1 === 'indices' && n <= 3) { allow(['GET']); return this.catIndices(ctx, segs[2]); }
     if (s0 === '_cluster' && s1 === 'health' && n <= 3) { allow(['GET']); return this.clusterHealth(ctx, segs[2]); }
     if (this.es && s0 === '_security') {
@@ -1757,6 +1761,34 @@ class EsEmulator {
     const out: Obj = {};
     for (const idx of list) out[idx.name] = { mappings: idx.mappings };
     return jsonReply(200, out);
+  }
+
+  /**
+   * PUT /<target>/_mapping: adds fields to the mappings of every index the target names (a wildcard that
+   * names none is no error: allow_no_indices). A field that exists keeps its type: another type is refused
+   * (`mapper [f] cannot be changed from type [a] to [b]`), and nothing is applied.
+   */
+  private putMapping(ctx: ReqCtx, expr: string): Reply {
+    const body = this.parseJsonBody(ctx, true)!;
+    validateMappings(body);
+    const list = this.resolve(expr);
+    const conflicts = (cur: Obj | undefined, add: Obj | undefined, prefix: string): void => {
+      if (!cur || !add) return;
+      for (const [f, def] of Object.entries(add)) {
+        const have = getOwn(cur, f);
+        if (!isObj(have) || !isObj(def)) continue;
+        const path = prefix ? `${prefix}.${f}` : f;
+        const a = String(have.type ?? 'object'), b = String(def.type ?? 'object');
+        if (a !== b) fail(400, 'illegal_argument_exception', `mapper [${path}] cannot be changed from type [${a}] to [${b}]`);
+        conflicts(have.properties as Obj | undefined, def.properties as Obj | undefined, path);
+      }
+    };
+    for (const idx of list) conflicts((idx.mappings as Obj).properties as Obj | undefined, body.properties as Obj | undefined, '');
+    for (const idx of list) {
+      mergeMappings(idx.mappings as Obj, body);
+      idx.fieldCount = countFields((idx.mappings as Obj).properties);
+    }
+    return jsonReply(200, { acknowledged: true });
   }
 
   private deleteIndex(expr: string): Reply {

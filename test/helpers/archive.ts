@@ -12,7 +12,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 export interface Entry {
   v: number; writer: string; seq: number; key: string; form: string; size: number; sha256: string; md5: string; etag: string;
   storage_class: string; compression?: string; source: { kind: string; server: string; name: string; location: string; fingerprint: string; size?: number };
-  range: { start: number; end: number }; events?: number; lines?: number; first_event_time?: string | null; last_event_time?: string | null;
+  range: { start: number; end: number }; events?: number; dataset?: string; rows?: number; lines?: number; first_event_time?: string | null; last_event_time?: string | null;
   content_sha256?: string; supersedes?: string; object_lock?: { mode: string; retain_until: string }; sse?: string; download?: { method: string; truncated_lines?: number };
 }
 

@@ -186,10 +186,12 @@ describe('exactly once under SIGKILL', { concurrency: false }, () => {
     mkdirSync(join(dir, 'db'));
     const db = join(dir, 'db', 'audit.duckdb');
     // Some runs go through `run` with commits every few thousand events, so kills also land between
-    // commits inside a file and later runs resume in the middle of a finished file.
+    // commits inside a file and later runs resume in the middle of a finished file. Checkpoints are kept per
+    // pipeline: the config's pipeline is named `ingest`, as the ingest command's is, so both kinds of run
+    // resume one set of checkpoints.
     const config = join(dir, 'small-commits.yaml');
     writeFileSync(config, [
-      'pipelines:', '  small:', '    source:', '      type: pg_logs', `      path: ${JSON.stringify(logs)}`, '      batch_bytes: 1MB',
+      'pipelines:', '  ingest:', '    source:', '      type: pg_logs', `      path: ${JSON.stringify(logs)}`, '      batch_bytes: 1MB',
       '    sinks:', '      - type: duckdb', `        path: ${JSON.stringify(db)}`, '        commit_events: 5000', '',
     ].join('\n'));
     const rng = new Rng(424242);

@@ -55,7 +55,7 @@ describe('archive sink, local directory', () => {
 
     // NDJSON.gz.
     const entries = entriesOf(localManifest(s.archive));
-    const nd = entries.filter((e) => e.form === 'ndjson').flatMap((e) => decode(readFileSync(join(s.archive, e.key)), 'gzip').toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>));
+    const nd = entries.filter((e) => e.form === 'ndjson' && !e.dataset).flatMap((e) => decode(readFileSync(join(s.archive, e.key)), 'gzip').toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>));
     assert.deepEqual(nd.map((r) => `${r['session_id']}/${r['session_line_num']}`).sort(), [...want].sort());
     assert.ok(nd.every((r) => r['server'] === 'db1'));
     const times = new Map((await queryDb(s.db, `SELECT session_id || '/' || session_line_num AS id, strftime(log_time, '%Y-%m-%dT%H:%M:%S.%gZ') AS t, strftime(session_start, '%Y-%m-%dT%H:%M:%S.%gZ') AS s FROM audit_logs`)).map((r) => [r['id'], r]));
@@ -91,7 +91,11 @@ describe('archive sink, local directory', () => {
 
     const v = await runCli(['verify-archive', '--directory', s.archive]);
     assert.equal(v.code, 0, v.stdout + v.stderr);
-    assert.match(v.stdout, /✔ .*: 5 of 5 objects intact/);
+    // Besides the 5 objects of files and events, each event form's correlation of the two ranges (sessions of
+    // both files, statement errors of the second): 6 objects.
+    assert.deepEqual(entries.filter((e) => e.dataset).map((e) => `${e.form} ${e.dataset}`).sort(),
+      ['ndjson sessions', 'ndjson sessions', 'ndjson statement_errors', 'parquet sessions', 'parquet sessions', 'parquet statement_errors']);
+    assert.match(v.stdout, /✔ .*: 11 of 11 objects intact/);
 
     const before = listDir(s.archive);
     await runOk(s.config);

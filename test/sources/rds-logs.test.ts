@@ -272,4 +272,53 @@ describe('rds_logs source (RDS test server)', () => {
       await rds.configure({ deny: [] });
     }
   });
+
+  test('two pipelines of one instance in one DuckDB file each ship every file to their own archive; a store whose shipped-file marks have no pipeline yet goes on where it was', async () => {
+    const files = await instanceWith('db9', 4, 20, 9);
+    const shipped = files.slice(0, -2);
+    const base = join(dir, 'two');
+    mkdirSync(base, { recursive: true });
+    const db = join(base, 'a.duckdb');
+    const config = join(base, 'c.yaml');
+    const lines = ['pipelines:'];
+    for (const name of ['search', 'retention']) {
+      lines.push(`  ${name}:`, `    source: ${JSON.stringify({ type: 'rds_logs', instance: 'db9', endpoint: rds.url })}`, '    sinks:',
+        `      - ${JSON.stringify({ type: 'archive', directory: join(base, name) })}`, `      - ${JSON.stringify({ type: 'duckdb', path: db })}`);
+    }
+    writeFileSync(config, lines.join('\n') + '\n');
+    const r = await runCli(['run', '--config', config, '--json'], { env: ENV });
+    assert.equal(r.code, 0, r.stderr.slice(-3000));
+    const summaries = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { pipelines: Summary[] }).pipelines;
+    assert.deepEqual(summaries.map((x) => x.filesRead), [shipped.length, shipped.length], 'each pipeline shipped every file');
+    for (const name of ['search', 'retention']) {
+      assert.deepEqual(entriesOf(localManifest(join(base, name))).map((e) => e.source.name).sort(), shipped.map((f) => f.name).sort(), `archive of ${name}`);
+    }
+    const rows = await queryDb(db, `SELECT count(*)::INTEGER AS n, count(DISTINCT (session_id, session_line_num))::INTEGER AS d FROM audit_logs`);
+    assert.deepEqual(rows[0], { n: shipped.reduce((n, f) => n + f.audit, 0), d: shipped.reduce((n, f) => n + f.audit, 0) });
+
+    // The table as the version before wrote it (no pipeline), for a store of one pipeline: it goes on where it was.
+    const one = setup({ instance: 'db9' });
+    assert.equal((await run(one.config)).summary!.filesRead, shipped.length);
+    await withWritableDb(one.db, async (q) => {
+      await q(`CREATE TABLE old AS SELECT * EXCLUDE (pipeline) FROM rds_log_files`);
+      await q('DROP TABLE rds_log_files');
+      await q('ALTER TABLE old RENAME TO rds_log_files');
+    });
+    const again = await run(one.config);
+    assert.equal(again.summary!.filesRead, 0, 'nothing shipped again');
+    const marks = await queryDb(one.db, `SELECT pipeline, count(*)::INTEGER AS n FROM rds_log_files GROUP BY ALL`);
+    assert.deepEqual(marks, [{ pipeline: 'rds', n: shipped.length }]);
+  });
 });
+
+async function withWritableDb(path: string, fn: (q: (sql: string) => Promise<void>) => Promise<void>): Promise<void> {
+  const { DuckDBInstance } = await import('@duckdb/node-api');
+  const instance = await DuckDBInstance.create(path);
+  const conn = await instance.connect();
+  try {
+    await fn(async (sql) => { await conn.run(sql); });
+  } finally {
+    conn.closeSync();
+    instance.closeSync();
+  }
+}

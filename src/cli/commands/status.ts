@@ -7,7 +7,7 @@ import { DEFAULT_DB, defineCommand, parseCommandArgs } from '../args.js';
 import { formatTable, n, size } from '../output.js';
 
 export const usage = 'auditship status [--db FILE] [--json]';
-export const summary = 'Show per server and file: bytes and events ingested, offset, last event time, quarantined records; per audit table: rows shipped, cursor; per application table: rows shipped, quarantined, purged; while run --follow holds the database, each pipeline\'s state and lag.';
+export const summary = 'Show per server, pipeline and file: bytes and events ingested, offset, last event time, quarantined records; per audit table: rows shipped, cursor; per application table: rows shipped, quarantined, purged; while run --follow holds the database, each pipeline\'s state and lag.';
 
 export const spec = defineCommand({
   name: 'status', summary, usage,
@@ -44,13 +44,13 @@ export async function status(argv: string[]): Promise<void> {
       return;
     }
     const rows = await db.all(`
-      SELECT server, file_name, path, format, compression, bytes_ingested, events, byte_offset, size,
+      SELECT server, pipeline, file_name, path, format, compression, bytes_ingested, events, byte_offset, size,
              strftime(last_event_time, '%Y-%m-%d %H:%M:%S%z') AS last_event_time,
              (SELECT count(*) FROM quarantine q WHERE q.server = f.server AND q.fingerprint = f.fingerprint) AS quarantined,
              CASE WHEN EXISTS (SELECT 1 FROM quarantine q WHERE q.server = f.server AND q.fingerprint = f.fingerprint
                                  AND starts_with(q.reason, ${sqlString(DAMAGE_REASON_PREFIX)})) THEN 'damaged'
                   WHEN complete THEN 'done' ELSE 'active' END AS state, fingerprint
-      FROM ingest_files f ORDER BY server, coalesce(last_event_time, updated_at), file_name`);
+      FROM ingest_files f ORDER BY server, pipeline, coalesce(last_event_time, updated_at), file_name`);
     const [t] = await db.all(`
       SELECT (SELECT count(*) FROM audit_logs) AS events, (SELECT count(*) FROM quarantine) AS quarantined,
              (SELECT strftime(max(log_time), '%Y-%m-%d %H:%M:%S%z') FROM audit_logs) AS last_event_time`) as [Record<string, unknown>];
@@ -64,10 +64,13 @@ export async function status(argv: string[]): Promise<void> {
       if (cursors.length === 0 && apps.length === 0) process.stdout.write(`${db.path}: no files ingested yet\n`);
       return;
     }
-    const servers = [...new Set(rows.map((x) => String(x['server'])))];
-    for (const server of servers) {
-      const mine = rows.filter((x) => x['server'] === server);
-      process.stdout.write(`server ${server}\n`);
+    // Each pipeline keeps its own checkpoints ('' : those of a store upgraded from version 3, until a pipeline
+    // of their server opens it).
+    const groups = [...new Set(rows.map((x) => `${String(x['server'])}\0${String(x['pipeline'])}`))];
+    for (const group of groups) {
+      const [server, pipeline] = group.split('\0') as [string, string];
+      const mine = rows.filter((x) => x['server'] === server && x['pipeline'] === pipeline);
+      process.stdout.write(`server ${server}, ${pipeline ? `pipeline ${pipeline}` : 'checkpoints from before they were kept per pipeline (the next pipeline of this server to run takes them over)'}\n`);
       process.stdout.write(formatTable(
         ['file', 'format', 'ingested', 'events', 'offset', 'last event', 'quarantined', 'state'],
         mine.map((x) => [

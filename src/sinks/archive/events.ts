@@ -6,16 +6,19 @@ import type { Batch, FileCheckpoint, Sink, WriteReport } from '../../core/connec
 import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { dimensionsOf, PACKED_COLUMNS, recordRows } from '../../parse/packed.js';
-import type { EventContext, EventKind } from '../../parse/session-tracker.js';
+import { firstOutcomes, type EventContext, type EventKind, type StatementOutcome } from '../../parse/session-tracker.js';
+import type { SessionRecord } from '../../parse/session-log.js';
 import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
 import type { NewEntry } from '../duckdb/archive-state.js';
+import type { StoredSession } from '../duckdb/correlation.js';
 import { msToTimestamptz, sqlString } from '../duckdb/database.js';
 import { readPackedSql } from '../duckdb/sink.js';
 import { stageRows, type StageType } from '../duckdb/stage.js';
 import { jsonString } from '../elasticsearch/documents.js';
 import { GzipMembers } from './compress.js';
+import { correlationLine, logonFailureRow, mergeSession, parquetColumns, sessionRow, stageColumns, statementErrorRow, type CorrelationRow } from './correlation.js';
 import type { Archive } from './index.js';
-import { eventsKey, utcDate } from './layout.js';
+import { eventsKey, utcDate, type CorrelationDataset } from './layout.js';
 import type { ManifestEntry, SourceIdentity } from './manifest.js';
 import type { ObjectWriter, StoredObject } from './store.js';
 
@@ -34,8 +37,11 @@ import type { ObjectWriter, StoredObject } from './store.js';
  * session_id, session_line_num, process_id, virtual_transaction_id, transaction_id, command_tag,
  * session_start, error_severity, backend_type, leader_pid, query_id, the pgaudit fields audit_type,
  * statement_id, substatement_id, class, command, object_type, object_name, statement, parameter, rows, and
- * file_name. NDJSON lines also carry `server` (absent values are left out); in Parquet, server and date are
- * the partition directories. Statements are kept as pgaudit wrote them (`<previously logged>` stays).
+ * file_name, and the outcome of the statement, sqlstate and error_message, when its error was read before the
+ * event was written out (see correlation.ts; every outcome is in the range's statement_errors). NDJSON lines
+ * also carry `server` (absent values are left out); in Parquet, server and date are the partition directories.
+ * Statements are kept as pgaudit wrote them (`<previously logged>` stays). Each range's sessions, logon
+ * failures and statement errors are objects of their own datasets (correlation.ts).
  */
 export const EVENT_COLUMNS = [
   'log_time', 'user_name', 'database_name', 'client_addr', 'client_port', 'application_name', 'session_id', 'session_line_num',
@@ -67,8 +73,8 @@ class IsoTimes {
 const logTimes = new IsoTimes();
 const startTimes = new IsoTimes();
 
-/** One event as an NDJSON line (values in PACKED_COLUMNS order). */
-export function eventLine(serverJson: string, fileJson: string, v: readonly (string | number | null)[]): string {
+/** One event as an NDJSON line (values in PACKED_COLUMNS order), with its statement's outcome when known. */
+export function eventLine(serverJson: string, fileJson: string, v: readonly (string | number | null)[], outcome?: StatementOutcome): string {
   let s = '{';
   for (const f of FIELDS) {
     const x = v[f.at];
@@ -80,7 +86,16 @@ export function eventLine(serverJson: string, fileJson: string, v: readonly (str
     else if (f.text) s += `"${f.name}":${jsonString(String(x))},`;
     else s += `"${f.name}":${Number(x)},`;
   }
+  if (outcome) s += `${outcome.sqlstate === null ? '' : `"sqlstate":${jsonString(outcome.sqlstate)},`}"error_message":${jsonString(outcome.message)},`;
   return `${s}"server":${serverJson},"file_name":${fileJson}}\n`;
+}
+
+/** The outcome of an event's statement among a batch's outcomes (by session), if any. */
+function outcomeOf(bySession: Map<string, StatementOutcome[]>, v: readonly (string | number | null)[]): StatementOutcome | undefined {
+  const list = bySession.get(String(v[COL.session_id]));
+  if (!list) return undefined;
+  const statement = Number(v[COL.statement_id]), line = Number(v[COL.session_line_num]);
+  return list.find((o) => o.statement_id === statement && line >= o.first_line && line <= o.last_line);
 }
 
 interface DateObject {
@@ -107,6 +122,10 @@ interface Range {
   kinds: Map<number, EventKind>;
   objectsFile: string | null;
   objectsStream: WriteStream | null;
+  /** The range's connection and disconnection records, failed logins and errors (in log order). */
+  sessions: SessionRecord[];
+  failures: SessionRecord[];
+  errors: { record: SessionRecord; statementId: number | null }[];
 }
 
 export interface ArchiveEventsOptions {
@@ -116,6 +135,8 @@ export interface ArchiveEventsOptions {
   spoolDir: string;
   /** Turns a checkpoint's path into the location recorded in the manifest (RDS: rds:<region>/<instance>/<name>). */
   locationOf?: (cp: FileCheckpoint) => { name: string; location: string };
+  /** The sessions as the state store knows them (committed): a range's session records are merged into them. */
+  storedSessions?: (ids: string[]) => Promise<Map<string, StoredSession>>;
 }
 
 const CONTEXT_STAGE: [string, StageType][] = [
@@ -126,6 +147,10 @@ const CONTEXT_STAGE: [string, StageType][] = [
 const KIND_STAGE: [string, StageType][] = [
   ['kind_id', 'BIGINT'], ['audit_type', 'VARCHAR'], ['class', 'VARCHAR'], ['command', 'VARCHAR'], ['object_type', 'VARCHAR'],
   ['command_tag', 'VARCHAR'], ['error_severity', 'VARCHAR'],
+];
+
+const OUTCOME_STAGE: [string, StageType][] = [
+  ['session_id', 'VARCHAR'], ['statement_id', 'BIGINT'], ['first_line', 'BIGINT'], ['last_line', 'BIGINT'], ['sqlstate', 'VARCHAR'], ['message', 'VARCHAR'],
 ];
 
 const FLUSH_CHARS = 256 * 1024;
@@ -150,6 +175,9 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
   readonly counts = { objects: 0, bytes: 0, events: 0 };
   private lastDay = NaN;
   private lastDate = '';
+  /** Parquet: the outcomes of the batches since the last commit, joined onto the events at the commit. */
+  private outcomes: StatementOutcome[] = [];
+  private outcomesStaged = false;
 
   constructor(readonly archive: Archive, private readonly options: ArchiveEventsOptions, private readonly log: Logger) {
     this.serverJson = JSON.stringify(options.server);
@@ -168,7 +196,7 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
       r = {
         source: { kind: this.options.sourceKind, server: this.options.server, name: loc.name, location: loc.location, fingerprint: cp.fingerprint },
         start: cp.offset - batch.bytes, end: cp.offset, events: 0, dates: new Map(), stages: [], contexts: new Map(), kinds: new Map(),
-        objectsFile: null, objectsStream: null,
+        objectsFile: null, objectsStream: null, sessions: [], failures: [], errors: [],
       };
       this.ranges.set(cp.fingerprint, r);
     }
@@ -178,24 +206,38 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
 
   async write(batch: Batch<PgAuditPayload>): Promise<WriteReport> {
     const range = this.rangeOf(batch);
-    const { packed, packedCount, objects } = batch.payload;
+    const { packed, packedCount, objects, correlation } = batch.payload;
     range.events += packedCount + objects.length;
+    for (const r of correlation.sessions) range.sessions.push(r);
+    for (const r of correlation.logonFailures) range.failures.push(r);
+    for (const e of correlation.errors) range.errors.push(e);
     if (this.archive.options.form === 'ndjson') {
       const fileJson = JSON.stringify(range.source.name);
+      // The outcomes of this batch onto its events (most errors follow their statement closely); only a batch
+      // with outcomes looks them up.
+      let bySession: Map<string, StatementOutcome[]> | null = null;
+      if (correlation.outcomes.length) {
+        bySession = new Map();
+        for (const o of firstOutcomes(correlation.outcomes)) {
+          const list = bySession.get(o.session_id);
+          if (list) list.push(o); else bySession.set(o.session_id, [o]);
+        }
+      }
       // addLine is synchronous but for a new date's object and a full buffer: await only then.
       if (packedCount > 0) {
         for (const v of recordRows(packed, dimensionsOf(batch.payload.contexts, batch.payload.kinds))) {
-          const p = this.addLine(range, Number(v[COL.log_time_ms]), eventLine(this.serverJson, fileJson, v));
+          const p = this.addLine(range, Number(v[COL.log_time_ms]), eventLine(this.serverJson, fileJson, v, bySession ? outcomeOf(bySession, v) : undefined));
           if (p) await p;
         }
       }
       for (const rec of objects) {
         const o = rec as unknown as Record<string, string | number | null>;
         const v = PACKED_COLUMNS.map((c) => o[c] ?? null);
-        const p = this.addLine(range, Number(v[COL.log_time_ms]), eventLine(this.serverJson, fileJson, v));
+        const p = this.addLine(range, Number(v[COL.log_time_ms]), eventLine(this.serverJson, fileJson, v, bySession ? outcomeOf(bySession, v) : undefined));
         if (p) await p;
       }
     } else {
+      for (const o of correlation.outcomes) this.outcomes.push(o);
       if (packedCount > 0) {
         const file = join(this.options.spoolDir, `stage-${this.tag}-${this.seq++}.csv`);
         writeFileSync(file, packed);
@@ -241,14 +283,14 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
     range.dates.set(date, { key, writer, gzip: new GzipMembers(writer, this.archive.options.compressionLevel), buffer: line, events: 1, minMs: timeMs, maxMs: timeMs });
   }
 
-  private entryOf(range: Range, stored: StoredObject, events: number, minMs: number, maxMs: number): NewEntry {
+  private entryOf(range: Range, stored: StoredObject, events: number, minMs: number, maxMs: number, dataset?: CorrelationDataset): NewEntry {
     const lock = this.archive.lockOf();
     const entry: Omit<ManifestEntry, 'seq' | 'writer'> = {
       v: 1, key: stored.key, form: this.archive.options.form, size: stored.size, sha256: stored.sha256, md5: stored.md5, etag: stored.etag,
       ...(stored.versionId ? { version_id: stored.versionId } : {}), parts: stored.parts, storage_class: stored.storageClass,
       ...(this.archive.options.form === 'ndjson' ? { compression: 'gzip' as const } : {}),
       ...(this.archive.options.sse ? { sse: this.archive.options.sse } : {}), ...(lock ? { object_lock: lock } : {}),
-      source: range.source, range: { unit: 'bytes', start: range.start, end: range.end }, events,
+      source: range.source, range: { unit: 'bytes', start: range.start, end: range.end }, ...(dataset ? { events: 0, dataset, rows: events } : { events }),
       first_event_time: new Date(minMs).toISOString(), last_event_time: new Date(maxMs).toISOString(),
       archived_at: new Date().toISOString(),
     };
@@ -258,6 +300,7 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
   async commit(_checkpoints: FileCheckpoint[]): Promise<void> {
     const entries: NewEntry[] = [];
     try {
+      const sessions = await this.knownSessions();
       for (const range of this.ranges.values()) {
         if (this.archive.options.form === 'ndjson') {
           for (const d of range.dates.values()) {
@@ -271,6 +314,7 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
         } else if (range.events > 0) {
           entries.push(...await this.writeParquet(range));
         }
+        entries.push(...await this.writeCorrelation(range, sessions));
       }
     } catch (err) {
       await this.rollback();
@@ -278,6 +322,8 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
     }
     await this.cleanupStages();
     this.ranges.clear();
+    this.outcomes = [];
+    this.outcomesStaged = false;
     if (entries.length && this.onEntries) await this.onEntries(entries);
   }
 
@@ -305,8 +351,12 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
     }
     const out = join(this.options.spoolDir, `parquet-${this.tag}-${this.seq++}`);
     mkdirSync(out, { recursive: true });
-    const select = `SELECT ${EVENT_COLUMNS.join(', ')}, ${sqlString(range.source.name)} AS file_name
-      FROM (${parts.map((p) => `SELECT ${EVENT_COLUMNS.join(', ')} FROM (${p})`).join(' UNION ALL ')})`;
+    const outcomes = await this.stageOutcomes(conn);
+    const select = `SELECT ${EVENT_COLUMNS.map((c) => `e.${c}`).join(', ')}, ${sqlString(range.source.name)} AS file_name,
+        ${outcomes ? 'o.sqlstate, o.message AS error_message' : 'NULL::VARCHAR AS sqlstate, NULL::VARCHAR AS error_message'}
+      FROM (${parts.map((p) => `SELECT ${EVENT_COLUMNS.join(', ')} FROM (${p})`).join(' UNION ALL ')}) AS e
+      ${outcomes ? `LEFT JOIN temp.commit_outcomes AS o ON o.session_id = e.session_id AND o.statement_id = e.statement_id
+        AND e.session_line_num BETWEEN o.first_line AND o.last_line` : ''}`;
     try {
       let byDate: [string, { events: number; min: number; max: number }][];
       try {
@@ -341,6 +391,22 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
     }
   }
 
+  /** Parquet: the commit's outcomes as temp.commit_outcomes (one per statement), once per commit; false when there are none. */
+  private async stageOutcomes(conn: DuckDBConnection): Promise<boolean> {
+    if (this.outcomes.length === 0) return false;
+    if (this.outcomesStaged) return true;
+    const file = join(this.options.spoolDir, `outcomes-${this.tag}-${this.seq++}.csv`);
+    const { text, sql } = stageRows(file, OUTCOME_STAGE, firstOutcomes(this.outcomes).map((o) => [o.session_id, o.statement_id, o.first_line, o.last_line, o.sqlstate, o.message]));
+    writeFileSync(file, text);
+    try {
+      await conn.run(`CREATE OR REPLACE TEMP TABLE commit_outcomes AS SELECT * FROM ${sql}`);
+    } finally {
+      await fsp.rm(file, { force: true });
+    }
+    this.outcomesStaged = true;
+    return true;
+  }
+
   /** The range's staged rows with their contexts and kinds joined back: every record column. */
   private async stagedRecordsSql(conn: DuckDBConnection, range: Range): Promise<string> {
     const rowFiles = [...range.stages];
@@ -370,7 +436,94 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
     }
   }
 
+  /** What the state store knows of the sessions this commit's ranges have records of. */
+  private async knownSessions(): Promise<Map<string, StoredSession>> {
+    const ids = new Set<string>();
+    for (const r of this.ranges.values()) for (const s of r.sessions) ids.add(s.session_id);
+    if (ids.size === 0 || !this.options.storedSessions) return new Map();
+    return this.options.storedSessions([...ids]);
+  }
+
+  /**
+   * The range's sessions (each merged into what is known, which it updates: a later range of the commit
+   * starts from there), logon failures and statement errors: one object per dataset and date.
+   */
+  private async writeCorrelation(range: Range, known: Map<string, StoredSession>): Promise<NewEntry[]> {
+    const touched = new Set<string>();
+    for (const r of range.sessions) {
+      touched.add(r.session_id);
+      known.set(r.session_id, mergeSession(known.get(r.session_id), r));
+    }
+    const datasets: [CorrelationDataset, CorrelationRow[]][] = [
+      ['sessions', [...touched].map((id) => sessionRow(id, known.get(id)!))],
+      ['logon_failures', range.failures.map(logonFailureRow)],
+      ['statement_errors', range.errors.map((e) => statementErrorRow(e.record, e.statementId))],
+    ];
+    const entries: NewEntry[] = [];
+    for (const [dataset, rows] of datasets) {
+      const byDate = new Map<string, CorrelationRow[]>();
+      for (const row of rows) {
+        const date = utcDate(row.dateMs);
+        const list = byDate.get(date);
+        if (list) list.push(row); else byDate.set(date, [row]);
+      }
+      for (const [date, list] of byDate) {
+        const form = this.archive.options.form === 'parquet' ? 'parquet' : 'ndjson';
+        let attempt = 1;
+        let key = eventsKey(form, this.options.server, date, range.source.name, range.source.fingerprint, range.start, attempt, dataset);
+        while (await this.archive.state.isCommitted(key)) key = eventsKey(form, this.options.server, date, range.source.name, range.source.fingerprint, range.start, ++attempt, dataset);
+        const stored = form === 'ndjson' ? await this.writeCorrelationNdjson(key, dataset, list) : await this.writeCorrelationParquet(key, dataset, list);
+        const minMs = list.reduce((m, r) => Math.min(m, r.dateMs), Infinity);
+        const maxMs = list.reduce((m, r) => Math.max(m, r.dateMs), -Infinity);
+        entries.push(this.entryOf(range, stored, list.length, minMs, maxMs, dataset));
+        this.counts.objects++; this.counts.bytes += stored.size;
+      }
+    }
+    return entries;
+  }
+
+  private async writeCorrelationNdjson(key: string, dataset: CorrelationDataset, rows: CorrelationRow[]): Promise<StoredObject> {
+    return this.archive.writeObject(key, { contentType: 'application/x-ndjson' }, async (w) => {
+      const gzip = new GzipMembers(w, this.archive.options.compressionLevel);
+      try {
+        let text = '';
+        for (const row of rows) {
+          text += correlationLine(dataset, this.serverJson, row);
+          if (text.length >= FLUSH_CHARS) { await gzip.write(text); text = ''; }
+        }
+        if (text) await gzip.write(text);
+        await gzip.end();
+      } catch (err) {
+        await gzip.abandon();
+        throw err;
+      }
+    });
+  }
+
+  private async writeCorrelationParquet(key: string, dataset: CorrelationDataset, rows: CorrelationRow[]): Promise<StoredObject> {
+    const conn = await this.connection();
+    const stage = join(this.options.spoolDir, `corr-${this.tag}-${this.seq++}.csv`);
+    const path = join(this.options.spoolDir, `corr-${this.tag}-${this.seq++}.parquet`);
+    try {
+      const { text, sql } = stageRows(stage, stageColumns(dataset), rows.map((r) => r.values));
+      writeFileSync(stage, text);
+      try {
+        await conn.run(`COPY (SELECT ${parquetColumns(dataset)} FROM ${sql}) TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd)`);
+      } catch (err) {
+        throw parquetError(err);
+      }
+      return await this.archive.writeObject(key, { contentType: 'application/vnd.apache.parquet' }, async (w) => {
+        for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) await w.write(chunk as Buffer);
+      });
+    } finally {
+      await fsp.rm(stage, { force: true });
+      await fsp.rm(path, { force: true });
+    }
+  }
+
   async rollback(): Promise<void> {
+    this.outcomes = [];
+    this.outcomesStaged = false;
     for (const r of this.ranges.values()) {
       for (const d of r.dates.values()) {
         await d.gzip.abandon();

@@ -6,15 +6,30 @@
  *   logs/server=<server>/date=<YYYY-MM-DD>/<log file name>[.gz|.zst]       form files: the log files
  *   pgaudit/server=<server>/date=<YYYY-MM-DD>/<file>-<fp>-<offset>.parquet  form parquet: one object per
  *   pgaudit-ndjson/server=<server>/date=<YYYY-MM-DD>/<...>.ndjson.gz          source range and event date
+ *   sessions[-ndjson]/server=<server>/date=<YYYY-MM-DD>/<...>                forms parquet, ndjson: the
+ *   logon-failures[-ndjson]/server=<server>/date=<YYYY-MM-DD>/<...>          correlation of the same source
+ *   statement-errors[-ndjson]/server=<server>/date=<YYYY-MM-DD>/<...>        range (archive/correlation.ts)
  *   _manifest/server=<server>/<writer>-<seq>.jsonl                          the manifest, in parts
  *
- * `date` is the UTC date of the events (parquet, ndjson) or of the log file (files: from its name, else its
- * last write). An object name never changes once committed: a later version of a log file gets `.v2`,
+ * `date` is the UTC date of the events (parquet, ndjson; of the session start for sessions) or of the log file
+ * (files: from its name, else its last write). An object name never changes once committed: a later version of a log file gets `.v2`,
  * `.v3` before its suffix, and the manifest entry says which key it supersedes.
  */
 export type ArchiveForm = 'files' | 'ndjson' | 'parquet';
 
 export const DATASET: Record<ArchiveForm, string> = { files: 'logs', parquet: 'pgaudit', ndjson: 'pgaudit-ndjson' };
+
+/** What the event forms archive besides the events: the correlation of the same source ranges. */
+export type CorrelationDataset = 'sessions' | 'logon_failures' | 'statement_errors';
+
+export const CORRELATION_DATASETS: Record<CorrelationDataset, Record<'parquet' | 'ndjson', string>> = {
+  sessions: { parquet: 'sessions', ndjson: 'sessions-ndjson' },
+  logon_failures: { parquet: 'logon-failures', ndjson: 'logon-failures-ndjson' },
+  statement_errors: { parquet: 'statement-errors', ndjson: 'statement-errors-ndjson' },
+};
+
+/** Every top directory of objects (not the manifest). */
+export const ALL_DATASETS: string[] = [...Object.values(DATASET), ...Object.values(CORRELATION_DATASETS).flatMap((d) => Object.values(d))];
 export const MANIFEST_DIR = '_manifest';
 
 /** A Hive partition value: characters that would break a path or a `name=value` pair are %-escaped. */
@@ -53,11 +68,15 @@ export function fileKey(server: string, date: string, name: string, suffix: stri
   return `${partitionDir('files', server, date)}${base}${version > 1 ? `.v${version}` : ''}${suffix}`;
 }
 
-/** Key of the events of one source range on one date (forms parquet, ndjson). */
-export function eventsKey(form: 'parquet' | 'ndjson', server: string, date: string, sourceName: string, fingerprint: string, startOffset: number, attempt = 1): string {
+/**
+ * Key of the events of one source range on one date (forms parquet, ndjson), or of the range's sessions, logon
+ * failures or statement errors (`dataset`).
+ */
+export function eventsKey(form: 'parquet' | 'ndjson', server: string, date: string, sourceName: string, fingerprint: string, startOffset: number, attempt = 1, dataset?: CorrelationDataset): string {
   const stem = safeName(sourceName).replace(/\.(csv|json|log)(\.gz|\.zst)?$/, '');
   const ext = form === 'parquet' ? '.parquet' : '.ndjson.gz';
-  return `${partitionDir(form, server, date)}${stem}-${fingerprint.slice(0, 12)}-${startOffset}${attempt > 1 ? `.r${attempt}` : ''}${ext}`;
+  const dir = dataset ? `${CORRELATION_DATASETS[dataset][form]}/server=${partitionValue(server)}/date=${date}/` : partitionDir(form, server, date);
+  return `${dir}${stem}-${fingerprint.slice(0, 12)}-${startOffset}${attempt > 1 ? `.r${attempt}` : ''}${ext}`;
 }
 
 export function manifestPrefix(server: string): string {

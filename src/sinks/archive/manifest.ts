@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ArchiveForm } from './layout.js';
+import type { ArchiveForm, CorrelationDataset } from './layout.js';
 
 /**
  * The manifest: one JSON line per archived object, saying what it holds and how to check it. It is kept in
@@ -46,6 +46,12 @@ export interface ManifestEntry {
   range: { unit: 'bytes'; start: number; end: number };
   /** pgaudit events in the object (events forms; files form when the file was parsed in the same run). */
   events?: number;
+  /**
+   * Forms parquet and ndjson: what the object holds when it is not the events (then `events` is 0) — the range's
+   * sessions, logon failures or statement errors — and its rows.
+   */
+  dataset?: CorrelationDataset;
+  rows?: number;
   /** Lines of the source file (files form). */
   lines?: number;
   first_event_time?: string | null;

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createGunzip } from 'node:zlib';
 import { Decompress as ZstdDecompress } from 'fzstd';
 import { ConnectorError } from '../../core/errors.js';
-import { DATASET, MANIFEST_DIR, manifestPrefix, partitionValue } from './layout.js';
+import { ALL_DATASETS, MANIFEST_DIR, manifestPrefix, partitionValue } from './layout.js';
 import { parsePart, type ManifestEntry, type ManifestHeader } from './manifest.js';
 import { COLD_CLASSES, type ObjectStore } from './store.js';
 
@@ -168,8 +168,8 @@ export async function verifyArchive(store: ObjectStore, options: VerifyOptions):
   }));
 
   // 3. Objects no entry mentions.
-  for (const form of ['files', 'parquet', 'ndjson'] as const) {
-    const prefix = options.server !== undefined ? `${DATASET[form]}/server=${partitionValue(options.server)}/` : `${DATASET[form]}/`;
+  for (const dataset of ALL_DATASETS) {
+    const prefix = options.server !== undefined ? `${dataset}/server=${partitionValue(options.server)}/` : `${dataset}/`;
     for await (const o of store.list(prefix)) if (!latest.has(o.key)) report.unlisted.push(o.key);
   }
   return report;

@@ -1,9 +1,9 @@
 /**
  * Correlation in the DuckDB store: what the source's session tracker (parse/session-tracker.ts) found in a
- * commit's batches becomes `sessions`, `logon_failures` and `statement_errors`, each statement an error ended
- * gets the error's sqlstate and message on its rows, and the last statement of every open session is kept
- * in `correlation_sessions` for errors of later runs — all in the commit's transaction, so a kill stores
- * all of it or none, with the checkpoint.
+ * commit's batches becomes `sessions`, `logon_failures` and `statement_errors` (also with store_events: false),
+ * each statement an error ended gets the error's sqlstate and message on its rows, and the last statement of
+ * every open session is kept in `correlation_sessions` (per pipeline) for errors of later runs — all in the
+ * commit's transaction, so a kill stores all of it or none, with the checkpoint.
  *
  * Nothing here reads stored events: the tracker matched each error to its statement while parsing. The one
  * statement that touches event_rows is the outcome UPDATE, limited to the matched statements' time range.
@@ -37,7 +37,7 @@ const OUTCOME_COLUMNS: [string, StageType][] = [
 ];
 const STATE_COLUMNS: [string, StageType][] = [
   ['seq', 'BIGINT'], ['session_id', 'VARCHAR'], ['statement_id', 'BIGINT'], ['vxid', 'VARCHAR'], ['last_line', 'BIGINT'], ['statement_hash', 'BIGINT'],
-  ['marker', 'BOOLEAN'], ['first_time_ms', 'BIGINT'],
+  ['marker', 'BOOLEAN'], ['first_time_ms', 'BIGINT'], ['first_line', 'BIGINT'], ['last_time_ms', 'BIGINT'],
 ];
 const ENDED_COLUMNS: [string, StageType][] = [['session_id', 'VARCHAR']];
 
@@ -85,7 +85,8 @@ export class PendingCorrelation {
       if (o.from_ms < this.outcomeFromMs) this.outcomeFromMs = o.from_ms;
       if (o.to_ms > this.outcomeToMs) this.outcomeToMs = o.to_ms;
     }
-    this.append('state', STATE_COLUMNS, b.state.map((s) => [seq, s.session_id, s.statement_id, s.vxid, s.last_line, s.statement_hash, s.marker, s.first_time_ms]));
+    this.append('state', STATE_COLUMNS, b.state.map((s) => [seq, s.session_id, s.statement_id, s.vxid, s.last_line, s.statement_hash, s.marker,
+      s.first_time_ms, s.first_line, s.last_time_ms]));
     this.append('ended', ENDED_COLUMNS, b.ended.map((id) => [id]));
   }
 
@@ -98,9 +99,13 @@ export class PendingCorrelation {
     for (const f of files) await unlink(f).catch(() => {});
   }
 
-  /** Stores everything in the caller's transaction. */
-  async store(conn: DuckDBConnection, server: string): Promise<void> {
+  /**
+   * Stores everything in the caller's transaction: the server's correlation tables, and the pipeline's state of
+   * open sessions. `outcomes`: the events are stored here, so their rows get the outcome.
+   */
+  async store(conn: DuckDBConnection, pipeline: string, server: string, outcomes: boolean): Promise<void> {
     const sv = sqlString(server);
+    const pl = sqlString(pipeline);
     const rel = (name: string) => this.staged.get(name)?.sql;
     try {
       const sessions = rel('sessions');
@@ -133,33 +138,35 @@ export class PendingCorrelation {
                  message, statement_id
           FROM ${errors}`);
       }
-      const outcomes = rel('outcomes');
-      if (outcomes) {
+      const outcomeRows = outcomes ? rel('outcomes') : undefined;
+      if (outcomeRows) {
         // The statement's rows lie between its first row and the error: only those row groups are read.
         await timedRun(conn, 'correlation: outcome onto event_rows', `UPDATE event_rows AS e SET sqlstate = o.sqlstate, error_message = o.message
-          FROM (SELECT * FROM ${outcomes} QUALIFY row_number() OVER (PARTITION BY session_id, statement_id ORDER BY line) = 1) AS o, event_contexts AS c
+          FROM (SELECT * FROM ${outcomeRows} QUALIFY row_number() OVER (PARTITION BY session_id, statement_id ORDER BY line) = 1) AS o, event_contexts AS c
           WHERE e.log_time BETWEEN ${ts(String(this.outcomeFromMs))} AND ${ts(String(this.outcomeToMs))} AND c.context_id = e.context_id
             AND c.server = ${sv} AND c.session_id = o.session_id AND e.statement_id = o.statement_id AND e.sqlstate IS NULL`);
       }
       const ended = rel('ended');
       if (ended) {
-        await timedRun(conn, 'correlation: forget ended sessions', `DELETE FROM correlation_sessions WHERE server = ${sv} AND session_id IN (SELECT session_id FROM ${ended})`);
+        await timedRun(conn, 'correlation: forget ended sessions', `DELETE FROM correlation_sessions WHERE pipeline = ${pl} AND server = ${sv} AND session_id IN (SELECT session_id FROM ${ended})`);
       }
       const state = rel('state');
       if (state) {
         // The latest state of each session that did not end; a file read again (reaching back in time) never
         // moves a session's state backwards.
         await timedRun(conn, 'correlation: last statement per session', `INSERT INTO correlation_sessions
-          SELECT ${sv}, session_id, statement_id, vxid, last_line, statement_hash, marker, ${ts('first_time_ms')} FROM ${state}
+          SELECT ${pl}, ${sv}, session_id, statement_id, vxid, last_line, statement_hash, marker, ${ts('first_time_ms')}, first_line, ${ts('last_time_ms')}
+          FROM ${state}
           WHERE ${ended ? `session_id NOT IN (SELECT session_id FROM ${ended})` : 'true'}
           QUALIFY row_number() OVER (PARTITION BY session_id ORDER BY seq DESC) = 1
-          ON CONFLICT (server, session_id) DO UPDATE SET statement_id = excluded.statement_id, vxid = excluded.vxid, last_line = excluded.last_line,
-            statement_hash = excluded.statement_hash, marker = excluded.marker, first_time = excluded.first_time
+          ON CONFLICT (pipeline, server, session_id) DO UPDATE SET statement_id = excluded.statement_id, vxid = excluded.vxid, last_line = excluded.last_line,
+            statement_hash = excluded.statement_hash, marker = excluded.marker, first_time = excluded.first_time, first_line = excluded.first_line,
+            last_time = excluded.last_time
           WHERE excluded.last_line > correlation_sessions.last_line`);
         // A session without a disconnection record (log_disconnections off, a crash) is forgotten after a week of
         // log time: no statement fails that long after it was logged.
-        await timedRun(conn, 'correlation: forget idle sessions', `DELETE FROM correlation_sessions WHERE server = ${sv}
-          AND first_time < (SELECT max(first_time) FROM correlation_sessions WHERE server = ${sv}) - INTERVAL 7 DAY`);
+        await timedRun(conn, 'correlation: forget idle sessions', `DELETE FROM correlation_sessions WHERE pipeline = ${pl} AND server = ${sv}
+          AND first_time < (SELECT max(first_time) FROM correlation_sessions WHERE pipeline = ${pl} AND server = ${sv}) - INTERVAL 7 DAY`);
       }
     } finally {
       await this.clear();
@@ -167,12 +174,57 @@ export class PendingCorrelation {
   }
 }
 
-/** The last statement of each session open at the last commit (a tracker's start state). */
-export async function loadSessionStates(conn: DuckDBConnection, server: string): Promise<StatementState[]> {
+/** A row of `sessions` (times in epoch ms). */
+export interface StoredSession {
+  process_id: number | null;
+  user_name: string | null;
+  database_name: string | null;
+  client_addr: string | null;
+  client_port: number | null;
+  application_name: string | null;
+  backend_type: string | null;
+  session_start_ms: number | null;
+  connected_at_ms: number | null;
+  disconnected_at_ms: number | null;
+  duration_ms: number | null;
+}
+
+/** The committed rows of `sessions` of these sessions of the server. */
+export async function loadStoredSessions(conn: DuckDBConnection, server: string, ids: readonly string[]): Promise<Map<string, StoredSession>> {
+  const out = new Map<string, StoredSession>();
+  const n = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  const t = (v: unknown) => (v === null || v === undefined ? null : String(v));
+  for (let i = 0; i < ids.length; i += 1000) {
+    const chunk = ids.slice(i, i + 1000);
+    const r = await timedRead(conn, 'correlation: stored sessions', `SELECT session_id, process_id, user_name, database_name, client_addr, client_port,
+        application_name, backend_type, epoch_ms(session_start), epoch_ms(connected_at), epoch_ms(disconnected_at), duration_ms
+      FROM sessions WHERE server = ${sqlString(server)} AND session_id IN (${chunk.map(sqlString).join(', ')})`);
+    for (const row of r.getRows()) {
+      out.set(String(row[0]), {
+        process_id: n(row[1]), user_name: t(row[2]), database_name: t(row[3]), client_addr: t(row[4]), client_port: n(row[5]),
+        application_name: t(row[6]), backend_type: t(row[7]), session_start_ms: n(row[8]), connected_at_ms: n(row[9]),
+        disconnected_at_ms: n(row[10]), duration_ms: n(row[11]),
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * The last statement of each session open at the pipeline's last commit (a tracker's start state). State of a
+ * version 3 store has no first line and last time: the last line and first time stand in.
+ */
+export async function loadSessionStates(conn: DuckDBConnection, pipeline: string, server: string): Promise<StatementState[]> {
   const r = await timedRead(conn, 'correlation: load session state', `SELECT session_id, statement_id, vxid, last_line,
-    statement_hash, marker, epoch_ms(first_time) FROM correlation_sessions WHERE server = ${sqlString(server)}`);
-  return r.getRows().map((row) => ({
-    session_id: String(row[0]), statement_id: Number(row[1] ?? -1), vxid: row[2] === null ? null : String(row[2]),
-    last_line: Number(row[3] ?? -1), statement_hash: Number(row[4] ?? 0), marker: Boolean(row[5]), first_time_ms: Number(row[6] ?? 0),
-  }));
+    statement_hash, marker, epoch_ms(first_time), first_line, epoch_ms(last_time) FROM correlation_sessions
+    WHERE pipeline = ${sqlString(pipeline)} AND server = ${sqlString(server)}`);
+  return r.getRows().map((row) => {
+    const lastLine = Number(row[3] ?? -1);
+    const firstMs = Number(row[6] ?? 0);
+    return {
+      session_id: String(row[0]), statement_id: Number(row[1] ?? -1), vxid: row[2] === null ? null : String(row[2]),
+      last_line: lastLine, statement_hash: Number(row[4] ?? 0), marker: Boolean(row[5]), first_time_ms: firstMs,
+      first_line: row[7] === null ? lastLine : Number(row[7]), last_time_ms: row[8] === null ? firstMs : Number(row[8]),
+    };
+  });
 }

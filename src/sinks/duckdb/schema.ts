@@ -23,7 +23,10 @@ import { sqlString } from './database.js';
  *    server and session columns and every pgaudit field. Its `message` is computed (MESSAGE_EXPRESSION); a
  *    view costs nothing at insert time, where a generated column would double the cost of loading.
  *  - `log_paths`, `log_summary`: the seed's directory registry and per-file summary, kept up to date.
- *  - `ingest_files`: the checkpoint of each file, keyed by (server, content fingerprint).
+ *  - `ingest_files`: the checkpoint of each file, keyed by (pipeline, server, content fingerprint): each pipeline
+ *    reads a file for its own sinks (schema version 4; before, two pipelines of one server shared a checkpoint and
+ *    the second one's sinks never got the file). Checkpoints of a version 3 store have pipeline '' until the first
+ *    pipeline of their server opens the store and takes them over (DuckDbSink.open).
  *  - `quarantine`: records that could not be parsed: where they are, why, and their raw text.
  *  - `pending_markers`: sessions holding `<previously logged>` rows whose first entry is not stored yet, so
  *    that later runs complete them without scanning the whole table.
@@ -34,10 +37,10 @@ import { sqlString } from './database.js';
  *  - `statement_errors`: ERROR/FATAL records of sessions, with the pgaudit statement each one ended
  *    (`statement_id`, NULL when the failed statement was not audited, e.g. a syntax error). The outcome is
  *    also on the audited rows themselves: audit_events.sqlstate and error_message, and audit_logs.outcome.
- *  - `correlation_sessions`: internal — the last audited statement of each open session, for errors of
- *    later batches and runs.
+ *  - `correlation_sessions`: internal — the last audited statement of each open session (its first and last
+ *    audited line), for errors of later batches and runs; per pipeline, like the checkpoints it is committed with.
  */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** pgaudit's append_valid_csv in SQL: quote a field only when it holds a comma, quote, CR or LF. */
 function pgauditCsv(x: string): string {
@@ -125,6 +128,7 @@ CREATE TABLE IF NOT EXISTS log_summary (
 );
 CREATE TABLE IF NOT EXISTS auditship_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS ingest_files (
+  pipeline        VARCHAR NOT NULL,
   server          VARCHAR NOT NULL,
   fingerprint     VARCHAR NOT NULL,
   path            VARCHAR,
@@ -143,7 +147,7 @@ CREATE TABLE IF NOT EXISTS ingest_files (
   complete        BOOLEAN,
   first_ingested  TIMESTAMPTZ,
   updated_at      TIMESTAMPTZ,
-  PRIMARY KEY (server, fingerprint)
+  PRIMARY KEY (pipeline, server, fingerprint)
 );
 CREATE TABLE IF NOT EXISTS pending_markers (
   server     VARCHAR NOT NULL,
@@ -192,6 +196,7 @@ CREATE TABLE IF NOT EXISTS logon_failures (
   PRIMARY KEY (server, session_id, session_line_num)
 );
 CREATE TABLE IF NOT EXISTS correlation_sessions (
+  pipeline       VARCHAR NOT NULL,
   server         VARCHAR NOT NULL,
   session_id     VARCHAR NOT NULL,
   statement_id   BIGINT,
@@ -200,7 +205,9 @@ CREATE TABLE IF NOT EXISTS correlation_sessions (
   statement_hash BIGINT,
   marker         BOOLEAN,
   first_time     TIMESTAMPTZ,
-  PRIMARY KEY (server, session_id)
+  first_line     BIGINT,
+  last_time      TIMESTAMPTZ,
+  PRIMARY KEY (pipeline, server, session_id)
 );
 CREATE TABLE IF NOT EXISTS event_contexts (
   context_id       BIGINT PRIMARY KEY,
@@ -348,7 +355,8 @@ async function convertSessionState(conn: DuckDBConnection, oldState: string, fla
       USING (server, session_id, statement_id)
     WHERE NOT EXISTS (SELECT 1 FROM sessions AS s WHERE s.server = cs.server AND s.session_id = cs.session_id AND s.disconnected_at IS NOT NULL)`)).getRows();
   if (rows.length === 0) return;
-  const stmt = await conn.prepare(`INSERT OR REPLACE INTO correlation_sessions VALUES ($1, $2, $3, $4, $5, $6, $7, make_timestamp($8 * 1000)::TIMESTAMPTZ)`);
+  const stmt = await conn.prepare(`INSERT OR REPLACE INTO correlation_sessions (pipeline, server, session_id, statement_id, vxid, last_line, statement_hash, marker, first_time)
+    VALUES ('', $1, $2, $3, $4, $5, $6, $7, make_timestamp($8 * 1000)::TIMESTAMPTZ)`);
   for (const [server, session, statementId, vxid, lastLine, firstMs, statement] of rows) {
     const marker = statement === PREVIOUSLY_LOGGED;
     stmt.bindVarchar(1, String(server));
@@ -363,12 +371,75 @@ async function convertSessionState(conn: DuckDBConnection, oldState: string, fla
   }
 }
 
+/** The tables a version 4 store keeps per pipeline (the reading position and what is committed with it). */
+const PER_PIPELINE_TABLES = ['ingest_files', 'correlation_sessions'];
+
+/**
+ * Version 4, first step (before CREATE_SUPPORT_TABLES creates them anew): per-pipeline tables of an earlier
+ * version (without a pipeline column) are renamed aside. Returns the tables set aside.
+ */
+async function setAsideUnkeyed(conn: DuckDBConnection): Promise<string[]> {
+  const aside: string[] = [];
+  for (const table of PER_PIPELINE_TABLES) {
+    const columns = await tableColumns(conn, table);
+    // statement_md5: a version 2 state, converted by convertSessionState.
+    if (columns.size === 0 || columns.has('pipeline') || columns.has('statement_md5')) continue;
+    await conn.run(`ALTER TABLE ${table} RENAME TO ${table}_unkeyed`);
+    aside.push(table);
+  }
+  return aside;
+}
+
+/**
+ * Version 4, second step: the rows set aside, every one kept, with pipeline '' — no pipeline name was recorded
+ * before. The first pipeline of their server that opens the store takes them over (DuckDbSink.open).
+ */
+async function restoreUnkeyed(conn: DuckDBConnection, aside: string[]): Promise<void> {
+  for (const table of aside) {
+    await conn.run(`INSERT INTO ${table} BY NAME SELECT '' AS pipeline, * FROM ${table}_unkeyed`);
+    await conn.run(`DROP TABLE ${table}_unkeyed`);
+  }
+}
+
+/** True when a per-pipeline table exists without its pipeline column (a version 3 store). */
+async function hasUnkeyedTables(conn: DuckDBConnection): Promise<boolean> {
+  for (const table of PER_PIPELINE_TABLES) {
+    const columns = await tableColumns(conn, table);
+    if (columns.size > 0 && !columns.has('pipeline')) return true;
+  }
+  return false;
+}
+
 /** Creates the schema, or upgrades an earlier auditship store or a seed database in place, in one transaction. */
 export async function ensureSchema(conn: DuckDBConnection, defaultServer: string): Promise<SchemaInfo> {
   const info: SchemaInfo = { upgradedFromSeed: false, legacyRows: 0, upgradedFrom: 0, upgradedRows: 0 };
   const eventsType = await tableType(conn, 'audit_events');
+  if (eventsType === 'VIEW' && await hasUnkeyedTables(conn)) {
+    // Version 3: checkpoints and correlation state become per pipeline (every row kept, pipeline '').
+    const fillMarkers = await tableType(conn, 'pending_markers') === null;
+    await conn.run('BEGIN TRANSACTION');
+    try {
+      const aside = await setAsideUnkeyed(conn);
+      await conn.run(CREATE_SUPPORT_TABLES);
+      await restoreUnkeyed(conn, aside);
+      if (fillMarkers) await conn.run(FILL_PENDING_MARKERS);
+      await conn.run(CREATE_AUDIT_EVENTS_VIEW);
+      await conn.run(CREATE_AUDIT_LOGS_VIEW);
+      await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('audit_logs_view', '${VIEW_VERSION}')`);
+      await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('schema_version', '${SCHEMA_VERSION}')`);
+      await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('upgraded_to_${SCHEMA_VERSION}', CAST(now() AS VARCHAR))`);
+      await conn.run('COMMIT');
+    } catch (err) {
+      await conn.run('ROLLBACK').catch(() => {});
+      throw err;
+    }
+    // Into the database file now, so that no start replays the table swap from the WAL (not needed for safety).
+    await conn.run('CHECKPOINT').catch(() => {});
+    info.upgradedFrom = 3;
+    return info;
+  }
   if (eventsType === 'VIEW') {
-    // Version 3. Recreate the views only when their definition changed (a catalog write would cost a checkpoint).
+    // Version 4. Recreate the views only when their definition changed (a catalog write would cost a checkpoint).
     const r = await conn.runAndReadAll(`SELECT value FROM auditship_meta WHERE key = 'audit_logs_view'`);
     if (await tableType(conn, 'pending_markers') === null) {
       // A store of an auditship build without it: list its unresolved markers once.
@@ -408,7 +479,9 @@ export async function ensureSchema(conn: DuckDBConnection, defaultServer: string
         oldState = 'correlation_sessions_v2';
       }
     }
+    const aside = await setAsideUnkeyed(conn);
     await conn.run(CREATE_SUPPORT_TABLES);
+    await restoreUnkeyed(conn, aside);
     if (seedTable) {
       // A seed database: its audit_logs becomes a flat table with every column (the pgaudit fields parsed from
       // its message), without the seed's unique index (identity is now server + session), deduplicated.
@@ -455,7 +528,7 @@ export async function ensureSchema(conn: DuckDBConnection, defaultServer: string
         await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('upgraded_from_seed', CAST(now() AS VARCHAR))`);
       }
       await conn.run(`DROP TABLE ${flat}`);
-      await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('upgraded_to_3', CAST(now() AS VARCHAR))`);
+      await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('upgraded_to_${SCHEMA_VERSION}', CAST(now() AS VARCHAR))`);
     }
     await conn.run(CREATE_AUDIT_EVENTS_VIEW);
     await conn.run(CREATE_AUDIT_LOGS_VIEW);

@@ -13,8 +13,8 @@ import { DAMAGE_REASON_PREFIX } from '../../sources/pg-logs/decompress.js';
 import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
 import { profile } from '../../core/profile.js';
 import { insertDeadLetters, msToTimestamptz, openDatabase, profileStatements, sqlString, timedRun, translateWriteError, type Database, type DeadLetterRow } from './database.js';
-import { loadSessionStates, PendingCorrelation } from './correlation.js';
-import { ensureSchema } from './schema.js';
+import { loadSessionStates, loadStoredSessions, PendingCorrelation, type StoredSession } from './correlation.js';
+import { ensureSchema, SCHEMA_VERSION } from './schema.js';
 import { stageRows, type StageType } from './stage.js';
 
 /**
@@ -37,6 +37,12 @@ import { stageRows, type StageType } from './stage.js';
 export interface DuckDbSinkOptions {
   path: string;
   server: string;
+  /**
+   * The pipeline whose state this sink keeps: checkpoints (`ingest_files`) and correlation state are its own, so
+   * that two pipelines of one server in one store each read every file for their sinks. Events, sessions and the
+   * other correlation tables are the server's, shared (stored once by identity).
+   */
+  pipeline: string;
   /** Keep the raw `message` column (the seed's), besides the parsed fields. */
   storeMessage: boolean;
   memoryLimit?: string;
@@ -45,7 +51,7 @@ export interface DuckDbSinkOptions {
   replace?: boolean;
   /** A database the caller holds open (the follow daemon); the sink uses a connection of its own. */
   database?: Database;
-  /** False: keep checkpoints, quarantine and dead letters only — the events live in a search sink. */
+  /** False: keep checkpoints, correlation, quarantine and dead letters only — the events live in a search or archive sink. */
   storeEvents?: boolean;
 }
 
@@ -131,8 +137,9 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       if (info.upgradedFromSeed) {
         log.info('Upgraded a pg_audit_to_duckdb database in place.', { db: sink.db.path, rows: info.legacyRows, server: options.server });
       } else if (info.upgradedFrom > 0) {
-        log.info('Upgraded the store to schema version 3 in place.', { db: sink.db.path, from: info.upgradedFrom, rows: info.upgradedRows, ms: Date.now() - started });
+        log.info(`Upgraded the store to schema version ${SCHEMA_VERSION} in place.`, { db: sink.db.path, from: info.upgradedFrom, rows: info.upgradedRows, ms: Date.now() - started });
       }
+      await sink.takeOverUnkeyedState();
       sink.stageDir = `${sink.db.path}.stage`;
       mkdirSync(sink.stageDir, { recursive: true });
       if (!sink.sharedDb) {
@@ -153,7 +160,37 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     return sink;
   }
 
-  /** The latest event time of this server, from the file checkpoints (committed with the events). */
+  /**
+   * Checkpoints and correlation state of a store upgraded from version 3 carry no pipeline (''): the first
+   * pipeline of their server that opens the store takes them over, so it goes on where the store was — nothing
+   * read again. That is the pipeline that wrote them unless a store of several pipelines of one server was
+   * upgraded (they shared the checkpoints then); another pipeline reads the files from their start, and its
+   * DuckDB rows are checked against the stored ones by identity (insertNew), so nothing is stored twice.
+   */
+  private async takeOverUnkeyedState(): Promise<void> {
+    const server = sqlString(this.options.server);
+    const pipeline = sqlString(this.options.pipeline);
+    const r = await this.conn.runAndReadAll(`SELECT (SELECT count(*) FROM ingest_files WHERE pipeline = '' AND server = ${server}),
+      (SELECT count(*) FROM correlation_sessions WHERE pipeline = '' AND server = ${server}),
+      (SELECT count(*) FROM ingest_files WHERE pipeline = ${pipeline} AND server = ${server})`);
+    const [files, sessions, own] = r.getRows()[0]!.map(Number) as [number, number, number];
+    if (files + sessions === 0 || own > 0) return;
+    await this.conn.run('BEGIN TRANSACTION');
+    try {
+      await this.conn.run(`UPDATE ingest_files SET pipeline = ${pipeline} WHERE pipeline = '' AND server = ${server}`);
+      await this.conn.run(`UPDATE correlation_sessions SET pipeline = ${pipeline} WHERE pipeline = '' AND server = ${server}`);
+      await this.conn.run('COMMIT');
+    } catch (err) {
+      await this.conn.run('ROLLBACK').catch(() => {});
+      throw err;
+    }
+    this.log.info('This pipeline took over the checkpoints the store had before they were kept per pipeline.', { pipeline: this.options.pipeline, server: this.options.server, files });
+  }
+
+  /**
+   * The latest event time of this server, from the file checkpoints (committed with the events) of every
+   * pipeline: rows of this server stored by any of them are at or before it.
+   */
   private async loadWatermark(): Promise<void> {
     const r = await this.conn.runAndReadAll(`SELECT epoch_ms(max(last_event_time)) FROM ingest_files WHERE server = ${sqlString(this.options.server)}`);
     const v = r.getRows()[0]?.[0];
@@ -185,9 +222,11 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     }
   }
 
+  /** This pipeline's checkpoints of the server's files. */
   async fileCheckpoints(server: string): Promise<Map<string, StoredFileState>> {
     const r = await this.conn.runAndReadAll(
-      `SELECT fingerprint, server, path, byte_offset, tail_hash, size, mtime, complete, columns, format FROM ingest_files WHERE server = ${sqlString(server)}`);
+      `SELECT fingerprint, server, path, byte_offset, tail_hash, size, mtime, complete, columns, format FROM ingest_files
+       WHERE pipeline = ${sqlString(this.options.pipeline)} AND server = ${sqlString(server)}`);
     const out = new Map<string, StoredFileState>();
     for (const row of r.getRows()) {
       out.set(String(row[0]), {
@@ -199,14 +238,23 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     return out;
   }
 
-  /** The last statement of each session of the server open at the last commit (correlation, across runs). */
+  /** The last statement of each session of the server open at this pipeline's last commit (correlation, across runs). */
   sessionStates(server: string): Promise<StatementState[]> {
-    return loadSessionStates(this.conn, server);
+    return loadSessionStates(this.conn, this.options.pipeline, server);
   }
 
-  /** Events stored from each file read to its end (by fingerprint). */
+  /**
+   * The server's sessions as committed (correlation of earlier commits, by any pipeline), read in this sink's
+   * transaction: an archive merges the session records of its ranges into them.
+   */
+  storedSessions(ids: readonly string[]): Promise<Map<string, StoredSession>> {
+    return this.withinTransaction(() => loadStoredSessions(this.conn, this.options.server, ids));
+  }
+
+  /** Events this pipeline read from each file it read to its end (by fingerprint). */
   async completeFileEvents(server: string): Promise<Map<string, number>> {
-    const r = await this.conn.runAndReadAll(`SELECT fingerprint, events FROM ingest_files WHERE server = ${sqlString(server)} AND complete`);
+    const r = await this.conn.runAndReadAll(`SELECT fingerprint, events FROM ingest_files
+      WHERE pipeline = ${sqlString(this.options.pipeline)} AND server = ${sqlString(server)} AND complete`);
     return new Map(r.getRows().map((row) => [String(row[0]), Number(row[1])]));
   }
 
@@ -284,7 +332,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       if (this.filesToReplace.delete(cp.fingerprint)) {
         // --force: the file is read again from its start; forget its old checkpoint and quarantine.
         await this.conn.run(`DELETE FROM quarantine WHERE server = ${sqlString(cp.server)} AND fingerprint = ${sqlString(cp.fingerprint)}`);
-        await this.conn.run(`DELETE FROM ingest_files WHERE server = ${sqlString(cp.server)} AND fingerprint = ${sqlString(cp.fingerprint)}`);
+        await this.conn.run(`DELETE FROM ingest_files WHERE pipeline = ${sqlString(this.options.pipeline)} AND server = ${sqlString(cp.server)} AND fingerprint = ${sqlString(cp.fingerprint)}`);
       }
       if (this.damageToForget.delete(cp.fingerprint)) {
         await this.conn.run(`DELETE FROM quarantine WHERE server = ${sqlString(cp.server)} AND fingerprint = ${sqlString(cp.fingerprint)}
@@ -309,8 +357,9 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
           }
           report.duplicates = packedCount + objects.length - report.stored;
         }
-        this.correlation.add(batch.payload.correlation);
       }
+      // Sessions, logon failures and statement errors are kept whether or not the events are.
+      this.correlation.add(batch.payload.correlation);
       if (batch.quarantine.length > 0) {
         const stmt = await this.conn.prepare(
           `INSERT OR IGNORE INTO quarantine VALUES ($1, $2, $3, $4, $5, $6, $7, now())`);
@@ -462,7 +511,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     try {
       await this.begin();
       if (!this.correlation.empty) {
-        await this.correlation.store(this.conn, this.options.server);
+        await this.correlation.store(this.conn, this.options.pipeline, this.options.server, this.options.storeEvents !== false);
       }
       if (this.markerSessions.size > 0) {
         const sessions = [...this.markerSessions];
@@ -541,10 +590,10 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     const server = sqlString(cp.server);
     const lastEvent = cp.lastEventMs === null ? 'NULL' : msToTimestamptz(String(cp.lastEventMs));
     await this.conn.run(`
-      INSERT INTO ingest_files VALUES (${server}, ${fp}, ${sqlString(cp.path)}, ${sqlString(basename(cp.path))}, '${cp.format}',
+      INSERT INTO ingest_files VALUES (${sqlString(this.options.pipeline)}, ${server}, ${fp}, ${sqlString(cp.path)}, ${sqlString(basename(cp.path))}, '${cp.format}',
         '${cp.compression}', ${cp.columns}, ${cp.offset}, ${sqlString(cp.tailHash)}, ${cp.size}, ${cp.mtimeMs}, ${cp.bytesDelta},
         ${cp.eventsDelta}, ${cp.quarantinedDelta}, ${lastEvent}, ${cp.complete}, now(), now())
-      ON CONFLICT (server, fingerprint) DO UPDATE SET
+      ON CONFLICT (pipeline, server, fingerprint) DO UPDATE SET
         path = excluded.path, file_name = excluded.file_name, format = excluded.format, compression = excluded.compression,
         columns = excluded.columns, byte_offset = excluded.byte_offset, tail_hash = excluded.tail_hash, size = excluded.size,
         mtime = excluded.mtime, bytes_ingested = ingest_files.bytes_ingested + excluded.bytes_ingested,

@@ -11,6 +11,8 @@ import { errorReason, EsTransportError, type EsHttp } from './http.js';
  *  - a whole request that fails with 429, 5xx or a transport error is sent again after an exponential
  *    backoff with jitter; so are the items answered 429 or 5xx inside a successful request;
  *  - 201 is delivered, 409 (the id exists in that index) is delivered before — counted as a duplicate;
+ *  - an `update` (sessions, outcomes) is retried on 409 (a version conflict), and one marked ifExists is done
+ *    when the document is not there (404);
  *  - any other item error (a mapping conflict, 400) is final: the document goes to the dead-letter store with
  *    the server's reason and never blocks the rest;
  *  - flush() resolves once every document added is acknowledged (or dead-lettered): only then may the
@@ -34,8 +36,11 @@ export interface DeadLetter {
 }
 
 export interface BulkCounts {
+  /** Event documents created, and found there already (409). */
   created: number;
   duplicates: number;
+  /** Sessions, logon failures and outcomes delivered (created, updated, or unchanged). */
+  correlated: number;
   deadLettered: number;
   retried: number;
   requests: number;
@@ -47,6 +52,9 @@ interface Item {
   id: string;
   start: number;
   end: number;
+  update?: boolean;
+  ifExists?: boolean;
+  correlation?: boolean;
 }
 
 /**
@@ -66,7 +74,7 @@ export class BulkWriter {
   private current: Pending;
   private inFlight = new Set<Promise<void>>();
   private failure: Error | null = null;
-  counts: BulkCounts = { created: 0, duplicates: 0, deadLettered: 0, retried: 0, requests: 0 };
+  counts: BulkCounts = { created: 0, duplicates: 0, correlated: 0, deadLettered: 0, retried: 0, requests: 0 };
   /** Dead letters since the last take (the state sink stores them with the checkpoint). */
   private dead: DeadLetter[] = [];
 
@@ -83,7 +91,9 @@ export class BulkWriter {
 
   async add(doc: BulkDoc): Promise<void> {
     if (this.failure) throw this.failure;
-    const line = `{"create":{"_index":${JSON.stringify(doc.index)},"_id":${JSON.stringify(doc.id)}}}\n${doc.source}\n`;
+    const line = doc.action === 'update'
+      ? `{"update":{"_index":${JSON.stringify(doc.index)},"_id":${JSON.stringify(doc.id)},"retry_on_conflict":3}}\n${doc.source}\n`
+      : `{"create":{"_index":${JSON.stringify(doc.index)},"_id":${JSON.stringify(doc.id)}}}\n${doc.source}\n`;
     const cur = this.current;
     if (cur.buf.length - cur.len < line.length * 3) {
       const bigger = Buffer.allocUnsafe(Math.max(cur.buf.length * 2, cur.len + line.length * 3));
@@ -92,7 +102,11 @@ export class BulkWriter {
     }
     const start = cur.len;
     cur.len += cur.buf.write(line, start);
-    cur.items.push({ index: doc.index, id: doc.id, start, end: cur.len });
+    const item: Item = { index: doc.index, id: doc.id, start, end: cur.len };
+    if (doc.action === 'update') item.update = true;
+    if (doc.ifExists) item.ifExists = true;
+    if (doc.correlation) item.correlation = true;
+    cur.items.push(item);
     if (cur.len >= this.options.flushBytes || cur.items.length >= this.options.flushDocs) await this.dispatch();
   }
 
@@ -177,18 +191,22 @@ export class BulkWriter {
       }
       // The common case needs no parsing of the items: every document was created.
       if (/^\{"took":\d+,"errors":false/.test(res.body) || /^\{"errors":false/.test(res.body)) {
-        this.counts.created += todo.length;
+        for (const i of todo) i.correlation ? this.counts.correlated++ : this.counts.created++;
         todo = [];
         break;
       }
       const parsed = JSON.parse(res.body) as { items: Record<string, { status: number; error?: { type?: string; reason?: string } }>[] };
       const again: Item[] = [];
       parsed.items.forEach((item, i) => {
-        const r = item['create'] ?? Object.values(item)[0]!;
+        const r = item['create'] ?? item['update'] ?? Object.values(item)[0]!;
         const doc = todo[i]!;
-        if (r.status === 201 || r.status === 200) this.counts.created++;
-        else if (r.status === 409) this.counts.duplicates++;
-        else if (r.status === 429 || r.status >= 500) again.push(doc);
+        if (r.status === 201 || r.status === 200 || (r.status === 409 && !doc.update)) {
+          if (doc.correlation) this.counts.correlated++;
+          else if (r.status === 409) this.counts.duplicates++;
+          else this.counts.created++;
+        } else if (r.status === 404 && doc.ifExists) {
+          // No such document: the line was not a pgaudit entry, or its event was dead-lettered.
+        } else if (r.status === 429 || r.status >= 500 || r.status === 409) again.push(doc);
         else {
           this.counts.deadLettered++;
           const text = batch.buf.toString('utf8', doc.start, doc.end);

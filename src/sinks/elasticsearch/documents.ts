@@ -61,8 +61,17 @@ function compact<T extends Record<string, unknown>>(o: T): T {
 export interface BulkDoc {
   index: string;
   id: string;
-  /** The document as JSON. */
+  /** The document as JSON; with action `update`, the update body (`{"doc":…}`). */
   source: string;
+  /**
+   * Default `create`: a document that exists is delivered already (409). `update`: merged into the document of
+   * that id (idempotent; sessions, and the outcome of a statement onto its events).
+   */
+  action?: 'update';
+  /** An update of a document that may not exist (an outcome for a line that is not a pgaudit entry): 404 is no error. */
+  ifExists?: boolean;
+  /** A session, logon failure or outcome: counted apart from the events. */
+  correlation?: boolean;
 }
 
 const COL = Object.fromEntries(PACKED_COLUMNS.map((c, i) => [c, i])) as Record<(typeof PACKED_COLUMNS)[number], number>;
@@ -174,11 +183,13 @@ export function pgauditTemplate(names: EventKindNames): { name: string; body: Re
           dynamic: 'strict',
           properties: {
             '@timestamp': { type: 'date' },
-            event: { properties: { kind: KEYWORD, category: KEYWORD, dataset: KEYWORD, module: KEYWORD, action: KEYWORD } },
+            event: { properties: { kind: KEYWORD, category: KEYWORD, dataset: KEYWORD, module: KEYWORD, action: KEYWORD, outcome: KEYWORD } },
             service: { properties: { name: KEYWORD, type: KEYWORD } },
             user: { properties: { name: KEYWORD } },
             source: { properties: { ip: { type: 'ip' }, address: KEYWORD, port: { type: 'long' } } },
             process: { properties: { pid: { type: 'long' } } },
+            // The outcome of a failed statement (elasticsearch/correlation.ts): SQLSTATE and the server's message.
+            error: { properties: { code: KEYWORD, message: LONG_TEXT } },
             postgresql: {
               properties: {
                 audit: {

@@ -1,10 +1,12 @@
 import type { Batch, FileCheckpoint, Sink, WriteReport } from '../../core/connector.js';
 import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
+import { firstOutcomes, type StatementOutcome } from '../../parse/index.js';
 import { dimensionsOf, PACKED_COLUMNS, recordRows } from '../../parse/packed.js';
 import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
 import { BulkWriter, type BulkCounts, type DeadLetter } from './bulk.js';
 import { appEventDocument, appTemplate, indexSafe, pgauditDocumentFromValues, pgauditTemplate, rowChangeDocument, rowsTemplate, type AppEventFields, type RowChangeFields, type EventKindNames, type IndexPeriod } from './documents.js';
+import { logonFailureDocument, logonFailuresTemplate, OUTCOME_PROPERTIES, outcomeUpdates, sessionDocument, sessionsTemplate } from './correlation.js';
 import { errorReason, EsHttp, EsTransportError, type EsAuth } from './http.js';
 
 /**
@@ -13,9 +15,11 @@ import { errorReason, EsHttp, EsTransportError, type EsAuth } from './http.js';
  * At open: GET / tells the flavor and version (product header, `version.distribution`) — checked against
  * `flavor` unless auto — and the index template for each event kind is put (explicit mappings, ECS names).
  * Events become documents with deterministic ids in indices named from the event time (documents.ts) and
- * are delivered in bulk with retries (bulk.ts). The sink is never the pipeline's state store: its commit()
- * waits until every document is acknowledged, and only then does the state sink (DuckDB) commit the
- * checkpoint — so a crash anywhere re-sends, and a re-send is a 409, counted as delivered.
+ * are delivered in bulk with retries (bulk.ts); with pgaudit events go their correlation: sessions, logon
+ * failures and the outcome of failed statements (correlation.ts). The sink is never the pipeline's state
+ * store: its commit() waits until every document is acknowledged, and only then does the state sink (DuckDB)
+ * commit the checkpoint — so a crash anywhere re-sends, and a re-send is a 409 or an update that changes
+ * nothing, counted as delivered.
  */
 export interface ElasticsearchSinkOptions {
   url: string;
@@ -75,11 +79,23 @@ export async function detectCluster(http: EsHttp, expected: 'auto' | 'elasticsea
 export class ElasticsearchSink implements Sink<PgAuditPayload> {
   readonly kind = 'elasticsearch';
   private readonly names: EventKindNames;
+  /** pgaudit: the sessions and logon failures index families. */
+  private readonly sessionNames: EventKindNames;
+  private readonly failureNames: EventKindNames;
+  /** Outcomes of the batches since the last commit: applied to their event documents at the commit. */
+  private outcomes: StatementOutcome[] = [];
   /** Given the dead letters of each commit (the state sink stores them in its transaction). */
   onDeadLetters?: (letters: DeadLetter[]) => Promise<void>;
 
   private constructor(private readonly http: EsHttp, private readonly bulk: BulkWriter, readonly cluster: ClusterInfo, private readonly options: ElasticsearchSinkOptions, private readonly log: Logger, readonly eventKind: EventKind) {
     this.names = { prefix: `${options.indexPrefix}-${eventKind}`, period: options.indexPeriod };
+    this.sessionNames = { prefix: `${options.indexPrefix}-sessions`, period: options.indexPeriod };
+    this.failureNames = { prefix: `${options.indexPrefix}-logon-failures`, period: options.indexPeriod };
+  }
+
+  /** The index patterns this sink writes to. */
+  private get patterns(): string[] {
+    return this.eventKind === 'pgaudit' ? [this.names, this.sessionNames, this.failureNames].map((n) => `${n.prefix}-*`) : [`${this.names.prefix}-*`];
   }
 
   /** Opens the sink for one kind of event: pgaudit entries (pg_logs) or application events (sql_outbox, django_auditlog). */
@@ -89,9 +105,9 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
       const cluster = await detectCluster(http, options.flavor);
       // Elasticsearch: plain JSON is accepted by 8.x and 9.x alike (no compatible-with header).
       const sink = new ElasticsearchSink(http, new BulkWriter(http, { flushBytes: options.flushBytes, flushDocs: options.flushDocs, concurrency: options.concurrency, maxRetries: options.maxRetries, retryInitialMs: 500, retryMaxMs: 30_000 }, log), cluster, options, log, eventKind);
-      if (options.manageTemplate) await sink.putTemplate();
+      if (options.manageTemplate) await sink.putTemplates();
       await sink.checkWritePrivilege();
-      log.info('Elasticsearch sink ready.', { url: http.where, flavor: cluster.flavor, version: cluster.version, indices: `${sink.names.prefix}-*` });
+      log.info('Elasticsearch sink ready.', { url: http.where, flavor: cluster.flavor, version: cluster.version, indices: sink.patterns.join(',') });
       return sink;
     } catch (err) {
       http.close();
@@ -99,10 +115,37 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
     }
   }
 
-  private async putTemplate(): Promise<void> {
-    const t = this.eventKind === 'pgaudit' ? pgauditTemplate(this.names)
-      : this.eventKind === 'rows' ? rowsTemplate(this.names, this.jsonObjectType())
-      : appTemplate(this.names.prefix);
+  private async putTemplates(): Promise<void> {
+    if (this.eventKind === 'pgaudit') {
+      await this.putTemplate(pgauditTemplate(this.names));
+      await this.putTemplate(sessionsTemplate(this.sessionNames));
+      await this.putTemplate(logonFailuresTemplate(this.failureNames));
+      await this.addOutcomeFields();
+    } else {
+      await this.putTemplate(this.eventKind === 'rows' ? rowsTemplate(this.names, this.jsonObjectType()) : appTemplate(this.names.prefix));
+    }
+  }
+
+  /**
+   * Indices an earlier template made lack the outcome fields (strict mapping): they are added, so that the
+   * outcome of their events can be written. Without the privilege to (manage on the pattern), a warning: those
+   * outcomes are refused and kept in es_dead_letters.
+   */
+  private async addOutcomeFields(): Promise<void> {
+    let res;
+    try {
+      res = await this.http.request('PUT', `/${encodeURIComponent(`${this.names.prefix}-*`)}/_mapping`, JSON.stringify({ properties: OUTCOME_PROPERTIES }));
+    } catch (err) {
+      if (err instanceof EsTransportError) throw new ConnectorError('elasticsearch', 'unreachable', err.message, true, { cause: err });
+      throw err;
+    }
+    if (res.status === 200 || res.status === 404) return; // 404: no such index yet
+    this.log.warn('Cannot add the outcome fields to existing pgaudit indices; outcomes of their events will be refused and kept in es_dead_letters.', {
+      url: this.http.where, status: res.status, reason: errorReason(res.body), remedy: `grant manage on ${this.names.prefix}-*, or add event.outcome, error.code and error.message to their mappings`,
+    });
+  }
+
+  private async putTemplate(t: { name: string; body: Record<string, unknown> }): Promise<void> {
     let res;
     try {
       res = await this.http.request('PUT', `/_index_template/${encodeURIComponent(t.name)}`, JSON.stringify(t.body));
@@ -121,18 +164,23 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
    */
   private async checkWritePrivilege(): Promise<void> {
     if (this.cluster.flavor !== 'elasticsearch') return;
-    const pattern = `${this.names.prefix}-*`;
+    // pgaudit: events are created, and updated with their outcome; sessions are updated; failures created.
+    const wanted: [string, string[]][] = this.eventKind === 'pgaudit'
+      ? [[`${this.names.prefix}-*`, ['create_doc', 'create_index', 'index']], [`${this.sessionNames.prefix}-*`, ['create_doc', 'create_index', 'index']],
+        [`${this.failureNames.prefix}-*`, ['create_doc', 'create_index']]]
+      : [[`${this.names.prefix}-*`, ['create_doc', 'create_index']]];
     let res;
     try {
-      res = await this.http.request('POST', '/_security/user/_has_privileges', JSON.stringify({ index: [{ names: [pattern], privileges: ['create_doc', 'create_index'] }] }));
+      res = await this.http.request('POST', '/_security/user/_has_privileges', JSON.stringify({ index: wanted.map(([p, privileges]) => ({ names: [p], privileges })) }));
     } catch {
       return; // reachability was checked; the first bulk request will say what is wrong
     }
     if (res.status !== 200) return;
     const r = JSON.parse(res.body) as { has_all_requested?: boolean; index?: Record<string, Record<string, boolean>> };
     if (r.has_all_requested === false) {
-      const missing = Object.entries(r.index?.[pattern] ?? {}).filter(([, ok]) => !ok).map(([p]) => p);
-      throw new ConnectorError('elasticsearch', 'permission_denied', `the user may not write ${pattern} on ${this.http.where} (missing: ${missing.join(', ') || 'create_doc, create_index'}); grant them on that index pattern`, false);
+      const lacking = wanted.map(([p, privileges]) => [p, privileges.filter((x) => r.index?.[p]?.[x] === false)] as const).filter(([, m]) => m.length);
+      const [pattern, missing] = lacking[0] ?? [wanted[0]![0], wanted[0]![1]];
+      throw new ConnectorError('elasticsearch', 'permission_denied', `the user may not write ${pattern} on ${this.http.where} (missing: ${missing.join(', ')}); grant them on that index pattern`, false);
     }
   }
 
@@ -150,6 +198,11 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
       const rec = r as unknown as Record<string, string | number | null>;
       await this.bulk.add(pgauditDocumentFromValues(serverJson, server, PACKED_COLUMNS.map((c) => rec[c] ?? null), this.names));
     }
+    const { sessions, logonFailures, outcomes } = batch.payload.correlation;
+    for (const r of sessions) await this.bulk.add(sessionDocument(serverJson, server, r, this.sessionNames));
+    for (const r of logonFailures) await this.bulk.add(logonFailureDocument(serverJson, server, r, this.failureNames));
+    // Outcomes wait for the commit: their event documents must be acknowledged first.
+    for (const o of outcomes) this.outcomes.push(o);
     return { stored: 0, duplicates: 0, quarantined: 0 };
   }
 
@@ -179,6 +232,12 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
 
   async commit(_checkpoints: FileCheckpoint[]): Promise<void> {
     await this.bulk.flush();
+    if (this.outcomes.length) {
+      const server = this.options.server;
+      for (const o of firstOutcomes(this.outcomes)) for (const doc of outcomeUpdates(server, o, this.names)) await this.bulk.add(doc);
+      this.outcomes = [];
+      await this.bulk.flush();
+    }
     const dead = this.bulk.takeDeadLetters();
     if (dead.length) {
       this.log.warn('Documents refused for good; kept in es_dead_letters with the reason.', { count: dead.length, reasons: [...new Set(dead.map((d) => d.reason.split(':')[0]))].slice(0, 3) });
@@ -187,6 +246,7 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
   }
 
   async rollback(): Promise<void> {
+    this.outcomes = [];
     await this.bulk.discard();
   }
 
