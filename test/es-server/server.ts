@@ -25,7 +25,11 @@ import { fileURLToPath } from 'node:url';
 
 export type Flavor = 'elasticsearch' | 'opensearch';
 
-export interface EsUser { username: string; password: string; readOnly?: boolean }
+/**
+ * A user: a superuser, a read-only one (`viewer`), or `createOnly` — a role with create_doc and create_index on
+ * every index (an ingest role that may add documents but not overwrite or update them).
+ */
+export interface EsUser { username: string; password: string; readOnly?: boolean; createOnly?: boolean }
 export interface EsApiKey { id: string; key: string; name?: string; owner?: string; readOnly?: boolean }
 export interface EsBearerToken { token: string; principal?: string; readOnly?: boolean }
 
@@ -755,7 +759,7 @@ function validateIndexName(name: string): string | null {
 // The server
 // ---------------------------------------------------------------------------------------------------
 
-interface Principal { name: string; readOnly: boolean; kind: 'user' | 'api_key' | 'token'; apiKeyId?: string }
+interface Principal { name: string; readOnly: boolean; createOnly?: boolean; kind: 'user' | 'api_key' | 'token'; apiKeyId?: string }
 
 interface ReqCtx {
   method: string;
@@ -1061,7 +1065,7 @@ class EsEmulator {
       const user = colon < 0 ? dec : dec.slice(0, colon);
       const pass = colon < 0 ? '' : dec.slice(colon + 1);
       const u = a.users?.find((x) => x.username === user);
-      if (u && u.password === pass) return { name: u.username, readOnly: !!u.readOnly, kind: 'user' };
+      if (u && u.password === pass) return { name: u.username, readOnly: !!u.readOnly, ...(u.createOnly ? { createOnly: true } : {}), kind: 'user' };
       this.unauthorized(this.es ? `unable to authenticate user [${user}] for REST request [${ctx.uri}]` : null);
     }
     if (scheme === 'apikey') {
@@ -1505,13 +1509,13 @@ class EsEmulator {
     }
     if (f.delayMs > 0) await sleep(f.delayMs);
     const refresh = ctx.query.get('refresh');
-    const result = this.processBulk(ctx.body, defaultIndex, refresh === '' || refresh === 'true' ? 'true' : refresh === 'wait_for' ? 'wait_for' : 'false', started);
+    const result = this.processBulk(ctx.body, defaultIndex, refresh === '' || refresh === 'true' ? 'true' : refresh === 'wait_for' ? 'wait_for' : 'false', started, ctx.principal ?? undefined);
     if (reset && resetAfter) return { status: 0, reset: true };
     return result;
   }
 
   /** Parses and applies an NDJSON bulk body. */
-  processBulk(bodyBuf: Buffer, defaultIndex: string | undefined, refresh: 'true' | 'false' | 'wait_for', started: number): Reply {
+  processBulk(bodyBuf: Buffer, defaultIndex: string | undefined, refresh: 'true' | 'false' | 'wait_for', started: number, principal?: Principal): Reply {
     if (bodyBuf.length === 0) fail(400, 'parse_exception', 'request body is required');
     if (bodyBuf[bodyBuf.length - 1] !== 0x0a) fail(400, 'illegal_argument_exception', 'The bulk request must be terminated by a newline [\\n]');
     const text = bodyBuf.toString('utf8');
@@ -1576,7 +1580,7 @@ class EsEmulator {
       const op = ops[k]!;
       this.counters.items++;
       const index = (op.meta._index as string | undefined) ?? defaultIndex!;
-      const r = this.applyOp(op.action, index, op.meta, op.source, every > 0 && (k + 1) % every === 0, forced, touched);
+      const r = this.applyOp(op.action, index, op.meta, op.source, every > 0 && (k + 1) % every === 0, forced, touched, principal);
       if (r.error) {
         errors = true;
         this.counters.itemErrors[String(r.status)] = (this.counters.itemErrors[String(r.status)] ?? 0) + 1;
@@ -1599,9 +1603,15 @@ class EsEmulator {
   }
 
   /** One bulk item: returns its JSON and whether it failed. */
-  applyOp(action: 'create' | 'index' | 'delete' | 'update', index: string, meta: Obj, source: string | undefined, inject429: boolean, forced: boolean, touched: Set<IndexState>): { json: string; status: number; error: boolean } {
+  applyOp(action: 'create' | 'index' | 'delete' | 'update', index: string, meta: Obj, source: string | undefined, inject429: boolean, forced: boolean, touched: Set<IndexState>, principal?: Principal): { json: string; status: number; error: boolean } {
     const idField = typeof meta._id === 'string' ? meta._id : undefined;
     const itemFail = (status: number, id: string | undefined, e: ErrObj) => ({ json: `{"${action}":{"_index":${js(index)},"_id":${id === undefined ? 'null' : js(id)},"status":${status},"error":${js(e)}}}`, status, error: true });
+    // A create-only role: index, update and delete are refused item by item, as Elasticsearch does in a bulk.
+    if (principal?.createOnly && action !== 'create') {
+      this.counters.forbidden403++;
+      const privileges = action === 'delete' ? 'delete,write,all' : 'index,write,all';
+      return itemFail(403, idField, errObj('security_exception', `action [indices:data/write/${action === 'index' ? 'index' : action}] is unauthorized for user [${principal.name}] with effective roles [ingest_create_only] on indices [${index}], this action is granted by the index privileges [${privileges}]`));
+    }
     const bad = validateIndexName(index);
     if (bad) return itemFail(400, idField, errObj('invalid_index_name_exception', `Invalid index name [${index}], ${bad}`, { index_uuid: '_na_', index }));
     if (inject429) {
@@ -1727,7 +1737,7 @@ class EsEmulator {
     const refresh = ctx.query.get('refresh');
     const meta: Obj = {};
     if (id !== undefined) meta._id = id;
-    const r = this.applyOp(action, index, meta, source, false, refresh === '' || refresh === 'true', touched);
+    const r = this.applyOp(action, index, meta, source, false, refresh === '' || refresh === 'true', touched, ctx.principal ?? undefined);
     const now = Date.now();
     for (const idx of touched) { if (refresh === '' || refresh === 'true' || refresh === 'wait_for') this.refreshIndex(idx); else idx.writes.push([idx.seq, now]); }
     const item = JSON.parse(r.json) as Record<string, Obj>;
@@ -1870,7 +1880,8 @@ class EsEmulator {
     const body = this.parseJsonBody(ctx, true)!;
     const p = ctx.principal!;
     const readPrivs = new Set(['read', 'view_index_metadata', 'monitor', 'read_cross_cluster', 'monitor_ml', 'monitor_watcher', 'monitor_transform']);
-    const granted = (priv: string) => !p.readOnly || readPrivs.has(priv);
+    const createPrivs = new Set([...readPrivs, 'create_doc', 'create', 'create_index', 'auto_configure']);
+    const granted = (priv: string) => (p.createOnly ? createPrivs.has(priv) : !p.readOnly || readPrivs.has(priv));
     let all = true;
     const cluster: Record<string, boolean> = {};
     for (const c of (Array.isArray(body.cluster) ? body.cluster : []) as string[]) { cluster[c] = granted(c); all &&= cluster[c]!; }
@@ -2705,6 +2716,7 @@ function parseArgs(argv: string[]): EsServerOptions {
       case '--version': o.version = next(); break;
       case '--user': { const [u, p] = split(next()); auth.users.push({ username: u, password: p }); break; }
       case '--read-only-user': { const [u, p] = split(next()); auth.users.push({ username: u, password: p, readOnly: true }); break; }
+      case '--create-only-user': { const [u, p] = split(next()); auth.users.push({ username: u, password: p, createOnly: true }); break; }
       case '--api-key': { const [id, key] = split(next()); auth.apiKeys.push({ id, key }); break; }
       case '--read-only-api-key': { const [id, key] = split(next()); auth.apiKeys.push({ id, key, readOnly: true }); break; }
       case '--bearer': auth.bearerTokens.push({ token: next() }); break;

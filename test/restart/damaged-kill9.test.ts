@@ -70,7 +70,7 @@ async function assertConsistent(db: string, files: ModelFile[], label: string): 
       }
     }
     assert.equal(quarantine.length, cps.reduce((n, cp) => n + (cp['complete'] === true && files.find((m) => m.path === cp['path'])?.damage ? 1 : 0), 0),
-      `${label}: quarantine entries of files without a checkpoint`);
+      `${label}: quarantine entries of files without a checkpoint\n${JSON.stringify({ cps, quarantine: quarantine.map((x) => ({ ...x, raw: String(x['raw']).length })) }, (_, v) => typeof v === 'bigint' ? Number(v) : v)}`);
     const [got] = await q(digestSql());
     const [keys] = await q('SELECT count(*) AS n, count(DISTINCT (session_id, session_line_num)) AS k FROM audit_logs');
     assert.equal(Number(keys!['k']), Number(keys!['n']), `${label}: duplicate (session_id, session_line_num)`);
@@ -145,7 +145,9 @@ test('damaged .gz files: ≥ 12 kills at random moments, then every readable rec
     const db = join(dir, `db${round}`, 'audit.duckdb');
     const config = join(dir, `db${round}.yaml`);
     writeFileSync(config, [
-      'pipelines:', '  small:', '    source:', '      type: pg_logs', `      path: ${JSON.stringify(logs)}`, '      batch_bytes: 1MB',
+      // Named `ingest`, the pipeline the ingest command runs: checkpoints are kept per pipeline, and both commands
+      // go on with one reading of the files (a pipeline of another name reads them for its own sinks).
+      'pipelines:', '  ingest:', '    source:', '      type: pg_logs', `      path: ${JSON.stringify(logs)}`, '      batch_bytes: 1MB',
       '    sinks:', '      - type: duckdb', `        path: ${JSON.stringify(db)}`, '        commit_events: 4000', '',
     ].join('\n'));
     for (let i = 0; i < 5; i++) {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CsvlogGenerator, csvOf, digestOf, digestSql, type GenRecord } from '../helpers/csvlog-gen.js';
-import { ingestOk, queryDb, scratchDir, spawnCli, type CliChild } from '../helpers/ingest-cli.js';
+import { ingestOk, queryDb, runCli, scratchDir, spawnCli, type CliChild } from '../helpers/ingest-cli.js';
 
 /**
  * Ctrl-C during a long ingest: the first SIGINT (or SIGTERM) stops reading, commits what was read, prints the
@@ -89,5 +89,35 @@ test('a second Ctrl-C ends the process at once; nothing is lost or stored twice'
   const r = await interrupted(db, logs, ['SIGINT', 'SIGINT']);
   assert.equal(r.code, 130, r.stderr.slice(0, 1000));
   await ingestOk(db, [logs]);
+  await assertExactlyOnce(db, records);
+});
+
+test('run: SIGINT commits what was read, skips the pipelines not started, says so and exits 130; the next run finishes', async () => {
+  const { logs, records } = writeLogs('run', 34);
+  const db = join(dir, 'run.duckdb');
+  const config = join(dir, 'run.yaml');
+  writeFileSync(config, [
+    'pipelines:',
+    '  first:',
+    `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, server: db1 }`,
+    `    sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ]`,
+    '',
+  ].join('\n'));
+  const child = spawnCli(['run', '--config', config, '--json']);
+  children.add(child);
+  while (!existsSync(db) && child.exitCode === null) await sleep(20);
+  await sleep(400);
+  child.kill('SIGINT');
+  const r = await child.result;
+  children.delete(child);
+  assert.equal(r.code, 130, r.stderr.slice(0, 1000));
+  const summary = JSON.parse(r.stdout.trim().split('\n').pop()!) as { interrupted?: string; pipelines: { stored: number; interrupted?: boolean }[] };
+  assert.equal(summary.interrupted, 'SIGINT');
+  assert.equal(summary.pipelines[0]!.interrupted, true);
+  assert.match(r.stderr.trim().split('\n').pop()!, /stopped by SIGINT: 1 of 1 pipeline\(s\) ran, each committed what it read; the same command continues from there/);
+  const [n] = await queryDb(db, 'SELECT count(*) AS n FROM audit_logs');
+  assert.equal(Number(n!['n']), summary.pipelines[0]!.stored, 'committed = reported');
+  const again = await runCli(['run', '--config', config, '--json']);
+  assert.equal(again.code, 0, again.stderr);
   await assertExactlyOnce(db, records);
 });

@@ -189,6 +189,27 @@ describe('elasticsearch sink: auth, flavors, clear failures', () => {
     }
   });
 
+  test('a role made for events only (create_doc, create_index): events are shipped, correlation is not, and a warning names what to grant', async () => {
+    const es = await spawnEsServer({ flavor: 'elasticsearch', auth: { users: [{ username: 'ingest', password: 'i', createOnly: true }] } });
+    try {
+      const s = config(es.url, { username: 'ingest', password: 'i' }, { storeEvents: false });
+      const r = await runCli(['run', '--config', s.config, '--json']);
+      assert.equal(r.code, 0, r.stderr.slice(-2000));
+      const summary = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { pipelines: Summary[] }).pipelines[0]!;
+      assert.equal(summary.search![0]!.created, REAL_EVENTS);
+      assert.equal(summary.search![0]!.deadLettered, 0, 'nothing sent that the role may not write');
+      assert.match(r.stderr, /Sessions, failed logins and statement outcomes are not sent/);
+      assert.match(r.stderr, /index on auditship-pgaudit-\*/);
+      // Counted through the test API (the user of this test may not read): events only, no other index.
+      const stats = (await requestJson(es.url, 'GET', '/_test/stats')).body as { indices: Record<string, number> };
+      const byPrefix = (p: string) => Object.entries(stats.indices).filter(([name]) => name.startsWith(p)).reduce((n, [, c]) => n + c, 0);
+      assert.equal(byPrefix('auditship-pgaudit-'), REAL_EVENTS);
+      assert.deepEqual(Object.keys(stats.indices).filter((name) => !name.startsWith('auditship-pgaudit-')), [], 'no sessions, failed logins or outcomes indices');
+    } finally {
+      await es.stop();
+    }
+  });
+
   test('TLS: a self-signed cluster certificate is refused with one line naming ca_file; ca_file and insecure each make it work', async () => {
     const es = await spawnEsServer({ flavor: 'elasticsearch' });
     const tls = join(dir, 'tls');

@@ -84,6 +84,8 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
   private readonly failureNames: EventKindNames;
   /** Outcomes of the batches since the last commit: applied to their event documents at the commit. */
   private outcomes: StatementOutcome[] = [];
+  /** Correlation (sessions, failed logins, outcomes) is sent: the user may write it. */
+  private correlate = true;
   /** Given the dead letters of each commit (the state sink stores them in its transaction). */
   onDeadLetters?: (letters: DeadLetter[]) => Promise<void>;
 
@@ -159,16 +161,19 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
 
   /**
    * Elasticsearch: may this user create documents (and indices) under the index pattern? Asked with
-   * _has_privileges, so a missing privilege is one line at start rather than a failed bulk later. A cluster
-   * without security (an error answer) or OpenSearch (no such endpoint: 400/404) is not asked.
+   * _has_privileges, so a missing privilege is one line at start rather than a failed bulk later. Without
+   * what correlation needs (index on the event and session patterns, create_doc on the failures'), the
+   * events are still shipped and a warning names the privileges: a role made for an earlier auditship keeps
+   * working. A cluster without security (an error answer) or OpenSearch (no such endpoint: 400/404) is not asked.
    */
   private async checkWritePrivilege(): Promise<void> {
     if (this.cluster.flavor !== 'elasticsearch') return;
-    // pgaudit: events are created, and updated with their outcome; sessions are updated; failures created.
-    const wanted: [string, string[]][] = this.eventKind === 'pgaudit'
-      ? [[`${this.names.prefix}-*`, ['create_doc', 'create_index', 'index']], [`${this.sessionNames.prefix}-*`, ['create_doc', 'create_index', 'index']],
-        [`${this.failureNames.prefix}-*`, ['create_doc', 'create_index']]]
-      : [[`${this.names.prefix}-*`, ['create_doc', 'create_index']]];
+    const events: [string, string[]] = [`${this.names.prefix}-*`, ['create_doc', 'create_index']];
+    // pgaudit: events are updated with their outcome; sessions are updated; failures created.
+    const correlation: [string, string[]][] = this.eventKind === 'pgaudit'
+      ? [[`${this.names.prefix}-*`, ['index']], [`${this.sessionNames.prefix}-*`, ['create_doc', 'create_index', 'index']], [`${this.failureNames.prefix}-*`, ['create_doc', 'create_index']]]
+      : [];
+    const wanted = [events, ...correlation];
     let res;
     try {
       res = await this.http.request('POST', '/_security/user/_has_privileges', JSON.stringify({ index: wanted.map(([p, privileges]) => ({ names: [p], privileges })) }));
@@ -177,10 +182,18 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
     }
     if (res.status !== 200) return;
     const r = JSON.parse(res.body) as { has_all_requested?: boolean; index?: Record<string, Record<string, boolean>> };
-    if (r.has_all_requested === false) {
-      const lacking = wanted.map(([p, privileges]) => [p, privileges.filter((x) => r.index?.[p]?.[x] === false)] as const).filter(([, m]) => m.length);
-      const [pattern, missing] = lacking[0] ?? [wanted[0]![0], wanted[0]![1]];
-      throw new ConnectorError('elasticsearch', 'permission_denied', `the user may not write ${pattern} on ${this.http.where} (missing: ${missing.join(', ')}); grant them on that index pattern`, false);
+    if (r.has_all_requested !== false) return;
+    const missing = (p: string, privileges: string[]) => privileges.filter((x) => r.index?.[p]?.[x] === false);
+    const eventsMissing = missing(...events);
+    if (eventsMissing.length) {
+      throw new ConnectorError('elasticsearch', 'permission_denied', `the user may not write ${events[0]} on ${this.http.where} (missing: ${eventsMissing.join(', ')}); grant them on that index pattern`, false);
+    }
+    const lacking = correlation.map(([p, privileges]) => `${missing(p, privileges).join('+')} on ${p}`).filter((x) => !x.startsWith(' on'));
+    if (lacking.length) {
+      this.correlate = false;
+      this.log.warn('Sessions, failed logins and statement outcomes are not sent: the user lacks privileges for them; events are.', {
+        url: this.http.where, missing: lacking, remedy: 'grant them to get the correlation indices and outcome fields',
+      });
     }
   }
 
@@ -198,6 +211,7 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
       const rec = r as unknown as Record<string, string | number | null>;
       await this.bulk.add(pgauditDocumentFromValues(serverJson, server, PACKED_COLUMNS.map((c) => rec[c] ?? null), this.names));
     }
+    if (!this.correlate) return { stored: 0, duplicates: 0, quarantined: 0 };
     const { sessions, logonFailures, outcomes } = batch.payload.correlation;
     for (const r of sessions) await this.bulk.add(sessionDocument(serverJson, server, r, this.sessionNames));
     for (const r of logonFailures) await this.bulk.add(logonFailureDocument(serverJson, server, r, this.failureNames));
