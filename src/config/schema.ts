@@ -267,6 +267,10 @@ export const ARCHIVE_SINK: ConnectorSpec = {
     object_lock_days: { type: 'integer', minimum: 1, example: 2555, description: 'With object_lock_mode: days each object is retained from its upload.' },
     compression: { type: 'enum', values: ['gzip', 'zstd'], default: 'gzip', description: 'Form files: how plain log files are compressed: .gz (independent 2 MB members compressed in parallel; gunzip reads them as one file) or .zst (4 MB frames).' },
     compression_level: { type: 'integer', minimum: 1, example: 6, description: 'gzip 1-9 (default 6), zstd 1-19 (default 3).' },
+    parquet_memory_limit: {
+      type: 'size', default: '1GB',
+      description: 'Form parquet: the most memory DuckDB may take to write a range holding very large statements (96MB otherwise; a range with records over 1 MB gets about 4 × its largest record + 2 × their total). A record that still cannot be written to Parquet is archived beside it as NDJSON.gz (pgaudit-rejects/), listed in the manifest with the reason, and counted in `auditship status`: nothing stalls the archive.',
+    },
     file_concurrency: { type: 'integer', default: 1, minimum: 1, description: 'Form files: log files archived at the same time. One file already uses every core (gzip is compressed in parallel blocks); more mainly costs memory.' },
     part_size: { type: 'size', default: '16MB', description: 'Multipart upload part size. S3 allows 10,000 parts: a log file larger than 10,000 × part_size gets larger parts. Memory is about (upload_concurrency + 1) × part_size per object being written.' },
     upload_concurrency: { type: 'integer', default: 2, minimum: 1, description: 'Parts of one object uploaded at the same time.' },

@@ -54,8 +54,15 @@ export async function status(argv: string[]): Promise<void> {
     const [t] = await db.all(`
       SELECT (SELECT count(*) FROM audit_logs) AS events, (SELECT count(*) FROM quarantine) AS quarantined,
              (SELECT strftime(max(log_time), '%Y-%m-%d %H:%M:%S%z') FROM audit_logs) AS last_event_time`) as [Record<string, unknown>];
+    // Events every sink does not hold: refused by a search cluster for good, or archived beside Parquet.
+    const heldBack = {
+      es_dead_letters: present.has('es_dead_letters') ? Number((await db.all('SELECT count(*) AS n FROM es_dead_letters'))[0]!['n']) : 0,
+      archive_rejects: present.has('archive_objects')
+        ? Number((await db.all(`SELECT coalesce(sum(json_array_length(entry::JSON -> 'rejected')), 0) AS n FROM archive_objects WHERE key LIKE 'pgaudit-rejects/%' OR key LIKE '%/pgaudit-rejects/%'`))[0]!['n'])
+        : 0,
+    };
     if (values.json) {
-      process.stdout.write(JSON.stringify({ db: db.path, files: rows, totals: t, tables: cursors, apps, ...following }) + '\n');
+      process.stdout.write(JSON.stringify({ db: db.path, files: rows, totals: { ...t, ...heldBack }, tables: cursors, apps, ...following }) + '\n');
       return;
     }
     printCursors(cursors);
@@ -79,6 +86,8 @@ export async function status(argv: string[]): Promise<void> {
         ]), 60) + '\n\n');
     }
     process.stdout.write(`${db.path}: ${n(Number(t['events']))} audit events, ${n(Number(t['quarantined']))} quarantined records, last event ${t['last_event_time'] ?? '-'}\n`);
+    if (heldBack.es_dead_letters) process.stdout.write(`${n(heldBack.es_dead_letters)} document(s) refused by a search cluster for good, kept with the reason in es_dead_letters\n`);
+    if (heldBack.archive_rejects) process.stdout.write(`${n(heldBack.archive_rejects)} event(s) Parquet could not take, archived as NDJSON.gz under pgaudit-rejects/ (reasons in the manifest)\n`);
   } finally {
     await db.close();
   }

@@ -1,5 +1,6 @@
 import { createReadStream, createWriteStream, mkdirSync, promises as fsp, rmSync, writeFileSync, type WriteStream } from 'node:fs';
 import { basename, join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
 import { DuckDBInstance, type DuckDBConnection } from '../duckdb/duckdb.js';
 import type { Batch, FileCheckpoint, Sink, WriteReport } from '../../core/connector.js';
@@ -18,7 +19,7 @@ import { jsonString } from '../elasticsearch/documents.js';
 import { GzipMembers } from './compress.js';
 import { correlationLine, logonFailureRow, mergeSession, parquetColumns, sessionRow, stageColumns, statementErrorRow, type CorrelationRow } from './correlation.js';
 import type { Archive } from './index.js';
-import { eventsKey, utcDate, type CorrelationDataset } from './layout.js';
+import { eventsKey, rejectsKey, utcDate, type CorrelationDataset } from './layout.js';
 import type { ManifestEntry, SourceIdentity } from './manifest.js';
 import type { ObjectWriter, StoredObject } from './store.js';
 
@@ -122,6 +123,10 @@ interface Range {
   kinds: Map<number, EventKind>;
   objectsFile: string | null;
   objectsStream: WriteStream | null;
+  /** Bytes of the longest line of the objects file (DuckDB's JSON reader is sized to it). */
+  objectsLongest: number;
+  /** Bytes of the objects file. */
+  objectsBytes: number;
   /** The range's connection and disconnection records, failed logins and errors (in log order). */
   sessions: SessionRecord[];
   failures: SessionRecord[];
@@ -156,6 +161,147 @@ const OUTCOME_STAGE: [string, StageType][] = [
 const FLUSH_CHARS = 256 * 1024;
 /** Rows per Parquet row group: about 20 MB of events in memory while a file is written (DuckDB's default, 122,880, needs ~45 MB). */
 const PARQUET_ROW_GROUP_ROWS = 61_440;
+/** …and at most this much text per row group: a range of large statements stays within the memory given. */
+const PARQUET_ROW_GROUP_BYTES = '16MB';
+/** DuckDB's memory for writing Parquet; raised per range for very large records (memoryFor). */
+const BASE_MEMORY = 96_000_000;
+const BASE_MEMORY_SETTING = '96MB';
+
+/** One range's Parquet being written: its objects' entries, the keys taken, the records Parquet refused. */
+interface ParquetJob {
+  range: Range;
+  out: string;
+  used: Set<string>;
+  entries: NewEntry[];
+  rejects: { v: (string | number | null)[]; reason: string }[];
+  /** Spool files made (for their names). */
+  files: number;
+}
+
+interface DateStats {
+  events: number;
+  min: number;
+  max: number;
+}
+
+/** A record in the search for those Parquet cannot take: its identity and size. */
+interface SearchKey {
+  session: string;
+  line: number;
+  bytes: number;
+}
+
+/** A line of the large records' JSON file: its record and where it is. */
+interface LineKey extends SearchKey {
+  date: string;
+  offset: number;
+  length: number;
+}
+
+/** A failure of space or of the files themselves: no record is to blame, the run fails (and is retried). */
+function isResourceFailure(err: unknown): boolean {
+  return /No space left|Disk quota|IO Error|Permission denied|Read-only file system/i.test((err as Error)?.message ?? String(err));
+}
+
+/** The kind of a DuckDB failure ("Out of Memory Error"), without the rest of the message (it may quote data). */
+function failureKind(err: unknown): string {
+  const first = ((err as Error)?.message ?? String(err)).split('\n')[0] ?? '';
+  const m = /^(?:Error: )?([A-Za-z ]*(?:Error|Exception))\b/.exec(first);
+  return m ? m[1]!.trim() : 'Error';
+}
+
+/** The text a record brings to Parquet (what makes a record large). */
+const RECORD_BYTES = `(strlen(coalesce(statement, '')) + strlen(coalesce(parameter, '')))`;
+
+/** A date's rows of a select over events. */
+function ofDateSql(select: string, date: string): string {
+  return `SELECT * FROM (${select}) WHERE strftime(log_time, '%Y-%m-%d') = ${sqlString(date)}`;
+}
+
+/** Events, first and last time per UTC date of a select. */
+async function dateStats(conn: DuckDBConnection, select: string): Promise<Map<string, DateStats>> {
+  const r = await conn.runAndReadAll(`SELECT strftime(log_time, '%Y-%m-%d') AS date, count(*), epoch_ms(min(log_time)), epoch_ms(max(log_time))
+    FROM (${select}) GROUP BY 1 ORDER BY 1`);
+  return new Map(r.getRows().map((x) => [String(x[0]), { events: Number(x[1]), min: Number(x[2]), max: Number(x[3]) }]));
+}
+
+/** COPY … TO a Parquet file; the error when it fails (nothing is left of the file then). */
+async function copyParquet(conn: DuckDBConnection, sql: string, path: string): Promise<unknown> {
+  try {
+    await conn.run(`COPY (${sql}) TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${PARQUET_ROW_GROUP_ROWS}, ROW_GROUP_SIZE_BYTES '${PARQUET_ROW_GROUP_BYTES}')`);
+    return null;
+  } catch (err) {
+    await fsp.rm(path, { force: true });
+    return err ?? new Error('unknown failure');
+  }
+}
+
+/** The records of a select, smallest first (the order searchParquet takes them in). */
+async function packedKeys(conn: DuckDBConnection, select: string): Promise<SearchKey[]> {
+  try {
+    const r = await conn.runAndReadAll(`SELECT session_id, session_line_num, ${RECORD_BYTES} AS bytes FROM (${select}) ORDER BY bytes, session_id, session_line_num`);
+    return r.getRows().map((x) => ({ session: String(x[0]), line: Number(x[1]), bytes: Number(x[2]) }));
+  } catch (err) {
+    throw parquetError(err);
+  }
+}
+
+/** A filter for the records [lo, hi) of `keys` (in packedKeys' order), without a join (which could hold the records). */
+function keyRangeSql(keys: SearchKey[], lo: number, hi: number): string {
+  const from = (k: SearchKey) => `(${RECORD_BYTES} > ${k.bytes} OR (${RECORD_BYTES} = ${k.bytes} AND (session_id > ${sqlString(k.session)}
+    OR (session_id = ${sqlString(k.session)} AND session_line_num >= ${k.line}))))`;
+  return `${from(keys[lo]!)}${hi < keys.length ? ` AND NOT ${from(keys[hi]!)}` : ''}`;
+}
+
+/** Each line of a JSON-lines file of large records: its record, date and place. */
+async function indexLines(file: string): Promise<LineKey[]> {
+  const out: LineKey[] = [];
+  const fh = await fsp.open(file, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    let offset = 0;
+    let carry: Buffer = Buffer.alloc(0);
+    const chunk = Buffer.allocUnsafe(4 << 20);
+    while (offset < size || carry.length) {
+      const { bytesRead } = offset < size ? await fh.read(chunk, 0, chunk.length, offset) : { bytesRead: 0 };
+      let buf = carry.length ? Buffer.concat([carry, chunk.subarray(0, bytesRead)]) : chunk.subarray(0, bytesRead);
+      const base = offset - carry.length;
+      offset += bytesRead;
+      let start = 0;
+      for (;;) {
+        const nl = buf.indexOf(10, start);
+        if (nl < 0) break;
+        if (nl > start) {
+          const o = JSON.parse(buf.toString('utf8', start, nl)) as Record<string, string | number | null>;
+          out.push({ session: String(o['session_id']), line: Number(o['session_line_num']), bytes: nl - start, date: utcDate(Number(o['log_time_ms'])), offset: base + start, length: nl + 1 - start });
+        }
+        start = nl + 1;
+      }
+      carry = Buffer.from(buf.subarray(start));
+      if (bytesRead === 0) break;
+      buf = Buffer.alloc(0);
+    }
+  } finally {
+    await fh.close();
+  }
+  return out;
+}
+
+/** Copies the given lines of a file into a new file. */
+async function copyLines(from: string, lines: LineKey[], to: string): Promise<void> {
+  const src = await fsp.open(from, 'r');
+  const dst = await fsp.open(to, 'w');
+  try {
+    for (const l of lines) {
+      const buf = Buffer.allocUnsafe(l.length);
+      await src.read(buf, 0, l.length, l.offset);
+      await dst.write(buf);
+    }
+  } finally {
+    await src.close();
+    await dst.close();
+  }
+}
 
 function parquetError(err: unknown): ConnectorError {
   const msg = ((err as Error)?.message ?? String(err)).split('\n')[0] ?? '';
@@ -172,7 +318,7 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
   private readonly serverJson: string;
   /** Given each commit's manifest entries; the state sink stores them in its open transaction. */
   onEntries?: (entries: NewEntry[]) => Promise<void>;
-  readonly counts = { objects: 0, bytes: 0, events: 0 };
+  readonly counts = { objects: 0, bytes: 0, events: 0, rejected: 0 };
   private lastDay = NaN;
   private lastDate = '';
   /** Parquet: the outcomes of the batches since the last commit, joined onto the events at the commit. */
@@ -196,7 +342,7 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
       r = {
         source: { kind: this.options.sourceKind, server: this.options.server, name: loc.name, location: loc.location, fingerprint: cp.fingerprint },
         start: cp.offset - batch.bytes, end: cp.offset, events: 0, dates: new Map(), stages: [], contexts: new Map(), kinds: new Map(),
-        objectsFile: null, objectsStream: null, sessions: [], failures: [], errors: [],
+        objectsFile: null, objectsStream: null, objectsLongest: 0, objectsBytes: 0, sessions: [], failures: [], errors: [],
       };
       this.ranges.set(cp.fingerprint, r);
     }
@@ -253,6 +399,9 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
         for (const rec of objects) {
           const o = rec as unknown as Record<string, unknown>;
           const line = JSON.stringify(Object.fromEntries(PACKED_COLUMNS.filter((c) => c !== 'message').map((c) => [c, o[c] ?? null]))) + '\n';
+          const bytes = Buffer.byteLength(line);
+          if (bytes > range.objectsLongest) range.objectsLongest = bytes;
+          range.objectsBytes += bytes;
           if (!range.objectsStream.write(line)) await new Promise<void>((r) => range.objectsStream!.once('drain', r));
         }
       }
@@ -329,66 +478,267 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
 
   private async connection(): Promise<DuckDBConnection> {
     if (!this.duck) {
-      const instance = await DuckDBInstance.create(':memory:', { threads: '1', memory_limit: '96MB', preserve_insertion_order: 'false', temp_directory: join(this.options.spoolDir, 'spill') });
+      const instance = await DuckDBInstance.create(':memory:', { threads: '1', memory_limit: BASE_MEMORY_SETTING, preserve_insertion_order: 'false', temp_directory: join(this.options.spoolDir, 'spill') });
       const conn = await instance.connect();
-      await conn.run("LOAD icu; SET TimeZone = 'UTC'");
+      // The outcomes (one row per failed statement) are the hash join's build side, never the events.
+      await conn.run("LOAD icu; SET TimeZone = 'UTC'; SET disabled_optimizers = 'build_side_probe_side'");
       this.duck = { instance, conn };
     }
     return this.duck.conn;
   }
 
-  /** Writes the range's staged events as one Parquet file per date, then uploads each. */
+  /**
+   * Writes the range's staged events as one Parquet file per date, then uploads each. Very large records get
+   * the memory they need (up to parquet_memory_limit). Should a date's file fail for a reason other than space,
+   * its ordinary and its large records (over 1 MB, staged as JSON) are written apart, each searched for the
+   * records that cannot be written (searchParquet); those are archived beside the Parquet files as NDJSON.gz
+   * (rejects). One record never stalls the archive.
+   */
   private async writeParquet(range: Range): Promise<NewEntry[]> {
     const conn = await this.connection();
-    const parts: string[] = [];
-    if (range.stages.length) parts.push(await this.stagedRecordsSql(conn, range));
+    const packedSql = range.stages.length ? await this.stagedRecordsSql(conn, range) : null;
     if (range.objectsStream) {
       await new Promise<void>((r) => range.objectsStream!.end(r));
       range.objectsStream = null;
-      const cols = PACKED_COLUMNS.filter((c) => c !== 'message').map((c) => `'${c}': '${c === 'client_port' || c === 'process_id' || c === 'leader_pid' ? 'INTEGER' : ['log_time_ms', 'session_line_num', 'transaction_id', 'session_start_ms', 'statement_id', 'substatement_id', 'rows'].includes(c) ? 'BIGINT' : 'VARCHAR'}'`).join(', ');
-      parts.push(`SELECT ${msToTimestamptz('log_time_ms')} AS log_time, ${msToTimestamptz('session_start_ms')} AS session_start, *
-        FROM read_json(${sqlString(range.objectsFile!)}, format = 'newline_delimited', maximum_object_size = 1073741824, columns = {${cols}})`);
     }
+    const objectsSql = range.objectsFile ? this.objectsSql(range.objectsFile, range.objectsLongest) : null;
     const out = join(this.options.spoolDir, `parquet-${this.tag}-${this.seq++}`);
     mkdirSync(out, { recursive: true });
     const outcomes = await this.stageOutcomes(conn);
-    const select = `SELECT ${EVENT_COLUMNS.map((c) => `e.${c}`).join(', ')}, ${sqlString(range.source.name)} AS file_name,
+    const selectOf = (parts: string[]) => `SELECT ${EVENT_COLUMNS.map((c) => `e.${c}`).join(', ')}, ${sqlString(range.source.name)} AS file_name,
         ${outcomes ? 'o.sqlstate, o.message AS error_message' : 'NULL::VARCHAR AS sqlstate, NULL::VARCHAR AS error_message'}
       FROM (${parts.map((p) => `SELECT ${EVENT_COLUMNS.join(', ')} FROM (${p})`).join(' UNION ALL ')}) AS e
       ${outcomes ? `LEFT JOIN temp.commit_outcomes AS o ON o.session_id = e.session_id AND o.statement_id = e.statement_id
         AND e.session_line_num BETWEEN o.first_line AND o.last_line` : ''}`;
+    const memory = this.memoryFor(range);
+    if (memory !== BASE_MEMORY) await conn.run(`SET memory_limit = '${Math.ceil(memory / 1048576)}MiB'`);
+    const job: ParquetJob = { range, out, used: new Set(), entries: [], rejects: [], files: 0 };
     try {
-      let byDate: [string, { events: number; min: number; max: number }][];
-      try {
-        const stats = await conn.runAndReadAll(`SELECT strftime(log_time, '%Y-%m-%d') AS date, count(*), epoch_ms(min(log_time)), epoch_ms(max(log_time)) FROM (${select}) GROUP BY 1 ORDER BY 1`);
-        byDate = stats.getRows().map((r) => [String(r[0]), { events: Number(r[1]), min: Number(r[2]), max: Number(r[3]) }]);
-      } catch (err) {
-        throw parquetError(err);
-      }
-      const entries: NewEntry[] = [];
       // One date at a time: a single Parquet writer (and its row group) in memory.
-      for (const [date, s] of byDate) {
-        const path = join(out, `${date}.parquet`);
-        try {
-          await conn.run(`COPY (SELECT * FROM (${select}) WHERE strftime(log_time, '%Y-%m-%d') = ${sqlString(date)})
-            TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${PARQUET_ROW_GROUP_ROWS})`);
-        } catch (err) {
-          throw parquetError(err);
-        }
-        let attempt = 1;
-        let key = eventsKey('parquet', this.options.server, date, range.source.name, range.source.fingerprint, range.start);
-        while (await this.archive.state.isCommitted(key)) key = eventsKey('parquet', this.options.server, date, range.source.name, range.source.fingerprint, range.start, ++attempt);
-        const stored = await this.archive.writeObject(key, { contentType: 'application/vnd.apache.parquet' }, async (w) => {
-          for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) await w.write(chunk as Buffer);
-        });
-        await fsp.rm(path, { force: true });
-        entries.push(this.entryOf(range, stored, s.events, s.min, s.max));
-        this.counts.objects++; this.counts.bytes += stored.size; this.counts.events += s.events;
+      const all = selectOf([packedSql, objectsSql].filter((p): p is string => p !== null));
+      let byDate: Map<string, DateStats> | null = null;
+      try {
+        byDate = await dateStats(conn, all);
+      } catch (err) {
+        if (isResourceFailure(err) || !objectsSql) throw parquetError(err);
+        this.log.warn('The events of a range could not be read back for Parquet; writing its large records apart.', { file: range.source.name, reason: failureKind(err) });
       }
-      return entries;
+      const failedDates = new Set<string>();
+      for (const [date, s] of byDate ?? []) {
+        const path = this.spoolPath(job);
+        const failed = await copyParquet(conn, ofDateSql(all, date), path);
+        if (failed === null) await this.uploadParquet(job, date, path, s);
+        else if (isResourceFailure(failed)) throw parquetError(failed);
+        else {
+          failedDates.add(date);
+          this.log.warn('A Parquet file could not be written; looking for the records that cannot be.', { file: range.source.name, date, events: s.events, reason: failureKind(failed) });
+        }
+      }
+      if (byDate === null || failedDates.size > 0) {
+        const wanted = (date: string) => byDate === null || failedDates.has(date);
+        if (packedSql) {
+          // The ordinary records: a record that fails on its own is not to blame (the run fails).
+          const packed = selectOf([packedSql]);
+          let dates: Map<string, DateStats>;
+          try { dates = await dateStats(conn, packed); } catch (err) { throw parquetError(err); }
+          for (const date of dates.keys()) {
+            if (!wanted(date)) continue;
+            const keys = await packedKeys(conn, ofDateSql(packed, date));
+            await this.searchParquet(conn, job, date, keys, false, async (lo, hi) => `SELECT * FROM (${ofDateSql(packed, date)}) WHERE ${keyRangeSql(keys, lo, hi)}`);
+          }
+        }
+        if (range.objectsFile) {
+          // The large records, each date's written from a JSON file of just the lines tried: one that fails on its
+          // own (even being read) is rejected.
+          const lines = await indexLines(range.objectsFile);
+          const dates = new Map<string, LineKey[]>();
+          for (const l of lines) {
+            if (!wanted(l.date)) continue;
+            const list = dates.get(l.date);
+            if (list) list.push(l); else dates.set(l.date, [l]);
+          }
+          for (const [date, keys] of dates) {
+            keys.sort((a, b) => a.bytes - b.bytes || (a.session < b.session ? -1 : a.session > b.session ? 1 : a.line - b.line));
+            let file = '';
+            await this.searchParquet(conn, job, date, keys, true, async (lo, hi) => {
+              if (file) await fsp.rm(file, { force: true }); // the previous try's
+              file = `${this.spoolPath(job)}.jsonl`;
+              await copyLines(range.objectsFile!, keys.slice(lo, hi), file);
+              return selectOf([this.objectsSql(file, keys.slice(lo, hi).reduce((m, k) => Math.max(m, k.length), 0))]);
+            });
+          }
+        }
+      }
+      if (job.rejects.length) await this.writeRejects(job);
+      return job.entries;
     } finally {
+      if (memory !== BASE_MEMORY) await conn.run(`SET memory_limit = '${BASE_MEMORY_SETTING}'`).catch(() => {});
       rmSync(out, { recursive: true, force: true });
     }
+  }
+
+  /** The large records of a JSON-lines file, with the columns of a packed row. */
+  private objectsSql(file: string, longest: number): string {
+    const cols = PACKED_COLUMNS.filter((c) => c !== 'message').map((c) => `'${c}': '${c === 'client_port' || c === 'process_id' || c === 'leader_pid' ? 'INTEGER' : ['log_time_ms', 'session_line_num', 'transaction_id', 'session_start_ms', 'statement_id', 'substatement_id', 'rows'].includes(c) ? 'BIGINT' : 'VARCHAR'}'`).join(', ');
+    // DuckDB's JSON reader holds about twice the largest object: sized to the longest line, not to its 1 GiB cap.
+    const maxObject = Math.max(16 << 20, longest + (64 << 10));
+    return `SELECT ${msToTimestamptz('log_time_ms')} AS log_time, ${msToTimestamptz('session_start_ms')} AS session_start, *
+      FROM read_json(${sqlString(file)}, format = 'newline_delimited', maximum_object_size = ${maxObject}, columns = {${cols}})`;
+  }
+
+  private spoolPath(job: ParquetJob): string {
+    return join(job.out, `${job.files++}.parquet`);
+  }
+
+  /**
+   * The memory a range's Parquet may take: the base, plus room for the JSON reader's buffer (twice the largest
+   * record) and for the large records' text held at once, up to the cap.
+   */
+  private memoryFor(range: Range): number {
+    if (range.objectsLongest === 0) return BASE_MEMORY;
+    return Math.max(BASE_MEMORY, Math.min(this.archive.options.parquetMemoryLimit, BASE_MEMORY + 4 * range.objectsLongest + 2 * range.objectsBytes));
+  }
+
+  /**
+   * Writes one date's records (`keys`, smallest first; `selectOf(lo, hi)` selects [lo, hi) of them), searching
+   * for those that cannot be written: all at once first, then the longest run of the smallest records that can
+   * be written becomes one file (binary search on its length), the rest is tried at once, and so on — one file
+   * for the ordinary records and one for the large ones in the usual case. A record that fails on its own is
+   * rejected (`rejectAlone`) or, for the ordinary records, fails the run: it is not one record's fault then.
+   */
+  private async searchParquet(conn: DuckDBConnection, job: ParquetJob, date: string, keys: SearchKey[], rejectAlone: boolean,
+    selectOf: (lo: number, hi: number) => Promise<string>): Promise<void> {
+    const tryWrite = async (lo: number, hi: number): Promise<{ path: string } | { failed: unknown }> => {
+      const path = this.spoolPath(job);
+      const failed = await copyParquet(conn, await selectOf(lo, hi), path);
+      if (failed !== null && isResourceFailure(failed)) throw parquetError(failed);
+      return failed === null ? { path } : { failed };
+    };
+    const upload = async (path: string) => {
+      const st = (await conn.runAndReadAll(`SELECT count(*), epoch_ms(min(log_time)), epoch_ms(max(log_time)) FROM read_parquet(${sqlString(path)})`)).getRows()[0]!;
+      await this.uploadParquet(job, date, path, { events: Number(st[0]), min: Number(st[1]), max: Number(st[2]) });
+    };
+    const rejected = new Map<string, string>();
+    let lo = 0;
+    let failure: unknown = null;
+    while (lo < keys.length) {
+      const rest = await tryWrite(lo, keys.length);
+      if ('path' in rest) { await upload(rest.path); break; }
+      failure = rest.failed;
+      // The longest prefix [lo, good) that can be written; [lo, bad) cannot.
+      let good = lo, bad = keys.length, kept: string | null = null;
+      while (bad - good > 1) {
+        const mid = good + Math.floor((bad - good) / 2);
+        const r = await tryWrite(lo, mid);
+        if ('path' in r) {
+          if (kept) await fsp.rm(kept, { force: true });
+          kept = r.path;
+          good = mid;
+        } else {
+          failure = r.failed;
+          bad = mid;
+        }
+      }
+      if (kept) {
+        await upload(kept);
+        lo = good;
+      } else {
+        // The record at lo cannot be written on its own.
+        if (!rejectAlone) throw parquetError(failure);
+        const k = keys[lo]!;
+        rejected.set(`${k.session}\u0000${k.line}`, `${failureKind(failure)} writing a record of ${k.bytes.toLocaleString('en-US')} bytes to Parquet`);
+        lo++;
+      }
+    }
+    if (rejected.size) {
+      for (const v of await this.rangeRows(job.range, rejected)) job.rejects.push({ v, reason: rejected.get(`${v[COL.session_id]}\u0000${v[COL.session_line_num]}`)! });
+    }
+  }
+
+  /** Uploads a written Parquet file under the range's next free key of the date. */
+  private async uploadParquet(job: ParquetJob, date: string, path: string, s: { events: number; min: number; max: number }): Promise<void> {
+    const key = await this.freeKey(job, (attempt) => eventsKey('parquet', this.options.server, date, job.range.source.name, job.range.source.fingerprint, job.range.start, attempt));
+    const stored = await this.archive.writeObject(key, { contentType: 'application/vnd.apache.parquet' }, async (w) => {
+      for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) await w.write(chunk as Buffer);
+    });
+    await fsp.rm(path, { force: true });
+    job.entries.push(this.entryOf(job.range, stored, s.events, s.min, s.max));
+    this.counts.objects++; this.counts.bytes += stored.size; this.counts.events += s.events;
+  }
+
+  private async freeKey(job: ParquetJob, keyOf: (attempt: number) => string): Promise<string> {
+    let attempt = 1;
+    let key = keyOf(attempt);
+    while (job.used.has(key) || await this.archive.state.isCommitted(key)) key = keyOf(++attempt);
+    job.used.add(key);
+    return key;
+  }
+
+  /** The range's large records (the objects file), as rows in PACKED_COLUMNS order. */
+  private async objectRows(range: Range): Promise<(string | number | null)[][]> {
+    const rows: (string | number | null)[][] = [];
+    if (!range.objectsFile) return rows;
+    const lines = createInterface({ input: createReadStream(range.objectsFile, { encoding: 'utf8', highWaterMark: 1 << 20 }), crlfDelay: Infinity });
+    for await (const line of lines) {
+      if (!line) continue;
+      const o = JSON.parse(line) as Record<string, string | number | null>;
+      rows.push(PACKED_COLUMNS.map((c) => o[c] ?? null));
+    }
+    return rows;
+  }
+
+  /** The range's rows (packed stages and objects) whose (session_id, session_line_num) is in `wanted`. */
+  private async rangeRows(range: Range, wanted: Map<string, unknown>): Promise<(string | number | null)[][]> {
+    const rows: (string | number | null)[][] = [];
+    const dims = dimensionsOf([...range.contexts.values()], [...range.kinds.values()]);
+    for (const file of range.stages.filter((f) => basename(f).startsWith('stage-'))) {
+      for (const v of recordRows(await fsp.readFile(file), dims)) {
+        if (wanted.has(`${v[COL.session_id]}\u0000${v[COL.session_line_num]}`)) rows.push([...v]);
+      }
+    }
+    for (const v of await this.objectRows(range)) if (wanted.has(`${v[COL.session_id]}\u0000${v[COL.session_line_num]}`)) rows.push(v);
+    return rows;
+  }
+
+  /**
+   * The records Parquet could not take, as NDJSON.gz (the ndjson form's lines) under pgaudit-rejects/, one object
+   * per date, each listed in the manifest with its events and why each record is there.
+   */
+  private async writeRejects(job: ParquetJob): Promise<void> {
+    const fileJson = JSON.stringify(job.range.source.name);
+    const bySession = new Map<string, StatementOutcome[]>();
+    for (const o of firstOutcomes(this.outcomes)) {
+      const list = bySession.get(o.session_id);
+      if (list) list.push(o); else bySession.set(o.session_id, [o]);
+    }
+    const byDate = new Map<string, { v: (string | number | null)[]; reason: string }[]>();
+    for (const r of job.rejects) {
+      const date = utcDate(Number(r.v[COL.log_time_ms]));
+      const list = byDate.get(date);
+      if (list) list.push(r); else byDate.set(date, [r]);
+    }
+    for (const [date, list] of byDate) {
+      list.sort((a, b) => Number(a.v[COL.log_time_ms]) - Number(b.v[COL.log_time_ms]));
+      const key = await this.freeKey(job, (attempt) => rejectsKey(this.options.server, date, job.range.source.name, job.range.source.fingerprint, job.range.start, attempt));
+      const stored = await this.archive.writeObject(key, { contentType: 'application/x-ndjson' }, async (w) => {
+        const gzip = new GzipMembers(w, this.archive.options.compressionLevel);
+        try {
+          for (const r of list) await gzip.write(eventLine(this.serverJson, fileJson, r.v, outcomeOf(bySession, r.v)));
+          await gzip.end();
+        } catch (err) {
+          await gzip.abandon();
+          throw err;
+        }
+      });
+      const times = list.map((r) => Number(r.v[COL.log_time_ms]));
+      const entry = this.entryOf(job.range, stored, list.length, Math.min(...times), Math.max(...times));
+      entry.compression = 'gzip';
+      entry.rejected = list.map((r) => ({ session_id: String(r.v[COL.session_id]), session_line_num: Number(r.v[COL.session_line_num]), reason: r.reason }));
+      job.entries.push(entry);
+      this.counts.objects++; this.counts.bytes += stored.size; this.counts.events += list.length; this.counts.rejected += list.length;
+    }
+    this.log.warn('Records that cannot be written to Parquet were archived as NDJSON.gz beside it (pgaudit-rejects/); the manifest lists each with the reason.', {
+      file: job.range.source.name, records: job.rejects.length });
   }
 
   /** Parquet: the commit's outcomes as temp.commit_outcomes (one per statement), once per commit; false when there are none. */

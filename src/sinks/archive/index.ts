@@ -26,6 +26,8 @@ export interface ArchiveSinkOptions {
   compression: Compression;
   compressionLevel: number;
   fileConcurrency: number;
+  /** Form parquet: the memory cap for writing a range with very large records (bytes). */
+  parquetMemoryLimit: number;
   storageClass: string;
   sse?: string;
   objectLock?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; days: number };
@@ -51,6 +53,7 @@ export function archiveSinkOptions(cfg: Record<string, unknown>): ArchiveSinkOpt
     compression,
     compressionLevel: cfg['compression_level'] === undefined ? defaultLevel(compression) : Number(cfg['compression_level']),
     fileConcurrency: Number(cfg['file_concurrency'] ?? 1),
+    parquetMemoryLimit: Number(cfg['parquet_memory_limit'] ?? 1 << 30),
     storageClass,
     ...(sse ? { sse } : {}),
     ...(objectLock ? { objectLock } : {}),

@@ -9,6 +9,8 @@
  *   sessions[-ndjson]/server=<server>/date=<YYYY-MM-DD>/<...>                forms parquet, ndjson: the
  *   logon-failures[-ndjson]/server=<server>/date=<YYYY-MM-DD>/<...>          correlation of the same source
  *   statement-errors[-ndjson]/server=<server>/date=<YYYY-MM-DD>/<...>        range (archive/correlation.ts)
+ *   pgaudit-rejects/server=<server>/date=<YYYY-MM-DD>/<...>.ndjson.gz        form parquet: records Parquet
+ *                                                                            could not take, as NDJSON
  *   _manifest/server=<server>/<writer>-<seq>.jsonl                          the manifest, in parts
  *
  * `date` is the UTC date of the events (parquet, ndjson; of the session start for sessions) or of the log file
@@ -29,7 +31,7 @@ export const CORRELATION_DATASETS: Record<CorrelationDataset, Record<'parquet' |
 };
 
 /** Every top directory of objects (not the manifest). */
-export const ALL_DATASETS: string[] = [...Object.values(DATASET), ...Object.values(CORRELATION_DATASETS).flatMap((d) => Object.values(d))];
+export const ALL_DATASETS: string[] = [...Object.values(DATASET), ...Object.values(CORRELATION_DATASETS).flatMap((d) => Object.values(d)), 'pgaudit-rejects'];
 export const MANIFEST_DIR = '_manifest';
 
 /** A Hive partition value: characters that would break a path or a `name=value` pair are %-escaped. */
@@ -77,6 +79,12 @@ export function eventsKey(form: 'parquet' | 'ndjson', server: string, date: stri
   const ext = form === 'parquet' ? '.parquet' : '.ndjson.gz';
   const dir = dataset ? `${CORRELATION_DATASETS[dataset][form]}/server=${partitionValue(server)}/date=${date}/` : partitionDir(form, server, date);
   return `${dir}${stem}-${fingerprint.slice(0, 12)}-${startOffset}${attempt > 1 ? `.r${attempt}` : ''}${ext}`;
+}
+
+/** Key of the records of one source range and date that Parquet could not take (form parquet), as NDJSON.gz. */
+export function rejectsKey(server: string, date: string, sourceName: string, fingerprint: string, startOffset: number, attempt = 1): string {
+  const stem = safeName(sourceName).replace(/\.(csv|json|log)(\.gz|\.zst)?$/, '');
+  return `pgaudit-rejects/server=${partitionValue(server)}/date=${date}/${stem}-${fingerprint.slice(0, 12)}-${startOffset}${attempt > 1 ? `.r${attempt}` : ''}.ndjson.gz`;
 }
 
 export function manifestPrefix(server: string): string {

@@ -52,6 +52,11 @@ export interface ManifestEntry {
    */
   dataset?: CorrelationDataset;
   rows?: number;
+  /**
+   * Form parquet: the object is NDJSON.gz (the ndjson form's lines) of records Parquet could not take, each
+   * with the reason (under pgaudit-rejects/); its `events` count with the range's.
+   */
+  rejected?: { session_id: string; session_line_num: number; reason: string }[];
   /** Lines of the source file (files form). */
   lines?: number;
   first_event_time?: string | null;

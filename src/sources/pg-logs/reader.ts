@@ -202,6 +202,8 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
 
   let fh: FileHandle | null = null;
   let position = opts.startOffset;
+  /** While one record is longer than what is held: read on until this much is held before parsing again. */
+  let parseAgainAt = 0;
   let iterator: AsyncIterator<Buffer> | null = null;
   let stream: AsyncIterable<Buffer> | null = null;
   try {
@@ -218,7 +220,7 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
     for (;;) {
       // Fill the work buffer up to at least readBytes of new data, or to the end of the content.
       let added = 0;
-      while (!eof && added < readBytes) {
+      while (!eof && (added < readBytes || held < parseAgainAt)) {
         if (fh) {
           grow(held + readBytes);
           const t0 = timing ? performance.now() : 0;
@@ -268,8 +270,15 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
       const t1 = timing ? performance.now() : 0;
       const consumed = parse(work.subarray(0, held));
       if (timing) timing.parseMs += performance.now() - t1;
-      if (consumed > 0) consume(consumed);
-      else if (!eof && held >= work.length - readBytes) grow(work.length * 2); // one record longer than the buffer
+      if (consumed > 0) {
+        consume(consumed);
+        parseAgainAt = 0;
+      } else if (!eof) {
+        if (held >= work.length - readBytes) grow(work.length * 2); // one record longer than the buffer
+        // A record longer than what is held: parse again once twice as much is held (every byte is scanned a
+        // bounded number of times, however long the record), or once it could be too long.
+        if (held > readBytes) parseAgainAt = Math.min(held * 2, opts.maxRecordBytes + 1);
+      }
       if (!eof && held > opts.maxRecordBytes) {
         // A record that never ends (corruption, or longer than allowed): quarantine it and resync.
         const text = work.toString('utf8', 0, held);
