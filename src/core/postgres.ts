@@ -8,14 +8,17 @@ import { ConnectorError } from './errors.js';
 
 /** The URL with its password (and a password= parameter) replaced by ****. */
 export function maskUrl(url: string): string {
+  let out = url;
   try {
     const u = new URL(url);
     if (u.password) u.password = '****';
     for (const key of [...u.searchParams.keys()]) if (/pass/i.test(key)) u.searchParams.set(key, '****');
-    return u.toString();
-  } catch {
-    return url.replace(/(:\/\/[^:/@]*:)[^@]*@/, '$1****@').replace(/(password=)[^&\s]*/gi, '$1****');
-  }
+    out = u.toString();
+  } catch { /* not a URL: masked below */ }
+  // Also what the URL parser does not see as a password: `user:pw@host` without a scheme parses as the scheme
+  // "user:", and key=value connection strings have no URL form at all.
+  out = out.includes('://') ? out.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*):[^@\s/]*@/i, '$1:****@') : out.replace(/^([^:/@\s]*):[^@\s]*@/, '$1:****@');
+  return out.replace(/(password=)('(?:[^'\\]|\\.)*'|[^&\s]*)/gi, '$1****');
 }
 
 /**
