@@ -2,9 +2,16 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { BulkWriter } from '../../src/sinks/elasticsearch/bulk.js';
+import { EsHttp } from '../../src/sinks/elasticsearch/http.js';
+import type { Logger } from '../../src/core/log.js';
 import { requestJson, spawnEsServer, type SpawnedEsServer } from '../es-server/client.js';
+import { startEsServer } from '../es-server/server.js';
+import { writeLogs } from '../helpers/archive.js';
+import { esDocs, esFailure, esOutcomes, esSession, storeCorrelation } from '../helpers/correlation.js';
 import { auditOnly, csvOf, CsvlogGenerator, type GenRecord } from '../helpers/csvlog-gen.js';
 import { queryDb, runCli, scratchDir } from '../helpers/ingest-cli.js';
+import { generateWorkload } from '../ui/workload.js';
 
 /**
  * One large pgaudit record (a multi-MB statement) never stalls the elasticsearch sink: with
@@ -205,3 +212,69 @@ describe('elasticsearch sink: a document larger than the cluster takes', () => {
     }
   });
 });
+
+describe('elasticsearch sink: correlation through refused requests', () => {
+  test('sessions, logon failures and outcomes under a 16kb limit: the refused requests are split, and the cluster has what the DuckDB store has', async () => {
+    const es = await spawnEsServer({ flavor: 'elasticsearch', maxContentLength: '16kb' });
+    try {
+      const w = generateWorkload({ seed: 51, sessions: 200, startMs: Date.UTC(2026, 2, 1, 8), spanMs: 4 * 3600e3 });
+      const logs = join(dir, 'workload');
+      mkdirSync(logs, { recursive: true });
+      writeLogs(logs, [{ name: 'postgresql-2026-03-01_080000.csv', text: w.csv, agoS: 60 }]);
+      const s = config(es.url, logs);
+      const { summary } = await run(s);
+      assert.equal(summary.search[0]!.deadLettered, 0);
+      assert.equal(summary.search[0]!.created, w.counts.audit);
+      const want = await storeCorrelation(s.db);
+      assert.ok(w.counts.errors > 0 && w.counts.logonFailures > 0);
+      assert.deepEqual((await esDocs(es.url, 'auditship-sessions-*')).map(esSession).sort(), want.sessions);
+      assert.deepEqual((await esDocs(es.url, 'auditship-logon-failures-*')).map(esFailure).sort(), want.failures);
+      assert.deepEqual((await esOutcomes(es.url)).sort(), want.failed);
+      assert.equal((await esDocs(es.url, 'auditship-pgaudit-*')).length, w.counts.audit);
+      assert.ok((await es.stats()).rejected413 > 0, 'requests were refused and split');
+    } finally {
+      await es.stop();
+    }
+  });
+
+  test('updates (an upsert, outcomes of documents that may not exist) in a refused request: split, applied once each, none lost; one refused alone is dead-lettered', async () => {
+    const server = await startEsServer({ flavor: 'elasticsearch', maxContentLength: '4kb', refresh: 'immediate' });
+    const warnings: string[] = [];
+    const log: Logger = { debug() {}, info() {}, warn: (m: string) => { warnings.push(m); }, error() {} };
+    const http = new EsHttp({ url: server.url, auth: {}, timeoutMs: 10_000, maxSockets: 3 });
+    try {
+      const writer = () => new BulkWriter(http, { flushBytes: 1 << 20, maxContentLength: 100 * 2 ** 20, flushDocs: 5000, concurrency: 2, maxRetries: 2, retryInitialMs: 10, retryMaxMs: 50 }, log);
+      let bulk = writer();
+      const ids = Array.from({ length: 40 }, (_, i) => `e${i}`);
+      for (const id of ids) await bulk.add({ index: 'events', id, source: JSON.stringify({ n: id, pad: 'x'.repeat(60) }) });
+      await bulk.flush();
+      assert.deepEqual([bulk.counts.created, bulk.counts.deadLettered], [40, 0]);
+      const refusedBefore = server.stats().rejected413;
+      assert.ok(refusedBefore > 0, 'the first request (about 5 kB) was refused');
+      // A new writer (it has not learnt the limit): outcomes onto every event and onto ids that have no document
+      // (404: done), a session upsert, and an update too large to go through alone — in one request, refused.
+      bulk = writer();
+      for (const id of [...ids, 'none1', 'none2']) await bulk.add({ index: 'events', id, source: '{"doc":{"outcome":"failure"}}', action: 'update', ifExists: true, correlation: true });
+      await bulk.add({ index: 'sessions', id: 's1', source: '{"doc":{"user":"u"},"doc_as_upsert":true}', action: 'update', correlation: true });
+      await bulk.add({ index: 'sessions', id: 's2', source: `{"doc":{"note":"${'y'.repeat(5000)}"},"doc_as_upsert":true}`, action: 'update', correlation: true });
+      await bulk.flush();
+      assert.equal(server.stats().rejected413, refusedBefore + 2, 'the whole request (about 9 kB), then s2 alone; the half with the outcomes and s1 went through');
+      assert.deepEqual([bulk.counts.correlated, bulk.counts.deadLettered], [41, 1]);
+      const dead = bulk.takeDeadLetters();
+      assert.deepEqual(dead.map((d) => [d.index, d.id, d.status, d.reason]), [['sessions', 's2', 413, 'request_too_large (413)']]);
+      assert.equal(JSON.parse(dead[0]!.source).doc.note.length, 5000);
+      for (const id of ids) {
+        const r = await requestJson(server.url, 'GET', `/events/_doc/${id}`);
+        assert.equal((r.body as { _source: { outcome?: string } })._source.outcome, 'failure', id);
+        assert.equal((r.body as { _version: number })._version, 2, `${id}: updated once`);
+      }
+      assert.equal((await requestJson(server.url, 'GET', '/sessions/_doc/s1')).status, 200);
+      assert.equal((await requestJson(server.url, 'GET', '/sessions/_doc/s2')).status, 404);
+      assert.equal(warnings.filter((w) => /too large \(413\)/.test(w)).length, 2, 'one warning per writer (per run)');
+    } finally {
+      http.close();
+      await server.close();
+    }
+  });
+});
+
