@@ -137,6 +137,12 @@ describe('elasticsearch sink: a document larger than the cluster takes', () => {
     assert.equal(kept.postgresql.audit.statement, l.big.statement, 'the whole document is kept in es_dead_letters');
     assert.equal(`${kept.postgresql.log.session_id}:${kept.postgresql.log.session_line_num}`, `${l.big.sessionId}:${l.big.line}`);
     assert.match(stderr, /Documents refused for good; kept in es_dead_letters/);
+    // auditship status shows it, by kind of reason.
+    const st = await runCli(['status', '--db', s.db]);
+    assert.equal(st.code, 0, st.stderr);
+    assert.match(st.stdout, /documents refused for good by a search cluster \(es_dead_letters[^\n]*\n.*\n.*\ndb1 +elasticsearch http:\/\/127\.0\.0\.1:\d+ +document_too_large +1 +\d{4}-/);
+    const stJson = JSON.parse((await runCli(['status', '--db', s.db, '--json'])).stdout) as { dead_letters: { reason: string; documents: number }[] };
+    assert.deepEqual(stJson.dead_letters.map((d) => [d.reason, Number(d.documents)]), [['document_too_large', 1]]);
     const stats = await es.stats();
     assert.equal(stats.rejected413, 0, 'nothing too large was sent');
     const expected = keys(l.all.filter((r) => r !== l.big));
