@@ -62,7 +62,7 @@ function describeType(spec: FieldSpec): string {
   switch (spec.type) {
     case 'enum': return `one of ${spec.values!.join(', ')}`;
     case 'string_or_list': return 'a path or a list of paths';
-    case 'size': return 'a size such as 16MB or 1GiB';
+    case 'size': return spec.minimum !== undefined ? `a size such as 16MB or 1GiB, at least ${spec.minimum} bytes` : 'a size such as 16MB or 1GiB';
     case 'integer': return spec.minimum !== undefined ? `an integer ≥ ${spec.minimum}` : 'an integer';
     case 'url': return `a ${spec.schemes!.map((s) => `${s}://`).join(', ')} URL`;
     default: return `a ${spec.type}`;
@@ -113,7 +113,10 @@ function checkField(value: unknown, spec: FieldSpec, path: string, problems: str
       if (typeof value === 'number' && Number.isInteger(value) && (spec.minimum === undefined || value >= spec.minimum)) return value;
       return bad();
     case 'enum': return typeof value === 'string' && spec.values!.includes(value) ? value : bad();
-    case 'size': return parseSize(value) ?? bad();
+    case 'size': {
+      const bytes = parseSize(value);
+      return bytes !== undefined && (spec.minimum === undefined || bytes >= spec.minimum) ? bytes : bad();
+    }
     case 'url': {
       const problem = typeof value === 'string' ? urlProblem(value, spec) : `${JSON.stringify(value)} is not ${describeType(spec)}`;
       if (problem === null) return value;

@@ -233,6 +233,10 @@ export const ELASTICSEARCH_SINK: ConnectorSpec = {
     index_period: { type: 'enum', values: ['daily', 'monthly'], default: 'daily', description: 'One index per day or per month of event time (UTC).' },
     manage_template: { type: 'boolean', default: true, description: 'Put the index template at start (needs manage_index_templates); false if you install it yourself.' },
     flush_bytes: { type: 'size', default: '2MB', description: 'Bulk request size bound (memory is about concurrency + 2 of them).' },
+    max_content_length: {
+      type: 'size', default: '100MiB', minimum: 65536,
+      description: "The cluster's http.max_content_length (default 100mb in Elasticsearch and OpenSearch, which is 100MiB), or the lower body limit of a proxy in front of it: a document larger than this is dead-lettered before sending (es_dead_letters, reason document_too_large), and bulk requests stay below it even when flush_bytes is larger. A request refused as too large (413) anyway is split in halves; a single document refused so is dead-lettered.",
+    },
     flush_docs: { type: 'integer', default: 5000, minimum: 1, description: 'Bulk request document bound.' },
     concurrency: { type: 'integer', default: 2, minimum: 1, description: 'Bulk requests in flight.' },
     max_retries: { type: 'integer', default: 8, minimum: 0, description: 'Retries of a request (429, 5xx, connection errors; exponential backoff with jitter) before the run fails and rolls back.' },

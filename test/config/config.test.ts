@@ -119,6 +119,11 @@ describe('config schema', () => {
     assert.deepEqual(problems({ pipelines: { es: { source: { type: 'pg_logs', path: '/x' }, sinks: [{ type: 'elasticsearch', url: 'es.example.com:9200' }, { type: 'duckdb' }] } } }), [
       'pipelines.es.sinks[0].url: expected a URL starting with http:// or https:// (this one has no scheme://), e.g. https://es.example.com:9200',
     ]);
+    // max_content_length: 100MiB (Elasticsearch's 100mb) unless set; a size in bytes too small to be a cluster's limit is refused.
+    const es = (extra: Record<string, unknown>) => ({ pipelines: { es: { source: { type: 'pg_logs', path: '/x' }, sinks: [{ type: 'elasticsearch', url: 'http://es:9200', ...extra }, { type: 'duckdb' }] } } });
+    assert.equal(validateConfig(es({})).pipelines[0]!.sinks[0]!['max_content_length'], 104_857_600);
+    assert.equal(validateConfig(es({ max_content_length: '2MiB' })).pipelines[0]!.sinks[0]!['max_content_length'], 2_097_152);
+    assert.deepEqual(problems(es({ max_content_length: 100 })), ['pipelines.es.sinks[0].max_content_length: 100 is not a size such as 16MB or 1GiB, at least 65536 bytes']);
   });
 
   test('sizes', () => {

@@ -7,7 +7,7 @@ import { DEFAULT_DB, defineCommand, parseCommandArgs } from '../args.js';
 import { formatTable, n, size } from '../output.js';
 
 export const usage = 'auditship status [--db FILE] [--json]';
-export const summary = 'Show per server, pipeline and file: bytes and events ingested, offset, last event time, quarantined records; per audit table: rows shipped, cursor; per application table: rows shipped, quarantined, purged; while run --follow holds the database, each pipeline\'s state and lag.';
+export const summary = 'Show per server, pipeline and file: bytes and events ingested, offset, last event time, quarantined records; per audit table: rows shipped, cursor; per application table: rows shipped, quarantined, purged; documents a search cluster refused for good (es_dead_letters), by reason; while run --follow holds the database, each pipeline\'s state and lag.';
 
 export const spec = defineCommand({
   name: 'status', summary, usage,
@@ -36,11 +36,18 @@ export async function status(argv: string[]): Promise<void> {
       SELECT server, source_table, rows_shipped, rows_quarantined, strftime(last_event_time, '%Y-%m-%d %H:%M:%S%z') AS last_event_time,
              strftime(updated_at, '%Y-%m-%d %H:%M:%S%z') AS updated_at, cursor
       FROM table_cursors ORDER BY server, source_table`) : [];
+    // Documents a search cluster refused for good, by sink and kind of reason (the part before the first
+    // colon: a server's reason may quote a field's value after it).
+    const dead = present.has('es_dead_letters') ? await db.all(`
+      SELECT server, sink, trim(split_part(reason, ':', 1)) AS reason, count(*) AS documents,
+             strftime(max(dead_at), '%Y-%m-%d %H:%M:%S%z') AS last_at
+      FROM es_dead_letters GROUP BY ALL ORDER BY server, sink, reason`) : [];
     const following = daemon ? { daemon } : {};
     if (!present.has('ingest_files')) {
-      if (values.json) { process.stdout.write(JSON.stringify({ db: db.path, tables: cursors, apps, ...following }) + '\n'); return; }
+      if (values.json) { process.stdout.write(JSON.stringify({ db: db.path, tables: cursors, apps, dead_letters: dead, ...following }) + '\n'); return; }
       printCursors(cursors);
       printApps(apps);
+      printDeadLetters(dead);
       return;
     }
     const rows = await db.all(`
@@ -62,12 +69,13 @@ export async function status(argv: string[]): Promise<void> {
         : 0,
     };
     if (values.json) {
-      process.stdout.write(JSON.stringify({ db: db.path, files: rows, totals: { ...t, ...heldBack }, tables: cursors, apps, ...following }) + '\n');
+      process.stdout.write(JSON.stringify({ db: db.path, files: rows, totals: { ...t, ...heldBack }, tables: cursors, apps, dead_letters: dead, ...following }) + '\n');
       return;
     }
     printCursors(cursors);
     printApps(apps);
     if (rows.length === 0) {
+      printDeadLetters(dead);
       if (cursors.length === 0 && apps.length === 0) process.stdout.write(`${db.path}: no files ingested yet\n`);
       return;
     }
@@ -85,8 +93,8 @@ export async function status(argv: string[]): Promise<void> {
           n(Number(x['events'])), n(Number(x['byte_offset'])), x['last_event_time'], n(Number(x['quarantined'])), x['state'],
         ]), 60) + '\n\n');
     }
+    printDeadLetters(dead);
     process.stdout.write(`${db.path}: ${n(Number(t['events']))} audit events, ${n(Number(t['quarantined']))} quarantined records, last event ${t['last_event_time'] ?? '-'}\n`);
-    if (heldBack.es_dead_letters) process.stdout.write(`${n(heldBack.es_dead_letters)} document(s) refused by a search cluster for good, kept with the reason in es_dead_letters\n`);
     if (heldBack.archive_rejects) process.stdout.write(`${n(heldBack.archive_rejects)} event(s) Parquet could not take, archived as NDJSON.gz under pgaudit-rejects/ (reasons in the manifest)\n`);
   } finally {
     await db.close();
@@ -122,4 +130,12 @@ function printApps(apps: Record<string, unknown>[]): void {
     ['source', 'table', 'kind', 'rows shipped', 'quarantined', 'purged', 'last event', 'last purge', 'updated'],
     apps.map((a) => [a['source_name'], a['source_table'], a['kind'], n(Number(a['rows_shipped'])), n(Number(a['rows_quarantined'])),
       n(Number(a['rows_purged'] ?? 0)), a['last_event_time'], a['last_purge_at'] ?? '-', a['updated_at']]), 60) + '\n\n');
+}
+
+function printDeadLetters(dead: Record<string, unknown>[]): void {
+  if (dead.length === 0) return;
+  process.stdout.write('documents refused for good by a search cluster (es_dead_letters: the documents and the full reasons)\n');
+  process.stdout.write(formatTable(
+    ['server', 'sink', 'reason', 'documents', 'last'],
+    dead.map((d) => [d['server'], d['sink'], d['reason'], n(Number(d['documents'])), d['last_at']]), 60) + '\n\n');
 }

@@ -31,6 +31,8 @@ export interface ElasticsearchSinkOptions {
   indexPeriod: IndexPeriod;
   manageTemplate: boolean;
   flushBytes: number;
+  /** The cluster's http.max_content_length: no request body, and so no document, is larger. */
+  maxContentLength: number;
   flushDocs: number;
   concurrency: number;
   maxRetries: number;
@@ -106,7 +108,7 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
     try {
       const cluster = await detectCluster(http, options.flavor);
       // Elasticsearch: plain JSON is accepted by 8.x and 9.x alike (no compatible-with header).
-      const sink = new ElasticsearchSink(http, new BulkWriter(http, { flushBytes: options.flushBytes, flushDocs: options.flushDocs, concurrency: options.concurrency, maxRetries: options.maxRetries, retryInitialMs: 500, retryMaxMs: 30_000 }, log), cluster, options, log, eventKind);
+      const sink = new ElasticsearchSink(http, new BulkWriter(http, { flushBytes: options.flushBytes, maxContentLength: options.maxContentLength, flushDocs: options.flushDocs, concurrency: options.concurrency, maxRetries: options.maxRetries, retryInitialMs: 500, retryMaxMs: 30_000 }, log), cluster, options, log, eventKind);
       if (options.manageTemplate) await sink.putTemplates();
       await sink.checkWritePrivilege();
       log.info('Elasticsearch sink ready.', { url: http.where, flavor: cluster.flavor, version: cluster.version, indices: sink.patterns.join(',') });
@@ -294,6 +296,7 @@ export function elasticsearchOptions(cfg: Record<string, unknown>, server: strin
     indexPeriod: (opt('index_period') ?? 'daily') as ElasticsearchSinkOptions['indexPeriod'],
     manageTemplate: cfg['manage_template'] !== false,
     flushBytes: Number(cfg['flush_bytes'] ?? 2 << 20),
+    maxContentLength: Number(cfg['max_content_length'] ?? 100 * 2 ** 20),
     flushDocs: Number(cfg['flush_docs'] ?? 5000),
     concurrency: Number(cfg['concurrency'] ?? 2),
     maxRetries: Number(cfg['max_retries'] ?? 8),
