@@ -11,8 +11,9 @@ import { ensureSchema } from '../sinks/duckdb/schema.js';
 import { ARCHIVE_DDL } from '../sinks/duckdb/archive-state.js';
 import { ensureRdsFiles } from '../sinks/duckdb/rds-files.js';
 import { APP_EVENTS_DDL } from '../sinks/duckdb/app-events.js';
-import { runIngestPipeline } from './ingest.js';
-import { runRdsPipeline } from './rds.js';
+import { LogsPipeline, type RunSummary } from './ingest.js';
+import { RdsPipeline } from './rds.js';
+import type { OpenedPipeline } from './opened.js';
 import { runOutboxPipeline, type OutboxStatus } from './outbox.js';
 import { runTablePipeline, type TableStatus } from './table.js';
 import { statusFilePath, type DaemonStatus, type PipelineStatus } from './daemon-status.js';
@@ -142,25 +143,50 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
   }
 }
 
-/** A pg_logs or rds_logs pipeline in follow mode: one run every poll_interval_ms; a failing run is retried. */
+/**
+ * A pg_logs or rds_logs pipeline in follow mode: opened once and kept open; one pass every poll_interval_ms; a
+ * failing pass is retried, the pipeline closed and opened again first (a connection or sink may be broken).
+ */
 async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: AbortSignal, set: (s: PipelineStatus) => void,
   inTurn: <T>(p: PipelineConfig, fn: () => Promise<T>) => Promise<T>): Promise<boolean> {
   const interval = Number(p.source['poll_interval_ms'] ?? 5000);
+  const options = { log, progress: noProgress, db };
+  const pipeline: OpenedPipeline<RunSummary> = p.source.type === 'rds_logs' ? new RdsPipeline(p, options) : new LogsPipeline(p, options);
+  let open = false;
+  const close = async () => {
+    if (!open) return;
+    open = false;
+    await pipeline.close();
+  };
   let events = 0;
   let stored = 0;
   let failures = 0;
   while (!signal.aborted) {
     try {
-      const s = await inTurn(p, () => p.source.type === 'rds_logs' ? runRdsPipeline(p, { log, progress: noProgress, db }) : runIngestPipeline(p, { log, progress: noProgress, db }));
+      const s = await inTurn(p, async () => {
+        if (!open) {
+          await pipeline.open();
+          open = true;
+        }
+        return pipeline.runOnce();
+      });
       events += s.events;
       stored += s.stored;
       failures = 0;
       set({ pipeline: p.name, kind: p.source.type, state: s.ok ? 'following' : 'retrying', events, stored, lastRunAt: new Date().toISOString(), filesRead: s.filesRead, ...(s.ok ? {} : { error: s.errors[0]?.message }) });
     } catch (err) {
-      if (!isExpected(err)) throw err;
+      if (!isExpected(err)) {
+        await close().catch(() => {});
+        throw err;
+      }
       failures++;
       log.warn('Pipeline run failed; retrying.', { pipeline: p.name, reason: err.message });
       set({ pipeline: p.name, kind: p.source.type, state: 'retrying', events, stored, error: err.message });
+      // A connection or a sink may be broken: the pipeline is opened again for the next try.
+      await close().catch((e: unknown) => {
+        if (!isExpected(e)) throw e;
+        log.warn('A pipeline could not be closed after its run failed; it is opened anew.', { pipeline: p.name, reason: e.message });
+      });
     }
     const wait = failures ? Math.min(60_000, interval * 2 ** Math.min(failures, 6)) : interval;
     await new Promise<void>((r) => {
@@ -168,5 +194,6 @@ async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: 
       signal.addEventListener('abort', () => { clearTimeout(t); r(); }, { once: true });
     });
   }
+  await close();
   return true;
 }
