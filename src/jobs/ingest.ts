@@ -8,7 +8,7 @@ import type { Database } from '../sinks/duckdb/database.js';
 import { DuckDbSink } from '../sinks/duckdb/sink.js';
 import type { ElasticsearchSink } from '../sinks/elasticsearch/index.js';
 import { DAMAGE_REASON_PREFIX } from '../sources/pg-logs/decompress.js';
-import type { Discovery } from '../sources/pg-logs/files.js';
+import { discoveryKey, type Discovery } from '../sources/pg-logs/files.js';
 import { PgLogsSource } from '../sources/pg-logs/source.js';
 import type { ArchivableFile } from '../sinks/archive/index.js';
 import { archiveFiles, closeArchives, finishArchives, openArchives, openSearchSinks, sinkCounts, sinkSummaries, type ArchiveSet, type ArchiveSummary } from './log-sinks.js';
@@ -84,7 +84,10 @@ export function runIngestPipeline(pipeline: PipelineConfig, options: IngestOptio
 
 /**
  * A pg_logs pipeline, opened once (see OpenedPipeline): the source's paths are listed and the sinks opened;
- * each pass plans the files, reads them, stores the events and commits the checkpoints.
+ * each pass plans the files, reads them, stores the events and commits the checkpoints. A pass of an open
+ * pipeline whose listing is the one of the last pass that completed cleanly (same files, each with the same
+ * stamp: nothing written, truncated, renamed or replaced) has nothing to do and touches no sink: it reports
+ * nothing read.
  */
 export class LogsPipeline implements OpenedPipeline<RunSummary> {
   private source: PgLogsSource | null = null;
@@ -93,6 +96,8 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
   private archives: ArchiveSet = { eventSinks: [], fileArchives: [], all: [] };
   /** Set by open() for the first pass: when opening began, and the listing done then. */
   private first: { started: number; discovery: Discovery } | null = null;
+  /** The listing of the last pass that completed cleanly (no error, not interrupted), and what it reported. */
+  private clean: { key: string; summary: RunSummary } | null = null;
 
   constructor(private readonly pipeline: PipelineConfig, private readonly options: Omit<IngestOptions, 'signal'>) {}
 
@@ -148,6 +153,7 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
     this.searchSinks = searchSinks;
     this.archives = archives;
     this.first = { started, discovery };
+    this.clean = null;
   }
 
   async runOnce(signal?: AbortSignal): Promise<RunSummary> {
@@ -160,6 +166,21 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
     const sinkConfig = pipeline.sinks[pipeline.sinks.length - 1]!;
     const server = String(src['server'] ?? 'default');
     const discovery = first?.discovery ?? await profile.time('plan files (list, fingerprint, checkpoints)', 'js', () => source.discover());
+    const key = discoveryKey(discovery);
+    const clean = this.clean;
+    this.clean = null;
+    if (!first && clean?.key === key) {
+      // Nothing changed since a pass that read everything there was: there is nothing to read or archive.
+      this.clean = clean;
+      const last = clean.summary;
+      const files = (last.archives ?? []).filter((a) => a.form === 'files')
+        .map((a) => ({ archive: a.archive, form: 'files', objects: 0, bytes: 0, files: 0, unchanged: (a.unchanged ?? 0) + (a.files ?? 0), failed: 0 }));
+      return {
+        pipeline: pipeline.name, server, db: sink.path, filesRead: 0, filesSkipped: last.filesSkipped, ...(last.skipped ? { skipped: last.skipped } : {}),
+        unchanged: (last.unchanged ?? 0) + last.filesRead, events: 0, stored: 0, duplicates: 0, quarantined: 0, bytes: 0, durationMs: Date.now() - started,
+        errors: [], ...sinkSummaries(searchSinks, archives, files, sinkCounts(searchSinks, archives)), ok: true,
+      };
+    }
     if (!first) {
       // A pass of an open pipeline starts from what is committed now, and reports only what it read itself.
       await sink.startPass();
@@ -223,7 +244,7 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
         options.progress.done();
       }
       await finishArchives(archives);
-      return {
+      const summary: RunSummary = {
         pipeline: pipeline.name,
         server,
         db: sink.path,
@@ -243,6 +264,9 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
         ...(source.damaged.length ? { damaged: [...source.damaged] } : {}),
         ok: errors.length === 0,
       };
+      // A file that kept changing while it was archived is tried again: it changed, so the next listing differs.
+      if (summary.ok && !result.interrupted) this.clean = { key, summary };
+      return summary;
     } catch (err) {
       options.progress.done();
       throw err;
@@ -255,6 +279,7 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
     this.sink = null;
     this.source = null;
     this.first = null;
+    this.clean = null;
     this.searchSinks = [];
     this.archives = { eventSinks: [], fileArchives: [], all: [] };
     try {
