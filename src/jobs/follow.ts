@@ -14,6 +14,7 @@ import { APP_EVENTS_DDL } from '../sinks/duckdb/app-events.js';
 import { LogsPipeline, type RunSummary } from './ingest.js';
 import { RdsPipeline } from './rds.js';
 import type { OpenedPipeline } from './opened.js';
+import { LogWatch } from '../sources/pg-logs/watch.js';
 import { runOutboxPipeline, type OutboxStatus } from './outbox.js';
 import { runTablePipeline, type TableStatus } from './table.js';
 import { statusFilePath, type DaemonStatus, type PipelineStatus } from './daemon-status.js';
@@ -143,15 +144,21 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
   }
 }
 
+/** After fs.watch reports a change in a log directory, wait this long for the writes around it (one pass for a burst). */
+const WATCH_SETTLE_MS = 200;
+
 /**
  * A pg_logs or rds_logs pipeline in follow mode: opened once and kept open; one pass every poll_interval_ms; a
  * failing pass is retried, the pipeline closed and opened again first (a connection or sink may be broken).
+ * pg_logs: after a pass that read nothing, the next one comes as soon as fs.watch reports a change in the log
+ * paths (poll_interval_ms at the latest); after a pass that read something, poll_interval_ms later, as ever.
  */
 async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: AbortSignal, set: (s: PipelineStatus) => void,
   inTurn: <T>(p: PipelineConfig, fn: () => Promise<T>) => Promise<T>): Promise<boolean> {
   const interval = Number(p.source['poll_interval_ms'] ?? 5000);
   const options = { log, progress: noProgress, db };
   const pipeline: OpenedPipeline<RunSummary> = p.source.type === 'rds_logs' ? new RdsPipeline(p, options) : new LogsPipeline(p, options);
+  const watch = p.source.type === 'pg_logs' ? new LogWatch(p.source['path'] as string[], p.source['file_glob'] as string | undefined, log, p.name) : null;
   let open = false;
   const close = async () => {
     if (!open) return;
@@ -162,6 +169,9 @@ async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: 
   let stored = 0;
   let failures = 0;
   while (!signal.aborted) {
+    let busy = true;
+    watch?.refresh();
+    watch?.clear();
     try {
       const s = await inTurn(p, async () => {
         if (!open) {
@@ -173,9 +183,11 @@ async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: 
       events += s.events;
       stored += s.stored;
       failures = 0;
+      busy = s.filesRead > 0 || s.events > 0;
       set({ pipeline: p.name, kind: p.source.type, state: s.ok ? 'following' : 'retrying', events, stored, lastRunAt: new Date().toISOString(), filesRead: s.filesRead, ...(s.ok ? {} : { error: s.errors[0]?.message }) });
     } catch (err) {
       if (!isExpected(err)) {
+        watch?.close();
         await close().catch(() => {});
         throw err;
       }
@@ -189,11 +201,16 @@ async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: 
       });
     }
     const wait = failures ? Math.min(60_000, interval * 2 ** Math.min(failures, 6)) : interval;
+    if (watch && !failures && !busy) {
+      await watch.wait(wait, WATCH_SETTLE_MS, signal);
+      continue;
+    }
     await new Promise<void>((r) => {
       const t = setTimeout(r, wait);
       signal.addEventListener('abort', () => { clearTimeout(t); r(); }, { once: true });
     });
   }
+  watch?.close();
   await close();
   return true;
 }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, mkdirSync, readFileSync, renameSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import { validateConfig } from '../../src/config/load.js';
 import { quietLogger } from '../../src/core/log.js';
@@ -9,6 +10,7 @@ import { noProgress } from '../../src/core/progress.js';
 import { LogsPipeline, type RunSummary } from '../../src/jobs/ingest.js';
 import { openDatabase } from '../../src/sinks/duckdb/database.js';
 import { PgLogsSource } from '../../src/sources/pg-logs/source.js';
+import { LogWatch } from '../../src/sources/pg-logs/watch.js';
 import { entriesOf, localManifest } from '../helpers/archive.js';
 import { CsvlogGenerator, auditOnly, csvOf, digestOf, digestSql, type GenRecord } from '../helpers/csvlog-gen.js';
 import { scratchDir } from '../helpers/ingest-cli.js';
@@ -169,5 +171,49 @@ test('a pipeline kept open: nothing changed costs no plan; growth, appends to a 
     await pipeline.close();
     conn.closeSync();
     await db.close();
+  }
+});
+
+test('LogWatch: a write to a log file wakes the waiter at once; other files and silence do not', async () => {
+  const logs = join(dir, 'watched');
+  mkdirSync(logs);
+  writeFileSync(join(logs, 'postgresql.csv'), '');
+  const w = new LogWatch([logs], undefined, quietLogger(), 'p');
+  const signal = new AbortController().signal;
+  try {
+    w.refresh();
+    w.clear();
+    let t = Date.now();
+    setTimeout(() => appendFileSync(join(logs, 'postgresql.csv'), 'x\n'), 100);
+    await w.wait(5000, 50, signal);
+    const woke = Date.now() - t;
+    assert.ok(woke < 2000, `woken by the write (${woke} ms)`);
+
+    w.clear();
+    t = Date.now();
+    setTimeout(() => appendFileSync(join(logs, 'postgresql.log'), 'stderr output\n'), 100);
+    await w.wait(800, 50, signal);
+    assert.ok(Date.now() - t >= 750, 'a file the glob does not take is no news');
+
+    // A change reported while no one waits (during a pass) wakes the next wait at once.
+    w.clear();
+    appendFileSync(join(logs, 'postgresql.csv'), 'y\n');
+    await sleep(200);
+    t = Date.now();
+    await w.wait(5000, 50, signal);
+    assert.ok(Date.now() - t < 2000, 'a change during the pass counts');
+
+    // The directory replaced by another: the watch follows the path.
+    w.clear();
+    renameSync(logs, `${logs}-old`);
+    mkdirSync(logs);
+    await w.wait(300, 50, signal); // the rename of the directory itself may or may not be reported
+    w.clear();
+    t = Date.now();
+    setTimeout(() => writeFileSync(join(logs, 'postgresql-1.csv'), 'z\n'), 300);
+    await w.wait(5000, 50, signal);
+    assert.ok(Date.now() - t < 2500, 'the new directory is watched');
+  } finally {
+    w.close();
   }
 });
