@@ -206,8 +206,9 @@ async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: 
       continue;
     }
     await new Promise<void>((r) => {
-      const t = setTimeout(r, wait);
-      signal.addEventListener('abort', () => { clearTimeout(t); r(); }, { once: true });
+      const done = () => { clearTimeout(t); signal.removeEventListener('abort', done); r(); };
+      const t = setTimeout(done, wait);
+      signal.addEventListener('abort', done, { once: true });
     });
   }
   watch?.close();
