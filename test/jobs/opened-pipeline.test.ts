@@ -217,3 +217,31 @@ test('LogWatch: a write to a log file wakes the waiter at once; other files and 
     w.close();
   }
 });
+
+test('a pipeline opened again on the daemon\'s database after DuckDB spilled to its temporary directory', async () => {
+  const logs = join(dir, 'spill-logs');
+  mkdirSync(logs);
+  const gen = new CsvlogGenerator({ seed: 17, sessionBase: 1_700_000 });
+  const recs = gen.records(300);
+  writeFileSync(join(logs, 'postgresql-2024-05-01_100000.csv'), csvOf(recs));
+  const dbPath = join(dir, 'spill.duckdb');
+  const config = validateConfig({ pipelines: { logs: { source: { type: 'pg_logs', path: logs }, sinks: [{ type: 'duckdb', path: dbPath }] } } });
+  const db = await openDatabase(dbPath, { memoryLimit: '64MB', threads: 1 });
+  const pipeline = new LogsPipeline(config.pipelines[0]!, { log: quietLogger(), progress: noProgress, db });
+  try {
+    await pipeline.open();
+    assert.equal((await pipeline.runOnce()).stored, auditOnly(recs).length);
+    // A sort larger than the memory limit spills to the temporary directory the sink set (<db>.stage/spill).
+    await db.connection.run(`CREATE TEMP TABLE big AS SELECT md5(range::VARCHAR) || md5((range + 1)::VARCHAR) AS s FROM range(2500000) ORDER BY s`);
+    await db.connection.run('DROP TABLE big');
+    await pipeline.close();
+    // DuckDB refuses to set its temporary directory again once it was used, even to the same one.
+    const more = gen.records(100);
+    appendFileSync(join(logs, 'postgresql-2024-05-01_100000.csv'), csvOf(more));
+    await pipeline.open();
+    assert.equal((await pipeline.runOnce()).stored, auditOnly(more).length);
+  } finally {
+    await pipeline.close();
+    await db.close();
+  }
+});

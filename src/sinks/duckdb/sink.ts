@@ -145,8 +145,12 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       if (!sink.sharedDb) {
         for (const f of readdirSync(sink.stageDir)) rmSync(join(sink.stageDir, f), { recursive: true, force: true }); // left by a killed run
       }
-      // DuckDB spills there too, so nothing is left next to the database after a run.
-      await sink.conn.run(`SET temp_directory = ${sqlString(join(sink.stageDir, 'spill'))}`);
+      // DuckDB spills there too, so nothing is left next to the database after a run. It refuses to set its
+      // temporary directory again, even to the same one, once it spilled there: a sink of a shared database
+      // (the daemon's: another pipeline, or this one opened again) finds it set.
+      const spill = join(sink.stageDir, 'spill');
+      const tempDir = (await sink.conn.runAndReadAll(`SELECT current_setting('temp_directory')`)).getRows()[0]?.[0];
+      if (tempDir !== spill) await sink.conn.run(`SET temp_directory = ${sqlString(spill)}`);
       await profileStatements(sink.conn, sink.stageDir);
       sink.memoryLimit = String((await sink.conn.runAndReadAll(`SELECT current_setting('memory_limit')`)).getRows()[0]![0]);
       await sink.loadWatermark();
