@@ -115,15 +115,19 @@ async function detectFormat(path: string, name: string, compression: Compression
   return null;
 }
 
+/** What a listing found of a path. */
+export interface ListedFile { stamp: string; dev: number; ino: number; realPath: string; format: LogFormat | null }
+
 export interface DiscoverOptions {
   fileGlob?: string;
   /** When a csvlog file and its jsonlog twin both exist, which to read. */
   preferFormat?: LogFormat;
   /**
-   * The formats found by the last listing, by path and stamp (filled in): a file of another name than
-   * *.csv/*.json is not read again to tell its format while its stamp is the same.
+   * What the last listing found, by path (filled in): a file of another name than *.csv/*.json is not read
+   * again to tell its format while its stamp is the same, and a path's real path is not resolved again while it
+   * leads to the same file (device and inode).
    */
-  formats?: Map<string, { stamp: string; format: LogFormat | null }>;
+  known?: Map<string, ListedFile>;
 }
 
 export interface Discovery {
@@ -164,13 +168,14 @@ export async function discoverLogFiles(paths: string[], options: DiscoverOptions
   const skipped: Discovery['skipped'] = [];
   const files: LogFile[] = [];
   const seenReal = new Set<string>();
-  const listed = new Map<string, { stamp: string; format: LogFormat | null }>();
+  const listed = new Map<string, ListedFile>();
   for (const c of candidates) {
     let st: Stats;
     let realPath: string;
+    const known = options.known?.get(c.path);
     try {
       st = await fsp.stat(c.path);
-      realPath = await fsp.realpath(c.path);
+      realPath = known && known.dev === st.dev && known.ino === st.ino ? known.realPath : await fsp.realpath(c.path);
     } catch (err) {
       throw new ConnectorError('pg_logs', 'file_unreadable', describeFileError(err, c.path, 'reading a log file') ?? `cannot read ${c.path}: ${(err as Error).message}`, false, { cause: err });
     }
@@ -180,7 +185,6 @@ export async function discoverLogFiles(paths: string[], options: DiscoverOptions
     const name = basename(c.path);
     const compression = compressionOf(name);
     const stamp = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
-    const known = options.formats?.get(c.path);
     let format: LogFormat | null;
     if (known && known.stamp === stamp) {
       format = known.format;
@@ -191,15 +195,15 @@ export async function discoverLogFiles(paths: string[], options: DiscoverOptions
         throw new ConnectorError('pg_logs', 'file_unreadable', describeFileError(err, c.path, 'reading a log file') ?? `cannot read ${c.path}: ${(err as Error).message}`, false, { cause: err });
       }
     }
-    listed.set(c.path, { stamp, format });
+    listed.set(c.path, { stamp, dev: st.dev, ino: st.ino, realPath, format });
     if (!format) { skipped.push({ path: c.path, reason: 'neither csvlog nor jsonlog (or empty)' }); continue; }
     const plain = stripCompression(name);
     const stem = plain.replace(/\.(csv|json)$/, '');
     files.push({ path: c.path, realPath, dir: dirname(c.path), name, format, compression, size: st.size, mtimeMs: st.mtimeMs, active: false, stem, stamp });
   }
-  if (options.formats) {
-    options.formats.clear();
-    for (const [path, f] of listed) options.formats.set(path, f);
+  if (options.known) {
+    options.known.clear();
+    for (const [path, f] of listed) options.known.set(path, f);
   }
   // Twins: one stem written in both formats by one server — read one.
   const byStem = new Map<string, LogFile[]>();

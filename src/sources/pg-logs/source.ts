@@ -6,7 +6,7 @@ import { profile } from '../../core/profile.js';
 import { TimestampResolver, type StatementState } from '../../parse/index.js';
 import type { PgAuditPayload } from './payload.js';
 import type { DamagedContent } from './decompress.js';
-import { discoverLogFiles, FINGERPRINT_BYTES, fingerprintOf, readHeadChecked, tailHashOf, type Discovery, type LogFile, type LogFormat } from './files.js';
+import { discoverLogFiles, FINGERPRINT_BYTES, fingerprintOf, readHeadChecked, tailHashOf, type Discovery, type ListedFile, type LogFile, type LogFormat } from './files.js';
 import { InlineParser, ParseThread, type Parser, type ParserOptions } from './parse-thread.js';
 
 /** Below this much to read, the files are parsed on the main thread (starting the parser thread takes ~50 ms). */
@@ -111,8 +111,8 @@ export class PgLogsSource {
   private state: SessionStateReader | null = null;
   /** The damaged compressed files read by this source's runs, and why the rest of each cannot be read. */
   readonly damaged: { file: string; reason: string }[] = [];
-  /** Formats of the last listing (files of other names than *.csv/*.json are read to tell). */
-  private readonly formats = new Map<string, { stamp: string; format: LogFormat | null }>();
+  /** What the last listing found (formats of oddly named files, real paths). */
+  private readonly listed = new Map<string, ListedFile>();
   /** Content identities of the finished files of the last completedFiles(), by path and stamp. */
   private identities = new Map<string, { stamp: string; fingerprint: string | null }>();
 
@@ -129,7 +129,7 @@ export class PgLogsSource {
     const discoveryOpts: Parameters<typeof discoverLogFiles>[1] = {};
     if (this.options.fileGlob) discoveryOpts.fileGlob = this.options.fileGlob;
     if (this.options.preferFormat) discoveryOpts.preferFormat = this.options.preferFormat;
-    discoveryOpts.formats = this.formats;
+    discoveryOpts.known = this.listed;
     return discoverLogFiles(this.options.paths, discoveryOpts);
   }
 
