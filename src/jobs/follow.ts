@@ -150,15 +150,17 @@ const WATCH_SETTLE_MS = 200;
 /**
  * A pg_logs or rds_logs pipeline in follow mode: opened once and kept open; one pass every poll_interval_ms; a
  * failing pass is retried, the pipeline closed and opened again first (a connection or sink may be broken).
- * pg_logs: after a pass that read nothing, the next one comes as soon as fs.watch reports a change in the log
- * paths (poll_interval_ms at the latest); after a pass that read something, poll_interval_ms later, as ever.
+ * pg_logs: after a pass that found no file changed, the next one comes as soon as fs.watch reports a change in
+ * the log paths (poll_interval_ms at the latest); after any other pass, poll_interval_ms later, as ever (so a
+ * server that keeps writing gets no more passes, commits or archive objects than before).
  */
 async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: AbortSignal, set: (s: PipelineStatus) => void,
   inTurn: <T>(p: PipelineConfig, fn: () => Promise<T>) => Promise<T>): Promise<boolean> {
   const interval = Number(p.source['poll_interval_ms'] ?? 5000);
   const options = { log, progress: noProgress, db };
-  const pipeline: OpenedPipeline<RunSummary> = p.source.type === 'rds_logs' ? new RdsPipeline(p, options) : new LogsPipeline(p, options);
-  const watch = p.source.type === 'pg_logs' ? new LogWatch(p.source['path'] as string[], p.source['file_glob'] as string | undefined, log, p.name) : null;
+  const logs = p.source.type === 'pg_logs' ? new LogsPipeline(p, options) : null;
+  const pipeline: OpenedPipeline<RunSummary> = logs ?? new RdsPipeline(p, options);
+  const watch = logs ? new LogWatch(p.source['path'] as string[], p.source['file_glob'] as string | undefined, log, p.name) : null;
   let open = false;
   const close = async () => {
     if (!open) return;
@@ -169,7 +171,7 @@ async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: 
   let stored = 0;
   let failures = 0;
   while (!signal.aborted) {
-    let busy = true;
+    let quiet = false;
     watch?.refresh();
     watch?.clear();
     try {
@@ -183,7 +185,7 @@ async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: 
       events += s.events;
       stored += s.stored;
       failures = 0;
-      busy = s.filesRead > 0 || s.events > 0;
+      quiet = logs?.unchanged === true;
       set({ pipeline: p.name, kind: p.source.type, state: s.ok ? 'following' : 'retrying', events, stored, lastRunAt: new Date().toISOString(), filesRead: s.filesRead, ...(s.ok ? {} : { error: s.errors[0]?.message }) });
     } catch (err) {
       if (!isExpected(err)) {
@@ -201,7 +203,7 @@ async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: 
       });
     }
     const wait = failures ? Math.min(60_000, interval * 2 ** Math.min(failures, 6)) : interval;
-    if (watch && !failures && !busy) {
+    if (watch && !failures && quiet) {
       await watch.wait(wait, WATCH_SETTLE_MS, signal);
       continue;
     }

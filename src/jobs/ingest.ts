@@ -98,6 +98,8 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
   private first: { started: number; discovery: Discovery } | null = null;
   /** The listing of the last pass that completed cleanly (no error, not interrupted), and what it reported. */
   private clean: { key: string; summary: RunSummary } | null = null;
+  /** The last pass found no file changed since the last clean pass, and did nothing. */
+  unchanged = false;
 
   constructor(private readonly pipeline: PipelineConfig, private readonly options: Omit<IngestOptions, 'signal'>) {}
 
@@ -169,7 +171,8 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
     const key = discoveryKey(discovery);
     const clean = this.clean;
     this.clean = null;
-    if (!first && clean?.key === key) {
+    this.unchanged = !first && clean?.key === key;
+    if (this.unchanged && clean) {
       // Nothing changed since a pass that read everything there was: there is nothing to read or archive.
       this.clean = clean;
       const last = clean.summary;

@@ -120,3 +120,49 @@ test('two audit-table pipelines on one DuckDB file keep their rows apart under c
     await b.drop();
   }
 });
+
+test('pg_logs: after a pass that found nothing changed, a write is shipped at once (fs.watch), not at the next poll', async (t) => {
+  const logs = join(dir, 'watched-logs');
+  mkdirSync(logs);
+  const examples = join(ROOT, 'examples', 'pgaudit-logs');
+  const jsons = readdirSync(examples).filter((n) => n.endsWith('.json')).sort();
+  copyFileSync(join(examples, jsons[0]!), join(logs, jsons[0]!));
+  const db = join(dir, 'watched.duckdb');
+  const config = join(dir, 'watched.yaml');
+  const POLL_MS = 4000;
+  writeFileSync(config, ['pipelines:', '  logs:',
+    `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, poll_interval_ms: ${POLL_MS} }`,
+    `    sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ]`, ''].join('\n'));
+  const daemon = spawnCli(['run', '--config', config, '--follow', '--quiet']);
+  const status = () => {
+    try {
+      return (JSON.parse(readFileSync(`${db}.status.json`, 'utf8')) as { pipelines: Record<string, unknown>[] }).pipelines[0] ?? {};
+    } catch {
+      return {};
+    }
+  };
+  const until = async (what: string, ok: () => boolean, ms = 20_000) => {
+    const deadline = Date.now() + ms;
+    while (!ok()) {
+      assert.ok(Date.now() < deadline, `timed out waiting for ${what}: ${JSON.stringify(status())}`);
+      await sleep(20);
+    }
+  };
+  try {
+    await until('the first pass', () => Number(status()['stored']) > 0);
+    const first = String(status()['lastRunAt']);
+    const stored = Number(status()['stored']);
+    // The second pass, a poll later, finds nothing changed; right after it, a new file.
+    await until('the second pass', () => String(status()['lastRunAt']) !== first);
+    const t0 = Date.now();
+    copyFileSync(join(examples, jsons[1]!), join(logs, jsons[1]!));
+    await until('the new file', () => Number(status()['stored']) > stored, POLL_MS * 3);
+    const ms = Date.now() - t0;
+    t.diagnostic(`shipped ${ms} ms after the write`);
+    assert.ok(ms < POLL_MS / 2, `shipped ${ms} ms after the write (the next poll was ${POLL_MS} ms away)`);
+  } finally {
+    daemon.kill('SIGTERM');
+  }
+  const r = await daemon.result;
+  assert.equal(r.code, 0, r.stderr.slice(-2000));
+});
