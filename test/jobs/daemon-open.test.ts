@@ -42,6 +42,11 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
+/** Resident memory of a process, MB (Linux). */
+function rssMb(pid: number): number {
+  return Math.round(Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024);
+}
+
 function count(reqs: RecordedRequest[], pred: (r: RecordedRequest) => boolean): number {
   return reqs.filter(pred).length;
 }
@@ -120,7 +125,7 @@ test('run --follow: an idle minute asks nothing of Elasticsearch or S3; appended
   const idle = await s3.requests({ since: s3seq });
   const lastRun = Date.parse(String(status()['lastRunAt']));
   const figures = {
-    idleSeconds: IDLE_MS / 1000, daemonCpuSeconds: Math.round((cpu1 - cpu0) * 100) / 100,
+    idleSeconds: IDLE_MS / 1000, daemonCpuSeconds: Math.round((cpu1 - cpu0) * 100) / 100, daemonRssMb: rssMb(daemon.pid!),
     es: { requests: es1.requests - es0.requests, rootInfo: es1.rootInfo - es0.rootInfo, templatePuts: es1.templatePuts - es0.templatePuts, mappingPuts: es1.mappingPuts - es0.mappingPuts, privilegeChecks: es1.privilegeChecks - es0.privilegeChecks, bulk: es1.bulkRequests - es0.bulkRequests },
     s3: { requests: idle.length, headBucket: count(idle, (r) => r.op === 'HeadBucket'), manifestPuts: count(idle, (r) => r.op === 'PutObject' && (r.key ?? '').startsWith('_manifest/')), puts: count(idle, (r) => r.op === 'PutObject') },
   };
