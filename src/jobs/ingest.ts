@@ -7,7 +7,7 @@ import type { Progress } from '../core/progress.js';
 import type { Database } from '../sinks/duckdb/database.js';
 import { DuckDbSink } from '../sinks/duckdb/sink.js';
 import type { ElasticsearchSink } from '../sinks/elasticsearch/index.js';
-import { DAMAGE_REASON_PREFIX } from '../sources/pg-logs/decompress.js';
+import { DAMAGE_REASON_PREFIX } from '../core/connector.js';
 import { PgLogsSource } from '../sources/pg-logs/source.js';
 import type { ArchivableFile } from '../sinks/archive/index.js';
 import { archiveFiles, closeArchives, finishArchives, openArchives, openSearchSinks, sinkSummaries, type ArchiveSet, type ArchiveSummary } from './log-sinks.js';

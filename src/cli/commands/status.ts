@@ -2,7 +2,7 @@ import { ExitError } from '../../core/errors.js';
 import { readDaemonStatus, type DaemonStatus } from '../../jobs/daemon-status.js';
 import { sqlString } from '../../sinks/duckdb/database.js';
 import { openStoreReader } from '../../sinks/duckdb/reader.js';
-import { DAMAGE_REASON_PREFIX } from '../../sources/pg-logs/decompress.js';
+import { DAMAGE_REASON_PREFIX } from '../../core/connector.js';
 import { DEFAULT_DB, defineCommand, parseCommandArgs } from '../args.js';
 import { formatTable, n, size } from '../output.js';
 

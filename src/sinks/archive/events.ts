@@ -9,7 +9,7 @@ import type { Logger } from '../../core/log.js';
 import { dimensionsOf, PACKED_COLUMNS, recordRows } from '../../parse/packed.js';
 import { firstOutcomes, type EventContext, type EventKind, type StatementOutcome } from '../../parse/session-tracker.js';
 import type { SessionRecord } from '../../parse/session-log.js';
-import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
+import type { PgAuditPayload } from '../../model/pg-audit-payload.js';
 import type { NewEntry } from '../duckdb/archive-state.js';
 import type { StoredSession } from '../duckdb/correlation.js';
 import { msToTimestamptz, sqlString } from '../duckdb/database.js';

@@ -4,7 +4,7 @@ import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Logger } from '../../core/log.js';
-import { ROW_INDEX as C, type RawRow, type StagedRows, type TableBatch, type TableCursor } from '../../sources/pg-audit-table/source.js';
+import { ROW_INDEX as C, type RawRow, type StagedRows, type TableBatch, type TableCursor } from '../../model/table-rows.js';
 import { insertDeadLetters, profileStatements, sqlString, timedRun, translateWriteError, usToTimestamptz, type Database, type DeadLetterRow } from './database.js';
 import { US, stageCsvOptions, stageText } from './stage.js';
 

@@ -3,14 +3,13 @@ import { basename, dirname, join } from 'node:path';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { Batch, FileCheckpoint, Sink, StateReader, StoredFileState, WriteReport } from '../../core/connector.js';
+import { DAMAGE_REASON_PREFIX, type Batch, type FileCheckpoint, type Sink, type StateReader, type StoredFileState, type WriteReport } from '../../core/connector.js';
 import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import {
   EVENT_ROW_COLUMNS, EVENT_ROW_NUMERIC, PREVIOUSLY_LOGGED, type EventContext, type EventKind, type EventRowColumn, type PgAuditRecord, type StatementState,
 } from '../../parse/index.js';
-import { DAMAGE_REASON_PREFIX } from '../../sources/pg-logs/decompress.js';
-import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
+import type { PgAuditPayload } from '../../model/pg-audit-payload.js';
 import { profile } from '../../core/profile.js';
 import { insertDeadLetters, msToTimestamptz, openDatabase, profileStatements, sqlString, timedRun, translateWriteError, type Database, type DeadLetterRow } from './database.js';
 import { loadSessionStates, loadStoredSessions, PendingCorrelation, type StoredSession } from './correlation.js';

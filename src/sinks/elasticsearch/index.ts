@@ -3,7 +3,7 @@ import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { firstOutcomes, type StatementOutcome } from '../../parse/index.js';
 import { dimensionsOf, PACKED_COLUMNS, recordRows } from '../../parse/packed.js';
-import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
+import type { PgAuditPayload } from '../../model/pg-audit-payload.js';
 import { BulkWriter, type BulkCounts, type DeadLetter } from './bulk.js';
 import { appEventDocument, appTemplate, indexSafe, pgauditDocumentFromValues, pgauditTemplate, rowChangeDocument, rowsTemplate, type AppEventFields, type RowChangeFields, type EventKindNames, type IndexPeriod } from './documents.js';
 import { logonFailureDocument, logonFailuresTemplate, OUTCOME_PROPERTIES, outcomeUpdates, sessionDocument, sessionsTemplate } from './correlation.js';

@@ -1,5 +1,8 @@
 import type pg from 'pg';
 import { ConnectorError } from '../../core/errors.js';
+import { ROW_COLUMNS, type CursorMode, type RowColumn } from '../../model/table-rows.js';
+
+export { ROW_COLUMNS, type CursorMode, type RowColumn } from '../../model/table-rows.js';
 
 /**
  * What an audit table looks like, found out from the catalog at start: auditship's own table
@@ -17,7 +20,6 @@ import { ConnectorError } from '../../core/errors.js';
  *    (a transaction still open, or rolled back) are looked for again until they are `lag_window_ms` old.
  *    A transaction that commits later than that after taking its id is missed: a warning says so at start.
  */
-export type CursorMode = 'xid8' | 'txid' | 'lag_window';
 
 export interface AuditTableLayout {
   /** Schema-qualified, quoted name of the audit table. */
@@ -43,14 +45,6 @@ export interface AuditTableLayout {
 }
 
 /** Columns of a row as the source hands them on, in this order. */
-export const ROW_COLUMNS = [
-  'event_id', 'txid', 'schema_name', 'table_name', 'relid', 'action', 'row_data', 'changed_fields', 'statement_only',
-  'session_user_name', 'application_name', 'client_addr', 'client_port', 'action_tstamp_tx_us', 'action_tstamp_stm_us',
-  'action_tstamp_clk_us', 'client_query',
-] as const;
-
-export type RowColumn = (typeof ROW_COLUMNS)[number];
-
 export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }

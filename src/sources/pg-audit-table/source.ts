@@ -7,7 +7,10 @@ import { ConnectorError } from '../../core/errors.js';
 import { describePgError } from '../../core/postgres.js';
 import type { Logger } from '../../core/log.js';
 import { NOTIFY_CHANNEL } from './install.js';
-import { ROW_COLUMNS, detectLayout, type AuditTableLayout, type CursorMode } from './layout.js';
+import { detectLayout, type AuditTableLayout } from './layout.js';
+import { ROW_COLUMNS, ROW_INDEX, type CursorMode, type RawRow, type StagedRows, type TableBatch, type TableCursor } from '../../model/table-rows.js';
+
+export type { RawRow, StagedRows, TableBatch, TableCursor } from '../../model/table-rows.js';
 
 /**
  * Reads an audit table in commit-safe order (see layout.ts for the cursor modes), wakes up on NOTIFY,
@@ -25,50 +28,7 @@ export interface PgAuditTableOptions {
   deleteChunkRows: number;
 }
 
-/** Where reading resumes; stored by the state-owning sink together with the rows (as JSON). */
-export interface TableCursor {
-  /** `<system identifier>:<table oid>`: a restored or recreated table gets a new one. */
-  identity: string;
-  mode: CursorMode;
-  /** Last shipped (transaction, event id), decimal strings; '0' before the first row. */
-  txid: string;
-  eventId: string;
-  /** lag_window mode: ids below eventId not seen yet, with the time (epoch ms) they were first missed. */
-  gaps?: [string, number][];
-}
-
-/** One audit row as read, every column as text (or null), in ROW_COLUMNS order. */
-export type RawRow = (string | null)[];
-
-/**
- * A batch PostgreSQL wrote straight into a stage file with COPY (the fast path: no row passes through
- * JavaScript). Columns in ROW_COLUMNS order, in the stage dialect (US delimiter, GS quote, GS doubled).
- */
-export interface StagedRows {
-  file: string;
-  /** Rows in the file. */
-  rows: number;
-  fileBytes: number;
-  /** Longest run of bytes between two newlines: the longest record unless a value holds a newline. */
-  longestLine: number;
-  minEventId: string;
-  maxEventId: string;
-  lastClockUs: string | null;
-}
-
-export interface TableBatch {
-  /** Set on the COPY path; `rows` then holds only the rows that cannot be stored (for quarantine). */
-  staged?: StagedRows;
-  rows: RawRow[];
-  /** Approximate size of the rows' text. */
-  bytes: number;
-  /** The cursor once these rows are stored. */
-  cursor: TableCursor;
-  /** Event ids given up on in lag_window mode during this read. */
-  expiredGaps: number;
-}
-
-const COL = Object.fromEntries(ROW_COLUMNS.map((c, i) => [c, i])) as Record<(typeof ROW_COLUMNS)[number], number>;
+const COL = ROW_INDEX;
 
 /** A PostgreSQL failure as one line; `what` is the action ('reading the audit table'). */
 function pgError(err: unknown, what: string, url: string): ConnectorError {
@@ -430,4 +390,3 @@ export class PgAuditTableSource {
   }
 }
 
-export { COL as ROW_INDEX };

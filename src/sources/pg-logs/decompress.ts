@@ -16,6 +16,7 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { createGunzip, type Gunzip } from 'node:zlib';
 import { Decompress as ZstdDecompress } from 'fzstd';
+import { DAMAGE_REASON_PREFIX } from '../../core/connector.js';
 
 export type Compression = 'none' | 'gzip' | 'zstd';
 
@@ -23,7 +24,6 @@ export type Compression = 'none' | 'gzip' | 'zstd';
  * Start of the quarantine reason of a damaged compressed file: the state store and `auditship status` know a
  * damaged file by it (one quarantine entry per damaged file, at the offset where reading stopped).
  */
-export const DAMAGE_REASON_PREFIX = 'damaged compressed file: ';
 
 /** The end of a compressed file's readable content: why the rest cannot be read. */
 export class DamagedContent extends Error {

@@ -9,7 +9,7 @@ import { ConnectorError } from '../../core/errors.js';
 import { profile } from '../../core/profile.js';
 import { BufferPool, SessionTracker, TimestampError, TimestampResolver, type StatementState } from '../../parse/index.js';
 import type { LogFile } from './files.js';
-import type { PgAuditPayload } from './payload.js';
+import type { PgAuditPayload } from '../../model/pg-audit-payload.js';
 import { readLogFile } from './reader.js';
 
 export interface ParserOptions {

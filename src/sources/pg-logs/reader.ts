@@ -7,7 +7,7 @@ import {
   BufferPool, CSVLOG_COLUMN_COUNTS, csvlogRecord, findNextRecordStart, GS, jsonlogRecord, packable, packCsvlog, PackWriter,
   PREVIOUSLY_LOGGED, scanCsvRecord, type CsvlogPackState, type PgAuditRecord, type RecordOutcome, type SessionTracker, type TimestampResolver,
 } from '../../parse/index.js';
-import type { PgAuditPayload } from './payload.js';
+import type { PgAuditPayload } from '../../model/pg-audit-payload.js';
 import { DamagedContent, openContent } from './decompress.js';
 import { TAIL_BYTES, tailHashOf, type LogFile } from './files.js';
 

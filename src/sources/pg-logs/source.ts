@@ -4,7 +4,7 @@ import type { Logger } from '../../core/log.js';
 import type { SourceItem } from '../../core/pipeline.js';
 import { profile } from '../../core/profile.js';
 import { TimestampResolver, type StatementState } from '../../parse/index.js';
-import type { PgAuditPayload } from './payload.js';
+import type { PgAuditPayload } from '../../model/pg-audit-payload.js';
 import type { DamagedContent } from './decompress.js';
 import { discoverLogFiles, FINGERPRINT_BYTES, fingerprintOf, readHeadChecked, tailHashOf, type Discovery, type LogFile, type LogFormat } from './files.js';
 import { InlineParser, ParseThread, type Parser, type ParserOptions } from './parse-thread.js';
