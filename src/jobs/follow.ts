@@ -8,8 +8,8 @@ import { defaultMemoryLimit, openDatabase, type Database } from '../sinks/duckdb
 import { readSocketPath } from '../sinks/duckdb/lock.js';
 import { ROW_CHANGES_DDL } from '../sinks/duckdb/row-changes.js';
 import { ensureSchema } from '../sinks/duckdb/schema.js';
-import { ARCHIVE_DDL } from '../sinks/duckdb/archive-state.js';
-import { ensureRdsFiles } from '../sinks/duckdb/rds-files.js';
+import { ARCHIVE_DDL } from '../state/archive-state.js';
+import { ensureRdsFiles } from '../state/rds-files.js';
 import { APP_EVENTS_DDL } from '../sinks/duckdb/app-events.js';
 import { runIngestPipeline } from './ingest.js';
 import { runRdsPipeline } from './rds.js';

@@ -10,45 +10,10 @@ import type { ElasticsearchSink } from '../sinks/elasticsearch/index.js';
 import { DAMAGE_REASON_PREFIX } from '../core/connector.js';
 import { PgLogsSource } from '../sources/pg-logs/source.js';
 import type { ArchivableFile } from '../sinks/archive/index.js';
+import type { RunSummary } from './summary.js';
 import { archiveFiles, closeArchives, finishArchives, openArchives, openSearchSinks, sinkSummaries, type ArchiveSet, type ArchiveSummary } from './log-sinks.js';
 
-/**
- * Runs one pipeline once: plan the files, read them, store the events, commit checkpoints.
- * Assembles the configured source and sinks; the last DuckDB sink keeps the pipeline's state.
- */
-export interface RunSummary {
-  pipeline: string;
-  server: string;
-  db: string;
-  filesRead: number;
-  filesSkipped: number;
-  events: number;
-  stored: number;
-  duplicates: number;
-  quarantined: number;
-  bytes: number;
-  durationMs: number;
-  /** Files passed over, and why (at most 50; filesSkipped counts them all). */
-  skipped?: { path: string; reason: string }[];
-  /** Files read to their end before and unchanged since. */
-  unchanged?: number;
-  errors: { file: string; message: string }[];
-  /**
-   * Per search sink: event documents created, already there (409), dead-lettered, sent again; correlated:
-   * sessions, logon failures and statement outcomes delivered.
-   */
-  search?: { url: string; created: number; duplicates: number; correlated?: number; deadLettered: number; retried: number }[];
-  /** Per archive sink: objects and bytes written this run. */
-  archives?: ArchiveSummary[];
-  /** A signal stopped the run: what was read is committed, the rest is read by the next run. */
-  interrupted?: boolean;
-  /**
-   * Damaged compressed files read this run (truncated, corrupt, empty): their records before the damage are
-   * stored, the damage is quarantined. Not a failure: the run goes on, and the next run does not read them again.
-   */
-  damaged?: { file: string; reason: string }[];
-  ok: boolean;
-}
+export type { RunSummary } from './summary.js';
 
 export interface IngestOptions {
   /** SIGINT/SIGTERM: stop reading, commit what was read (the summary says `interrupted`). */
@@ -76,6 +41,10 @@ function noLogFiles(paths: string[], skipped: { path: string; reason: string }[]
 /** Largest source batch in pipelines with a search sink. */
 const SEARCH_BATCH_BYTES = 2 << 20;
 
+/**
+ * Runs one pipeline once: plan the files, read them, store the events, commit checkpoints.
+ * Assembles the configured source and sinks; the last DuckDB sink keeps the pipeline's state.
+ */
 export async function runIngestPipeline(pipeline: PipelineConfig, options: IngestOptions): Promise<RunSummary> {
   const started = Date.now();
   const src = pipeline.source;

@@ -5,10 +5,12 @@ import type { FileCheckpoint } from '../core/connector.js';
 import type { Logger } from '../core/log.js';
 import { Archive, ArchiveEventsSink, archiveLogFile, archiveSinkOptions, openStore, type ArchivableFile, type FileArchiveResult } from '../sinks/archive/index.js';
 import type { SourceIdentity } from '../sinks/archive/manifest.js';
-import { ArchiveState } from '../sinks/duckdb/archive-state.js';
+import { ArchiveState } from '../state/archive-state.js';
 import type { DuckDbSink } from '../sinks/duckdb/sink.js';
 import { ElasticsearchSink, elasticsearchOptions } from '../sinks/elasticsearch/index.js';
-import type { RunSummary } from './ingest.js';
+import type { ArchiveSummary, RunSummary } from './summary.js';
+
+export type { ArchiveSummary } from './summary.js';
 
 /**
  * The archive (and search) sinks of a log pipeline (pg_logs, rds_logs), opened against the pipeline's DuckDB state:
@@ -24,15 +26,6 @@ export interface ArchiveSet {
   all: Archive[];
 }
 
-export interface ArchiveSummary {
-  archive: string;
-  form: string;
-  objects: number;
-  bytes: number;
-  files?: number;
-  unchanged?: number;
-  failed?: number;
-}
 
 export async function openArchives(pipeline: PipelineConfig, duckdb: DuckDbSink, server: string, sourceKind: SourceIdentity['kind'], log: Logger, locationOf?: (cp: FileCheckpoint) => { name: string; location: string }): Promise<ArchiveSet> {
   const set: ArchiveSet = { eventSinks: [], fileArchives: [], all: [] };

@@ -5,7 +5,7 @@ import type { PipelineConfig } from '../config/load.js';
 import { ConnectorError, isExpected } from '../core/errors.js';
 import { runPipeline } from '../core/pipeline.js';
 import { DuckDbSink } from '../sinks/duckdb/sink.js';
-import { ensureRdsFiles, markRdsFileShipped, shippedRdsFiles, takeOverRdsFiles } from '../sinks/duckdb/rds-files.js';
+import { ensureRdsFiles, markRdsFileShipped, shippedRdsFiles, takeOverRdsFiles } from '../state/rds-files.js';
 import type { ElasticsearchSink } from '../sinks/elasticsearch/index.js';
 import type { ArchivableFile } from '../sinks/archive/index.js';
 import { fingerprintFile } from '../sources/pg-logs/files.js';

@@ -1,5 +1,5 @@
 import type { PgAuditRecord } from './log-record.js';
-import type { EventContext, EventKind } from './session-tracker.js';
+import type { EventContext, EventKind } from './dimensions.js';
 
 /**
  * Packed rows: the compact form in which a batch of pgaudit records travels from the parser to a sink.

@@ -19,36 +19,13 @@
  * the string path call `auditRecord` with decoded values.
  */
 import { createHash } from 'node:crypto';
+import type { EventContext, EventKind } from './dimensions.js';
 import type { PgAuditRecord } from './log-record.js';
 import type { PackWriter } from './packed.js';
 import { PREVIOUSLY_LOGGED } from './pgaudit.js';
 import type { SessionRecord } from './session-log.js';
 
-/** Who, from where, in which session and file: the columns an event shares with its session. */
-export interface EventContext {
-  id: number;
-  session_id: string;
-  user_name: string | null;
-  database_name: string | null;
-  client_addr: string | null;
-  client_port: number | null;
-  application_name: string | null;
-  backend_type: string | null;
-  session_start_ms: number | null;
-  process_id: number | null;
-  leader_pid: number | null;
-}
-
-/** What kind of entry an event is. */
-export interface EventKind {
-  id: number;
-  audit_type: string | null;
-  class: string | null;
-  command: string | null;
-  object_type: string | null;
-  command_tag: string | null;
-  error_severity: string | null;
-}
+export type { EventContext, EventKind } from './dimensions.js';
 
 /** The last audited statement of an open session, as the store keeps it between runs. */
 export interface StatementState {

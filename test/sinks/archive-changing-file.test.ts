@@ -7,7 +7,7 @@ import { createLogger } from '../../src/core/log.js';
 import { Archive, archiveLogFile, archiveSinkOptions, type ArchivableFile } from '../../src/sinks/archive/index.js';
 import { LocalStore } from '../../src/sinks/archive/store-local.js';
 import type { ObjectStore } from '../../src/sinks/archive/store.js';
-import { ArchiveState } from '../../src/sinks/duckdb/archive-state.js';
+import { ArchiveState } from '../../src/state/archive-state.js';
 import { decode, listDir } from '../helpers/archive.js';
 import { csvOf, CsvlogGenerator } from '../helpers/csvlog-gen.js';
 import { scratchDir } from '../helpers/ingest-cli.js';

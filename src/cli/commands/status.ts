@@ -1,6 +1,6 @@
 import { ExitError } from '../../core/errors.js';
 import { readDaemonStatus, type DaemonStatus } from '../../jobs/daemon-status.js';
-import { sqlString } from '../../sinks/duckdb/database.js';
+import { sqlString } from '../../duckdb/sql.js';
 import { openStoreReader } from '../../sinks/duckdb/reader.js';
 import { DAMAGE_REASON_PREFIX } from '../../core/connector.js';
 import { DEFAULT_DB, defineCommand, parseCommandArgs } from '../args.js';

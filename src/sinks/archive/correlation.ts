@@ -14,11 +14,11 @@
  * NDJSON writes each batch as it comes (the error in the same batch), Parquet at each commit (in the same commit).
  * Each object belongs to its source range like the events' objects: committed with its checkpoint, once.
  */
-import { jsonString } from '../elasticsearch/documents.js';
+import { jsonString } from '../../core/json.js';
 import type { SessionRecord } from '../../parse/index.js';
-import type { StoredSession } from '../duckdb/correlation.js';
-import { msToTimestamptz } from '../duckdb/database.js';
-import type { StageType } from '../duckdb/stage.js';
+import type { StoredSession } from '../../model/sessions.js';
+import { msToTimestamptz } from '../../duckdb/sql.js';
+import type { StageType } from '../../duckdb/stage.js';
 import type { CorrelationDataset } from './layout.js';
 
 type Kind = 'text' | 'int' | 'time';

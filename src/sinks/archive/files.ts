@@ -4,9 +4,9 @@ import { createGunzip } from 'node:zlib';
 import { Decompress as ZstdDecompress } from 'fzstd';
 import { ConnectorError, describeFileError } from '../../core/errors.js';
 import { TimestampResolver } from '../../parse/index.js';
-import type { NewEntry } from '../duckdb/archive-state.js';
+import type { NewEntry } from '../../state/archive-state.js';
 import { compressInto, compressionSuffix, readFileReusing, type Compression } from './compress.js';
-import type { Archive } from './index.js';
+import type { Archive } from './archive.js';
 import { fileDate, fileKey } from './layout.js';
 import type { ManifestEntry, SourceIdentity } from './manifest.js';
 

@@ -4,8 +4,9 @@ import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Logger } from '../../core/log.js';
-import { insertDeadLetters, sqlString, translateWriteError, usToTimestamptz, type Database, type DeadLetterRow } from './database.js';
-import { US, stageCsvOptions, stageText } from './stage.js';
+import { insertDeadLetters, translateWriteError, type Database, type DeadLetterRow } from './database.js';
+import { sqlString, usToTimestamptz } from '../../duckdb/sql.js';
+import { US, stageCsvOptions, stageText } from '../../duckdb/stage.js';
 
 /**
  * Application audit events (sql_outbox, django_auditlog) in DuckDB:

@@ -14,8 +14,12 @@ import { appendFileSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { CorrelationBatch, StatementState } from '../../parse/index.js';
-import { msToTimestamptz, sqlString, timedRead, timedRun } from './database.js';
-import { stageRows, type StageType, type StageValue } from './stage.js';
+import type { StoredSession } from '../../model/sessions.js';
+
+export type { StoredSession } from '../../model/sessions.js';
+import { timedRead, timedRun } from './database.js';
+import { msToTimestamptz, sqlString } from '../../duckdb/sql.js';
+import { stageRows, type StageType, type StageValue } from '../../duckdb/stage.js';
 
 const ts = msToTimestamptz;
 
@@ -172,21 +176,6 @@ export class PendingCorrelation {
       await this.clear();
     }
   }
-}
-
-/** A row of `sessions` (times in epoch ms). */
-export interface StoredSession {
-  process_id: number | null;
-  user_name: string | null;
-  database_name: string | null;
-  client_addr: string | null;
-  client_port: number | null;
-  application_name: string | null;
-  backend_type: string | null;
-  session_start_ms: number | null;
-  connected_at_ms: number | null;
-  disconnected_at_ms: number | null;
-  duration_ms: number | null;
 }
 
 /** The committed rows of `sessions` of these sessions of the server. */

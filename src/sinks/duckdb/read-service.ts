@@ -11,7 +11,7 @@
 import { createServer, request, type Server } from 'node:http';
 import { lstatSync, unlinkSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
-import type { DuckDBConnection, DuckDBInstance } from './duckdb.js';
+import type { DuckDBConnection, DuckDBInstance } from '../../duckdb/duckdb.js';
 import { readSocketPath } from './lock.js';
 import { assertReadOnlySql, ReadOnlySqlError } from '../../query/read-only.js';
 import { jsonRows } from './exact-json.js';

@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Logger } from '../../core/log.js';
 import { ROW_INDEX as C, type RawRow, type StagedRows, type TableBatch, type TableCursor } from '../../model/table-rows.js';
-import { insertDeadLetters, profileStatements, sqlString, timedRun, translateWriteError, usToTimestamptz, type Database, type DeadLetterRow } from './database.js';
-import { US, stageCsvOptions, stageText } from './stage.js';
+import { insertDeadLetters, profileStatements, timedRun, translateWriteError, type Database, type DeadLetterRow } from './database.js';
+import { sqlString, usToTimestamptz } from '../../duckdb/sql.js';
+import { US, stageCsvOptions, stageText } from '../../duckdb/stage.js';
 
 /**
  * Row changes from trigger-based audit tables, in DuckDB:

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { PREVIOUSLY_LOGGED, textHash } from '../../parse/index.js';
-import { sqlString } from './database.js';
+import { sqlString } from '../../duckdb/sql.js';
 
 /**
  * The DuckDB store's schema, its in-place upgrades (from earlier auditship versions, and from a database

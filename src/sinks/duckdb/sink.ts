@@ -11,10 +11,13 @@ import {
 } from '../../parse/index.js';
 import type { PgAuditPayload } from '../../model/pg-audit-payload.js';
 import { profile } from '../../core/profile.js';
-import { insertDeadLetters, msToTimestamptz, openDatabase, profileStatements, sqlString, timedRun, translateWriteError, type Database, type DeadLetterRow } from './database.js';
-import { loadSessionStates, loadStoredSessions, PendingCorrelation, type StoredSession } from './correlation.js';
+import { insertDeadLetters, openDatabase, profileStatements, timedRun, translateWriteError, type Database, type DeadLetterRow } from './database.js';
+import { msToTimestamptz, sqlString } from '../../duckdb/sql.js';
+import { loadSessionStates, loadStoredSessions, PendingCorrelation } from './correlation.js';
+import { type StoredSession } from '../../model/sessions.js';
 import { ensureSchema, SCHEMA_VERSION } from './schema.js';
-import { stageRows, type StageType } from './stage.js';
+import { FROM_PACKED, PACKED_TYPES, readPackedSql } from '../../duckdb/packed-sql.js';
+import { stageRows, type StageType } from '../../duckdb/stage.js';
 
 /**
  * The DuckDB sink: stores pgaudit events in the star of schema.ts (`event_rows`, `event_contexts`,
@@ -54,22 +57,6 @@ export interface DuckDbSinkOptions {
   storeEvents?: boolean;
 }
 
-/** Type of each packed field as DuckDB's CSV reader parses it. */
-export const PACKED_TYPES: Record<EventRowColumn, string> = Object.fromEntries(EVENT_ROW_COLUMNS.map((c) =>
-  [c, EVENT_ROW_NUMERIC.has(c) ? 'BIGINT' : 'VARCHAR'])) as Record<EventRowColumn, string>;
-
-/** event_rows columns filled from the packed rows, with the SQL that computes each from its field. */
-export const FROM_PACKED: [string, string][] = EVENT_ROW_COLUMNS.map((c) =>
-  c === 'log_time_ms' ? ['log_time', msToTimestamptz('log_time_ms')] : c === 'message' ? ['raw_message', 'message'] : [c, c]);
-
-/** A relation of the packed rows in one stage file or several (FROM_PACKED's columns). */
-export function readPackedSql(file: string | string[]): string {
-  const files = typeof file === 'string' ? sqlString(file) : `[${file.map(sqlString).join(', ')}]`;
-  const columns = EVENT_ROW_COLUMNS.map((c) => `'${c}': '${PACKED_TYPES[c]}'`).join(', ');
-  return `SELECT ${FROM_PACKED.map(([name, expr]) => `${expr} AS ${name}`).join(', ')}
-    FROM read_csv(${files}, header = false, auto_detect = false, delim = '\x1f', quote = '\x1d', escape = '\x1d',
-                  new_line = '\\n', allow_quoted_nulls = false, strict_mode = true, columns = {${columns}})`;
-}
 
 const CONTEXT_COLUMNS: [string, StageType][] = [
   ['context_id', 'BIGINT'], ['session_id', 'VARCHAR'], ['user_name', 'VARCHAR'], ['database_name', 'VARCHAR'], ['client_addr', 'VARCHAR'],

@@ -13,7 +13,8 @@
  */
 import { isIP } from 'node:net';
 import type { SessionRecord, StatementOutcome } from '../../parse/index.js';
-import { documentId, indexName, jsonString, type BulkDoc, type EventKindNames } from './documents.js';
+import { jsonString } from '../../core/json.js';
+import { documentId, indexName, type BulkDoc, type EventKindNames } from './documents.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { PACKED_COLUMNS } from '../../parse/packed.js';
+import { jsonString } from '../../core/json.js';
 
 /**
  * Events → Elasticsearch/OpenSearch documents: ECS names where ECS has one (`@timestamp`, `user.name`,
@@ -75,14 +76,6 @@ export interface BulkDoc {
 }
 
 const COL = Object.fromEntries(PACKED_COLUMNS.map((c, i) => [c, i])) as Record<(typeof PACKED_COLUMNS)[number], number>;
-
-/** Characters JSON.stringify would escape (controls, quote, backslash, surrogates). */
-const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
-
-/** JSON text of a string: most values need no escaping, and a regex test is cheaper than JSON.stringify. */
-export function jsonString(s: string): string {
-  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
-}
 
 /** `,"key":"text"` for a present value ('' when absent). */
 function ts(key: string, v: string | number | null | undefined): string {

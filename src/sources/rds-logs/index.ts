@@ -3,7 +3,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import type { ShippedRdsFile } from '../../sinks/duckdb/rds-files.js';
+import type { ShippedRdsFile } from '../../state/rds-files.js';
 import { globToRegExp } from '../pg-logs/glob.js';
 import type { LogFile, LogFormat } from '../pg-logs/files.js';
 import { RdsApi, type DownloadResult, type RdsApiOptions, type RdsLogFile } from './api.js';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
-import type { ManifestEntry } from '../archive/manifest.js';
-import { sqlString } from './database.js';
+import type { ManifestEntry } from '../model/manifest.js';
+import { sqlString } from '../duckdb/sql.js';
 
 /**
  * What the DuckDB state keeps for each archive (a bucket + prefix, or a directory), per server:

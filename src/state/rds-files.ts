@@ -1,5 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { sqlString } from './database.js';
+import { sqlString } from '../duckdb/sql.js';
 
 /**
  * `rds_log_files`: the rds_logs source's checkpoint — per pipeline, server, instance and log file name, the size
