@@ -523,7 +523,7 @@ function text(buf: Buffer, s: Int32Array, e: Int32Array, q: Uint8Array, n: numbe
 
 function intOf(buf: Buffer, s: Int32Array, e: Int32Array, n: number, i: number): number | null {
   if (i >= n || e[i]! === s[i]!) return null;
-  return Number(buf.toString('latin1', s[i]!, e[i]!));
+  return Number(buf.toString('latin1', s[i], e[i]));
 }
 
 /** The context fields' bytes, each as [length (2 bytes), quote flag, bytes]; absent fields have length 0xffff. */

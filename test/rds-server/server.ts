@@ -1102,7 +1102,7 @@ class RdsEmulator {
         return;
       }
       const op = rawPath.slice('/_test/'.length);
-      if (req.method === 'GET' && (op === 'stats' || op === 'faults')) return send(200, await this.control({ op } as ControlCommand));
+      if (req.method === 'GET' && (op === 'stats' || op === 'faults')) return send(200, await this.control({ op }));
       if (req.method !== 'POST') throw new ControlError(405, `use POST /_test/<op> (or GET /_test/stats, /_test/faults)`);
       const json = body.length ? JSON.parse(body.toString('utf8')) as Record<string, unknown> : {};
       return send(200, await this.control({ ...json, op } as ControlCommand));

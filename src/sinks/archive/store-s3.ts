@@ -93,7 +93,7 @@ export class S3Store implements ObjectStore {
       ...(cls && cls !== 'STANDARD' ? { StorageClass: cls as StorageClass } : {}),
       ...(o.sse ? { ServerSideEncryption: o.sse as ServerSideEncryption } : {}),
       ...(o.sse === 'aws:kms' && o.sseKmsKeyId ? { SSEKMSKeyId: o.sseKmsKeyId } : {}),
-      ...(o.objectLock ? { ObjectLockMode: o.objectLock.mode as ObjectLockMode, ObjectLockRetainUntilDate: new Date(Date.now() + o.objectLock.days * 86_400_000) } : {}),
+      ...(o.objectLock ? { ObjectLockMode: o.objectLock.mode, ObjectLockRetainUntilDate: new Date(Date.now() + o.objectLock.days * 86_400_000) } : {}),
     };
   }
 
