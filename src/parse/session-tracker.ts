@@ -139,7 +139,6 @@ export function textHash(text: string): number {
   return hashBytes(b, 0, b.length);
 }
 
-const PREVIOUSLY = Buffer.from(PREVIOUSLY_LOGGED);
 const EMPTY = new Uint8Array(0);
 const digitsOf = (n: number) => Buffer.from(String(n), 'latin1');
 

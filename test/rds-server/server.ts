@@ -235,7 +235,6 @@ export interface RdsServerHandle {
 // ---------------------------------------------------------------------------------------------------
 
 const XMLNS = 'http://rds.amazonaws.com/doc/2014-10-31/';
-const API_VERSION = '2014-10-31';
 const MB = 1_048_576;
 const MAX_LINES = 10_000;
 /** What RDS puts into LogFileData where it cut a line at the 1 MB limit (aws-cli #3079, aws-sdk-js #1463). */
