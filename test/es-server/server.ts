@@ -318,12 +318,14 @@ const KNOWN_TYPES = new Set([
   'annotated_text', 'murmur3', 'counted_keyword', 'passthrough', 'match_only_text',
 ]);
 const STRING_TYPES = new Set(['keyword', 'text', 'match_only_text', 'wildcard', 'constant_keyword', 'search_as_you_type', 'version', 'annotated_text', 'counted_keyword']);
+// Values are compared as doubles, which cannot hold 2^63 - 1 or 2^64 - 1: the bounds are the doubles those
+// literals always were (2^63, 2^64), so 2^63 itself passes here where Elasticsearch refuses it.
 const INT_RANGES: Record<string, [number, number, string]> = {
-  long: [-9223372036854775808, 9223372036854775807, 'a long'],
+  long: [-(2 ** 63), 2 ** 63, 'a long'],
   integer: [-2147483648, 2147483647, 'an integer'],
   short: [-32768, 32767, 'a short'],
   byte: [-128, 127, 'a byte'],
-  unsigned_long: [0, 18446744073709551615, 'an unsigned long'],
+  unsigned_long: [0, 2 ** 64, 'an unsigned long'],
 };
 const FLOAT_TYPES = new Set(['double', 'float', 'half_float', 'scaled_float']);
 const ROOT_MAPPING_KEYS = new Set(['properties', 'dynamic', 'dynamic_templates', 'date_detection', 'numeric_detection', 'dynamic_date_formats', '_source', '_routing', '_meta', '_field_names', '_data_stream_timestamp', 'enabled', 'runtime', 'subobjects', '_size', '_doc_count']);
@@ -615,6 +617,7 @@ function dateMath(expr: unknown, format: string, roundUp: boolean): number | nul
         case 'h': case 'H': d.setUTCHours(d.getUTCHours() + n); break;
         case 'm': d.setUTCMinutes(d.getUTCMinutes() + n); break;
         case 's': d.setUTCSeconds(d.getUTCSeconds() + n); break;
+        default: break; // the pattern allows no other unit
       }
     } else {
       const u = m[4]!;
@@ -2438,7 +2441,7 @@ function normalizeSort(sort: unknown): SortSpec[] {
 
 /** Sort value of a document: min (asc) or max (desc) of the field's values; dates as epoch millis. */
 function sortKey(src: unknown, order: 'asc' | 'desc', type: string, path: string, format: string | undefined): number | string | null {
-  const conv = valuesAt(src, path).map((v) => toComparable(v, type, format)).filter((v) => v !== null) as (number | string)[];
+  const conv = valuesAt(src, path).map((v) => toComparable(v, type, format)).filter((v) => v !== null);
   if (conv.length === 0) return null;
   return conv.reduce((a, b) => (order === 'desc' ? (b > a ? b : a) : (b < a ? b : a)));
 }
