@@ -47,9 +47,12 @@ export default defineConfig(
       // its error (or kills the process as an unhandled rejection) and lets the next step start early.
       // node:test's test()/describe()/it()/suite() at the top of a file are the runner's to await; a
       // subtest through the context (t.test) is not in that list and must be awaited.
-      '@typescript-eslint/no-floating-promises': ['error', {
-        allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite'] }],
-      }],
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        {
+          allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite'] }],
+        },
+      ],
       // An async callback where a void one is expected (an event handler, forEach): its rejection is unhandled.
       '@typescript-eslint/no-misused-promises': 'error',
       '@typescript-eslint/await-thenable': 'error',
@@ -59,12 +62,15 @@ export default defineConfig(
       '@typescript-eslint/prefer-promise-reject-errors': ['error', { allowThrowingUnknown: true }],
       // Errors are Error objects (a stack, a message). The test emulators of Elasticsearch and RDS throw their
       // response objects on purpose, to unwind to the request handler that catches exactly that type.
-      '@typescript-eslint/only-throw-error': ['error', {
-        allow: [
-          { from: 'file', name: 'DocFailure', path: 'test/es-server/server.ts' },
-          { from: 'file', name: 'QueryError', path: 'test/rds-server/server.ts' },
-        ],
-      }],
+      '@typescript-eslint/only-throw-error': [
+        'error',
+        {
+          allow: [
+            { from: 'file', name: 'DocFailure', path: 'test/es-server/server.ts' },
+            { from: 'file', name: 'QueryError', path: 'test/rds-server/server.ts' },
+          ],
+        },
+      ],
 
       // Types that say something. A switch over a union that misses a member (and has no default) is the bug
       // a new enum value brings; an assertion to the type the value already has hides the day that changes.
@@ -83,10 +89,17 @@ export default defineConfig(
       // Dead code: an unused variable is often the one the code meant to use. `_name` marks one kept on purpose
       // (an interface's parameter, a destructured field left out of `...rest`).
       'no-unused-vars': 'off',
-      '@typescript-eslint/no-unused-vars': ['error', {
-        args: 'after-used', argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none',
-        destructuredArrayIgnorePattern: '^_', ignoreRestSiblings: true,
-      }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        {
+          args: 'after-used',
+          argsIgnorePattern: '^_',
+          varsIgnorePattern: '^_',
+          caughtErrors: 'none',
+          destructuredArrayIgnorePattern: '^_',
+          ignoreRestSiblings: true,
+        },
+      ],
       // A statement that computes a value and drops it (`x.length;`, `a === b;`) meant to do something.
       // `a && f()` and `c ? f() : g()` as statements are the code base's style, not a mistake.
       'no-unused-expressions': 'off',
