@@ -67,9 +67,9 @@ async function dataSet(events: number): Promise<{ dir: string; files: FileInfo[]
 
 async function startServer(flavor: string): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/es-server/server.ts'), '--port', '0', '--flavor', flavor], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  const rl = createInterface({ input: child.stdout! });
+  const rl = createInterface({ input: child.stdout });
   const url = await new Promise<string>((resolve, reject) => {
-    rl.once('line', (line) => { try { resolve((JSON.parse(line) as { url: string }).url); } catch (e) { reject(e as Error); } });
+    rl.once('line', (line) => { try { resolve((JSON.parse(line) as { url: string }).url); } catch (e) { reject(e); } });
     child.once('exit', (code) => reject(new Error(`the test server exited (${code})`)));
   });
   return { url, child };

@@ -542,7 +542,7 @@ function printSummary(results: StepResult[]): void {
   const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
   results.forEach((res, i) => {
     const f = res.figures;
-    const s = (f['summary'] ?? null) as PipelineSummary | null;
+    const s = (f['summary'] as PipelineSummary | undefined) ?? null;
     const sv = (k: keyof PipelineSummary) => (s === null ? '-' : typeof s[k] === 'number' ? fmtInt(s[k]) : 'n/a');
     const rps = num(f['rowsPerS']);
     const rss = num(f['peakRssMb']);

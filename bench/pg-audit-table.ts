@@ -370,8 +370,8 @@ async function stepFollow(args: Args, work: string, fig: Record<string, unknown>
   children.add(daemon);
   let dOut = '';
   let dErr = '';
-  daemon.stdout!.setEncoding('utf8').on('data', (d: string) => (dOut = tail(dOut + d, 1 << 20)));
-  daemon.stderr!.setEncoding('utf8').on('data', (d: string) => (dErr = tail(dErr + d, 1 << 20)));
+  daemon.stdout.setEncoding('utf8').on('data', (d: string) => (dOut = tail(dOut + d, 1 << 20)));
+  daemon.stderr.setEncoding('utf8').on('data', (d: string) => (dErr = tail(dErr + d, 1 << 20)));
   let exited: { code: number | null; signal: string | null } | null = null;
   const exitP = new Promise<void>((r) => daemon.on('close', (code, signal) => { exited = { code, signal }; children.delete(daemon); r(); }));
   daemon.on('error', (e) => { dErr += String(e); });

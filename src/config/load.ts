@@ -268,7 +268,7 @@ export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.en
       checkFields(top['ui'] as Record<string, unknown>, UI_SECTION, 'ui', 'in the ui section', problems, out);
       if (typeof out['token'] === 'string' && out['token'].length < 16) problems.push('ui.token: at least 16 characters (e.g. `openssl rand -hex 16`)');
       if (typeof out['basic_auth'] === 'string' && !/^[^:]+:.+$/.test(out['basic_auth'])) problems.push('ui.basic_auth: USER:PASSWORD, both non-empty');
-      ui = out as UiConfig;
+      ui = out;
     }
   }
   if (problems.length) throw new ConfigError(problems);

@@ -138,7 +138,9 @@ export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks:
       sinceCommitEvents += batch.eventCount;
       sinceCommitBytes += batch.bytes;
       if (batch.endOfSource || sinceCommitEvents >= options.commitEvents || sinceCommitBytes >= options.commitBytes) {
-        enqueue(commit);
+        // Not awaited: the commit runs after the queued writes while the source reads on. enqueue() marks the
+        // chain handled; a failure surfaces at the next await of the chain (a queued write, the last commit).
+        void enqueue(commit);
         sinceCommitEvents = 0;
         sinceCommitBytes = 0;
       }

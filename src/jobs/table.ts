@@ -207,7 +207,7 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
       } catch (err) {
         const e = err instanceof ConnectorError ? err : new ConnectorError('pg_audit_table', 'failed', (err as Error).message, false, { cause: err });
         next = null;
-        if (txOpen) { txOpen = false; tx = { events: 0, stored: 0, duplicates: 0, quarantined: 0 }; await sink!.rollback(); }
+        if (txOpen) { txOpen = false; tx = { events: 0, stored: 0, duplicates: 0, quarantined: 0 }; await sink.rollback(); }
         for (const es of search) await es.rollback();
         if (!options.follow || !e.retryable) throw e;
         backoffMs = Math.min(30_000, backoffMs ? backoffMs * 2 : 500);

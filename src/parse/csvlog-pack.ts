@@ -418,7 +418,7 @@ export function packCsvlog(buf: Buffer, pos: number, end: number, st: CsvlogPack
     const marker = pq[7] === 0 && equalBytes(src, ps[7]!, pe[7]!, MARKER);
     tracker.statementEvent(logTime, digits(buf, fs[6]!, fe[6]!), digits(src, ps[1]!, pe[1]!), marker,
       vxidEnd - vxidAt > 1 ? vxidAt + 1 : -1, vxidEnd - 2, textEnd - textAt > 1 ? textAt + 1 : -1, textEnd - 2);
-    if (marker) st.onMarker(buf.toString('utf8', fs[5]!, fe[5]!));
+    if (marker) st.onMarker(buf.toString('utf8', fs[5], fe[5]));
     if (st.events === 0) { st.minTimeMs = logTime; st.maxTimeMs = logTime; }
     else { if (logTime < st.minTimeMs) st.minTimeMs = logTime; if (logTime > st.maxTimeMs) st.maxTimeMs = logTime; }
     st.events++;

@@ -116,7 +116,6 @@ export function textHash(text: string): number {
   return hashBytes(b, 0, b.length);
 }
 
-const PREVIOUSLY = Buffer.from(PREVIOUSLY_LOGGED);
 const EMPTY = new Uint8Array(0);
 const digitsOf = (n: number) => Buffer.from(String(n), 'latin1');
 
@@ -500,7 +499,7 @@ function text(buf: Buffer, s: Int32Array, e: Int32Array, q: Uint8Array, n: numbe
 
 function intOf(buf: Buffer, s: Int32Array, e: Int32Array, n: number, i: number): number | null {
   if (i >= n || e[i]! === s[i]!) return null;
-  return Number(buf.toString('latin1', s[i]!, e[i]!));
+  return Number(buf.toString('latin1', s[i], e[i]));
 }
 
 /** The context fields' bytes, each as [length (2 bytes), quote flag, bytes]; absent fields have length 0xffff. */

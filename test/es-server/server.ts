@@ -318,12 +318,14 @@ const KNOWN_TYPES = new Set([
   'annotated_text', 'murmur3', 'counted_keyword', 'passthrough', 'match_only_text',
 ]);
 const STRING_TYPES = new Set(['keyword', 'text', 'match_only_text', 'wildcard', 'constant_keyword', 'search_as_you_type', 'version', 'annotated_text', 'counted_keyword']);
+// Values are compared as doubles, which cannot hold 2^63 - 1 or 2^64 - 1: the bounds are the doubles those
+// literals always were (2^63, 2^64), so 2^63 itself passes here where Elasticsearch refuses it.
 const INT_RANGES: Record<string, [number, number, string]> = {
-  long: [-9223372036854775808, 9223372036854775807, 'a long'],
+  long: [-(2 ** 63), 2 ** 63, 'a long'],
   integer: [-2147483648, 2147483647, 'an integer'],
   short: [-32768, 32767, 'a short'],
   byte: [-128, 127, 'a byte'],
-  unsigned_long: [0, 18446744073709551615, 'an unsigned long'],
+  unsigned_long: [0, 2 ** 64, 'an unsigned long'],
 };
 const FLOAT_TYPES = new Set(['double', 'float', 'half_float', 'scaled_float']);
 const ROOT_MAPPING_KEYS = new Set(['properties', 'dynamic', 'dynamic_templates', 'date_detection', 'numeric_detection', 'dynamic_date_formats', '_source', '_routing', '_meta', '_field_names', '_data_stream_timestamp', 'enabled', 'runtime', 'subobjects', '_size', '_doc_count']);
@@ -339,7 +341,7 @@ function deepClone<T>(v: T): T {
 function validateMappings(m: unknown): void {
   if (m === undefined || m === null) return;
   if (!isObj(m)) fail(400, 'mapper_parsing_exception', 'Failed to parse mapping: mappings must be an object');
-  const root = m as Obj;
+  const root = m;
   const bad = Object.keys(root).filter((k) => !ROOT_MAPPING_KEYS.has(k));
   if (bad.length) {
     const reason = `Root mapping definition has unsupported parameters:  ${bad.map((k) => `[${k} : ${javaString(root[k])}]`).join(' ')}`;
@@ -348,7 +350,7 @@ function validateMappings(m: unknown): void {
   const walk = (props: unknown, prefix: string): void => {
     if (props === undefined) return;
     if (!isObj(props)) fail(400, 'mapper_parsing_exception', `Failed to parse mapping: Expected map for property [properties] on field [${prefix || '_doc'}]`);
-    for (const [name, def] of Object.entries(props as Obj)) {
+    for (const [name, def] of Object.entries(props)) {
       const full = prefix ? `${prefix}.${name}` : name;
       if (!isObj(def)) fail(400, 'mapper_parsing_exception', `Failed to parse mapping: Expected map for property [fields] on field [${full}] but got a class java.lang.String`);
       const d = def as MNode;
@@ -371,7 +373,7 @@ function mergeMappings(a: Obj, b: Obj | undefined): Obj {
       const ap = isObj(a.properties) ? a.properties : {};
       for (const [f, def] of Object.entries(v)) {
         const cur = getOwn(ap, f);
-        if (isObj(cur) && isObj(def) && isObjectNode(cur as MNode) && isObjectNode(def as MNode)) setOwn(ap, f, mergeMappings(cur, def));
+        if (isObj(cur) && isObj(def) && isObjectNode(cur) && isObjectNode(def)) setOwn(ap, f, mergeMappings(cur, def));
         else setOwn(ap, f, deepClone(def));
       }
       a.properties = ap;
@@ -615,6 +617,7 @@ function dateMath(expr: unknown, format: string, roundUp: boolean): number | nul
         case 'h': case 'H': d.setUTCHours(d.getUTCHours() + n); break;
         case 'm': d.setUTCMinutes(d.getUTCMinutes() + n); break;
         case 's': d.setUTCSeconds(d.getUTCSeconds() + n); break;
+        default: break; // the pattern allows no other unit
       }
     } else {
       const u = m[4]!;
@@ -988,7 +991,7 @@ class EsEmulator {
     if (reply.body !== undefined && reply.contentType === undefined) {
       headers['content-type'] = this.jsonType(compat);
       if (url.searchParams.has('pretty') && url.searchParams.get('pretty') !== 'false' && body) {
-        try { body = `${JSON.stringify(JSON.parse(body as string), null, 2).replace(/^(\s*"(?:[^"\\]|\\.)*"):/gm, '$1 :')}\n`; } catch { /* not JSON */ }
+        try { body = `${JSON.stringify(JSON.parse(body), null, 2).replace(/^(\s*"(?:[^"\\]|\\.)*"):/gm, '$1 :')}\n`; } catch { /* not JSON */ }
       }
     } else if (reply.contentType) headers['content-type'] = reply.contentType;
     if (req.method === 'HEAD') {
@@ -1164,7 +1167,7 @@ class EsEmulator {
       if (s1 === '_create') allow(['PUT', 'POST']);
       else allow(['GET', 'PUT', 'POST', 'DELETE']);
       if (m === 'GET' || m === 'HEAD') return this.getDoc(s0!, segs[2]!);
-      return this.singleDoc(ctx, s0!, segs[2]!, m === 'DELETE' ? 'delete' : s1 === '_create' ? 'create' : (ctx.query.get('op_type') === 'create' ? 'create' : 'index'));
+      return this.singleDoc(ctx, s0!, segs[2], m === 'DELETE' ? 'delete' : s1 === '_create' ? 'create' : (ctx.query.get('op_type') === 'create' ? 'create' : 'index'));
     }
     if (n === 2 && s1 === '_doc' && !s0!.startsWith('_')) { allow(['POST']); return this.singleDoc(ctx, s0!, undefined, 'index'); }
     if (n === 1 && !s0!.startsWith('_')) {
@@ -1214,7 +1217,7 @@ class EsEmulator {
       fail(400, this.es ? 'x_content_parse_exception' : 'json_parse_exception', `[1:1] ${(e as Error).message}`);
     }
     if (!isObj(v)) fail(400, 'parse_exception', 'request body must be a JSON object');
-    return v as Obj;
+    return v;
   }
 
   private putTemplate(ctx: ReqCtx, component: boolean, name: string): Reply {
@@ -1228,10 +1231,10 @@ class EsEmulator {
     const tmpl = body.template;
     if (tmpl !== undefined) {
       if (!isObj(tmpl)) fail(400, 'x_content_parse_exception', '[1:2] [template] template doesn\'t support values of type: VALUE_STRING');
-      for (const k of Object.keys(tmpl as Obj)) {
+      for (const k of Object.keys(tmpl)) {
         if (!['settings', 'mappings', 'aliases', 'lifecycle', 'data_stream_options'].includes(k)) fail(400, 'x_content_parse_exception', `[1:2] [template] unknown field [${k}]`);
       }
-      validateMappings((tmpl as Obj).mappings);
+      validateMappings(tmpl.mappings);
     }
     if (component) {
       if (tmpl === undefined) fail(400, 'action_request_validation_exception', 'Validation Failed: 1: a component template is required;');
@@ -1242,7 +1245,7 @@ class EsEmulator {
     if (!Array.isArray(patterns) || patterns.length === 0 || !patterns.every((p) => typeof p === 'string')) {
       fail(400, 'action_request_validation_exception', 'Validation Failed: 1: index patterns are missing;');
     }
-    const pats = patterns as string[];
+    const pats = patterns;
     for (const p of pats) {
       if (p.includes(' ') || p.includes(',') || p.includes('#') || p.startsWith('_')) {
         fail(400, 'invalid_index_template_exception', `index_template [${name}] invalid, cause [Validation Failed: 1: index_pattern [${p}] must not contain a space, comma, '#' or start with '_';]`, { name });
@@ -1337,7 +1340,7 @@ class EsEmulator {
     settings['index.number_of_replicas'] ??= '1';
     const now = Date.now();
     const idx: IndexState = {
-      name, uuid: randomId(22), createdAt: now, settings, mappings: mappings as MNode, fieldCount: countFields(mappings.properties),
+      name, uuid: randomId(22), createdAt: now, settings, mappings, fieldCount: countFields(mappings.properties),
       docs: new Map(), tombstones: new Map(), seq: 0, refreshedSeq: 0, writes: [], lastSearchAt: now, bytes: 0,
     };
     this.indices.set(name, idx);
@@ -1460,7 +1463,7 @@ class EsEmulator {
     if (ctx.deferred) {
       for (const d of ctx.deferred) {
         d.parent.properties ??= Object.create(null) as Record<string, MNode>;
-        setOwn(d.parent.properties as Obj, d.name, d.node);
+        setOwn(d.parent.properties, d.name, d.node);
       }
       idx.fieldCount += ctx.added;
     }
@@ -1537,19 +1540,19 @@ class EsEmulator {
         fail(400, this.es ? 'x_content_parse_exception' : 'json_parse_exception', `[${lineNo}:1] ${(e as Error).message}`);
       }
       if (!isObj(parsed)) fail(400, 'illegal_argument_exception', `Malformed action/metadata line [${lineNo}], expected START_OBJECT but found [${Array.isArray(parsed) ? 'START_ARRAY' : typeof parsed === 'string' ? 'VALUE_STRING' : 'VALUE_NUMBER'}]`);
-      const keys = Object.keys(parsed as Obj);
+      const keys = Object.keys(parsed);
       if (keys.length !== 1) fail(400, 'illegal_argument_exception', `Malformed action/metadata line [${lineNo}], expected ${keys.length === 0 ? 'FIELD_NAME but found [END_OBJECT]' : 'END_OBJECT but found [FIELD_NAME]'}`);
       const action = keys[0]!;
       if (!['create', 'index', 'delete', 'update'].includes(action)) {
         fail(400, 'illegal_argument_exception', `Malformed action/metadata line [${lineNo}], expected field [create], [delete], [index] or [update] but found [${action}]`);
       }
-      const meta = (parsed as Obj)[action];
+      const meta = parsed[action];
       if (!isObj(meta)) fail(400, 'illegal_argument_exception', `Malformed action/metadata line [${lineNo}], expected START_OBJECT but found [${meta === null ? 'VALUE_NULL' : 'VALUE_STRING'}]`);
       const allowedMeta = ['_index', '_id', 'routing', 'if_seq_no', 'if_primary_term', 'version', 'version_type', 'pipeline', 'require_alias', 'require_data_stream', 'dynamic_templates', 'list_executed_pipelines', 'retry_on_conflict', '_source'];
-      for (const k of Object.keys(meta as Obj)) {
+      for (const k of Object.keys(meta)) {
         if (!allowedMeta.includes(k)) fail(400, 'illegal_argument_exception', `Action/metadata line [${lineNo}] contains an unknown parameter [${k}]`);
       }
-      const m = meta as Obj;
+      const m = meta;
       if (m._index === undefined && defaultIndex === undefined) validation.push('index is missing');
       if (typeof m._id === 'number') m._id = String(m._id);
       if (m._id !== undefined && typeof m._id !== 'string') fail(400, 'illegal_argument_exception', `Malformed action/metadata line [${lineNo}], expected a simple value for field [_id] but found [${Array.isArray(m._id) ? 'START_ARRAY' : 'START_OBJECT'}]`);
@@ -1638,7 +1641,7 @@ class EsEmulator {
     const existing = idx.docs.get(id);
     const conflict = (reason: string) => {
       this.counters.conflicts++;
-      return itemFail(409, id, errObj('version_conflict_engine_exception', reason, { index_uuid: idx!.uuid, shard: '0', index }));
+      return itemFail(409, id, errObj('version_conflict_engine_exception', reason, { index_uuid: idx.uuid, shard: '0', index }));
     };
     if (meta.if_seq_no !== undefined || meta.if_primary_term !== undefined) {
       const sq = Number(meta.if_seq_no);
@@ -1682,7 +1685,7 @@ class EsEmulator {
     }
     let result = existing ? 'updated' : 'created';
     if (action === 'update') {
-      const body = parsed as Obj;
+      const body = parsed;
       if (body.script !== undefined) return itemFail(400, id, errObj('illegal_argument_exception', 'scripted updates are not supported by the auditship test server'));
       const doc = body.doc;
       const upsert = body.upsert;
@@ -1795,7 +1798,7 @@ class EsEmulator {
     };
     for (const idx of list) conflicts((idx.mappings as Obj).properties as Obj | undefined, body.properties as Obj | undefined, '');
     for (const idx of list) {
-      mergeMappings(idx.mappings as Obj, body);
+      mergeMappings(idx.mappings, body);
       idx.fieldCount = countFields((idx.mappings as Obj).properties);
     }
     return jsonReply(200, { acknowledged: true });
@@ -1884,14 +1887,14 @@ class EsEmulator {
     const granted = (priv: string) => (p.createOnly ? createPrivs.has(priv) : !p.readOnly || readPrivs.has(priv));
     let all = true;
     const cluster: Record<string, boolean> = {};
-    for (const c of (Array.isArray(body.cluster) ? body.cluster : []) as string[]) { cluster[c] = granted(c); all &&= cluster[c]!; }
+    for (const c of (Array.isArray(body.cluster) ? body.cluster : []) as string[]) { cluster[c] = granted(c); all &&= cluster[c]; }
     const index: Record<string, Record<string, boolean>> = {};
     for (const entry of (Array.isArray(body.index) ? body.index : []) as Obj[]) {
       const names = (Array.isArray(entry.names) ? entry.names : [entry.names]) as string[];
       for (const n of names) {
         const privs: Record<string, boolean> = index[n] ?? {};
         index[n] = privs;
-        for (const priv of (entry.privileges ?? []) as string[]) { privs[priv] = granted(priv); all &&= privs[priv]!; }
+        for (const priv of (entry.privileges ?? []) as string[]) { privs[priv] = granted(priv); all &&= privs[priv]; }
       }
     }
     return jsonReply(200, { username: p.name, has_all_requested: all, cluster, index, application: {} });
@@ -2048,7 +2051,7 @@ class EsEmulator {
       return v;
     };
     try {
-      if (p === '/_test/faults' && method === 'POST') return jsonReply(200, this.setFaults(parse() as FaultSettings));
+      if (p === '/_test/faults' && method === 'POST') return jsonReply(200, this.setFaults(parse()));
       if (p === '/_test/faults' && method === 'GET') return jsonReply(200, this.faults);
       if (p === '/_test/stats' && method === 'GET') return jsonReply(200, this.stats());
       if (p === '/_test/reset' && method === 'POST') { this.reset(); return jsonReply(200, { acknowledged: true }); }
@@ -2302,7 +2305,7 @@ function addDynamic(ctx: DocCtx, parent: MNode, name: string, full: string, valu
   if (isObjectNode(node)) (ctx.fresh ??= new Set()).add(node);
   if (ctx.fresh !== null && ctx.fresh.has(parent)) {
     parent.properties ??= Object.create(null) as Record<string, MNode>;
-    setOwn(parent.properties as Obj, name, node);
+    setOwn(parent.properties, name, node);
   } else {
     (ctx.deferred ??= []).push({ parent, name, node });
   }
@@ -2438,7 +2441,7 @@ function normalizeSort(sort: unknown): SortSpec[] {
 
 /** Sort value of a document: min (asc) or max (desc) of the field's values; dates as epoch millis. */
 function sortKey(src: unknown, order: 'asc' | 'desc', type: string, path: string, format: string | undefined): number | string | null {
-  const conv = valuesAt(src, path).map((v) => toComparable(v, type, format)).filter((v) => v !== null) as (number | string)[];
+  const conv = valuesAt(src, path).map((v) => toComparable(v, type, format)).filter((v) => v !== null);
   if (conv.length === 0) return null;
   return conv.reduce((a, b) => (order === 'desc' ? (b > a ? b : a) : (b < a ? b : a)));
 }
@@ -2467,9 +2470,9 @@ function badQuery(reason: string): never {
 /** Compiles a query for one index (its mapping decides how values compare). */
 function compileQuery(q: unknown, mappings: MNode): Compiled {
   if (!isObj(q)) badQuery('query malformed, must start with start_object');
-  const keys = Object.keys(q as Obj);
+  const keys = Object.keys(q);
   if (keys.length === 1 && keys[0] === 'match_all') return { matchAll: true, test: () => true };
-  const pred = compileNode(q as Obj, mappings);
+  const pred = compileNode(q, mappings);
   return {
     matchAll: false,
     test: (id, doc) => {
@@ -2482,7 +2485,7 @@ function compileQuery(q: unknown, mappings: MNode): Compiled {
 
 function fieldAndValue(body: unknown, kind: string): [string, Obj] {
   if (!isObj(body)) badQuery(`[${kind}] query malformed, no start_object after query name`);
-  const entries = Object.entries(body as Obj).filter(([k]) => k !== 'boost' && k !== '_name');
+  const entries = Object.entries(body).filter(([k]) => k !== 'boost' && k !== '_name');
   if (entries.length !== 1) badQuery(`[${kind}] query doesn't support multiple fields, found [${entries.map(([k]) => k).join('] and [')}]`);
   const [field, spec] = entries[0]!;
   return [field, isObj(spec) ? spec : { value: spec, query: spec }];
@@ -2515,7 +2518,7 @@ function compileNode(q: Obj, mappings: MNode): SrcPred {
         wanted = [spec.value];
       } else {
         if (!isObj(body)) badQuery('[terms] query malformed');
-        const entries = Object.entries(body as Obj).filter(([k]) => k !== 'boost' && k !== '_name');
+        const entries = Object.entries(body).filter(([k]) => k !== 'boost' && k !== '_name');
         if (entries.length !== 1 || !Array.isArray(entries[0]![1])) badQuery('[terms] query does not support [' + (entries[0]?.[0] ?? '') + ']');
         field = entries[0]![0];
         wanted = entries[0]![1] as unknown[];
@@ -2555,7 +2558,7 @@ function compileNode(q: Obj, mappings: MNode): SrcPred {
     case 'exists': {
       const field = getOwn(body, 'field');
       if (typeof field !== 'string') badQuery('[exists] must be provided with a [field]');
-      const info = fieldInfo(field as string);
+      const info = fieldInfo(field);
       if (!info) return () => false;
       return (_id, src) => valuesAt(src(), info.path).some((v) => v !== null);
     }
@@ -2593,11 +2596,11 @@ function compileNode(q: Obj, mappings: MNode): SrcPred {
     }
     case 'bool': {
       if (!isObj(body)) badQuery('[bool] malformed query');
-      const b = body as Obj;
+      const b = body;
       for (const k of Object.keys(b)) {
         if (!['must', 'filter', 'should', 'must_not', 'minimum_should_match', 'boost', '_name'].includes(k)) badQuery(`[bool] query does not support [${k}]`);
       }
-      const comp = (v: unknown) => asList(v).map((x) => { if (!isObj(x)) badQuery('[bool] clause must be an object'); return compileNode(x as Obj, mappings); });
+      const comp = (v: unknown) => asList(v).map((x) => { if (!isObj(x)) badQuery('[bool] clause must be an object'); return compileNode(x, mappings); });
       const must = [...comp(b.must), ...comp(b.filter)];
       const should = comp(b.should);
       const mustNot = comp(b.must_not);
@@ -2617,7 +2620,7 @@ function compileNode(q: Obj, mappings: MNode): SrcPred {
     case 'constant_score': {
       const filter = getOwn(body, 'filter');
       if (!isObj(filter)) badQuery('[constant_score] requires a \'filter\' element');
-      return compileNode(filter as Obj, mappings);
+      return compileNode(filter, mappings);
     }
     default:
       throw new HttpError(errorReply(400, errObj('parsing_exception', `unknown query [${kind}]`, { line: 1, col: 1 }, errObj('named_object_not_found_exception', `[1:1] unknown field [${kind}]`))));

@@ -71,7 +71,7 @@ export async function duck(sql: string): Promise<Record<string, unknown>[]> {
   const c = await i.connect();
   try {
     await c.run("SET TimeZone = 'UTC'");
-    return (await c.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
+    return (await c.runAndReadAll(sql)).getRowObjectsJson();
   } finally {
     c.closeSync();
     i.closeSync();

@@ -63,8 +63,8 @@ export function spawnCli(args: string[], options: SpawnOptions = {}): CliChild {
   });
   let stdout = '';
   let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
   const result = new Promise<RunResult>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - started }));
@@ -131,7 +131,7 @@ export async function withDb<T>(path: string, fn: (q: Query) => Promise<T>, read
   const conn = await instance.connect();
   try {
     await conn.run("SET TimeZone = 'UTC'");
-    return await fn(async (sql) => (await conn.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[]);
+    return await fn(async (sql) => (await conn.runAndReadAll(sql)).getRowObjectsJson());
   } finally {
     conn.closeSync();
     instance.closeSync();

@@ -27,8 +27,8 @@ describe('audit queries (UI, report, bench)', () => {
     const [b] = await run.all('SELECT epoch_ms(min(log_time))::DOUBLE AS lo, epoch_ms(max(log_time))::DOUBLE AS hi FROM audit_events');
     lo = Number(b!['lo']); hi = Number(b!['hi']);
   });
-  after(() => {
-    db?.close();
+  after(async () => {
+    await db?.close();
     tmp.cleanup();
   });
 

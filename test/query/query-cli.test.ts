@@ -149,7 +149,7 @@ describe('auditship query --format json', () => {
       list: [1, '9007199254740993', null], struct: { n: 7 }, nothing: null,
       ts: '2024-05-01 12:00:00', dbl: 0.25,
     });
-    assert.equal(typeof row!['line_sum'], 'number', 'sum() of a BIGINT column (HUGEINT) is a number');
+    assert.equal(typeof row['line_sum'], 'number', 'sum() of a BIGINT column (HUGEINT) is a number');
     assert.equal(String(events), expected!['events']);
   });
 

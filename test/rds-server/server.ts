@@ -235,7 +235,6 @@ export interface RdsServerHandle {
 // ---------------------------------------------------------------------------------------------------
 
 const XMLNS = 'http://rds.amazonaws.com/doc/2014-10-31/';
-const API_VERSION = '2014-10-31';
 const MB = 1_048_576;
 const MAX_LINES = 10_000;
 /** What RDS puts into LogFileData where it cut a line at the 1 MB limit (aws-cli #3079, aws-sdk-js #1463). */
@@ -1102,7 +1101,7 @@ class RdsEmulator {
         return;
       }
       const op = rawPath.slice('/_test/'.length);
-      if (req.method === 'GET' && (op === 'stats' || op === 'faults')) return send(200, await this.control({ op } as ControlCommand));
+      if (req.method === 'GET' && (op === 'stats' || op === 'faults')) return send(200, await this.control({ op }));
       if (req.method !== 'POST') throw new ControlError(405, `use POST /_test/<op> (or GET /_test/stats, /_test/faults)`);
       const json = body.length ? JSON.parse(body.toString('utf8')) as Record<string, unknown> : {};
       return send(200, await this.control({ ...json, op } as ControlCommand));

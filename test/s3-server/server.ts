@@ -726,7 +726,7 @@ class Faults {
   }
 
   state(): FaultState {
-    return { rules: this.rules.map((r) => ({ ...r, match: r.match ? { ...r.match } : undefined, action: { ...r.action } as FaultAction })) };
+    return { rules: this.rules.map((r) => ({ ...r, match: r.match ? { ...r.match } : undefined, action: { ...r.action } })) };
   }
 
   /** The actions due for this request; counts matches and firings. */
@@ -2114,7 +2114,7 @@ class S3Proxy {
     const truncated = numbers.length > page.length;
     const owner = `<ID>${OWNER.id}</ID><DisplayName>${OWNER.displayName}</DisplayName>`;
     const inner = el('Bucket', bucket) + el('Key', key) + el('UploadId', uploadId) + el('PartNumberMarker', marker) +
-      (truncated ? el('NextPartNumberMarker', page[page.length - 1]!) : '') + el('MaxParts', maxParts) + el('IsTruncated', truncated) +
+      (truncated ? el('NextPartNumberMarker', page[page.length - 1]) : '') + el('MaxParts', maxParts) + el('IsTruncated', truncated) +
       parts.join('') + `<Initiator>${owner}</Initiator><Owner>${owner}</Owner>` + el('StorageClass', upload.headers['x-amz-storage-class'] ?? 'STANDARD');
     ctx.sendXml(200, xmlDocument('ListPartsResult', inner));
   }

@@ -22,6 +22,7 @@ import { installAudit } from '../../src/sources/pg-audit-table/install.js';
  */
 
 const { dir, cleanup } = scratchDir('elasticsearch');
+after(cleanup);
 const REAL_LOGS = join(ROOT, 'examples', 'pgaudit-logs');
 let seq = 0;
 

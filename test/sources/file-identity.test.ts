@@ -522,7 +522,7 @@ describe('file identity and reading positions', () => {
     // Wait until the first run has the database (its file exists), then try a second run.
     for (let i = 0; i < 100 && !exited; i++) {
       try {
-        readFileSync(db, { flag: 'r' }).length;
+        readFileSync(db, { flag: 'r' }); // throws until the file exists
         break;
       } catch {
         await new Promise((r) => setTimeout(r, 50));

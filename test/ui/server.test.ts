@@ -266,7 +266,7 @@ describe('on a unix socket', () => {
     const socketPath = join(dir, 'stale.sock');
     // A process killed with SIGKILL leaves its socket file behind.
     const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(socketPath)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await once(child.stdout!, 'data');
+    await once(child.stdout, 'data');
     child.kill('SIGKILL');
     await once(child, 'exit');
     assert.ok(lstatSync(socketPath).isSocket(), 'the dead server left its socket');

@@ -41,7 +41,6 @@ interface DomEl {
   getBBox(): { width: number; height: number };
 }
 declare const document: { querySelector(sel: string): DomEl | null; querySelectorAll(sel: string): ArrayLike<DomEl>; title: string };
-declare const window: Record<string, unknown>;
 const TOKEN = 'ui-browser-test-token-5f2c9a';
 
 export function uiSuite(opts: UiSuiteOptions): void {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import {
   AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand,
   HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, UploadPartCommand,
-  type CompletedPart, type ObjectLockMode, type ServerSideEncryption, type StorageClass,
+  type CompletedPart, type ServerSideEncryption, type StorageClass,
 } from '@aws-sdk/client-s3';
 import { ConnectorError } from '../../core/errors.js';
 import { etagMatches, isMd5Etag, ObjectHasher, type ListedObject, type ObjectHead, type ObjectStore, type ObjectWriter, type PutOptions, type StoredObject } from './store.js';
@@ -93,7 +93,7 @@ export class S3Store implements ObjectStore {
       ...(cls && cls !== 'STANDARD' ? { StorageClass: cls as StorageClass } : {}),
       ...(o.sse ? { ServerSideEncryption: o.sse as ServerSideEncryption } : {}),
       ...(o.sse === 'aws:kms' && o.sseKmsKeyId ? { SSEKMSKeyId: o.sseKmsKeyId } : {}),
-      ...(o.objectLock ? { ObjectLockMode: o.objectLock.mode as ObjectLockMode, ObjectLockRetainUntilDate: new Date(Date.now() + o.objectLock.days * 86_400_000) } : {}),
+      ...(o.objectLock ? { ObjectLockMode: o.objectLock.mode, ObjectLockRetainUntilDate: new Date(Date.now() + o.objectLock.days * 86_400_000) } : {}),
     };
   }
 
@@ -127,7 +127,7 @@ export class S3Store implements ObjectStore {
     let uploadId: string | undefined;
     const completed: CompletedPart[] = [];
     const inflight = new Set<Promise<void>>();
-    let failure: unknown = null;
+    let failure: ConnectorError | null = null;
     let finished = false;
 
     const startUpload = async () => {

@@ -71,11 +71,11 @@ export async function runReadOnly(conn: DuckDBConnection, sql: string, params: r
   } catch (err) {
     throw new SqlError((err as Error).message.split('\n')[0]!);
   }
-  if (!READ_TYPES.has(prepared.statementType as number)) throw new SqlError('only reading statements (SELECT, EXPLAIN) are run on the store', true);
+  if (!READ_TYPES.has(prepared.statementType)) throw new SqlError('only reading statements (SELECT, EXPLAIN) are run on the store', true);
   try {
     if (params.length) prepared.bind(params as (string | number | null)[]);
     const result = await prepared.runAndReadAll();
-    return { columns: result.columnNames(), rows: options.exactNumbers ? jsonRows(result) : result.getRowsJson() as unknown[][] };
+    return { columns: result.columnNames(), rows: options.exactNumbers ? jsonRows(result) : result.getRowsJson() };
   } catch (err) {
     throw new SqlError((err as Error).message.split('\n')[0]!);
   } finally {

@@ -165,6 +165,7 @@ export class PgAuditTableSource {
         // Very large rows: the row path bounds each batch by batch_bytes. (Cancelling a COPY ends the connection.)
         await unlink(stageFile).catch(() => {});
         await this.dropClient();
+        // eslint-disable-next-line @typescript-eslint/return-await -- read() handles its own failures; the catch below is the COPY's only
         return this.read(cursor, limit);
       }
       return {

@@ -121,7 +121,7 @@ export class RdsApi {
     } catch (err) {
       throw this.error(err, 'downloadCompleteLogFile');
     }
-    return { url: new URL(path, this.base), headers: signed.headers as Record<string, string> };
+    return { url: new URL(path, this.base), headers: signed.headers };
   }
 
   private async downloadComplete(name: string, path: string, onBytes?: (n: number) => void): Promise<DownloadResult> {

@@ -85,6 +85,7 @@ export function describeSqlError(err: unknown, ctx: { component: string; url: st
     case 'ECONNRESET':
     case 'EPIPE':
     case 'PROTOCOL_CONNECTION_LOST': return fail('connection_lost', `MariaDB/MySQL at ${where} is unreachable while ${ctx.action}: ${first}`, true);
+    default: break; // any other code (or none): below
   }
   if (e?.fatal) return fail('connection_lost', `MariaDB/MySQL at ${where} is unreachable while ${ctx.action}: ${first}`, true);
   return fail('sql_error', `${ctx.action} failed: ${first}${e?.code ? ` (${e.code})` : ''}`, false);
