@@ -7,7 +7,7 @@ import { DAMAGE_REASON_PREFIX, type Batch, type FileCheckpoint, type Sink, type 
 import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import {
-  EVENT_ROW_COLUMNS, EVENT_ROW_NUMERIC, PREVIOUSLY_LOGGED, type EventContext, type EventKind, type EventRowColumn, type PgAuditRecord, type StatementState,
+  EVENT_ROW_COLUMNS, PREVIOUSLY_LOGGED, type EventContext, type EventKind, type PgAuditRecord, type StatementState,
 } from '../../parse/index.js';
 import type { PgAuditPayload } from '../../model/pg-audit-payload.js';
 import { profile } from '../../core/profile.js';

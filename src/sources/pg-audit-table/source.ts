@@ -8,7 +8,7 @@ import { describePgError } from '../../core/postgres.js';
 import type { Logger } from '../../core/log.js';
 import { NOTIFY_CHANNEL } from './install.js';
 import { detectLayout, type AuditTableLayout } from './layout.js';
-import { ROW_COLUMNS, ROW_INDEX, type CursorMode, type RawRow, type StagedRows, type TableBatch, type TableCursor } from '../../model/table-rows.js';
+import { ROW_INDEX, type CursorMode, type RawRow, type TableBatch, type TableCursor } from '../../model/table-rows.js';
 
 export type { RawRow, StagedRows, TableBatch, TableCursor } from '../../model/table-rows.js';
 
