@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { csvOf, CsvlogGenerator } from '../helpers/csvlog-gen.js';
 import { queryDb, runCli, scratchDir, spawnCli, type CliChild } from '../helpers/ingest-cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg-db.js';
+import { startEsServer } from '../es-server/server.js';
 import { parsePrometheusText, sampleValue, type PromFamily } from '../helpers/prom-text.js';
 import { installAudit } from '../../src/sources/pg-audit-table/install.js';
 
@@ -210,6 +211,48 @@ test('run --follow --metrics: a pg_audit_table pipeline counts its rows', { time
   assert.equal(r.code, 0, r.stderr.slice(-2000));
   const [rows] = await queryDb(db, 'SELECT count(*)::INTEGER AS n FROM row_changes');
   assert.equal(rows!['n'], 40);
+});
+
+test('run --follow: a document too large for the search cluster counts as a dead letter of the elasticsearch sink', { timeout: 120_000 }, async () => {
+  const es = await startEsServer({ flavor: 'elasticsearch', refresh: 'immediate' });
+  try {
+    const logs = join(dir, 'es-logs');
+    mkdirSync(logs);
+    const gen = new CsvlogGenerator({ seed: 17, sessionBase: 1_700_000 });
+    const records = [...gen.records(300), gen.huge(200_000), ...gen.records(300)];
+    writeFileSync(join(logs, 'postgresql-2024-05-01_100000.csv'), csvOf(records));
+    const db = join(dir, 'es.duckdb');
+    const config = join(dir, 'es.yaml');
+    writeFileSync(config, [
+      'pipelines:',
+      '  search:',
+      `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, poll_interval_ms: 200 }`,
+      '    sinks:',
+      `      - { type: elasticsearch, url: ${JSON.stringify(es.url)}, max_content_length: 65536 }`,
+      `      - { type: duckdb, path: ${JSON.stringify(db)} }`,
+      'metrics: { listen: "127.0.0.1:0" }',
+      '',
+    ].join('\n'));
+    const daemon = spawnCli(['run', '--config', config, '--follow']);
+    children.push(daemon);
+    const url = await metricsUrl(daemon);
+    const P = { pipeline: 'search', source: 'pg_logs' };
+    const expected = records.filter((r) => r.audit).length;
+    const s = await until('the file and its dead letter', () => scrape(url),
+      (x) => sampleValue(x.families, 'auditship_events_stored_total', P) === expected && sampleValue(x.families, 'auditship_dead_letters_total', { ...P, sink: 'elasticsearch' }) === 1);
+    checkHistograms(s.families, ['auditship_sink_write_duration_seconds', 'auditship_sink_commit_duration_seconds']);
+    for (const sink of ['elasticsearch', 'duckdb']) {
+      assert.ok(sampleValue(s.families, 'auditship_sink_write_duration_seconds_count', { ...P, sink })! >= 1, `${sink} writes timed`);
+      assert.equal(sampleValue(s.families, 'auditship_sink_commit_duration_seconds_count', { ...P, sink }), sampleValue(s.families, 'auditship_commits_total', P), `${sink} commits timed`);
+    }
+    daemon.kill('SIGTERM');
+    const r = await daemon.result;
+    assert.equal(r.code, 0, r.stderr.slice(-2000));
+    const [dead] = await queryDb(db, 'SELECT count(*)::INTEGER AS n FROM es_dead_letters');
+    assert.equal(dead!['n'], 1, 'the counter is what es_dead_letters holds');
+  } finally {
+    await es.close();
+  }
 });
 
 test('--metrics needs --follow; a malformed address is a usage error', async () => {
