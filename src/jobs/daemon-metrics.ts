@@ -25,6 +25,8 @@ export const PIPELINE_STATES = ['starting', 'catching_up', 'shipping', 'followin
 export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
 const sinkKind = (kind: string) => (SINK_KINDS.has(kind) ? kind : 'other');
+/** A count to add: a metrics slip (a negative or NaN count) must never fail a pipeline. */
+const count = (n: number) => (n > 0 ? n : 0);
 
 /** An error's kind for a label: its ConnectorError code (a fixed snake_case word), else 'other'. */
 export function errorKind(err: unknown): string {
@@ -105,8 +107,8 @@ class PipelineMetrics implements PipelineMeter {
 
   read(records: number, bytes: number): void {
     this.batchesC.inc();
-    this.readC.inc(records);
-    if (bytes > 0) this.bytesC.inc(bytes);
+    this.readC.inc(count(records));
+    this.bytesC.inc(count(bytes));
   }
 
   write(sink: string, seconds: number): void {
@@ -121,15 +123,15 @@ class PipelineMetrics implements PipelineMeter {
 
   committed(c: { stored: number; duplicates: number; quarantined: number; lastEventMs: number | null }): void {
     this.commitsC.inc();
-    this.storedC.inc(c.stored);
-    this.duplicatesC.inc(c.duplicates);
-    this.quarantinedC.inc(c.quarantined);
+    this.storedC.inc(count(c.stored));
+    this.duplicatesC.inc(count(c.duplicates));
+    this.quarantinedC.inc(count(c.quarantined));
     this.lastCommitMs = Date.now();
     if (c.lastEventMs !== null && Number.isFinite(c.lastEventMs) && (this.lastEventMs === null || c.lastEventMs > this.lastEventMs)) this.lastEventMs = c.lastEventMs;
   }
 
   deadLettered(sink: string, n: number): void {
-    if (n <= 0) return;
+    if (!(n > 0)) return;
     const k = sinkKind(sink);
     this.byKind(this.deadLetters, k, () => this.f.deadLetters.labels({ ...this.labels, sink: k })).inc(n);
   }
