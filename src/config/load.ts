@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { ConfigError } from '../core/errors.js';
-import { PIPELINE_KEYS, SINKS, SOURCES, TOP_LEVEL_KEYS, UI_SECTION, type ConnectorSpec, type FieldSpec, type ObjectSpec } from './schema.js';
+import { METRICS_SECTION, PIPELINE_KEYS, SINKS, SOURCES, TOP_LEVEL_KEYS, UI_SECTION, type ConnectorSpec, type FieldSpec, type ObjectSpec } from './schema.js';
 
 /**
  * Loading a YAML config: `${VAR}` / `${VAR:-default}` interpolation from the environment, then validation
@@ -20,9 +20,13 @@ export interface PipelineConfig {
 /** The top-level `ui` section (schema.ts UI_SECTION). */
 export interface UiConfig { listen?: string; token?: string; basic_auth?: string }
 
+/** The top-level `metrics` section (schema.ts METRICS_SECTION). */
+export interface MetricsConfig { listen?: string }
+
 export interface Config {
   pipelines: PipelineConfig[];
   ui?: UiConfig;
+  metrics?: MetricsConfig;
 }
 
 const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)?$/i;
@@ -271,8 +275,17 @@ export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.en
       ui = out;
     }
   }
+  let metrics: MetricsConfig | undefined;
+  if (top['metrics'] !== undefined && top['metrics'] !== null) {
+    if (typeof top['metrics'] !== 'object' || Array.isArray(top['metrics'])) problems.push('metrics: must be a mapping (listen)');
+    else {
+      const out: Record<string, unknown> = {};
+      checkFields(top['metrics'] as Record<string, unknown>, METRICS_SECTION, 'metrics', 'in the metrics section', problems, out);
+      metrics = out;
+    }
+  }
   if (problems.length) throw new ConfigError(problems);
-  return { pipelines, ...(ui ? { ui } : {}) };
+  return { pipelines, ...(ui ? { ui } : {}), ...(metrics ? { metrics } : {}) };
 }
 
 /** Reads and validates a YAML config file. */

@@ -1,5 +1,5 @@
 import { stringify } from 'yaml';
-import { SINKS, SOURCES, UI_SECTION, type ConnectorSpec, type FieldSpec } from './schema.js';
+import { METRICS_SECTION, SINKS, SOURCES, UI_SECTION, type ConnectorSpec, type FieldSpec } from './schema.js';
 
 /**
  * Renders the annotated example config and the configuration reference from the schema. Both generated
@@ -80,6 +80,9 @@ export function renderExampleConfig(): string {
     '# The web UI of `auditship run --follow` (optional; `auditship ui` serves it without a daemon):',
     ...commented(['ui:', ...Object.entries(UI_SECTION).flatMap(([name, f]) => fieldLines(name, f, '  '))]),
     '',
+    '# Prometheus metrics of `auditship run --follow` (optional):',
+    ...commented(['metrics:', ...Object.entries(METRICS_SECTION).flatMap(([name, f]) => fieldLines(name, f, '  '))]),
+    '',
   ];
   return lines.join('\n');
 }
@@ -90,7 +93,7 @@ export function renderConfigDocs(): string {
     '',
     '_Generated from `src/config/schema.ts` by `npm run gen:config`; do not edit by hand._',
     '',
-    'A config file is YAML with the top-level keys `pipelines` (required) and `ui`. `pipelines` maps a pipeline name to',
+    'A config file is YAML with the top-level keys `pipelines` (required), `ui` and `metrics`. `pipelines` maps a pipeline name to',
     '`{ source, sinks }`. `auditship run` runs every pipeline once; `${VAR}` and `${VAR:-default}` in',
     'strings are read from the environment. Unknown keys are errors, each reported with its path and',
     'the keys allowed there. See `auditship.example.yaml` for an annotated example.',
@@ -116,6 +119,10 @@ export function renderConfigDocs(): string {
   out.push('## Web UI (`ui`)', '', 'An optional top-level section for the UI that `auditship run --follow` serves (`auditship ui` takes the same settings as flags).', '',
     '| key | type | default | description |', '|---|---|---|---|');
   for (const [name, f] of Object.entries(UI_SECTION)) out.push(`| \`${name}\` | ${f.type} | — | ${f.description.replaceAll('|', '\\|')} |`);
+  out.push('');
+  out.push('## Metrics (`metrics`)', '', 'An optional top-level section: the Prometheus metrics that `auditship run --follow` serves (the README\'s Metrics section lists them).', '',
+    '| key | type | default | description |', '|---|---|---|---|');
+  for (const [name, f] of Object.entries(METRICS_SECTION)) out.push(`| \`${name}\` | ${f.type} | — | ${f.description.replaceAll('|', '\\|')} |`);
   out.push('');
   return out.join('\n');
 }

@@ -339,6 +339,14 @@ export const UI_SECTION: ObjectSpec = {
   },
 };
 
+/** The top-level `metrics` section: Prometheus metrics of `run --follow`. */
+export const METRICS_SECTION: ObjectSpec = {
+  listen: {
+    type: 'string', example: '127.0.0.1:9464',
+    description: 'While `auditship run --follow` runs, serve Prometheus metrics at http://HOST:PORT/metrics (text format 0.0.4; per pipeline: events read, stored, duplicates, quarantined, dead letters, bytes, batches, commits, retries, errors by kind, lag, checkpoint age, sink write and commit latency; process memory and CPU). No authentication: the metrics hold counts, durations, pipeline names and kinds, never audit data, so a non-loopback address (0.0.0.0:9464, for a Prometheus on another host) is allowed — firewall it as you see fit. The UI\'s TCP listener (ui.listen) serves /metrics too, behind its authentication. The --metrics flag overrides it.',
+  },
+};
+
 /** Keys of a pipeline. */
 export const PIPELINE_KEYS = ['source', 'sinks'] as const;
-export const TOP_LEVEL_KEYS = ['pipelines', 'ui'] as const;
+export const TOP_LEVEL_KEYS = ['pipelines', 'ui', 'metrics'] as const;

@@ -1,5 +1,6 @@
 import type { Batch, FileCheckpoint, Sink, WriteReport } from './connector.js';
 import type { Logger } from './log.js';
+import type { PipelineMeter } from './meter.js';
 import { profile } from './profile.js';
 
 /**
@@ -24,6 +25,8 @@ export interface PipelineOptions {
   log: Logger;
   /** Called after each commit with the totals so far. */
   onCommit?: (totals: PipelineTotals) => void;
+  /** The daemon's metrics of this pipeline (per batch and per commit; core/meter.ts). */
+  meter?: PipelineMeter;
 }
 
 export interface PipelineTotals {
@@ -47,12 +50,17 @@ export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks:
   let pendingTotals = { events: 0, stored: 0, duplicates: 0, quarantined: 0, bytes: 0 };
   let sinceCommitEvents = 0;
   let sinceCommitBytes = 0;
+  const meter = options.meter;
 
   const writeAll = async (batch: Batch<E>) => {
     // The counts are the state sink's (the last): what is stored for good.
     let primary: WriteReport | undefined;
     try {
-      for (const sink of sinks) primary = await sink.write(batch);
+      for (const sink of sinks) {
+        const t = meter ? performance.now() : 0;
+        primary = await sink.write(batch);
+        if (meter) meter.write(sink.kind, (performance.now() - t) / 1000);
+      }
     } finally {
       batch.release?.();
     }
@@ -76,7 +84,16 @@ export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks:
   const commit = async () => {
     if (pendingCheckpoints.size === 0) return;
     const checkpoints = [...pendingCheckpoints.values()];
-    for (let i = 0; i < sinks.length; i++) await sinks[i]!.commit(i === sinks.length - 1 ? checkpoints : []);
+    for (let i = 0; i < sinks.length; i++) {
+      const t = meter ? performance.now() : 0;
+      await sinks[i]!.commit(i === sinks.length - 1 ? checkpoints : []);
+      if (meter) meter.commitTime(sinks[i]!.kind, (performance.now() - t) / 1000);
+    }
+    if (meter) {
+      let lastEventMs: number | null = null;
+      for (const cp of checkpoints) if (cp.lastEventMs !== null && (lastEventMs === null || cp.lastEventMs > lastEventMs)) lastEventMs = cp.lastEventMs;
+      meter.committed({ stored: pendingTotals.stored, duplicates: pendingTotals.duplicates, quarantined: pendingTotals.quarantined, lastEventMs });
+    }
     totals.events += pendingTotals.events;
     totals.stored += pendingTotals.stored;
     totals.duplicates += pendingTotals.duplicates;
@@ -127,10 +144,12 @@ export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks:
         await chain;
         await rollback();
         totals.errors.push({ source: item.source, message: item.error.message, error: item.error });
+        meter?.failed(item.error);
         options.log.error('A source file failed; what it wrote since the last commit was rolled back.', { file: item.source, reason: item.error.message });
         continue;
       }
       const batch = item.batch;
+      meter?.read(batch.eventCount + batch.quarantine.length, batch.bytes);
       const t1 = profile.enabled ? performance.now() : 0;
       while (queuedWrites.length >= WRITE_QUEUE) await queuedWrites.shift();
       if (profile.enabled) profile.add('source waits for sinks', 'wait', performance.now() - t1);

@@ -16,6 +16,8 @@ import { runRdsPipeline } from './rds.js';
 import { runOutboxPipeline, type OutboxStatus } from './outbox.js';
 import { runTablePipeline, type TableStatus } from './table.js';
 import { statusFilePath, type DaemonStatus, type PipelineStatus } from './daemon-status.js';
+import { DaemonMetrics } from './daemon-metrics.js';
+import type { PipelineMeter } from '../core/meter.js';
 import type { DaemonUi } from '../ui/daemon.js';
 import type { UiAuth } from '../ui/server.js';
 
@@ -36,6 +38,8 @@ export interface FollowOptions {
   /** Also serve the UI on this TCP address (it is always on the socket next to each database). */
   uiListen?: { host: string; port: number };
   uiAuth?: UiAuth;
+  /** Serve Prometheus metrics at /metrics on this TCP address (the UI's TCP listener serves them too). */
+  metricsListen?: { host: string; port: number };
 }
 
 export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal: AbortSignal, options: FollowOptions = {}): Promise<boolean> {
@@ -43,12 +47,15 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
   const uis = new Map<string, DaemonUi>();
   const statuses = new Map<string, PipelineStatus>();
   const startedAt = new Date().toISOString();
+  const metrics = new DaemonMetrics(pipelines);
   const dbOf = (p: PipelineConfig) => resolve(String(p.sinks[p.sinks.length - 1]!['path']));
   const writeStatus = () => {
     for (const path of dbs.keys()) {
+      const mine = pipelines.filter((p) => dbOf(p) === path);
       const body: DaemonStatus = {
         pid: process.pid, startedAt, updatedAt: new Date().toISOString(), db: path,
-        pipelines: pipelines.filter((p) => dbOf(p) === path).map((p) => statuses.get(p.name)!).filter(Boolean),
+        pipelines: mine.map((p) => statuses.get(p.name)!).filter(Boolean),
+        metrics: metrics.snapshot(mine.map((p) => p.name)),
       };
       const ui = uis.get(path);
       body.ui = { socket: readSocketPath(path), ...(ui ? { url: ui.url } : {}) };
@@ -61,8 +68,9 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
       }
     }
   };
-  const set = (s: PipelineStatus) => { statuses.set(s.pipeline, s); writeStatus(); };
+  const set = (s: PipelineStatus) => { statuses.set(s.pipeline, s); metrics.status(s); writeStatus(); };
   try {
+    if (options.metricsListen) await metrics.listen(options.metricsListen, log);
     for (const p of pipelines) {
       const path = dbOf(p);
       if (!dbs.has(path)) {
@@ -87,7 +95,7 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
     for (const [path, db] of dbs) {
       if (!tcp || !pipelines.some((p) => dbOf(p) === path && (p.source.type === 'pg_logs' || p.source.type === 'rds_logs'))) continue;
       const { serveDaemonUi } = await import('../ui/daemon.js');
-      const ui = await serveDaemonUi(db, { log, listen: tcp, ...(options.uiAuth ? { auth: options.uiAuth } : {}) });
+      const ui = await serveDaemonUi(db, { log, listen: tcp, ...(options.uiAuth ? { auth: options.uiAuth } : {}), metrics: () => metrics.render() });
       uis.set(path, ui);
       log.info('Serving the UI.', { db: path, url: ui.url });
       tcp = undefined;
@@ -110,14 +118,14 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
       const db = dbs.get(dbOf(p))!;
       try {
         if (p.source.type === 'pg_audit_table') {
-          await runTablePipeline(p, { log, follow: true, signal, db, onStatus: (s: TableStatus) => set({ ...s }) });
+          await runTablePipeline(p, { log, follow: true, signal, db, onStatus: (s: TableStatus) => set({ ...s }), meter: metrics.meter(p.name) });
           return true;
         }
         if (p.source.type === 'sql_outbox' || p.source.type === 'django_auditlog') {
-          await runOutboxPipeline(p, { log, follow: true, signal, db, onStatus: (s: OutboxStatus) => set({ ...s }) });
+          await runOutboxPipeline(p, { log, follow: true, signal, db, onStatus: (s: OutboxStatus) => set({ ...s }), meter: metrics.meter(p.name) });
           return true;
         }
-        return await followLogs(p, db, log, signal, set, inTurn);
+        return await followLogs(p, db, log, signal, set, inTurn, metrics.meter(p.name));
       } catch (err) {
         if (!isExpected(err)) throw err;
         log.error('Pipeline stopped.', { pipeline: p.name, reason: err.message });
@@ -134,6 +142,7 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
     log.info('Stopped; every pipeline flushed its last batch and checkpoint.', {});
     return results.every(Boolean);
   } finally {
+    await metrics.close();
     for (const ui of uis.values()) await ui.close().catch(() => {});
     for (const db of dbs.values()) {
       await db.close();
@@ -144,21 +153,24 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
 
 /** A pg_logs or rds_logs pipeline in follow mode: one run every poll_interval_ms; a failing run is retried. */
 async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: AbortSignal, set: (s: PipelineStatus) => void,
-  inTurn: <T>(p: PipelineConfig, fn: () => Promise<T>) => Promise<T>): Promise<boolean> {
+  inTurn: <T>(p: PipelineConfig, fn: () => Promise<T>) => Promise<T>, meter: PipelineMeter): Promise<boolean> {
   const interval = Number(p.source['poll_interval_ms'] ?? 5000);
   let events = 0;
   let stored = 0;
   let failures = 0;
   while (!signal.aborted) {
     try {
-      const s = await inTurn(p, () => p.source.type === 'rds_logs' ? runRdsPipeline(p, { log, progress: noProgress, db }) : runIngestPipeline(p, { log, progress: noProgress, db }));
+      const s = await inTurn(p, () => p.source.type === 'rds_logs' ? runRdsPipeline(p, { log, progress: noProgress, db, meter }) : runIngestPipeline(p, { log, progress: noProgress, db, meter }));
       events += s.events;
       stored += s.stored;
       failures = 0;
+      if (!s.ok) meter.retrying();
       set({ pipeline: p.name, kind: p.source.type, state: s.ok ? 'following' : 'retrying', events, stored, lastRunAt: new Date().toISOString(), filesRead: s.filesRead, ...(s.ok ? {} : { error: s.errors[0]?.message }) });
     } catch (err) {
       if (!isExpected(err)) throw err;
       failures++;
+      meter.failed(err);
+      meter.retrying();
       log.warn('Pipeline run failed; retrying.', { pipeline: p.name, reason: err.message });
       set({ pipeline: p.name, kind: p.source.type, state: 'retrying', events, stored, error: err.message });
     }

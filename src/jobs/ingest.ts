@@ -1,6 +1,7 @@
 import type { PipelineConfig } from '../config/load.js';
 import { ConnectorError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import type { PipelineMeter } from '../core/meter.js';
 import { runPipeline } from '../core/pipeline.js';
 import { profile } from '../core/profile.js';
 import type { Progress } from '../core/progress.js';
@@ -11,7 +12,7 @@ import { DAMAGE_REASON_PREFIX } from '../core/connector.js';
 import { PgLogsSource } from '../sources/pg-logs/source.js';
 import type { ArchivableFile } from '../sinks/archive/index.js';
 import type { RunSummary } from './summary.js';
-import { archiveFiles, closeArchives, finishArchives, openArchives, openSearchSinks, sinkSummaries, type ArchiveSet, type ArchiveSummary } from './log-sinks.js';
+import { archiveFiles, closeArchives, finishArchives, meterDeadLetters, openArchives, openSearchSinks, sinkSummaries, type ArchiveSet, type ArchiveSummary } from './log-sinks.js';
 
 export type { RunSummary } from './summary.js';
 
@@ -25,6 +26,8 @@ export interface IngestOptions {
   db?: Database;
   log: Logger;
   progress: Progress;
+  /** The follow daemon's metrics of this pipeline. */
+  meter?: PipelineMeter;
 }
 
 /** The one line an ingest ends with when its paths hold no log file auditship can read. */
@@ -109,6 +112,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
       log: options.log,
       onCommit: (t) => options.progress.setEvents(t.events),
       ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.meter ? { meter: options.meter } : {}),
     });
     // A first record that arrived in this run may complete `<previously logged>` rows stored before.
     if (result.stored > 0 && storeEvents) await profile.time('markers: sweep', 'duckdb', () => sink.sweepPreviouslyLogged());
@@ -138,6 +142,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
       for (const archive of archives.fileArchives) {
         const r = await archiveFiles(archive, files, options.log, (n) => options.progress.addBytes(n));
         errors.push(...r.errors.map((e) => ({ file: e.file, message: `archive ${archive.where}: ${e.message}` })));
+        for (const e of r.errors) options.meter?.failed(e.error);
         const archived = r.results.filter((x) => x.status === 'archived');
         archiveSummaries.push({
           archive: archive.where, form: 'files', objects: archived.length, bytes: archived.reduce((n, x) => n + (x.entry?.size ?? 0), 0),
@@ -148,6 +153,7 @@ export async function runIngestPipeline(pipeline: PipelineConfig, options: Inges
       options.progress.done();
     }
     await finishArchives(archives);
+    meterDeadLetters(options.meter, searchSinks, archives);
     return {
       pipeline: pipeline.name,
       server,

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { PipelineConfig } from '../config/load.js';
 import type { FileCheckpoint } from '../core/connector.js';
 import type { Logger } from '../core/log.js';
+import type { PipelineMeter } from '../core/meter.js';
 import { Archive, ArchiveEventsSink, archiveLogFile, archiveSinkOptions, openStore, type ArchivableFile, type FileArchiveResult } from '../sinks/archive/index.js';
 import type { SourceIdentity } from '../sinks/archive/manifest.js';
 import { ArchiveState } from '../state/archive-state.js';
@@ -90,6 +91,13 @@ export function sinkSummaries(search: ElasticsearchSink[], set: ArchiveSet, file
     ...(search.length ? { search: search.map((s) => ({ url: s.where, created: s.counts.created, duplicates: s.counts.duplicates, correlated: s.counts.correlated, deadLettered: s.counts.deadLettered, retried: s.counts.retried })) } : {}),
     ...(archives.length ? { archives } : {}),
   };
+}
+
+/** What this run's search sinks dead-lettered and its Parquet archives rejected, to the daemon's metrics. */
+export function meterDeadLetters(meter: PipelineMeter | undefined, search: ElasticsearchSink[], set: ArchiveSet): void {
+  if (!meter) return;
+  meter.deadLettered('elasticsearch', search.reduce((n, s) => n + s.counts.deadLettered, 0));
+  meter.deadLettered('archive', set.eventSinks.reduce((n, s) => n + s.counts.rejected, 0));
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { PipelineConfig } from '../config/load.js';
 import { ConnectorError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import type { PipelineMeter } from '../core/meter.js';
 import { AppEventsSink, fingerprint, type AppEvent, type AppQuarantined, type StagedEvents } from '../sinks/duckdb/app-events.js';
 import type { DeadLetter } from '../sinks/elasticsearch/index.js';
 import { defaultMemoryLimit, openDatabase, type Database } from '../sinks/duckdb/database.js';
@@ -20,6 +21,8 @@ export interface OutboxRunOptions {
   signal?: AbortSignal;
   db?: Database;
   onStatus?: (status: OutboxStatus) => void;
+  /** The follow daemon's metrics of this pipeline (per chunk). */
+  meter?: PipelineMeter;
 }
 
 export interface OutboxStatus {
@@ -118,7 +121,7 @@ interface Prepared {
  * A chunk is marked only after the sink committed it; a failure anywhere rolls back whatever is not
  * committed, which leaves those rows unsent (read again later and recognised by the sink).
  */
-async function shipOnce(pipeline: PipelineConfig, src: OutboxSource, sink: AppEventsSink, search: ElasticsearchSink[], known: Map<string, Set<string>>, summary: OutboxRunSummary, log: Logger, signal?: AbortSignal): Promise<void> {
+async function shipOnce(pipeline: PipelineConfig, src: OutboxSource, sink: AppEventsSink, search: ElasticsearchSink[], known: Map<string, Set<string>>, summary: OutboxRunSummary, log: Logger, signal?: AbortSignal, meter?: PipelineMeter): Promise<void> {
   const cfg = outboxConfig(pipeline);
   const chunkSize = Number(pipeline.source['chunk_size'] ?? 500);
   const batchSize = Number(pipeline.source['batch_size'] ?? 5000);
@@ -169,6 +172,7 @@ async function shipOnce(pipeline: PipelineConfig, src: OutboxSource, sink: AppEv
       next = null;
       const { conn, staged, bad } = chunk;
       if (chunk.read === 0) { await conn.commit(); openTx.delete(conn); break; }
+      meter?.read(chunk.read, 0);
       const willHandle = handled + chunk.ids.length + bad.length;
       // The next chunk, on the other connection, while the sink stores this one.
       if (!signal?.aborted && (batchSize === 0 || willHandle < batchSize)) {
@@ -180,19 +184,32 @@ async function shipOnce(pipeline: PipelineConfig, src: OutboxSource, sink: AppEv
       // rows are marked sent. A crash in between sends them again: a 409, counted as delivered.
       const dead: { sink: string; letters: DeadLetter[] }[] = [];
       for (const es of search) {
+        let t = performance.now();
         for (const e of chunk.events) await es.addAppEvent(cfg.sourceName, mapping.table, e, fingerprint(e.message, e.created));
+        meter?.write('elasticsearch', (performance.now() - t) / 1000);
+        t = performance.now();
         dead.push({ sink: `elasticsearch ${es.where}`, letters: await es.flush() });
+        meter?.commitTime('elasticsearch', (performance.now() - t) / 1000);
       }
       await sink.begin();
       let stored: number;
       try {
+        let t = performance.now();
         stored = await sink.append(cfg.sourceName, mapping.table, staged, bad);
         for (const d of dead) await sink.addDeadLetters(cfg.sourceName, d.sink, d.letters);
         if (staged) stagedFiles.delete(staged);
+        meter?.write('duckdb', (performance.now() - t) / 1000);
+        t = performance.now();
         await sink.commit(cfg.sourceName, mapping.table, mapping.kind, { shipped: stored, quarantined: bad.length, lastEventTime: chunk.lastEventTime });
+        meter?.commitTime('duckdb', (performance.now() - t) / 1000);
       } catch (err) {
         await sink.rollback();
         throw err;
+      }
+      if (meter) {
+        meter.committed({ stored, duplicates: chunk.ids.length - stored, quarantined: bad.length, lastEventMs: chunk.lastEventTime === null ? null : chunk.lastEventTime / 1000 });
+        const letters = dead.reduce((n, d) => n + d.letters.length, 0);
+        if (letters) meter.deadLettered('elasticsearch', letters);
       }
       // Stored for good: now (and only now) these rows may be marked sent.
       const marking = (async () => {
@@ -295,7 +312,7 @@ export async function runOutboxPipeline(pipeline: PipelineConfig, options: Outbo
         const known = await sink.quarantinedRows(cfg.sourceName, src.mapping.table);
         // A daemon that follows stays 'following' through its polls; 'shipping' is the first pass (or a retry's).
         report({ state: options.follow && status.state === 'following' ? 'following' : 'shipping', error: undefined, retryInMs: undefined });
-        await shipOnce(pipeline, src, sink, search, known, summary, log, options.signal);
+        await shipOnce(pipeline, src, sink, search, known, summary, log, options.signal, options.meter);
         if (purgeHours > 0) {
           const last = await sink.lastPurge(cfg.sourceName, src.mapping.table);
           if (last === null || Date.now() - last >= purgeHours * 3_600_000) summary.purged += await purgeWith(pipeline, src, sink, log);
@@ -308,10 +325,12 @@ export async function runOutboxPipeline(pipeline: PipelineConfig, options: Outbo
         await sleep(pollMs, options.signal);
       } catch (err) {
         const e = err instanceof ConnectorError ? err : new ConnectorError(pipeline.source.type, 'failed', (err as Error).message, false, { cause: err });
+        options.meter?.failed(err);
         if (!options.follow || !e.retryable) throw e;
         backoffMs = Math.min(60_000, backoffMs ? backoffMs * 2 : 1000);
         const delay = Math.round(backoffMs * (0.5 + Math.random() / 2));
         log.warn('Pipeline failed; retrying.', { pipeline: pipeline.name, code: e.code, reason: e.message, retryInMs: delay });
+        options.meter?.retrying();
         report({ state: 'retrying', error: e.message, retryInMs: delay });
         await src?.close();
         src = null;

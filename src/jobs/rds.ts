@@ -11,7 +11,7 @@ import type { ArchivableFile } from '../sinks/archive/index.js';
 import { fingerprintFile } from '../sources/pg-logs/files.js';
 import { PgLogsSource } from '../sources/pg-logs/source.js';
 import { RdsLogsSource } from '../sources/rds-logs/index.js';
-import { archiveFiles, closeArchives, finishArchives, openArchives, openSearchSinks, sinkSummaries, type ArchiveSet, type ArchiveSummary } from './log-sinks.js';
+import { archiveFiles, closeArchives, finishArchives, meterDeadLetters, openArchives, openSearchSinks, sinkSummaries, type ArchiveSet, type ArchiveSummary } from './log-sinks.js';
 import type { IngestOptions, RunSummary } from './ingest.js';
 
 /**
@@ -94,6 +94,7 @@ export async function runRdsPipeline(pipeline: PipelineConfig, options: IngestOp
           const r = await runPipeline(parser.read(p), [...searchSinks, ...archives.eventSinks, sink], {
             commitEvents: Number(sinkConfig['commit_events'] ?? 250000), commitBytes: 1 << 30, log,
             onCommit: (t) => options.progress.setEvents(totals.events + t.events),
+            ...(options.meter ? { meter: options.meter } : {}),
           });
           totals.events += r.events; totals.stored += r.stored; totals.duplicates += r.duplicates; totals.quarantined += r.quarantined; totals.bytes += r.bytes;
           for (const e of r.errors) { errors.push({ file: location, message: e.message }); failed = true; }
@@ -117,6 +118,7 @@ export async function runRdsPipeline(pipeline: PipelineConfig, options: IngestOp
               s.failed = (s.failed ?? 0) + 1;
               if (e.error instanceof ConnectorError && FATAL.has(e.error.code)) throw e.error;
               errors.push({ file: location, message: `archive ${a.where}: ${e.message}` });
+              options.meter?.failed(e.error);
               failed = true;
             }
           }
@@ -137,6 +139,7 @@ export async function runRdsPipeline(pipeline: PipelineConfig, options: IngestOp
       } catch (err) {
         if (!isExpected(err) || (err instanceof ConnectorError && FATAL.has(err.code))) throw err;
         errors.push({ file: location, message: err.message });
+        options.meter?.failed(err);
         log.error('A log file could not be shipped; it is tried again next run.', { file: location, reason: err.message });
       } finally {
         if (path) await fsp.rm(path, { force: true });
@@ -145,6 +148,7 @@ export async function runRdsPipeline(pipeline: PipelineConfig, options: IngestOp
     if (totals.stored > 0 && storeEvents) await sink.sweepPreviouslyLogged();
     options.progress.done();
     await finishArchives(archives);
+    meterDeadLetters(options.meter, searchSinks, archives);
     return {
       pipeline: pipeline.name, server, db: sink.path, filesRead: shipped, filesSkipped: plan.active.length + plan.unchanged,
       ...totals, durationMs: Date.now() - started, errors,

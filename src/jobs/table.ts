@@ -3,6 +3,7 @@ import { ConnectorError } from '../core/errors.js';
 import { profile } from '../core/profile.js';
 import { maskUrl } from '../core/postgres.js';
 import type { Logger } from '../core/log.js';
+import type { PipelineMeter } from '../core/meter.js';
 import { openDatabase, type Database } from '../sinks/duckdb/database.js';
 import { checkRow, ROW_GROUP_ROWS, RowChangesSink } from '../sinks/duckdb/row-changes.js';
 import { ElasticsearchSink, elasticsearchOptions } from '../sinks/elasticsearch/index.js';
@@ -22,6 +23,8 @@ export interface TableRunOptions {
   /** A database held by the caller (the daemon opens each file once); otherwise the sink opens its own. */
   db?: Database;
   onStatus?: (status: TableStatus) => void;
+  /** The follow daemon's metrics of this pipeline (per batch and per commit). */
+  meter?: PipelineMeter;
 }
 
 export interface TableStatus {
@@ -109,6 +112,7 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
   let txStarted = 0;
   let tx = { events: 0, stored: 0, duplicates: 0, quarantined: 0 };
   const aborted = () => options.signal?.aborted === true;
+  const meter = options.meter;
   try {
     sink = await RowChangesSink.open(db, log, !options.db);
     for (const c of pipeline.sinks.filter((x) => x.type === 'elasticsearch')) search.push(await ElasticsearchSink.open(elasticsearchOptions(c, server), log, 'rows'));
@@ -144,6 +148,7 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
         // Rows read: those staged and those the row path carries (all of them, or the ones to quarantine).
         const count = batch.staged ? batch.staged.rows + batch.rows.length : batch.rows.length;
         const full = count >= limit || (!batch.staged && batch.bytes >= batchBytes);
+        if (meter && count > 0) meter.read(count, batch.staged ? batch.staged.fileBytes : batch.bytes);
         // A backlog: read the next chunk from PostgreSQL while DuckDB stores this one.
         if (full) {
           const nextLimit = limitAfter(tx.events + count);
@@ -155,6 +160,7 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
         if (count > 0 || changed) {
           if (!txOpen) { await sink.begin(); txOpen = true; txStarted = Date.now(); }
           let quarantined: number;
+          let t = performance.now();
           if (batch.staged) {
             const r = await sink.appendStaged(server, source.layout.name, batch.staged);
             tx.stored += r.stored;
@@ -162,12 +168,17 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
             quarantined = 0;
             if (batch.rows.length) quarantined = (await sink.append(server, source.layout.name, { ...batch, staged: undefined }, source.layout.validateJson)).quarantined.length;
           } else {
-            await toSearch(batch.rows);
+            if (search.length) {
+              await toSearch(batch.rows);
+              meter?.write('elasticsearch', (performance.now() - t) / 1000);
+              t = performance.now();
+            }
             const r = await sink.append(server, source.layout.name, batch, source.layout.validateJson);
             tx.stored += r.stored;
             tx.duplicates += r.duplicates;
             quarantined = r.quarantined.length;
           }
+          meter?.write('duckdb', (performance.now() - t) / 1000);
           cursor = batch.cursor;
           tx.events += count;
           tx.quarantined += quarantined;
@@ -178,9 +189,23 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
         // straight to its file; small ones go through its WAL and a checkpoint).
         if (txOpen && (!full || tx.events >= txRows || Date.now() - txStarted >= commitIntervalMs)) {
           // Every document acknowledged (or dead-lettered, in this transaction) before the cursor moves.
-          for (const es of search) await sink.addDeadLetters(server, `elasticsearch ${es.where}`, await es.flush());
+          let dead = 0;
+          for (const es of search) {
+            const t = performance.now();
+            const letters = await es.flush();
+            meter?.commitTime('elasticsearch', (performance.now() - t) / 1000);
+            dead += letters.length;
+            await sink.addDeadLetters(server, `elasticsearch ${es.where}`, letters);
+          }
+          const lastEventMs = sink.pendingLastEventMs;
+          const t = performance.now();
           await sink.commit(server, source.layout.name, batch.cursor);
           txOpen = false;
+          if (meter) {
+            meter.commitTime('duckdb', (performance.now() - t) / 1000);
+            meter.committed({ stored: tx.stored, duplicates: tx.duplicates, quarantined: tx.quarantined, lastEventMs });
+            if (dead) meter.deadLettered('elasticsearch', dead);
+          }
           summary.events += tx.events;
           summary.stored += tx.stored;
           summary.duplicates += tx.duplicates;
@@ -207,12 +232,14 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
       } catch (err) {
         const e = err instanceof ConnectorError ? err : new ConnectorError('pg_audit_table', 'failed', (err as Error).message, false, { cause: err });
         next = null;
+        meter?.failed(err);
         if (txOpen) { txOpen = false; tx = { events: 0, stored: 0, duplicates: 0, quarantined: 0 }; await sink.rollback(); }
         for (const es of search) await es.rollback();
         if (!options.follow || !e.retryable) throw e;
         backoffMs = Math.min(30_000, backoffMs ? backoffMs * 2 : 500);
         const delay = Math.round(backoffMs * (0.5 + Math.random() / 2));
         log.warn('Pipeline failed; retrying.', { pipeline: pipeline.name, code: e.code, reason: e.message, retryInMs: delay });
+        meter?.retrying();
         report({ state: 'retrying', error: e.message, retryInMs: delay });
         cursor = null;
         await source.disconnect();

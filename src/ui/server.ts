@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as netConnect, isIP } from 'node:net';
 import type { Logger } from '../core/log.js';
+import { PROMETHEUS_CONTENT_TYPE } from '../core/metrics.js';
 import { parseFilter, parseTime, QueryInputError, type AuditQueries, type EventFilter } from '../query/index.js';
 
 /** What the UI asks of the query layer: every AuditQueries method (a fake in tests, the real class in use). */
@@ -36,6 +37,8 @@ export interface UiServerOptions {
    * made while the daemon holds the database. Absent: 404.
    */
   report?: (opts: { since: number; until: number; server?: string[] }) => Promise<unknown>;
+  /** Serves `GET /metrics` (the Prometheus text this returns), behind the same authentication as the rest. Absent: 404. */
+  metrics?: () => string;
 }
 
 export interface UiServer {
@@ -307,6 +310,7 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
       return;
     }
     if (!authenticate(req)) throw unauthorized(api);
+    if (path === '/metrics' && opts.metrics) { send(req, res, 200, PROMETHEUS_CONTENT_TYPE, opts.metrics(), { 'Cache-Control': 'no-store' }); return; }
     if (!api) return serveStatic(req, res, path);
     const handler = path === '/api/report' && opts.report ? reportHandler(opts.report) : API[path];
     if (!handler) throw new HttpError(404, 'no such API endpoint');

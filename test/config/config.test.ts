@@ -53,7 +53,7 @@ describe('config schema', () => {
       'pipelines.main.source.prefer_format: "xml" is not one of jsonlog, csvlog',
       'pipelines.main.source.pth: unknown key for a pg_logs source; allowed: path, server, file_glob, prefer_format, skip_active, log_timezone, max_record_bytes, batch_bytes, poll_interval_ms',
       'pipelines.main.source.skip_active: "yes" is not a boolean',
-      'verbose: unknown top-level key; allowed: pipelines, ui',
+      'verbose: unknown top-level key; allowed: pipelines, ui, metrics',
     ].sort());
   });
 
@@ -232,5 +232,13 @@ describe('auditship run', () => {
         'ui.basic_auth: USER:PASSWORD, both non-empty',
       ]);
     }
+  });
+
+  test('the metrics section: listen (any address: the metrics hold no audit data); mistakes listed', () => {
+    const pipelines = { main: { source: { type: 'pg_logs', path: '/logs' }, sinks: [{ type: 'duckdb', path: 'a.duckdb' }] } };
+    assert.deepEqual(validateConfig({ pipelines, metrics: { listen: '${AT:-0.0.0.0:9464}' } }).metrics, { listen: '0.0.0.0:9464' });
+    assert.equal(validateConfig({ pipelines }).metrics, undefined);
+    assert.deepEqual(problems({ pipelines, metrics: { listen: '127.0.0.1:9464', path: '/m' } }), ['metrics.path: unknown key in the metrics section; allowed: listen']);
+    assert.deepEqual(problems({ pipelines, metrics: '127.0.0.1:9464' }), ['metrics: must be a mapping (listen)']);
   });
 });

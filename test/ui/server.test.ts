@@ -239,6 +239,22 @@ describe('off loopback', () => {
   });
 });
 
+describe('/metrics (run --follow --ui)', () => {
+  test('served when the daemon gives it, in the text format\'s content type, behind the same authentication', async () => {
+    const token = 'T0ken-for-the-metrics-test-0123456';
+    const { server } = await start({ host: '0.0.0.0', auth: { token }, metrics: () => '# TYPE x gauge\nx 1\n' });
+    const target = { url: server.url.replace('0.0.0.0', '127.0.0.1') };
+    assert.equal((await http(target, '/metrics')).status, 401);
+    const r = await http(target, '/metrics', { headers: { Authorization: `Bearer ${token}` } });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8');
+    assert.equal(r.headers['cache-control'], 'no-store');
+    assert.equal(r.body, '# TYPE x gauge\nx 1\n');
+    const { server: plain } = await start();
+    assert.equal((await http(plain, '/metrics')).status, 404, 'auditship ui serves no metrics');
+  });
+});
+
 describe('on a unix socket', () => {
   const { dir, cleanup } = scratchDir('ui-socket');
   after(cleanup);

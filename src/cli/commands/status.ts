@@ -7,7 +7,7 @@ import { DEFAULT_DB, defineCommand, parseCommandArgs } from '../args.js';
 import { formatTable, n, size } from '../output.js';
 
 export const usage = 'auditship status [--db FILE] [--json]';
-export const summary = 'Show per server, pipeline and file: bytes and events ingested, offset, last event time, quarantined records; per audit table: rows shipped, cursor; per application table: rows shipped, quarantined, purged; documents a search cluster refused for good (es_dead_letters), by reason; while run --follow holds the database, each pipeline\'s state and lag.';
+export const summary = 'Show per server, pipeline and file: bytes and events ingested, offset, last event time, quarantined records; per audit table: rows shipped, cursor; per application table: rows shipped, quarantined, purged; documents a search cluster refused for good (es_dead_letters), by reason; while run --follow holds the database, each pipeline\'s state and lag (with --json also its metrics: counters, lag, checkpoint age).';
 
 export const spec = defineCommand({
   name: 'status', summary, usage,
@@ -42,7 +42,8 @@ export async function status(argv: string[]): Promise<void> {
       SELECT server, sink, trim(split_part(reason, ':', 1)) AS reason, count(*) AS documents,
              strftime(max(dead_at), '%Y-%m-%d %H:%M:%S%z') AS last_at
       FROM es_dead_letters GROUP BY ALL ORDER BY server, sink, reason`) : [];
-    const following = daemon ? { daemon } : {};
+    // The daemon's counters per pipeline (its metrics, as of its last status write) under `metrics`.
+    const following = daemon ? (({ metrics, ...rest }) => ({ daemon: rest, ...(metrics ? { metrics } : {}) }))(daemon) : {};
     if (!present.has('ingest_files')) {
       if (values.json) { process.stdout.write(JSON.stringify({ db: db.path, tables: cursors, apps, dead_letters: dead, ...following }) + '\n'); return; }
       printCursors(cursors);

@@ -20,11 +20,11 @@ export const spec = defineCommand({
   },
 });
 
-/** `HOST:PORT`, `[IPv6]:PORT` or a bare `PORT` (on 127.0.0.1). */
-export function parseListen(value: string): { host: string; port: number } {
+/** `HOST:PORT`, `[IPv6]:PORT` or a bare `PORT` (on 127.0.0.1); `what` names the flag or key in the error. */
+export function parseListen(value: string, what = '--listen'): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value) ?? /^()()(\d{1,5})$/.exec(value);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new ExitError(2, `--listen: "${value}" is not HOST:PORT (e.g. 127.0.0.1:8080; port 0 = any free port)`);
+  if (!m || port > 65535) throw new ExitError(2, `${what}: "${value}" is not HOST:PORT (e.g. 127.0.0.1:8080; port 0 = any free port)`);
   return { host: m[1] || m[2] || '127.0.0.1', port };
 }
 

@@ -292,6 +292,11 @@ export class RowChangesSink {
     }
   }
 
+  /** The clock time (epoch ms) of the last row appended since begin(), or null: what commit() records as last_event_time. */
+  get pendingLastEventMs(): number | null {
+    return this.pending.lastClkUs === null ? null : Number(this.pending.lastClkUs) / 1000;
+  }
+
   /** Stores the cursor and commits everything appended since begin(). */
   async commit(server: string, sourceTable: string, cursor: TableCursor): Promise<void> {
     const srv = sqlString(server);
