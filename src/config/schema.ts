@@ -70,7 +70,7 @@ export const PG_LOGS_SOURCE: ConnectorSpec = {
     },
     poll_interval_ms: {
       type: 'integer', default: 5000, minimum: 100,
-      description: 'run --follow: how often the log directory is looked at for new records.',
+      description: 'run --follow: how often the log directory is looked at for new records at the latest (the safety net: fs.watch reports new bytes sooner, but its events can be lost).',
     },
   },
 };

@@ -11,8 +11,10 @@ import { ensureSchema } from '../sinks/duckdb/schema.js';
 import { ARCHIVE_DDL } from '../state/archive-state.js';
 import { ensureRdsFiles } from '../state/rds-files.js';
 import { APP_EVENTS_DDL } from '../sinks/duckdb/app-events.js';
-import { runIngestPipeline } from './ingest.js';
-import { runRdsPipeline } from './rds.js';
+import { LogsPipeline, type RunSummary } from './ingest.js';
+import { RdsPipeline } from './rds.js';
+import type { OpenedPipeline } from './opened.js';
+import { LogWatch } from '../sources/pg-logs/watch.js';
 import { runOutboxPipeline, type OutboxStatus } from './outbox.js';
 import { runTablePipeline, type TableStatus } from './table.js';
 import { statusFilePath, type DaemonStatus, type PipelineStatus } from './daemon-status.js';
@@ -151,34 +153,77 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
   }
 }
 
-/** A pg_logs or rds_logs pipeline in follow mode: one run every poll_interval_ms; a failing run is retried. */
+/** After fs.watch reports a change in a log directory, wait this long for the writes around it (one pass for a burst). */
+const WATCH_SETTLE_MS = 200;
+
+/**
+ * A pg_logs or rds_logs pipeline in follow mode: opened once and kept open; one pass every poll_interval_ms; a
+ * failing pass is retried, the pipeline closed and opened again first (a connection or sink may be broken).
+ * pg_logs: after a pass that read nothing, the next one comes as soon as fs.watch reports a change in the log
+ * paths (poll_interval_ms at the latest); after a pass that read something, poll_interval_ms later, as ever.
+ */
 async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: AbortSignal, set: (s: PipelineStatus) => void,
   inTurn: <T>(p: PipelineConfig, fn: () => Promise<T>) => Promise<T>, meter: PipelineMeter): Promise<boolean> {
   const interval = Number(p.source['poll_interval_ms'] ?? 5000);
+  const options = { log, progress: noProgress, db, meter };
+  const pipeline: OpenedPipeline<RunSummary> = p.source.type === 'rds_logs' ? new RdsPipeline(p, options) : new LogsPipeline(p, options);
+  const watch = p.source.type === 'pg_logs' ? new LogWatch(p.source['path'] as string[], p.source['file_glob'] as string | undefined, log, p.name) : null;
+  let open = false;
+  const close = async () => {
+    if (!open) return;
+    open = false;
+    await pipeline.close();
+  };
   let events = 0;
   let stored = 0;
   let failures = 0;
   while (!signal.aborted) {
+    let busy = true;
+    watch?.refresh();
+    watch?.clear();
     try {
-      const s = await inTurn(p, () => p.source.type === 'rds_logs' ? runRdsPipeline(p, { log, progress: noProgress, db, meter }) : runIngestPipeline(p, { log, progress: noProgress, db, meter }));
+      const s = await inTurn(p, async () => {
+        if (!open) {
+          await pipeline.open();
+          open = true;
+        }
+        return pipeline.runOnce();
+      });
       events += s.events;
       stored += s.stored;
       failures = 0;
+      busy = s.filesRead > 0 || s.events > 0;
       if (!s.ok) meter.retrying();
       set({ pipeline: p.name, kind: p.source.type, state: s.ok ? 'following' : 'retrying', events, stored, lastRunAt: new Date().toISOString(), filesRead: s.filesRead, ...(s.ok ? {} : { error: s.errors[0]?.message }) });
     } catch (err) {
-      if (!isExpected(err)) throw err;
+      if (!isExpected(err)) {
+        watch?.close();
+        await close().catch(() => {});
+        throw err;
+      }
       failures++;
       meter.failed(err);
       meter.retrying();
       log.warn('Pipeline run failed; retrying.', { pipeline: p.name, reason: err.message });
       set({ pipeline: p.name, kind: p.source.type, state: 'retrying', events, stored, error: err.message });
+      // A connection or a sink may be broken: the pipeline is opened again for the next try.
+      await close().catch((e: unknown) => {
+        if (!isExpected(e)) throw e;
+        log.warn('A pipeline could not be closed after its run failed; it is opened anew.', { pipeline: p.name, reason: e.message });
+      });
     }
     const wait = failures ? Math.min(60_000, interval * 2 ** Math.min(failures, 6)) : interval;
+    if (watch && !failures && !busy) {
+      await watch.wait(wait, WATCH_SETTLE_MS, signal);
+      continue;
+    }
     await new Promise<void>((r) => {
-      const t = setTimeout(r, wait);
-      signal.addEventListener('abort', () => { clearTimeout(t); r(); }, { once: true });
+      const done = () => { clearTimeout(t); signal.removeEventListener('abort', done); r(); };
+      const t = setTimeout(done, wait);
+      signal.addEventListener('abort', done, { once: true });
     });
   }
+  watch?.close();
+  await close();
   return true;
 }

@@ -81,23 +81,48 @@ export async function openSearchSinks(pipeline: PipelineConfig, duckdb: DuckDbSi
   return out;
 }
 
-/** The per-sink part of a run summary: search counts, and objects per archive (`files`: those of form files). */
-export function sinkSummaries(search: ElasticsearchSink[], set: ArchiveSet, files: ArchiveSummary[]): Pick<RunSummary, 'search' | 'archives'> {
+/** What the search and archive (events) sinks of a pipeline counted so far: a pass of an open pipeline reports what it added. */
+export interface SinkCounts {
+  search: { created: number; duplicates: number; correlated: number; deadLettered: number; retried: number }[];
+  events: { objects: number; bytes: number; rejected: number }[];
+}
+
+export function sinkCounts(search: ElasticsearchSink[], set: ArchiveSet): SinkCounts {
+  return {
+    search: search.map((s) => ({ created: s.counts.created, duplicates: s.counts.duplicates, correlated: s.counts.correlated, deadLettered: s.counts.deadLettered, retried: s.counts.retried })),
+    events: set.eventSinks.map((s) => ({ objects: s.counts.objects, bytes: s.counts.bytes, rejected: s.counts.rejected })),
+  };
+}
+
+/**
+ * The per-sink part of a run summary: search counts, and objects per archive (`files`: those of form files);
+ * counted from `since` (the counts as the pass began) when given.
+ */
+export function sinkSummaries(search: ElasticsearchSink[], set: ArchiveSet, files: ArchiveSummary[], since?: SinkCounts): Pick<RunSummary, 'search' | 'archives'> {
+  const now = sinkCounts(search, set);
   const archives: ArchiveSummary[] = [
-    ...set.eventSinks.map((s) => ({ archive: s.where, form: s.archive.options.form, objects: s.counts.objects, bytes: s.counts.bytes })),
+    ...set.eventSinks.map((s, i) => ({ archive: s.where, form: s.archive.options.form, objects: now.events[i]!.objects - (since?.events[i]?.objects ?? 0), bytes: now.events[i]!.bytes - (since?.events[i]?.bytes ?? 0) })),
     ...files,
   ];
   return {
-    ...(search.length ? { search: search.map((s) => ({ url: s.where, created: s.counts.created, duplicates: s.counts.duplicates, correlated: s.counts.correlated, deadLettered: s.counts.deadLettered, retried: s.counts.retried })) } : {}),
+    ...(search.length ? {
+      search: search.map((s, i) => {
+        const c = now.search[i]!, b = since?.search[i];
+        return { url: s.where, created: c.created - (b?.created ?? 0), duplicates: c.duplicates - (b?.duplicates ?? 0), correlated: c.correlated - (b?.correlated ?? 0), deadLettered: c.deadLettered - (b?.deadLettered ?? 0), retried: c.retried - (b?.retried ?? 0) };
+      }),
+    } : {}),
     ...(archives.length ? { archives } : {}),
   };
 }
 
-/** What this run's search sinks dead-lettered and its Parquet archives rejected, to the daemon's metrics. */
-export function meterDeadLetters(meter: PipelineMeter | undefined, search: ElasticsearchSink[], set: ArchiveSet): void {
+/**
+ * What this pass's search sinks dead-lettered and its Parquet archives rejected, to the daemon's metrics (the
+ * sinks' counts grow over the passes of an opened pipeline: counted from `since`, the counts as the pass began).
+ */
+export function meterDeadLetters(meter: PipelineMeter | undefined, search: ElasticsearchSink[], set: ArchiveSet, since?: SinkCounts): void {
   if (!meter) return;
-  meter.deadLettered('elasticsearch', search.reduce((n, s) => n + s.counts.deadLettered, 0));
-  meter.deadLettered('archive', set.eventSinks.reduce((n, s) => n + s.counts.rejected, 0));
+  meter.deadLettered('elasticsearch', search.reduce((n, s, i) => n + s.counts.deadLettered - (since?.search[i]?.deadLettered ?? 0), 0));
+  meter.deadLettered('archive', set.eventSinks.reduce((n, s, i) => n + s.counts.rejected - (since?.events[i]?.rejected ?? 0), 0));
 }
 
 /**

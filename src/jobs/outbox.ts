@@ -8,6 +8,7 @@ import { defaultMemoryLimit, openDatabase, type Database } from '../sinks/duckdb
 import { ElasticsearchSink, elasticsearchOptions } from '../sinks/elasticsearch/index.js';
 import type { SqlClient } from '../sources/sql/client.js';
 import { openOutboxSource, type OutboxSource, type OutboxSourceConfig } from '../sources/sql-outbox/index.js';
+import type { OpenedPipeline } from './opened.js';
 
 /**
  * Runs a sql_outbox or django_auditlog pipeline: chunk by chunk, claim unsent rows (source transaction),
@@ -287,41 +288,30 @@ export async function runOutboxPipeline(pipeline: PipelineConfig, options: Outbo
   const log = options.log;
   const cfg = outboxConfig(pipeline);
   const pollMs = Number(pipeline.source['poll_interval_ms'] ?? 5000);
-  const purgeHours = Number(pipeline.source['purge_interval_hours'] ?? 0);
-  const sink = await openSink(pipeline, options);
-  const summary = newSummary(pipeline, sink.path);
-  const search: ElasticsearchSink[] = [];
-  try {
-    for (const c of pipeline.sinks.filter((x) => x.type === 'elasticsearch')) search.push(await ElasticsearchSink.open(elasticsearchOptions(c, cfg.sourceName), log, 'app'));
-  } catch (err) {
-    for (const es of search) await es.close();
-    await sink.close();
-    throw err;
-  }
   const status: OutboxStatus = { pipeline: pipeline.name, kind: pipeline.source.type, table: cfg.table, state: 'starting', shipped: 0, quarantined: 0 };
   const report = (patch: Partial<OutboxStatus>) => { Object.assign(status, patch); options.onStatus?.({ ...status }); };
-  let src: OutboxSource | null = null;
+  const opened = new OutboxPipeline(pipeline, {
+    log, ...(options.db ? { db: options.db } : {}), ...(options.meter ? { meter: options.meter } : {}),
+    // A daemon that follows stays 'following' through its polls; 'shipping' is the first pass (or a retry's).
+    onShipping: () => report({ state: options.follow && status.state === 'following' ? 'following' : 'shipping', error: undefined, retryInMs: undefined }),
+  });
+  await opened.open();
+  let isOpen = true;
+  const summary = newSummary(pipeline, opened.db);
   let backoffMs = 0;
   try {
     while (!options.signal?.aborted) {
       try {
-        if (!src) {
-          src = await openOutboxSource(cfg, log, pipeline.name);
-          log.info('Reading unsent rows.', { pipeline: pipeline.name, table: src.mapping.table, server: src.client.where, locking: src.locking });
+        if (!isOpen) {
+          await opened.open();
+          isOpen = true;
         }
-        const known = await sink.quarantinedRows(cfg.sourceName, src.mapping.table);
-        // A daemon that follows stays 'following' through its polls; 'shipping' is the first pass (or a retry's).
-        report({ state: options.follow && status.state === 'following' ? 'following' : 'shipping', error: undefined, retryInMs: undefined });
-        await shipOnce(pipeline, src, sink, search, known, summary, log, options.signal, options.meter);
-        if (purgeHours > 0) {
-          const last = await sink.lastPurge(cfg.sourceName, src.mapping.table);
-          if (last === null || Date.now() - last >= purgeHours * 3_600_000) summary.purged += await purgeWith(pipeline, src, sink, log);
-        }
+        const pass = await opened.runOnce(options.signal);
+        addPass(summary, pass);
         backoffMs = 0;
-        const unsent = options.follow ? await src.mapping.unsent(src.client, 100_000) : undefined;
-        report({ state: summary.locked ? 'waiting_for_lock' : options.follow ? 'following' : 'stopped', shipped: summary.stored, quarantined: summary.quarantined, unsent, lastRunAt: new Date().toISOString() });
+        const unsent = options.follow ? await opened.unsent(100_000) : undefined;
+        report({ state: pass.locked ? 'waiting_for_lock' : options.follow ? 'following' : 'stopped', shipped: summary.stored, quarantined: summary.quarantined, unsent, lastRunAt: new Date().toISOString() });
         if (!options.follow) break;
-        summary.locked = false;
         await sleep(pollMs, options.signal);
       } catch (err) {
         const e = err instanceof ConnectorError ? err : new ConnectorError(pipeline.source.type, 'failed', (err as Error).message, false, { cause: err });
@@ -332,8 +322,11 @@ export async function runOutboxPipeline(pipeline: PipelineConfig, options: Outbo
         log.warn('Pipeline failed; retrying.', { pipeline: pipeline.name, code: e.code, reason: e.message, retryInMs: delay });
         options.meter?.retrying();
         report({ state: 'retrying', error: e.message, retryInMs: delay });
-        await src?.close();
-        src = null;
+        // A connection or a sink may be broken: all of them are opened again before the next try.
+        if (isOpen) {
+          isOpen = false;
+          await opened.close();
+        }
         await sleep(delay, options.signal);
       }
     }
@@ -342,19 +335,119 @@ export async function runOutboxPipeline(pipeline: PipelineConfig, options: Outbo
     report({ state: 'failed', error: (err as Error).message });
     throw err;
   } finally {
-    await src?.close();
-    for (const es of search) await es.close();
-    await sink.close();
-    if (search.length) summary.search = search.map((s) => ({ url: s.where, created: s.counts.created, duplicates: s.counts.duplicates, deadLettered: s.counts.deadLettered, retried: s.counts.retried }));
+    if (isOpen) await opened.close();
     summary.durationMs = Date.now() - started;
   }
   return summary;
 }
 
+/** Adds a pass's counts to the summary of a run (the search counts sink by sink). */
+function addPass(summary: OutboxRunSummary, pass: OutboxRunSummary): void {
+  summary.events += pass.events;
+  summary.stored += pass.stored;
+  summary.duplicates += pass.duplicates;
+  summary.quarantined += pass.quarantined;
+  summary.skipped += pass.skipped;
+  summary.marked += pass.marked;
+  summary.purged += pass.purged;
+  summary.locked = pass.locked;
+  if (pass.search) {
+    const before = summary.search;
+    summary.search = pass.search.map((s, i) => {
+      const b = before?.[i];
+      return b ? { url: s.url, created: b.created + s.created, duplicates: b.duplicates + s.duplicates, deadLettered: b.deadLettered + s.deadLettered, retried: b.retried + s.retried } : { ...s };
+    });
+  }
+}
+
+/**
+ * A sql_outbox or django_auditlog pipeline, opened once (see OpenedPipeline): its DuckDB sink and search sinks;
+ * the source's connections are made by the first pass and kept. Each pass claims and ships unsent rows (up to
+ * batch_size), then purges when purge_interval_hours says so.
+ */
+export class OutboxPipeline implements OpenedPipeline<OutboxRunSummary> {
+  private sink: AppEventsSink | null = null;
+  private search: ElasticsearchSink[] = [];
+  private src: OutboxSource | null = null;
+  private readonly cfg: ReturnType<typeof outboxConfig>;
+
+  constructor(private readonly pipeline: PipelineConfig, private readonly options: { log: Logger; db?: Database; onShipping?: () => void; meter?: PipelineMeter }) {
+    this.cfg = outboxConfig(pipeline);
+  }
+
+  /** The DuckDB file (once open). */
+  get db(): string {
+    return this.sink?.path ?? String(this.pipeline.sinks[this.pipeline.sinks.length - 1]!['path']);
+  }
+
+  async open(): Promise<void> {
+    const sink = await openSink(this.pipeline, this.options);
+    const search: ElasticsearchSink[] = [];
+    try {
+      for (const c of this.pipeline.sinks.filter((x) => x.type === 'elasticsearch')) search.push(await ElasticsearchSink.open(elasticsearchOptions(c, this.cfg.sourceName), this.options.log, 'app'));
+    } catch (err) {
+      for (const es of search) await es.close();
+      await sink.close();
+      throw err;
+    }
+    this.sink = sink;
+    this.search = search;
+  }
+
+  async runOnce(signal?: AbortSignal): Promise<OutboxRunSummary> {
+    const started = Date.now();
+    const { pipeline, cfg } = this;
+    const log = this.options.log;
+    const sink = this.sink!, search = this.search;
+    const summary = newSummary(pipeline, sink.path);
+    const since = search.map((s) => ({ ...s.counts }));
+    if (!this.src) {
+      this.src = await openOutboxSource(cfg, log, pipeline.name);
+      log.info('Reading unsent rows.', { pipeline: pipeline.name, table: this.src.mapping.table, server: this.src.client.where, locking: this.src.locking });
+    }
+    const src = this.src;
+    const known = await sink.quarantinedRows(cfg.sourceName, src.mapping.table);
+    this.options.onShipping?.();
+    await shipOnce(pipeline, src, sink, search, known, summary, log, signal, this.options.meter);
+    const purgeHours = Number(pipeline.source['purge_interval_hours'] ?? 0);
+    if (purgeHours > 0) {
+      const last = await sink.lastPurge(cfg.sourceName, src.mapping.table);
+      if (last === null || Date.now() - last >= purgeHours * 3_600_000) summary.purged += await purgeWith(pipeline, src, sink, log);
+    }
+    if (search.length) {
+      summary.search = search.map((s, i) => ({
+        url: s.where, created: s.counts.created - since[i]!.created, duplicates: s.counts.duplicates - since[i]!.duplicates,
+        deadLettered: s.counts.deadLettered - since[i]!.deadLettered, retried: s.counts.retried - since[i]!.retried,
+      }));
+    }
+    summary.durationMs = Date.now() - started;
+    return summary;
+  }
+
+  /** Rows still unsent, counted up to `limit` (the daemon's status). */
+  unsent(limit: number): Promise<number> {
+    return this.src!.mapping.unsent(this.src!.client, limit);
+  }
+
+  async close(): Promise<void> {
+    const { src, search, sink } = this;
+    this.src = null;
+    this.search = [];
+    this.sink = null;
+    try {
+      await src?.close();
+      for (const es of search) await es.close();
+    } finally {
+      await sink?.close();
+    }
+  }
+}
+
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) { resolve(); return; }
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+    const done = () => { clearTimeout(t); signal?.removeEventListener('abort', done); resolve(); };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
   });
 }

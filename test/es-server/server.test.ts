@@ -592,12 +592,30 @@ describe('fault injection', () => {
       assert.equal(s.concurrencyExceeded, 1);
       assert.equal(s.inFlight, 0);
       assert.equal(s.docs, 3);
+      assert.equal(s.requests, 3, 'the bulk requests (not /_test)');
       const reset = await call(es.url, 'POST', '/_test/reset');
       assert.equal(reset.status, 200);
       const after = (await call(es.url, 'GET', '/_test/stats')).json;
       assert.equal(after.docs, 0);
       assert.equal(after.faults.delayMs, 0);
       assert.equal(after.bulkRequests, 0);
+    });
+  });
+
+  test('requests are counted by what they ask: cluster info, template and mapping PUTs, privilege checks', async () => {
+    await withServer({ flavor: 'elasticsearch', auth: { users: [{ username: 'u', password: 'p' }] } }, async (es) => {
+      const auth = { authorization: `Basic ${Buffer.from('u:p').toString('base64')}` };
+      await call(es.url, 'GET', '/', { headers: auth });
+      await call(es.url, 'HEAD', '/', { headers: auth });
+      await call(es.url, 'GET', '/'); // 401: still a request that arrived
+      assert.equal((await call(es.url, 'PUT', '/_index_template/t', { headers: auth, body: JSON.stringify({ index_patterns: ['t-*'] }) })).status, 200);
+      await call(es.url, 'GET', '/_index_template/t', { headers: auth });
+      await call(es.url, 'PUT', '/t-*/_mapping', { headers: auth, body: JSON.stringify({ properties: { a: { type: 'keyword' } } }) });
+      assert.equal((await call(es.url, 'POST', '/_security/user/_has_privileges', { headers: auth, body: JSON.stringify({ index: [{ names: ['t-*'], privileges: ['create_doc'] }] }) })).status, 200);
+      const s = es.stats();
+      assert.deepEqual([s.requests, s.rootInfo, s.templatePuts, s.mappingPuts, s.privilegeChecks], [7, 3, 1, 1, 1]);
+      es.reset();
+      assert.deepEqual([es.stats().requests, es.stats().rootInfo], [0, 0]);
     });
   });
 });

@@ -109,6 +109,15 @@ export interface EsStats {
   rejected413: number;
   unauthorized401: number;
   forbidden403: number;
+  /**
+   * Requests that arrived, whatever the answer (not /_test): all of them; GET/HEAD / (cluster info); index and
+   * component template PUT/POST; `<target>/_mapping` PUT/POST; `_security/user/_has_privileges`.
+   */
+  requests: number;
+  rootInfo: number;
+  templatePuts: number;
+  mappingPuts: number;
+  privilegeChecks: number;
   indices: Record<string, number>;
   faults: FaultState;
   /** Of the server process (all of it, when run in process). */
@@ -793,6 +802,7 @@ function freshCounters() {
     bulkRequests: 0, inFlight: 0, maxInFlight: 0, items: 0, created: 0, updated: 0, deleted: 0, conflicts: 0,
     itemErrors: {} as Record<string, number>, rejected429: 0, rejected503: 0, items429: 0, resets: 0, concurrencyExceeded: 0,
     rejected413: 0, unauthorized401: 0, forbidden403: 0,
+    requests: 0, rootInfo: 0, templatePuts: 0, mappingPuts: 0, privilegeChecks: 0,
   };
 }
 
@@ -931,6 +941,7 @@ class EsEmulator {
         this.send(req, res, this.testApi(method, url, body), null, url);
         return;
       }
+      this.countRequest(method, url.pathname);
       compat = this.negotiate(req.headers, body.length > 0);
       const ctx: ReqCtx = { method, path: url.pathname, uri: req.url ?? '/', query: url.searchParams, headers: req.headers, body, principal: null, compat, req };
       ctx.principal = this.authenticate(ctx);
@@ -953,6 +964,17 @@ class EsEmulator {
     } finally {
       if (isBulk) this.counters.inFlight--;
     }
+  }
+
+  /** Counts a request by what it asks for (stats: requests, rootInfo, templatePuts, mappingPuts, privilegeChecks). */
+  private countRequest(method: string, path: string): void {
+    const segs = path.split('/').filter((x) => x.length > 0);
+    const write = method === 'PUT' || method === 'POST';
+    this.counters.requests++;
+    if (segs.length === 0 && (method === 'GET' || method === 'HEAD')) this.counters.rootInfo++;
+    if (segs.length === 2 && (segs[0] === '_index_template' || segs[0] === '_component_template') && write) this.counters.templatePuts++;
+    if (segs.length === 2 && segs[1] === '_mapping' && write) this.counters.mappingPuts++;
+    if (segs.join('/') === '_security/user/_has_privileges') this.counters.privilegeChecks++;
   }
 
   private drain(req: http.IncomingMessage): Promise<void> {

@@ -185,6 +185,20 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     this.currentFile = '';
   }
 
+  /**
+   * A new pass of a sink kept open (the follow daemon): it starts from what is committed now, as a sink opened
+   * for the pass would — another pipeline of this server may have stored rows since (the watermark) — with no
+   * file marked by an earlier pass.
+   */
+  async startPass(): Promise<void> {
+    await this.rollback();
+    this.filesToReplace.clear();
+    this.filesToCheck.clear();
+    this.damageToForget.clear();
+    this.logPathIds.clear();
+    await this.loadWatermark();
+  }
+
   get path(): string {
     return this.db.path;
   }

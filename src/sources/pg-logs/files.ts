@@ -33,6 +33,11 @@ export interface LogFile {
   stem: string;
   /** Where the file is said to be in checkpoints and quarantine, when not `path` (an RDS file's copy: rds:<region>/<instance>/<name>). */
   label?: string;
+  /**
+   * Device, inode, size, modification and change time, as listed: while a file's stamp is the same, so is its
+   * content (a write, a truncation, a rename over it, even a modification time set back, changes the change time).
+   */
+  stamp?: string;
 }
 
 export const DEFAULT_FILE_GLOB = '*.{csv,json}{,.gz,.zst}';
@@ -114,6 +119,11 @@ export interface DiscoverOptions {
   fileGlob?: string;
   /** When a csvlog file and its jsonlog twin both exist, which to read. */
   preferFormat?: LogFormat;
+  /**
+   * The formats found by the last listing, by path and stamp (filled in): a file of another name than
+   * *.csv/*.json is not read again to tell its format while its stamp is the same.
+   */
+  formats?: Map<string, { stamp: string; format: LogFormat | null }>;
 }
 
 export interface Discovery {
@@ -154,6 +164,7 @@ export async function discoverLogFiles(paths: string[], options: DiscoverOptions
   const skipped: Discovery['skipped'] = [];
   const files: LogFile[] = [];
   const seenReal = new Set<string>();
+  const listed = new Map<string, { stamp: string; format: LogFormat | null }>();
   for (const c of candidates) {
     let st: Stats;
     let realPath: string;
@@ -168,16 +179,27 @@ export async function discoverLogFiles(paths: string[], options: DiscoverOptions
     seenReal.add(realPath);
     const name = basename(c.path);
     const compression = compressionOf(name);
+    const stamp = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+    const known = options.formats?.get(c.path);
     let format: LogFormat | null;
-    try {
-      format = await detectFormat(c.path, name, compression);
-    } catch (err) {
-      throw new ConnectorError('pg_logs', 'file_unreadable', describeFileError(err, c.path, 'reading a log file') ?? `cannot read ${c.path}: ${(err as Error).message}`, false, { cause: err });
+    if (known && known.stamp === stamp) {
+      format = known.format;
+    } else {
+      try {
+        format = await detectFormat(c.path, name, compression);
+      } catch (err) {
+        throw new ConnectorError('pg_logs', 'file_unreadable', describeFileError(err, c.path, 'reading a log file') ?? `cannot read ${c.path}: ${(err as Error).message}`, false, { cause: err });
+      }
     }
+    listed.set(c.path, { stamp, format });
     if (!format) { skipped.push({ path: c.path, reason: 'neither csvlog nor jsonlog (or empty)' }); continue; }
     const plain = stripCompression(name);
     const stem = plain.replace(/\.(csv|json)$/, '');
-    files.push({ path: c.path, realPath, dir: dirname(c.path), name, format, compression, size: st.size, mtimeMs: st.mtimeMs, active: false, stem });
+    files.push({ path: c.path, realPath, dir: dirname(c.path), name, format, compression, size: st.size, mtimeMs: st.mtimeMs, active: false, stem, stamp });
+  }
+  if (options.formats) {
+    options.formats.clear();
+    for (const [path, f] of listed) options.formats.set(path, f);
   }
   // Twins: one stem written in both formats by one server — read one.
   const byStem = new Map<string, LogFile[]>();
@@ -208,4 +230,12 @@ export async function discoverLogFiles(paths: string[], options: DiscoverOptions
   for (const f of newest.values()) f.active = true;
   kept.sort((a, b) => a.mtimeMs - b.mtimeMs || a.name.localeCompare(b.name));
   return { files: kept, skipped };
+}
+
+/**
+ * What a plan depends on of a listing, as one string: the files (path, real path, format, compression, active,
+ * stamp) and those passed over. Two listings with the same key plan alike against the same checkpoints.
+ */
+export function discoveryKey(d: Discovery): string {
+  return JSON.stringify([d.files.map((f) => [f.path, f.realPath, f.label ?? '', f.format, f.compression, f.active, f.stamp ?? `${f.size}:${f.mtimeMs}`]), d.skipped]);
 }

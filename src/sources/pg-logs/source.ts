@@ -111,6 +111,10 @@ export class PgLogsSource {
   private state: SessionStateReader | null = null;
   /** The damaged compressed files read by this source's runs, and why the rest of each cannot be read. */
   readonly damaged: { file: string; reason: string }[] = [];
+  /** Formats of the last listing (files of other names than *.csv/*.json are read to tell). */
+  private readonly formats = new Map<string, { stamp: string; format: LogFormat | null }>();
+  /** Content identities of the finished files of the last completedFiles(), by path and stamp. */
+  private identities = new Map<string, { stamp: string; fingerprint: string | null }>();
 
   constructor(private readonly options: PgLogsOptions, private readonly log: Logger) {
     try {
@@ -125,6 +129,7 @@ export class PgLogsSource {
     const discoveryOpts: Parameters<typeof discoverLogFiles>[1] = {};
     if (this.options.fileGlob) discoveryOpts.fileGlob = this.options.fileGlob;
     if (this.options.preferFormat) discoveryOpts.preferFormat = this.options.preferFormat;
+    discoveryOpts.formats = this.formats;
     return discoverLogFiles(this.options.paths, discoveryOpts);
   }
 
@@ -175,19 +180,24 @@ export class PgLogsSource {
 
   /**
    * The finished files (not the active one) under the configured paths, each once by content (a renamed or
-   * compressed copy is the same file): what an archive of log files takes.
+   * compressed copy is the same file): what an archive of log files takes. A file listed with the same stamp
+   * as last time is not read again: its content identity is the one found then.
    */
   async completedFiles(): Promise<{ file: LogFile; fingerprint: string }[]> {
     const out: { file: LogFile; fingerprint: string }[] = [];
     const seen = new Set<string>();
+    const identities = new Map<string, { stamp: string; fingerprint: string | null }>();
     for (const file of (await this.discover()).files) {
       if (file.active) continue;
-      const { fingerprint } = await contentIdentity(file);
+      const known = this.identities.get(file.path);
+      const fingerprint = known && file.stamp !== undefined && known.stamp === file.stamp ? known.fingerprint : (await contentIdentity(file)).fingerprint;
+      if (file.stamp !== undefined) identities.set(file.path, { stamp: file.stamp, fingerprint });
       if (fingerprint === null) continue;
       if (seen.has(fingerprint)) continue;
       seen.add(fingerprint);
       out.push({ file, fingerprint });
     }
+    this.identities = identities;
     return out;
   }
 
