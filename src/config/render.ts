@@ -11,8 +11,10 @@ export function wrap(text: string, prefix: string, width = 100): string[] {
   const lines: string[] = [];
   let line = '';
   for (const w of words) {
-    if ((prefix + line + ' ' + w).length > width && line) { lines.push(prefix + line); line = w; }
-    else line = line ? `${line} ${w}` : w;
+    if ((prefix + line + ' ' + w).length > width && line) {
+      lines.push(prefix + line);
+      line = w;
+    } else line = line ? `${line} ${w}` : w;
   }
   if (line) lines.push(prefix + line);
   return lines;
@@ -74,8 +76,14 @@ export function renderExampleConfig(): string {
     ...commented(connectorBlock(SINKS['archive']!, '      ', true)),
     '',
     '  # An RDS / Aurora PostgreSQL instance: its completed log files are downloaded, parsed and archived.',
-    ...commented(['  rds:', '    source:', ...connectorBlock(SOURCES['rds_logs']!, '      ', false),
-      '    sinks:', '      - { type: archive, bucket: acme-audit-archive, storage_class: GLACIER }', '      - { type: duckdb, path: ./auditship.duckdb }']),
+    ...commented([
+      '  rds:',
+      '    source:',
+      ...connectorBlock(SOURCES['rds_logs']!, '      ', false),
+      '    sinks:',
+      '      - { type: archive, bucket: acme-audit-archive, storage_class: GLACIER }',
+      '      - { type: duckdb, path: ./auditship.duckdb }',
+    ]),
     '',
     '# The web UI of `auditship run --follow` (optional; `auditship ui` serves it without a daemon):',
     ...commented(['ui:', ...Object.entries(UI_SECTION).flatMap(([name, f]) => fieldLines(name, f, '  '))]),
@@ -104,10 +112,14 @@ export function renderConfigDocs(): string {
     for (const spec of Object.values(specs)) {
       out.push(`### \`${spec.kind}\``, '', spec.description, '', '| key | type | default | description |', '|---|---|---|---|');
       for (const [name, f] of Object.entries(spec.fields)) {
-        const type = f.type === 'enum' ? f.values!.map((v) => `\`${v}\``).join(' \\| ')
-          : f.type === 'string_or_list' ? 'path or list'
-          : f.type === 'url' ? `URL: ${f.schemes!.map((v) => `\`${v}://\``).join(' \\| ')}`
-          : f.type;
+        const type =
+          f.type === 'enum'
+            ? f.values!.map((v) => `\`${v}\``).join(' \\| ')
+            : f.type === 'string_or_list'
+              ? 'path or list'
+              : f.type === 'url'
+                ? `URL: ${f.schemes!.map((v) => `\`${v}://\``).join(' \\| ')}`
+                : f.type;
         const def = f.required ? '**required**' : f.default !== undefined ? `\`${String(f.default)}\`` : '—';
         out.push(`| \`${name}\` | ${type} | ${def} | ${f.description.replaceAll('|', '\\|')} |`);
       }
@@ -116,12 +128,24 @@ export function renderConfigDocs(): string {
   };
   table('Sources', SOURCES);
   table('Sinks', SINKS);
-  out.push('## Web UI (`ui`)', '', 'An optional top-level section for the UI that `auditship run --follow` serves (`auditship ui` takes the same settings as flags).', '',
-    '| key | type | default | description |', '|---|---|---|---|');
+  out.push(
+    '## Web UI (`ui`)',
+    '',
+    'An optional top-level section for the UI that `auditship run --follow` serves (`auditship ui` takes the same settings as flags).',
+    '',
+    '| key | type | default | description |',
+    '|---|---|---|---|',
+  );
   for (const [name, f] of Object.entries(UI_SECTION)) out.push(`| \`${name}\` | ${f.type} | — | ${f.description.replaceAll('|', '\\|')} |`);
   out.push('');
-  out.push('## Metrics (`metrics`)', '', 'An optional top-level section: the Prometheus metrics that `auditship run --follow` serves (the README\'s Metrics section lists them).', '',
-    '| key | type | default | description |', '|---|---|---|---|');
+  out.push(
+    '## Metrics (`metrics`)',
+    '',
+    "An optional top-level section: the Prometheus metrics that `auditship run --follow` serves (the README's Metrics section lists them).",
+    '',
+    '| key | type | default | description |',
+    '|---|---|---|---|',
+  );
   for (const [name, f] of Object.entries(METRICS_SECTION)) out.push(`| \`${name}\` | ${f.type} | — | ${f.description.replaceAll('|', '\\|')} |`);
   out.push('');
   return out.join('\n');

@@ -62,9 +62,15 @@ export class CounterChild {
 
 export class GaugeChild {
   value = 0;
-  set(v: number): void { this.value = v; }
-  inc(n = 1): void { this.value += n; }
-  dec(n = 1): void { this.value -= n; }
+  set(v: number): void {
+    this.value = v;
+  }
+  inc(n = 1): void {
+    this.value += n;
+  }
+  dec(n = 1): void {
+    this.value -= n;
+  }
 }
 
 export class HistogramChild {
@@ -94,7 +100,11 @@ abstract class Family<C> {
   readonly labelNames: readonly string[];
   abstract readonly kind: Kind;
 
-  constructor(readonly name: string, readonly help: string, labelNames: readonly string[] = []) {
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    labelNames: readonly string[] = [],
+  ) {
     if (!METRIC_NAME.test(name)) throw new Error(`invalid metric name ${JSON.stringify(name)}`);
     for (const l of labelNames) {
       if (!LABEL_NAME.test(l) || l.startsWith('__')) throw new Error(`${name}: invalid label name ${JSON.stringify(l)}`);
@@ -145,7 +155,9 @@ export class Counter extends Family<CounterChild> {
     super(name, help, labelNames);
     if (!name.endsWith('_total')) throw new Error(`counter ${name}: a counter's name ends with _total`);
   }
-  protected make(): CounterChild { return new CounterChild(); }
+  protected make(): CounterChild {
+    return new CounterChild();
+  }
   samples(out: string[]): void {
     for (const { values, child } of this.children.values()) out.push(`${this.name}${this.labelText(values)} ${formatValue(child.value)}`);
   }
@@ -153,9 +165,13 @@ export class Counter extends Family<CounterChild> {
 
 export class Gauge extends Family<GaugeChild> {
   readonly kind = 'gauge';
-  protected make(): GaugeChild { return new GaugeChild(); }
+  protected make(): GaugeChild {
+    return new GaugeChild();
+  }
   /** Drops every child (a collector that sets only the series that exist now). */
-  clear(): void { this.children.clear(); }
+  clear(): void {
+    this.children.clear();
+  }
   samples(out: string[]): void {
     for (const { values, child } of this.children.values()) out.push(`${this.name}${this.labelText(values)} ${formatValue(child.value)}`);
   }
@@ -169,11 +185,14 @@ export class Histogram extends Family<HistogramChild> {
     if (this.labelNames.includes('le')) throw new Error(`${name}: le is the bucket label of a histogram`);
     if (buckets.length === 0) throw new Error(`${name}: a histogram needs buckets`);
     for (let i = 0; i < buckets.length; i++) {
-      if (!Number.isFinite(buckets[i]!) || (i > 0 && buckets[i]! <= buckets[i - 1]!)) throw new Error(`${name}: buckets must be finite and strictly increasing`);
+      if (!Number.isFinite(buckets[i]!) || (i > 0 && buckets[i]! <= buckets[i - 1]!))
+        throw new Error(`${name}: buckets must be finite and strictly increasing`);
     }
     this.bounds = [...buckets];
   }
-  protected make(): HistogramChild { return new HistogramChild(this.bounds); }
+  protected make(): HistogramChild {
+    return new HistogramChild(this.bounds);
+  }
   samples(out: string[]): void {
     for (const { values, child } of this.children.values()) {
       let cumulative = 0;
@@ -205,9 +224,15 @@ export class Registry {
     return f;
   }
 
-  counter(o: FamilyOptions): Counter { return this.add(new Counter(o.name, o.help, o.labelNames)); }
-  gauge(o: FamilyOptions): Gauge { return this.add(new Gauge(o.name, o.help, o.labelNames)); }
-  histogram(o: HistogramOptions): Histogram { return this.add(new Histogram(o.name, o.help, o.labelNames, o.buckets)); }
+  counter(o: FamilyOptions): Counter {
+    return this.add(new Counter(o.name, o.help, o.labelNames));
+  }
+  gauge(o: FamilyOptions): Gauge {
+    return this.add(new Gauge(o.name, o.help, o.labelNames));
+  }
+  histogram(o: HistogramOptions): Histogram {
+    return this.add(new Histogram(o.name, o.help, o.labelNames, o.buckets));
+  }
 
   /** Runs before every render: for values read when scraped. */
   onCollect(fn: () => void): void {

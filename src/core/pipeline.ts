@@ -13,9 +13,7 @@ import { profile } from './profile.js';
  * When a source file fails, everything written since the last commit is rolled back and the pipeline
  * goes on with the next file: the checkpoint always matches what is stored.
  */
-export type SourceItem<E> =
-  | { type: 'batch'; batch: Batch<E> }
-  | { type: 'error'; source: string; error: Error };
+export type SourceItem<E> = { type: 'batch'; batch: Batch<E> } | { type: 'error'; source: string; error: Error };
 
 export interface PipelineOptions {
   /** Aborted (SIGINT, SIGTERM): no further batch is read; what was read is written and committed. */
@@ -72,13 +70,18 @@ export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks:
     const cp = batch.checkpoint;
     const key = `${cp.server}\0${cp.fingerprint}`;
     const prev = pendingCheckpoints.get(key);
-    pendingCheckpoints.set(key, prev ? {
-      ...cp,
-      eventsDelta: prev.eventsDelta + cp.eventsDelta,
-      quarantinedDelta: prev.quarantinedDelta + cp.quarantinedDelta,
-      bytesDelta: prev.bytesDelta + cp.bytesDelta,
-      lastEventMs: prev.lastEventMs === null ? cp.lastEventMs : cp.lastEventMs === null ? prev.lastEventMs : Math.max(prev.lastEventMs, cp.lastEventMs),
-    } : cp);
+    pendingCheckpoints.set(
+      key,
+      prev
+        ? {
+            ...cp,
+            eventsDelta: prev.eventsDelta + cp.eventsDelta,
+            quarantinedDelta: prev.quarantinedDelta + cp.quarantinedDelta,
+            bytesDelta: prev.bytesDelta + cp.bytesDelta,
+            lastEventMs: prev.lastEventMs === null ? cp.lastEventMs : cp.lastEventMs === null ? prev.lastEventMs : Math.max(prev.lastEventMs, cp.lastEventMs),
+          }
+        : cp,
+    );
   };
 
   const commit = async () => {

@@ -4,12 +4,14 @@ import { msToTimestamptz, sqlString } from './sql.js';
 /** Packed rows (parse/packed.ts) as DuckDB reads them from stage files: one CSV dialect, one reader. */
 
 /** Type of each packed field as DuckDB's CSV reader parses it. */
-export const PACKED_TYPES: Record<EventRowColumn, string> = Object.fromEntries(EVENT_ROW_COLUMNS.map((c) =>
-  [c, EVENT_ROW_NUMERIC.has(c) ? 'BIGINT' : 'VARCHAR'])) as Record<EventRowColumn, string>;
+export const PACKED_TYPES: Record<EventRowColumn, string> = Object.fromEntries(
+  EVENT_ROW_COLUMNS.map((c) => [c, EVENT_ROW_NUMERIC.has(c) ? 'BIGINT' : 'VARCHAR']),
+) as Record<EventRowColumn, string>;
 
 /** event_rows columns filled from the packed rows, with the SQL that computes each from its field. */
 export const FROM_PACKED: [string, string][] = EVENT_ROW_COLUMNS.map((c) =>
-  c === 'log_time_ms' ? ['log_time', msToTimestamptz('log_time_ms')] : c === 'message' ? ['raw_message', 'message'] : [c, c]);
+  c === 'log_time_ms' ? ['log_time', msToTimestamptz('log_time_ms')] : c === 'message' ? ['raw_message', 'message'] : [c, c],
+);
 
 /** A relation of the packed rows in one stage file or several (FROM_PACKED's columns). */
 export function readPackedSql(file: string | string[]): string {

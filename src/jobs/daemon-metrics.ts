@@ -63,8 +63,18 @@ export interface MetricsSnapshot {
 }
 
 interface Families {
-  read: Counter; stored: Counter; duplicates: Counter; quarantined: Counter; deadLetters: Counter; bytes: Counter;
-  batches: Counter; commits: Counter; retries: Counter; errors: Counter; write: Histogram; commit: Histogram;
+  read: Counter;
+  stored: Counter;
+  duplicates: Counter;
+  quarantined: Counter;
+  deadLetters: Counter;
+  bytes: Counter;
+  batches: Counter;
+  commits: Counter;
+  retries: Counter;
+  errors: Counter;
+  write: Histogram;
+  commit: Histogram;
 }
 
 /** One pipeline's children of every family: what its meter updates. */
@@ -87,7 +97,11 @@ class PipelineMetrics implements PipelineMeter {
   state = 'starting';
   backlog: number | null = null;
 
-  constructor(readonly name: string, source: string, private readonly f: Families) {
+  constructor(
+    readonly name: string,
+    source: string,
+    private readonly f: Families,
+  ) {
     this.labels = { pipeline: name, source };
     this.readC = f.read.labels(this.labels);
     this.storedC = f.stored.labels(this.labels);
@@ -101,7 +115,10 @@ class PipelineMetrics implements PipelineMeter {
 
   private byKind<C>(map: Map<string, C>, key: string, make: () => C): C {
     let c = map.get(key);
-    if (c === undefined) { c = make(); map.set(key, c); }
+    if (c === undefined) {
+      c = make();
+      map.set(key, c);
+    }
     return c;
   }
 
@@ -127,7 +144,8 @@ class PipelineMetrics implements PipelineMeter {
     this.duplicatesC.inc(count(c.duplicates));
     this.quarantinedC.inc(count(c.quarantined));
     this.lastCommitMs = Date.now();
-    if (c.lastEventMs !== null && Number.isFinite(c.lastEventMs) && (this.lastEventMs === null || c.lastEventMs > this.lastEventMs)) this.lastEventMs = c.lastEventMs;
+    if (c.lastEventMs !== null && Number.isFinite(c.lastEventMs) && (this.lastEventMs === null || c.lastEventMs > this.lastEventMs))
+      this.lastEventMs = c.lastEventMs;
   }
 
   deadLettered(sink: string, n: number): void {
@@ -194,30 +212,90 @@ export class DaemonMetrics {
     const r = this.registry;
     const base = ['pipeline', 'source'];
     const f: Families = {
-      read: r.counter({ name: 'auditship_events_read_total', labelNames: base, help: 'Records read from the source (events and records then quarantined), counted per batch as read; a batch rolled back is counted again when read again.' }),
-      stored: r.counter({ name: 'auditship_events_stored_total', labelNames: base, help: 'Events newly stored by the state sink (the last duckdb sink), counted when committed.' }),
-      duplicates: r.counter({ name: 'auditship_events_duplicate_total', labelNames: base, help: 'Events the store already held (same identity) and skipped, counted when committed.' }),
-      quarantined: r.counter({ name: 'auditship_records_quarantined_total', labelNames: base, help: 'Records that could not be parsed or converted, kept in the quarantine table, counted when committed.' }),
-      deadLetters: r.counter({ name: 'auditship_dead_letters_total', labelNames: [...base, 'sink'], help: 'Records a sink refused for good: elasticsearch (es_dead_letters), archive (events Parquet could not take, under pgaudit-rejects/).' }),
-      bytes: r.counter({ name: 'auditship_read_bytes_total', labelNames: base, help: 'Bytes of source content read (log content; staged row text of an audit table; not counted for outbox tables).' }),
+      read: r.counter({
+        name: 'auditship_events_read_total',
+        labelNames: base,
+        help: 'Records read from the source (events and records then quarantined), counted per batch as read; a batch rolled back is counted again when read again.',
+      }),
+      stored: r.counter({
+        name: 'auditship_events_stored_total',
+        labelNames: base,
+        help: 'Events newly stored by the state sink (the last duckdb sink), counted when committed.',
+      }),
+      duplicates: r.counter({
+        name: 'auditship_events_duplicate_total',
+        labelNames: base,
+        help: 'Events the store already held (same identity) and skipped, counted when committed.',
+      }),
+      quarantined: r.counter({
+        name: 'auditship_records_quarantined_total',
+        labelNames: base,
+        help: 'Records that could not be parsed or converted, kept in the quarantine table, counted when committed.',
+      }),
+      deadLetters: r.counter({
+        name: 'auditship_dead_letters_total',
+        labelNames: [...base, 'sink'],
+        help: 'Records a sink refused for good: elasticsearch (es_dead_letters), archive (events Parquet could not take, under pgaudit-rejects/).',
+      }),
+      bytes: r.counter({
+        name: 'auditship_read_bytes_total',
+        labelNames: base,
+        help: 'Bytes of source content read (log content; staged row text of an audit table; not counted for outbox tables).',
+      }),
       batches: r.counter({ name: 'auditship_batches_total', labelNames: base, help: 'Batches read from the source and written to the sinks.' }),
-      commits: r.counter({ name: 'auditship_commits_total', labelNames: base, help: 'Commit points made durable: the events and the checkpoint in one transaction.' }),
-      retries: r.counter({ name: 'auditship_retries_total', labelNames: base, help: 'Times the pipeline tried again after a failure (a failed run, file or connection), with backoff.' }),
-      errors: r.counter({ name: 'auditship_errors_total', labelNames: [...base, 'kind'], help: 'Failures by kind: the error code (e.g. unreachable, db_locked, file_unreadable), else other.' }),
-      write: r.histogram({ name: 'auditship_sink_write_duration_seconds', labelNames: [...base, 'sink'], buckets: DURATION_BUCKETS, help: 'Time a sink took to write one batch.' }),
-      commit: r.histogram({ name: 'auditship_sink_commit_duration_seconds', labelNames: [...base, 'sink'], buckets: DURATION_BUCKETS, help: 'Time a sink took to make its writes durable at a commit point.' }),
+      commits: r.counter({
+        name: 'auditship_commits_total',
+        labelNames: base,
+        help: 'Commit points made durable: the events and the checkpoint in one transaction.',
+      }),
+      retries: r.counter({
+        name: 'auditship_retries_total',
+        labelNames: base,
+        help: 'Times the pipeline tried again after a failure (a failed run, file or connection), with backoff.',
+      }),
+      errors: r.counter({
+        name: 'auditship_errors_total',
+        labelNames: [...base, 'kind'],
+        help: 'Failures by kind: the error code (e.g. unreachable, db_locked, file_unreadable), else other.',
+      }),
+      write: r.histogram({
+        name: 'auditship_sink_write_duration_seconds',
+        labelNames: [...base, 'sink'],
+        buckets: DURATION_BUCKETS,
+        help: 'Time a sink took to write one batch.',
+      }),
+      commit: r.histogram({
+        name: 'auditship_sink_commit_duration_seconds',
+        labelNames: [...base, 'sink'],
+        buckets: DURATION_BUCKETS,
+        help: 'Time a sink took to make its writes durable at a commit point.',
+      }),
     };
-    const lag = r.gauge({ name: 'auditship_lag_seconds', labelNames: base, help: 'Now minus the latest event time committed (grows while no new event arrives); absent before the first commit of this process.' });
+    const lag = r.gauge({
+      name: 'auditship_lag_seconds',
+      labelNames: base,
+      help: 'Now minus the latest event time committed (grows while no new event arrives); absent before the first commit of this process.',
+    });
     const age = r.gauge({ name: 'auditship_checkpoint_age_seconds', labelNames: base, help: 'Now minus the last commit of this process; absent before it.' });
-    const backlog = r.gauge({ name: 'auditship_backlog_records', labelNames: base, help: 'Records waiting at the source when last counted, at most 100,000 (pg_audit_table: rows beyond the cursor; sql_outbox, django_auditlog: unsent rows).' });
-    const state = r.gauge({ name: 'auditship_pipeline_state', labelNames: [...base, 'state'], help: `1 for the pipeline's current state, 0 for the others (${PIPELINE_STATES.join(', ')}).` });
+    const backlog = r.gauge({
+      name: 'auditship_backlog_records',
+      labelNames: base,
+      help: 'Records waiting at the source when last counted, at most 100,000 (pg_audit_table: rows beyond the cursor; sql_outbox, django_auditlog: unsent rows).',
+    });
+    const state = r.gauge({
+      name: 'auditship_pipeline_state',
+      labelNames: [...base, 'state'],
+      help: `1 for the pipeline's current state, 0 for the others (${PIPELINE_STATES.join(', ')}).`,
+    });
     const rss = r.gauge({ name: 'process_resident_memory_bytes', help: 'Resident memory size in bytes (DuckDB included).' });
     const cpu = r.counter({ name: 'process_cpu_seconds_total', help: 'Total user and system CPU time spent in seconds.' });
     const start = r.gauge({ name: 'process_start_time_seconds', help: 'Start time of the process since unix epoch in seconds.' });
     const heapUsed = r.gauge({ name: 'nodejs_heap_size_used_bytes', help: 'V8 heap in use, in bytes.' });
     const heapTotal = r.gauge({ name: 'nodejs_heap_size_total_bytes', help: 'V8 heap allocated, in bytes.' });
     const external = r.gauge({ name: 'nodejs_external_memory_bytes', help: 'Memory of C++ objects bound to JavaScript objects (buffers), in bytes.' });
-    r.gauge({ name: 'auditship_build_info', labelNames: ['version'], help: 'Always 1; the version of auditship in a label.' }).labels({ version: packageVersion() }).set(1);
+    r.gauge({ name: 'auditship_build_info', labelNames: ['version'], help: 'Always 1; the version of auditship in a label.' })
+      .labels({ version: packageVersion() })
+      .set(1);
     start.labels().set(Math.round(performance.timeOrigin) / 1000);
 
     for (const p of pipelines) this.pipelines.set(p.name, new PipelineMetrics(p.name, p.source.type, f));

@@ -55,7 +55,10 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
     for (const path of dbs.keys()) {
       const mine = pipelines.filter((p) => dbOf(p) === path);
       const body: DaemonStatus = {
-        pid: process.pid, startedAt, updatedAt: new Date().toISOString(), db: path,
+        pid: process.pid,
+        startedAt,
+        updatedAt: new Date().toISOString(),
+        db: path,
         pipelines: mine.map((p) => statuses.get(p.name)!).filter(Boolean),
         metrics: metrics.snapshot(mine.map((p) => p.name)),
       };
@@ -70,14 +73,24 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
       }
     }
   };
-  const set = (s: PipelineStatus) => { statuses.set(s.pipeline, s); metrics.status(s); writeStatus(); };
+  const set = (s: PipelineStatus) => {
+    statuses.set(s.pipeline, s);
+    metrics.status(s);
+    writeStatus();
+  };
   try {
     if (options.metricsListen) await metrics.listen(options.metricsListen, log);
     for (const p of pipelines) {
       const path = dbOf(p);
       if (!dbs.has(path)) {
         const sink = p.sinks[p.sinks.length - 1]!;
-        dbs.set(path, await openDatabase(path, { memoryLimit: String(sink['memory_limit'] ?? defaultMemoryLimit(pipelines.filter((q) => dbOf(q) === path).map((q) => q.source.type))), threads: Number(sink['threads'] ?? 1) }));
+        dbs.set(
+          path,
+          await openDatabase(path, {
+            memoryLimit: String(sink['memory_limit'] ?? defaultMemoryLimit(pipelines.filter((q) => dbOf(q) === path).map((q) => q.source.type))),
+            threads: Number(sink['threads'] ?? 1),
+          }),
+        );
       }
       set({ pipeline: p.name, kind: p.source.type, state: 'starting' });
     }
@@ -87,7 +100,8 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
       const mine = pipelines.filter((p) => dbOf(p) === path);
       if (mine.some((p) => p.source.type === 'pg_audit_table')) await db.connection.run(ROW_CHANGES_DDL);
       if (mine.some((p) => p.source.type === 'sql_outbox' || p.source.type === 'django_auditlog')) await db.connection.run(APP_EVENTS_DDL);
-      for (const p of mine.filter((q) => q.source.type === 'pg_logs' || q.source.type === 'rds_logs')) await ensureSchema(db.connection, String(p.source['server'] ?? p.source['instance'] ?? 'default'));
+      for (const p of mine.filter((q) => q.source.type === 'pg_logs' || q.source.type === 'rds_logs'))
+        await ensureSchema(db.connection, String(p.source['server'] ?? p.source['instance'] ?? 'default'));
       if (mine.some((p) => p.sinks.some((s) => s.type === 'archive'))) await db.connection.run(ARCHIVE_DDL);
       if (mine.some((p) => p.source.type === 'rds_logs')) await ensureRdsFiles(db.connection);
     }
@@ -110,31 +124,36 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
     const inTurn = <T>(p: PipelineConfig, fn: () => Promise<T>): Promise<T> => {
       const key = `${dbOf(p)}\0${String(p.source['server'] ?? p.source['instance'] ?? 'default')}`;
       const run = (turns.get(key) ?? Promise.resolve()).then(fn);
-      turns.set(key, run.catch(() => {}));
+      turns.set(
+        key,
+        run.catch(() => {}),
+      );
       return run;
     };
     const ticker = setInterval(writeStatus, 5000);
     ticker.unref();
     log.info('Following.', { pipelines: pipelines.map((p) => p.name), pid: process.pid });
-    const results = await Promise.all(pipelines.map(async (p) => {
-      const db = dbs.get(dbOf(p))!;
-      try {
-        if (p.source.type === 'pg_audit_table') {
-          await runTablePipeline(p, { log, follow: true, signal, db, onStatus: (s: TableStatus) => set({ ...s }), meter: metrics.meter(p.name) });
-          return true;
+    const results = await Promise.all(
+      pipelines.map(async (p) => {
+        const db = dbs.get(dbOf(p))!;
+        try {
+          if (p.source.type === 'pg_audit_table') {
+            await runTablePipeline(p, { log, follow: true, signal, db, onStatus: (s: TableStatus) => set({ ...s }), meter: metrics.meter(p.name) });
+            return true;
+          }
+          if (p.source.type === 'sql_outbox' || p.source.type === 'django_auditlog') {
+            await runOutboxPipeline(p, { log, follow: true, signal, db, onStatus: (s: OutboxStatus) => set({ ...s }), meter: metrics.meter(p.name) });
+            return true;
+          }
+          return await followLogs(p, db, log, signal, set, inTurn, metrics.meter(p.name));
+        } catch (err) {
+          if (!isExpected(err)) throw err;
+          log.error('Pipeline stopped.', { pipeline: p.name, reason: err.message });
+          set({ ...(statuses.get(p.name) ?? { pipeline: p.name, kind: p.source.type }), state: 'failed', error: err.message });
+          return false;
         }
-        if (p.source.type === 'sql_outbox' || p.source.type === 'django_auditlog') {
-          await runOutboxPipeline(p, { log, follow: true, signal, db, onStatus: (s: OutboxStatus) => set({ ...s }), meter: metrics.meter(p.name) });
-          return true;
-        }
-        return await followLogs(p, db, log, signal, set, inTurn, metrics.meter(p.name));
-      } catch (err) {
-        if (!isExpected(err)) throw err;
-        log.error('Pipeline stopped.', { pipeline: p.name, reason: err.message });
-        set({ ...(statuses.get(p.name) ?? { pipeline: p.name, kind: p.source.type }), state: 'failed', error: err.message });
-        return false;
-      }
-    }));
+      }),
+    );
     clearInterval(ticker);
     for (const p of pipelines) {
       const s = statuses.get(p.name);
@@ -162,8 +181,15 @@ const WATCH_SETTLE_MS = 200;
  * pg_logs: after a pass that read nothing, the next one comes as soon as fs.watch reports a change in the log
  * paths (poll_interval_ms at the latest); after a pass that read something, poll_interval_ms later, as ever.
  */
-async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: AbortSignal, set: (s: PipelineStatus) => void,
-  inTurn: <T>(p: PipelineConfig, fn: () => Promise<T>) => Promise<T>, meter: PipelineMeter): Promise<boolean> {
+async function followLogs(
+  p: PipelineConfig,
+  db: Database,
+  log: Logger,
+  signal: AbortSignal,
+  set: (s: PipelineStatus) => void,
+  inTurn: <T>(p: PipelineConfig, fn: () => Promise<T>) => Promise<T>,
+  meter: PipelineMeter,
+): Promise<boolean> {
   const interval = Number(p.source['poll_interval_ms'] ?? 5000);
   const options = { log, progress: noProgress, db, meter };
   const pipeline: OpenedPipeline<RunSummary> = p.source.type === 'rds_logs' ? new RdsPipeline(p, options) : new LogsPipeline(p, options);
@@ -194,7 +220,16 @@ async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: 
       failures = 0;
       busy = s.filesRead > 0 || s.events > 0;
       if (!s.ok) meter.retrying();
-      set({ pipeline: p.name, kind: p.source.type, state: s.ok ? 'following' : 'retrying', events, stored, lastRunAt: new Date().toISOString(), filesRead: s.filesRead, ...(s.ok ? {} : { error: s.errors[0]?.message }) });
+      set({
+        pipeline: p.name,
+        kind: p.source.type,
+        state: s.ok ? 'following' : 'retrying',
+        events,
+        stored,
+        lastRunAt: new Date().toISOString(),
+        filesRead: s.filesRead,
+        ...(s.ok ? {} : { error: s.errors[0]?.message }),
+      });
     } catch (err) {
       if (!isExpected(err)) {
         watch?.close();
@@ -218,7 +253,11 @@ async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: 
       continue;
     }
     await new Promise<void>((r) => {
-      const done = () => { clearTimeout(t); signal.removeEventListener('abort', done); r(); };
+      const done = () => {
+        clearTimeout(t);
+        signal.removeEventListener('abort', done);
+        r();
+      };
       const t = setTimeout(done, wait);
       signal.addEventListener('abort', done, { once: true });
     });

@@ -4,7 +4,15 @@ import type { PipelineConfig } from '../config/load.js';
 import type { FileCheckpoint } from '../core/connector.js';
 import type { Logger } from '../core/log.js';
 import type { PipelineMeter } from '../core/meter.js';
-import { Archive, ArchiveEventsSink, archiveLogFile, archiveSinkOptions, openStore, type ArchivableFile, type FileArchiveResult } from '../sinks/archive/index.js';
+import {
+  Archive,
+  ArchiveEventsSink,
+  archiveLogFile,
+  archiveSinkOptions,
+  openStore,
+  type ArchivableFile,
+  type FileArchiveResult,
+} from '../sinks/archive/index.js';
 import type { SourceIdentity } from '../sinks/archive/manifest.js';
 import { ArchiveState } from '../state/archive-state.js';
 import type { DuckDbSink } from '../sinks/duckdb/sink.js';
@@ -27,8 +35,14 @@ export interface ArchiveSet {
   all: Archive[];
 }
 
-
-export async function openArchives(pipeline: PipelineConfig, duckdb: DuckDbSink, server: string, sourceKind: SourceIdentity['kind'], log: Logger, locationOf?: (cp: FileCheckpoint) => { name: string; location: string }): Promise<ArchiveSet> {
+export async function openArchives(
+  pipeline: PipelineConfig,
+  duckdb: DuckDbSink,
+  server: string,
+  sourceKind: SourceIdentity['kind'],
+  log: Logger,
+  locationOf?: (cp: FileCheckpoint) => { name: string; location: string },
+): Promise<ArchiveSet> {
   const set: ArchiveSet = { eventSinks: [], fileArchives: [], all: [] };
   try {
     for (const cfg of pipeline.sinks.filter((s) => s.type === 'archive')) {
@@ -48,12 +62,21 @@ export async function openArchives(pipeline: PipelineConfig, duckdb: DuckDbSink,
       await archive.publishManifest();
       if (options.form === 'files') set.fileArchives.push(archive);
       else {
-        const sink = new ArchiveEventsSink(archive, {
-          server, sourceKind, spoolDir: join(`${duckdb.path}.stage`, `archive-${process.pid}-${randomBytes(4).toString('hex')}`),
-          storedSessions: (ids) => duckdb.storedSessions(ids),
-          ...(locationOf ? { locationOf } : {}),
-        }, log);
-        sink.onEntries = (entries) => duckdb.withinTransaction(async () => { await state.insertEntries(entries); });
+        const sink = new ArchiveEventsSink(
+          archive,
+          {
+            server,
+            sourceKind,
+            spoolDir: join(`${duckdb.path}.stage`, `archive-${process.pid}-${randomBytes(4).toString('hex')}`),
+            storedSessions: (ids) => duckdb.storedSessions(ids),
+            ...(locationOf ? { locationOf } : {}),
+          },
+          log,
+        );
+        sink.onEntries = (entries) =>
+          duckdb.withinTransaction(async () => {
+            await state.insertEntries(entries);
+          });
         set.eventSinks.push(sink);
       }
       log.info('Archive ready.', { archive: store.where, form: options.form, storageClass: options.storageClass });
@@ -89,7 +112,13 @@ export interface SinkCounts {
 
 export function sinkCounts(search: ElasticsearchSink[], set: ArchiveSet): SinkCounts {
   return {
-    search: search.map((s) => ({ created: s.counts.created, duplicates: s.counts.duplicates, correlated: s.counts.correlated, deadLettered: s.counts.deadLettered, retried: s.counts.retried })),
+    search: search.map((s) => ({
+      created: s.counts.created,
+      duplicates: s.counts.duplicates,
+      correlated: s.counts.correlated,
+      deadLettered: s.counts.deadLettered,
+      retried: s.counts.retried,
+    })),
     events: set.eventSinks.map((s) => ({ objects: s.counts.objects, bytes: s.counts.bytes, rejected: s.counts.rejected })),
   };
 }
@@ -98,19 +127,39 @@ export function sinkCounts(search: ElasticsearchSink[], set: ArchiveSet): SinkCo
  * The per-sink part of a run summary: search counts, and objects per archive (`files`: those of form files);
  * counted from `since` (the counts as the pass began) when given.
  */
-export function sinkSummaries(search: ElasticsearchSink[], set: ArchiveSet, files: ArchiveSummary[], since?: SinkCounts): Pick<RunSummary, 'search' | 'archives'> {
+export function sinkSummaries(
+  search: ElasticsearchSink[],
+  set: ArchiveSet,
+  files: ArchiveSummary[],
+  since?: SinkCounts,
+): Pick<RunSummary, 'search' | 'archives'> {
   const now = sinkCounts(search, set);
   const archives: ArchiveSummary[] = [
-    ...set.eventSinks.map((s, i) => ({ archive: s.where, form: s.archive.options.form, objects: now.events[i]!.objects - (since?.events[i]?.objects ?? 0), bytes: now.events[i]!.bytes - (since?.events[i]?.bytes ?? 0) })),
+    ...set.eventSinks.map((s, i) => ({
+      archive: s.where,
+      form: s.archive.options.form,
+      objects: now.events[i]!.objects - (since?.events[i]?.objects ?? 0),
+      bytes: now.events[i]!.bytes - (since?.events[i]?.bytes ?? 0),
+    })),
     ...files,
   ];
   return {
-    ...(search.length ? {
-      search: search.map((s, i) => {
-        const c = now.search[i]!, b = since?.search[i];
-        return { url: s.where, created: c.created - (b?.created ?? 0), duplicates: c.duplicates - (b?.duplicates ?? 0), correlated: c.correlated - (b?.correlated ?? 0), deadLettered: c.deadLettered - (b?.deadLettered ?? 0), retried: c.retried - (b?.retried ?? 0) };
-      }),
-    } : {}),
+    ...(search.length
+      ? {
+          search: search.map((s, i) => {
+            const c = now.search[i]!,
+              b = since?.search[i];
+            return {
+              url: s.where,
+              created: c.created - (b?.created ?? 0),
+              duplicates: c.duplicates - (b?.duplicates ?? 0),
+              correlated: c.correlated - (b?.correlated ?? 0),
+              deadLettered: c.deadLettered - (b?.deadLettered ?? 0),
+              retried: c.retried - (b?.retried ?? 0),
+            };
+          }),
+        }
+      : {}),
     ...(archives.length ? { archives } : {}),
   };
 }
@@ -121,15 +170,26 @@ export function sinkSummaries(search: ElasticsearchSink[], set: ArchiveSet, file
  */
 export function meterDeadLetters(meter: PipelineMeter | undefined, search: ElasticsearchSink[], set: ArchiveSet, since?: SinkCounts): void {
   if (!meter) return;
-  meter.deadLettered('elasticsearch', search.reduce((n, s, i) => n + s.counts.deadLettered - (since?.search[i]?.deadLettered ?? 0), 0));
-  meter.deadLettered('archive', set.eventSinks.reduce((n, s, i) => n + s.counts.rejected - (since?.events[i]?.rejected ?? 0), 0));
+  meter.deadLettered(
+    'elasticsearch',
+    search.reduce((n, s, i) => n + s.counts.deadLettered - (since?.search[i]?.deadLettered ?? 0), 0),
+  );
+  meter.deadLettered(
+    'archive',
+    set.eventSinks.reduce((n, s, i) => n + s.counts.rejected - (since?.events[i]?.rejected ?? 0), 0),
+  );
 }
 
 /**
  * Archives finished files, `fileConcurrency` at a time per archive. A file that fails is reported and the
  * others go on.
  */
-export async function archiveFiles(archive: Archive, files: ArchivableFile[], log: Logger, onBytes?: (n: number) => void): Promise<{ results: FileArchiveResult[]; errors: { file: string; message: string; error: Error }[] }> {
+export async function archiveFiles(
+  archive: Archive,
+  files: ArchivableFile[],
+  log: Logger,
+  onBytes?: (n: number) => void,
+): Promise<{ results: FileArchiveResult[]; errors: { file: string; message: string; error: Error }[] }> {
   const results: FileArchiveResult[] = [];
   const errors: { file: string; message: string; error: Error }[] = [];
   let next = 0;

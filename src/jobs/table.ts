@@ -70,20 +70,51 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
   const latencyMs = Number(src['batch_latency_ms']);
   const deleteAfterShip = src['delete_after_ship'] === true;
   const log = options.log;
-  const source = new PgAuditTableSource({
-    url: String(src['url']),
+  const source = new PgAuditTableSource(
+    {
+      url: String(src['url']),
+      table: String(src['table']),
+      server,
+      cursor: String(src['cursor'] ?? 'auto') as 'auto',
+      batchRows: Number(src['batch_rows']),
+      batchBytes: Number(src['batch_bytes']),
+      lagWindowMs: Number(src['lag_window_ms']),
+      deleteChunkRows: Number(src['delete_chunk_rows']),
+    },
+    log,
+  );
+  const db =
+    options.db ??
+    (await openDatabase(String(sinkConfig['path']), {
+      memoryLimit: String(sinkConfig['memory_limit'] ?? '96MB'),
+      threads: Number(sinkConfig['threads'] ?? 1),
+    }));
+  const status: TableStatus = {
+    pipeline: pipeline.name,
+    kind: 'pg_audit_table',
     table: String(src['table']),
-    server,
-    cursor: String(src['cursor'] ?? 'auto') as 'auto',
-    batchRows: Number(src['batch_rows']),
-    batchBytes: Number(src['batch_bytes']),
-    lagWindowMs: Number(src['lag_window_ms']),
-    deleteChunkRows: Number(src['delete_chunk_rows']),
-  }, log);
-  const db = options.db ?? await openDatabase(String(sinkConfig['path']), { memoryLimit: String(sinkConfig['memory_limit'] ?? '96MB'), threads: Number(sinkConfig['threads'] ?? 1) });
-  const status: TableStatus = { pipeline: pipeline.name, kind: 'pg_audit_table', table: String(src['table']), state: 'starting', shipped: 0, quarantined: 0, deleted: 0 };
-  const report = (patch: Partial<TableStatus>) => { Object.assign(status, patch); options.onStatus?.({ ...status }); };
-  const summary: TableRunSummary = { pipeline: pipeline.name, table: String(src['table']), db: db.path, events: 0, stored: 0, duplicates: 0, quarantined: 0, deleted: 0, durationMs: 0, errors: [], ok: true };
+    state: 'starting',
+    shipped: 0,
+    quarantined: 0,
+    deleted: 0,
+  };
+  const report = (patch: Partial<TableStatus>) => {
+    Object.assign(status, patch);
+    options.onStatus?.({ ...status });
+  };
+  const summary: TableRunSummary = {
+    pipeline: pipeline.name,
+    table: String(src['table']),
+    db: db.path,
+    events: 0,
+    stored: 0,
+    duplicates: 0,
+    quarantined: 0,
+    deleted: 0,
+    durationMs: 0,
+    errors: [],
+    ok: true,
+  };
   source.onListening = (listening) => report({ listening });
   let sink: RowChangesSink | null = null;
   // Search sinks need the rows in JavaScript: the pipeline then reads by the row path instead of COPY.
@@ -115,7 +146,8 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
   const meter = options.meter;
   try {
     sink = await RowChangesSink.open(db, log, !options.db);
-    for (const c of pipeline.sinks.filter((x) => x.type === 'elasticsearch')) search.push(await ElasticsearchSink.open(elasticsearchOptions(c, server), log, 'rows'));
+    for (const c of pipeline.sinks.filter((x) => x.type === 'elasticsearch'))
+      search.push(await ElasticsearchSink.open(elasticsearchOptions(c, server), log, 'rows'));
     let cursor: TableCursor | null = null;
     let lastBacklogCheck = 0;
     while (!aborted()) {
@@ -126,11 +158,24 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
           cursor = start.cursor;
           if (start.reset) log.warn(`Cursor reset: ${start.reset}.`, { pipeline: pipeline.name, table: source.layout.name });
           if (source.layout.mode === 'lag_window') {
-            log.warn('The audit table has no transaction column: reading in lag-window mode, which misses a row whose transaction commits more than lag_window_ms after it took its id. Run `auditship pg install --upgrade TABLE` to add one.',
-              { pipeline: pipeline.name, table: source.layout.name, lagWindowMs: Number(src['lag_window_ms']) });
-            if (deleteAfterShip) throw new ConnectorError('pg_audit_table', 'delete_unsafe', `delete_after_ship needs a transaction column in ${source.layout.name}; run \`auditship pg install --upgrade ${source.layout.name}\` first`, false);
+            log.warn(
+              'The audit table has no transaction column: reading in lag-window mode, which misses a row whose transaction commits more than lag_window_ms after it took its id. Run `auditship pg install --upgrade TABLE` to add one.',
+              { pipeline: pipeline.name, table: source.layout.name, lagWindowMs: Number(src['lag_window_ms']) },
+            );
+            if (deleteAfterShip)
+              throw new ConnectorError(
+                'pg_audit_table',
+                'delete_unsafe',
+                `delete_after_ship needs a transaction column in ${source.layout.name}; run \`auditship pg install --upgrade ${source.layout.name}\` first`,
+                false,
+              );
           }
-          log.info('Reading the audit table.', { pipeline: pipeline.name, table: source.layout.name, mode: source.layout.mode, url: maskUrl(String(src['url'])) });
+          log.info('Reading the audit table.', {
+            pipeline: pipeline.name,
+            table: source.layout.name,
+            mode: source.layout.mode,
+            url: maskUrl(String(src['url'])),
+          });
           report({ table: source.layout.name, mode: source.layout.mode, state: 'catching_up', error: undefined, retryInMs: undefined });
           // Rows stored by a run that was killed before its delete.
           if (deleteAfterShip) {
@@ -158,7 +203,11 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
         }
         const changed = JSON.stringify(batch.cursor) !== JSON.stringify(cursor);
         if (count > 0 || changed) {
-          if (!txOpen) { await sink.begin(); txOpen = true; txStarted = Date.now(); }
+          if (!txOpen) {
+            await sink.begin();
+            txOpen = true;
+            txStarted = Date.now();
+          }
           let quarantined: number;
           let t = performance.now();
           if (batch.staged) {
@@ -166,7 +215,8 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
             tx.stored += r.stored;
             tx.duplicates += r.duplicates;
             quarantined = 0;
-            if (batch.rows.length) quarantined = (await sink.append(server, source.layout.name, { ...batch, staged: undefined }, source.layout.validateJson)).quarantined.length;
+            if (batch.rows.length)
+              quarantined = (await sink.append(server, source.layout.name, { ...batch, staged: undefined }, source.layout.validateJson)).quarantined.length;
           } else {
             if (search.length) {
               await toSearch(batch.rows);
@@ -182,8 +232,17 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
           cursor = batch.cursor;
           tx.events += count;
           tx.quarantined += quarantined;
-          if (quarantined) log.warn('Audit rows could not be converted; quarantined (table row_quarantine).', { pipeline: pipeline.name, table: source.layout.name, rows: quarantined });
-          if (batch.expiredGaps) log.warn('Gave up waiting for missing event ids (rolled back, or a transaction longer than lag_window_ms).', { pipeline: pipeline.name, ids: batch.expiredGaps });
+          if (quarantined)
+            log.warn('Audit rows could not be converted; quarantined (table row_quarantine).', {
+              pipeline: pipeline.name,
+              table: source.layout.name,
+              rows: quarantined,
+            });
+          if (batch.expiredGaps)
+            log.warn('Gave up waiting for missing event ids (rolled back, or a transaction longer than lag_window_ms).', {
+              pipeline: pipeline.name,
+              ids: batch.expiredGaps,
+            });
         }
         // Commit when caught up, or every commit_rows rows of a backlog (DuckDB writes big transactions
         // straight to its file; small ones go through its WAL and a checkpoint).
@@ -221,7 +280,12 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
         if (status.state !== 'following' || Date.now() - lastBacklogCheck > 5000) {
           lastBacklogCheck = Date.now();
           const b = await source.backlog(cursor);
-          report({ state: 'following', listening: source.listening, backlogRows: b.rows, lagMs: b.oldestMs === null ? 0 : Math.max(0, Date.now() - b.oldestMs) });
+          report({
+            state: 'following',
+            listening: source.listening,
+            backlogRows: b.rows,
+            lagMs: b.oldestMs === null ? 0 : Math.max(0, Date.now() - b.oldestMs),
+          });
         }
         // Rows behind an open transaction get no second NOTIFY: look again soon, backing off to the poll interval.
         if (await source.heldBack(cursor)) heldMs = Math.min(pollMs, heldMs ? heldMs * 2 : 50);
@@ -233,7 +297,11 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
         const e = err instanceof ConnectorError ? err : new ConnectorError('pg_audit_table', 'failed', (err as Error).message, false, { cause: err });
         next = null;
         meter?.failed(err);
-        if (txOpen) { txOpen = false; tx = { events: 0, stored: 0, duplicates: 0, quarantined: 0 }; await sink.rollback(); }
+        if (txOpen) {
+          txOpen = false;
+          tx = { events: 0, stored: 0, duplicates: 0, quarantined: 0 };
+          await sink.rollback();
+        }
         for (const es of search) await es.rollback();
         if (!options.follow || !e.retryable) throw e;
         backoffMs = Math.min(30_000, backoffMs ? backoffMs * 2 : 500);
@@ -245,7 +313,14 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
         await source.disconnect();
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, delay);
-          options.signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+          options.signal?.addEventListener(
+            'abort',
+            () => {
+              clearTimeout(t);
+              resolve();
+            },
+            { once: true },
+          );
         });
       }
     }
@@ -256,7 +331,14 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
   } finally {
     await source.close();
     for (const es of search) await es.close();
-    if (search.length) summary.search = search.map((x) => ({ url: x.where, created: x.counts.created, duplicates: x.counts.duplicates, deadLettered: x.counts.deadLettered, retried: x.counts.retried }));
+    if (search.length)
+      summary.search = search.map((x) => ({
+        url: x.where,
+        created: x.counts.created,
+        duplicates: x.counts.duplicates,
+        deadLettered: x.counts.deadLettered,
+        retried: x.counts.retried,
+      }));
     await sink?.close();
     if (!options.db && sink === null) await db.close();
     summary.durationMs = Date.now() - started;

@@ -66,4 +66,3 @@ export interface ManifestEntry {
   supersedes?: string;
   archived_at: string;
 }
-

@@ -8,9 +8,23 @@
 export type CursorMode = 'xid8' | 'txid' | 'lag_window';
 
 export const ROW_COLUMNS = [
-  'event_id', 'txid', 'schema_name', 'table_name', 'relid', 'action', 'row_data', 'changed_fields', 'statement_only',
-  'session_user_name', 'application_name', 'client_addr', 'client_port', 'action_tstamp_tx_us', 'action_tstamp_stm_us',
-  'action_tstamp_clk_us', 'client_query',
+  'event_id',
+  'txid',
+  'schema_name',
+  'table_name',
+  'relid',
+  'action',
+  'row_data',
+  'changed_fields',
+  'statement_only',
+  'session_user_name',
+  'application_name',
+  'client_addr',
+  'client_port',
+  'action_tstamp_tx_us',
+  'action_tstamp_stm_us',
+  'action_tstamp_clk_us',
+  'client_query',
 ] as const;
 
 export type RowColumn = (typeof ROW_COLUMNS)[number];

@@ -17,7 +17,17 @@ describe('metrics registry: text format 0.0.4', () => {
   });
 
   test('values: integers, floats, exponents, infinities, NaN', () => {
-    assert.deepEqual([0, 3, -2, 0.25, 1e21, 1.5e-7, Infinity, -Infinity, NaN].map(formatValue), ['0', '3', '-2', '0.25', '1e+21', '1.5e-7', '+Inf', '-Inf', 'NaN']);
+    assert.deepEqual([0, 3, -2, 0.25, 1e21, 1.5e-7, Infinity, -Infinity, NaN].map(formatValue), [
+      '0',
+      '3',
+      '-2',
+      '0.25',
+      '1e+21',
+      '1.5e-7',
+      '+Inf',
+      '-Inf',
+      'NaN',
+    ]);
   });
 
   test('counters and gauges: HELP, TYPE, one line per label set, in the order made', () => {
@@ -29,18 +39,21 @@ describe('metrics registry: text format 0.0.4', () => {
     const g = r.gauge({ name: 'x_lag_seconds', help: 'Lag.' });
     g.labels().set(-1.5);
     r.gauge({ name: 'x_empty', help: 'Nothing yet.', labelNames: ['k'] });
-    assert.equal(r.render(), [
-      '# HELP x_events_total Events, "all" of them\\nper pipeline \\\\ kind.',
-      '# TYPE x_events_total counter',
-      'x_events_total{pipeline="b",source="pg_logs"} 7',
-      'x_events_total{pipeline="a\\"\\\\\\n",source="pg_logs"} 1',
-      '# HELP x_lag_seconds Lag.',
-      '# TYPE x_lag_seconds gauge',
-      'x_lag_seconds -1.5',
-      '# HELP x_empty Nothing yet.',
-      '# TYPE x_empty gauge',
-      '',
-    ].join('\n'));
+    assert.equal(
+      r.render(),
+      [
+        '# HELP x_events_total Events, "all" of them\\nper pipeline \\\\ kind.',
+        '# TYPE x_events_total counter',
+        'x_events_total{pipeline="b",source="pg_logs"} 7',
+        'x_events_total{pipeline="a\\"\\\\\\n",source="pg_logs"} 1',
+        '# HELP x_lag_seconds Lag.',
+        '# TYPE x_lag_seconds gauge',
+        'x_lag_seconds -1.5',
+        '# HELP x_empty Nothing yet.',
+        '# TYPE x_empty gauge',
+        '',
+      ].join('\n'),
+    );
     const parsed = parsePrometheusText(r.render());
     assert.equal(parsed.get('x_events_total')!.help, 'Events, "all" of them\nper pipeline \\ kind.');
     assert.equal(sampleValue(parsed, 'x_events_total', { pipeline: 'a"\\\n' }), 1);
@@ -55,23 +68,26 @@ describe('metrics registry: text format 0.0.4', () => {
     const d = h.labels({ sink: 'duckdb' });
     for (const v of [0.05, 0.1, 0.3, 0.5, 0.7, 2, 30]) d.observe(v); // 0.1 and 0.5 fall in their own bucket (le is inclusive)
     h.labels({ sink: 'archive' });
-    assert.equal(r.render(), [
-      '# HELP x_write_seconds Write time.',
-      '# TYPE x_write_seconds histogram',
-      'x_write_seconds_bucket{sink="duckdb",le="0.1"} 2',
-      'x_write_seconds_bucket{sink="duckdb",le="0.5"} 4',
-      'x_write_seconds_bucket{sink="duckdb",le="1"} 5',
-      'x_write_seconds_bucket{sink="duckdb",le="+Inf"} 7',
-      'x_write_seconds_sum{sink="duckdb"} 33.65',
-      'x_write_seconds_count{sink="duckdb"} 7',
-      'x_write_seconds_bucket{sink="archive",le="0.1"} 0',
-      'x_write_seconds_bucket{sink="archive",le="0.5"} 0',
-      'x_write_seconds_bucket{sink="archive",le="1"} 0',
-      'x_write_seconds_bucket{sink="archive",le="+Inf"} 0',
-      'x_write_seconds_sum{sink="archive"} 0',
-      'x_write_seconds_count{sink="archive"} 0',
-      '',
-    ].join('\n'));
+    assert.equal(
+      r.render(),
+      [
+        '# HELP x_write_seconds Write time.',
+        '# TYPE x_write_seconds histogram',
+        'x_write_seconds_bucket{sink="duckdb",le="0.1"} 2',
+        'x_write_seconds_bucket{sink="duckdb",le="0.5"} 4',
+        'x_write_seconds_bucket{sink="duckdb",le="1"} 5',
+        'x_write_seconds_bucket{sink="duckdb",le="+Inf"} 7',
+        'x_write_seconds_sum{sink="duckdb"} 33.65',
+        'x_write_seconds_count{sink="duckdb"} 7',
+        'x_write_seconds_bucket{sink="archive",le="0.1"} 0',
+        'x_write_seconds_bucket{sink="archive",le="0.5"} 0',
+        'x_write_seconds_bucket{sink="archive",le="1"} 0',
+        'x_write_seconds_bucket{sink="archive",le="+Inf"} 0',
+        'x_write_seconds_sum{sink="archive"} 0',
+        'x_write_seconds_count{sink="archive"} 0',
+        '',
+      ].join('\n'),
+    );
     const parsed = parsePrometheusText(r.render());
     assert.equal(sampleValue(parsed, 'x_write_seconds_bucket', { sink: 'duckdb', le: '+Inf' }), 7);
   });
@@ -80,7 +96,11 @@ describe('metrics registry: text format 0.0.4', () => {
     const r = new Registry();
     const g = r.gauge({ name: 'x_age_seconds', help: 'Age.', labelNames: ['pipeline'] });
     let n = 0;
-    r.onCollect(() => { g.clear(); n++; if (n > 1) g.labels({ pipeline: 'p' }).set(n); });
+    r.onCollect(() => {
+      g.clear();
+      n++;
+      if (n > 1) g.labels({ pipeline: 'p' }).set(n);
+    });
     assert.ok(!r.render().includes('x_age_seconds{'));
     assert.match(r.render(), /^x_age_seconds\{pipeline="p"\} 2$/m);
   });

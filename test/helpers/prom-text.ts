@@ -118,11 +118,13 @@ export function parsePrometheusText(text: string): Map<string, PromFamily> {
       if (what === 'TYPE') {
         if (!rest || !TYPES.has(rest)) throw new Error(`${where}: bad type "${rest}"`);
         if (f?.type) throw new Error(`${where}: TYPE of ${name} twice`);
-        if (f) f.type = rest; else families.set(name, { name, type: rest, samples: [] });
+        if (f) f.type = rest;
+        else families.set(name, { name, type: rest, samples: [] });
       } else {
         if (f?.help !== undefined) throw new Error(`${where}: HELP of ${name} twice`);
         const help = unescapeHelp(rest ?? '', where);
-        if (f) f.help = help; else families.set(name, { name, type: '', help, samples: [] });
+        if (f) f.help = help;
+        else families.set(name, { name, type: '', help, samples: [] });
       }
       enter(name, where);
       return;
@@ -169,7 +171,10 @@ function checkHistogram(f: PromFamily): void {
     const { le: _le, ...rest } = labels;
     const key = seriesKey('', rest);
     let g = groups.get(key);
-    if (!g) { g = { buckets: [] }; groups.set(key, g); }
+    if (!g) {
+      g = { buckets: [] };
+      groups.set(key, g);
+    }
     return g;
   };
   for (const s of f.samples) {

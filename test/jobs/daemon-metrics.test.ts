@@ -10,7 +10,10 @@ import { parsePrometheusText, sampleValue } from '../helpers/prom-text.js';
  * other), the status-file snapshot, and that a slip in a count never throws into a pipeline.
  */
 test('meters count per pipeline; errors by code; states and backlog from status updates; the snapshot agrees', () => {
-  const m = new DaemonMetrics([{ name: 'logs', source: { type: 'pg_logs' } }, { name: 'rows', source: { type: 'pg_audit_table' } }]);
+  const m = new DaemonMetrics([
+    { name: 'logs', source: { type: 'pg_logs' } },
+    { name: 'rows', source: { type: 'pg_audit_table' } },
+  ]);
   const logs = m.meter('logs');
   logs.read(100, 4096);
   logs.read(50, 1024);
@@ -68,7 +71,10 @@ test('meters count per pipeline; errors by code; states and backlog from status 
   assert.deepEqual(Object.keys(snap.pipelines), ['logs']);
   const s = snap.pipelines['logs']!;
   assert.equal(s.source, 'pg_logs');
-  assert.deepEqual([s.events_read, s.events_stored, s.events_duplicate, s.records_quarantined, s.commits, s.batches, s.retries, s.read_bytes], [150, 140, 5, 5, 3, 2, 1, 5120]);
+  assert.deepEqual(
+    [s.events_read, s.events_stored, s.events_duplicate, s.records_quarantined, s.commits, s.batches, s.retries, s.read_bytes],
+    [150, 140, 5, 5, 3, 2, 1, 5120],
+  );
   assert.deepEqual(s.errors, { file_unreadable: 2, other: 2 });
   assert.deepEqual(s.dead_letters, { elasticsearch: 2 });
   assert.deepEqual(s.sink_write_seconds['duckdb'], { count: 1, sum: 0.02 });

@@ -28,7 +28,9 @@ after(async () => {
 /** The URL of the metrics listener, from the daemon's log line (the port is chosen by the system). */
 async function metricsUrl(daemon: CliChild): Promise<string> {
   let err = '';
-  daemon.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  daemon.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
   for (let i = 0; i < 300; i++) {
     const m = /"msg":"Serving metrics\.","url":"(http:\/\/[^"]+)"/.exec(err);
     if (m) return m[1]!;
@@ -38,7 +40,12 @@ async function metricsUrl(daemon: CliChild): Promise<string> {
   throw new Error(`the daemon did not log its metrics address:\n${err.slice(-2000)}`);
 }
 
-interface Scrape { status: number; type: string | null; text: string; families: Map<string, PromFamily> }
+interface Scrape {
+  status: number;
+  type: string | null;
+  text: string;
+  families: Map<string, PromFamily>;
+}
 
 async function scrape(url: string, init?: RequestInit): Promise<Scrape> {
   const res = await fetch(url, init);
@@ -49,7 +56,10 @@ async function scrape(url: string, init?: RequestInit): Promise<Scrape> {
 async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boolean, ms = 60_000): Promise<T> {
   const end = Date.now() + ms;
   let v = await get();
-  while (!ok(v) && Date.now() < end) { await sleep(150); v = await get(); }
+  while (!ok(v) && Date.now() < end) {
+    await sleep(150);
+    v = await get();
+  }
   assert.ok(ok(v), `timed out waiting for ${what}`);
   return v;
 }
@@ -72,17 +82,20 @@ test('run --follow: /metrics counts what a pg_logs pipeline stores while log fil
   writeFileSync(join(logs, 'postgresql-2024-05-01_100000.csv'), csvOf(first.slice(0, 700)) + garbage + csvOf(first.slice(700)));
   const db = join(dir, 'audit.duckdb');
   const config = join(dir, 'config.yaml');
-  writeFileSync(config, [
-    'pipelines:',
-    '  db-one.1:',
-    `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, poll_interval_ms: 200, server: db1 }`,
-    `    sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ]`,
-    'ui:',
-    '  listen: 127.0.0.1:0',
-    'metrics:',
-    '  listen: 127.0.0.1:0',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      'pipelines:',
+      '  db-one.1:',
+      `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, poll_interval_ms: 200, server: db1 }`,
+      `    sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ]`,
+      'ui:',
+      '  listen: 127.0.0.1:0',
+      'metrics:',
+      '  listen: 127.0.0.1:0',
+      '',
+    ].join('\n'),
+  );
   const daemon = spawnCli(['run', '--config', config, '--follow']);
   children.push(daemon);
   const url = await metricsUrl(daemon);
@@ -90,18 +103,30 @@ test('run --follow: /metrics counts what a pg_logs pipeline stores while log fil
   const P = { pipeline: 'db-one.1', source: 'pg_logs' };
   const stored = (s: Scrape) => sampleValue(s.families, 'auditship_events_stored_total', P) ?? -1;
   let expected = first.filter((r) => r.audit).length;
-  await until('the first file', () => scrape(url), (s) => stored(s) === expected);
+  await until(
+    'the first file',
+    () => scrape(url),
+    (s) => stored(s) === expected,
+  );
 
   // A second file arrives, then grows.
   const second = gen.records(1200);
   const file2 = join(logs, 'postgresql-2024-05-01_110000.csv');
   writeFileSync(file2, csvOf(second));
   expected += second.filter((r) => r.audit).length;
-  await until('the second file', () => scrape(url), (s) => stored(s) === expected);
+  await until(
+    'the second file',
+    () => scrape(url),
+    (s) => stored(s) === expected,
+  );
   const more = gen.records(800);
   appendFileSync(file2, csvOf(more));
   expected += more.filter((r) => r.audit).length;
-  const s = await until('the appended records', () => scrape(url), (x) => stored(x) === expected);
+  const s = await until(
+    'the appended records',
+    () => scrape(url),
+    (x) => stored(x) === expected,
+  );
 
   assert.equal(s.status, 200);
   assert.equal(s.type, 'text/plain; version=0.0.4; charset=utf-8');
@@ -132,7 +157,8 @@ test('run --follow: /metrics counts what a pg_logs pipeline stores while log fil
   // Every counter is named …_total, and no label holds anything but the bounded sets.
   for (const f of s.families.values()) {
     if (f.type === 'counter') assert.match(f.name, /_total$/);
-    for (const x of f.samples) for (const k of Object.keys(x.labels)) assert.ok(['pipeline', 'source', 'sink', 'kind', 'state', 'le', 'version'].includes(k), `${f.name} label ${k}`);
+    for (const x of f.samples)
+      for (const k of Object.keys(x.labels)) assert.ok(['pipeline', 'source', 'sink', 'kind', 'state', 'le', 'version'].includes(k), `${f.name} label ${k}`);
   }
   assert.ok(!s.text.includes('SELECT') && !s.text.includes(logs), 'no statement text, no path');
 
@@ -141,18 +167,32 @@ test('run --follow: /metrics counts what a pg_logs pipeline stores while log fil
   assert.equal((await scrape(url, { method: 'POST' })).status, 405);
 
   // The UI's TCP listener serves them too.
-  const st = await until('the status file', async () => { try { return JSON.parse(readFileSync(`${db}.status.json`, 'utf8')) as Record<string, any>; } catch { return null; } }, (x) => Boolean(x?.ui?.url));
+  const st = await until(
+    'the status file',
+    async () => {
+      try {
+        return JSON.parse(readFileSync(`${db}.status.json`, 'utf8')) as Record<string, any>;
+      } catch {
+        return null;
+      }
+    },
+    (x) => Boolean(x?.ui?.url),
+  );
   const viaUi = await scrape(`${String(st!['ui'].url).replace(/\/$/, '')}/metrics`);
   assert.equal(viaUi.status, 200);
   assert.equal(viaUi.type, 'text/plain; version=0.0.4; charset=utf-8');
   assert.equal(sampleValue(viaUi.families, 'auditship_events_stored_total', P), expected);
 
   // status --json: the same counters, from the status file the daemon writes.
-  const status = await until('status --json to have the counters', async () => {
-    const r = await runCli(['status', '--db', db, '--json']);
-    assert.equal(r.code, 0, r.stderr);
-    return JSON.parse(r.stdout) as Record<string, any>;
-  }, (x) => x['metrics']?.pipelines?.['db-one.1']?.events_stored === expected);
+  const status = await until(
+    'status --json to have the counters',
+    async () => {
+      const r = await runCli(['status', '--db', db, '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      return JSON.parse(r.stdout) as Record<string, any>;
+    },
+    (x) => x['metrics']?.pipelines?.['db-one.1']?.events_stored === expected,
+  );
   const m = status['metrics'].pipelines['db-one.1'];
   assert.equal(m.source, 'pg_logs');
   assert.equal(m.records_quarantined, 1);
@@ -185,24 +225,35 @@ test('run --follow --metrics: a pg_audit_table pipeline counts its rows', { time
   await installAudit(tdb.client, { schema: 'auditship', tables: ['t'] });
   const db = join(dir, 'rows.duckdb');
   const config = join(dir, 'rows.yaml');
-  writeFileSync(config, [
-    'pipelines:',
-    `  rows: { source: { type: pg_audit_table, url: ${JSON.stringify(tdb.url)}, poll_interval_ms: 200, batch_latency_ms: 0 }, sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ] }`,
-    '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      'pipelines:',
+      `  rows: { source: { type: pg_audit_table, url: ${JSON.stringify(tdb.url)}, poll_interval_ms: 200, batch_latency_ms: 0 }, sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ] }`,
+      '',
+    ].join('\n'),
+  );
   const daemon = spawnCli(['run', '--config', config, '--follow', '--metrics', '127.0.0.1:0']);
   children.push(daemon);
   const url = await metricsUrl(daemon);
   const P = { pipeline: 'rows', source: 'pg_audit_table' };
-  await until('the pipeline to follow', () => scrape(url), (s) => sampleValue(s.families, 'auditship_pipeline_state', { ...P, state: 'following' }) === 1);
+  await until(
+    'the pipeline to follow',
+    () => scrape(url),
+    (s) => sampleValue(s.families, 'auditship_pipeline_state', { ...P, state: 'following' }) === 1,
+  );
   await tdb.client.query("INSERT INTO t SELECT g, 'n' || g FROM generate_series(1, 30) g");
   await tdb.client.query("UPDATE t SET note = 'x' WHERE id <= 10");
-  const s = await until('40 rows', () => scrape(url), (x) => sampleValue(x.families, 'auditship_events_stored_total', P) === 40);
+  const s = await until(
+    '40 rows',
+    () => scrape(url),
+    (x) => sampleValue(x.families, 'auditship_events_stored_total', P) === 40,
+  );
   const v = (name: string, labels: Record<string, string> = P) => sampleValue(s.families, name, labels);
   assert.equal(v('auditship_events_read_total'), 40);
   assert.equal(v('auditship_records_quarantined_total'), 0);
   assert.ok(v('auditship_commits_total')! >= 1);
-  assert.ok(v('auditship_lag_seconds')! >= 0 && v('auditship_lag_seconds')! < 120, 'lag from the rows\' clock time');
+  assert.ok(v('auditship_lag_seconds')! >= 0 && v('auditship_lag_seconds')! < 120, "lag from the rows' clock time");
   assert.ok(v('auditship_checkpoint_age_seconds')! >= 0);
   assert.equal(v('auditship_sink_commit_duration_seconds_count', { ...P, sink: 'duckdb' }), v('auditship_commits_total'));
   checkHistograms(s.families, ['auditship_sink_write_duration_seconds', 'auditship_sink_commit_duration_seconds']);
@@ -223,27 +274,39 @@ test('run --follow: a document too large for the search cluster counts as a dead
     writeFileSync(join(logs, 'postgresql-2024-05-01_100000.csv'), csvOf(records));
     const db = join(dir, 'es.duckdb');
     const config = join(dir, 'es.yaml');
-    writeFileSync(config, [
-      'pipelines:',
-      '  search:',
-      `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, poll_interval_ms: 200 }`,
-      '    sinks:',
-      `      - { type: elasticsearch, url: ${JSON.stringify(es.url)}, max_content_length: 65536 }`,
-      `      - { type: duckdb, path: ${JSON.stringify(db)} }`,
-      'metrics: { listen: "127.0.0.1:0" }',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      config,
+      [
+        'pipelines:',
+        '  search:',
+        `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, poll_interval_ms: 200 }`,
+        '    sinks:',
+        `      - { type: elasticsearch, url: ${JSON.stringify(es.url)}, max_content_length: 65536 }`,
+        `      - { type: duckdb, path: ${JSON.stringify(db)} }`,
+        'metrics: { listen: "127.0.0.1:0" }',
+        '',
+      ].join('\n'),
+    );
     const daemon = spawnCli(['run', '--config', config, '--follow']);
     children.push(daemon);
     const url = await metricsUrl(daemon);
     const P = { pipeline: 'search', source: 'pg_logs' };
     const expected = records.filter((r) => r.audit).length;
-    const s = await until('the file and its dead letter', () => scrape(url),
-      (x) => sampleValue(x.families, 'auditship_events_stored_total', P) === expected && sampleValue(x.families, 'auditship_dead_letters_total', { ...P, sink: 'elasticsearch' }) === 1);
+    const s = await until(
+      'the file and its dead letter',
+      () => scrape(url),
+      (x) =>
+        sampleValue(x.families, 'auditship_events_stored_total', P) === expected &&
+        sampleValue(x.families, 'auditship_dead_letters_total', { ...P, sink: 'elasticsearch' }) === 1,
+    );
     checkHistograms(s.families, ['auditship_sink_write_duration_seconds', 'auditship_sink_commit_duration_seconds']);
     for (const sink of ['elasticsearch', 'duckdb']) {
       assert.ok(sampleValue(s.families, 'auditship_sink_write_duration_seconds_count', { ...P, sink })! >= 1, `${sink} writes timed`);
-      assert.equal(sampleValue(s.families, 'auditship_sink_commit_duration_seconds_count', { ...P, sink }), sampleValue(s.families, 'auditship_commits_total', P), `${sink} commits timed`);
+      assert.equal(
+        sampleValue(s.families, 'auditship_sink_commit_duration_seconds_count', { ...P, sink }),
+        sampleValue(s.families, 'auditship_commits_total', P),
+        `${sink} commits timed`,
+      );
     }
     daemon.kill('SIGTERM');
     const r = await daemon.result;
@@ -257,7 +320,10 @@ test('run --follow: a document too large for the search cluster counts as a dead
 
 test('--metrics needs --follow; a malformed address is a usage error', async () => {
   const config = join(dir, 'usage.yaml');
-  writeFileSync(config, `pipelines:\n  logs: { source: { type: pg_logs, path: ${JSON.stringify(dir)} }, sinks: [ { type: duckdb, path: ${JSON.stringify(join(dir, 'usage.duckdb'))} } ] }\n`);
+  writeFileSync(
+    config,
+    `pipelines:\n  logs: { source: { type: pg_logs, path: ${JSON.stringify(dir)} }, sinks: [ { type: duckdb, path: ${JSON.stringify(join(dir, 'usage.duckdb'))} } ] }\n`,
+  );
   const once = await runCli(['run', '--config', config, '--metrics', '127.0.0.1:9464']);
   assert.equal(once.code, 2);
   assert.match(once.stderr, /--metrics needs --follow/);

@@ -26,7 +26,7 @@ export function archiveSinkOptions(cfg: Record<string, unknown>): ArchiveSinkOpt
   const opt = (k: string) => (cfg[k] === undefined || cfg[k] === null || cfg[k] === '' ? undefined : String(cfg[k]));
   const compression = (opt('compression') ?? 'gzip') as Compression;
   const storageClass = opt('storage_class') ?? 'STANDARD';
-  const sse = opt('sse') && opt('sse') !== 'none' ? opt('sse') as 'AES256' | 'aws:kms' : undefined;
+  const sse = opt('sse') && opt('sse') !== 'none' ? (opt('sse') as 'AES256' | 'aws:kms') : undefined;
   const lockMode = opt('object_lock_mode');
   const objectLock = lockMode && lockMode !== 'none' ? { mode: lockMode as 'GOVERNANCE' | 'COMPLIANCE', days: Number(cfg['object_lock_days']) } : undefined;
   let prefix = opt('prefix') ?? '';
@@ -47,16 +47,23 @@ export function archiveSinkOptions(cfg: Record<string, unknown>): ArchiveSinkOpt
     store: opt('directory')
       ? { kind: 'local', directory: opt('directory')! }
       : {
-        kind: 's3', bucket: opt('bucket')!, prefix, region: opt('region') ?? process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'] ?? 'us-east-1',
-        ...(opt('endpoint') ? { endpoint: opt('endpoint')! } : {}),
-        forcePathStyle: cfg['force_path_style'] === true, storageClass,
-        ...(sse ? { sse } : {}), ...(opt('sse_kms_key_id') ? { sseKmsKeyId: opt('sse_kms_key_id')! } : {}),
-        ...(objectLock ? { objectLock } : {}),
-        partSize: Number(cfg['part_size'] ?? 16 << 20), concurrency: Number(cfg['upload_concurrency'] ?? 2),
-        maxRetries: Number(cfg['max_retries'] ?? 8), timeoutMs: Number(cfg['timeout_ms'] ?? 120_000),
-        requestChecksumCalculation: opt('request_checksum_calculation') === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
-        ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } } : {}),
-      },
+          kind: 's3',
+          bucket: opt('bucket')!,
+          prefix,
+          region: opt('region') ?? process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'] ?? 'us-east-1',
+          ...(opt('endpoint') ? { endpoint: opt('endpoint')! } : {}),
+          forcePathStyle: cfg['force_path_style'] === true,
+          storageClass,
+          ...(sse ? { sse } : {}),
+          ...(opt('sse_kms_key_id') ? { sseKmsKeyId: opt('sse_kms_key_id')! } : {}),
+          ...(objectLock ? { objectLock } : {}),
+          partSize: Number(cfg['part_size'] ?? 16 << 20),
+          concurrency: Number(cfg['upload_concurrency'] ?? 2),
+          maxRetries: Number(cfg['max_retries'] ?? 8),
+          timeoutMs: Number(cfg['timeout_ms'] ?? 120_000),
+          requestChecksumCalculation: opt('request_checksum_calculation') === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
+          ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } } : {}),
+        },
   };
 }
 
@@ -69,7 +76,12 @@ export async function openStore(options: ArchiveSinkOptions['store']): Promise<O
 
 /** The archive of one pipeline: its store, its state in DuckDB, and the operations both forms share. */
 export class Archive {
-  constructor(readonly store: ObjectStore, readonly state: ArchiveState, readonly options: ArchiveSinkOptions, private readonly log: Logger) {}
+  constructor(
+    readonly store: ObjectStore,
+    readonly state: ArchiveState,
+    readonly options: ArchiveSinkOptions,
+    private readonly log: Logger,
+  ) {}
 
   get where(): string {
     return this.store.where;
@@ -95,7 +107,8 @@ export class Archive {
       }
       await this.state.dropPending(p.key);
     }
-    if (removed) this.log.info('Removed objects of an interrupted archive run; their source ranges are archived again.', { archive: this.where, objects: removed });
+    if (removed)
+      this.log.info('Removed objects of an interrupted archive run; their source ranges are archived again.', { archive: this.where, objects: removed });
     return removed;
   }
 
@@ -141,11 +154,19 @@ export class Archive {
   async publishManifest(): Promise<number> {
     const { entries, prevKey, prevSha256 } = await this.state.unpublished();
     if (entries.length === 0) return 0;
-    const first = entries[0]!.seq, last = entries[entries.length - 1]!.seq;
+    const first = entries[0]!.seq,
+      last = entries[entries.length - 1]!.seq;
     const key = manifestKey(this.state.server, this.state.writer, first);
     const header: ManifestHeader = {
-      manifest_part: 1, writer: this.state.writer, server: this.state.server, first_seq: first, last_seq: last, entries: entries.length,
-      prev_key: prevKey, prev_sha256: prevSha256, created_at: new Date().toISOString(),
+      manifest_part: 1,
+      writer: this.state.writer,
+      server: this.state.server,
+      first_seq: first,
+      last_seq: last,
+      entries: entries.length,
+      prev_key: prevKey,
+      prev_sha256: prevSha256,
+      created_at: new Date().toISOString(),
     };
     // Not marked pending: a part is never an orphan (its entries stay unpublished until it is stored).
     const stored = await this.store.putSmall(key, renderPart(header, entries), { contentType: 'application/x-ndjson', storageClass: 'STANDARD' });
@@ -159,4 +180,3 @@ export class Archive {
     this.store.close();
   }
 }
-

@@ -24,7 +24,6 @@ export type { ArchiveForm, CorrelationDataset } from '../../model/manifest.js';
 
 export const DATASET: Record<ArchiveForm, string> = { files: 'logs', parquet: 'pgaudit', ndjson: 'pgaudit-ndjson' };
 
-
 export const CORRELATION_DATASETS: Record<CorrelationDataset, Record<'parquet' | 'ndjson', string>> = {
   sessions: { parquet: 'sessions', ndjson: 'sessions-ndjson' },
   logon_failures: { parquet: 'logon-failures', ndjson: 'logon-failures-ndjson' },
@@ -75,7 +74,16 @@ export function fileKey(server: string, date: string, name: string, suffix: stri
  * Key of the events of one source range on one date (forms parquet, ndjson), or of the range's sessions, logon
  * failures or statement errors (`dataset`).
  */
-export function eventsKey(form: 'parquet' | 'ndjson', server: string, date: string, sourceName: string, fingerprint: string, startOffset: number, attempt = 1, dataset?: CorrelationDataset): string {
+export function eventsKey(
+  form: 'parquet' | 'ndjson',
+  server: string,
+  date: string,
+  sourceName: string,
+  fingerprint: string,
+  startOffset: number,
+  attempt = 1,
+  dataset?: CorrelationDataset,
+): string {
   const stem = safeName(sourceName).replace(/\.(csv|json|log)(\.gz|\.zst)?$/, '');
   const ext = form === 'parquet' ? '.parquet' : '.ndjson.gz';
   const dir = dataset ? `${CORRELATION_DATASETS[dataset][form]}/server=${partitionValue(server)}/date=${date}/` : partitionDir(form, server, date);

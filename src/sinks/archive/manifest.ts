@@ -43,10 +43,16 @@ export function parsePart(body: Buffer): ParsedPart {
   lines.forEach((line, i) => {
     if (!line.trim()) return;
     let v: unknown;
-    try { v = JSON.parse(line); } catch { out.bad++; return; }
+    try {
+      v = JSON.parse(line);
+    } catch {
+      out.bad++;
+      return;
+    }
     const o = v as Record<string, unknown>;
     if (i === 0 && o['manifest_part'] === 1) out.header = o as unknown as ManifestHeader;
-    else if (o['v'] === 1 && typeof o['key'] === 'string' && typeof o['sha256'] === 'string' && typeof o['size'] === 'number') out.entries.push(o as unknown as ManifestEntry);
+    else if (o['v'] === 1 && typeof o['key'] === 'string' && typeof o['sha256'] === 'string' && typeof o['size'] === 'number')
+      out.entries.push(o as unknown as ManifestEntry);
     else out.bad++;
   });
   return out;
