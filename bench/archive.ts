@@ -26,7 +26,14 @@ import { generateCsvlog, GENERATOR_VERSION } from './generate.js';
 
 const MB = 1e6;
 
-interface Args { mb: number; forms: string[]; runs: number; keep: boolean; timeoutS: number; sink: Record<string, unknown> }
+interface Args {
+  mb: number;
+  forms: string[];
+  runs: number;
+  keep: boolean;
+  timeoutS: number;
+  sink: Record<string, unknown>;
+}
 
 function parseArgs(argv: readonly string[]): Args {
   const a: Args = { mb: 1024, forms: ['files'], runs: 1, keep: false, timeoutS: 1800, sink: {} };
@@ -38,8 +45,10 @@ function parseArgs(argv: readonly string[]): Args {
     else if (k === '--keep') a.keep = true;
     else if (k === '--sink') a.sink = JSON.parse(String(argv[++i])) as Record<string, unknown>;
     else if (k === '--timeout') a.timeoutS = Number(argv[++i]);
-    else if (k === '--help' || k === '-h') { console.log('usage: npm run bench:archive -- [--mb 1024] [--forms files,parquet,ndjson] [--runs 1] [--keep] [--timeout 1800]'); process.exit(0); }
-    else throw new Error(`unknown argument ${k}`);
+    else if (k === '--help' || k === '-h') {
+      console.log('usage: npm run bench:archive -- [--mb 1024] [--forms files,parquet,ndjson] [--runs 1] [--keep] [--timeout 1800]');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${k}`);
   }
   if (!(a.mb > 0) || !(a.runs >= 1) || a.forms.some((f) => !['files', 'parquet', 'ndjson'].includes(f))) throw new Error('bad arguments (see --help)');
   return a;
@@ -54,7 +63,7 @@ async function dataSet(mb: number): Promise<{ dir: string; files: string[]; byte
   const marker = join(base, 'params.json');
   const events = Math.round((mb * MB) / BYTES_PER_EVENT);
   const want = { generatorVersion: GENERATOR_VERSION, events, seed: 42 };
-  const have = existsSync(marker) ? JSON.parse(await readFile(marker, 'utf8')) as typeof want : null;
+  const have = existsSync(marker) ? (JSON.parse(await readFile(marker, 'utf8')) as typeof want) : null;
   if (!have || have.generatorVersion !== want.generatorVersion || have.events !== want.events) {
     await rm(base, { recursive: true, force: true });
     await mkdir(logs, { recursive: true });
@@ -62,19 +71,31 @@ async function dataSet(mb: number): Promise<{ dir: string; files: string[]; byte
     await generateCsvlog(logs, { events, seed: 42, startTime: new Date('2024-05-01T00:00:00Z') });
     // A newer, small file: the last generated file is then finished, not the active one.
     const names = (await readdir(logs)).sort();
-    const lastTime = Math.max(...await Promise.all(names.map(async (n) => (await stat(join(logs, n))).mtimeMs)));
+    const lastTime = Math.max(...(await Promise.all(names.map(async (n) => (await stat(join(logs, n))).mtimeMs))));
     const active = join(logs, 'postgresql-2099-01-01_000000.csv');
     await writeFile(active, '');
     await utimes(active, (lastTime + 60_000) / 1000, (lastTime + 60_000) / 1000);
     await writeFile(marker, JSON.stringify(want));
   }
-  const files = (await readdir(logs)).filter((n) => n.endsWith('.csv') && !n.startsWith('postgresql-2099')).sort().map((n) => join(logs, n));
+  const files = (await readdir(logs))
+    .filter((n) => n.endsWith('.csv') && !n.startsWith('postgresql-2099'))
+    .sort()
+    .map((n) => join(logs, n));
   let bytes = 0;
   for (const f of files) bytes += (await stat(f)).size;
   return { dir: logs, files, bytes };
 }
 
-interface StepResult { step: string; ms: number; rssMb: number | null; mbPerS: number; status: string; objects?: number; storedMb?: number; verified?: string }
+interface StepResult {
+  step: string;
+  ms: number;
+  rssMb: number | null;
+  mbPerS: number;
+  status: string;
+  objects?: number;
+  storedMb?: number;
+  verified?: string;
+}
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
@@ -98,19 +119,43 @@ async function main(): Promise<void> {
         await createBucket(s3.directUrl, bucket);
         const db = join(work, `${bucket}.duckdb`);
         const config = join(work, `${bucket}.yaml`);
-        await writeFile(config, [
-          'pipelines:', '  bench:', `    source: { type: pg_logs, path: "${data.dir}", server: bench }`, '    sinks:',
-          `      - ${JSON.stringify({ type: 'archive', form, bucket, endpoint: s3.directUrl, force_path_style: true, region: 'us-east-1', access_key_id: 'S3RVER', secret_access_key: 'S3RVER', ...args.sink })}`,
-          `      - { type: duckdb, path: "${db}", store_events: false }`, '',
-        ].join('\n'));
-        const r = await runTimed(process.execPath, [join(ROOT, 'bin', 'auditship.js'), 'run', '--config', config, '--json', '--quiet'], join(work, `time-${bucket}`), args.timeoutS);
+        await writeFile(
+          config,
+          [
+            'pipelines:',
+            '  bench:',
+            `    source: { type: pg_logs, path: "${data.dir}", server: bench }`,
+            '    sinks:',
+            `      - ${JSON.stringify({ type: 'archive', form, bucket, endpoint: s3.directUrl, force_path_style: true, region: 'us-east-1', access_key_id: 'S3RVER', secret_access_key: 'S3RVER', ...args.sink })}`,
+            `      - { type: duckdb, path: "${db}", store_events: false }`,
+            '',
+          ].join('\n'),
+        );
+        const r = await runTimed(
+          process.execPath,
+          [join(ROOT, 'bin', 'auditship.js'), 'run', '--config', config, '--json', '--quiet'],
+          join(work, `time-${bucket}`),
+          args.timeoutS,
+        );
         const summary = lastJson(r.stdout) as { pipelines?: { archives?: { objects: number; bytes: number }[] }[] } | null;
         const a = summary?.pipelines?.[0]?.archives?.[0];
-        const step: StepResult = { step: `auditship ${form} (run ${run})`, ms: r.ms, rssMb: r.rssMb, mbPerS: data.bytes / MB / (r.ms / 1000), status: statusOf(r, args.timeoutS), ...(a ? { objects: a.objects, storedMb: a.bytes / MB } : {}) };
+        const step: StepResult = {
+          step: `auditship ${form} (run ${run})`,
+          ms: r.ms,
+          rssMb: r.rssMb,
+          mbPerS: data.bytes / MB / (r.ms / 1000),
+          status: statusOf(r, args.timeoutS),
+          ...(a ? { objects: a.objects, storedMb: a.bytes / MB } : {}),
+        };
         if (r.exit !== 0) console.log(excerpt(r));
-        const v = spawnSync(process.execPath, [join(ROOT, 'bin', 'auditship.js'), 'verify-archive', '--config', config, '--json'], { encoding: 'utf8', maxBuffer: 1 << 26 });
+        const v = spawnSync(process.execPath, [join(ROOT, 'bin', 'auditship.js'), 'verify-archive', '--config', config, '--json'], {
+          encoding: 'utf8',
+          maxBuffer: 1 << 26,
+        });
         const report = lastJson(v.stdout) as { archives: { ok: number; objects: number; problems: unknown[] }[] } | null;
-        step.verified = report ? `${report.archives[0]!.ok}/${report.archives[0]!.objects} objects${report.archives[0]!.problems.length ? `, ${report.archives[0]!.problems.length} problems` : ''}` : `verify failed: ${v.stderr.slice(-300)}`;
+        step.verified = report
+          ? `${report.archives[0]!.ok}/${report.archives[0]!.objects} objects${report.archives[0]!.problems.length ? `, ${report.archives[0]!.problems.length} problems` : ''}`
+          : `verify failed: ${v.stderr.slice(-300)}`;
         results.push(step);
         console.log(`${step.step}: ${fmt1(step.ms / 1000)} s, ${fmt1(step.mbPerS)} MB/s, peak RSS ${fmtInt(step.rssMb)} MB, ${step.verified}`);
       }
@@ -122,7 +167,10 @@ async function main(): Promise<void> {
   console.log('');
   console.log('| step | wall | MB/s | peak RSS | objects | stored | check |');
   console.log('|---|---|---|---|---|---|---|');
-  for (const r of results) console.log(`| ${r.step} | ${fmt1(r.ms / 1000)} s | ${fmt1(r.mbPerS)} | ${fmtInt(r.rssMb)} MB | ${r.objects ?? '-'} | ${r.storedMb === undefined ? '-' : `${fmt1(r.storedMb)} MB`} | ${r.verified ?? r.status} |`);
+  for (const r of results)
+    console.log(
+      `| ${r.step} | ${fmt1(r.ms / 1000)} s | ${fmt1(r.mbPerS)} | ${fmtInt(r.rssMb)} MB | ${r.objects ?? '-'} | ${r.storedMb === undefined ? '-' : `${fmt1(r.storedMb)} MB`} | ${r.verified ?? r.status} |`,
+    );
   const ratios: Record<string, number> = {};
   for (let run = 1; run <= args.runs; run++) {
     const g = results.find((r) => r.step === `gzip -6 (run ${run})`)!;
@@ -135,4 +183,7 @@ async function main(): Promise<void> {
   console.log(JSON.stringify({ bench: 'archive', mb: data.bytes / MB, files: data.files.length, results, ratios }));
 }
 
-main().catch((err: unknown) => { console.error(err instanceof Error ? err.stack ?? err.message : err); process.exit(1); });
+main().catch((err: unknown) => {
+  console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+  process.exit(1);
+});

@@ -158,7 +158,13 @@ function globToRegExp(glob: string): RegExp {
       const j = glob.indexOf(']', i + 1);
       if (j < 0) re += '\\[';
       else {
-        re += '[' + glob.slice(i + 1, j).replace(/^!/, '^').replace(/\\/g, '\\\\') + ']';
+        re +=
+          '[' +
+          glob
+            .slice(i + 1, j)
+            .replace(/^!/, '^')
+            .replace(/\\/g, '\\\\') +
+          ']';
         i = j;
       }
     } else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
@@ -311,9 +317,10 @@ async function main(): Promise<void> {
       const v = argv[++i];
       if (v !== 'exact' && v !== 'parallel-false' && v !== 'brief') throw new Error('--variant must be exact, parallel-false or brief');
       opts.variant = v;
-    }
-    else if (a === '--help' || a === '-h') {
-      console.log("usage: node --import tsx bench/baseline.ts --db FILE [--glob 'postgresql-*.csv*'] [--skip-newest] [--force] [--variant exact|parallel-false|brief] DIR");
+    } else if (a === '--help' || a === '-h') {
+      console.log(
+        "usage: node --import tsx bench/baseline.ts --db FILE [--glob 'postgresql-*.csv*'] [--skip-newest] [--force] [--variant exact|parallel-false|brief] DIR",
+      );
       return;
     } else if (a !== undefined && !a.startsWith('--') && dir === undefined) dir = a;
     else throw new Error(`unexpected argument ${a}`);
@@ -326,7 +333,7 @@ async function main(): Promise<void> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   main().catch((err: unknown) => {
-    console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
     process.exit(1);
   });
 }

@@ -21,10 +21,32 @@ import { pathToFileURL } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 
 const CSVLOG_COLUMNS = [
-  'log_time', 'user_name', 'database_name', 'process_id', 'connection_from', 'session_id', 'session_line_num', 'command_tag',
-  'session_start_time', 'virtual_transaction_id', 'transaction_id', 'error_severity', 'sql_state_code', 'message', 'detail',
-  'hint', 'internal_query', 'internal_query_pos', 'context', 'query', 'query_pos', 'location', 'application_name',
-  'backend_type', 'leader_pid', 'query_id',
+  'log_time',
+  'user_name',
+  'database_name',
+  'process_id',
+  'connection_from',
+  'session_id',
+  'session_line_num',
+  'command_tag',
+  'session_start_time',
+  'virtual_transaction_id',
+  'transaction_id',
+  'error_severity',
+  'sql_state_code',
+  'message',
+  'detail',
+  'hint',
+  'internal_query',
+  'internal_query_pos',
+  'context',
+  'query',
+  'query_pos',
+  'location',
+  'application_name',
+  'backend_type',
+  'leader_pid',
+  'query_id',
 ];
 
 /** pgaudit's fields after `AUDIT: `: five plain ones, four that may be CSV-quoted, and the optional ROWS. */
@@ -86,7 +108,7 @@ async function main(): Promise<void> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   main().catch((err: unknown) => {
-    console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
     process.exit(1);
   });
 }

@@ -26,7 +26,15 @@ import { generateCsvlog, GENERATOR_VERSION, type FileInfo } from './generate.js'
 const MiB = 1024 * 1024;
 const START_TIME = '2024-03-01T00:00:00.000Z';
 
-interface Args { events: number; slowEvents: number; slowDelayMs: number; flavor: string; steps: string[]; keep: boolean; timeoutS: number }
+interface Args {
+  events: number;
+  slowEvents: number;
+  slowDelayMs: number;
+  flavor: string;
+  steps: string[];
+  keep: boolean;
+  timeoutS: number;
+}
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { events: 1_000_000, slowEvents: 200_000, slowDelayMs: 300, flavor: 'elasticsearch', steps: ['fast', 'slow'], keep: false, timeoutS: 1200 };
@@ -49,7 +57,7 @@ async function dataSet(events: number): Promise<{ dir: string; files: FileInfo[]
   const base = join(ROOT, '.bench-data', `es-${events}`);
   const logs = join(base, 'logs');
   const marker = join(base, 'params.json');
-  const fileBytes = Math.max(MiB, Math.min(64 * MiB, Math.round(events * 350 / 5)));
+  const fileBytes = Math.max(MiB, Math.min(64 * MiB, Math.round((events * 350) / 5)));
   const want = { generatorVersion: GENERATOR_VERSION, events, fileBytes, startTime: START_TIME };
   if (existsSync(marker)) {
     const m = JSON.parse(await readFile(marker, 'utf8')) as typeof want & { files: FileInfo[]; bytes: number };
@@ -66,10 +74,19 @@ async function dataSet(events: number): Promise<{ dir: string; files: FileInfo[]
 }
 
 async function startServer(flavor: string): Promise<{ url: string; child: ChildProcess }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/es-server/server.ts'), '--port', '0', '--flavor', flavor], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  const rl = createInterface({ input: child.stdout! });
+  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test/es-server/server.ts'), '--port', '0', '--flavor', flavor], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const rl = createInterface({ input: child.stdout });
   const url = await new Promise<string>((resolve, reject) => {
-    rl.once('line', (line) => { try { resolve((JSON.parse(line) as { url: string }).url); } catch (e) { reject(e as Error); } });
+    rl.once('line', (line) => {
+      try {
+        resolve((JSON.parse(line) as { url: string }).url);
+      } catch (e) {
+        reject(e);
+      }
+    });
     child.once('exit', (code) => reject(new Error(`the test server exited (${code})`)));
   });
   return { url, child };
@@ -80,24 +97,66 @@ async function call(url: string, method: string, path: string, body?: unknown): 
   return r.json();
 }
 
-interface StepResult { ok: boolean; error?: string; events?: number; docs?: number; wallS?: number; docsPerS?: number; peakRssMb?: number | null; duckdbEvents?: number; equal?: boolean; created?: number; duplicates?: number; retried?: number }
+interface StepResult {
+  ok: boolean;
+  error?: string;
+  events?: number;
+  docs?: number;
+  wallS?: number;
+  docsPerS?: number;
+  peakRssMb?: number | null;
+  duckdbEvents?: number;
+  equal?: boolean;
+  created?: number;
+  duplicates?: number;
+  retried?: number;
+}
 
 async function step(name: string, url: string, logsDir: string, work: string, args: Args): Promise<StepResult> {
   const db = join(work, `${name}.duckdb`);
   const config = join(work, `${name}.yaml`);
-  await writeFile(config, ['pipelines:', '  logs:', '    source:', '      type: pg_logs', `      path: ${JSON.stringify(logsDir)}`, '    sinks:',
-    '      - type: elasticsearch', `        url: ${JSON.stringify(url)}`, '      - type: duckdb', `        path: ${JSON.stringify(db)}`, '        store_events: false', ''].join('\n'));
-  const r = await runTimed(process.execPath, [join(ROOT, 'bin/auditship.js'), 'run', '--config', config, '--quiet', '--json'], join(work, `time-${name}.txt`), args.timeoutS);
+  await writeFile(
+    config,
+    [
+      'pipelines:',
+      '  logs:',
+      '    source:',
+      '      type: pg_logs',
+      `      path: ${JSON.stringify(logsDir)}`,
+      '    sinks:',
+      '      - type: elasticsearch',
+      `        url: ${JSON.stringify(url)}`,
+      '      - type: duckdb',
+      `        path: ${JSON.stringify(db)}`,
+      '        store_events: false',
+      '',
+    ].join('\n'),
+  );
+  const r = await runTimed(
+    process.execPath,
+    [join(ROOT, 'bin/auditship.js'), 'run', '--config', config, '--quiet', '--json'],
+    join(work, `time-${name}.txt`),
+    args.timeoutS,
+  );
   const summary = lastJson(r.stdout) as { pipelines?: { stored?: number; search?: { created: number; duplicates: number; retried: number }[] }[] } | null;
   if (r.exit !== 0) return { ok: false, error: `exit ${r.exit}: ${r.stderr.slice(-600)}` };
   const p = summary?.pipelines?.[0];
   await call(url, 'POST', '/auditship-*/_refresh').catch(() => {});
-  const stats = await call(url, 'GET', '/_test/stats') as { docs: number };
+  const stats = (await call(url, 'GET', '/_test/stats')) as { docs: number };
   const wallS = r.ms / 1000;
   const events = p?.stored ?? 0;
   return {
-    ok: stats.docs === events, events, docs: stats.docs, wallS, docsPerS: Math.round(stats.docs / wallS), peakRssMb: r.rssMb,
-    duckdbEvents: events, equal: stats.docs === events, created: p?.search?.[0]?.created, duplicates: p?.search?.[0]?.duplicates, retried: p?.search?.[0]?.retried,
+    ok: stats.docs === events,
+    events,
+    docs: stats.docs,
+    wallS,
+    docsPerS: Math.round(stats.docs / wallS),
+    peakRssMb: r.rssMb,
+    duckdbEvents: events,
+    equal: stats.docs === events,
+    created: p?.search?.[0]?.created,
+    duplicates: p?.search?.[0]?.duplicates,
+    retried: p?.search?.[0]?.retried,
     ...(stats.docs === events ? {} : { error: `the server holds ${stats.docs} documents, DuckDB ${events} events` }),
   };
 }
@@ -142,12 +201,18 @@ async function main(): Promise<void> {
   const s = results['slow'];
   console.log('\nstep  figure                         value        target');
   if (f) {
-    console.log(`fast  documents/s                    ${fmtInt(f.docsPerS ?? null).padStart(10)}   >= 30,000  ${(f.docsPerS ?? 0) >= 30_000 ? 'met' : 'MISSED'}`);
-    console.log(`fast  peak RSS MB                    ${fmt1(f.peakRssMb ?? null).padStart(10)}   <= 300     ${(f.peakRssMb ?? 999) <= 300 ? 'met' : 'MISSED'}`);
+    console.log(
+      `fast  documents/s                    ${fmtInt(f.docsPerS ?? null).padStart(10)}   >= 30,000  ${(f.docsPerS ?? 0) >= 30_000 ? 'met' : 'MISSED'}`,
+    );
+    console.log(
+      `fast  peak RSS MB                    ${fmt1(f.peakRssMb ?? null).padStart(10)}   <= 300     ${(f.peakRssMb ?? 999) <= 300 ? 'met' : 'MISSED'}`,
+    );
     console.log(`fast  documents = events             ${String(f.equal).padStart(10)}`);
   }
   if (s) {
-    console.log(`slow  peak RSS MB (server slow)      ${fmt1(s.peakRssMb ?? null).padStart(10)}   bounded    ${(s.peakRssMb ?? 999) <= 300 ? 'met' : 'MISSED'}`);
+    console.log(
+      `slow  peak RSS MB (server slow)      ${fmt1(s.peakRssMb ?? null).padStart(10)}   bounded    ${(s.peakRssMb ?? 999) <= 300 ? 'met' : 'MISSED'}`,
+    );
     console.log(`slow  documents = events             ${String(s.equal).padStart(10)}`);
   }
   console.log(JSON.stringify({ bench: 'es', at: new Date().toISOString(), params: args, steps: results }));

@@ -366,17 +366,93 @@ interface KindSpec {
 }
 
 const KINDS: Record<Kind, KindSpec> = {
-  pgbench: { user: 'bench', db: 'pgbench', apps: ['pgbench'], hostBase: 20, hostCount: 4, weight: 0.62, pool: 32, life: null, logParameter: true, logRelation: false, logRows: false, ssl: false },
-  app: { user: 'app', db: 'appdb', apps: ['orders-api', 'billing-worker'], hostBase: 30, hostCount: 12, weight: 0.21, pool: 20, life: [300, 3000], logParameter: true, logRelation: true, logRows: true, ssl: true },
-  web: { user: 'web', db: 'appdb', apps: ['checkout-web'], hostBase: 50, hostCount: 8, weight: 0.10, pool: 10, life: [1, 6], logParameter: true, logRelation: false, logRows: false, ssl: true },
-  report: { user: 'analyst', db: 'appdb', apps: ['Metabase', 'psql'], hostBase: 70, hostCount: 3, weight: 0.025, pool: 3, life: [20, 200], logParameter: false, logRelation: true, logRows: false, ssl: true },
-  etl: { user: 'etl', db: 'appdb', apps: ['airflow'], hostBase: 80, hostCount: 2, weight: 0.02, pool: 2, life: [50, 400], logParameter: true, logRelation: true, logRows: true, ssl: false },
-  admin: { user: 'postgres', db: 'appdb', apps: ['psql', 'flyway'], hostBase: 90, hostCount: 2, weight: 0.025, pool: 1, life: [5, 40], logParameter: true, logRelation: true, logRows: false, ssl: true },
+  pgbench: {
+    user: 'bench',
+    db: 'pgbench',
+    apps: ['pgbench'],
+    hostBase: 20,
+    hostCount: 4,
+    weight: 0.62,
+    pool: 32,
+    life: null,
+    logParameter: true,
+    logRelation: false,
+    logRows: false,
+    ssl: false,
+  },
+  app: {
+    user: 'app',
+    db: 'appdb',
+    apps: ['orders-api', 'billing-worker'],
+    hostBase: 30,
+    hostCount: 12,
+    weight: 0.21,
+    pool: 20,
+    life: [300, 3000],
+    logParameter: true,
+    logRelation: true,
+    logRows: true,
+    ssl: true,
+  },
+  web: {
+    user: 'web',
+    db: 'appdb',
+    apps: ['checkout-web'],
+    hostBase: 50,
+    hostCount: 8,
+    weight: 0.1,
+    pool: 10,
+    life: [1, 6],
+    logParameter: true,
+    logRelation: false,
+    logRows: false,
+    ssl: true,
+  },
+  report: {
+    user: 'analyst',
+    db: 'appdb',
+    apps: ['Metabase', 'psql'],
+    hostBase: 70,
+    hostCount: 3,
+    weight: 0.025,
+    pool: 3,
+    life: [20, 200],
+    logParameter: false,
+    logRelation: true,
+    logRows: false,
+    ssl: true,
+  },
+  etl: {
+    user: 'etl',
+    db: 'appdb',
+    apps: ['airflow'],
+    hostBase: 80,
+    hostCount: 2,
+    weight: 0.02,
+    pool: 2,
+    life: [50, 400],
+    logParameter: true,
+    logRelation: true,
+    logRows: true,
+    ssl: false,
+  },
+  admin: {
+    user: 'postgres',
+    db: 'appdb',
+    apps: ['psql', 'flyway'],
+    hostBase: 90,
+    hostCount: 2,
+    weight: 0.025,
+    pool: 1,
+    life: [5, 40],
+    logParameter: true,
+    logRelation: true,
+    logRows: false,
+    ssl: true,
+  },
 };
 
-const KIND_WEIGHTS: readonly (readonly [Kind, number])[] = (Object.keys(KINDS) as Kind[]).map(
-  (k) => [k, KINDS[k].weight] as const,
-);
+const KIND_WEIGHTS: readonly (readonly [Kind, number])[] = (Object.keys(KINDS) as Kind[]).map((k) => [k, KINDS[k].weight] as const);
 
 /** One AUDIT entry (one log line) of a statement. */
 interface AuditEntry {
@@ -452,7 +528,7 @@ const NOTES = [
   'Leave at the door, please',
   'Call "Reception" first',
   'Fragile: glass, handle with care',
-  "Customer said: \"it's urgent\"",
+  'Customer said: "it\'s urgent"',
   'Line one\nLine two',
   'Gift wrap; message: "Happy birthday, Sam!"',
   'n/a',
@@ -502,15 +578,63 @@ function pgbenchTransaction(rng: Rng, simple: boolean, selectOnly: boolean): Stm
     writes,
   });
   if (selectOnly) {
-    return [st('pgb-sel', 'SELECT', 'READ', 'SELECT abalance FROM pgbench_accounts WHERE aid = $1;', [aid], `SELECT abalance FROM pgbench_accounts WHERE aid = ${aid};`)];
+    return [
+      st(
+        'pgb-sel',
+        'SELECT',
+        'READ',
+        'SELECT abalance FROM pgbench_accounts WHERE aid = $1;',
+        [aid],
+        `SELECT abalance FROM pgbench_accounts WHERE aid = ${aid};`,
+      ),
+    ];
   }
   return [
     { ...st('pgb-begin', 'BEGIN', 'MISC', 'BEGIN;', [], 'BEGIN;'), xactStart: true },
-    st('pgb-upd-acc', 'UPDATE', 'WRITE', 'UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2;', [delta, aid], `UPDATE pgbench_accounts SET abalance = abalance + ${delta} WHERE aid = ${aid};`, true),
-    st('pgb-sel', 'SELECT', 'READ', 'SELECT abalance FROM pgbench_accounts WHERE aid = $1;', [aid], `SELECT abalance FROM pgbench_accounts WHERE aid = ${aid};`),
-    st('pgb-upd-tel', 'UPDATE', 'WRITE', 'UPDATE pgbench_tellers SET tbalance = tbalance + $1 WHERE tid = $2;', [delta, tid], `UPDATE pgbench_tellers SET tbalance = tbalance + ${delta} WHERE tid = ${tid};`, true),
-    st('pgb-upd-br', 'UPDATE', 'WRITE', 'UPDATE pgbench_branches SET bbalance = bbalance + $1 WHERE bid = $2;', [delta, bid], `UPDATE pgbench_branches SET bbalance = bbalance + ${delta} WHERE bid = ${bid};`, true),
-    st('pgb-ins', 'INSERT', 'WRITE', 'INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ($1, $2, $3, $4, CURRENT_TIMESTAMP);', [tid, bid, aid, delta], `INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (${tid}, ${bid}, ${aid}, ${delta}, CURRENT_TIMESTAMP);`, true),
+    st(
+      'pgb-upd-acc',
+      'UPDATE',
+      'WRITE',
+      'UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2;',
+      [delta, aid],
+      `UPDATE pgbench_accounts SET abalance = abalance + ${delta} WHERE aid = ${aid};`,
+      true,
+    ),
+    st(
+      'pgb-sel',
+      'SELECT',
+      'READ',
+      'SELECT abalance FROM pgbench_accounts WHERE aid = $1;',
+      [aid],
+      `SELECT abalance FROM pgbench_accounts WHERE aid = ${aid};`,
+    ),
+    st(
+      'pgb-upd-tel',
+      'UPDATE',
+      'WRITE',
+      'UPDATE pgbench_tellers SET tbalance = tbalance + $1 WHERE tid = $2;',
+      [delta, tid],
+      `UPDATE pgbench_tellers SET tbalance = tbalance + ${delta} WHERE tid = ${tid};`,
+      true,
+    ),
+    st(
+      'pgb-upd-br',
+      'UPDATE',
+      'WRITE',
+      'UPDATE pgbench_branches SET bbalance = bbalance + $1 WHERE bid = $2;',
+      [delta, bid],
+      `UPDATE pgbench_branches SET bbalance = bbalance + ${delta} WHERE bid = ${bid};`,
+      true,
+    ),
+    st(
+      'pgb-ins',
+      'INSERT',
+      'WRITE',
+      'INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ($1, $2, $3, $4, CURRENT_TIMESTAMP);',
+      [tid, bid, aid, delta],
+      `INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (${tid}, ${bid}, ${aid}, ${delta}, CURRENT_TIMESTAMP);`,
+      true,
+    ),
     { ...st('pgb-end', 'COMMIT', 'MISC', 'END;', [], 'END;'), xactEnd: true },
   ];
 }
@@ -557,7 +681,11 @@ function appStatement(rng: Rng, nowMs: number): Stmt {
       shape: 'app-ins-cust',
       writes: true,
       error: rng.chance(0.04)
-        ? { state: '23505', message: 'duplicate key value violates unique constraint "customers_email_key"', detail: 'Key (email)=(' + email(rng) + ') already exists.' }
+        ? {
+            state: '23505',
+            message: 'duplicate key value violates unique constraint "customers_email_key"',
+            detail: 'Key (email)=(' + email(rng) + ') already exists.',
+          }
         : undefined,
     };
   }
@@ -724,7 +852,11 @@ function webTransaction(rng: Rng, nowMs: number): Stmt[] {
       shape: 'web-cart',
       writes: true,
       error: rng.chance(0.02)
-        ? { state: '23503', message: 'insert or update on table "cart_items" violates foreign key constraint "cart_items_sku_fkey"', detail: 'Key (sku)=(Z-000) is not present in table "products".' }
+        ? {
+            state: '23503',
+            message: 'insert or update on table "cart_items" violates foreign key constraint "cart_items_sku_fkey"',
+            detail: 'Key (sku)=(Z-000) is not present in table "products".',
+          }
         : undefined,
     },
     {
@@ -835,7 +967,14 @@ function reportStatement(rng: Rng, longProb: number): Stmt {
     tag: 'SELECT',
     entries: relEntries('READ', 'SELECT', ['public.support_tickets']),
     shape: 'report-tickets',
-    error: rng.chance(0.05) ? { state: '42703', message: 'column "body" does not exist', hint: 'Perhaps you meant to reference the column "support_tickets.body_text".', queryPos: 40 } : undefined,
+    error: rng.chance(0.05)
+      ? {
+          state: '42703',
+          message: 'column "body" does not exist',
+          hint: 'Perhaps you meant to reference the column "support_tickets.body_text".',
+          queryPos: 40,
+        }
+      : undefined,
   };
 }
 
@@ -966,28 +1105,77 @@ function adminStatement(rng: Rng): Stmt[] {
         },
       ];
     case 3:
-      return [{ text: `DROP TABLE IF EXISTS public.${t}`, params: [], tag: 'DROP TABLE', entries: [{ cls: 'DDL', cmd: 'DROP TABLE', objType: 'TABLE', objName: `public.${t}` }], shape: 'ddl-drop' }];
+      return [
+        {
+          text: `DROP TABLE IF EXISTS public.${t}`,
+          params: [],
+          tag: 'DROP TABLE',
+          entries: [{ cls: 'DDL', cmd: 'DROP TABLE', objType: 'TABLE', objName: `public.${t}` }],
+          shape: 'ddl-drop',
+        },
+      ];
     case 4:
-      return [{ text: 'GRANT SELECT ON ALL TABLES IN SCHEMA public TO analyst', params: [], tag: 'GRANT', entries: [{ cls: 'ROLE', cmd: 'GRANT' }], shape: 'role-grant' }];
+      return [
+        {
+          text: 'GRANT SELECT ON ALL TABLES IN SCHEMA public TO analyst',
+          params: [],
+          tag: 'GRANT',
+          entries: [{ cls: 'ROLE', cmd: 'GRANT' }],
+          shape: 'role-grant',
+        },
+      ];
     case 5:
-      return [{ text: 'REVOKE INSERT, UPDATE, DELETE ON public.customers FROM web', params: [], tag: 'REVOKE', entries: [{ cls: 'ROLE', cmd: 'REVOKE' }], shape: 'role-revoke' }];
+      return [
+        {
+          text: 'REVOKE INSERT, UPDATE, DELETE ON public.customers FROM web',
+          params: [],
+          tag: 'REVOKE',
+          entries: [{ cls: 'ROLE', cmd: 'REVOKE' }],
+          shape: 'role-revoke',
+        },
+      ];
     case 6:
-      return [{ text: `CREATE ROLE "svc_report_${rng.int(1, 99)}" LOGIN IN ROLE analyst`, params: [], tag: 'CREATE ROLE', entries: [{ cls: 'ROLE', cmd: 'CREATE ROLE' }], shape: 'role-create' }];
+      return [
+        {
+          text: `CREATE ROLE "svc_report_${rng.int(1, 99)}" LOGIN IN ROLE analyst`,
+          params: [],
+          tag: 'CREATE ROLE',
+          entries: [{ cls: 'ROLE', cmd: 'CREATE ROLE' }],
+          shape: 'role-create',
+        },
+      ];
     case 7:
-      return [{ text: 'ALTER ROLE app SET pgaudit.log_rows = on', params: [], tag: 'ALTER ROLE', entries: [{ cls: 'ROLE', cmd: 'ALTER ROLE' }], shape: 'role-alter' }];
+      return [
+        { text: 'ALTER ROLE app SET pgaudit.log_rows = on', params: [], tag: 'ALTER ROLE', entries: [{ cls: 'ROLE', cmd: 'ALTER ROLE' }], shape: 'role-alter' },
+      ];
     case 8:
-      return [{ text: 'VACUUM (VERBOSE, ANALYZE) public.pgbench_history', params: [], tag: 'VACUUM', entries: [{ cls: 'MISC', cmd: 'VACUUM' }], shape: 'misc-vacuum' }];
+      return [
+        {
+          text: 'VACUUM (VERBOSE, ANALYZE) public.pgbench_history',
+          params: [],
+          tag: 'VACUUM',
+          entries: [{ cls: 'MISC', cmd: 'VACUUM' }],
+          shape: 'misc-vacuum',
+        },
+      ];
     case 9:
       return [
         {
           text:
-            'DO $$\nDECLARE\n    r record;\nBEGIN\n    -- archive old tickets, one by one\n    FOR r IN SELECT id FROM public.support_tickets WHERE created_at < now() - interval \'1 year\' LOOP\n' +
+            "DO $$\nDECLARE\n    r record;\nBEGIN\n    -- archive old tickets, one by one\n    FOR r IN SELECT id FROM public.support_tickets WHERE created_at < now() - interval '1 year' LOOP\n" +
             "        RAISE NOTICE 'archiving %, \"%\"', r.id, 'ticket';\n    END LOOP;\nEND\n$$",
           params: [],
           tag: 'DO',
           entries: [
             { cls: 'FUNCTION', cmd: 'DO' },
-            { cls: 'READ', cmd: 'SELECT', objType: 'TABLE', objName: 'public.support_tickets', sub: 2, text: "SELECT id FROM public.support_tickets WHERE created_at < now() - interval '1 year'" },
+            {
+              cls: 'READ',
+              cmd: 'SELECT',
+              objType: 'TABLE',
+              objName: 'public.support_tickets',
+              sub: 2,
+              text: "SELECT id FROM public.support_tickets WHERE created_at < now() - interval '1 year'",
+            },
           ],
           shape: 'fn-do',
         },
@@ -1000,7 +1188,10 @@ function adminStatement(rng: Rng): Stmt[] {
           text: `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'web' AND state = 'idle in transaction' AND state_change < now() - interval '10 min'`,
           params: [],
           tag: 'SELECT',
-          entries: [{ cls: 'READ', cmd: 'SELECT' }, { cls: 'FUNCTION', cmd: 'EXECUTE', objType: 'FUNCTION', objName: 'pg_catalog.pg_terminate_backend' }],
+          entries: [
+            { cls: 'READ', cmd: 'SELECT' },
+            { cls: 'FUNCTION', cmd: 'EXECUTE', objType: 'FUNCTION', objName: 'pg_catalog.pg_terminate_backend' },
+          ],
           shape: 'admin-terminate',
         },
       ];
@@ -1128,19 +1319,38 @@ class Engine {
     if (!preexisting && kind !== 'pgbench' && rng.chance(0.03)) {
       // A failed login first (a mistyped password, a stale secret): its own backend, FATAL 28P01.
       const fpid = this.newPid();
-      const failed: ProcInfo = { user: spec.user, db: spec.db, pid: fpid, from: `${host}:${Number(port) - 1}`,
-        sid: startSec.toString(16) + '.' + fpid.toString(16), start: startTimeString(startSec), app: '', backendType: 'client backend' };
+      const failed: ProcInfo = {
+        user: spec.user,
+        db: spec.db,
+        pid: fpid,
+        from: `${host}:${Number(port) - 1}`,
+        sid: startSec.toString(16) + '.' + fpid.toString(16),
+        start: startTimeString(startSec),
+        app: '',
+        backendType: 'client backend',
+      };
       s.queue.push((time) => ({
         text: csvlogRecord(time, { ...failed, user: null, db: null, backendType: 'not initialized' }, 1, {
-          ps: '', vxid: null, xid: 0, severity: 'LOG', state: '00000', message: `connection received: host=${host} port=${Number(port) - 1}`, queryId: '0',
+          ps: '',
+          vxid: null,
+          xid: 0,
+          severity: 'LOG',
+          state: '00000',
+          message: `connection received: host=${host} port=${Number(port) - 1}`,
+          queryId: '0',
         }),
         audit: false,
       }));
       s.queue.push((time) => ({
         text: csvlogRecord(time, failed, 2, {
-          ps: 'authentication', vxid: `${s.backendId}/1`, xid: 0, severity: 'FATAL', state: '28P01',
+          ps: 'authentication',
+          vxid: `${s.backendId}/1`,
+          xid: 0,
+          severity: 'FATAL',
+          state: '28P01',
           message: `password authentication failed for user "${spec.user}"`,
-          detail: `Connection matched pg_hba.conf line 98: "hostssl all ${spec.user} 10.0.0.0/8 scram-sha-256"`, queryId: '0',
+          detail: `Connection matched pg_hba.conf line 98: "hostssl all ${spec.user} 10.0.0.0/8 scram-sha-256"`,
+          queryId: '0',
         }),
         audit: false,
       }));
@@ -1337,7 +1547,15 @@ class Engine {
       this.nextCheckpointMs = this.nowMs + 300_000;
       const ck = this.checkpointer;
       this.background.push((time) => ({
-        text: csvlogRecord(time, ck, ++this.checkpointerLine, { ps: null, vxid: null, xid: 0, severity: 'LOG', state: '00000', message: 'checkpoint starting: time', queryId: '0' }),
+        text: csvlogRecord(time, ck, ++this.checkpointerLine, {
+          ps: null,
+          vxid: null,
+          xid: 0,
+          severity: 'LOG',
+          state: '00000',
+          message: 'checkpoint starting: time',
+          queryId: '0',
+        }),
         audit: false,
       }));
       const wrote = rng.int(1000, 60000);
@@ -1359,7 +1577,16 @@ class Engine {
       const pid = this.newPid();
       this.pids.delete(pid); // it exits at once
       const startSec = Math.floor(this.nowMs / 1000);
-      const worker: ProcInfo = { user: null, db: null, pid, from: null, sid: startSec.toString(16) + '.' + pid.toString(16), start: startTimeString(startSec), app: '', backendType: 'autovacuum worker' };
+      const worker: ProcInfo = {
+        user: null,
+        db: null,
+        pid,
+        from: null,
+        sid: startSec.toString(16) + '.' + pid.toString(16),
+        start: startTimeString(startSec),
+        app: '',
+        backendType: 'autovacuum worker',
+      };
       const table = rng.pick(['pgbench_branches', 'pgbench_tellers', 'pgbench_history', 'orders', 'cart_items']);
       const dbName = table.startsWith('pgbench') ? 'pgbench' : 'appdb';
       const rem = rng.int(10, 90000);
@@ -1553,7 +1780,7 @@ export async function appendEvents(file: string, n: number, opts: AppendOptions 
     const last = await lastLogTimeMs(file);
     startMs = (last ?? Date.now()) + 1000;
   }
-  const engine = new Engine({ seed: opts.seed ?? ((st.size ^ (n * 2654435761)) >>> 0), startMs, freshSessions: true });
+  const engine = new Engine({ seed: opts.seed ?? (st.size ^ (n * 2654435761)) >>> 0, startMs, freshSessions: true });
   const writer = await ChunkWriter.open(file, 'a');
   let written = 0;
   let records = 0;
@@ -1640,7 +1867,7 @@ async function main(): Promise<void> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   main().catch((err: unknown) => {
-    console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
     process.exit(1);
   });
 }

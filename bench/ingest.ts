@@ -144,7 +144,8 @@ async function prepareData(args: Args): Promise<DataSet> {
     return { dir: args.dir, files, bytes: files.reduce((s, f) => s + f.bytes, 0), events: null, generated: false, reused: true };
   }
   // rotate at 64 MiB, but keep >= ~5 files on small sets so the half-set check means something
-  const fileBytes = args.fileMb !== undefined ? Math.round(args.fileMb * MiB) : Math.max(MiB, Math.min(64 * MiB, Math.round((args.events * EST_BYTES_PER_EVENT) / 5)));
+  const fileBytes =
+    args.fileMb !== undefined ? Math.round(args.fileMb * MiB) : Math.max(MiB, Math.min(64 * MiB, Math.round((args.events * EST_BYTES_PER_EVENT) / 5)));
   const base = join(ROOT, '.bench-data', String(args.events));
   const logs = join(base, 'logs');
   const markerPath = join(base, 'params.json');
@@ -152,7 +153,12 @@ async function prepareData(args: Args): Promise<DataSet> {
   if (existsSync(markerPath)) {
     try {
       const m = JSON.parse(await readFile(markerPath, 'utf8')) as Marker;
-      const same = m.generatorVersion === want.generatorVersion && m.events === want.events && m.fileBytes === want.fileBytes && m.seed === want.seed && m.startTime === want.startTime;
+      const same =
+        m.generatorVersion === want.generatorVersion &&
+        m.events === want.events &&
+        m.fileBytes === want.fileBytes &&
+        m.seed === want.seed &&
+        m.startTime === want.startTime;
       let intact = same;
       for (const f of same ? m.files : []) {
         const st = await stat(f.file).catch(() => null);
@@ -165,11 +171,15 @@ async function prepareData(args: Args): Promise<DataSet> {
   }
   await rm(base, { recursive: true, force: true });
   await mkdir(logs, { recursive: true });
-  process.stdout.write(`generating ${args.events.toLocaleString('en-US')} events into ${relative(process.cwd(), logs) || logs} (rotation ${(fileBytes / MiB).toFixed(1)} MiB) ... `);
+  process.stdout.write(
+    `generating ${args.events.toLocaleString('en-US')} events into ${relative(process.cwd(), logs) || logs} (rotation ${(fileBytes / MiB).toFixed(1)} MiB) ... `,
+  );
   const t0 = performance.now();
   const res = await generateCsvlog(logs, { events: args.events, fileBytes, seed: args.seed, startTime: new Date(START_TIME) });
   const ms = Math.round(performance.now() - t0);
-  console.log(`${res.files.length} files, ${(res.bytes / MiB).toFixed(1)} MiB, ${(res.bytes / Math.max(1, res.events)).toFixed(0)} B/event, ${(ms / 1000).toFixed(1)} s`);
+  console.log(
+    `${res.files.length} files, ${(res.bytes / MiB).toFixed(1)} MiB, ${(res.bytes / Math.max(1, res.events)).toFixed(0)} B/event, ${(ms / 1000).toFixed(1)} s`,
+  );
   const marker: Marker = { ...want, files: res.perFile, bytes: res.bytes, records: res.records, ms };
   await writeFile(markerPath, JSON.stringify(marker, null, 2) + '\n');
   return { dir: logs, files: res.perFile, bytes: res.bytes, events: res.events, generated: true, reused: false };
@@ -273,10 +283,35 @@ async function transpileBaseline(outDir: string, name: 'baseline' | 'by-hand'): 
 
 /** Columns the by-hand table shares with audit_logs, compared on a sample (message: auditship computes it). */
 const COMPARED_COLUMNS = [
-  'log_time', 'user_name', 'database_name', 'client_addr', 'message', 'application_name', 'session_id', 'session_line_num', 'file_name',
-  'client_port', 'process_id', 'virtual_transaction_id', 'transaction_id', 'command_tag', 'session_start', 'error_severity',
-  'backend_type', 'leader_pid', 'query_id', 'audit_type', 'statement_id', 'substatement_id', 'class', 'command', 'object_type',
-  'object_name', 'statement', 'parameter', 'rows',
+  'log_time',
+  'user_name',
+  'database_name',
+  'client_addr',
+  'message',
+  'application_name',
+  'session_id',
+  'session_line_num',
+  'file_name',
+  'client_port',
+  'process_id',
+  'virtual_transaction_id',
+  'transaction_id',
+  'command_tag',
+  'session_start',
+  'error_severity',
+  'backend_type',
+  'leader_pid',
+  'query_id',
+  'audit_type',
+  'statement_id',
+  'substatement_id',
+  'class',
+  'command',
+  'object_type',
+  'object_name',
+  'statement',
+  'parameter',
+  'rows',
 ];
 
 /** Row counts of both tables, and the sample rows (1 in 97 by line number) that differ in any shared column. */
@@ -324,7 +359,10 @@ async function main(): Promise<void> {
   if (warn) console.log(`NOTE: ${warn}`);
 
   const data = await prepareData(args);
-  if (data.reused && !args.dir) console.log(`reusing ${relative(process.cwd(), data.dir)}: ${data.files.length} files, ${(data.bytes / MiB).toFixed(1)} MiB, ${fmtInt(data.events)} events`);
+  if (data.reused && !args.dir)
+    console.log(
+      `reusing ${relative(process.cwd(), data.dir)}: ${data.files.length} files, ${(data.bytes / MiB).toFixed(1)} MiB, ${fmtInt(data.events)} events`,
+    );
   if (args.dir) console.log(`using ${data.dir}: ${data.files.length} files, ${(data.bytes / MiB).toFixed(1)} MiB`);
 
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
@@ -353,13 +391,7 @@ async function main(): Promise<void> {
   const builds: { step: string; stamp: number; changed: boolean }[] = [];
   let timeSeq = 0;
 
-  const exec = async (
-    id: string,
-    name: string,
-    argv: readonly string[],
-    acc: { events: number | null; bytes: number | null },
-    db: string,
-  ): Promise<Step> => {
+  const exec = async (id: string, name: string, argv: readonly string[], acc: { events: number | null; bytes: number | null }, db: string): Promise<Step> => {
     process.stdout.write(`${id}. ${name} ... `);
     if (argv[0] !== baselineJs && argv[0] !== byHandJs) {
       const st = await distStamp();
@@ -403,7 +435,16 @@ async function main(): Promise<void> {
     };
     console.log(`${status}, ${fmtInt(step.ms)} ms, peak RSS ${fmt1(step.rssMb)} MB`);
     const profileAt = r.stderr.indexOf('profile: ');
-    if (args.profile && profileAt >= 0) console.log(r.stderr.slice(profileAt).split('\n').filter((l) => !l.startsWith('{')).join('\n').trimEnd().replace(/^/gm, '    '));
+    if (args.profile && profileAt >= 0)
+      console.log(
+        r.stderr
+          .slice(profileAt)
+          .split('\n')
+          .filter((l) => !l.startsWith('{'))
+          .join('\n')
+          .trimEnd()
+          .replace(/^/gm, '    '),
+      );
     if (!ok && step.stderrTail) console.log(step.stderrTail.replace(/^/gm, '    | '));
     steps.push(step);
     return step;
@@ -414,7 +455,16 @@ async function main(): Promise<void> {
   const toolDb = join(work, 'auditship.duckdb');
   const halfDb = join(work, 'auditship-half.duckdb');
   const byHandDb = join(work, 'by-hand.duckdb');
-  const tool = (db: string, dir: string): string[] => [join(ROOT, 'bin', 'auditship.js'), 'ingest', '--db', db, '--quiet', '--json', ...(args.profile ? ['--profile'] : []), dir];
+  const tool = (db: string, dir: string): string[] => [
+    join(ROOT, 'bin', 'auditship.js'),
+    'ingest',
+    '--db',
+    db,
+    '--quiet',
+    '--json',
+    ...(args.profile ? ['--profile'] : []),
+    dir,
+  ];
 
   const variantLabel = args.variant === 'parallel-false' ? 'seed + parallel=false' : args.variant;
   const a = await exec('a', `baseline (${variantLabel})`, [baselineJs, '--variant', args.variant, '--db', baseDb, full], all, baseDb);
@@ -447,7 +497,9 @@ async function main(): Promise<void> {
   let same: Awaited<ReturnType<typeof compareTables>> | null = null;
   if (h.ok && b.ok) {
     same = await compareTables(byHandDb, toolDb);
-    console.log(`   by hand vs auditship: ${fmtInt(same.byHand)} vs ${fmtInt(same.auditship)} rows; ${fmtInt(same.sampled)} sampled rows, ${fmtInt(same.differing)} differ in a shared column`);
+    console.log(
+      `   by hand vs auditship: ${fmtInt(same.byHand)} vs ${fmtInt(same.auditship)} rows; ${fmtInt(same.sampled)} sampled rows, ${fmtInt(same.differing)} differ in a shared column`,
+    );
   }
   const c = await exec('c', 'auditship re-run, nothing new', tool(toolDb, full), { events: null, bytes: null }, toolDb);
 
@@ -478,7 +530,9 @@ async function main(): Promise<void> {
   for (const s of steps) rows.push([`${s.id}. ${s.name}`, s.status, fmtInt(s.ms), fmtInt(s.eventsPerS), fmt1(s.mbPerS), fmt1(s.rssMb), fmtInt(s.dbRows)]);
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   console.log('');
-  console.log(`input: ${data.files.length} files, ${(data.bytes / MiB).toFixed(1)} MiB, ${fmtInt(all.events)} AUDIT events${all.events ? `, ${(data.bytes / all.events).toFixed(0)} B/event` : ''}`);
+  console.log(
+    `input: ${data.files.length} files, ${(data.bytes / MiB).toFixed(1)} MiB, ${fmtInt(all.events)} AUDIT events${all.events ? `, ${(data.bytes / all.events).toFixed(0)} B/event` : ''}`,
+  );
   rows.forEach((r, ri) => {
     console.log(r.map((c, i) => (i === 0 || i === 1 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  '));
     if (ri === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
@@ -502,11 +556,15 @@ async function main(): Promise<void> {
   }
   console.log('baseline runs as transpiled JS with plain node (like dist/); both read from a warm page cache.');
   const rebuilt = builds.filter((x) => x.changed).map((x) => x.step);
-  if (rebuilt.length) console.log(`WARNING: dist/ was rebuilt during the run (before step ${rebuilt.join(', ')}): auditship steps ran different builds and are not comparable`);
+  if (rebuilt.length)
+    console.log(`WARNING: dist/ was rebuilt during the run (before step ${rebuilt.join(', ')}): auditship steps ran different builds and are not comparable`);
 
   if (args.keep) console.log(`kept ${relative(process.cwd(), work)}`);
   else await rm(work, { recursive: true, force: true });
-  if (!args.dir) console.log(`data set kept for reuse: ${relative(process.cwd(), dirname(data.dir))} (${(data.bytes / MiB).toFixed(0)} MiB; delete .bench-data/ to reclaim)`);
+  if (!args.dir)
+    console.log(
+      `data set kept for reuse: ${relative(process.cwd(), dirname(data.dir))} (${(data.bytes / MiB).toFixed(0)} MiB; delete .bench-data/ to reclaim)`,
+    );
 
   console.log(
     JSON.stringify({
@@ -552,7 +610,7 @@ if (mode >= 0 && process.argv[mode + 1] === 'ui') {
   await import('./ui.js');
 } else {
   main().catch((err: unknown) => {
-    console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
     process.exit(1);
   });
 }

@@ -28,7 +28,20 @@ import { availableParallelism, loadavg } from 'node:os';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { maskUrl } from '../src/core/postgres.js';
-import { distWarning, excerpt, fmt1, fmtInt, lastJson, mustRun as mustRunChild, ROOT, runTimed, statusOf, StepError, TIME_BIN, type RunResult } from './common.js';
+import {
+  distWarning,
+  excerpt,
+  fmt1,
+  fmtInt,
+  lastJson,
+  mustRun as mustRunChild,
+  ROOT,
+  runTimed,
+  statusOf,
+  StepError,
+  TIME_BIN,
+  type RunResult,
+} from './common.js';
 
 const BIN = join(ROOT, 'bin', 'auditship.js');
 const STEP_NAMES = ['mariadb', 'postgres'] as const;
@@ -55,7 +68,11 @@ interface Args {
 
 function parseArgs(argv: readonly string[]): Args {
   const a: Args = {
-    rows: 1_000_000, chunkSize: 5000, steps: [...STEP_NAMES], timeoutS: 1200, keep: false,
+    rows: 1_000_000,
+    chunkSize: 5000,
+    steps: [...STEP_NAMES],
+    timeoutS: 1200,
+    keep: false,
     pgUrl: process.env['AUDITSHIP_BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres',
     mysqlUrl: process.env['AUDITSHIP_BENCH_MYSQL_URL'] ?? 'mysql://root@127.0.0.1:3306/',
   };
@@ -67,14 +84,29 @@ function parseArgs(argv: readonly string[]): Args {
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     switch (k) {
-      case '--rows': a.rows = Math.floor(num(argv[++i], k, 10)); break;
-      case '--chunk-size': a.chunkSize = Math.floor(num(argv[++i], k)); break;
-      case '--timeout': a.timeoutS = num(argv[++i], k); break;
-      case '--keep': a.keep = true; break;
-      case '--pg-url': a.pgUrl = argv[++i] ?? ''; break;
-      case '--mysql-url': a.mysqlUrl = argv[++i] ?? ''; break;
+      case '--rows':
+        a.rows = Math.floor(num(argv[++i], k, 10));
+        break;
+      case '--chunk-size':
+        a.chunkSize = Math.floor(num(argv[++i], k));
+        break;
+      case '--timeout':
+        a.timeoutS = num(argv[++i], k);
+        break;
+      case '--keep':
+        a.keep = true;
+        break;
+      case '--pg-url':
+        a.pgUrl = argv[++i] ?? '';
+        break;
+      case '--mysql-url':
+        a.mysqlUrl = argv[++i] ?? '';
+        break;
       case '--steps': {
-        const list = (argv[++i] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+        const list = (argv[++i] ?? '')
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
         const bad = list.filter((s) => !(STEP_NAMES as readonly string[]).includes(s));
         if (bad.length || list.length === 0) throw new Error(`--steps: a comma list of ${STEP_NAMES.join(', ')}`);
         a.steps = list as StepName[];
@@ -163,18 +195,22 @@ function connectError(e: unknown, url: string): StepError {
 
 async function connectMysql(url: string): Promise<Conn> {
   const u = new URL(url.replace(/^mariadb:/i, 'mysql:'));
-  const c = await mysql.createConnection({
-    host: u.hostname || '127.0.0.1',
-    port: u.port ? Number(u.port) : 3306,
-    user: decodeURIComponent(u.username) || 'root',
-    password: decodeURIComponent(u.password) || undefined,
-    database: decodeURIComponent(u.pathname.replace(/^\//, '')) || undefined,
-    supportBigNumbers: true,
-    bigNumberStrings: true,
-    dateStrings: true,
-    timezone: 'Z',
-    charset: 'utf8mb4',
-  }).catch((e: unknown) => { throw connectError(e, url); });
+  const c = await mysql
+    .createConnection({
+      host: u.hostname || '127.0.0.1',
+      port: u.port ? Number(u.port) : 3306,
+      user: decodeURIComponent(u.username) || 'root',
+      password: decodeURIComponent(u.password) || undefined,
+      database: decodeURIComponent(u.pathname.replace(/^\//, '')) || undefined,
+      supportBigNumbers: true,
+      bigNumberStrings: true,
+      dateStrings: true,
+      timezone: 'Z',
+      charset: 'utf8mb4',
+    })
+    .catch((e: unknown) => {
+      throw connectError(e, url);
+    });
   c.on('error', () => {});
   const handle = { destroy: () => c.destroy() };
   openConns.add(handle);
@@ -199,7 +235,9 @@ async function connectMysql(url: string): Promise<Conn> {
 async function connectPg(url: string): Promise<Conn> {
   const c = new pg.Client({ connectionString: url, application_name: 'auditship-bench' });
   c.on('error', () => {});
-  await c.connect().catch((e: unknown) => { throw connectError(e, url); });
+  await c.connect().catch((e: unknown) => {
+    throw connectError(e, url);
+  });
   const handle = { destroy: () => void c.end().catch(() => {}) };
   openConns.add(handle);
   return {
@@ -305,17 +343,19 @@ function mariadbBackend(args: Args): Backend {
     label: 'MariaDB',
     serverUrl: args.mysqlUrl,
     connect: connectMysql,
-    createDb: (name) => server(async (c) => {
-      await c.query(`DROP DATABASE IF EXISTS \`${name}\``);
-      await c.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4`);
-    }),
-    dropDb: (name) => server(async (c) => {
-      // like PostgreSQL's DROP DATABASE ... WITH (FORCE): end what still works in it (this bench's own sessions
-      // and an auditship run that was killed mid-statement), or DROP waits for their metadata locks
-      const procs = await c.query('SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()', [name]);
-      for (const p of procs) await c.query(`KILL ${Number(p['id'])}`).catch(() => {});
-      await c.query(`DROP DATABASE IF EXISTS \`${name}\``);
-    }),
+    createDb: (name) =>
+      server(async (c) => {
+        await c.query(`DROP DATABASE IF EXISTS \`${name}\``);
+        await c.query(`CREATE DATABASE \`${name}\` CHARACTER SET utf8mb4`);
+      }),
+    dropDb: (name) =>
+      server(async (c) => {
+        // like PostgreSQL's DROP DATABASE ... WITH (FORCE): end what still works in it (this bench's own sessions
+        // and an auditship run that was killed mid-statement), or DROP waits for their metadata locks
+        const procs = await c.query('SELECT ID AS id FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()', [name]);
+        for (const p of procs) await c.query(`KILL ${Number(p['id'])}`).catch(() => {});
+        await c.query(`DROP DATABASE IF EXISTS \`${name}\``);
+      }),
     ddl: `CREATE TABLE ${TABLE} (id BIGINT NOT NULL PRIMARY KEY, is_sent BOOLEAN NOT NULL DEFAULT FALSE, message JSON, created_at DATETIME(6)) ENGINE=InnoDB`,
     async prepare(c) {
       const rows = await c.query(`SELECT SUPPORT AS s FROM information_schema.ENGINES WHERE ENGINE = 'SEQUENCE'`);
@@ -337,8 +377,9 @@ function mariadbBackend(args: Args): Backend {
     },
     async stats(c) {
       const r = await c.query(`SELECT AVG(LENGTH(message)) AS avg FROM ${TABLE}`);
-      const s = await c.query(
-        `SELECT DATA_LENGTH + INDEX_LENGTH AS b FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?`, [TABLE]);
+      const s = await c.query(`SELECT DATA_LENGTH + INDEX_LENGTH AS b FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?`, [
+        TABLE,
+      ]);
       const bytes = Number(s[0]?.['b']);
       return {
         avgBytes: r[0]?.['avg'] == null ? null : Math.round(Number(r[0]['avg']) * 10) / 10,
@@ -351,7 +392,9 @@ function mariadbBackend(args: Args): Backend {
       return 'ANALYZE TABLE';
     },
     async counts(c) {
-      const r = await c.query(`SELECT COUNT(*) AS total, COALESCE(SUM(is_sent = FALSE), 0) AS unsent, COALESCE(SUM(is_sent <> FALSE), 0) AS sent FROM ${TABLE}`);
+      const r = await c.query(
+        `SELECT COUNT(*) AS total, COALESCE(SUM(is_sent = FALSE), 0) AS unsent, COALESCE(SUM(is_sent <> FALSE), 0) AS sent FROM ${TABLE}`,
+      );
       return { total: Number(r[0]?.['total']), unsent: Number(r[0]?.['unsent']), sent: Number(r[0]?.['sent']) };
     },
   };
@@ -364,20 +407,23 @@ function postgresBackend(args: Args): Backend {
     label: 'PostgreSQL',
     serverUrl: args.pgUrl,
     connect: connectPg,
-    createDb: (name) => server(async (c) => {
-      await c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
-      await c.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
-    }),
-    dropDb: (name) => server(async (c) => {
-      await c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
-    }),
+    createDb: (name) =>
+      server(async (c) => {
+        await c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+        await c.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
+      }),
+    dropDb: (name) =>
+      server(async (c) => {
+        await c.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`);
+      }),
     ddl: `CREATE TABLE ${TABLE} (id bigint PRIMARY KEY, is_sent boolean NOT NULL DEFAULT false, message jsonb, created_at timestamptz)`,
     async generate(c, from, to, total, baseMs) {
       await c.query(PG_INSERT, [from, to, baseMs, SPAN_MS, total]);
     },
     async stats(c) {
       const r = await c.query(
-        `SELECT avg(octet_length(message::text))::numeric(10,1)::text AS avg, pg_size_pretty(pg_total_relation_size('${TABLE}')) AS size FROM ${TABLE}`);
+        `SELECT avg(octet_length(message::text))::numeric(10,1)::text AS avg, pg_size_pretty(pg_total_relation_size('${TABLE}')) AS size FROM ${TABLE}`,
+      );
       return { avgBytes: r[0]?.['avg'] == null ? null : Number(r[0]['avg']), size: (r[0]?.['size'] as string | undefined) ?? null };
     },
     async settle(c) {
@@ -388,7 +434,8 @@ function postgresBackend(args: Args): Backend {
     },
     async counts(c) {
       const r = await c.query(
-        `SELECT count(*)::text AS total, count(*) FILTER (WHERE NOT is_sent)::text AS unsent, count(*) FILTER (WHERE is_sent)::text AS sent FROM ${TABLE}`);
+        `SELECT count(*)::text AS total, count(*) FILTER (WHERE NOT is_sent)::text AS unsent, count(*) FILTER (WHERE is_sent)::text AS sent FROM ${TABLE}`,
+      );
       return { total: Number(r[0]?.['total']), unsent: Number(r[0]?.['unsent']), sent: Number(r[0]?.['sent']) };
     },
   };
@@ -442,7 +489,10 @@ async function writeConfig(file: string, url: string, chunkSize: number, dbPath:
 
 async function runStep(b: Backend, args: Args, work: string, haveTime: boolean, fig: Record<string, unknown>): Promise<void> {
   // ---- the server, the database, the table
-  const version = await withConn(() => b.connect(b.serverUrl), async (c) => String((await c.query('SELECT version() AS v'))[0]?.['v'] ?? ''));
+  const version = await withConn(
+    () => b.connect(b.serverUrl),
+    async (c) => String((await c.query('SELECT version() AS v'))[0]?.['v'] ?? ''),
+  );
   fig['server'] = version.split(' on ')[0] ?? version;
   const name = `auditship_bench_${process.pid}_${b.step}`;
   await b.createDb(name);
@@ -462,14 +512,18 @@ async function runStep(b: Backend, args: Args, work: string, haveTime: boolean, 
     const ranges: [number, number][] = [];
     for (let a = 1; a <= n; a += GEN_CHUNK) ranges.push([a, Math.min(n, a + GEN_CHUNK - 1)]);
     const baseMs = Date.now() - SPAN_MS;
-    process.stdout.write(`  generating ${fmtInt(n)} outbox rows (${how}, ${ranges.length} statement${ranges.length === 1 ? '' : 's'} on ${conns.length} connections) ... `);
+    process.stdout.write(
+      `  generating ${fmtInt(n)} outbox rows (${how}, ${ranges.length} statement${ranges.length === 1 ? '' : 's'} on ${conns.length} connections) ... `,
+    );
     const g0 = performance.now();
-    await Promise.all(conns.map(async (cc, ci) => {
-      for (let i = ci; i < ranges.length; i += conns.length) {
-        const [from, to] = ranges[i]!;
-        await b.generate(cc, from, to, n, baseMs);
-      }
-    }));
+    await Promise.all(
+      conns.map(async (cc, ci) => {
+        for (let i = ci; i < ranges.length; i += conns.length) {
+          const [from, to] = ranges[i]!;
+          await b.generate(cc, from, to, n, baseMs);
+        }
+      }),
+    );
     const genMs = performance.now() - g0;
     fig['generateMs'] = Math.round(genMs);
     console.log(`${(genMs / 1000).toFixed(1)} s (${fmtInt(n / (genMs / 1000))} rows/s)`);
@@ -490,7 +544,13 @@ async function runStep(b: Backend, args: Args, work: string, haveTime: boolean, 
   const config = join(work, `${b.step}.yaml`);
   await writeConfig(config, url, args.chunkSize, dbPath);
   process.stdout.write(`  auditship run --config ${relative(ROOT, config)} --quiet --json ... `);
-  const r = await runTimed(process.execPath, [BIN, 'run', '--config', config, '--quiet', '--json'], haveTime ? join(work, `time-${b.step}.txt`) : null, args.timeoutS, RUN_OPTS);
+  const r = await runTimed(
+    process.execPath,
+    [BIN, 'run', '--config', config, '--quiet', '--json'],
+    haveTime ? join(work, `time-${b.step}.txt`) : null,
+    args.timeoutS,
+    RUN_OPTS,
+  );
   const wallS = r.ms / 1000;
   const status = statusOf(r, args.timeoutS);
   const out = lastJson(r.stdout, (v) => typeof v === 'object' && v !== null && 'pipelines' in v) as { pipelines?: PipelineSummary[]; ok?: boolean } | null;
@@ -505,12 +565,17 @@ async function runStep(b: Backend, args: Args, work: string, haveTime: boolean, 
     throw new StepError(`auditship run exited 0 but reports ok: false: ${JSON.stringify(p?.errors ?? out).slice(0, 1000)}\n${excerpt(r)}`);
   }
   const sv = (k: keyof PipelineSummary) => (typeof p?.[k] === 'number' ? fmtInt(p[k]) : 'n/a');
-  console.log(`  summary: events ${sv('events')}, stored ${sv('stored')}, marked ${sv('marked')}, duplicates ${sv('duplicates')}, quarantined ${sv('quarantined')}, pipeline ${typeof p?.durationMs === 'number' ? (p.durationMs / 1000).toFixed(2) + ' s' : 'n/a'}`);
+  console.log(
+    `  summary: events ${sv('events')}, stored ${sv('stored')}, marked ${sv('marked')}, duplicates ${sv('duplicates')}, quarantined ${sv('quarantined')}, pipeline ${typeof p?.durationMs === 'number' ? (p.durationMs / 1000).toFixed(2) + ' s' : 'n/a'}`,
+  );
 
   // ---- verify: DuckDB holds every row once, the source has them all marked sent
   const cnt = await duckQuery(dbPath, 'SELECT count(*) AS n FROM app_events');
   const duckRows = Number(cnt[0]?.['n']);
-  const src = await withConn(() => b.connect(url), (c) => b.counts(c));
+  const src = await withConn(
+    () => b.connect(url),
+    (c) => b.counts(c),
+  );
   fig['duckdbRows'] = duckRows;
   fig['rowsPerS'] = Number.isFinite(duckRows) ? Math.round(duckRows / wallS) : null;
   fig['sourceUnsent'] = src.unsent;
@@ -521,7 +586,9 @@ async function runStep(b: Backend, args: Args, work: string, haveTime: boolean, 
   fig['sourceMarked'] = srcOk;
   const st = await stat(dbPath).catch(() => null);
   fig['duckdbFileMb'] = st ? Math.round((st.size / 1048576) * 10) / 10 : null;
-  console.log(`  app_events ${fmtInt(duckRows)} rows (generated ${fmtInt(n)}: ${duckOk ? 'equal' : 'MISMATCH'}), ${fmtInt(fig['rowsPerS'] as number | null)} rows/s, DuckDB file ${fmt1(fig['duckdbFileMb'] as number | null)} MB`);
+  console.log(
+    `  app_events ${fmtInt(duckRows)} rows (generated ${fmtInt(n)}: ${duckOk ? 'equal' : 'MISMATCH'}), ${fmtInt(fig['rowsPerS'] as number | null)} rows/s, DuckDB file ${fmt1(fig['duckdbFileMb'] as number | null)} MB`,
+  );
   console.log(`  ${TABLE}: is_sent false ${fmtInt(src.unsent)}, true ${fmtInt(src.sent)} (expected 0 / ${fmtInt(n)}: ${srcOk ? 'equal' : 'MISMATCH'})`);
   const problems: string[] = [];
   if (!duckOk) problems.push(`app_events holds ${duckRows} rows, ${n} were generated`);
@@ -542,13 +609,20 @@ function printSummary(results: StepResult[]): void {
   const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
   results.forEach((res, i) => {
     const f = res.figures;
-    const s = (f['summary'] ?? null) as PipelineSummary | null;
+    const s = (f['summary'] as PipelineSummary | undefined) ?? null;
     const sv = (k: keyof PipelineSummary) => (s === null ? '-' : typeof s[k] === 'number' ? fmtInt(s[k]) : 'n/a');
     const rps = num(f['rowsPerS']);
     const rss = num(f['peakRssMb']);
     const gen = num(f['generateMs']);
     const dur = num(s?.durationMs);
-    rows.push([`${i + 1}. ${res.step}`, res.ok ? 'ok' : 'FAILED', 'outbox rows generated', f['generateMs'] === undefined ? '-' : fmtInt(num(f['rows'])), '', '']);
+    rows.push([
+      `${i + 1}. ${res.step}`,
+      res.ok ? 'ok' : 'FAILED',
+      'outbox rows generated',
+      f['generateMs'] === undefined ? '-' : fmtInt(num(f['rows'])),
+      '',
+      '',
+    ]);
     rows.push(['', '', '  generate s', gen === null ? '-' : (gen / 1000).toFixed(1), '', '']);
     rows.push(['', '', '  message avg bytes', fmt1(num(f['avgMessageBytes'])), '', '']);
     rows.push(['', '', 'wall s (auditship run)', num(f['wallS'])?.toFixed(2) ?? '-', '', '']);
@@ -557,13 +631,32 @@ function printSummary(results: StepResult[]): void {
     rows.push(['', '', 'peak RSS MB', fmt1(rss), `<= ${TARGET_RSS_MB}`, verdict(rss === null ? null : rss <= TARGET_RSS_MB)]);
     rows.push(['', '', 'events / stored / marked', `${sv('events')} / ${sv('stored')} / ${sv('marked')}`, '', '']);
     rows.push(['', '', 'duplicates / quarantined', `${sv('duplicates')} / ${sv('quarantined')}`, '', '']);
-    rows.push(['', '', 'app_events = rows', `${fmtInt(num(f['duckdbRows']))} / ${fmtInt(num(f['rows']))}`, 'equal', verdict(typeof f['countsMatch'] === 'boolean' ? f['countsMatch'] : null)]);
-    rows.push(['', '', 'source is_sent false / true', `${fmtInt(num(f['sourceUnsent']))} / ${fmtInt(num(f['sourceSent']))}`, `0 / ${fmtInt(num(f['rows']))}`, verdict(typeof f['sourceMarked'] === 'boolean' ? f['sourceMarked'] : null)]);
+    rows.push([
+      '',
+      '',
+      'app_events = rows',
+      `${fmtInt(num(f['duckdbRows']))} / ${fmtInt(num(f['rows']))}`,
+      'equal',
+      verdict(typeof f['countsMatch'] === 'boolean' ? f['countsMatch'] : null),
+    ]);
+    rows.push([
+      '',
+      '',
+      'source is_sent false / true',
+      `${fmtInt(num(f['sourceUnsent']))} / ${fmtInt(num(f['sourceSent']))}`,
+      `0 / ${fmtInt(num(f['rows']))}`,
+      verdict(typeof f['sourceMarked'] === 'boolean' ? f['sourceMarked'] : null),
+    ]);
   });
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   console.log('');
   rows.forEach((r, ri) => {
-    console.log(r.map((c, i) => (i === 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd());
+    console.log(
+      r
+        .map((c, i) => (i === 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    );
     if (ri === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   });
   for (const r of results) if (!r.ok && r.error) console.log(`\n${r.step} FAILED: ${r.error.split('\n').join('\n    | ')}`);
@@ -583,12 +676,22 @@ async function main(): Promise<void> {
   // Other work on the machine skews every figure here (two cores are common): say so up front.
   const load0 = loadavg()[0] ?? 0;
   const cpus = availableParallelism();
-  if (load0 > 0.5) console.log(`NOTE: 1-minute load average ${load0.toFixed(2)} on ${cpus} CPUs at the start: if other work is still running (not just work that ended), figures will be noisy`);
+  if (load0 > 0.5)
+    console.log(
+      `NOTE: 1-minute load average ${load0.toFixed(2)} on ${cpus} CPUs at the start: if other work is still running (not just work that ended), figures will be noisy`,
+    );
 
   const backends: Record<StepName, Backend> = { mariadb: mariadbBackend(args), postgres: postgresBackend(args) };
   let interrupted = false;
   const cleanup = async (): Promise<string[]> => {
-    for (const c of children) if (c.pid !== undefined) { try { process.kill(-c.pid, 'SIGKILL'); } catch { /* gone */ } }
+    for (const c of children)
+      if (c.pid !== undefined) {
+        try {
+          process.kill(-c.pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
     if (args.keep) return [];
     for (const c of openConns) c.destroy();
     const problems: string[] = [];
@@ -606,7 +709,9 @@ async function main(): Promise<void> {
     interrupted = true;
     console.log('\ninterrupted: cleaning up');
     void cleanup()
-      .then((problems) => { for (const p of problems) console.log(`cleanup: ${p}`); })
+      .then((problems) => {
+        for (const p of problems) console.log(`cleanup: ${p}`);
+      })
       .finally(() => process.exit(130));
   });
 
@@ -622,7 +727,7 @@ async function main(): Promise<void> {
     try {
       await runStep(b, args, work, haveTime, figures);
     } catch (e) {
-      error = e instanceof StepError ? e.message : e instanceof Error ? e.stack ?? e.message : String(e);
+      error = e instanceof StepError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e);
       if (interrupted) error = `interrupted (${error.split('\n')[0]})`;
       console.log(`\n  FAILED: ${error.split('\n').join('\n    | ')}`);
     }
@@ -632,7 +737,8 @@ async function main(): Promise<void> {
 
   printSummary(results);
   const problems = await cleanup();
-  if (args.keep) console.log(`\nkept ${relative(process.cwd(), work)} and databases ${createdDbs.map((d) => `${d.name} (${d.backend.label})`).join(', ') || '(none)'}`);
+  if (args.keep)
+    console.log(`\nkept ${relative(process.cwd(), work)} and databases ${createdDbs.map((d) => `${d.name} (${d.backend.label})`).join(', ') || '(none)'}`);
   for (const p of problems) console.log(`cleanup: ${p}`);
 
   const pick = (s: StepName) => results.find((r) => r.step === s);
@@ -643,16 +749,18 @@ async function main(): Promise<void> {
       machine: { cpus, loadavgAtStart: Math.round(load0 * 100) / 100 },
       params: { rows: args.rows, chunkSize: args.chunkSize, batchSize: 0, timeoutS: args.timeoutS },
       targets: { rowsPerS: TARGET_ROWS_PER_S, peakRssMb: TARGET_RSS_MB },
-      steps: Object.fromEntries(STEP_NAMES.map((s) => {
-        const r = pick(s);
-        return [s, r ? { ok: r.ok, ms: r.ms, error: r.error, ...r.figures } : null];
-      })),
+      steps: Object.fromEntries(
+        STEP_NAMES.map((s) => {
+          const r = pick(s);
+          return [s, r ? { ok: r.ok, ms: r.ms, error: r.error, ...r.figures } : null];
+        }),
+      ),
     }),
   );
   if (results.some((r) => !r.ok)) process.exitCode = 1;
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+  console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
   process.exit(1);
 });

@@ -31,7 +31,21 @@ import { join, relative } from 'node:path';
 import { availableParallelism, loadavg } from 'node:os';
 import pg from 'pg';
 import { maskUrl } from '../src/core/postgres.js';
-import { distWarning, excerpt, fmt1, fmtInt, lastJson, mustRun as mustRunChild, ROOT, runTimed, statusOf, StepError, tail, TIME_BIN, type RunResult } from './common.js';
+import {
+  distWarning,
+  excerpt,
+  fmt1,
+  fmtInt,
+  lastJson,
+  mustRun as mustRunChild,
+  ROOT,
+  runTimed,
+  statusOf,
+  StepError,
+  tail,
+  TIME_BIN,
+  type RunResult,
+} from './common.js';
 
 const BIN = join(ROOT, 'bin', 'auditship.js');
 const STEP_NAMES = ['backlog', 'follow', 'trigger'] as const;
@@ -58,9 +72,17 @@ interface Args {
 
 function parseArgs(argv: readonly string[]): Args {
   const a: Args = {
-    rows: 1_000_000, seconds: 30, rate: 2000, pgbenchSeconds: 20, pgbenchRuns: 1, scale: 10,
+    rows: 1_000_000,
+    seconds: 30,
+    rate: 2000,
+    pgbenchSeconds: 20,
+    pgbenchRuns: 1,
+    scale: 10,
     url: process.env['AUDITSHIP_BENCH_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-    steps: [...STEP_NAMES], timeoutS: 1200, keep: false, profile: false,
+    steps: [...STEP_NAMES],
+    timeoutS: 1200,
+    keep: false,
+    profile: false,
   };
   const num = (v: string | undefined, name: string, min = 1): number => {
     const n = Number((v ?? '').replaceAll('_', ''));
@@ -70,18 +92,41 @@ function parseArgs(argv: readonly string[]): Args {
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     switch (k) {
-      case '--rows': a.rows = Math.floor(num(argv[++i], k, 10)); break;
-      case '--seconds': a.seconds = num(argv[++i], k); break;
-      case '--rate': a.rate = Math.floor(num(argv[++i], k, 100)); break;
-      case '--pgbench-seconds': a.pgbenchSeconds = Math.floor(num(argv[++i], k)); break;
-      case '--pgbench-runs': a.pgbenchRuns = Math.floor(num(argv[++i], k)); break;
-      case '--scale': a.scale = Math.floor(num(argv[++i], k)); break;
-      case '--url': a.url = argv[++i] ?? ''; break;
-      case '--timeout': a.timeoutS = num(argv[++i], k); break;
-      case '--keep': a.keep = true; break;
-      case '--profile': a.profile = true; break;
+      case '--rows':
+        a.rows = Math.floor(num(argv[++i], k, 10));
+        break;
+      case '--seconds':
+        a.seconds = num(argv[++i], k);
+        break;
+      case '--rate':
+        a.rate = Math.floor(num(argv[++i], k, 100));
+        break;
+      case '--pgbench-seconds':
+        a.pgbenchSeconds = Math.floor(num(argv[++i], k));
+        break;
+      case '--pgbench-runs':
+        a.pgbenchRuns = Math.floor(num(argv[++i], k));
+        break;
+      case '--scale':
+        a.scale = Math.floor(num(argv[++i], k));
+        break;
+      case '--url':
+        a.url = argv[++i] ?? '';
+        break;
+      case '--timeout':
+        a.timeoutS = num(argv[++i], k);
+        break;
+      case '--keep':
+        a.keep = true;
+        break;
+      case '--profile':
+        a.profile = true;
+        break;
       case '--steps': {
-        const list = (argv[++i] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+        const list = (argv[++i] ?? '')
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
         const bad = list.filter((s) => !(STEP_NAMES as readonly string[]).includes(s));
         if (bad.length || list.length === 0) throw new Error(`--steps: a comma list of ${STEP_NAMES.join(', ')}`);
         a.steps = list as StepName[];
@@ -248,27 +293,36 @@ async function stepBacklog(args: Args, work: string, haveTime: boolean, fig: Rec
   const g0 = performance.now();
   // inserts on two connections (the trigger, not the table, is the work: use both cores)
   const insertRanges = ranges(1, inserts);
-  const clients = await Promise.all([0, 1].map(async () => {
-    const c = new pg.Client({ connectionString: url, application_name: 'auditship-bench' });
-    c.on('error', () => {});
-    await c.connect();
-    return c;
-  }));
+  const clients = await Promise.all(
+    [0, 1].map(async () => {
+      const c = new pg.Client({ connectionString: url, application_name: 'auditship-bench' });
+      c.on('error', () => {});
+      await c.connect();
+      return c;
+    }),
+  );
   try {
-    await Promise.all(clients.map(async (c, ci) => {
-      for (let i = ci; i < insertRanges.length; i += clients.length) {
-        const [a, b] = insertRanges[i]!;
-        await c.query(INSERT_ITEMS, [a, b, `batch ${Math.floor(a / chunk)} created by the backlog generator`]);
-      }
-    }));
+    await Promise.all(
+      clients.map(async (c, ci) => {
+        for (let i = ci; i < insertRanges.length; i += clients.length) {
+          const [a, b] = insertRanges[i]!;
+          await c.query(INSERT_ITEMS, [a, b, `batch ${Math.floor(a / chunk)} created by the backlog generator`]);
+        }
+      }),
+    );
     const c = clients[0]!;
     const updateRanges = ranges(1, updates);
-    await Promise.all(clients.map(async (cc, ci) => {
-      for (let i = ci; i < updateRanges.length; i += clients.length) {
-        const [a, b] = updateRanges[i]!;
-        await cc.query(`UPDATE bench_items SET qty = qty + 1, price = price * 1.05, updated_at = updated_at + interval '1 hour' WHERE id BETWEEN $1 AND $2`, [a, b]);
-      }
-    }));
+    await Promise.all(
+      clients.map(async (cc, ci) => {
+        for (let i = ci; i < updateRanges.length; i += clients.length) {
+          const [a, b] = updateRanges[i]!;
+          await cc.query(`UPDATE bench_items SET qty = qty + 1, price = price * 1.05, updated_at = updated_at + interval '1 hour' WHERE id BETWEEN $1 AND $2`, [
+            a,
+            b,
+          ]);
+        }
+      }),
+    );
     for (const [a, b] of deletes > 0 ? ranges(inserts - deletes + 1, inserts) : []) {
       await c.query('DELETE FROM bench_items WHERE id BETWEEN $1 AND $2', [a, b]);
     }
@@ -276,16 +330,23 @@ async function stepBacklog(args: Args, work: string, haveTime: boolean, fig: Rec
     const genMs = performance.now() - g0;
     fig['generateMs'] = Math.round(genMs);
     const stats = await c.query<{ action: string; n: string; avg: string | null }>(
-      `SELECT action, count(*)::text AS n, avg(octet_length(row_data::text))::numeric(10,1)::text AS avg FROM auditship.logged_actions GROUP BY 1 ORDER BY 1`);
+      `SELECT action, count(*)::text AS n, avg(octet_length(row_data::text))::numeric(10,1)::text AS avg FROM auditship.logged_actions GROUP BY 1 ORDER BY 1`,
+    );
     const byAction: Record<string, number> = {};
-    for (const r of stats.rows) { byAction[r.action] = Number(r.n); total += Number(r.n); }
+    for (const r of stats.rows) {
+      byAction[r.action] = Number(r.n);
+      total += Number(r.n);
+    }
     const avg = await c.query<{ avg: string | null; size: string }>(
-      `SELECT avg(octet_length(row_data::text))::numeric(10,1)::text AS avg, pg_size_pretty(pg_total_relation_size('auditship.logged_actions')) AS size FROM auditship.logged_actions`);
+      `SELECT avg(octet_length(row_data::text))::numeric(10,1)::text AS avg, pg_size_pretty(pg_total_relation_size('auditship.logged_actions')) AS size FROM auditship.logged_actions`,
+    );
     fig['auditRows'] = total;
     fig['auditByAction'] = byAction;
     fig['avgRowDataBytes'] = avg.rows[0]?.avg == null ? null : Number(avg.rows[0].avg);
     fig['auditTableSize'] = avg.rows[0]?.size ?? null;
-    console.log(`${(genMs / 1000).toFixed(1)} s (${fmtInt(total / (genMs / 1000))} rows/s through the trigger), row_data avg ${fmt1(fig['avgRowDataBytes'] as number | null)} B, audit table ${String(fig['auditTableSize'])}`);
+    console.log(
+      `${(genMs / 1000).toFixed(1)} s (${fmtInt(total / (genMs / 1000))} rows/s through the trigger), row_data avg ${fmt1(fig['avgRowDataBytes'] as number | null)} B, audit table ${String(fig['auditTableSize'])}`,
+    );
     // a backlog that built up over time has been vacuumed; make the run independent of hint-bit writes and checkpoints
     await c.query('VACUUM (ANALYZE) auditship.logged_actions');
     await c.query('CHECKPOINT');
@@ -298,10 +359,19 @@ async function stepBacklog(args: Args, work: string, haveTime: boolean, fig: Rec
   const config = join(work, 'backlog.yaml');
   await writeConfig(config, 'rows', url, dbPath);
   process.stdout.write(`  auditship run --config ${relative(ROOT, config)} --quiet --json ... `);
-  const r = await runTimed(process.execPath, [BIN, 'run', '--config', config, '--quiet', '--json', ...(args.profile ? ['--profile'] : [])], haveTime ? join(work, 'time-backlog.txt') : null, args.timeoutS, RUN_OPTS);
+  const r = await runTimed(
+    process.execPath,
+    [BIN, 'run', '--config', config, '--quiet', '--json', ...(args.profile ? ['--profile'] : [])],
+    haveTime ? join(work, 'time-backlog.txt') : null,
+    args.timeoutS,
+    RUN_OPTS,
+  );
   const wallS = r.ms / 1000;
   const status = statusOf(r, args.timeoutS);
-  const out = lastJson(r.stdout) as { pipelines?: { stored?: number; events?: number; duplicates?: number; quarantined?: number; durationMs?: number }[]; ok?: boolean } | null;
+  const out = lastJson(r.stdout) as {
+    pipelines?: { stored?: number; events?: number; duplicates?: number; quarantined?: number; durationMs?: number }[];
+    ok?: boolean;
+  } | null;
   const p = out?.pipelines?.[0];
   fig['runStatus'] = status;
   fig['wallS'] = Math.round(wallS * 100) / 100;
@@ -309,7 +379,16 @@ async function stepBacklog(args: Args, work: string, haveTime: boolean, fig: Rec
   fig['summary'] = p ?? null;
   console.log(`${status}, ${wallS.toFixed(2)} s, peak RSS ${fmt1(r.rssMb)} MB`);
   const profileAt = r.stderr.indexOf('profile: ');
-  if (args.profile && profileAt >= 0) console.log(r.stderr.slice(profileAt).split('\n').filter((l) => !l.startsWith('{')).join('\n').trimEnd().replace(/^/gm, '    '));
+  if (args.profile && profileAt >= 0)
+    console.log(
+      r.stderr
+        .slice(profileAt)
+        .split('\n')
+        .filter((l) => !l.startsWith('{'))
+        .join('\n')
+        .trimEnd()
+        .replace(/^/gm, '    '),
+    );
   if (status !== 'ok') throw new StepError(`auditship run: ${status}\n${excerpt(r)}`);
 
   const cnt = await duckQuery(dbPath, 'SELECT count(*) AS n FROM row_changes');
@@ -321,7 +400,9 @@ async function stepBacklog(args: Args, work: string, haveTime: boolean, fig: Rec
   fig['countsMatch'] = duckRows === total;
   const st = await stat(dbPath).catch(() => null);
   fig['duckdbFileMb'] = st ? Math.round((st.size / 1048576) * 10) / 10 : null;
-  console.log(`  row_changes ${fmtInt(duckRows)} rows (audit table ${fmtInt(total)}: ${duckRows === total ? 'equal' : 'DIFFERENT'}), ${fmtInt(duckRows / wallS)} rows/s, DuckDB file ${fmt1(fig['duckdbFileMb'] as number | null)} MB`);
+  console.log(
+    `  row_changes ${fmtInt(duckRows)} rows (audit table ${fmtInt(total)}: ${duckRows === total ? 'equal' : 'DIFFERENT'}), ${fmtInt(duckRows / wallS)} rows/s, DuckDB file ${fmt1(fig['duckdbFileMb'] as number | null)} MB`,
+  );
   if (duckRows !== total) throw new StepError(`row_changes holds ${duckRows} rows, the audit table ${total}`);
 }
 
@@ -370,12 +451,24 @@ async function stepFollow(args: Args, work: string, fig: Record<string, unknown>
   children.add(daemon);
   let dOut = '';
   let dErr = '';
-  daemon.stdout!.setEncoding('utf8').on('data', (d: string) => (dOut = tail(dOut + d, 1 << 20)));
-  daemon.stderr!.setEncoding('utf8').on('data', (d: string) => (dErr = tail(dErr + d, 1 << 20)));
+  daemon.stdout.setEncoding('utf8').on('data', (d: string) => (dOut = tail(dOut + d, 1 << 20)));
+  daemon.stderr.setEncoding('utf8').on('data', (d: string) => (dErr = tail(dErr + d, 1 << 20)));
   let exited: { code: number | null; signal: string | null } | null = null;
-  const exitP = new Promise<void>((r) => daemon.on('close', (code, signal) => { exited = { code, signal }; children.delete(daemon); r(); }));
-  daemon.on('error', (e) => { dErr += String(e); });
-  const daemonTail = () => tail((dErr + dOut).trim(), 3000).split('\n').slice(-10).join('\n');
+  const exitP = new Promise<void>((r) =>
+    daemon.on('close', (code, signal) => {
+      exited = { code, signal };
+      children.delete(daemon);
+      r();
+    }),
+  );
+  daemon.on('error', (e) => {
+    dErr += String(e);
+  });
+  const daemonTail = () =>
+    tail((dErr + dOut).trim(), 3000)
+      .split('\n')
+      .slice(-10)
+      .join('\n');
 
   try {
     // ---- wait until it follows
@@ -396,18 +489,22 @@ async function stepFollow(args: Args, work: string, fig: Record<string, unknown>
     const TICK_MS = 100;
     const txPerTick = Math.max(1, Math.round((args.rate * TICK_MS) / 1000 / ROWS_PER_TX));
     const nClients = Math.min(4, txPerTick);
-    const clients = await Promise.all(Array.from({ length: nClients }, async () => {
-      const c = new pg.Client({ connectionString: url, application_name: 'auditship-bench-load' });
-      c.on('error', () => {});
-      await c.connect();
-      return c;
-    }));
+    const clients = await Promise.all(
+      Array.from({ length: nClients }, async () => {
+        const c = new pg.Client({ connectionString: url, application_name: 'auditship-bench-load' });
+        c.on('error', () => {});
+        await c.connect();
+        return c;
+      }),
+    );
     const commitMs: number[] = []; // by transaction number; ids tx*10+1 .. tx*10+10
     let txSeq = 0;
     let failed = 0;
     let firstError: string | null = null;
     let late = 0;
-    process.stdout.write(`  load: ${fmtInt(txPerTick * ROWS_PER_TX * (1000 / TICK_MS))} rows/s (${txPerTick} tx x ${ROWS_PER_TX} rows every ${TICK_MS} ms, ${nClients} connections) for ${args.seconds} s ... `);
+    process.stdout.write(
+      `  load: ${fmtInt(txPerTick * ROWS_PER_TX * (1000 / TICK_MS))} rows/s (${txPerTick} tx x ${ROWS_PER_TX} rows every ${TICK_MS} ms, ${nClients} connections) for ${args.seconds} s ... `,
+    );
     const l0 = Date.now();
     const end = l0 + args.seconds * 1000;
     let ticks = 0;
@@ -423,19 +520,25 @@ async function stepFollow(args: Args, work: string, fig: Record<string, unknown>
           const c = clients[ci]!;
           const mine: number[] = [];
           for (let k = ci; k < txPerTick; k += nClients) mine.push(txSeq + k);
-          jobs.push((async () => {
-            for (const tx of mine) {
-              const sent = Date.now();
-              try {
-                // one autocommitted INSERT = one transaction; the promise resolves after its COMMIT
-                await c.query({ name: 'bench_ins', text: INSERT_ITEMS, values: [tx * ROWS_PER_TX + 1, tx * ROWS_PER_TX + ROWS_PER_TX, `sent_ms=${sent} tx=${tx}`] });
-                commitMs[tx] = Date.now();
-              } catch (e) {
-                failed++;
-                firstError ??= (e as Error).message;
+          jobs.push(
+            (async () => {
+              for (const tx of mine) {
+                const sent = Date.now();
+                try {
+                  // one autocommitted INSERT = one transaction; the promise resolves after its COMMIT
+                  await c.query({
+                    name: 'bench_ins',
+                    text: INSERT_ITEMS,
+                    values: [tx * ROWS_PER_TX + 1, tx * ROWS_PER_TX + ROWS_PER_TX, `sent_ms=${sent} tx=${tx}`],
+                  });
+                  commitMs[tx] = Date.now();
+                } catch (e) {
+                  failed++;
+                  firstError ??= (e as Error).message;
+                }
               }
-            }
-          })());
+            })(),
+          );
         }
         txSeq += txPerTick;
         ticks++;
@@ -455,7 +558,9 @@ async function stepFollow(args: Args, work: string, fig: Record<string, unknown>
     fig['ticksLate'] = late;
     fig['targetRate'] = txPerTick * ROWS_PER_TX * (1000 / TICK_MS);
     fig['achievedRate'] = Math.round(committedRows / (loadMs / 1000));
-    console.log(`${fmtInt(committedRows)} rows committed in ${(loadMs / 1000).toFixed(1)} s = ${fmtInt(fig['achievedRate'] as number)} rows/s${failed ? `, ${failed} transactions FAILED (${firstError})` : ''}${late ? `, ${late} ticks late` : ''}`);
+    console.log(
+      `${fmtInt(committedRows)} rows committed in ${(loadMs / 1000).toFixed(1)} s = ${fmtInt(fig['achievedRate'] as number)} rows/s${failed ? `, ${failed} transactions FAILED (${firstError})` : ''}${late ? `, ${late} ticks late` : ''}`,
+    );
 
     // ---- let it ship everything, then stop it
     const d0 = performance.now();
@@ -465,20 +570,31 @@ async function stepFollow(args: Args, work: string, fig: Record<string, unknown>
       const s = readStatus(statusFile, 'follow');
       shipped = s?.shipped ?? shipped;
       if (shipped >= committedRows) break;
-      if (performance.now() - d0 > 60_000) { fig['drainTimedOut'] = true; break; }
+      if (performance.now() - d0 > 60_000) {
+        fig['drainTimedOut'] = true;
+        break;
+      }
       await sleep(20);
     }
     fig['drainMs'] = Math.round(performance.now() - d0);
     fig['daemonPeakRssMb'] = peakRssOf(daemon.pid);
     const s0 = performance.now();
     daemon.kill('SIGTERM');
-    const killTimer = setTimeout(() => { try { daemon.kill('SIGKILL'); } catch { /* gone */ } }, 30_000);
+    const killTimer = setTimeout(() => {
+      try {
+        daemon.kill('SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }, 30_000);
     await exitP;
     clearTimeout(killTimer);
     fig['stopMs'] = Math.round(performance.now() - s0);
     const ex = exited as { code: number | null; signal: string | null } | null;
     fig['daemonExit'] = ex?.code ?? ex?.signal ?? null;
-    console.log(`  shipped ${fmtInt(shipped)} rows ${fmtInt(fig['drainMs'] as number)} ms after the load ended; SIGTERM -> exit ${String(fig['daemonExit'])} in ${fmtInt(fig['stopMs'] as number)} ms; daemon peak RSS ${fmt1(fig['daemonPeakRssMb'] as number | null)} MB`);
+    console.log(
+      `  shipped ${fmtInt(shipped)} rows ${fmtInt(fig['drainMs'] as number)} ms after the load ended; SIGTERM -> exit ${String(fig['daemonExit'])} in ${fmtInt(fig['stopMs'] as number)} ms; daemon peak RSS ${fmt1(fig['daemonPeakRssMb'] as number | null)} MB`,
+    );
     if (ex?.code !== 0) throw new StepError(`the daemon did not exit 0 after SIGTERM (${JSON.stringify(ex)})\n${daemonTail()}`);
 
     // ---- latencies from row_changes.shipped_at
@@ -490,10 +606,16 @@ async function stepFollow(args: Args, work: string, fig: Record<string, unknown>
     for (const r of rows) {
       const id = Number(r['id']);
       const s = Number(r['s']);
-      if (seen.has(id)) { dupes++; continue; }
+      if (seen.has(id)) {
+        dupes++;
+        continue;
+      }
       seen.add(id);
       const c = commitMs[Math.floor((id - 1) / ROWS_PER_TX)];
-      if (c === undefined || !Number.isFinite(s)) { unknown++; continue; }
+      if (c === undefined || !Number.isFinite(s)) {
+        unknown++;
+        continue;
+      }
       lat.push(s - c);
     }
     lat.sort((a, b) => a - b);
@@ -513,11 +635,17 @@ async function stepFollow(args: Args, work: string, fig: Record<string, unknown>
       n: lat.length,
     };
     const L = fig['latencyMs'] as Record<string, number | null>;
-    console.log(`  commit -> shipped_at over ${fmtInt(lat.length)} rows: p50 ${fmtInt(L['p50'])} ms, p90 ${fmtInt(L['p90'])} ms, p99 ${fmtInt(L['p99'])} ms, max ${fmtInt(L['max'])} ms (min ${fmtInt(L['min'])}); ${fmtInt(fig['batches'] as number)} DuckDB transactions, ${fmt1(fig['rowsPerBatch'] as number | null)} rows each`);
+    console.log(
+      `  commit -> shipped_at over ${fmtInt(lat.length)} rows: p50 ${fmtInt(L['p50'])} ms, p90 ${fmtInt(L['p90'])} ms, p99 ${fmtInt(L['p99'])} ms, max ${fmtInt(L['max'])} ms (min ${fmtInt(L['min'])}); ${fmtInt(fig['batches'] as number)} DuckDB transactions, ${fmt1(fig['rowsPerBatch'] as number | null)} rows each`,
+    );
     if (fig['missing'] || dupes) throw new StepError(`row_changes: ${String(fig['missing'])} committed rows missing, ${dupes} duplicates`);
   } finally {
     if (!exited && daemon.pid !== undefined) {
-      try { process.kill(-daemon.pid, 'SIGKILL'); } catch { /* gone */ }
+      try {
+        process.kill(-daemon.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
       await Promise.race([exitP, sleep(5000)]);
     }
   }
@@ -566,8 +694,11 @@ async function stepTrigger(args: Args, fig: Record<string, unknown>): Promise<vo
     const nth = args.pgbenchRuns > 1 ? ` #${i + 1}` : '';
     withoutRuns.push(await runOne(`without triggers${nth}`, false));
     const w = await runOne(`with auditship triggers${nth}`, true);
-    const audit = await withClient(url, (c) => c.query<{ n: string; avg: string | null }>(
-      `SELECT count(*)::text AS n, avg(octet_length(row_data::text))::numeric(10,1)::text AS avg FROM auditship.logged_actions`));
+    const audit = await withClient(url, (c) =>
+      c.query<{ n: string; avg: string | null }>(
+        `SELECT count(*)::text AS n, avg(octet_length(row_data::text))::numeric(10,1)::text AS avg FROM auditship.logged_actions`,
+      ),
+    );
     withRuns.push({ ...w, auditRows: Number(audit.rows[0]?.n ?? 0), avgRowDataBytes: audit.rows[0]?.avg == null ? null : Number(audit.rows[0].avg) });
   }
   /** The run of median TPS (the lower middle one for an even count). */
@@ -590,7 +721,9 @@ async function stepTrigger(args: Args, fig: Record<string, unknown>): Promise<vo
     fig['ratio'] = Math.round((withT.tps / without.tps) * 1000) / 1000;
     fig['overheadPct'] = Math.round((1 - withT.tps / without.tps) * 1000) / 10;
   }
-  console.log(`  with/without ${String(fig['ratio'])} (the triggers cost ${String(fig['overheadPct'])} % of the TPS)${args.pgbenchRuns > 1 ? ', medians' : ''}; ${fmtInt(withT.auditRows)} audit rows, ${String(fig['auditRowsPerTx'])} per transaction`);
+  console.log(
+    `  with/without ${String(fig['ratio'])} (the triggers cost ${String(fig['overheadPct'])} % of the TPS)${args.pgbenchRuns > 1 ? ', medians' : ''}; ${fmtInt(withT.auditRows)} audit rows, ${String(fig['auditRowsPerTx'])} per transaction`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -618,15 +751,36 @@ function printSummary(results: StepResult[]): void {
     rows.push(['', '', '  of which the pipeline s', dur === null ? '-' : (dur / 1000).toFixed(2), '', '']);
     rows.push(['', '', 'rows/s', fmtInt(rps), `>= ${fmtInt(TARGET_ROWS_PER_S)}`, verdict(rps === null ? null : rps >= TARGET_ROWS_PER_S)]);
     rows.push(['', '', 'peak RSS MB', fmt1(rss), `<= ${TARGET_RSS_MB}`, verdict(rss === null ? null : rss <= TARGET_RSS_MB)]);
-    rows.push(['', '', 'row_changes = audit table', `${fmtInt(num(f['duckdbRows']))} / ${fmtInt(num(f['auditRows']))}`, 'equal', verdict(typeof f['countsMatch'] === 'boolean' ? f['countsMatch'] : null)]);
+    rows.push([
+      '',
+      '',
+      'row_changes = audit table',
+      `${fmtInt(num(f['duckdbRows']))} / ${fmtInt(num(f['auditRows']))}`,
+      'equal',
+      verdict(typeof f['countsMatch'] === 'boolean' ? f['countsMatch'] : null),
+    ]);
   }
   const fo = get('follow');
   if (fo) {
     const f = fo.figures;
     const L = (f['latencyMs'] ?? {}) as Record<string, number | null>;
     const p99 = num(L['p99']);
-    rows.push(['2. follow latency', fo.ok ? 'ok' : 'FAILED', 'rate rows/s (achieved / asked)', `${fmtInt(num(f['achievedRate']))} / ${fmtInt(num(f['targetRate']))}`, '', '']);
-    rows.push(['', '', 'rows committed / shipped', `${fmtInt(num(f['rowsCommitted']))} / ${fmtInt(num(f['duckdbRows']))}`, 'equal', verdict(f['missing'] === undefined ? null : f['missing'] === 0 && f['duplicates'] === 0)]);
+    rows.push([
+      '2. follow latency',
+      fo.ok ? 'ok' : 'FAILED',
+      'rate rows/s (achieved / asked)',
+      `${fmtInt(num(f['achievedRate']))} / ${fmtInt(num(f['targetRate']))}`,
+      '',
+      '',
+    ]);
+    rows.push([
+      '',
+      '',
+      'rows committed / shipped',
+      `${fmtInt(num(f['rowsCommitted']))} / ${fmtInt(num(f['duckdbRows']))}`,
+      'equal',
+      verdict(f['missing'] === undefined ? null : f['missing'] === 0 && f['duplicates'] === 0),
+    ]);
     rows.push(['', '', 'latency p50 ms', fmtInt(num(L['p50'])), '', '']);
     rows.push(['', '', 'latency p99 ms', fmtInt(p99), `<= ${fmtInt(TARGET_P99_MS)}`, verdict(p99 === null ? null : p99 <= TARGET_P99_MS)]);
     rows.push(['', '', 'latency max ms', fmtInt(num(L['max'])), '', '']);
@@ -646,7 +800,12 @@ function printSummary(results: StepResult[]): void {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   console.log('');
   rows.forEach((r, ri) => {
-    console.log(r.map((c, i) => (i === 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd());
+    console.log(
+      r
+        .map((c, i) => (i === 3 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    );
     if (ri === 0) console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   });
   for (const r of results) if (!r.ok && r.error) console.log(`\n${r.step} FAILED: ${r.error.split('\n').join('\n    | ')}`);
@@ -673,11 +832,21 @@ async function main(): Promise<void> {
   // Other work on the machine skews every figure here (two cores are common): say so up front.
   const load0 = loadavg()[0] ?? 0;
   const cpus = availableParallelism();
-  if (load0 > 0.5) console.log(`NOTE: 1-minute load average ${load0.toFixed(2)} on ${cpus} CPUs at the start: if other work is still running (not just work that ended), figures will be noisy`);
+  if (load0 > 0.5)
+    console.log(
+      `NOTE: 1-minute load average ${load0.toFixed(2)} on ${cpus} CPUs at the start: if other work is still running (not just work that ended), figures will be noisy`,
+    );
 
   let interrupted = false;
   const cleanup = async (): Promise<string[]> => {
-    for (const c of children) if (c.pid !== undefined) { try { process.kill(-c.pid, 'SIGKILL'); } catch { /* gone */ } }
+    for (const c of children)
+      if (c.pid !== undefined) {
+        try {
+          process.kill(-c.pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
     if (args.keep) return [];
     const problems = await dropDbs(args);
     await rm(work, { recursive: true, force: true });
@@ -706,7 +875,7 @@ async function main(): Promise<void> {
       else if (step === 'follow') await stepFollow(args, work, figures);
       else await stepTrigger(args, figures);
     } catch (e) {
-      error = e instanceof StepError ? e.message : e instanceof Error ? e.stack ?? e.message : String(e);
+      error = e instanceof StepError ? e.message : e instanceof Error ? (e.stack ?? e.message) : String(e);
       console.log(`\n  FAILED: ${error.split('\n').join('\n    | ')}`);
     }
     results.push({ step, ok: error === null, error, ms: Math.round(performance.now() - t0), figures });
@@ -724,18 +893,27 @@ async function main(): Promise<void> {
       at: new Date().toISOString(),
       server: server.split(' on ')[0] ?? server,
       machine: { cpus, loadavgAtStart: Math.round(load0 * 100) / 100 },
-      params: { rows: args.rows, seconds: args.seconds, rate: args.rate, pgbenchSeconds: args.pgbenchSeconds, pgbenchRuns: args.pgbenchRuns, scale: args.scale },
+      params: {
+        rows: args.rows,
+        seconds: args.seconds,
+        rate: args.rate,
+        pgbenchSeconds: args.pgbenchSeconds,
+        pgbenchRuns: args.pgbenchRuns,
+        scale: args.scale,
+      },
       targets: { rowsPerS: TARGET_ROWS_PER_S, peakRssMb: TARGET_RSS_MB, followP99Ms: TARGET_P99_MS },
-      steps: Object.fromEntries(STEP_NAMES.map((s) => {
-        const r = pick(s);
-        return [s, r ? { ok: r.ok, ms: r.ms, error: r.error, ...r.figures } : null];
-      })),
+      steps: Object.fromEntries(
+        STEP_NAMES.map((s) => {
+          const r = pick(s);
+          return [s, r ? { ok: r.ok, ms: r.ms, error: r.error, ...r.figures } : null];
+        }),
+      ),
     }),
   );
   if (results.some((r) => !r.ok)) process.exitCode = 1;
 }
 
 main().catch((err: unknown) => {
-  console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+  console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
   process.exit(1);
 });

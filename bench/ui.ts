@@ -22,13 +22,22 @@ import { openDatabase } from '../src/sinks/duckdb/database.js';
 import { AuditQueries, duckdbRunner, type EventFilter } from '../src/query/index.js';
 import { Rng } from '../test/helpers/csvlog-gen.js';
 
-interface Args { events: number; runs: number; db?: string; keep: boolean }
+interface Args {
+  events: number;
+  runs: number;
+  db?: string;
+  keep: boolean;
+}
 
 function parseArgs(argv: string[]): Args {
   const a: Args = { events: 10_000_000, runs: 40, keep: false };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
-    const v = () => { const x = argv[++i]; if (x === undefined) throw new Error(`${k} needs a value`); return x; };
+    const v = () => {
+      const x = argv[++i];
+      if (x === undefined) throw new Error(`${k} needs a value`);
+      return x;
+    };
     if (k === '--events') a.events = Number(v().replaceAll('_', ''));
     else if (k === '--runs') a.runs = Number(v());
     else if (k === '--db') a.db = v();
@@ -77,7 +86,8 @@ async function main(): Promise<void> {
   const q = fresh();
   const facets = await q.facets();
   const [count] = await runner.all('SELECT count(*)::DOUBLE AS n FROM audit_events');
-  const lo = Date.parse(facets.min_time!), hi = Date.parse(facets.max_time!) + 1;
+  const lo = Date.parse(facets.min_time!),
+    hi = Date.parse(facets.max_time!) + 1;
   const objects = (await q.topObjects({}, 40)).map((o) => o.key);
   const rng = new Rng(11);
   const words = ['customers', 'orders', 'pgbench_accounts', 'UPDATE', 'email', 'GRANT', 'invoice', 'zzz-no-match'];
@@ -93,7 +103,10 @@ async function main(): Promise<void> {
     const k = rng.int(0, 5);
     if (k === 0) f.user = [rng.pick(facets.users)];
     if (k === 1) f.class = [rng.pick(facets.classes)];
-    if (k === 2) { f.user = [rng.pick(facets.users)]; f.command = [rng.pick(facets.commands)]; }
+    if (k === 2) {
+      f.user = [rng.pick(facets.users)];
+      f.command = [rng.pick(facets.commands)];
+    }
     if (k === 3) f.object = rng.pick(objects).split('.').pop()!;
     if (k === 4) f.outcome = 'error';
     return f;
@@ -130,7 +143,9 @@ async function main(): Promise<void> {
     'free text: top users': () => q.topUsers(textFilter(), 10),
   };
   const results: { query: string; runs: number; p50: number; p95: number; max: number }[] = [];
-  process.stderr.write(`store: ${Number(count!['n']).toLocaleString('en-US')} events, ${facets.users.length} users, ${facets.commands.length} commands; ${args.runs} runs per query\n`);
+  process.stderr.write(
+    `store: ${Number(count!['n']).toLocaleString('en-US')} events, ${facets.users.length} users, ${facets.commands.length} commands; ${args.runs} runs per query\n`,
+  );
   for (const [name, fn] of Object.entries(kinds)) {
     await fn(-1); // warm-up: the first touch of each column reads it from disk
     const times: number[] = [];
@@ -148,7 +163,9 @@ async function main(): Promise<void> {
   const w = Math.max(...results.map((r) => r.query.length));
   process.stdout.write(`\n${'query'.padEnd(w)}   runs    p50 ms    p95 ms    max ms\n`);
   for (const r of results) {
-    process.stdout.write(`${r.query.padEnd(w)}  ${String(r.runs).padStart(5)}  ${r.p50.toFixed(1).padStart(8)}  ${r.p95.toFixed(1).padStart(8)}  ${r.max.toFixed(1).padStart(8)}\n`);
+    process.stdout.write(
+      `${r.query.padEnd(w)}  ${String(r.runs).padStart(5)}  ${r.p50.toFixed(1).padStart(8)}  ${r.p95.toFixed(1).padStart(8)}  ${r.max.toFixed(1).padStart(8)}\n`,
+    );
   }
   const worst = Math.max(...results.filter((r) => !r.query.startsWith('free text')).map((r) => r.p95));
   const worstText = Math.max(...results.filter((r) => r.query.startsWith('free text')).map((r) => r.p95));

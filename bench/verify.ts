@@ -15,10 +15,32 @@ import { pathToFileURL } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 
 export const CSVLOG_COLUMNS = [
-  'log_time', 'user_name', 'database_name', 'process_id', 'connection_from', 'session_id', 'session_line_num',
-  'command_tag', 'session_start_time', 'virtual_transaction_id', 'transaction_id', 'error_severity', 'sql_state_code',
-  'message', 'detail', 'hint', 'internal_query', 'internal_query_pos', 'context', 'query', 'query_pos', 'location',
-  'application_name', 'backend_type', 'leader_pid', 'query_id',
+  'log_time',
+  'user_name',
+  'database_name',
+  'process_id',
+  'connection_from',
+  'session_id',
+  'session_line_num',
+  'command_tag',
+  'session_start_time',
+  'virtual_transaction_id',
+  'transaction_id',
+  'error_severity',
+  'sql_state_code',
+  'message',
+  'detail',
+  'hint',
+  'internal_query',
+  'internal_query_pos',
+  'context',
+  'query',
+  'query_pos',
+  'location',
+  'application_name',
+  'backend_type',
+  'leader_pid',
+  'query_id',
 ] as const;
 
 /** Split one CSV text into records of fields (quotes: "" escapes; unquoted empty -> null). */
@@ -92,7 +114,19 @@ export async function verifyDir(dir: string, expect: { events?: number; records?
   const names = (await readdir(dir)).filter((f) => /\.csv$/.test(f)).sort();
   const files = names.map((f) => join(dir, f));
   const errors: string[] = [];
-  const res: VerifyResult = { ok: false, files: files.length, duckdbRecords: 0, duckdbAudit: 0, jsRecords: 0, jsAudit: 0, audit9: 0, audit10: 0, multiline: 0, maxRecordBytes: 0, errors };
+  const res: VerifyResult = {
+    ok: false,
+    files: files.length,
+    duckdbRecords: 0,
+    duckdbAudit: 0,
+    jsRecords: 0,
+    jsAudit: 0,
+    audit9: 0,
+    audit10: 0,
+    multiline: 0,
+    maxRecordBytes: 0,
+    errors,
+  };
 
   // 1. DuckDB
   const inst = await DuckDBInstance.create(':memory:');
@@ -191,7 +225,7 @@ async function main(): Promise<void> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
   main().catch((err: unknown) => {
-    console.error(err instanceof Error ? err.stack ?? err.message : String(err));
+    console.error(err instanceof Error ? (err.stack ?? err.message) : String(err));
     process.exit(1);
   });
 }

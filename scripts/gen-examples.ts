@@ -47,7 +47,11 @@ try {
     serverVersion = (await client.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v;
     pgauditVersion = (await client.query<{ v: string }>("SELECT extversion AS v FROM pg_extension WHERE extname = 'pgaudit'")).rows[0]!.v;
     // reset_val: the configured value, not this session's SET.
-    settings = (await client.query<{ name: string; setting: string }>('SELECT name, reset_val AS setting FROM pg_settings WHERE name = ANY($1) ORDER BY name', [REPORTED_SETTINGS])).rows;
+    settings = (
+      await client.query<{ name: string; setting: string }>('SELECT name, reset_val AS setting FROM pg_settings WHERE name = ANY($1) ORDER BY name', [
+        REPORTED_SETTINGS,
+      ])
+    ).rows;
   } finally {
     await client.end();
   }
@@ -61,7 +65,9 @@ try {
   for (const file of cluster.logFiles()) copyFileSync(file, join(target, basename(file)));
   rmSync(cluster.baseDir, { recursive: true, force: true });
 
-  const copied = readdirSync(target).sort().map((name) => join(target, name));
+  const copied = readdirSync(target)
+    .sort()
+    .map((name) => join(target, name));
   const problems = [
     ...compareWithLogs(events, readJsonlog(filesOfFormat(copied, 'jsonlog'))),
     ...compareWithLogs(events, readCsvlog(filesOfFormat(copied, 'csvlog'))),

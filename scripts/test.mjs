@@ -42,7 +42,10 @@ function ensureDebianPackages() {
 
 /** True when something accepts TCP connections on 127.0.0.1:port (within a second). */
 function listening(port) {
-  const r = spawnSync(process.execPath, ['-e', `const s=require('net').connect(${port},'127.0.0.1');s.on('connect',()=>process.exit(0));s.on('error',()=>process.exit(1));setTimeout(()=>process.exit(1),1000)`]);
+  const r = spawnSync(process.execPath, [
+    '-e',
+    `const s=require('net').connect(${port},'127.0.0.1');s.on('connect',()=>process.exit(0));s.on('error',()=>process.exit(1));setTimeout(()=>process.exit(1),1000)`,
+  ]);
   return r.status === 0;
 }
 
@@ -58,7 +61,10 @@ function ensureServices() {
     spawnSync('sh', ['-c', s.start], { stdio: 'inherit' });
     const until = Date.now() + 30_000;
     while (Date.now() < until && !listening(s.port)) spawnSync('sleep', ['0.5']);
-    if (!listening(s.port)) { console.error(`test setup: ${s.name} did not start (\`${s.start}\`)`); process.exit(1); }
+    if (!listening(s.port)) {
+      console.error(`test setup: ${s.name} did not start (\`${s.start}\`)`);
+      process.exit(1);
+    }
   }
 }
 
@@ -80,11 +86,17 @@ if (!existsSync(join(root, 'node_modules', '@duckdb', 'node-api'))) {
   if (r.status !== 0) process.exit(r.status ?? 1);
 }
 const build = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
-if (build.status !== 0) { console.error('test setup: the TypeScript build failed'); process.exit(1); }
+if (build.status !== 0) {
+  console.error('test setup: the TypeScript build failed');
+  process.exit(1);
+}
 
 const args = process.argv.slice(2);
 const files = args.filter((a) => !a.startsWith('-'));
 const flags = args.filter((a) => a.startsWith('-'));
 const tests = files.length ? files : findTests(join(root, 'test'));
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...flags, ...tests], { cwd: root, stdio: 'inherit' });
+const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...flags, ...tests], {
+  cwd: root,
+  stdio: 'inherit',
+});
 process.exit(r.status ?? 1);

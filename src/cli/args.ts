@@ -69,9 +69,17 @@ export function allFlags(spec: CommandSpec): FlagTable {
  * prints the help and ends the command (ExitError(0)).
  */
 export function parseCommandArgs<T extends FlagTable>(argv: string[], spec: CommandSpec<T>): { values: FlagValues<T>; positionals: string[] } {
-  const options = Object.fromEntries(Object.entries(allFlags(spec)).map(([name, f]) => [name, {
-    type: f.type, ...(f.short ? { short: f.short } : {}), ...(f.multiple ? { multiple: true } : {}), ...(f.default !== undefined ? { default: f.default } : {}),
-  }]));
+  const options = Object.fromEntries(
+    Object.entries(allFlags(spec)).map(([name, f]) => [
+      name,
+      {
+        type: f.type,
+        ...(f.short ? { short: f.short } : {}),
+        ...(f.multiple ? { multiple: true } : {}),
+        ...(f.default !== undefined ? { default: f.default } : {}),
+      },
+    ]),
+  );
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });

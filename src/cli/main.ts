@@ -10,7 +10,11 @@ import { ConfigError, ConnectorError, ExitError } from '../core/errors.js';
  * ExitError to fail. This is the only place that calls process.exit. A command's module is loaded when
  * it runs, so that a command carries only its own dependencies (memory: the AWS SDK, the database drivers).
  */
-interface CommandModule { usage: string; summary: string; [fn: string]: unknown }
+interface CommandModule {
+  usage: string;
+  summary: string;
+  [fn: string]: unknown;
+}
 const COMMANDS: Record<string, { load: () => Promise<CommandModule>; fn: string }> = {
   ingest: { load: () => import('./commands/ingest.js'), fn: 'ingest' },
   run: { load: () => import('./commands/run.js'), fn: 'run' },
@@ -48,10 +52,13 @@ export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'help' && argv[1] !== undefined) return main([...argv.slice(1), '--help']);
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(await help() + '\n');
+    process.stdout.write((await help()) + '\n');
     return name ? 0 : 2;
   }
-  if (name === '--version' || name === '-V') { process.stdout.write(version() + '\n'); return 0; }
+  if (name === '--version' || name === '-V') {
+    process.stdout.write(version() + '\n');
+    return 0;
+  }
   const command = COMMANDS[name];
   if (!command) {
     process.stderr.write(`auditship: unknown command "${name}"; commands: ${Object.keys(COMMANDS).join(', ')}\n`);
@@ -67,7 +74,11 @@ export async function main(argv: string[]): Promise<number> {
       return err.exitCode;
     }
     if (err instanceof ConfigError) {
-      process.stderr.write(err.problems.length === 1 ? `auditship: ${err.problems[0]}\n` : `auditship: ${err.problems.length} configuration problems:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`);
+      process.stderr.write(
+        err.problems.length === 1
+          ? `auditship: ${err.problems[0]}\n`
+          : `auditship: ${err.problems.length} configuration problems:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`,
+      );
       return 2;
     }
     if (err instanceof ConnectorError) {

@@ -17,24 +17,41 @@ export function duration(ms: number): string {
 export function formatSummary(s: RunSummary | TableRunSummary | OutboxRunSummary): string {
   if ('marked' in s) {
     if (s.locked) return `${s.pipeline}: another shipper holds ${s.table}'s lock; nothing shipped this time`;
-    return `${s.pipeline}: ${n(s.stored)} new events (${n(s.duplicates)} already stored), ${n(s.marked)} marked sent in ${s.table}` +
+    return (
+      `${s.pipeline}: ${n(s.stored)} new events (${n(s.duplicates)} already stored), ${n(s.marked)} marked sent in ${s.table}` +
       `${s.purged ? `, ${n(s.purged)} old sent rows purged` : ''} in ${duration(s.durationMs)} → ${s.db}` +
       (s.quarantined ? `; ${n(s.quarantined)} row(s) quarantined (table app_quarantine)` : '') +
       (s.skipped ? `; ${n(s.skipped)} row(s) quarantined earlier left unsent` : '') +
-      (s.search ?? []).map((x) => `\n  → ${x.url}: ${n(x.created)} documents created, ${n(x.duplicates)} already there${x.deadLettered ? `, ${n(x.deadLettered)} refused (es_dead_letters)` : ''}`).join('');
+      (s.search ?? [])
+        .map(
+          (x) =>
+            `\n  → ${x.url}: ${n(x.created)} documents created, ${n(x.duplicates)} already there${x.deadLettered ? `, ${n(x.deadLettered)} refused (es_dead_letters)` : ''}`,
+        )
+        .join('')
+    );
   }
   if (!('filesRead' in s)) {
-    return `${s.pipeline}: ${n(s.stored)} new row changes (${n(s.duplicates)} already stored) from ${s.table}` +
+    return (
+      `${s.pipeline}: ${n(s.stored)} new row changes (${n(s.duplicates)} already stored) from ${s.table}` +
       `${s.deleted ? `, ${n(s.deleted)} shipped rows deleted` : ''} in ${duration(s.durationMs)} → ${s.db}` +
       (s.quarantined ? `; ${n(s.quarantined)} row(s) quarantined (table row_quarantine)` : '') +
-      (s.search ?? []).map((x) => `\n  → ${x.url}: ${n(x.created)} documents created, ${n(x.duplicates)} already there${x.deadLettered ? `, ${n(x.deadLettered)} refused (es_dead_letters)` : ''}`).join('');
+      (s.search ?? [])
+        .map(
+          (x) =>
+            `\n  → ${x.url}: ${n(x.created)} documents created, ${n(x.duplicates)} already there${x.deadLettered ? `, ${n(x.deadLettered)} refused (es_dead_letters)` : ''}`,
+        )
+        .join('')
+    );
   }
   const lines = [
     `${s.pipeline}: ${n(s.stored)} new audit events (${n(s.duplicates)} already stored) from ${n(s.filesRead)} file(s), ` +
       `${size(s.bytes)} in ${duration(s.durationMs)} → ${s.db}` +
       (s.quarantined ? `; ${n(s.quarantined)} record(s) quarantined (see: auditship status)` : ''),
   ];
-  for (const x of s.search ?? []) lines.push(`  → ${x.url}: ${n(x.created)} documents created, ${n(x.duplicates)} already there${x.correlated ? `, ${n(x.correlated)} sessions, logon failures and outcomes` : ''}${x.deadLettered ? `, ${n(x.deadLettered)} refused (es_dead_letters)` : ''}`);
+  for (const x of s.search ?? [])
+    lines.push(
+      `  → ${x.url}: ${n(x.created)} documents created, ${n(x.duplicates)} already there${x.correlated ? `, ${n(x.correlated)} sessions, logon failures and outcomes` : ''}${x.deadLettered ? `, ${n(x.deadLettered)} refused (es_dead_letters)` : ''}`,
+    );
   if (s.unchanged) lines.push(`  – ${n(s.unchanged)} file(s) read before and unchanged`);
   // Why files were passed over, one line per reason.
   const reasons = new Map<string, string[]>();
@@ -55,7 +72,11 @@ export function formatTable(columns: string[], rows: unknown[][], maxCell = 80):
   };
   const body = rows.map((r) => r.map(cell));
   const widths = columns.map((c, i) => Math.max(c.length, ...body.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(columns), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
 

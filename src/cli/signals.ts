@@ -30,7 +30,9 @@ export function onInterrupt(): Interruption {
   process.on('SIGTERM', handler);
   return {
     signal: controller.signal,
-    get received() { return received; },
+    get received() {
+      return received;
+    },
     exitIfInterrupted(what: string) {
       if (!received) return;
       throw new ExitError(CODES[received] ?? 1, `stopped by ${received}: ${what}; the same command continues from there`);

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { ConfigError } from '../core/errors.js';
-import { PIPELINE_KEYS, SINKS, SOURCES, TOP_LEVEL_KEYS, UI_SECTION, type ConnectorSpec, type FieldSpec, type ObjectSpec } from './schema.js';
+import { METRICS_SECTION, PIPELINE_KEYS, SINKS, SOURCES, TOP_LEVEL_KEYS, UI_SECTION, type ConnectorSpec, type FieldSpec, type ObjectSpec } from './schema.js';
 
 /**
  * Loading a YAML config: `${VAR}` / `${VAR:-default}` interpolation from the environment, then validation
@@ -18,11 +18,21 @@ export interface PipelineConfig {
 }
 
 /** The top-level `ui` section (schema.ts UI_SECTION). */
-export interface UiConfig { listen?: string; token?: string; basic_auth?: string }
+export interface UiConfig {
+  listen?: string;
+  token?: string;
+  basic_auth?: string;
+}
+
+/** The top-level `metrics` section (schema.ts METRICS_SECTION). */
+export interface MetricsConfig {
+  listen?: string;
+}
 
 export interface Config {
   pipelines: PipelineConfig[];
   ui?: UiConfig;
+  metrics?: MetricsConfig;
 }
 
 const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)?$/i;
@@ -40,14 +50,17 @@ export function parseSize(value: unknown): number | undefined {
 /** Replaces `${VAR}` and `${VAR:-default}` in every string; `$${` stays a literal `${`. */
 export function interpolate(value: unknown, path: string, env: NodeJS.ProcessEnv, problems: string[]): unknown {
   if (typeof value === 'string') {
-    return value.replace(/\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (whole, escaped: string | undefined, name: string, fallback: string | undefined) => {
-      if (escaped) return whole.slice(1);
-      const v = env[name];
-      if (v !== undefined && v !== '') return v;
-      if (fallback !== undefined) return fallback;
-      problems.push(`${path}: environment variable ${name} is not set (write \${${name}:-default} to give a default)`);
-      return '';
-    });
+    return value.replace(
+      /\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g,
+      (whole, escaped: string | undefined, name: string, fallback: string | undefined) => {
+        if (escaped) return whole.slice(1);
+        const v = env[name];
+        if (v !== undefined && v !== '') return v;
+        if (fallback !== undefined) return fallback;
+        problems.push(`${path}: environment variable ${name} is not set (write \${${name}:-default} to give a default)`);
+        return '';
+      },
+    );
   }
   if (Array.isArray(value)) return value.map((v, i) => interpolate(v, `${path}[${i}]`, env, problems));
   if (value && typeof value === 'object') {
@@ -60,12 +73,18 @@ export function interpolate(value: unknown, path: string, env: NodeJS.ProcessEnv
 
 function describeType(spec: FieldSpec): string {
   switch (spec.type) {
-    case 'enum': return `one of ${spec.values!.join(', ')}`;
-    case 'string_or_list': return 'a path or a list of paths';
-    case 'size': return spec.minimum !== undefined ? `a size such as 16MB or 1GiB, at least ${spec.minimum} bytes` : 'a size such as 16MB or 1GiB';
-    case 'integer': return spec.minimum !== undefined ? `an integer ≥ ${spec.minimum}` : 'an integer';
-    case 'url': return `a ${spec.schemes!.map((s) => `${s}://`).join(', ')} URL`;
-    default: return `a ${spec.type}`;
+    case 'enum':
+      return `one of ${spec.values!.join(', ')}`;
+    case 'string_or_list':
+      return 'a path or a list of paths';
+    case 'size':
+      return spec.minimum !== undefined ? `a size such as 16MB or 1GiB, at least ${spec.minimum} bytes` : 'a size such as 16MB or 1GiB';
+    case 'integer':
+      return spec.minimum !== undefined ? `an integer ≥ ${spec.minimum}` : 'an integer';
+    case 'url':
+      return `a ${spec.schemes!.map((s) => `${s}://`).join(', ')} URL`;
+    default:
+      return `a ${spec.type}`;
   }
 }
 
@@ -105,14 +124,20 @@ function parsesAsUrl(url: string, scheme: string): boolean {
 }
 
 function checkField(value: unknown, spec: FieldSpec, path: string, problems: string[]): unknown {
-  const bad = () => { problems.push(`${path}: ${JSON.stringify(value)} is not ${describeType(spec)}`); return undefined; };
+  const bad = () => {
+    problems.push(`${path}: ${JSON.stringify(value)} is not ${describeType(spec)}`);
+    return undefined;
+  };
   switch (spec.type) {
-    case 'string': return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : bad();
-    case 'boolean': return typeof value === 'boolean' ? value : bad();
+    case 'string':
+      return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : bad();
+    case 'boolean':
+      return typeof value === 'boolean' ? value : bad();
     case 'integer':
       if (typeof value === 'number' && Number.isInteger(value) && (spec.minimum === undefined || value >= spec.minimum)) return value;
       return bad();
-    case 'enum': return typeof value === 'string' && spec.values!.includes(value) ? value : bad();
+    case 'enum':
+      return typeof value === 'string' && spec.values!.includes(value) ? value : bad();
     case 'size': {
       const bytes = parseSize(value);
       return bytes !== undefined && (spec.minimum === undefined || bytes >= spec.minimum) ? bytes : bad();
@@ -131,7 +156,13 @@ function checkField(value: unknown, spec: FieldSpec, path: string, problems: str
 }
 
 /** Validates one source or sink object against its spec; fills defaults. */
-export function checkConnector(raw: unknown, specs: Record<string, ConnectorSpec>, what: 'source' | 'sink', path: string, problems: string[]): ConnectorConfig | undefined {
+export function checkConnector(
+  raw: unknown,
+  specs: Record<string, ConnectorSpec>,
+  what: 'source' | 'sink',
+  path: string,
+  problems: string[],
+): ConnectorConfig | undefined {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
     problems.push(`${path}: must be a mapping with a "type" key (one of ${Object.keys(specs).join(', ')})`);
     return undefined;
@@ -140,7 +171,9 @@ export function checkConnector(raw: unknown, specs: Record<string, ConnectorSpec
   const type = obj['type'];
   const spec = typeof type === 'string' ? specs[type] : undefined;
   if (!spec) {
-    problems.push(`${path}.type: ${type === undefined ? 'missing' : JSON.stringify(type) + ' is not a ' + what + ' type'}; allowed: ${Object.keys(specs).join(', ')}`);
+    problems.push(
+      `${path}.type: ${type === undefined ? 'missing' : JSON.stringify(type) + ' is not a ' + what + ' type'}; allowed: ${Object.keys(specs).join(', ')}`,
+    );
     return undefined;
   }
   const out: ConnectorConfig = { type: spec.kind };
@@ -181,8 +214,10 @@ function archiveProblems(sink: ConnectorConfig, at: string): string[] {
   const local = sink['directory'] !== undefined;
   if (local === (sink['bucket'] !== undefined)) out.push(`${at}: give either directory (a local archive) or bucket (S3), not ${local ? 'both' : 'neither'}`);
   const mode = sink['object_lock_mode'];
-  if (mode !== undefined && mode !== 'none' && sink['object_lock_days'] === undefined) out.push(`${at}.object_lock_days: required with object_lock_mode ${String(mode)} (days each object is retained)`);
-  if ((mode === undefined || mode === 'none') && sink['object_lock_days'] !== undefined) out.push(`${at}.object_lock_days: only with object_lock_mode GOVERNANCE or COMPLIANCE`);
+  if (mode !== undefined && mode !== 'none' && sink['object_lock_days'] === undefined)
+    out.push(`${at}.object_lock_days: required with object_lock_mode ${String(mode)} (days each object is retained)`);
+  if ((mode === undefined || mode === 'none') && sink['object_lock_days'] !== undefined)
+    out.push(`${at}.object_lock_days: only with object_lock_mode GOVERNANCE or COMPLIANCE`);
   if (sink['sse_kms_key_id'] !== undefined && sink['sse'] !== 'aws:kms') out.push(`${at}.sse_kms_key_id: only with sse: aws:kms`);
   if (local) {
     for (const k of ['endpoint', 'region', 'sse_kms_key_id', 'access_key_id', 'secret_access_key', 'session_token'] as const) {
@@ -241,7 +276,9 @@ export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.en
       const last = sinks[sinks.length - 1];
       const logSource = source?.type === 'pg_logs' || source?.type === 'rds_logs';
       if (last?.type === 'duckdb' && last['store_events'] === false && (sinks.length < 2 || !logSource)) {
-        problems.push(`${path}.sinks: store_events: false needs a search or archive sink before the duckdb sink, in a pg_logs or rds_logs pipeline (else the events would go nowhere)`);
+        problems.push(
+          `${path}.sinks: store_events: false needs a search or archive sink before the duckdb sink, in a pg_logs or rds_logs pipeline (else the events would go nowhere)`,
+        );
       }
       if (source?.type === 'rds_logs' && (source['access_key_id'] === undefined) !== (source['secret_access_key'] === undefined)) {
         problems.push(`${path}.source: access_key_id and secret_access_key go together`);
@@ -254,7 +291,10 @@ export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.en
         const where = archiveLocation(sink);
         const server = String(source?.['server'] ?? source?.['instance'] ?? 'default');
         const other = archiveUsers.get(`${where}\0${server}`);
-        if (other && other !== name) problems.push(`${at}: pipeline ${other} archives server ${server} to the same place; give one of them another prefix or server name (each keeps its own manifest)`);
+        if (other && other !== name)
+          problems.push(
+            `${at}: pipeline ${other} archives server ${server} to the same place; give one of them another prefix or server name (each keeps its own manifest)`,
+          );
         archiveUsers.set(`${where}\0${server}`, name);
       });
       if (source && sinks.length) pipelines.push({ name, source, sinks });
@@ -268,11 +308,20 @@ export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.en
       checkFields(top['ui'] as Record<string, unknown>, UI_SECTION, 'ui', 'in the ui section', problems, out);
       if (typeof out['token'] === 'string' && out['token'].length < 16) problems.push('ui.token: at least 16 characters (e.g. `openssl rand -hex 16`)');
       if (typeof out['basic_auth'] === 'string' && !/^[^:]+:.+$/.test(out['basic_auth'])) problems.push('ui.basic_auth: USER:PASSWORD, both non-empty');
-      ui = out as UiConfig;
+      ui = out;
+    }
+  }
+  let metrics: MetricsConfig | undefined;
+  if (top['metrics'] !== undefined && top['metrics'] !== null) {
+    if (typeof top['metrics'] !== 'object' || Array.isArray(top['metrics'])) problems.push('metrics: must be a mapping (listen)');
+    else {
+      const out: Record<string, unknown> = {};
+      checkFields(top['metrics'] as Record<string, unknown>, METRICS_SECTION, 'metrics', 'in the metrics section', problems, out);
+      metrics = out;
     }
   }
   if (problems.length) throw new ConfigError(problems);
-  return { pipelines, ...(ui ? { ui } : {}) };
+  return { pipelines, ...(ui ? { ui } : {}), ...(metrics ? { metrics } : {}) };
 }
 
 /** Reads and validates a YAML config file. */
@@ -282,9 +331,11 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
     text = readFileSync(path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new ConfigError([code === 'ENOENT'
-      ? `${path}: config file not found (copy auditship.example.yaml, or pass --config FILE)`
-      : `${path}: cannot read the config file (${code ?? (err as Error).message})`]);
+    throw new ConfigError([
+      code === 'ENOENT'
+        ? `${path}: config file not found (copy auditship.example.yaml, or pass --config FILE)`
+        : `${path}: cannot read the config file (${code ?? (err as Error).message})`,
+    ]);
   }
   // Loaded here, not at start: commands without a config file (ingest) should not pay for it.
   const { parseDocument } = createRequire(import.meta.url)('yaml') as typeof import('yaml');

@@ -1,5 +1,5 @@
 import { stringify } from 'yaml';
-import { SINKS, SOURCES, UI_SECTION, type ConnectorSpec, type FieldSpec } from './schema.js';
+import { METRICS_SECTION, SINKS, SOURCES, UI_SECTION, type ConnectorSpec, type FieldSpec } from './schema.js';
 
 /**
  * Renders the annotated example config and the configuration reference from the schema. Both generated
@@ -11,8 +11,10 @@ export function wrap(text: string, prefix: string, width = 100): string[] {
   const lines: string[] = [];
   let line = '';
   for (const w of words) {
-    if ((prefix + line + ' ' + w).length > width && line) { lines.push(prefix + line); line = w; }
-    else line = line ? `${line} ${w}` : w;
+    if ((prefix + line + ' ' + w).length > width && line) {
+      lines.push(prefix + line);
+      line = w;
+    } else line = line ? `${line} ${w}` : w;
   }
   if (line) lines.push(prefix + line);
   return lines;
@@ -74,11 +76,20 @@ export function renderExampleConfig(): string {
     ...commented(connectorBlock(SINKS['archive']!, '      ', true)),
     '',
     '  # An RDS / Aurora PostgreSQL instance: its completed log files are downloaded, parsed and archived.',
-    ...commented(['  rds:', '    source:', ...connectorBlock(SOURCES['rds_logs']!, '      ', false),
-      '    sinks:', '      - { type: archive, bucket: acme-audit-archive, storage_class: GLACIER }', '      - { type: duckdb, path: ./auditship.duckdb }']),
+    ...commented([
+      '  rds:',
+      '    source:',
+      ...connectorBlock(SOURCES['rds_logs']!, '      ', false),
+      '    sinks:',
+      '      - { type: archive, bucket: acme-audit-archive, storage_class: GLACIER }',
+      '      - { type: duckdb, path: ./auditship.duckdb }',
+    ]),
     '',
     '# The web UI of `auditship run --follow` (optional; `auditship ui` serves it without a daemon):',
     ...commented(['ui:', ...Object.entries(UI_SECTION).flatMap(([name, f]) => fieldLines(name, f, '  '))]),
+    '',
+    '# Prometheus metrics of `auditship run --follow` (optional):',
+    ...commented(['metrics:', ...Object.entries(METRICS_SECTION).flatMap(([name, f]) => fieldLines(name, f, '  '))]),
     '',
   ];
   return lines.join('\n');
@@ -90,7 +101,7 @@ export function renderConfigDocs(): string {
     '',
     '_Generated from `src/config/schema.ts` by `npm run gen:config`; do not edit by hand._',
     '',
-    'A config file is YAML with the top-level keys `pipelines` (required) and `ui`. `pipelines` maps a pipeline name to',
+    'A config file is YAML with the top-level keys `pipelines` (required), `ui` and `metrics`. `pipelines` maps a pipeline name to',
     '`{ source, sinks }`. `auditship run` runs every pipeline once; `${VAR}` and `${VAR:-default}` in',
     'strings are read from the environment. Unknown keys are errors, each reported with its path and',
     'the keys allowed there. See `auditship.example.yaml` for an annotated example.',
@@ -101,10 +112,14 @@ export function renderConfigDocs(): string {
     for (const spec of Object.values(specs)) {
       out.push(`### \`${spec.kind}\``, '', spec.description, '', '| key | type | default | description |', '|---|---|---|---|');
       for (const [name, f] of Object.entries(spec.fields)) {
-        const type = f.type === 'enum' ? f.values!.map((v) => `\`${v}\``).join(' \\| ')
-          : f.type === 'string_or_list' ? 'path or list'
-          : f.type === 'url' ? `URL: ${f.schemes!.map((v) => `\`${v}://\``).join(' \\| ')}`
-          : f.type;
+        const type =
+          f.type === 'enum'
+            ? f.values!.map((v) => `\`${v}\``).join(' \\| ')
+            : f.type === 'string_or_list'
+              ? 'path or list'
+              : f.type === 'url'
+                ? `URL: ${f.schemes!.map((v) => `\`${v}://\``).join(' \\| ')}`
+                : f.type;
         const def = f.required ? '**required**' : f.default !== undefined ? `\`${String(f.default)}\`` : '—';
         out.push(`| \`${name}\` | ${type} | ${def} | ${f.description.replaceAll('|', '\\|')} |`);
       }
@@ -113,9 +128,25 @@ export function renderConfigDocs(): string {
   };
   table('Sources', SOURCES);
   table('Sinks', SINKS);
-  out.push('## Web UI (`ui`)', '', 'An optional top-level section for the UI that `auditship run --follow` serves (`auditship ui` takes the same settings as flags).', '',
-    '| key | type | default | description |', '|---|---|---|---|');
+  out.push(
+    '## Web UI (`ui`)',
+    '',
+    'An optional top-level section for the UI that `auditship run --follow` serves (`auditship ui` takes the same settings as flags).',
+    '',
+    '| key | type | default | description |',
+    '|---|---|---|---|',
+  );
   for (const [name, f] of Object.entries(UI_SECTION)) out.push(`| \`${name}\` | ${f.type} | — | ${f.description.replaceAll('|', '\\|')} |`);
+  out.push('');
+  out.push(
+    '## Metrics (`metrics`)',
+    '',
+    "An optional top-level section: the Prometheus metrics that `auditship run --follow` serves (the README's Metrics section lists them).",
+    '',
+    '| key | type | default | description |',
+    '|---|---|---|---|',
+  );
+  for (const [name, f] of Object.entries(METRICS_SECTION)) out.push(`| \`${name}\` | ${f.type} | — | ${f.description.replaceAll('|', '\\|')} |`);
   out.push('');
   return out.join('\n');
 }

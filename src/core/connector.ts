@@ -24,6 +24,12 @@ export interface QuarantinedRecord {
   raw: string;
 }
 
+/**
+ * The start of the quarantine reason of a damaged compressed file (the source writes it; the state store and
+ * `status` recognise a damaged file by it).
+ */
+export const DAMAGE_REASON_PREFIX = 'damaged compressed file: ';
+
 /** Progress of one log file, committed together with the events read from it. */
 export interface FileCheckpoint {
   server: string;

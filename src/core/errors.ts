@@ -6,7 +6,10 @@
 
 /** A wrong or missing setting. `problems` holds one line per wrong key: path, what is wrong, what is allowed. */
 export class ConfigError extends Error {
-  constructor(readonly problems: string[], options?: { cause?: unknown }) {
+  constructor(
+    readonly problems: string[],
+    options?: { cause?: unknown },
+  ) {
     super(problems.length === 1 ? problems[0]! : `${problems.length} problems in the configuration:\n  ${problems.join('\n  ')}`, options);
     this.name = 'ConfigError';
   }
@@ -28,7 +31,10 @@ export class ConnectorError extends Error {
 
 /** Thrown by commands to end the process with `code` after printing `message` (if any) on stderr. */
 export class ExitError extends Error {
-  constructor(readonly exitCode: number, message = '') {
+  constructor(
+    readonly exitCode: number,
+    message = '',
+  ) {
     super(message);
     this.name = 'ExitError';
   }
@@ -43,14 +49,22 @@ export function isExpected(err: unknown): err is ConfigError | ConnectorError | 
 export function describeFileError(err: unknown, path: string, action: string): string | null {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   switch (code) {
-    case 'ENOENT': return `${path} does not exist (${action})`;
+    case 'ENOENT':
+      return `${path} does not exist (${action})`;
     case 'EACCES':
-    case 'EPERM': return `permission denied on ${path} (${action}); run as a user that can read it, e.g. a member of the postgres group`;
-    case 'ENOSPC': return `no space left on the device holding ${path} (${action}); free space or move the database`;
-    case 'EDQUOT': return `disk quota exceeded for ${path} (${action}); free space or raise the quota`;
-    case 'EISDIR': return `${path} is a directory (${action})`;
-    case 'EROFS': return `${path} is on a read-only file system (${action})`;
-    case 'EIO': return `input/output error on ${path} (${action}); check the disk`;
-    default: return null;
+    case 'EPERM':
+      return `permission denied on ${path} (${action}); run as a user that can read it, e.g. a member of the postgres group`;
+    case 'ENOSPC':
+      return `no space left on the device holding ${path} (${action}); free space or move the database`;
+    case 'EDQUOT':
+      return `disk quota exceeded for ${path} (${action}); free space or raise the quota`;
+    case 'EISDIR':
+      return `${path} is a directory (${action})`;
+    case 'EROFS':
+      return `${path} is on a read-only file system (${action})`;
+    case 'EIO':
+      return `input/output error on ${path} (${action}); check the disk`;
+    default:
+      return null;
   }
 }

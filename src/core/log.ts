@@ -28,9 +28,13 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     if (json) {
       stream.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + '\n');
     } else {
-      const extra = fields && Object.keys(fields).length
-        ? ' ' + Object.entries(fields).map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ')
-        : '';
+      const extra =
+        fields && Object.keys(fields).length
+          ? ' ' +
+            Object.entries(fields)
+              .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+              .join(' ')
+          : '';
       stream.write(`${level === 'info' ? '' : level.toUpperCase() + ': '}${msg}${extra}\n`);
     }
   };

@@ -1,5 +1,6 @@
 import type { Batch, FileCheckpoint, Sink, WriteReport } from './connector.js';
 import type { Logger } from './log.js';
+import type { PipelineMeter } from './meter.js';
 import { profile } from './profile.js';
 
 /**
@@ -12,9 +13,7 @@ import { profile } from './profile.js';
  * When a source file fails, everything written since the last commit is rolled back and the pipeline
  * goes on with the next file: the checkpoint always matches what is stored.
  */
-export type SourceItem<E> =
-  | { type: 'batch'; batch: Batch<E> }
-  | { type: 'error'; source: string; error: Error };
+export type SourceItem<E> = { type: 'batch'; batch: Batch<E> } | { type: 'error'; source: string; error: Error };
 
 export interface PipelineOptions {
   /** Aborted (SIGINT, SIGTERM): no further batch is read; what was read is written and committed. */
@@ -24,6 +23,8 @@ export interface PipelineOptions {
   log: Logger;
   /** Called after each commit with the totals so far. */
   onCommit?: (totals: PipelineTotals) => void;
+  /** The daemon's metrics of this pipeline (per batch and per commit; core/meter.ts). */
+  meter?: PipelineMeter;
 }
 
 export interface PipelineTotals {
@@ -47,12 +48,17 @@ export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks:
   let pendingTotals = { events: 0, stored: 0, duplicates: 0, quarantined: 0, bytes: 0 };
   let sinceCommitEvents = 0;
   let sinceCommitBytes = 0;
+  const meter = options.meter;
 
   const writeAll = async (batch: Batch<E>) => {
     // The counts are the state sink's (the last): what is stored for good.
     let primary: WriteReport | undefined;
     try {
-      for (const sink of sinks) primary = await sink.write(batch);
+      for (const sink of sinks) {
+        const t = meter ? performance.now() : 0;
+        primary = await sink.write(batch);
+        if (meter) meter.write(sink.kind, (performance.now() - t) / 1000);
+      }
     } finally {
       batch.release?.();
     }
@@ -64,19 +70,33 @@ export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks:
     const cp = batch.checkpoint;
     const key = `${cp.server}\0${cp.fingerprint}`;
     const prev = pendingCheckpoints.get(key);
-    pendingCheckpoints.set(key, prev ? {
-      ...cp,
-      eventsDelta: prev.eventsDelta + cp.eventsDelta,
-      quarantinedDelta: prev.quarantinedDelta + cp.quarantinedDelta,
-      bytesDelta: prev.bytesDelta + cp.bytesDelta,
-      lastEventMs: prev.lastEventMs === null ? cp.lastEventMs : cp.lastEventMs === null ? prev.lastEventMs : Math.max(prev.lastEventMs, cp.lastEventMs),
-    } : cp);
+    pendingCheckpoints.set(
+      key,
+      prev
+        ? {
+            ...cp,
+            eventsDelta: prev.eventsDelta + cp.eventsDelta,
+            quarantinedDelta: prev.quarantinedDelta + cp.quarantinedDelta,
+            bytesDelta: prev.bytesDelta + cp.bytesDelta,
+            lastEventMs: prev.lastEventMs === null ? cp.lastEventMs : cp.lastEventMs === null ? prev.lastEventMs : Math.max(prev.lastEventMs, cp.lastEventMs),
+          }
+        : cp,
+    );
   };
 
   const commit = async () => {
     if (pendingCheckpoints.size === 0) return;
     const checkpoints = [...pendingCheckpoints.values()];
-    for (let i = 0; i < sinks.length; i++) await sinks[i]!.commit(i === sinks.length - 1 ? checkpoints : []);
+    for (let i = 0; i < sinks.length; i++) {
+      const t = meter ? performance.now() : 0;
+      await sinks[i]!.commit(i === sinks.length - 1 ? checkpoints : []);
+      if (meter) meter.commitTime(sinks[i]!.kind, (performance.now() - t) / 1000);
+    }
+    if (meter) {
+      let lastEventMs: number | null = null;
+      for (const cp of checkpoints) if (cp.lastEventMs !== null && (lastEventMs === null || cp.lastEventMs > lastEventMs)) lastEventMs = cp.lastEventMs;
+      meter.committed({ stored: pendingTotals.stored, duplicates: pendingTotals.duplicates, quarantined: pendingTotals.quarantined, lastEventMs });
+    }
     totals.events += pendingTotals.events;
     totals.stored += pendingTotals.stored;
     totals.duplicates += pendingTotals.duplicates;
@@ -127,10 +147,12 @@ export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks:
         await chain;
         await rollback();
         totals.errors.push({ source: item.source, message: item.error.message, error: item.error });
+        meter?.failed(item.error);
         options.log.error('A source file failed; what it wrote since the last commit was rolled back.', { file: item.source, reason: item.error.message });
         continue;
       }
       const batch = item.batch;
+      meter?.read(batch.eventCount + batch.quarantine.length, batch.bytes);
       const t1 = profile.enabled ? performance.now() : 0;
       while (queuedWrites.length >= WRITE_QUEUE) await queuedWrites.shift();
       if (profile.enabled) profile.add('source waits for sinks', 'wait', performance.now() - t1);
@@ -138,7 +160,9 @@ export async function runPipeline<E>(items: AsyncIterable<SourceItem<E>>, sinks:
       sinceCommitEvents += batch.eventCount;
       sinceCommitBytes += batch.bytes;
       if (batch.endOfSource || sinceCommitEvents >= options.commitEvents || sinceCommitBytes >= options.commitBytes) {
-        enqueue(commit);
+        // Not awaited: the commit runs after the queued writes while the source reads on. enqueue() marks the
+        // chain handled; a failure surfaces at the next await of the chain (a queued write, the last commit).
+        void enqueue(commit);
         sinceCommitEvents = 0;
         sinceCommitBytes = 0;
       }

@@ -11,7 +11,11 @@
  */
 export type Lane = 'parser' | 'js' | 'duckdb' | 'wait';
 
-interface Step { lane: Lane; ms: number; calls: number }
+interface Step {
+  lane: Lane;
+  ms: number;
+  calls: number;
+}
 
 export class Profile {
   private readonly steps = new Map<string, Step>();
@@ -28,7 +32,10 @@ export class Profile {
   add(name: string, lane: Lane, ms: number): void {
     if (!this.enabled) return;
     const s = this.steps.get(name);
-    if (s) { s.ms += ms; s.calls++; } else this.steps.set(name, { lane, ms, calls: 1 });
+    if (s) {
+      s.ms += ms;
+      s.calls++;
+    } else this.steps.set(name, { lane, ms, calls: 1 });
   }
 
   /** Times an async step. */
@@ -66,16 +73,18 @@ export class Profile {
     const { wallMs, steps } = this.snapshot();
     const order: Lane[] = ['parser', 'js', 'duckdb', 'wait'];
     steps.sort((a, b) => order.indexOf(a.lane) - order.indexOf(b.lane) || b.ms - a.ms);
-    const rows = [['lane', 'step', 'calls', 'seconds', 'share'], ...steps.map((s) => [
-      s.lane, s.name, String(s.calls), (s.ms / 1000).toFixed(3), `${((100 * s.ms) / wallMs).toFixed(1)} %`,
-    ])];
+    const rows = [
+      ['lane', 'step', 'calls', 'seconds', 'share'],
+      ...steps.map((s) => [s.lane, s.name, String(s.calls), (s.ms / 1000).toFixed(3), `${((100 * s.ms) / wallMs).toFixed(1)} %`]),
+    ];
     // Steps named 'group: what' are also summed per group (e.g. every correlation statement).
     const groups = new Map<string, { lane: Lane; ms: number }>();
     for (const s of steps) {
       const colon = s.name.indexOf(': ');
       if (colon < 0) continue;
       const g = groups.get(s.name.slice(0, colon));
-      if (g) g.ms += s.ms; else groups.set(s.name.slice(0, colon), { lane: s.lane, ms: s.ms });
+      if (g) g.ms += s.ms;
+      else groups.set(s.name.slice(0, colon), { lane: s.lane, ms: s.ms });
     }
     for (const [name, g] of groups) rows.push([g.lane, `${name} (all)`, '', (g.ms / 1000).toFixed(3), `${((100 * g.ms) / wallMs).toFixed(1)} %`]);
     for (const lane of order) {

@@ -18,7 +18,12 @@ function mb(n: number): string {
 
 export function createProgress(stream: NodeJS.WriteStream, log: Logger): Progress {
   const tty = Boolean(stream.isTTY) && process.env['CI'] !== 'true';
-  let total = 0, bytes = 0, events = 0, started = 0, lastDraw = 0, label = '';
+  let total = 0,
+    bytes = 0,
+    events = 0,
+    started = 0,
+    lastDraw = 0,
+    label = '';
   const draw = (final = false) => {
     const now = Date.now();
     if (!final && now - lastDraw < (tty ? 100 : 5000)) return;
@@ -38,9 +43,23 @@ export function createProgress(stream: NodeJS.WriteStream, log: Logger): Progres
     }
   };
   return {
-    start(t, l) { total = t; bytes = 0; events = 0; started = Date.now(); lastDraw = started; label = l; },
-    addBytes(n) { bytes += n; draw(); },
-    setEvents(n) { events = n; },
-    done() { if (tty && total > 0) draw(true); },
+    start(t, l) {
+      total = t;
+      bytes = 0;
+      events = 0;
+      started = Date.now();
+      lastDraw = started;
+      label = l;
+    },
+    addBytes(n) {
+      bytes += n;
+      draw();
+    },
+    setEvents(n) {
+      events = n;
+    },
+    done() {
+      if (tty && total > 0) draw(true);
+    },
   };
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import type { MetricsSnapshot } from './daemon-metrics.js';
 
 /**
  * The status file of the `run --follow` daemon, `<db>.status.json` next to each DuckDB file it holds:
@@ -21,6 +22,8 @@ export interface DaemonStatus {
   pipelines: PipelineStatus[];
   /** Where this daemon answers other processes' read-only queries (sinks/duckdb/read-service.ts), and serves the UI on TCP when asked for. */
   ui?: { socket: string; url?: string };
+  /** The daemon's counters per pipeline of this database, and its memory, when last written (jobs/daemon-metrics.ts). */
+  metrics?: MetricsSnapshot;
 }
 
 export function statusFilePath(db: string): string {

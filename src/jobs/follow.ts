@@ -8,8 +8,8 @@ import { defaultMemoryLimit, openDatabase, type Database } from '../sinks/duckdb
 import { readSocketPath } from '../sinks/duckdb/lock.js';
 import { ROW_CHANGES_DDL } from '../sinks/duckdb/row-changes.js';
 import { ensureSchema } from '../sinks/duckdb/schema.js';
-import { ARCHIVE_DDL } from '../sinks/duckdb/archive-state.js';
-import { ensureRdsFiles } from '../sinks/duckdb/rds-files.js';
+import { ARCHIVE_DDL } from '../state/archive-state.js';
+import { ensureRdsFiles } from '../state/rds-files.js';
 import { APP_EVENTS_DDL } from '../sinks/duckdb/app-events.js';
 import { LogsPipeline, type RunSummary } from './ingest.js';
 import { RdsPipeline } from './rds.js';
@@ -18,6 +18,8 @@ import { LogWatch } from '../sources/pg-logs/watch.js';
 import { runOutboxPipeline, type OutboxStatus } from './outbox.js';
 import { runTablePipeline, type TableStatus } from './table.js';
 import { statusFilePath, type DaemonStatus, type PipelineStatus } from './daemon-status.js';
+import { DaemonMetrics } from './daemon-metrics.js';
+import type { PipelineMeter } from '../core/meter.js';
 import type { DaemonUi } from '../ui/daemon.js';
 import type { UiAuth } from '../ui/server.js';
 
@@ -38,6 +40,8 @@ export interface FollowOptions {
   /** Also serve the UI on this TCP address (it is always on the socket next to each database). */
   uiListen?: { host: string; port: number };
   uiAuth?: UiAuth;
+  /** Serve Prometheus metrics at /metrics on this TCP address (the UI's TCP listener serves them too). */
+  metricsListen?: { host: string; port: number };
 }
 
 export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal: AbortSignal, options: FollowOptions = {}): Promise<boolean> {
@@ -45,12 +49,18 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
   const uis = new Map<string, DaemonUi>();
   const statuses = new Map<string, PipelineStatus>();
   const startedAt = new Date().toISOString();
+  const metrics = new DaemonMetrics(pipelines);
   const dbOf = (p: PipelineConfig) => resolve(String(p.sinks[p.sinks.length - 1]!['path']));
   const writeStatus = () => {
     for (const path of dbs.keys()) {
+      const mine = pipelines.filter((p) => dbOf(p) === path);
       const body: DaemonStatus = {
-        pid: process.pid, startedAt, updatedAt: new Date().toISOString(), db: path,
-        pipelines: pipelines.filter((p) => dbOf(p) === path).map((p) => statuses.get(p.name)!).filter(Boolean),
+        pid: process.pid,
+        startedAt,
+        updatedAt: new Date().toISOString(),
+        db: path,
+        pipelines: mine.map((p) => statuses.get(p.name)!).filter(Boolean),
+        metrics: metrics.snapshot(mine.map((p) => p.name)),
       };
       const ui = uis.get(path);
       body.ui = { socket: readSocketPath(path), ...(ui ? { url: ui.url } : {}) };
@@ -63,13 +73,24 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
       }
     }
   };
-  const set = (s: PipelineStatus) => { statuses.set(s.pipeline, s); writeStatus(); };
+  const set = (s: PipelineStatus) => {
+    statuses.set(s.pipeline, s);
+    metrics.status(s);
+    writeStatus();
+  };
   try {
+    if (options.metricsListen) await metrics.listen(options.metricsListen, log);
     for (const p of pipelines) {
       const path = dbOf(p);
       if (!dbs.has(path)) {
         const sink = p.sinks[p.sinks.length - 1]!;
-        dbs.set(path, await openDatabase(path, { memoryLimit: String(sink['memory_limit'] ?? defaultMemoryLimit(pipelines.filter((q) => dbOf(q) === path).map((q) => q.source.type))), threads: Number(sink['threads'] ?? 1) }));
+        dbs.set(
+          path,
+          await openDatabase(path, {
+            memoryLimit: String(sink['memory_limit'] ?? defaultMemoryLimit(pipelines.filter((q) => dbOf(q) === path).map((q) => q.source.type))),
+            threads: Number(sink['threads'] ?? 1),
+          }),
+        );
       }
       set({ pipeline: p.name, kind: p.source.type, state: 'starting' });
     }
@@ -79,7 +100,8 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
       const mine = pipelines.filter((p) => dbOf(p) === path);
       if (mine.some((p) => p.source.type === 'pg_audit_table')) await db.connection.run(ROW_CHANGES_DDL);
       if (mine.some((p) => p.source.type === 'sql_outbox' || p.source.type === 'django_auditlog')) await db.connection.run(APP_EVENTS_DDL);
-      for (const p of mine.filter((q) => q.source.type === 'pg_logs' || q.source.type === 'rds_logs')) await ensureSchema(db.connection, String(p.source['server'] ?? p.source['instance'] ?? 'default'));
+      for (const p of mine.filter((q) => q.source.type === 'pg_logs' || q.source.type === 'rds_logs'))
+        await ensureSchema(db.connection, String(p.source['server'] ?? p.source['instance'] ?? 'default'));
       if (mine.some((p) => p.sinks.some((s) => s.type === 'archive'))) await db.connection.run(ARCHIVE_DDL);
       if (mine.some((p) => p.source.type === 'rds_logs')) await ensureRdsFiles(db.connection);
     }
@@ -89,7 +111,7 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
     for (const [path, db] of dbs) {
       if (!tcp || !pipelines.some((p) => dbOf(p) === path && (p.source.type === 'pg_logs' || p.source.type === 'rds_logs'))) continue;
       const { serveDaemonUi } = await import('../ui/daemon.js');
-      const ui = await serveDaemonUi(db, { log, listen: tcp, ...(options.uiAuth ? { auth: options.uiAuth } : {}) });
+      const ui = await serveDaemonUi(db, { log, listen: tcp, ...(options.uiAuth ? { auth: options.uiAuth } : {}), metrics: () => metrics.render() });
       uis.set(path, ui);
       log.info('Serving the UI.', { db: path, url: ui.url });
       tcp = undefined;
@@ -102,31 +124,36 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
     const inTurn = <T>(p: PipelineConfig, fn: () => Promise<T>): Promise<T> => {
       const key = `${dbOf(p)}\0${String(p.source['server'] ?? p.source['instance'] ?? 'default')}`;
       const run = (turns.get(key) ?? Promise.resolve()).then(fn);
-      turns.set(key, run.catch(() => {}));
+      turns.set(
+        key,
+        run.catch(() => {}),
+      );
       return run;
     };
     const ticker = setInterval(writeStatus, 5000);
     ticker.unref();
     log.info('Following.', { pipelines: pipelines.map((p) => p.name), pid: process.pid });
-    const results = await Promise.all(pipelines.map(async (p) => {
-      const db = dbs.get(dbOf(p))!;
-      try {
-        if (p.source.type === 'pg_audit_table') {
-          await runTablePipeline(p, { log, follow: true, signal, db, onStatus: (s: TableStatus) => set({ ...s }) });
-          return true;
+    const results = await Promise.all(
+      pipelines.map(async (p) => {
+        const db = dbs.get(dbOf(p))!;
+        try {
+          if (p.source.type === 'pg_audit_table') {
+            await runTablePipeline(p, { log, follow: true, signal, db, onStatus: (s: TableStatus) => set({ ...s }), meter: metrics.meter(p.name) });
+            return true;
+          }
+          if (p.source.type === 'sql_outbox' || p.source.type === 'django_auditlog') {
+            await runOutboxPipeline(p, { log, follow: true, signal, db, onStatus: (s: OutboxStatus) => set({ ...s }), meter: metrics.meter(p.name) });
+            return true;
+          }
+          return await followLogs(p, db, log, signal, set, inTurn, metrics.meter(p.name));
+        } catch (err) {
+          if (!isExpected(err)) throw err;
+          log.error('Pipeline stopped.', { pipeline: p.name, reason: err.message });
+          set({ ...(statuses.get(p.name) ?? { pipeline: p.name, kind: p.source.type }), state: 'failed', error: err.message });
+          return false;
         }
-        if (p.source.type === 'sql_outbox' || p.source.type === 'django_auditlog') {
-          await runOutboxPipeline(p, { log, follow: true, signal, db, onStatus: (s: OutboxStatus) => set({ ...s }) });
-          return true;
-        }
-        return await followLogs(p, db, log, signal, set, inTurn);
-      } catch (err) {
-        if (!isExpected(err)) throw err;
-        log.error('Pipeline stopped.', { pipeline: p.name, reason: err.message });
-        set({ ...(statuses.get(p.name) ?? { pipeline: p.name, kind: p.source.type }), state: 'failed', error: err.message });
-        return false;
-      }
-    }));
+      }),
+    );
     clearInterval(ticker);
     for (const p of pipelines) {
       const s = statuses.get(p.name);
@@ -136,6 +163,7 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
     log.info('Stopped; every pipeline flushed its last batch and checkpoint.', {});
     return results.every(Boolean);
   } finally {
+    await metrics.close();
     for (const ui of uis.values()) await ui.close().catch(() => {});
     for (const db of dbs.values()) {
       await db.close();
@@ -154,10 +182,17 @@ const WATCH_SETTLE_MS = 200;
  * the log paths (poll_interval_ms at the latest); after any other pass, poll_interval_ms later, as ever (so a
  * server that keeps writing gets no more passes, commits or archive objects than before).
  */
-async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: AbortSignal, set: (s: PipelineStatus) => void,
-  inTurn: <T>(p: PipelineConfig, fn: () => Promise<T>) => Promise<T>): Promise<boolean> {
+async function followLogs(
+  p: PipelineConfig,
+  db: Database,
+  log: Logger,
+  signal: AbortSignal,
+  set: (s: PipelineStatus) => void,
+  inTurn: <T>(p: PipelineConfig, fn: () => Promise<T>) => Promise<T>,
+  meter: PipelineMeter,
+): Promise<boolean> {
   const interval = Number(p.source['poll_interval_ms'] ?? 5000);
-  const options = { log, progress: noProgress, db };
+  const options = { log, progress: noProgress, db, meter };
   const logs = p.source.type === 'pg_logs' ? new LogsPipeline(p, options) : null;
   const pipeline: OpenedPipeline<RunSummary> = logs ?? new RdsPipeline(p, options);
   const watch = logs ? new LogWatch(p.source['path'] as string[], p.source['file_glob'] as string | undefined, log, p.name) : null;
@@ -186,7 +221,17 @@ async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: 
       stored += s.stored;
       failures = 0;
       quiet = logs?.unchanged === true;
-      set({ pipeline: p.name, kind: p.source.type, state: s.ok ? 'following' : 'retrying', events, stored, lastRunAt: new Date().toISOString(), filesRead: s.filesRead, ...(s.ok ? {} : { error: s.errors[0]?.message }) });
+      if (!s.ok) meter.retrying();
+      set({
+        pipeline: p.name,
+        kind: p.source.type,
+        state: s.ok ? 'following' : 'retrying',
+        events,
+        stored,
+        lastRunAt: new Date().toISOString(),
+        filesRead: s.filesRead,
+        ...(s.ok ? {} : { error: s.errors[0]?.message }),
+      });
     } catch (err) {
       if (!isExpected(err)) {
         watch?.close();
@@ -194,6 +239,8 @@ async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: 
         throw err;
       }
       failures++;
+      meter.failed(err);
+      meter.retrying();
       log.warn('Pipeline run failed; retrying.', { pipeline: p.name, reason: err.message });
       set({ pipeline: p.name, kind: p.source.type, state: 'retrying', events, stored, error: err.message });
       // A connection or a sink may be broken: the pipeline is opened again for the next try.
@@ -208,7 +255,11 @@ async function followLogs(p: PipelineConfig, db: Database, log: Logger, signal: 
       continue;
     }
     await new Promise<void>((r) => {
-      const done = () => { clearTimeout(t); signal.removeEventListener('abort', done); r(); };
+      const done = () => {
+        clearTimeout(t);
+        signal.removeEventListener('abort', done);
+        r();
+      };
       const t = setTimeout(done, wait);
       signal.addEventListener('abort', done, { once: true });
     });

@@ -1,56 +1,33 @@
 import type { PipelineConfig } from '../config/load.js';
 import { ConnectorError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import type { PipelineMeter } from '../core/meter.js';
 import { runPipeline } from '../core/pipeline.js';
 import { profile } from '../core/profile.js';
 import type { Progress } from '../core/progress.js';
 import type { Database } from '../sinks/duckdb/database.js';
 import { DuckDbSink } from '../sinks/duckdb/sink.js';
 import type { ElasticsearchSink } from '../sinks/elasticsearch/index.js';
-import { DAMAGE_REASON_PREFIX } from '../sources/pg-logs/decompress.js';
+import { DAMAGE_REASON_PREFIX } from '../core/connector.js';
 import { discoveryKey, type Discovery } from '../sources/pg-logs/files.js';
 import { PgLogsSource } from '../sources/pg-logs/source.js';
 import type { ArchivableFile } from '../sinks/archive/index.js';
-import { archiveFiles, closeArchives, finishArchives, openArchives, openSearchSinks, sinkCounts, sinkSummaries, type ArchiveSet, type ArchiveSummary } from './log-sinks.js';
+import {
+  archiveFiles,
+  closeArchives,
+  finishArchives,
+  meterDeadLetters,
+  openArchives,
+  openSearchSinks,
+  sinkCounts,
+  sinkSummaries,
+  type ArchiveSet,
+  type ArchiveSummary,
+} from './log-sinks.js';
 import { runOpenedOnce, type OpenedPipeline } from './opened.js';
+import type { RunSummary } from './summary.js';
 
-/**
- * Runs one pipeline once: plan the files, read them, store the events, commit checkpoints.
- * Assembles the configured source and sinks; the last DuckDB sink keeps the pipeline's state.
- */
-export interface RunSummary {
-  pipeline: string;
-  server: string;
-  db: string;
-  filesRead: number;
-  filesSkipped: number;
-  events: number;
-  stored: number;
-  duplicates: number;
-  quarantined: number;
-  bytes: number;
-  durationMs: number;
-  /** Files passed over, and why (at most 50; filesSkipped counts them all). */
-  skipped?: { path: string; reason: string }[];
-  /** Files read to their end before and unchanged since. */
-  unchanged?: number;
-  errors: { file: string; message: string }[];
-  /**
-   * Per search sink: event documents created, already there (409), dead-lettered, sent again; correlated:
-   * sessions, logon failures and statement outcomes delivered.
-   */
-  search?: { url: string; created: number; duplicates: number; correlated?: number; deadLettered: number; retried: number }[];
-  /** Per archive sink: objects and bytes written this run. */
-  archives?: ArchiveSummary[];
-  /** A signal stopped the run: what was read is committed, the rest is read by the next run. */
-  interrupted?: boolean;
-  /**
-   * Damaged compressed files read this run (truncated, corrupt, empty): their records before the damage are
-   * stored, the damage is quarantined. Not a failure: the run goes on, and the next run does not read them again.
-   */
-  damaged?: { file: string; reason: string }[];
-  ok: boolean;
-}
+export type { RunSummary } from './summary.js';
 
 export interface IngestOptions {
   /** SIGINT/SIGTERM: stop reading, commit what was read (the summary says `interrupted`). */
@@ -62,13 +39,17 @@ export interface IngestOptions {
   db?: Database;
   log: Logger;
   progress: Progress;
+  /** The follow daemon's metrics of this pipeline. */
+  meter?: PipelineMeter;
 }
 
 /** The one line an ingest ends with when its paths hold no log file auditship can read. */
 function noLogFiles(paths: string[], skipped: { path: string; reason: string }[]): ConnectorError {
   const where = paths.join(', ');
   const stderr = skipped.some((s) => /\.log$/.test(s.path));
-  const why = skipped.length ? `${skipped.length} file(s) passed over: ${skipped[0]!.reason}${skipped.length > 1 ? ', …' : ''}` : 'no file matches the file glob';
+  const why = skipped.length
+    ? `${skipped.length} file(s) passed over: ${skipped[0]!.reason}${skipped.length > 1 ? ', …' : ''}`
+    : 'no file matches the file glob';
   const hint = stderr
     ? "PostgreSQL's stderr log cannot be read (it alters multi-line statements); turn on csvlog (ALTER SYSTEM SET log_destination = 'csvlog'; logging_collector = on, restart) and point auditship at log_directory"
     : "point auditship at PostgreSQL's log_directory (SHOW log_directory;) with logging_collector = on and log_destination = 'csvlog' or 'jsonlog'";
@@ -78,6 +59,10 @@ function noLogFiles(paths: string[], skipped: { path: string; reason: string }[]
 /** Largest source batch in pipelines with a search sink. */
 const SEARCH_BATCH_BYTES = 2 << 20;
 
+/**
+ * Runs one pipeline once: plan the files, read them, store the events, commit checkpoints.
+ * Assembles the configured source and sinks; the last DuckDB sink keeps the pipeline's state.
+ */
 export function runIngestPipeline(pipeline: PipelineConfig, options: IngestOptions): Promise<RunSummary> {
   return runOpenedOnce(new LogsPipeline(pipeline, options), options.signal);
 }
@@ -101,7 +86,10 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
   /** The last pass found no file changed since the last clean pass, and did nothing. */
   unchanged = false;
 
-  constructor(private readonly pipeline: PipelineConfig, private readonly options: Omit<IngestOptions, 'signal'>) {}
+  constructor(
+    private readonly pipeline: PipelineConfig,
+    private readonly options: Omit<IngestOptions, 'signal'>,
+  ) {}
 
   async open(): Promise<void> {
     const started = Date.now();
@@ -109,41 +97,51 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
     const src = pipeline.source;
     const sinkConfig = pipeline.sinks[pipeline.sinks.length - 1]!;
     const server = String(src['server'] ?? 'default');
-    const source = new PgLogsSource({
-      paths: src['path'] as string[],
-      server,
-      fileGlob: src['file_glob'] as string,
-      preferFormat: src['prefer_format'] as 'jsonlog' | 'csvlog',
-      skipActive: Boolean(src['skip_active']),
-      ...(src['log_timezone'] ? { logTimezone: String(src['log_timezone']) } : {}),
-      maxRecordBytes: Number(src['max_record_bytes']),
-      // With a search sink the documents are built in JavaScript from each batch: smaller batches keep the
-      // process under 300 MB (measured: 4MB batches 327 MB, 2MB 278 MB, and no slower).
-      batchBytes: pipeline.sinks.some((s) => s.type === 'elasticsearch') ? Math.min(Number(src['batch_bytes']), SEARCH_BATCH_BYTES) : Number(src['batch_bytes']),
-      force: Boolean(options.force),
-      packMessage: sinkConfig['store_message'] === true,
-    }, options.log);
+    const source = new PgLogsSource(
+      {
+        paths: src['path'] as string[],
+        server,
+        fileGlob: src['file_glob'] as string,
+        preferFormat: src['prefer_format'] as 'jsonlog' | 'csvlog',
+        skipActive: Boolean(src['skip_active']),
+        ...(src['log_timezone'] ? { logTimezone: String(src['log_timezone']) } : {}),
+        maxRecordBytes: Number(src['max_record_bytes']),
+        // With a search sink the documents are built in JavaScript from each batch: smaller batches keep the
+        // process under 300 MB (measured: 4MB batches 327 MB, 2MB 278 MB, and no slower).
+        batchBytes: pipeline.sinks.some((s) => s.type === 'elasticsearch')
+          ? Math.min(Number(src['batch_bytes']), SEARCH_BATCH_BYTES)
+          : Number(src['batch_bytes']),
+        force: Boolean(options.force),
+        packMessage: sinkConfig['store_message'] === true,
+      },
+      options.log,
+    );
     // The paths are looked at before any sink opens: a path that does not exist (or holds no log file, for
     // ingest) fails here, leaving no empty database or archive behind.
     const discovery = await profile.time('plan files (list, fingerprint, checkpoints)', 'js', () => source.discover());
     if (options.requireLogFiles && discovery.files.length === 0) throw noLogFiles(src['path'] as string[], discovery.skipped);
-    const sink = await profile.time('open database', 'duckdb', () => DuckDbSink.open({
-      path: String(sinkConfig['path']),
-      server,
-      pipeline: pipeline.name,
-      storeMessage: sinkConfig['store_message'] === true,
-      memoryLimit: String(sinkConfig['memory_limit'] ?? '96MB'),
-      threads: Number(sinkConfig['threads']),
-      replace: Boolean(options.force),
-      storeEvents: sinkConfig['store_events'] !== false,
-      ...(options.db ? { database: options.db } : {}),
-    }, options.log));
+    const sink = await profile.time('open database', 'duckdb', () =>
+      DuckDbSink.open(
+        {
+          path: String(sinkConfig['path']),
+          server,
+          pipeline: pipeline.name,
+          storeMessage: sinkConfig['store_message'] === true,
+          memoryLimit: String(sinkConfig['memory_limit'] ?? '96MB'),
+          threads: Number(sinkConfig['threads']),
+          replace: Boolean(options.force),
+          storeEvents: sinkConfig['store_events'] !== false,
+          ...(options.db ? { database: options.db } : {}),
+        },
+        options.log,
+      ),
+    );
     // Search and archive sinks first: the pipeline commits them (every document acknowledged, every object
     // stored) before the DuckDB sink commits the checkpoint.
     const searchSinks: ElasticsearchSink[] = [];
     let archives: ArchiveSet = { eventSinks: [], fileArchives: [], all: [] };
     try {
-      searchSinks.push(...await openSearchSinks(pipeline, sink, server, options.log));
+      searchSinks.push(...(await openSearchSinks(pipeline, sink, server, options.log)));
       archives = await openArchives(pipeline, sink, server, 'pg_logs', options.log);
     } catch (err) {
       for (const s of searchSinks) await s.close();
@@ -160,14 +158,17 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
 
   async runOnce(signal?: AbortSignal): Promise<RunSummary> {
     const { pipeline, options } = this;
-    const source = this.source!, sink = this.sink!, searchSinks = this.searchSinks, archives = this.archives;
+    const source = this.source!,
+      sink = this.sink!,
+      searchSinks = this.searchSinks,
+      archives = this.archives;
     const first = this.first;
     this.first = null;
     const started = first?.started ?? Date.now();
     const src = pipeline.source;
     const sinkConfig = pipeline.sinks[pipeline.sinks.length - 1]!;
     const server = String(src['server'] ?? 'default');
-    const discovery = first?.discovery ?? await profile.time('plan files (list, fingerprint, checkpoints)', 'js', () => source.discover());
+    const discovery = first?.discovery ?? (await profile.time('plan files (list, fingerprint, checkpoints)', 'js', () => source.discover()));
     const key = discoveryKey(discovery);
     const clean = this.clean;
     this.clean = null;
@@ -176,12 +177,26 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
       // Nothing changed since a pass that read everything there was: there is nothing to read or archive.
       this.clean = clean;
       const last = clean.summary;
-      const files = (last.archives ?? []).filter((a) => a.form === 'files')
+      const files = (last.archives ?? [])
+        .filter((a) => a.form === 'files')
         .map((a) => ({ archive: a.archive, form: 'files', objects: 0, bytes: 0, files: 0, unchanged: (a.unchanged ?? 0) + (a.files ?? 0), failed: 0 }));
       return {
-        pipeline: pipeline.name, server, db: sink.path, filesRead: 0, filesSkipped: last.filesSkipped, ...(last.skipped ? { skipped: last.skipped } : {}),
-        unchanged: (last.unchanged ?? 0) + last.filesRead, events: 0, stored: 0, duplicates: 0, quarantined: 0, bytes: 0, durationMs: Date.now() - started,
-        errors: [], ...sinkSummaries(searchSinks, archives, files, sinkCounts(searchSinks, archives)), ok: true,
+        pipeline: pipeline.name,
+        server,
+        db: sink.path,
+        filesRead: 0,
+        filesSkipped: last.filesSkipped,
+        ...(last.skipped ? { skipped: last.skipped } : {}),
+        unchanged: (last.unchanged ?? 0) + last.filesRead,
+        events: 0,
+        stored: 0,
+        duplicates: 0,
+        quarantined: 0,
+        bytes: 0,
+        durationMs: Date.now() - started,
+        errors: [],
+        ...sinkSummaries(searchSinks, archives, files, sinkCounts(searchSinks, archives)),
+        ok: true,
       };
     }
     if (!first) {
@@ -194,7 +209,9 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
     // Parsing is needed when a sink takes events; an archive of whole files alone needs none.
     const parse = storeEvents || searchSinks.length > 0 || archives.eventSinks.length > 0;
     try {
-      const plan = parse ? await profile.time('plan files (list, fingerprint, checkpoints)', 'js', () => source.plan(sink, discovery)) : { files: [], skipped: [], totalBytes: 0, logFiles: 1, unchanged: 0, superseded: [] };
+      const plan = parse
+        ? await profile.time('plan files (list, fingerprint, checkpoints)', 'js', () => source.plan(sink, discovery))
+        : { files: [], skipped: [], totalBytes: 0, logFiles: 1, unchanged: 0, superseded: [] };
       if (options.requireLogFiles && plan.logFiles === 0) throw noLogFiles(src['path'] as string[], plan.skipped);
       await sink.forgetDamagedFiles(server, plan.superseded);
       if (options.force) for (const p of plan.files) sink.markForReplace(p.fingerprint);
@@ -202,20 +219,28 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
       for (const p of plan.files) if (p.rereadDamage) sink.markDamageReread(p.fingerprint);
       for (const s of plan.skipped) options.log.debug('Skipping a file.', { file: s.path, reason: s.reason });
       options.progress.start(plan.totalBytes, pipeline.name);
-      const result = await runPipeline(source.read(plan, (n) => options.progress.addBytes(n)), [...searchSinks, ...archives.eventSinks, sink], {
-        commitEvents: Number(sinkConfig['commit_events'] ?? 250000),
-        commitBytes: 1 << 30,
-        log: options.log,
-        onCommit: (t) => options.progress.setEvents(t.events),
-        ...(signal ? { signal } : {}),
-      });
+      const result = await runPipeline(
+        source.read(plan, (n) => options.progress.addBytes(n)),
+        [...searchSinks, ...archives.eventSinks, sink],
+        {
+          commitEvents: Number(sinkConfig['commit_events'] ?? 250000),
+          commitBytes: 1 << 30,
+          log: options.log,
+          onCommit: (t) => options.progress.setEvents(t.events),
+          ...(signal ? { signal } : {}),
+          ...(options.meter ? { meter: options.meter } : {}),
+        },
+      );
       // A first record that arrived in this run may complete `<previously logged>` rows stored before.
       if (result.stored > 0 && storeEvents) await profile.time('markers: sweep', 'duckdb', () => sink.sweepPreviouslyLogged());
       options.progress.done();
       for (const d of source.damaged) {
-        options.log.warn('A compressed log file is damaged: its records before the damage are stored and the damage is quarantined '
-          + '(auditship status). If a complete copy exists (or the file was still being written), put it in its place: the next run '
-          + 'reads the rest. If not, there is nothing to do.', { file: d.file, damage: d.reason.slice(DAMAGE_REASON_PREFIX.length) });
+        options.log.warn(
+          'A compressed log file is damaged: its records before the damage are stored and the damage is quarantined ' +
+            '(auditship status). If a complete copy exists (or the file was still being written), put it in its place: the next run ' +
+            'reads the rest. If not, there is nothing to do.',
+          { file: d.file, damage: d.reason.slice(DAMAGE_REASON_PREFIX.length) },
+        );
       }
       const archiveSummaries: ArchiveSummary[] = [];
       const errors = result.errors.map((e) => ({ file: e.source, message: e.message }));
@@ -227,26 +252,40 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
         const damaged = parse ? await sink.damagedFiles(server) : new Set<string>();
         // Events per file, for the manifest: known for files this store has read to their end.
         const events = parse ? await sink.completeFileEvents(server) : new Map<string, number>();
-        const files: ArchivableFile[] = completed.filter((c) => !failedFiles.has(c.file.path) && !damaged.has(c.fingerprint)).map(({ file, fingerprint }) => ({
-          path: file.path, compression: file.compression, size: file.size, mtimeMs: file.mtimeMs,
-          source: { kind: 'pg_logs', server, name: file.name, location: file.path, fingerprint },
-          ...(events.has(fingerprint) ? { events: events.get(fingerprint)! } : {}),
-          ...(src['log_timezone'] ? { logTimezone: String(src['log_timezone']) } : {}),
-        }));
-        options.progress.start(files.reduce((n, f) => n + f.size, 0), `${pipeline.name} archive`);
+        const files: ArchivableFile[] = completed
+          .filter((c) => !failedFiles.has(c.file.path) && !damaged.has(c.fingerprint))
+          .map(({ file, fingerprint }) => ({
+            path: file.path,
+            compression: file.compression,
+            size: file.size,
+            mtimeMs: file.mtimeMs,
+            source: { kind: 'pg_logs', server, name: file.name, location: file.path, fingerprint },
+            ...(events.has(fingerprint) ? { events: events.get(fingerprint)! } : {}),
+            ...(src['log_timezone'] ? { logTimezone: String(src['log_timezone']) } : {}),
+          }));
+        options.progress.start(
+          files.reduce((n, f) => n + f.size, 0),
+          `${pipeline.name} archive`,
+        );
         for (const archive of archives.fileArchives) {
           const r = await archiveFiles(archive, files, options.log, (n) => options.progress.addBytes(n));
           errors.push(...r.errors.map((e) => ({ file: e.file, message: `archive ${archive.where}: ${e.message}` })));
+          for (const e of r.errors) options.meter?.failed(e.error);
           const archived = r.results.filter((x) => x.status === 'archived');
           archiveSummaries.push({
-            archive: archive.where, form: 'files', objects: archived.length, bytes: archived.reduce((n, x) => n + (x.entry?.size ?? 0), 0),
-            files: archived.length, unchanged: r.results.filter((x) => x.status === 'unchanged').length,
+            archive: archive.where,
+            form: 'files',
+            objects: archived.length,
+            bytes: archived.reduce((n, x) => n + (x.entry?.size ?? 0), 0),
+            files: archived.length,
+            unchanged: r.results.filter((x) => x.status === 'unchanged').length,
             failed: r.errors.length + r.results.filter((x) => x.status === 'changed_while_archiving').length,
           });
         }
         options.progress.done();
       }
       await finishArchives(archives);
+      meterDeadLetters(options.meter, searchSinks, archives, since);
       const summary: RunSummary = {
         pipeline: pipeline.name,
         server,
@@ -278,7 +317,8 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
 
   async close(): Promise<void> {
     const sink = this.sink;
-    const searchSinks = this.searchSinks, archives = this.archives;
+    const searchSinks = this.searchSinks,
+      archives = this.archives;
     this.sink = null;
     this.source = null;
     this.first = null;

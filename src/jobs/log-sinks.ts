@@ -3,12 +3,23 @@ import { join } from 'node:path';
 import type { PipelineConfig } from '../config/load.js';
 import type { FileCheckpoint } from '../core/connector.js';
 import type { Logger } from '../core/log.js';
-import { Archive, ArchiveEventsSink, archiveLogFile, archiveSinkOptions, openStore, type ArchivableFile, type FileArchiveResult } from '../sinks/archive/index.js';
+import type { PipelineMeter } from '../core/meter.js';
+import {
+  Archive,
+  ArchiveEventsSink,
+  archiveLogFile,
+  archiveSinkOptions,
+  openStore,
+  type ArchivableFile,
+  type FileArchiveResult,
+} from '../sinks/archive/index.js';
 import type { SourceIdentity } from '../sinks/archive/manifest.js';
-import { ArchiveState } from '../sinks/duckdb/archive-state.js';
+import { ArchiveState } from '../state/archive-state.js';
 import type { DuckDbSink } from '../sinks/duckdb/sink.js';
 import { ElasticsearchSink, elasticsearchOptions } from '../sinks/elasticsearch/index.js';
-import type { RunSummary } from './ingest.js';
+import type { ArchiveSummary, RunSummary } from './summary.js';
+
+export type { ArchiveSummary } from './summary.js';
 
 /**
  * The archive (and search) sinks of a log pipeline (pg_logs, rds_logs), opened against the pipeline's DuckDB state:
@@ -24,17 +35,14 @@ export interface ArchiveSet {
   all: Archive[];
 }
 
-export interface ArchiveSummary {
-  archive: string;
-  form: string;
-  objects: number;
-  bytes: number;
-  files?: number;
-  unchanged?: number;
-  failed?: number;
-}
-
-export async function openArchives(pipeline: PipelineConfig, duckdb: DuckDbSink, server: string, sourceKind: SourceIdentity['kind'], log: Logger, locationOf?: (cp: FileCheckpoint) => { name: string; location: string }): Promise<ArchiveSet> {
+export async function openArchives(
+  pipeline: PipelineConfig,
+  duckdb: DuckDbSink,
+  server: string,
+  sourceKind: SourceIdentity['kind'],
+  log: Logger,
+  locationOf?: (cp: FileCheckpoint) => { name: string; location: string },
+): Promise<ArchiveSet> {
   const set: ArchiveSet = { eventSinks: [], fileArchives: [], all: [] };
   try {
     for (const cfg of pipeline.sinks.filter((s) => s.type === 'archive')) {
@@ -54,12 +62,21 @@ export async function openArchives(pipeline: PipelineConfig, duckdb: DuckDbSink,
       await archive.publishManifest();
       if (options.form === 'files') set.fileArchives.push(archive);
       else {
-        const sink = new ArchiveEventsSink(archive, {
-          server, sourceKind, spoolDir: join(`${duckdb.path}.stage`, `archive-${process.pid}-${randomBytes(4).toString('hex')}`),
-          storedSessions: (ids) => duckdb.storedSessions(ids),
-          ...(locationOf ? { locationOf } : {}),
-        }, log);
-        sink.onEntries = (entries) => duckdb.withinTransaction(async () => { await state.insertEntries(entries); });
+        const sink = new ArchiveEventsSink(
+          archive,
+          {
+            server,
+            sourceKind,
+            spoolDir: join(`${duckdb.path}.stage`, `archive-${process.pid}-${randomBytes(4).toString('hex')}`),
+            storedSessions: (ids) => duckdb.storedSessions(ids),
+            ...(locationOf ? { locationOf } : {}),
+          },
+          log,
+        );
+        sink.onEntries = (entries) =>
+          duckdb.withinTransaction(async () => {
+            await state.insertEntries(entries);
+          });
         set.eventSinks.push(sink);
       }
       log.info('Archive ready.', { archive: store.where, form: options.form, storageClass: options.storageClass });
@@ -90,13 +107,19 @@ export async function openSearchSinks(pipeline: PipelineConfig, duckdb: DuckDbSi
 /** What the search and archive (events) sinks of a pipeline counted so far: a pass of an open pipeline reports what it added. */
 export interface SinkCounts {
   search: { created: number; duplicates: number; correlated: number; deadLettered: number; retried: number }[];
-  events: { objects: number; bytes: number }[];
+  events: { objects: number; bytes: number; rejected: number }[];
 }
 
 export function sinkCounts(search: ElasticsearchSink[], set: ArchiveSet): SinkCounts {
   return {
-    search: search.map((s) => ({ created: s.counts.created, duplicates: s.counts.duplicates, correlated: s.counts.correlated, deadLettered: s.counts.deadLettered, retried: s.counts.retried })),
-    events: set.eventSinks.map((s) => ({ objects: s.counts.objects, bytes: s.counts.bytes })),
+    search: search.map((s) => ({
+      created: s.counts.created,
+      duplicates: s.counts.duplicates,
+      correlated: s.counts.correlated,
+      deadLettered: s.counts.deadLettered,
+      retried: s.counts.retried,
+    })),
+    events: set.eventSinks.map((s) => ({ objects: s.counts.objects, bytes: s.counts.bytes, rejected: s.counts.rejected })),
   };
 }
 
@@ -104,28 +127,69 @@ export function sinkCounts(search: ElasticsearchSink[], set: ArchiveSet): SinkCo
  * The per-sink part of a run summary: search counts, and objects per archive (`files`: those of form files);
  * counted from `since` (the counts as the pass began) when given.
  */
-export function sinkSummaries(search: ElasticsearchSink[], set: ArchiveSet, files: ArchiveSummary[], since?: SinkCounts): Pick<RunSummary, 'search' | 'archives'> {
+export function sinkSummaries(
+  search: ElasticsearchSink[],
+  set: ArchiveSet,
+  files: ArchiveSummary[],
+  since?: SinkCounts,
+): Pick<RunSummary, 'search' | 'archives'> {
   const now = sinkCounts(search, set);
   const archives: ArchiveSummary[] = [
-    ...set.eventSinks.map((s, i) => ({ archive: s.where, form: s.archive.options.form, objects: now.events[i]!.objects - (since?.events[i]?.objects ?? 0), bytes: now.events[i]!.bytes - (since?.events[i]?.bytes ?? 0) })),
+    ...set.eventSinks.map((s, i) => ({
+      archive: s.where,
+      form: s.archive.options.form,
+      objects: now.events[i]!.objects - (since?.events[i]?.objects ?? 0),
+      bytes: now.events[i]!.bytes - (since?.events[i]?.bytes ?? 0),
+    })),
     ...files,
   ];
   return {
-    ...(search.length ? {
-      search: search.map((s, i) => {
-        const c = now.search[i]!, b = since?.search[i];
-        return { url: s.where, created: c.created - (b?.created ?? 0), duplicates: c.duplicates - (b?.duplicates ?? 0), correlated: c.correlated - (b?.correlated ?? 0), deadLettered: c.deadLettered - (b?.deadLettered ?? 0), retried: c.retried - (b?.retried ?? 0) };
-      }),
-    } : {}),
+    ...(search.length
+      ? {
+          search: search.map((s, i) => {
+            const c = now.search[i]!,
+              b = since?.search[i];
+            return {
+              url: s.where,
+              created: c.created - (b?.created ?? 0),
+              duplicates: c.duplicates - (b?.duplicates ?? 0),
+              correlated: c.correlated - (b?.correlated ?? 0),
+              deadLettered: c.deadLettered - (b?.deadLettered ?? 0),
+              retried: c.retried - (b?.retried ?? 0),
+            };
+          }),
+        }
+      : {}),
     ...(archives.length ? { archives } : {}),
   };
+}
+
+/**
+ * What this pass's search sinks dead-lettered and its Parquet archives rejected, to the daemon's metrics (the
+ * sinks' counts grow over the passes of an opened pipeline: counted from `since`, the counts as the pass began).
+ */
+export function meterDeadLetters(meter: PipelineMeter | undefined, search: ElasticsearchSink[], set: ArchiveSet, since?: SinkCounts): void {
+  if (!meter) return;
+  meter.deadLettered(
+    'elasticsearch',
+    search.reduce((n, s, i) => n + s.counts.deadLettered - (since?.search[i]?.deadLettered ?? 0), 0),
+  );
+  meter.deadLettered(
+    'archive',
+    set.eventSinks.reduce((n, s, i) => n + s.counts.rejected - (since?.events[i]?.rejected ?? 0), 0),
+  );
 }
 
 /**
  * Archives finished files, `fileConcurrency` at a time per archive. A file that fails is reported and the
  * others go on.
  */
-export async function archiveFiles(archive: Archive, files: ArchivableFile[], log: Logger, onBytes?: (n: number) => void): Promise<{ results: FileArchiveResult[]; errors: { file: string; message: string; error: Error }[] }> {
+export async function archiveFiles(
+  archive: Archive,
+  files: ArchivableFile[],
+  log: Logger,
+  onBytes?: (n: number) => void,
+): Promise<{ results: FileArchiveResult[]; errors: { file: string; message: string; error: Error }[] }> {
   const results: FileArchiveResult[] = [];
   const errors: { file: string; message: string; error: Error }[] = [];
   let next = 0;

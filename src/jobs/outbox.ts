@@ -1,6 +1,7 @@
 import type { PipelineConfig } from '../config/load.js';
 import { ConnectorError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import type { PipelineMeter } from '../core/meter.js';
 import { AppEventsSink, fingerprint, type AppEvent, type AppQuarantined, type StagedEvents } from '../sinks/duckdb/app-events.js';
 import type { DeadLetter } from '../sinks/elasticsearch/index.js';
 import { defaultMemoryLimit, openDatabase, type Database } from '../sinks/duckdb/database.js';
@@ -21,6 +22,8 @@ export interface OutboxRunOptions {
   signal?: AbortSignal;
   db?: Database;
   onStatus?: (status: OutboxStatus) => void;
+  /** The follow daemon's metrics of this pipeline (per chunk). */
+  meter?: PipelineMeter;
 }
 
 export interface OutboxStatus {
@@ -83,7 +86,12 @@ export function outboxConfig(pipeline: PipelineConfig): OutboxSourceConfig & { s
 
 async function openSink(pipeline: PipelineConfig, options: { db?: Database; log: Logger }): Promise<AppEventsSink> {
   const sinkConfig = pipeline.sinks[pipeline.sinks.length - 1]!;
-  const db = options.db ?? await openDatabase(String(sinkConfig['path']), { memoryLimit: String(sinkConfig['memory_limit'] ?? defaultMemoryLimit([pipeline.source.type])), threads: Number(sinkConfig['threads'] ?? 1) });
+  const db =
+    options.db ??
+    (await openDatabase(String(sinkConfig['path']), {
+      memoryLimit: String(sinkConfig['memory_limit'] ?? defaultMemoryLimit([pipeline.source.type])),
+      threads: Number(sinkConfig['threads'] ?? 1),
+    }));
   try {
     return await AppEventsSink.open(db, options.log, !options.db);
   } catch (err) {
@@ -119,7 +127,17 @@ interface Prepared {
  * A chunk is marked only after the sink committed it; a failure anywhere rolls back whatever is not
  * committed, which leaves those rows unsent (read again later and recognised by the sink).
  */
-async function shipOnce(pipeline: PipelineConfig, src: OutboxSource, sink: AppEventsSink, search: ElasticsearchSink[], known: Map<string, Set<string>>, summary: OutboxRunSummary, log: Logger, signal?: AbortSignal): Promise<void> {
+async function shipOnce(
+  pipeline: PipelineConfig,
+  src: OutboxSource,
+  sink: AppEventsSink,
+  search: ElasticsearchSink[],
+  known: Map<string, Set<string>>,
+  summary: OutboxRunSummary,
+  log: Logger,
+  signal?: AbortSignal,
+  meter?: PipelineMeter,
+): Promise<void> {
   const cfg = outboxConfig(pipeline);
   const chunkSize = Number(pipeline.source['chunk_size'] ?? 500);
   const batchSize = Number(pipeline.source['batch_size'] ?? 5000);
@@ -127,7 +145,7 @@ async function shipOnce(pipeline: PipelineConfig, src: OutboxSource, sink: AppEv
   const rowLocks = src.locking === 'rows';
   if (!rowLocks && !(await src.client.tryLock(src.lockName))) {
     summary.locked = true;
-    log.info('Another shipper holds this table\'s lock; nothing shipped this time.', { pipeline: pipeline.name, table: mapping.table });
+    log.info("Another shipper holds this table's lock; nothing shipped this time.", { pipeline: pipeline.name, table: mapping.table });
     return;
   }
   const conns = [src.client, ...(await src.spares(PIPELINE_CONNECTIONS - 1))];
@@ -153,12 +171,25 @@ async function shipOnce(pipeline: PipelineConfig, src: OutboxSource, sink: AppEv
         continue;
       }
       const fp = fingerprint(c.raw, c.created);
-      if (known.get(c.id)?.has(fp)) { skipped++; continue; }
+      if (known.get(c.id)?.has(fp)) {
+        skipped++;
+        continue;
+      }
       bad.push({ id: c.id, reason: c.reason, raw: c.raw, created: c.created, fingerprint: fp });
     }
     const staged = sink.stage(events);
     if (staged) stagedFiles.add(staged);
-    return { conn, read: rows.length, afterId: rows.length ? rows[rows.length - 1]!['id']! : afterId, ids: events.map((e) => e.id), events: search.length ? events : [], staged, bad, skipped, lastEventTime };
+    return {
+      conn,
+      read: rows.length,
+      afterId: rows.length ? rows[rows.length - 1]!['id']! : afterId,
+      ids: events.map((e) => e.id),
+      events: search.length ? events : [],
+      staged,
+      bad,
+      skipped,
+      lastEventTime,
+    };
   };
   const limitFor = (done: number) => (batchSize === 0 ? chunkSize : Math.min(chunkSize, batchSize - done));
   let handled = 0;
@@ -169,7 +200,12 @@ async function shipOnce(pipeline: PipelineConfig, src: OutboxSource, sink: AppEv
       const chunk: Prepared = await next;
       next = null;
       const { conn, staged, bad } = chunk;
-      if (chunk.read === 0) { await conn.commit(); openTx.delete(conn); break; }
+      if (chunk.read === 0) {
+        await conn.commit();
+        openTx.delete(conn);
+        break;
+      }
+      meter?.read(chunk.read, 0);
       const willHandle = handled + chunk.ids.length + bad.length;
       // The next chunk, on the other connection, while the sink stores this one.
       if (!signal?.aborted && (batchSize === 0 || willHandle < batchSize)) {
@@ -181,19 +217,37 @@ async function shipOnce(pipeline: PipelineConfig, src: OutboxSource, sink: AppEv
       // rows are marked sent. A crash in between sends them again: a 409, counted as delivered.
       const dead: { sink: string; letters: DeadLetter[] }[] = [];
       for (const es of search) {
+        let t = performance.now();
         for (const e of chunk.events) await es.addAppEvent(cfg.sourceName, mapping.table, e, fingerprint(e.message, e.created));
+        meter?.write('elasticsearch', (performance.now() - t) / 1000);
+        t = performance.now();
         dead.push({ sink: `elasticsearch ${es.where}`, letters: await es.flush() });
+        meter?.commitTime('elasticsearch', (performance.now() - t) / 1000);
       }
       await sink.begin();
       let stored: number;
       try {
+        let t = performance.now();
         stored = await sink.append(cfg.sourceName, mapping.table, staged, bad);
         for (const d of dead) await sink.addDeadLetters(cfg.sourceName, d.sink, d.letters);
         if (staged) stagedFiles.delete(staged);
+        meter?.write('duckdb', (performance.now() - t) / 1000);
+        t = performance.now();
         await sink.commit(cfg.sourceName, mapping.table, mapping.kind, { shipped: stored, quarantined: bad.length, lastEventTime: chunk.lastEventTime });
+        meter?.commitTime('duckdb', (performance.now() - t) / 1000);
       } catch (err) {
         await sink.rollback();
         throw err;
+      }
+      if (meter) {
+        meter.committed({
+          stored,
+          duplicates: chunk.ids.length - stored,
+          quarantined: bad.length,
+          lastEventMs: chunk.lastEventTime === null ? null : chunk.lastEventTime / 1000,
+        });
+        const letters = dead.reduce((n, d) => n + d.letters.length, 0);
+        if (letters) meter.deadLettered('elasticsearch', letters);
       }
       // Stored for good: now (and only now) these rows may be marked sent.
       const marking = (async () => {
@@ -207,7 +261,13 @@ async function shipOnce(pipeline: PipelineConfig, src: OutboxSource, sink: AppEv
         if (!known.has(b.id)) known.set(b.id, new Set());
         known.get(b.id)!.add(b.fingerprint);
       }
-      if (bad.length) log.warn('Rows could not be shipped; quarantined (table app_quarantine), left unsent and skipped from now on.', { pipeline: pipeline.name, table: mapping.table, rows: bad.length, reasons: [...new Set(bad.map((b) => b.reason.replace(/".*"/, '…')))].slice(0, 3) });
+      if (bad.length)
+        log.warn('Rows could not be shipped; quarantined (table app_quarantine), left unsent and skipped from now on.', {
+          pipeline: pipeline.name,
+          table: mapping.table,
+          rows: bad.length,
+          reasons: [...new Set(bad.map((b) => b.reason.replace(/".*"/, '…')))].slice(0, 3),
+        });
       summary.events += chunk.ids.length + bad.length;
       summary.stored += stored;
       summary.duplicates += chunk.ids.length - stored;
@@ -219,7 +279,13 @@ async function shipOnce(pipeline: PipelineConfig, src: OutboxSource, sink: AppEv
     }
     await Promise.all(busy);
     // A mark that failed: its rows stay unsent and are recognised as stored when read again.
-    for (const c of openTx) throw new ConnectorError(mapping.kind, 'mark_failed', `marking shipped rows sent in ${mapping.table} failed on ${c.where}; they stay unsent and will be recognised as stored when read again`, true);
+    for (const c of openTx)
+      throw new ConnectorError(
+        mapping.kind,
+        'mark_failed',
+        `marking shipped rows sent in ${mapping.table} failed on ${c.where}; they stay unsent and will be recognised as stored when read again`,
+        true,
+      );
   } finally {
     for (const c of openTx) await c.rollback();
     for (const f of stagedFiles) await sink.discard(f);
@@ -237,7 +303,12 @@ async function purgeWith(pipeline: PipelineConfig, src: OutboxSource, sink: AppE
   for (;;) {
     const n = await src.mapping.purge(src.client, cutoff, chunk);
     if (n === null) {
-      throw new ConnectorError(pipeline.source.type, 'purge_unsupported', `pipeline ${pipeline.name} reads a select mapping without a purge statement; set source.purge to purge it`, false);
+      throw new ConnectorError(
+        pipeline.source.type,
+        'purge_unsupported',
+        `pipeline ${pipeline.name} reads a select mapping without a purge statement; set source.purge to purge it`,
+        false,
+      );
     }
     total += n;
     if (n < chunk) break;
@@ -248,7 +319,22 @@ async function purgeWith(pipeline: PipelineConfig, src: OutboxSource, sink: AppE
 }
 
 function newSummary(pipeline: PipelineConfig, db: string): OutboxRunSummary {
-  return { pipeline: pipeline.name, table: String(pipeline.source['table']), db, events: 0, stored: 0, duplicates: 0, quarantined: 0, skipped: 0, marked: 0, purged: 0, locked: false, durationMs: 0, errors: [], ok: true };
+  return {
+    pipeline: pipeline.name,
+    table: String(pipeline.source['table']),
+    db,
+    events: 0,
+    stored: 0,
+    duplicates: 0,
+    quarantined: 0,
+    skipped: 0,
+    marked: 0,
+    purged: 0,
+    locked: false,
+    durationMs: 0,
+    errors: [],
+    ok: true,
+  };
 }
 
 /** `auditship purge`: one pipeline's purge, on its own. */
@@ -272,9 +358,14 @@ export async function runOutboxPipeline(pipeline: PipelineConfig, options: Outbo
   const cfg = outboxConfig(pipeline);
   const pollMs = Number(pipeline.source['poll_interval_ms'] ?? 5000);
   const status: OutboxStatus = { pipeline: pipeline.name, kind: pipeline.source.type, table: cfg.table, state: 'starting', shipped: 0, quarantined: 0 };
-  const report = (patch: Partial<OutboxStatus>) => { Object.assign(status, patch); options.onStatus?.({ ...status }); };
+  const report = (patch: Partial<OutboxStatus>) => {
+    Object.assign(status, patch);
+    options.onStatus?.({ ...status });
+  };
   const opened = new OutboxPipeline(pipeline, {
-    log, ...(options.db ? { db: options.db } : {}),
+    log,
+    ...(options.db ? { db: options.db } : {}),
+    ...(options.meter ? { meter: options.meter } : {}),
     // A daemon that follows stays 'following' through its polls; 'shipping' is the first pass (or a retry's).
     onShipping: () => report({ state: options.follow && status.state === 'following' ? 'following' : 'shipping', error: undefined, retryInMs: undefined }),
   });
@@ -293,15 +384,23 @@ export async function runOutboxPipeline(pipeline: PipelineConfig, options: Outbo
         addPass(summary, pass);
         backoffMs = 0;
         const unsent = options.follow ? await opened.unsent(100_000) : undefined;
-        report({ state: pass.locked ? 'waiting_for_lock' : options.follow ? 'following' : 'stopped', shipped: summary.stored, quarantined: summary.quarantined, unsent, lastRunAt: new Date().toISOString() });
+        report({
+          state: pass.locked ? 'waiting_for_lock' : options.follow ? 'following' : 'stopped',
+          shipped: summary.stored,
+          quarantined: summary.quarantined,
+          unsent,
+          lastRunAt: new Date().toISOString(),
+        });
         if (!options.follow) break;
         await sleep(pollMs, options.signal);
       } catch (err) {
         const e = err instanceof ConnectorError ? err : new ConnectorError(pipeline.source.type, 'failed', (err as Error).message, false, { cause: err });
+        options.meter?.failed(err);
         if (!options.follow || !e.retryable) throw e;
         backoffMs = Math.min(60_000, backoffMs ? backoffMs * 2 : 1000);
         const delay = Math.round(backoffMs * (0.5 + Math.random() / 2));
         log.warn('Pipeline failed; retrying.', { pipeline: pipeline.name, code: e.code, reason: e.message, retryInMs: delay });
+        options.meter?.retrying();
         report({ state: 'retrying', error: e.message, retryInMs: delay });
         // A connection or a sink may be broken: all of them are opened again before the next try.
         if (isOpen) {
@@ -336,7 +435,15 @@ function addPass(summary: OutboxRunSummary, pass: OutboxRunSummary): void {
     const before = summary.search;
     summary.search = pass.search.map((s, i) => {
       const b = before?.[i];
-      return b ? { url: s.url, created: b.created + s.created, duplicates: b.duplicates + s.duplicates, deadLettered: b.deadLettered + s.deadLettered, retried: b.retried + s.retried } : { ...s };
+      return b
+        ? {
+            url: s.url,
+            created: b.created + s.created,
+            duplicates: b.duplicates + s.duplicates,
+            deadLettered: b.deadLettered + s.deadLettered,
+            retried: b.retried + s.retried,
+          }
+        : { ...s };
     });
   }
 }
@@ -352,7 +459,10 @@ export class OutboxPipeline implements OpenedPipeline<OutboxRunSummary> {
   private src: OutboxSource | null = null;
   private readonly cfg: ReturnType<typeof outboxConfig>;
 
-  constructor(private readonly pipeline: PipelineConfig, private readonly options: { log: Logger; db?: Database; onShipping?: () => void }) {
+  constructor(
+    private readonly pipeline: PipelineConfig,
+    private readonly options: { log: Logger; db?: Database; onShipping?: () => void; meter?: PipelineMeter },
+  ) {
     this.cfg = outboxConfig(pipeline);
   }
 
@@ -365,7 +475,8 @@ export class OutboxPipeline implements OpenedPipeline<OutboxRunSummary> {
     const sink = await openSink(this.pipeline, this.options);
     const search: ElasticsearchSink[] = [];
     try {
-      for (const c of this.pipeline.sinks.filter((x) => x.type === 'elasticsearch')) search.push(await ElasticsearchSink.open(elasticsearchOptions(c, this.cfg.sourceName), this.options.log, 'app'));
+      for (const c of this.pipeline.sinks.filter((x) => x.type === 'elasticsearch'))
+        search.push(await ElasticsearchSink.open(elasticsearchOptions(c, this.cfg.sourceName), this.options.log, 'app'));
     } catch (err) {
       for (const es of search) await es.close();
       await sink.close();
@@ -379,7 +490,8 @@ export class OutboxPipeline implements OpenedPipeline<OutboxRunSummary> {
     const started = Date.now();
     const { pipeline, cfg } = this;
     const log = this.options.log;
-    const sink = this.sink!, search = this.search;
+    const sink = this.sink!,
+      search = this.search;
     const summary = newSummary(pipeline, sink.path);
     const since = search.map((s) => ({ ...s.counts }));
     if (!this.src) {
@@ -389,7 +501,7 @@ export class OutboxPipeline implements OpenedPipeline<OutboxRunSummary> {
     const src = this.src;
     const known = await sink.quarantinedRows(cfg.sourceName, src.mapping.table);
     this.options.onShipping?.();
-    await shipOnce(pipeline, src, sink, search, known, summary, log, signal);
+    await shipOnce(pipeline, src, sink, search, known, summary, log, signal, this.options.meter);
     const purgeHours = Number(pipeline.source['purge_interval_hours'] ?? 0);
     if (purgeHours > 0) {
       const last = await sink.lastPurge(cfg.sourceName, src.mapping.table);
@@ -397,8 +509,11 @@ export class OutboxPipeline implements OpenedPipeline<OutboxRunSummary> {
     }
     if (search.length) {
       summary.search = search.map((s, i) => ({
-        url: s.where, created: s.counts.created - since[i]!.created, duplicates: s.counts.duplicates - since[i]!.duplicates,
-        deadLettered: s.counts.deadLettered - since[i]!.deadLettered, retried: s.counts.retried - since[i]!.retried,
+        url: s.where,
+        created: s.counts.created - since[i]!.created,
+        duplicates: s.counts.duplicates - since[i]!.duplicates,
+        deadLettered: s.counts.deadLettered - since[i]!.deadLettered,
+        retried: s.counts.retried - since[i]!.retried,
       }));
     }
     summary.durationMs = Date.now() - started;
@@ -426,8 +541,15 @@ export class OutboxPipeline implements OpenedPipeline<OutboxRunSummary> {
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    if (signal?.aborted) { resolve(); return; }
-    const done = () => { clearTimeout(t); signal?.removeEventListener('abort', done); resolve(); };
+    if (signal?.aborted) {
+      resolve();
+      return;
+    }
+    const done = () => {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
     const t = setTimeout(done, ms);
     signal?.addEventListener('abort', done, { once: true });
   });

@@ -5,13 +5,24 @@ import type { PipelineConfig } from '../config/load.js';
 import { ConnectorError, isExpected } from '../core/errors.js';
 import { runPipeline } from '../core/pipeline.js';
 import { DuckDbSink } from '../sinks/duckdb/sink.js';
-import { ensureRdsFiles, markRdsFileShipped, shippedRdsFiles, takeOverRdsFiles } from '../sinks/duckdb/rds-files.js';
+import { ensureRdsFiles, markRdsFileShipped, shippedRdsFiles, takeOverRdsFiles } from '../state/rds-files.js';
 import type { ElasticsearchSink } from '../sinks/elasticsearch/index.js';
 import type { ArchivableFile } from '../sinks/archive/index.js';
 import { fingerprintFile } from '../sources/pg-logs/files.js';
 import { PgLogsSource } from '../sources/pg-logs/source.js';
 import { RdsLogsSource } from '../sources/rds-logs/index.js';
-import { archiveFiles, closeArchives, finishArchives, openArchives, openSearchSinks, sinkCounts, sinkSummaries, type ArchiveSet, type ArchiveSummary } from './log-sinks.js';
+import {
+  archiveFiles,
+  closeArchives,
+  finishArchives,
+  meterDeadLetters,
+  openArchives,
+  openSearchSinks,
+  sinkCounts,
+  sinkSummaries,
+  type ArchiveSet,
+  type ArchiveSummary,
+} from './log-sinks.js';
 import { runOpenedOnce, type OpenedPipeline } from './opened.js';
 import type { IngestOptions, RunSummary } from './ingest.js';
 
@@ -22,7 +33,16 @@ import type { IngestOptions, RunSummary } from './ingest.js';
  * archive sinks of form files, and only then checkpoint it in `rds_log_files` (per pipeline). A kill anywhere re-downloads
  * that one file next run; its events and objects are recognised and not stored twice.
  */
-const FATAL = new Set(['no_credentials', 'bad_credentials', 'expired_credentials', 'no_instance', 'permission_denied', 'no_bucket', 'wrong_region', 'spool_failed']);
+const FATAL = new Set([
+  'no_credentials',
+  'bad_credentials',
+  'expired_credentials',
+  'no_instance',
+  'permission_denied',
+  'no_bucket',
+  'wrong_region',
+  'spool_failed',
+]);
 
 export function runRdsPipeline(pipeline: PipelineConfig, options: IngestOptions): Promise<RunSummary> {
   return runOpenedOnce(new RdsPipeline(pipeline, options), options.signal);
@@ -34,13 +54,22 @@ export function runRdsPipeline(pipeline: PipelineConfig, options: IngestOptions)
  */
 export class RdsPipeline implements OpenedPipeline<RunSummary> {
   private opened: {
-    rds: RdsLogsSource; parser: PgLogsSource; sink: DuckDbSink; searchSinks: ElasticsearchSink[]; archives: ArchiveSet;
-    instance: string; server: string; logTimezone: string;
+    rds: RdsLogsSource;
+    parser: PgLogsSource;
+    sink: DuckDbSink;
+    searchSinks: ElasticsearchSink[];
+    archives: ArchiveSet;
+    instance: string;
+    server: string;
+    logTimezone: string;
   } | null = null;
   /** When open() began, for the first pass's duration. */
   private openedAt: number | null = null;
 
-  constructor(private readonly pipeline: PipelineConfig, private readonly options: Omit<IngestOptions, 'signal'>) {}
+  constructor(
+    private readonly pipeline: PipelineConfig,
+    private readonly options: Omit<IngestOptions, 'signal'>,
+  ) {}
 
   async open(): Promise<void> {
     const started = Date.now();
@@ -51,28 +80,56 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
     const instance = String(src['instance']);
     const server = String(src['server'] ?? instance);
     const region = String(src['region'] ?? process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'] ?? 'us-east-1');
-    const keyId = src['access_key_id'], secret = src['secret_access_key'], token = src['session_token'];
+    const keyId = src['access_key_id'],
+      secret = src['secret_access_key'],
+      token = src['session_token'];
     const hasSearch = pipeline.sinks.some((s) => s.type === 'elasticsearch');
-    const rds = new RdsLogsSource({
-      instance, region, server, ...(src['endpoint'] ? { endpoint: String(src['endpoint']) } : {}),
-      maxRetries: Number(src['max_retries'] ?? 8), timeoutMs: Number(src['timeout_ms'] ?? 120_000),
-      fileGlob: String(src['file_glob'] ?? '*'), download: String(src['download'] ?? 'auto') as 'auto',
-      idleCompleteMinutes: Number(src['idle_complete_minutes'] ?? 120),
-      ...(keyId && secret ? { credentials: { accessKeyId: String(keyId), secretAccessKey: String(secret), ...(token ? { sessionToken: String(token) } : {}) } } : {}),
-    }, log);
+    const rds = new RdsLogsSource(
+      {
+        instance,
+        region,
+        server,
+        ...(src['endpoint'] ? { endpoint: String(src['endpoint']) } : {}),
+        maxRetries: Number(src['max_retries'] ?? 8),
+        timeoutMs: Number(src['timeout_ms'] ?? 120_000),
+        fileGlob: String(src['file_glob'] ?? '*'),
+        download: String(src['download'] ?? 'auto') as 'auto',
+        idleCompleteMinutes: Number(src['idle_complete_minutes'] ?? 120),
+        ...(keyId && secret
+          ? { credentials: { accessKeyId: String(keyId), secretAccessKey: String(secret), ...(token ? { sessionToken: String(token) } : {}) } }
+          : {}),
+      },
+      log,
+    );
     const logTimezone = String(src['log_timezone'] ?? 'UTC');
-    const parser = new PgLogsSource({
-      paths: [], server, skipActive: false, logTimezone, maxRecordBytes: Number(src['max_record_bytes']),
-      batchBytes: hasSearch ? Math.min(Number(src['batch_bytes']), 2 << 20) : Number(src['batch_bytes']),
-      force: false, packMessage: sinkConfig['store_message'] === true,
-    }, log);
+    const parser = new PgLogsSource(
+      {
+        paths: [],
+        server,
+        skipActive: false,
+        logTimezone,
+        maxRecordBytes: Number(src['max_record_bytes']),
+        batchBytes: hasSearch ? Math.min(Number(src['batch_bytes']), 2 << 20) : Number(src['batch_bytes']),
+        force: false,
+        packMessage: sinkConfig['store_message'] === true,
+      },
+      log,
+    );
     let sink: DuckDbSink;
     try {
-      sink = await DuckDbSink.open({
-        path: String(sinkConfig['path']), server, pipeline: pipeline.name, storeMessage: sinkConfig['store_message'] === true,
-        memoryLimit: String(sinkConfig['memory_limit'] ?? '96MB'), threads: Number(sinkConfig['threads']),
-        storeEvents: sinkConfig['store_events'] !== false, ...(options.db ? { database: options.db } : {}),
-      }, log);
+      sink = await DuckDbSink.open(
+        {
+          path: String(sinkConfig['path']),
+          server,
+          pipeline: pipeline.name,
+          storeMessage: sinkConfig['store_message'] === true,
+          memoryLimit: String(sinkConfig['memory_limit'] ?? '96MB'),
+          threads: Number(sinkConfig['threads']),
+          storeEvents: sinkConfig['store_events'] !== false,
+          ...(options.db ? { database: options.db } : {}),
+        },
+        log,
+      );
     } catch (err) {
       rds.close();
       throw err;
@@ -80,11 +137,16 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
     const searchSinks: ElasticsearchSink[] = [];
     let archives: ArchiveSet = { eventSinks: [], fileArchives: [], all: [] };
     try {
-      searchSinks.push(...await openSearchSinks(pipeline, sink, server, log));
+      searchSinks.push(...(await openSearchSinks(pipeline, sink, server, log)));
       archives = await openArchives(pipeline, sink, server, 'rds_logs', log, (cp) => ({ name: cp.path.slice(rds.where.length + 1), location: cp.path }));
       await ensureRdsFiles(sink.connection);
       const taken = await takeOverRdsFiles(sink.connection, pipeline.name, server, instance);
-      if (taken) log.info('This pipeline took over the shipped-file marks the store had before they were kept per pipeline.', { pipeline: pipeline.name, instance, files: taken });
+      if (taken)
+        log.info('This pipeline took over the shipped-file marks the store had before they were kept per pipeline.', {
+          pipeline: pipeline.name,
+          instance,
+          files: taken,
+        });
     } catch (err) {
       for (const s of searchSinks) await s.close();
       await closeArchives(archives);
@@ -117,38 +179,60 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
       const plan = await rds.plan(await shippedRdsFiles(sink.connection, pipeline.name, server, instance));
       for (const f of plan.active) log.debug('Skipping the log file RDS is writing.', { file: f.name });
       log.info('Log files listed.', { instance, toShip: plan.ship.length, active: plan.active.length, unchanged: plan.unchanged });
-      options.progress.start(plan.ship.reduce((n, f) => n + f.size, 0), pipeline.name);
+      options.progress.start(
+        plan.ship.reduce((n, f) => n + f.size, 0),
+        pipeline.name,
+      );
 
       const totals = { events: 0, stored: 0, duplicates: 0, quarantined: 0, bytes: 0 };
       const errors: { file: string; message: string }[] = [];
       const archiveSummaries = new Map<string, ArchiveSummary>();
-      for (const a of archives.fileArchives) archiveSummaries.set(a.where, { archive: a.where, form: 'files', objects: 0, bytes: 0, files: 0, unchanged: 0, failed: 0 });
+      for (const a of archives.fileArchives)
+        archiveSummaries.set(a.where, { archive: a.where, form: 'files', objects: 0, bytes: 0, files: 0, unchanged: 0, failed: 0 });
       let shipped = 0;
       for (const file of plan.ship) {
         const location = rds.location(file.name);
         let path: string | null = null;
         try {
           const fetched = await rds.fetch(file, spool, (n) => options.progress.addBytes(n));
-          if (!fetched) { log.warn('A log file disappeared before it could be shipped (rds.log_retention_period).', { file: location }); continue; }
+          if (!fetched) {
+            log.warn('A log file disappeared before it could be shipped (rds.log_retention_period).', { file: location });
+            continue;
+          }
           path = fetched.path;
           const size = (await fsp.stat(path)).size;
-          const fingerprint = size > 0 ? await fingerprintFile(path, 'none') ?? null : null;
+          const fingerprint = size > 0 ? ((await fingerprintFile(path, 'none')) ?? null) : null;
           const logFile = rds.logFile(fetched, size);
           let failed = false;
           if (parse && logFile && size > 0) {
             const p = await parser.plan(sink, [logFile]);
             const r = await runPipeline(parser.read(p), [...searchSinks, ...archives.eventSinks, sink], {
-              commitEvents: Number(sinkConfig['commit_events'] ?? 250000), commitBytes: 1 << 30, log,
+              commitEvents: Number(sinkConfig['commit_events'] ?? 250000),
+              commitBytes: 1 << 30,
+              log,
               onCommit: (t) => options.progress.setEvents(totals.events + t.events),
+              ...(options.meter ? { meter: options.meter } : {}),
             });
-            totals.events += r.events; totals.stored += r.stored; totals.duplicates += r.duplicates; totals.quarantined += r.quarantined; totals.bytes += r.bytes;
-            for (const e of r.errors) { errors.push({ file: location, message: e.message }); failed = true; }
+            totals.events += r.events;
+            totals.stored += r.stored;
+            totals.duplicates += r.duplicates;
+            totals.quarantined += r.quarantined;
+            totals.bytes += r.bytes;
+            for (const e of r.errors) {
+              errors.push({ file: location, message: e.message });
+              failed = true;
+            }
           }
           if (failed) continue; // not checkpointed: shipped again next run
           if (fingerprint) {
             const events = (await sink.completeFileEvents(server)).get(fingerprint);
             const archivable: ArchivableFile = {
-              path, compression: 'none', size, mtimeMs: fetched.file.lastWritten, stable: true, logTimezone,
+              path,
+              compression: 'none',
+              size,
+              mtimeMs: fetched.file.lastWritten,
+              stable: true,
+              logTimezone,
               source: { kind: 'rds_logs', server, name: fetched.file.name, location, fingerprint },
               ...(events !== undefined && parse && logFile ? { events } : {}),
               download: { method: fetched.download.method, ...(fetched.download.truncatedLines ? { truncated_lines: fetched.download.truncatedLines } : {}) },
@@ -157,11 +241,16 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
               const r = await archiveFiles(a, [archivable], log);
               const s = archiveSummaries.get(a.where)!;
               for (const x of r.results) {
-                if (x.status === 'archived') { s.objects++; s.files = (s.files ?? 0) + 1; s.bytes += x.entry?.size ?? 0; } else s.unchanged = (s.unchanged ?? 0) + 1;
+                if (x.status === 'archived') {
+                  s.objects++;
+                  s.files = (s.files ?? 0) + 1;
+                  s.bytes += x.entry?.size ?? 0;
+                } else s.unchanged = (s.unchanged ?? 0) + 1;
               }
               for (const e of r.errors) {
                 s.failed = (s.failed ?? 0) + 1;
                 if (e.error instanceof ConnectorError && FATAL.has(e.error.code)) throw e.error;
+                options.meter?.failed(e.error);
                 errors.push({ file: location, message: `archive ${a.where}: ${e.message}` });
                 failed = true;
               }
@@ -171,8 +260,16 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
           await sink.connection.run('BEGIN TRANSACTION');
           try {
             await markRdsFileShipped(sink.connection, {
-              pipeline: pipeline.name, server, instance, name: fetched.file.name, size: fetched.file.size, lastWritten: fetched.file.lastWritten, fingerprint,
-              downloadedBytes: size, method: fetched.download.method, truncatedLines: fetched.download.truncatedLines,
+              pipeline: pipeline.name,
+              server,
+              instance,
+              name: fetched.file.name,
+              size: fetched.file.size,
+              lastWritten: fetched.file.lastWritten,
+              fingerprint,
+              downloadedBytes: size,
+              method: fetched.download.method,
+              truncatedLines: fetched.download.truncatedLines,
             });
             await sink.connection.run('COMMIT');
           } catch (err) {
@@ -183,6 +280,7 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
         } catch (err) {
           if (!isExpected(err) || (err instanceof ConnectorError && FATAL.has(err.code))) throw err;
           errors.push({ file: location, message: err.message });
+          options.meter?.failed(err);
           log.error('A log file could not be shipped; it is tried again next run.', { file: location, reason: err.message });
         } finally {
           if (path) await fsp.rm(path, { force: true });
@@ -191,9 +289,16 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
       if (totals.stored > 0 && storeEvents) await sink.sweepPreviouslyLogged();
       options.progress.done();
       await finishArchives(archives);
+      meterDeadLetters(options.meter, searchSinks, archives, since);
       return {
-        pipeline: pipeline.name, server, db: sink.path, filesRead: shipped, filesSkipped: plan.active.length + plan.unchanged,
-        ...totals, durationMs: Date.now() - started, errors,
+        pipeline: pipeline.name,
+        server,
+        db: sink.path,
+        filesRead: shipped,
+        filesSkipped: plan.active.length + plan.unchanged,
+        ...totals,
+        durationMs: Date.now() - started,
+        errors,
         ...sinkSummaries(searchSinks, archives, [...archiveSummaries.values()], since),
         ok: errors.length === 0,
       };

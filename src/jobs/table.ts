@@ -3,6 +3,7 @@ import { ConnectorError } from '../core/errors.js';
 import { profile } from '../core/profile.js';
 import { maskUrl } from '../core/postgres.js';
 import type { Logger } from '../core/log.js';
+import type { PipelineMeter } from '../core/meter.js';
 import { openDatabase, type Database } from '../sinks/duckdb/database.js';
 import { checkRow, ROW_GROUP_ROWS, RowChangesSink } from '../sinks/duckdb/row-changes.js';
 import { ElasticsearchSink, elasticsearchOptions } from '../sinks/elasticsearch/index.js';
@@ -22,6 +23,8 @@ export interface TableRunOptions {
   /** A database held by the caller (the daemon opens each file once); otherwise the sink opens its own. */
   db?: Database;
   onStatus?: (status: TableStatus) => void;
+  /** The follow daemon's metrics of this pipeline (per batch and per commit). */
+  meter?: PipelineMeter;
 }
 
 export interface TableStatus {
@@ -67,20 +70,51 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
   const latencyMs = Number(src['batch_latency_ms']);
   const deleteAfterShip = src['delete_after_ship'] === true;
   const log = options.log;
-  const source = new PgAuditTableSource({
-    url: String(src['url']),
+  const source = new PgAuditTableSource(
+    {
+      url: String(src['url']),
+      table: String(src['table']),
+      server,
+      cursor: String(src['cursor'] ?? 'auto') as 'auto',
+      batchRows: Number(src['batch_rows']),
+      batchBytes: Number(src['batch_bytes']),
+      lagWindowMs: Number(src['lag_window_ms']),
+      deleteChunkRows: Number(src['delete_chunk_rows']),
+    },
+    log,
+  );
+  const db =
+    options.db ??
+    (await openDatabase(String(sinkConfig['path']), {
+      memoryLimit: String(sinkConfig['memory_limit'] ?? '96MB'),
+      threads: Number(sinkConfig['threads'] ?? 1),
+    }));
+  const status: TableStatus = {
+    pipeline: pipeline.name,
+    kind: 'pg_audit_table',
     table: String(src['table']),
-    server,
-    cursor: String(src['cursor'] ?? 'auto') as 'auto',
-    batchRows: Number(src['batch_rows']),
-    batchBytes: Number(src['batch_bytes']),
-    lagWindowMs: Number(src['lag_window_ms']),
-    deleteChunkRows: Number(src['delete_chunk_rows']),
-  }, log);
-  const db = options.db ?? await openDatabase(String(sinkConfig['path']), { memoryLimit: String(sinkConfig['memory_limit'] ?? '96MB'), threads: Number(sinkConfig['threads'] ?? 1) });
-  const status: TableStatus = { pipeline: pipeline.name, kind: 'pg_audit_table', table: String(src['table']), state: 'starting', shipped: 0, quarantined: 0, deleted: 0 };
-  const report = (patch: Partial<TableStatus>) => { Object.assign(status, patch); options.onStatus?.({ ...status }); };
-  const summary: TableRunSummary = { pipeline: pipeline.name, table: String(src['table']), db: db.path, events: 0, stored: 0, duplicates: 0, quarantined: 0, deleted: 0, durationMs: 0, errors: [], ok: true };
+    state: 'starting',
+    shipped: 0,
+    quarantined: 0,
+    deleted: 0,
+  };
+  const report = (patch: Partial<TableStatus>) => {
+    Object.assign(status, patch);
+    options.onStatus?.({ ...status });
+  };
+  const summary: TableRunSummary = {
+    pipeline: pipeline.name,
+    table: String(src['table']),
+    db: db.path,
+    events: 0,
+    stored: 0,
+    duplicates: 0,
+    quarantined: 0,
+    deleted: 0,
+    durationMs: 0,
+    errors: [],
+    ok: true,
+  };
   source.onListening = (listening) => report({ listening });
   let sink: RowChangesSink | null = null;
   // Search sinks need the rows in JavaScript: the pipeline then reads by the row path instead of COPY.
@@ -109,9 +143,11 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
   let txStarted = 0;
   let tx = { events: 0, stored: 0, duplicates: 0, quarantined: 0 };
   const aborted = () => options.signal?.aborted === true;
+  const meter = options.meter;
   try {
     sink = await RowChangesSink.open(db, log, !options.db);
-    for (const c of pipeline.sinks.filter((x) => x.type === 'elasticsearch')) search.push(await ElasticsearchSink.open(elasticsearchOptions(c, server), log, 'rows'));
+    for (const c of pipeline.sinks.filter((x) => x.type === 'elasticsearch'))
+      search.push(await ElasticsearchSink.open(elasticsearchOptions(c, server), log, 'rows'));
     let cursor: TableCursor | null = null;
     let lastBacklogCheck = 0;
     while (!aborted()) {
@@ -122,11 +158,24 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
           cursor = start.cursor;
           if (start.reset) log.warn(`Cursor reset: ${start.reset}.`, { pipeline: pipeline.name, table: source.layout.name });
           if (source.layout.mode === 'lag_window') {
-            log.warn('The audit table has no transaction column: reading in lag-window mode, which misses a row whose transaction commits more than lag_window_ms after it took its id. Run `auditship pg install --upgrade TABLE` to add one.',
-              { pipeline: pipeline.name, table: source.layout.name, lagWindowMs: Number(src['lag_window_ms']) });
-            if (deleteAfterShip) throw new ConnectorError('pg_audit_table', 'delete_unsafe', `delete_after_ship needs a transaction column in ${source.layout.name}; run \`auditship pg install --upgrade ${source.layout.name}\` first`, false);
+            log.warn(
+              'The audit table has no transaction column: reading in lag-window mode, which misses a row whose transaction commits more than lag_window_ms after it took its id. Run `auditship pg install --upgrade TABLE` to add one.',
+              { pipeline: pipeline.name, table: source.layout.name, lagWindowMs: Number(src['lag_window_ms']) },
+            );
+            if (deleteAfterShip)
+              throw new ConnectorError(
+                'pg_audit_table',
+                'delete_unsafe',
+                `delete_after_ship needs a transaction column in ${source.layout.name}; run \`auditship pg install --upgrade ${source.layout.name}\` first`,
+                false,
+              );
           }
-          log.info('Reading the audit table.', { pipeline: pipeline.name, table: source.layout.name, mode: source.layout.mode, url: maskUrl(String(src['url'])) });
+          log.info('Reading the audit table.', {
+            pipeline: pipeline.name,
+            table: source.layout.name,
+            mode: source.layout.mode,
+            url: maskUrl(String(src['url'])),
+          });
           report({ table: source.layout.name, mode: source.layout.mode, state: 'catching_up', error: undefined, retryInMs: undefined });
           // Rows stored by a run that was killed before its delete.
           if (deleteAfterShip) {
@@ -144,6 +193,7 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
         // Rows read: those staged and those the row path carries (all of them, or the ones to quarantine).
         const count = batch.staged ? batch.staged.rows + batch.rows.length : batch.rows.length;
         const full = count >= limit || (!batch.staged && batch.bytes >= batchBytes);
+        if (meter && count > 0) meter.read(count, batch.staged ? batch.staged.fileBytes : batch.bytes);
         // A backlog: read the next chunk from PostgreSQL while DuckDB stores this one.
         if (full) {
           const nextLimit = limitAfter(tx.events + count);
@@ -153,34 +203,68 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
         }
         const changed = JSON.stringify(batch.cursor) !== JSON.stringify(cursor);
         if (count > 0 || changed) {
-          if (!txOpen) { await sink.begin(); txOpen = true; txStarted = Date.now(); }
+          if (!txOpen) {
+            await sink.begin();
+            txOpen = true;
+            txStarted = Date.now();
+          }
           let quarantined: number;
+          let t = performance.now();
           if (batch.staged) {
             const r = await sink.appendStaged(server, source.layout.name, batch.staged);
             tx.stored += r.stored;
             tx.duplicates += r.duplicates;
             quarantined = 0;
-            if (batch.rows.length) quarantined = (await sink.append(server, source.layout.name, { ...batch, staged: undefined }, source.layout.validateJson)).quarantined.length;
+            if (batch.rows.length)
+              quarantined = (await sink.append(server, source.layout.name, { ...batch, staged: undefined }, source.layout.validateJson)).quarantined.length;
           } else {
-            await toSearch(batch.rows);
+            if (search.length) {
+              await toSearch(batch.rows);
+              meter?.write('elasticsearch', (performance.now() - t) / 1000);
+              t = performance.now();
+            }
             const r = await sink.append(server, source.layout.name, batch, source.layout.validateJson);
             tx.stored += r.stored;
             tx.duplicates += r.duplicates;
             quarantined = r.quarantined.length;
           }
+          meter?.write('duckdb', (performance.now() - t) / 1000);
           cursor = batch.cursor;
           tx.events += count;
           tx.quarantined += quarantined;
-          if (quarantined) log.warn('Audit rows could not be converted; quarantined (table row_quarantine).', { pipeline: pipeline.name, table: source.layout.name, rows: quarantined });
-          if (batch.expiredGaps) log.warn('Gave up waiting for missing event ids (rolled back, or a transaction longer than lag_window_ms).', { pipeline: pipeline.name, ids: batch.expiredGaps });
+          if (quarantined)
+            log.warn('Audit rows could not be converted; quarantined (table row_quarantine).', {
+              pipeline: pipeline.name,
+              table: source.layout.name,
+              rows: quarantined,
+            });
+          if (batch.expiredGaps)
+            log.warn('Gave up waiting for missing event ids (rolled back, or a transaction longer than lag_window_ms).', {
+              pipeline: pipeline.name,
+              ids: batch.expiredGaps,
+            });
         }
         // Commit when caught up, or every commit_rows rows of a backlog (DuckDB writes big transactions
         // straight to its file; small ones go through its WAL and a checkpoint).
         if (txOpen && (!full || tx.events >= txRows || Date.now() - txStarted >= commitIntervalMs)) {
           // Every document acknowledged (or dead-lettered, in this transaction) before the cursor moves.
-          for (const es of search) await sink.addDeadLetters(server, `elasticsearch ${es.where}`, await es.flush());
+          let dead = 0;
+          for (const es of search) {
+            const t = performance.now();
+            const letters = await es.flush();
+            meter?.commitTime('elasticsearch', (performance.now() - t) / 1000);
+            dead += letters.length;
+            await sink.addDeadLetters(server, `elasticsearch ${es.where}`, letters);
+          }
+          const lastEventMs = sink.pendingLastEventMs;
+          const t = performance.now();
           await sink.commit(server, source.layout.name, batch.cursor);
           txOpen = false;
+          if (meter) {
+            meter.commitTime('duckdb', (performance.now() - t) / 1000);
+            meter.committed({ stored: tx.stored, duplicates: tx.duplicates, quarantined: tx.quarantined, lastEventMs });
+            if (dead) meter.deadLettered('elasticsearch', dead);
+          }
           summary.events += tx.events;
           summary.stored += tx.stored;
           summary.duplicates += tx.duplicates;
@@ -196,7 +280,12 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
         if (status.state !== 'following' || Date.now() - lastBacklogCheck > 5000) {
           lastBacklogCheck = Date.now();
           const b = await source.backlog(cursor);
-          report({ state: 'following', listening: source.listening, backlogRows: b.rows, lagMs: b.oldestMs === null ? 0 : Math.max(0, Date.now() - b.oldestMs) });
+          report({
+            state: 'following',
+            listening: source.listening,
+            backlogRows: b.rows,
+            lagMs: b.oldestMs === null ? 0 : Math.max(0, Date.now() - b.oldestMs),
+          });
         }
         // Rows behind an open transaction get no second NOTIFY: look again soon, backing off to the poll interval.
         if (await source.heldBack(cursor)) heldMs = Math.min(pollMs, heldMs ? heldMs * 2 : 50);
@@ -207,18 +296,31 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
       } catch (err) {
         const e = err instanceof ConnectorError ? err : new ConnectorError('pg_audit_table', 'failed', (err as Error).message, false, { cause: err });
         next = null;
-        if (txOpen) { txOpen = false; tx = { events: 0, stored: 0, duplicates: 0, quarantined: 0 }; await sink!.rollback(); }
+        meter?.failed(err);
+        if (txOpen) {
+          txOpen = false;
+          tx = { events: 0, stored: 0, duplicates: 0, quarantined: 0 };
+          await sink.rollback();
+        }
         for (const es of search) await es.rollback();
         if (!options.follow || !e.retryable) throw e;
         backoffMs = Math.min(30_000, backoffMs ? backoffMs * 2 : 500);
         const delay = Math.round(backoffMs * (0.5 + Math.random() / 2));
         log.warn('Pipeline failed; retrying.', { pipeline: pipeline.name, code: e.code, reason: e.message, retryInMs: delay });
+        meter?.retrying();
         report({ state: 'retrying', error: e.message, retryInMs: delay });
         cursor = null;
         await source.disconnect();
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, delay);
-          options.signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+          options.signal?.addEventListener(
+            'abort',
+            () => {
+              clearTimeout(t);
+              resolve();
+            },
+            { once: true },
+          );
         });
       }
     }
@@ -229,7 +331,14 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
   } finally {
     await source.close();
     for (const es of search) await es.close();
-    if (search.length) summary.search = search.map((x) => ({ url: x.where, created: x.counts.created, duplicates: x.counts.duplicates, deadLettered: x.counts.deadLettered, retried: x.counts.retried }));
+    if (search.length)
+      summary.search = search.map((x) => ({
+        url: x.where,
+        created: x.counts.created,
+        duplicates: x.counts.duplicates,
+        deadLettered: x.counts.deadLettered,
+        retried: x.counts.retried,
+      }));
     await sink?.close();
     if (!options.db && sink === null) await db.close();
     summary.durationMs = Date.now() - started;

@@ -52,7 +52,10 @@ const pe = new Int32Array(12);
 const pq = new Uint8Array(12);
 let scratch = Buffer.allocUnsafe(1 << 16);
 
-const QUOTE = 34, COMMA = 44, LF = 10, CR = 13;
+const QUOTE = 34,
+  COMMA = 44,
+  LF = 10,
+  CR = 13;
 const AUDIT = Buffer.from('AUDIT: ');
 const SESSION_SEVERITIES = ['ERROR', 'FATAL', 'PANIC'].map((s) => Buffer.from(s));
 const SESSION_MESSAGES = ['connection authorized: ', 'replication connection authorized: ', 'disconnection: '].map((s) => Buffer.from(s));
@@ -91,8 +94,14 @@ function equalBytes(src: Uint8Array, s: number, e: number, lit: Uint8Array): boo
 function isInteger(src: Uint8Array, s: number, e: number, signed: boolean): boolean {
   if (s >= e) return false;
   let i = s;
-  if (signed && src[i] === 45 /* - */) { i++; if (i >= e) return false; }
-  for (; i < e; i++) { const c = src[i]!; if (c < 48 || c > 57) return false; }
+  if (signed && src[i] === 45 /* - */) {
+    i++;
+    if (i >= e) return false;
+  }
+  for (; i < e; i++) {
+    const c = src[i]!;
+    if (c < 48 || c > 57) return false;
+  }
   return true;
 }
 
@@ -115,8 +124,18 @@ export function findRecordStart(buf: Buffer, from: number, end: number): number 
     nl = buf.indexOf(LF, nl + 1);
     if (nl < 0 || nl + 25 >= end) return -1;
     const p = nl + 1;
-    if (isDigit(buf[p]) && isDigit(buf[p + 3]) && buf[p + 4] === 45 && buf[p + 7] === 45 && buf[p + 10] === 32
-      && buf[p + 13] === 58 && buf[p + 16] === 58 && buf[p + 19] === 46 && isDigit(buf[p + 22]) && buf[p + 23] === 32) {
+    if (
+      isDigit(buf[p]) &&
+      isDigit(buf[p + 3]) &&
+      buf[p + 4] === 45 &&
+      buf[p + 7] === 45 &&
+      buf[p + 10] === 32 &&
+      buf[p + 13] === 58 &&
+      buf[p + 16] === 58 &&
+      buf[p + 19] === 46 &&
+      isDigit(buf[p + 22]) &&
+      buf[p + 23] === 32
+    ) {
       let q = p + 24;
       while (q < end && buf[q] !== COMMA && buf[q] !== LF) q++;
       if (q < end && buf[q] === COMMA && q > p + 24) return p;
@@ -131,7 +150,9 @@ function numberOrNull(buf: Buffer, i: number, signed: boolean): boolean {
 /** Packs field i as text and its separator: NULL when empty and unquoted (as csvlog and pgaudit write NULL). */
 function packText(out: PackWriter, src: Buffer, starts: Int32Array, ends: Int32Array, quoted: Uint8Array, i: number, n: number): void {
   if (i < n) {
-    const s = starts[i]!, e = ends[i]!, q = quoted[i]!;
+    const s = starts[i]!,
+      e = ends[i]!,
+      q = quoted[i]!;
     if (q !== 0 || s !== e) out.uText(src, s, e, q === 2);
   }
   out.uByte(US);
@@ -157,7 +178,9 @@ class TimeCache {
     const withMs = len > 24 && buf[s + 19] === 46 && buf[s + 23] === 32;
     let ms = 0;
     if (withMs) {
-      const a = buf[s + 20]! - 48, b = buf[s + 21]! - 48, c = buf[s + 22]! - 48;
+      const a = buf[s + 20]! - 48,
+        b = buf[s + 21]! - 48,
+        c = buf[s + 22]! - 48;
       if (a < 0 || a > 9 || b < 0 || b > 9 || c < 0 || c > 9) throw new TimestampError('malformed milliseconds', 'malformed');
       ms = a * 100 + b * 10 + c;
     }
@@ -165,7 +188,10 @@ class TimeCache {
       let same = true;
       for (let i = 0; i < len; i++) {
         if (withMs && i >= 20 && i <= 22) continue;
-        if (this.key[i] !== buf[s + i]) { same = false; break; }
+        if (this.key[i] !== buf[s + i]) {
+          same = false;
+          break;
+        }
       }
       if (same) return this.base + ms;
     }
@@ -184,7 +210,9 @@ const timeCaches = new WeakMap<TimestampResolver, [TimeCache, TimeCache]>();
 /** Field i as the string path decodes it: null when absent or empty and unquoted; doubled quotes undone. */
 function textOf(buf: Buffer, nf: number, i: number): string | null {
   if (i >= nf) return null;
-  const a = fs[i]!, b = fe[i]!, q = fq[i]!;
+  const a = fs[i]!,
+    b = fe[i]!,
+    q = fq[i]!;
   if (q === 0 && a === b) return null;
   const v = buf.toString('utf8', a, b);
   return q === 2 ? v.replaceAll('""', '"') : v;
@@ -209,7 +237,8 @@ function sessionRecordOf(buf: Buffer, nf: number, logTimes: TimeCache, startTime
   const sessionId = textOf(buf, nf, 5);
   const line = intOf(buf, nf, 6);
   if (!sessionId || line === null) return 'csvlog record has no session_id or session_line_num';
-  let logTime: number, sessionStart: number | null = null;
+  let logTime: number,
+    sessionStart: number | null = null;
   try {
     logTime = logTimes.value(buf, fs[0]!, fe[0]!);
     const start = textOf(buf, nf, 8);
@@ -218,15 +247,31 @@ function sessionRecordOf(buf: Buffer, nf: number, logTimes: TimeCache, startTime
     if (err instanceof TimestampError && err.code !== 'malformed') throw err;
     return (err as Error).message;
   }
-  let addr: string | null = textOf(buf, nf, 4), port: number | null = null;
+  let addr: string | null = textOf(buf, nf, 4),
+    port: number | null = null;
   if (addr !== null) {
     const colon = addr.lastIndexOf(':');
-    if (colon > 0 && /^-?\d+$/.test(addr.slice(colon + 1))) { port = Number(addr.slice(colon + 1)); addr = addr.slice(0, colon); }
+    if (colon > 0 && /^-?\d+$/.test(addr.slice(colon + 1))) {
+      port = Number(addr.slice(colon + 1));
+      addr = addr.slice(0, colon);
+    }
   }
   return {
-    kind, log_time_ms: logTime, user_name: textOf(buf, nf, 1) || null, database_name: textOf(buf, nf, 2) || null, process_id: intOf(buf, nf, 3),
-    client_addr: addr, client_port: port, session_id: sessionId, session_line_num: line, session_start_ms: sessionStart,
-    virtual_transaction_id: textOf(buf, nf, 9) || null, transaction_id: intOf(buf, nf, 10), severity, sqlstate, message,
+    kind,
+    log_time_ms: logTime,
+    user_name: textOf(buf, nf, 1) || null,
+    database_name: textOf(buf, nf, 2) || null,
+    process_id: intOf(buf, nf, 3),
+    client_addr: addr,
+    client_port: port,
+    session_id: sessionId,
+    session_line_num: line,
+    session_start_ms: sessionStart,
+    virtual_transaction_id: textOf(buf, nf, 9) || null,
+    transaction_id: intOf(buf, nf, 10),
+    severity,
+    sqlstate,
+    message,
     detail: textOf(buf, nf, 14) || null,
     application_name: textOf(buf, nf, 22) || (kind === 'connect' ? applicationNameOf(message) : null),
     backend_type: textOf(buf, nf, 23) || null,
@@ -242,7 +287,10 @@ function sessionRecordOf(buf: Buffer, nf: number, logTimes: TimeCache, startTime
  */
 export function packCsvlog(buf: Buffer, pos: number, end: number, st: CsvlogPackState): number {
   let caches = timeCaches.get(st.times);
-  if (!caches) { caches = [new TimeCache(st.times), new TimeCache(st.times)]; timeCaches.set(st.times, caches); }
+  if (!caches) {
+    caches = [new TimeCache(st.times), new TimeCache(st.times)];
+    timeCaches.set(st.times, caches);
+  }
   const [logTimes, startTimes] = caches;
   const out = st.out;
   let p = pos;
@@ -252,7 +300,10 @@ export function packCsvlog(buf: Buffer, pos: number, end: number, st: CsvlogPack
     let broken: CsvError | 'too_many_fields' | null = null;
     // 1. Field positions.
     for (;;) {
-      if (nf >= MAX_FIELDS) { broken = 'too_many_fields'; break; }
+      if (nf >= MAX_FIELDS) {
+        broken = 'too_many_fields';
+        break;
+      }
       let c = buf[p];
       if (c === QUOTE) {
         const s = p + 1;
@@ -261,15 +312,31 @@ export function packCsvlog(buf: Buffer, pos: number, end: number, st: CsvlogPack
         for (;;) {
           q = findQuote(buf, q, end);
           if (q < 0) return recStart; // the record goes on past `end`
-          if (buf[q + 1] === QUOTE && q + 1 < end) { doubled = true; q += 2; continue; }
+          if (buf[q + 1] === QUOTE && q + 1 < end) {
+            doubled = true;
+            q += 2;
+            continue;
+          }
           break;
         }
-        fs[nf] = s; fe[nf] = q; fq[nf] = doubled ? 2 : 1; nf++;
+        fs[nf] = s;
+        fe[nf] = q;
+        fq[nf] = doubled ? 2 : 1;
+        nf++;
         p = q + 1;
         c = buf[p];
-        if (c === COMMA) { p++; continue; }
-        if (c === LF) { p++; break; }
-        if (c === CR && buf[p + 1] === LF) { p += 2; break; }
+        if (c === COMMA) {
+          p++;
+          continue;
+        }
+        if (c === LF) {
+          p++;
+          break;
+        }
+        if (c === CR && buf[p + 1] === LF) {
+          p += 2;
+          break;
+        }
         broken = 'text_after_closing_quote';
         break;
       }
@@ -280,10 +347,22 @@ export function packCsvlog(buf: Buffer, pos: number, end: number, st: CsvlogPack
         p++;
       }
       if (p >= end) return recStart;
-      fs[nf] = s; fe[nf] = p; fq[nf] = 0; nf++;
-      if (c === COMMA) { p++; continue; }
-      if (c === LF) { p++; break; }
-      if (c === CR && buf[p + 1] === LF) { p += 2; break; }
+      fs[nf] = s;
+      fe[nf] = p;
+      fq[nf] = 0;
+      nf++;
+      if (c === COMMA) {
+        p++;
+        continue;
+      }
+      if (c === LF) {
+        p++;
+        break;
+      }
+      if (c === CR && buf[p + 1] === LF) {
+        p += 2;
+        break;
+      }
       broken = 'quote_in_unquoted_field';
       break;
     }
@@ -297,7 +376,10 @@ export function packCsvlog(buf: Buffer, pos: number, end: number, st: CsvlogPack
       continue;
     }
     const recEnd = p;
-    if (recEnd - recStart > MAX_PACKED_RECORD_BYTES) { st.onLarge(recStart, recEnd); continue; }
+    if (recEnd - recStart > MAX_PACKED_RECORD_BYTES) {
+      st.onLarge(recStart, recEnd);
+      continue;
+    }
     if (st.columns === 0 && (nf === 23 || nf === 24 || nf === 26)) st.columns = nf;
     if (nf !== (st.columns || 26)) {
       const next = findRecordStart(buf, recStart + 1, end);
@@ -307,7 +389,8 @@ export function packCsvlog(buf: Buffer, pos: number, end: number, st: CsvlogPack
       continue;
     }
     // 2. Only pgaudit entries: the message (field 14) must start with "AUDIT: ".
-    let ms = fs[13]!, me = fe[13]!;
+    let ms = fs[13]!,
+      me = fe[13]!;
     if (fq[13] === 0 || me - ms < 7 || !startsWithBytes(buf, ms, me, AUDIT)) {
       if (st.onSessionRecord && isSessionRecord(buf)) {
         const r = sessionRecordOf(buf, nf, logTimes, startTimes);
@@ -320,55 +403,92 @@ export function packCsvlog(buf: Buffer, pos: number, end: number, st: CsvlogPack
     if (fq[13] === 2) {
       // Undouble the csvlog quotes of the message into scratch; pgaudit fields are parsed there.
       if (scratch.length < me - ms) scratch = Buffer.allocUnsafe(Math.max(me - ms, scratch.length * 2));
-      let j = 0, from = ms;
+      let j = 0,
+        from = ms;
       for (;;) {
         const q = buf.indexOf(QUOTE, from);
         if (q < 0 || q >= me) break;
-        buf.copy(scratch, j, from, q + 1); j += q + 1 - from; from = q + 2;
+        buf.copy(scratch, j, from, q + 1);
+        j += q + 1 - from;
+        from = q + 2;
       }
-      buf.copy(scratch, j, from, me); j += me - from;
-      src = scratch; ms = 0; me = j;
+      buf.copy(scratch, j, from, me);
+      j += me - from;
+      src = scratch;
+      ms = 0;
+      me = j;
     }
     // 3. pgaudit fields.
     let np = 0;
     let a = ms + 7;
     let pbroken: string | null = null;
     for (;;) {
-      if (np >= 10) { pbroken = 'pgaudit message has more than 10 fields'; break; }
+      if (np >= 10) {
+        pbroken = 'pgaudit message has more than 10 fields';
+        break;
+      }
       if (a < me && src[a] === QUOTE) {
         const s = a + 1;
         let q = s;
         let doubled = false;
         for (;;) {
           q = findQuote(src, q, me);
-          if (q < 0) { pbroken = 'pgaudit message is not valid CSV (unterminated_quote)'; break; }
-          if (q + 1 < me && src[q + 1] === QUOTE) { doubled = true; q += 2; continue; }
+          if (q < 0) {
+            pbroken = 'pgaudit message is not valid CSV (unterminated_quote)';
+            break;
+          }
+          if (q + 1 < me && src[q + 1] === QUOTE) {
+            doubled = true;
+            q += 2;
+            continue;
+          }
           break;
         }
         if (pbroken) break;
-        ps[np] = s; pe[np] = q; pq[np] = doubled ? 2 : 1; np++;
+        ps[np] = s;
+        pe[np] = q;
+        pq[np] = doubled ? 2 : 1;
+        np++;
         a = q + 1;
         if (a === me) break;
-        if (src[a] !== COMMA) { pbroken = 'pgaudit message is not valid CSV (text_after_closing_quote)'; break; }
+        if (src[a] !== COMMA) {
+          pbroken = 'pgaudit message is not valid CSV (text_after_closing_quote)';
+          break;
+        }
         a++;
         continue;
       }
       let comma = a;
       let cc = 0;
-      while (comma < me) { cc = src[comma]!; if (cc === COMMA || cc === QUOTE) break; comma++; }
-      if (comma < me && cc === QUOTE) { pbroken = 'pgaudit message is not valid CSV (quote_in_unquoted_field)'; break; }
-      ps[np] = a; pe[np] = comma; pq[np] = 0; np++;
+      while (comma < me) {
+        cc = src[comma]!;
+        if (cc === COMMA || cc === QUOTE) break;
+        comma++;
+      }
+      if (comma < me && cc === QUOTE) {
+        pbroken = 'pgaudit message is not valid CSV (quote_in_unquoted_field)';
+        break;
+      }
+      ps[np] = a;
+      pe[np] = comma;
+      pq[np] = 0;
+      np++;
       if (comma === me) break;
       a = comma + 1;
     }
     if (!pbroken) {
       if (np !== 9 && np !== 10) pbroken = `pgaudit message has ${np} fields, expected 9 or 10`;
-      else if (!equalBytes(src, ps[0]!, pe[0]!, SESSION) && !equalBytes(src, ps[0]!, pe[0]!, OBJECT)) pbroken = 'pgaudit AUDIT_TYPE is neither SESSION nor OBJECT';
-      else if (pq[1] !== 0 || pq[2] !== 0 || !isInteger(src, ps[1]!, pe[1]!, false) || !isInteger(src, ps[2]!, pe[2]!, false)) pbroken = 'pgaudit STATEMENT_ID or SUBSTATEMENT_ID is not an integer';
+      else if (!equalBytes(src, ps[0]!, pe[0]!, SESSION) && !equalBytes(src, ps[0]!, pe[0]!, OBJECT))
+        pbroken = 'pgaudit AUDIT_TYPE is neither SESSION nor OBJECT';
+      else if (pq[1] !== 0 || pq[2] !== 0 || !isInteger(src, ps[1]!, pe[1]!, false) || !isInteger(src, ps[2]!, pe[2]!, false))
+        pbroken = 'pgaudit STATEMENT_ID or SUBSTATEMENT_ID is not an integer';
       else if (pe[3]! === ps[3]!) pbroken = 'pgaudit CLASS is empty';
       else if (np === 10 && pe[9]! > ps[9]! && (pq[9] !== 0 || !isInteger(src, ps[9]!, pe[9]!, false))) pbroken = 'pgaudit ROWS is not an integer';
     }
-    if (pbroken) { st.onBad(recStart, recEnd, pbroken); continue; }
+    if (pbroken) {
+      st.onBad(recStart, recEnd, pbroken);
+      continue;
+    }
     // 4. Other fields that must be numbers or present.
     if (fe[5]! === fs[5]! || fq[6] !== 0 || !isInteger(buf, fs[6]!, fe[6]!, false)) {
       st.onBad(recStart, recEnd, 'csvlog record has no session_id or session_line_num');
@@ -382,7 +502,8 @@ export function packCsvlog(buf: Buffer, pos: number, end: number, st: CsvlogPack
     // start time is read only for a new one.
     const tracker = st.tracker;
     const knownContext = tracker.beginEvent(buf, fs, fe, fq, nf);
-    let logTime: number, sessionStart = -1;
+    let logTime: number,
+      sessionStart = -1;
     try {
       logTime = logTimes.value(buf, fs[0]!, fe[0]!);
       if (!knownContext && fe[8]! > fs[8]!) sessionStart = startTimes.value(buf, fs[8]!, fe[8]!);
@@ -397,30 +518,51 @@ export function packCsvlog(buf: Buffer, pos: number, end: number, st: CsvlogPack
     tracker.kindEvent(buf, fs, fe, fq, nf, src, ps, pe, pq);
     out.ensure(recEnd - recStart + (st.storeMessage ? me - ms : 0) + 96);
     // (No closures here: four per record were four million allocations per million events.)
-    out.int(logTime); out.uByte(US);
-    const cd = tracker.contextDigits, kd = tracker.kindDigits;
-    out.uCopy(cd, 0, cd.length); out.uByte(US);
-    out.uCopy(kd, 0, kd.length); out.uByte(US);
+    out.int(logTime);
+    out.uByte(US);
+    const cd = tracker.contextDigits,
+      kd = tracker.kindDigits;
+    out.uCopy(cd, 0, cd.length);
+    out.uByte(US);
+    out.uCopy(kd, 0, kd.length);
+    out.uByte(US);
     packNumber(out, buf, fs, fe, 6, nf);
     const vxidAt = out.len;
     packText(out, buf, fs, fe, fq, 9, nf);
     const vxidEnd = out.len;
-    packNumber(out, buf, fs, fe, 10, nf); packNumber(out, buf, fs, fe, 25, nf);
-    packNumber(out, src, ps, pe, 1, np); packNumber(out, src, ps, pe, 2, np); packText(out, src, ps, pe, pq, 6, np);
+    packNumber(out, buf, fs, fe, 10, nf);
+    packNumber(out, buf, fs, fe, 25, nf);
+    packNumber(out, src, ps, pe, 1, np);
+    packNumber(out, src, ps, pe, 2, np);
+    packText(out, src, ps, pe, pq, 6, np);
     const textAt = out.len;
     packText(out, src, ps, pe, pq, 7, np);
     const textEnd = out.len;
-    packText(out, src, ps, pe, pq, 8, np); packNumber(out, src, ps, pe, 9, np);
+    packText(out, src, ps, pe, pq, 8, np);
+    packNumber(out, src, ps, pe, 9, np);
     if (st.storeMessage) out.uText(src, ms, me, false);
     out.uByte(US);
     out.uEndRecord(); // the last separator becomes the end of the record
     // A packed text is GS, its bytes, GS, US; NULL is US alone.
     const marker = pq[7] === 0 && equalBytes(src, ps[7]!, pe[7]!, MARKER);
-    tracker.statementEvent(logTime, digits(buf, fs[6]!, fe[6]!), digits(src, ps[1]!, pe[1]!), marker,
-      vxidEnd - vxidAt > 1 ? vxidAt + 1 : -1, vxidEnd - 2, textEnd - textAt > 1 ? textAt + 1 : -1, textEnd - 2);
-    if (marker) st.onMarker(buf.toString('utf8', fs[5]!, fe[5]!));
-    if (st.events === 0) { st.minTimeMs = logTime; st.maxTimeMs = logTime; }
-    else { if (logTime < st.minTimeMs) st.minTimeMs = logTime; if (logTime > st.maxTimeMs) st.maxTimeMs = logTime; }
+    tracker.statementEvent(
+      logTime,
+      digits(buf, fs[6]!, fe[6]!),
+      digits(src, ps[1]!, pe[1]!),
+      marker,
+      vxidEnd - vxidAt > 1 ? vxidAt + 1 : -1,
+      vxidEnd - 2,
+      textEnd - textAt > 1 ? textAt + 1 : -1,
+      textEnd - 2,
+    );
+    if (marker) st.onMarker(buf.toString('utf8', fs[5], fe[5]));
+    if (st.events === 0) {
+      st.minTimeMs = logTime;
+      st.maxTimeMs = logTime;
+    } else {
+      if (logTime < st.minTimeMs) st.minTimeMs = logTime;
+      if (logTime > st.maxTimeMs) st.maxTimeMs = logTime;
+    }
     st.events++;
   }
   return p;

@@ -39,23 +39,40 @@ type LogColumns = Omit<PgAuditRecord, keyof PgAuditFields>;
 /** Joins log columns and pgaudit fields in one object literal: V8 keeps a fixed-shape object (no spread). */
 function auditRecord(l: LogColumns, a: PgAuditFields): PgAuditRecord {
   return {
-    log_time_ms: l.log_time_ms, user_name: l.user_name, database_name: l.database_name, process_id: l.process_id,
-    client_addr: l.client_addr, client_port: l.client_port, session_id: l.session_id, session_line_num: l.session_line_num,
-    command_tag: l.command_tag, session_start_ms: l.session_start_ms, virtual_transaction_id: l.virtual_transaction_id,
-    transaction_id: l.transaction_id, error_severity: l.error_severity, application_name: l.application_name,
-    backend_type: l.backend_type, leader_pid: l.leader_pid, query_id: l.query_id, message: l.message,
-    audit_type: a.audit_type, statement_id: a.statement_id, substatement_id: a.substatement_id, class: a.class,
-    command: a.command, object_type: a.object_type, object_name: a.object_name, statement: a.statement,
-    parameter: a.parameter, rows: a.rows,
+    log_time_ms: l.log_time_ms,
+    user_name: l.user_name,
+    database_name: l.database_name,
+    process_id: l.process_id,
+    client_addr: l.client_addr,
+    client_port: l.client_port,
+    session_id: l.session_id,
+    session_line_num: l.session_line_num,
+    command_tag: l.command_tag,
+    session_start_ms: l.session_start_ms,
+    virtual_transaction_id: l.virtual_transaction_id,
+    transaction_id: l.transaction_id,
+    error_severity: l.error_severity,
+    application_name: l.application_name,
+    backend_type: l.backend_type,
+    leader_pid: l.leader_pid,
+    query_id: l.query_id,
+    message: l.message,
+    audit_type: a.audit_type,
+    statement_id: a.statement_id,
+    substatement_id: a.substatement_id,
+    class: a.class,
+    command: a.command,
+    object_type: a.object_type,
+    object_name: a.object_name,
+    statement: a.statement,
+    parameter: a.parameter,
+    rows: a.rows,
   };
 }
 
 /** What became of one log record. */
 export type RecordOutcome =
-  | { kind: 'audit'; record: PgAuditRecord }
-  | { kind: 'session'; record: SessionRecord }
-  | { kind: 'other' }
-  | { kind: 'bad'; reason: string };
+  { kind: 'audit'; record: PgAuditRecord } | { kind: 'session'; record: SessionRecord } | { kind: 'other' } | { kind: 'bad'; reason: string };
 
 /** csvlog column counts by PostgreSQL version: 12 → 23, 13 → 24, 14–18 → 26. */
 export const CSVLOG_COLUMN_COUNTS = [23, 24, 26] as const;
@@ -76,8 +93,14 @@ function splitConnectionFrom(value: string | null): [string | null, number | nul
 }
 
 /** A record's identity and times, or why it has none (a malformed time, no session). */
-function recordIdentity(sessionId: string | null | undefined, lineNum: number | null, logTime: string, sessionStart: string | null,
-  times: TimestampResolver, missing: string): { sessionId: string; lineNum: number; logTime: number; sessionStart: number | null } | { kind: 'bad'; reason: string } {
+function recordIdentity(
+  sessionId: string | null | undefined,
+  lineNum: number | null,
+  logTime: string,
+  sessionStart: string | null,
+  times: TimestampResolver,
+  missing: string,
+): { sessionId: string; lineNum: number; logTime: number; sessionStart: number | null } | { kind: 'bad'; reason: string } {
   if (!sessionId || lineNum === null) return { kind: 'bad', reason: missing };
   try {
     return { sessionId, lineNum, logTime: times.toEpochMs(logTime), sessionStart: sessionStart ? times.toEpochMs(sessionStart) : null };
@@ -90,12 +113,7 @@ function recordIdentity(sessionId: string | null | undefined, lineNum: number | 
 /**
  * Maps the decoded fields of one csvlog record. `expectedColumns` is the count detected for the file.
  */
-export function csvlogRecord(
-  fields: (string | null)[],
-  csvError: CsvError | null,
-  expectedColumns: number,
-  times: TimestampResolver,
-): RecordOutcome {
+export function csvlogRecord(fields: (string | null)[], csvError: CsvError | null, expectedColumns: number, times: TimestampResolver): RecordOutcome {
   if (csvError) return { kind: 'bad', reason: `csvlog record is not valid CSV (${csvError})` };
   const message = fields[13];
   if (fields.length !== expectedColumns) {
@@ -109,7 +127,8 @@ export function csvlogRecord(
   }
   for (const i of [3, 10, 24, 25]) {
     const v = fields[i];
-    if (v != null && !INTEGER.test(v)) return { kind: 'bad', reason: 'csvlog record has a malformed number (process_id, transaction_id, leader_pid or query_id)' };
+    if (v != null && !INTEGER.test(v))
+      return { kind: 'bad', reason: 'csvlog record has a malformed number (process_id, transaction_id, leader_pid or query_id)' };
   }
   const audit = parsePgAuditMessage(message);
   if (!audit.ok) return { kind: 'bad', reason: audit.reason };
@@ -120,27 +139,30 @@ export function csvlogRecord(
   const a = audit.fields;
   return {
     kind: 'audit',
-    record: auditRecord({
-      log_time_ms: logTime,
-      user_name: fields[1] ?? null,
-      database_name: fields[2] ?? null,
-      process_id: int(fields[3]),
-      client_addr: addr,
-      client_port: port,
-      session_id: sessionId,
-      session_line_num: lineNum,
-      command_tag: fields[7] ?? null,
-      session_start_ms: sessionStart,
-      virtual_transaction_id: fields[9] ?? null,
-      transaction_id: int(fields[10]),
-      error_severity: fields[11] ?? null,
-      // jsonlog omits an empty application_name; csvlog writes "". Both become NULL.
-      application_name: fields[22] || null,
-      backend_type: fields[23] ?? null,
-      leader_pid: int(fields[24]),
-      query_id: fields[25] ?? null,
-      message,
-    }, a),
+    record: auditRecord(
+      {
+        log_time_ms: logTime,
+        user_name: fields[1] ?? null,
+        database_name: fields[2] ?? null,
+        process_id: int(fields[3]),
+        client_addr: addr,
+        client_port: port,
+        session_id: sessionId,
+        session_line_num: lineNum,
+        command_tag: fields[7] ?? null,
+        session_start_ms: sessionStart,
+        virtual_transaction_id: fields[9] ?? null,
+        transaction_id: int(fields[10]),
+        error_severity: fields[11] ?? null,
+        // jsonlog omits an empty application_name; csvlog writes "". Both become NULL.
+        application_name: fields[22] || null,
+        backend_type: fields[23] ?? null,
+        leader_pid: int(fields[24]),
+        query_id: fields[25] ?? null,
+        message,
+      },
+      a,
+    ),
   };
 }
 
@@ -157,9 +179,21 @@ function csvlogSessionRecord(fields: (string | null)[], message: string, times: 
   return {
     kind: 'session',
     record: {
-      kind, log_time_ms: logTime, user_name: fields[1] || null, database_name: fields[2] || null, process_id: int(fields[3]),
-      client_addr: addr, client_port: port, session_id: sessionId, session_line_num: lineNum, session_start_ms: sessionStart,
-      virtual_transaction_id: fields[9] || null, transaction_id: int(fields[10]), severity, sqlstate, message,
+      kind,
+      log_time_ms: logTime,
+      user_name: fields[1] || null,
+      database_name: fields[2] || null,
+      process_id: int(fields[3]),
+      client_addr: addr,
+      client_port: port,
+      session_id: sessionId,
+      session_line_num: lineNum,
+      session_start_ms: sessionStart,
+      virtual_transaction_id: fields[9] || null,
+      transaction_id: int(fields[10]),
+      severity,
+      sqlstate,
+      message,
       detail: fields[14] || null,
       application_name: fields[22] || (kind === 'connect' ? applicationNameOf(message) : null),
       backend_type: fields[23] || null,
@@ -175,16 +209,35 @@ function jsonlogSessionRecord(o: Record<string, unknown>, message: string, times
   const sqlstate = str(o['state_code']);
   const kind = sessionRecordKind(severity, sqlstate, message);
   if (kind === null) return OTHER;
-  const id = recordIdentity(str(o['session_id']), num(o['line_num']), str(o['timestamp']) ?? '', str(o['session_start']), times, 'jsonlog record has no session_id or line_num');
+  const id = recordIdentity(
+    str(o['session_id']),
+    num(o['line_num']),
+    str(o['timestamp']) ?? '',
+    str(o['session_start']),
+    times,
+    'jsonlog record has no session_id or line_num',
+  );
   if ('kind' in id) return id;
   const { sessionId, lineNum, logTime, sessionStart } = id;
   return {
     kind: 'session',
     record: {
-      kind, log_time_ms: logTime, user_name: str(o['user']) || null, database_name: str(o['dbname']) || null, process_id: num(o['pid']),
-      client_addr: str(o['remote_host']), client_port: num(o['remote_port']), session_id: sessionId, session_line_num: lineNum,
-      session_start_ms: sessionStart, virtual_transaction_id: str(o['vxid']) || null, transaction_id: num(o['txid']),
-      severity, sqlstate, message, detail: str(o['detail']),
+      kind,
+      log_time_ms: logTime,
+      user_name: str(o['user']) || null,
+      database_name: str(o['dbname']) || null,
+      process_id: num(o['pid']),
+      client_addr: str(o['remote_host']),
+      client_port: num(o['remote_port']),
+      session_id: sessionId,
+      session_line_num: lineNum,
+      session_start_ms: sessionStart,
+      virtual_transaction_id: str(o['vxid']) || null,
+      transaction_id: num(o['txid']),
+      severity,
+      sqlstate,
+      message,
+      detail: str(o['detail']),
       application_name: str(o['application_name']) || (kind === 'connect' ? applicationNameOf(message) : null),
       backend_type: str(o['backend_type']),
       query: kind === 'error' ? str(o['statement']) : null,
@@ -235,32 +288,42 @@ export function jsonlogRecord(line: string, times: TimestampResolver): RecordOut
   }
   const audit = parsePgAuditMessage(message);
   if (!audit.ok) return { kind: 'bad', reason: audit.reason };
-  const id = recordIdentity(str(o['session_id']), num(o['line_num']), str(o['timestamp']) ?? '', str(o['session_start']), times, 'jsonlog record has no session_id or line_num');
+  const id = recordIdentity(
+    str(o['session_id']),
+    num(o['line_num']),
+    str(o['timestamp']) ?? '',
+    str(o['session_start']),
+    times,
+    'jsonlog record has no session_id or line_num',
+  );
   if ('kind' in id) return id;
   const { sessionId, lineNum, logTime, sessionStart } = id;
   const txid = num(o['txid']);
   const a = audit.fields;
   return {
     kind: 'audit',
-    record: auditRecord({
-      log_time_ms: logTime,
-      user_name: str(o['user']),
-      database_name: str(o['dbname']),
-      process_id: num(o['pid']),
-      client_addr: str(o['remote_host']),
-      client_port: num(o['remote_port']),
-      session_id: sessionId,
-      session_line_num: lineNum,
-      command_tag: str(o['ps']),
-      session_start_ms: sessionStart,
-      virtual_transaction_id: str(o['vxid']),
-      transaction_id: txid,
-      error_severity: str(o['error_severity']),
-      application_name: str(o['application_name']) || null,
-      backend_type: str(o['backend_type']),
-      leader_pid: num(o['leader_pid']),
-      query_id: exactQueryId(o['query_id'], line),
-      message,
-    }, a),
+    record: auditRecord(
+      {
+        log_time_ms: logTime,
+        user_name: str(o['user']),
+        database_name: str(o['dbname']),
+        process_id: num(o['pid']),
+        client_addr: str(o['remote_host']),
+        client_port: num(o['remote_port']),
+        session_id: sessionId,
+        session_line_num: lineNum,
+        command_tag: str(o['ps']),
+        session_start_ms: sessionStart,
+        virtual_transaction_id: str(o['vxid']),
+        transaction_id: txid,
+        error_severity: str(o['error_severity']),
+        application_name: str(o['application_name']) || null,
+        backend_type: str(o['backend_type']),
+        leader_pid: num(o['leader_pid']),
+        query_id: exactQueryId(o['query_id'], line),
+        message,
+      },
+      a,
+    ),
   };
 }

@@ -1,5 +1,5 @@
 import type { PgAuditRecord } from './log-record.js';
-import type { EventContext, EventKind } from './session-tracker.js';
+import type { EventContext, EventKind } from './dimensions.js';
 
 /**
  * Packed rows: the compact form in which a batch of pgaudit records travels from the parser to a sink.
@@ -21,31 +21,84 @@ const LF = 0x0a;
 
 /** Every column of a record, in the order recordRows() gives them (and sinks of whole records take them). */
 export const PACKED_COLUMNS = [
-  'log_time_ms', 'user_name', 'database_name', 'client_addr', 'client_port', 'message', 'application_name',
-  'session_id', 'session_line_num', 'process_id', 'virtual_transaction_id', 'transaction_id', 'command_tag',
-  'session_start_ms', 'error_severity', 'backend_type', 'leader_pid', 'query_id', 'audit_type', 'statement_id',
-  'substatement_id', 'class', 'command', 'object_type', 'object_name', 'statement', 'parameter', 'rows',
+  'log_time_ms',
+  'user_name',
+  'database_name',
+  'client_addr',
+  'client_port',
+  'message',
+  'application_name',
+  'session_id',
+  'session_line_num',
+  'process_id',
+  'virtual_transaction_id',
+  'transaction_id',
+  'command_tag',
+  'session_start_ms',
+  'error_severity',
+  'backend_type',
+  'leader_pid',
+  'query_id',
+  'audit_type',
+  'statement_id',
+  'substatement_id',
+  'class',
+  'command',
+  'object_type',
+  'object_name',
+  'statement',
+  'parameter',
+  'rows',
 ] as const;
 
 export type PackedColumn = (typeof PACKED_COLUMNS)[number];
 
 /** The fields of a packed row, in order. */
 export const EVENT_ROW_COLUMNS = [
-  'log_time_ms', 'context_id', 'kind_id', 'session_line_num', 'virtual_transaction_id', 'transaction_id', 'query_id',
-  'statement_id', 'substatement_id', 'object_name', 'statement', 'parameter', 'rows', 'message',
+  'log_time_ms',
+  'context_id',
+  'kind_id',
+  'session_line_num',
+  'virtual_transaction_id',
+  'transaction_id',
+  'query_id',
+  'statement_id',
+  'substatement_id',
+  'object_name',
+  'statement',
+  'parameter',
+  'rows',
+  'message',
 ] as const;
 
 export type EventRowColumn = (typeof EVENT_ROW_COLUMNS)[number];
 
 /** Packed row fields holding numbers (everything else is text). */
 export const EVENT_ROW_NUMERIC: ReadonlySet<EventRowColumn> = new Set([
-  'log_time_ms', 'context_id', 'kind_id', 'session_line_num', 'transaction_id', 'query_id', 'statement_id', 'substatement_id', 'rows',
+  'log_time_ms',
+  'context_id',
+  'kind_id',
+  'session_line_num',
+  'transaction_id',
+  'query_id',
+  'statement_id',
+  'substatement_id',
+  'rows',
 ]);
 
 /** Record columns holding numbers (everything else is text). */
 export const NUMERIC_COLUMNS: ReadonlySet<PackedColumn> = new Set([
-  'log_time_ms', 'client_port', 'session_line_num', 'process_id', 'transaction_id', 'session_start_ms',
-  'leader_pid', 'query_id', 'statement_id', 'substatement_id', 'rows',
+  'log_time_ms',
+  'client_port',
+  'session_line_num',
+  'process_id',
+  'transaction_id',
+  'session_start_ms',
+  'leader_pid',
+  'query_id',
+  'statement_id',
+  'substatement_id',
+  'rows',
 ]);
 
 /** The contexts and kinds a batch's rows reference, by id. */
@@ -93,7 +146,10 @@ export class PackWriter {
   len = 0;
   count = 0;
 
-  constructor(private readonly pool: BufferPool = new BufferPool(), private readonly initial = 1 << 20) {
+  constructor(
+    private readonly pool: BufferPool = new BufferPool(),
+    private readonly initial = 1 << 20,
+  ) {
     this.buf = pool.acquire(initial);
   }
 
@@ -212,8 +268,14 @@ export class PackWriter {
   /** Writes a safe integer in ASCII digits (in two 8-digit halves: small-integer arithmetic is fast). */
   int(value: number): void {
     this.ensure(24);
-    if (value < 0) { this.buf[this.len++] = 45; value = -value; }
-    if (value >= 1e16) { this.len += this.buf.write(String(value), this.len, 'latin1'); return; }
+    if (value < 0) {
+      this.buf[this.len++] = 45;
+      value = -value;
+    }
+    if (value >= 1e16) {
+      this.len += this.buf.write(String(value), this.len, 'latin1');
+      return;
+    }
     const hi = Math.floor(value / 1e8);
     const lo = value - hi * 1e8;
     if (hi > 0) {
@@ -222,7 +284,11 @@ export class PackWriter {
       let j = this.len + 8;
       this.len = j;
       let v = lo | 0;
-      for (let k = 0; k < 8; k++) { const q = (v / 10) | 0; out[--j] = 48 + v - q * 10; v = q; }
+      for (let k = 0; k < 8; k++) {
+        const q = (v / 10) | 0;
+        out[--j] = 48 + v - q * 10;
+        v = q;
+      }
     } else {
       this.small(lo | 0);
     }
@@ -235,7 +301,11 @@ export class PackWriter {
     for (let t = v; t >= 10; t = (t / 10) | 0) digits++;
     let j = this.len + digits;
     this.len = j;
-    do { const q = (v / 10) | 0; out[--j] = 48 + v - q * 10; v = q; } while (v > 0);
+    do {
+      const q = (v / 10) | 0;
+      out[--j] = 48 + v - q * 10;
+      v = q;
+    } while (v > 0);
   }
 
   /** NULL: an empty unquoted field. */
@@ -271,12 +341,31 @@ export class PackWriter {
    * have (SessionTracker.auditRecord). The caller checked `packable`.
    */
   record(r: PgAuditRecord, contextId: number, kindId: number): void {
-    const t = (x: string | null) => { if (x !== null) this.str(x); this.sep(); };
-    const n = (x: number | null) => { if (x !== null) this.int(x); this.sep(); };
-    n(r.log_time_ms); n(contextId); n(kindId); n(r.session_line_num); t(r.virtual_transaction_id); n(r.transaction_id);
-    if (r.query_id !== null) { this.ensure(r.query_id.length); this.len += this.buf.write(r.query_id, this.len, 'latin1'); }
+    const t = (x: string | null) => {
+      if (x !== null) this.str(x);
+      this.sep();
+    };
+    const n = (x: number | null) => {
+      if (x !== null) this.int(x);
+      this.sep();
+    };
+    n(r.log_time_ms);
+    n(contextId);
+    n(kindId);
+    n(r.session_line_num);
+    t(r.virtual_transaction_id);
+    n(r.transaction_id);
+    if (r.query_id !== null) {
+      this.ensure(r.query_id.length);
+      this.len += this.buf.write(r.query_id, this.len, 'latin1');
+    }
     this.sep();
-    n(r.statement_id); n(r.substatement_id); t(r.object_name); t(r.statement); t(r.parameter); n(r.rows);
+    n(r.statement_id);
+    n(r.substatement_id);
+    t(r.object_name);
+    t(r.statement);
+    t(r.parameter);
+    n(r.rows);
     if (r.message !== '') this.str(r.message);
     this.endRecord();
   }
@@ -284,15 +373,26 @@ export class PackWriter {
 
 /** True when the record can be packed (no GS in any text, not too long). */
 export function packable(r: PgAuditRecord): boolean {
-  return !((r.message.length + (r.statement?.length ?? 0) + (r.parameter?.length ?? 0) + (r.object_name?.length ?? 0)) * 3 > MAX_PACKED_RECORD_BYTES
-    || CONTROL.test(r.message) || (r.statement !== null && CONTROL.test(r.statement)) || (r.parameter !== null && CONTROL.test(r.parameter))
-    || (r.object_name !== null && CONTROL.test(r.object_name)) || (r.command !== null && CONTROL.test(r.command)) || (r.object_type !== null && CONTROL.test(r.object_type)) || CONTROL.test(r.class) || (r.user_name !== null && CONTROL.test(r.user_name))
-    || (r.database_name !== null && CONTROL.test(r.database_name))
-    || (r.application_name !== null && CONTROL.test(r.application_name))
-    || (r.virtual_transaction_id !== null && CONTROL.test(r.virtual_transaction_id))
-    || (r.client_addr !== null && CONTROL.test(r.client_addr)) || CONTROL.test(r.session_id)
-    || (r.command_tag !== null && CONTROL.test(r.command_tag)) || (r.backend_type !== null && CONTROL.test(r.backend_type))
-    || (r.error_severity !== null && CONTROL.test(r.error_severity)) || (r.query_id !== null && CONTROL.test(r.query_id)));
+  return !(
+    (r.message.length + (r.statement?.length ?? 0) + (r.parameter?.length ?? 0) + (r.object_name?.length ?? 0)) * 3 > MAX_PACKED_RECORD_BYTES ||
+    CONTROL.test(r.message) ||
+    (r.statement !== null && CONTROL.test(r.statement)) ||
+    (r.parameter !== null && CONTROL.test(r.parameter)) ||
+    (r.object_name !== null && CONTROL.test(r.object_name)) ||
+    (r.command !== null && CONTROL.test(r.command)) ||
+    (r.object_type !== null && CONTROL.test(r.object_type)) ||
+    CONTROL.test(r.class) ||
+    (r.user_name !== null && CONTROL.test(r.user_name)) ||
+    (r.database_name !== null && CONTROL.test(r.database_name)) ||
+    (r.application_name !== null && CONTROL.test(r.application_name)) ||
+    (r.virtual_transaction_id !== null && CONTROL.test(r.virtual_transaction_id)) ||
+    (r.client_addr !== null && CONTROL.test(r.client_addr)) ||
+    CONTROL.test(r.session_id) ||
+    (r.command_tag !== null && CONTROL.test(r.command_tag)) ||
+    (r.backend_type !== null && CONTROL.test(r.backend_type)) ||
+    (r.error_severity !== null && CONTROL.test(r.error_severity)) ||
+    (r.query_id !== null && CONTROL.test(r.query_id))
+  );
 }
 
 /**
@@ -340,18 +440,40 @@ export function* recordRows(bytes: Uint8Array, dims: Dimensions): Generator<(str
 }
 
 function fillRecord(out: (string | number | null)[], v: readonly (string | number | null)[], c: EventContext, k: EventKind): void {
-  out[0] = v[ROW.log_time_ms]!; out[1] = c.user_name; out[2] = c.database_name; out[3] = c.client_addr; out[4] = c.client_port;
-  out[5] = v[ROW.message]!; out[6] = c.application_name; out[7] = c.session_id; out[8] = v[ROW.session_line_num]!;
-  out[9] = c.process_id; out[10] = v[ROW.virtual_transaction_id]!; out[11] = v[ROW.transaction_id]!; out[12] = k.command_tag;
-  out[13] = c.session_start_ms; out[14] = k.error_severity; out[15] = c.backend_type; out[16] = c.leader_pid;
-  out[17] = v[ROW.query_id]!; out[18] = k.audit_type; out[19] = v[ROW.statement_id]!; out[20] = v[ROW.substatement_id]!;
-  out[21] = k.class; out[22] = k.command; out[23] = k.object_type; out[24] = v[ROW.object_name]!; out[25] = v[ROW.statement]!;
-  out[26] = v[ROW.parameter]!; out[27] = v[ROW.rows]!;
+  out[0] = v[ROW.log_time_ms]!;
+  out[1] = c.user_name;
+  out[2] = c.database_name;
+  out[3] = c.client_addr;
+  out[4] = c.client_port;
+  out[5] = v[ROW.message]!;
+  out[6] = c.application_name;
+  out[7] = c.session_id;
+  out[8] = v[ROW.session_line_num]!;
+  out[9] = c.process_id;
+  out[10] = v[ROW.virtual_transaction_id]!;
+  out[11] = v[ROW.transaction_id]!;
+  out[12] = k.command_tag;
+  out[13] = c.session_start_ms;
+  out[14] = k.error_severity;
+  out[15] = c.backend_type;
+  out[16] = c.leader_pid;
+  out[17] = v[ROW.query_id]!;
+  out[18] = k.audit_type;
+  out[19] = v[ROW.statement_id]!;
+  out[20] = v[ROW.substatement_id]!;
+  out[21] = k.class;
+  out[22] = k.command;
+  out[23] = k.object_type;
+  out[24] = v[ROW.object_name]!;
+  out[25] = v[ROW.statement]!;
+  out[26] = v[ROW.parameter]!;
+  out[27] = v[ROW.rows]!;
 }
 
 /** Unpacks rows into plain objects of every record column (for sinks that need objects, and for tests). */
 export function unpackRows(bytes: Uint8Array, dims: Dimensions): Record<PackedColumn, string | number | null>[] {
   const out: Record<PackedColumn, string | number | null>[] = [];
-  for (const v of recordRows(bytes, dims)) out.push(Object.fromEntries(PACKED_COLUMNS.map((c, i) => [c, v[i] ?? null])) as Record<PackedColumn, string | number | null>);
+  for (const v of recordRows(bytes, dims))
+    out.push(Object.fromEntries(PACKED_COLUMNS.map((c, i) => [c, v[i] ?? null])) as Record<PackedColumn, string | number | null>);
   return out;
 }

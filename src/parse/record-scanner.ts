@@ -53,7 +53,10 @@ export function scanCsvRecord(text: string, pos: number): ScannedRecord | null {
       fields.push(value);
       pos = q + 1;
       c = text.charCodeAt(pos);
-      if (c === COMMA) { pos++; continue; }
+      if (c === COMMA) {
+        pos++;
+        continue;
+      }
       if (c === LF) return { fields, start, next: pos + 1, error: null };
       if (c === CR && pos + 1 < end && text.charCodeAt(pos + 1) === LF) return { fields, start, next: pos + 2, error: null };
       return finishBroken(text, pos, fields, start, 'text_after_closing_quote');
@@ -68,7 +71,10 @@ export function scanCsvRecord(text: string, pos: number): ScannedRecord | null {
     if (p >= end) return null;
     if (c === QUOTE) return finishBroken(text, p, fields, start, 'quote_in_unquoted_field');
     fields.push(p === pos ? null : text.slice(pos, p));
-    if (c === COMMA) { pos = p + 1; continue; }
+    if (c === COMMA) {
+      pos = p + 1;
+      continue;
+    }
     if (c === LF) return { fields, start, next: p + 1, error: null };
     // CR: accept CRLF line ends; a lone CR in an unquoted field is malformed.
     if (p + 1 >= end) return null;

@@ -19,36 +19,13 @@
  * the string path call `auditRecord` with decoded values.
  */
 import { createHash } from 'node:crypto';
+import type { EventContext, EventKind } from './dimensions.js';
 import type { PgAuditRecord } from './log-record.js';
 import type { PackWriter } from './packed.js';
 import { PREVIOUSLY_LOGGED } from './pgaudit.js';
 import type { SessionRecord } from './session-log.js';
 
-/** Who, from where, in which session and file: the columns an event shares with its session. */
-export interface EventContext {
-  id: number;
-  session_id: string;
-  user_name: string | null;
-  database_name: string | null;
-  client_addr: string | null;
-  client_port: number | null;
-  application_name: string | null;
-  backend_type: string | null;
-  session_start_ms: number | null;
-  process_id: number | null;
-  leader_pid: number | null;
-}
-
-/** What kind of entry an event is. */
-export interface EventKind {
-  id: number;
-  audit_type: string | null;
-  class: string | null;
-  command: string | null;
-  object_type: string | null;
-  command_tag: string | null;
-  error_severity: string | null;
-}
+export type { EventContext, EventKind } from './dimensions.js';
 
 /** The last audited statement of an open session, as the store keeps it between runs. */
 export interface StatementState {
@@ -139,7 +116,6 @@ export function textHash(text: string): number {
   return hashBytes(b, 0, b.length);
 }
 
-const PREVIOUSLY = Buffer.from(PREVIOUSLY_LOGGED);
 const EMPTY = new Uint8Array(0);
 const digitsOf = (n: number) => Buffer.from(String(n), 'latin1');
 
@@ -174,7 +150,10 @@ class SessionState {
   pendingVxidEnd = -1;
   pendingText = -1;
   pendingTextEnd = -1;
-  constructor(readonly key: Uint8Array, readonly sessionId: string) {}
+  constructor(
+    readonly key: Uint8Array,
+    readonly sessionId: string,
+  ) {}
 
   /** Reads the vxid and hashes the text of the statement's first entry where the packer put them (-1: NULL). */
   resolve(out: PackWriter | null): void {
@@ -186,7 +165,13 @@ class SessionState {
   }
 }
 
-interface KindEntry { raw: Uint8Array | null; key: string | null; kind: EventKind; digits: Uint8Array; batch: number }
+interface KindEntry {
+  raw: Uint8Array | null;
+  key: string | null;
+  kind: EventKind;
+  digits: Uint8Array;
+  batch: number;
+}
 
 /** Sessions kept in memory at most (open ones; the oldest idle ones go first beyond this). */
 const MAX_SESSIONS = 200_000;
@@ -301,9 +286,20 @@ export class SessionTracker {
   /** The event of beginEvent starts a new context of its session (`sessionStartMs` -1: none). */
   newContext(buf: Buffer, fs: Int32Array, fe: Int32Array, fq: Uint8Array, nf: number, sessionStartMs: number): void {
     const st = this.cur!;
-    const ctx = this.makeContext(st.sessionId, text(buf, fs, fe, fq, nf, 1), text(buf, fs, fe, fq, nf, 2),
-      intOf(buf, fs, fe, nf, 3), buf, fs[4]!, fe[4]!, fq[4]!, sessionStartMs < 0 ? null : sessionStartMs,
-      nf > 22 && fe[22]! > fs[22]! ? text(buf, fs, fe, fq, nf, 22) : null, text(buf, fs, fe, fq, nf, 23), intOf(buf, fs, fe, nf, 24));
+    const ctx = this.makeContext(
+      st.sessionId,
+      text(buf, fs, fe, fq, nf, 1),
+      text(buf, fs, fe, fq, nf, 2),
+      intOf(buf, fs, fe, nf, 3),
+      buf,
+      fs[4]!,
+      fe[4]!,
+      fq[4]!,
+      sessionStartMs < 0 ? null : sessionStartMs,
+      nf > 22 && fe[22]! > fs[22]! ? text(buf, fs, fe, fq, nf, 22) : null,
+      text(buf, fs, fe, fq, nf, 23),
+      intOf(buf, fs, fe, nf, 24),
+    );
     this.setContext(st, ctx);
     st.contextRaw = contextBytes(buf, fs, fe, fq, nf);
     st.contextKey = null;
@@ -312,7 +308,10 @@ export class SessionTracker {
   /** The kind of the event of beginEvent (pgaudit fields in `src`). Sets contextId/kindId and their digits. */
   kindEvent(buf: Buffer, fs: Int32Array, fe: Int32Array, fq: Uint8Array, nf: number, src: Buffer, ps: Int32Array, pe: Int32Array, pq: Uint8Array): void {
     const st = this.cur!;
-    if (st.contextBatch !== this.batch) { st.contextBatch = this.batch; this.usedContexts.push(st.context!); }
+    if (st.contextBatch !== this.batch) {
+      st.contextBatch = this.batch;
+      this.usedContexts.push(st.context!);
+    }
     this.contextId = st.context!.id;
     this.contextDigits = st.contextDigits;
     // Kind.
@@ -322,16 +321,29 @@ export class SessionTracker {
     if (bucket) {
       for (let i = 0; i < bucket.length; i++) {
         const k = bucket[i]!;
-        if (k.raw !== null && sameKindBytes(k.raw, buf, fs, fe, fq, nf, src, ps, pe, pq)) { entry = k; break; }
+        if (k.raw !== null && sameKindBytes(k.raw, buf, fs, fe, fq, nf, src, ps, pe, pq)) {
+          entry = k;
+          break;
+        }
       }
     }
     if (!entry) {
-      const kind = this.makeKind(text(src, ps, pe, pq, 10, 0), text(src, ps, pe, pq, 10, 3), text(src, ps, pe, pq, 10, 4),
-        text(src, ps, pe, pq, 10, 5), text(buf, fs, fe, fq, nf, 7), text(buf, fs, fe, fq, nf, 11));
+      const kind = this.makeKind(
+        text(src, ps, pe, pq, 10, 0),
+        text(src, ps, pe, pq, 10, 3),
+        text(src, ps, pe, pq, 10, 4),
+        text(src, ps, pe, pq, 10, 5),
+        text(buf, fs, fe, fq, nf, 7),
+        text(buf, fs, fe, fq, nf, 11),
+      );
       entry = { raw: kindBytes(buf, fs, fe, fq, nf, src, ps, pe, pq), key: null, kind, digits: digitsOf(kind.id), batch: -1 };
-      if (bucket) bucket.push(entry); else this.kinds.set(h, [entry]);
+      if (bucket) bucket.push(entry);
+      else this.kinds.set(h, [entry]);
     }
-    if (entry.batch !== this.batch) { entry.batch = this.batch; this.usedKinds.push(entry.kind); }
+    if (entry.batch !== this.batch) {
+      entry.batch = this.batch;
+      this.usedKinds.push(entry.kind);
+    }
     this.kindId = entry.kind.id;
     this.kindDigits = entry.digits;
   }
@@ -340,7 +352,16 @@ export class SessionTracker {
    * The event of beginEvent, packed: its session's last statement. `[vxidAt, vxidEnd)` and `[textAt, textEnd)`
    * are where the row's vxid and statement are in the packed rows (-1: NULL).
    */
-  statementEvent(logTimeMs: number, line: number, statementId: number, marker: boolean, vxidAt: number, vxidEnd: number, textAt: number, textEnd: number): void {
+  statementEvent(
+    logTimeMs: number,
+    line: number,
+    statementId: number,
+    marker: boolean,
+    vxidAt: number,
+    vxidEnd: number,
+    textAt: number,
+    textEnd: number,
+  ): void {
     const st = this.cur!;
     if (statementId !== st.statementId || line <= st.lastLine) {
       st.statementId = statementId;
@@ -355,21 +376,36 @@ export class SessionTracker {
     }
     st.lastLine = line;
     st.lastMs = logTimeMs;
-    if (st.dirtyBatch !== this.batch) { st.dirtyBatch = this.batch; this.dirty.push(st); }
+    if (st.dirtyBatch !== this.batch) {
+      st.dirtyBatch = this.batch;
+      this.dirty.push(st);
+    }
   }
 
   /** A pgaudit event as a record (jsonlog, and csvlog records the fast path declined). Sets contextId and kindId. */
   auditRecord(r: PgAuditRecord): void {
     const keyBytes = Buffer.from(r.session_id, 'utf8');
     const st = this.session(keyBytes, 0, keyBytes.length, r.session_id);
-    const key = JSON.stringify([r.user_name, r.database_name, r.process_id, r.client_addr, r.client_port, r.session_start_ms,
-      r.application_name, r.backend_type, r.leader_pid]);
+    const key = JSON.stringify([
+      r.user_name,
+      r.database_name,
+      r.process_id,
+      r.client_addr,
+      r.client_port,
+      r.session_start_ms,
+      r.application_name,
+      r.backend_type,
+      r.leader_pid,
+    ]);
     if (st.contextKey !== key || st.contextFile !== this.file) {
       this.setContext(st, this.contextOf(r));
       st.contextKey = key;
       st.contextRaw = null;
     }
-    if (st.contextBatch !== this.batch) { st.contextBatch = this.batch; this.usedContexts.push(st.context!); }
+    if (st.contextBatch !== this.batch) {
+      st.contextBatch = this.batch;
+      this.usedContexts.push(st.context!);
+    }
     this.contextId = st.context!.id;
     this.contextDigits = st.contextDigits;
     const kindKey = JSON.stringify([r.audit_type, r.class, r.command, r.object_type, r.command_tag, r.error_severity]);
@@ -379,7 +415,10 @@ export class SessionTracker {
       entry = { raw: null, key: kindKey, kind, digits: digitsOf(kind.id), batch: -1 };
       this.kindsByKey.set(kindKey, entry);
     }
-    if (entry.batch !== this.batch) { entry.batch = this.batch; this.usedKinds.push(entry.kind); }
+    if (entry.batch !== this.batch) {
+      entry.batch = this.batch;
+      this.usedKinds.push(entry.kind);
+    }
     this.kindId = entry.kind.id;
     this.kindDigits = entry.digits;
     if (r.statement_id !== st.statementId || r.session_line_num <= st.lastLine) {
@@ -393,14 +432,23 @@ export class SessionTracker {
     }
     st.lastLine = r.session_line_num;
     st.lastMs = r.log_time_ms;
-    if (st.dirtyBatch !== this.batch) { st.dirtyBatch = this.batch; this.dirty.push(st); }
+    if (st.dirtyBatch !== this.batch) {
+      st.dirtyBatch = this.batch;
+      this.dirty.push(st);
+    }
   }
 
   /** A connection, disconnection, failed login or error record of a session. */
   sessionRecord(r: SessionRecord): void {
     const c = this.corr;
-    if (r.kind === 'connect') { c.sessions.push(r); return; }
-    if (r.kind === 'logon_failure') { c.logonFailures.push(r); return; }
+    if (r.kind === 'connect') {
+      c.sessions.push(r);
+      return;
+    }
+    if (r.kind === 'logon_failure') {
+      c.logonFailures.push(r);
+      return;
+    }
     const keyBytes = Buffer.from(r.session_id, 'utf8');
     if (r.kind === 'disconnect') {
       c.sessions.push(r);
@@ -414,11 +462,27 @@ export class SessionTracker {
     const st = this.findSession(keyBytes);
     st?.resolve(this.out);
     let statementId: number | null = null;
-    if (st && st.statementId >= 0 && st.lastLine < r.session_line_num && r.virtual_transaction_id !== null
-      && st.vxid === r.virtual_transaction_id && (r.query === null || st.marker || textHash(r.query) === st.textHash)) {
+    if (
+      st &&
+      st.statementId >= 0 &&
+      st.lastLine < r.session_line_num &&
+      r.virtual_transaction_id !== null &&
+      st.vxid === r.virtual_transaction_id &&
+      (r.query === null || st.marker || textHash(r.query) === st.textHash)
+    ) {
       statementId = st.statementId;
-      c.outcomes.push({ session_id: r.session_id, statement_id: st.statementId, sqlstate: r.sqlstate, message: r.message,
-        from_ms: st.firstMs, to_ms: r.log_time_ms, line: r.session_line_num, first_line: st.firstLine, last_line: st.lastLine, last_ms: st.lastMs });
+      c.outcomes.push({
+        session_id: r.session_id,
+        statement_id: st.statementId,
+        sqlstate: r.sqlstate,
+        message: r.message,
+        from_ms: st.firstMs,
+        to_ms: r.log_time_ms,
+        line: r.session_line_num,
+        first_line: st.firstLine,
+        last_line: st.lastLine,
+        last_ms: st.lastMs,
+      });
     }
     c.errors.push({ record: r, statementId });
   }
@@ -436,8 +500,15 @@ export class SessionTracker {
       // A session that ended in this batch is not kept.
       if (this.findSession(st.key) !== st) continue;
       corr.state.push({
-        session_id: st.sessionId, statement_id: st.statementId, vxid: st.vxid, last_line: st.lastLine,
-        statement_hash: st.textHash, marker: st.marker, first_time_ms: st.firstMs, first_line: st.firstLine, last_time_ms: st.lastMs,
+        session_id: st.sessionId,
+        statement_id: st.statementId,
+        vxid: st.vxid,
+        last_line: st.lastLine,
+        statement_hash: st.textHash,
+        marker: st.marker,
+        first_time_ms: st.firstMs,
+        first_line: st.firstLine,
+        last_time_ms: st.lastMs,
       });
     }
     const out = { contexts: this.usedContexts, kinds: this.usedKinds, correlation: corr };
@@ -458,21 +529,44 @@ export class SessionTracker {
 
   private contextOf(r: PgAuditRecord): EventContext {
     return this.finishContext({
-      id: 0, session_id: r.session_id, user_name: r.user_name, database_name: r.database_name, client_addr: r.client_addr,
-      client_port: r.client_port, application_name: r.application_name, backend_type: r.backend_type,
-      session_start_ms: r.session_start_ms, process_id: r.process_id, leader_pid: r.leader_pid,
+      id: 0,
+      session_id: r.session_id,
+      user_name: r.user_name,
+      database_name: r.database_name,
+      client_addr: r.client_addr,
+      client_port: r.client_port,
+      application_name: r.application_name,
+      backend_type: r.backend_type,
+      session_start_ms: r.session_start_ms,
+      process_id: r.process_id,
+      leader_pid: r.leader_pid,
     });
   }
 
-  private makeContext(sessionId: string, user: string | null, database: string | null, pid: number | null,
-    buf: Buffer, fromS: number, fromE: number, fromQ: number, sessionStart: number | null, app: string | null,
-    backendType: string | null, leaderPid: number | null): EventContext {
+  private makeContext(
+    sessionId: string,
+    user: string | null,
+    database: string | null,
+    pid: number | null,
+    buf: Buffer,
+    fromS: number,
+    fromE: number,
+    fromQ: number,
+    sessionStart: number | null,
+    app: string | null,
+    backendType: string | null,
+    leaderPid: number | null,
+  ): EventContext {
     // connection_from: host:port, [local], or ::1:5432 → address and port (as the packer always split it).
     let addr: string | null = null;
     let port: number | null = null;
     if (fromE > fromS) {
       let colon = -1;
-      for (let i = fromE - 1; i > fromS; i--) if (buf[i] === 58) { colon = i; break; }
+      for (let i = fromE - 1; i > fromS; i--)
+        if (buf[i] === 58) {
+          colon = i;
+          break;
+        }
       if (colon > fromS && fromQ !== 2 && isDigits(buf, colon + 1, fromE)) {
         addr = buf.toString('utf8', fromS, colon);
         port = Number(buf.toString('latin1', colon + 1, fromE));
@@ -481,19 +575,46 @@ export class SessionTracker {
       }
     }
     return this.finishContext({
-      id: 0, session_id: sessionId, user_name: user, database_name: database, client_addr: addr, client_port: port,
-      application_name: app, backend_type: backendType, session_start_ms: sessionStart, process_id: pid, leader_pid: leaderPid,
+      id: 0,
+      session_id: sessionId,
+      user_name: user,
+      database_name: database,
+      client_addr: addr,
+      client_port: port,
+      application_name: app,
+      backend_type: backendType,
+      session_start_ms: sessionStart,
+      process_id: pid,
+      leader_pid: leaderPid,
     });
   }
 
   private finishContext(c: EventContext): EventContext {
-    c.id = tupleId([this.server, this.path, c.session_id, c.user_name, c.database_name, c.client_addr, c.client_port,
-      c.application_name, c.backend_type, c.session_start_ms, c.process_id, c.leader_pid]);
+    c.id = tupleId([
+      this.server,
+      this.path,
+      c.session_id,
+      c.user_name,
+      c.database_name,
+      c.client_addr,
+      c.client_port,
+      c.application_name,
+      c.backend_type,
+      c.session_start_ms,
+      c.process_id,
+      c.leader_pid,
+    ]);
     return c;
   }
 
-  private makeKind(auditType: string | null, klass: string | null, command: string | null, objectType: string | null,
-    commandTag: string | null, severity: string | null): EventKind {
+  private makeKind(
+    auditType: string | null,
+    klass: string | null,
+    command: string | null,
+    objectType: string | null,
+    commandTag: string | null,
+    severity: string | null,
+  ): EventKind {
     const k: EventKind = { id: 0, audit_type: auditType, class: klass, command, object_type: objectType, command_tag: commandTag, error_severity: severity };
     k.id = tupleId([k.audit_type, k.class, k.command, k.object_type, k.command_tag, k.error_severity]);
     return k;
@@ -508,14 +629,19 @@ function equalBytes(a: Uint8Array, b: Uint8Array, s: number, e: number): boolean
 
 function isDigits(buf: Uint8Array, s: number, e: number): boolean {
   if (s >= e) return false;
-  for (let i = s; i < e; i++) { const c = buf[i]!; if (c < 48 || c > 57) return false; }
+  for (let i = s; i < e; i++) {
+    const c = buf[i]!;
+    if (c < 48 || c > 57) return false;
+  }
   return true;
 }
 
 /** Field i as text: NULL when absent or empty and unquoted; doubled quotes undone. */
 function text(buf: Buffer, s: Int32Array, e: Int32Array, q: Uint8Array, n: number, i: number): string | null {
   if (i >= n) return null;
-  const a = s[i]!, b = e[i]!, quoted = q[i]!;
+  const a = s[i]!,
+    b = e[i]!,
+    quoted = q[i]!;
   if (quoted === 0 && a === b) return null;
   const v = buf.toString('utf8', a, b);
   return quoted === 2 ? v.replaceAll('""', '"') : v;
@@ -523,19 +649,24 @@ function text(buf: Buffer, s: Int32Array, e: Int32Array, q: Uint8Array, n: numbe
 
 function intOf(buf: Buffer, s: Int32Array, e: Int32Array, n: number, i: number): number | null {
   if (i >= n || e[i]! === s[i]!) return null;
-  return Number(buf.toString('latin1', s[i]!, e[i]!));
+  return Number(buf.toString('latin1', s[i], e[i]));
 }
 
 /** The context fields' bytes, each as [length (2 bytes), quote flag, bytes]; absent fields have length 0xffff. */
 function contextBytes(buf: Buffer, fs: Int32Array, fe: Int32Array, fq: Uint8Array, nf: number): Uint8Array {
   let size = 0;
-  for (let f = 0; f < CONTEXT_FIELDS.length; f++) { const i = CONTEXT_FIELDS[f]!; size += 3 + (i < nf ? fe[i]! - fs[i]! : 0); }
+  for (let f = 0; f < CONTEXT_FIELDS.length; f++) {
+    const i = CONTEXT_FIELDS[f]!;
+    size += 3 + (i < nf ? fe[i]! - fs[i]! : 0);
+  }
   const out = new Uint8Array(size);
   let j = 0;
   for (let f = 0; f < CONTEXT_FIELDS.length; f++) {
     const i = CONTEXT_FIELDS[f]!;
     const len = i < nf ? fe[i]! - fs[i]! : 0xffff;
-    out[j++] = len >> 8; out[j++] = len & 0xff; out[j++] = i < nf ? fq[i]! : 0;
+    out[j++] = len >> 8;
+    out[j++] = len & 0xff;
+    out[j++] = i < nf ? fq[i]! : 0;
     if (i < nf) for (let k = fs[i]!; k < fe[i]!; k++) out[j++] = buf[k]!;
   }
   return out;
@@ -550,7 +681,9 @@ function sameContextBytes(raw: Uint8Array, buf: Buffer, fs: Int32Array, fe: Int3
       j += 3;
       continue;
     }
-    const s = fs[i]!, e = fe[i]!, len = e - s;
+    const s = fs[i]!,
+      e = fe[i]!,
+      len = e - s;
     if (raw[j] !== len >> 8 || raw[j + 1] !== (len & 0xff) || raw[j + 2] !== fq[i]) return false;
     j += 3;
     for (let k = s; k < e; k++) if (raw[j++] !== buf[k]) return false;
@@ -562,7 +695,17 @@ function sameContextBytes(raw: Uint8Array, buf: Buffer, fs: Int32Array, fe: Int3
 const KIND_PGAUDIT = [0, 3, 4, 5];
 const KIND_CSVLOG = [7, 11];
 
-function kindHash(buf: Buffer, fs: Int32Array, fe: Int32Array, fq: Uint8Array, nf: number, src: Buffer, ps: Int32Array, pe: Int32Array, pq: Uint8Array): number {
+function kindHash(
+  buf: Buffer,
+  fs: Int32Array,
+  fe: Int32Array,
+  fq: Uint8Array,
+  nf: number,
+  src: Buffer,
+  ps: Int32Array,
+  pe: Int32Array,
+  pq: Uint8Array,
+): number {
   let h = 0x811c9dc5;
   for (let f = 0; f < 4; f++) {
     const i = KIND_PGAUDIT[f]!;
@@ -578,7 +721,17 @@ function kindHash(buf: Buffer, fs: Int32Array, fe: Int32Array, fq: Uint8Array, n
 }
 
 /** The kind fields' bytes, each as [length (2 bytes), quote flag, bytes]; absent fields have length 0xffff. */
-function kindBytes(buf: Buffer, fs: Int32Array, fe: Int32Array, fq: Uint8Array, nf: number, src: Buffer, ps: Int32Array, pe: Int32Array, pq: Uint8Array): Uint8Array {
+function kindBytes(
+  buf: Buffer,
+  fs: Int32Array,
+  fe: Int32Array,
+  fq: Uint8Array,
+  nf: number,
+  src: Buffer,
+  ps: Int32Array,
+  pe: Int32Array,
+  pq: Uint8Array,
+): Uint8Array {
   const parts: number[] = [];
   const field = (from: Uint8Array, s: number, e: number, q: number) => {
     const len = e - s;
@@ -593,11 +746,24 @@ function kindBytes(buf: Buffer, fs: Int32Array, fe: Int32Array, fq: Uint8Array, 
   return Uint8Array.from(parts);
 }
 
-function sameKindBytes(raw: Uint8Array, buf: Buffer, fs: Int32Array, fe: Int32Array, fq: Uint8Array, nf: number, src: Buffer, ps: Int32Array, pe: Int32Array, pq: Uint8Array): boolean {
+function sameKindBytes(
+  raw: Uint8Array,
+  buf: Buffer,
+  fs: Int32Array,
+  fe: Int32Array,
+  fq: Uint8Array,
+  nf: number,
+  src: Buffer,
+  ps: Int32Array,
+  pe: Int32Array,
+  pq: Uint8Array,
+): boolean {
   let j = 0;
   for (let f = 0; f < 4; f++) {
     const i = KIND_PGAUDIT[f]!;
-    const s = ps[i]!, e = pe[i]!, len = e - s;
+    const s = ps[i]!,
+      e = pe[i]!,
+      len = e - s;
     if (raw[j] !== len >> 8 || raw[j + 1] !== (len & 0xff) || raw[j + 2] !== pq[i]) return false;
     j += 3;
     for (let k = s; k < e; k++) if (raw[j++] !== src[k]) return false;
@@ -609,7 +775,9 @@ function sameKindBytes(raw: Uint8Array, buf: Buffer, fs: Int32Array, fe: Int32Ar
       j += 3;
       continue;
     }
-    const s = fs[i]!, e = fe[i]!, len = e - s;
+    const s = fs[i]!,
+      e = fe[i]!,
+      len = e - s;
     if (raw[j] !== len >> 8 || raw[j + 1] !== (len & 0xff) || raw[j + 2] !== fq[i]) return false;
     j += 3;
     for (let k = s; k < e; k++) if (raw[j++] !== buf[k]) return false;

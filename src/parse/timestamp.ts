@@ -14,15 +14,59 @@
 /** Abbreviations that mean a single UTC offset (minutes) in current tzdata. Ambiguous ones (IST, CST,
  * CDT, PST, AST, BST is kept: only Europe/London uses it today) are deliberately absent. */
 const FIXED_ABBREVIATIONS: Record<string, number> = {
-  UTC: 0, UCT: 0, GMT: 0, Z: 0, WET: 0, WEST: 60, BST: 60, CET: 60, CEST: 120, MET: 60, MEST: 120,
-  EET: 120, EEST: 180, MSK: 180, IDT: 180, SAST: 120, WAT: 60, CAT: 120, EAT: 180, PKT: 300,
-  WIB: 420, WITA: 480, WIT: 540, HKT: 480, JST: 540, KST: 540, AWST: 480, ACST: 570, ACDT: 630,
-  AEST: 600, AEDT: 660, NZST: 720, NZDT: 780, ChST: 600, HST: -600, HDT: -540, AKST: -540,
-  AKDT: -480, PDT: -420, MST: -420, MDT: -360, EST: -300, EDT: -240, NST: -210, NDT: -150, SST: -660,
+  UTC: 0,
+  UCT: 0,
+  GMT: 0,
+  Z: 0,
+  WET: 0,
+  WEST: 60,
+  BST: 60,
+  CET: 60,
+  CEST: 120,
+  MET: 60,
+  MEST: 120,
+  EET: 120,
+  EEST: 180,
+  MSK: 180,
+  IDT: 180,
+  SAST: 120,
+  WAT: 60,
+  CAT: 120,
+  EAT: 180,
+  PKT: 300,
+  WIB: 420,
+  WITA: 480,
+  WIT: 540,
+  HKT: 480,
+  JST: 540,
+  KST: 540,
+  AWST: 480,
+  ACST: 570,
+  ACDT: 630,
+  AEST: 600,
+  AEDT: 660,
+  NZST: 720,
+  NZDT: 780,
+  ChST: 600,
+  HST: -600,
+  HDT: -540,
+  AKST: -540,
+  AKDT: -480,
+  PDT: -420,
+  MST: -420,
+  MDT: -360,
+  EST: -300,
+  EDT: -240,
+  NST: -210,
+  NDT: -150,
+  SST: -660,
 };
 
 export class TimestampError extends Error {
-  constructor(message: string, readonly code: 'malformed' | 'unknown_zone' | 'ambiguous' | 'invalid_local_time') {
+  constructor(
+    message: string,
+    readonly code: 'malformed' | 'unknown_zone' | 'ambiguous' | 'invalid_local_time',
+  ) {
     super(message);
   }
 }
@@ -40,8 +84,14 @@ function formatter(zone: string): Intl.DateTimeFormat {
   let f = formatters.get(zone);
   if (!f) {
     f = new Intl.DateTimeFormat('en-US', {
-      timeZone: zone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit',
-      hour: '2-digit', minute: '2-digit', second: '2-digit',
+      timeZone: zone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
     });
     formatters.set(zone, f);
   }
@@ -84,7 +134,9 @@ export class TimestampResolver {
     let msPart = 0;
     let key: string;
     if (len > 24 && text.charCodeAt(19) === 46 /* . */ && text.charCodeAt(23) === 32) {
-      const d0 = text.charCodeAt(20) - 48, d1 = text.charCodeAt(21) - 48, d2 = text.charCodeAt(22) - 48;
+      const d0 = text.charCodeAt(20) - 48,
+        d1 = text.charCodeAt(21) - 48,
+        d2 = text.charCodeAt(22) - 48;
       if (d0 < 0 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) throw malformed(text);
       msPart = d0 * 100 + d1 * 10 + d2;
       key = text.slice(0, 19) + text.slice(23);
@@ -106,8 +158,16 @@ export class TimestampResolver {
     const wall = Date.UTC(year, month - 1, day, hour, minute, second);
     // Date.UTC rolls 2024-02-30 into March: a date that does not round-trip does not exist.
     const check = new Date(wall);
-    if (Number.isNaN(wall) || hour > 23 || minute > 59 || second > 59 || check.getUTCFullYear() !== year
-      || check.getUTCMonth() !== month - 1 || check.getUTCDate() !== day) throw malformed(text);
+    if (
+      Number.isNaN(wall) ||
+      hour > 23 ||
+      minute > 59 ||
+      second > 59 ||
+      check.getUTCFullYear() !== year ||
+      check.getUTCMonth() !== month - 1 ||
+      check.getUTCDate() !== day
+    )
+      throw malformed(text);
     const abbrev = m[7]!;
     const numeric = numericOffset(abbrev);
     const fixed = numeric ?? FIXED_ABBREVIATIONS[abbrev];

@@ -16,7 +16,11 @@ export function parseTime(value: string, name: string): number {
 }
 
 function list(params: FilterParams, name: string): string[] | undefined {
-  const values = params.getAll(name).flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+  const values = params
+    .getAll(name)
+    .flatMap((v) => v.split(','))
+    .map((v) => v.trim())
+    .filter((v) => v !== '');
   return values.length ? [...new Set(values)] : undefined;
 }
 
@@ -28,7 +32,13 @@ export function parseFilter(params: FilterParams): EventFilter {
   if (from) f.from = parseTime(from, 'from');
   if (to) f.to = parseTime(to, 'to');
   if (f.from !== undefined && f.to !== undefined && f.from >= f.to) throw new Error('from must be earlier than to');
-  for (const [key, name] of [['server', 'server'], ['user', 'user'], ['database', 'database'], ['class', 'class'], ['command', 'command']] as const) {
+  for (const [key, name] of [
+    ['server', 'server'],
+    ['user', 'user'],
+    ['database', 'database'],
+    ['class', 'class'],
+    ['command', 'command'],
+  ] as const) {
     const v = list(params, name);
     if (v) f[key] = key === 'class' || key === 'command' ? v.map((x) => x.toUpperCase()) : v;
   }
@@ -51,7 +61,13 @@ export function parseFilter(params: FilterParams): EventFilter {
 export function filterToParams(f: EventFilter, params = new URLSearchParams()): URLSearchParams {
   if (f.from !== undefined) params.set('from', String(f.from));
   if (f.to !== undefined) params.set('to', String(f.to));
-  for (const [key, name] of [['server', 'server'], ['user', 'user'], ['database', 'database'], ['class', 'class'], ['command', 'command']] as const) {
+  for (const [key, name] of [
+    ['server', 'server'],
+    ['user', 'user'],
+    ['database', 'database'],
+    ['class', 'class'],
+    ['command', 'command'],
+  ] as const) {
     for (const v of f[key] ?? []) params.append(name, v);
   }
   if (f.object) params.set('object', f.object);

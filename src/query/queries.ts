@@ -1,6 +1,15 @@
 import type {
-  EventDetail, EventFilter, EventPage, EventRow, EventWithSession, Facets, LogonFailureSummary, SessionInfo, TimelineItem,
-  TimeSeries, TopEntry,
+  EventDetail,
+  EventFilter,
+  EventPage,
+  EventRow,
+  EventWithSession,
+  Facets,
+  LogonFailureSummary,
+  SessionInfo,
+  TimelineItem,
+  TimeSeries,
+  TopEntry,
 } from './types.js';
 
 /** Runs one SQL statement with positional parameters ($1, $2, ...) and returns its rows as plain JSON values. */
@@ -34,7 +43,14 @@ function decodeKey(s: string): Key {
   } catch {
     throw new QueryInputError('malformed event id or cursor');
   }
-  if (!Array.isArray(v) || v.length !== 4 || !Number.isSafeInteger(v[0]) || typeof v[1] !== 'string' || typeof v[2] !== 'string' || !Number.isSafeInteger(v[3])) {
+  if (
+    !Array.isArray(v) ||
+    v.length !== 4 ||
+    !Number.isSafeInteger(v[0]) ||
+    typeof v[1] !== 'string' ||
+    typeof v[2] !== 'string' ||
+    !Number.isSafeInteger(v[3])
+  ) {
     throw new QueryInputError('malformed event id or cursor');
   }
   return v as Key;
@@ -90,10 +106,13 @@ function dimensionConditions(f: EventFilter, w: Where): Where {
   const inList = (column: string, values: string[] | undefined, into: string[]) => {
     if (values && values.length) into.push(`${column} IN (${values.map((v) => w.p(v)).join(', ')})`);
   };
-  inList('server', f.server, ctx); inList('user_name', f.user, ctx); inList('database_name', f.database, ctx);
+  inList('server', f.server, ctx);
+  inList('user_name', f.user, ctx);
+  inList('database_name', f.database, ctx);
   if (ctx.length) w.add(`context_id IN (SELECT context_id FROM event_contexts WHERE ${ctx.join(' AND ')})`);
   const kinds: string[] = [];
-  inList('class', f.class, kinds); inList('command', f.command, kinds);
+  inList('class', f.class, kinds);
+  inList('command', f.command, kinds);
   if (kinds.length) w.add(`kind_id IN (SELECT kind_id FROM event_kinds WHERE ${kinds.join(' AND ')})`);
   return w;
 }
@@ -156,18 +175,31 @@ function countBy(column: string, where: string, extra = ''): string {
 function toRow(r: Record<string, unknown>): Omit<EventRow, 'statement_preview'> {
   return {
     id: encodeKey([Number(r['t_us']), String(r['server']), String(r['session_id']), Number(r['session_line_num'])]),
-    log_time: String(r['log_time']), server: String(r['server']), session_id: String(r['session_id']),
-    session_line_num: Number(r['session_line_num']), user_name: strOrNull(r['user_name']), database_name: strOrNull(r['database_name']),
-    client_addr: strOrNull(r['client_addr']), application_name: strOrNull(r['application_name']), audit_type: strOrNull(r['audit_type']),
-    class: strOrNull(r['class']), command: strOrNull(r['command']), object_type: strOrNull(r['object_type']),
-    object_name: strOrNull(r['object_name']), outcome: r['outcome'] === 'error' ? 'error' : 'success', sqlstate: strOrNull(r['sqlstate']),
+    log_time: String(r['log_time']),
+    server: String(r['server']),
+    session_id: String(r['session_id']),
+    session_line_num: Number(r['session_line_num']),
+    user_name: strOrNull(r['user_name']),
+    database_name: strOrNull(r['database_name']),
+    client_addr: strOrNull(r['client_addr']),
+    application_name: strOrNull(r['application_name']),
+    audit_type: strOrNull(r['audit_type']),
+    class: strOrNull(r['class']),
+    command: strOrNull(r['command']),
+    object_type: strOrNull(r['object_type']),
+    object_name: strOrNull(r['object_name']),
+    outcome: r['outcome'] === 'error' ? 'error' : 'success',
+    sqlstate: strOrNull(r['sqlstate']),
   };
 }
 
 export class AuditQueries {
   private facetCache: { at: number; value: Facets } | null = null;
 
-  constructor(private readonly db: QueryRunner, private readonly now: () => number = Date.now) {}
+  constructor(
+    private readonly db: QueryRunner,
+    private readonly now: () => number = Date.now,
+  ) {}
 
   /** Distinct values for the filter controls (at most FACET_LIMIT each), cached for a few seconds. */
   async facets(): Promise<Facets> {
@@ -181,11 +213,21 @@ export class AuditQueries {
         UNION ALL ${facet('databases', 'event_contexts', 'context_id', 'database_name')} UNION ALL ${facet('classes', 'event_kinds', 'kind_id', 'class')}
         UNION ALL ${facet('commands', 'event_kinds', 'kind_id', 'command')})
       QUALIFY row_number() OVER (PARTITION BY f ORDER BY n DESC, v) <= ${FACET_LIMIT}`);
-    const values = (f: string) => rows.filter((r) => r['f'] === f).map((r) => String(r['v'])).sort();
+    const values = (f: string) =>
+      rows
+        .filter((r) => r['f'] === f)
+        .map((r) => String(r['v']))
+        .sort();
     const [range] = await this.db.all(`SELECT ${ISO('min(log_time)')} AS min_time, ${ISO('max(log_time)')} AS max_time, count(*)::DOUBLE AS n FROM event_rows`);
     const value: Facets = {
-      servers: values('servers'), users: values('users'), databases: values('databases'), classes: values('classes'), commands: values('commands'),
-      min_time: strOrNull(range?.['min_time']), max_time: strOrNull(range?.['max_time']), events: num(range?.['n']),
+      servers: values('servers'),
+      users: values('users'),
+      databases: values('databases'),
+      classes: values('classes'),
+      commands: values('commands'),
+      min_time: strOrNull(range?.['min_time']),
+      max_time: strOrNull(range?.['max_time']),
+      events: num(range?.['n']),
     };
     this.facetCache = { at: this.now(), value };
     return value;
@@ -220,8 +262,11 @@ export class AuditQueries {
         w.add(`(epoch_us(log_time), context_id, session_line_num) < (${w.p(after[0])}::BIGINT, ${w.p(after[1])}::BIGINT, ${w.p(after[2])}::BIGINT)`);
       }
       const order = 'ORDER BY log_time DESC, context_id DESC, session_line_num DESC';
-      const got = await this.db.all(`SELECT ${ROW_COLUMNS}, context_id, left(statement, ${STATEMENT_PREVIEW}) AS statement_preview
-        FROM ${withDimensions(`SELECT * FROM event_rows ${w.sql()} ${order} LIMIT ${limit + 1 - rows.length}`)} ${order}`, w.params);
+      const got = await this.db.all(
+        `SELECT ${ROW_COLUMNS}, context_id, left(statement, ${STATEMENT_PREVIEW}) AS statement_preview
+        FROM ${withDimensions(`SELECT * FROM event_rows ${w.sql()} ${order} LIMIT ${limit + 1 - rows.length}`)} ${order}`,
+        w.params,
+      );
       rows.push(...got);
       hi = start;
       width *= 4;
@@ -239,30 +284,56 @@ export class AuditQueries {
     const [tUs, server, sessionId, line] = decodeKey(id);
     const w = new Where();
     const t = w.p(tUs);
-    w.add(`log_time = make_timestamp(${t}::BIGINT)::TIMESTAMPTZ`).add(`server = ${w.p(server)}`).add(`session_id = ${w.p(sessionId)}`)
+    w.add(`log_time = make_timestamp(${t}::BIGINT)::TIMESTAMPTZ`)
+      .add(`server = ${w.p(server)}`)
+      .add(`session_id = ${w.p(sessionId)}`)
       .add(`session_line_num = ${w.p(line)}::BIGINT`);
-    const [r] = await this.db.all(`SELECT ${ROW_COLUMNS}, statement, parameter, rows::DOUBLE AS rows, statement_id::DOUBLE AS statement_id,
+    const [r] = await this.db.all(
+      `SELECT ${ROW_COLUMNS}, statement, parameter, rows::DOUBLE AS rows, statement_id::DOUBLE AS statement_id,
         substatement_id::DOUBLE AS substatement_id, virtual_transaction_id, transaction_id::DOUBLE AS transaction_id, process_id, client_port,
         backend_type, file_name, error_message, epoch_us(session_start) AS session_start_us
-      FROM audit_events ${w.sql()} LIMIT 1`, w.params);
+      FROM audit_events ${w.sql()} LIMIT 1`,
+      w.params,
+    );
     if (!r) return null;
     const event: EventDetail = {
-      ...toRow(r), statement: strOrNull(r['statement']), parameter: strOrNull(r['parameter']), rows: numOrNull(r['rows']),
-      statement_id: numOrNull(r['statement_id']), substatement_id: numOrNull(r['substatement_id']),
-      virtual_transaction_id: strOrNull(r['virtual_transaction_id']), transaction_id: numOrNull(r['transaction_id']),
-      process_id: numOrNull(r['process_id']), client_port: numOrNull(r['client_port']), backend_type: strOrNull(r['backend_type']),
-      file_name: strOrNull(r['file_name']), error_message: strOrNull(r['error_message']),
+      ...toRow(r),
+      statement: strOrNull(r['statement']),
+      parameter: strOrNull(r['parameter']),
+      rows: numOrNull(r['rows']),
+      statement_id: numOrNull(r['statement_id']),
+      substatement_id: numOrNull(r['substatement_id']),
+      virtual_transaction_id: strOrNull(r['virtual_transaction_id']),
+      transaction_id: numOrNull(r['transaction_id']),
+      process_id: numOrNull(r['process_id']),
+      client_port: numOrNull(r['client_port']),
+      backend_type: strOrNull(r['backend_type']),
+      file_name: strOrNull(r['file_name']),
+      error_message: strOrNull(r['error_message']),
     };
-    const [s] = await this.db.all(`SELECT server, session_id, process_id, user_name, database_name, client_addr, client_port, application_name,
+    const [s] = await this.db.all(
+      `SELECT server, session_id, process_id, user_name, database_name, client_addr, client_port, application_name,
         ${ISO('session_start')} AS session_start, ${ISO('connected_at')} AS connected_at, ${ISO('disconnected_at')} AS disconnected_at,
         duration_ms::DOUBLE AS duration_ms, epoch_us(disconnected_at) AS end_us
-      FROM sessions WHERE server = $1 AND session_id = $2`, [server, sessionId]);
-    const session: SessionInfo | null = s ? {
-      server, session_id: sessionId, process_id: numOrNull(s['process_id']), user_name: strOrNull(s['user_name']),
-      database_name: strOrNull(s['database_name']), client_addr: strOrNull(s['client_addr']), client_port: numOrNull(s['client_port']),
-      application_name: strOrNull(s['application_name']), session_start: strOrNull(s['session_start']),
-      connected_at: strOrNull(s['connected_at']), disconnected_at: strOrNull(s['disconnected_at']), duration_ms: numOrNull(s['duration_ms']),
-    } : null;
+      FROM sessions WHERE server = $1 AND session_id = $2`,
+      [server, sessionId],
+    );
+    const session: SessionInfo | null = s
+      ? {
+          server,
+          session_id: sessionId,
+          process_id: numOrNull(s['process_id']),
+          user_name: strOrNull(s['user_name']),
+          database_name: strOrNull(s['database_name']),
+          client_addr: strOrNull(s['client_addr']),
+          client_port: numOrNull(s['client_port']),
+          application_name: strOrNull(s['application_name']),
+          session_start: strOrNull(s['session_start']),
+          connected_at: strOrNull(s['connected_at']),
+          disconnected_at: strOrNull(s['disconnected_at']),
+          duration_ms: numOrNull(s['duration_ms']),
+        }
+      : null;
 
     // The session's audit rows nearest to the event: up to half the limit on each side, found in widening
     // time windows around it (a session may span the whole store; its neighbours are close in time).
@@ -276,16 +347,20 @@ export class AuditQueries {
       for (let width = 60_000; got.length < half; width *= 8) {
         const far = before ? Math.max(startMs, near - width) : Math.min(endMs, near + width);
         const tw = new Where();
-        tw.add(`context_id IN (SELECT context_id FROM event_contexts WHERE server = ${tw.p(server)} AND session_id = ${tw.p(sessionId)})`)
-          .add(`session_line_num ${before ? '<=' : '>'} ${tw.p(line)}::BIGINT`);
+        tw.add(`context_id IN (SELECT context_id FROM event_contexts WHERE server = ${tw.p(server)} AND session_id = ${tw.p(sessionId)})`).add(
+          `session_line_num ${before ? '<=' : '>'} ${tw.p(line)}::BIGINT`,
+        );
         const [a, b] = before ? [far, near] : [near, far];
         if (Number.isFinite(a)) tw.add(`log_time >= ${tsParam(tw, a)}`);
         if (Number.isFinite(b)) tw.add(`log_time ${before && near === evMs ? '<=' : '<'} ${tsParam(tw, b + (before && near === evMs ? 0 : 0))}`);
         const order = `ORDER BY session_line_num ${before ? 'DESC' : 'ASC'}`;
-        const rows = await this.db.all(`SELECT ${ROW_COLUMNS} FROM ${withDimensions(`SELECT * FROM event_rows ${tw.sql()} ${order} LIMIT ${half + 1 - got.length}`)}
-          ${order}`, tw.params);
+        const rows = await this.db.all(
+          `SELECT ${ROW_COLUMNS} FROM ${withDimensions(`SELECT * FROM event_rows ${tw.sql()} ${order} LIMIT ${half + 1 - got.length}`)}
+          ${order}`,
+          tw.params,
+        );
         got.push(...rows.filter((x) => !got.some((g) => g['session_line_num'] === x['session_line_num'])));
-        if (!Number.isFinite(far) ? true : (before ? far <= startMs : far >= endMs)) break;
+        if (!Number.isFinite(far) ? true : before ? far <= startMs : far >= endMs) break;
         if (width > 400 * 86400e3) break;
         near = far;
       }
@@ -295,14 +370,24 @@ export class AuditQueries {
     const afterRows = await side(false);
     const truncated = beforeRows.length > half || afterRows.length > half;
     const audit = [...beforeRows.slice(0, half), ...afterRows.slice(0, half)];
-    const errors = await this.db.all(`SELECT ${ISO('log_time')} AS log_time, session_line_num::DOUBLE AS line, severity, sqlstate
-      FROM statement_errors WHERE server = $1 AND session_id = $2 ORDER BY session_line_num LIMIT ${TIMELINE_LIMIT}`, [server, sessionId]);
+    const errors = await this.db.all(
+      `SELECT ${ISO('log_time')} AS log_time, session_line_num::DOUBLE AS line, severity, sqlstate
+      FROM statement_errors WHERE server = $1 AND session_id = $2 ORDER BY session_line_num LIMIT ${TIMELINE_LIMIT}`,
+      [server, sessionId],
+    );
     const timeline: TimelineItem[] = [];
     for (const a of audit) {
       const row = toRow(a);
       timeline.push({
-        log_time: row.log_time, session_line_num: row.session_line_num, kind: 'audit', id: row.id, class: row.class, command: row.command,
-        object_name: row.object_name, outcome: row.outcome, sqlstate: row.sqlstate,
+        log_time: row.log_time,
+        session_line_num: row.session_line_num,
+        kind: 'audit',
+        id: row.id,
+        class: row.class,
+        command: row.command,
+        object_name: row.object_name,
+        outcome: row.outcome,
+        sqlstate: row.sqlstate,
         label: [row.command ?? row.class ?? 'AUDIT', row.object_name].filter(Boolean).join(' '),
       });
     }
@@ -311,11 +396,22 @@ export class AuditQueries {
     for (const e of errors) {
       const l = Number(e['line']);
       if (truncated && (l < minLine || l > maxLine)) continue;
-      timeline.push({ log_time: String(e['log_time']), session_line_num: l, kind: 'error', sqlstate: strOrNull(e['sqlstate']), label: `${String(e['severity'] ?? 'ERROR')} ${String(e['sqlstate'] ?? '')}`.trim() });
+      timeline.push({
+        log_time: String(e['log_time']),
+        session_line_num: l,
+        kind: 'error',
+        sqlstate: strOrNull(e['sqlstate']),
+        label: `${String(e['severity'] ?? 'ERROR')} ${String(e['sqlstate'] ?? '')}`.trim(),
+      });
     }
     timeline.sort((a, b) => a.session_line_num - b.session_line_num);
     if (session?.connected_at && (!truncated || minLine <= 2)) {
-      timeline.unshift({ log_time: session.connected_at, session_line_num: 0, kind: 'connect', label: `connected${session.application_name ? ` (${session.application_name})` : ''}` });
+      timeline.unshift({
+        log_time: session.connected_at,
+        session_line_num: 0,
+        kind: 'connect',
+        label: `connected${session.application_name ? ` (${session.application_name})` : ''}`,
+      });
     }
     if (session?.disconnected_at && !truncated) {
       timeline.push({ log_time: session.disconnected_at, session_line_num: Number.MAX_SAFE_INTEGER, kind: 'disconnect', label: 'disconnected' });
@@ -339,9 +435,12 @@ export class AuditQueries {
     const { bucket } = await this.bucketFor(filter);
     const w = eventConditions(filter, new Where());
     const b = w.p(bucket);
-    const rows = await this.db.all(`SELECT e.t, coalesce(k.class, '?') AS class, sum(e.n)::DOUBLE AS n
+    const rows = await this.db.all(
+      `SELECT e.t, coalesce(k.class, '?') AS class, sum(e.n)::DOUBLE AS n
       FROM (SELECT (epoch_ms(log_time) // ${b}::BIGINT * ${b}::BIGINT)::DOUBLE AS t, kind_id, count(*) AS n FROM event_rows ${w.sql()} GROUP BY ALL) AS e
-      LEFT JOIN event_kinds AS k USING (kind_id) GROUP BY ALL ORDER BY t, class`, w.params);
+      LEFT JOIN event_kinds AS k USING (kind_id) GROUP BY ALL ORDER BY t, class`,
+      w.params,
+    );
     return { bucket_ms: bucket, points: rows.map((r) => ({ t: num(r['t']), class: String(r['class']), n: num(r['n']) })) };
   }
 
@@ -367,21 +466,37 @@ export class AuditQueries {
     if (filter.from !== undefined) w.add(`log_time >= ${tsParam(w, filter.from)}`);
     if (filter.to !== undefined) w.add(`log_time < ${tsParam(w, filter.to)}`);
     w.in('server', filter.server).in('user_name', filter.user).in('database_name', filter.database);
-    const [span] = await this.db.all(`SELECT epoch_ms(min(log_time))::DOUBLE AS lo, epoch_ms(max(log_time))::DOUBLE AS hi, count(*)::DOUBLE AS n FROM logon_failures ${w.sql()}`, w.params);
+    const [span] = await this.db.all(
+      `SELECT epoch_ms(min(log_time))::DOUBLE AS lo, epoch_ms(max(log_time))::DOUBLE AS hi, count(*)::DOUBLE AS n FROM logon_failures ${w.sql()}`,
+      w.params,
+    );
     const total = num(span?.['n']);
     if (total === 0) return { total: 0, bucket_ms: 3600e3, points: [], top: [] };
     const from = filter.from ?? num(span!['lo']);
     const to = filter.to ?? num(span!['hi']) + 1;
     const bucket = BUCKETS_MS.find((b) => Math.max(1, to - from) / b <= 120) ?? BUCKETS_MS[BUCKETS_MS.length - 1]!;
     const b = w.p(bucket);
-    const points = await this.db.all(`SELECT (epoch_ms(log_time) // ${b}::BIGINT * ${b}::BIGINT)::DOUBLE AS t, count(*)::DOUBLE AS n
-      FROM logon_failures ${w.sql()} GROUP BY 1 ORDER BY 1`, w.params);
+    const points = await this.db.all(
+      `SELECT (epoch_ms(log_time) // ${b}::BIGINT * ${b}::BIGINT)::DOUBLE AS t, count(*)::DOUBLE AS n
+      FROM logon_failures ${w.sql()} GROUP BY 1 ORDER BY 1`,
+      w.params,
+    );
     w.params.pop();
-    const top = await this.db.all(`SELECT user_name, client_addr, arg_max(reason, log_time) AS reason, count(*)::DOUBLE AS n
-      FROM logon_failures ${w.sql()} GROUP BY 1, 2 ORDER BY n DESC, user_name NULLS LAST LIMIT 10`, w.params);
+    const top = await this.db.all(
+      `SELECT user_name, client_addr, arg_max(reason, log_time) AS reason, count(*)::DOUBLE AS n
+      FROM logon_failures ${w.sql()} GROUP BY 1, 2 ORDER BY n DESC, user_name NULLS LAST LIMIT 10`,
+      w.params,
+    );
     return {
-      total, bucket_ms: bucket, points: points.map((r) => ({ t: num(r['t']), n: num(r['n']) })),
-      top: top.map((r) => ({ user_name: strOrNull(r['user_name']), client_addr: strOrNull(r['client_addr']), reason: String(r['reason'] ?? ''), n: num(r['n']) })),
+      total,
+      bucket_ms: bucket,
+      points: points.map((r) => ({ t: num(r['t']), n: num(r['n']) })),
+      top: top.map((r) => ({
+        user_name: strOrNull(r['user_name']),
+        client_addr: strOrNull(r['client_addr']),
+        reason: String(r['reason'] ?? ''),
+        n: num(r['n']),
+      })),
     };
   }
 }

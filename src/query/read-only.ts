@@ -15,7 +15,10 @@ export const READ_STATEMENTS = ['SELECT', 'WITH', 'VALUES', 'FROM', 'TABLE', 'DE
 
 /** Why SQL text was not run: `refused` — not a read statement (or none); `syntax` — DuckDB cannot parse it. */
 export class ReadOnlySqlError extends Error {
-  constructor(readonly kind: 'refused' | 'syntax', message: string) {
+  constructor(
+    readonly kind: 'refused' | 'syntax',
+    message: string,
+  ) {
     super(message);
     this.name = 'ReadOnlySqlError';
   }
@@ -27,7 +30,12 @@ export class ReadOnlySqlError extends Error {
  */
 const EXPLAIN_PREFIX = /^\s*EXPLAIN(?:\s+ANALY[SZ]E)?(?:\s*\([^()'"/;-]*\))?\s+/i;
 
-interface Serialized { error: boolean; error_type?: string; error_message?: string; statements?: unknown[] }
+interface Serialized {
+  error: boolean;
+  error_type?: string;
+  error_message?: string;
+  statements?: unknown[];
+}
 
 /** DuckDB's parse of `sql`: how many statements, when every one is a SELECT. */
 async function parseSelects(conn: DuckDBConnection, sql: string): Promise<Serialized> {
@@ -43,9 +51,12 @@ function firstWord(sql: string): string {
 
 function refused(sql: string): ReadOnlySqlError {
   const word = firstWord(sql);
-  const what = word === 'EXPLAIN' ? 'EXPLAIN of a statement that is not a read'
-    : word && !(READ_STATEMENTS as readonly string[]).includes(word) ? `${word} is not a read statement`
-    : 'one of the statements is not a read';
+  const what =
+    word === 'EXPLAIN'
+      ? 'EXPLAIN of a statement that is not a read'
+      : word && !(READ_STATEMENTS as readonly string[]).includes(word)
+        ? `${word} is not a read statement`
+        : 'one of the statements is not a read';
   const reads = READ_STATEMENTS.filter((w) => w !== 'EXPLAIN').join(', ');
   return new ReadOnlySqlError('refused', `query refused: ${what}; only ${reads} and EXPLAIN of those run (nothing was run)`);
 }

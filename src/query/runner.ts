@@ -7,7 +7,7 @@ export function duckdbRunner(conn: DuckDBConnection): QueryRunner {
   return {
     all(sql, params = []) {
       // One connection runs one statement at a time: queue them.
-      const run = chain.then(async () => (await conn.runAndReadAll(sql, params as (string | number | null)[])).getRowObjectsJson() as Record<string, unknown>[]);
+      const run = chain.then(async () => (await conn.runAndReadAll(sql, params)).getRowObjectsJson() as Record<string, unknown>[]);
       chain = run.catch(() => {});
       return run;
     },

@@ -127,7 +127,10 @@ export interface TimeSeries {
   points: { t: number; class: string; n: number }[];
 }
 
-export interface TopEntry { key: string; n: number }
+export interface TopEntry {
+  key: string;
+  n: number;
+}
 
 export interface LogonFailureSummary {
   total: number;

@@ -10,8 +10,22 @@
  *  - init.ts: the config init writes, rendered from the config schema's descriptions.
  */
 export {
-  DEFAULT_TARGET, connectServer, connectionCheck, connectionProblem, correctedPgauditLog, failed, formatCheck, parsePgauditLog, readServerFacts,
-  resolveTarget, serverChecks, splitGucList, targetHint, type CheckResult, type ServerFacts, type ServerTarget,
+  DEFAULT_TARGET,
+  connectServer,
+  connectionCheck,
+  connectionProblem,
+  correctedPgauditLog,
+  failed,
+  formatCheck,
+  parsePgauditLog,
+  readServerFacts,
+  resolveTarget,
+  serverChecks,
+  splitGucList,
+  targetHint,
+  type CheckResult,
+  type ServerFacts,
+  type ServerTarget,
 } from './server-checks.js';
 export { configServerUrl, pipelineChecks } from './pipeline-checks.js';
 export { planInit, renderInitConfig, type InitPlan } from './init.js';

@@ -38,7 +38,14 @@ export function planInit(f: ServerFacts, dbPath: string, problems: CheckResult[]
   const format = formats.includes('csvlog') || formats.length === 0 ? 'csvlog' : 'jsonlog';
   const tz = get('log_timezone') ?? '';
   let logTimezone: string | null = null;
-  try { if (tz) { new Intl.DateTimeFormat('en', { timeZone: tz }); logTimezone = tz; } } catch { logTimezone = null; }
+  try {
+    if (tz) {
+      new Intl.DateTimeFormat('en', { timeZone: tz });
+      logTimezone = tz;
+    }
+  } catch {
+    logTimezone = null;
+  }
   return {
     version: f.version.split(' ')[0]!,
     clusterName: get('cluster_name') ?? '',
@@ -76,10 +83,15 @@ function connectorLines(spec: ConnectorSpec, indent: string, listItem: boolean, 
 
 /** The YAML text of the config. */
 export function renderInitConfig(plan: InitPlan, file: string, now = new Date()): string {
-  const server = [plan.clusterName ? `cluster ${plan.clusterName}` : '', plan.port ? `port ${plan.port}` : '', `data directory ${plan.dataDir}`].filter(Boolean).join(', ');
+  const server = [plan.clusterName ? `cluster ${plan.clusterName}` : '', plan.port ? `port ${plan.port}` : '', `data directory ${plan.dataDir}`]
+    .filter(Boolean)
+    .join(', ');
   const lines = [
-    ...wrap(`auditship configuration for PostgreSQL ${plan.version} (${server}), written by \`auditship init\` on ${now.toISOString().slice(0, 10)}. `
-      + 'Every key is described below; the reference is docs/configuration.md. Strings may use ${VAR} or ${VAR:-default} to read the environment.', '# '),
+    ...wrap(
+      `auditship configuration for PostgreSQL ${plan.version} (${server}), written by \`auditship init\` on ${now.toISOString().slice(0, 10)}. ` +
+        'Every key is described below; the reference is docs/configuration.md. Strings may use ${VAR} or ${VAR:-default} to read the environment.',
+      '# ',
+    ),
     `#   check the server and this file: auditship check --config ${file}`,
     `#   ship the audit log:             auditship run --config ${file}   (--follow to keep running)`,
   ];
@@ -95,14 +107,18 @@ export function renderInitConfig(plan: InitPlan, file: string, now = new Date())
       if (fix) lines.push(...wrap(`fix: ${fix}`, '#       '));
     }
   }
-  const written = plan.logDestination.split(',').map((d) => d.trim().toLowerCase()).includes(plan.format);
+  const written = plan.logDestination
+    .split(',')
+    .map((d) => d.trim().toLowerCase())
+    .includes(plan.format);
   const source: Record<string, { value: unknown; note?: string }> = {
     path: { value: plan.logDir, note: "Set from the server's log_directory, resolved against its data_directory." },
     server: { value: plan.server, note: plan.clusterName ? "Set to the server's cluster_name." : undefined },
     file_glob: {
       value: plan.fileGlob,
-      note: `The server's ${plan.format} files${plan.logFilename ? ` (log_filename = '${plan.logFilename}', with .${plan.format === 'csvlog' ? 'csv' : 'json'} for .log)` : ''}`
-        + `${written ? '.' : `, which it does not write yet (log_destination = '${plan.logDestination}'; see the fixes at the top).`}`,
+      note:
+        `The server's ${plan.format} files${plan.logFilename ? ` (log_filename = '${plan.logFilename}', with .${plan.format === 'csvlog' ? 'csv' : 'json'} for .log)` : ''}` +
+        `${written ? '.' : `, which it does not write yet (log_destination = '${plan.logDestination}'; see the fixes at the top).`}`,
     },
   };
   if (plan.logTimezone) source['log_timezone'] = { value: plan.logTimezone, note: "Set to the server's log_timezone." };

@@ -20,7 +20,10 @@ const CHECK_TIMEOUT_MS = 20_000;
 function withTimeout<T>(p: Promise<T>, what: string, ms = CHECK_TIMEOUT_MS): Promise<T> {
   let timer: NodeJS.Timeout;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new ConnectorError('check', 'timeout', `no answer from ${what} within ${ms / 1000} s; is it reachable from this host?`, true)), ms);
+    timer = setTimeout(
+      () => reject(new ConnectorError('check', 'timeout', `no answer from ${what} within ${ms / 1000} s; is it reachable from this host?`, true)),
+      ms,
+    );
     timer.unref();
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
@@ -28,7 +31,9 @@ function withTimeout<T>(p: Promise<T>, what: string, ms = CHECK_TIMEOUT_MS): Pro
 
 /** Warnings a connector logs while opening, kept for the check's line. */
 function notingLogger(notes: string[]): Logger {
-  const note = (msg: string) => { notes.push(msg.replace(/\.$/, '')); };
+  const note = (msg: string) => {
+    notes.push(msg.replace(/\.$/, ''));
+  };
   return { debug() {}, info() {}, warn: note, error: note };
 }
 
@@ -45,14 +50,23 @@ function failure(id: string, label: string, err: unknown, fallbackFix: string): 
 }
 
 function can(path: string, mode: number): boolean {
-  try { accessSync(path, mode); return true; } catch { return false; }
+  try {
+    accessSync(path, mode);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The nearest existing directory at or above `path`. */
 function existingAncestor(path: string): string {
   let d = path;
   for (;;) {
-    try { if (statSync(d).isDirectory()) return d; } catch { /* go up */ }
+    try {
+      if (statSync(d).isDirectory()) return d;
+    } catch {
+      /* go up */
+    }
     const up = dirname(d);
     if (up === d) return d;
     d = up;
@@ -63,14 +77,24 @@ function existingAncestor(path: string): string {
 function writableDirectory(id: string, label: string, dir: string): CheckResult {
   const user = currentUser();
   let isDir = false;
-  try { isDir = statSync(dir).isDirectory(); } catch { /* missing */ }
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch {
+    /* missing */
+  }
   if (isDir) {
     if (can(dir, constants.W_OK | constants.X_OK)) return { id, ok: true, what: `${label}: ${dir} is writable` };
     return { id, ok: false, what: `${label}: ${dir} is not writable by ${user.name}`, fix: `chown ${user.name} ${dir}, or choose a writable directory` };
   }
   const parent = existingAncestor(dir);
-  if (can(parent, constants.W_OK | constants.X_OK)) return { id, ok: true, what: `${label}: ${dir} does not exist yet and will be created (${parent} is writable)` };
-  return { id, ok: false, what: `${label}: ${dir} does not exist and cannot be created (${parent} is not writable by ${user.name})`, fix: `create ${dir} writable by ${user.name}, or choose another place` };
+  if (can(parent, constants.W_OK | constants.X_OK))
+    return { id, ok: true, what: `${label}: ${dir} does not exist yet and will be created (${parent} is writable)` };
+  return {
+    id,
+    ok: false,
+    what: `${label}: ${dir} does not exist and cannot be created (${parent} is not writable by ${user.name})`,
+    fix: `create ${dir} writable by ${user.name}, or choose another place`,
+  };
 }
 
 /* ---- sources ---- */
@@ -89,7 +113,12 @@ async function checkPgLogs(p: PipelineConfig): Promise<CheckResult[]> {
       st = statSync(path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
-        out.push({ id, ok: false, what: `${label}: does not exist`, fix: "set source.path to the server's log directory (auditship check prints it; SHOW log_directory, relative to data_directory)" });
+        out.push({
+          id,
+          ok: false,
+          what: `${label}: does not exist`,
+          fix: "set source.path to the server's log directory (auditship check prints it; SHOW log_directory, relative to data_directory)",
+        });
         continue;
       }
       const a = inspectLogDirectory(path);
@@ -121,12 +150,19 @@ async function checkPgLogs(p: PipelineConfig): Promise<CheckResult[]> {
     }
     const files = found.files;
     if (files.length === 0) {
-      const others = readdirSync(path).filter((n) => { try { return statSync(resolve(path, n)).isFile(); } catch { return false; } });
+      const others = readdirSync(path).filter((n) => {
+        try {
+          return statSync(resolve(path, n)).isFile();
+        } catch {
+          return false;
+        }
+      });
       const unknown = found.skipped.length;
       if (others.length === 0) out.push({ id, ok: true, what: `${label}: readable, no log files yet (file_glob ${JSON.stringify(glob)})` });
       else {
         out.push({
-          id, ok: false,
+          id,
+          ok: false,
           what: `${label}: no csvlog or jsonlog file matches file_glob ${JSON.stringify(glob)} (the directory holds ${others.length} other file${others.length === 1 ? '' : 's'}, e.g. ${others.sort().at(-1)}${unknown ? `; ${unknown} matched but are neither csvlog nor jsonlog` : ''})`,
           fix: 'set source.file_glob to match the csvlog/jsonlog files, or make the server write them (log_destination, see auditship check)',
         });
@@ -142,7 +178,11 @@ async function checkPgLogs(p: PipelineConfig): Promise<CheckResult[]> {
       continue;
     }
     const twins = found.skipped.filter((s) => s.reason.startsWith('twin')).length;
-    out.push({ id, ok: true, what: `${label}: ${files.length} ${formats} file${files.length === 1 ? ' matches' : 's match'} ${JSON.stringify(glob)}${twins ? ` (${twins} ${src['prefer_format'] === 'csvlog' ? 'jsonlog' : 'csvlog'} twins skipped)` : ''}, all readable` });
+    out.push({
+      id,
+      ok: true,
+      what: `${label}: ${files.length} ${formats} file${files.length === 1 ? ' matches' : 's match'} ${JSON.stringify(glob)}${twins ? ` (${twins} ${src['prefer_format'] === 'csvlog' ? 'jsonlog' : 'csvlog'} twins skipped)` : ''}, all readable`,
+    });
   }
   return out;
 }
@@ -153,10 +193,19 @@ async function checkPgAuditTable(p: PipelineConfig): Promise<CheckResult> {
   const label = `pipeline ${p.name}: source pg_audit_table ${maskUrl(url)} ${String(src['table'])}`;
   const { PgAuditTableSource } = await import('../sources/pg-audit-table/source.js');
   const notes: string[] = [];
-  const source = new PgAuditTableSource({
-    url, table: String(src['table']), server: String(src['server']), cursor: String(src['cursor'] ?? 'auto') as 'auto',
-    batchRows: Number(src['batch_rows']), batchBytes: Number(src['batch_bytes']), lagWindowMs: Number(src['lag_window_ms']), deleteChunkRows: Number(src['delete_chunk_rows']),
-  }, notingLogger(notes));
+  const source = new PgAuditTableSource(
+    {
+      url,
+      table: String(src['table']),
+      server: String(src['server']),
+      cursor: String(src['cursor'] ?? 'auto') as 'auto',
+      batchRows: Number(src['batch_rows']),
+      batchBytes: Number(src['batch_bytes']),
+      lagWindowMs: Number(src['lag_window_ms']),
+      deleteChunkRows: Number(src['delete_chunk_rows']),
+    },
+    notingLogger(notes),
+  );
   try {
     await withTimeout(source.connect(), maskUrl(url));
     return { id: 'pg_audit_table', ok: true, what: `${label}: the table ${source.layout.name} exists (cursor ${source.layout.mode})` };
@@ -178,7 +227,11 @@ async function checkAppTable(p: PipelineConfig): Promise<CheckResult> {
   try {
     opened = await withTimeout(openOutboxSource(outboxConfig(p), notingLogger(notes), p.name), maskUrl(url));
     const server = opened.client.version.split(/[\s-]/)[0];
-    return { id: src.type, ok: true, what: `${label}: the table ${opened.mapping.table} exists (${opened.client.dialect === 'postgres' ? 'PostgreSQL' : 'MariaDB/MySQL'} ${server})${notes.length ? `; note: ${notes.join('; ')}` : ''}` };
+    return {
+      id: src.type,
+      ok: true,
+      what: `${label}: the table ${opened.mapping.table} exists (${opened.client.dialect === 'postgres' ? 'PostgreSQL' : 'MariaDB/MySQL'} ${server})${notes.length ? `; note: ${notes.join('; ')}` : ''}`,
+    };
   } catch (err) {
     return failure(src.type, label, err, 'check source.url and source.table');
   } finally {
@@ -193,11 +246,22 @@ async function checkRdsLogs(p: PipelineConfig): Promise<CheckResult> {
   const label = `pipeline ${p.name}: source rds_logs ${instance} in ${region}`;
   const { RdsApi } = await import('../sources/rds-logs/api.js');
   const { DescribeDBLogFilesCommand } = await import('@aws-sdk/client-rds');
-  const keyId = src['access_key_id'], secret = src['secret_access_key'], token = src['session_token'];
-  const api = new RdsApi({
-    instance, region, ...(src['endpoint'] ? { endpoint: String(src['endpoint']) } : {}), maxRetries: 1, timeoutMs: 15_000,
-    ...(keyId && secret ? { credentials: { accessKeyId: String(keyId), secretAccessKey: String(secret), ...(token ? { sessionToken: String(token) } : {}) } } : {}),
-  }, notingLogger([]));
+  const keyId = src['access_key_id'],
+    secret = src['secret_access_key'],
+    token = src['session_token'];
+  const api = new RdsApi(
+    {
+      instance,
+      region,
+      ...(src['endpoint'] ? { endpoint: String(src['endpoint']) } : {}),
+      maxRetries: 1,
+      timeoutMs: 15_000,
+      ...(keyId && secret
+        ? { credentials: { accessKeyId: String(keyId), secretAccessKey: String(secret), ...(token ? { sessionToken: String(token) } : {}) } }
+        : {}),
+    },
+    notingLogger([]),
+  );
   try {
     // One page of at most 20 files (RDS's smallest page): enough to prove credentials, permission and instance.
     const r = await withTimeout(api.client.send(new DescribeDBLogFilesCommand({ DBInstanceIdentifier: instance, MaxRecords: 20 })), `the RDS API in ${region}`);
@@ -217,13 +281,21 @@ async function checkDuckdb(p: PipelineConfig, sink: ConnectorConfig, i: number):
   const id = 'duckdb';
   const label = `pipeline ${p.name}: sink duckdb ${path}`;
   let exists = false;
-  try { exists = statSync(path).isFile(); } catch { /* not yet */ }
+  try {
+    exists = statSync(path).isFile();
+  } catch {
+    /* not yet */
+  }
   if (!exists) {
     const dir = dirname(path);
     const r = writableDirectory(id, label, dir);
     if (!r.ok) return r;
     const parent = existingAncestor(dir);
-    return { id, ok: true, what: `${label}: does not exist yet and will be created${parent === dir ? ` (${dir} is writable)` : `, with its directory (${parent} is writable)`}` };
+    return {
+      id,
+      ok: true,
+      what: `${label}: does not exist yet and will be created${parent === dir ? ` (${dir} is writable)` : `, with its directory (${parent} is writable)`}`,
+    };
   }
   const { openDatabase } = await import('../sinks/duckdb/database.js');
   try {
@@ -284,21 +356,30 @@ async function checkArchive(p: PipelineConfig, sink: ConnectorConfig, i: number)
 
 async function sourceChecks(p: PipelineConfig): Promise<CheckResult[]> {
   switch (p.source.type) {
-    case 'pg_logs': return checkPgLogs(p);
-    case 'pg_audit_table': return [await checkPgAuditTable(p)];
+    case 'pg_logs':
+      return checkPgLogs(p);
+    case 'pg_audit_table':
+      return [await checkPgAuditTable(p)];
     case 'sql_outbox':
-    case 'django_auditlog': return [await checkAppTable(p)];
-    case 'rds_logs': return [await checkRdsLogs(p)];
-    default: throw new ExitError(2, `pipeline ${p.name}: unknown source type ${p.source.type}`);
+    case 'django_auditlog':
+      return [await checkAppTable(p)];
+    case 'rds_logs':
+      return [await checkRdsLogs(p)];
+    default:
+      throw new ExitError(2, `pipeline ${p.name}: unknown source type ${p.source.type}`);
   }
 }
 
 async function sinkCheck(p: PipelineConfig, sink: ConnectorConfig, i: number): Promise<CheckResult> {
   switch (sink.type) {
-    case 'duckdb': return checkDuckdb(p, sink, i);
-    case 'elasticsearch': return checkElasticsearch(p, sink, i);
-    case 'archive': return checkArchive(p, sink, i);
-    default: throw new ExitError(2, `pipeline ${p.name}: unknown sink type ${sink.type}`);
+    case 'duckdb':
+      return checkDuckdb(p, sink, i);
+    case 'elasticsearch':
+      return checkElasticsearch(p, sink, i);
+    case 'archive':
+      return checkArchive(p, sink, i);
+    default:
+      throw new ExitError(2, `pipeline ${p.name}: unknown sink type ${sink.type}`);
   }
 }
 

@@ -52,7 +52,15 @@ export function failed(r: CheckResult): boolean {
 
 /** pgaudit's classes (pgaudit.c check_pgaudit_log), as bits. MISC implies MISC_SET where pgaudit tests it. */
 const CLASS_BITS: Record<string, number> = {
-  read: 1, write: 2, function: 4, role: 8, ddl: 16, misc: 32, misc_set: 64, all: 127, none: 0,
+  read: 1,
+  write: 2,
+  function: 4,
+  role: 8,
+  ddl: 16,
+  misc: 32,
+  misc_set: 64,
+  all: 127,
+  none: 0,
 };
 const CLASS_ORDER = ['read', 'write', 'function', 'role', 'ddl', 'misc', 'misc_set'] as const;
 /** What `auditship check` proposes when nothing valid is left. */
@@ -96,7 +104,11 @@ export function splitGucList(raw: string): string[] | null {
       for (;;) {
         if (i >= raw.length) return null; // unterminated quote
         if (raw[i] === '"') {
-          if (raw[i + 1] === '"') { name += '"'; i += 2; continue; }
+          if (raw[i + 1] === '"') {
+            name += '"';
+            i += 2;
+            continue;
+          }
           i++;
           break;
         }
@@ -150,8 +162,15 @@ export function parsePgauditLog(value: string): ParsedPgauditLog {
  */
 export function correctedPgauditLog(value: string, emptyOk = false): string | null {
   // An item that is not a class may still hold classes run together with another separator ('read;ddl').
-  const kept = parsePgauditLog(value).tokens
-    .flatMap((t) => (t.className !== null ? [t] : t.text.split(/[^A-Za-z_-]+/).filter(Boolean).map(tokenOf)))
+  const kept = parsePgauditLog(value)
+    .tokens.flatMap((t) =>
+      t.className !== null
+        ? [t]
+        : t.text
+            .split(/[^A-Za-z_-]+/)
+            .filter(Boolean)
+            .map(tokenOf),
+    )
     .filter((t) => t.className !== null);
   const text = kept.map((t) => `${t.subtract ? '-' : ''}${t.className}`).join(', ');
   if (emptyOk) return kept.length ? text : null;
@@ -219,15 +238,15 @@ export type LogAccess =
   | { kind: 'hidden' }
   | { kind: 'not_here'; dataDir: string }
   | {
-    kind: 'local';
-    dir: string;
-    user: OsUser;
-    /** The first path this user cannot traverse (`x`) or read (`rx`, the log directory itself). */
-    blocked: { path: string; need: 'x' | 'rx'; info: PathInfo | null } | null;
-    missing: boolean;
-    files: number;
-    newest: { info: PathInfo; readable: boolean } | null;
-  };
+      kind: 'local';
+      dir: string;
+      user: OsUser;
+      /** The first path this user cannot traverse (`x`) or read (`rx`, the log directory itself). */
+      blocked: { path: string; need: 'x' | 'rx'; info: PathInfo | null } | null;
+      missing: boolean;
+      files: number;
+      newest: { info: PathInfo; readable: boolean } | null;
+    };
 
 export interface ServerFacts {
   /** The server as shown (no password). */
@@ -253,8 +272,20 @@ export interface ServerFacts {
 }
 
 const CHECKED_SETTINGS = [
-  'shared_preload_libraries', 'logging_collector', 'log_destination', 'log_connections', 'log_disconnections', 'log_directory',
-  'data_directory', 'log_filename', 'log_file_mode', 'log_timezone', 'cluster_name', 'port', 'server_version', 'pgaudit.log',
+  'shared_preload_libraries',
+  'logging_collector',
+  'log_destination',
+  'log_connections',
+  'log_disconnections',
+  'log_directory',
+  'data_directory',
+  'log_filename',
+  'log_file_mode',
+  'log_timezone',
+  'cluster_name',
+  'port',
+  'server_version',
+  'pgaudit.log',
 ];
 
 /* ---------------------------------------------------------------------------------------------------- */
@@ -286,12 +317,19 @@ const hiddenClause = (f: ServerFacts) => `role ${f.role} is neither superuser no
 
 /** The last pg_file_settings line for `name` (the one that wins), if visible. */
 function fileWinner(f: ServerFacts, name: string): FileSetting | undefined {
-  return f.fileSettings?.filter((s) => s.name === name).sort((a, b) => a.seqno - b.seqno).at(-1);
+  return f.fileSettings
+    ?.filter((s) => s.name === name)
+    .sort((a, b) => a.seqno - b.seqno)
+    .at(-1);
 }
 
 /** The items of a list setting as SHOW prints it (double-quoted items unquoted). */
 export function listItems(value: string): string[] {
-  return value.split(',').map((s) => s.trim()).filter(Boolean).map((s) => (/^".*"$/.test(s) ? s.slice(1, -1).replaceAll('""', '"') : s));
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => (/^".*"$/.test(s) ? s.slice(1, -1).replaceAll('""', '"') : s));
 }
 
 /**
@@ -314,11 +352,22 @@ function preloadCheck(f: ServerFacts): CheckResult {
   const spl = f.settings.get('shared_preload_libraries');
   if (pgauditLoaded(f)) return { id, ok: true, what: `pgaudit is loaded${spl ? ` (shared_preload_libraries = ${lit(spl.value)})` : ''}` };
   if (!spl) {
-    return { id, ok: false, what: `pgaudit is not loaded, and ${hiddenClause(f)}, so shared_preload_libraries cannot be read for the exact fix`, fix: `${grantSettings(f)} then run auditship check again (or run it as a superuser)`, sql: [grantSettings(f)] };
+    return {
+      id,
+      ok: false,
+      what: `pgaudit is not loaded, and ${hiddenClause(f)}, so shared_preload_libraries cannot be read for the exact fix`,
+      fix: `${grantSettings(f)} then run auditship check again (or run it as a superuser)`,
+      sql: [grantSettings(f)],
+    };
   }
   const pending = fileWinner(f, 'shared_preload_libraries');
   if (spl.pendingRestart && pending && listItems(pending.value).includes('pgaudit')) {
-    return { id, ok: false, what: `pgaudit is in shared_preload_libraries (${lit(pending.value)} in ${pending.file}) but not loaded: PostgreSQL has not been restarted since`, ...restartFix(f) };
+    return {
+      id,
+      ok: false,
+      what: `pgaudit is in shared_preload_libraries (${lit(pending.value)} in ${pending.file}) but not loaded: PostgreSQL has not been restarted since`,
+      ...restartFix(f),
+    };
   }
   // ALTER SYSTEM replaces the configured list: start from it (it may hold changes awaiting a restart).
   const configured = pending?.value ?? spl.value;
@@ -331,7 +380,13 @@ function extensionCheck(f: ServerFacts): CheckResult {
   const id = 'extension';
   if (f.extension !== null) return { id, ok: true, what: `the pgaudit extension (${f.extension}) is created in database ${f.database}` };
   const sql = 'CREATE EXTENSION pgaudit;';
-  return { id, ok: false, what: `the pgaudit extension is not created in database ${f.database}`, fix: `${sql} (in database ${f.database}${pgauditLoaded(f) ? '' : ', once pgaudit is loaded'})`, sql: [sql] };
+  return {
+    id,
+    ok: false,
+    what: `the pgaudit extension is not created in database ${f.database}`,
+    fix: `${sql} (in database ${f.database}${pgauditLoaded(f) ? '' : ', once pgaudit is loaded'})`,
+    sql: [sql],
+  };
 }
 
 const SERVER_SOURCES = new Set(['default', 'configuration file', 'command line', 'environment variable', 'override']);
@@ -345,21 +400,37 @@ function pgauditLogChecks(f: ServerFacts): CheckResult[] {
   // is not a per-role or per-session value; else the placeholder (pgaudit not loaded); else the default.
   let value: string;
   let where: string;
-  if (winner) { value = winner.value; where = `${winner.file} line ${winner.line}`; }
-  else if (running && SERVER_SOURCES.has(running.source)) { value = running.value; where = running.source === 'default' ? 'the default' : running.sourcefile ?? running.source; }
-  else if (!loaded && f.pgauditPlaceholder !== null) { value = f.pgauditPlaceholder; where = 'the configuration'; }
-  else { value = 'none'; where = 'the default'; }
+  if (winner) {
+    value = winner.value;
+    where = `${winner.file} line ${winner.line}`;
+  } else if (running && SERVER_SOURCES.has(running.source)) {
+    value = running.value;
+    where = running.source === 'default' ? 'the default' : (running.sourcefile ?? running.source);
+  } else if (!loaded && f.pgauditPlaceholder !== null) {
+    value = f.pgauditPlaceholder;
+    where = 'the configuration';
+  } else {
+    value = 'none';
+    where = 'the default';
+  }
   const parsed = parsePgauditLog(value);
   const refused = winner?.error != null || !parsed.valid;
   const out: CheckResult[] = [];
-  const unverified = f.fileSettings === null
-    ? `; not compared with the configuration files, which role ${f.role} may not read (GRANT SELECT ON pg_file_settings TO ${f.role}; GRANT EXECUTE ON FUNCTION pg_show_all_file_settings() TO ${f.role};)`
-    : '';
+  const unverified =
+    f.fileSettings === null
+      ? `; not compared with the configuration files, which role ${f.role} may not read (GRANT SELECT ON pg_file_settings TO ${f.role}; GRANT EXECUTE ON FUNCTION pg_show_all_file_settings() TO ${f.role};)`
+      : '';
   if (refused) {
     const why = parsed.valid ? `was refused by PostgreSQL (${winner?.error})` : describeInvalid(parsed);
     let effect: string;
     if (!loaded) effect = 'PostgreSQL will refuse it when pgaudit is loaded and audit nothing';
-    else if (running && running.value !== value && parsePgauditLog(running.value).audited.length && SERVER_SOURCES.has(running.source) && running.source !== 'default') {
+    else if (
+      running &&
+      running.value !== value &&
+      parsePgauditLog(running.value).audited.length &&
+      SERVER_SOURCES.has(running.source) &&
+      running.source !== 'default'
+    ) {
       effect = `PostgreSQL refused it at the last reload and still runs with ${lit(running.value)}, but falls back to 'none' (nothing audited) at the next restart`;
     } else effect = "PostgreSQL refused it and runs with the default 'none': nothing is audited";
     const corrected = correctedPgauditLog(value)!;
@@ -367,21 +438,41 @@ function pgauditLogChecks(f: ServerFacts): CheckResult[] {
     const inConf = winner && !winner.file.endsWith('postgresql.auto.conf') ? ` (and correct line ${winner.line} of ${winner.file}, which this overrides)` : '';
     out.push({ id, ok: false, what: `pgaudit.log = ${lit(value)} in ${where} ${why}; ${effect}`, fix: fix.fix + inConf, sql: fix.sql });
   } else if (parsed.audited.length === 0) {
-    out.push({ id, ok: false, what: `pgaudit.log = ${lit(value)} (${where}): pgaudit audits nothing`, ...reloadFix([`ALTER SYSTEM SET pgaudit.log = ${lit(DEFAULT_PGAUDIT_LOG)};`]) });
+    out.push({
+      id,
+      ok: false,
+      what: `pgaudit.log = ${lit(value)} (${where}): pgaudit audits nothing`,
+      ...reloadFix([`ALTER SYSTEM SET pgaudit.log = ${lit(DEFAULT_PGAUDIT_LOG)};`]),
+    });
   } else {
-    out.push({ id, ok: true, what: `pgaudit.log = ${lit(value)} audits ${parsed.audited.join(', ')}${loaded ? '' : ' (once pgaudit is loaded)'}${unverified}` });
+    out.push({
+      id,
+      ok: true,
+      what: `pgaudit.log = ${lit(value)} audits ${parsed.audited.join(', ')}${loaded ? '' : ' (once pgaudit is loaded)'}${unverified}`,
+    });
   }
   for (const r of f.roleSettings) {
     const p = parsePgauditLog(r.value);
     if (p.valid) continue;
-    const target = r.role === null && r.database === null ? 'ALTER ROLE ALL'
-      : r.role === null ? `ALTER DATABASE ${r.database}`
-      : `ALTER ROLE ${r.role}${r.database !== null ? ` IN DATABASE ${r.database}` : ''}`;
-    const scope = r.role === null && r.database === null ? 'for all roles' : r.role === null ? `for database ${r.database}` : `for role ${r.role}${r.database !== null ? ` in database ${r.database}` : ''}`;
+    const target =
+      r.role === null && r.database === null
+        ? 'ALTER ROLE ALL'
+        : r.role === null
+          ? `ALTER DATABASE ${r.database}`
+          : `ALTER ROLE ${r.role}${r.database !== null ? ` IN DATABASE ${r.database}` : ''}`;
+    const scope =
+      r.role === null && r.database === null
+        ? 'for all roles'
+        : r.role === null
+          ? `for database ${r.database}`
+          : `for role ${r.role}${r.database !== null ? ` in database ${r.database}` : ''}`;
     const corrected = correctedPgauditLog(r.value, true);
     const sql = corrected === null ? `${target} RESET pgaudit.log;` : `${target} SET pgaudit.log = ${lit(corrected)};`;
     out.push({
-      id: 'pgaudit_log_role', ok: false, sql: [sql], fix: sql,
+      id: 'pgaudit_log_role',
+      ok: false,
+      sql: [sql],
+      fix: sql,
       what: `pgaudit.log = ${lit(r.value)} set ${scope} ${describeInvalid(p)}; ${loaded ? 'PostgreSQL ignores it with a WARNING at each login' : 'PostgreSQL will ignore it once pgaudit is loaded'}`,
     });
   }
@@ -395,7 +486,12 @@ function collectorCheck(f: ServerFacts): CheckResult {
   if (ON(s.value)) return { id, ok: true, what: 'logging_collector is on' };
   const pending = fileWinner(f, 'logging_collector');
   if (s.pendingRestart && pending && ON(pending.value)) {
-    return { id, ok: false, what: `logging_collector is set to on (in ${pending.file}) but PostgreSQL has not been restarted since; csvlog and jsonlog need it`, ...restartFix(f) };
+    return {
+      id,
+      ok: false,
+      what: `logging_collector is set to on (in ${pending.file}) but PostgreSQL has not been restarted since; csvlog and jsonlog need it`,
+      ...restartFix(f),
+    };
   }
   return { id, ok: false, what: 'logging_collector is off; csvlog and jsonlog files need it', ...restartFix(f, ['ALTER SYSTEM SET logging_collector = on;']) };
 }
@@ -417,7 +513,12 @@ function destinationCheck(f: ServerFacts): CheckResult {
   }
   const items = listItems(s.value);
   const wanted = [...items, 'csvlog'].join(',');
-  return { id, ok: false, what: `log_destination = ${lit(s.value)} writes neither csvlog nor jsonlog files`, ...reloadFix([`ALTER SYSTEM SET log_destination = ${lit(wanted)};`]) };
+  return {
+    id,
+    ok: false,
+    what: `log_destination = ${lit(s.value)} writes neither csvlog nor jsonlog files`,
+    ...reloadFix([`ALTER SYSTEM SET log_destination = ${lit(wanted)};`]),
+  };
 }
 
 function connectionsCheck(f: ServerFacts): CheckResult {
@@ -425,7 +526,8 @@ function connectionsCheck(f: ServerFacts): CheckResult {
   const off = ['log_connections', 'log_disconnections'].filter((n) => !ON(f.settings.get(n)?.value));
   if (!off.length) return { id, ok: true, what: 'log_connections and log_disconnections are on (sessions can be followed from connection to disconnection)' };
   return {
-    id, ok: false,
+    id,
+    ok: false,
     what: `${off.join(' and ')} ${off.length > 1 ? 'are' : 'is'} off; needed to follow sessions (who connected from where, and when they left)`,
     ...reloadFix(off.map((n) => `ALTER SYSTEM SET ${n} = on;`)),
   };
@@ -439,7 +541,8 @@ export function accessFix(info: PathInfo | null, path: string, need: 'x' | 'rx' 
   const dir = need !== 'r';
   const bits = need === 'r' ? 0o4 : 0o5;
   const desc = `${path} (${info.owner}:${info.group} ${modeText(info.mode)})`;
-  if (user.uid === info.uid) return { why: `${desc} is not ${dir ? 'readable and searchable' : 'readable'} by its owner`, fix: `chmod u+${dir ? 'rx' : 'r'} ${path}` };
+  if (user.uid === info.uid)
+    return { why: `${desc} is not ${dir ? 'readable and searchable' : 'readable'} by its owner`, fix: `chmod u+${dir ? 'rx' : 'r'} ${path}` };
   const groupHas = ((info.mode >> 3) & bits) === bits;
   const inGroup = user.gids.includes(info.gid);
   const cmds: string[] = [];
@@ -453,13 +556,31 @@ function logDirectoryCheck(f: ServerFacts): CheckResult {
   const id = 'log_directory';
   const a = f.logAccess;
   if (a.kind === 'remote') {
-    return { id, ok: false, skipped: true, what: `the log directory is not checked: the server (${a.host}) is not on this machine`, fix: 'run auditship check on the database host' };
+    return {
+      id,
+      ok: false,
+      skipped: true,
+      what: `the log directory is not checked: the server (${a.host}) is not on this machine`,
+      fix: 'run auditship check on the database host',
+    };
   }
   if (a.kind === 'hidden') {
-    return { id, ok: false, what: `the log directory cannot be checked: ${hiddenClause(f)}, so data_directory and log_directory cannot be read`, fix: grantSettings(f), sql: [grantSettings(f)] };
+    return {
+      id,
+      ok: false,
+      what: `the log directory cannot be checked: ${hiddenClause(f)}, so data_directory and log_directory cannot be read`,
+      fix: grantSettings(f),
+      sql: [grantSettings(f)],
+    };
   }
   if (a.kind === 'not_here') {
-    return { id, ok: false, skipped: true, what: `the log directory is not checked: the data directory ${a.dataDir} is not on this machine (is the server in a container, or on another host?)`, fix: 'run auditship check where the data directory is' };
+    return {
+      id,
+      ok: false,
+      skipped: true,
+      what: `the log directory is not checked: the data directory ${a.dataDir} is not on this machine (is the server in a container, or on another host?)`,
+      fix: 'run auditship check where the data directory is',
+    };
   }
   if (a.blocked) {
     const { why, fix } = accessFix(a.blocked.info, a.blocked.path, a.blocked.need, a.user);
@@ -467,10 +588,20 @@ function logDirectoryCheck(f: ServerFacts): CheckResult {
     return { id, ok: false, what: `the log directory ${a.dir}${which} is not readable by ${a.user.name}: ${why}`, fix };
   }
   if (a.missing) {
-    return { id, ok: false, what: `the log directory ${a.dir} does not exist (yet)`, fix: 'it is created when PostgreSQL starts with logging_collector = on (see above); check log_directory' };
+    return {
+      id,
+      ok: false,
+      what: `the log directory ${a.dir} does not exist (yet)`,
+      fix: 'it is created when PostgreSQL starts with logging_collector = on (see above); check log_directory',
+    };
   }
   if (!a.newest) return { id, ok: true, what: `the log directory ${a.dir} is readable by ${a.user.name} (no log file in it yet)` };
-  if (a.newest.readable) return { id, ok: true, what: `the log directory ${a.dir} is readable by ${a.user.name} (${a.files} file${a.files === 1 ? '' : 's'}; the newest, ${a.newest.info.path.slice(a.dir.length + 1)}, is readable)` };
+  if (a.newest.readable)
+    return {
+      id,
+      ok: true,
+      what: `the log directory ${a.dir} is readable by ${a.user.name} (${a.files} file${a.files === 1 ? '' : 's'}; the newest, ${a.newest.info.path.slice(a.dir.length + 1)}, is readable)`,
+    };
   // The newest file: PostgreSQL creates log files with log_file_mode (default 0600).
   const info = a.newest.info;
   const mode = f.settings.get('log_file_mode')?.value ?? '';
@@ -481,13 +612,18 @@ function logDirectoryCheck(f: ServerFacts): CheckResult {
   let why: string;
   if (!groupReadable) {
     const modeOk = /^[0-7]+$/.test(mode) && (parseInt(mode, 8) & 0o040) !== 0;
-    if (!modeOk) { sql.push("ALTER SYSTEM SET log_file_mode = '0640';", RELOAD); cmds.push(`${sql.join(' ')} (for new files)`); }
+    if (!modeOk) {
+      sql.push("ALTER SYSTEM SET log_file_mode = '0640';", RELOAD);
+      cmds.push(`${sql.join(' ')} (for new files)`);
+    }
     cmds.push(`chmod g+r ${a.dir}/*`);
     why = modeOk ? `it was created before log_file_mode = ${mode}` : `log_file_mode = ${mode || '0600'} makes log files readable by their owner only`;
   } else why = `${a.user.name} is not in group ${info.group}`;
   if (!inGroup) cmds.push(`usermod -aG ${info.group} ${a.user.name} (then log in again)`);
   return {
-    id, ok: false, ...(sql.length ? { sql } : {}),
+    id,
+    ok: false,
+    ...(sql.length ? { sql } : {}),
     what: `the newest log file ${info.path} (${info.owner}:${info.group} ${modeText(info.mode)}) is not readable by ${a.user.name}: ${why}`,
     fix: cmds.join('; '),
   };
@@ -495,15 +631,7 @@ function logDirectoryCheck(f: ServerFacts): CheckResult {
 
 /** Every server check, in the order printed. */
 export function serverChecks(f: ServerFacts): CheckResult[] {
-  return [
-    preloadCheck(f),
-    extensionCheck(f),
-    ...pgauditLogChecks(f),
-    collectorCheck(f),
-    destinationCheck(f),
-    connectionsCheck(f),
-    logDirectoryCheck(f),
-  ];
+  return [preloadCheck(f), extensionCheck(f), ...pgauditLogChecks(f), collectorCheck(f), destinationCheck(f), connectionsCheck(f), logDirectoryCheck(f)];
 }
 
 /* ---------------------------------------------------------------------------------------------------- */
@@ -533,7 +661,11 @@ export function resolveTarget(url: string | undefined, origin: ServerTarget['ori
     const flag = origin === 'url' ? '--url' : origin === 'env' ? 'AUDITSHIP_PG_URL' : 'the config';
     if (!/^postgres(ql)?:\/\//i.test(url)) throw new ExitError(2, `${flag}: ${JSON.stringify(maskUrl(url))} is not a postgres:// or postgresql:// URL`);
     let u: URL;
-    try { u = new URL(url); } catch { throw new ExitError(2, `${flag}: not a valid URL`); }
+    try {
+      u = new URL(url);
+    } catch {
+      throw new ExitError(2, `${flag}: not a valid URL`);
+    }
     const host = u.searchParams.get('host') ?? (decodeURIComponent(u.hostname) || env['PGHOST'] || 'localhost');
     return { origin, config: { connectionString: url }, where: maskUrl(url), host };
   }
@@ -562,7 +694,9 @@ export function targetHint(t: ServerTarget): string {
  */
 export async function connectServer(t: ServerTarget): Promise<pg.Client> {
   const client = new pg.Client({ ...t.config, application_name: 'auditship', connectionTimeoutMillis: 10_000 });
-  client.on('error', () => { /* surfaces on the next query */ });
+  client.on('error', () => {
+    /* surfaces on the next query */
+  });
   try {
     await client.connect();
   } catch (err) {
@@ -604,7 +738,9 @@ function namesOf(file: string): Map<number, string> {
       const [name, , id] = line.split(':');
       if (name && id !== undefined && /^\d+$/.test(id)) out.set(Number(id), name);
     }
-  } catch { /* none: numeric ids are shown */ }
+  } catch {
+    /* none: numeric ids are shown */
+  }
   return out;
 }
 
@@ -623,12 +759,22 @@ export function pathInfoOf(path: string): PathInfo | null {
 }
 
 function can(path: string, mode: number): boolean {
-  try { accessSync(path, mode); return true; } catch { return false; }
+  try {
+    accessSync(path, mode);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** False only when the path does not exist (a closed parent directory means it may). */
 function existsHere(path: string): boolean {
-  try { statSync(path); return true; } catch (err) { return (err as NodeJS.ErrnoException).code !== 'ENOENT'; }
+  try {
+    statSync(path);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ENOENT';
+  }
 }
 
 /** The current OS user (name, uid, groups). */
@@ -636,7 +782,11 @@ export function currentUser(): OsUser {
   const uid = process.getuid?.() ?? -1;
   const gids = [...new Set([process.getgid?.() ?? -1, ...(process.getgroups?.() ?? [])])];
   let name: string;
-  try { name = userInfo().username; } catch { name = String(uid); }
+  try {
+    name = userInfo().username;
+  } catch {
+    name = String(uid);
+  }
   return { name, uid, gids };
 }
 
@@ -661,7 +811,11 @@ export function inspectLogDirectory(dir: string, user: OsUser = currentUser()): 
   for (const name of readdirSync(dir)) {
     const p = join(dir, name);
     let st;
-    try { st = statSync(p); } catch { continue; }
+    try {
+      st = statSync(p);
+    } catch {
+      continue;
+    }
     if (!st.isFile()) continue;
     files++;
     if (!newest || st.mtimeMs > newest.mtime) newest = { info: pathInfo(p, users, groups)!, mtime: st.mtimeMs };
@@ -684,14 +838,26 @@ export async function readServerFacts(client: pg.Client, t: ServerTarget): Promi
 }
 
 async function readFacts(client: pg.Client, t: ServerTarget): Promise<ServerFacts> {
-  const who = (await client.query<{ role: string; db: string; su: boolean; read_all: boolean; num: string; version: string }>(
-    `SELECT quote_ident(current_user) AS role, quote_ident(current_database()) AS db,
+  const who = (
+    await client.query<{ role: string; db: string; su: boolean; read_all: boolean; num: string; version: string }>(
+      `SELECT quote_ident(current_user) AS role, quote_ident(current_database()) AS db,
             coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false) AS su,
             pg_has_role('pg_read_all_settings', 'USAGE') AS read_all,
-            current_setting('server_version_num') AS num, current_setting('server_version') AS version`)).rows[0]!;
+            current_setting('server_version_num') AS num, current_setting('server_version') AS version`,
+    )
+  ).rows[0]!;
   const settings = new Map<string, SettingFact>();
-  const rows = await client.query<{ name: string; setting: string; reset_val: string; boot_val: string; source: string; sourcefile: string | null; pending_restart: boolean }>(
-    `SELECT name, setting, reset_val, boot_val, source, sourcefile, pending_restart FROM pg_settings WHERE name = ANY($1) OR name LIKE 'pgaudit.%'`, [CHECKED_SETTINGS]);
+  const rows = await client.query<{
+    name: string;
+    setting: string;
+    reset_val: string;
+    boot_val: string;
+    source: string;
+    sourcefile: string | null;
+    pending_restart: boolean;
+  }>(`SELECT name, setting, reset_val, boot_val, source, sourcefile, pending_restart FROM pg_settings WHERE name = ANY($1) OR name LIKE 'pgaudit.%'`, [
+    CHECKED_SETTINGS,
+  ]);
   for (const r of rows.rows) settings.set(r.name, { value: r.setting ?? '', source: r.source, sourcefile: r.sourcefile, pendingRestart: r.pending_restart });
   const loaded = [...settings.keys()].some((k) => k.startsWith('pgaudit.'));
   // Without pgaudit loaded nothing is audited, and connectServer's SET made (or overwrote) the placeholder:
@@ -704,22 +870,44 @@ async function readFacts(client: pg.Client, t: ServerTarget): Promise<ServerFact
   const extension = (await client.query<{ v: string }>(`SELECT extversion AS v FROM pg_extension WHERE extname = 'pgaudit'`)).rows[0]?.v ?? null;
   let fileSettings: FileSetting[] | null;
   try {
-    const r = await client.query<{ sourcefile: string; sourceline: number; seqno: number; name: string; setting: string | null; applied: boolean; error: string | null }>(
-      `SELECT sourcefile, sourceline, seqno, name, setting, applied, error FROM pg_file_settings WHERE name = ANY($1) ORDER BY seqno`, [CHECKED_SETTINGS]);
-    fileSettings = r.rows.map((x) => ({ file: x.sourcefile, line: x.sourceline, seqno: x.seqno, name: x.name, value: x.setting ?? '', applied: x.applied, error: x.error }));
+    const r = await client.query<{
+      sourcefile: string;
+      sourceline: number;
+      seqno: number;
+      name: string;
+      setting: string | null;
+      applied: boolean;
+      error: string | null;
+    }>(`SELECT sourcefile, sourceline, seqno, name, setting, applied, error FROM pg_file_settings WHERE name = ANY($1) ORDER BY seqno`, [CHECKED_SETTINGS]);
+    fileSettings = r.rows.map((x) => ({
+      file: x.sourcefile,
+      line: x.sourceline,
+      seqno: x.seqno,
+      name: x.name,
+      value: x.setting ?? '',
+      applied: x.applied,
+      error: x.error,
+    }));
   } catch (err) {
     if ((err as { code?: string }).code !== '42501') throw err;
     fileSettings = null;
   }
-  const roleSettings = (await client.query<{ role: string | null; db: string | null; cfg: string }>(
-    `SELECT CASE WHEN s.setrole = 0 THEN NULL ELSE quote_ident(r.rolname) END AS role,
+  const roleSettings = (
+    await client.query<{ role: string | null; db: string | null; cfg: string }>(
+      `SELECT CASE WHEN s.setrole = 0 THEN NULL ELSE quote_ident(r.rolname) END AS role,
             CASE WHEN s.setdatabase = 0 THEN NULL ELSE quote_ident(d.datname) END AS db, c.cfg
      FROM pg_db_role_setting s LEFT JOIN pg_roles r ON r.oid = s.setrole LEFT JOIN pg_database d ON d.oid = s.setdatabase,
           unnest(s.setconfig) AS c(cfg)
      WHERE lower(left(c.cfg, 12)) = 'pgaudit.log='
-     ORDER BY 1 NULLS FIRST, 2 NULLS FIRST`)).rows.map((r) => ({ role: r.role, database: r.db, value: r.cfg.slice(12) }));
+     ORDER BY 1 NULLS FIRST, 2 NULLS FIRST`,
+    )
+  ).rows.map((r) => ({ role: r.role, database: r.db, value: r.cfg.slice(12) }));
   const own = rows.rows.find((r) => r.name === 'pgaudit.log' && r.source === 'session');
-  if (own) settings.set('pgaudit.log', serverPgauditLog(own.reset_val, own.boot_val, settings.get('pgaudit.log')!, { role: who.role, database: who.db, roleSettings, fileSettings }));
+  if (own)
+    settings.set(
+      'pgaudit.log',
+      serverPgauditLog(own.reset_val, own.boot_val, settings.get('pgaudit.log')!, { role: who.role, database: who.db, roleSettings, fileSettings }),
+    );
   const dataDir = settings.get('data_directory')?.value;
   const logDir = settings.get('log_directory')?.value;
   let logAccess: LogAccess;
@@ -728,8 +916,19 @@ async function readFacts(client: pg.Client, t: ServerTarget): Promise<ServerFact
   else if (!existsHere(dataDir)) logAccess = { kind: 'not_here', dataDir };
   else logAccess = inspectLogDirectory(resolveLogDirectory(dataDir, logDir));
   return {
-    where: t.where, role: who.role, database: who.db, superuser: who.su, readAllSettings: who.su || who.read_all,
-    version: who.version, versionNum: Number(who.num), settings, pgauditPlaceholder: placeholder, extension, fileSettings, roleSettings, logAccess,
+    where: t.where,
+    role: who.role,
+    database: who.db,
+    superuser: who.su,
+    readAllSettings: who.su || who.read_all,
+    version: who.version,
+    versionNum: Number(who.num),
+    settings,
+    pgauditPlaceholder: placeholder,
+    extension,
+    fileSettings,
+    roleSettings,
+    logAccess,
   };
 }
 
@@ -740,14 +939,21 @@ async function readFacts(client: pg.Client, t: ServerTarget): Promise<ServerFact
  * reset_val is that, else a configuration file when one sets it, else the command line.
  */
 export function serverPgauditLog(
-  resetVal: string, bootVal: string, fact: SettingFact,
+  resetVal: string,
+  bootVal: string,
+  fact: SettingFact,
   session: { role: string; database: string; roleSettings: RoleSetting[]; fileSettings: FileSetting[] | null },
 ): SettingFact {
-  const perRole = session.roleSettings.some((r) => (r.role === null || r.role === session.role) && (r.database === null || r.database === session.database) && parsePgauditLog(r.value).valid);
-  const source = perRole ? 'user'
-    : resetVal === bootVal ? 'default'
-    : session.fileSettings?.some((f) => f.name === 'pgaudit.log') ? 'configuration file'
-    : 'command line';
+  const perRole = session.roleSettings.some(
+    (r) => (r.role === null || r.role === session.role) && (r.database === null || r.database === session.database) && parsePgauditLog(r.value).valid,
+  );
+  const source = perRole
+    ? 'user'
+    : resetVal === bootVal
+      ? 'default'
+      : session.fileSettings?.some((f) => f.name === 'pgaudit.log')
+        ? 'configuration file'
+        : 'command line';
   return { ...fact, value: resetVal, source, sourcefile: null };
 }
 

@@ -16,7 +16,10 @@ export interface DaemonUi {
   close(): Promise<void>;
 }
 
-export async function serveDaemonUi(db: Database, opts: { log: Logger; listen: { host: string; port: number }; auth?: UiAuth }): Promise<DaemonUi> {
+export async function serveDaemonUi(
+  db: Database,
+  opts: { log: Logger; listen: { host: string; port: number }; auth?: UiAuth; metrics?: () => string },
+): Promise<DaemonUi> {
   const conn = await db.instance.connect();
   await conn.run("SET TimeZone = 'UTC'");
   const runner = duckdbRunner(conn);
@@ -24,7 +27,16 @@ export async function serveDaemonUi(db: Database, opts: { log: Logger; listen: {
   const report = (o: { since: number; until: number; server?: string[] }) => buildReport(runner, o);
   let server: UiServer;
   try {
-    server = await startUiServer({ queries, report, host: opts.listen.host, port: opts.listen.port, log: opts.log, title: db.path, ...(opts.auth ? { auth: opts.auth } : {}) });
+    server = await startUiServer({
+      queries,
+      report,
+      host: opts.listen.host,
+      port: opts.listen.port,
+      log: opts.log,
+      title: db.path,
+      ...(opts.auth ? { auth: opts.auth } : {}),
+      ...(opts.metrics ? { metrics: opts.metrics } : {}),
+    });
   } catch (err) {
     conn.closeSync();
     if (err instanceof UiServerError) {

@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as netConnect, isIP } from 'node:net';
 import type { Logger } from '../core/log.js';
+import { PROMETHEUS_CONTENT_TYPE } from '../core/metrics.js';
 import { parseFilter, parseTime, QueryInputError, type AuditQueries, type EventFilter } from '../query/index.js';
 
 /** What the UI asks of the query layer: every AuditQueries method (a fake in tests, the real class in use). */
@@ -36,6 +37,8 @@ export interface UiServerOptions {
    * made while the daemon holds the database. Absent: 404.
    */
   report?: (opts: { since: number; until: number; server?: string[] }) => Promise<unknown>;
+  /** Serves `GET /metrics` (the Prometheus text this returns), behind the same authentication as the rest. Absent: 404. */
+  metrics?: () => string;
 }
 
 export interface UiServer {
@@ -46,7 +49,11 @@ export interface UiServer {
 
 /** Why the UI server did not start: `unsafe_listen` (a usage error) or a failure to bind. */
 export class UiServerError extends Error {
-  constructor(readonly code: 'unsafe_listen' | 'address_in_use' | 'listen_failed', message: string, options?: { cause?: unknown }) {
+  constructor(
+    readonly code: 'unsafe_listen' | 'address_in_use' | 'listen_failed',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = 'UiServerError';
   }
@@ -77,7 +84,11 @@ const FILTER_KEYS = ['from', 'to', 'server', 'user', 'database', 'class', 'comma
 
 /** A request the client got wrong: answered with this status and message. */
 class HttpError extends Error {
-  constructor(readonly status: number, message: string, readonly headers: Record<string, string> = {}) {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
     super(message);
   }
 }
@@ -136,7 +147,10 @@ function parseCookies(header: string | undefined): Map<string, string> {
 /** One line of a DuckDB (or other) error for the server log, with quoted literals — possibly bound values — masked. */
 function loggableError(err: unknown): string {
   const msg = String((err as Error)?.message ?? err).split('\n')[0]!;
-  return msg.replace(/'(?:[^']|'')*'/g, "'…'").replace(/"(?:[^"]|"")*"/g, '"…"').slice(0, 300);
+  return msg
+    .replace(/'(?:[^']|'')*'/g, "'…'")
+    .replace(/"(?:[^"]|"")*"/g, '"…"')
+    .slice(0, 300);
 }
 
 function intParam(params: URLSearchParams, name: string, def: number, min: number, max: number): number {
@@ -166,7 +180,10 @@ function filterOf(params: URLSearchParams, extra: string[]): EventFilter {
 type ApiHandler = (q: UiQueries, params: URLSearchParams) => Promise<unknown>;
 
 const API: Record<string, ApiHandler> = {
-  '/api/facets': async (q, p) => { checkKeys(p, []); return q.facets(); },
+  '/api/facets': async (q, p) => {
+    checkKeys(p, []);
+    return q.facets();
+  },
   '/api/events': async (q, p) => {
     const filter = filterOf(p, ['limit', 'after']);
     const limit = intParam(p, 'limit', 50, 1, 500);
@@ -183,8 +200,14 @@ const API: Record<string, ApiHandler> = {
     return event;
   },
   '/api/charts/timeline': async (q, p) => q.eventsOverTime(filterOf(p, [])),
-  '/api/charts/top-users': async (q, p) => { const f = filterOf(p, ['n']); return q.topUsers(f, intParam(p, 'n', 10, 1, 100)); },
-  '/api/charts/top-objects': async (q, p) => { const f = filterOf(p, ['n']); return q.topObjects(f, intParam(p, 'n', 10, 1, 100)); },
+  '/api/charts/top-users': async (q, p) => {
+    const f = filterOf(p, ['n']);
+    return q.topUsers(f, intParam(p, 'n', 10, 1, 100));
+  },
+  '/api/charts/top-objects': async (q, p) => {
+    const f = filterOf(p, ['n']);
+    return q.topObjects(f, intParam(p, 'n', 10, 1, 100));
+  },
   '/api/charts/logon-failures': async (q, p) => q.logonFailures(filterOf(p, [])),
 };
 
@@ -201,7 +224,8 @@ function reportHandler(report: NonNullable<UiServerOptions['report']>): ApiHandl
         throw new HttpError(400, (err as Error).message);
       }
     };
-    const since = bound('since'), until = bound('until');
+    const since = bound('since'),
+      until = bound('until');
     if (since >= until) throw new HttpError(400, 'since must be earlier than until');
     const server = p.getAll('server');
     return report({ since, until, ...(server.length ? { server } : {}) });
@@ -228,8 +252,10 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
   if (opts.socketPath === undefined) {
     const loopback = await isLoopbackHost(host);
     if (!loopback && !hasAuth) {
-      throw new UiServerError('unsafe_listen',
-        `refusing to serve audit data on ${host}, which is not a loopback address, without authentication; set a token (--token or AUDITSHIP_UI_TOKEN) or basic auth (--basic-auth or AUDITSHIP_UI_BASIC_AUTH), or listen on 127.0.0.1`);
+      throw new UiServerError(
+        'unsafe_listen',
+        `refusing to serve audit data on ${host}, which is not a loopback address, without authentication; set a token (--token or AUDITSHIP_UI_TOKEN) or basic auth (--basic-auth or AUDITSHIP_UI_BASIC_AUTH), or listen on 127.0.0.1`,
+      );
     }
     guardHost = loopback && !hasAuth;
   }
@@ -258,9 +284,14 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
     return false;
   };
 
-  const unauthorized = (api: boolean): HttpError => new HttpError(401,
-    api ? 'authentication required' : `authentication required: open this address with ?token=… (the token auditship ui was started with)${basic ? ', or sign in with the user and password' : ''}`,
-    { 'WWW-Authenticate': basic ? 'Basic realm="auditship", charset="UTF-8"' : 'Bearer realm="auditship"' });
+  const unauthorized = (api: boolean): HttpError =>
+    new HttpError(
+      401,
+      api
+        ? 'authentication required'
+        : `authentication required: open this address with ?token=… (the token auditship ui was started with)${basic ? ', or sign in with the user and password' : ''}`,
+      { 'WWW-Authenticate': basic ? 'Basic realm="auditship", charset="UTF-8"' : 'Bearer realm="auditship"' },
+    );
 
   const send = (req: IncomingMessage, res: ServerResponse, status: number, type: string, body: string | Buffer, headers: Record<string, string> = {}) => {
     const buf = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
@@ -289,7 +320,10 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'read-only: only GET and HEAD', { Allow: 'GET, HEAD' });
     // Browsers ask for it on pages without an icon (the 401 page): nothing, rather than a 404 or a 401.
-    if (path === '/favicon.ico') { send(req, res, 204, 'image/x-icon', ''); return; }
+    if (path === '/favicon.ico') {
+      send(req, res, 204, 'image/x-icon', '');
+      return;
+    }
     // A page load with ?token=…: trade it for a cookie and drop it from the address bar (and the history).
     if (!api && token && params.has('token')) {
       if (!secretEquals(params.get('token')!, token)) throw unauthorized(false);
@@ -307,6 +341,10 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
       return;
     }
     if (!authenticate(req)) throw unauthorized(api);
+    if (path === '/metrics' && opts.metrics) {
+      send(req, res, 200, PROMETHEUS_CONTENT_TYPE, opts.metrics(), { 'Cache-Control': 'no-store' });
+      return;
+    }
     if (!api) return serveStatic(req, res, path);
     const handler = path === '/api/report' && opts.report ? reportHandler(opts.report) : API[path];
     if (!handler) throw new HttpError(404, 'no such API endpoint');
@@ -330,12 +368,22 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
       const url = new URL(req.url ?? '/', 'http://ui.invalid');
       path = url.pathname;
       params = url.searchParams;
-    } catch { /* answered 404 below with path '/' replaced */ }
+    } catch {
+      /* answered 404 below with path '/' replaced */
+    }
     res.on('finish', () => {
-      log.info('UI request.', { method: String(req.method).slice(0, 10), path: path.slice(0, 200), status: res.statusCode, ms: Math.round(performance.now() - started) });
+      log.info('UI request.', {
+        method: String(req.method).slice(0, 10),
+        path: path.slice(0, 200),
+        status: res.statusCode,
+        ms: Math.round(performance.now() - started),
+      });
     });
     handle(req, res, path, params).catch((err: unknown) => {
-      if (res.headersSent) { res.destroy(); return; }
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
       const e = err instanceof HttpError ? err : new HttpError(500, 'internal error');
       if (!(err instanceof HttpError)) log.error('UI request failed.', { path, error: loggableError(err) });
       const headers = { 'Cache-Control': 'no-store', ...e.headers };
@@ -344,23 +392,33 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
     });
   });
 
-  const listen = (target: { path: string } | { host: string; port: number }) => new Promise<void>((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException) => {
-      const where = 'path' in target ? target.path : `${target.host}:${target.port}`;
-      reject(err.code === 'EADDRINUSE'
-        ? new UiServerError('address_in_use', `${where} is already in use; pick another with --listen HOST:PORT (port 0 = any free port)`, { cause: err })
-        : new UiServerError('listen_failed', `cannot listen on ${where}: ${err.message}`, { cause: err }));
-    };
-    server.once('error', onError);
-    server.once('listening', () => { server.off('error', onError); resolve(); });
-    if ('path' in target) {
-      // Bind with umask 0177 so that the socket is 0600 from its first instant (the bind is synchronous).
-      const old = process.umask(0o177);
-      try { server.listen(target.path); } finally { process.umask(old); }
-    } else {
-      server.listen(target.port, target.host);
-    }
-  });
+  const listen = (target: { path: string } | { host: string; port: number }) =>
+    new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        const where = 'path' in target ? target.path : `${target.host}:${target.port}`;
+        reject(
+          err.code === 'EADDRINUSE'
+            ? new UiServerError('address_in_use', `${where} is already in use; pick another with --listen HOST:PORT (port 0 = any free port)`, { cause: err })
+            : new UiServerError('listen_failed', `cannot listen on ${where}: ${err.message}`, { cause: err }),
+        );
+      };
+      server.once('error', onError);
+      server.once('listening', () => {
+        server.off('error', onError);
+        resolve();
+      });
+      if ('path' in target) {
+        // Bind with umask 0177 so that the socket is 0600 from its first instant (the bind is synchronous).
+        const old = process.umask(0o177);
+        try {
+          server.listen(target.path);
+        } finally {
+          process.umask(old);
+        }
+      } else {
+        server.listen(target.port, target.host);
+      }
+    });
 
   let url: string;
   const socketPath = opts.socketPath;
@@ -378,13 +436,20 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
 
   return {
     url,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => {
-        if (socketPath !== undefined) { try { unlinkSync(socketPath); } catch { /* gone */ } }
-        resolve();
-      });
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => {
+          if (socketPath !== undefined) {
+            try {
+              unlinkSync(socketPath);
+            } catch {
+              /* gone */
+            }
+          }
+          resolve();
+        });
+        server.closeAllConnections();
+      }),
   };
 }
 
@@ -399,7 +464,10 @@ async function removeStaleSocket(path: string): Promise<void> {
   if (!isSocket) throw new UiServerError('listen_failed', `${path} exists and is not a socket; remove it or choose another socket path`);
   const alive = await new Promise<boolean>((resolve) => {
     const s = netConnect(path);
-    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
     s.once('error', () => resolve(false));
   });
   if (alive) throw new UiServerError('address_in_use', `${path} is in use by a running server`);

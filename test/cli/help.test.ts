@@ -10,8 +10,12 @@ import { allFlags, flagSpelling, type CommandSpec } from '../../src/cli/args.js'
 import { lines, ROOT, runCli } from '../helpers/ingest-cli.js';
 
 const dir = `${ROOT}src/cli/commands`;
-const modules = await Promise.all(readdirSync(dir).filter((f) => f.endsWith('.ts')).sort()
-  .map(async (f) => [f, await import(`${dir}/${f}`) as Record<string, unknown>] as const));
+const modules = await Promise.all(
+  readdirSync(dir)
+    .filter((f) => f.endsWith('.ts'))
+    .sort()
+    .map(async (f) => [f, (await import(`${dir}/${f}`)) as Record<string, unknown>] as const),
+);
 const isSpec = (v: unknown): v is CommandSpec => typeof v === 'object' && v !== null && 'flags' in v && 'name' in v && 'usage' in v;
 const specs = modules.flatMap(([, m]) => Object.values(m).filter(isSpec));
 
@@ -48,7 +52,8 @@ describe('--help', () => {
         assert.ok(text, `--${name} is listed:\n${r.stdout}`);
         assert.ok(f.description.length >= 10 && text.startsWith(f.description.replace(/\s+/g, ' ')), `--${name} is described: ${text}`);
         const dflt = f.default ?? f.defaultText;
-        if (dflt !== undefined) assert.ok(text.endsWith(`(default: ${dflt === '' ? '""' : dflt})`.replace(/\s+/g, ' ')), `--${name} shows its default: ${text}`);
+        if (dflt !== undefined)
+          assert.ok(text.endsWith(`(default: ${dflt === '' ? '""' : dflt})`.replace(/\s+/g, ' ')), `--${name} shows its default: ${text}`);
         else assert.ok(!/\(default: /.test(text), `--${name} has no default to show: ${text}`);
       }
 

@@ -45,16 +45,19 @@ describe('config schema', () => {
       },
       verbose: true,
     });
-    assert.deepEqual(got.sort(), [
-      'pipelines.main.extra: unknown key; allowed: source, sinks',
-      'pipelines.main.sinks[0].threads: 0 is not an integer ≥ 1',
-      'pipelines.main.sinks[1].type: "elastic" is not a sink type; allowed: duckdb, elasticsearch, archive',
-      'pipelines.main.source.path: required (The server\'s log_directory (or a log file); a list reads several)',
-      'pipelines.main.source.prefer_format: "xml" is not one of jsonlog, csvlog',
-      'pipelines.main.source.pth: unknown key for a pg_logs source; allowed: path, server, file_glob, prefer_format, skip_active, log_timezone, max_record_bytes, batch_bytes, poll_interval_ms',
-      'pipelines.main.source.skip_active: "yes" is not a boolean',
-      'verbose: unknown top-level key; allowed: pipelines, ui',
-    ].sort());
+    assert.deepEqual(
+      got.sort(),
+      [
+        'pipelines.main.extra: unknown key; allowed: source, sinks',
+        'pipelines.main.sinks[0].threads: 0 is not an integer ≥ 1',
+        'pipelines.main.sinks[1].type: "elastic" is not a sink type; allowed: duckdb, elasticsearch, archive',
+        "pipelines.main.source.path: required (The server's log_directory (or a log file); a list reads several)",
+        'pipelines.main.source.prefer_format: "xml" is not one of jsonlog, csvlog',
+        'pipelines.main.source.pth: unknown key for a pg_logs source; allowed: path, server, file_glob, prefer_format, skip_active, log_timezone, max_record_bytes, batch_bytes, poll_interval_ms',
+        'pipelines.main.source.skip_active: "yes" is not a boolean',
+        'verbose: unknown top-level key; allowed: pipelines, ui, metrics',
+      ].sort(),
+    );
   });
 
   test('missing pipelines, sinks and source type are reported', () => {
@@ -70,15 +73,25 @@ describe('config schema', () => {
     assert.deepEqual(problems({ pipelines: { a: { source: { type: 'pg_logs', path: '/x' }, sinks: [es] } } }), [
       "pipelines.a.sinks: the last sink must be duckdb (it keeps the pipeline's checkpoints, and the dead letters of search sinks)",
     ]);
-    assert.deepEqual(problems({ pipelines: { a: { source: { type: 'pg_audit_table', url: 'postgres://x/y' }, sinks: [es, { type: 'duckdb', store_events: false }] } } }), [
-      'pipelines.a.sinks: store_events: false needs a search or archive sink before the duckdb sink, in a pg_logs or rds_logs pipeline (else the events would go nowhere)',
-    ]);
+    assert.deepEqual(
+      problems({ pipelines: { a: { source: { type: 'pg_audit_table', url: 'postgres://x/y' }, sinks: [es, { type: 'duckdb', store_events: false }] } } }),
+      [
+        'pipelines.a.sinks: store_events: false needs a search or archive sink before the duckdb sink, in a pg_logs or rds_logs pipeline (else the events would go nowhere)',
+      ],
+    );
     assert.deepEqual(problems({ pipelines: { a: { source: { type: 'pg_audit_table', url: 'postgres://x/y' }, sinks: [es, { type: 'duckdb' }] } } }), []);
     assert.deepEqual(problems({ pipelines: { a: { source: { type: 'pg_logs', path: '/x' }, sinks: [es, { type: 'duckdb' }] } } }), []);
   });
 
   test('${ENV} interpolation, defaults, escapes, and a missing variable named with its key', () => {
-    const doc = { pipelines: { a: { source: { type: 'pg_logs', path: '${LOGDIR}', server: '${SERVER:-db1}', file_glob: '$${literal}' }, sinks: [{ type: 'duckdb', path: '${DBFILE}' }] } } };
+    const doc = {
+      pipelines: {
+        a: {
+          source: { type: 'pg_logs', path: '${LOGDIR}', server: '${SERVER:-db1}', file_glob: '$${literal}' },
+          sinks: [{ type: 'duckdb', path: '${DBFILE}' }],
+        },
+      },
+    };
     const config = validateConfig(doc, { LOGDIR: '/var/log/pg', DBFILE: '/data/a.duckdb' });
     assert.deepEqual(config.pipelines[0]!.source['path'], ['/var/log/pg']);
     assert.equal(config.pipelines[0]!.source['server'], 'db1');
@@ -106,24 +119,37 @@ describe('config schema', () => {
       'pipelines.hash_in_password.source.url: not a valid postgres:// URL: check HOST:PORT, and percent-encode @ : / ? # % in the user name and password (%40 %3A %2F %3F %23 %25)',
       'pipelines.not_text.source.url: 5432 is not a postgres://, postgresql://, mysql://, mariadb:// URL',
     ]);
-    assert.ok(got.every((p) => !p.includes('s3cret') && !p.includes('s3#cret')), 'no password in the messages');
+    assert.ok(
+      got.every((p) => !p.includes('s3cret') && !p.includes('s3#cret')),
+      'no password in the messages',
+    );
     // What the connectors read: a socket directory in ?host= (no host), an encoded password, either dialect.
-    assert.deepEqual(problems({
-      pipelines: {
-        socket: pipe({ type: 'pg_audit_table', url: 'postgresql://auditship@/app?host=/var/run/postgresql' }),
-        encoded: pipe({ type: 'django_auditlog', url: 'postgres://auditship:s3%23cret@db.example.com:5432/app' }),
-        maria: pipe({ type: 'sql_outbox', url: 'mariadb://root@127.0.0.1:3306/test' }),
-        mysql: pipe({ type: 'sql_outbox', url: 'MySQL://root@127.0.0.1/test' }),
-      },
-    }), []);
-    assert.deepEqual(problems({ pipelines: { es: { source: { type: 'pg_logs', path: '/x' }, sinks: [{ type: 'elasticsearch', url: 'es.example.com:9200' }, { type: 'duckdb' }] } } }), [
-      'pipelines.es.sinks[0].url: expected a URL starting with http:// or https:// (this one has no scheme://), e.g. https://es.example.com:9200',
-    ]);
+    assert.deepEqual(
+      problems({
+        pipelines: {
+          socket: pipe({ type: 'pg_audit_table', url: 'postgresql://auditship@/app?host=/var/run/postgresql' }),
+          encoded: pipe({ type: 'django_auditlog', url: 'postgres://auditship:s3%23cret@db.example.com:5432/app' }),
+          maria: pipe({ type: 'sql_outbox', url: 'mariadb://root@127.0.0.1:3306/test' }),
+          mysql: pipe({ type: 'sql_outbox', url: 'MySQL://root@127.0.0.1/test' }),
+        },
+      }),
+      [],
+    );
+    assert.deepEqual(
+      problems({
+        pipelines: { es: { source: { type: 'pg_logs', path: '/x' }, sinks: [{ type: 'elasticsearch', url: 'es.example.com:9200' }, { type: 'duckdb' }] } },
+      }),
+      ['pipelines.es.sinks[0].url: expected a URL starting with http:// or https:// (this one has no scheme://), e.g. https://es.example.com:9200'],
+    );
     // max_content_length: 100MiB (Elasticsearch's 100mb) unless set; a size in bytes too small to be a cluster's limit is refused.
-    const es = (extra: Record<string, unknown>) => ({ pipelines: { es: { source: { type: 'pg_logs', path: '/x' }, sinks: [{ type: 'elasticsearch', url: 'http://es:9200', ...extra }, { type: 'duckdb' }] } } });
+    const es = (extra: Record<string, unknown>) => ({
+      pipelines: { es: { source: { type: 'pg_logs', path: '/x' }, sinks: [{ type: 'elasticsearch', url: 'http://es:9200', ...extra }, { type: 'duckdb' }] } },
+    });
     assert.equal(validateConfig(es({})).pipelines[0]!.sinks[0]!['max_content_length'], 104_857_600);
     assert.equal(validateConfig(es({ max_content_length: '2MiB' })).pipelines[0]!.sinks[0]!['max_content_length'], 2_097_152);
-    assert.deepEqual(problems(es({ max_content_length: 100 })), ['pipelines.es.sinks[0].max_content_length: 100 is not a size such as 16MB or 1GiB, at least 65536 bytes']);
+    assert.deepEqual(problems(es({ max_content_length: 100 })), [
+      'pipelines.es.sinks[0].max_content_length: 100 is not a size such as 16MB or 1GiB, at least 65536 bytes',
+    ]);
   });
 
   test('sizes', () => {
@@ -137,7 +163,10 @@ describe('config schema', () => {
     const tmp = tempDir();
     try {
       writeFileSync(`${tmp.dir}/bad.yaml`, 'pipelines:\n  a: [\n');
-      assert.throws(() => loadConfig(`${tmp.dir}/bad.yaml`), (err: unknown) => err instanceof ConfigError && /bad\.yaml: YAML syntax error at line/.test(err.message));
+      assert.throws(
+        () => loadConfig(`${tmp.dir}/bad.yaml`),
+        (err: unknown) => err instanceof ConfigError && /bad\.yaml: YAML syntax error at line/.test(err.message),
+      );
       assert.throws(() => loadConfig(`${tmp.dir}/none.yaml`), /config file not found/);
     } finally {
       tmp.cleanup();
@@ -149,16 +178,19 @@ describe('auditship run', () => {
   test('runs every pipeline; a failing one does not stop the others; exit code 1 names it', async () => {
     const tmp = tempDir();
     try {
-      writeFileSync(`${tmp.dir}/auditship.yaml`, [
-        'pipelines:',
-        '  broken:',
-        '    source: { type: pg_logs, path: /nonexistent/log }',
-        `    sinks: [ { type: duckdb, path: "${tmp.dir}/a.duckdb" } ]`,
-        '  examples:',
-        `    source: { type: pg_logs, path: "${root}examples/pgaudit-logs", server: "\${SERVER_NAME:-example}" }`,
-        `    sinks: [ { type: duckdb, path: "${tmp.dir}/a.duckdb" } ]`,
-        '',
-      ].join('\n'));
+      writeFileSync(
+        `${tmp.dir}/auditship.yaml`,
+        [
+          'pipelines:',
+          '  broken:',
+          '    source: { type: pg_logs, path: /nonexistent/log }',
+          `    sinks: [ { type: duckdb, path: "${tmp.dir}/a.duckdb" } ]`,
+          '  examples:',
+          `    source: { type: pg_logs, path: "${root}examples/pgaudit-logs", server: "\${SERVER_NAME:-example}" }`,
+          `    sinks: [ { type: duckdb, path: "${tmp.dir}/a.duckdb" } ]`,
+          '',
+        ].join('\n'),
+      );
       const r = await auditship(['run', '--config', `${tmp.dir}/auditship.yaml`]);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /pipeline broken failed: \/nonexistent\/log does not exist/);
@@ -192,16 +224,19 @@ describe('auditship run', () => {
   test('a url that is not a PostgreSQL/MySQL URL: exit 2 before connecting, every problem listed together', async () => {
     const tmp = tempDir();
     try {
-      writeFileSync(`${tmp.dir}/c.yaml`, [
-        'pipelines:',
-        '  audit:',
-        '    source: { type: pg_audit_table, url: "localhost:5432/app" }',
-        `    sinks: [ { type: duckdb, path: "${tmp.dir}/a.duckdb" } ]`,
-        '  outbox:',
-        '    source: { type: sql_outbox, url: "https://auditship:s3cret@127.0.0.1:3306/test" }',
-        `    sinks: [ { type: duckdb, path: "${tmp.dir}/b.duckdb", threads: 0 } ]`,
-        '',
-      ].join('\n'));
+      writeFileSync(
+        `${tmp.dir}/c.yaml`,
+        [
+          'pipelines:',
+          '  audit:',
+          '    source: { type: pg_audit_table, url: "localhost:5432/app" }',
+          `    sinks: [ { type: duckdb, path: "${tmp.dir}/a.duckdb" } ]`,
+          '  outbox:',
+          '    source: { type: sql_outbox, url: "https://auditship:s3cret@127.0.0.1:3306/test" }',
+          `    sinks: [ { type: duckdb, path: "${tmp.dir}/b.duckdb", threads: 0 } ]`,
+          '',
+        ].join('\n'),
+      );
       const r = await auditship(['run', '--config', `${tmp.dir}/c.yaml`]);
       assert.equal(r.code, 2, r.stderr);
       assert.deepEqual(r.stderr.trimEnd().split('\n'), [
@@ -232,5 +267,15 @@ describe('auditship run', () => {
         'ui.basic_auth: USER:PASSWORD, both non-empty',
       ]);
     }
+  });
+
+  test('the metrics section: listen (any address: the metrics hold no audit data); mistakes listed', () => {
+    const pipelines = { main: { source: { type: 'pg_logs', path: '/logs' }, sinks: [{ type: 'duckdb', path: 'a.duckdb' }] } };
+    assert.deepEqual(validateConfig({ pipelines, metrics: { listen: '${AT:-0.0.0.0:9464}' } }).metrics, { listen: '0.0.0.0:9464' });
+    assert.equal(validateConfig({ pipelines }).metrics, undefined);
+    assert.deepEqual(problems({ pipelines, metrics: { listen: '127.0.0.1:9464', path: '/m' } }), [
+      'metrics.path: unknown key in the metrics section; allowed: listen',
+    ]);
+    assert.deepEqual(problems({ pipelines, metrics: '127.0.0.1:9464' }), ['metrics: must be a mapping (listen)']);
   });
 });

@@ -4,7 +4,17 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { spawnEsServer, requestJson, type SpawnedEsServer } from '../es-server/client.js';
 import { writeLogs } from '../helpers/archive.js';
-import { esDocs, esOutcomes, readNdjson, readParquet, storeCorrelation, archivedFailure, archivedSession, esFailure, esSession } from '../helpers/correlation.js';
+import {
+  esDocs,
+  esOutcomes,
+  readNdjson,
+  readParquet,
+  storeCorrelation,
+  archivedFailure,
+  archivedSession,
+  esFailure,
+  esSession,
+} from '../helpers/correlation.js';
 import { ingestOk, queryDb, runCli, scratchDir } from '../helpers/ingest-cli.js';
 import { pgauditTemplate } from '../../src/sinks/elasticsearch/documents.js';
 import { generateWorkload } from '../ui/workload.js';
@@ -54,9 +64,18 @@ describe('correlation in every sink', () => {
 
     const db = join(dir, 'no-events.duckdb');
     const config = join(dir, 'no-events.yaml');
-    writeFileSync(config, ['pipelines:', '  logs:', `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, server: db1 }`, '    sinks:',
-      `      - ${JSON.stringify({ type: 'archive', directory: join(dir, 'no-events-archive'), form: 'ndjson' })}`,
-      `      - ${JSON.stringify({ type: 'duckdb', path: db, store_events: false })}`, ''].join('\n'));
+    writeFileSync(
+      config,
+      [
+        'pipelines:',
+        '  logs:',
+        `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, server: db1 }`,
+        '    sinks:',
+        `      - ${JSON.stringify({ type: 'archive', directory: join(dir, 'no-events-archive'), form: 'ndjson' })}`,
+        `      - ${JSON.stringify({ type: 'duckdb', path: db, store_events: false })}`,
+        '',
+      ].join('\n'),
+    );
     const r = await runCli(['run', '--config', config, '--json']);
     assert.equal(r.code, 0, r.stderr.slice(-3000));
     assert.equal((await queryDb(db, 'SELECT count(*)::INTEGER AS n FROM audit_logs'))[0]!['n'], 0, 'no events stored');
@@ -65,8 +84,12 @@ describe('correlation in every sink', () => {
 
   describe('Elasticsearch and the archives', () => {
     let es: SpawnedEsServer;
-    before(async () => { es = await spawnEsServer({ flavor: 'elasticsearch' }); });
-    after(async () => { await es?.stop(); });
+    before(async () => {
+      es = await spawnEsServer({ flavor: 'elasticsearch' });
+    });
+    after(async () => {
+      await es?.stop();
+    });
 
     test('sessions, logon failures and outcomes as the DuckDB store has them; completed by a later file and run; exactly once', async () => {
       // One workload cut in two files right before an ERROR: the failed statement's audit entry ends the first
@@ -83,21 +106,35 @@ describe('correlation in every sink', () => {
       const nd = join(dir, 'sinks-ndjson');
       const pq = join(dir, 'sinks-parquet');
       const config = join(dir, 'sinks.yaml');
-      const writeConfig = (path: string, duckdb: string) => writeFileSync(path, ['pipelines:', '  logs:',
-        `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, server: db1 }`, '    sinks:',
-        `      - ${JSON.stringify({ type: 'elasticsearch', url: es.url, flush_docs: 100 })}`,
-        `      - ${JSON.stringify({ type: 'archive', directory: nd, form: 'ndjson' })}`,
-        `      - ${JSON.stringify({ type: 'archive', directory: pq, form: 'parquet' })}`,
-        `      - ${JSON.stringify({ type: 'duckdb', path: duckdb })}`, ''].join('\n'));
+      const writeConfig = (path: string, duckdb: string) =>
+        writeFileSync(
+          path,
+          [
+            'pipelines:',
+            '  logs:',
+            `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, server: db1 }`,
+            '    sinks:',
+            `      - ${JSON.stringify({ type: 'elasticsearch', url: es.url, flush_docs: 100 })}`,
+            `      - ${JSON.stringify({ type: 'archive', directory: nd, form: 'ndjson' })}`,
+            `      - ${JSON.stringify({ type: 'archive', directory: pq, form: 'parquet' })}`,
+            `      - ${JSON.stringify({ type: 'duckdb', path: duckdb })}`,
+            '',
+          ].join('\n'),
+        );
       writeConfig(config, db);
       const run = async (c: string) => {
         const r = await runCli(['run', '--config', c, '--json']);
         assert.equal(r.code, 0, r.stderr.slice(-3000));
-        return (JSON.parse(r.stdout.trim().split('\n').pop()!) as { pipelines: { search: { created: number; duplicates: number; correlated: number; deadLettered: number }[] }[] }).pipelines[0]!;
+        return (
+          JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+            pipelines: { search: { created: number; duplicates: number; correlated: number; deadLettered: number }[] }[];
+          }
+        ).pipelines[0]!;
       };
 
       await run(config);
-      const splitDoc = async () => (await esDocs(es.url, 'auditship-sessions-*')).find((d) => (d.postgresql as { log: { session_id: string } }).log.session_id === splitSession);
+      const splitDoc = async () =>
+        (await esDocs(es.url, 'auditship-sessions-*')).find((d) => (d.postgresql as { log: { session_id: string } }).log.session_id === splitSession);
       const before1 = await splitDoc();
       assert.ok(before1, 'the session is in the search index after the first run');
       assert.equal((before1.postgresql as { session: Record<string, unknown> }).session['disconnected_at'], undefined, 'its end is not known yet');
@@ -112,7 +149,10 @@ describe('correlation in every sink', () => {
       assert.equal(want.sessions.length, w.counts.sessions);
       assert.equal(want.failures.length, w.counts.logonFailures);
       assert.equal(want.failed.length, w.counts.errors);
-      assert.ok(want.failed.some((f) => f.startsWith(splitEvent)), 'the statement whose error came in the second file failed');
+      assert.ok(
+        want.failed.some((f) => f.startsWith(splitEvent)),
+        'the statement whose error came in the second file failed',
+      );
 
       // Elasticsearch: one document per session, per failed login; the outcome on the events of failed statements.
       const checkEs = async () => {
@@ -128,14 +168,22 @@ describe('correlation in every sink', () => {
       // A fresh state (a new machine): everything is sent again, and nothing changes or doubles.
       const again = join(dir, 'sinks-again.yaml');
       writeConfig(again, join(dir, 'sinks-again.duckdb'));
-      writeFileSync(again, readFileSync(again, 'utf8').replace(JSON.stringify(nd), JSON.stringify(join(dir, 'again-nd'))).replace(JSON.stringify(pq), JSON.stringify(join(dir, 'again-pq'))));
+      writeFileSync(
+        again,
+        readFileSync(again, 'utf8')
+          .replace(JSON.stringify(nd), JSON.stringify(join(dir, 'again-nd')))
+          .replace(JSON.stringify(pq), JSON.stringify(join(dir, 'again-pq'))),
+      );
       const resent = await run(again);
       assert.deepEqual([resent.search[0]!.created, resent.search[0]!.duplicates], [0, w.counts.audit]);
       await checkEs();
 
       // The archives, both forms: failures and errors exactly once; the newest row of each session is the
       // session; the split session has an older row without its end.
-      for (const [archive, read] of [[nd, readNdjson], [pq, readParquet]] as const) {
+      for (const [archive, read] of [
+        [nd, readNdjson],
+        [pq, readParquet],
+      ] as const) {
         const sessions = await read(archive, 'sessions');
         const latest = new Map<string, Record<string, unknown>>();
         for (const r of sessions) {
@@ -144,19 +192,38 @@ describe('correlation in every sink', () => {
         }
         assert.deepEqual([...latest.values()].map(archivedSession).sort(), want.sessions, `${archive}: sessions`);
         const splitRows = sessions.filter((r) => r['session_id'] === splitSession);
-        assert.deepEqual(splitRows.map((r) => r['disconnected_at'] === null || r['disconnected_at'] === undefined).sort(), [false, true], `${archive}: an older and a newer row of the split session`);
+        assert.deepEqual(
+          splitRows.map((r) => r['disconnected_at'] === null || r['disconnected_at'] === undefined).sort(),
+          [false, true],
+          `${archive}: an older and a newer row of the split session`,
+        );
         assert.deepEqual((await read(archive, 'logon_failures')).map(archivedFailure).sort(), want.failures, `${archive}: logon failures`);
         const errors = await read(archive, 'statement_errors');
-        assert.deepEqual(errors.map((r) => `${r['session_id']}/${r['session_line_num']}/${r['sqlstate']}/${r['statement_id'] ?? ''}`).sort(), want.errors, `${archive}: statement errors`);
+        assert.deepEqual(
+          errors.map((r) => `${r['session_id']}/${r['session_line_num']}/${r['sqlstate']}/${r['statement_id'] ?? ''}`).sort(),
+          want.errors,
+          `${archive}: statement errors`,
+        );
         // Outcomes: joined from statement_errors, every failed event; on the events themselves, those whose
         // error was read before they were written — all but the split statement's.
         const events = await read(archive, 'events');
-        const byStatement = new Map(errors.filter((e) => e['statement_id'] !== null && e['statement_id'] !== undefined).map((e) => [`${e['session_id']}/${e['statement_id']}`, e]));
-        const joined = events.filter((e) => byStatement.has(`${e['session_id']}/${e['statement_id']}`))
-          .map((e) => `${e['session_id']}/${e['session_line_num']}/${byStatement.get(`${e['session_id']}/${e['statement_id']}`)!['sqlstate']}`).sort();
+        const byStatement = new Map(
+          errors.filter((e) => e['statement_id'] !== null && e['statement_id'] !== undefined).map((e) => [`${e['session_id']}/${e['statement_id']}`, e]),
+        );
+        const joined = events
+          .filter((e) => byStatement.has(`${e['session_id']}/${e['statement_id']}`))
+          .map((e) => `${e['session_id']}/${e['session_line_num']}/${byStatement.get(`${e['session_id']}/${e['statement_id']}`)!['sqlstate']}`)
+          .sort();
         assert.deepEqual(joined, want.failed, `${archive}: events joined with statement_errors`);
-        const onEvents = events.filter((e) => e['sqlstate'] !== null && e['sqlstate'] !== undefined).map((e) => `${e['session_id']}/${e['session_line_num']}/${e['sqlstate']}`).sort();
-        assert.deepEqual(onEvents, want.failed.filter((f) => !f.startsWith(splitEvent)), `${archive}: outcomes on the events`);
+        const onEvents = events
+          .filter((e) => e['sqlstate'] !== null && e['sqlstate'] !== undefined)
+          .map((e) => `${e['session_id']}/${e['session_line_num']}/${e['sqlstate']}`)
+          .sort();
+        assert.deepEqual(
+          onEvents,
+          want.failed.filter((f) => !f.startsWith(splitEvent)),
+          `${archive}: outcomes on the events`,
+        );
       }
     });
 
@@ -166,7 +233,9 @@ describe('correlation in every sink', () => {
       const logs = join(dir, 'logs-old-index');
       mkdirSync(logs, { recursive: true });
       writeLogs(logs, [{ name: 'postgresql-2026-03-01_080000.csv', text: w.csv, agoS: 60 }]);
-      const old = pgauditTemplate({ prefix: 'auditship-pgaudit', period: 'daily' }).body as { template: { mappings: { properties: Record<string, { properties?: Record<string, unknown> }> } } };
+      const old = pgauditTemplate({ prefix: 'auditship-pgaudit', period: 'daily' }).body as {
+        template: { mappings: { properties: Record<string, { properties?: Record<string, unknown> }> } };
+      };
       const mappings = structuredClone(old.template.mappings);
       delete mappings.properties['error'];
       delete mappings.properties['event']!.properties!['outcome'];
@@ -174,8 +243,18 @@ describe('correlation in every sink', () => {
       assert.equal(created.status, 200, JSON.stringify(created.body));
       const db = join(dir, 'old-index.duckdb');
       const config = join(dir, 'old-index.yaml');
-      writeFileSync(config, ['pipelines:', '  logs:', `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, server: db1 }`, '    sinks:',
-        `      - ${JSON.stringify({ type: 'elasticsearch', url: es.url })}`, `      - ${JSON.stringify({ type: 'duckdb', path: db })}`, ''].join('\n'));
+      writeFileSync(
+        config,
+        [
+          'pipelines:',
+          '  logs:',
+          `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, server: db1 }`,
+          '    sinks:',
+          `      - ${JSON.stringify({ type: 'elasticsearch', url: es.url })}`,
+          `      - ${JSON.stringify({ type: 'duckdb', path: db })}`,
+          '',
+        ].join('\n'),
+      );
       const r = await runCli(['run', '--config', config, '--json']);
       assert.equal(r.code, 0, r.stderr.slice(-3000));
       const search = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { pipelines: { search: { deadLettered: number }[] }[] }).pipelines[0]!.search[0]!;

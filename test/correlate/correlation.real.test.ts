@@ -31,7 +31,10 @@ describe('correlation: sessions, logon failures and statement outcomes', () => {
       return c;
     };
     // Two logon failures: a wrong password, and a role that does not exist.
-    for (const [user, password] of [['pwuser', 'wrong-password'], ['ghost', undefined]] as const) {
+    for (const [user, password] of [
+      ['pwuser', 'wrong-password'],
+      ['ghost', undefined],
+    ] as const) {
       const c = connect(user, password);
       await assert.rejects(c.connect());
       await c.end().catch(() => {});
@@ -81,16 +84,36 @@ describe('correlation: sessions, logon failures and statement outcomes', () => {
       assert.equal(r.code, 0, r.stderr);
       assert.equal((JSON.parse(r.stdout) as { quarantined: number }).quarantined, 0);
 
-      const failures = await queryJson<{ user_name: string; client_addr: string; sqlstate: string; reason: string }>(db,
-        `SELECT user_name, client_addr, sqlstate, reason FROM logon_failures ORDER BY log_time`);
-      assert.deepEqual(failures.map((f) => [f.user_name, f.client_addr, f.sqlstate]), [['pwuser', '127.0.0.1', '28P01'], ['ghost', '127.0.0.1', '28000']]);
+      const failures = await queryJson<{ user_name: string; client_addr: string; sqlstate: string; reason: string }>(
+        db,
+        `SELECT user_name, client_addr, sqlstate, reason FROM logon_failures ORDER BY log_time`,
+      );
+      assert.deepEqual(
+        failures.map((f) => [f.user_name, f.client_addr, f.sqlstate]),
+        [
+          ['pwuser', '127.0.0.1', '28P01'],
+          ['ghost', '127.0.0.1', '28000'],
+        ],
+      );
       assert.match(failures[0]!.reason, /password authentication failed for user "pwuser"/);
       assert.match(failures[1]!.reason, /role "ghost" does not exist/);
 
-      const [s] = await queryJson<{ user_name: string; database_name: string; application_name: string; client_addr: string; process_id: number; connected_at: string | null; disconnected_at: string | null; duration_ms: number | null; real_ms: number }>(db,
+      const [s] = await queryJson<{
+        user_name: string;
+        database_name: string;
+        application_name: string;
+        client_addr: string;
+        process_id: number;
+        connected_at: string | null;
+        disconnected_at: string | null;
+        duration_ms: number | null;
+        real_ms: number;
+      }>(
+        db,
         `SELECT user_name, database_name, application_name, client_addr, process_id, connected_at::VARCHAR AS connected_at,
                 disconnected_at::VARCHAR AS disconnected_at, duration_ms, epoch_ms(disconnected_at) - epoch_ms(session_start) AS real_ms
-         FROM sessions WHERE process_id = ${okPid}`);
+         FROM sessions WHERE process_id = ${okPid}`,
+      );
       assert.ok(s, 'the application session is in sessions');
       assert.equal(s.user_name, 'postgres');
       assert.equal(s.database_name, 'postgres');
@@ -99,9 +122,18 @@ describe('correlation: sessions, logon failures and statement outcomes', () => {
       assert.ok(s.connected_at && s.disconnected_at, 'start and end are known');
       assert.ok(s.duration_ms !== null && Math.abs(s.duration_ms - s.real_ms) < 1000, `duration ${s.duration_ms} ms vs ${s.real_ms} ms between start and end`);
 
-      const rows = await queryJson<{ command: string; object_name: string; statement: string; outcome: string; sqlstate: string | null; error_message: string | null }>(db,
+      const rows = await queryJson<{
+        command: string;
+        object_name: string;
+        statement: string;
+        outcome: string;
+        sqlstate: string | null;
+        error_message: string | null;
+      }>(
+        db,
         `SELECT command, object_name, statement, outcome, sqlstate, error_message FROM audit_logs
-         WHERE process_id = ${okPid} AND object_name = 'public.accounts' ORDER BY session_line_num`);
+         WHERE process_id = ${okPid} AND object_name = 'public.accounts' ORDER BY session_line_num`,
+      );
       const byStatement = rows.map((x) => [x.statement, x.outcome, x.sqlstate]);
       assert.deepEqual(byStatement, [
         [`INSERT INTO accounts VALUES (1, 'alice')`, 'success', null],
@@ -114,9 +146,19 @@ describe('correlation: sessions, logon failures and statement outcomes', () => {
       assert.match(rows[1]!.error_message!, /duplicate key value violates unique constraint "accounts_pkey"/);
       assert.match(rows[3]!.error_message!, /division by zero/);
 
-      const errors = await queryJson<{ sqlstate: string; matched: boolean }>(db,
-        `SELECT sqlstate, statement_id IS NOT NULL AS matched FROM statement_errors WHERE session_id IN (SELECT session_id FROM sessions WHERE process_id = ${okPid}) ORDER BY session_line_num`);
-      assert.deepEqual(errors.map((e) => [e.sqlstate, e.matched]), [['23505', true], ['22012', true], ['42601', false], ['57014', true]]);
+      const errors = await queryJson<{ sqlstate: string; matched: boolean }>(
+        db,
+        `SELECT sqlstate, statement_id IS NOT NULL AS matched FROM statement_errors WHERE session_id IN (SELECT session_id FROM sessions WHERE process_id = ${okPid}) ORDER BY session_line_num`,
+      );
+      assert.deepEqual(
+        errors.map((e) => [e.sqlstate, e.matched]),
+        [
+          ['23505', true],
+          ['22012', true],
+          ['42601', false],
+          ['57014', true],
+        ],
+      );
     });
   }
 
@@ -125,26 +167,68 @@ describe('correlation: sessions, logon failures and statement outcomes', () => {
     assert.equal((await auditship(['ingest', '--db', db, '--quiet', cluster.logDir])).code, 0);
     const json = await auditship(['report', '--db', db, '--since', '1d', '--format', 'json']);
     assert.equal(json.code, 0, json.stderr);
-    const r = JSON.parse(json.stdout) as { totals: { logon_failures: number; failed_statements: number }; changes: { command: string; statement: string }[];
-      failed_statements: { statement: string; sqlstate: string; error_message: string }[]; logon_failures: { user_name: string; sqlstate: string }[];
-      access: { user_name: string; object_name: string; reads: number; writes: number }[]; unaudited_errors: { sqlstate: string; n: number }[] };
+    const r = JSON.parse(json.stdout) as {
+      totals: { logon_failures: number; failed_statements: number };
+      changes: { command: string; statement: string }[];
+      failed_statements: { statement: string; sqlstate: string; error_message: string }[];
+      logon_failures: { user_name: string; sqlstate: string }[];
+      access: { user_name: string; object_name: string; reads: number; writes: number }[];
+      unaudited_errors: { sqlstate: string; n: number }[];
+    };
     assert.equal(r.totals.logon_failures, 2);
-    assert.deepEqual(r.logon_failures.map((f) => [f.user_name, f.sqlstate]), [['pwuser', '28P01'], ['ghost', '28000']]);
-    assert.deepEqual(r.failed_statements.map((f) => [f.statement, f.sqlstate]), [[`INSERT INTO accounts VALUES (1, 'again')`, '23505'], ['SELECT id / 0 FROM accounts', '22012'], ['SELECT pg_sleep(5), id FROM accounts', '57014']]);
-    assert.ok(r.changes.some((c) => c.command === 'CREATE ROLE' && c.statement.includes(`CREATE ROLE pwuser LOGIN PASSWORD`)), 'role changes in full');
-    assert.ok(r.changes.some((c) => c.command === 'CREATE TABLE' && c.statement.includes('CREATE TABLE accounts')), 'DDL in full');
+    assert.deepEqual(
+      r.logon_failures.map((f) => [f.user_name, f.sqlstate]),
+      [
+        ['pwuser', '28P01'],
+        ['ghost', '28000'],
+      ],
+    );
+    assert.deepEqual(
+      r.failed_statements.map((f) => [f.statement, f.sqlstate]),
+      [
+        [`INSERT INTO accounts VALUES (1, 'again')`, '23505'],
+        ['SELECT id / 0 FROM accounts', '22012'],
+        ['SELECT pg_sleep(5), id FROM accounts', '57014'],
+      ],
+    );
+    assert.ok(
+      r.changes.some((c) => c.command === 'CREATE ROLE' && c.statement.includes(`CREATE ROLE pwuser LOGIN PASSWORD`)),
+      'role changes in full',
+    );
+    assert.ok(
+      r.changes.some((c) => c.command === 'CREATE TABLE' && c.statement.includes('CREATE TABLE accounts')),
+      'DDL in full',
+    );
     const acc = r.access.find((a) => a.user_name === 'postgres' && a.object_name === 'public.accounts');
     assert.deepEqual(acc && [acc.reads, acc.writes], [2, 4]);
     assert.deepEqual(r.unaudited_errors.find((e) => e.sqlstate === '42601')?.n, 1, 'the syntax error is counted, not pinned on a statement');
 
     const md = await auditship(['report', '--db', db, '--since', '1d']);
     assert.equal(md.code, 0, md.stderr);
-    for (const heading of ['## Events by class and command', '## DDL and role/privilege changes', '## Tables read and written, per user', '## Failed logins', '## Failed statements']) {
+    for (const heading of [
+      '## Events by class and command',
+      '## DDL and role/privilege changes',
+      '## Tables read and written, per user',
+      '## Failed logins',
+      '## Failed statements',
+    ]) {
       assert.ok(md.stdout.includes(heading), heading);
     }
     assert.match(md.stdout, /\| pwuser \|/);
     const out = `${tmp.dir}/report.html`;
-    const html = await auditship(['report', '--db', db, '--since', '1d', '--until', new Date(Date.now() + 60_000).toISOString(), '--format', 'html', '--output', out]);
+    const html = await auditship([
+      'report',
+      '--db',
+      db,
+      '--since',
+      '1d',
+      '--until',
+      new Date(Date.now() + 60_000).toISOString(),
+      '--format',
+      'html',
+      '--output',
+      out,
+    ]);
     assert.equal(html.code, 0, html.stderr);
     const page = readFileSync(out, 'utf8');
     assert.match(page, /<svg[^>]*aria-label="events per day by class"[^>]*>.*<rect /s, 'the chart has bars');
@@ -161,9 +245,11 @@ describe('correlation: sessions, logon failures and statement outcomes', () => {
       const r = await auditship(['ingest', '--db', db, '--prefer-format', format, '--quiet', cluster.logDir]);
       assert.equal(r.code, 0, r.stderr);
     }
-    const [c] = await queryJson<{ f: number; e: number; s: number; ds: number }>(db,
+    const [c] = await queryJson<{ f: number; e: number; s: number; ds: number }>(
+      db,
       `SELECT (SELECT count(*) FROM logon_failures) AS f, (SELECT count(*) FROM statement_errors WHERE sqlstate IN ('23505','22012','42601','57014')) AS e,
-              (SELECT count(*) FROM sessions) AS s, (SELECT count(DISTINCT session_id) FROM sessions) AS ds`);
+              (SELECT count(*) FROM sessions) AS s, (SELECT count(DISTINCT session_id) FROM sessions) AS ds`,
+    );
     assert.equal(Number(c!.f), 2);
     assert.equal(Number(c!.e), 4);
     assert.equal(Number(c!.s), Number(c!.ds));

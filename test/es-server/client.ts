@@ -35,21 +35,29 @@ const SERVER = fileURLToPath(new URL('./server.ts', import.meta.url));
 export function requestJson(url: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
-    const req = http.request(new URL(path, url), {
-      method,
-      headers: data ? { 'content-type': 'application/json', 'content-length': data.length } : {},
-      agent: false,
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let parsed: unknown = text;
-        try { parsed = JSON.parse(text); } catch { /* text */ }
-        resolve({ status: res.statusCode ?? 0, body: parsed });
-      });
-      res.on('error', reject);
-    });
+    const req = http.request(
+      new URL(path, url),
+      {
+        method,
+        headers: data ? { 'content-type': 'application/json', 'content-length': data.length } : {},
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown = text;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            /* text */
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed });
+        });
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(data);
   });
@@ -57,7 +65,9 @@ export function requestJson(url: string, method: string, path: string, body?: un
 
 export async function spawnEsServer(opts: EsServerOptions & { startTimeoutMs?: number } = {}): Promise<SpawnedEsServer> {
   const { startTimeoutMs = 20_000, ...options } = opts;
-  const server = await spawnServerProcess<{ url: string }>('es-server', SERVER, ['--port', String(options.port ?? 0), '--options', JSON.stringify(options)], { startTimeoutMs });
+  const server = await spawnServerProcess<{ url: string }>('es-server', SERVER, ['--port', String(options.port ?? 0), '--options', JSON.stringify(options)], {
+    startTimeoutMs,
+  });
   const { url } = server.info;
 
   const control = async (cmd: ControlCommand): Promise<unknown> => {
@@ -73,7 +83,9 @@ export async function spawnEsServer(opts: EsServerOptions & { startTimeoutMs?: n
     control,
     stats: async () => (await control({ op: 'stats' })) as EsStats,
     faults: async (f) => (await control({ op: 'faults', faults: f })) as FaultState,
-    reset: async () => { await control({ op: 'reset' }); },
+    reset: async () => {
+      await control({ op: 'reset' });
+    },
     stderr: server.stderr,
     stop: server.stop,
   };

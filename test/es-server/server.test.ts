@@ -30,7 +30,11 @@ function call(url: string, method: string, path: string, opts: { body?: string |
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
         let json: unknown;
-        try { json = JSON.parse(text); } catch { json = undefined; }
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
         resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
       });
       res.on('error', reject);
@@ -46,7 +50,11 @@ const basic = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`
 
 async function withServer(opts: EsServerOptions, fn: (es: EsServerHandle) => Promise<void>): Promise<void> {
   const es = await startEsServer(opts);
-  try { await fn(es); } finally { await es.close(); }
+  try {
+    await fn(es);
+  } finally {
+    await es.close();
+  }
 }
 
 function bulk(url: string, lines: unknown[], query = '', headers: Record<string, string> = {}): Promise<Res> {
@@ -95,13 +103,19 @@ describe('root endpoint', () => {
       assert.match(r.json.error.caused_by.reason, /^Accept version must be either version 8 or 7, but found 9\./);
       assert.equal(r.json.status, 400);
       // The v9 client sends both headers on a body-carrying request.
-      r = await bulk(es.url, [{ create: { _index: 'x', _id: '1' } }, { a: 1 }], '', { accept: v9, 'content-type': 'application/vnd.elasticsearch+x-ndjson; compatible-with=9' });
+      r = await bulk(es.url, [{ create: { _index: 'x', _id: '1' } }, { a: 1 }], '', {
+        accept: v9,
+        'content-type': 'application/vnd.elasticsearch+x-ndjson; compatible-with=9',
+      });
       assert.equal(r.status, 400);
       assert.equal(r.json.error.type, 'media_type_header_exception');
       r = await call(es.url, 'GET', '/', { headers: { accept: v8 } });
       assert.equal(r.status, 200);
       assert.equal(r.headers['content-type'], 'application/vnd.elasticsearch+json;compatible-with=8');
-      r = await bulk(es.url, [{ create: { _index: 'x', _id: '1' } }, { a: 1 }], '', { accept: v8, 'content-type': 'application/vnd.elasticsearch+x-ndjson; compatible-with=8' });
+      r = await bulk(es.url, [{ create: { _index: 'x', _id: '1' } }, { a: 1 }], '', {
+        accept: v8,
+        'content-type': 'application/vnd.elasticsearch+x-ndjson; compatible-with=8',
+      });
       assert.equal(r.status, 200);
       // Versioned Accept with an unversioned Content-Type is refused, as the real helper does.
       r = await bulk(es.url, [{ create: { _index: 'x', _id: '2' } }, { a: 1 }], '', { accept: v8 });
@@ -137,7 +151,10 @@ describe('root endpoint', () => {
 
 describe('security', () => {
   const auth = {
-    users: [{ username: 'elastic', password: 'changeme' }, { username: 'reader', password: 'r3ad', readOnly: true }],
+    users: [
+      { username: 'elastic', password: 'changeme' },
+      { username: 'reader', password: 'r3ad', readOnly: true },
+    ],
     apiKeys: [{ id: 'k1', key: 'secret' }],
     bearerTokens: [{ token: 'tok-123', principal: 'svc' }],
   };
@@ -175,7 +192,10 @@ describe('security', () => {
       r = await call(es.url, 'PUT', '/_index_template/t', { body: JSON.stringify({ index_patterns: ['a-*'] }), headers: ro });
       assert.equal(r.status, 403);
       assert.match(r.json.error.reason, /indices:admin\/index_template\/put/);
-      const q = JSON.stringify({ cluster: ['monitor', 'manage_index_templates'], index: [{ names: ['auditship-*'], privileges: ['create_doc', 'create_index'] }] });
+      const q = JSON.stringify({
+        cluster: ['monitor', 'manage_index_templates'],
+        index: [{ names: ['auditship-*'], privileges: ['create_doc', 'create_index'] }],
+      });
       r = await call(es.url, 'POST', '/_security/user/_has_privileges', { body: q, headers: ro });
       assert.equal(r.status, 200);
       assert.equal(r.json.has_all_requested, false);
@@ -250,7 +270,10 @@ describe('index templates and mappings', () => {
       assert.equal(r.json.error.type, 'resource_not_found_exception');
       assert.equal(r.json.error.reason, 'index template matching [missing] not found');
 
-      r = await bulk(es.url, [{ create: { _index: 'audit-2024.05.01', _id: 'e1' } }, { '@timestamp': '2024-05-01T10:00:00.000Z', user: { name: 'alice' }, source: { ip: '10.0.0.1', port: 5432 }, statement: 'SELECT 1' }]);
+      r = await bulk(es.url, [
+        { create: { _index: 'audit-2024.05.01', _id: 'e1' } },
+        { '@timestamp': '2024-05-01T10:00:00.000Z', user: { name: 'alice' }, source: { ip: '10.0.0.1', port: 5432 }, statement: 'SELECT 1' },
+      ]);
       assert.equal(r.status, 200);
       assert.equal(r.json.errors, false);
       assert.equal(r.json.items[0].create.status, 201);
@@ -285,7 +308,9 @@ describe('index templates and mappings', () => {
       const noPatterns = await call(es.url, 'PUT', '/_index_template/bad', { body: JSON.stringify({ priority: 9 }) });
       assert.equal(noPatterns.status, 400);
       assert.equal(noPatterns.json.error.type, 'action_request_validation_exception');
-      const badType = await call(es.url, 'PUT', '/_index_template/bad', { body: JSON.stringify({ index_patterns: ['z-*'], template: { mappings: { properties: { a: { type: 'strnig' } } } } }) });
+      const badType = await call(es.url, 'PUT', '/_index_template/bad', {
+        body: JSON.stringify({ index_patterns: ['z-*'], template: { mappings: { properties: { a: { type: 'strnig' } } } } }),
+      });
       assert.equal(badType.status, 400);
       assert.equal(badType.json.error.type, 'mapper_parsing_exception');
     });
@@ -293,9 +318,15 @@ describe('index templates and mappings', () => {
 
   test('PUT /<target>/_mapping adds fields to every index it names; a changed type is refused; a wildcard naming none is no error', async () => {
     await withServer({ flavor: 'elasticsearch' }, async (es) => {
-      const strict = { index_patterns: ['pm-*'], template: { mappings: { dynamic: 'strict', properties: { a: { type: 'keyword' }, o: { properties: { x: { type: 'long' } } } } } } };
+      const strict = {
+        index_patterns: ['pm-*'],
+        template: { mappings: { dynamic: 'strict', properties: { a: { type: 'keyword' }, o: { properties: { x: { type: 'long' } } } } } },
+      };
       assert.equal((await call(es.url, 'PUT', '/_index_template/pm', { body: JSON.stringify(strict) })).status, 200);
-      assert.equal((await bulk(es.url, [{ create: { _index: 'pm-1', _id: '1' } }, { a: 'x' }, { create: { _index: 'pm-2', _id: '1' } }, { a: 'y' }])).json.errors, false);
+      assert.equal(
+        (await bulk(es.url, [{ create: { _index: 'pm-1', _id: '1' } }, { a: 'x' }, { create: { _index: 'pm-2', _id: '1' } }, { a: 'y' }])).json.errors,
+        false,
+      );
       let r = await bulk(es.url, [{ update: { _index: 'pm-1', _id: '1' } }, { doc: { o: { y: 'new' } } }]);
       assert.equal(r.json.items[0].update.error.type, 'strict_dynamic_mapping_exception', 'strict before the mapping is added');
       r = await call(es.url, 'PUT', '/pm-*/_mapping', { body: JSON.stringify({ properties: { o: { properties: { y: { type: 'keyword' } } } } }) });
@@ -316,7 +347,10 @@ describe('index templates and mappings', () => {
 
   test('dynamic mapping without a template: text+keyword, long, float, boolean, date detection, object', async () => {
     await withServer({}, async (es) => {
-      await bulk(es.url, [{ index: { _index: 'dyn', _id: '1' } }, { s: 'hello', n: 1, f: 1.5, b: true, d: '2024-01-02T03:04:05Z', o: { inner: 'x' }, nothing: null }]);
+      await bulk(es.url, [
+        { index: { _index: 'dyn', _id: '1' } },
+        { s: 'hello', n: 1, f: 1.5, b: true, d: '2024-01-02T03:04:05Z', o: { inner: 'x' }, nothing: null },
+      ]);
       const p = (await call(es.url, 'GET', '/dyn/_mapping')).json.dyn.mappings.properties;
       assert.deepEqual(p.s, { type: 'text', fields: { keyword: { type: 'keyword', ignore_above: 256 } } });
       assert.deepEqual(p.n, { type: 'long' });
@@ -336,22 +370,31 @@ describe('index templates and mappings', () => {
 describe('bulk', () => {
   test('create, then 409 for the same id; index replaces; auto ids; items in order, one failure spares the rest', async () => {
     await withServer({ flavor: 'elasticsearch' }, async (es) => {
-      let r = await bulk(es.url, [
-        { create: { _index: 'idx', _id: 'a' } }, { m: 1 },
-        { create: { _index: 'idx' } }, { m: 2 },
-      ]);
+      let r = await bulk(es.url, [{ create: { _index: 'idx', _id: 'a' } }, { m: 1 }, { create: { _index: 'idx' } }, { m: 2 }]);
       assert.equal(r.status, 200);
       assert.match(r.text, /^\{"errors":false,"took":\d+,"items":\[/); // Elasticsearch 8 prints errors before took
       const [a, auto] = r.json.items.map((i: { create: unknown }) => i.create);
       assert.deepEqual(Object.keys(a), ['_index', '_id', '_version', 'result', '_shards', '_seq_no', '_primary_term', 'status']);
-      assert.deepEqual(a, { _index: 'idx', _id: 'a', _version: 1, result: 'created', _shards: { total: 2, successful: 1, failed: 0 }, _seq_no: 0, _primary_term: 1, status: 201 });
+      assert.deepEqual(a, {
+        _index: 'idx',
+        _id: 'a',
+        _version: 1,
+        result: 'created',
+        _shards: { total: 2, successful: 1, failed: 0 },
+        _seq_no: 0,
+        _primary_term: 1,
+        status: 201,
+      });
       assert.match(auto._id, /^[A-Za-z0-9_-]{20}$/);
       assert.equal(auto._seq_no, 1);
 
       r = await bulk(es.url, [
-        { create: { _index: 'idx', _id: 'a' } }, { m: 'again' },
-        { create: { _index: 'idx', _id: 'b' } }, { m: 3 },
-        { index: { _index: 'idx', _id: 'a' } }, { m: 4 },
+        { create: { _index: 'idx', _id: 'a' } },
+        { m: 'again' },
+        { create: { _index: 'idx', _id: 'b' } },
+        { m: 3 },
+        { index: { _index: 'idx', _id: 'a' } },
+        { m: 4 },
         { delete: { _index: 'idx', _id: 'b' } },
         { delete: { _index: 'idx', _id: 'nope' } },
       ]);
@@ -385,31 +428,47 @@ describe('bulk', () => {
     });
   });
 
-  test('a mapping conflict is item-level 400 with the flavor\'s exception type', async () => {
-    const mappings = { properties: { ts: { type: 'date' }, n: { type: 'long' }, k: { type: 'keyword' }, ip: { type: 'ip' }, obj: { properties: { a: { type: 'keyword' } } } } };
+  test("a mapping conflict is item-level 400 with the flavor's exception type", async () => {
+    const mappings = {
+      properties: { ts: { type: 'date' }, n: { type: 'long' }, k: { type: 'keyword' }, ip: { type: 'ip' }, obj: { properties: { a: { type: 'keyword' } } } },
+    };
     for (const flavor of ['elasticsearch', 'opensearch'] as const) {
       await withServer({ flavor }, async (es) => {
         await call(es.url, 'PUT', '/_index_template/t', { body: JSON.stringify({ index_patterns: ['m-*'], template: { mappings } }) });
         const r = await bulk(es.url, [
-          { create: { _index: 'm-1', _id: 'd1' } }, { ts: 'yesterday' },
-          { create: { _index: 'm-1', _id: 'd2' } }, { n: 'abc' },
-          { create: { _index: 'm-1', _id: 'd3' } }, { k: { nested: true } },
-          { create: { _index: 'm-1', _id: 'd4' } }, { ip: 'not-an-ip' },
-          { create: { _index: 'm-1', _id: 'd5' } }, { obj: 'scalar' },
-          { create: { _index: 'm-1', _id: 'ok' } }, { ts: 1714557600000, n: '42', k: 7, ip: '::1', obj: { a: 'x' } },
+          { create: { _index: 'm-1', _id: 'd1' } },
+          { ts: 'yesterday' },
+          { create: { _index: 'm-1', _id: 'd2' } },
+          { n: 'abc' },
+          { create: { _index: 'm-1', _id: 'd3' } },
+          { k: { nested: true } },
+          { create: { _index: 'm-1', _id: 'd4' } },
+          { ip: 'not-an-ip' },
+          { create: { _index: 'm-1', _id: 'd5' } },
+          { obj: 'scalar' },
+          { create: { _index: 'm-1', _id: 'ok' } },
+          { ts: 1714557600000, n: '42', k: 7, ip: '::1', obj: { a: 'x' } },
         ]);
         assert.equal(r.status, 200);
         assert.equal(r.json.errors, true);
-        const [d1, d2, d3, d4, d5, ok] = r.json.items.map((i: { create: { status: number; error?: { type: string; reason: string; caused_by?: { type: string; reason: string } } } }) => i.create);
+        const [d1, d2, d3, d4, d5, ok] = r.json.items.map(
+          (i: { create: { status: number; error?: { type: string; reason: string; caused_by?: { type: string; reason: string } } } }) => i.create,
+        );
         const type = flavor === 'elasticsearch' ? 'document_parsing_exception' : 'mapper_parsing_exception';
         const at = (col: number) => (flavor === 'elasticsearch' ? `[1:${col}] ` : '');
-        for (const d of [d1, d2, d3, d4, d5]) { assert.equal(d.status, 400); assert.equal(d.error!.type, type); }
+        for (const d of [d1, d2, d3, d4, d5]) {
+          assert.equal(d.status, 400);
+          assert.equal(d.error!.type, type);
+        }
         assert.equal(d1.error!.reason, `${at(7)}failed to parse field [ts] of type [date] in document with id 'd1'. Preview of field's value: 'yesterday'`);
         assert.equal(d1.error!.caused_by!.type, 'illegal_argument_exception');
         assert.equal(d1.error!.caused_by!.reason, 'failed to parse date field [yesterday] with format [strict_date_optional_time||epoch_millis]');
         assert.equal(d2.error!.reason, `${at(6)}failed to parse field [n] of type [long] in document with id 'd2'. Preview of field's value: 'abc'`);
         assert.equal(d2.error!.caused_by!.reason, 'For input string: "abc"');
-        assert.equal(d3.error!.reason, `${at(6)}failed to parse field [k] of type [keyword] in document with id 'd3'. Preview of field's value: '{nested=true}'`);
+        assert.equal(
+          d3.error!.reason,
+          `${at(6)}failed to parse field [k] of type [keyword] in document with id 'd3'. Preview of field's value: '{nested=true}'`,
+        );
         assert.equal(d3.error!.caused_by!.type, 'illegal_state_exception');
         assert.equal(d3.error!.caused_by!.reason, "Can't get text on a START_OBJECT at 1:6");
         assert.equal(d4.error!.caused_by!.reason, "'not-an-ip' is not an IP string literal.");
@@ -431,7 +490,10 @@ describe('bulk', () => {
       assert.equal(r.json.error.reason, 'Validation Failed: 1: index is missing;');
       r = await call(es.url, 'POST', '/_bulk', { body: '{"upsert":{"_index":"a"}}\n{"x":1}\n', headers: NDJSON });
       assert.equal(r.status, 400);
-      assert.match(r.json.error.reason, /Malformed action\/metadata line \[1\], expected field \[create\], \[delete\], \[index\] or \[update\] but found \[upsert\]/);
+      assert.match(
+        r.json.error.reason,
+        /Malformed action\/metadata line \[1\], expected field \[create\], \[delete\], \[index\] or \[update\] but found \[upsert\]/,
+      );
       r = await call(es.url, 'POST', '/_bulk', { body: '{"create":{"_index":"a","_type":"_doc"}}\n{"x":1}\n', headers: NDJSON });
       assert.equal(r.status, 400);
       assert.equal(r.json.error.reason, 'Action/metadata line [1] contains an unknown parameter [_type]');
@@ -471,12 +533,19 @@ describe('other document APIs', () => {
     await withServer({ refresh: 'immediate' }, async (es) => {
       await bulk(es.url, [{ index: { _index: 'u', _id: '1' } }, { a: 1, o: { x: 1 } }]);
       const r = await bulk(es.url, [
-        { update: { _index: 'u', _id: '1' } }, { doc: { o: { y: 2 } } },
-        { update: { _index: 'u', _id: '1' } }, { doc: { o: { y: 2 } } },
-        { update: { _index: 'u', _id: '2' } }, { doc: { a: 2 } },
-        { update: { _index: 'u', _id: '2' } }, { doc: { a: 2 }, doc_as_upsert: true },
+        { update: { _index: 'u', _id: '1' } },
+        { doc: { o: { y: 2 } } },
+        { update: { _index: 'u', _id: '1' } },
+        { doc: { o: { y: 2 } } },
+        { update: { _index: 'u', _id: '2' } },
+        { doc: { a: 2 } },
+        { update: { _index: 'u', _id: '2' } },
+        { doc: { a: 2 }, doc_as_upsert: true },
       ]);
-      assert.deepEqual(r.json.items.map((i: { update: { status: number; result?: string } }) => `${i.update.status} ${i.update.result ?? ''}`), ['200 updated', '200 noop', '404 ', '201 created']);
+      assert.deepEqual(
+        r.json.items.map((i: { update: { status: number; result?: string } }) => `${i.update.status} ${i.update.result ?? ''}`),
+        ['200 updated', '200 noop', '404 ', '201 created'],
+      );
       assert.equal(r.json.items[2].update.error.type, 'document_missing_exception');
       let g = await call(es.url, 'GET', '/u/_doc/1');
       assert.deepEqual(g.json._source, { a: 1, o: { x: 1, y: 2 } });
@@ -499,7 +568,10 @@ describe('other document APIs', () => {
 
   test('dotted field names, arrays of objects and dynamic_templates map as Elasticsearch does', async () => {
     await withServer({}, async (es) => {
-      const tmpl = { index_patterns: ['dt*'], template: { mappings: { dynamic_templates: [{ strings: { match_mapping_type: 'string', mapping: { type: 'keyword' } } }] } } };
+      const tmpl = {
+        index_patterns: ['dt*'],
+        template: { mappings: { dynamic_templates: [{ strings: { match_mapping_type: 'string', mapping: { type: 'keyword' } } }] } },
+      };
       await call(es.url, 'PUT', '/_index_template/dt', { body: JSON.stringify(tmpl) });
       await bulk(es.url, [{ index: { _index: 'dt1', _id: '1' } }, { 'a.b': 'x', arr: [{ k: 1 }, { k: 2, j: 'y' }], when: '2024-05-01T00:00:00Z' }]);
       const p = (await call(es.url, 'GET', '/dt1/_mapping')).json.dt1.mappings.properties;
@@ -507,7 +579,10 @@ describe('other document APIs', () => {
       assert.deepEqual(p.arr, { properties: { k: { type: 'long' }, j: { type: 'keyword' } } });
       assert.deepEqual(p.when, { type: 'date' }); // date detection comes before a 'string' dynamic template
       const r = await bulk(es.url, [{ index: { _index: 'dt1', _id: '2' } }, { arr: [{ k: 3 }, { k: 'zz' }] }]);
-      assert.equal(r.json.items[0].index.error.reason, "[1:22] failed to parse field [arr.k] of type [long] in document with id '2'. Preview of field's value: 'zz'");
+      assert.equal(
+        r.json.items[0].index.error.reason,
+        "[1:22] failed to parse field [arr.k] of type [long] in document with id '2'. Preview of field's value: 'zz'",
+      );
     });
   });
 });
@@ -574,7 +649,10 @@ describe('fault injection', () => {
       assert.equal(es.stats().indices.r, 2);
       // The client retries: the documents are already there, so create answers 409 — which is why ids must be deterministic.
       const r = await bulk(es.url, lines);
-      assert.deepEqual(r.json.items.map((i: { create: { status: number } }) => i.create.status), [409, 409]);
+      assert.deepEqual(
+        r.json.items.map((i: { create: { status: number } }) => i.create.status),
+        [409, 409],
+      );
       assert.equal(es.stats().resets, 2);
     });
   });
@@ -611,7 +689,15 @@ describe('fault injection', () => {
       assert.equal((await call(es.url, 'PUT', '/_index_template/t', { headers: auth, body: JSON.stringify({ index_patterns: ['t-*'] }) })).status, 200);
       await call(es.url, 'GET', '/_index_template/t', { headers: auth });
       await call(es.url, 'PUT', '/t-*/_mapping', { headers: auth, body: JSON.stringify({ properties: { a: { type: 'keyword' } } }) });
-      assert.equal((await call(es.url, 'POST', '/_security/user/_has_privileges', { headers: auth, body: JSON.stringify({ index: [{ names: ['t-*'], privileges: ['create_doc'] }] }) })).status, 200);
+      assert.equal(
+        (
+          await call(es.url, 'POST', '/_security/user/_has_privileges', {
+            headers: auth,
+            body: JSON.stringify({ index: [{ names: ['t-*'], privileges: ['create_doc'] }] }),
+          })
+        ).status,
+        200,
+      );
       const s = es.stats();
       assert.deepEqual([s.requests, s.rootInfo, s.templatePuts, s.mappingPuts, s.privilegeChecks], [7, 3, 1, 1, 1]);
       es.reset();
@@ -627,10 +713,20 @@ describe('refresh, _count, _search, _cat, delete', () => {
     { '@timestamp': '2024-05-03T10:00:00Z', user: { name: 'alice' }, rows: 500, action: 'delete', msg: 'delete from customers' },
     { '@timestamp': '2024-06-01T10:00:00Z', user: { name: 'carol' }, rows: 0, action: 'select', msg: 'select now()' },
   ];
-  const mappings = { properties: { '@timestamp': { type: 'date' }, user: { properties: { name: { type: 'keyword' } } }, rows: { type: 'long' }, action: { type: 'keyword' }, msg: { type: 'text' } } };
+  const mappings = {
+    properties: {
+      '@timestamp': { type: 'date' },
+      user: { properties: { name: { type: 'keyword' } } },
+      rows: { type: 'long' },
+      action: { type: 'keyword' },
+      msg: { type: 'text' },
+    },
+  };
 
   async function load(es: EsServerHandle): Promise<void> {
-    await call(es.url, 'PUT', '/_index_template/q', { body: JSON.stringify({ index_patterns: ['q-*'], template: { settings: { 'index.refresh_interval': '-1' }, mappings } }) });
+    await call(es.url, 'PUT', '/_index_template/q', {
+      body: JSON.stringify({ index_patterns: ['q-*'], template: { settings: { 'index.refresh_interval': '-1' }, mappings } }),
+    });
     const lines = docs.flatMap((d, i) => [{ create: { _index: `q-${d['@timestamp'].slice(0, 7)}`, _id: `e${i + 1}` } }, d]);
     const r = await bulk(es.url, lines);
     assert.equal(r.json.errors, false);
@@ -685,16 +781,24 @@ describe('refresh, _count, _search, _cat, delete', () => {
       assert.equal(await count({ exists: { field: '@timestamp' } }), 4);
       assert.equal(await count({ term: { unmapped_field: 'x' } }), 0);
 
-      let r = await call(es.url, 'POST', '/q-*/_search', { body: JSON.stringify({ query: { term: { 'user.name': 'alice' } }, sort: [{ '@timestamp': 'desc' }] }) });
+      let r = await call(es.url, 'POST', '/q-*/_search', {
+        body: JSON.stringify({ query: { term: { 'user.name': 'alice' } }, sort: [{ '@timestamp': 'desc' }] }),
+      });
       assert.equal(r.status, 200);
       assert.equal(r.json.timed_out, false);
       assert.deepEqual(r.json.hits.total, { value: 2, relation: 'eq' });
-      assert.deepEqual(r.json.hits.hits.map((h: { _id: string }) => h._id), ['e3', 'e1']);
+      assert.deepEqual(
+        r.json.hits.hits.map((h: { _id: string }) => h._id),
+        ['e3', 'e1'],
+      );
       assert.equal(r.json.hits.hits[0]._index, 'q-2024-05');
       assert.deepEqual(r.json.hits.hits[0]._source, docs[2]);
       assert.deepEqual(r.json.hits.hits[0].sort, [Date.parse('2024-05-03T10:00:00Z')]);
       r = await call(es.url, 'POST', '/q-*/_search', { body: JSON.stringify({ size: 2, from: 1, sort: ['rows'] }) });
-      assert.deepEqual(r.json.hits.hits.map((h: { _source: { rows: number } }) => h._source.rows), [1, 5]);
+      assert.deepEqual(
+        r.json.hits.hits.map((h: { _source: { rows: number } }) => h._source.rows),
+        [1, 5],
+      );
       assert.equal(r.json.hits.total.value, 5);
       r = await call(es.url, 'GET', '/q-*/_search?size=0');
       assert.equal(r.json.hits.hits.length, 0);
@@ -745,15 +849,22 @@ describe('refresh, _count, _search, _cat, delete', () => {
 
 describe('as a child process', () => {
   let es: Awaited<ReturnType<typeof spawnEsServer>>;
-  before(async () => { es = await spawnEsServer({ flavor: 'opensearch', version: '3.1.0' }); });
-  after(async () => { await es.stop(); });
+  before(async () => {
+    es = await spawnEsServer({ flavor: 'opensearch', version: '3.1.0' });
+  });
+  after(async () => {
+    await es.stop();
+  });
 
   test('spawnEsServer: listens, keeps state, takes control commands, stops', async () => {
     const root = await call(es.url, 'GET', '/');
     assert.equal(root.json.version.number, '3.1.0');
     await es.faults({ item429Every: 2 });
     const r = await bulk(es.url, [{ create: { _index: 'p', _id: '1' } }, { a: 1 }, { create: { _index: 'p', _id: '2' } }, { a: 2 }]);
-    assert.deepEqual(r.json.items.map((i: { create: { status: number } }) => i.create.status), [201, 429]);
+    assert.deepEqual(
+      r.json.items.map((i: { create: { status: number } }) => i.create.status),
+      [201, 429],
+    );
     const s = await es.stats();
     assert.equal(s.docs, 1);
     assert.equal(s.items429, 1);

@@ -29,9 +29,24 @@ export type Flavor = 'elasticsearch' | 'opensearch';
  * A user: a superuser, a read-only one (`viewer`), or `createOnly` — a role with create_doc and create_index on
  * every index (an ingest role that may add documents but not overwrite or update them).
  */
-export interface EsUser { username: string; password: string; readOnly?: boolean; createOnly?: boolean }
-export interface EsApiKey { id: string; key: string; name?: string; owner?: string; readOnly?: boolean }
-export interface EsBearerToken { token: string; principal?: string; readOnly?: boolean }
+export interface EsUser {
+  username: string;
+  password: string;
+  readOnly?: boolean;
+  createOnly?: boolean;
+}
+export interface EsApiKey {
+  id: string;
+  key: string;
+  name?: string;
+  owner?: string;
+  readOnly?: boolean;
+}
+export interface EsBearerToken {
+  token: string;
+  principal?: string;
+  readOnly?: boolean;
+}
 
 /** Security is enabled when any credential is configured; then every request must authenticate. */
 export interface EsAuthOptions {
@@ -124,11 +139,7 @@ export interface EsStats {
   memory: { rssMB: number; heapUsedMB: number };
 }
 
-export type ControlCommand =
-  | { op: 'faults'; faults: FaultSettings }
-  | { op: 'reset' }
-  | { op: 'stats' }
-  | { op: 'refresh' };
+export type ControlCommand = { op: 'faults'; faults: FaultSettings } | { op: 'reset' } | { op: 'stats' } | { op: 'refresh' };
 
 export interface EsServerHandle {
   url: string;
@@ -198,7 +209,10 @@ function formatBytes(n: number): string {
   const units = ['b', 'kb', 'mb', 'gb', 'tb'];
   let i = 0;
   let v = n;
-  while (v >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
   return i === 0 ? `${n}b` : `${Number(v.toFixed(1))}${units[i]}`;
 }
 
@@ -206,7 +220,10 @@ function formatBytes(n: number): string {
 function javaString(v: unknown): string {
   if (v === null || v === undefined) return 'null';
   if (Array.isArray(v)) return `[${v.map(javaString).join(', ')}]`;
-  if (isObj(v)) return `{${Object.keys(v).map((k) => `${k}=${javaString(v[k])}`).join(', ')}}`;
+  if (isObj(v))
+    return `{${Object.keys(v)
+      .map((k) => `${k}=${javaString(v[k])}`)
+      .join(', ')}}`;
   return String(v);
 }
 
@@ -250,7 +267,12 @@ function globsOverlap(p: string, q: string): boolean {
 // Errors in the Elasticsearch shape
 // ---------------------------------------------------------------------------------------------------
 
-interface ErrObj { type: string; reason: string; caused_by?: ErrObj; [k: string]: unknown }
+interface ErrObj {
+  type: string;
+  reason: string;
+  caused_by?: ErrObj;
+  [k: string]: unknown;
+}
 
 function errObj(type: string, reason: string, extra?: Obj, causedBy?: ErrObj): ErrObj {
   const e: ErrObj = { type, reason, ...extra };
@@ -288,7 +310,12 @@ function fail(status: number, type: string, reason: string, extra?: Obj, causedB
 }
 
 function indexNotFound(name: string): ErrObj {
-  return errObj('index_not_found_exception', `no such index [${name}]`, { 'resource.type': 'index_or_alias', 'resource.id': name, index_uuid: '_na_', index: name });
+  return errObj('index_not_found_exception', `no such index [${name}]`, {
+    'resource.type': 'index_or_alias',
+    'resource.id': name,
+    index_uuid: '_na_',
+    index: name,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -319,36 +346,125 @@ function dynOf(v: unknown, inherited: Dyn): Dyn {
 }
 
 const KNOWN_TYPES = new Set([
-  'text', 'keyword', 'constant_keyword', 'wildcard', 'match_only_text', 'long', 'integer', 'short', 'byte', 'double', 'float',
-  'half_float', 'scaled_float', 'unsigned_long', 'date', 'date_nanos', 'boolean', 'binary', 'ip', 'object', 'nested', 'flattened',
-  'flat_object', 'geo_point', 'geo_shape', 'point', 'shape', 'completion', 'search_as_you_type', 'token_count', 'alias',
-  'dense_vector', 'sparse_vector', 'rank_feature', 'rank_features', 'integer_range', 'long_range', 'float_range', 'double_range',
-  'date_range', 'ip_range', 'histogram', 'aggregate_metric_double', 'version', 'percolator', 'join', 'semantic_text', 'knn_vector',
-  'annotated_text', 'murmur3', 'counted_keyword', 'passthrough', 'match_only_text',
+  'text',
+  'keyword',
+  'constant_keyword',
+  'wildcard',
+  'match_only_text',
+  'long',
+  'integer',
+  'short',
+  'byte',
+  'double',
+  'float',
+  'half_float',
+  'scaled_float',
+  'unsigned_long',
+  'date',
+  'date_nanos',
+  'boolean',
+  'binary',
+  'ip',
+  'object',
+  'nested',
+  'flattened',
+  'flat_object',
+  'geo_point',
+  'geo_shape',
+  'point',
+  'shape',
+  'completion',
+  'search_as_you_type',
+  'token_count',
+  'alias',
+  'dense_vector',
+  'sparse_vector',
+  'rank_feature',
+  'rank_features',
+  'integer_range',
+  'long_range',
+  'float_range',
+  'double_range',
+  'date_range',
+  'ip_range',
+  'histogram',
+  'aggregate_metric_double',
+  'version',
+  'percolator',
+  'join',
+  'semantic_text',
+  'knn_vector',
+  'annotated_text',
+  'murmur3',
+  'counted_keyword',
+  'passthrough',
+  'match_only_text',
 ]);
-const STRING_TYPES = new Set(['keyword', 'text', 'match_only_text', 'wildcard', 'constant_keyword', 'search_as_you_type', 'version', 'annotated_text', 'counted_keyword']);
+const STRING_TYPES = new Set([
+  'keyword',
+  'text',
+  'match_only_text',
+  'wildcard',
+  'constant_keyword',
+  'search_as_you_type',
+  'version',
+  'annotated_text',
+  'counted_keyword',
+]);
+// Values are compared as doubles, which cannot hold 2^63 - 1 or 2^64 - 1: the bounds are the doubles those
+// literals always were (2^63, 2^64), so 2^63 itself passes here where Elasticsearch refuses it.
 const INT_RANGES: Record<string, [number, number, string]> = {
-  long: [-9223372036854775808, 9223372036854775807, 'a long'],
+  long: [-(2 ** 63), 2 ** 63, 'a long'],
   integer: [-2147483648, 2147483647, 'an integer'],
   short: [-32768, 32767, 'a short'],
   byte: [-128, 127, 'a byte'],
-  unsigned_long: [0, 18446744073709551615, 'an unsigned long'],
+  unsigned_long: [0, 2 ** 64, 'an unsigned long'],
 };
 const FLOAT_TYPES = new Set(['double', 'float', 'half_float', 'scaled_float']);
-const ROOT_MAPPING_KEYS = new Set(['properties', 'dynamic', 'dynamic_templates', 'date_detection', 'numeric_detection', 'dynamic_date_formats', '_source', '_routing', '_meta', '_field_names', '_data_stream_timestamp', 'enabled', 'runtime', 'subobjects', '_size', '_doc_count']);
-const METADATA_FIELDS = new Set(['_id', '_index', '_source', '_routing', '_seq_no', '_version', '_primary_term', '_ignored', '_field_names', '_tier', '_nested_path', '_data_stream_timestamp']);
+const ROOT_MAPPING_KEYS = new Set([
+  'properties',
+  'dynamic',
+  'dynamic_templates',
+  'date_detection',
+  'numeric_detection',
+  'dynamic_date_formats',
+  '_source',
+  '_routing',
+  '_meta',
+  '_field_names',
+  '_data_stream_timestamp',
+  'enabled',
+  'runtime',
+  'subobjects',
+  '_size',
+  '_doc_count',
+]);
+const METADATA_FIELDS = new Set([
+  '_id',
+  '_index',
+  '_source',
+  '_routing',
+  '_seq_no',
+  '_version',
+  '_primary_term',
+  '_ignored',
+  '_field_names',
+  '_tier',
+  '_nested_path',
+  '_data_stream_timestamp',
+]);
 
 const isObjectNode = (n: MNode): boolean => n.type === undefined || n.type === 'object' || n.type === 'nested';
 
 function deepClone<T>(v: T): T {
-  return v === undefined ? v : JSON.parse(js(v)) as T;
+  return v === undefined ? v : (JSON.parse(js(v)) as T);
 }
 
 /** Validates a mapping definition (template, index creation); throws mapper_parsing_exception. */
 function validateMappings(m: unknown): void {
   if (m === undefined || m === null) return;
   if (!isObj(m)) fail(400, 'mapper_parsing_exception', 'Failed to parse mapping: mappings must be an object');
-  const root = m as Obj;
+  const root = m;
   const bad = Object.keys(root).filter((k) => !ROOT_MAPPING_KEYS.has(k));
   if (bad.length) {
     const reason = `Root mapping definition has unsupported parameters:  ${bad.map((k) => `[${k} : ${javaString(root[k])}]`).join(' ')}`;
@@ -357,9 +473,14 @@ function validateMappings(m: unknown): void {
   const walk = (props: unknown, prefix: string): void => {
     if (props === undefined) return;
     if (!isObj(props)) fail(400, 'mapper_parsing_exception', `Failed to parse mapping: Expected map for property [properties] on field [${prefix || '_doc'}]`);
-    for (const [name, def] of Object.entries(props as Obj)) {
+    for (const [name, def] of Object.entries(props)) {
       const full = prefix ? `${prefix}.${name}` : name;
-      if (!isObj(def)) fail(400, 'mapper_parsing_exception', `Failed to parse mapping: Expected map for property [fields] on field [${full}] but got a class java.lang.String`);
+      if (!isObj(def))
+        fail(
+          400,
+          'mapper_parsing_exception',
+          `Failed to parse mapping: Expected map for property [fields] on field [${full}] but got a class java.lang.String`,
+        );
       const d = def as MNode;
       if (d.type !== undefined && (typeof d.type !== 'string' || !KNOWN_TYPES.has(d.type))) {
         const reason = `No handler for type [${String(d.type)}] declared on field [${name}]`;
@@ -380,7 +501,7 @@ function mergeMappings(a: Obj, b: Obj | undefined): Obj {
       const ap = isObj(a.properties) ? a.properties : {};
       for (const [f, def] of Object.entries(v)) {
         const cur = getOwn(ap, f);
-        if (isObj(cur) && isObj(def) && isObjectNode(cur as MNode) && isObjectNode(def as MNode)) setOwn(ap, f, mergeMappings(cur, def));
+        if (isObj(cur) && isObj(def) && isObjectNode(cur) && isObjectNode(def)) setOwn(ap, f, mergeMappings(cur, def));
         else setOwn(ap, f, deepClone(def));
       }
       a.properties = ap;
@@ -440,8 +561,14 @@ function valuesAt(src: unknown, path: string): unknown[] {
   const out: unknown[] = [];
   const go = (node: unknown, i: number): void => {
     if (node === null || node === undefined) return;
-    if (Array.isArray(node)) { for (const el of node) go(el, i); return; }
-    if (i === segs.length) { out.push(node); return; }
+    if (Array.isArray(node)) {
+      for (const el of node) go(el, i);
+      return;
+    }
+    if (i === segs.length) {
+      out.push(node);
+      return;
+    }
     if (!isObj(node)) return;
     let key = '';
     for (let j = i; j < segs.length; j++) {
@@ -460,7 +587,8 @@ function valuesAt(src: unknown, path: string): unknown[] {
 const DEFAULT_DATE_FORMAT = 'strict_date_optional_time||epoch_millis';
 const DEFAULT_DATE_NANOS_FORMAT = 'strict_date_optional_time_nanos||epoch_millis';
 const ISO_RE = /^([+-]?\d{4,9})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?$/;
-const ISO_LENIENT_RE = /^([+-]?\d{1,9})(?:-(\d{1,2})(?:-(\d{1,2})(?:T(\d{1,2})(?::(\d{1,2})(?::(\d{1,2})(?:[.,](\d{1,9}))?)?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?$/;
+const ISO_LENIENT_RE =
+  /^([+-]?\d{1,9})(?:-(\d{1,2})(?:-(\d{1,2})(?:T(\d{1,2})(?::(\d{1,2})(?::(\d{1,2})(?:[.,](\d{1,9}))?)?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?)?)?$/;
 
 function daysInMonth(y: number, m: number): number {
   const leap = (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0;
@@ -512,16 +640,46 @@ function javaPatternParser(pattern: string): ((s: string) => number | null) | nu
       while (j < pattern.length && pattern[j] === c) j++;
       const n = j - i;
       switch (c) {
-        case 'y': case 'u': re += n === 2 ? '(\\d{2})' : '(\\d{4})'; roles.push('y'); break;
-        case 'M': re += n >= 3 ? '([A-Za-z]{3,9})' : n === 2 ? '(\\d{2})' : '(\\d{1,2})'; roles.push(n >= 3 ? 'Mname' : 'M'); break;
-        case 'd': re += n === 2 ? '(\\d{2})' : '(\\d{1,2})'; roles.push('d'); break;
-        case 'H': re += n === 2 ? '(\\d{2})' : '(\\d{1,2})'; roles.push('H'); break;
-        case 'm': re += n === 2 ? '(\\d{2})' : '(\\d{1,2})'; roles.push('m'); break;
-        case 's': re += n === 2 ? '(\\d{2})' : '(\\d{1,2})'; roles.push('s'); break;
-        case 'S': re += `(\\d{${n}})`; roles.push('S'); break;
-        case 'Z': re += '(Z|[+-]\\d{4}|[+-]\\d{2}:\\d{2})'; roles.push('Z'); break;
-        case 'X': case 'x': re += '(Z|[+-]\\d{2}(?::?\\d{2})?)'; roles.push('Z'); break;
-        default: return null; // unsupported letter: caller is lenient
+        case 'y':
+        case 'u':
+          re += n === 2 ? '(\\d{2})' : '(\\d{4})';
+          roles.push('y');
+          break;
+        case 'M':
+          re += n >= 3 ? '([A-Za-z]{3,9})' : n === 2 ? '(\\d{2})' : '(\\d{1,2})';
+          roles.push(n >= 3 ? 'Mname' : 'M');
+          break;
+        case 'd':
+          re += n === 2 ? '(\\d{2})' : '(\\d{1,2})';
+          roles.push('d');
+          break;
+        case 'H':
+          re += n === 2 ? '(\\d{2})' : '(\\d{1,2})';
+          roles.push('H');
+          break;
+        case 'm':
+          re += n === 2 ? '(\\d{2})' : '(\\d{1,2})';
+          roles.push('m');
+          break;
+        case 's':
+          re += n === 2 ? '(\\d{2})' : '(\\d{1,2})';
+          roles.push('s');
+          break;
+        case 'S':
+          re += `(\\d{${n}})`;
+          roles.push('S');
+          break;
+        case 'Z':
+          re += '(Z|[+-]\\d{4}|[+-]\\d{2}:\\d{2})';
+          roles.push('Z');
+          break;
+        case 'X':
+        case 'x':
+          re += '(Z|[+-]\\d{2}(?::?\\d{2})?)';
+          roles.push('Z');
+          break;
+        default:
+          return null; // unsupported letter: caller is lenient
       }
       i = j;
       continue;
@@ -534,7 +692,12 @@ function javaPatternParser(pattern: string): ((s: string) => number | null) | nu
   return (s: string) => {
     const m = rx.exec(s);
     if (!m) return null;
-    let y = 1970, mo = 1, d = 1, h = 0, mi = 0, sec = 0;
+    let y = 1970,
+      mo = 1,
+      d = 1,
+      h = 0,
+      mi = 0,
+      sec = 0;
     let frac: string | undefined;
     let zone: string | undefined;
     roles.forEach((r, k) => {
@@ -563,17 +726,45 @@ function parseDate(value: unknown, format: string): number | null {
     parsers = format.split('||').map((f) => {
       const name = f.trim();
       switch (name) {
-        case 'epoch_millis': return (s: string) => (/^-?\d+(\.\d+)?$/.test(s) ? Math.trunc(Number(s)) : null);
-        case 'epoch_second': return (s: string) => (/^-?\d+(\.\d+)?$/.test(s) ? Math.trunc(Number(s) * 1000) : null);
-        case 'strict_date_optional_time': case 'strict_date_optional_time_nanos': return (s: string) => parseIso(s, true);
-        case 'date_optional_time': case 'date_optional_time_nanos': case 'iso8601': return (s: string) => parseIso(s, false);
-        case 'strict_date_time': case 'strict_date_time_no_millis': return (s: string) => parseIso(s, true, true, true);
-        case 'date_time': case 'date_time_no_millis': return (s: string) => parseIso(s, false, true, true);
-        case 'strict_date': case 'date': case 'yyyy-MM-dd': return (s: string) => (/^\d{4}-\d{2}-\d{2}$/.test(s) ? parseIso(s, true) : null);
-        case 'basic_date': return (s: string) => { const m = /^(\d{4})(\d{2})(\d{2})$/.exec(s); return m ? utcMillis(+m[1]!, +m[2]!, +m[3]!, 0, 0, 0, undefined, undefined) : null; };
+        case 'epoch_millis':
+          return (s: string) => (/^-?\d+(\.\d+)?$/.test(s) ? Math.trunc(Number(s)) : null);
+        case 'epoch_second':
+          return (s: string) => (/^-?\d+(\.\d+)?$/.test(s) ? Math.trunc(Number(s) * 1000) : null);
+        case 'strict_date_optional_time':
+        case 'strict_date_optional_time_nanos':
+          return (s: string) => parseIso(s, true);
+        case 'date_optional_time':
+        case 'date_optional_time_nanos':
+        case 'iso8601':
+          return (s: string) => parseIso(s, false);
+        case 'strict_date_time':
+        case 'strict_date_time_no_millis':
+          return (s: string) => parseIso(s, true, true, true);
+        case 'date_time':
+        case 'date_time_no_millis':
+          return (s: string) => parseIso(s, false, true, true);
+        case 'strict_date':
+        case 'date':
+        case 'yyyy-MM-dd':
+          return (s: string) => (/^\d{4}-\d{2}-\d{2}$/.test(s) ? parseIso(s, true) : null);
+        case 'basic_date':
+          return (s: string) => {
+            const m = /^(\d{4})(\d{2})(\d{2})$/.exec(s);
+            return m ? utcMillis(+m[1]!, +m[2]!, +m[3]!, 0, 0, 0, undefined, undefined) : null;
+          };
         default: {
-          if (/^[a-z_]+$/.test(name)) return (s: string) => { const t = Date.parse(s); return Number.isFinite(t) ? t : null; }; // other built-in names: lenient
-          return javaPatternParser(name) ?? ((s: string) => { const t = Date.parse(s); return Number.isFinite(t) ? t : null; });
+          if (/^[a-z_]+$/.test(name))
+            return (s: string) => {
+              const t = Date.parse(s);
+              return Number.isFinite(t) ? t : null;
+            }; // other built-in names: lenient
+          return (
+            javaPatternParser(name) ??
+            ((s: string) => {
+              const t = Date.parse(s);
+              return Number.isFinite(t) ? t : null;
+            })
+          );
         }
       }
     });
@@ -603,8 +794,10 @@ function dateMath(expr: unknown, format: string, roundUp: boolean): number | nul
   if (typeof expr !== 'string') return null;
   let base: number | null;
   let ops: string;
-  if (expr.startsWith('now')) { base = Date.now(); ops = expr.slice(3); }
-  else {
+  if (expr.startsWith('now')) {
+    base = Date.now();
+    ops = expr.slice(3);
+  } else {
     const at = expr.indexOf('||');
     base = parseDate(at < 0 ? expr : expr.slice(0, at), format);
     ops = at < 0 ? '' : expr.slice(at + 2);
@@ -617,13 +810,30 @@ function dateMath(expr: unknown, format: string, roundUp: boolean): number | nul
     if (m[1]) {
       const n = Number(m[2]) * (m[1] === '-' ? -1 : 1);
       switch (m[3]) {
-        case 'y': d.setUTCFullYear(d.getUTCFullYear() + n); break;
-        case 'M': d.setUTCMonth(d.getUTCMonth() + n); break;
-        case 'w': d.setUTCDate(d.getUTCDate() + 7 * n); break;
-        case 'd': d.setUTCDate(d.getUTCDate() + n); break;
-        case 'h': case 'H': d.setUTCHours(d.getUTCHours() + n); break;
-        case 'm': d.setUTCMinutes(d.getUTCMinutes() + n); break;
-        case 's': d.setUTCSeconds(d.getUTCSeconds() + n); break;
+        case 'y':
+          d.setUTCFullYear(d.getUTCFullYear() + n);
+          break;
+        case 'M':
+          d.setUTCMonth(d.getUTCMonth() + n);
+          break;
+        case 'w':
+          d.setUTCDate(d.getUTCDate() + 7 * n);
+          break;
+        case 'd':
+          d.setUTCDate(d.getUTCDate() + n);
+          break;
+        case 'h':
+        case 'H':
+          d.setUTCHours(d.getUTCHours() + n);
+          break;
+        case 'm':
+          d.setUTCMinutes(d.getUTCMinutes() + n);
+          break;
+        case 's':
+          d.setUTCSeconds(d.getUTCSeconds() + n);
+          break;
+        default:
+          break; // the pattern allows no other unit
       }
     } else {
       const u = m[4]!;
@@ -638,13 +848,28 @@ function dateMath(expr: unknown, format: string, roundUp: boolean): number | nul
       if (roundUp) {
         const end = new Date(start.getTime());
         switch (u) {
-          case 'y': end.setUTCFullYear(end.getUTCFullYear() + 1); break;
-          case 'M': end.setUTCMonth(end.getUTCMonth() + 1); break;
-          case 'w': end.setUTCDate(end.getUTCDate() + 7); break;
-          case 'd': end.setUTCDate(end.getUTCDate() + 1); break;
-          case 'h': case 'H': end.setUTCHours(end.getUTCHours() + 1); break;
-          case 'm': end.setUTCMinutes(end.getUTCMinutes() + 1); break;
-          case 's': end.setUTCSeconds(end.getUTCSeconds() + 1); break;
+          case 'y':
+            end.setUTCFullYear(end.getUTCFullYear() + 1);
+            break;
+          case 'M':
+            end.setUTCMonth(end.getUTCMonth() + 1);
+            break;
+          case 'w':
+            end.setUTCDate(end.getUTCDate() + 7);
+            break;
+          case 'd':
+            end.setUTCDate(end.getUTCDate() + 1);
+            break;
+          case 'h':
+          case 'H':
+            end.setUTCHours(end.getUTCHours() + 1);
+            break;
+          case 'm':
+            end.setUTCMinutes(end.getUTCMinutes() + 1);
+            break;
+          case 's':
+            end.setUTCSeconds(end.getUTCSeconds() + 1);
+            break;
         }
         d.setTime(end.getTime() - 1);
       } else d.setTime(start.getTime());
@@ -668,7 +893,7 @@ function ipToBig(s: string): bigint | null {
       tail = [(p[0]! << 8) + p[1]!, (p[2]! << 8) + p[3]!];
       str = str.slice(0, -v4[1]!.length) + '0:0';
     }
-    const [head, rest] = str.includes('::') ? str.split('::') as [string, string] : [str, undefined];
+    const [head, rest] = str.includes('::') ? (str.split('::') as [string, string]) : [str, undefined];
     const h = head ? head.split(':') : [];
     const r = rest !== undefined && rest !== '' ? rest.split(':') : [];
     const groups = rest === undefined ? h : [...h, ...Array(8 - h.length - r.length).fill('0'), ...r];
@@ -706,7 +931,11 @@ function analyze(s: string): string[] {
 // ---------------------------------------------------------------------------------------------------
 
 class Doc {
-  constructor(public src: string, public version: number, public seq: number) {}
+  constructor(
+    public src: string,
+    public version: number,
+    public seq: number,
+  ) {}
 }
 
 interface IndexState {
@@ -727,7 +956,10 @@ interface IndexState {
   bytes: number;
 }
 
-interface StoredTemplate { name: string; body: Obj }
+interface StoredTemplate {
+  name: string;
+  body: Obj;
+}
 
 function flattenSettings(o: unknown, prefix = '', out: Record<string, string> = {}): Record<string, string> {
   if (!isObj(o)) return out;
@@ -757,7 +989,7 @@ function nestSettings(flat: Record<string, string>): Obj {
 function validateIndexName(name: string): string | null {
   if (name.length === 0) return 'must not be empty';
   if (name !== name.toLowerCase()) return 'must be lowercase';
-  if (/[\\/*?"<>| ,#:]/.test(name)) return 'must not contain the following characters [\'\\\\\', \'/\', \'*\', \'?\', \'"\', \'<\', \'>\', \'|\', \' \', \',\', \'#\', \':\']';
+  if (/[\\/*?"<>| ,#:]/.test(name)) return "must not contain the following characters ['\\\\', '/', '*', '?', '\"', '<', '>', '|', ' ', ',', '#', ':']";
   if (/^[_\-+]/.test(name)) return "must not start with '_', '-', or '+'";
   if (name === '.' || name === '..') return "must not be '.' or '..'";
   if (Buffer.byteLength(name) > 255) return 'index name is too long';
@@ -768,7 +1000,13 @@ function validateIndexName(name: string): string | null {
 // The server
 // ---------------------------------------------------------------------------------------------------
 
-interface Principal { name: string; readOnly: boolean; createOnly?: boolean; kind: 'user' | 'api_key' | 'token'; apiKeyId?: string }
+interface Principal {
+  name: string;
+  readOnly: boolean;
+  createOnly?: boolean;
+  kind: 'user' | 'api_key' | 'token';
+  apiKeyId?: string;
+}
 
 interface ReqCtx {
   method: string;
@@ -785,9 +1023,28 @@ interface ReqCtx {
 
 const DEFAULT_VERSIONS: Record<Flavor, string> = { elasticsearch: '8.15.0', opensearch: '2.17.0' };
 const LUCENE: Record<string, string> = {
-  'es8.0': '9.0.0', 'es8.5': '9.4.1', 'es8.10': '9.7.0', 'es8.11': '9.8.0', 'es8.12': '9.9.1', 'es8.13': '9.10.0', 'es8.14': '9.10.0',
-  'es8.15': '9.11.1', 'es8.16': '9.12.0', 'es8.17': '9.12.0', 'es8.18': '9.12.1', 'es8.19': '9.12.2', 'es9.0': '10.1.0', 'es9.1': '10.2.2',
-  'os2.11': '9.7.0', 'os2.13': '9.10.0', 'os2.15': '9.10.0', 'os2.17': '9.11.1', 'os2.18': '9.12.0', 'os2.19': '9.12.1', 'os3.0': '10.1.0', 'os3.1': '10.2.1',
+  'es8.0': '9.0.0',
+  'es8.5': '9.4.1',
+  'es8.10': '9.7.0',
+  'es8.11': '9.8.0',
+  'es8.12': '9.9.1',
+  'es8.13': '9.10.0',
+  'es8.14': '9.10.0',
+  'es8.15': '9.11.1',
+  'es8.16': '9.12.0',
+  'es8.17': '9.12.0',
+  'es8.18': '9.12.1',
+  'es8.19': '9.12.2',
+  'es9.0': '10.1.0',
+  'es9.1': '10.2.2',
+  'os2.11': '9.7.0',
+  'os2.13': '9.10.0',
+  'os2.15': '9.10.0',
+  'os2.17': '9.11.1',
+  'os2.18': '9.12.0',
+  'os2.19': '9.12.1',
+  'os3.0': '10.1.0',
+  'os3.1': '10.2.1',
 };
 
 function freshFaults(): FaultState {
@@ -796,10 +1053,28 @@ function freshFaults(): FaultState {
 
 function freshCounters() {
   return {
-    bulkRequests: 0, inFlight: 0, maxInFlight: 0, items: 0, created: 0, updated: 0, deleted: 0, conflicts: 0,
-    itemErrors: {} as Record<string, number>, rejected429: 0, rejected503: 0, items429: 0, resets: 0, concurrencyExceeded: 0,
-    rejected413: 0, unauthorized401: 0, forbidden403: 0,
-    requests: 0, rootInfo: 0, templatePuts: 0, mappingPuts: 0, privilegeChecks: 0,
+    bulkRequests: 0,
+    inFlight: 0,
+    maxInFlight: 0,
+    items: 0,
+    created: 0,
+    updated: 0,
+    deleted: 0,
+    conflicts: 0,
+    itemErrors: {} as Record<string, number>,
+    rejected429: 0,
+    rejected503: 0,
+    items429: 0,
+    resets: 0,
+    concurrencyExceeded: 0,
+    rejected413: 0,
+    unauthorized401: 0,
+    forbidden403: 0,
+    requests: 0,
+    rootInfo: 0,
+    templatePuts: 0,
+    mappingPuts: 0,
+    privilegeChecks: 0,
   };
 }
 
@@ -869,21 +1144,38 @@ class EsEmulator {
   stats(): EsStats {
     const indices: Record<string, number> = {};
     let docs = 0;
-    for (const idx of this.indices.values()) { indices[idx.name] = idx.docs.size; docs += idx.docs.size; }
+    for (const idx of this.indices.values()) {
+      indices[idx.name] = idx.docs.size;
+      docs += idx.docs.size;
+    }
     const mem = process.memoryUsage();
     return {
-      flavor: this.flavor, version: this.version, ...this.counters, itemErrors: { ...this.counters.itemErrors }, docs, maxConcurrentBulk: this.faults.maxConcurrentBulk,
-      indices, faults: { ...this.faults }, memory: { rssMB: Math.round(mem.rss / 1048576), heapUsedMB: Math.round(mem.heapUsed / 1048576) },
+      flavor: this.flavor,
+      version: this.version,
+      ...this.counters,
+      itemErrors: { ...this.counters.itemErrors },
+      docs,
+      maxConcurrentBulk: this.faults.maxConcurrentBulk,
+      indices,
+      faults: { ...this.faults },
+      memory: { rssMB: Math.round(mem.rss / 1048576), heapUsedMB: Math.round(mem.heapUsed / 1048576) },
     };
   }
 
   control(cmd: ControlCommand): unknown {
     switch (cmd.op) {
-      case 'faults': return this.setFaults(cmd.faults);
-      case 'reset': this.reset(); return { acknowledged: true };
-      case 'stats': return this.stats();
-      case 'refresh': for (const idx of this.indices.values()) this.refreshIndex(idx); return { acknowledged: true };
-      default: throw new Error(`unknown control command ${js(cmd)}`);
+      case 'faults':
+        return this.setFaults(cmd.faults);
+      case 'reset':
+        this.reset();
+        return { acknowledged: true };
+      case 'stats':
+        return this.stats();
+      case 'refresh':
+        for (const idx of this.indices.values()) this.refreshIndex(idx);
+        return { acknowledged: true };
+      default:
+        throw new Error(`unknown control command ${js(cmd)}`);
     }
   }
 
@@ -940,7 +1232,17 @@ class EsEmulator {
       }
       this.countRequest(method, url.pathname);
       compat = this.negotiate(req.headers, body.length > 0);
-      const ctx: ReqCtx = { method, path: url.pathname, uri: req.url ?? '/', query: url.searchParams, headers: req.headers, body, principal: null, compat, req };
+      const ctx: ReqCtx = {
+        method,
+        path: url.pathname,
+        uri: req.url ?? '/',
+        query: url.searchParams,
+        headers: req.headers,
+        body,
+        principal: null,
+        compat,
+        req,
+      };
       ctx.principal = this.authenticate(ctx);
       const reply = await this.route(ctx);
       if (reply.reset) {
@@ -992,7 +1294,11 @@ class EsEmulator {
       req.on('data', (c: Buffer) => {
         if (over) return;
         size += c.length;
-        if (size > this.maxContentLength) { over = true; chunks.length = 0; return; }
+        if (size > this.maxContentLength) {
+          over = true;
+          chunks.length = 0;
+          return;
+        }
         chunks.push(c);
       });
       req.on('end', () => resolve(over ? null : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
@@ -1010,7 +1316,11 @@ class EsEmulator {
     if (reply.body !== undefined && reply.contentType === undefined) {
       headers['content-type'] = this.jsonType(compat);
       if (url.searchParams.has('pretty') && url.searchParams.get('pretty') !== 'false' && body) {
-        try { body = `${JSON.stringify(JSON.parse(body as string), null, 2).replace(/^(\s*"(?:[^"\\]|\\.)*"):/gm, '$1 :')}\n`; } catch { /* not JSON */ }
+        try {
+          body = `${JSON.stringify(JSON.parse(body), null, 2).replace(/^(\s*"(?:[^"\\]|\\.)*"):/gm, '$1 :')}\n`;
+        } catch {
+          /* not JSON */
+        }
       }
     } else if (reply.contentType) headers['content-type'] = reply.contentType;
     if (req.method === 'HEAD') {
@@ -1049,7 +1359,8 @@ class EsEmulator {
       const okSub = c && ['json', 'x-ndjson', 'smile', 'cbor', 'yaml'].includes(c.sub);
       const okVendor = c && (c.vendor === null || (this.es ? c.vendor === 'elasticsearch' : c.vendor === 'opensearch'));
       if (!okSub || !okVendor) throw new HttpError(jsonReply(406, { error: `Content-Type header [${ctype}] is not supported`, status: 406 }));
-      if (c && c.sub !== 'json' && c.sub !== 'x-ndjson') throw new HttpError(jsonReply(406, { error: `Content-Type header [${ctype}] is not supported by the test server (JSON only)`, status: 406 }));
+      if (c && c.sub !== 'json' && c.sub !== 'x-ndjson')
+        throw new HttpError(jsonReply(406, { error: `Content-Type header [${ctype}] is not supported by the test server (JSON only)`, status: 406 }));
     }
     if (!this.es) return null;
     const aVersion = a?.vendor === 'elasticsearch' ? a.version : null;
@@ -1059,14 +1370,26 @@ class EsEmulator {
     const acceptVersion = aVersion ?? cur;
     const contentVersion = cVersion ?? cur;
     const bad = (reason: string): never => {
-      throw new HttpError(errorReply(400, errObj('media_type_header_exception', 'Invalid media-type value on headers [Accept, Content-Type]', undefined, errObj('status_exception', reason)),
-        [errObj('media_type_header_exception', 'Invalid media-type value on headers [Accept, Content-Type]')]));
+      throw new HttpError(
+        errorReply(
+          400,
+          errObj('media_type_header_exception', 'Invalid media-type value on headers [Accept, Content-Type]', undefined, errObj('status_exception', reason)),
+          [errObj('media_type_header_exception', 'Invalid media-type value on headers [Accept, Content-Type]')],
+        ),
+      );
     };
     if (acceptVersion > cur || acceptVersion < min) bad(`Accept version must be either version ${cur} or ${min}, but found ${acceptVersion}. Accept=${accept}`);
     if (hasContent) {
-      if (contentVersion > cur || contentVersion < min) bad(`Content-Type version must be either version ${cur} or ${min}, but found ${contentVersion}. Content-Type=${ctype}`);
-      if (contentVersion !== acceptVersion) bad(`A compatible version is required on both Content-Type and Accept headers if either one has requested a compatible version and the compatible versions must match. Accept=${accept}, Content-Type=${ctype}`);
-      if ((cVersion === null && aVersion !== null) || (aVersion === null && cVersion !== null)) bad(`A compatible version is required on both Content-Type and Accept headers if either one has requested a compatible version. Accept=${accept}, Content-Type=${ctype}`);
+      if (contentVersion > cur || contentVersion < min)
+        bad(`Content-Type version must be either version ${cur} or ${min}, but found ${contentVersion}. Content-Type=${ctype}`);
+      if (contentVersion !== acceptVersion)
+        bad(
+          `A compatible version is required on both Content-Type and Accept headers if either one has requested a compatible version and the compatible versions must match. Accept=${accept}, Content-Type=${ctype}`,
+        );
+      if ((cVersion === null && aVersion !== null) || (aVersion === null && cVersion !== null))
+        bad(
+          `A compatible version is required on both Content-Type and Accept headers if either one has requested a compatible version. Accept=${accept}, Content-Type=${ctype}`,
+        );
     }
     return aVersion;
   }
@@ -1097,14 +1420,20 @@ class EsEmulator {
       const key = colon < 0 ? '' : dec.slice(colon + 1);
       const k = a.apiKeys?.find((x) => x.id === id);
       if (k && k.key === key) return { name: k.owner ?? k.name ?? k.id, readOnly: !!k.readOnly, kind: 'api_key', apiKeyId: k.id };
-      this.unauthorized(this.es ? 'unable to authenticate with provided credentials and anonymous access is not allowed for this request' : null,
-        this.es ? { additional_unsuccessful_credentials: k ? `API key: invalid credentials for API key [${id}]` : `API key: unable to find apikey with id ${id}` } : undefined);
+      this.unauthorized(
+        this.es ? 'unable to authenticate with provided credentials and anonymous access is not allowed for this request' : null,
+        this.es
+          ? { additional_unsuccessful_credentials: k ? `API key: invalid credentials for API key [${id}]` : `API key: unable to find apikey with id ${id}` }
+          : undefined,
+      );
     }
     if (scheme === 'bearer') {
       const t = a.bearerTokens?.find((x) => x.token === cred);
       if (t) return { name: t.principal ?? 'token-user', readOnly: !!t.readOnly, kind: 'token' };
-      this.unauthorized(this.es ? 'unable to authenticate with provided credentials and anonymous access is not allowed for this request' : null,
-        this.es ? { additional_unsuccessful_credentials: 'oauth2 token: token malformed' } : undefined);
+      this.unauthorized(
+        this.es ? 'unable to authenticate with provided credentials and anonymous access is not allowed for this request' : null,
+        this.es ? { additional_unsuccessful_credentials: 'oauth2 token: token malformed' } : undefined,
+      );
     }
     this.unauthorized(this.es ? `missing authentication credentials for REST request [${ctx.uri}]` : null);
     return null;
@@ -1114,7 +1443,12 @@ class EsEmulator {
     this.counters.unauthorized401++;
     if (!this.es) {
       // The OpenSearch security plugin answers a bare challenge.
-      throw new HttpError({ status: 401, body: 'Unauthorized', contentType: 'text/plain; charset=UTF-8', headers: { 'WWW-Authenticate': 'Basic realm="OpenSearch Security"' } });
+      throw new HttpError({
+        status: 401,
+        body: 'Unauthorized',
+        contentType: 'text/plain; charset=UTF-8',
+        headers: { 'WWW-Authenticate': 'Basic realm="OpenSearch Security"' },
+      });
     }
     const challenges = ['Basic realm="security" charset="UTF-8"', 'Bearer realm="security"', 'ApiKey'];
     const e = errObj('security_exception', esReason!, { ...extra, header: { 'WWW-Authenticate': challenges } });
@@ -1137,62 +1471,130 @@ class EsEmulator {
   // ----- routing ----------------------------------------------------------------------------------
 
   private async route(ctx: ReqCtx): Promise<Reply> {
-    const segs = ctx.path.split('/').filter((s) => s.length > 0).map((s) => decodeURIComponent(s));
+    const segs = ctx.path
+      .split('/')
+      .filter((s) => s.length > 0)
+      .map((s) => decodeURIComponent(s));
     const m = ctx.method;
     const s0 = segs[0];
     const s1 = segs[1];
     const n = segs.length;
     const allow = (methods: string[]): void => {
       if (!methods.includes(m) && !(m === 'HEAD' && methods.includes('GET'))) {
-        throw new HttpError(jsonReply(405, { error: `Incorrect HTTP method for uri [${ctx.uri}] and method [${m}], allowed: [${methods.join(', ')}]`, status: 405 }));
+        throw new HttpError(
+          jsonReply(405, { error: `Incorrect HTTP method for uri [${ctx.uri}] and method [${m}], allowed: [${methods.join(', ')}]`, status: 405 }),
+        );
       }
     };
-    if (n === 0) { allow(['GET', 'HEAD']); return this.root(); }
-    if (s0 === '_bulk' && n === 1) { allow(['POST', 'PUT']); return this.bulk(ctx, undefined); }
-    if (s1 === '_bulk' && n === 2 && !s0!.startsWith('_')) { allow(['POST', 'PUT']); return this.bulk(ctx, s0); }
+    if (n === 0) {
+      allow(['GET', 'HEAD']);
+      return this.root();
+    }
+    if (s0 === '_bulk' && n === 1) {
+      allow(['POST', 'PUT']);
+      return this.bulk(ctx, undefined);
+    }
+    if (s1 === '_bulk' && n === 2 && !s0!.startsWith('_')) {
+      allow(['POST', 'PUT']);
+      return this.bulk(ctx, s0);
+    }
     if (s0 === '_index_template' || s0 === '_component_template') {
       const comp = s0 === '_component_template';
-      if (n === 1) { allow(['GET']); return this.getTemplates(comp, '*', false); }
+      if (n === 1) {
+        allow(['GET']);
+        return this.getTemplates(comp, '*', false);
+      }
       if (n === 2) {
         allow(['GET', 'PUT', 'POST', 'DELETE']);
         if (m === 'GET' || m === 'HEAD') return this.getTemplates(comp, s1!, true);
         if (m === 'DELETE') {
-          this.requireWrite(ctx, comp ? 'cluster:admin/component_template/delete' : 'indices:admin/index_template/delete', { cluster: 'manage_index_templates,manage,all' });
+          this.requireWrite(ctx, comp ? 'cluster:admin/component_template/delete' : 'indices:admin/index_template/delete', {
+            cluster: 'manage_index_templates,manage,all',
+          });
           return this.deleteTemplate(comp, s1!);
         }
-        this.requireWrite(ctx, comp ? 'cluster:admin/component_template/put' : 'indices:admin/index_template/put', { cluster: 'manage_index_templates,manage,all' });
+        this.requireWrite(ctx, comp ? 'cluster:admin/component_template/put' : 'indices:admin/index_template/put', {
+          cluster: 'manage_index_templates,manage,all',
+        });
         return this.putTemplate(ctx, comp, s1!);
       }
     }
-    if (s0 === '_search' && n === 1) { allow(['GET', 'POST']); return this.search(ctx, undefined); }
-    if (s1 === '_search' && n === 2) { allow(['GET', 'POST']); return this.search(ctx, s0); }
-    if (s0 === '_count' && n === 1) { allow(['GET', 'POST']); return this.count(ctx, undefined); }
-    if (s1 === '_count' && n === 2) { allow(['GET', 'POST']); return this.count(ctx, s0); }
-    if (s0 === '_refresh' && n === 1) { allow(['GET', 'POST']); return this.refresh(undefined); }
-    if (s1 === '_refresh' && n === 2) { allow(['GET', 'POST']); return this.refresh(s0); }
-    if (s0 === '_mapping' && n === 1) { allow(['GET']); return this.getMapping(undefined); }
+    if (s0 === '_search' && n === 1) {
+      allow(['GET', 'POST']);
+      return this.search(ctx, undefined);
+    }
+    if (s1 === '_search' && n === 2) {
+      allow(['GET', 'POST']);
+      return this.search(ctx, s0);
+    }
+    if (s0 === '_count' && n === 1) {
+      allow(['GET', 'POST']);
+      return this.count(ctx, undefined);
+    }
+    if (s1 === '_count' && n === 2) {
+      allow(['GET', 'POST']);
+      return this.count(ctx, s0);
+    }
+    if (s0 === '_refresh' && n === 1) {
+      allow(['GET', 'POST']);
+      return this.refresh(undefined);
+    }
+    if (s1 === '_refresh' && n === 2) {
+      allow(['GET', 'POST']);
+      return this.refresh(s0);
+    }
+    if (s0 === '_mapping' && n === 1) {
+      allow(['GET']);
+      return this.getMapping(undefined);
+    }
     if (s1 === '_mapping' && n === 2) {
       allow(['GET', 'PUT', 'POST']);
-      if (m === 'PUT' || m === 'POST') { this.requireWrite(ctx, 'indices:admin/mapping/put', { index: 'manage,all' }); return this.putMapping(ctx, s0!); }
+      if (m === 'PUT' || m === 'POST') {
+        this.requireWrite(ctx, 'indices:admin/mapping/put', { index: 'manage,all' });
+        return this.putMapping(ctx, s0!);
+      }
       return this.getMapping(s0);
     }
-    if (s0 === '_cat' && s1 === 'indices' && n <= 3) { allow(['GET']); return this.catIndices(ctx, segs[2]); }
-    if (s0 === '_cluster' && s1 === 'health' && n <= 3) { allow(['GET']); return this.clusterHealth(ctx, segs[2]); }
+    if (s0 === '_cat' && s1 === 'indices' && n <= 3) {
+      allow(['GET']);
+      return this.catIndices(ctx, segs[2]);
+    }
+    if (s0 === '_cluster' && s1 === 'health' && n <= 3) {
+      allow(['GET']);
+      return this.clusterHealth(ctx, segs[2]);
+    }
     if (this.es && s0 === '_security') {
-      if (s1 === 'user' && segs[2] === '_has_privileges' && n === 3) { allow(['GET', 'POST']); return this.hasPrivileges(ctx); }
-      if (s1 === '_authenticate' && n === 2) { allow(['GET']); return this.authenticateInfo(ctx); }
+      if (s1 === 'user' && segs[2] === '_has_privileges' && n === 3) {
+        allow(['GET', 'POST']);
+        return this.hasPrivileges(ctx);
+      }
+      if (s1 === '_authenticate' && n === 2) {
+        allow(['GET']);
+        return this.authenticateInfo(ctx);
+      }
     }
     if (n === 3 && (s1 === '_doc' || s1 === '_create') && !s0!.startsWith('_')) {
       if (s1 === '_create') allow(['PUT', 'POST']);
       else allow(['GET', 'PUT', 'POST', 'DELETE']);
       if (m === 'GET' || m === 'HEAD') return this.getDoc(s0!, segs[2]!);
-      return this.singleDoc(ctx, s0!, segs[2]!, m === 'DELETE' ? 'delete' : s1 === '_create' ? 'create' : (ctx.query.get('op_type') === 'create' ? 'create' : 'index'));
+      return this.singleDoc(
+        ctx,
+        s0!,
+        segs[2],
+        m === 'DELETE' ? 'delete' : s1 === '_create' ? 'create' : ctx.query.get('op_type') === 'create' ? 'create' : 'index',
+      );
     }
-    if (n === 2 && s1 === '_doc' && !s0!.startsWith('_')) { allow(['POST']); return this.singleDoc(ctx, s0!, undefined, 'index'); }
+    if (n === 2 && s1 === '_doc' && !s0!.startsWith('_')) {
+      allow(['POST']);
+      return this.singleDoc(ctx, s0!, undefined, 'index');
+    }
     if (n === 1 && !s0!.startsWith('_')) {
       allow(['GET', 'PUT', 'DELETE']);
       if (m === 'GET' || m === 'HEAD') return this.getIndex(s0!);
-      if (m === 'PUT') { this.requireWrite(ctx, 'indices:admin/create', { index: 'create_index,manage,all' }); return this.createIndexApi(ctx, s0!); }
+      if (m === 'PUT') {
+        this.requireWrite(ctx, 'indices:admin/create', { index: 'create_index,manage,all' });
+        return this.createIndexApi(ctx, s0!);
+      }
       this.requireWrite(ctx, 'indices:admin/delete', { index: 'delete_index,manage,all' });
       return this.deleteIndex(s0!);
     }
@@ -1204,20 +1606,39 @@ class EsEmulator {
 
   private root(): Reply {
     const [maj, min] = this.version.split('.');
-    const lucene = LUCENE[`${this.es ? 'es' : 'os'}${maj}.${min}`] ?? (this.es ? (this.major >= 9 ? '10.2.2' : '9.11.1') : (this.major >= 3 ? '10.2.1' : '9.11.1'));
+    const lucene =
+      LUCENE[`${this.es ? 'es' : 'os'}${maj}.${min}`] ?? (this.es ? (this.major >= 9 ? '10.2.2' : '9.11.1') : this.major >= 3 ? '10.2.1' : '9.11.1');
     const hash = '1a77947f34deddb41af25e6f0ddb8e830159c179';
     const version = this.es
       ? {
-        number: this.version, build_flavor: 'default', build_type: 'docker', build_hash: hash, build_date: '2024-08-05T10:05:34.233336849Z',
-        build_snapshot: false, lucene_version: lucene,
-        minimum_wire_compatibility_version: this.major >= 9 ? '8.18.0' : '7.17.0', minimum_index_compatibility_version: this.major >= 9 ? '8.0.0' : '7.0.0',
-      }
+          number: this.version,
+          build_flavor: 'default',
+          build_type: 'docker',
+          build_hash: hash,
+          build_date: '2024-08-05T10:05:34.233336849Z',
+          build_snapshot: false,
+          lucene_version: lucene,
+          minimum_wire_compatibility_version: this.major >= 9 ? '8.18.0' : '7.17.0',
+          minimum_index_compatibility_version: this.major >= 9 ? '8.0.0' : '7.0.0',
+        }
       : {
-        distribution: 'opensearch', number: this.version, build_type: 'tar', build_hash: '8586481dc99b1740ca3c7c966aee15ad0fc7b412',
-        build_date: '2024-09-13T00:00:31.624353917Z', build_snapshot: false, lucene_version: lucene,
-        minimum_wire_compatibility_version: this.major >= 3 ? '2.19.0' : '7.10.0', minimum_index_compatibility_version: this.major >= 3 ? '2.0.0' : '7.0.0',
-      };
-    const info = { name: this.nodeName, cluster_name: this.clusterName, cluster_uuid: this.clusterUuid, version, tagline: this.es ? 'You Know, for Search' : 'The OpenSearch Project: https://opensearch.org/' };
+          distribution: 'opensearch',
+          number: this.version,
+          build_type: 'tar',
+          build_hash: '8586481dc99b1740ca3c7c966aee15ad0fc7b412',
+          build_date: '2024-09-13T00:00:31.624353917Z',
+          build_snapshot: false,
+          lucene_version: lucene,
+          minimum_wire_compatibility_version: this.major >= 3 ? '2.19.0' : '7.10.0',
+          minimum_index_compatibility_version: this.major >= 3 ? '2.0.0' : '7.0.0',
+        };
+    const info = {
+      name: this.nodeName,
+      cluster_name: this.clusterName,
+      cluster_uuid: this.clusterUuid,
+      version,
+      tagline: this.es ? 'You Know, for Search' : 'The OpenSearch Project: https://opensearch.org/',
+    };
     // The root endpoint prints itself pretty, as the real ones do.
     return { status: 200, body: `${JSON.stringify(info, null, 2).replace(/^(\s*"(?:[^"\\]|\\.)*"):/gm, '$1 :')}\n` };
   }
@@ -1236,24 +1657,36 @@ class EsEmulator {
       fail(400, this.es ? 'x_content_parse_exception' : 'json_parse_exception', `[1:1] ${(e as Error).message}`);
     }
     if (!isObj(v)) fail(400, 'parse_exception', 'request body must be a JSON object');
-    return v as Obj;
+    return v;
   }
 
   private putTemplate(ctx: ReqCtx, component: boolean, name: string): Reply {
     const body = this.parseJsonBody(ctx, true)!;
     const allowed = component
       ? ['template', 'version', '_meta', 'deprecated']
-      : ['index_patterns', 'template', 'composed_of', 'priority', 'version', '_meta', 'data_stream', 'allow_auto_create', 'ignore_missing_component_templates', 'deprecated'];
+      : [
+          'index_patterns',
+          'template',
+          'composed_of',
+          'priority',
+          'version',
+          '_meta',
+          'data_stream',
+          'allow_auto_create',
+          'ignore_missing_component_templates',
+          'deprecated',
+        ];
     for (const k of Object.keys(body)) {
       if (!allowed.includes(k)) fail(400, 'x_content_parse_exception', `[1:2] [${component ? 'component_template' : 'index_template'}] unknown field [${k}]`);
     }
     const tmpl = body.template;
     if (tmpl !== undefined) {
-      if (!isObj(tmpl)) fail(400, 'x_content_parse_exception', '[1:2] [template] template doesn\'t support values of type: VALUE_STRING');
-      for (const k of Object.keys(tmpl as Obj)) {
-        if (!['settings', 'mappings', 'aliases', 'lifecycle', 'data_stream_options'].includes(k)) fail(400, 'x_content_parse_exception', `[1:2] [template] unknown field [${k}]`);
+      if (!isObj(tmpl)) fail(400, 'x_content_parse_exception', "[1:2] [template] template doesn't support values of type: VALUE_STRING");
+      for (const k of Object.keys(tmpl)) {
+        if (!['settings', 'mappings', 'aliases', 'lifecycle', 'data_stream_options'].includes(k))
+          fail(400, 'x_content_parse_exception', `[1:2] [template] unknown field [${k}]`);
       }
-      validateMappings((tmpl as Obj).mappings);
+      validateMappings(tmpl.mappings);
     }
     if (component) {
       if (tmpl === undefined) fail(400, 'action_request_validation_exception', 'Validation Failed: 1: a component template is required;');
@@ -1264,18 +1697,29 @@ class EsEmulator {
     if (!Array.isArray(patterns) || patterns.length === 0 || !patterns.every((p) => typeof p === 'string')) {
       fail(400, 'action_request_validation_exception', 'Validation Failed: 1: index patterns are missing;');
     }
-    const pats = patterns as string[];
+    const pats = patterns;
     for (const p of pats) {
       if (p.includes(' ') || p.includes(',') || p.includes('#') || p.startsWith('_')) {
-        fail(400, 'invalid_index_template_exception', `index_template [${name}] invalid, cause [Validation Failed: 1: index_pattern [${p}] must not contain a space, comma, '#' or start with '_';]`, { name });
+        fail(
+          400,
+          'invalid_index_template_exception',
+          `index_template [${name}] invalid, cause [Validation Failed: 1: index_pattern [${p}] must not contain a space, comma, '#' or start with '_';]`,
+          { name },
+        );
       }
     }
     const priority = body.priority === undefined ? 0 : Number(body.priority);
     if (!Number.isInteger(priority) || priority < 0) fail(400, 'x_content_parse_exception', '[1:2] [index_template] failed to parse field [priority]');
-    const composed = Array.isArray(body.composed_of) ? body.composed_of as string[] : [];
-    const ignoreMissing = Array.isArray(body.ignore_missing_component_templates) ? body.ignore_missing_component_templates as string[] : [];
+    const composed = Array.isArray(body.composed_of) ? (body.composed_of as string[]) : [];
+    const ignoreMissing = Array.isArray(body.ignore_missing_component_templates) ? (body.ignore_missing_component_templates as string[]) : [];
     const missing = composed.filter((c) => !this.components.has(c) && !ignoreMissing.includes(c));
-    if (missing.length) fail(400, 'invalid_index_template_exception', `index_template [${name}] invalid, cause [index template [${name}] specifies component templates [${missing.join(', ')}] that do not exist]`, { name });
+    if (missing.length)
+      fail(
+        400,
+        'invalid_index_template_exception',
+        `index_template [${name}] invalid, cause [index template [${name}] specifies component templates [${missing.join(', ')}] that do not exist]`,
+        { name },
+      );
     // Same priority and overlapping patterns: refused, as Elasticsearch and OpenSearch do.
     const clashes: string[] = [];
     for (const t of this.templates.values()) {
@@ -1286,7 +1730,11 @@ class EsEmulator {
     }
     if (clashes.length) {
       const names = clashes.map((c) => c.split(' => ')[0]).join(', ');
-      fail(400, 'illegal_argument_exception', `index template [${name}] has index patterns [${pats.join(', ')}] matching patterns from existing templates [${names}] with patterns (${clashes.join(',')}) that have the same priority [${priority}], multiple index templates may not match during index creation, please use a different priority`);
+      fail(
+        400,
+        'illegal_argument_exception',
+        `index template [${name}] has index patterns [${pats.join(', ')}] matching patterns from existing templates [${names}] with patterns (${clashes.join(',')}) that have the same priority [${priority}], multiple index templates may not match during index creation, please use a different priority`,
+      );
     }
     if (ctx.query.get('create') === 'true' && this.templates.has(name)) fail(400, 'illegal_argument_exception', `index template [${name}] already exists`);
     this.templates.set(name, { name, body: deepClone(body) });
@@ -1298,7 +1746,13 @@ class EsEmulator {
     const pats = pattern.split(',');
     const list = [...store.values()].filter((t) => pats.some((p) => globMatch(p, t.name))).sort((a, b) => a.name.localeCompare(b.name));
     if (named && list.length === 0 && !pattern.includes('*')) {
-      return errorReply(404, errObj('resource_not_found_exception', component ? `component template matching [${pattern}] not found` : `index template matching [${pattern}] not found`));
+      return errorReply(
+        404,
+        errObj(
+          'resource_not_found_exception',
+          component ? `component template matching [${pattern}] not found` : `index template matching [${pattern}] not found`,
+        ),
+      );
     }
     if (component) return jsonReply(200, { component_templates: list.map((t) => ({ name: t.name, component_template: t.body })) });
     return jsonReply(200, { index_templates: list.map((t) => ({ name: t.name, index_template: { composed_of: [], ...t.body } })) });
@@ -1307,11 +1761,17 @@ class EsEmulator {
   private deleteTemplate(component: boolean, name: string): Reply {
     const store = component ? this.components : this.templates;
     const names = [...store.keys()].filter((k) => name.split(',').some((p) => globMatch(p, k)));
-    if (names.length === 0) return errorReply(404, errObj('resource_not_found_exception', component ? `component_template [${name}] missing` : `index_template [${name}] missing`));
+    if (names.length === 0)
+      return errorReply(404, errObj('resource_not_found_exception', component ? `component_template [${name}] missing` : `index_template [${name}] missing`));
     if (component) {
       for (const n of names) {
         const users = [...this.templates.values()].filter((t) => Array.isArray(t.body.composed_of) && (t.body.composed_of as string[]).includes(n));
-        if (users.length) fail(400, 'illegal_argument_exception', `component templates [${n}] cannot be removed as they are still in use by index templates [${users.map((u) => u.name).join(', ')}]`);
+        if (users.length)
+          fail(
+            400,
+            'illegal_argument_exception',
+            `component templates [${n}] cannot be removed as they are still in use by index templates [${users.map((u) => u.name).join(', ')}]`,
+          );
       }
     }
     for (const n of names) store.delete(n);
@@ -1327,7 +1787,10 @@ class EsEmulator {
       if (!pats.some((p) => globMatch(p, index))) continue;
       if (index.startsWith('.') && pats.every((p) => p === '*')) continue; // hidden indices skip global templates
       const prio = t.body.priority === undefined ? 0 : Number(t.body.priority);
-      if (prio > bestPrio) { best = t; bestPrio = prio; }
+      if (prio > bestPrio) {
+        best = t;
+        bestPrio = prio;
+      }
     }
     return best;
   }
@@ -1337,7 +1800,7 @@ class EsEmulator {
     let mappings: Obj = {};
     let settings: Record<string, string> = {};
     if (t) {
-      for (const c of (Array.isArray(t.body.composed_of) ? t.body.composed_of as string[] : [])) {
+      for (const c of Array.isArray(t.body.composed_of) ? (t.body.composed_of as string[]) : []) {
         const comp = this.components.get(c);
         const ct = comp ? getOwn(comp.body, 'template') : undefined;
         if (isObj(ct)) {
@@ -1359,8 +1822,19 @@ class EsEmulator {
     settings['index.number_of_replicas'] ??= '1';
     const now = Date.now();
     const idx: IndexState = {
-      name, uuid: randomId(22), createdAt: now, settings, mappings: mappings as MNode, fieldCount: countFields(mappings.properties),
-      docs: new Map(), tombstones: new Map(), seq: 0, refreshedSeq: 0, writes: [], lastSearchAt: now, bytes: 0,
+      name,
+      uuid: randomId(22),
+      createdAt: now,
+      settings,
+      mappings,
+      fieldCount: countFields(mappings.properties),
+      docs: new Map(),
+      tombstones: new Map(),
+      seq: 0,
+      refreshedSeq: 0,
+      writes: [],
+      lastSearchAt: now,
+      bytes: 0,
     };
     this.indices.set(name, idx);
     return idx;
@@ -1368,7 +1842,7 @@ class EsEmulator {
 
   private createIndexApi(ctx: ReqCtx, name: string): Reply {
     const bad = validateIndexName(name);
-    if (bad) fail(400, 'invalid_index_name_exception', `Invalid index name [${name}], ${bad}`, { 'index_uuid': '_na_', index: name });
+    if (bad) fail(400, 'invalid_index_name_exception', `Invalid index name [${name}], ${bad}`, { index_uuid: '_na_', index: name });
     const existing = this.indices.get(name);
     if (existing) fail(400, 'resource_already_exists_exception', `index [${name}/${existing.uuid}] already exists`, { index_uuid: existing.uuid, index: name });
     const body = this.parseJsonBody(ctx, false) ?? {};
@@ -1423,7 +1897,10 @@ class EsEmulator {
    * a shard that saw no search for 30s is search-idle and a search refreshes it first (and waits).
    */
   private catchUpRefresh(idx: IndexState, search: boolean): void {
-    if (!this.nrt) { idx.refreshedSeq = idx.seq; return; }
+    if (!this.nrt) {
+      idx.refreshedSeq = idx.seq;
+      return;
+    }
     const now = Date.now();
     const { ms, explicit } = this.refreshInterval(idx);
     if (!explicit && search && now - idx.lastSearchAt >= 30000) {
@@ -1433,7 +1910,10 @@ class EsEmulator {
       const idleFrom = explicit ? Infinity : idx.lastSearchAt + 30000;
       const tick = Math.min(lastTick, idleFrom);
       let k = 0;
-      while (k < idx.writes.length && idx.writes[k]![1] < tick) { idx.refreshedSeq = idx.writes[k]![0]; k++; }
+      while (k < idx.writes.length && idx.writes[k]![1] < tick) {
+        idx.refreshedSeq = idx.writes[k]![0];
+        k++;
+      }
       if (k) idx.writes.splice(0, k);
     }
     if (search) idx.lastSearchAt = now;
@@ -1471,7 +1951,9 @@ class EsEmulator {
       for (const key in doc) {
         if (METADATA_FIELDS.has(key)) {
           ctx.rawPath.push(key);
-          throw new DocFailure(this.docParseError(ctx, `Field [${key}] is a metadata field and cannot be added inside a document. Use the index API request parameters.`));
+          throw new DocFailure(
+            this.docParseError(ctx, `Field [${key}] is a metadata field and cannot be added inside a document. Use the index API request parameters.`),
+          );
         }
       }
       walkObject(ctx, doc, root, '', rootDyn);
@@ -1482,7 +1964,7 @@ class EsEmulator {
     if (ctx.deferred) {
       for (const d of ctx.deferred) {
         d.parent.properties ??= Object.create(null) as Record<string, MNode>;
-        setOwn(d.parent.properties as Obj, d.name, d.node);
+        setOwn(d.parent.properties, d.name, d.node);
       }
       idx.fieldCount += ctx.added;
     }
@@ -1492,12 +1974,23 @@ class EsEmulator {
   /** `[1:col] message` for Elasticsearch; OpenSearch omits the location. */
   docParseError(ctx: DocCtx, message: string, causedBy?: ErrObj, type?: string): ErrObj {
     const col = locateColumn(ctx.raw, ctx.rawPath);
-    return errObj(type ?? (this.es ? 'document_parsing_exception' : 'mapper_parsing_exception'), this.es ? `[1:${col}] ${message}` : message, undefined, causedBy);
+    return errObj(
+      type ?? (this.es ? 'document_parsing_exception' : 'mapper_parsing_exception'),
+      this.es ? `[1:${col}] ${message}` : message,
+      undefined,
+      causedBy,
+    );
   }
 
   fieldError(ctx: DocCtx, full: string, type: string, value: unknown, causedBy: ErrObj): DocFailure {
     const preview = javaString(value);
-    return new DocFailure(this.docParseError(ctx, `failed to parse field [${full}] of type [${type}] in document with id '${ctx.id}'. Preview of field's value: '${preview}'`, causedBy));
+    return new DocFailure(
+      this.docParseError(
+        ctx,
+        `failed to parse field [${full}] of type [${type}] in document with id '${ctx.id}'. Preview of field's value: '${preview}'`,
+        causedBy,
+      ),
+    );
   }
 
   // ----- bulk -------------------------------------------------------------------------------------
@@ -1531,7 +2024,13 @@ class EsEmulator {
     }
     if (f.delayMs > 0) await sleep(f.delayMs);
     const refresh = ctx.query.get('refresh');
-    const result = this.processBulk(ctx.body, defaultIndex, refresh === '' || refresh === 'true' ? 'true' : refresh === 'wait_for' ? 'wait_for' : 'false', started, ctx.principal ?? undefined);
+    const result = this.processBulk(
+      ctx.body,
+      defaultIndex,
+      refresh === '' || refresh === 'true' ? 'true' : refresh === 'wait_for' ? 'wait_for' : 'false',
+      started,
+      ctx.principal ?? undefined,
+    );
     if (reset && resetAfter) return { status: 0, reset: true };
     return result;
   }
@@ -1543,7 +2042,12 @@ class EsEmulator {
     const text = bodyBuf.toString('utf8');
     const lines = text.split('\n');
     lines.pop(); // after the final newline
-    interface Op { action: 'create' | 'index' | 'delete' | 'update'; meta: Obj; source: string | undefined; line: number }
+    interface Op {
+      action: 'create' | 'index' | 'delete' | 'update';
+      meta: Obj;
+      source: string | undefined;
+      line: number;
+    }
     const ops: Op[] = [];
     const validation: string[] = [];
     let i = 0;
@@ -1558,23 +2062,62 @@ class EsEmulator {
       } catch (e) {
         fail(400, this.es ? 'x_content_parse_exception' : 'json_parse_exception', `[${lineNo}:1] ${(e as Error).message}`);
       }
-      if (!isObj(parsed)) fail(400, 'illegal_argument_exception', `Malformed action/metadata line [${lineNo}], expected START_OBJECT but found [${Array.isArray(parsed) ? 'START_ARRAY' : typeof parsed === 'string' ? 'VALUE_STRING' : 'VALUE_NUMBER'}]`);
-      const keys = Object.keys(parsed as Obj);
-      if (keys.length !== 1) fail(400, 'illegal_argument_exception', `Malformed action/metadata line [${lineNo}], expected ${keys.length === 0 ? 'FIELD_NAME but found [END_OBJECT]' : 'END_OBJECT but found [FIELD_NAME]'}`);
+      if (!isObj(parsed))
+        fail(
+          400,
+          'illegal_argument_exception',
+          `Malformed action/metadata line [${lineNo}], expected START_OBJECT but found [${Array.isArray(parsed) ? 'START_ARRAY' : typeof parsed === 'string' ? 'VALUE_STRING' : 'VALUE_NUMBER'}]`,
+        );
+      const keys = Object.keys(parsed);
+      if (keys.length !== 1)
+        fail(
+          400,
+          'illegal_argument_exception',
+          `Malformed action/metadata line [${lineNo}], expected ${keys.length === 0 ? 'FIELD_NAME but found [END_OBJECT]' : 'END_OBJECT but found [FIELD_NAME]'}`,
+        );
       const action = keys[0]!;
       if (!['create', 'index', 'delete', 'update'].includes(action)) {
-        fail(400, 'illegal_argument_exception', `Malformed action/metadata line [${lineNo}], expected field [create], [delete], [index] or [update] but found [${action}]`);
+        fail(
+          400,
+          'illegal_argument_exception',
+          `Malformed action/metadata line [${lineNo}], expected field [create], [delete], [index] or [update] but found [${action}]`,
+        );
       }
-      const meta = (parsed as Obj)[action];
-      if (!isObj(meta)) fail(400, 'illegal_argument_exception', `Malformed action/metadata line [${lineNo}], expected START_OBJECT but found [${meta === null ? 'VALUE_NULL' : 'VALUE_STRING'}]`);
-      const allowedMeta = ['_index', '_id', 'routing', 'if_seq_no', 'if_primary_term', 'version', 'version_type', 'pipeline', 'require_alias', 'require_data_stream', 'dynamic_templates', 'list_executed_pipelines', 'retry_on_conflict', '_source'];
-      for (const k of Object.keys(meta as Obj)) {
+      const meta = parsed[action];
+      if (!isObj(meta))
+        fail(
+          400,
+          'illegal_argument_exception',
+          `Malformed action/metadata line [${lineNo}], expected START_OBJECT but found [${meta === null ? 'VALUE_NULL' : 'VALUE_STRING'}]`,
+        );
+      const allowedMeta = [
+        '_index',
+        '_id',
+        'routing',
+        'if_seq_no',
+        'if_primary_term',
+        'version',
+        'version_type',
+        'pipeline',
+        'require_alias',
+        'require_data_stream',
+        'dynamic_templates',
+        'list_executed_pipelines',
+        'retry_on_conflict',
+        '_source',
+      ];
+      for (const k of Object.keys(meta)) {
         if (!allowedMeta.includes(k)) fail(400, 'illegal_argument_exception', `Action/metadata line [${lineNo}] contains an unknown parameter [${k}]`);
       }
-      const m = meta as Obj;
+      const m = meta;
       if (m._index === undefined && defaultIndex === undefined) validation.push('index is missing');
       if (typeof m._id === 'number') m._id = String(m._id);
-      if (m._id !== undefined && typeof m._id !== 'string') fail(400, 'illegal_argument_exception', `Malformed action/metadata line [${lineNo}], expected a simple value for field [_id] but found [${Array.isArray(m._id) ? 'START_ARRAY' : 'START_OBJECT'}]`);
+      if (m._id !== undefined && typeof m._id !== 'string')
+        fail(
+          400,
+          'illegal_argument_exception',
+          `Malformed action/metadata line [${lineNo}], expected a simple value for field [_id] but found [${Array.isArray(m._id) ? 'START_ARRAY' : 'START_OBJECT'}]`,
+        );
       if (typeof m._id === 'string') {
         const len = Buffer.byteLength(m._id);
         if (len > 512) validation.push(`id [${m._id}] is too long, must be no longer than 512 bytes but was: ${len}`);
@@ -1625,14 +2168,34 @@ class EsEmulator {
   }
 
   /** One bulk item: returns its JSON and whether it failed. */
-  applyOp(action: 'create' | 'index' | 'delete' | 'update', index: string, meta: Obj, source: string | undefined, inject429: boolean, forced: boolean, touched: Set<IndexState>, principal?: Principal): { json: string; status: number; error: boolean } {
+  applyOp(
+    action: 'create' | 'index' | 'delete' | 'update',
+    index: string,
+    meta: Obj,
+    source: string | undefined,
+    inject429: boolean,
+    forced: boolean,
+    touched: Set<IndexState>,
+    principal?: Principal,
+  ): { json: string; status: number; error: boolean } {
     const idField = typeof meta._id === 'string' ? meta._id : undefined;
-    const itemFail = (status: number, id: string | undefined, e: ErrObj) => ({ json: `{"${action}":{"_index":${js(index)},"_id":${id === undefined ? 'null' : js(id)},"status":${status},"error":${js(e)}}}`, status, error: true });
+    const itemFail = (status: number, id: string | undefined, e: ErrObj) => ({
+      json: `{"${action}":{"_index":${js(index)},"_id":${id === undefined ? 'null' : js(id)},"status":${status},"error":${js(e)}}}`,
+      status,
+      error: true,
+    });
     // A create-only role: index, update and delete are refused item by item, as Elasticsearch does in a bulk.
     if (principal?.createOnly && action !== 'create') {
       this.counters.forbidden403++;
       const privileges = action === 'delete' ? 'delete,write,all' : 'index,write,all';
-      return itemFail(403, idField, errObj('security_exception', `action [indices:data/write/${action === 'index' ? 'index' : action}] is unauthorized for user [${principal.name}] with effective roles [ingest_create_only] on indices [${index}], this action is granted by the index privileges [${privileges}]`));
+      return itemFail(
+        403,
+        idField,
+        errObj(
+          'security_exception',
+          `action [indices:data/write/${action === 'index' ? 'index' : action}] is unauthorized for user [${principal.name}] with effective roles [ingest_create_only] on indices [${index}], this action is granted by the index privileges [${privileges}]`,
+        ),
+      );
     }
     const bad = validateIndexName(index);
     if (bad) return itemFail(400, idField, errObj('invalid_index_name_exception', `Invalid index name [${index}], ${bad}`, { index_uuid: '_na_', index }));
@@ -1651,22 +2214,36 @@ class EsEmulator {
     }
     let idx = this.indices.get(index);
     if (!idx) {
-      const autoCreate = action === 'create' || action === 'index' || (action === 'update' && source !== undefined && /"(?:doc_as_upsert"\s*:\s*true|upsert")/.test(source));
+      const autoCreate =
+        action === 'create' || action === 'index' || (action === 'update' && source !== undefined && /"(?:doc_as_upsert"\s*:\s*true|upsert")/.test(source));
       if (!autoCreate) return itemFail(404, idField, indexNotFound(index));
-      if (meta.require_alias === true) return itemFail(404, idField, errObj('index_not_found_exception', `no such index [${index}] and [require_alias] request flag is [true] and [${index}] is not an alias`, { 'resource.type': 'index_expression', 'resource.id': index, index_uuid: '_na_', index }));
+      if (meta.require_alias === true)
+        return itemFail(
+          404,
+          idField,
+          errObj('index_not_found_exception', `no such index [${index}] and [require_alias] request flag is [true] and [${index}] is not an alias`, {
+            'resource.type': 'index_expression',
+            'resource.id': index,
+            index_uuid: '_na_',
+            index,
+          }),
+        );
       idx = this.createIndex(index);
     }
     const id = idField ?? autoId();
     const existing = idx.docs.get(id);
     const conflict = (reason: string) => {
       this.counters.conflicts++;
-      return itemFail(409, id, errObj('version_conflict_engine_exception', reason, { index_uuid: idx!.uuid, shard: '0', index }));
+      return itemFail(409, id, errObj('version_conflict_engine_exception', reason, { index_uuid: idx.uuid, shard: '0', index }));
     };
     if (meta.if_seq_no !== undefined || meta.if_primary_term !== undefined) {
       const sq = Number(meta.if_seq_no);
       const pt = Number(meta.if_primary_term);
       if (!existing) return conflict(`[${id}]: version conflict, required seqNo [${sq}], primary term [${pt}]. but no document was found`);
-      if (existing.seq !== sq || pt !== 1) return conflict(`[${id}]: version conflict, required seqNo [${sq}], primary term [${pt}]. current document has seqNo [${existing.seq}] and primary term [1]`);
+      if (existing.seq !== sq || pt !== 1)
+        return conflict(
+          `[${id}]: version conflict, required seqNo [${sq}], primary term [${pt}]. current document has seqNo [${existing.seq}] and primary term [1]`,
+        );
     }
     const forcedJson = forced ? '"forced_refresh":true,' : '';
     if (action === 'delete') {
@@ -1680,7 +2257,11 @@ class EsEmulator {
         this.counters.deleted++;
       }
       const status = existing ? 200 : 404;
-      return { json: `{"delete":{"_index":${js(index)},"_id":${js(id)},"_version":${version},"result":"${existing ? 'deleted' : 'not_found'}",${forcedJson}"_shards":${this.shardsJson(idx)},"_seq_no":${seq},"_primary_term":1,"status":${status}}}`, status, error: false };
+      return {
+        json: `{"delete":{"_index":${js(index)},"_id":${js(id)},"_version":${version},"result":"${existing ? 'deleted' : 'not_found'}",${forcedJson}"_shards":${this.shardsJson(idx)},"_seq_no":${seq},"_primary_term":1,"status":${status}}}`,
+        status,
+        error: false,
+      };
     }
     if (action === 'create' && existing) return conflict(`[${id}]: version conflict, document already exists (current version [${existing.version}])`);
 
@@ -1698,14 +2279,20 @@ class EsEmulator {
     }
     if (!isObj(parsed)) {
       const err = this.es
-        ? errObj('document_parsing_exception', '[1:1] failed to parse: Malformed content, must start with an object', undefined, errObj('illegal_argument_exception', 'Malformed content, must start with an object'))
+        ? errObj(
+            'document_parsing_exception',
+            '[1:1] failed to parse: Malformed content, must start with an object',
+            undefined,
+            errObj('illegal_argument_exception', 'Malformed content, must start with an object'),
+          )
         : errObj('mapper_parsing_exception', 'failed to parse, document is empty');
       return itemFail(400, id, err);
     }
     let result = existing ? 'updated' : 'created';
     if (action === 'update') {
-      const body = parsed as Obj;
-      if (body.script !== undefined) return itemFail(400, id, errObj('illegal_argument_exception', 'scripted updates are not supported by the auditship test server'));
+      const body = parsed;
+      if (body.script !== undefined)
+        return itemFail(400, id, errObj('illegal_argument_exception', 'scripted updates are not supported by the auditship test server'));
       const doc = body.doc;
       const upsert = body.upsert;
       if (!existing) {
@@ -1719,7 +2306,11 @@ class EsEmulator {
         const merged = deepMerge(current, doc);
         const next = js(merged);
         if (body.detect_noop !== false && next === js(JSON.parse(existing.src))) {
-          return { json: `{"update":{"_index":${js(index)},"_id":${js(id)},"_version":${existing.version},"result":"noop","_shards":{"total":0,"successful":0,"failed":0},"_seq_no":${existing.seq},"_primary_term":1,"status":200}}`, status: 200, error: false };
+          return {
+            json: `{"update":{"_index":${js(index)},"_id":${js(id)},"_version":${existing.version},"result":"noop","_shards":{"total":0,"successful":0,"failed":0},"_seq_no":${existing.seq},"_primary_term":1,"status":200}}`,
+            status: 200,
+            error: false,
+          };
         }
         src = next;
         result = 'updated';
@@ -1744,12 +2335,18 @@ class EsEmulator {
     const status = existing ? 200 : 201;
     if (existing) this.counters.updated++;
     else this.counters.created++;
-    return { json: `{"${action}":{"_index":${js(index)},"_id":${js(id)},"_version":${version},"result":"${result}",${forcedJson}"_shards":${this.shardsJson(idx)},"_seq_no":${seq},"_primary_term":1,"status":${status}}}`, status, error: false };
+    return {
+      json: `{"${action}":{"_index":${js(index)},"_id":${js(id)},"_version":${version},"result":"${result}",${forcedJson}"_shards":${this.shardsJson(idx)},"_seq_no":${seq},"_primary_term":1,"status":${status}}}`,
+      status,
+      error: false,
+    };
   }
 
   /** PUT/POST /<index>/_doc/<id>, /_create/<id>, DELETE /<index>/_doc/<id>: one-item bulk semantics. */
   private singleDoc(ctx: ReqCtx, index: string, id: string | undefined, action: 'create' | 'index' | 'delete'): Reply {
-    this.requireWrite(ctx, action === 'delete' ? 'indices:data/write/delete' : 'indices:data/write/index', { index: action === 'delete' ? 'delete,write,all' : 'create_doc,create,index,write,all' });
+    this.requireWrite(ctx, action === 'delete' ? 'indices:data/write/delete' : 'indices:data/write/index', {
+      index: action === 'delete' ? 'delete,write,all' : 'create_doc,create,index,write,all',
+    });
     let source: string | undefined;
     if (action !== 'delete') {
       if (ctx.body.length === 0) fail(400, 'action_request_validation_exception', 'Validation Failed: 1: source is missing;');
@@ -1761,7 +2358,10 @@ class EsEmulator {
     if (id !== undefined) meta._id = id;
     const r = this.applyOp(action, index, meta, source, false, refresh === '' || refresh === 'true', touched, ctx.principal ?? undefined);
     const now = Date.now();
-    for (const idx of touched) { if (refresh === '' || refresh === 'true' || refresh === 'wait_for') this.refreshIndex(idx); else idx.writes.push([idx.seq, now]); }
+    for (const idx of touched) {
+      if (refresh === '' || refresh === 'true' || refresh === 'wait_for') this.refreshIndex(idx);
+      else idx.writes.push([idx.seq, now]);
+    }
     const item = JSON.parse(r.json) as Record<string, Obj>;
     const inner = Object.values(item)[0]!;
     if (r.error) return errorReply(r.status, inner.error as ErrObj);
@@ -1774,7 +2374,10 @@ class EsEmulator {
     if (!idx) return errorReply(404, indexNotFound(index));
     const d = idx.docs.get(id);
     if (!d) return jsonReply(404, `{"_index":${js(index)},"_id":${js(id)},"found":false}`);
-    return jsonReply(200, `{"_index":${js(index)},"_id":${js(id)},"_version":${d.version},"_seq_no":${d.seq},"_primary_term":1,"found":true,"_source":${d.src}}`);
+    return jsonReply(
+      200,
+      `{"_index":${js(index)},"_id":${js(id)},"_version":${d.version},"_seq_no":${d.seq},"_primary_term":1,"found":true,"_source":${d.src}}`,
+    );
   }
 
   // ----- index APIs -------------------------------------------------------------------------------
@@ -1783,7 +2386,19 @@ class EsEmulator {
     const list = this.resolve(expr);
     const out: Obj = {};
     for (const idx of list) {
-      out[idx.name] = { aliases: {}, mappings: idx.mappings, settings: { index: { ...(nestSettings(idx.settings).index as Obj), uuid: idx.uuid, creation_date: String(idx.createdAt), provided_name: idx.name, version: { created: this.es ? '8512000' : '136377827' } } } };
+      out[idx.name] = {
+        aliases: {},
+        mappings: idx.mappings,
+        settings: {
+          index: {
+            ...(nestSettings(idx.settings).index as Obj),
+            uuid: idx.uuid,
+            creation_date: String(idx.createdAt),
+            provided_name: idx.name,
+            version: { created: this.es ? '8512000' : '136377827' },
+          },
+        },
+      };
     }
     return jsonReply(200, out);
   }
@@ -1810,14 +2425,15 @@ class EsEmulator {
         const have = getOwn(cur, f);
         if (!isObj(have) || !isObj(def)) continue;
         const path = prefix ? `${prefix}.${f}` : f;
-        const a = String(have.type ?? 'object'), b = String(def.type ?? 'object');
+        const a = String(have.type ?? 'object'),
+          b = String(def.type ?? 'object');
         if (a !== b) fail(400, 'illegal_argument_exception', `mapper [${path}] cannot be changed from type [${a}] to [${b}]`);
         conflicts(have.properties as Obj | undefined, def.properties as Obj | undefined, path);
       }
     };
     for (const idx of list) conflicts((idx.mappings as Obj).properties as Obj | undefined, body.properties as Obj | undefined, '');
     for (const idx of list) {
-      mergeMappings(idx.mappings as Obj, body);
+      mergeMappings(idx.mappings, body);
       idx.fieldCount = countFields((idx.mappings as Obj).properties);
     }
     return jsonReply(200, { acknowledged: true });
@@ -1839,15 +2455,26 @@ class EsEmulator {
       const replicas = Number(idx.settings['index.number_of_replicas'] ?? 1);
       const size = formatBytes(idx.bytes * 1.2);
       const row: Record<string, string> = {
-        health: replicas > 0 ? 'yellow' : 'green', status: 'open', index: idx.name, uuid: idx.uuid,
-        pri: idx.settings['index.number_of_shards'] ?? '1', rep: String(replicas), 'docs.count': String(this.visibleCount(idx)), 'docs.deleted': '0',
-        'store.size': size, 'pri.store.size': size,
+        health: replicas > 0 ? 'yellow' : 'green',
+        status: 'open',
+        index: idx.name,
+        uuid: idx.uuid,
+        pri: idx.settings['index.number_of_shards'] ?? '1',
+        rep: String(replicas),
+        'docs.count': String(this.visibleCount(idx)),
+        'docs.deleted': '0',
+        'store.size': size,
+        'pri.store.size': size,
       };
       if (this.es) row['dataset.size'] = size;
       return row;
     });
     const h = ctx.query.get('h');
-    const cols = h ? h.split(',').map((c) => c.trim()) : rows[0] ? Object.keys(rows[0]) : ['health', 'status', 'index', 'uuid', 'pri', 'rep', 'docs.count', 'docs.deleted', 'store.size', 'pri.store.size'];
+    const cols = h
+      ? h.split(',').map((c) => c.trim())
+      : rows[0]
+        ? Object.keys(rows[0])
+        : ['health', 'status', 'index', 'uuid', 'pri', 'rep', 'docs.count', 'docs.deleted', 'store.size', 'pri.store.size'];
     const s = ctx.query.get('s');
     if (s) {
       const [col, dir] = s.split(':') as [string, string | undefined];
@@ -1866,13 +2493,21 @@ class EsEmulator {
     const header = ctx.query.has('v') && ctx.query.get('v') !== 'false';
     const table = [...(header ? [cols] : []), ...projected.map((r) => cols.map((c) => String(r[c] ?? '')))];
     const widths = cols.map((_, k) => Math.max(...table.map((r) => r[k]!.length), 0));
-    const text = table.map((r) => r.map((v, k) => v.padEnd(widths[k]!)).join(' ').trimEnd()).join('\n');
+    const text = table
+      .map((r) =>
+        r
+          .map((v, k) => v.padEnd(widths[k]!))
+          .join(' ')
+          .trimEnd(),
+      )
+      .join('\n');
     return { status: 200, body: text ? `${text}\n` : '', contentType: 'text/plain; charset=UTF-8' };
   }
 
   private clusterHealth(ctx: ReqCtx, expr: string | undefined): Reply {
     const list = expr ? this.resolve(expr) : [...this.indices.values()];
-    let primaries = 0, unassigned = 0;
+    let primaries = 0,
+      unassigned = 0;
     for (const idx of list) {
       const p = Number(idx.settings['index.number_of_shards'] ?? 1);
       primaries += p;
@@ -1884,9 +2519,21 @@ class EsEmulator {
     const timedOut = want !== null && rank[status]! > (rank[want] ?? 2);
     const total = primaries + unassigned;
     return jsonReply(timedOut ? 408 : 200, {
-      cluster_name: this.clusterName, status, timed_out: timedOut, number_of_nodes: 1, number_of_data_nodes: 1, active_primary_shards: primaries,
-      active_shards: primaries, relocating_shards: 0, initializing_shards: 0, unassigned_shards: unassigned, ...(this.es ? { unassigned_primary_shards: 0 } : {}),
-      delayed_unassigned_shards: 0, number_of_pending_tasks: 0, number_of_in_flight_fetch: 0, task_max_waiting_in_queue_millis: 0,
+      cluster_name: this.clusterName,
+      status,
+      timed_out: timedOut,
+      number_of_nodes: 1,
+      number_of_data_nodes: 1,
+      active_primary_shards: primaries,
+      active_shards: primaries,
+      relocating_shards: 0,
+      initializing_shards: 0,
+      unassigned_shards: unassigned,
+      ...(this.es ? { unassigned_primary_shards: 0 } : {}),
+      delayed_unassigned_shards: 0,
+      number_of_pending_tasks: 0,
+      number_of_in_flight_fetch: 0,
+      task_max_waiting_in_queue_millis: 0,
       active_shards_percent_as_number: total === 0 ? 100.0 : (primaries / total) * 100,
     });
   }
@@ -1894,7 +2541,13 @@ class EsEmulator {
   // ----- security APIs ----------------------------------------------------------------------------
 
   private securityDisabled(): Reply {
-    return errorReply(500, errObj('exception', 'Security must be explicitly enabled when using a [basic] license. Enable security by setting [xpack.security.enabled] to [true] in the elasticsearch.yml file and restart the node.'));
+    return errorReply(
+      500,
+      errObj(
+        'exception',
+        'Security must be explicitly enabled when using a [basic] license. Enable security by setting [xpack.security.enabled] to [true] in the elasticsearch.yml file and restart the node.',
+      ),
+    );
   }
 
   private hasPrivileges(ctx: ReqCtx): Reply {
@@ -1906,14 +2559,20 @@ class EsEmulator {
     const granted = (priv: string) => (p.createOnly ? createPrivs.has(priv) : !p.readOnly || readPrivs.has(priv));
     let all = true;
     const cluster: Record<string, boolean> = {};
-    for (const c of (Array.isArray(body.cluster) ? body.cluster : []) as string[]) { cluster[c] = granted(c); all &&= cluster[c]!; }
+    for (const c of (Array.isArray(body.cluster) ? body.cluster : []) as string[]) {
+      cluster[c] = granted(c);
+      all &&= cluster[c];
+    }
     const index: Record<string, Record<string, boolean>> = {};
     for (const entry of (Array.isArray(body.index) ? body.index : []) as Obj[]) {
       const names = (Array.isArray(entry.names) ? entry.names : [entry.names]) as string[];
       for (const n of names) {
         const privs: Record<string, boolean> = index[n] ?? {};
         index[n] = privs;
-        for (const priv of (entry.privileges ?? []) as string[]) { privs[priv] = granted(priv); all &&= privs[priv]!; }
+        for (const priv of (entry.privileges ?? []) as string[]) {
+          privs[priv] = granted(priv);
+          all &&= privs[priv];
+        }
       }
     }
     return jsonReply(200, { username: p.name, has_all_requested: all, cluster, index, application: {} });
@@ -1923,8 +2582,16 @@ class EsEmulator {
     if (!this.securityEnabled) return this.securityDisabled();
     const p = ctx.principal!;
     return jsonReply(200, {
-      username: p.name, roles: [p.readOnly ? 'viewer' : 'superuser'], full_name: null, email: null, metadata: {}, enabled: true,
-      authentication_realm: { name: p.kind === 'api_key' ? '_es_api_key' : p.kind === 'token' ? '_service_account' : 'default_native', type: p.kind === 'api_key' ? '_es_api_key' : p.kind === 'token' ? '_service_account' : 'native' },
+      username: p.name,
+      roles: [p.readOnly ? 'viewer' : 'superuser'],
+      full_name: null,
+      email: null,
+      metadata: {},
+      enabled: true,
+      authentication_realm: {
+        name: p.kind === 'api_key' ? '_es_api_key' : p.kind === 'token' ? '_service_account' : 'default_native',
+        type: p.kind === 'api_key' ? '_es_api_key' : p.kind === 'token' ? '_service_account' : 'native',
+      },
       lookup_realm: { name: 'default_native', type: 'native' },
       authentication_type: p.kind === 'api_key' ? 'api_key' : p.kind === 'token' ? 'token' : 'realm',
       ...(p.kind === 'api_key' ? { api_key: { id: p.apiKeyId, name: p.name } } : {}),
@@ -1947,7 +2614,10 @@ class EsEmulator {
     for (const idx of list) {
       this.catchUpRefresh(idx, true);
       const pred = compileQuery(body.query ?? { match_all: {} }, idx.mappings);
-      if (pred.matchAll) { count += this.visibleCount(idx); continue; }
+      if (pred.matchAll) {
+        count += this.visibleCount(idx);
+        continue;
+      }
       for (const [id, d] of idx.docs) {
         if (d.seq >= idx.refreshedSeq) continue;
         if (pred.test(id, d)) count++;
@@ -1963,7 +2633,13 @@ class EsEmulator {
     const known = ['query', 'size', 'from', 'sort', '_source', 'track_total_hits', 'timeout', 'version', 'seq_no_primary_term', 'track_scores'];
     for (const k of Object.keys(body)) {
       if (k === 'aggs' || k === 'aggregations') fail(400, 'illegal_argument_exception', 'aggregations are not supported by the auditship test server');
-      if (!known.includes(k)) fail(400, 'parsing_exception', `Unknown key for a ${isObj(body[k]) ? 'START_OBJECT' : Array.isArray(body[k]) ? 'START_ARRAY' : 'VALUE_STRING'} in [${k}].`, { line: 1, col: 2 });
+      if (!known.includes(k))
+        fail(
+          400,
+          'parsing_exception',
+          `Unknown key for a ${isObj(body[k]) ? 'START_OBJECT' : Array.isArray(body[k]) ? 'START_ARRAY' : 'VALUE_STRING'} in [${k}].`,
+          { line: 1, col: 2 },
+        );
     }
     if (ctx.query.get('q') !== null) fail(400, 'illegal_argument_exception', 'the q= query string parameter is not supported by the auditship test server');
     const size = Number(ctx.query.get('size') ?? body.size ?? 10);
@@ -1971,13 +2647,35 @@ class EsEmulator {
     const list = this.resolve(expr, { ignoreUnavailable: ctx.query.get('ignore_unavailable') === 'true' });
     const window = from + size;
     if (window > this.maxResultWindow) {
-      const cause = errObj('illegal_argument_exception', `Result window is too large, from + size must be less than or equal to: [${this.maxResultWindow}] but was [${window}]. See the scroll api for a more efficient way to request large data sets. This limit can be set by changing the [index.max_result_window] index level setting.`);
-      throw new HttpError(errorReply(400, errObj('search_phase_execution_exception', 'all shards failed', { phase: 'query', grouped: true, failed_shards: [] }, cause), [cause]));
+      const cause = errObj(
+        'illegal_argument_exception',
+        `Result window is too large, from + size must be less than or equal to: [${this.maxResultWindow}] but was [${window}]. See the scroll api for a more efficient way to request large data sets. This limit can be set by changing the [index.max_result_window] index level setting.`,
+      );
+      throw new HttpError(
+        errorReply(400, errObj('search_phase_execution_exception', 'all shards failed', { phase: 'query', grouped: true, failed_shards: [] }, cause), [cause]),
+      );
     }
-    let sortSpec = normalizeSort(body.sort ?? (ctx.query.get('sort') ? ctx.query.get('sort')!.split(',').map((s) => { const [f, o] = s.split(':'); return { [f!]: { order: o ?? 'asc' } }; }) : undefined));
+    let sortSpec = normalizeSort(
+      body.sort ??
+        (ctx.query.get('sort')
+          ? ctx.query
+              .get('sort')!
+              .split(',')
+              .map((s) => {
+                const [f, o] = s.split(':');
+                return { [f!]: { order: o ?? 'asc' } };
+              })
+          : undefined),
+    );
     const ttRaw = ctx.query.get('track_total_hits') ?? body.track_total_hits;
-    const trackTotal = ttRaw === undefined || ttRaw === null ? 10000 : ttRaw === true || ttRaw === 'true' ? Infinity : ttRaw === false || ttRaw === 'false' ? -1 : Number(ttRaw);
-    interface Hit { idx: IndexState; id: string; doc: Doc; keys: unknown[] }
+    const trackTotal =
+      ttRaw === undefined || ttRaw === null ? 10000 : ttRaw === true || ttRaw === 'true' ? Infinity : ttRaw === false || ttRaw === 'false' ? -1 : Number(ttRaw);
+    interface Hit {
+      idx: IndexState;
+      id: string;
+      doc: Doc;
+      keys: unknown[];
+    }
     const hits: Hit[] = [];
     for (const s of sortSpec) {
       if (s.field === '_doc' || s.field === '_score') continue;
@@ -1988,13 +2686,27 @@ class EsEmulator {
         anyMapped = true;
         const t = f.node.type ?? 'object';
         if (t === 'text' || t === 'match_only_text') {
-          const cause = errObj('illegal_argument_exception', `Fielddata is disabled on [${s.field}] in [${idx.name}]. Text fields are not optimised for operations that require per-document field data like aggregations and sorting, so these operations are disabled by default. Please use a keyword field instead. Alternatively, set fielddata=true on [${s.field}] in order to load field data by uninverting the inverted index. Note that this can use significant memory.`);
-          throw new HttpError(errorReply(400, errObj('search_phase_execution_exception', 'all shards failed', { phase: 'query', grouped: true, failed_shards: [] }, cause), [cause]));
+          const cause = errObj(
+            'illegal_argument_exception',
+            `Fielddata is disabled on [${s.field}] in [${idx.name}]. Text fields are not optimised for operations that require per-document field data like aggregations and sorting, so these operations are disabled by default. Please use a keyword field instead. Alternatively, set fielddata=true on [${s.field}] in order to load field data by uninverting the inverted index. Note that this can use significant memory.`,
+          );
+          throw new HttpError(
+            errorReply(400, errObj('search_phase_execution_exception', 'all shards failed', { phase: 'query', grouped: true, failed_shards: [] }, cause), [
+              cause,
+            ]),
+          );
         }
       }
       if (!anyMapped && list.length > 0 && !s.unmappedType) {
-        const cause = errObj('query_shard_exception', `No mapping found for [${s.field}] in order to sort on`, { index_uuid: list[0]!.uuid, index: list[0]!.name });
-        throw new HttpError(errorReply(400, errObj('search_phase_execution_exception', 'all shards failed', { phase: 'query', grouped: true, failed_shards: [] }, cause), [cause]));
+        const cause = errObj('query_shard_exception', `No mapping found for [${s.field}] in order to sort on`, {
+          index_uuid: list[0]!.uuid,
+          index: list[0]!.name,
+        });
+        throw new HttpError(
+          errorReply(400, errObj('search_phase_execution_exception', 'all shards failed', { phase: 'query', grouped: true, failed_shards: [] }, cause), [
+            cause,
+          ]),
+        );
       }
     }
     sortSpec = sortSpec.filter((s) => s.field !== '_score');
@@ -2043,7 +2755,8 @@ class EsEmulator {
     const parts = page.map((h) => {
       let source = h.doc.src;
       if (srcFilter === false) source = '';
-      else if (Array.isArray(srcFilter) || typeof srcFilter === 'string') source = js(filterSource(JSON.parse(source), Array.isArray(srcFilter) ? srcFilter as string[] : [srcFilter]));
+      else if (Array.isArray(srcFilter) || typeof srcFilter === 'string')
+        source = js(filterSource(JSON.parse(source), Array.isArray(srcFilter) ? (srcFilter as string[]) : [srcFilter]));
       const sortJson = sortSpec.length ? `,"sort":${js(h.keys.map((k) => (k === undefined ? null : k)))}` : '';
       const ver = body.version === true ? `,"_version":${h.doc.version}` : '';
       const seq = body.seq_no_primary_term === true ? `,"_seq_no":${h.doc.seq},"_primary_term":1` : '';
@@ -2053,10 +2766,16 @@ class EsEmulator {
     let totalJson = '';
     if (trackTotal >= 0) {
       const capped = total > trackTotal;
-      totalJson = ctx.query.get('rest_total_hits_as_int') === 'true' ? `"total":${total},` : `"total":{"value":${capped ? trackTotal : total},"relation":"${capped ? 'gte' : 'eq'}"},`;
+      totalJson =
+        ctx.query.get('rest_total_hits_as_int') === 'true'
+          ? `"total":${total},`
+          : `"total":{"value":${capped ? trackTotal : total},"relation":"${capped ? 'gte' : 'eq'}"},`;
     }
     const maxScore = sortSpec.length || total === 0 ? 'null' : '1.0';
-    return { status: 200, body: `{"took":${Date.now() - started},"timed_out":false,"_shards":{"total":${shards},"successful":${shards},"skipped":0,"failed":0},"hits":{${totalJson}"max_score":${maxScore},"hits":[${parts.join(',')}]}}` };
+    return {
+      status: 200,
+      body: `{"took":${Date.now() - started},"timed_out":false,"_shards":{"total":${shards},"successful":${shards},"skipped":0,"failed":0},"hits":{${totalJson}"max_score":${maxScore},"hits":[${parts.join(',')}]}}`,
+    };
   }
 
   // ----- /_test -----------------------------------------------------------------------------------
@@ -2070,11 +2789,17 @@ class EsEmulator {
       return v;
     };
     try {
-      if (p === '/_test/faults' && method === 'POST') return jsonReply(200, this.setFaults(parse() as FaultSettings));
+      if (p === '/_test/faults' && method === 'POST') return jsonReply(200, this.setFaults(parse()));
       if (p === '/_test/faults' && method === 'GET') return jsonReply(200, this.faults);
       if (p === '/_test/stats' && method === 'GET') return jsonReply(200, this.stats());
-      if (p === '/_test/reset' && method === 'POST') { this.reset(); return jsonReply(200, { acknowledged: true }); }
-      if (p === '/_test/refresh' && method === 'POST') { for (const idx of this.indices.values()) this.refreshIndex(idx); return jsonReply(200, { acknowledged: true }); }
+      if (p === '/_test/reset' && method === 'POST') {
+        this.reset();
+        return jsonReply(200, { acknowledged: true });
+      }
+      if (p === '/_test/refresh' && method === 'POST') {
+        for (const idx of this.indices.values()) this.refreshIndex(idx);
+        return jsonReply(200, { acknowledged: true });
+      }
       const dm = /^\/_test\/docs\/([^/]+)$/.exec(p);
       if (dm && method === 'GET') {
         const idx = this.indices.get(decodeURIComponent(dm[1]!));
@@ -2111,7 +2836,6 @@ interface DocCtx {
   added: number;
 }
 
-
 function lookupChild(ctx: DocCtx, parent: MNode, name: string): MNode | undefined {
   const props = parent.properties;
   if (props !== undefined && hasOwn(props, name)) return props[name];
@@ -2126,7 +2850,9 @@ function walkObject(ctx: DocCtx, obj: Obj, node: MNode, path: string, dyn: Dyn):
     ctx.rawPath.push(key);
     const value = obj[key];
     if (key.length === 0 || key.trim().length === 0) {
-      throw new DocFailure(ctx.emu.docParseError(ctx, key.length === 0 ? 'field name cannot be an empty string' : 'field name cannot contain only whitespace: [' + key + ']'));
+      throw new DocFailure(
+        ctx.emu.docParseError(ctx, key.length === 0 ? 'field name cannot be an empty string' : 'field name cannot contain only whitespace: [' + key + ']'),
+      );
     }
     if (key.indexOf('.') >= 0) walkDotted(ctx, key, value, node, path, dyn);
     else walkField(ctx, key, value, node, path, dyn);
@@ -2150,7 +2876,12 @@ function walkDotted(ctx: DocCtx, key: string, value: unknown, node: MNode, path:
       if (curDyn !== 'true') return;
       child = addDynamic(ctx, cur, seg, full, {}, curDyn);
     } else if (!isObjectNode(child)) {
-      throw new DocFailure(ctx.emu.docParseError(ctx, `Could not dynamically add mapping for field [${full}.${segs.slice(i + 1).join('.')}]. Existing mapping for [${full}] must be of type object but found [${child.type}].`));
+      throw new DocFailure(
+        ctx.emu.docParseError(
+          ctx,
+          `Could not dynamically add mapping for field [${full}.${segs.slice(i + 1).join('.')}]. Existing mapping for [${full}] must be of type object but found [${child.type}].`,
+        ),
+      );
     }
     if (child.enabled === false) return;
     cur = child;
@@ -2162,7 +2893,14 @@ function walkDotted(ctx: DocCtx, key: string, value: unknown, node: MNode, path:
 
 function strictError(ctx: DocCtx, name: string, parentPath: string): DocFailure {
   const e = ctx.emu;
-  return new DocFailure(e.docParseError(ctx, `mapping set to strict, dynamic introduction of [${name}] within [${parentPath || '_doc'}] is not allowed`, undefined, 'strict_dynamic_mapping_exception'));
+  return new DocFailure(
+    e.docParseError(
+      ctx,
+      `mapping set to strict, dynamic introduction of [${name}] within [${parentPath || '_doc'}] is not allowed`,
+      undefined,
+      'strict_dynamic_mapping_exception',
+    ),
+  );
 }
 
 function walkField(ctx: DocCtx, name: string, value: unknown, parent: MNode, parentPath: string, dyn: Dyn): void {
@@ -2185,7 +2923,10 @@ function walkField(ctx: DocCtx, name: string, value: unknown, parent: MNode, par
   const t = child.type;
   if (t === undefined || t === 'object' || t === 'nested') {
     if (child.enabled === false) return;
-    if (isObj(value)) { walkObject(ctx, value, child, full, dynOf(child.dynamic, dyn)); return; }
+    if (isObj(value)) {
+      walkObject(ctx, value, child, full, dynOf(child.dynamic, dyn));
+      return;
+    }
     throw new DocFailure(ctx.emu.docParseError(ctx, `object mapping for [${full}] tried to parse field [${name}] as object, but found a concrete value`));
   }
   checkLeaf(ctx, child, t, value, full);
@@ -2200,7 +2941,16 @@ function checkLeaf(ctx: DocCtx, node: MNode, t: string, value: unknown, full: st
   if (STRING_TYPES.has(t)) {
     if (typeof value === 'object') throw e.fieldError(ctx, full, t, value, startObjectCause(ctx));
     if (t === 'constant_keyword' && node.value !== undefined && String(value) !== String(node.value)) {
-      throw e.fieldError(ctx, full, t, value, errObj('illegal_argument_exception', `[constant_keyword] field [${full}] only accepts values that are equal to the value defined in the mappings [${String(node.value)}], but got [${String(value)}]`));
+      throw e.fieldError(
+        ctx,
+        full,
+        t,
+        value,
+        errObj(
+          'illegal_argument_exception',
+          `[constant_keyword] field [${full}] only accepts values that are equal to the value defined in the mappings [${String(node.value)}], but got [${String(value)}]`,
+        ),
+      );
     }
     return;
   }
@@ -2232,7 +2982,13 @@ function checkLeaf(ctx: DocCtx, node: MNode, t: string, value: unknown, full: st
     }
     if (typeof value === 'boolean') {
       if (node.ignore_malformed === true) return;
-      throw e.fieldError(ctx, full, t, value, errObj('illegal_argument_exception', `Current token (VALUE_${value ? 'TRUE' : 'FALSE'}) not numeric, can not use numeric value accessors`));
+      throw e.fieldError(
+        ctx,
+        full,
+        t,
+        value,
+        errObj('illegal_argument_exception', `Current token (VALUE_${value ? 'TRUE' : 'FALSE'}) not numeric, can not use numeric value accessors`),
+      );
     }
     throw e.fieldError(ctx, full, t, value, startObjectCause(ctx));
   }
@@ -2243,7 +2999,18 @@ function checkLeaf(ctx: DocCtx, node: MNode, t: string, value: unknown, full: st
       const format = typeof node.format === 'string' ? node.format : t === 'date' ? DEFAULT_DATE_FORMAT : DEFAULT_DATE_NANOS_FORMAT;
       if (parseDate(value, format) === null) {
         if (node.ignore_malformed === true) return;
-        throw e.fieldError(ctx, full, t, value, errObj('illegal_argument_exception', `failed to parse date field [${String(value)}] with format [${format}]`, undefined, errObj('date_time_parse_exception', 'Failed to parse with all enclosed parsers')));
+        throw e.fieldError(
+          ctx,
+          full,
+          t,
+          value,
+          errObj(
+            'illegal_argument_exception',
+            `failed to parse date field [${String(value)}] with format [${format}]`,
+            undefined,
+            errObj('date_time_parse_exception', 'Failed to parse with all enclosed parsers'),
+          ),
+        );
       }
       return;
     }
@@ -2251,7 +3018,13 @@ function checkLeaf(ctx: DocCtx, node: MNode, t: string, value: unknown, full: st
       if (value === true || value === false || value === 'true' || value === 'false' || value === '') return;
       if (typeof value === 'object') throw e.fieldError(ctx, full, t, value, startObjectCause(ctx));
       if (node.ignore_malformed === true) return;
-      throw e.fieldError(ctx, full, t, value, errObj('illegal_argument_exception', `Failed to parse value [${String(value)}] as only [true] or [false] are allowed.`));
+      throw e.fieldError(
+        ctx,
+        full,
+        t,
+        value,
+        errObj('illegal_argument_exception', `Failed to parse value [${String(value)}] as only [true] or [false] are allowed.`),
+      );
     }
     case 'ip': {
       if (typeof value === 'object') throw e.fieldError(ctx, full, t, value, startObjectCause(ctx));
@@ -2269,17 +3042,38 @@ function addDynamic(ctx: DocCtx, parent: MNode, name: string, full: string, valu
   const root = ctx.idx.mappings;
   let mtype: string;
   let node: MNode;
-  if (isObj(value)) { mtype = 'object'; node = { properties: Object.create(null) as Record<string, MNode> }; }
-  else if (typeof value === 'string') {
-    if (root.date_detection !== false && looksLikeDate(value, root.dynamic_date_formats)) { mtype = 'date'; node = { type: 'date' }; }
-    else if (root.numeric_detection === true && /^[+-]?\d+$/.test(value)) { mtype = 'long'; node = { type: 'long' }; }
-    else if (root.numeric_detection === true && /^[+-]?\d*\.\d+(?:[eE][+-]?\d+)?$/.test(value)) { mtype = 'double'; node = { type: 'float' }; }
-    else { mtype = 'string'; node = { type: 'text', fields: { keyword: { type: 'keyword', ignore_above: 256 } } }; }
+  if (isObj(value)) {
+    mtype = 'object';
+    node = { properties: Object.create(null) as Record<string, MNode> };
+  } else if (typeof value === 'string') {
+    if (root.date_detection !== false && looksLikeDate(value, root.dynamic_date_formats)) {
+      mtype = 'date';
+      node = { type: 'date' };
+    } else if (root.numeric_detection === true && /^[+-]?\d+$/.test(value)) {
+      mtype = 'long';
+      node = { type: 'long' };
+    } else if (root.numeric_detection === true && /^[+-]?\d*\.\d+(?:[eE][+-]?\d+)?$/.test(value)) {
+      mtype = 'double';
+      node = { type: 'float' };
+    } else {
+      mtype = 'string';
+      node = { type: 'text', fields: { keyword: { type: 'keyword', ignore_above: 256 } } };
+    }
   } else if (typeof value === 'number') {
-    if (Number.isInteger(value)) { mtype = 'long'; node = { type: 'long' }; }
-    else { mtype = 'double'; node = { type: 'float' }; }
-  } else if (typeof value === 'boolean') { mtype = 'boolean'; node = { type: 'boolean' }; }
-  else { mtype = 'string'; node = { type: 'text', fields: { keyword: { type: 'keyword', ignore_above: 256 } } }; }
+    if (Number.isInteger(value)) {
+      mtype = 'long';
+      node = { type: 'long' };
+    } else {
+      mtype = 'double';
+      node = { type: 'float' };
+    }
+  } else if (typeof value === 'boolean') {
+    mtype = 'boolean';
+    node = { type: 'boolean' };
+  } else {
+    mtype = 'string';
+    node = { type: 'text', fields: { keyword: { type: 'keyword', ignore_above: 256 } } };
+  }
 
   const templates = root.dynamic_templates;
   if (Array.isArray(templates)) {
@@ -2306,7 +3100,11 @@ function addDynamic(ctx: DocCtx, parent: MNode, name: string, full: string, valu
       if (punmatch && m1(punmatch, full)) continue;
       if (!isObj(tdef.mapping)) continue;
       const dynType = mtype === 'string' ? 'text' : mtype === 'double' ? 'float' : mtype;
-      const sub = JSON.parse(js(tdef.mapping).replace(/\{name\}/g, name).replace(/\{dynamic_type\}/g, dynType)) as MNode;
+      const sub = JSON.parse(
+        js(tdef.mapping)
+          .replace(/\{name\}/g, name)
+          .replace(/\{dynamic_type\}/g, dynType),
+      ) as MNode;
       if (sub.type === undefined && mtype !== 'object') sub.type = node.type;
       if (mtype === 'object' && sub.type === undefined) sub.properties = Object.create(null) as Record<string, MNode>;
       node = sub;
@@ -2317,14 +3115,18 @@ function addDynamic(ctx: DocCtx, parent: MNode, name: string, full: string, valu
   const newFields = 1 + countFields(node.fields);
   const limit = Number(ctx.idx.settings['index.mapping.total_fields.limit'] ?? ctx.emu.totalFieldsLimit);
   if (ctx.idx.fieldCount + ctx.added + newFields > limit) {
-    const msg = ctx.emu.es ? `Limit of total fields [${limit}] has been exceeded while adding new fields [${newFields}]` : `Limit of total fields [${limit}] in index [${ctx.idx.name}] has been exceeded`;
-    throw new DocFailure(ctx.emu.es ? ctx.emu.docParseError(ctx, `failed to parse: ${msg}`, errObj('illegal_argument_exception', msg)) : errObj('illegal_argument_exception', msg));
+    const msg = ctx.emu.es
+      ? `Limit of total fields [${limit}] has been exceeded while adding new fields [${newFields}]`
+      : `Limit of total fields [${limit}] in index [${ctx.idx.name}] has been exceeded`;
+    throw new DocFailure(
+      ctx.emu.es ? ctx.emu.docParseError(ctx, `failed to parse: ${msg}`, errObj('illegal_argument_exception', msg)) : errObj('illegal_argument_exception', msg),
+    );
   }
   ctx.added += newFields;
   if (isObjectNode(node)) (ctx.fresh ??= new Set()).add(node);
   if (ctx.fresh !== null && ctx.fresh.has(parent)) {
     parent.properties ??= Object.create(null) as Record<string, MNode>;
-    setOwn(parent.properties as Obj, name, node);
+    setOwn(parent.properties, name, node);
   } else {
     (ctx.deferred ??= []).push({ parent, name, node });
   }
@@ -2389,9 +3191,15 @@ function skipValue(s: string, i: number): number {
     let depth = 0;
     while (i < s.length) {
       const d = s[i];
-      if (d === '"') { i = skipString(s, i); continue; }
+      if (d === '"') {
+        i = skipString(s, i);
+        continue;
+      }
       if (d === '{' || d === '[') depth++;
-      else if (d === '}' || d === ']') { depth--; if (depth === 0) return i + 1; }
+      else if (d === '}' || d === ']') {
+        depth--;
+        if (depth === 0) return i + 1;
+      }
       i++;
     }
     return i;
@@ -2418,7 +3226,11 @@ function locateColumn(raw: string, path: (string | number)[]): number {
       while (i < raw.length && raw[i] !== '}') {
         const end = skipString(raw, i);
         let key: string;
-        try { key = JSON.parse(raw.slice(i, end)) as string; } catch { key = ''; }
+        try {
+          key = JSON.parse(raw.slice(i, end)) as string;
+        } catch {
+          key = '';
+        }
         i = skipWs(raw, end);
         if (raw[i] === ':') i = skipWs(raw, i + 1);
         if (key === seg) found = i;
@@ -2436,20 +3248,34 @@ function locateColumn(raw: string, path: (string | number)[]): number {
 // Queries
 // ---------------------------------------------------------------------------------------------------
 
-interface Compiled { matchAll: boolean; test: (id: string, doc: Doc) => boolean }
+interface Compiled {
+  matchAll: boolean;
+  test: (id: string, doc: Doc) => boolean;
+}
 type SrcPred = (id: string, src: () => unknown) => boolean;
 
-interface SortSpec { field: string; order: 'asc' | 'desc'; missingFirst: boolean; unmappedType?: string }
+interface SortSpec {
+  field: string;
+  order: 'asc' | 'desc';
+  missingFirst: boolean;
+  unmappedType?: string;
+}
 
 function normalizeSort(sort: unknown): SortSpec[] {
   if (sort === undefined || sort === null) return [];
   const list = Array.isArray(sort) ? sort : [sort];
   const out: SortSpec[] = [];
   for (const s of list) {
-    if (typeof s === 'string') { out.push({ field: s, order: s === '_score' ? 'desc' : 'asc', missingFirst: false }); continue; }
+    if (typeof s === 'string') {
+      out.push({ field: s, order: s === '_score' ? 'desc' : 'asc', missingFirst: false });
+      continue;
+    }
     if (!isObj(s)) continue;
     for (const [field, spec] of Object.entries(s)) {
-      if (typeof spec === 'string') { out.push({ field, order: spec === 'desc' ? 'desc' : 'asc', missingFirst: false }); continue; }
+      if (typeof spec === 'string') {
+        out.push({ field, order: spec === 'desc' ? 'desc' : 'asc', missingFirst: false });
+        continue;
+      }
       const o = isObj(spec) ? spec : {};
       const order = o.order === 'desc' ? 'desc' : field === '_score' && o.order === undefined ? 'desc' : 'asc';
       out.push({ field, order, missingFirst: o.missing === '_first', ...(typeof o.unmapped_type === 'string' ? { unmappedType: o.unmapped_type } : {}) });
@@ -2460,9 +3286,11 @@ function normalizeSort(sort: unknown): SortSpec[] {
 
 /** Sort value of a document: min (asc) or max (desc) of the field's values; dates as epoch millis. */
 function sortKey(src: unknown, order: 'asc' | 'desc', type: string, path: string, format: string | undefined): number | string | null {
-  const conv = valuesAt(src, path).map((v) => toComparable(v, type, format)).filter((v) => v !== null) as (number | string)[];
+  const conv = valuesAt(src, path)
+    .map((v) => toComparable(v, type, format))
+    .filter((v) => v !== null);
   if (conv.length === 0) return null;
-  return conv.reduce((a, b) => (order === 'desc' ? (b > a ? b : a) : (b < a ? b : a)));
+  return conv.reduce((a, b) => (order === 'desc' ? (b > a ? b : a) : b < a ? b : a));
 }
 
 function toComparable(v: unknown, type: string, format?: string): number | string | null {
@@ -2489,22 +3317,28 @@ function badQuery(reason: string): never {
 /** Compiles a query for one index (its mapping decides how values compare). */
 function compileQuery(q: unknown, mappings: MNode): Compiled {
   if (!isObj(q)) badQuery('query malformed, must start with start_object');
-  const keys = Object.keys(q as Obj);
+  const keys = Object.keys(q);
   if (keys.length === 1 && keys[0] === 'match_all') return { matchAll: true, test: () => true };
-  const pred = compileNode(q as Obj, mappings);
+  const pred = compileNode(q, mappings);
   return {
     matchAll: false,
     test: (id, doc) => {
       let parsed: unknown;
       let done = false;
-      return pred(id, () => { if (!done) { parsed = JSON.parse(doc.src); done = true; } return parsed; });
+      return pred(id, () => {
+        if (!done) {
+          parsed = JSON.parse(doc.src);
+          done = true;
+        }
+        return parsed;
+      });
     },
   };
 }
 
 function fieldAndValue(body: unknown, kind: string): [string, Obj] {
   if (!isObj(body)) badQuery(`[${kind}] query malformed, no start_object after query name`);
-  const entries = Object.entries(body as Obj).filter(([k]) => k !== 'boost' && k !== '_name');
+  const entries = Object.entries(body).filter(([k]) => k !== 'boost' && k !== '_name');
   if (entries.length !== 1) badQuery(`[${kind}] query doesn't support multiple fields, found [${entries.map(([k]) => k).join('] and [')}]`);
   const [field, spec] = entries[0]!;
   return [field, isObj(spec) ? spec : { value: spec, query: spec }];
@@ -2521,8 +3355,10 @@ function compileNode(q: Obj, mappings: MNode): SrcPred {
     return { type: f.node.type ?? 'object', path: f.sourcePath, format: typeof f.node.format === 'string' ? f.node.format : undefined };
   };
   switch (kind) {
-    case 'match_all': return () => true;
-    case 'match_none': return () => false;
+    case 'match_all':
+      return () => true;
+    case 'match_none':
+      return () => false;
     case 'ids': {
       const values = new Set(asList(getOwn(body, 'values')).map(String));
       return (id) => values.has(id);
@@ -2537,12 +3373,15 @@ function compileNode(q: Obj, mappings: MNode): SrcPred {
         wanted = [spec.value];
       } else {
         if (!isObj(body)) badQuery('[terms] query malformed');
-        const entries = Object.entries(body as Obj).filter(([k]) => k !== 'boost' && k !== '_name');
+        const entries = Object.entries(body).filter(([k]) => k !== 'boost' && k !== '_name');
         if (entries.length !== 1 || !Array.isArray(entries[0]![1])) badQuery('[terms] query does not support [' + (entries[0]?.[0] ?? '') + ']');
         field = entries[0]![0];
         wanted = entries[0]![1] as unknown[];
       }
-      if (field === '_id') { const s = new Set(wanted.map(String)); return (id) => s.has(id); }
+      if (field === '_id') {
+        const s = new Set(wanted.map(String));
+        return (id) => s.has(id);
+      }
       if (field === '_index') return () => true;
       const info = fieldInfo(field);
       if (!info) return () => false;
@@ -2557,12 +3396,13 @@ function compileNode(q: Obj, mappings: MNode): SrcPred {
       if (info.type === 'text' || info.type === 'match_only_text') {
         const qt = analyze(String(query));
         const and = spec.operator === 'and' || spec.operator === 'AND' || kind === 'match_phrase';
-        return (_id, src) => valuesAt(src(), info.path).some((v) => {
-          if (typeof v !== 'string') return false;
-          const toks = analyze(v);
-          if (kind === 'match_phrase') return toks.join(' ').includes(qt.join(' ')) && qt.length > 0;
-          return and ? qt.every((t) => toks.includes(t)) : qt.some((t) => toks.includes(t));
-        });
+        return (_id, src) =>
+          valuesAt(src(), info.path).some((v) => {
+            if (typeof v !== 'string') return false;
+            const toks = analyze(v);
+            if (kind === 'match_phrase') return toks.join(' ').includes(qt.join(' ')) && qt.length > 0;
+            return and ? qt.every((t) => toks.includes(t)) : qt.some((t) => toks.includes(t));
+          });
       }
       return (_id, src) => valuesAt(src(), info.path).some((v) => valueEquals(v, query, info.type, info.format));
     }
@@ -2577,7 +3417,7 @@ function compileNode(q: Obj, mappings: MNode): SrcPred {
     case 'exists': {
       const field = getOwn(body, 'field');
       if (typeof field !== 'string') badQuery('[exists] must be provided with a [field]');
-      const info = fieldInfo(field as string);
+      const info = fieldInfo(field);
       if (!info) return () => false;
       return (_id, src) => valuesAt(src(), info.path).some((v) => v !== null);
     }
@@ -2586,7 +3426,7 @@ function compileNode(q: Obj, mappings: MNode): SrcPred {
       const info = fieldInfo(field);
       if (!info) return () => false;
       const isDate = info.type === 'date' || info.type === 'date_nanos';
-      const fmt = typeof spec.format === 'string' ? spec.format : info.format ?? DEFAULT_DATE_FORMAT;
+      const fmt = typeof spec.format === 'string' ? spec.format : (info.format ?? DEFAULT_DATE_FORMAT);
       const bound = (v: unknown, roundUp: boolean): number | string | null => {
         if (v === undefined || v === null) return null;
         if (isDate) {
@@ -2601,30 +3441,42 @@ function compileNode(q: Obj, mappings: MNode): SrcPred {
       const lte = bound(spec.lte ?? (spec.include_upper !== false ? spec.to : undefined), true);
       const lt = bound(spec.lt ?? (spec.include_upper === false ? spec.to : undefined), false);
       const textual = info.type === 'text';
-      return (_id, src) => valuesAt(src(), info.path).some((raw) => {
-        const cands = textual && typeof raw === 'string' ? analyze(raw) : [toComparable(raw, info.type, info.format)];
-        return cands.some((v) => {
-          if (v === null) return false;
-          if (gte !== null && !(v >= gte)) return false;
-          if (gt !== null && !(v > gt)) return false;
-          if (lte !== null && !(v <= lte)) return false;
-          if (lt !== null && !(v < lt)) return false;
-          return true;
+      return (_id, src) =>
+        valuesAt(src(), info.path).some((raw) => {
+          const cands = textual && typeof raw === 'string' ? analyze(raw) : [toComparable(raw, info.type, info.format)];
+          return cands.some((v) => {
+            if (v === null) return false;
+            if (gte !== null && !(v >= gte)) return false;
+            if (gt !== null && !(v > gt)) return false;
+            if (lte !== null && !(v <= lte)) return false;
+            if (lt !== null && !(v < lt)) return false;
+            return true;
+          });
         });
-      });
     }
     case 'bool': {
       if (!isObj(body)) badQuery('[bool] malformed query');
-      const b = body as Obj;
+      const b = body;
       for (const k of Object.keys(b)) {
         if (!['must', 'filter', 'should', 'must_not', 'minimum_should_match', 'boost', '_name'].includes(k)) badQuery(`[bool] query does not support [${k}]`);
       }
-      const comp = (v: unknown) => asList(v).map((x) => { if (!isObj(x)) badQuery('[bool] clause must be an object'); return compileNode(x as Obj, mappings); });
+      const comp = (v: unknown) =>
+        asList(v).map((x) => {
+          if (!isObj(x)) badQuery('[bool] clause must be an object');
+          return compileNode(x, mappings);
+        });
       const must = [...comp(b.must), ...comp(b.filter)];
       const should = comp(b.should);
       const mustNot = comp(b.must_not);
       const msmRaw = b.minimum_should_match;
-      const msm = msmRaw !== undefined ? Number(String(msmRaw).replace('%', '')) * (String(msmRaw).endsWith('%') ? should.length / 100 : 1) : must.length > 0 ? 0 : should.length > 0 ? 1 : 0;
+      const msm =
+        msmRaw !== undefined
+          ? Number(String(msmRaw).replace('%', '')) * (String(msmRaw).endsWith('%') ? should.length / 100 : 1)
+          : must.length > 0
+            ? 0
+            : should.length > 0
+              ? 1
+              : 0;
       return (id, src) => {
         for (const p of must) if (!p(id, src)) return false;
         for (const p of mustNot) if (p(id, src)) return false;
@@ -2638,22 +3490,34 @@ function compileNode(q: Obj, mappings: MNode): SrcPred {
     }
     case 'constant_score': {
       const filter = getOwn(body, 'filter');
-      if (!isObj(filter)) badQuery('[constant_score] requires a \'filter\' element');
-      return compileNode(filter as Obj, mappings);
+      if (!isObj(filter)) badQuery("[constant_score] requires a 'filter' element");
+      return compileNode(filter, mappings);
     }
     default:
-      throw new HttpError(errorReply(400, errObj('parsing_exception', `unknown query [${kind}]`, { line: 1, col: 1 }, errObj('named_object_not_found_exception', `[1:1] unknown field [${kind}]`))));
+      throw new HttpError(
+        errorReply(
+          400,
+          errObj(
+            'parsing_exception',
+            `unknown query [${kind}]`,
+            { line: 1, col: 1 },
+            errObj('named_object_not_found_exception', `[1:1] unknown field [${kind}]`),
+          ),
+        ),
+      );
   }
 }
 
 function valueEquals(docValue: unknown, q: unknown, type: string, format?: string): boolean {
   if (docValue === null || docValue === undefined || typeof docValue === 'object') return false;
   switch (type) {
-    case 'text': case 'match_only_text':
+    case 'text':
+    case 'match_only_text':
       return typeof docValue === 'string' && analyze(docValue).includes(String(q));
     case 'ip':
       return ipMatches(docValue, q);
-    case 'date': case 'date_nanos': {
+    case 'date':
+    case 'date_nanos': {
       const a = parseDate(docValue, format ?? DEFAULT_DATE_FORMAT);
       const b = typeof q === 'string' || typeof q === 'number' ? dateMath(q, format ?? DEFAULT_DATE_FORMAT, false) : null;
       return a !== null && a === b;
@@ -2681,7 +3545,12 @@ export async function startEsServer(options: EsServerOptions = {}): Promise<EsSe
   server.keepAliveTimeout = 0;
   server.requestTimeout = 0;
   server.on('request', (req, res) => {
-    emu.handle(req, res).catch(() => { if (!res.headersSent) { res.statusCode = 500; res.end(); } });
+    emu.handle(req, res).catch(() => {
+      if (!res.headersSent) {
+        res.statusCode = 500;
+        res.end();
+      }
+    });
   });
   server.on('checkContinue', (req, res) => {
     const declared = Number(req.headers['content-length'] ?? -1);
@@ -2694,9 +3563,14 @@ export async function startEsServer(options: EsServerOptions = {}): Promise<EsSe
     res.writeContinue();
     server.emit('request', req, res);
   });
-  server.on('clientError', (_err, socket) => { socket.destroy(); });
+  server.on('clientError', (_err, socket) => {
+    socket.destroy();
+  });
   const sockets = new Set<Socket>();
-  server.on('connection', (s: Socket) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
@@ -2713,10 +3587,11 @@ export async function startEsServer(options: EsServerOptions = {}): Promise<EsSe
     setFaults: (f) => emu.setFaults(f),
     reset: () => emu.reset(),
     control: async (cmd) => emu.control(cmd),
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -2727,30 +3602,87 @@ export async function startEsServer(options: EsServerOptions = {}): Promise<EsSe
 function parseArgs(argv: string[]): EsServerOptions {
   const o: EsServerOptions = {};
   const auth: Required<EsAuthOptions> = { users: [], apiKeys: [], bearerTokens: [] };
-  const split = (v: string): [string, string] => { const k = v.indexOf(':'); if (k < 0) throw new Error(`expected a:b, got ${v}`); return [v.slice(0, k), v.slice(k + 1)]; };
+  const split = (v: string): [string, string] => {
+    const k = v.indexOf(':');
+    if (k < 0) throw new Error(`expected a:b, got ${v}`);
+    return [v.slice(0, k), v.slice(k + 1)];
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    const next = (): string => { const v = argv[++i]; if (v === undefined) throw new Error(`${a} needs a value`); return v; };
+    const next = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
     switch (a) {
-      case '--port': o.port = Number(next()); break;
-      case '--host': o.host = next(); break;
-      case '--flavor': { const f = next(); if (f !== 'elasticsearch' && f !== 'opensearch') throw new Error(`--flavor elasticsearch|opensearch, got ${f}`); o.flavor = f; break; }
-      case '--version': o.version = next(); break;
-      case '--user': { const [u, p] = split(next()); auth.users.push({ username: u, password: p }); break; }
-      case '--read-only-user': { const [u, p] = split(next()); auth.users.push({ username: u, password: p, readOnly: true }); break; }
-      case '--create-only-user': { const [u, p] = split(next()); auth.users.push({ username: u, password: p, createOnly: true }); break; }
-      case '--api-key': { const [id, key] = split(next()); auth.apiKeys.push({ id, key }); break; }
-      case '--read-only-api-key': { const [id, key] = split(next()); auth.apiKeys.push({ id, key, readOnly: true }); break; }
-      case '--bearer': auth.bearerTokens.push({ token: next() }); break;
-      case '--max-content-length': o.maxContentLength = next(); break;
-      case '--refresh': { const r = next(); if (r !== 'nrt' && r !== 'immediate') throw new Error('--refresh nrt|immediate'); o.refresh = r; break; }
-      case '--destructive-requires-name': o.destructiveRequiresName = next() === 'true'; break;
-      case '--options': Object.assign(o, JSON.parse(next()) as EsServerOptions); break;
-      default: throw new Error(`unknown argument ${a}`);
+      case '--port':
+        o.port = Number(next());
+        break;
+      case '--host':
+        o.host = next();
+        break;
+      case '--flavor': {
+        const f = next();
+        if (f !== 'elasticsearch' && f !== 'opensearch') throw new Error(`--flavor elasticsearch|opensearch, got ${f}`);
+        o.flavor = f;
+        break;
+      }
+      case '--version':
+        o.version = next();
+        break;
+      case '--user': {
+        const [u, p] = split(next());
+        auth.users.push({ username: u, password: p });
+        break;
+      }
+      case '--read-only-user': {
+        const [u, p] = split(next());
+        auth.users.push({ username: u, password: p, readOnly: true });
+        break;
+      }
+      case '--create-only-user': {
+        const [u, p] = split(next());
+        auth.users.push({ username: u, password: p, createOnly: true });
+        break;
+      }
+      case '--api-key': {
+        const [id, key] = split(next());
+        auth.apiKeys.push({ id, key });
+        break;
+      }
+      case '--read-only-api-key': {
+        const [id, key] = split(next());
+        auth.apiKeys.push({ id, key, readOnly: true });
+        break;
+      }
+      case '--bearer':
+        auth.bearerTokens.push({ token: next() });
+        break;
+      case '--max-content-length':
+        o.maxContentLength = next();
+        break;
+      case '--refresh': {
+        const r = next();
+        if (r !== 'nrt' && r !== 'immediate') throw new Error('--refresh nrt|immediate');
+        o.refresh = r;
+        break;
+      }
+      case '--destructive-requires-name':
+        o.destructiveRequiresName = next() === 'true';
+        break;
+      case '--options':
+        Object.assign(o, JSON.parse(next()) as EsServerOptions);
+        break;
+      default:
+        throw new Error(`unknown argument ${a}`);
     }
   }
   if (auth.users.length || auth.apiKeys.length || auth.bearerTokens.length) {
-    o.auth = { users: [...(o.auth?.users ?? []), ...auth.users], apiKeys: [...(o.auth?.apiKeys ?? []), ...auth.apiKeys], bearerTokens: [...(o.auth?.bearerTokens ?? []), ...auth.bearerTokens] };
+    o.auth = {
+      users: [...(o.auth?.users ?? []), ...auth.users],
+      apiKeys: [...(o.auth?.apiKeys ?? []), ...auth.apiKeys],
+      bearerTokens: [...(o.auth?.bearerTokens ?? []), ...auth.bearerTokens],
+    };
   }
   return o;
 }
@@ -2766,7 +3698,9 @@ if (isMain) {
   }
   const handle = await startEsServer(opts);
   process.stdout.write(`${js({ url: handle.url, flavor: handle.flavor, version: handle.version, pid: process.pid })}\n`);
-  const stop = () => { void handle.close().then(() => process.exit(0)); };
+  const stop = () => {
+    void handle.close().then(() => process.exit(0));
+  };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }

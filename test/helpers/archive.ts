@@ -10,13 +10,38 @@ import { Decompress } from 'fzstd';
 import { DuckDBInstance } from '@duckdb/node-api';
 
 export interface Entry {
-  v: number; writer: string; seq: number; key: string; form: string; size: number; sha256: string; md5: string; etag: string;
-  storage_class: string; compression?: string; source: { kind: string; server: string; name: string; location: string; fingerprint: string; size?: number };
-  range: { start: number; end: number }; events?: number; dataset?: string; rows?: number; lines?: number; first_event_time?: string | null; last_event_time?: string | null;
-  content_sha256?: string; supersedes?: string; object_lock?: { mode: string; retain_until: string }; sse?: string; download?: { method: string; truncated_lines?: number };
+  v: number;
+  writer: string;
+  seq: number;
+  key: string;
+  form: string;
+  size: number;
+  sha256: string;
+  md5: string;
+  etag: string;
+  storage_class: string;
+  compression?: string;
+  source: { kind: string; server: string; name: string; location: string; fingerprint: string; size?: number };
+  range: { start: number; end: number };
+  events?: number;
+  dataset?: string;
+  rows?: number;
+  lines?: number;
+  first_event_time?: string | null;
+  last_event_time?: string | null;
+  content_sha256?: string;
+  supersedes?: string;
+  object_lock?: { mode: string; retain_until: string };
+  sse?: string;
+  download?: { method: string; truncated_lines?: number };
 }
 
-export interface Part { key: string; header: Record<string, unknown>; entries: Entry[]; text: string }
+export interface Part {
+  key: string;
+  header: Record<string, unknown>;
+  entries: Entry[];
+  text: string;
+}
 
 export const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
@@ -25,7 +50,11 @@ export function listDir(root: string): string[] {
   const out: string[] = [];
   const walk = (d: string) => {
     let names: string[];
-    try { names = readdirSync(d); } catch { return; }
+    try {
+      names = readdirSync(d);
+    } catch {
+      return;
+    }
     for (const n of names.sort()) {
       const p = join(d, n);
       if (statSync(p).isDirectory()) walk(p);
@@ -37,11 +66,16 @@ export function listDir(root: string): string[] {
 }
 
 export function parseParts(files: { key: string; body: Buffer }[]): Part[] {
-  return files.filter((f) => f.key.startsWith('_manifest/') && f.key.endsWith('.jsonl')).map((f) => {
-    const text = f.body.toString('utf8');
-    const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-    return { key: f.key, header: lines[0]!, entries: lines.slice(1) as unknown as Entry[], text };
-  });
+  return files
+    .filter((f) => f.key.startsWith('_manifest/') && f.key.endsWith('.jsonl'))
+    .map((f) => {
+      const text = f.body.toString('utf8');
+      const lines = text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      return { key: f.key, header: lines[0]!, entries: lines.slice(1) as unknown as Entry[], text };
+    });
 }
 
 /** The manifest of a local archive directory. */
@@ -71,7 +105,7 @@ export async function duck(sql: string): Promise<Record<string, unknown>[]> {
   const c = await i.connect();
   try {
     await c.run("SET TimeZone = 'UTC'");
-    return (await c.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[];
+    return (await c.runAndReadAll(sql)).getRowObjectsJson();
   } finally {
     c.closeSync();
     i.closeSync();

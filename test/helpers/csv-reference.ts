@@ -192,10 +192,33 @@ export function refNextRecordStart(text: string, pos: number): number {
 
 /** Pieces random strings are made of: CSV specials, line ends, unicode (BMP, combining, astral), markers. */
 const PIECES: readonly (readonly [number, string])[] = [
-  [6, ','], [6, '"'], [3, '""'], [3, '\r'], [4, '\n'], [3, '\r\n'], [2, '","'], [2, '"\n'],
-  [6, 'a'], [3, 'xyz'], [3, ' '], [2, '0'], [2, '42'], [1, '\t'], [1, '\\'], [1, "'"], [1, ';'],
-  [1, 'é'], [1, 'e\u0301'], [1, 'ß'], [1, '中文'], [2, '😀'], [1, '𝄞'], [1, '\u{10FFFF}'],
-  [1, '<none>'], [1, 'AUDIT: '], [1, '2024-05-01 12:00:00.123 UTC,'],
+  [6, ','],
+  [6, '"'],
+  [3, '""'],
+  [3, '\r'],
+  [4, '\n'],
+  [3, '\r\n'],
+  [2, '","'],
+  [2, '"\n'],
+  [6, 'a'],
+  [3, 'xyz'],
+  [3, ' '],
+  [2, '0'],
+  [2, '42'],
+  [1, '\t'],
+  [1, '\\'],
+  [1, "'"],
+  [1, ';'],
+  [1, 'é'],
+  [1, 'e\u0301'],
+  [1, 'ß'],
+  [1, '中文'],
+  [2, '😀'],
+  [1, '𝄞'],
+  [1, '\u{10FFFF}'],
+  [1, '<none>'],
+  [1, 'AUDIT: '],
+  [1, '2024-05-01 12:00:00.123 UTC,'],
 ];
 
 /** A random string of 0..maxPieces pieces. */
@@ -276,8 +299,18 @@ export function randomRecordsText(rng: Rng, maxRecords: number, maxColumns: numb
 }
 
 const GARBAGE_ALPHABET: readonly (readonly [number, string])[] = [
-  [8, '"'], [6, ','], [5, '\n'], [3, '\r'], [6, 'a'], [2, '1'], [1, ' '], [1, '😀'], [1, '\uD800'],
-  [1, '2024-05-01 12:00:00.123 UTC,'], [1, '\n2024-05-01 12:00:00.123 CEST,"x'], [1, '""'],
+  [8, '"'],
+  [6, ','],
+  [5, '\n'],
+  [3, '\r'],
+  [6, 'a'],
+  [2, '1'],
+  [1, ' '],
+  [1, '😀'],
+  [1, '\uD800'],
+  [1, '2024-05-01 12:00:00.123 UTC,'],
+  [1, '\n2024-05-01 12:00:00.123 CEST,"x'],
+  [1, '""'],
 ];
 
 /** A random text that is usually not valid CSV: random characters, or a valid text with a few mutations. */
@@ -297,7 +330,10 @@ export function garbageText(rng: Rng): string {
       let k = -1;
       for (let j = at; j < s.length; j++) {
         const c = s[j];
-        if (c === '"' || c === ',' || c === '\n') { k = j; break; }
+        if (c === '"' || c === ',' || c === '\n') {
+          k = j;
+          break;
+        }
       }
       if (k < 0) k = Math.min(at, s.length - 1);
       s = s.slice(0, k) + s.slice(k + 1);

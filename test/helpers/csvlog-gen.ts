@@ -157,20 +157,28 @@ export class CsvlogGenerator {
     const r = this.rng;
     const kind = r.chance(this.multilineShare) ? r.int(0, 3) : r.int(4, 8);
     switch (kind) {
-      case 0: return `SELECT "col, x", 'it''s', "q""uoted"\nFROM public.t\nWHERE note = 'a "b", c' AND id = ${n}`;
-      case 1: return `WITH x AS (\n  SELECT id, 'é, ü — 日本語' AS s\n  FROM public.t\n)\nSELECT * FROM x WHERE id = ${n};`;
-      case 2: return `UPDATE public.t\r\nSET note = '""", ,\n,"'\r\nWHERE id = ${n}`;
+      case 0:
+        return `SELECT "col, x", 'it''s', "q""uoted"\nFROM public.t\nWHERE note = 'a "b", c' AND id = ${n}`;
+      case 1:
+        return `WITH x AS (\n  SELECT id, 'é, ü — 日本語' AS s\n  FROM public.t\n)\nSELECT * FROM x WHERE id = ${n};`;
+      case 2:
+        return `UPDATE public.t\r\nSET note = '""", ,\n,"'\r\nWHERE id = ${n}`;
       case 3: {
         const lines = r.int(2, 40);
         const out: string[] = [];
         for (let i = 0; i < lines; i++) out.push(`  , "c${i}" -- "${'x'.repeat(r.int(0, 60))}", 'y'`);
         return `SELECT ${n}\n${out.join('\n')}\nFROM public.t`;
       }
-      case 4: return `SELECT * FROM public.t WHERE id = ${n}`;
-      case 5: return `SELECT a, b FROM public.t WHERE id = ${n}`;
-      case 6: return `INSERT INTO public.t VALUES (${n}, 'naïve café ☕', "x")`;
-      case 7: return r.chance(0.01) ? `SELECT 'tab\there, unit\x1fsep' /* ${n} */` : `DELETE FROM public.t WHERE id = ${n} AND s = 'a''b'`;
-      default: return `SELECT count(*) FROM public.t /* ${'p'.repeat(r.int(0, 200))} ${n} */`;
+      case 4:
+        return `SELECT * FROM public.t WHERE id = ${n}`;
+      case 5:
+        return `SELECT a, b FROM public.t WHERE id = ${n}`;
+      case 6:
+        return `INSERT INTO public.t VALUES (${n}, 'naïve café ☕', "x")`;
+      case 7:
+        return r.chance(0.01) ? `SELECT 'tab\there, unit\x1fsep' /* ${n} */` : `DELETE FROM public.t WHERE id = ${n} AND s = 'a''b'`;
+      default:
+        return `SELECT count(*) FROM public.t /* ${'p'.repeat(r.int(0, 200))} ${n} */`;
     }
   }
 
@@ -211,19 +219,66 @@ export class CsvlogGenerator {
     const vxid = `3/${s.line + 40}`;
     const time = pgLogTime(this.timeMs);
     const start = pgLogTime(s.startMs, false);
-    const csv = [
-      time, csvText('postgres'), csvText('appdb'), String(s.pid), csvText(`10.0.0.5:${s.port}`), s.id, String(s.line),
-      csvText(other ? 'idle' : 'SELECT'), start, vxid, '0', 'LOG', '00000', csvText(message),
-      '', '', '', '', '', '', '', '', csvText(s.app), csvText('client backend'), '', '0',
-    ].join(',') + '\n';
+    const csv =
+      [
+        time,
+        csvText('postgres'),
+        csvText('appdb'),
+        String(s.pid),
+        csvText(`10.0.0.5:${s.port}`),
+        s.id,
+        String(s.line),
+        csvText(other ? 'idle' : 'SELECT'),
+        start,
+        vxid,
+        '0',
+        'LOG',
+        '00000',
+        csvText(message),
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        csvText(s.app),
+        csvText('client backend'),
+        '',
+        '0',
+      ].join(',') + '\n';
     const jsonObj: Record<string, unknown> = {
-      timestamp: time, user: 'postgres', dbname: 'appdb', pid: s.pid, remote_host: '10.0.0.5', remote_port: s.port,
-      session_id: s.id, line_num: s.line, ps: other ? 'idle' : 'SELECT', session_start: start, vxid, txid: 0,
-      error_severity: 'LOG', state_code: '00000', message, application_name: s.app, backend_type: 'client backend', query_id: 0,
+      timestamp: time,
+      user: 'postgres',
+      dbname: 'appdb',
+      pid: s.pid,
+      remote_host: '10.0.0.5',
+      remote_port: s.port,
+      session_id: s.id,
+      line_num: s.line,
+      ps: other ? 'idle' : 'SELECT',
+      session_start: start,
+      vxid,
+      txid: 0,
+      error_severity: 'LOG',
+      state_code: '00000',
+      message,
+      application_name: s.app,
+      backend_type: 'client backend',
+      query_id: 0,
     };
     return {
-      csv, json: JSON.stringify(jsonObj) + '\n', audit: !other, sessionId: s.id, line: s.line, logTimeMs: this.timeMs,
-      statement, parameter, message, applicationName: s.app,
+      csv,
+      json: JSON.stringify(jsonObj) + '\n',
+      audit: !other,
+      sessionId: s.id,
+      line: s.line,
+      logTimeMs: this.timeMs,
+      statement,
+      parameter,
+      message,
+      applicationName: s.app,
     };
   }
 
@@ -253,7 +308,8 @@ export class CsvlogGenerator {
   /** Rewrites an audit record with another statement (same identity and time). */
   withStatement(rec: GenRecord, statement: string): GenRecord {
     const parameter = '<none>';
-    const message = rec.message.replace(/^(AUDIT: SESSION,\d+,1,READ,SELECT,TABLE,(?:"(?:[^"]|"")*"|[^,]*),)[\s\S]*$/, '$1') + `${pgauditField(statement)},${parameter}`;
+    const message =
+      rec.message.replace(/^(AUDIT: SESSION,\d+,1,READ,SELECT,TABLE,(?:"(?:[^"]|"")*"|[^,]*),)[\s\S]*$/, '$1') + `${pgauditField(statement)},${parameter}`;
     const csv = rec.csv.replace(csvText(rec.message), () => csvText(message));
     const o = JSON.parse(rec.json) as Record<string, unknown>;
     o['message'] = message;
@@ -302,7 +358,9 @@ export function digestOf(records: readonly GenRecord[]): Digest {
   const sorted = [...audit].sort((a, b) => (a.sessionId < b.sessionId ? -1 : a.sessionId > b.sessionId ? 1 : a.line - b.line));
   let bytes = 0;
   for (const r of sorted) bytes += Buffer.byteLength(r.statement ?? '');
-  const md5 = createHash('md5').update(sorted.map((r) => digestLine(r.sessionId, r.line, r.statement, r.parameter)).join('\n'), 'utf8').digest('hex');
+  const md5 = createHash('md5')
+    .update(sorted.map((r) => digestLine(r.sessionId, r.line, r.statement, r.parameter)).join('\n'), 'utf8')
+    .digest('hex');
   return { count: audit.length, statementBytes: bytes, md5 };
 }
 

@@ -47,7 +47,16 @@ function makeCheckoutReachable(): void {
     }
     if (dirname(d) === d) break;
   }
-  if (changed.length) process.on('exit', () => { for (const [d, mode] of changed) { try { chmodSync(d, mode); } catch { /* gone */ } } });
+  if (changed.length)
+    process.on('exit', () => {
+      for (const [d, mode] of changed) {
+        try {
+          chmodSync(d, mode);
+        } catch {
+          /* gone */
+        }
+      }
+    });
 }
 
 /** Starts `auditship ARGS`; await `.result` for the exit. */
@@ -63,8 +72,12 @@ export function spawnCli(args: string[], options: SpawnOptions = {}): CliChild {
   });
   let stdout = '';
   let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
   const result = new Promise<RunResult>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - started }));
@@ -102,7 +115,9 @@ export async function ingest(db: string, paths: string[], extra: string[] = [], 
   try {
     summary = JSON.parse(last) as IngestSummary;
   } catch {
-    throw new Error(`ingest printed no JSON summary (exit ${r.code}, signal ${r.signal})\nstdout: ${r.stdout.slice(0, 2000)}\nstderr: ${r.stderr.slice(0, 2000)}`);
+    throw new Error(
+      `ingest printed no JSON summary (exit ${r.code}, signal ${r.signal})\nstdout: ${r.stdout.slice(0, 2000)}\nstderr: ${r.stderr.slice(0, 2000)}`,
+    );
   }
   return { ...r, summary };
 }
@@ -131,7 +146,7 @@ export async function withDb<T>(path: string, fn: (q: Query) => Promise<T>, read
   const conn = await instance.connect();
   try {
     await conn.run("SET TimeZone = 'UTC'");
-    return await fn(async (sql) => (await conn.runAndReadAll(sql)).getRowObjectsJson() as Record<string, unknown>[]);
+    return await fn(async (sql) => (await conn.runAndReadAll(sql)).getRowObjectsJson());
   } finally {
     conn.closeSync();
     instance.closeSync();

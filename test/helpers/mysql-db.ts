@@ -54,15 +54,17 @@ export async function createTestMysqlDatabase(prefix: string): Promise<TestMysql
   const connect = () => open(url);
   const conn = await connect();
   return {
-    name, url, conn, connect,
+    name,
+    url,
+    conn,
+    connect,
     async drop() {
       await conn.end().catch(() => {});
       const a = await open(MYSQL_ADMIN_URL);
       try {
         // MariaDB has no DROP DATABASE ... FORCE: end the sessions still in the database (a test's
         // leftover connections, possibly holding metadata locks) so that DROP cannot wait on them.
-        const [rows] = await a.query<mysql.RowDataPacket[]>(
-          'SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()', [name]);
+        const [rows] = await a.query<mysql.RowDataPacket[]>('SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()', [name]);
         for (const r of rows) await a.query(`KILL ${Number(r['ID'])}`).catch(() => {});
         await a.query(`DROP DATABASE IF EXISTS \`${name}\``);
       } finally {

@@ -15,8 +15,7 @@ describe('throwaway PostgreSQL cluster with pgaudit', () => {
   });
 
   const probe = `SELECT 'harness, "probe"' AS probe`;
-  const auditOf = (records: RawLogRecord[]): RawLogRecord[] =>
-    records.filter((r) => r.applicationName === 'harness' && r.audit?.statement === probe);
+  const auditOf = (records: RawLogRecord[]): RawLogRecord[] => records.filter((r) => r.applicationName === 'harness' && r.audit?.statement === probe);
 
   test('an audited SELECT appears as an AUDIT: SESSION line in both the csvlog and the jsonlog', async () => {
     const client = await cluster.client();
@@ -29,7 +28,10 @@ describe('throwaway PostgreSQL cluster with pgaudit', () => {
     await cluster.flushLogs();
 
     const files = cluster.logFiles();
-    assert.ok(files.every((f) => f.startsWith(cluster.logDir + '/')), 'absolute paths in the log dir');
+    assert.ok(
+      files.every((f) => f.startsWith(cluster.logDir + '/')),
+      'absolute paths in the log dir',
+    );
     assert.deepEqual(files, [...files].sort());
     const csv = filesOfFormat(files, 'csvlog');
     const json = filesOfFormat(files, 'jsonlog');

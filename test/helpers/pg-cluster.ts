@@ -84,7 +84,10 @@ function runAs(): RunAs | undefined {
     const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
     return { uid, gid };
   } catch (cause) {
-    throw new Error('Running as root but there is no `postgres` OS user to run PostgreSQL as; install the postgresql-15 package or run the tests as a non-root user.', { cause });
+    throw new Error(
+      'Running as root but there is no `postgres` OS user to run PostgreSQL as; install the postgresql-15 package or run the tests as a non-root user.',
+      { cause },
+    );
   }
 }
 
@@ -94,7 +97,9 @@ function pgBin(name: string): string {
 
 function checkPrerequisites(): void {
   if (!existsSync(pgBin('initdb')) || !existsSync(pgBin('pg_ctl'))) {
-    throw new Error(`PostgreSQL ${PG_MAJOR} binaries not found in ${BIN_DIR}; install them with \`apt-get install postgresql-${PG_MAJOR}\` or set AUDITSHIP_PG_BINDIR.`);
+    throw new Error(
+      `PostgreSQL ${PG_MAJOR} binaries not found in ${BIN_DIR}; install them with \`apt-get install postgresql-${PG_MAJOR}\` or set AUDITSHIP_PG_BINDIR.`,
+    );
   }
   let pkgLibDir: string;
   try {

@@ -43,7 +43,10 @@ export async function createTestDatabase(prefix: string): Promise<TestDatabase> 
   };
   const client = await connect();
   return {
-    name, url, client, connect,
+    name,
+    url,
+    client,
+    connect,
     async drop() {
       await client.end().catch(() => {});
       const a = new pg.Client({ connectionString: ADMIN_URL });

@@ -111,8 +111,7 @@ export function forAll<T>(opts: PropertyOptions<T>, generate: (rng: Rng) => T, c
     } catch (err) {
       const e = err as Error;
       throw new Error(
-        `property "${opts.name}" failed: base seed ${base}, run ${i}, case seed ${s} ` +
-          `(replay: PROP_CASE=${s})\ninput: ${show(input)}\n${e.message}`,
+        `property "${opts.name}" failed: base seed ${base}, run ${i}, case seed ${s} ` + `(replay: PROP_CASE=${s})\ninput: ${show(input)}\n${e.message}`,
         { cause: err },
       );
     }

@@ -20,16 +20,29 @@ export interface ServerProcess<T> {
 }
 
 /** `lifeline`: keep the child's stdin open, for a server that exits when it closes (this process died without stopping it). */
-export async function spawnServerProcess<T>(name: string, script: string, args: string[], opts: { startTimeoutMs?: number; lifeline?: boolean } = {}): Promise<ServerProcess<T>> {
+export async function spawnServerProcess<T>(
+  name: string,
+  script: string,
+  args: string[],
+  opts: { startTimeoutMs?: number; lifeline?: boolean } = {},
+): Promise<ServerProcess<T>> {
   const startTimeoutMs = opts.startTimeoutMs ?? 20_000;
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: ROOT, stdio: [opts.lifeline ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+    cwd: ROOT,
+    stdio: [opts.lifeline ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+  });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   try {
     const info = await new Promise<T>((resolve, reject) => {
       let out = '';
-      const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`${name} did not start within ${startTimeoutMs} ms: ${stderr}`)); }, startTimeoutMs);
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new Error(`${name} did not start within ${startTimeoutMs} ms: ${stderr}`));
+      }, startTimeoutMs);
       child.stdout!.setEncoding('utf8').on('data', (d: string) => {
         out += d;
         const nl = out.indexOf('\n');
@@ -41,10 +54,16 @@ export async function spawnServerProcess<T>(name: string, script: string, args: 
           reject(new Error(`${name} printed an unexpected first line: ${out.slice(0, nl)}`));
         }
       });
-      child.once('exit', (code, signal) => { clearTimeout(timer); reject(new Error(`${name} exited before listening (${code ?? signal}): ${stderr}`)); });
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`${name} exited before listening (${code ?? signal}): ${stderr}`));
+      });
     });
     return {
-      info, child, pid: child.pid!, stderr: () => stderr,
+      info,
+      child,
+      pid: child.pid!,
+      stderr: () => stderr,
       stop: async () => {
         if (child.exitCode !== null || child.signalCode !== null) return;
         child.kill('SIGTERM');

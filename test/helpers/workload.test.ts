@@ -30,7 +30,10 @@ describe('runWorkload expectations match what PostgreSQL 15 + pgaudit wrote', ()
             (e.statementOnce ? r.audit.statement === '<previously logged>' : r.audit.statement === e.statement),
         ),
     );
-    assert.deepEqual(missing.map((e) => `${e.sessionApplicationName} ${e.class} ${e.command} ${e.statement.slice(0, 80)}`), []);
+    assert.deepEqual(
+      missing.map((e) => `${e.sessionApplicationName} ${e.class} ${e.command} ${e.statement.slice(0, 80)}`),
+      [],
+    );
   });
 
   test('per application name, the jsonlog audit records are exactly the expected events, field by field', () => {
@@ -57,7 +60,10 @@ describe('runWorkload expectations match what PostgreSQL 15 + pgaudit wrote', ()
     has((e) => e.statement.includes('\n') && e.objectName?.includes('\n') === true, 'newlines in statement and object name');
     has((e) => e.objectName === 'public."we""ird, name\nx"', 'quoted identifier');
     has((e) => e.statement.includes('Zürich 東京 🦆'), 'unicode');
-    has((e) => e.parameter === renderParameters([42, 'a,"b"', null, 'line1\nline2', '', 'Zürich 東京 🦆']), 'parameters with NULL, comma, quotes, newline, empty');
+    has(
+      (e) => e.parameter === renderParameters([42, 'a,"b"', null, 'line1\nline2', '', 'Zürich 東京 🦆']),
+      'parameters with NULL, comma, quotes, newline, empty',
+    );
     has((e) => e.parameter === '42,"a,""b""",,"line1\nline2",,Zürich 東京 🦆', 'parameter rendering');
     has((e) => e.parameter === null, 'empty PARAMETER field');
     has((e) => e.statement.endsWith('<REDACTED>'), 'redacted password');
@@ -78,7 +84,16 @@ function zonedToEpochMs(text: string, timeZone: string): { epochMs: number; abbr
   assert.ok(m, `log_time format: ${text}`);
   const [, y, mo, d, h, mi, s, ms, abbreviation] = m;
   const asUtc = Date.UTC(+y!, +mo! - 1, +d!, +h!, +mi!, +s!, +ms!);
-  const fmt = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+  const fmt = new Intl.DateTimeFormat('en-US', {
+    timeZone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: 'numeric',
+    day: 'numeric',
+    hour: 'numeric',
+    minute: 'numeric',
+    second: 'numeric',
+  });
   const offsetAt = (t: number): number => {
     const p = Object.fromEntries(fmt.formatToParts(t).map((x) => [x.type, x.value]));
     return Date.UTC(+p['year']!, +p['month']! - 1, +p['day']!, +p['hour']!, +p['minute']!, +p['second']!) - Math.floor(t / 1000) * 1000;

@@ -156,7 +156,12 @@ class Session {
     try {
       if (step.params !== undefined || step.name !== undefined || step.extended) {
         // pg uses the extended protocol (Parse/Bind/Execute) for these.
-        await this.client.query({ text: step.sql, values: step.params ?? [], ...(step.name ? { name: step.name } : {}), ...(step.extended ? { queryMode: 'extended' } : {}) } as pg.QueryConfig);
+        await this.client.query({
+          text: step.sql,
+          values: step.params ?? [],
+          ...(step.name ? { name: step.name } : {}),
+          ...(step.extended ? { queryMode: 'extended' } : {}),
+        } as pg.QueryConfig);
       } else {
         await this.client.query(step.sql);
       }
@@ -252,8 +257,14 @@ async function ddl(s: Session): Promise<void> {
     sql: 'CREATE VIEW v_accounts AS\n  SELECT id, owner FROM accounts',
     events: [{ class: 'DDL', command: 'CREATE VIEW', objectType: 'VIEW', objectName: 'public.v_accounts' }],
   });
-  await s.run({ sql: 'CREATE INDEX accounts_owner_idx ON accounts (owner)', events: [{ class: 'DDL', command: 'CREATE INDEX', objectType: 'INDEX', objectName: 'public.accounts_owner_idx' }] });
-  await s.run({ sql: 'ALTER TABLE accounts ADD COLUMN city text', events: [{ class: 'DDL', command: 'ALTER TABLE', objectType: 'TABLE', objectName: 'public.accounts' }] });
+  await s.run({
+    sql: 'CREATE INDEX accounts_owner_idx ON accounts (owner)',
+    events: [{ class: 'DDL', command: 'CREATE INDEX', objectType: 'INDEX', objectName: 'public.accounts_owner_idx' }],
+  });
+  await s.run({
+    sql: 'ALTER TABLE accounts ADD COLUMN city text',
+    events: [{ class: 'DDL', command: 'ALTER TABLE', objectType: 'TABLE', objectName: 'public.accounts' }],
+  });
   await s.run({
     sql: `COMMENT ON TABLE accounts IS 'Kunden, "accounts"\nZürich 東京 🦆'`,
     events: [{ class: 'DDL', command: 'COMMENT', objectType: 'TABLE', objectName: 'public.accounts' }],
@@ -352,7 +363,11 @@ async function params(s: Session, cluster: PgCluster, rotate: boolean): Promise<
     params: ['new\r\nvalue, "x"', 1],
     events: [{ class: 'WRITE', command: 'UPDATE', objectType: 'TABLE', objectName: TABLE_WEIRD_NAME, rows: 1 }],
   });
-  await s.run({ sql: 'SELECT count(*) FROM accounts', extended: true, events: [{ class: 'READ', command: 'SELECT', objectType: 'TABLE', objectName: 'public.accounts', rows: 1 }] });
+  await s.run({
+    sql: 'SELECT count(*) FROM accounts',
+    extended: true,
+    events: [{ class: 'READ', command: 'SELECT', objectType: 'TABLE', objectName: 'public.accounts', rows: 1 }],
+  });
 }
 
 async function plpgsql(s: Session): Promise<void> {
@@ -367,8 +382,13 @@ $fn$`;
   const execute: EventSpec = { class: 'FUNCTION', command: 'EXECUTE', objectType: 'FUNCTION', objectName: 'public.account_count' };
   // Inside PL/pgSQL the parameter list is the function's variables (argument, then FOUND).
   const inner: EventSpec = {
-    class: 'READ', command: 'SELECT', objectType: 'TABLE', objectName: 'public.accounts',
-    statement: '(SELECT count(*) FROM accounts WHERE owner = p_owner)', parameter: `"O'Brien, ""Bob""",`, rows: 1,
+    class: 'READ',
+    command: 'SELECT',
+    objectType: 'TABLE',
+    objectName: 'public.accounts',
+    statement: '(SELECT count(*) FROM accounts WHERE owner = p_owner)',
+    parameter: `"O'Brien, ""Bob""",`,
+    rows: 1,
   };
   const outer: EventSpec = { class: 'READ', command: 'SELECT', rows: 1 };
   await s.run({
@@ -376,8 +396,16 @@ $fn$`;
     // With log_rows, SELECT records are written at executor end: the outer SELECT comes last,
     // and substatement ids are handed out in logging order.
     events: s.rowsOn
-      ? [{ ...execute, substatementId: 1 }, { ...inner, substatementId: 2 }, { ...outer, substatementId: 3 }]
-      : [{ ...outer, substatementId: 1 }, { ...execute, substatementId: 2 }, { ...inner, substatementId: 3 }],
+      ? [
+          { ...execute, substatementId: 1 },
+          { ...inner, substatementId: 2 },
+          { ...outer, substatementId: 3 },
+        ]
+      : [
+          { ...outer, substatementId: 1 },
+          { ...execute, substatementId: 2 },
+          { ...inner, substatementId: 3 },
+        ],
   });
   const block = `DO $$
 DECLARE
@@ -394,20 +422,40 @@ $$`;
     events: [
       { class: 'FUNCTION', command: 'DO' },
       {
-        class: 'WRITE', command: 'INSERT', objectType: 'TABLE', objectName: TABLE_CITIES_NAME, substatementId: 2,
-        statement: `INSERT INTO ${TABLE_CITIES} (name, note) VALUES ('Bern', 'CH, "Bärn"')`, rows: 1,
+        class: 'WRITE',
+        command: 'INSERT',
+        objectType: 'TABLE',
+        objectName: TABLE_CITIES_NAME,
+        substatementId: 2,
+        statement: `INSERT INTO ${TABLE_CITIES} (name, note) VALUES ('Bern', 'CH, "Bärn"')`,
+        rows: 1,
       },
       {
-        class: 'WRITE', command: 'UPDATE', objectType: 'TABLE', objectName: 'public.accounts', substatementId: 3,
-        statement: 'UPDATE accounts SET city = $1 WHERE city = $2', parameter: 'Bern,Köln', rows: 1,
+        class: 'WRITE',
+        command: 'UPDATE',
+        objectType: 'TABLE',
+        objectName: 'public.accounts',
+        substatementId: 3,
+        statement: 'UPDATE accounts SET city = $1 WHERE city = $2',
+        parameter: 'Bern,Köln',
+        rows: 1,
       },
       {
-        class: 'READ', command: 'SELECT', objectType: 'TABLE', objectName: 'public.accounts', substatementId: 4,
-        statement: 'SELECT count(*)        FROM accounts', rows: 1,
+        class: 'READ',
+        command: 'SELECT',
+        objectType: 'TABLE',
+        objectName: 'public.accounts',
+        substatementId: 4,
+        statement: 'SELECT count(*)        FROM accounts',
+        rows: 1,
       },
       {
-        class: 'READ', command: 'SELECT', substatementId: 5,
-        statement: "SELECT set_config('auditship.n', n::text, true)", parameter: ',3,', rows: 1,
+        class: 'READ',
+        command: 'SELECT',
+        substatementId: 5,
+        statement: "SELECT set_config('auditship.n', n::text, true)",
+        parameter: ',3,',
+        rows: 1,
       },
     ],
   });
@@ -427,18 +475,30 @@ async function roles(s: Session): Promise<void> {
     sql: "ALTER ROLE auditship_app PASSWORD 'an0ther'",
     events: [{ class: 'ROLE', command: 'ALTER ROLE', statement: 'ALTER ROLE auditship_app PASSWORD <REDACTED>' }],
   });
-  await s.run({ sql: 'ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO auditship_reader', events: [{ class: 'ROLE', command: 'ALTER DEFAULT PRIVILEGES', objectType: 'TABLES' }] });
+  await s.run({
+    sql: 'ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO auditship_reader',
+    events: [{ class: 'ROLE', command: 'ALTER DEFAULT PRIVILEGES', objectType: 'TABLES' }],
+  });
   await s.run({ sql: 'CREATE ROLE auditship_tmp', events: [{ class: 'ROLE', command: 'CREATE ROLE' }] });
   await s.run({ sql: 'DROP ROLE auditship_tmp', events: [{ class: 'ROLE', command: 'DROP ROLE' }] });
 }
 
 async function rows(s: Session): Promise<void> {
   await s.set('pgaudit.log_rows', 'on');
-  await s.run({ sql: 'SELECT id FROM accounts ORDER BY id', events: [{ class: 'READ', command: 'SELECT', objectType: 'TABLE', objectName: 'public.accounts', rows: 3 }] });
-  await s.run({ sql: 'UPDATE accounts SET balance = balance * 2', events: [{ class: 'WRITE', command: 'UPDATE', objectType: 'TABLE', objectName: 'public.accounts', rows: 3 }] });
+  await s.run({
+    sql: 'SELECT id FROM accounts ORDER BY id',
+    events: [{ class: 'READ', command: 'SELECT', objectType: 'TABLE', objectName: 'public.accounts', rows: 3 }],
+  });
+  await s.run({
+    sql: 'UPDATE accounts SET balance = balance * 2',
+    events: [{ class: 'WRITE', command: 'UPDATE', objectType: 'TABLE', objectName: 'public.accounts', rows: 3 }],
+  });
   await s.run({ sql: 'SELECT generate_series(1, 5) AS n', events: [{ class: 'READ', command: 'SELECT', rows: 5 }] });
   await s.set('pgaudit.log_rows', 'off');
-  await s.run({ sql: 'SELECT count(*) FROM accounts', events: [{ class: 'READ', command: 'SELECT', objectType: 'TABLE', objectName: 'public.accounts', rows: 1 }] });
+  await s.run({
+    sql: 'SELECT count(*) FROM accounts',
+    events: [{ class: 'READ', command: 'SELECT', objectType: 'TABLE', objectName: 'public.accounts', rows: 1 }],
+  });
   await s.set('pgaudit.log_rows', null);
   await s.run({ sql: 'SELECT 1 AS after_reset', events: [{ class: 'READ', command: 'SELECT', rows: 1 }] });
 }
@@ -465,7 +525,10 @@ async function objectSession(s: Session): Promise<void> {
       { class: 'WRITE', command: 'INSERT', objectType: 'TABLE', objectName: TABLE_WEIRD_NAME, rows: 1 },
     ],
   });
-  await s.run({ sql: `SELECT * FROM ${TABLE_WEIRD}`, events: [{ class: 'READ', command: 'SELECT', objectType: 'TABLE', objectName: TABLE_WEIRD_NAME, rows: 2 }] });
+  await s.run({
+    sql: `SELECT * FROM ${TABLE_WEIRD}`,
+    events: [{ class: 'READ', command: 'SELECT', objectType: 'TABLE', objectName: TABLE_WEIRD_NAME, rows: 2 }],
+  });
   await s.set('pgaudit.role', null);
 }
 
@@ -527,8 +590,13 @@ async function statementOnce(s: Session): Promise<void> {
     events: [
       { class: 'FUNCTION', command: 'DO' },
       {
-        class: 'WRITE', command: 'DELETE', objectType: 'TABLE', objectName: 'public.accounts_copy', substatementId: 2,
-        statement: 'DELETE FROM accounts_copy WHERE id IN (SELECT id FROM accounts)', rows: 3,
+        class: 'WRITE',
+        command: 'DELETE',
+        objectType: 'TABLE',
+        objectName: 'public.accounts_copy',
+        substatementId: 2,
+        statement: 'DELETE FROM accounts_copy WHERE id IN (SELECT id FROM accounts)',
+        rows: 3,
       },
       { class: 'READ', command: 'SELECT', objectType: 'TABLE', objectName: 'public.accounts', substatementId: 2, rows: 3 },
     ],
@@ -561,7 +629,10 @@ async function misc(s: Session): Promise<void> {
     ],
   });
   await s.run({ sql: 'BEGIN', events: [{ class: 'MISC', command: 'BEGIN' }] });
-  await s.run({ sql: "INSERT INTO scratch VALUES (1)", events: [{ class: 'WRITE', command: 'INSERT', objectType: 'TABLE', objectName: 'public.scratch', rows: 1 }] });
+  await s.run({
+    sql: 'INSERT INTO scratch VALUES (1)',
+    events: [{ class: 'WRITE', command: 'INSERT', objectType: 'TABLE', objectName: 'public.scratch', rows: 1 }],
+  });
   await s.run({ sql: 'ROLLBACK', events: [{ class: 'MISC', command: 'ROLLBACK' }] });
   // A failing statement is logged before it fails, except with log_rows (logged at executor end).
   await s.run({ sql: 'BEGIN', events: [{ class: 'MISC', command: 'BEGIN' }] });

@@ -27,21 +27,26 @@ test('one daemon, two pipelines on one DuckDB file: log files and audit rows kee
   const logs = join(dir, 'logs');
   mkdirSync(logs);
   const examples = join(ROOT, 'examples', 'pgaudit-logs');
-  const csvs = readdirSync(examples).filter((n) => n.endsWith('.json')).sort();
+  const csvs = readdirSync(examples)
+    .filter((n) => n.endsWith('.json'))
+    .sort();
   assert.ok(csvs.length >= 2, 'the examples hold at least two jsonlog files');
   copyFileSync(join(examples, csvs[0]!), join(logs, csvs[0]!));
   const db = join(dir, 'audit.duckdb');
   const config = join(dir, 'config.yaml');
-  writeFileSync(config, [
-    'pipelines:',
-    '  logs:',
-    `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, poll_interval_ms: 200 }`,
-    `    sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ]`,
-    '  rows:',
-    `    source: { type: pg_audit_table, url: ${JSON.stringify(tdb.url)}, poll_interval_ms: 200 }`,
-    `    sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ]`,
-    '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      'pipelines:',
+      '  logs:',
+      `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, poll_interval_ms: 200 }`,
+      `    sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ]`,
+      '  rows:',
+      `    source: { type: pg_audit_table, url: ${JSON.stringify(tdb.url)}, poll_interval_ms: 200 }`,
+      `    sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ]`,
+      '',
+    ].join('\n'),
+  );
   const daemon = spawnCli(['run', '--config', config, '--follow']);
   const status = () => {
     try {
@@ -68,7 +73,10 @@ test('one daemon, two pipelines on one DuckDB file: log files and audit rows kee
   }
   const r = await daemon.result;
   assert.equal(r.code, 0, r.stderr.slice(-2000));
-  assert.ok(status().every((p) => p['state'] === 'stopped'), JSON.stringify(status()));
+  assert.ok(
+    status().every((p) => p['state'] === 'stopped'),
+    JSON.stringify(status()),
+  );
   const [rows] = await queryDb(db, 'SELECT count(*)::INTEGER AS n FROM row_changes');
   assert.equal(rows!['n'], 25);
   const files = await queryDb(db, 'SELECT count(*)::INTEGER AS n FROM ingest_files');
@@ -85,12 +93,15 @@ test('two audit-table pipelines on one DuckDB file keep their rows apart under c
     }
     const db = join(dir, 'two.duckdb');
     const config = join(dir, 'two.yaml');
-    writeFileSync(config, [
-      'pipelines:',
-      `  a: { source: { type: pg_audit_table, url: ${JSON.stringify(a.url)}, server: a, batch_latency_ms: 0 }, sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ] }`,
-      `  b: { source: { type: pg_audit_table, url: ${JSON.stringify(b.url)}, server: b, batch_latency_ms: 0 }, sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ] }`,
-      '',
-    ].join('\n'));
+    writeFileSync(
+      config,
+      [
+        'pipelines:',
+        `  a: { source: { type: pg_audit_table, url: ${JSON.stringify(a.url)}, server: a, batch_latency_ms: 0 }, sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ] }`,
+        `  b: { source: { type: pg_audit_table, url: ${JSON.stringify(b.url)}, server: b, batch_latency_ms: 0 }, sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ] }`,
+        '',
+      ].join('\n'),
+    );
     const daemon = spawnCli(['run', '--config', config, '--follow']);
     const shipped = (name: string) => {
       try {
@@ -102,9 +113,11 @@ test('two audit-table pipelines on one DuckDB file keep their rows apart under c
     };
     try {
       for (let i = 0; i < 200 && (shipped('a') < 0 || shipped('b') < 0); i++) await sleep(100);
-      const load = (t: TestDatabase, src: string) => (async () => {
-        for (let k = 0; k < 150; k++) await t.client.query(`INSERT INTO t SELECT g, $1, repeat('x', 100) FROM generate_series(${k * 10 + 1}, ${k * 10 + 10}) g`, [src]);
-      })();
+      const load = (t: TestDatabase, src: string) =>
+        (async () => {
+          for (let k = 0; k < 150; k++)
+            await t.client.query(`INSERT INTO t SELECT g, $1, repeat('x', 100) FROM generate_series(${k * 10 + 1}, ${k * 10 + 10}) g`, [src]);
+        })();
       await Promise.all([load(a, 'A'), load(b, 'B')]);
       for (let i = 0; i < 300 && (shipped('a') < 1500 || shipped('b') < 1500); i++) await sleep(100);
     } finally {
@@ -112,9 +125,15 @@ test('two audit-table pipelines on one DuckDB file keep their rows apart under c
     }
     const r = await daemon.result;
     assert.equal(r.code, 0, r.stderr.slice(-2000));
-    const rows = await queryDb(db, `SELECT server, row_data->>'src' AS src, count(*)::INTEGER AS n, count(DISTINCT event_id)::INTEGER AS d
-                                    FROM row_changes GROUP BY ALL ORDER BY ALL`);
-    assert.deepEqual(rows, [{ server: 'a', src: 'A', n: 1500, d: 1500 }, { server: 'b', src: 'B', n: 1500, d: 1500 }]);
+    const rows = await queryDb(
+      db,
+      `SELECT server, row_data->>'src' AS src, count(*)::INTEGER AS n, count(DISTINCT event_id)::INTEGER AS d
+                                    FROM row_changes GROUP BY ALL ORDER BY ALL`,
+    );
+    assert.deepEqual(rows, [
+      { server: 'a', src: 'A', n: 1500, d: 1500 },
+      { server: 'b', src: 'B', n: 1500, d: 1500 },
+    ]);
   } finally {
     await a.drop();
     await b.drop();
@@ -125,14 +144,23 @@ test('pg_logs: after a pass that found nothing changed, a write is shipped at on
   const logs = join(dir, 'watched-logs');
   mkdirSync(logs);
   const examples = join(ROOT, 'examples', 'pgaudit-logs');
-  const jsons = readdirSync(examples).filter((n) => n.endsWith('.json')).sort();
+  const jsons = readdirSync(examples)
+    .filter((n) => n.endsWith('.json'))
+    .sort();
   copyFileSync(join(examples, jsons[0]!), join(logs, jsons[0]!));
   const db = join(dir, 'watched.duckdb');
   const config = join(dir, 'watched.yaml');
   const POLL_MS = 4000;
-  writeFileSync(config, ['pipelines:', '  logs:',
-    `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, poll_interval_ms: ${POLL_MS} }`,
-    `    sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ]`, ''].join('\n'));
+  writeFileSync(
+    config,
+    [
+      'pipelines:',
+      '  logs:',
+      `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, poll_interval_ms: ${POLL_MS} }`,
+      `    sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ]`,
+      '',
+    ].join('\n'),
+  );
   const daemon = spawnCli(['run', '--config', config, '--follow', '--quiet']);
   const status = () => {
     try {

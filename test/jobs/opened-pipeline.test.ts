@@ -48,7 +48,10 @@ test('a pipeline kept open: nothing changed costs no plan; growth, appends to a 
     pipelines: {
       logs: {
         source: { type: 'pg_logs', path: logs, server: 'db1' },
-        sinks: [{ type: 'archive', directory: archive, form: 'files' }, { type: 'duckdb', path: dbPath }],
+        sinks: [
+          { type: 'archive', directory: archive, form: 'files' },
+          { type: 'duckdb', path: dbPath },
+        ],
       },
     },
   });
@@ -60,7 +63,10 @@ test('a pipeline kept open: nothing changed costs no plan; growth, appends to a 
   };
   let plans = 0;
   const plan = PgLogsSource.prototype.plan;
-  PgLogsSource.prototype.plan = function (this: PgLogsSource, ...args: Parameters<typeof plan>) { plans++; return plan.apply(this, args); };
+  PgLogsSource.prototype.plan = function (this: PgLogsSource, ...args: Parameters<typeof plan>) {
+    plans++;
+    return plan.apply(this, args);
+  };
   const pipeline = new LogsPipeline(config.pipelines[0]!, { log: quietLogger(), progress: noProgress, db });
   const stored: GenRecord[] = [];
   const pass = async (label: string): Promise<RunSummary> => {
@@ -74,7 +80,10 @@ test('a pipeline kept open: nothing changed costs no plan; growth, appends to a 
     const s = await pass(label);
     assert.deepEqual([s.filesRead, s.events, s.stored, plans - before], [0, 0, 0, 0], `${label}: nothing read, nothing planned`);
   };
-  const archived = () => entriesOf(localManifest(archive)).map((e) => `${e.source.name}@${e.range.end}`).sort();
+  const archived = () =>
+    entriesOf(localManifest(archive))
+      .map((e) => `${e.source.name}@${e.range.end}`)
+      .sort();
   try {
     const gen = new CsvlogGenerator({ seed: 16, sessionBase: 1_600_000 });
     const f1 = join(logs, 'postgresql-2024-05-01_100000.csv');
@@ -110,7 +119,10 @@ test('a pipeline kept open: nothing changed costs no plan; growth, appends to a 
     stored.push(...r1b);
     const appended = await pass('a finished file grew');
     assert.deepEqual([appended.stored, appended.duplicates], [auditOnly(r1b).length, 0]);
-    assert.ok(archived().includes(`postgresql-2024-05-01_100000.csv@${Buffer.byteLength(csvOf([...r1, ...r1b]))}`), 'the grown finished file is archived again');
+    assert.ok(
+      archived().includes(`postgresql-2024-05-01_100000.csv@${Buffer.byteLength(csvOf([...r1, ...r1b]))}`),
+      'the grown finished file is archived again',
+    );
     await idle('after the append');
 
     // Rotation: the active file is gzipped (the checkpoint follows it by content), a new file is active.
@@ -124,7 +136,10 @@ test('a pipeline kept open: nothing changed costs no plan; growth, appends to a 
     stored.push(...r3);
     const rotated = await pass('rotated and gzipped');
     assert.deepEqual([rotated.stored, rotated.duplicates], [auditOnly(r3).length, 0]);
-    assert.ok(archived().includes(`postgresql-2024-05-01_110000.csv.gz@${Buffer.byteLength(csvOf([...r2, half.rec, ...r2b]))}`), 'the rotated file is archived');
+    assert.ok(
+      archived().includes(`postgresql-2024-05-01_110000.csv.gz@${Buffer.byteLength(csvOf([...r2, half.rec, ...r2b]))}`),
+      'the rotated file is archived',
+    );
     await idle('after rotation');
 
     // A rename alone (same content under another name) is noticed, and nothing is read twice.
@@ -218,7 +233,7 @@ test('LogWatch: a write to a log file wakes the waiter at once; other files and 
   }
 });
 
-test('a pipeline opened again on the daemon\'s database after DuckDB spilled to its temporary directory', async () => {
+test("a pipeline opened again on the daemon's database after DuckDB spilled to its temporary directory", async () => {
   const logs = join(dir, 'spill-logs');
   mkdirSync(logs);
   const gen = new CsvlogGenerator({ seed: 17, sessionBase: 1_700_000 });

@@ -39,13 +39,27 @@ describe('archive sink against a live S3 bucket', { skip: bucket ? false : 'AUDI
   test('real pgaudit logs archived as files and Parquet; the manifest lists each object once; verify-archive passes', async () => {
     const db = join(dir, 's3.duckdb');
     const config = join(dir, 's3.yaml');
-    const common = { bucket, prefix, region, ...(endpoint ? { endpoint } : {}), force_path_style: pathStyle, ...(process.env['AUDITSHIP_TEST_S3_STORAGE_CLASS'] ? { storage_class: process.env['AUDITSHIP_TEST_S3_STORAGE_CLASS'] } : {}) };
-    writeFileSync(config, [
-      'pipelines:', '  logs:', `    source: { type: pg_logs, path: ${JSON.stringify(join(ROOT, 'examples', 'pgaudit-logs'))}, server: live }`, '    sinks:',
-      `      - ${JSON.stringify({ type: 'archive', form: 'files', ...common })}`,
-      `      - ${JSON.stringify({ type: 'archive', form: 'parquet', ...common })}`,
-      `      - { type: duckdb, path: ${JSON.stringify(db)} }`, '',
-    ].join('\n'));
+    const common = {
+      bucket,
+      prefix,
+      region,
+      ...(endpoint ? { endpoint } : {}),
+      force_path_style: pathStyle,
+      ...(process.env['AUDITSHIP_TEST_S3_STORAGE_CLASS'] ? { storage_class: process.env['AUDITSHIP_TEST_S3_STORAGE_CLASS'] } : {}),
+    };
+    writeFileSync(
+      config,
+      [
+        'pipelines:',
+        '  logs:',
+        `    source: { type: pg_logs, path: ${JSON.stringify(join(ROOT, 'examples', 'pgaudit-logs'))}, server: live }`,
+        '    sinks:',
+        `      - ${JSON.stringify({ type: 'archive', form: 'files', ...common })}`,
+        `      - ${JSON.stringify({ type: 'archive', form: 'parquet', ...common })}`,
+        `      - { type: duckdb, path: ${JSON.stringify(db)} }`,
+        '',
+      ].join('\n'),
+    );
     const r = await runCli(['run', '--config', config, '--json']);
     assert.equal(r.code, 0, r.stderr.slice(-3000));
     const again = await runCli(['run', '--config', config, '--json']);
@@ -73,11 +87,18 @@ describe('rds_logs against a live RDS instance', { skip: instance ? false : 'AUD
     mkdirSync(base, { recursive: true });
     const db = join(base, 'rds.duckdb');
     const config = join(base, 'rds.yaml');
-    writeFileSync(config, [
-      'pipelines:', '  rds:', `    source: ${JSON.stringify({ type: 'rds_logs', instance, region, file_glob: '*.csv' })}`, '    sinks:',
-      `      - ${JSON.stringify({ type: 'archive', directory: join(base, 'archive') })}`,
-      `      - { type: duckdb, path: ${JSON.stringify(db)} }`, '',
-    ].join('\n'));
+    writeFileSync(
+      config,
+      [
+        'pipelines:',
+        '  rds:',
+        `    source: ${JSON.stringify({ type: 'rds_logs', instance, region, file_glob: '*.csv' })}`,
+        '    sinks:',
+        `      - ${JSON.stringify({ type: 'archive', directory: join(base, 'archive') })}`,
+        `      - { type: duckdb, path: ${JSON.stringify(db)} }`,
+        '',
+      ].join('\n'),
+    );
     const r = await runCli(['run', '--config', config, '--json']);
     assert.equal(r.code, 0, r.stderr.slice(-3000));
     const shipped = await queryDb(db, 'SELECT count(*) AS n FROM rds_log_files');

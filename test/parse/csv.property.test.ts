@@ -13,8 +13,18 @@ import { csvlogRecord, type PgAuditRecord } from '../../src/parse/log-record.js'
 import { TimestampResolver } from '../../src/parse/timestamp.js';
 import { caseSeed, forAll, Rng, showInput } from '../helpers/prng.js';
 import {
-  csvlogBare, csvlogText, garbageText, joinRecords, randomFields, randomRecordsText, randomString,
-  refEncodeField, refEncodeRecord, refNextRecordStart, type Column, type TextRecords,
+  csvlogBare,
+  csvlogText,
+  garbageText,
+  joinRecords,
+  randomFields,
+  randomRecordsText,
+  randomString,
+  refEncodeField,
+  refEncodeRecord,
+  refNextRecordStart,
+  type Column,
+  type TextRecords,
 } from '../helpers/csv-reference.js';
 import { GARBAGE_PROPERTY } from './csv-garbage.js';
 
@@ -23,12 +33,16 @@ import { GARBAGE_PROPERTY } from './csv-garbage.js';
 
 describe('splitCsv round-trips the reference RFC 4180 encoder', () => {
   test('random field lists (0–30 fields: commas, quotes, CR, LF, CRLF, unicode, "", NULL)', () => {
-    forAll({ name: 'splitCsv(encode(fields))', seed: 0xc5f1_0001, runs: 3000 }, (rng) => randomFields(rng, 0, 30), (fields) => {
-      const encoded = refEncodeRecord(fields);
-      // No fields and one NULL field are both the empty text in CSV; splitCsv reads it as one NULL.
-      const expected = fields.length === 0 ? [null] : fields;
-      assert.deepEqual(splitCsv(encoded), { fields: expected, error: null });
-    });
+    forAll(
+      { name: 'splitCsv(encode(fields))', seed: 0xc5f1_0001, runs: 3000 },
+      (rng) => randomFields(rng, 0, 30),
+      (fields) => {
+        const encoded = refEncodeRecord(fields);
+        // No fields and one NULL field are both the empty text in CSV; splitCsv reads it as one NULL.
+        const expected = fields.length === 0 ? [null] : fields;
+        assert.deepEqual(splitCsv(encoded), { fields: expected, error: null });
+      },
+    );
   });
 
   test('a record embedded in a larger text, split through start/end', () => {
@@ -44,11 +58,15 @@ describe('splitCsv round-trips the reference RFC 4180 encoder', () => {
   });
 
   test('single fields: every value comes back, and the quoting rule matches the reference', () => {
-    forAll({ name: 'single field', seed: 0xc5f1_0003, runs: 2000 }, (rng) => randomString(rng, 10), (value) => {
-      assert.deepEqual(splitCsv(refEncodeField(value)).fields, [value]);
-      // src's encoder follows pgaudit: quote iff , " CR LF — identical to the reference except for '' (below).
-      if (value !== '') assert.equal(encodeCsvField(value), refEncodeField(value));
-    });
+    forAll(
+      { name: 'single field', seed: 0xc5f1_0003, runs: 2000 },
+      (rng) => randomString(rng, 10),
+      (value) => {
+        assert.deepEqual(splitCsv(refEncodeField(value)).fields, [value]);
+        // src's encoder follows pgaudit: quote iff , " CR LF — identical to the reference except for '' (below).
+        if (value !== '') assert.equal(encodeCsvField(value), refEncodeField(value));
+      },
+    );
   });
 
   test('encodeCsv (src) round-trips through splitCsv for lists without empty strings', () => {
@@ -84,15 +102,22 @@ function scanAll(text: string): ScannedRecord[] {
 }
 
 function expectRecords(text: string, records: TextRecords['records']): void {
-  assert.deepEqual(scanAll(text), records.map((r) => ({ ...r, error: null })));
+  assert.deepEqual(
+    scanAll(text),
+    records.map((r) => ({ ...r, error: null })),
+  );
 }
 
 describe('scanCsvRecord over multi-record text', () => {
   test('random records (NULL, bare tokens, quoted text with newlines; LF and CRLF line ends)', () => {
-    forAll({ name: 'scan(join(records))', seed: 0xc5f1_0101, runs: 2000 }, (rng) => randomRecordsText(rng, 8, 30, 6), ({ text, records }) => {
-      expectRecords(text, records);
-      assert.equal(scanCsvRecord(text, text.length), null, 'nothing after the last record');
-    });
+    forAll(
+      { name: 'scan(join(records))', seed: 0xc5f1_0101, runs: 2000 },
+      (rng) => randomRecordsText(rng, 8, 30, 6),
+      ({ text, records }) => {
+        expectRecords(text, records);
+        assert.equal(scanCsvRecord(text, text.length), null, 'nothing after the last record');
+      },
+    );
   });
 
   test('broken records end at the next newline outside quotes and carry an error', () => {
@@ -255,7 +280,14 @@ function genAuditFile(rng: Rng, maxRecords: number): AuditFile {
   const lines: AuditLine[] = [];
   const n = rng.int(1, maxRecords);
   for (let i = 0; i < n; i++) lines.push(genAuditLine(rng, columnCount));
-  return { lines, columnCount, text: joinRecords(lines.map((l) => l.columns), () => '\n') };
+  return {
+    lines,
+    columnCount,
+    text: joinRecords(
+      lines.map((l) => l.columns),
+      () => '\n',
+    ),
+  };
 }
 
 describe('pgaudit in csvlog: record → message → pgaudit fields → parameter list', () => {
@@ -268,15 +300,26 @@ describe('pgaudit in csvlog: record → message → pgaudit fields → parameter
         assert.equal(scanned.length, lines.length, 'record count');
         lines.forEach((line, i) => {
           const rec = scanned[i]!;
-          assert.deepEqual(rec.fields, line.columns.map((c) => c.value), `record ${i} fields`);
+          assert.deepEqual(
+            rec.fields,
+            line.columns.map((c) => c.value),
+            `record ${i} fields`,
+          );
           if (line.expected.kind !== 'audit') return;
           const want = line.expected.record;
           const parsed = parsePgAuditMessage(rec.fields[13]!);
           assert.ok(parsed.ok, `record ${i}: ${parsed.ok ? '' : parsed.reason}`);
           assert.deepEqual(parsed.fields, {
-            audit_type: want.audit_type, statement_id: want.statement_id, substatement_id: want.substatement_id,
-            class: want.class, command: want.command, object_type: want.object_type, object_name: want.object_name,
-            statement: want.statement, parameter: want.parameter, rows: want.rows,
+            audit_type: want.audit_type,
+            statement_id: want.statement_id,
+            substatement_id: want.substatement_id,
+            class: want.class,
+            command: want.command,
+            object_type: want.object_type,
+            object_name: want.object_name,
+            statement: want.statement,
+            parameter: want.parameter,
+            rows: want.rows,
           });
           assert.deepEqual(decodeParameterList(parsed.fields.parameter), line.params, `record ${i} parameter list`);
         });
@@ -322,15 +365,23 @@ function checkEveryPrefix(text: string, records: TextRecords['records']): void {
 
 describe('truncation: every prefix yields the original complete records, then null', () => {
   test('random small records (LF and CRLF)', () => {
-    forAll<TextRecords>({ name: 'prefixes of random records', seed: 0xc5f1_0301, runs: 600, show: (t) => showInput(t.text) }, (rng) => randomRecordsText(rng, 4, 6, 4), ({ text, records }) => {
-      checkEveryPrefix(text, records);
-    });
+    forAll<TextRecords>(
+      { name: 'prefixes of random records', seed: 0xc5f1_0301, runs: 600, show: (t) => showInput(t.text) },
+      (rng) => randomRecordsText(rng, 4, 6, 4),
+      ({ text, records }) => {
+        checkEveryPrefix(text, records);
+      },
+    );
   });
 
   test('realistic 26-column pgaudit csvlog records', () => {
-    forAll<TextRecords>({ name: 'prefixes of csvlog audit records', seed: 0xc5f1_0302, runs: 25, show: (t) => showInput(t.text) }, (rng) => genAuditFile(rng, 3).text, ({ text, records }) => {
-      checkEveryPrefix(text, records);
-    });
+    forAll<TextRecords>(
+      { name: 'prefixes of csvlog audit records', seed: 0xc5f1_0302, runs: 25, show: (t) => showInput(t.text) },
+      (rng) => genAuditFile(rng, 3).text,
+      ({ text, records }) => {
+        checkEveryPrefix(text, records);
+      },
+    );
   });
 
   test('hand-picked cut points: inside "" pairs, between CR and LF, after a closing quote, after the last digit', () => {
@@ -368,10 +419,12 @@ describe('garbage input', () => {
           const started = Atomics.load(counter, 0);
           const base = process.env['PROP_SEED'] ? Number(process.env['PROP_SEED']) : GARBAGE_PROPERTY.seed;
           const seed = process.env['PROP_CASE'] ? Number(process.env['PROP_CASE']) : caseSeed(base, started - 1);
-          reject(new Error(
-            `garbage check did not finish in ${limitMs} ms (probable infinite loop) on run ${started - 1}, ` +
-              `case seed ${seed} (replay: PROP_CASE=${seed})\ninput: ${showInput(garbageText(new Rng(seed)))}`,
-          ));
+          reject(
+            new Error(
+              `garbage check did not finish in ${limitMs} ms (probable infinite loop) on run ${started - 1}, ` +
+                `case seed ${seed} (replay: PROP_CASE=${seed})\ninput: ${showInput(garbageText(new Rng(seed)))}`,
+            ),
+          );
         }, limitMs);
       });
       assert.ok(result.ok, result.message);
@@ -395,7 +448,10 @@ describe('findNextRecordStart', () => {
     const text = broken + 'not a record start, just a line\n' + '2024-05-01 12:00:00 UTC,no millis\n' + good1 + good2;
     const at = findNextRecordStart(text, 1);
     assert.equal(at, text.indexOf(good1));
-    assert.deepEqual(scanAll(text.slice(at)).map((r) => r.fields[13]), ['m1', 'm2']);
+    assert.deepEqual(
+      scanAll(text.slice(at)).map((r) => r.fields[13]),
+      ['m1', 'm2'],
+    );
     assert.equal(findNextRecordStart(text, at + 1), text.indexOf(good2));
     assert.equal(findNextRecordStart(text, text.indexOf(good2) + 1), -1);
   });

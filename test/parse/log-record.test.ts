@@ -18,10 +18,32 @@ const AUDIT_MESSAGE = 'AUDIT: SESSION,11,1,READ,SELECT,TABLE,public.accounts,SEL
 /** examples/pgaudit-logs/postgresql-2026-11-22_031157.csv, wl-params line 13 (26 columns), as decoded fields. */
 function base26(): (string | null)[] {
   return [
-    '2026-11-22 03:11:57.759 UTC', 'postgres', 'postgres', '12055', '127.0.0.1:42942', '6b025d7c.2f17', '13', 'SELECT',
-    '2026-11-22 03:11:56 UTC', '3/45', '0', 'LOG', '00000', AUDIT_MESSAGE,
-    null, null, null, null, null, null, null, null, // detail, hint, internal_query, internal_query_pos, context, query, query_pos, location
-    'wl-params', 'client backend', null, '0',
+    '2026-11-22 03:11:57.759 UTC',
+    'postgres',
+    'postgres',
+    '12055',
+    '127.0.0.1:42942',
+    '6b025d7c.2f17',
+    '13',
+    'SELECT',
+    '2026-11-22 03:11:56 UTC',
+    '3/45',
+    '0',
+    'LOG',
+    '00000',
+    AUDIT_MESSAGE,
+    null,
+    null,
+    null,
+    null,
+    null,
+    null,
+    null,
+    null, // detail, hint, internal_query, internal_query_pos, context, query, query_pos, location
+    'wl-params',
+    'client backend',
+    null,
+    '0',
   ];
 }
 
@@ -88,7 +110,8 @@ describe('csvlogRecord: column mapping', () => {
 
   test('a real csvlog line, scanned and mapped', () => {
     // examples/pgaudit-logs/postgresql-2026-11-22_031157.csv
-    const line = '2026-11-22 03:11:57.759 UTC,"postgres","postgres",12055,"127.0.0.1:42942",6b025d7c.2f17,13,"SELECT",2026-11-22 03:11:56 UTC,3/45,0,LOG,00000,"AUDIT: SESSION,11,1,READ,SELECT,TABLE,public.accounts,SELECT count(*) FROM accounts,<none>,1",,,,,,,,,"wl-params","client backend",,0\n';
+    const line =
+      '2026-11-22 03:11:57.759 UTC,"postgres","postgres",12055,"127.0.0.1:42942",6b025d7c.2f17,13,"SELECT",2026-11-22 03:11:56 UTC,3/45,0,LOG,00000,"AUDIT: SESSION,11,1,READ,SELECT,TABLE,public.accounts,SELECT count(*) FROM accounts,<none>,1",,,,,,,,,"wl-params","client backend",,0\n';
     const rec = scanCsvRecord(line, 0);
     assert.ok(rec);
     assert.deepEqual(csvlogRecord(rec.fields, rec.error, 26, times()), { kind: 'audit', record: BASE_RECORD });
@@ -110,10 +133,19 @@ describe('csvlogRecord: column mapping', () => {
   });
 
   test('user, database, pid, session id, line number, command tag, vxid, txid, application name', () => {
-    const r = auditOf(csv(26, {
-      1: 'app "owner", x', 2: 'städte 東京', 3: '4194304', 5: '66a1f2b3.4e2', 6: '2147483647', 7: 'CREATE FUNCTION',
-      9: '12/345678', 10: '4294967295', 22: 'psql, "quoted"\nline',
-    }));
+    const r = auditOf(
+      csv(26, {
+        1: 'app "owner", x',
+        2: 'städte 東京',
+        3: '4194304',
+        5: '66a1f2b3.4e2',
+        6: '2147483647',
+        7: 'CREATE FUNCTION',
+        9: '12/345678',
+        10: '4294967295',
+        22: 'psql, "quoted"\nline',
+      }),
+    );
     assert.equal(r.user_name, 'app "owner", x');
     assert.equal(r.database_name, 'städte 東京');
     assert.equal(r.process_id, 4194304);
@@ -188,7 +220,12 @@ describe('csvlogRecord: audit or not', () => {
     }
     const connect = csv(26, { 11: 'LOG', 12: '00000', 13: cases[0][2], 22: '' });
     assert.equal(connect.kind === 'session' && connect.record.application_name, 'psql');
-    const ssl = csv(26, { 11: 'LOG', 12: '00000', 13: 'connection authorized: user=a database=b application_name=my app SSL enabled (protocol=TLSv1.3, cipher=TLS_AES_256_GCM_SHA384, bits=256)', 22: '' });
+    const ssl = csv(26, {
+      11: 'LOG',
+      12: '00000',
+      13: 'connection authorized: user=a database=b application_name=my app SSL enabled (protocol=TLSv1.3, cipher=TLS_AES_256_GCM_SHA384, bits=256)',
+      22: '',
+    });
     assert.equal(ssl.kind === 'session' && ssl.record.application_name, 'my app');
     const disconnect = csv(26, { 11: 'LOG', 12: '00000', 13: cases[2][2] });
     assert.equal(disconnect.kind === 'session' && disconnect.record.duration_ms, 3723456);
@@ -249,9 +286,14 @@ describe('csvlogRecord: bad records', () => {
   });
 
   test('an ambiguous zone is a configuration error: it throws instead of quarantining every record', () => {
-    assert.throws(() => csv(26, { 0: '2026-11-22 08:41:57.759 IST' }), (e: unknown) => e instanceof TimestampError && e.code === 'unknown_zone');
+    assert.throws(
+      () => csv(26, { 0: '2026-11-22 08:41:57.759 IST' }),
+      (e: unknown) => e instanceof TimestampError && e.code === 'unknown_zone',
+    );
     // with log_timezone the same record maps
-    const r = auditOf(csvlogRecord(fieldsFor(26, { 0: '2026-11-22 08:41:57.759 IST', 8: '2026-11-22 08:41:56 IST' }), null, 26, new TimestampResolver('Asia/Kolkata')));
+    const r = auditOf(
+      csvlogRecord(fieldsFor(26, { 0: '2026-11-22 08:41:57.759 IST', 8: '2026-11-22 08:41:56 IST' }), null, 26, new TimestampResolver('Asia/Kolkata')),
+    );
     assert.equal(r.log_time_ms, BASE_RECORD.log_time_ms);
     assert.equal(r.session_start_ms, BASE_RECORD.session_start_ms);
   });
@@ -278,23 +320,60 @@ describe('jsonlogRecord: key mapping', () => {
   });
 
   test('every key of REFERENCE §2', () => {
-    const line = jsonLine({
-      timestamp: '2024-07-15 12:00:00.250 CEST', user: 'alice', dbname: 'shop', pid: 4321, remote_host: '::1', remote_port: 5433,
-      session_id: '66a1f2b3.10e1', line_num: 7, ps: 'INSERT', session_start: '2024-07-15 11:59:00 CEST', vxid: '4/17', txid: 987654,
-      error_severity: 'LOG', state_code: '00000', message: 'AUDIT: OBJECT,3,2,WRITE,INSERT,TABLE,public.orders,"INSERT INTO orders VALUES ($1, $2)","5,""x, y""",1',
-      application_name: 'shop-api', backend_type: 'parallel worker', leader_pid: 4300,
-    }, { query_id: '-7123456789012345678' });
+    const line = jsonLine(
+      {
+        timestamp: '2024-07-15 12:00:00.250 CEST',
+        user: 'alice',
+        dbname: 'shop',
+        pid: 4321,
+        remote_host: '::1',
+        remote_port: 5433,
+        session_id: '66a1f2b3.10e1',
+        line_num: 7,
+        ps: 'INSERT',
+        session_start: '2024-07-15 11:59:00 CEST',
+        vxid: '4/17',
+        txid: 987654,
+        error_severity: 'LOG',
+        state_code: '00000',
+        message: 'AUDIT: OBJECT,3,2,WRITE,INSERT,TABLE,public.orders,"INSERT INTO orders VALUES ($1, $2)","5,""x, y""",1',
+        application_name: 'shop-api',
+        backend_type: 'parallel worker',
+        leader_pid: 4300,
+      },
+      { query_id: '-7123456789012345678' },
+    );
     assert.deepEqual(jsonlogRecord(line, times()), {
       kind: 'audit',
       record: {
-        log_time_ms: Date.UTC(2024, 6, 15, 10, 0, 0, 250), user_name: 'alice', database_name: 'shop', process_id: 4321,
-        client_addr: '::1', client_port: 5433, session_id: '66a1f2b3.10e1', session_line_num: 7, command_tag: 'INSERT',
-        session_start_ms: Date.UTC(2024, 6, 15, 9, 59), virtual_transaction_id: '4/17', transaction_id: 987654,
-        error_severity: 'LOG', application_name: 'shop-api', backend_type: 'parallel worker', leader_pid: 4300,
+        log_time_ms: Date.UTC(2024, 6, 15, 10, 0, 0, 250),
+        user_name: 'alice',
+        database_name: 'shop',
+        process_id: 4321,
+        client_addr: '::1',
+        client_port: 5433,
+        session_id: '66a1f2b3.10e1',
+        session_line_num: 7,
+        command_tag: 'INSERT',
+        session_start_ms: Date.UTC(2024, 6, 15, 9, 59),
+        virtual_transaction_id: '4/17',
+        transaction_id: 987654,
+        error_severity: 'LOG',
+        application_name: 'shop-api',
+        backend_type: 'parallel worker',
+        leader_pid: 4300,
         query_id: '-7123456789012345678',
         message: 'AUDIT: OBJECT,3,2,WRITE,INSERT,TABLE,public.orders,"INSERT INTO orders VALUES ($1, $2)","5,""x, y""",1',
-        audit_type: 'OBJECT', statement_id: 3, substatement_id: 2, class: 'WRITE', command: 'INSERT', object_type: 'TABLE',
-        object_name: 'public.orders', statement: 'INSERT INTO orders VALUES ($1, $2)', parameter: '5,"x, y"', rows: 1,
+        audit_type: 'OBJECT',
+        statement_id: 3,
+        substatement_id: 2,
+        class: 'WRITE',
+        command: 'INSERT',
+        object_type: 'TABLE',
+        object_name: 'public.orders',
+        statement: 'INSERT INTO orders VALUES ($1, $2)',
+        parameter: '5,"x, y"',
+        rows: 1,
       },
     });
   });
@@ -309,14 +388,32 @@ describe('jsonlogRecord: key mapping', () => {
     const r = auditOf(jsonlogRecord(jsonLine(MINIMAL), times()));
     assert.deepEqual(
       {
-        user_name: r.user_name, database_name: r.database_name, process_id: r.process_id, client_addr: r.client_addr,
-        client_port: r.client_port, command_tag: r.command_tag, session_start_ms: r.session_start_ms,
-        virtual_transaction_id: r.virtual_transaction_id, application_name: r.application_name,
-        backend_type: r.backend_type, leader_pid: r.leader_pid, query_id: r.query_id,
+        user_name: r.user_name,
+        database_name: r.database_name,
+        process_id: r.process_id,
+        client_addr: r.client_addr,
+        client_port: r.client_port,
+        command_tag: r.command_tag,
+        session_start_ms: r.session_start_ms,
+        virtual_transaction_id: r.virtual_transaction_id,
+        application_name: r.application_name,
+        backend_type: r.backend_type,
+        leader_pid: r.leader_pid,
+        query_id: r.query_id,
       },
       {
-        user_name: null, database_name: null, process_id: null, client_addr: null, client_port: null, command_tag: null,
-        session_start_ms: null, virtual_transaction_id: null, application_name: null, backend_type: null, leader_pid: null, query_id: null,
+        user_name: null,
+        database_name: null,
+        process_id: null,
+        client_addr: null,
+        client_port: null,
+        command_tag: null,
+        session_start_ms: null,
+        virtual_transaction_id: null,
+        application_name: null,
+        backend_type: null,
+        leader_pid: null,
+        query_id: null,
       },
     );
     assert.equal(r.session_id, MINIMAL.session_id);
@@ -374,7 +471,16 @@ describe('jsonlogRecord: other and bad', () => {
     const connect = jsonlogRecord(JSON.stringify({ ...MINIMAL, message: 'connection authorized: user=postgres database=postgres' }), times());
     assert.equal(connect.kind === 'session' && connect.record.kind, 'connect');
     // An error whose statement looks like a pgaudit entry is an error, not an audit record.
-    const error = jsonlogRecord(JSON.stringify({ ...MINIMAL, error_severity: 'ERROR', state_code: '42P01', message: 'relation "nope" does not exist', statement: 'AUDIT: SESSION,1,1,READ,SELECT,,,SELECT 1,<none>' }), times());
+    const error = jsonlogRecord(
+      JSON.stringify({
+        ...MINIMAL,
+        error_severity: 'ERROR',
+        state_code: '42P01',
+        message: 'relation "nope" does not exist',
+        statement: 'AUDIT: SESSION,1,1,READ,SELECT,,,SELECT 1,<none>',
+      }),
+      times(),
+    );
     assert.equal(error.kind === 'session' && error.record.kind, 'error');
     assert.equal(error.kind === 'session' && error.record.query, 'AUDIT: SESSION,1,1,READ,SELECT,,,SELECT 1,<none>');
   });
@@ -393,9 +499,16 @@ describe('jsonlogRecord: property', () => {
       (rng) => {
         const params = randomFields(rng, 1, 4, 4);
         const pg = [
-          rng.pick(['SESSION', 'OBJECT']), String(rng.int(1, 1e6)), String(rng.int(1, 99)), rng.pick(['READ', 'WRITE', 'DDL']),
-          randomString(rng, 4), rng.bool(0.3) ? null : 'TABLE', rng.bool(0.3) ? null : randomString(rng, 5), randomString(rng, 8),
-          refEncodeRecord(params), String(rng.int(0, 1e6)),
+          rng.pick(['SESSION', 'OBJECT']),
+          String(rng.int(1, 1e6)),
+          String(rng.int(1, 99)),
+          rng.pick(['READ', 'WRITE', 'DDL']),
+          randomString(rng, 4),
+          rng.bool(0.3) ? null : 'TABLE',
+          rng.bool(0.3) ? null : randomString(rng, 5),
+          randomString(rng, 8),
+          refEncodeRecord(params),
+          String(rng.int(0, 1e6)),
         ];
         return { pg, params, user: randomString(rng, 4), app: randomString(rng, 4) };
       },
@@ -406,7 +519,18 @@ describe('jsonlogRecord: property', () => {
         assert.equal(r.user_name, user);
         assert.equal(r.application_name, app === '' ? null : app, 'an empty application_name is NULL (jsonlog cannot tell it from a missing one)');
         assert.deepEqual(
-          [r.audit_type, String(r.statement_id), String(r.substatement_id), r.class, r.command, r.object_type, r.object_name, r.statement, r.parameter, String(r.rows)],
+          [
+            r.audit_type,
+            String(r.statement_id),
+            String(r.substatement_id),
+            r.class,
+            r.command,
+            r.object_type,
+            r.object_name,
+            r.statement,
+            r.parameter,
+            String(r.rows),
+          ],
           pg,
         );
       },

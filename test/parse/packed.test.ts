@@ -1,8 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
-  csvlogRecord, dimensionsOf, GS, packCsvlog, PackWriter, scanCsvRecord, SessionTracker, TimestampResolver, unpackRows,
-  type CsvlogPackState, type Dimensions, type PgAuditRecord,
+  csvlogRecord,
+  dimensionsOf,
+  GS,
+  packCsvlog,
+  PackWriter,
+  scanCsvRecord,
+  SessionTracker,
+  TimestampResolver,
+  unpackRows,
+  type CsvlogPackState,
+  type Dimensions,
+  type PgAuditRecord,
 } from '../../src/parse/index.js';
 import { CsvlogGenerator, csvOf, type GenRecord } from '../helpers/csvlog-gen.js';
 
@@ -11,8 +21,7 @@ import { CsvlogGenerator, csvOf, type GenRecord } from '../helpers/csvlog-gen.js
  * (scanCsvRecord + csvlogRecord + PackWriter.record), which the other parse tests check field by field.
  */
 function generated(seed: number, n: number): { text: string; records: GenRecord[] } {
-  const records = new CsvlogGenerator({ seed, multilineShare: 0.3 }).records(n)
-    .filter((r) => !r.csv.includes(String.fromCharCode(GS))); // the fast path declines chunks holding GS
+  const records = new CsvlogGenerator({ seed, multilineShare: 0.3 }).records(n).filter((r) => !r.csv.includes(String.fromCharCode(GS))); // the fast path declines chunks holding GS
   return { text: csvOf(records), records };
 }
 
@@ -23,11 +32,17 @@ function fastPack(text: string, storeMessage: boolean): { bytes: Buffer; count: 
   const tracker = new SessionTracker();
   tracker.beginFile('', '', out);
   const st: CsvlogPackState = {
-    columns: 0, times: new TimestampResolver(), storeMessage, out, tracker,
+    columns: 0,
+    times: new TimestampResolver(),
+    storeMessage,
+    out,
+    tracker,
     onBad: (s, e, reason) => bad.push(`${s}-${e}: ${reason}`),
     onLarge: () => bad.push('large'),
     onMarker: () => {},
-    events: 0, minTimeMs: 0, maxTimeMs: 0,
+    events: 0,
+    minTimeMs: 0,
+    maxTimeMs: 0,
   };
   const consumed = packCsvlog(buf, 0, buf.length, st);
   const { bytes, count } = out.take();
@@ -81,16 +96,40 @@ describe('packed rows', () => {
     assert.equal(rows.length, ref.records.length);
     rows.forEach((row, i) => {
       const r = ref.records[i]!;
-      assert.deepEqual(row, {
-        log_time_ms: r.log_time_ms, user_name: r.user_name, database_name: r.database_name, client_addr: r.client_addr,
-        client_port: r.client_port, message: r.message, application_name: r.application_name, session_id: r.session_id,
-        session_line_num: r.session_line_num, process_id: r.process_id, virtual_transaction_id: r.virtual_transaction_id,
-        transaction_id: r.transaction_id, command_tag: r.command_tag, session_start_ms: r.session_start_ms,
-        error_severity: r.error_severity, backend_type: r.backend_type, leader_pid: r.leader_pid, query_id: r.query_id,
-        audit_type: r.audit_type, statement_id: r.statement_id, substatement_id: r.substatement_id, class: r.class,
-        command: r.command, object_type: r.object_type, object_name: r.object_name, statement: r.statement,
-        parameter: r.parameter, rows: r.rows,
-      }, `row ${i}`);
+      assert.deepEqual(
+        row,
+        {
+          log_time_ms: r.log_time_ms,
+          user_name: r.user_name,
+          database_name: r.database_name,
+          client_addr: r.client_addr,
+          client_port: r.client_port,
+          message: r.message,
+          application_name: r.application_name,
+          session_id: r.session_id,
+          session_line_num: r.session_line_num,
+          process_id: r.process_id,
+          virtual_transaction_id: r.virtual_transaction_id,
+          transaction_id: r.transaction_id,
+          command_tag: r.command_tag,
+          session_start_ms: r.session_start_ms,
+          error_severity: r.error_severity,
+          backend_type: r.backend_type,
+          leader_pid: r.leader_pid,
+          query_id: r.query_id,
+          audit_type: r.audit_type,
+          statement_id: r.statement_id,
+          substatement_id: r.substatement_id,
+          class: r.class,
+          command: r.command,
+          object_type: r.object_type,
+          object_name: r.object_name,
+          statement: r.statement,
+          parameter: r.parameter,
+          rows: r.rows,
+        },
+        `row ${i}`,
+      );
     });
   });
 
@@ -120,16 +159,28 @@ describe('session records (correlation)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'auditship-sessions-'));
     try {
       await generateCsvlog(dir, { events: 20_000, seed: 11, fileBytes: 64 << 20 });
-      const text = readdirSync(dir).sort().map((f) => readFileSync(join(dir, f), 'utf8')).join('');
+      const text = readdirSync(dir)
+        .sort()
+        .map((f) => readFileSync(join(dir, f), 'utf8'))
+        .join('');
       const fast: unknown[] = [];
       const buf = Buffer.from(text, 'utf8');
       const tracker = new SessionTracker();
       const out = new PackWriter();
       tracker.beginFile('', '', out);
       const st: CsvlogPackState = {
-        columns: 0, times: new TimestampResolver(), storeMessage: false, out, tracker,
-        onBad: (s, e, reason) => assert.fail(`${s}-${e}: ${reason}`), onLarge: () => assert.fail('large'), onMarker: () => {},
-        onSessionRecord: (r) => fast.push(r), events: 0, minTimeMs: 0, maxTimeMs: 0,
+        columns: 0,
+        times: new TimestampResolver(),
+        storeMessage: false,
+        out,
+        tracker,
+        onBad: (s, e, reason) => assert.fail(`${s}-${e}: ${reason}`),
+        onLarge: () => assert.fail('large'),
+        onMarker: () => {},
+        onSessionRecord: (r) => fast.push(r),
+        events: 0,
+        minTimeMs: 0,
+        maxTimeMs: 0,
       };
       assert.equal(packCsvlog(buf, 0, buf.length, st), buf.length);
       const slow: unknown[] = [];

@@ -24,18 +24,32 @@ function reasonOf(message: string): string {
 describe('field counts', () => {
   test('9 fields (pgaudit.log_rows off, or pgaudit < 1.6): rows is null', () => {
     assert.deepEqual(parseOk('AUDIT: SESSION,1,1,READ,SELECT,TABLE,public.accounts,SELECT count(*) FROM accounts,<none>'), {
-      audit_type: 'SESSION', statement_id: 1, substatement_id: 1, class: 'READ', command: 'SELECT',
-      object_type: 'TABLE', object_name: 'public.accounts', statement: 'SELECT count(*) FROM accounts',
-      parameter: '<none>', rows: null,
+      audit_type: 'SESSION',
+      statement_id: 1,
+      substatement_id: 1,
+      class: 'READ',
+      command: 'SELECT',
+      object_type: 'TABLE',
+      object_name: 'public.accounts',
+      statement: 'SELECT count(*) FROM accounts',
+      parameter: '<none>',
+      rows: null,
     });
   });
 
   test('10 fields (pgaudit.log_rows on): rows is a number; 0 stays 0', () => {
     // examples/pgaudit-logs, wl-params
     assert.deepEqual(parseOk('AUDIT: SESSION,11,1,READ,SELECT,TABLE,public.accounts,SELECT count(*) FROM accounts,<none>,1'), {
-      audit_type: 'SESSION', statement_id: 11, substatement_id: 1, class: 'READ', command: 'SELECT',
-      object_type: 'TABLE', object_name: 'public.accounts', statement: 'SELECT count(*) FROM accounts',
-      parameter: '<none>', rows: 1,
+      audit_type: 'SESSION',
+      statement_id: 11,
+      substatement_id: 1,
+      class: 'READ',
+      command: 'SELECT',
+      object_type: 'TABLE',
+      object_name: 'public.accounts',
+      statement: 'SELECT count(*) FROM accounts',
+      parameter: '<none>',
+      rows: 1,
     });
     assert.equal(parseOk("AUDIT: SESSION,1,1,MISC,SET,,,SET application_name = 'wl-plpgsql',<none>,0").rows, 0);
     assert.equal(parseOk('AUDIT: SESSION,1,1,WRITE,INSERT,TABLE,public.t,INSERT INTO t SELECT g FROM g,<none>,1234567').rows, 1234567);
@@ -92,8 +106,16 @@ describe('markers stay as written', () => {
 describe('empty fields are NULL', () => {
   test('command, object type, object name, statement, parameter and rows', () => {
     assert.deepEqual(parseOk('AUDIT: SESSION,3,1,MISC,,,,,,'), {
-      audit_type: 'SESSION', statement_id: 3, substatement_id: 1, class: 'MISC', command: null,
-      object_type: null, object_name: null, statement: null, parameter: null, rows: null,
+      audit_type: 'SESSION',
+      statement_id: 3,
+      substatement_id: 1,
+      class: 'MISC',
+      command: null,
+      object_type: null,
+      object_name: null,
+      statement: null,
+      parameter: null,
+      rows: null,
     });
   });
 
@@ -141,9 +163,16 @@ describe('quotes, commas and newlines', () => {
 describe('OBJECT audit type', () => {
   test('object audit entry (pgaudit.role grants matched)', () => {
     assert.deepEqual(parseOk('AUDIT: OBJECT,2,1,READ,SELECT,TABLE,public.account,"SELECT password FROM account WHERE id = $1",1,1'), {
-      audit_type: 'OBJECT', statement_id: 2, substatement_id: 1, class: 'READ', command: 'SELECT',
-      object_type: 'TABLE', object_name: 'public.account', statement: 'SELECT password FROM account WHERE id = $1',
-      parameter: '1', rows: 1,
+      audit_type: 'OBJECT',
+      statement_id: 2,
+      substatement_id: 1,
+      class: 'READ',
+      command: 'SELECT',
+      object_type: 'TABLE',
+      object_name: 'public.account',
+      statement: 'SELECT password FROM account WHERE id = $1',
+      parameter: '1',
+      rows: 1,
     });
   });
 });
@@ -158,8 +187,22 @@ describe('rejections carry a reason', () => {
   });
 
   test('statement and substatement ids must be non-negative integers', () => {
-    for (const [sid, ssid] of [['x', '1'], ['1', 'y'], ['', '1'], ['1', ''], ['-1', '1'], ['1.5', '1'], [' 1', '1'], ['1e3', '1'], ['0x10', '1']] as const) {
-      assert.match(reasonOf(`AUDIT: SESSION,${sid},${ssid},READ,SELECT,,,SELECT 1,<none>`), /STATEMENT_ID or SUBSTATEMENT_ID is not an integer/, `${sid}/${ssid}`);
+    for (const [sid, ssid] of [
+      ['x', '1'],
+      ['1', 'y'],
+      ['', '1'],
+      ['1', ''],
+      ['-1', '1'],
+      ['1.5', '1'],
+      [' 1', '1'],
+      ['1e3', '1'],
+      ['0x10', '1'],
+    ] as const) {
+      assert.match(
+        reasonOf(`AUDIT: SESSION,${sid},${ssid},READ,SELECT,,,SELECT 1,<none>`),
+        /STATEMENT_ID or SUBSTATEMENT_ID is not an integer/,
+        `${sid}/${ssid}`,
+      );
     }
   });
 

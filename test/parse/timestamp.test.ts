@@ -11,11 +11,15 @@ import { forAll, type Rng } from '../helpers/prng.js';
 const utc = (y: number, mo: number, d: number, h = 0, mi = 0, s = 0, ms = 0) => Date.UTC(y, mo - 1, d, h, mi, s, ms);
 
 function throwsCode(fn: () => unknown, code: TimestampError['code'] | undefined, label: string): void {
-  assert.throws(fn, (err: unknown) => {
-    assert.ok(err instanceof TimestampError, `${label}: expected a TimestampError, got ${String(err)}`);
-    if (code !== undefined) assert.equal(err.code, code, `${label}: code (message: ${err.message})`);
-    return true;
-  }, label);
+  assert.throws(
+    fn,
+    (err: unknown) => {
+      assert.ok(err instanceof TimestampError, `${label}: expected a TimestampError, got ${String(err)}`);
+      if (code !== undefined) assert.equal(err.code, code, `${label}: code (message: ${err.message})`);
+      return true;
+    },
+    label,
+  );
 }
 
 describe('exact suffixes', () => {
@@ -138,19 +142,45 @@ describe('malformed text', () => {
 
   test("not a PostgreSQL log timestamp → 'malformed'", () => {
     for (const text of [
-      '', 'garbage', '2024-05-01', '2024-05-01 12:00:00', '2024-05-01 12:00:00.000', '2024-05-01 12:00:00.000 ',
-      '2024-05-01T12:00:00.000Z', '2024-05-01T12:00:00.000 UTC', '2024-5-01 12:00:00 UTC', '24-05-01 12:00:00 UTC',
-      '2024-05-01 12:00:00.12 UTC', '2024-05-01 12:00:00.1234 UTC', '2024-05-01 12:00:00.abc UTC', '2024-05-01 12:00:00.12a UTC',
-      '2024-05-01 12:00 UTC', '2024-05-01 12:00:00  UTC', '2024-05-01 12:00:00.000  UTC', ' 2024-05-01 12:00:00 UTC',
-      '2024-05-01 12:00:00 UTC ', '2024-05-01 12:00:00.000 UTC extra', '2024-13-01 12:00:00 UTC', '2024-05-32 12:00:00 UTC',
-      '2024-05-01 24:00:00 UTC', '2024-05-01 12:60:00 UTC', '2024-05-01 12:00:61 UTC', '２０２４-05-01 12:00:00 UTC',
+      '',
+      'garbage',
+      '2024-05-01',
+      '2024-05-01 12:00:00',
+      '2024-05-01 12:00:00.000',
+      '2024-05-01 12:00:00.000 ',
+      '2024-05-01T12:00:00.000Z',
+      '2024-05-01T12:00:00.000 UTC',
+      '2024-5-01 12:00:00 UTC',
+      '24-05-01 12:00:00 UTC',
+      '2024-05-01 12:00:00.12 UTC',
+      '2024-05-01 12:00:00.1234 UTC',
+      '2024-05-01 12:00:00.abc UTC',
+      '2024-05-01 12:00:00.12a UTC',
+      '2024-05-01 12:00 UTC',
+      '2024-05-01 12:00:00  UTC',
+      '2024-05-01 12:00:00.000  UTC',
+      ' 2024-05-01 12:00:00 UTC',
+      '2024-05-01 12:00:00 UTC ',
+      '2024-05-01 12:00:00.000 UTC extra',
+      '2024-13-01 12:00:00 UTC',
+      '2024-05-32 12:00:00 UTC',
+      '2024-05-01 24:00:00 UTC',
+      '2024-05-01 12:60:00 UTC',
+      '2024-05-01 12:00:61 UTC',
+      '２０２４-05-01 12:00:00 UTC',
     ]) {
       throwsCode(() => r.toEpochMs(text), 'malformed', JSON.stringify(text));
     }
   });
 
   test('impossible calendar dates are malformed, not rolled into the next month', () => {
-    for (const text of ['2024-02-30 12:00:00 UTC', '2023-02-29 12:00:00.000 UTC', '2024-04-31 12:00:00 UTC', '2024-00-10 12:00:00 UTC', '2024-04-00 12:00:00 UTC']) {
+    for (const text of [
+      '2024-02-30 12:00:00 UTC',
+      '2023-02-29 12:00:00.000 UTC',
+      '2024-04-31 12:00:00 UTC',
+      '2024-00-10 12:00:00 UTC',
+      '2024-04-00 12:00:00 UTC',
+    ]) {
       throwsCode(() => r.toEpochMs(text), 'malformed', text);
     }
   });
@@ -214,16 +244,22 @@ function named(table: Record<number, string>): (offset: number) => string {
 
 const ZONES: ZoneCase[] = [
   {
-    zone: 'Europe/Berlin', abbrev: named({ 60: 'CET', 120: 'CEST' }), fixed: true,
+    zone: 'Europe/Berlin',
+    abbrev: named({ 60: 'CET', 120: 'CEST' }),
+    fixed: true,
     changes: (y) => [Date.UTC(y, 2, lastSunday(y, 3), 1), Date.UTC(y, 9, lastSunday(y, 10), 1)],
   },
   {
-    zone: 'America/New_York', abbrev: named({ [-300]: 'EST', [-240]: 'EDT' }), fixed: true,
+    zone: 'America/New_York',
+    abbrev: named({ [-300]: 'EST', [-240]: 'EDT' }),
+    fixed: true,
     changes: (y) => [Date.UTC(y, 2, nthSunday(y, 3, 2), 7), Date.UTC(y, 10, nthSunday(y, 11, 1), 6)],
   },
   { zone: 'Asia/Kolkata', abbrev: named({ 330: 'IST' }), fixed: false, changes: () => [] },
   {
-    zone: 'Australia/Lord_Howe', abbrev: numericAbbrev, fixed: true,
+    zone: 'Australia/Lord_Howe',
+    abbrev: numericAbbrev,
+    fixed: true,
     // DST (+11) from the first Sunday of October 02:00 local (15:00 UTC the day before) to the first Sunday of April 02:00 local (15:00 UTC before)
     changes: (y) => [Date.UTC(y, 3, nthSunday(y, 4, 1) - 1, 15), Date.UTC(y, 9, nthSunday(y, 10, 1) - 1, 15, 30)],
   },
@@ -234,7 +270,14 @@ function localParts(zone: string, ms: number): { local: number; text: (withMilli
   let f = partsFormatters.get(zone);
   if (!f) {
     f = new Intl.DateTimeFormat('en-US', {
-      timeZone: zone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
+      timeZone: zone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
     });
     partsFormatters.set(zone, f);
   }

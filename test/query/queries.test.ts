@@ -15,7 +15,8 @@ describe('audit queries (UI, report, bench)', () => {
   let db: Database;
   let run: QueryRunner;
   let q: AuditQueries;
-  let lo = 0, hi = 0;
+  let lo = 0,
+    hi = 0;
 
   before(async () => {
     await generateCsvlog(`${tmp.dir}/logs`, { events: 30_000, seed: 5, meanGapMs: 40, fileBytes: 4 << 20 });
@@ -25,10 +26,11 @@ describe('audit queries (UI, report, bench)', () => {
     run = duckdbRunner(db.connection);
     q = new AuditQueries(run);
     const [b] = await run.all('SELECT epoch_ms(min(log_time))::DOUBLE AS lo, epoch_ms(max(log_time))::DOUBLE AS hi FROM audit_events');
-    lo = Number(b!['lo']); hi = Number(b!['hi']);
+    lo = Number(b!['lo']);
+    hi = Number(b!['hi']);
   });
-  after(() => {
-    db?.close();
+  after(async () => {
+    await db?.close();
     tmp.cleanup();
   });
 
@@ -67,7 +69,8 @@ describe('audit queries (UI, report, bench)', () => {
     assert.equal(rows.length, expected);
     assert.equal(new Set(rows.map((r) => r.id)).size, rows.length, 'no event twice');
     for (let i = 1; i < rows.length; i++) {
-      const a = rows[i - 1]!, b = rows[i]!;
+      const a = rows[i - 1]!,
+        b = rows[i]!;
       assert.ok(a.log_time >= b.log_time, `descending time at ${i}`);
     }
     assert.ok(rows.every((r) => r.class === 'WRITE' && r.user_name === 'app'));
@@ -88,7 +91,7 @@ describe('audit queries (UI, report, bench)', () => {
       const rows = await walk(filter, 500);
       assert.equal(rows.length, await count(where, params), JSON.stringify(filter));
     }
-    assert.ok(await count(`outcome = 'error'`) > 0, 'the data has failed statements');
+    assert.ok((await count(`outcome = 'error'`)) > 0, 'the data has failed statements');
   });
 
   test('an event in full, with its session and timeline', async () => {
@@ -108,9 +111,18 @@ describe('audit queries (UI, report, bench)', () => {
     const kinds = detail.timeline.map((t) => t.kind);
     assert.equal(kinds[0], 'connect');
     assert.equal(kinds.at(-1), detail.truncated ? kinds.at(-1) : 'disconnect');
-    assert.ok(detail.timeline.some((t) => t.kind === 'audit' && t.id === row.id), 'the event itself is on the timeline');
-    assert.ok(detail.timeline.some((t) => t.kind === 'error'), 'its error is on the timeline');
-    assert.ok(detail.timeline.every((t) => !('statement' in t)), 'the timeline carries no statement text');
+    assert.ok(
+      detail.timeline.some((t) => t.kind === 'audit' && t.id === row.id),
+      'the event itself is on the timeline',
+    );
+    assert.ok(
+      detail.timeline.some((t) => t.kind === 'error'),
+      'its error is on the timeline',
+    );
+    assert.ok(
+      detail.timeline.every((t) => !('statement' in t)),
+      'the timeline carries no statement text',
+    );
     assert.equal(await q.getEvent(Buffer.from(JSON.stringify([1, 'x', 'y', 1])).toString('base64url')), null);
     await assert.rejects(q.getEvent('not-an-id'), /malformed/);
   });
@@ -119,7 +131,10 @@ describe('audit queries (UI, report, bench)', () => {
     const filter: EventFilter = { user: ['web', 'app'] };
     const series = await q.eventsOverTime(filter);
     assert.ok(series.points.length > 3);
-    assert.equal(series.points.reduce((s, p) => s + p.n, 0), await count(`user_name IN ('web', 'app')`));
+    assert.equal(
+      series.points.reduce((s, p) => s + p.n, 0),
+      await count(`user_name IN ('web', 'app')`),
+    );
     const users = await q.topUsers({}, 3);
     assert.equal(users.length, 3);
     assert.equal(users[0]!.n, await count(`user_name = $1`, [users[0]!.key]));
@@ -130,13 +145,24 @@ describe('audit queries (UI, report, bench)', () => {
     const [f] = await run.all('SELECT count(*)::DOUBLE AS n FROM logon_failures');
     assert.ok(Number(f!['n']) > 0, 'the data has failed logins');
     assert.equal(failures.total, Number(f!['n']));
-    assert.equal(failures.points.reduce((s, p) => s + p.n, 0), failures.total);
+    assert.equal(
+      failures.points.reduce((s, p) => s + p.n, 0),
+      failures.total,
+    );
     assert.ok(failures.top[0]!.reason.includes('password authentication failed'));
   });
 
   test('parseFilter reads URL parameters and refuses malformed ones with one line', () => {
     const f = parseFilter(new URLSearchParams('from=2024-05-01T12:00:00Z&to=1714568400000&user=a,b&user=c&class=read&outcome=error&q=%20x%20&object=t'));
-    assert.deepEqual(f, { from: Date.UTC(2024, 4, 1, 12), to: 1714568400000, user: ['a', 'b', 'c'], class: ['READ'], outcome: 'error', text: 'x', object: 't' });
+    assert.deepEqual(f, {
+      from: Date.UTC(2024, 4, 1, 12),
+      to: 1714568400000,
+      user: ['a', 'b', 'c'],
+      class: ['READ'],
+      outcome: 'error',
+      text: 'x',
+      object: 't',
+    });
     assert.throws(() => parseFilter(new URLSearchParams('from=yesterday')), /from: "yesterday" is not a time/);
     assert.throws(() => parseFilter(new URLSearchParams('outcome=maybe')), /outcome/);
     assert.throws(() => parseFilter(new URLSearchParams('from=2024-05-02&to=2024-05-01')), /earlier/);

@@ -100,7 +100,10 @@ describe('auditship query runs read statements only', () => {
   test('while run --follow writes the store, query goes through it: the same refusals there, and reads answer', async () => {
     const held = join(dir, 'held.duckdb');
     const config = join(dir, 'follow.yaml');
-    writeFileSync(config, `pipelines:\n  main:\n    source: { type: pg_logs, path: "${join(ROOT, 'examples', 'pgaudit-logs')}", poll_interval_ms: 100 }\n    sinks: [ { type: duckdb, path: "${held}" } ]\n`);
+    writeFileSync(
+      config,
+      `pipelines:\n  main:\n    source: { type: pg_logs, path: "${join(ROOT, 'examples', 'pgaudit-logs')}", poll_interval_ms: 100 }\n    sinks: [ { type: duckdb, path: "${held}" } ]\n`,
+    );
     const daemon = spawnCli(['run', '--follow', '--config', config]);
     try {
       const deadline = Date.now() + 60_000;
@@ -117,7 +120,14 @@ describe('auditship query runs read statements only', () => {
         assert.match(lines(r.stderr)[0]!, reason);
       }
       assert.deepEqual(readdirSync(out), [], 'no file or directory written by the writer');
-      const json = await runCli(['query', '--db', held, '--format', 'json', 'SELECT count(*) AS n, 9007199254740993::BIGINT AS big, 2.50::DECIMAL(4,2) AS d FROM audit_logs']);
+      const json = await runCli([
+        'query',
+        '--db',
+        held,
+        '--format',
+        'json',
+        'SELECT count(*) AS n, 9007199254740993::BIGINT AS big, 2.50::DECIMAL(4,2) AS d FROM audit_logs',
+      ]);
       assert.equal(json.code, 0, json.stderr);
       assert.deepEqual(JSON.parse(json.stdout), [{ n: events, big: '9007199254740993', d: 2.5 }], 'JSON numbers through the writer too');
     } finally {
@@ -142,14 +152,23 @@ describe('auditship query --format json', () => {
     const [row] = JSON.parse(r.stdout) as Record<string, unknown>[];
     const [expected] = await queryDb(db, 'SELECT count(*)::VARCHAR AS events, sum(session_line_num)::VARCHAR AS line_sum FROM audit_logs');
     assert.deepEqual(row, {
-      events, line_sum: Number(expected!['line_sum']),
-      max_exact: 9007199254740991, min_exact: -9007199254740991,
-      beyond: '9007199254740993', huge: '27021597764222979', ubig: '18446744073709551615',
-      price: 1234.5, tiny: -0.005, wide: '12345678901234.56',
-      list: [1, '9007199254740993', null], struct: { n: 7 }, nothing: null,
-      ts: '2024-05-01 12:00:00', dbl: 0.25,
+      events,
+      line_sum: Number(expected!['line_sum']),
+      max_exact: 9007199254740991,
+      min_exact: -9007199254740991,
+      beyond: '9007199254740993',
+      huge: '27021597764222979',
+      ubig: '18446744073709551615',
+      price: 1234.5,
+      tiny: -0.005,
+      wide: '12345678901234.56',
+      list: [1, '9007199254740993', null],
+      struct: { n: 7 },
+      nothing: null,
+      ts: '2024-05-01 12:00:00',
+      dbl: 0.25,
     });
-    assert.equal(typeof row!['line_sum'], 'number', 'sum() of a BIGINT column (HUGEINT) is a number');
+    assert.equal(typeof row['line_sum'], 'number', 'sum() of a BIGINT column (HUGEINT) is a number');
     assert.equal(String(events), expected!['events']);
   });
 

@@ -15,8 +15,21 @@ import { fileURLToPath } from 'node:url';
 import type { ControlCommand, FaultRule, FaultState, RdsConfigUpdate, RdsFileInfo, RdsServerOptions, RdsStats } from './server.js';
 
 export type {
-  ActiveFault, ControlCommand, FaultAction, FaultKind, FaultRule, FaultState, IamAction, RdsConfigUpdate, RdsCredential,
-  RdsFileInfo, RdsFileInit, RdsInstanceInit, RdsRequestRecord, RdsServerOptions, RdsStats,
+  ActiveFault,
+  ControlCommand,
+  FaultAction,
+  FaultKind,
+  FaultRule,
+  FaultState,
+  IamAction,
+  RdsConfigUpdate,
+  RdsCredential,
+  RdsFileInfo,
+  RdsFileInit,
+  RdsInstanceInit,
+  RdsRequestRecord,
+  RdsServerOptions,
+  RdsStats,
 } from './server.js';
 export { TEST_CREDENTIALS, TRUNCATION_NOTICE } from './server.js';
 
@@ -52,18 +65,28 @@ export interface SpawnedRdsServer {
 const SERVER = fileURLToPath(new URL('./server.ts', import.meta.url));
 
 /** One request to the server; resolves with status and body bytes. */
-export function requestRaw(url: string, method: string, path: string, body?: Buffer, contentType = 'application/json'): Promise<{ status: number; body: Buffer }> {
+export function requestRaw(
+  url: string,
+  method: string,
+  path: string,
+  body?: Buffer,
+  contentType = 'application/json',
+): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolve, reject) => {
-    const req = http.request(new URL(path, url), {
-      method,
-      headers: body ? { 'content-type': contentType, 'content-length': body.length } : {},
-      agent: false,
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      new URL(path, url),
+      {
+        method,
+        headers: body ? { 'content-type': contentType, 'content-length': body.length } : {},
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -71,7 +94,9 @@ export function requestRaw(url: string, method: string, path: string, body?: Buf
 
 export async function spawnRdsServer(opts: RdsServerOptions & { startTimeoutMs?: number } = {}): Promise<SpawnedRdsServer> {
   const { startTimeoutMs = 20_000, ...options } = opts;
-  const server = await spawnServerProcess<{ url: string }>('rds-server', SERVER, ['--port', String(options.port ?? 0), '--options', JSON.stringify(options)], { startTimeoutMs });
+  const server = await spawnServerProcess<{ url: string }>('rds-server', SERVER, ['--port', String(options.port ?? 0), '--options', JSON.stringify(options)], {
+    startTimeoutMs,
+  });
   const { url } = server.info;
 
   const call = async (method: string, path: string, body?: Buffer, contentType?: string): Promise<Buffer> => {
@@ -84,10 +109,11 @@ export async function spawnRdsServer(opts: RdsServerOptions & { startTimeoutMs?:
     const text = op === 'stats' ? await call('GET', '/_test/stats') : await call('POST', `/_test/${op}`, Buffer.from(JSON.stringify(rest)));
     return JSON.parse(text.toString('utf8')) as unknown;
   };
-  const filePath = (instance: string, name: string, query: string) =>
-    `/_test/files/${encodeURIComponent(instance)}/${encodeURIComponent(name)}${query}`;
+  const filePath = (instance: string, name: string, query: string) => `/_test/files/${encodeURIComponent(instance)}/${encodeURIComponent(name)}${query}`;
   const qs = (o: Record<string, number | undefined>) => {
-    const p = Object.entries(o).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+    const p = Object.entries(o)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `${k}=${v}`);
     return p.length ? `?${p.join('&')}` : '';
   };
   const bytes = (c: string | Buffer) => (typeof c === 'string' ? Buffer.from(c, 'utf8') : c);
@@ -98,15 +124,43 @@ export async function spawnRdsServer(opts: RdsServerOptions & { startTimeoutMs?:
     control,
     stats: async () => (await control({ op: 'stats' })) as RdsStats,
     faults: async (f) => (await control({ op: 'faults', add: Array.isArray(f) ? f : [f] })) as FaultState,
-    clearFaults: async () => { await control({ op: 'faults', clear: true }); },
-    configure: async (c) => { await control({ op: 'configure', ...c }); },
-    reset: async () => { await control({ op: 'reset' }); },
-    createInstance: async (id) => { await control({ op: 'createInstance', id }); },
+    clearFaults: async () => {
+      await control({ op: 'faults', clear: true });
+    },
+    configure: async (c) => {
+      await control({ op: 'configure', ...c });
+    },
+    reset: async () => {
+      await control({ op: 'reset' });
+    },
+    createInstance: async (id) => {
+      await control({ op: 'createInstance', id });
+    },
     putFile: async (instance, name, content, o = {}) =>
-      JSON.parse((await call('PUT', filePath(instance, name, qs({ lastWritten: o.lastWritten, reportedSizeDelta: o.reportedSizeDelta })), bytes(content), 'application/octet-stream')).toString('utf8')) as RdsFileInfo,
+      JSON.parse(
+        (
+          await call(
+            'PUT',
+            filePath(instance, name, qs({ lastWritten: o.lastWritten, reportedSizeDelta: o.reportedSizeDelta })),
+            bytes(content),
+            'application/octet-stream',
+          )
+        ).toString('utf8'),
+      ) as RdsFileInfo,
     appendFile: async (instance, name, content, o = {}) =>
-      JSON.parse((await call('POST', filePath(instance, name, o.lastWritten !== undefined ? `?lastWritten=${o.lastWritten}&append` : '?append'), bytes(content), 'application/octet-stream')).toString('utf8')) as RdsFileInfo,
-    deleteFile: async (instance, name) => { await control({ op: 'deleteFile', instance, name }); },
+      JSON.parse(
+        (
+          await call(
+            'POST',
+            filePath(instance, name, o.lastWritten !== undefined ? `?lastWritten=${o.lastWritten}&append` : '?append'),
+            bytes(content),
+            'application/octet-stream',
+          )
+        ).toString('utf8'),
+      ) as RdsFileInfo,
+    deleteFile: async (instance, name) => {
+      await control({ op: 'deleteFile', instance, name });
+    },
     listFiles: async (instance) => (await control({ op: 'listFiles', instance })) as RdsFileInfo[],
     readFile: async (instance, name) => call('GET', filePath(instance, name, '')),
     stderr: server.stderr,

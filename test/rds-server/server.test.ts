@@ -8,8 +8,12 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import {
-  RDSClient, DescribeDBLogFilesCommand, DownloadDBLogFilePortionCommand, paginateDescribeDBLogFiles,
-  type DescribeDBLogFilesCommandInput, type DownloadDBLogFilePortionCommandOutput,
+  RDSClient,
+  DescribeDBLogFilesCommand,
+  DownloadDBLogFilePortionCommand,
+  paginateDescribeDBLogFiles,
+  type DescribeDBLogFilesCommandInput,
+  type DownloadDBLogFilePortionCommandOutput,
 } from '@aws-sdk/client-rds';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { startRdsServer, TEST_CREDENTIALS, TRUNCATION_NOTICE, type RdsCredential, type RdsServerHandle, type RdsServerOptions } from './server.js';
@@ -49,8 +53,7 @@ function toBuffer(d: string | ArrayBuffer | ArrayBufferView): Buffer {
   return Buffer.from(d);
 }
 
-const signerFor = (credentials: RdsCredential, region = REGION) =>
-  new SignatureV4({ service: 'rds', region, credentials, sha256: Sha256 });
+const signerFor = (credentials: RdsCredential, region = REGION) => new SignatureV4({ service: 'rds', region, credentials, sha256: Sha256 });
 
 function sdk(url: string, credentials: RdsCredential, extra: Partial<ConstructorParameters<typeof RDSClient>[0]> = {}): RDSClient {
   return new RDSClient({ endpoint: url, region: REGION, credentials, maxAttempts: 1, ...extra });
@@ -58,7 +61,11 @@ function sdk(url: string, credentials: RdsCredential, extra: Partial<Constructor
 
 async function withServer(opts: RdsServerOptions, fn: (rds: RdsServerHandle) => Promise<void>): Promise<void> {
   const rds = await startRdsServer({ credentials: CREDS, ...opts });
-  try { await fn(rds); } finally { await rds.close(); }
+  try {
+    await fn(rds);
+  } finally {
+    await rds.close();
+  }
 }
 
 /** `count` log lines of exactly `width` bytes (newline included), numbered so every line differs. */
@@ -72,19 +79,33 @@ function lines(count: number, width = 120, from = 0): string {
 }
 
 async function rejects(p: Promise<unknown>): Promise<any> {
-  try { await p; } catch (e) { return e; }
+  try {
+    await p;
+  } catch (e) {
+    return e;
+  }
   assert.fail('expected the call to fail');
 }
 
 /** RFC 3986 encoding, for building the wire query of a presigned request. */
 const enc = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 
-interface RawResponse { status: number; headers: http.IncomingHttpHeaders; body: Buffer; error?: NodeJS.ErrnoException }
+interface RawResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+  error?: NodeJS.ErrnoException;
+}
 
 /** Sends a request built for @smithy/signature-v4; resolves even when the connection breaks mid-body. */
-function send(url: string, req: { method: string; path: string; query?: Record<string, string | string[] | null>; headers: Record<string, string>; body?: string }): Promise<RawResponse> {
+function send(
+  url: string,
+  req: { method: string; path: string; query?: Record<string, string | string[] | null>; headers: Record<string, string>; body?: string },
+): Promise<RawResponse> {
   const u = new URL(url);
-  const q = Object.entries(req.query ?? {}).map(([k, v]) => `${enc(k)}=${enc(String(v))}`).join('&');
+  const q = Object.entries(req.query ?? {})
+    .map(([k, v]) => `${enc(k)}=${enc(String(v))}`)
+    .join('&');
   return new Promise((resolve, reject) => {
     let response: http.IncomingMessage | undefined;
     const chunks: Buffer[] = [];
@@ -94,47 +115,71 @@ function send(url: string, req: { method: string; path: string; query?: Record<s
       settled = true;
       resolve({ status: response!.statusCode ?? 0, headers: response!.headers, body: Buffer.concat(chunks), ...(error ? { error } : {}) });
     };
-    const r = http.request({ host: u.hostname, port: u.port, method: req.method, path: q ? `${req.path}?${q}` : req.path, headers: req.headers, agent: false }, (res) => {
-      response = res;
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => done());
-      res.on('error', (e) => done(e));
-      res.on('aborted', () => done(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
-    });
+    const r = http.request(
+      { host: u.hostname, port: u.port, method: req.method, path: q ? `${req.path}?${q}` : req.path, headers: req.headers, agent: false },
+      (res) => {
+        response = res;
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => done());
+        res.on('error', (e) => done(e));
+        res.on('aborted', () => done(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })));
+      },
+    );
     // A break before the response is a failed request; after it, a broken body.
     r.on('error', (e) => (response ? done(e) : reject(e)));
     r.end(req.body);
   });
 }
 
-interface RestOptions { presign?: boolean; expiresIn?: number; signingDate?: Date; version?: 'v13' | 'v19'; encodeName?: boolean; region?: string }
+interface RestOptions {
+  presign?: boolean;
+  expiresIn?: number;
+  signingDate?: Date;
+  version?: 'v13' | 'v19';
+  encodeName?: boolean;
+  region?: string;
+}
 
 /** GET /v13/downloadCompleteLogFile/<instance>/<file>, signed (or presigned) by the AWS SDK signer. */
 async function restDownload(url: string, instance: string, file: string, creds: RdsCredential, o: RestOptions = {}): Promise<RawResponse> {
   const u = new URL(url);
   const request = {
-    method: 'GET', protocol: 'http:', hostname: u.hostname, port: Number(u.port),
+    method: 'GET',
+    protocol: 'http:',
+    hostname: u.hostname,
+    port: Number(u.port),
     path: `/${o.version ?? 'v13'}/downloadCompleteLogFile/${instance}/${o.encodeName ? encodeURIComponent(file) : file}`,
-    query: {} as Record<string, string>, headers: { host: u.host } as Record<string, string>,
+    query: {} as Record<string, string>,
+    headers: { host: u.host } as Record<string, string>,
   };
   const signer = signerFor(creds, o.region);
   const signed = o.presign
     ? await signer.presign(request, { expiresIn: o.expiresIn ?? 300, ...(o.signingDate ? { signingDate: o.signingDate } : {}) })
     : await signer.sign(request, o.signingDate ? { signingDate: o.signingDate } : {});
-  return send(url, { method: 'GET', path: signed.path, query: signed.query as Record<string, string>, headers: signed.headers });
+  return send(url, { method: 'GET', path: signed.path, query: signed.query, headers: signed.headers });
 }
 
 /** A Query API request signed by the SDK signer, for checking the raw XML (and for tampering). */
-async function queryRaw(url: string, creds: RdsCredential, params: Record<string, string>, o: { get?: boolean; tamper?: (body: string) => string } = {}): Promise<RawResponse> {
+async function queryRaw(
+  url: string,
+  creds: RdsCredential,
+  params: Record<string, string>,
+  o: { get?: boolean; tamper?: (body: string) => string } = {},
+): Promise<RawResponse> {
   const u = new URL(url);
   const form = new URLSearchParams({ Version: '2014-10-31', ...params }).toString();
   const base = { protocol: 'http:', hostname: u.hostname, port: Number(u.port), path: '/' };
   if (o.get) {
-    const signed = await signerFor(creds).presign({ ...base, method: 'GET', query: { Version: '2014-10-31', ...params }, headers: { host: u.host } }, { expiresIn: 300 });
-    return send(url, { method: 'GET', path: '/', query: signed.query as Record<string, string>, headers: signed.headers });
+    const signed = await signerFor(creds).presign(
+      { ...base, method: 'GET', query: { Version: '2014-10-31', ...params }, headers: { host: u.host } },
+      { expiresIn: 300 },
+    );
+    return send(url, { method: 'GET', path: '/', query: signed.query, headers: signed.headers });
   }
   const signed = await signerFor(creds).sign({
-    ...base, method: 'POST', query: {},
+    ...base,
+    method: 'POST',
+    query: {},
     headers: { host: u.host, 'content-type': 'application/x-www-form-urlencoded', 'content-length': String(Buffer.byteLength(form)) },
     body: form,
   });
@@ -150,7 +195,14 @@ async function readPortions(c: RDSClient, instance: string, file: string, number
   let marker = '0';
   const pages: DownloadDBLogFilePortionCommandOutput[] = [];
   for (;;) {
-    const r = await c.send(new DownloadDBLogFilePortionCommand({ DBInstanceIdentifier: instance, LogFileName: file, Marker: marker, ...(numberOfLines ? { NumberOfLines: numberOfLines } : {}) }));
+    const r = await c.send(
+      new DownloadDBLogFilePortionCommand({
+        DBInstanceIdentifier: instance,
+        LogFileName: file,
+        Marker: marker,
+        ...(numberOfLines ? { NumberOfLines: numberOfLines } : {}),
+      }),
+    );
     pages.push(r);
     marker = r.Marker!;
     if (!r.AdditionalDataPending) break;
@@ -179,7 +231,10 @@ describe('DescribeDBLogFiles', () => {
       assert.equal(raw.status, 200);
       assert.equal(raw.headers['content-type'], 'text/xml');
       assert.ok(raw.headers.date, 'a Date header (the SDK corrects its clock from it)');
-      assert.match(xml, /^<DescribeDBLogFilesResponse xmlns="http:\/\/rds\.amazonaws\.com\/doc\/2014-10-31\/">\n  <DescribeDBLogFilesResult>\n    <DescribeDBLogFiles>\n      <DescribeDBLogFilesDetails>\n        <LastWritten>1714550000000<\/LastWritten>\n        <LogFileName>error\/postgres\.log<\/LogFileName>\n        <Size>5<\/Size>\n      <\/DescribeDBLogFilesDetails>/);
+      assert.match(
+        xml,
+        /^<DescribeDBLogFilesResponse xmlns="http:\/\/rds\.amazonaws\.com\/doc\/2014-10-31\/">\n  <DescribeDBLogFilesResult>\n    <DescribeDBLogFiles>\n      <DescribeDBLogFilesDetails>\n        <LastWritten>1714550000000<\/LastWritten>\n        <LogFileName>error\/postgres\.log<\/LogFileName>\n        <Size>5<\/Size>\n      <\/DescribeDBLogFilesDetails>/,
+      );
       const rid = /<ResponseMetadata>\n    <RequestId>([^<]+)<\/RequestId>\n  <\/ResponseMetadata>\n<\/DescribeDBLogFilesResponse>\n$/.exec(xml)?.[1];
       assert.equal(rid, raw.headers['x-amzn-requestid']);
       c.destroy();
@@ -188,7 +243,10 @@ describe('DescribeDBLogFiles', () => {
 
   test('paginates with Marker; shuffleListing gives each listing its own order, consistent across its pages', async () => {
     await withServer({ instances: ['db1'], shuffleListing: true }, async (rds) => {
-      const names = Array.from({ length: 45 }, (_, i) => `error/postgresql.log.2024-05-${String(1 + Math.floor(i / 24)).padStart(2, '0')}-${String(i % 24).padStart(2, '0')}`);
+      const names = Array.from(
+        { length: 45 },
+        (_, i) => `error/postgresql.log.2024-05-${String(1 + Math.floor(i / 24)).padStart(2, '0')}-${String(i % 24).padStart(2, '0')}`,
+      );
       for (const n of names) rds.putFile('db1', n, 'line\n');
       const c = sdk(rds.url, PERM);
       const listing = async () => {
@@ -245,7 +303,10 @@ describe('DescribeDBLogFiles', () => {
       assert.deepEqual(await names({ FilenameContains: '.csv' }), ['error/postgresql.log.2024-05-01-10.csv']);
       assert.deepEqual(await names({ FileLastWritten: 2000 }), ['error/postgresql.log.2024-05-01-10', 'error/postgresql.log.2024-05-01-10.csv']);
       assert.deepEqual(await names({ FileSize: 20 }), ['error/postgresql.log.2024-05-01-10.csv']);
-      assert.deepEqual(await names({ FileSize: 10, FilenameContains: '-10' }), ['error/postgresql.log.2024-05-01-10', 'error/postgresql.log.2024-05-01-10.csv']);
+      assert.deepEqual(await names({ FileSize: 10, FilenameContains: '-10' }), [
+        'error/postgresql.log.2024-05-01-10',
+        'error/postgresql.log.2024-05-01-10.csv',
+      ]);
       const skewed = (await c.send(new DescribeDBLogFilesCommand({ DBInstanceIdentifier: 'db1', FilenameContains: '.csv' }))).DescribeDBLogFiles![0]!;
       assert.equal(skewed.Size, 530, 'the reported size, not the real 30 bytes');
       c.destroy();
@@ -293,7 +354,7 @@ describe('DownloadDBLogFilePortion', () => {
       let offset = 0;
       for (const p of pages) {
         offset += Buffer.byteLength(p.LogFileData!);
-        assert.equal(p.Marker, `10:${offset}`, 'markers look like RDS\'s <n>:<byte offset>');
+        assert.equal(p.Marker, `10:${offset}`, "markers look like RDS's <n>:<byte offset>");
       }
       assert.equal(pages.at(-1)!.AdditionalDataPending, false);
       c.destroy();
@@ -461,7 +522,15 @@ describe('REST downloadCompleteLogFile', () => {
 
       // The token sent as a header but left out of SignedHeaders is not enough either.
       const u = new URL(rds.url);
-      const req = { method: 'GET', protocol: 'http:', hostname: u.hostname, port: Number(u.port), path: `/v13/downloadCompleteLogFile/db1/${LOG}`, query: {}, headers: { host: u.host } };
+      const req = {
+        method: 'GET',
+        protocol: 'http:',
+        hostname: u.hostname,
+        port: Number(u.port),
+        path: `/v13/downloadCompleteLogFile/db1/${LOG}`,
+        query: {},
+        headers: { host: u.host },
+      };
       const signed = await signerFor({ accessKeyId: TEMP.accessKeyId, secretAccessKey: TEMP.secretAccessKey }).sign(req);
       const unsigned = await send(rds.url, { method: 'GET', path: signed.path, headers: { ...signed.headers, 'x-amz-security-token': TEMP.sessionToken! } });
       assert.equal(unsigned.status, 403);
@@ -475,7 +544,10 @@ describe('REST downloadCompleteLogFile', () => {
       rds.putFile('db1', LOG, 'twelve bytes', { reportedSizeDelta: 241 });
       let r = await restDownload(rds.url, 'db1', 'error/nope', PERM);
       assert.equal(r.status, 404);
-      assert.match(r.body.toString(), /^<ErrorResponse xmlns="http:\/\/rds\.amazonaws\.com\/doc\/2014-10-31\/">\n  <Error>\n    <Type>Sender<\/Type>\n    <Code>DBLogFileNotFoundFault<\/Code>/);
+      assert.match(
+        r.body.toString(),
+        /^<ErrorResponse xmlns="http:\/\/rds\.amazonaws\.com\/doc\/2014-10-31\/">\n  <Error>\n    <Type>Sender<\/Type>\n    <Code>DBLogFileNotFoundFault<\/Code>/,
+      );
       r = await restDownload(rds.url, 'other', LOG, PERM);
       assert.equal(r.status, 404);
       assert.equal(xmlCode(r.body.toString()), 'DBInstanceNotFound');
@@ -493,7 +565,7 @@ describe('REST downloadCompleteLogFile', () => {
 // ---------------------------------------------------------------------------------------------------
 
 describe('authentication', () => {
-  test('the SDK\'s own signing is accepted, with permanent and with temporary credentials', async () => {
+  test("the SDK's own signing is accepted, with permanent and with temporary credentials", async () => {
     await withServer({ instances: ['db1'] }, async (rds) => {
       for (const creds of [PERM, TEMP]) {
         const c = sdk(rds.url, creds);
@@ -501,64 +573,80 @@ describe('authentication', () => {
         c.destroy();
       }
       const recent = rds.stats().recent;
-      assert.deepEqual(recent.map((r) => [r.accessKeyId, r.sessionToken, r.outcome]), [[PERM.accessKeyId, 'none', 'ok'], [TEMP.accessKeyId, 'signed', 'ok']]);
+      assert.deepEqual(
+        recent.map((r) => [r.accessKeyId, r.sessionToken, r.outcome]),
+        [
+          [PERM.accessKeyId, 'none', 'ok'],
+          [TEMP.accessKeyId, 'signed', 'ok'],
+        ],
+      );
     });
   });
 
-  test('refusals carry AWS\'s codes and messages', async () => {
-    await withServer({ instances: ['db1'], credentials: [...CREDS, { accessKeyId: 'ASIAEXPIREDEXAMPLE01', secretAccessKey: 'x', sessionToken: 'old', expired: true }] }, async (rds) => {
-      const refusal = async (creds: RdsCredential, extra = {}) => {
-        const c = sdk(rds.url, creds, extra);
-        const e = await rejects(c.send(new DescribeDBLogFilesCommand({ DBInstanceIdentifier: 'db1' })));
-        c.destroy();
-        return e;
-      };
-      let e = await refusal({ accessKeyId: 'AKIAUNKNOWNKEY000000', secretAccessKey: PERM.secretAccessKey });
-      assert.equal(e.name, 'InvalidClientTokenId');
-      assert.equal(e.message, 'The security token included in the request is invalid.');
-      assert.equal(e.$metadata.httpStatusCode, 403);
+  test("refusals carry AWS's codes and messages", async () => {
+    await withServer(
+      { instances: ['db1'], credentials: [...CREDS, { accessKeyId: 'ASIAEXPIREDEXAMPLE01', secretAccessKey: 'x', sessionToken: 'old', expired: true }] },
+      async (rds) => {
+        const refusal = async (creds: RdsCredential, extra = {}) => {
+          const c = sdk(rds.url, creds, extra);
+          const e = await rejects(c.send(new DescribeDBLogFilesCommand({ DBInstanceIdentifier: 'db1' })));
+          c.destroy();
+          return e;
+        };
+        let e = await refusal({ accessKeyId: 'AKIAUNKNOWNKEY000000', secretAccessKey: PERM.secretAccessKey });
+        assert.equal(e.name, 'InvalidClientTokenId');
+        assert.equal(e.message, 'The security token included in the request is invalid.');
+        assert.equal(e.$metadata.httpStatusCode, 403);
 
-      e = await refusal({ accessKeyId: PERM.accessKeyId, secretAccessKey: 'wrong' });
-      assert.equal(e.name, 'SignatureDoesNotMatch');
-      assert.equal(e.$metadata.httpStatusCode, 403);
-      assert.ok(e.message.startsWith('The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.'));
-      assert.match(e.message, /The Canonical String for this request should have been\n'POST\n\/\n\n/);
+        e = await refusal({ accessKeyId: PERM.accessKeyId, secretAccessKey: 'wrong' });
+        assert.equal(e.name, 'SignatureDoesNotMatch');
+        assert.equal(e.$metadata.httpStatusCode, 403);
+        assert.ok(
+          e.message.startsWith(
+            'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.',
+          ),
+        );
+        assert.match(e.message, /The Canonical String for this request should have been\n'POST\n\/\n\n/);
 
-      e = await refusal({ accessKeyId: TEMP.accessKeyId, secretAccessKey: TEMP.secretAccessKey }); // role key, token left out
-      assert.equal(e.name, 'InvalidClientTokenId');
-      e = await refusal({ ...TEMP, sessionToken: 'some-other-token' });
-      assert.equal(e.name, 'InvalidClientTokenId');
-      e = await refusal({ ...PERM, sessionToken: 'token-on-a-permanent-key' });
-      assert.equal(e.name, 'InvalidClientTokenId');
-      e = await refusal({ accessKeyId: 'ASIAEXPIREDEXAMPLE01', secretAccessKey: 'x', sessionToken: 'old' });
-      assert.equal(e.name, 'ExpiredToken');
-      assert.equal(e.message, 'The security token included in the request is expired');
+        e = await refusal({ accessKeyId: TEMP.accessKeyId, secretAccessKey: TEMP.secretAccessKey }); // role key, token left out
+        assert.equal(e.name, 'InvalidClientTokenId');
+        e = await refusal({ ...TEMP, sessionToken: 'some-other-token' });
+        assert.equal(e.name, 'InvalidClientTokenId');
+        e = await refusal({ ...PERM, sessionToken: 'token-on-a-permanent-key' });
+        assert.equal(e.name, 'InvalidClientTokenId');
+        e = await refusal({ accessKeyId: 'ASIAEXPIREDEXAMPLE01', secretAccessKey: 'x', sessionToken: 'old' });
+        assert.equal(e.name, 'ExpiredToken');
+        assert.equal(e.message, 'The security token included in the request is expired');
 
-      e = await refusal(PERM, { region: 'eu-west-1' });
-      assert.equal(e.name, 'SignatureDoesNotMatch');
-      assert.equal(e.message, "Credential should be scoped to a valid region, not 'eu-west-1'. ");
+        e = await refusal(PERM, { region: 'eu-west-1' });
+        assert.equal(e.name, 'SignatureDoesNotMatch');
+        assert.equal(e.message, "Credential should be scoped to a valid region, not 'eu-west-1'. ");
 
-      e = await refusal(PERM, { systemClockOffset: -20 * 60_000 });
-      assert.equal(e.name, 'SignatureDoesNotMatch');
-      assert.match(e.message, /^Signature expired: \d{8}T\d{6}Z is now earlier than \d{8}T\d{6}Z \(\d{8}T\d{6}Z - 15 min\.\)$/);
-      e = await refusal(PERM, { systemClockOffset: 20 * 60_000 });
-      assert.match(e.message, /^Signature not yet current: \d{8}T\d{6}Z is still later than \d{8}T\d{6}Z \(\d{8}T\d{6}Z \+ 15 min\.\)$/);
+        e = await refusal(PERM, { systemClockOffset: -20 * 60_000 });
+        assert.equal(e.name, 'SignatureDoesNotMatch');
+        assert.match(e.message, /^Signature expired: \d{8}T\d{6}Z is now earlier than \d{8}T\d{6}Z \(\d{8}T\d{6}Z - 15 min\.\)$/);
+        e = await refusal(PERM, { systemClockOffset: 20 * 60_000 });
+        assert.match(e.message, /^Signature not yet current: \d{8}T\d{6}Z is still later than \d{8}T\d{6}Z \(\d{8}T\d{6}Z \+ 15 min\.\)$/);
 
-      const outcomes = rds.stats().errors;
-      assert.equal(outcomes.InvalidClientTokenId, 4);
-      assert.equal(outcomes.SignatureDoesNotMatch, 4);
-      assert.equal(outcomes.ExpiredToken, 1);
-    });
+        const outcomes = rds.stats().errors;
+        assert.equal(outcomes.InvalidClientTokenId, 4);
+        assert.equal(outcomes.SignatureDoesNotMatch, 4);
+        assert.equal(outcomes.ExpiredToken, 1);
+      },
+    );
   });
 
-  test('the SDK corrects a skewed clock from the refusal\'s Date header, as it does against AWS', async () => {
+  test("the SDK corrects a skewed clock from the refusal's Date header, as it does against AWS", async () => {
     await withServer({ instances: ['db1'] }, async (rds) => {
       const c = sdk(rds.url, PERM, { systemClockOffset: -30 * 60_000 });
       const e = await rejects(c.send(new DescribeDBLogFilesCommand({ DBInstanceIdentifier: 'db1' })));
       assert.equal(e.name, 'SignatureDoesNotMatch');
-      assert.ok(Math.abs(await c.config.systemClockOffset) < 5000, 'offset taken from the Date header');
+      assert.ok(Math.abs(c.config.systemClockOffset) < 5000, 'offset taken from the Date header');
       await c.send(new DescribeDBLogFilesCommand({ DBInstanceIdentifier: 'db1' }));
-      assert.deepEqual(rds.stats().recent.map((x) => x.outcome), ['SignatureDoesNotMatch', 'ok']);
+      assert.deepEqual(
+        rds.stats().recent.map((x) => x.outcome),
+        ['SignatureDoesNotMatch', 'ok'],
+      );
       c.destroy();
     });
   });
@@ -566,7 +654,12 @@ describe('authentication', () => {
   test('unsigned, tampered and stale requests are refused on both APIs', async () => {
     await withServer({ instances: ['db1'] }, async (rds) => {
       rds.putFile('db1', LOG, 'x\n');
-      const unsigned = await send(rds.url, { method: 'POST', path: '/', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'Action=DescribeDBLogFiles&Version=2014-10-31&DBInstanceIdentifier=db1' });
+      const unsigned = await send(rds.url, {
+        method: 'POST',
+        path: '/',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'Action=DescribeDBLogFiles&Version=2014-10-31&DBInstanceIdentifier=db1',
+      });
       assert.equal(unsigned.status, 403);
       assert.equal(xmlCode(unsigned.body.toString()), 'MissingAuthenticationToken');
       assert.equal(xmlMessage(unsigned.body.toString()), 'Request is missing Authentication Token');
@@ -610,8 +703,10 @@ describe('deny', () => {
       const rest = await restDownload(rds.url, 'db1', LOG, PERM, { region: 'eu-central-1' });
       assert.equal(rest.status, 403);
       assert.equal(xmlCode(rest.body.toString()), 'AccessDenied');
-      assert.equal(xmlMessage(rest.body.toString()),
-        'User: arn:aws:iam::111122223333:user/auditship-test is not authorized to perform: rds:DownloadCompleteDBLogFile on resource: arn:aws:rds:eu-central-1:111122223333:db:db1 because no identity-based policy allows the rds:DownloadCompleteDBLogFile action');
+      assert.equal(
+        xmlMessage(rest.body.toString()),
+        'User: arn:aws:iam::111122223333:user/auditship-test is not authorized to perform: rds:DownloadCompleteDBLogFile on resource: arn:aws:rds:eu-central-1:111122223333:db:db1 because no identity-based policy allows the rds:DownloadCompleteDBLogFile action',
+      );
       await c.send(new DescribeDBLogFilesCommand({ DBInstanceIdentifier: 'db1' }));
       await c.send(new DownloadDBLogFilePortionCommand({ DBInstanceIdentifier: 'db1', LogFileName: LOG, Marker: '0' }));
 
@@ -619,11 +714,17 @@ describe('deny', () => {
       let e = await rejects(c.send(new DescribeDBLogFilesCommand({ DBInstanceIdentifier: 'DB1' })));
       assert.equal(e.name, 'AccessDenied');
       assert.equal(e.$metadata.httpStatusCode, 403);
-      assert.equal(e.message, 'User: arn:aws:iam::111122223333:user/auditship-test is not authorized to perform: rds:DescribeDBLogFiles on resource: arn:aws:rds:eu-central-1:111122223333:db:db1 because no identity-based policy allows the rds:DescribeDBLogFiles action');
+      assert.equal(
+        e.message,
+        'User: arn:aws:iam::111122223333:user/auditship-test is not authorized to perform: rds:DescribeDBLogFiles on resource: arn:aws:rds:eu-central-1:111122223333:db:db1 because no identity-based policy allows the rds:DescribeDBLogFiles action',
+      );
       const t = new RDSClient({ endpoint: rds.url, region: 'eu-central-1', credentials: TEMP, maxAttempts: 1 });
       e = await rejects(t.send(new DownloadDBLogFilePortionCommand({ DBInstanceIdentifier: 'db1', LogFileName: LOG })));
       assert.equal(e.name, 'AccessDenied');
-      assert.match(e.message, /^User: arn:aws:sts::111122223333:assumed-role\/auditship-test\/session is not authorized to perform: rds:DownloadDBLogFilePortion on resource: arn:aws:rds:eu-central-1:111122223333:db:db1 /);
+      assert.match(
+        e.message,
+        /^User: arn:aws:sts::111122223333:assumed-role\/auditship-test\/session is not authorized to perform: rds:DownloadDBLogFilePortion on resource: arn:aws:rds:eu-central-1:111122223333:db:db1 /,
+      );
       assert.equal((await restDownload(rds.url, 'db1', LOG, PERM, { region: 'eu-central-1' })).status, 200);
       assert.equal(rds.stats().errors.AccessDenied, 3);
       c.destroy();
@@ -681,7 +782,13 @@ describe('faults', () => {
       await c.send(new DownloadDBLogFilePortionCommand({ DBInstanceIdentifier: 'db1', LogFileName: LOG, Marker: '0' }));
       assert.ok(Date.now() - t0 >= 290);
       await c.send(new DescribeDBLogFilesCommand({ DBInstanceIdentifier: 'db1' })); // no LogFileName: not delayed
-      assert.deepEqual(rds.stats().recent.slice(-2).map((r) => r.faults ?? []), [['delay'], []]);
+      assert.deepEqual(
+        rds
+          .stats()
+          .recent.slice(-2)
+          .map((r) => r.faults ?? []),
+        [['delay'], []],
+      );
       rds.clearFaults();
       const r = await restDownload(rds.url, 'db1', LOG, PERM);
       assert.equal(r.status, 200);
@@ -735,19 +842,25 @@ describe('stats and control', () => {
       assert.deepEqual(s.bytesServed, { portion: 4, download: 8 });
       assert.deepEqual(s.statuses, { 200: 3, 404: 1 });
       assert.deepEqual(s.errors, { DBInstanceNotFound: 1 });
-      assert.deepEqual(s.recent.map((r) => [r.action, r.file ?? null, r.sessionToken, r.outcome]), [
-        ['DescribeDBLogFiles', null, 'signed', 'ok'],
-        ['DownloadDBLogFilePortion', LOG, 'signed', 'ok'],
-        ['download', LOG, 'none', 'ok'],
-        ['DescribeDBLogFiles', null, 'signed', 'DBInstanceNotFound'],
-      ]);
+      assert.deepEqual(
+        s.recent.map((r) => [r.action, r.file ?? null, r.sessionToken, r.outcome]),
+        [
+          ['DescribeDBLogFiles', null, 'signed', 'ok'],
+          ['DownloadDBLogFilePortion', LOG, 'signed', 'ok'],
+          ['download', LOG, 'none', 'ok'],
+          ['DescribeDBLogFiles', null, 'signed', 'DBInstanceNotFound'],
+        ],
+      );
       assert.deepEqual(s.recent[1]!.params, { Marker: '0', NumberOfLines: '1' });
 
       rds.appendFile('db1', LOG, 'three\n');
       rds.putFile('db1', 'error/other', 'z');
       rds.faults({ kind: 'throttle' });
       rds.reset();
-      assert.deepEqual(rds.listFiles('db1').map((f) => [f.name, f.size, f.lastWritten]), [[LOG, 8, 5]]);
+      assert.deepEqual(
+        rds.listFiles('db1').map((f) => [f.name, f.size, f.lastWritten]),
+        [[LOG, 8, 5]],
+      );
       assert.equal(rds.stats().requests.DescribeDBLogFiles, 0);
       assert.deepEqual(rds.stats().faults.rules, []);
       assert.throws(() => rds.putFile('nope', 'f', 'x'), /no DB instance nope/);
@@ -769,7 +882,10 @@ describe('as a process (client.ts)', () => {
       assert.ok(info.lastWritten > 1714557600000);
       await rds.putFile('db1', 'error/skewed', 'abc', { reportedSizeDelta: 7 });
       await rds.createInstance('db2');
-      assert.deepEqual((await rds.listFiles('db1')).map((f) => [f.name, f.reportedSize]).sort(), [[LOG, big.length + 10], ['error/skewed', 10]]);
+      assert.deepEqual((await rds.listFiles('db1')).map((f) => [f.name, f.reportedSize]).sort(), [
+        [LOG, big.length + 10],
+        ['error/skewed', 10],
+      ]);
       assert.ok((await rds.readFile('db1', LOG)).subarray(0, big.length).equals(big));
       // The JSON forms of the same commands (content as UTF-8 or base64).
       await rds.control({ op: 'putFile', instance: 'db2', name: 'error/b64', base64: Buffer.from([0x68, 0x69, 0x0a]).toString('base64'), lastWritten: 7 });

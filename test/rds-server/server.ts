@@ -235,7 +235,6 @@ export interface RdsServerHandle {
 // ---------------------------------------------------------------------------------------------------
 
 const XMLNS = 'http://rds.amazonaws.com/doc/2014-10-31/';
-const API_VERSION = '2014-10-31';
 const MB = 1_048_576;
 const MAX_LINES = 10_000;
 /** What RDS puts into LogFileData where it cut a line at the 1 MB limit (aws-cli #3079, aws-sdk-js #1463). */
@@ -244,7 +243,12 @@ const UNSIGNED_HASH = createHash('sha256').update('').digest('hex');
 const REST_PATH = /^\/(v13|v19)\/downloadCompleteLogFile\/([^/]+)\/(.+)$/;
 
 class ControlError extends Error {
-  constructor(readonly status: number, message: string) { super(message); }
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 function xmlText(s: string): string {
@@ -256,7 +260,10 @@ const hmac = (key: Buffer | string, data: string): Buffer => createHmac('sha256'
 
 /** `YYYYMMDDTHHMMSSZ` */
 function amzDate(ms: number): string {
-  return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  return new Date(ms)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
 }
 
 function parseAmzDate(s: string): number | null {
@@ -278,16 +285,23 @@ function uriEncode(s: string): string {
 
 /** Percent-decoding that leaves a malformed escape as it is. '+' stays '+'. */
 function pctDecode(s: string): string {
-  try { return decodeURIComponent(s); } catch { return s; }
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
 
 /** Query string pairs in wire order, percent-decoded. */
 function parseQueryPairs(raw: string): Array<[string, string]> {
   if (!raw) return [];
-  return raw.split('&').filter((p) => p.length > 0).map((p) => {
-    const eq = p.indexOf('=');
-    return eq < 0 ? [pctDecode(p), ''] : [pctDecode(p.slice(0, eq)), pctDecode(p.slice(eq + 1))];
-  });
+  return raw
+    .split('&')
+    .filter((p) => p.length > 0)
+    .map((p) => {
+      const eq = p.indexOf('=');
+      return eq < 0 ? [pctDecode(p), ''] : [pctDecode(p.slice(0, eq)), pctDecode(p.slice(eq + 1))];
+    });
 }
 
 /** application/x-www-form-urlencoded: '+' is a space. */
@@ -338,7 +352,12 @@ function looksBinary(buf: Buffer): boolean {
 class LogFile {
   private buf: Buffer;
   size = 0;
-  constructor(readonly name: string, content: Buffer, public lastWritten: number, public reportedSizeDelta: number) {
+  constructor(
+    readonly name: string,
+    content: Buffer,
+    public lastWritten: number,
+    public reportedSizeDelta: number,
+  ) {
     this.buf = Buffer.allocUnsafe(Math.max(1024, content.length));
     content.copy(this.buf, 0);
     this.size = content.length;
@@ -443,8 +462,15 @@ function verifySigV4(
   const authz = firstHeader(req.rawHeaders, 'authorization');
   const presigned = !authz && (q.has('X-Amz-Algorithm') || q.has('X-Amz-Signature') || q.has('X-Amz-Credential'));
   let tokenState: RdsRequestRecord['sessionToken'] = 'none';
-  const refuse = (status: number, code: string, message: string, accessKeyId?: string): AuthRefusal =>
-    ({ ok: false, status, code, message, presigned, sessionToken: tokenState, ...(accessKeyId ? { accessKeyId } : {}) });
+  const refuse = (status: number, code: string, message: string, accessKeyId?: string): AuthRefusal => ({
+    ok: false,
+    status,
+    code,
+    message,
+    presigned,
+    sessionToken: tokenState,
+    ...(accessKeyId ? { accessKeyId } : {}),
+  });
 
   let credentialStr: string;
   let signedHeadersStr: string;
@@ -481,9 +507,14 @@ function verifySigV4(
   } else if (presigned) {
     const need = ['X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Signature', 'X-Amz-SignedHeaders', 'X-Amz-Date'];
     if (need.some((k) => !q.get(k))) {
-      return refuse(400, 'IncompleteSignature', "AWS query-string parameters must include 'X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Signature', 'X-Amz-SignedHeaders', 'X-Amz-Date'. Re-examine the query-string parameters.");
+      return refuse(
+        400,
+        'IncompleteSignature',
+        "AWS query-string parameters must include 'X-Amz-Algorithm', 'X-Amz-Credential', 'X-Amz-Signature', 'X-Amz-SignedHeaders', 'X-Amz-Date'. Re-examine the query-string parameters.",
+      );
     }
-    if (q.get('X-Amz-Algorithm') !== 'AWS4-HMAC-SHA256') return refuse(400, 'IncompleteSignature', `Unsupported AWS 'algorithm': '${q.get('X-Amz-Algorithm')}'`);
+    if (q.get('X-Amz-Algorithm') !== 'AWS4-HMAC-SHA256')
+      return refuse(400, 'IncompleteSignature', `Unsupported AWS 'algorithm': '${q.get('X-Amz-Algorithm')}'`);
     credentialStr = q.get('X-Amz-Credential')!;
     signedHeadersStr = q.get('X-Amz-SignedHeaders')!;
     signature = q.get('X-Amz-Signature')!;
@@ -502,27 +533,55 @@ function verifySigV4(
 
   const scope = credentialStr.split('/');
   const accessKeyId = scope[0] ?? '';
-  if (scope.length !== 5) return refuse(400, 'IncompleteSignature', `Credential should be of the form <access key>/<date>/<region>/rds/aws4_request, got '${credentialStr}'. `, accessKeyId);
+  if (scope.length !== 5)
+    return refuse(
+      400,
+      'IncompleteSignature',
+      `Credential should be of the form <access key>/<date>/<region>/rds/aws4_request, got '${credentialStr}'. `,
+      accessKeyId,
+    );
   const [, scopeDate, scopeRegion, scopeService, terminator] = scope as [string, string, string, string, string];
   const credential = lookup(accessKeyId);
   if (!credential) return refuse(403, 'InvalidClientTokenId', 'The security token included in the request is invalid.', accessKeyId);
 
   const requestTime = parseAmzDate(dateStr!);
-  if (requestTime === null) return refuse(400, 'IncompleteSignature', `Date must be in ISO-8601 'basic format'. Got '${dateStr}'. See http://en.wikipedia.org/wiki/ISO_8601`, accessKeyId);
+  if (requestTime === null)
+    return refuse(
+      400,
+      'IncompleteSignature',
+      `Date must be in ISO-8601 'basic format'. Got '${dateStr}'. See http://en.wikipedia.org/wiki/ISO_8601`,
+      accessKeyId,
+    );
   if (scopeDate !== dateStr!.slice(0, 8)) {
-    return refuse(403, 'SignatureDoesNotMatch', `Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '${scopeDate}' != '${dateStr!.slice(0, 8)}', from '${dateStr}'.`, accessKeyId);
+    return refuse(
+      403,
+      'SignatureDoesNotMatch',
+      `Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '${scopeDate}' != '${dateStr!.slice(0, 8)}', from '${dateStr}'.`,
+      accessKeyId,
+    );
   }
   if (scopeRegion !== region) return refuse(403, 'SignatureDoesNotMatch', `Credential should be scoped to a valid region, not '${scopeRegion}'. `, accessKeyId);
   if (scopeService !== 'rds') return refuse(403, 'SignatureDoesNotMatch', "Credential should be scoped to correct service: 'rds'. ", accessKeyId);
-  if (terminator !== 'aws4_request') return refuse(403, 'SignatureDoesNotMatch', `Credential should be scoped with a valid terminator: 'aws4_request', not '${terminator}'. `, accessKeyId);
+  if (terminator !== 'aws4_request')
+    return refuse(403, 'SignatureDoesNotMatch', `Credential should be scoped with a valid terminator: 'aws4_request', not '${terminator}'. `, accessKeyId);
 
   if (requestTime - now > maxSkewMs) {
-    return refuse(403, 'SignatureDoesNotMatch', `Signature not yet current: ${dateStr} is still later than ${amzDate(now + maxSkewMs)} (${amzDate(now)} + ${Math.round(maxSkewMs / 60000)} min.)`, accessKeyId);
+    return refuse(
+      403,
+      'SignatureDoesNotMatch',
+      `Signature not yet current: ${dateStr} is still later than ${amzDate(now + maxSkewMs)} (${amzDate(now)} + ${Math.round(maxSkewMs / 60000)} min.)`,
+      accessKeyId,
+    );
   }
   if (presigned && expiresSec !== undefined) {
     if (now > requestTime + expiresSec * 1000) return refuse(403, 'AccessDenied', 'Request has expired', accessKeyId);
   } else if (now - requestTime > maxSkewMs) {
-    return refuse(403, 'SignatureDoesNotMatch', `Signature expired: ${dateStr} is now earlier than ${amzDate(now - maxSkewMs)} (${amzDate(now)} - ${Math.round(maxSkewMs / 60000)} min.)`, accessKeyId);
+    return refuse(
+      403,
+      'SignatureDoesNotMatch',
+      `Signature expired: ${dateStr} is now earlier than ${amzDate(now - maxSkewMs)} (${amzDate(now)} - ${Math.round(maxSkewMs / 60000)} min.)`,
+      accessKeyId,
+    );
   }
 
   // Role credentials need the token, and the REST endpoint needs it inside the signature (joer14/pg-audit-lambda).
@@ -545,11 +604,18 @@ function verifySigV4(
   const canonicalRequest = [req.method, canonicalUri(req.rawPath), canonicalQuery(queryForSigning), canonicalHeaders, signedHeadersStr, payloadHash].join('\n');
   const credentialScope = `${scopeDate}/${scopeRegion}/${scopeService}/${terminator}`;
   const stringToSign = ['AWS4-HMAC-SHA256', dateStr, credentialScope, sha256Hex(canonicalRequest)].join('\n');
-  const expected = createHmac('sha256', signingKey(credential.secretAccessKey, scopeDate, scopeRegion, scopeService)).update(stringToSign, 'utf8').digest('hex');
+  const expected = createHmac('sha256', signingKey(credential.secretAccessKey, scopeDate, scopeRegion, scopeService))
+    .update(stringToSign, 'utf8')
+    .digest('hex');
   const given = Buffer.from(signature, 'utf8');
   if (given.length !== expected.length || !timingSafeEqual(given, Buffer.from(expected, 'utf8'))) {
     // Query-API services spell out what they expected, which is what makes a signing bug findable.
-    return refuse(403, 'SignatureDoesNotMatch', `${SIGNATURE_MISMATCH}\n\nThe Canonical String for this request should have been\n'${canonicalRequest}'\n\nThe String-to-Sign should have been\n'${stringToSign}'\n`, accessKeyId);
+    return refuse(
+      403,
+      'SignatureDoesNotMatch',
+      `${SIGNATURE_MISMATCH}\n\nThe Canonical String for this request should have been\n'${canonicalRequest}'\n\nThe String-to-Sign should have been\n'${stringToSign}'\n`,
+      accessKeyId,
+    );
   }
   return { ok: true, credential, presigned, sessionToken: tokenState };
 }
@@ -558,10 +624,19 @@ function verifySigV4(
 // The emulator
 // ---------------------------------------------------------------------------------------------------
 
-interface QueryError { status: number; type: 'Sender' | 'Receiver'; code: string; message: string }
+interface QueryError {
+  status: number;
+  type: 'Sender' | 'Receiver';
+  code: string;
+  message: string;
+}
 
-const qerr = (status: number, code: string, message: string, type: 'Sender' | 'Receiver' = status >= 500 ? 'Receiver' : 'Sender'): QueryError =>
-  ({ status, type, code, message });
+const qerr = (status: number, code: string, message: string, type: 'Sender' | 'Receiver' = status >= 500 ? 'Receiver' : 'Sender'): QueryError => ({
+  status,
+  type,
+  code,
+  message,
+});
 
 class RdsEmulator {
   readonly region: string;
@@ -688,7 +763,8 @@ class RdsEmulator {
       if (r.kind === 'delay' && !(Number(r.delayMs) >= 0)) throw new ControlError(400, 'delay needs delayMs');
       if (r.kind === 'bodyReset' && !(Number(r.afterBytes) >= 0)) throw new ControlError(400, 'bodyReset needs afterBytes');
       if (r.kind === 'rateLimit' && !(Number(r.bytesPerSecond) > 0)) throw new ControlError(400, 'rateLimit needs bytesPerSecond');
-      if (r.kind === 'appendMidDownload' && r.appendData === undefined && !(Number(r.appendBytes) > 0)) throw new ControlError(400, 'appendMidDownload needs appendBytes or appendData');
+      if (r.kind === 'appendMidDownload' && r.appendData === undefined && !(Number(r.appendBytes) > 0))
+        throw new ControlError(400, 'appendMidDownload needs appendBytes or appendData');
       this.rules.push({ ...r, ...(restOnly ? { action: 'download' as const } : {}), id: this.nextFaultId++, remaining: r.count ?? null, hits: 0 });
     }
     return this.faultState();
@@ -777,7 +853,11 @@ class RdsEmulator {
   private denial(c: RdsCredential, iamAction: IamAction, instance: string): QueryError | null {
     if (!this.deny.has(iamAction)) return null;
     const resource = `arn:aws:rds:${this.region}:${this.accountId}:db:${normId(instance)}`;
-    return qerr(403, 'AccessDenied', `User: ${this.principalArn(c)} is not authorized to perform: ${iamAction} on resource: ${resource} because no identity-based policy allows the ${iamAction} action`);
+    return qerr(
+      403,
+      'AccessDenied',
+      `User: ${this.principalArn(c)} is not authorized to perform: ${iamAction} on resource: ${resource} because no identity-based policy allows the ${iamAction} action`,
+    );
   }
 
   // --- Query API -------------------------------------------------------------------------------------
@@ -799,8 +879,16 @@ class RdsEmulator {
       if (v !== undefined) recParams[k] = v;
     }
     const rec: RdsRequestRecord = {
-      at: Date.now(), method: signed.method, action: action || '(none)', presigned: false, sessionToken: 'none', outcome: 'ok', status: 200,
-      ...(instance !== undefined ? { instance } : {}), ...(file !== undefined ? { file } : {}), ...(Object.keys(recParams).length ? { params: recParams } : {}),
+      at: Date.now(),
+      method: signed.method,
+      action: action || '(none)',
+      presigned: false,
+      sessionToken: 'none',
+      outcome: 'ok',
+      status: 200,
+      ...(instance !== undefined ? { instance } : {}),
+      ...(file !== undefined ? { file } : {}),
+      ...(Object.keys(recParams).length ? { params: recParams } : {}),
     };
     const answer = (status: number, xml: string) => {
       rec.status = status;
@@ -809,7 +897,10 @@ class RdsEmulator {
       res.writeHead(status, { 'content-type': 'text/xml', 'x-amzn-RequestId': requestId, 'content-length': Buffer.byteLength(xml) });
       res.end(xml);
     };
-    const fail = (e: QueryError) => { rec.outcome = e.code; answer(e.status, errorXml(e, requestId)); };
+    const fail = (e: QueryError) => {
+      rec.outcome = e.code;
+      answer(e.status, errorXml(e, requestId));
+    };
 
     const auth = this.authenticate(signed);
     rec.presigned = auth.presigned;
@@ -878,21 +969,30 @@ class RdsEmulator {
       offset = m.offset;
       seed = m.seed;
     }
-    let files = [...inst.files.values()].filter((f) =>
-      (contains === undefined || f.name.includes(contains)) &&
-      (since === undefined || f.lastWritten >= since) &&
-      (largerThan === undefined || f.reportedSize > largerThan));
+    let files = [...inst.files.values()].filter(
+      (f) =>
+        (contains === undefined || f.name.includes(contains)) &&
+        (since === undefined || f.lastWritten >= since) &&
+        (largerThan === undefined || f.reportedSize > largerThan),
+    );
     if (seed === null) {
       files.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     } else {
       // A seeded order keeps one listing consistent across its pages while differing between listings.
       const rank = (f: LogFile) => sha256Hex(`${seed}\0${f.name}`);
-      files = files.map((f) => ({ f, r: rank(f) })).sort((a, b) => (a.r < b.r ? -1 : 1)).map((x) => x.f);
+      files = files
+        .map((f) => ({ f, r: rank(f) }))
+        .sort((a, b) => (a.r < b.r ? -1 : 1))
+        .map((x) => x.f);
     }
     const page = files.slice(offset, offset + pageSize);
     const more = offset + pageSize < files.length;
-    const items = page.map((f) =>
-      `      <DescribeDBLogFilesDetails>\n        <LastWritten>${f.lastWritten}</LastWritten>\n        <LogFileName>${xmlText(f.name)}</LogFileName>\n        <Size>${f.reportedSize}</Size>\n      </DescribeDBLogFilesDetails>\n`).join('');
+    const items = page
+      .map(
+        (f) =>
+          `      <DescribeDBLogFilesDetails>\n        <LastWritten>${f.lastWritten}</LastWritten>\n        <LogFileName>${xmlText(f.name)}</LogFileName>\n        <Size>${f.reportedSize}</Size>\n      </DescribeDBLogFilesDetails>\n`,
+      )
+      .join('');
     const list = page.length ? `    <DescribeDBLogFiles>\n${items}    </DescribeDBLogFiles>\n` : '    <DescribeDBLogFiles/>\n';
     const marker = more ? `    <Marker>${encodeListMarker(offset + pageSize, seed)}</Marker>\n` : '';
     return resultXml('DescribeDBLogFiles', `${list}${marker}`, requestId);
@@ -966,15 +1066,34 @@ class RdsEmulator {
     const text = chunk.toString('utf8') + (truncated ? TRUNCATION_NOTICE : '');
     const pending = pos < data.length;
     const marker = `${hourOf(file.name)}:${pos}`;
-    return resultXml('DownloadDBLogFilePortion',
-      `    <AdditionalDataPending>${pending}</AdditionalDataPending>\n    <Marker>${marker}</Marker>\n    <LogFileData>${xmlText(text)}</LogFileData>\n`, requestId);
+    return resultXml(
+      'DownloadDBLogFilePortion',
+      `    <AdditionalDataPending>${pending}</AdditionalDataPending>\n    <Marker>${marker}</Marker>\n    <LogFileData>${xmlText(text)}</LogFileData>\n`,
+      requestId,
+    );
   }
 
   // --- REST download ---------------------------------------------------------------------------------
 
-  private async handleDownload(req: http.IncomingMessage, res: http.ServerResponse, signed: SignedRequest, instanceId: string, fileName: string): Promise<void> {
+  private async handleDownload(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    signed: SignedRequest,
+    instanceId: string,
+    fileName: string,
+  ): Promise<void> {
     const requestId = randomUUID();
-    const rec: RdsRequestRecord = { at: Date.now(), method: signed.method, action: 'download', instance: instanceId, file: fileName, presigned: false, sessionToken: 'none', outcome: 'ok', status: 200 };
+    const rec: RdsRequestRecord = {
+      at: Date.now(),
+      method: signed.method,
+      action: 'download',
+      instance: instanceId,
+      file: fileName,
+      presigned: false,
+      sessionToken: 'none',
+      outcome: 'ok',
+      status: 200,
+    };
     const fail = (e: QueryError) => {
       rec.outcome = e.code;
       rec.status = e.status;
@@ -1030,7 +1149,9 @@ class RdsEmulator {
     const chunkSize = rate ? Math.max(1, Math.min(64 * 1024, Math.floor(rate.bytesPerSecond! / 20))) : 64 * 1024;
     const startedAt = Date.now();
     let aborted = false;
-    res.on('close', () => { if (!res.writableFinished) aborted = true; });
+    res.on('close', () => {
+      if (!res.writableFinished) aborted = true;
+    });
     while (!aborted) {
       if (appendMid && !appended && sent >= halfway) {
         appended = true;
@@ -1045,7 +1166,11 @@ class RdsEmulator {
         const ok = res.write(Buffer.from(data.subarray(sent, sent + n)));
         sent += n;
         this.counters.bytesServed.download += n;
-        if (!ok) await new Promise<void>((resolve) => { res.once('drain', resolve); res.once('close', resolve); });
+        if (!ok)
+          await new Promise<void>((resolve) => {
+            res.once('drain', resolve);
+            res.once('close', resolve);
+          });
       }
       if (bodyReset && sent >= bodyReset.afterBytes!) {
         rec.bytes = sent;
@@ -1090,10 +1215,13 @@ class RdsEmulator {
         if (req.method === 'POST' && query.has('append')) {
           return send(200, this.appendFile(inst, name, body, { ...(num('lastWritten') !== undefined ? { lastWritten: num('lastWritten')! } : {}) }));
         }
-        return send(200, this.putFile(inst, name, body, {
-          ...(num('lastWritten') !== undefined ? { lastWritten: num('lastWritten')! } : {}),
-          ...(num('reportedSizeDelta') !== undefined ? { reportedSizeDelta: num('reportedSizeDelta')! } : {}),
-        }));
+        return send(
+          200,
+          this.putFile(inst, name, body, {
+            ...(num('lastWritten') !== undefined ? { lastWritten: num('lastWritten')! } : {}),
+            ...(num('reportedSizeDelta') !== undefined ? { reportedSizeDelta: num('reportedSizeDelta')! } : {}),
+          }),
+        );
       }
       if (fm && req.method === 'GET') {
         const data = this.readFile(pctDecode(fm[1]!), pctDecode(fm[2]!));
@@ -1102,9 +1230,9 @@ class RdsEmulator {
         return;
       }
       const op = rawPath.slice('/_test/'.length);
-      if (req.method === 'GET' && (op === 'stats' || op === 'faults')) return send(200, await this.control({ op } as ControlCommand));
+      if (req.method === 'GET' && (op === 'stats' || op === 'faults')) return send(200, await this.control({ op }));
       if (req.method !== 'POST') throw new ControlError(405, `use POST /_test/<op> (or GET /_test/stats, /_test/faults)`);
-      const json = body.length ? JSON.parse(body.toString('utf8')) as Record<string, unknown> : {};
+      const json = body.length ? (JSON.parse(body.toString('utf8')) as Record<string, unknown>) : {};
       return send(200, await this.control({ ...json, op } as ControlCommand));
     } catch (e) {
       const status = e instanceof ControlError ? e.status : e instanceof SyntaxError ? 400 : 500;
@@ -1116,19 +1244,32 @@ class RdsEmulator {
     const content = (c: { content?: string; base64?: string }): Buffer =>
       c.base64 !== undefined ? Buffer.from(c.base64, 'base64') : Buffer.from(c.content ?? '', 'utf8');
     switch (cmd.op) {
-      case 'stats': return this.stats();
-      case 'reset': this.reset(); return {};
+      case 'stats':
+        return this.stats();
+      case 'reset':
+        this.reset();
+        return {};
       case 'faults':
         if (cmd.clear) this.clearFaults();
         if (cmd.add) this.addFaults(cmd.add);
         return this.faultState();
-      case 'configure': this.configure(cmd); return {};
-      case 'createInstance': this.createInstance(cmd.id); return {};
-      case 'putFile': return this.putFile(cmd.instance, cmd.name, content(cmd), cmd);
-      case 'appendFile': return this.appendFile(cmd.instance, cmd.name, content(cmd), cmd.lastWritten !== undefined ? { lastWritten: cmd.lastWritten } : {});
-      case 'deleteFile': this.deleteFile(cmd.instance, cmd.name); return {};
-      case 'listFiles': return this.listFiles(cmd.instance);
-      default: throw new ControlError(404, `unknown control op ${(cmd as { op: string }).op}`);
+      case 'configure':
+        this.configure(cmd);
+        return {};
+      case 'createInstance':
+        this.createInstance(cmd.id);
+        return {};
+      case 'putFile':
+        return this.putFile(cmd.instance, cmd.name, content(cmd), cmd);
+      case 'appendFile':
+        return this.appendFile(cmd.instance, cmd.name, content(cmd), cmd.lastWritten !== undefined ? { lastWritten: cmd.lastWritten } : {});
+      case 'deleteFile':
+        this.deleteFile(cmd.instance, cmd.name);
+        return {};
+      case 'listFiles':
+        return this.listFiles(cmd.instance);
+      default:
+        throw new ControlError(404, `unknown control op ${(cmd as { op: string }).op}`);
     }
   }
 }
@@ -1203,12 +1344,20 @@ export async function startRdsServer(options: RdsServerOptions = {}): Promise<Rd
   server.on('request', (req, res) => {
     emu.handle(req, res).catch((e: unknown) => {
       process.stderr.write(`rds-server: ${(e as Error).stack ?? String(e)}\n`);
-      if (!res.headersSent) { res.statusCode = 500; res.end(); } else res.destroy();
+      if (!res.headersSent) {
+        res.statusCode = 500;
+        res.end();
+      } else res.destroy();
     });
   });
-  server.on('clientError', (_err, socket) => { socket.destroy(); });
+  server.on('clientError', (_err, socket) => {
+    socket.destroy();
+  });
   const sockets = new Set<Socket>();
-  server.on('connection', (s: Socket) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
@@ -1232,10 +1381,11 @@ export async function startRdsServer(options: RdsServerOptions = {}): Promise<Rd
     listFiles: (i) => emu.listFiles(i),
     readFile: (i, n) => emu.readFile(i, n),
     control: (cmd) => emu.control(cmd),
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
 
@@ -1247,13 +1397,26 @@ function parseArgs(argv: string[]): RdsServerOptions {
   const o: RdsServerOptions = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    const next = (): string => { const v = argv[++i]; if (v === undefined) throw new Error(`${a} needs a value`); return v; };
+    const next = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
     switch (a) {
-      case '--port': o.port = Number(next()); break;
-      case '--host': o.host = next(); break;
-      case '--region': o.region = next(); break;
-      case '--options': Object.assign(o, JSON.parse(next()) as RdsServerOptions); break;
-      default: throw new Error(`unknown argument ${a}`);
+      case '--port':
+        o.port = Number(next());
+        break;
+      case '--host':
+        o.host = next();
+        break;
+      case '--region':
+        o.region = next();
+        break;
+      case '--options':
+        Object.assign(o, JSON.parse(next()) as RdsServerOptions);
+        break;
+      default:
+        throw new Error(`unknown argument ${a}`);
     }
   }
   return o;
@@ -1270,7 +1433,9 @@ if (isMain) {
   }
   const handle = await startRdsServer(opts);
   process.stdout.write(`${JSON.stringify({ url: handle.url })}\n`);
-  const stop = () => { void handle.close().then(() => process.exit(0)); };
+  const stop = () => {
+    void handle.close().then(() => process.exit(0));
+  };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }

@@ -41,7 +41,8 @@ async function listAll(bucket: string, prefix = ''): Promise<Map<string, Buffer>
   let token: string | undefined;
   do {
     const r = await c.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
-    for (const o of r.Contents ?? []) out.set(o.Key!, Buffer.from(await (await c.send(new GetObjectCommand({ Bucket: bucket, Key: o.Key! }))).Body!.transformToByteArray()));
+    for (const o of r.Contents ?? [])
+      out.set(o.Key!, Buffer.from(await (await c.send(new GetObjectCommand({ Bucket: bucket, Key: o.Key! }))).Body!.transformToByteArray()));
     token = r.IsTruncated ? r.NextContinuationToken : undefined;
   } while (token);
   c.destroy();
@@ -60,7 +61,9 @@ async function runAndKill(config: string, delayMs: number, env: Record<string, s
   const child = spawnCli(['run', '--config', config, '--json', '--quiet'], { env });
   children.add(child);
   let killed = false;
-  const timer = setTimeout(() => { killed = child.kill('SIGKILL'); }, delayMs);
+  const timer = setTimeout(() => {
+    killed = child.kill('SIGKILL');
+  }, delayMs);
   const r = await child.result;
   clearTimeout(timer);
   children.delete(child);
@@ -106,11 +109,18 @@ describe('archive under SIGKILL (S3 test server)', () => {
     writeLogs(logs, files);
     const db = join(dir, 'files.duckdb');
     const config = join(dir, 'files.yaml');
-    writeFileSync(config, [
-      'pipelines:', '  logs:', `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, server: db1 }`, '    sinks:',
-      `      - ${JSON.stringify({ type: 'archive', bucket, endpoint: s3.url, force_path_style: true, access_key_id: KEY.accessKeyId, secret_access_key: KEY.secretAccessKey, part_size: '5MiB' })}`,
-      `      - { type: duckdb, path: ${JSON.stringify(db)}, store_events: false }`, '',
-    ].join('\n'));
+    writeFileSync(
+      config,
+      [
+        'pipelines:',
+        '  logs:',
+        `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, server: db1 }`,
+        '    sinks:',
+        `      - ${JSON.stringify({ type: 'archive', bucket, endpoint: s3.url, force_path_style: true, access_key_id: KEY.accessKeyId, secret_access_key: KEY.secretAccessKey, part_size: '5MiB' })}`,
+        `      - { type: duckdb, path: ${JSON.stringify(db)}, store_events: false }`,
+        '',
+      ].join('\n'),
+    );
     await s3.faults([{ match: { op: ['UploadPart', 'PutObject', 'CompleteMultipartUpload'], bucket }, action: { type: 'delay', ms: 120 }, times: 'always' }]);
     let landed: number;
     try {
@@ -146,11 +156,18 @@ describe('archive under SIGKILL (S3 test server)', () => {
     writeLogs(logs, files);
     const db = join(dir, 'parquet.duckdb');
     const config = join(dir, 'parquet.yaml');
-    writeFileSync(config, [
-      'pipelines:', '  logs:', `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, server: db1 }`, '    sinks:',
-      `      - ${JSON.stringify({ type: 'archive', form: 'parquet', bucket, endpoint: s3.url, force_path_style: true, access_key_id: KEY.accessKeyId, secret_access_key: KEY.secretAccessKey })}`,
-      `      - { type: duckdb, path: ${JSON.stringify(db)} }`, '',
-    ].join('\n'));
+    writeFileSync(
+      config,
+      [
+        'pipelines:',
+        '  logs:',
+        `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, server: db1 }`,
+        '    sinks:',
+        `      - ${JSON.stringify({ type: 'archive', form: 'parquet', bucket, endpoint: s3.url, force_path_style: true, access_key_id: KEY.accessKeyId, secret_access_key: KEY.secretAccessKey })}`,
+        `      - { type: duckdb, path: ${JSON.stringify(db)} }`,
+        '',
+      ].join('\n'),
+    );
     await s3.faults([{ match: { op: ['PutObject', 'UploadPart'], bucket }, action: { type: 'delay', ms: 200 }, times: 'always' }]);
     let landed: number;
     try {
@@ -162,12 +179,21 @@ describe('archive under SIGKILL (S3 test server)', () => {
     const all = await listAll(bucket);
     const entries = manifest(all);
     const local = join(dir, 'parquet-out');
-    for (const [k, body] of all) if (k.endsWith('.parquet')) { mkdirSync(join(local, ...k.split('/').slice(0, -1)), { recursive: true }); writeFileSync(join(local, k), body); }
+    for (const [k, body] of all)
+      if (k.endsWith('.parquet')) {
+        mkdirSync(join(local, ...k.split('/').slice(0, -1)), { recursive: true });
+        writeFileSync(join(local, k), body);
+      }
     assert.deepEqual([...all.keys()].filter((k) => k.endsWith('.parquet')).sort(), entries.map((e) => e.key).sort(), 'no Parquet object outside the manifest');
-    const rows = await duck(`SELECT count(*) AS n, count(DISTINCT (session_id, session_line_num)) AS d FROM read_parquet('${local}/pgaudit/**/*.parquet', hive_partitioning = true)`);
+    const rows = await duck(
+      `SELECT count(*) AS n, count(DISTINCT (session_id, session_line_num)) AS d FROM read_parquet('${local}/pgaudit/**/*.parquet', hive_partitioning = true)`,
+    );
     assert.equal(Number(rows[0]!['n']), audit, 'every event archived');
     assert.equal(rows[0]!['n'], rows[0]!['d'], 'no event twice');
-    assert.equal(entries.reduce((n, e) => n + e.events!, 0), audit);
+    assert.equal(
+      entries.reduce((n, e) => n + e.events!, 0),
+      audit,
+    );
     const stored = await queryDb(db, 'SELECT count(*) AS n FROM audit_logs');
     assert.equal(Number(stored[0]!['n']), audit);
   });
@@ -190,11 +216,18 @@ describe('archive under SIGKILL (S3 test server)', () => {
     await rds.faults({ kind: 'rateLimit', action: 'download', bytesPerSecond: 2_000_000 });
     const db = join(dir, 'rds.duckdb');
     const config = join(dir, 'rds.yaml');
-    writeFileSync(config, [
-      'pipelines:', '  rds:', `    source: ${JSON.stringify({ type: 'rds_logs', instance: 'kill1', region: 'us-east-1', endpoint: rds.url })}`, '    sinks:',
-      `      - ${JSON.stringify({ type: 'archive', bucket, endpoint: s3.url, force_path_style: true, access_key_id: KEY.accessKeyId, secret_access_key: KEY.secretAccessKey })}`,
-      `      - { type: duckdb, path: ${JSON.stringify(db)} }`, '',
-    ].join('\n'));
+    writeFileSync(
+      config,
+      [
+        'pipelines:',
+        '  rds:',
+        `    source: ${JSON.stringify({ type: 'rds_logs', instance: 'kill1', region: 'us-east-1', endpoint: rds.url })}`,
+        '    sinks:',
+        `      - ${JSON.stringify({ type: 'archive', bucket, endpoint: s3.url, force_path_style: true, access_key_id: KEY.accessKeyId, secret_access_key: KEY.secretAccessKey })}`,
+        `      - { type: duckdb, path: ${JSON.stringify(db)} }`,
+        '',
+      ].join('\n'),
+    );
     const env = { AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey, AWS_EC2_METADATA_DISABLED: 'true' };
     let landed: number;
     try {

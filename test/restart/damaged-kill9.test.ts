@@ -69,14 +69,20 @@ async function assertConsistent(db: string, files: ModelFile[], label: string): 
         assert.deepEqual(damage, [], `${label}: ${f.path} has a quarantine entry without a finished checkpoint`);
       }
     }
-    assert.equal(quarantine.length, cps.reduce((n, cp) => n + (cp['complete'] === true && files.find((m) => m.path === cp['path'])?.damage ? 1 : 0), 0),
-      `${label}: quarantine entries of files without a checkpoint\n${JSON.stringify({ cps, quarantine: quarantine.map((x) => ({ ...x, raw: String(x['raw']).length })) }, (_, v) => typeof v === 'bigint' ? Number(v) : v)}`);
+    assert.equal(
+      quarantine.length,
+      cps.reduce((n, cp) => n + (cp['complete'] === true && files.find((m) => m.path === cp['path'])?.damage ? 1 : 0), 0),
+      `${label}: quarantine entries of files without a checkpoint\n${JSON.stringify({ cps, quarantine: quarantine.map((x) => ({ ...x, raw: String(x['raw']).length })) }, (_, v) => (typeof v === 'bigint' ? Number(v) : v))}`,
+    );
     const [got] = await q(digestSql());
     const [keys] = await q('SELECT count(*) AS n, count(DISTINCT (session_id, session_line_num)) AS k FROM audit_logs');
     assert.equal(Number(keys!['k']), Number(keys!['n']), `${label}: duplicate (session_id, session_line_num)`);
     const want = digestOf(expected);
-    assert.deepEqual({ count: Number(got!['count']), statementBytes: Number(got!['statement_bytes']), md5: got!['md5'] }, want,
-      `${label}: stored rows differ from what the checkpoints claim`);
+    assert.deepEqual(
+      { count: Number(got!['count']), statementBytes: Number(got!['statement_bytes']), md5: got!['md5'] },
+      want,
+      `${label}: stored rows differ from what the checkpoints claim`,
+    );
     return want.count;
   });
 }
@@ -84,7 +90,9 @@ async function assertConsistent(db: string, files: ModelFile[], label: string): 
 async function runAndKill(args: string[], delayMs: number): Promise<{ killed: boolean; ms: number }> {
   const child = spawnCli(args);
   children.add(child);
-  const timer = setTimeout(() => { child.kill('SIGKILL'); }, delayMs);
+  const timer = setTimeout(() => {
+    child.kill('SIGKILL');
+  }, delayMs);
   const r = await child.result;
   clearTimeout(timer);
   children.delete(child);
@@ -115,7 +123,9 @@ test('damaged .gz files: ≥ 12 kills at random moments, then every readable rec
   m1[m1.length - 7] = m1[m1.length - 7]! ^ 0x5a;
   const crcPath = join(logs, 'postgresql-2024-05-01_110000.csv.gz');
   writeFileSync(crcPath, Buffer.concat([m1, gzipSync(csvOf(second))]));
-  files.push(model(crcPath, [...first, ...second], Buffer.byteLength(csvOf(first)), /^damaged compressed file: corrupt gzip data after .* \(incorrect data check\)/));
+  files.push(
+    model(crcPath, [...first, ...second], Buffer.byteLength(csvOf(first)), /^damaged compressed file: corrupt gzip data after .* \(incorrect data check\)/),
+  );
 
   const goodRecords = gen.records(5_000);
   const goodPath = join(logs, 'postgresql-2024-05-01_120000.csv');
@@ -144,18 +154,32 @@ test('damaged .gz files: ≥ 12 kills at random moments, then every readable rec
     mkdirSync(join(dir, `db${round}`));
     const db = join(dir, `db${round}`, 'audit.duckdb');
     const config = join(dir, `db${round}.yaml`);
-    writeFileSync(config, [
-      // Named `ingest`, the pipeline the ingest command runs: checkpoints are kept per pipeline, and both commands
-      // go on with one reading of the files (a pipeline of another name reads them for its own sinks).
-      'pipelines:', '  ingest:', '    source:', '      type: pg_logs', `      path: ${JSON.stringify(logs)}`, '      batch_bytes: 1MB',
-      '    sinks:', '      - type: duckdb', `        path: ${JSON.stringify(db)}`, '        commit_events: 4000', '',
-    ].join('\n'));
+    writeFileSync(
+      config,
+      [
+        // Named `ingest`, the pipeline the ingest command runs: checkpoints are kept per pipeline, and both commands
+        // go on with one reading of the files (a pipeline of another name reads them for its own sinks).
+        'pipelines:',
+        '  ingest:',
+        '    source:',
+        '      type: pg_logs',
+        `      path: ${JSON.stringify(logs)}`,
+        '      batch_bytes: 1MB',
+        '    sinks:',
+        '      - type: duckdb',
+        `        path: ${JSON.stringify(db)}`,
+        '        commit_events: 4000',
+        '',
+      ].join('\n'),
+    );
     for (let i = 0; i < 5; i++) {
       const delay = i === 0 && round % 2 === 1 ? rng.int(0, 60) : startupMs + Math.round(rng.float() * (fullMs - startupMs));
       const viaRun = (round + i) % 2 === 1;
       const r = await runAndKill(viaRun ? ['run', '--config', config, '--json', '--quiet'] : ['ingest', '--db', db, '--json', '--quiet', logs], delay);
       const stored = statSafe(db) ? await assertConsistent(db, files, `round ${round} after run ${i} (delay ${delay} ms)`) : 0;
-      log.push(`round ${round} run ${i}${viaRun ? ' (small commits)' : ''}: delay ${delay} ms, ${r.killed ? 'killed' : 'finished'} after ${r.ms} ms, ${stored} of ${total} stored`);
+      log.push(
+        `round ${round} run ${i}${viaRun ? ' (small commits)' : ''}: delay ${delay} ms, ${r.killed ? 'killed' : 'finished'} after ${r.ms} ms, ${stored} of ${total} stored`,
+      );
       if (!r.killed) break;
       kills++;
     }
@@ -172,7 +196,10 @@ test('damaged .gz files: ≥ 12 kills at random moments, then every readable rec
     });
     const again = await ingest(db, [logs]);
     assert.equal(again.code, 0, again.stderr);
-    assert.deepEqual({ events: again.summary.events, stored: again.summary.stored, quarantined: again.summary.quarantined }, { events: 0, stored: 0, quarantined: 0 });
+    assert.deepEqual(
+      { events: again.summary.events, stored: again.summary.stored, quarantined: again.summary.quarantined },
+      { events: 0, stored: 0, quarantined: 0 },
+    );
     assert.deepEqual(lines(again.stderr), []);
   }
   t.diagnostic(`startup ≈ ${startupMs} ms, full run ≈ ${fullMs} ms\n${log.join('\n')}`);

@@ -41,11 +41,16 @@ async function interrupted(db: string, logs: string, signals: NodeJS.Signals[]) 
   const child = spawnCli(['ingest', '--db', db, '--json', logs]);
   children.add(child);
   let exited = false;
-  void child.result.then(() => { exited = true; });
+  void child.result.then(() => {
+    exited = true;
+  });
   // The database file appears when the sink opens — after the CLI installed its signal handlers.
   while (!existsSync(db) && !exited) await sleep(20);
   await sleep(400);
-  for (const s of signals) { child.kill(s); await sleep(5); }
+  for (const s of signals) {
+    child.kill(s);
+    await sleep(5);
+  }
   const r = await child.result;
   children.delete(child);
   return r;
@@ -56,11 +61,17 @@ async function assertExactlyOnce(db: string, records: GenRecord[]): Promise<void
   const [got] = await queryDb(db, digestSql());
   const [keys] = await queryDb(db, 'SELECT count(*) AS n, count(DISTINCT (session_id, session_line_num)) AS k FROM audit_logs');
   assert.equal(Number(keys!['k']), Number(keys!['n']), 'no event stored twice');
-  assert.deepEqual({ count: Number(got!['count']), statementBytes: Number(got!['statement_bytes']), md5: got!['md5'] }, want,
-    'every event stored once, statement and parameter intact');
+  assert.deepEqual(
+    { count: Number(got!['count']), statementBytes: Number(got!['statement_bytes']), md5: got!['md5'] },
+    want,
+    'every event stored once, statement and parameter intact',
+  );
 }
 
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
   test(`${signal}: what was read is committed, the run says so and exits ${code}; the next run finishes the job`, async () => {
     const { logs, records } = writeLogs(signal, signal === 'SIGINT' ? 31 : 32);
     const db = join(dir, `${signal}.duckdb`);
@@ -96,13 +107,16 @@ test('run: SIGINT commits what was read, skips the pipelines not started, says s
   const { logs, records } = writeLogs('run', 34);
   const db = join(dir, 'run.duckdb');
   const config = join(dir, 'run.yaml');
-  writeFileSync(config, [
-    'pipelines:',
-    '  first:',
-    `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, server: db1 }`,
-    `    sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ]`,
-    '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      'pipelines:',
+      '  first:',
+      `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, server: db1 }`,
+      `    sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ]`,
+      '',
+    ].join('\n'),
+  );
   const child = spawnCli(['run', '--config', config, '--json']);
   children.add(child);
   while (!existsSync(db) && child.exitCode === null) await sleep(20);
@@ -114,7 +128,10 @@ test('run: SIGINT commits what was read, skips the pipelines not started, says s
   const summary = JSON.parse(r.stdout.trim().split('\n').pop()!) as { interrupted?: string; pipelines: { stored: number; interrupted?: boolean }[] };
   assert.equal(summary.interrupted, 'SIGINT');
   assert.equal(summary.pipelines[0]!.interrupted, true);
-  assert.match(r.stderr.trim().split('\n').pop()!, /stopped by SIGINT: 1 of 1 pipeline\(s\) ran, each committed what it read; the same command continues from there/);
+  assert.match(
+    r.stderr.trim().split('\n').pop()!,
+    /stopped by SIGINT: 1 of 1 pipeline\(s\) ran, each committed what it read; the same command continues from there/,
+  );
   const [n] = await queryDb(db, 'SELECT count(*) AS n FROM audit_logs');
   assert.equal(Number(n!['n']), summary.pipelines[0]!.stored, 'committed = reported');
   const again = await runCli(['run', '--config', config, '--json']);

@@ -3,9 +3,7 @@ import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync,
 import { basename, dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import {
-  CsvlogGenerator, Rng, csvOf, digestOf, digestSql, type GenRecord,
-} from '../helpers/csvlog-gen.js';
+import { CsvlogGenerator, Rng, csvOf, digestOf, digestSql, type GenRecord } from '../helpers/csvlog-gen.js';
 import { ingestOk, queryDb, scratchDir, spawnCli, withDb, type CliChild, type Query } from '../helpers/ingest-cli.js';
 
 /**
@@ -35,7 +33,9 @@ async function ingestAndKill(db: string, paths: string[], delayMs: number, durin
   const child = spawnCli(config ? ['run', '--config', config, '--json', '--quiet'] : ['ingest', '--db', db, '--json', '--quiet', ...paths]);
   children.add(child);
   let killed = false;
-  const timer = setTimeout(() => { killed = child.kill('SIGKILL'); }, delayMs);
+  const timer = setTimeout(() => {
+    killed = child.kill('SIGKILL');
+  }, delayMs);
   const concurrent = during?.();
   const r = await child.result;
   clearTimeout(timer);
@@ -125,7 +125,9 @@ async function assertCheckpointsMatchRows(db: string, files: ModelFile[], label:
     assert.equal(Number(keys!['k']), Number(keys!['n']), `${label}: duplicate (session_id, session_line_num)`);
     assert.deepEqual(
       { count: Number(got!['count']), statementBytes: Number(got!['statement_bytes']), md5: got!['md5'] },
-      want, `${label}: stored rows differ from what the checkpoints claim`);
+      want,
+      `${label}: stored rows differ from what the checkpoints claim`,
+    );
     return { stored: want.count, offsets };
   });
 }
@@ -143,8 +145,11 @@ async function assertAllStored(db: string, files: ModelFile[]): Promise<void> {
   const [keys] = await queryDb(db, 'SELECT count(*) AS n, count(DISTINCT (session_id, session_line_num)) AS k FROM audit_logs');
   assert.equal(Number(keys!['n']), want.count, 'count(*) = generated audit records');
   assert.equal(Number(keys!['k']), Number(keys!['n']), 'no duplicate identity');
-  assert.deepEqual({ count: Number(got!['count']), statementBytes: Number(got!['statement_bytes']), md5: got!['md5'] }, want,
-    'every generated (session_id, line) present with its statement and parameter');
+  assert.deepEqual(
+    { count: Number(got!['count']), statementBytes: Number(got!['statement_bytes']), md5: got!['md5'] },
+    want,
+    'every generated (session_id, line) present with its statement and parameter',
+  );
   const [q] = await queryDb(db, 'SELECT count(*) AS n FROM quarantine');
   assert.equal(Number(q!['n']), 0, 'nothing quarantined');
 }
@@ -190,10 +195,22 @@ describe('exactly once under SIGKILL', { concurrency: false }, () => {
     // pipeline: the config's pipeline is named `ingest`, as the ingest command's is, so both kinds of run
     // resume one set of checkpoints.
     const config = join(dir, 'small-commits.yaml');
-    writeFileSync(config, [
-      'pipelines:', '  ingest:', '    source:', '      type: pg_logs', `      path: ${JSON.stringify(logs)}`, '      batch_bytes: 1MB',
-      '    sinks:', '      - type: duckdb', `        path: ${JSON.stringify(db)}`, '        commit_events: 5000', '',
-    ].join('\n'));
+    writeFileSync(
+      config,
+      [
+        'pipelines:',
+        '  ingest:',
+        '    source:',
+        '      type: pg_logs',
+        `      path: ${JSON.stringify(logs)}`,
+        '      batch_bytes: 1MB',
+        '    sinks:',
+        '      - type: duckdb',
+        `        path: ${JSON.stringify(db)}`,
+        '        commit_events: 5000',
+        '',
+      ].join('\n'),
+    );
     const rng = new Rng(424242);
     let speed = 1;
     let startupEst = startupMs;
@@ -218,7 +235,9 @@ describe('exactly once under SIGKILL', { concurrency: false }, () => {
         startupEst = Math.min(startupEst, Math.round(r.ms * 0.7));
       }
       if (statSafe(db)) done = await assertCheckpointsMatchRows(db, files, `after run ${i} (delay ${delay} ms)`);
-      log.push(`run ${i}${viaRun ? ' (small commits)' : ''}: delay ${delay} ms, ${r.killed ? 'killed' : `exited ${r.code}`} after ${r.ms} ms, ${done.stored} stored`);
+      log.push(
+        `run ${i}${viaRun ? ' (small commits)' : ''}: delay ${delay} ms, ${r.killed ? 'killed' : `exited ${r.code}`} after ${r.ms} ms, ${done.stored} stored`,
+      );
     }
     t.diagnostic(`calibration: startup ${startupMs} ms, ${calMs} ms for ${files[0]!.size} bytes; full run ≈ ${fullMs} ms\n${log.join('\n')}`);
     assert.ok(kills >= 15, `only ${kills} runs were killed:\n${log.join('\n')}`);
@@ -284,15 +303,17 @@ describe('exactly once under SIGKILL', { concurrency: false }, () => {
       appendRecords(active, gen.records(rng.int(200, 6000)));
       if (rng.chance(0.6)) appendHalf(active, gen.next(), rng);
       // Some runs also see the file grow while they read it.
-      const writer = rng.chance(0.4) ? async () => {
-        const target = active;
-        for (let k = 0; k < 5; k++) {
-          await new Promise((res) => setTimeout(res, rng.int(20, 150)));
-          completeHalf(target);
-          appendRecords(target, gen.records(rng.int(50, 800)));
-          if (rng.chance(0.5)) appendHalf(target, gen.next(), rng);
-        }
-      } : undefined;
+      const writer = rng.chance(0.4)
+        ? async () => {
+            const target = active;
+            for (let k = 0; k < 5; k++) {
+              await new Promise((res) => setTimeout(res, rng.int(20, 150)));
+              completeHalf(target);
+              appendRecords(target, gen.records(rng.int(50, 800)));
+              if (rng.chance(0.5)) appendHalf(target, gen.next(), rng);
+            }
+          }
+        : undefined;
       const delay = i % 6 === 0 ? rng.int(0, 40) : rng.int(50, Math.max(100, Math.round(runMs * 0.9)));
       const r = await ingestAndKill(db, [logs], delay, writer);
       if (r.killed) kills++;

@@ -31,11 +31,25 @@ test('SIGKILL in a loop under concurrent writes: every committed row exactly onc
   await installAudit(c, { schema: 'auditship', tables: ['items'] });
   const db = join(dir, 'rows.duckdb');
   const config = join(dir, 'config.yaml');
-  writeFileSync(config, [
-    'pipelines:', '  rows:', '    source:', '      type: pg_audit_table', `      url: ${tdb.url}`,
-    '      delete_after_ship: true', '      batch_rows: 300', '      delete_chunk_rows: 100', '      poll_interval_ms: 200', '      batch_latency_ms: 0',
-    '    sinks:', '      - type: duckdb', `        path: ${db}`, '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      'pipelines:',
+      '  rows:',
+      '    source:',
+      '      type: pg_audit_table',
+      `      url: ${tdb.url}`,
+      '      delete_after_ship: true',
+      '      batch_rows: 300',
+      '      delete_chunk_rows: 100',
+      '      poll_interval_ms: 200',
+      '      batch_latency_ms: 0',
+      '    sinks:',
+      '      - type: duckdb',
+      `        path: ${db}`,
+      '',
+    ].join('\n'),
+  );
 
   const committed = new Set<number>();
   let nextId = 1;
@@ -51,7 +65,10 @@ test('SIGKILL in a loop under concurrent writes: every committed row exactly onc
         await w.query('BEGIN');
         await w.query(`INSERT INTO items SELECT g, repeat('x', $2) FROM unnest($1::bigint[]) g`, [ids, r.int(1, 300)]);
         if (r.chance(0.3)) await sleep(r.int(1, 30)); // hold the transaction open: later ids commit first
-        if (r.chance(0.1)) { await w.query('ROLLBACK'); continue; }
+        if (r.chance(0.1)) {
+          await w.query('ROLLBACK');
+          continue;
+        }
         await w.query('COMMIT');
         for (const id of ids) committed.add(id);
       }
@@ -76,7 +93,8 @@ test('SIGKILL in a loop under concurrent writes: every committed row exactly onc
     children.delete(child);
     if (r.signal === 'SIGKILL') kills++;
     else assert.fail(`the daemon exited by itself (code ${r.code}): ${r.stderr.slice(-2000)}`);
-    if (round >= 7 && shippedSoFar === 0 && existsSync(db)) shippedSoFar = Number((await queryDb(db, 'SELECT count(*)::INTEGER AS n FROM row_changes').catch(() => [{ n: 0 }]))[0]!['n']);
+    if (round >= 7 && shippedSoFar === 0 && existsSync(db))
+      shippedSoFar = Number((await queryDb(db, 'SELECT count(*)::INTEGER AS n FROM row_changes').catch(() => [{ n: 0 }]))[0]!['n']);
   }
   writing = false;
   await Promise.all(writers);

@@ -16,13 +16,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
-import type {
-  BucketStateEntry, FaultRule, FaultState, ObjectLockEntry, ObjectStateEntry, RecordedRequest, RequestQuery, S3ServerOptions,
-} from './server.js';
+import type { BucketStateEntry, FaultRule, FaultState, ObjectLockEntry, ObjectStateEntry, RecordedRequest, RequestQuery, S3ServerOptions } from './server.js';
 
 export type {
-  BucketStateEntry, FaultAction, FaultMatch, FaultRule, FaultRuleState, FaultState, ObjectLockEntry, ObjectStateEntry, RecordedRequest,
-  RequestQuery, S3AccessKey, S3Operation, S3ServerOptions, ObjectLockBucketOptions, ServerSideEncryption,
+  BucketStateEntry,
+  FaultAction,
+  FaultMatch,
+  FaultRule,
+  FaultRuleState,
+  FaultState,
+  ObjectLockEntry,
+  ObjectStateEntry,
+  RecordedRequest,
+  RequestQuery,
+  S3AccessKey,
+  S3Operation,
+  S3ServerOptions,
+  ObjectLockBucketOptions,
+  ServerSideEncryption,
 } from './server.js';
 
 export interface SpawnedS3Server {
@@ -66,21 +77,29 @@ const SERVER = fileURLToPath(new URL('./server.ts', import.meta.url));
 export function requestJson(url: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = http.request(new URL(path, url), {
-      method,
-      headers: data ? { 'content-type': 'application/json', 'content-length': data.length } : {},
-      agent: false,
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let parsed: unknown = text;
-        try { parsed = JSON.parse(text); } catch { /* text */ }
-        resolve({ status: res.statusCode ?? 0, body: parsed });
-      });
-      res.on('error', reject);
-    });
+    const req = http.request(
+      new URL(path, url),
+      {
+        method,
+        headers: data ? { 'content-type': 'application/json', 'content-length': data.length } : {},
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let parsed: unknown = text;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            /* text */
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed });
+        });
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(data);
   });
@@ -100,11 +119,18 @@ export async function spawnS3Server(opts: SpawnS3ServerOptions = {}): Promise<Sp
   const { startTimeoutMs = 20_000, keepDir = false, dir: givenDir, port = 0, ...options } = opts;
   const dir = givenDir ?? mkdtempSync(join(tmpdir(), 'auditship-s3-'));
   const ownDir = givenDir === undefined && !keepDir;
-  const cleanup = () => { if (ownDir) rmSync(dir, { recursive: true, force: true }); };
+  const cleanup = () => {
+    if (ownDir) rmSync(dir, { recursive: true, force: true });
+  };
   let server: ServerProcess<{ url: string; directUrl: string }>;
   try {
     // stdin stays open as a lifeline: the server exits when this process dies without stopping it.
-    server = await spawnServerProcess('s3-server', SERVER, ['--port', String(port), '--dir', dir, '--options', JSON.stringify(options), '--exit-on-stdin-close'], { startTimeoutMs, lifeline: true });
+    server = await spawnServerProcess(
+      's3-server',
+      SERVER,
+      ['--port', String(port), '--dir', dir, '--options', JSON.stringify(options), '--exit-on-stdin-close'],
+      { startTimeoutMs, lifeline: true },
+    );
   } catch (e) {
     cleanup();
     throw e;
@@ -123,11 +149,17 @@ export async function spawnS3Server(opts: SpawnS3ServerOptions = {}): Promise<Sp
     dir,
     pid: server.pid,
     requests: async (q) => (await call('GET', `/_test/requests${queryString(q)}`)) as RecordedRequest[],
-    clearRequests: async () => { await call('DELETE', '/_test/requests'); },
+    clearRequests: async () => {
+      await call('DELETE', '/_test/requests');
+    },
     faults: async (rules) => (await call('POST', '/_test/faults', rules)) as FaultState,
     faultState: async () => (await call('GET', '/_test/faults')) as FaultState,
-    clearFaults: async () => { await call('DELETE', '/_test/faults'); },
-    reset: async (o) => { await call('POST', '/_test/reset', { data: o?.data === true }); },
+    clearFaults: async () => {
+      await call('DELETE', '/_test/faults');
+    },
+    reset: async (o) => {
+      await call('POST', '/_test/reset', { data: o?.data === true });
+    },
     objectLocks: async () => (await call('GET', '/_test/object-locks')) as ObjectLockEntry[],
     objects: async () => (await call('GET', '/_test/objects')) as ObjectStateEntry[],
     buckets: async () => (await call('GET', '/_test/buckets')) as BucketStateEntry[],
@@ -157,9 +189,10 @@ export interface S3ClientForOptions {
 
 /** An S3Client for the test server: path style, us-east-1, the S3RVER credentials unless given. */
 export function s3ClientFor(url: string, opts: S3ClientForOptions = {}): S3Client {
-  const requestHandler = opts.requestTimeoutMs !== undefined || opts.connectionTimeoutMs !== undefined
-    ? { requestTimeout: opts.requestTimeoutMs, connectionTimeout: opts.connectionTimeoutMs, throwOnRequestTimeout: true }
-    : undefined;
+  const requestHandler =
+    opts.requestTimeoutMs !== undefined || opts.connectionTimeoutMs !== undefined
+      ? { requestTimeout: opts.requestTimeoutMs, connectionTimeout: opts.connectionTimeoutMs, throwOnRequestTimeout: true }
+      : undefined;
   return new S3Client({
     endpoint: url,
     forcePathStyle: true,

@@ -14,12 +14,35 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import {
-  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CopyObjectCommand, CreateBucketCommand, CreateMultipartUploadCommand,
-  DeleteObjectCommand, DeleteObjectsCommand, GetBucketVersioningCommand, GetObjectCommand, GetObjectLegalHoldCommand,
-  GetBucketLifecycleConfigurationCommand, GetObjectLockConfigurationCommand, GetObjectRetentionCommand, HeadObjectCommand, ListMultipartUploadsCommand,
-  ListObjectsCommand, ListObjectsV2Command, ListObjectVersionsCommand, ListPartsCommand, PutBucketLifecycleConfigurationCommand, PutBucketVersioningCommand,
-  PutObjectCommand, PutObjectLegalHoldCommand, PutObjectRetentionCommand, RestoreObjectCommand, S3Client,
-  UploadPartCommand, type ListObjectsV2CommandOutput, type PutObjectCommandInput,
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CopyObjectCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetBucketVersioningCommand,
+  GetObjectCommand,
+  GetObjectLegalHoldCommand,
+  GetBucketLifecycleConfigurationCommand,
+  GetObjectLockConfigurationCommand,
+  GetObjectRetentionCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsCommand,
+  ListObjectsV2Command,
+  ListObjectVersionsCommand,
+  ListPartsCommand,
+  PutBucketLifecycleConfigurationCommand,
+  PutBucketVersioningCommand,
+  PutObjectCommand,
+  PutObjectLegalHoldCommand,
+  PutObjectRetentionCommand,
+  RestoreObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  type ListObjectsV2CommandOutput,
+  type PutObjectCommandInput,
 } from '@aws-sdk/client-s3';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { classifyRequest, s3Checksum, startS3Server, type S3ServerHandle, type S3ServerOptions } from './server.js';
@@ -33,7 +56,11 @@ const utf8 = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.fro
 
 async function withServer(opts: S3ServerOptions, fn: (s3: S3ServerHandle) => Promise<void>): Promise<void> {
   const s3 = await startS3Server(opts);
-  try { await fn(s3); } finally { await s3.close(); }
+  try {
+    await fn(s3);
+  } finally {
+    await s3.close();
+  }
 }
 
 type S3Err = Error & { code?: string; $metadata?: { httpStatusCode?: number; attempts?: number }; [k: string]: unknown };
@@ -54,7 +81,13 @@ async function bodyOf(client: S3Client, Bucket: string, Key: string, VersionId?:
 }
 
 /** A raw HTTP request (no signature), for what the SDK will not send. */
-function raw(url: string, method: string, path: string, headers: Record<string, string> = {}, body?: Buffer | string): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
+function raw(
+  url: string,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: Buffer | string,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request(new URL(path, url), { method, headers, agent: false }, (res) => {
       const chunks: Buffer[] = [];
@@ -127,7 +160,11 @@ describe('s3rver 3.7.1 on its own (no proxy, no store fixes): the gaps the proxy
     url = `http://127.0.0.1:${(await bare.run()).port}`;
     direct = s3ClientFor(url, { maxAttempts: 1 });
   });
-  after(async () => { direct.destroy(); await bare.close(); rmSync(dir, { recursive: true, force: true }); });
+  after(async () => {
+    direct.destroy();
+    await bare.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   test('Content-MD5 and x-amz-checksum-crc32 are not verified', async () => {
     await direct.send(new PutObjectCommand({ Bucket: 'direct', Key: 'md5', Body: 'abc', ContentMD5: md5b64('other') }));
@@ -143,7 +180,9 @@ describe('s3rver 3.7.1 on its own (no proxy, no store fixes): the gaps the proxy
   test('multipart: the ETag is the MD5 of the whole object; Abort, ListMultipartUploads are missing; unknown uploads take parts', async () => {
     const { UploadId } = await direct.send(new CreateMultipartUploadCommand({ Bucket: 'direct', Key: 'mp' }));
     const p1 = await direct.send(new UploadPartCommand({ Bucket: 'direct', Key: 'mp', UploadId, PartNumber: 1, Body: 'aaa' }));
-    const done = await direct.send(new CompleteMultipartUploadCommand({ Bucket: 'direct', Key: 'mp', UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag }] } }));
+    const done = await direct.send(
+      new CompleteMultipartUploadCommand({ Bucket: 'direct', Key: 'mp', UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p1.ETag }] } }),
+    );
     assert.equal(done.ETag, `"${md5hex('aaa')}"`);
     const second = await direct.send(new CreateMultipartUploadCommand({ Bucket: 'direct', Key: 'mp2' }));
     const abort = await rejection(direct.send(new AbortMultipartUploadCommand({ Bucket: 'direct', Key: 'mp2', UploadId: second.UploadId })));
@@ -158,13 +197,25 @@ describe('s3rver 3.7.1 on its own (no proxy, no store fixes): the gaps the proxy
     const err = await rejection(direct.send(new ListObjectsV2Command({ Bucket: 'direct', Prefix: 'lst/', MaxKeys: 1 })));
     assert.equal(err.$metadata?.httpStatusCode, 500);
     const all = await direct.send(new ListObjectsV2Command({ Bucket: 'direct', Prefix: 'lst/' }));
-    assert.deepEqual(all.Contents!.map((c) => c.Key), ['lst/a/b', 'lst/a-c', 'lst/b']);
+    assert.deepEqual(
+      all.Contents!.map((c) => c.Key),
+      ['lst/a/b', 'lst/a-c', 'lst/b'],
+    );
   });
 
   test('PutBucketVersioning is routed to CreateBucket; retention is NotImplemented; lock and SSE headers are ignored', async () => {
     const v = await rejection(direct.send(new PutBucketVersioningCommand({ Bucket: 'direct', VersioningConfiguration: { Status: 'Enabled' } })));
     assert.equal(v.name, 'BucketAlreadyExists');
-    const put = await direct.send(new PutObjectCommand({ Bucket: 'direct', Key: 'locked', Body: 'abc', ObjectLockMode: 'COMPLIANCE', ObjectLockRetainUntilDate: tomorrow(), ServerSideEncryption: 'aws:kms' }));
+    const put = await direct.send(
+      new PutObjectCommand({
+        Bucket: 'direct',
+        Key: 'locked',
+        Body: 'abc',
+        ObjectLockMode: 'COMPLIANCE',
+        ObjectLockRetainUntilDate: tomorrow(),
+        ServerSideEncryption: 'aws:kms',
+      }),
+    );
     assert.equal(put.ServerSideEncryption, undefined);
     assert.equal(put.VersionId, undefined);
     const head = await direct.send(new HeadObjectCommand({ Bucket: 'direct', Key: 'locked' }));
@@ -184,11 +235,17 @@ describe('s3rver 3.7.1 on its own (no proxy, no store fixes): the gaps the proxy
   });
 
   test('also missing or mis-routed: ListParts, ListObjectVersions, lock configuration, RestoreObject, encryption and lifecycle; GetBucketVersioning lists objects', async () => {
-    const codes = async (p: Promise<unknown>) => { const e = await rejection(p); return [e.$metadata?.httpStatusCode, e.name]; };
+    const codes = async (p: Promise<unknown>) => {
+      const e = await rejection(p);
+      return [e.$metadata?.httpStatusCode, e.name];
+    };
     assert.deepEqual(await codes(direct.send(new ListPartsCommand({ Bucket: 'direct', Key: 'k', UploadId: 'u' }))), [405, 'MethodNotAllowed']);
     assert.deepEqual(await codes(direct.send(new ListObjectVersionsCommand({ Bucket: 'direct' }))), [405, 'MethodNotAllowed']);
     assert.deepEqual(await codes(direct.send(new GetObjectLockConfigurationCommand({ Bucket: 'direct' }))), [501, 'NotImplemented']);
-    assert.deepEqual(await codes(direct.send(new PutObjectRetentionCommand({ Bucket: 'direct', Key: 'md5', Retention: { Mode: 'GOVERNANCE', RetainUntilDate: tomorrow() } }))), [405, 'MethodNotAllowed']);
+    assert.deepEqual(
+      await codes(direct.send(new PutObjectRetentionCommand({ Bucket: 'direct', Key: 'md5', Retention: { Mode: 'GOVERNANCE', RetainUntilDate: tomorrow() } }))),
+      [405, 'MethodNotAllowed'],
+    );
     assert.equal((await codes(direct.send(new RestoreObjectCommand({ Bucket: 'direct', Key: 'md5', RestoreRequest: { Days: 1 } }))))[0], 501);
     assert.deepEqual(await codes(direct.send(new GetBucketLifecycleConfigurationCommand({ Bucket: 'direct' }))), [501, 'NotImplemented']);
     const versioning = await raw(url, 'GET', '/direct?versioning', { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' });
@@ -219,7 +276,10 @@ describe('objects through the proxy', () => {
     s3 = await startS3Server({ buckets: ['arch'] });
     client = s3ClientFor(s3.url, { maxAttempts: 1 });
   });
-  after(async () => { client.destroy(); await s3.close(); });
+  after(async () => {
+    client.destroy();
+    await s3.close();
+  });
 
   test('put, get, head, list, delete round trip with SSE-S3 by default', async () => {
     const put = await client.send(new PutObjectCommand({ Bucket: 'arch', Key: 'rt/one.json', Body: '{"a":1}', ContentType: 'application/json' }));
@@ -235,14 +295,19 @@ describe('objects through the proxy', () => {
     assert.equal(head.ContentLength, 7);
     assert.equal(head.StorageClass, undefined, 'AWS sends no x-amz-storage-class for STANDARD');
     const list = await client.send(new ListObjectsV2Command({ Bucket: 'arch', Prefix: 'rt/' }));
-    assert.deepEqual(list.Contents!.map((c) => [c.Key, c.Size, c.StorageClass]), [['rt/one.json', 7, 'STANDARD']]);
+    assert.deepEqual(
+      list.Contents!.map((c) => [c.Key, c.Size, c.StorageClass]),
+      [['rt/one.json', 7, 'STANDARD']],
+    );
     await client.send(new DeleteObjectCommand({ Bucket: 'arch', Key: 'rt/one.json' }));
     const gone = await rejection(client.send(new GetObjectCommand({ Bucket: 'arch', Key: 'rt/one.json' })));
     assert.equal(gone.name, 'NoSuchKey');
   });
 
   test('stream bodies (aws-chunked with a trailing CRC32) are stored decoded; WHEN_REQUIRED sends plain bodies', async () => {
-    await client.send(new PutObjectCommand({ Bucket: 'arch', Key: 'chunked', Body: Readable.from([Buffer.from('hello '), Buffer.from('stream')]), ContentLength: 12 }));
+    await client.send(
+      new PutObjectCommand({ Bucket: 'arch', Key: 'chunked', Body: Readable.from([Buffer.from('hello '), Buffer.from('stream')]), ContentLength: 12 }),
+    );
     assert.equal((await bodyOf(client, 'arch', 'chunked')).toString(), 'hello stream');
     const rec = s3.requests({ op: 'PutObject', keyPrefix: 'chunked' })[0]!;
     assert.equal(rec.headers['x-amz-trailer'], 'x-amz-checksum-crc32');
@@ -268,7 +333,9 @@ describe('objects through the proxy', () => {
     const md5 = await rejection(client.send(new PutObjectCommand({ Bucket: 'arch', Key: 'digest', Body: 'v2', ContentMD5: md5b64('v3') })));
     assert.equal(md5.name, 'BadDigest');
     assert.equal(md5.message, 'The Content-MD5 you specified did not match what we received.');
-    const crc = await rejection(client.send(new PutObjectCommand({ Bucket: 'arch', Key: 'digest', Body: 'v2', ChecksumCRC32: s3Checksum('CRC32', Buffer.from('v3')) })));
+    const crc = await rejection(
+      client.send(new PutObjectCommand({ Bucket: 'arch', Key: 'digest', Body: 'v2', ChecksumCRC32: s3Checksum('CRC32', Buffer.from('v3')) })),
+    );
     assert.equal(crc.name, 'BadDigest');
     assert.equal(crc.message, 'The CRC32 you specified did not match the calculated checksum.');
     const bad = await rejection(client.send(new PutObjectCommand({ Bucket: 'arch', Key: 'digest', Body: 'v2', ContentMD5: 'not-md5' })));
@@ -284,17 +351,33 @@ describe('objects through the proxy', () => {
   test('a malformed aws-chunked body is answered 400 mid-body (not a reset), and stores nothing', async () => {
     await withServer({ buckets: ['raw'], allowAnonymous: true }, async (open) => {
       const body = `5\r\nhello\r\nzz\r\n${'x'.repeat(200_000)}`;
-      const r = await raw(open.url, 'PUT', '/raw/chunky', {
-        'content-encoding': 'aws-chunked', 'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
-        'x-amz-decoded-content-length': '10', 'content-length': String(body.length),
-      }, body);
+      const r = await raw(
+        open.url,
+        'PUT',
+        '/raw/chunky',
+        {
+          'content-encoding': 'aws-chunked',
+          'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
+          'x-amz-decoded-content-length': '10',
+          'content-length': String(body.length),
+        },
+        body,
+      );
       assert.equal(r.status, 400);
       assert.match(r.text, /<Code>InvalidChunkSizeError<\/Code>/);
       assert.equal((await raw(open.url, 'HEAD', '/raw/chunky')).status, 404);
-      const ok = await raw(open.url, 'PUT', '/raw/chunky', {
-        'content-encoding': 'aws-chunked', 'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
-        'x-amz-decoded-content-length': '5', 'x-amz-trailer': 'x-amz-checksum-crc32',
-      }, `5\r\nhello\r\n0\r\nx-amz-checksum-crc32:${s3Checksum('CRC32', Buffer.from('hello'))}\r\n\r\n`);
+      const ok = await raw(
+        open.url,
+        'PUT',
+        '/raw/chunky',
+        {
+          'content-encoding': 'aws-chunked',
+          'x-amz-content-sha256': 'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
+          'x-amz-decoded-content-length': '5',
+          'x-amz-trailer': 'x-amz-checksum-crc32',
+        },
+        `5\r\nhello\r\n0\r\nx-amz-checksum-crc32:${s3Checksum('CRC32', Buffer.from('hello'))}\r\n\r\n`,
+      );
       assert.equal(ok.status, 200);
       assert.equal((await raw(open.url, 'GET', '/raw/chunky')).text, 'hello');
     });
@@ -323,19 +406,56 @@ describe('objects through the proxy', () => {
     for (let i = 0; i < parts.length; i++) {
       const r = await client.send(new UploadPartCommand({ Bucket: 'arch', Key: 'big.bin', UploadId, PartNumber: i + 1, Body: parts[i] }));
       assert.equal(r.ETag, `"${md5hex(parts[i]!)}"`);
-      etags.push(r.ETag!);
+      etags.push(r.ETag);
     }
     const listed = await client.send(new ListPartsCommand({ Bucket: 'arch', Key: 'big.bin', UploadId }));
-    assert.deepEqual(listed.Parts!.map((p) => [p.PartNumber, p.Size]), [[1, 5 * MIB], [2, 5 * MIB], [3, 4]]);
-    const order = await rejection(client.send(new CompleteMultipartUploadCommand({ Bucket: 'arch', Key: 'big.bin', UploadId,
-      MultipartUpload: { Parts: [{ PartNumber: 2, ETag: etags[1] }, { PartNumber: 1, ETag: etags[0] }] } })));
+    assert.deepEqual(
+      listed.Parts!.map((p) => [p.PartNumber, p.Size]),
+      [
+        [1, 5 * MIB],
+        [2, 5 * MIB],
+        [3, 4],
+      ],
+    );
+    const order = await rejection(
+      client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: 'arch',
+          Key: 'big.bin',
+          UploadId,
+          MultipartUpload: {
+            Parts: [
+              { PartNumber: 2, ETag: etags[1] },
+              { PartNumber: 1, ETag: etags[0] },
+            ],
+          },
+        }),
+      ),
+    );
     assert.equal(order.name, 'InvalidPartOrder');
-    const wrong = await rejection(client.send(new CompleteMultipartUploadCommand({ Bucket: 'arch', Key: 'big.bin', UploadId,
-      MultipartUpload: { Parts: [{ PartNumber: 1, ETag: `"${md5hex('x')}"` }] } })));
+    const wrong = await rejection(
+      client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: 'arch',
+          Key: 'big.bin',
+          UploadId,
+          MultipartUpload: { Parts: [{ PartNumber: 1, ETag: `"${md5hex('x')}"` }] },
+        }),
+      ),
+    );
     assert.equal(wrong.name, 'InvalidPart');
-    const done = await client.send(new CompleteMultipartUploadCommand({ Bucket: 'arch', Key: 'big.bin', UploadId,
-      MultipartUpload: { Parts: etags.map((ETag, i) => ({ PartNumber: i + 1, ETag })) } }));
-    const expected = `${crypto.createHash('md5').update(Buffer.concat(parts.map((p) => crypto.createHash('md5').update(p).digest()))).digest('hex')}-3`;
+    const done = await client.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: 'arch',
+        Key: 'big.bin',
+        UploadId,
+        MultipartUpload: { Parts: etags.map((ETag, i) => ({ PartNumber: i + 1, ETag })) },
+      }),
+    );
+    const expected = `${crypto
+      .createHash('md5')
+      .update(Buffer.concat(parts.map((p) => crypto.createHash('md5').update(p).digest())))
+      .digest('hex')}-3`;
     assert.equal(done.ETag, `"${expected}"`);
     const head = await client.send(new HeadObjectCommand({ Bucket: 'arch', Key: 'big.bin' }));
     assert.equal(head.ETag, `"${expected}"`);
@@ -347,11 +467,27 @@ describe('objects through the proxy', () => {
     const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: 'arch', Key: 'small.bin' }));
     const a = await client.send(new UploadPartCommand({ Bucket: 'arch', Key: 'small.bin', UploadId, PartNumber: 1, Body: 'small' }));
     const b = await client.send(new UploadPartCommand({ Bucket: 'arch', Key: 'small.bin', UploadId, PartNumber: 2, Body: 'last' }));
-    const small = await rejection(client.send(new CompleteMultipartUploadCommand({ Bucket: 'arch', Key: 'small.bin', UploadId,
-      MultipartUpload: { Parts: [{ PartNumber: 1, ETag: a.ETag }, { PartNumber: 2, ETag: b.ETag }] } })));
+    const small = await rejection(
+      client.send(
+        new CompleteMultipartUploadCommand({
+          Bucket: 'arch',
+          Key: 'small.bin',
+          UploadId,
+          MultipartUpload: {
+            Parts: [
+              { PartNumber: 1, ETag: a.ETag },
+              { PartNumber: 2, ETag: b.ETag },
+            ],
+          },
+        }),
+      ),
+    );
     assert.equal(small.name, 'EntityTooSmall');
     const before = await client.send(new ListMultipartUploadsCommand({ Bucket: 'arch', Prefix: 'small' }));
-    assert.deepEqual(before.Uploads!.map((u) => [u.Key, u.UploadId]), [['small.bin', UploadId]]);
+    assert.deepEqual(
+      before.Uploads!.map((u) => [u.Key, u.UploadId]),
+      [['small.bin', UploadId]],
+    );
     await client.send(new AbortMultipartUploadCommand({ Bucket: 'arch', Key: 'small.bin', UploadId }));
     const afterAbort = await client.send(new ListMultipartUploadsCommand({ Bucket: 'arch', Prefix: 'small' }));
     assert.equal(afterAbort.Uploads, undefined);
@@ -378,21 +514,35 @@ describe('objects through the proxy', () => {
     assert.deepEqual(seen.slice(0, 3), ['p/a-c', 'p/a/b', 'p/a/d']);
     assert.equal(pages, 4);
     const grouped = await client.send(new ListObjectsV2Command({ Bucket: 'arch', Prefix: 'p/', Delimiter: '/' }));
-    assert.deepEqual(grouped.Contents!.map((c) => c.Key), ['p/a-c', 'p/b', 'p/d']);
-    assert.deepEqual(grouped.CommonPrefixes!.map((c) => c.Prefix), ['p/a/', 'p/c/']);
+    assert.deepEqual(
+      grouped.Contents!.map((c) => c.Key),
+      ['p/a-c', 'p/b', 'p/d'],
+    );
+    assert.deepEqual(
+      grouped.CommonPrefixes!.map((c) => c.Prefix),
+      ['p/a/', 'p/c/'],
+    );
     assert.equal(grouped.KeyCount, 5);
     const paged: string[] = [];
     token = undefined;
     do {
-      const r: ListObjectsV2CommandOutput = await client.send(new ListObjectsV2Command({ Bucket: 'arch', Prefix: 'p/', Delimiter: '/', MaxKeys: 2, ContinuationToken: token }));
+      const r: ListObjectsV2CommandOutput = await client.send(
+        new ListObjectsV2Command({ Bucket: 'arch', Prefix: 'p/', Delimiter: '/', MaxKeys: 2, ContinuationToken: token }),
+      );
       paged.push(...(r.Contents ?? []).map((c) => c.Key!), ...(r.CommonPrefixes ?? []).map((c) => c.Prefix!));
       token = r.NextContinuationToken;
     } while (token);
     assert.deepEqual(paged.sort(), ['p/a-c', 'p/a/', 'p/b', 'p/c/', 'p/d']);
     const after = await client.send(new ListObjectsV2Command({ Bucket: 'arch', Prefix: 'p/', StartAfter: 'p/b' }));
-    assert.deepEqual(after.Contents!.map((c) => c.Key), ['p/c/1', 'p/c/2', 'p/d']);
+    assert.deepEqual(
+      after.Contents!.map((c) => c.Key),
+      ['p/c/1', 'p/c/2', 'p/d'],
+    );
     const v1 = await client.send(new ListObjectsCommand({ Bucket: 'arch', Prefix: 'p/', Marker: 'p/c/1', MaxKeys: 1 }));
-    assert.deepEqual(v1.Contents!.map((c) => c.Key), ['p/c/2']);
+    assert.deepEqual(
+      v1.Contents!.map((c) => c.Key),
+      ['p/c/2'],
+    );
     assert.equal(v1.IsTruncated, true);
     const bad = await rejection(client.send(new ListObjectsV2Command({ Bucket: 'arch', ContinuationToken: 'bogus' })));
     assert.equal(bad.name, 'InvalidArgument');
@@ -405,7 +555,10 @@ describe('objects through the proxy', () => {
       assert.equal((await bodyOf(client, 'arch', Key)).toString(), Key);
     }
     const listed = await client.send(new ListObjectsV2Command({ Bucket: 'arch', Prefix: 'odd/' }));
-    assert.deepEqual(listed.Contents!.map((c) => c.Key), [...keys].sort(utf8));
+    assert.deepEqual(
+      listed.Contents!.map((c) => c.Key),
+      [...keys].sort(utf8),
+    );
     const encoded = await client.send(new ListObjectsV2Command({ Bucket: 'arch', Prefix: 'odd/a b', EncodingType: 'url' }));
     assert.deepEqual([encoded.Prefix, encoded.Contents!.map((c) => c.Key)], ['odd/a+b', ['odd/a+b%2Bc%3Dd~e*f(%C3%BC).txt']]);
     await client.send(new CopyObjectCommand({ Bucket: 'arch', Key: 'odd-copy', CopySource: `arch/${encodeURIComponent(keys[0]!)}` }));
@@ -415,7 +568,10 @@ describe('objects through the proxy', () => {
   test('DeleteObjects deletes, reports missing keys as deleted, and honours Quiet', async () => {
     for (const Key of ['del/1', 'del/2']) await client.send(new PutObjectCommand({ Bucket: 'arch', Key, Body: 'x' }));
     const r = await client.send(new DeleteObjectsCommand({ Bucket: 'arch', Delete: { Objects: [{ Key: 'del/1' }, { Key: 'del/none' }] } }));
-    assert.deepEqual(r.Deleted!.map((d) => d.Key), ['del/1', 'del/none']);
+    assert.deepEqual(
+      r.Deleted!.map((d) => d.Key),
+      ['del/1', 'del/none'],
+    );
     const quiet = await client.send(new DeleteObjectsCommand({ Bucket: 'arch', Delete: { Objects: [{ Key: 'del/2' }], Quiet: true } }));
     assert.equal(quiet.Deleted, undefined);
     const left = await client.send(new ListObjectsV2Command({ Bucket: 'arch', Prefix: 'del/' }));
@@ -427,7 +583,10 @@ describe('objects through the proxy', () => {
     await client.send(new PutObjectCommand({ Bucket: 'arch', Key: 'cold/d', Body: 'deeper', StorageClass: 'DEEP_ARCHIVE' }));
     await client.send(new PutObjectCommand({ Bucket: 'arch', Key: 'cold/ir', Body: 'instant', StorageClass: 'GLACIER_IR' }));
     await client.send(new PutObjectCommand({ Bucket: 'arch', Key: 'cold/ia', Body: 'ia', StorageClass: 'STANDARD_IA' }));
-    for (const [Key, cls] of [['cold/g', 'GLACIER'], ['cold/d', 'DEEP_ARCHIVE']] as const) {
+    for (const [Key, cls] of [
+      ['cold/g', 'GLACIER'],
+      ['cold/d', 'DEEP_ARCHIVE'],
+    ] as const) {
       const e = await rejection(client.send(new GetObjectCommand({ Bucket: 'arch', Key })));
       assert.equal(e.name, 'InvalidObjectState');
       assert.equal(e.$metadata?.httpStatusCode, 403);
@@ -438,8 +597,12 @@ describe('objects through the proxy', () => {
     assert.equal((await bodyOf(client, 'arch', 'cold/ir')).toString(), 'instant');
     assert.equal((await bodyOf(client, 'arch', 'cold/ia')).toString(), 'ia');
     const list = await client.send(new ListObjectsV2Command({ Bucket: 'arch', Prefix: 'cold/' }));
-    assert.deepEqual(Object.fromEntries(list.Contents!.map((c) => [c.Key, c.StorageClass])),
-      { 'cold/d': 'DEEP_ARCHIVE', 'cold/g': 'GLACIER', 'cold/ia': 'STANDARD_IA', 'cold/ir': 'GLACIER_IR' });
+    assert.deepEqual(Object.fromEntries(list.Contents!.map((c) => [c.Key, c.StorageClass])), {
+      'cold/d': 'DEEP_ARCHIVE',
+      'cold/g': 'GLACIER',
+      'cold/ia': 'STANDARD_IA',
+      'cold/ir': 'GLACIER_IR',
+    });
     // Restoring makes it readable; overwriting with another class forgets the class.
     const restore = await client.send(new RestoreObjectCommand({ Bucket: 'arch', Key: 'cold/g', RestoreRequest: { Days: 1 } }));
     assert.equal(restore.$metadata.httpStatusCode, 202);
@@ -456,8 +619,12 @@ describe('objects through the proxy', () => {
 
 describe('fault injection', () => {
   let s3: S3ServerHandle;
-  before(async () => { s3 = await startS3Server({ buckets: ['faults'] }); });
-  after(async () => { await s3.close(); });
+  before(async () => {
+    s3 = await startS3Server({ buckets: ['faults'] });
+  });
+  after(async () => {
+    await s3.close();
+  });
 
   test('a reset mid UploadPart is a connection error with maxAttempts 1, and is retried successfully with maxAttempts 3', async () => {
     const part = Buffer.alloc(MIB, 'p');
@@ -479,7 +646,13 @@ describe('fault injection', () => {
     assert.equal(r.ETag, `"${md5hex(part)}"`);
     assert.equal(r.$metadata.attempts, 2);
     const state = s3.faultState();
-    assert.deepEqual(state.rules.map((x) => [x.fired, x.remaining]), [[1, 0], [1, 0]]);
+    assert.deepEqual(
+      state.rules.map((x) => [x.fired, x.remaining]),
+      [
+        [1, 0],
+        [1, 0],
+      ],
+    );
     once.destroy();
     retrying.destroy();
   });
@@ -522,8 +695,15 @@ describe('fault injection', () => {
     assert.equal(denied.name, 'AccessDenied');
     assert.equal((await bodyOf(once, 'faults', 's5')).toString(), 'x', 'nothing was forwarded');
     const recs = s3.requests({ bucket: 'faults', keyPrefix: 's5' });
-    assert.deepEqual(recs.filter((r) => r.faults.includes('status')).map((r) => [r.op, r.status, r.errorCode]),
-      [['PutObject', 500, 'InternalError'], ['PutObject', 500, 'InternalError'], ['GetObject', 503, 'SlowDown'], ['DeleteObject', 403, 'AccessDenied']]);
+    assert.deepEqual(
+      recs.filter((r) => r.faults.includes('status')).map((r) => [r.op, r.status, r.errorCode]),
+      [
+        ['PutObject', 500, 'InternalError'],
+        ['PutObject', 500, 'InternalError'],
+        ['GetObject', 503, 'SlowDown'],
+        ['DeleteObject', 403, 'AccessDenied'],
+      ],
+    );
     retrying.destroy();
     once.destroy();
   });
@@ -578,10 +758,19 @@ describe('Object Lock (emulated; s3rver ignores it)', () => {
     relaxed = s3ClientFor(s3.url, { maxAttempts: 1, requestChecksumCalculation: 'WHEN_REQUIRED' });
     crc = s3ClientFor(s3.url, { maxAttempts: 1 });
   });
-  after(async () => { relaxed.destroy(); crc.destroy(); await s3.close(); });
+  after(async () => {
+    relaxed.destroy();
+    crc.destroy();
+    await s3.close();
+  });
 
   const lockPut = (Key: string, extra: Partial<PutObjectCommandInput> = {}): PutObjectCommandInput => ({
-    Bucket: 'worm', Key, Body: 'worm data', ObjectLockMode: 'COMPLIANCE', ObjectLockRetainUntilDate: tomorrow(), ...extra,
+    Bucket: 'worm',
+    Key,
+    Body: 'worm data',
+    ObjectLockMode: 'COMPLIANCE',
+    ObjectLockRetainUntilDate: tomorrow(),
+    ...extra,
   });
 
   test('a lock upload without Content-MD5 or a checksum is refused; with either it is stored, versioned and recorded', async () => {
@@ -595,7 +784,18 @@ describe('Object Lock (emulated; s3rver ignores it)', () => {
     const withCrc = await crc.send(new PutObjectCommand(lockPut('b', { ObjectLockMode: 'GOVERNANCE' })));
     assert.ok(withCrc.VersionId, 'the SDK default CRC32 header satisfies the rule');
     const locks = s3.objectLocks().filter((l) => l.key === 'a');
-    assert.deepEqual(locks, [{ bucket: 'worm', key: 'a', versionId: put.VersionId, mode: 'COMPLIANCE', retainUntil: until.toISOString(), legalHold: null, isLatest: true, hasBytes: true }]);
+    assert.deepEqual(locks, [
+      {
+        bucket: 'worm',
+        key: 'a',
+        versionId: put.VersionId,
+        mode: 'COMPLIANCE',
+        retainUntil: until.toISOString(),
+        legalHold: null,
+        isLatest: true,
+        hasBytes: true,
+      },
+    ]);
     const head = await crc.send(new HeadObjectCommand({ Bucket: 'worm', Key: 'a' }));
     assert.equal(head.ObjectLockMode, 'COMPLIANCE');
     assert.equal(head.ObjectLockRetainUntilDate?.toISOString(), until.toISOString());
@@ -610,7 +810,9 @@ describe('Object Lock (emulated; s3rver ignores it)', () => {
     assert.deepEqual([mode.name, mode.message], ['InvalidArgument', 'Unknown wormMode directive.']);
     const past = await rejection(relaxed.send(new PutObjectCommand(lockPut('e', { ContentMD5: md5, ObjectLockRetainUntilDate: new Date(Date.now() - 1000) }))));
     assert.deepEqual([past.name, past.message], ['InvalidArgument', 'The retain until date must be in the future!']);
-    const one = await rejection(relaxed.send(new PutObjectCommand({ Bucket: 'worm', Key: 'e', Body: 'x', ContentMD5: md5b64('x'), ObjectLockMode: 'GOVERNANCE' })));
+    const one = await rejection(
+      relaxed.send(new PutObjectCommand({ Bucket: 'worm', Key: 'e', Body: 'x', ContentMD5: md5b64('x'), ObjectLockMode: 'GOVERNANCE' })),
+    );
     assert.deepEqual([one.name, one.message], ['InvalidArgument', 'x-amz-object-lock-retain-until-date and x-amz-object-lock-mode must both be supplied']);
     const plain = await rejection(crc.send(new PutObjectCommand({ ...lockPut('e'), Bucket: 'plain' })));
     assert.deepEqual([plain.name, plain.message], ['InvalidRequest', 'Bucket is missing ObjectLockConfiguration']);
@@ -629,11 +831,15 @@ describe('Object Lock (emulated; s3rver ignores it)', () => {
   });
 
   test('multipart: a lock upload needs Content-MD5 or a checksum on every part', async () => {
-    const { UploadId } = await relaxed.send(new CreateMultipartUploadCommand({ Bucket: 'worm', Key: 'mp', ObjectLockMode: 'GOVERNANCE', ObjectLockRetainUntilDate: tomorrow() }));
+    const { UploadId } = await relaxed.send(
+      new CreateMultipartUploadCommand({ Bucket: 'worm', Key: 'mp', ObjectLockMode: 'GOVERNANCE', ObjectLockRetainUntilDate: tomorrow() }),
+    );
     const e = await rejection(relaxed.send(new UploadPartCommand({ Bucket: 'worm', Key: 'mp', UploadId, PartNumber: 1, Body: 'part' })));
     assert.equal(e.message, 'Content-MD5 OR x-amz-checksum- HTTP header is required for Put Part requests with Object Lock parameters');
     const p = await relaxed.send(new UploadPartCommand({ Bucket: 'worm', Key: 'mp', UploadId, PartNumber: 1, Body: 'part', ContentMD5: md5b64('part') }));
-    const done = await relaxed.send(new CompleteMultipartUploadCommand({ Bucket: 'worm', Key: 'mp', UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p.ETag }] } }));
+    const done = await relaxed.send(
+      new CompleteMultipartUploadCommand({ Bucket: 'worm', Key: 'mp', UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p.ETag }] } }),
+    );
     assert.ok(done.VersionId);
     assert.equal(s3.objectLocks().find((l) => l.key === 'mp')?.mode, 'GOVERNANCE');
   });
@@ -649,13 +855,25 @@ describe('Object Lock (emulated; s3rver ignores it)', () => {
     assert.equal(list.KeyCount, 0);
     assert.equal((await bodyOf(crc, 'worm', 'd', put.VersionId)).toString(), 'worm data');
     const versions = await crc.send(new ListObjectVersionsCommand({ Bucket: 'worm', Prefix: 'd' }));
-    assert.deepEqual(versions.Versions!.map((v) => [v.VersionId, v.IsLatest]), [[put.VersionId, false]]);
-    assert.deepEqual(versions.DeleteMarkers!.map((v) => [v.VersionId, v.IsLatest]), [[del.VersionId, true]]);
+    assert.deepEqual(
+      versions.Versions!.map((v) => [v.VersionId, v.IsLatest]),
+      [[put.VersionId, false]],
+    );
+    assert.deepEqual(
+      versions.DeleteMarkers!.map((v) => [v.VersionId, v.IsLatest]),
+      [[del.VersionId, true]],
+    );
     const denied = await rejection(crc.send(new DeleteObjectCommand({ Bucket: 'worm', Key: 'd', VersionId: put.VersionId })));
     assert.equal(denied.name, 'AccessDenied');
     const bulk = await crc.send(new DeleteObjectsCommand({ Bucket: 'worm', Delete: { Objects: [{ Key: 'd', VersionId: put.VersionId }] } }));
     assert.equal(bulk.Errors![0]!.Code, 'AccessDenied');
-    assert.deepEqual(s3.objectLocks().filter((l) => l.key === 'd').map((l) => [l.versionId, l.isLatest, l.hasBytes]), [[put.VersionId, false, true]]);
+    assert.deepEqual(
+      s3
+        .objectLocks()
+        .filter((l) => l.key === 'd')
+        .map((l) => [l.versionId, l.isLatest, l.hasBytes]),
+      [[put.VersionId, false, true]],
+    );
     // Removing the delete marker brings the object back.
     await crc.send(new DeleteObjectCommand({ Bucket: 'worm', Key: 'd', VersionId: del.VersionId }));
     assert.equal((await bodyOf(crc, 'worm', 'd')).toString(), 'worm data');
@@ -669,8 +887,12 @@ describe('Object Lock (emulated; s3rver ignores it)', () => {
     assert.equal((await rejection(crc.send(new HeadObjectCommand({ Bucket: 'worm', Key: 'g' })))).$metadata?.httpStatusCode, 404);
     const comp = await crc.send(new PutObjectCommand(lockPut('c')));
     const later = new Date(Date.now() + 3 * 86_400_000);
-    await crc.send(new PutObjectRetentionCommand({ Bucket: 'worm', Key: 'c', VersionId: comp.VersionId, Retention: { Mode: 'COMPLIANCE', RetainUntilDate: later } }));
-    const shorter = await rejection(crc.send(new PutObjectRetentionCommand({ Bucket: 'worm', Key: 'c', Retention: { Mode: 'COMPLIANCE', RetainUntilDate: tomorrow() } })));
+    await crc.send(
+      new PutObjectRetentionCommand({ Bucket: 'worm', Key: 'c', VersionId: comp.VersionId, Retention: { Mode: 'COMPLIANCE', RetainUntilDate: later } }),
+    );
+    const shorter = await rejection(
+      crc.send(new PutObjectRetentionCommand({ Bucket: 'worm', Key: 'c', Retention: { Mode: 'COMPLIANCE', RetainUntilDate: tomorrow() } })),
+    );
     assert.equal(shorter.name, 'AccessDenied');
     const r = await crc.send(new GetObjectRetentionCommand({ Bucket: 'worm', Key: 'c' }));
     assert.equal(r.Retention?.RetainUntilDate?.toISOString(), later.toISOString());
@@ -700,7 +922,9 @@ describe('Object Lock (emulated; s3rver ignores it)', () => {
   test('CreateBucket with ObjectLockEnabledForBucket gives a versioned lock bucket; lock buckets cannot suspend versioning', async () => {
     await createBucket(s3.url, 'made-worm', { objectLock: true });
     assert.equal((await crc.send(new GetBucketVersioningCommand({ Bucket: 'made-worm' }))).Status, 'Enabled');
-    const put = await crc.send(new PutObjectCommand({ Bucket: 'made-worm', Key: 'k', Body: 'x', ObjectLockMode: 'GOVERNANCE', ObjectLockRetainUntilDate: tomorrow() }));
+    const put = await crc.send(
+      new PutObjectCommand({ Bucket: 'made-worm', Key: 'k', Body: 'x', ObjectLockMode: 'GOVERNANCE', ObjectLockRetainUntilDate: tomorrow() }),
+    );
     assert.ok(put.VersionId);
     const suspend = await rejection(crc.send(new PutBucketVersioningCommand({ Bucket: 'made-worm', VersioningConfiguration: { Status: 'Suspended' } })));
     assert.equal(suspend.name, 'InvalidBucketState');
@@ -711,13 +935,25 @@ describe('Object Lock (emulated; s3rver ignores it)', () => {
   test('lifecycle configurations are stored as sent (not applied), so a sink can set them and a test can assert them', async () => {
     const missing = await rejection(crc.send(new GetBucketLifecycleConfigurationCommand({ Bucket: 'plain' })));
     assert.equal(missing.name, 'NoSuchLifecycleConfiguration');
-    await crc.send(new PutBucketLifecycleConfigurationCommand({ Bucket: 'plain', LifecycleConfiguration: { Rules: [
-      { ID: 'abort-uploads', Status: 'Enabled', Filter: { Prefix: '' }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } },
-      { ID: 'to-glacier', Status: 'Enabled', Filter: { Prefix: 'audit/' }, Transitions: [{ Days: 30, StorageClass: 'GLACIER' }] },
-    ] } }));
+    await crc.send(
+      new PutBucketLifecycleConfigurationCommand({
+        Bucket: 'plain',
+        LifecycleConfiguration: {
+          Rules: [
+            { ID: 'abort-uploads', Status: 'Enabled', Filter: { Prefix: '' }, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } },
+            { ID: 'to-glacier', Status: 'Enabled', Filter: { Prefix: 'audit/' }, Transitions: [{ Days: 30, StorageClass: 'GLACIER' }] },
+          ],
+        },
+      }),
+    );
     const got = await crc.send(new GetBucketLifecycleConfigurationCommand({ Bucket: 'plain' }));
-    assert.deepEqual(got.Rules!.map((r) => [r.ID, r.AbortIncompleteMultipartUpload?.DaysAfterInitiation, r.Transitions?.[0]?.StorageClass]),
-      [['abort-uploads', 1, undefined], ['to-glacier', undefined, 'GLACIER']]);
+    assert.deepEqual(
+      got.Rules!.map((r) => [r.ID, r.AbortIncompleteMultipartUpload?.DaysAfterInitiation, r.Transitions?.[0]?.StorageClass]),
+      [
+        ['abort-uploads', 1, undefined],
+        ['to-glacier', undefined, 'GLACIER'],
+      ],
+    );
     const plain = (await s3.buckets()).find((b) => b.name === 'plain')!;
     assert.match(plain.lifecycle!, /<DaysAfterInitiation>1<\/DaysAfterInitiation>/);
     assert.deepEqual((await s3.buckets()).find((b) => b.name === 'worm-default')!.defaultRetention, { mode: 'GOVERNANCE', days: 1 });
@@ -731,10 +967,15 @@ describe('server-side encryption (emulated; s3rver ignores it)', () => {
     s3 = await startS3Server({ buckets: ['sse'] });
     client = s3ClientFor(s3.url, { maxAttempts: 1 });
   });
-  after(async () => { client.destroy(); await s3.close(); });
+  after(async () => {
+    client.destroy();
+    await s3.close();
+  });
 
   test('aws:kms with a key id is recorded and answered on PUT, HEAD and GET with the key ARN', async () => {
-    const put = await client.send(new PutObjectCommand({ Bucket: 'sse', Key: 'kms', Body: 'secret', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: 'key-1', BucketKeyEnabled: true }));
+    const put = await client.send(
+      new PutObjectCommand({ Bucket: 'sse', Key: 'kms', Body: 'secret', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: 'key-1', BucketKeyEnabled: true }),
+    );
     const arn = 'arn:aws:kms:us-east-1:123456789000:key/key-1';
     assert.deepEqual([put.ServerSideEncryption, put.SSEKMSKeyId, put.BucketKeyEnabled], ['aws:kms', arn, true]);
     const head = await client.send(new HeadObjectCommand({ Bucket: 'sse', Key: 'kms' }));
@@ -752,11 +993,15 @@ describe('server-side encryption (emulated; s3rver ignores it)', () => {
   });
 
   test('multipart uploads keep the upload SSE on every part and on completion', async () => {
-    const { UploadId, ServerSideEncryption } = await client.send(new CreateMultipartUploadCommand({ Bucket: 'sse', Key: 'mp', ServerSideEncryption: 'aws:kms' }));
+    const { UploadId, ServerSideEncryption } = await client.send(
+      new CreateMultipartUploadCommand({ Bucket: 'sse', Key: 'mp', ServerSideEncryption: 'aws:kms' }),
+    );
     assert.equal(ServerSideEncryption, 'aws:kms');
     const p = await client.send(new UploadPartCommand({ Bucket: 'sse', Key: 'mp', UploadId, PartNumber: 1, Body: 'only' }));
     assert.equal(p.ServerSideEncryption, 'aws:kms');
-    const done = await client.send(new CompleteMultipartUploadCommand({ Bucket: 'sse', Key: 'mp', UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p.ETag }] } }));
+    const done = await client.send(
+      new CompleteMultipartUploadCommand({ Bucket: 'sse', Key: 'mp', UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: p.ETag }] } }),
+    );
     assert.equal(done.ServerSideEncryption, 'aws:kms');
     assert.match(done.SSEKMSKeyId ?? '', /^arn:aws:kms:us-east-1:123456789000:key\//, 'the AWS managed key');
   });
@@ -766,7 +1011,9 @@ describe('server-side encryption (emulated; s3rver ignores it)', () => {
     assert.deepEqual([bad.name, bad.message], ['InvalidArgument', 'The encryption method specified is not supported']);
     const keyOnly = await rejection(client.send(new PutObjectCommand({ Bucket: 'sse', Key: 'bad', Body: 'x', SSEKMSKeyId: 'key-1' })));
     assert.equal(keyOnly.message, 'Server Side Encryption with AWS KMS managed key requires HTTP header x-amz-server-side-encryption : aws:kms');
-    const customer = await rejection(client.send(new PutObjectCommand({ Bucket: 'sse', Key: 'bad', Body: 'x', SSECustomerAlgorithm: 'AES256', SSECustomerKey: 'k'.repeat(32) })));
+    const customer = await rejection(
+      client.send(new PutObjectCommand({ Bucket: 'sse', Key: 'bad', Body: 'x', SSECustomerAlgorithm: 'AES256', SSECustomerKey: 'k'.repeat(32) })),
+    );
     assert.equal(customer.message, 'Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection.');
     assert.equal((await rejection(client.send(new HeadObjectCommand({ Bucket: 'sse', Key: 'bad' })))).$metadata?.httpStatusCode, 404);
   });
@@ -774,31 +1021,49 @@ describe('server-side encryption (emulated; s3rver ignores it)', () => {
 
 describe('credentials and permissions', () => {
   test('only the configured access keys are accepted, with checked signatures; denyOps and per-key denyOps refuse', async () => {
-    await withServer({
-      buckets: ['creds'],
-      accessKeys: [{ accessKeyId: 'AKIAARCHIVE', secretAccessKey: 'archive-secret' }, { accessKeyId: 'AKIAREADER', secretAccessKey: 'reader-secret', denyOps: ['PutObject', 'DeleteObject'] }],
-      denyOps: ['DeleteBucket'],
-    }, async (s3) => {
-      const writer = s3ClientFor(s3.url, { maxAttempts: 1, accessKeyId: 'AKIAARCHIVE', secretAccessKey: 'archive-secret' });
-      await writer.send(new PutObjectCommand({ Bucket: 'creds', Key: 'k', Body: 'x' }));
-      const unknown = await rejection(s3ClientFor(s3.url, { maxAttempts: 1 }).send(new HeadObjectCommand({ Bucket: 'creds', Key: 'k' })));
-      assert.equal(unknown.$metadata?.httpStatusCode, 403);
-      const unknownGet = await rejection(s3ClientFor(s3.url, { maxAttempts: 1 }).send(new GetObjectCommand({ Bucket: 'creds', Key: 'k' })));
-      assert.equal(unknownGet.name, 'InvalidAccessKeyId');
-      const wrongSecret = await rejection(s3ClientFor(s3.url, { maxAttempts: 1, accessKeyId: 'AKIAARCHIVE', secretAccessKey: 'nope' })
-        .send(new GetObjectCommand({ Bucket: 'creds', Key: 'k' })));
-      assert.equal(wrongSecret.name, 'SignatureDoesNotMatch');
-      const reader = s3ClientFor(s3.url, { maxAttempts: 1, accessKeyId: 'AKIAREADER', secretAccessKey: 'reader-secret' });
-      assert.equal((await bodyOf(reader, 'creds', 'k')).toString(), 'x');
-      assert.equal((await rejection(reader.send(new PutObjectCommand({ Bucket: 'creds', Key: 'k2', Body: 'x' })))).name, 'AccessDenied');
-      const region = await rejection(s3ClientFor(s3.url, { maxAttempts: 1, accessKeyId: 'AKIAARCHIVE', secretAccessKey: 'archive-secret', region: 'eu-west-1' })
-        .send(new GetObjectCommand({ Bucket: 'creds', Key: 'k' })));
-      assert.equal(region.name, 'AuthorizationHeaderMalformed');
-      const recorded = s3.requests({ op: 'PutObject' });
-      assert.deepEqual(recorded.map((r) => [r.accessKeyId, r.status, r.handledBy]), [['AKIAARCHIVE', 200, 's3rver'], ['AKIAREADER', 403, 'proxy']]);
-      writer.destroy();
-      reader.destroy();
-    });
+    await withServer(
+      {
+        buckets: ['creds'],
+        accessKeys: [
+          { accessKeyId: 'AKIAARCHIVE', secretAccessKey: 'archive-secret' },
+          { accessKeyId: 'AKIAREADER', secretAccessKey: 'reader-secret', denyOps: ['PutObject', 'DeleteObject'] },
+        ],
+        denyOps: ['DeleteBucket'],
+      },
+      async (s3) => {
+        const writer = s3ClientFor(s3.url, { maxAttempts: 1, accessKeyId: 'AKIAARCHIVE', secretAccessKey: 'archive-secret' });
+        await writer.send(new PutObjectCommand({ Bucket: 'creds', Key: 'k', Body: 'x' }));
+        const unknown = await rejection(s3ClientFor(s3.url, { maxAttempts: 1 }).send(new HeadObjectCommand({ Bucket: 'creds', Key: 'k' })));
+        assert.equal(unknown.$metadata?.httpStatusCode, 403);
+        const unknownGet = await rejection(s3ClientFor(s3.url, { maxAttempts: 1 }).send(new GetObjectCommand({ Bucket: 'creds', Key: 'k' })));
+        assert.equal(unknownGet.name, 'InvalidAccessKeyId');
+        const wrongSecret = await rejection(
+          s3ClientFor(s3.url, { maxAttempts: 1, accessKeyId: 'AKIAARCHIVE', secretAccessKey: 'nope' }).send(
+            new GetObjectCommand({ Bucket: 'creds', Key: 'k' }),
+          ),
+        );
+        assert.equal(wrongSecret.name, 'SignatureDoesNotMatch');
+        const reader = s3ClientFor(s3.url, { maxAttempts: 1, accessKeyId: 'AKIAREADER', secretAccessKey: 'reader-secret' });
+        assert.equal((await bodyOf(reader, 'creds', 'k')).toString(), 'x');
+        assert.equal((await rejection(reader.send(new PutObjectCommand({ Bucket: 'creds', Key: 'k2', Body: 'x' })))).name, 'AccessDenied');
+        const region = await rejection(
+          s3ClientFor(s3.url, { maxAttempts: 1, accessKeyId: 'AKIAARCHIVE', secretAccessKey: 'archive-secret', region: 'eu-west-1' }).send(
+            new GetObjectCommand({ Bucket: 'creds', Key: 'k' }),
+          ),
+        );
+        assert.equal(region.name, 'AuthorizationHeaderMalformed');
+        const recorded = s3.requests({ op: 'PutObject' });
+        assert.deepEqual(
+          recorded.map((r) => [r.accessKeyId, r.status, r.handledBy]),
+          [
+            ['AKIAARCHIVE', 200, 's3rver'],
+            ['AKIAREADER', 403, 'proxy'],
+          ],
+        );
+        writer.destroy();
+        reader.destroy();
+      },
+    );
   });
 
   test('presigned GET URLs are verified (signature and expiry)', async () => {
@@ -806,17 +1071,40 @@ describe('credentials and permissions', () => {
       const client = s3ClientFor(s3.url, { maxAttempts: 1 });
       await client.send(new PutObjectCommand({ Bucket: 'pre', Key: 'a b.txt', Body: 'presigned' }));
       type Data = string | ArrayBuffer | ArrayBufferView;
-      const bytes = (d: Data) => (typeof d === 'string' ? Buffer.from(d) : ArrayBuffer.isView(d) ? Buffer.from(d.buffer, d.byteOffset, d.byteLength) : Buffer.from(d));
+      const bytes = (d: Data) =>
+        typeof d === 'string' ? Buffer.from(d) : ArrayBuffer.isView(d) ? Buffer.from(d.buffer, d.byteOffset, d.byteLength) : Buffer.from(d);
       class Sha256 {
         private readonly h: crypto.Hash | crypto.Hmac;
-        constructor(secret?: Data) { this.h = secret ? crypto.createHmac('sha256', bytes(secret)) : crypto.createHash('sha256'); }
-        update(d: Data) { this.h.update(bytes(d)); }
-        async digest() { return new Uint8Array(this.h.digest()); }
+        constructor(secret?: Data) {
+          this.h = secret ? crypto.createHmac('sha256', bytes(secret)) : crypto.createHash('sha256');
+        }
+        update(d: Data) {
+          this.h.update(bytes(d));
+        }
+        async digest() {
+          return new Uint8Array(this.h.digest());
+        }
       }
-      const signer = new SignatureV4({ credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, region: 'us-east-1', service: 's3', sha256: Sha256, uriEscapePath: false });
+      const signer = new SignatureV4({
+        credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+        region: 'us-east-1',
+        service: 's3',
+        sha256: Sha256,
+        uriEscapePath: false,
+      });
       const { port } = new URL(s3.url);
-      const signed = await signer.presign({ method: 'GET', protocol: 'http:', hostname: '127.0.0.1', port: Number(port), path: '/pre/a%20b.txt', query: {},
-        headers: { host: `127.0.0.1:${port}`, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' } }, { expiresIn: 60 });
+      const signed = await signer.presign(
+        {
+          method: 'GET',
+          protocol: 'http:',
+          hostname: '127.0.0.1',
+          port: Number(port),
+          path: '/pre/a%20b.txt',
+          query: {},
+          headers: { host: `127.0.0.1:${port}`, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+        },
+        { expiresIn: 60 },
+      );
       const qs = new URLSearchParams(signed.query as Record<string, string>).toString();
       const ok = await raw(s3.url, 'GET', `/pre/a%20b.txt?${qs}`);
       assert.equal(ok.status, 200);
@@ -837,8 +1125,19 @@ describe('as a process (client.ts)', () => {
       assert.deepEqual(r.body, { rules: [] });
       const client = s3ClientFor(s3.url, { maxAttempts: 1 });
       const until = tomorrow();
-      await client.send(new PutObjectCommand({ Bucket: 'rec-worm', Key: 'audit/2026/01.parquet', Body: 'parquet bytes', StorageClass: 'GLACIER_IR',
-        ObjectLockMode: 'COMPLIANCE', ObjectLockRetainUntilDate: until, ServerSideEncryption: 'aws:kms', SSEKMSKeyId: 'archive-key', ContentType: 'application/vnd.apache.parquet' }));
+      await client.send(
+        new PutObjectCommand({
+          Bucket: 'rec-worm',
+          Key: 'audit/2026/01.parquet',
+          Body: 'parquet bytes',
+          StorageClass: 'GLACIER_IR',
+          ObjectLockMode: 'COMPLIANCE',
+          ObjectLockRetainUntilDate: until,
+          ServerSideEncryption: 'aws:kms',
+          SSEKMSKeyId: 'archive-key',
+          ContentType: 'application/vnd.apache.parquet',
+        }),
+      );
       const [rec] = await s3.requests({ op: 'PutObject' });
       assert.ok(rec);
       assert.equal(rec.bucket, 'rec-worm');
@@ -854,7 +1153,10 @@ describe('as a process (client.ts)', () => {
       assert.equal(rec.headers['x-amz-server-side-encryption-aws-kms-key-id'], 'archive-key');
       assert.equal(rec.headers['x-amz-checksum-crc32'], s3Checksum('CRC32', Buffer.from('parquet bytes')));
       const locks = await s3.objectLocks();
-      assert.deepEqual(locks.map((l) => [l.bucket, l.key, l.mode]), [['rec-worm', 'audit/2026/01.parquet', 'COMPLIANCE']]);
+      assert.deepEqual(
+        locks.map((l) => [l.bucket, l.key, l.mode]),
+        [['rec-worm', 'audit/2026/01.parquet', 'COMPLIANCE']],
+      );
       const objects = await s3.objects();
       assert.equal(objects[0]!.storageClass, 'GLACIER_IR');
       await s3.faults([{ match: { op: 'HeadObject' }, action: { type: 'status', status: 500 } }]);
@@ -887,11 +1189,23 @@ describe('request bodies stream through in bounded memory', () => {
       const size = 64 * MIB;
       const block = Buffer.alloc(MIB, 'm');
       let sent = 0;
-      const body = new Readable({ read() { if (sent >= size) { this.push(null); return; } sent += block.length; this.push(block); } });
+      const body = new Readable({
+        read() {
+          if (sent >= size) {
+            this.push(null);
+            return;
+          }
+          sent += block.length;
+          this.push(block);
+        },
+      });
       global.gc?.();
       const before = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers;
       let peak = 0;
-      const timer = setInterval(() => { const m = process.memoryUsage(); peak = Math.max(peak, m.heapUsed + m.arrayBuffers - before); }, 20);
+      const timer = setInterval(() => {
+        const m = process.memoryUsage();
+        peak = Math.max(peak, m.heapUsed + m.arrayBuffers - before);
+      }, 20);
       await relaxed.send(new PutObjectCommand({ Bucket: 'mem', Key: 'big', Body: body, ContentLength: size }));
       clearInterval(timer);
       const head = await relaxed.send(new HeadObjectCommand({ Bucket: 'mem', Key: 'big' }));

@@ -85,22 +85,84 @@ export interface S3ServerOptions {
 
 /** The S3 operations the proxy recognises (from method, query and headers). */
 export const S3_OPERATIONS = [
-  'ListBuckets', 'CreateBucket', 'DeleteBucket', 'HeadBucket', 'ListObjects', 'ListObjectsV2', 'ListObjectVersions',
-  'ListMultipartUploads', 'GetBucketLocation', 'GetBucketVersioning', 'PutBucketVersioning',
-  'GetObjectLockConfiguration', 'PutObjectLockConfiguration', 'GetBucketEncryption', 'PutBucketEncryption',
-  'DeleteBucketEncryption', 'GetBucketLifecycleConfiguration', 'PutBucketLifecycleConfiguration', 'DeleteBucketLifecycle',
-  'GetBucketPolicy', 'PutBucketPolicy', 'DeleteBucketPolicy', 'GetBucketCors', 'PutBucketCors', 'DeleteBucketCors',
-  'GetBucketTagging', 'PutBucketTagging', 'DeleteBucketTagging', 'GetBucketAcl', 'PutBucketAcl', 'GetBucketWebsite',
-  'PutBucketWebsite', 'DeleteBucketWebsite', 'GetBucketNotificationConfiguration', 'PutBucketNotificationConfiguration',
-  'GetBucketLogging', 'PutBucketLogging', 'GetBucketReplication', 'PutBucketReplication', 'DeleteBucketReplication',
-  'GetPublicAccessBlock', 'PutPublicAccessBlock', 'DeletePublicAccessBlock', 'GetBucketOwnershipControls',
-  'PutBucketOwnershipControls', 'DeleteBucketOwnershipControls', 'GetBucketPolicyStatus', 'GetBucketAccelerateConfiguration',
-  'PutBucketAccelerateConfiguration', 'GetBucketRequestPayment', 'PutBucketRequestPayment', 'DeleteObjects', 'PostObject',
-  'PutObject', 'CopyObject', 'GetObject', 'HeadObject', 'DeleteObject', 'CreateMultipartUpload', 'UploadPart',
-  'UploadPartCopy', 'CompleteMultipartUpload', 'AbortMultipartUpload', 'ListParts', 'GetObjectAttributes',
-  'GetObjectAcl', 'PutObjectAcl', 'GetObjectTagging', 'PutObjectTagging', 'DeleteObjectTagging', 'GetObjectRetention',
-  'PutObjectRetention', 'GetObjectLegalHold', 'PutObjectLegalHold', 'RestoreObject', 'SelectObjectContent',
-  'GetObjectTorrent', 'Unknown',
+  'ListBuckets',
+  'CreateBucket',
+  'DeleteBucket',
+  'HeadBucket',
+  'ListObjects',
+  'ListObjectsV2',
+  'ListObjectVersions',
+  'ListMultipartUploads',
+  'GetBucketLocation',
+  'GetBucketVersioning',
+  'PutBucketVersioning',
+  'GetObjectLockConfiguration',
+  'PutObjectLockConfiguration',
+  'GetBucketEncryption',
+  'PutBucketEncryption',
+  'DeleteBucketEncryption',
+  'GetBucketLifecycleConfiguration',
+  'PutBucketLifecycleConfiguration',
+  'DeleteBucketLifecycle',
+  'GetBucketPolicy',
+  'PutBucketPolicy',
+  'DeleteBucketPolicy',
+  'GetBucketCors',
+  'PutBucketCors',
+  'DeleteBucketCors',
+  'GetBucketTagging',
+  'PutBucketTagging',
+  'DeleteBucketTagging',
+  'GetBucketAcl',
+  'PutBucketAcl',
+  'GetBucketWebsite',
+  'PutBucketWebsite',
+  'DeleteBucketWebsite',
+  'GetBucketNotificationConfiguration',
+  'PutBucketNotificationConfiguration',
+  'GetBucketLogging',
+  'PutBucketLogging',
+  'GetBucketReplication',
+  'PutBucketReplication',
+  'DeleteBucketReplication',
+  'GetPublicAccessBlock',
+  'PutPublicAccessBlock',
+  'DeletePublicAccessBlock',
+  'GetBucketOwnershipControls',
+  'PutBucketOwnershipControls',
+  'DeleteBucketOwnershipControls',
+  'GetBucketPolicyStatus',
+  'GetBucketAccelerateConfiguration',
+  'PutBucketAccelerateConfiguration',
+  'GetBucketRequestPayment',
+  'PutBucketRequestPayment',
+  'DeleteObjects',
+  'PostObject',
+  'PutObject',
+  'CopyObject',
+  'GetObject',
+  'HeadObject',
+  'DeleteObject',
+  'CreateMultipartUpload',
+  'UploadPart',
+  'UploadPartCopy',
+  'CompleteMultipartUpload',
+  'AbortMultipartUpload',
+  'ListParts',
+  'GetObjectAttributes',
+  'GetObjectAcl',
+  'PutObjectAcl',
+  'GetObjectTagging',
+  'PutObjectTagging',
+  'DeleteObjectTagging',
+  'GetObjectRetention',
+  'PutObjectRetention',
+  'GetObjectLegalHold',
+  'PutObjectLegalHold',
+  'RestoreObject',
+  'SelectObjectContent',
+  'GetObjectTorrent',
+  'Unknown',
 ] as const;
 export type S3Operation = (typeof S3_OPERATIONS)[number];
 
@@ -274,16 +336,30 @@ const MIB = 1024 * 1024;
 /** Archived storage classes: GetObject answers InvalidObjectState until restored (GetObject API reference). */
 const COLD_STORAGE_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
 /** The StorageClass values PutObject accepts (PutObject API reference), some of which s3rver 3.7.1 refuses. */
-const STORAGE_CLASSES = ['STANDARD', 'REDUCED_REDUNDANCY', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'GLACIER',
-  'DEEP_ARCHIVE', 'OUTPOSTS', 'GLACIER_IR', 'SNOW', 'EXPRESS_ONEZONE'];
+const STORAGE_CLASSES = [
+  'STANDARD',
+  'REDUCED_REDUNDANCY',
+  'STANDARD_IA',
+  'ONEZONE_IA',
+  'INTELLIGENT_TIERING',
+  'GLACIER',
+  'DEEP_ARCHIVE',
+  'OUTPOSTS',
+  'GLACIER_IR',
+  'SNOW',
+  'EXPRESS_ONEZONE',
+];
 const SSE_ALGORITHMS = new Set(['AES256', 'aws:kms', 'aws:kms:dsse']);
 /** The AWS managed key (aws/s3) that SSE-KMS without a key id uses; a fixed made-up id here. */
 const AWS_MANAGED_KMS_KEY_ID = '5e4a1c0b-0000-4000-8000-a11ce5000001';
 const CHECKSUM_ALGORITHMS: ChecksumAlgorithm[] = ['CRC32', 'CRC32C', 'CRC64NVME', 'SHA1', 'SHA256'];
 const CHECKSUM_BYTES: Record<ChecksumAlgorithm, number> = { CRC32: 4, CRC32C: 4, CRC64NVME: 8, SHA1: 20, SHA256: 32 };
 const STREAMING_PAYLOADS = new Set([
-  'STREAMING-UNSIGNED-PAYLOAD-TRAILER', 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD', 'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER',
-  'STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD', 'STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER',
+  'STREAMING-UNSIGNED-PAYLOAD-TRAILER',
+  'STREAMING-AWS4-HMAC-SHA256-PAYLOAD',
+  'STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER',
+  'STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD',
+  'STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER',
 ]);
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'expect']);
 const S3RVER_OBJECT_SUFFIX = '._S3rver_object';
@@ -325,9 +401,13 @@ const ERR = {
   accessDenied: () => fail(403, 'AccessDenied', 'Access Denied'),
   noSuchBucket: (bucket: string) => fail(404, 'NoSuchBucket', 'The specified bucket does not exist', { BucketName: bucket }),
   noSuchKey: (key: string, headers: Record<string, string> = {}) => fail(404, 'NoSuchKey', 'The specified key does not exist.', { Key: key }, headers),
-  noSuchUpload: (uploadId: string) => fail(404, 'NoSuchUpload', 'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.', { UploadId: uploadId }),
+  noSuchUpload: (uploadId: string) =>
+    fail(404, 'NoSuchUpload', 'The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.', {
+      UploadId: uploadId,
+    }),
   malformedXml: () => fail(400, 'MalformedXML', 'The XML you provided was not well-formed or did not validate against our published schema'),
-  lockMissing: (spaces: boolean) => fail(400, 'InvalidRequest', spaces ? 'Bucket is missing Object Lock Configuration' : 'Bucket is missing ObjectLockConfiguration'),
+  lockMissing: (spaces: boolean) =>
+    fail(400, 'InvalidRequest', spaces ? 'Bucket is missing Object Lock Configuration' : 'Bucket is missing ObjectLockConfiguration'),
 };
 
 function xmlEscape(s: string): string {
@@ -352,7 +432,9 @@ function xmlDocument(root: string, inner: string): string {
 }
 
 function errorXml(code: string, message: string, detail: Record<string, string | number>, requestId: string, hostId: string): string {
-  const extra = Object.entries(detail).map(([k, v]) => el(k, v)).join('');
+  const extra = Object.entries(detail)
+    .map(([k, v]) => el(k, v))
+    .join('');
   return `<?xml version="1.0" encoding="UTF-8"?>\n<Error>${el('Code', code)}${el('Message', message)}${extra}${el('RequestId', requestId)}${el('HostId', hostId)}</Error>`;
 }
 
@@ -397,7 +479,11 @@ function uriEncode(s: string): string {
 }
 
 function safeDecode(s: string): string {
-  try { return decodeURIComponent(s); } catch { return s; }
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }
 
 /** ISO 8601 date-time as S3 accepts it for retain-until dates (with a time zone or UTC by default). */
@@ -452,20 +538,29 @@ const CRC64_TABLE_LO = new Uint32Array(256);
       const lsb = lo & 1;
       lo = ((lo >>> 1) | ((hi & 1) << 31)) >>> 0;
       hi = hi >>> 1;
-      if (lsb) { hi = (hi ^ polyHi) >>> 0; lo = (lo ^ polyLo) >>> 0; }
+      if (lsb) {
+        hi = (hi ^ polyHi) >>> 0;
+        lo = (lo ^ polyLo) >>> 0;
+      }
     }
     CRC64_TABLE_HI[i] = hi;
     CRC64_TABLE_LO[i] = lo;
   }
 }
 
-interface Digest { update(b: Buffer): void; digest(): Buffer }
+interface Digest {
+  update(b: Buffer): void;
+  digest(): Buffer;
+}
 
 class Crc32Digest implements Digest {
   private crc = 0;
   constructor(private readonly table: Uint32Array | null) {}
   update(b: Buffer): void {
-    if (this.table === null && typeof zlib.crc32 === 'function') { this.crc = zlib.crc32(b, this.crc); return; }
+    if (this.table === null && typeof zlib.crc32 === 'function') {
+      this.crc = zlib.crc32(b, this.crc);
+      return;
+    }
     const t = this.table ?? CRC32_TABLE;
     let c = ~this.crc >>> 0;
     for (let i = 0; i < b.length; i++) c = (t[(c ^ b[i]!) & 0xff]! ^ (c >>> 8)) >>> 0;
@@ -496,20 +591,26 @@ class Crc64NvmeDigest implements Digest {
   }
   digest(): Buffer {
     const out = Buffer.alloc(8);
-    out.writeUInt32BE((~this.hi) >>> 0, 0);
-    out.writeUInt32BE((~this.lo) >>> 0, 4);
+    out.writeUInt32BE(~this.hi >>> 0, 0);
+    out.writeUInt32BE(~this.lo >>> 0, 4);
     return out;
   }
 }
 
 function newDigest(alg: ChecksumAlgorithm | 'MD5'): Digest {
   switch (alg) {
-    case 'CRC32': return new Crc32Digest(null);
-    case 'CRC32C': return new Crc32Digest(CRC32C_TABLE);
-    case 'CRC64NVME': return new Crc64NvmeDigest();
-    case 'SHA1': return crypto.createHash('sha1');
-    case 'SHA256': return crypto.createHash('sha256');
-    case 'MD5': return crypto.createHash('md5');
+    case 'CRC32':
+      return new Crc32Digest(null);
+    case 'CRC32C':
+      return new Crc32Digest(CRC32C_TABLE);
+    case 'CRC64NVME':
+      return new Crc64NvmeDigest();
+    case 'SHA1':
+      return crypto.createHash('sha1');
+    case 'SHA256':
+      return crypto.createHash('sha256');
+    case 'MD5':
+      return crypto.createHash('md5');
   }
 }
 
@@ -546,30 +647,68 @@ interface RequestInfo {
 
 const BUCKET_SUBRESOURCES: Record<string, Partial<Record<string, S3Operation>>> = {
   GET: {
-    uploads: 'ListMultipartUploads', versions: 'ListObjectVersions', location: 'GetBucketLocation', versioning: 'GetBucketVersioning',
-    'object-lock': 'GetObjectLockConfiguration', encryption: 'GetBucketEncryption', lifecycle: 'GetBucketLifecycleConfiguration',
-    policy: 'GetBucketPolicy', policyStatus: 'GetBucketPolicyStatus', cors: 'GetBucketCors', tagging: 'GetBucketTagging',
-    acl: 'GetBucketAcl', website: 'GetBucketWebsite', notification: 'GetBucketNotificationConfiguration', logging: 'GetBucketLogging',
-    replication: 'GetBucketReplication', publicAccessBlock: 'GetPublicAccessBlock', ownershipControls: 'GetBucketOwnershipControls',
-    accelerate: 'GetBucketAccelerateConfiguration', requestPayment: 'GetBucketRequestPayment',
+    uploads: 'ListMultipartUploads',
+    versions: 'ListObjectVersions',
+    location: 'GetBucketLocation',
+    versioning: 'GetBucketVersioning',
+    'object-lock': 'GetObjectLockConfiguration',
+    encryption: 'GetBucketEncryption',
+    lifecycle: 'GetBucketLifecycleConfiguration',
+    policy: 'GetBucketPolicy',
+    policyStatus: 'GetBucketPolicyStatus',
+    cors: 'GetBucketCors',
+    tagging: 'GetBucketTagging',
+    acl: 'GetBucketAcl',
+    website: 'GetBucketWebsite',
+    notification: 'GetBucketNotificationConfiguration',
+    logging: 'GetBucketLogging',
+    replication: 'GetBucketReplication',
+    publicAccessBlock: 'GetPublicAccessBlock',
+    ownershipControls: 'GetBucketOwnershipControls',
+    accelerate: 'GetBucketAccelerateConfiguration',
+    requestPayment: 'GetBucketRequestPayment',
   },
   PUT: {
-    versioning: 'PutBucketVersioning', 'object-lock': 'PutObjectLockConfiguration', encryption: 'PutBucketEncryption',
-    lifecycle: 'PutBucketLifecycleConfiguration', policy: 'PutBucketPolicy', cors: 'PutBucketCors', tagging: 'PutBucketTagging',
-    acl: 'PutBucketAcl', website: 'PutBucketWebsite', notification: 'PutBucketNotificationConfiguration', logging: 'PutBucketLogging',
-    replication: 'PutBucketReplication', publicAccessBlock: 'PutPublicAccessBlock', ownershipControls: 'PutBucketOwnershipControls',
-    accelerate: 'PutBucketAccelerateConfiguration', requestPayment: 'PutBucketRequestPayment',
+    versioning: 'PutBucketVersioning',
+    'object-lock': 'PutObjectLockConfiguration',
+    encryption: 'PutBucketEncryption',
+    lifecycle: 'PutBucketLifecycleConfiguration',
+    policy: 'PutBucketPolicy',
+    cors: 'PutBucketCors',
+    tagging: 'PutBucketTagging',
+    acl: 'PutBucketAcl',
+    website: 'PutBucketWebsite',
+    notification: 'PutBucketNotificationConfiguration',
+    logging: 'PutBucketLogging',
+    replication: 'PutBucketReplication',
+    publicAccessBlock: 'PutPublicAccessBlock',
+    ownershipControls: 'PutBucketOwnershipControls',
+    accelerate: 'PutBucketAccelerateConfiguration',
+    requestPayment: 'PutBucketRequestPayment',
   },
   DELETE: {
-    encryption: 'DeleteBucketEncryption', lifecycle: 'DeleteBucketLifecycle', policy: 'DeleteBucketPolicy', cors: 'DeleteBucketCors',
-    tagging: 'DeleteBucketTagging', website: 'DeleteBucketWebsite', replication: 'DeleteBucketReplication',
-    publicAccessBlock: 'DeletePublicAccessBlock', ownershipControls: 'DeleteBucketOwnershipControls',
+    encryption: 'DeleteBucketEncryption',
+    lifecycle: 'DeleteBucketLifecycle',
+    policy: 'DeleteBucketPolicy',
+    cors: 'DeleteBucketCors',
+    tagging: 'DeleteBucketTagging',
+    website: 'DeleteBucketWebsite',
+    replication: 'DeleteBucketReplication',
+    publicAccessBlock: 'DeletePublicAccessBlock',
+    ownershipControls: 'DeleteBucketOwnershipControls',
   },
 };
 
 const OBJECT_SUBRESOURCES: Record<string, Partial<Record<string, S3Operation>>> = {
-  GET: { uploadId: 'ListParts', retention: 'GetObjectRetention', 'legal-hold': 'GetObjectLegalHold', tagging: 'GetObjectTagging',
-    acl: 'GetObjectAcl', attributes: 'GetObjectAttributes', torrent: 'GetObjectTorrent' },
+  GET: {
+    uploadId: 'ListParts',
+    retention: 'GetObjectRetention',
+    'legal-hold': 'GetObjectLegalHold',
+    tagging: 'GetObjectTagging',
+    acl: 'GetObjectAcl',
+    attributes: 'GetObjectAttributes',
+    torrent: 'GetObjectTorrent',
+  },
   PUT: { retention: 'PutObjectRetention', 'legal-hold': 'PutObjectLegalHold', tagging: 'PutObjectTagging', acl: 'PutObjectAcl' },
   POST: { uploads: 'CreateMultipartUpload', uploadId: 'CompleteMultipartUpload', restore: 'RestoreObject', select: 'SelectObjectContent' },
   DELETE: { uploadId: 'AbortMultipartUpload', tagging: 'DeleteObjectTagging' },
@@ -672,12 +811,14 @@ class Recorder {
   }
 
   query(q: RequestQuery = {}): RecordedRequest[] {
-    const out = this.list.filter((r) =>
-      (q.op === undefined || r.op === q.op) &&
-      (q.method === undefined || r.method === q.method.toUpperCase()) &&
-      (q.bucket === undefined || r.bucket === q.bucket) &&
-      (q.keyPrefix === undefined || (r.key ?? '').startsWith(q.keyPrefix)) &&
-      (q.since === undefined || r.seq > q.since));
+    const out = this.list.filter(
+      (r) =>
+        (q.op === undefined || r.op === q.op) &&
+        (q.method === undefined || r.method === q.method.toUpperCase()) &&
+        (q.bucket === undefined || r.bucket === q.bucket) &&
+        (q.keyPrefix === undefined || (r.key ?? '').startsWith(q.keyPrefix)) &&
+        (q.since === undefined || r.seq > q.since),
+    );
     if (q.clear) this.clear();
     return out.map((r) => ({ ...r, headers: { ...r.headers }, query: { ...r.query }, faults: [...r.faults] }));
   }
@@ -703,9 +844,14 @@ function validateRule(r: FaultRule): void {
   };
   if (a.type === 'reset_after_bytes' || a.type === 'reset_after_response_bytes') nonNegative(a.bytes, 'bytes');
   if (a.type === 'delay') nonNegative(a.ms, 'ms');
-  if (a.type === 'slow_body') { nonNegative(a.bytesPerSecond, 'bytesPerSecond'); if (a.bytesPerSecond === 0) throw new Error('slow_body needs bytesPerSecond > 0'); }
-  if (a.type === 'status' && (typeof a.status !== 'number' || a.status < 100 || a.status > 599)) throw new Error(`status needs an HTTP status; got ${JSON.stringify(r)}`);
-  if (r.times !== undefined && r.times !== 'always' && (typeof r.times !== 'number' || r.times < 0)) throw new Error(`times must be a number ≥ 0 or 'always'; got ${JSON.stringify(r)}`);
+  if (a.type === 'slow_body') {
+    nonNegative(a.bytesPerSecond, 'bytesPerSecond');
+    if (a.bytesPerSecond === 0) throw new Error('slow_body needs bytesPerSecond > 0');
+  }
+  if (a.type === 'status' && (typeof a.status !== 'number' || a.status < 100 || a.status > 599))
+    throw new Error(`status needs an HTTP status; got ${JSON.stringify(r)}`);
+  if (r.times !== undefined && r.times !== 'always' && (typeof r.times !== 'number' || r.times < 0))
+    throw new Error(`times must be a number ≥ 0 or 'always'; got ${JSON.stringify(r)}`);
   if (r.after !== undefined && (typeof r.after !== 'number' || r.after < 0)) throw new Error(`after must be a number ≥ 0; got ${JSON.stringify(r)}`);
 }
 
@@ -726,7 +872,7 @@ class Faults {
   }
 
   state(): FaultState {
-    return { rules: this.rules.map((r) => ({ ...r, match: r.match ? { ...r.match } : undefined, action: { ...r.action } as FaultAction })) };
+    return { rules: this.rules.map((r) => ({ ...r, match: r.match ? { ...r.match } : undefined, action: { ...r.action } })) };
   }
 
   /** The actions due for this request; counts matches and firings. */
@@ -758,7 +904,9 @@ function matches(m: FaultMatch | undefined, info: RequestInfo): boolean {
 // SigV4 verification
 // ---------------------------------------------------------------------------------------------------
 
-interface AuthResult { accessKeyId: string | null }
+interface AuthResult {
+  accessKeyId: string | null;
+}
 
 function hmac(key: Buffer | string, data: string): Buffer {
   return crypto.createHmac('sha256', key).update(data, 'utf8').digest();
@@ -770,7 +918,12 @@ function sha256Hex(data: string): string {
 
 class Authenticator {
   private readonly keys = new Map<string, S3AccessKey>();
-  constructor(keys: S3AccessKey[], private readonly region: string, private readonly verify: boolean, private readonly allowAnonymous: boolean) {
+  constructor(
+    keys: S3AccessKey[],
+    private readonly region: string,
+    private readonly verify: boolean,
+    private readonly allowAnonymous: boolean,
+  ) {
     for (const k of keys) this.keys.set(k.accessKeyId, k);
   }
 
@@ -787,8 +940,12 @@ class Authenticator {
       throw ERR.accessDenied();
     }
     if (authorization !== undefined && presigned) {
-      throw fail(400, 'InvalidArgument', 'Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified',
-        { ArgumentName: 'Authorization', ArgumentValue: authorization });
+      throw fail(
+        400,
+        'InvalidArgument',
+        'Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, Signature query string parameter or the Authorization header should be specified',
+        { ArgumentName: 'Authorization', ArgumentValue: authorization },
+      );
     }
     return authorization !== undefined ? this.headerAuth(req, info, authorization) : this.queryAuth(req, info);
   }
@@ -810,7 +967,11 @@ class Authenticator {
     const signedHeaders = parts.get('SignedHeaders');
     const signature = parts.get('Signature');
     if (!credential || !signedHeaders || !signature) {
-      throw fail(400, 'AuthorizationHeaderMalformed', 'The authorization header is malformed; the authorization header requires three components: Credential, SignedHeaders, and Signature.');
+      throw fail(
+        400,
+        'AuthorizationHeaderMalformed',
+        'The authorization header is malformed; the authorization header requires three components: Credential, SignedHeaders, and Signature.',
+      );
     }
     const amzDate = headerValue(req, 'x-amz-date') ?? '';
     const payloadHash = headerValue(req, 'x-amz-content-sha256');
@@ -829,52 +990,87 @@ class Authenticator {
     const amzDate = q['X-Amz-Date'];
     const expires = q['X-Amz-Expires'];
     if (!credential || !signedHeaders || !signature || !amzDate || expires === undefined) {
-      throw fail(400, 'AuthorizationQueryParametersError', 'Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.');
+      throw fail(
+        400,
+        'AuthorizationQueryParametersError',
+        'Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters.',
+      );
     }
     const result = this.check(req, info, credential, signedHeaders, signature, amzDate, q['X-Amz-Content-Sha256'] ?? 'UNSIGNED-PAYLOAD', true);
     const start = parseAmzDate(amzDate);
     const seconds = Number(expires);
-    if (start === null) throw fail(400, 'AuthorizationQueryParametersError', 'X-Amz-Date must be in the ISO8601 Long Format "yyyyMMdd\'T\'HHmmss\'Z\'"');
+    if (start === null) throw fail(400, 'AuthorizationQueryParametersError', "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"");
     if (!Number.isInteger(seconds) || seconds < 0) throw fail(400, 'AuthorizationQueryParametersError', 'X-Amz-Expires must be non-negative');
-    if (seconds > 604800) throw fail(400, 'AuthorizationQueryParametersError', 'X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds');
+    if (seconds > 604800)
+      throw fail(
+        400,
+        'AuthorizationQueryParametersError',
+        'X-Amz-Expires must be less than a week (in seconds); that is, the given X-Amz-Expires must be less than 604800 seconds',
+      );
     const end = new Date(start.getTime() + seconds * 1000);
     if (Date.now() > end.getTime()) {
-      throw fail(403, 'AccessDenied', 'Request has expired', { 'X-Amz-Expires': seconds, Expires: end.toISOString().replace(/\.\d+/, ''), ServerTime: new Date().toISOString().replace(/\.\d+/, '') });
+      throw fail(403, 'AccessDenied', 'Request has expired', {
+        'X-Amz-Expires': seconds,
+        Expires: end.toISOString().replace(/\.\d+/, ''),
+        ServerTime: new Date().toISOString().replace(/\.\d+/, ''),
+      });
     }
     return result;
   }
 
-  private check(req: http.IncomingMessage, info: RequestInfo, credential: string, signedHeaders: string, signature: string,
-    amzDate: string, payloadHash: string, presigned: boolean): AuthResult {
+  private check(
+    req: http.IncomingMessage,
+    info: RequestInfo,
+    credential: string,
+    signedHeaders: string,
+    signature: string,
+    amzDate: string,
+    payloadHash: string,
+    presigned: boolean,
+  ): AuthResult {
     const scope = credential.split('/');
     const accessKeyId = scope[0] ?? '';
     const key = this.keys.get(accessKeyId);
     if (!key) throw fail(403, 'InvalidAccessKeyId', 'The AWS Access Key Id you provided does not exist in our records.', { AWSAccessKeyId: accessKeyId });
     if (scope.length !== 5 || scope[4] !== 'aws4_request') {
-      throw fail(400, presigned ? 'AuthorizationQueryParametersError' : 'AuthorizationHeaderMalformed',
-        `The authorization header is malformed; the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".`);
+      throw fail(
+        400,
+        presigned ? 'AuthorizationQueryParametersError' : 'AuthorizationHeaderMalformed',
+        `The authorization header is malformed; the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".`,
+      );
     }
     const [, date, region, service] = scope as [string, string, string, string, string];
     if (region !== this.region) {
-      throw fail(400, presigned ? 'AuthorizationQueryParametersError' : 'AuthorizationHeaderMalformed',
-        `The authorization header is malformed; the region '${region}' is wrong; expecting '${this.region}'`, { Region: this.region });
+      throw fail(
+        400,
+        presigned ? 'AuthorizationQueryParametersError' : 'AuthorizationHeaderMalformed',
+        `The authorization header is malformed; the region '${region}' is wrong; expecting '${this.region}'`,
+        { Region: this.region },
+      );
     }
-    if (service !== 's3') throw fail(403, 'SignatureDoesNotMatch', 'Credential should be scoped to correct service: \'s3\'. ');
+    if (service !== 's3') throw fail(403, 'SignatureDoesNotMatch', "Credential should be scoped to correct service: 's3'. ");
     if (!this.verify) return { accessKeyId };
-    if (!amzDate.startsWith(date)) throw fail(403, 'SignatureDoesNotMatch', 'Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP');
+    if (!amzDate.startsWith(date))
+      throw fail(403, 'SignatureDoesNotMatch', 'Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP');
     const names = signedHeaders.split(';');
-    if (!names.includes('host')) throw fail(403, 'AccessDenied', 'There were headers present in the request which were not signed', { HeadersNotSigned: 'host' });
+    if (!names.includes('host'))
+      throw fail(403, 'AccessDenied', 'There were headers present in the request which were not signed', { HeadersNotSigned: 'host' });
     const canonical = canonicalRequest(req, info, names, payloadHash, presigned);
     const stringToSign = ['AWS4-HMAC-SHA256', amzDate, `${date}/${region}/${service}/aws4_request`, sha256Hex(canonical)].join('\n');
     const signingKey = hmac(hmac(hmac(hmac(`AWS4${key.secretAccessKey}`, date), region), service), 'aws4_request');
     const expected = crypto.createHmac('sha256', signingKey).update(stringToSign, 'utf8').digest('hex');
     if (expected !== signature.toLowerCase()) {
-      throw fail(403, 'SignatureDoesNotMatch', 'The request signature we calculated does not match the signature you provided. Check your key and signing method.', {
-        AWSAccessKeyId: accessKeyId,
-        StringToSign: stringToSign,
-        SignatureProvided: signature,
-        CanonicalRequest: canonical,
-      });
+      throw fail(
+        403,
+        'SignatureDoesNotMatch',
+        'The request signature we calculated does not match the signature you provided. Check your key and signing method.',
+        {
+          AWSAccessKeyId: accessKeyId,
+          StringToSign: stringToSign,
+          SignatureProvided: signature,
+          CanonicalRequest: canonical,
+        },
+      );
     }
     return { accessKeyId };
   }
@@ -911,7 +1107,9 @@ function canonicalRequest(req: http.IncomingMessage, info: RequestInfo, signedHe
 // ---------------------------------------------------------------------------------------------------
 
 class CountingStream extends Transform {
-  constructor(private readonly onBytes: (n: number) => void) { super(); }
+  constructor(private readonly onBytes: (n: number) => void) {
+    super();
+  }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.onBytes(chunk.length);
     cb(null, chunk);
@@ -975,9 +1173,13 @@ class AwsChunkedDecoder extends Transform {
       this.remaining = parseInt(size, 16);
       this.state = this.remaining === 0 ? 'trailers' : 'data';
     } else if (this.state === 'trailers') {
-      if (line === '') { this.state = 'done'; return; }
+      if (line === '') {
+        this.state = 'done';
+        return;
+      }
       const colon = line.indexOf(':');
-      if (colon <= 0) throw fail(400, 'MalformedTrailerError', 'The request contained trailing data that was not well-formed or did not conform to our published schema.');
+      if (colon <= 0)
+        throw fail(400, 'MalformedTrailerError', 'The request contained trailing data that was not well-formed or did not conform to our published schema.');
       this.trailers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
     }
   }
@@ -988,7 +1190,10 @@ class AwsChunkedDecoder extends Transform {
 
   override _flush(cb: TransformCallback): void {
     if (this.state === 'trailers' && this.line === '') this.state = 'done';
-    if (this.state !== 'done') { cb(this.malformed()); return; }
+    if (this.state !== 'done') {
+      cb(this.malformed());
+      return;
+    }
     cb();
   }
 }
@@ -1053,14 +1258,18 @@ function verifyDigests(plan: BodyPlan, md5: Digest | null, sha256: Digest | null
     const got = md5.digest();
     md5Hex = got.toString('hex');
     if (got.toString('base64') !== plan.md5) {
-      throw fail(400, 'BadDigest', 'The Content-MD5 you specified did not match what we received.', { ExpectedDigest: plan.md5, CalculatedDigest: got.toString('base64') });
+      throw fail(400, 'BadDigest', 'The Content-MD5 you specified did not match what we received.', {
+        ExpectedDigest: plan.md5,
+        CalculatedDigest: got.toString('base64'),
+      });
     }
   }
   if (sha256 && plan.sha256 !== null) {
     const got = sha256.digest().toString('hex');
     if (got !== plan.sha256.toLowerCase()) {
       throw fail(400, 'XAmzContentSHA256Mismatch', "The provided 'x-amz-content-sha256' header does not match what was computed.", {
-        ClientComputedContentSHA256: plan.sha256, S3ComputedContentSHA256: got,
+        ClientComputedContentSHA256: plan.sha256,
+        S3ComputedContentSHA256: got,
       });
     }
   }
@@ -1097,8 +1306,13 @@ function planBody(req: http.IncomingMessage): BodyPlan {
     throw fail(400, 'InvalidDigest', 'The Content-MD5 you specified was invalid.', { 'Content-MD5': md5 });
   }
   const sha256 = contentSha !== undefined && /^[0-9a-fA-F]{64}$/.test(contentSha) ? contentSha : null;
-  const headerSums = Object.keys(req.headers).map((h) => [h, checksumAlgorithmOf(h)] as const).filter(([, a]) => a !== undefined) as Array<[string, ChecksumAlgorithm]>;
-  const trailerNames = (headerValue(req, 'x-amz-trailer') ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  const headerSums = Object.keys(req.headers)
+    .map((h) => [h, checksumAlgorithmOf(h)] as const)
+    .filter(([, a]) => a !== undefined) as Array<[string, ChecksumAlgorithm]>;
+  const trailerNames = (headerValue(req, 'x-amz-trailer') ?? '')
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .filter(Boolean);
   const trailerSums = trailerNames.map((t) => checksumAlgorithmOf(t)).filter((a): a is ChecksumAlgorithm => a !== undefined);
   if (headerSums.length + trailerSums.length > 1) {
     throw fail(400, 'InvalidRequest', 'Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.');
@@ -1128,14 +1342,22 @@ function planBody(req: http.IncomingMessage): BodyPlan {
 function hasIntegrityHeader(req: http.IncomingMessage): boolean {
   if (headerValue(req, 'content-md5') !== undefined) return true;
   if (Object.keys(req.headers).some((h) => checksumAlgorithmOf(h) !== undefined)) return true;
-  return (headerValue(req, 'x-amz-trailer') ?? '').toLowerCase().split(',').some((t) => checksumAlgorithmOf(t.trim()) !== undefined);
+  return (headerValue(req, 'x-amz-trailer') ?? '')
+    .toLowerCase()
+    .split(',')
+    .some((t) => checksumAlgorithmOf(t.trim()) !== undefined);
 }
 
 // ---------------------------------------------------------------------------------------------------
 // s3rver, typed as the small part of it this file uses
 // ---------------------------------------------------------------------------------------------------
 
-interface S3rverObject { bucket: string; key: string; content: Readable | Buffer | null; metadata: Record<string, string> }
+interface S3rverObject {
+  bucket: string;
+  key: string;
+  content: Readable | Buffer | null;
+  metadata: Record<string, string>;
+}
 
 interface S3rverStore {
   rootDirectory: string;
@@ -1162,7 +1384,10 @@ interface S3rverInstance {
 
 interface S3rverModules {
   S3rver: new (options: Record<string, unknown>) => S3rverInstance;
-  S3Object: { new (bucket: string, key: string, content: Readable | Buffer | null, metadata: Record<string, unknown>): S3rverObject; STORAGE_CLASSES: string[] };
+  S3Object: {
+    new (bucket: string, key: string, content: Readable | Buffer | null, metadata: Record<string, unknown>): S3rverObject;
+    STORAGE_CLASSES: string[];
+  };
   S3Error: new (code: string, message: string, detail?: Record<string, unknown>) => Error;
   accounts: { DUMMY_ACCOUNT: { createKeyPair(id: string, secret: string): void } };
 }
@@ -1181,7 +1406,11 @@ function uploadDir(store: S3rverStore, bucket: string, uploadId: string): string
   return join(store.getResourcePath(bucket, undefined, 'uploads'), uploadId);
 }
 
-async function readUpload(store: S3rverStore, bucket: string, uploadId: string): Promise<{ key: string; headers: Record<string, string>; initiated: Date } | null> {
+async function readUpload(
+  store: S3rverStore,
+  bucket: string,
+  uploadId: string,
+): Promise<{ key: string; headers: Record<string, string>; initiated: Date } | null> {
   if (!/^[A-Za-z0-9_-]+$/.test(uploadId)) return null;
   const dir = uploadDir(store, bucket, uploadId);
   try {
@@ -1206,9 +1435,17 @@ function patchStore(mods: S3rverModules, store: S3rverStore, minPartSize: number
     const md5 = crypto.createHash('md5');
     let size = 0;
     try {
-      await pipeline(Buffer.isBuffer(source) ? Readable.from([source]) : source, new Transform({
-        transform(chunk: Buffer, _e, cb) { md5.update(chunk); size += chunk.length; cb(null, chunk); },
-      }), createWriteStream(tmp));
+      await pipeline(
+        Buffer.isBuffer(source) ? Readable.from([source]) : source,
+        new Transform({
+          transform(chunk: Buffer, _e, cb) {
+            md5.update(chunk);
+            size += chunk.length;
+            cb(null, chunk);
+          },
+        }),
+        createWriteStream(tmp),
+      );
       await rename(tmp, target);
     } catch (e) {
       await rm(tmp, { force: true });
@@ -1246,18 +1483,28 @@ function patchStore(mods: S3rverModules, store: S3rverStore, minPartSize: number
       const md5 = await readFile(join(dir, `${p.number}.md5`), 'utf8').catch(() => null);
       const st = await stat(join(dir, String(p.number))).catch(() => null);
       if (md5 === null || st === null || md5.toLowerCase() !== p.etag.toLowerCase()) {
-        throw new mods.S3Error('InvalidPart', "One or more of the specified parts could not be found.  The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.",
-          { UploadId: uploadId, PartNumber: p.number, ETag: p.etag });
+        throw new mods.S3Error(
+          'InvalidPart',
+          "One or more of the specified parts could not be found.  The part may not have been uploaded, or the specified entity tag may not match the part's entity tag.",
+          { UploadId: uploadId, PartNumber: p.number, ETag: p.etag },
+        );
       }
       infos.push({ number: p.number, md5, size: st.size });
     }
     infos.forEach((p, i) => {
       if (i < infos.length - 1 && p.size < minPartSize) {
-        throw new mods.S3Error('EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed object size.',
-          { ProposedSize: p.size, MinSizeAllowed: minPartSize, PartNumber: p.number, ETag: p.md5 });
+        throw new mods.S3Error('EntityTooSmall', 'Your proposed upload is smaller than the minimum allowed object size.', {
+          ProposedSize: p.size,
+          MinSizeAllowed: minPartSize,
+          PartNumber: p.number,
+          ETag: p.md5,
+        });
       }
     });
-    const composite = `${crypto.createHash('md5').update(Buffer.concat(infos.map((p) => Buffer.from(p.md5, 'hex')))).digest('hex')}-${infos.length}`;
+    const composite = `${crypto
+      .createHash('md5')
+      .update(Buffer.concat(infos.map((p) => Buffer.from(p.md5, 'hex'))))
+      .digest('hex')}-${infos.length}`;
     // The object is the parts end to end; no whole-object MD5 is needed (the ETag is the composite one).
     const object = new mods.S3Object(bucket, upload.key, null, upload.headers);
     const target = store.getResourcePath(bucket, upload.key, 'object');
@@ -1326,7 +1573,10 @@ interface VersionEntry {
 }
 
 const objKey = (bucket: string, key: string) => `${bucket}\u0000${key}`;
-const splitObjKey = (k: string): [string, string] => { const i = k.indexOf('\u0000'); return [k.slice(0, i), k.slice(i + 1)]; };
+const splitObjKey = (k: string): [string, string] => {
+  const i = k.indexOf('\u0000');
+  return [k.slice(0, i), k.slice(i + 1)];
+};
 
 class EmulatedState {
   readonly buckets = new Map<string, BucketState>();
@@ -1386,7 +1636,11 @@ function kmsArn(region: string, id: string | null): string {
 // One request/response exchange
 // ---------------------------------------------------------------------------------------------------
 
-interface ResponseShaping { resetBeforeResponse: boolean; cutAfter: number | null; bytesPerSecond: number | null }
+interface ResponseShaping {
+  resetBeforeResponse: boolean;
+  cutAfter: number | null;
+  bytesPerSecond: number | null;
+}
 
 class Exchange {
   readonly ids = requestIds();
@@ -1399,8 +1653,13 @@ class Exchange {
   private resetByProxy = false;
   shaping: ResponseShaping = { resetBeforeResponse: false, cutAfter: null, bytesPerSecond: null };
 
-  constructor(readonly req: http.IncomingMessage, readonly res: http.ServerResponse, readonly info: RequestInfo,
-    readonly rec: RecordedRequest, readonly expectContinue: boolean) {
+  constructor(
+    readonly req: http.IncomingMessage,
+    readonly res: http.ServerResponse,
+    readonly info: RequestInfo,
+    readonly rec: RecordedRequest,
+    readonly expectContinue: boolean,
+  ) {
     res.on('close', () => {
       if (!res.writableFinished && !this.resetByProxy) rec.clientAborted = true;
       this.finish();
@@ -1429,9 +1688,13 @@ class Exchange {
    * mid-body still errors the chain.
    */
   body(): CountingStream {
-    const counted = new CountingStream((n) => { this.rec.bodyBytes += n; });
+    const counted = new CountingStream((n) => {
+      this.rec.bodyBytes += n;
+    });
     const { req } = this;
-    const gone = () => { if (!req.complete) counted.destroy(new Error('the client went away before sending the whole body')); };
+    const gone = () => {
+      if (!req.complete) counted.destroy(new Error('the client went away before sending the whole body'));
+    };
     req.once('close', gone);
     req.on('error', () => undefined);
     req.pipe(counted);
@@ -1442,7 +1705,9 @@ class Exchange {
   /** After a failed body check: stops feeding the chain and reads the rest of the body away. */
   discardRest(chain: CountingStream): void {
     this.req.unpipe(chain);
-    this.req.on('data', (c: Buffer) => { this.rec.bodyBytes += c.length; });
+    this.req.on('data', (c: Buffer) => {
+      this.rec.bodyBytes += c.length;
+    });
     this.req.resume();
   }
 
@@ -1450,7 +1715,9 @@ class Exchange {
   drain(): void {
     if (this.drained || (this.expectContinue && !this.continued)) return;
     this.drained = true;
-    this.req.on('data', (c: Buffer) => { this.rec.bodyBytes += c.length; });
+    this.req.on('data', (c: Buffer) => {
+      this.rec.bodyBytes += c.length;
+    });
     this.req.resume();
   }
 
@@ -1499,7 +1766,10 @@ class Exchange {
   }
 
   private writeHead(status: number, headers: Record<string, string | string[]>): boolean {
-    if (this.responded || this.res.headersSent || this.clientGone()) { this.responded = true; return false; }
+    if (this.responded || this.res.headersSent || this.clientGone()) {
+      this.responded = true;
+      return false;
+    }
     this.responded = true;
     if (this.shaping.resetBeforeResponse) {
       this.rec.faults.push('reset_before_response');
@@ -1519,25 +1789,44 @@ class Exchange {
 
   /** Writes status and headers, then pumps the body with any fault shaping (throttle, cut). */
   async stream(status: number, headers: Record<string, string | string[]>, body: Readable | null): Promise<void> {
-    if (!this.writeHead(status, headers)) { body?.destroy(); return; }
-    if (body === null || this.info.method === 'HEAD') { body?.destroy(); this.res.end(); return; }
+    if (!this.writeHead(status, headers)) {
+      body?.destroy();
+      return;
+    }
+    if (body === null || this.info.method === 'HEAD') {
+      body?.destroy();
+      this.res.end();
+      return;
+    }
     const { cutAfter, bytesPerSecond } = this.shaping;
     const res = this.res;
-    const write = (chunk: Buffer) => new Promise<void>((resolve) => {
-      if (res.destroyed) { resolve(); return; }
-      this.rec.responseBytes += chunk.length;
-      if (res.write(chunk)) { resolve(); return; }
-      const go = () => { res.off('drain', go); res.off('close', go); resolve(); };
-      res.on('drain', go);
-      res.on('close', go);
-    });
+    const write = (chunk: Buffer) =>
+      new Promise<void>((resolve) => {
+        if (res.destroyed) {
+          resolve();
+          return;
+        }
+        this.rec.responseBytes += chunk.length;
+        if (res.write(chunk)) {
+          resolve();
+          return;
+        }
+        const go = () => {
+          res.off('drain', go);
+          res.off('close', go);
+          resolve();
+        };
+        res.on('drain', go);
+        res.on('close', go);
+      });
     try {
       for await (const c of body) {
         let chunk = c as Buffer;
         if (res.destroyed) break;
         if (cutAfter !== null && this.rec.responseBytes + chunk.length > cutAfter) {
           chunk = chunk.subarray(0, cutAfter - this.rec.responseBytes);
-          if (chunk.length) await write(chunk); else res.flushHeaders();
+          if (chunk.length) await write(chunk);
+          else res.flushHeaders();
           this.rec.faults.push('reset_after_response_bytes');
           body.destroy();
           this.cut();
@@ -1567,7 +1856,11 @@ class Exchange {
 // The proxy
 // ---------------------------------------------------------------------------------------------------
 
-interface Upstream { status: number; headers: http.IncomingHttpHeaders; body: http.IncomingMessage }
+interface Upstream {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: http.IncomingMessage;
+}
 
 class S3Proxy {
   readonly state = new EmulatedState();
@@ -1578,7 +1871,11 @@ class S3Proxy {
   private readonly denyOps: Set<string>;
   private readonly lockBuckets: ObjectLockBucketOptions[];
 
-  constructor(readonly options: S3ServerOptions, readonly store: S3rverStore, readonly upstreamPort: number) {
+  constructor(
+    readonly options: S3ServerOptions,
+    readonly store: S3rverStore,
+    readonly upstreamPort: number,
+  ) {
     this.region = options.region ?? 'us-east-1';
     this.recorder = new Recorder(options.maxRecordedRequests ?? 20_000);
     this.auth = new Authenticator(options.accessKeys ?? [DEFAULT_KEY], this.region, options.verifySignatures ?? true, options.allowAnonymous ?? false);
@@ -1615,8 +1912,12 @@ class S3Proxy {
     try {
       await this.serve(ctx);
     } catch (e) {
-      if (ctx.responded) { if (!res.writableEnded) resetSocket(req.socket); return; }
-      const err = e instanceof S3Fail ? e : fail(500, 'InternalError', `We encountered an internal error. Please try again. (test server: ${(e as Error).message})`);
+      if (ctx.responded) {
+        if (!res.writableEnded) resetSocket(req.socket);
+        return;
+      }
+      const err =
+        e instanceof S3Fail ? e : fail(500, 'InternalError', `We encountered an internal error. Please try again. (test server: ${(e as Error).message})`);
       ctx.drain();
       ctx.sendError(err);
     }
@@ -1630,10 +1931,17 @@ class S3Proxy {
     if (delay > 0) {
       ctx.rec.faults.push('delay');
       await sleep(delay);
-      if (ctx.clientGone()) { ctx.rec.clientAborted = true; ctx.finish(); return; }
+      if (ctx.clientGone()) {
+        ctx.rec.clientAborted = true;
+        ctx.finish();
+        return;
+      }
     }
     const terminal = actions.find((a) => a.type === 'reset_after_bytes' || a.type === 'status');
-    if (terminal?.type === 'reset_after_bytes') { await this.resetAfterBytes(ctx, terminal.bytes); return; }
+    if (terminal?.type === 'reset_after_bytes') {
+      await this.resetAfterBytes(ctx, terminal.bytes);
+      return;
+    }
     if (terminal?.type === 'status') {
       ctx.rec.faults.push('status');
       const [code, message] = STATUS_ERRORS[terminal.status] ?? ['InternalError', 'We encountered an internal error. Please try again.'];
@@ -1644,7 +1952,10 @@ class S3Proxy {
     for (const a of actions) {
       if (a.type === 'reset_before_response') ctx.shaping.resetBeforeResponse = true;
       if (a.type === 'reset_after_response_bytes') ctx.shaping.cutAfter = a.bytes;
-      if (a.type === 'slow_body') { ctx.shaping.bytesPerSecond = a.bytesPerSecond; ctx.rec.faults.push('slow_body'); }
+      if (a.type === 'slow_body') {
+        ctx.shaping.bytesPerSecond = a.bytesPerSecond;
+        ctx.rec.faults.push('slow_body');
+      }
     }
 
     const { accessKeyId } = this.auth.authenticate(ctx.req, info);
@@ -1660,9 +1971,20 @@ class S3Proxy {
     ctx.startBody();
     const { req } = ctx;
     await new Promise<void>((resolve) => {
-      const done = () => { req.off('data', onData); req.off('end', done); req.off('close', done); resolve(); };
-      const onData = (c: Buffer) => { ctx.rec.bodyBytes += c.length; if (ctx.rec.bodyBytes >= n) done(); };
-      if (n === 0) { resolve(); return; }
+      const done = () => {
+        req.off('data', onData);
+        req.off('end', done);
+        req.off('close', done);
+        resolve();
+      };
+      const onData = (c: Buffer) => {
+        ctx.rec.bodyBytes += c.length;
+        if (ctx.rec.bodyBytes >= n) done();
+      };
+      if (n === 0) {
+        resolve();
+        return;
+      }
       req.on('data', onData);
       req.once('end', done);
       req.once('close', done);
@@ -1674,42 +1996,80 @@ class S3Proxy {
 
   private async route(ctx: Exchange): Promise<void> {
     switch (ctx.info.op) {
-      case 'PutObject': return this.putObject(ctx);
-      case 'UploadPart': return this.uploadPart(ctx);
-      case 'CreateMultipartUpload': return this.createMultipartUpload(ctx);
-      case 'CompleteMultipartUpload': return this.completeMultipartUpload(ctx);
-      case 'AbortMultipartUpload': return this.abortMultipartUpload(ctx);
-      case 'ListMultipartUploads': return this.listMultipartUploads(ctx);
-      case 'ListParts': return this.listParts(ctx);
+      case 'PutObject':
+        return this.putObject(ctx);
+      case 'UploadPart':
+        return this.uploadPart(ctx);
+      case 'CreateMultipartUpload':
+        return this.createMultipartUpload(ctx);
+      case 'CompleteMultipartUpload':
+        return this.completeMultipartUpload(ctx);
+      case 'AbortMultipartUpload':
+        return this.abortMultipartUpload(ctx);
+      case 'ListMultipartUploads':
+        return this.listMultipartUploads(ctx);
+      case 'ListParts':
+        return this.listParts(ctx);
       case 'GetObject':
-      case 'HeadObject': return this.getObject(ctx);
-      case 'CopyObject': return this.copyObject(ctx);
-      case 'DeleteObject': return this.deleteObject(ctx);
-      case 'DeleteObjects': return this.deleteObjects(ctx);
+      case 'HeadObject':
+        return this.getObject(ctx);
+      case 'CopyObject':
+        return this.copyObject(ctx);
+      case 'DeleteObject':
+        return this.deleteObject(ctx);
+      case 'DeleteObjects':
+        return this.deleteObjects(ctx);
       case 'ListObjects':
-      case 'ListObjectsV2': return this.listObjects(ctx);
-      case 'ListObjectVersions': return this.listObjectVersions(ctx);
-      case 'CreateBucket': return this.createBucket(ctx);
-      case 'DeleteBucket': return this.deleteBucket(ctx);
-      case 'GetBucketVersioning': return this.getBucketVersioning(ctx);
-      case 'PutBucketVersioning': return this.putBucketVersioning(ctx);
-      case 'GetObjectLockConfiguration': return this.getObjectLockConfiguration(ctx);
-      case 'PutObjectLockConfiguration': return this.putObjectLockConfiguration(ctx);
+      case 'ListObjectsV2':
+        return this.listObjects(ctx);
+      case 'ListObjectVersions':
+        return this.listObjectVersions(ctx);
+      case 'CreateBucket':
+        return this.createBucket(ctx);
+      case 'DeleteBucket':
+        return this.deleteBucket(ctx);
+      case 'GetBucketVersioning':
+        return this.getBucketVersioning(ctx);
+      case 'PutBucketVersioning':
+        return this.putBucketVersioning(ctx);
+      case 'GetObjectLockConfiguration':
+        return this.getObjectLockConfiguration(ctx);
+      case 'PutObjectLockConfiguration':
+        return this.putObjectLockConfiguration(ctx);
       case 'GetObjectRetention':
-      case 'GetObjectLegalHold': return this.getObjectLockInfo(ctx);
-      case 'PutObjectRetention': return this.putObjectRetention(ctx);
-      case 'PutObjectLegalHold': return this.putObjectLegalHold(ctx);
+      case 'GetObjectLegalHold':
+        return this.getObjectLockInfo(ctx);
+      case 'PutObjectRetention':
+        return this.putObjectRetention(ctx);
+      case 'PutObjectLegalHold':
+        return this.putObjectLegalHold(ctx);
       case 'GetBucketEncryption':
       case 'PutBucketEncryption':
-      case 'DeleteBucketEncryption': return this.bucketEncryption(ctx);
-      case 'RestoreObject': return this.restoreObject(ctx);
+      case 'DeleteBucketEncryption':
+        return this.bucketEncryption(ctx);
+      case 'RestoreObject':
+        return this.restoreObject(ctx);
       case 'GetBucketLifecycleConfiguration':
       case 'PutBucketLifecycleConfiguration':
-      case 'DeleteBucketLifecycle': return this.bucketLifecycle(ctx);
-      case 'GetObjectAttributes': throw fail(501, 'NotImplemented', 'A parameter you provided implies functionality that is not implemented (GetObjectAttributes is not emulated by the test server)');
-      case 'UploadPartCopy': throw fail(501, 'NotImplemented', 'A header you provided implies functionality that is not implemented (UploadPartCopy is not emulated by the test server)');
+      case 'DeleteBucketLifecycle':
+        return this.bucketLifecycle(ctx);
+      case 'GetObjectAttributes':
+        throw fail(
+          501,
+          'NotImplemented',
+          'A parameter you provided implies functionality that is not implemented (GetObjectAttributes is not emulated by the test server)',
+        );
+      case 'UploadPartCopy':
+        throw fail(
+          501,
+          'NotImplemented',
+          'A header you provided implies functionality that is not implemented (UploadPartCopy is not emulated by the test server)',
+        );
       default: {
-        const up = await this.forward(ctx, ctx.req.headers['content-length'] !== undefined || ctx.req.headers['transfer-encoding'] !== undefined ? 'stream' : 'none');
+        const up = await this.forward(
+          ctx,
+          ctx.req.headers['content-length'] !== undefined || ctx.req.headers['transfer-encoding'] !== undefined ? 'stream' : 'none',
+        );
         if (up) await this.relay(ctx, up);
       }
     }
@@ -1729,10 +2089,14 @@ class S3Proxy {
       if (!HOP_BY_HOP.has(name) && value !== undefined) headers[name] = value;
     }
     Object.assign(headers, headerOverrides);
-    const p = body === 'stream' ? plan ?? planBody(req) : undefined;
+    const p = body === 'stream' ? (plan ?? planBody(req)) : undefined;
     if (p?.chunked) {
-      const encodings = (headerValue(req, 'content-encoding') ?? '').split(',').map((s) => s.trim()).filter((s) => s && s.toLowerCase() !== 'aws-chunked');
-      if (encodings.length) headers['content-encoding'] = encodings.join(','); else delete headers['content-encoding'];
+      const encodings = (headerValue(req, 'content-encoding') ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s && s.toLowerCase() !== 'aws-chunked');
+      if (encodings.length) headers['content-encoding'] = encodings.join(',');
+      else delete headers['content-encoding'];
       delete headers['x-amz-decoded-content-length'];
       delete headers['x-amz-trailer'];
       headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
@@ -1740,23 +2104,48 @@ class S3Proxy {
     if (Buffer.isBuffer(body)) headers['content-length'] = String(body.length);
     else if (p && p.length !== null) headers['content-length'] = String(p.length);
     else if (body === 'none') headers['content-length'] = '0';
-    else { delete headers['content-length']; headers['transfer-encoding'] = 'chunked'; }
+    else {
+      delete headers['content-length'];
+      headers['transfer-encoding'] = 'chunked';
+    }
 
     return new Promise((resolve) => {
       let settled = false;
       let bodyError: S3Fail | null = null;
-      const settle = (v: Upstream | null) => { if (!settled) { settled = true; resolve(v); } };
+      const settle = (v: Upstream | null) => {
+        if (!settled) {
+          settled = true;
+          resolve(v);
+        }
+      };
       const up = http.request({
-        host: '127.0.0.1', port: this.upstreamPort, method: info.method, path: req.url, headers, agent: false,
+        host: '127.0.0.1',
+        port: this.upstreamPort,
+        method: info.method,
+        path: req.url,
+        headers,
+        agent: false,
       });
       let gate: DigestGate | null = null;
       // The gate has its result before it releases the last chunk, so before s3rver can answer.
-      up.on('response', (r) => { if (gate) ctx.digests = gate.result; settle({ status: r.statusCode ?? 500, headers: r.headers, body: r }); });
+      up.on('response', (r) => {
+        if (gate) ctx.digests = gate.result;
+        settle({ status: r.statusCode ?? 500, headers: r.headers, body: r });
+      });
       up.on('error', (err) => {
         if (err instanceof S3Fail) bodyError = err;
         if (settled) return;
-        if (bodyError) { ctx.sendError(bodyError); settle(null); return; }
-        if (ctx.clientGone()) { ctx.rec.clientAborted = true; ctx.finish(); settle(null); return; }
+        if (bodyError) {
+          ctx.sendError(bodyError);
+          settle(null);
+          return;
+        }
+        if (ctx.clientGone()) {
+          ctx.rec.clientAborted = true;
+          ctx.finish();
+          settle(null);
+          return;
+        }
         ctx.sendError(fail(500, 'InternalError', `We encountered an internal error. Please try again. (test server: s3rver did not answer: ${err.message})`));
         settle(null);
       });
@@ -1769,14 +2158,20 @@ class S3Proxy {
       gate = new DigestGate(p!);
       const source = ctx.body();
       const stages: Transform[] = [...(p!.chunked ? [p!.chunked] : []), gate];
-      pipeline([source, ...stages, up]).then(() => undefined, (err: unknown) => {
-        if (err instanceof S3Fail) {
-          bodyError = err;
-          ctx.discardRest(source);
-          if (!settled && !ctx.responded) { ctx.sendError(err); settle(null); }
-        }
-        up.destroy();
-      });
+      pipeline([source, ...stages, up]).then(
+        () => undefined,
+        (err: unknown) => {
+          if (err instanceof S3Fail) {
+            bodyError = err;
+            ctx.discardRest(source);
+            if (!settled && !ctx.responded) {
+              ctx.sendError(err);
+              settle(null);
+            }
+          }
+          up.destroy();
+        },
+      );
     });
   }
 
@@ -1792,7 +2187,10 @@ class S3Proxy {
     const sink = new Writable({
       write(c: Buffer, _e, cb) {
         size += c.length;
-        if (size > limit) { cb(fail(400, 'MaxMessageLengthExceeded', 'Your request was too big.')); return; }
+        if (size > limit) {
+          cb(fail(400, 'MaxMessageLengthExceeded', 'Your request was too big.'));
+          return;
+        }
         chunks.push(c);
         cb();
       },
@@ -1825,7 +2223,10 @@ class S3Proxy {
   // -- object writes ------------------------------------------------------------------------------
 
   /** Storage class, SSE and Object Lock headers of a write (PutObject, CreateMultipartUpload, CopyObject). */
-  private checkWriteHeaders(ctx: Exchange, bucket: string): { sse: ServerSideEncryption; lock: VersionEntry['lock']; legalHold: VersionEntry['legalHold']; lockParams: boolean } {
+  private checkWriteHeaders(
+    ctx: Exchange,
+    bucket: string,
+  ): { sse: ServerSideEncryption; lock: VersionEntry['lock']; legalHold: VersionEntry['legalHold']; lockParams: boolean } {
     const h = (name: string) => ctx.header(name);
     const storageClass = h('x-amz-storage-class');
     if (storageClass !== undefined && !STORAGE_CLASSES.includes(storageClass)) {
@@ -1849,10 +2250,16 @@ class S3Proxy {
       }
       const date = parseIsoDate(until);
       if (date === null) {
-        throw fail(400, 'InvalidArgument', 'The retain until date must be provided in ISO 8601 format', { ArgumentName: 'x-amz-object-lock-retain-until-date', ArgumentValue: until });
+        throw fail(400, 'InvalidArgument', 'The retain until date must be provided in ISO 8601 format', {
+          ArgumentName: 'x-amz-object-lock-retain-until-date',
+          ArgumentValue: until,
+        });
       }
       if (date.getTime() <= Date.now()) {
-        throw fail(400, 'InvalidArgument', 'The retain until date must be in the future!', { ArgumentName: 'x-amz-object-lock-retain-until-date', ArgumentValue: until });
+        throw fail(400, 'InvalidArgument', 'The retain until date must be in the future!', {
+          ArgumentName: 'x-amz-object-lock-retain-until-date',
+          ArgumentValue: until,
+        });
       }
       lock = { mode, retainUntil: date };
     }
@@ -1878,14 +2285,24 @@ class S3Proxy {
     const keyId = h('x-amz-server-side-encryption-aws-kms-key-id');
     const customer = h('x-amz-server-side-encryption-customer-algorithm');
     if (customer !== undefined) {
-      if (alg !== undefined) throw fail(400, 'InvalidArgument', 'Server Side Encryption with Customer provided key is incompatible with the encryption method specified', { ArgumentName: 'x-amz-server-side-encryption', ArgumentValue: alg });
+      if (alg !== undefined)
+        throw fail(400, 'InvalidArgument', 'Server Side Encryption with Customer provided key is incompatible with the encryption method specified', {
+          ArgumentName: 'x-amz-server-side-encryption',
+          ArgumentValue: alg,
+        });
       throw fail(400, 'InvalidRequest', 'Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection.');
     }
     if (alg !== undefined && !SSE_ALGORITHMS.has(alg)) {
-      throw fail(400, 'InvalidArgument', 'The encryption method specified is not supported', { ArgumentName: 'x-amz-server-side-encryption', ArgumentValue: alg });
+      throw fail(400, 'InvalidArgument', 'The encryption method specified is not supported', {
+        ArgumentName: 'x-amz-server-side-encryption',
+        ArgumentValue: alg,
+      });
     }
     if (keyId !== undefined && alg !== 'aws:kms' && alg !== 'aws:kms:dsse') {
-      throw fail(400, 'InvalidArgument', 'Server Side Encryption with AWS KMS managed key requires HTTP header x-amz-server-side-encryption : aws:kms', { ArgumentName: 'x-amz-server-side-encryption', ArgumentValue: 'null' });
+      throw fail(400, 'InvalidArgument', 'Server Side Encryption with AWS KMS managed key requires HTTP header x-amz-server-side-encryption : aws:kms', {
+        ArgumentName: 'x-amz-server-side-encryption',
+        ArgumentValue: 'null',
+      });
     }
     const bucketKey = h('x-amz-server-side-encryption-bucket-key-enabled');
     if (alg !== undefined) {
@@ -1898,7 +2315,13 @@ class S3Proxy {
   /** The bucket's default encryption; SSE-S3 when none is configured (every new object since January 2023). */
   private defaultSse(bucket: string): ServerSideEncryption {
     const def = this.state.bucket(bucket).encryption;
-    if (def) return { algorithm: def.algorithm, kmsKeyId: def.algorithm === 'AES256' ? null : kmsArn(this.region, def.kmsKeyId), bucketKeyEnabled: def.bucketKeyEnabled, requested: false };
+    if (def)
+      return {
+        algorithm: def.algorithm,
+        kmsKeyId: def.algorithm === 'AES256' ? null : kmsArn(this.region, def.kmsKeyId),
+        bucketKeyEnabled: def.bucketKeyEnabled,
+        requested: false,
+      };
     return { algorithm: 'AES256', kmsKeyId: null, bucketKeyEnabled: false, requested: false };
   }
 
@@ -1921,7 +2344,11 @@ class S3Proxy {
   }
 
   /** After a successful write of bucket/key: remembers SSE, checksum, lock and the new version. */
-  private async recordWrite(bucket: string, key: string, w: { sse: ServerSideEncryption; lock: VersionEntry['lock']; legalHold: VersionEntry['legalHold']; checksum: ObjectMeta['checksum'] }): Promise<string | null> {
+  private async recordWrite(
+    bucket: string,
+    key: string,
+    w: { sse: ServerSideEncryption; lock: VersionEntry['lock']; legalHold: VersionEntry['legalHold']; checksum: ObjectMeta['checksum'] },
+  ): Promise<string | null> {
     const k = objKey(bucket, key);
     let versionId: string | null = null;
     if (this.state.versioned(bucket)) {
@@ -1929,9 +2356,15 @@ class S3Proxy {
       const meta = await this.store.getMetadata(bucket, key).catch(() => null);
       const history = this.state.history(bucket, key).map((v) => ({ ...v, hasBytes: false }));
       history.push({
-        versionId, deleteMarker: false, hasBytes: true, lastModified: new Date(),
-        etag: meta ? String(meta['etag']) : null, size: meta ? Number(meta['content-length']) : null,
-        storageClass: meta ? String(meta['x-amz-storage-class'] ?? 'STANDARD') : 'STANDARD', lock: w.lock, legalHold: w.legalHold,
+        versionId,
+        deleteMarker: false,
+        hasBytes: true,
+        lastModified: new Date(),
+        etag: meta ? String(meta['etag']) : null,
+        size: meta ? Number(meta['content-length']) : null,
+        storageClass: meta ? String(meta['x-amz-storage-class'] ?? 'STANDARD') : 'STANDARD',
+        lock: w.lock,
+        legalHold: w.legalHold,
       });
       this.state.versions.set(k, history);
     }
@@ -1949,14 +2382,20 @@ class S3Proxy {
     const plan = planBody(ctx.req);
     const up = await this.forwardChecked(ctx, plan);
     if (!up) return;
-    if (up.status !== 200) { await this.relay(ctx, up); return; }
+    if (up.status !== 200) {
+      await this.relay(ctx, up);
+      return;
+    }
     const digests = ctx.digests;
     const checksum = digests?.checksum ? { ...digests.checksum, type: 'FULL_OBJECT' as const } : null;
     const extra: Record<string, string> = this.sseHeaders(w.sse);
     if (w.sse.algorithm !== 'AES256') extra['etag'] = await this.opaqueEtag(this.store.getResourcePath(bucket, key, 'object.md5'));
     const versionId = await this.recordWrite(bucket, key, { sse: w.sse, lock: w.lock, legalHold: w.legalHold, checksum });
     if (versionId) extra['x-amz-version-id'] = versionId;
-    if (checksum) { extra[checksumHeader(checksum.algorithm)] = checksum.value; extra['x-amz-checksum-type'] = 'FULL_OBJECT'; }
+    if (checksum) {
+      extra[checksumHeader(checksum.algorithm)] = checksum.value;
+      extra['x-amz-checksum-type'] = 'FULL_OBJECT';
+    }
     await this.relay(ctx, up, extra);
   }
 
@@ -1978,20 +2417,27 @@ class S3Proxy {
     await this.bucketExists(bucket);
     const partNumber = query['partNumber'] ?? '';
     if (!/^\d+$/.test(partNumber) || Number(partNumber) < 1 || Number(partNumber) > 10000) {
-      throw fail(400, 'InvalidArgument', 'Part number must be an integer between 1 and 10000, inclusive', { ArgumentName: 'partNumber', ArgumentValue: partNumber });
+      throw fail(400, 'InvalidArgument', 'Part number must be an integer between 1 and 10000, inclusive', {
+        ArgumentName: 'partNumber',
+        ArgumentValue: partNumber,
+      });
     }
     const uploadId = query['uploadId'] ?? '';
     const upload = await readUpload(this.store, bucket, uploadId);
     if (!upload || upload.key !== key) throw ERR.noSuchUpload(uploadId);
-    const lockUpload = ['x-amz-object-lock-mode', 'x-amz-object-lock-retain-until-date', 'x-amz-object-lock-legal-hold'].some((h) => upload.headers[h] !== undefined)
-      || (this.state.bucket(bucket).objectLock && this.state.bucket(bucket).defaultRetention !== null);
+    const lockUpload =
+      ['x-amz-object-lock-mode', 'x-amz-object-lock-retain-until-date', 'x-amz-object-lock-legal-hold'].some((h) => upload.headers[h] !== undefined) ||
+      (this.state.bucket(bucket).objectLock && this.state.bucket(bucket).defaultRetention !== null);
     if (lockUpload && !hasIntegrityHeader(ctx.req)) {
       throw fail(400, 'InvalidRequest', 'Content-MD5 OR x-amz-checksum- HTTP header is required for Put Part requests with Object Lock parameters');
     }
     const plan = planBody(ctx.req);
     const up = await this.forwardChecked(ctx, plan);
     if (!up) return;
-    if (up.status !== 200) { await this.relay(ctx, up); return; }
+    if (up.status !== 200) {
+      await this.relay(ctx, up);
+      return;
+    }
     const digests = ctx.digests;
     const sse = this.sseOfUpload(bucket, upload.headers);
     const extra = this.sseHeaders(sse);
@@ -2004,8 +2450,12 @@ class S3Proxy {
     const alg = headers['x-amz-server-side-encryption'];
     if (alg !== undefined && SSE_ALGORITHMS.has(alg)) {
       const a = alg as ServerSideEncryption['algorithm'];
-      return { algorithm: a, kmsKeyId: a === 'AES256' ? null : kmsArn(this.region, headers['x-amz-server-side-encryption-aws-kms-key-id'] ?? null),
-        bucketKeyEnabled: headers['x-amz-server-side-encryption-bucket-key-enabled'] === 'true', requested: true };
+      return {
+        algorithm: a,
+        kmsKeyId: a === 'AES256' ? null : kmsArn(this.region, headers['x-amz-server-side-encryption-aws-kms-key-id'] ?? null),
+        bucketKeyEnabled: headers['x-amz-server-side-encryption-bucket-key-enabled'] === 'true',
+        requested: true,
+      };
     }
     return this.defaultSse(bucket);
   }
@@ -2028,7 +2478,10 @@ class S3Proxy {
     const { body } = await this.readBody(ctx);
     const up = await this.forward(ctx, body);
     if (!up) return;
-    if (up.status !== 200) { await this.relay(ctx, up); return; }
+    if (up.status !== 200) {
+      await this.relay(ctx, up);
+      return;
+    }
     const h = upload.headers;
     const sse = this.sseOfUpload(bucket, h);
     const mode = h['x-amz-object-lock-mode'];
@@ -2087,11 +2540,21 @@ class S3Proxy {
     const truncated = uploads.length > page.length;
     const last = page[page.length - 1];
     const owner = `<ID>${OWNER.id}</ID><DisplayName>${OWNER.displayName}</DisplayName>`;
-    const inner = el('Bucket', bucket) + el('KeyMarker', keyMarker) + el('UploadIdMarker', idMarker) +
+    const inner =
+      el('Bucket', bucket) +
+      el('KeyMarker', keyMarker) +
+      el('UploadIdMarker', idMarker) +
       (truncated && last ? el('NextKeyMarker', last.key) + el('NextUploadIdMarker', last.uploadId) : '') +
-      el('Prefix', prefix) + el('MaxUploads', maxUploads) + el('IsTruncated', truncated) +
-      page.map((u) => `<Upload>${el('Key', u.key)}${el('UploadId', u.uploadId)}<Initiator>${owner}</Initiator><Owner>${owner}</Owner>` +
-        `${el('StorageClass', u.headers['x-amz-storage-class'] ?? 'STANDARD')}${el('Initiated', u.initiated.toISOString())}</Upload>`).join('');
+      el('Prefix', prefix) +
+      el('MaxUploads', maxUploads) +
+      el('IsTruncated', truncated) +
+      page
+        .map(
+          (u) =>
+            `<Upload>${el('Key', u.key)}${el('UploadId', u.uploadId)}<Initiator>${owner}</Initiator><Owner>${owner}</Owner>` +
+            `${el('StorageClass', u.headers['x-amz-storage-class'] ?? 'STANDARD')}${el('Initiated', u.initiated.toISOString())}</Upload>`,
+        )
+        .join('');
     ctx.sendXml(200, xmlDocument('ListMultipartUploadsResult', inner));
   }
 
@@ -2104,7 +2567,11 @@ class S3Proxy {
     const maxParts = this.intParam(query['max-parts'], 1000, 'max-parts');
     const marker = Number(query['part-number-marker'] ?? 0);
     const dir = uploadDir(this.store, bucket, uploadId);
-    const numbers = (await readdir(dir)).filter((f) => /^\d+$/.test(f)).map(Number).filter((n) => n > marker).sort((a, b) => a - b);
+    const numbers = (await readdir(dir))
+      .filter((f) => /^\d+$/.test(f))
+      .map(Number)
+      .filter((n) => n > marker)
+      .sort((a, b) => a - b);
     const page = numbers.slice(0, Math.min(maxParts, 1000));
     const parts: string[] = [];
     for (const n of page) {
@@ -2113,9 +2580,17 @@ class S3Proxy {
     }
     const truncated = numbers.length > page.length;
     const owner = `<ID>${OWNER.id}</ID><DisplayName>${OWNER.displayName}</DisplayName>`;
-    const inner = el('Bucket', bucket) + el('Key', key) + el('UploadId', uploadId) + el('PartNumberMarker', marker) +
-      (truncated ? el('NextPartNumberMarker', page[page.length - 1]!) : '') + el('MaxParts', maxParts) + el('IsTruncated', truncated) +
-      parts.join('') + `<Initiator>${owner}</Initiator><Owner>${owner}</Owner>` + el('StorageClass', upload.headers['x-amz-storage-class'] ?? 'STANDARD');
+    const inner =
+      el('Bucket', bucket) +
+      el('Key', key) +
+      el('UploadId', uploadId) +
+      el('PartNumberMarker', marker) +
+      (truncated ? el('NextPartNumberMarker', page[page.length - 1]) : '') +
+      el('MaxParts', maxParts) +
+      el('IsTruncated', truncated) +
+      parts.join('') +
+      `<Initiator>${owner}</Initiator><Owner>${owner}</Owner>` +
+      el('StorageClass', upload.headers['x-amz-storage-class'] ?? 'STANDARD');
     ctx.sendXml(200, xmlDocument('ListPartsResult', inner));
   }
 
@@ -2130,7 +2605,10 @@ class S3Proxy {
     const decoded = safeDecode(source.split('?')[0]!.replace(/^\//, ''));
     const up = await this.forward(ctx, 'none', undefined, { 'x-amz-copy-source': encodeURI(decoded) });
     if (!up) return;
-    if (up.status !== 200) { await this.relay(ctx, up); return; }
+    if (up.status !== 200) {
+      await this.relay(ctx, up);
+      return;
+    }
     const versionId = await this.recordWrite(bucket, key, { sse: w.sse, lock: w.lock, legalHold: w.legalHold, checksum: null });
     const extra = this.sseHeaders(w.sse);
     if (versionId) extra['x-amz-version-id'] = versionId;
@@ -2154,8 +2632,13 @@ class S3Proxy {
         version = history.find((v) => v.versionId === wanted);
         if (!version) throw fail(404, 'NoSuchVersion', 'The specified version does not exist.', { Key: key, VersionId: wanted });
         if (version.deleteMarker) {
-          throw fail(405, 'MethodNotAllowed', 'The specified method is not allowed against this resource.', { Method: ctx.info.method, ResourceType: 'DeleteMarker' },
-            { 'x-amz-delete-marker': 'true', 'x-amz-version-id': version.versionId, 'last-modified': version.lastModified.toUTCString() });
+          throw fail(
+            405,
+            'MethodNotAllowed',
+            'The specified method is not allowed against this resource.',
+            { Method: ctx.info.method, ResourceType: 'DeleteMarker' },
+            { 'x-amz-delete-marker': 'true', 'x-amz-version-id': version.versionId, 'last-modified': version.lastModified.toUTCString() },
+          );
         }
         if (!version.hasBytes) {
           throw fail(501, 'NotImplemented', 'The test server keeps the bytes of the newest object version only; this older version has none.');
@@ -2167,7 +2650,10 @@ class S3Proxy {
     }
     const up = await this.forward(ctx, 'none');
     if (!up) return;
-    if (up.status !== 200 && up.status !== 206) { await this.relay(ctx, up); return; }
+    if (up.status !== 200 && up.status !== 206) {
+      await this.relay(ctx, up);
+      return;
+    }
     const meta = this.state.objects.get(objKey(bucket, key));
     const storageClass = String(up.headers['x-amz-storage-class'] ?? 'STANDARD');
     const restored = meta?.restoredUntil && meta.restoredUntil.getTime() > Date.now() ? meta.restoredUntil : null;
@@ -2221,8 +2707,12 @@ class S3Proxy {
   // -- deletes ------------------------------------------------------------------------------------
 
   /** Deletes one key (or version) as S3 does in a versioned or unversioned bucket. */
-  private async deleteOne(bucket: string, key: string, versionId: string | undefined, bypass: boolean):
-    Promise<{ versionId?: string; deleteMarker?: boolean }> {
+  private async deleteOne(
+    bucket: string,
+    key: string,
+    versionId: string | undefined,
+    bypass: boolean,
+  ): Promise<{ versionId?: string; deleteMarker?: boolean }> {
     const k = objKey(bucket, key);
     if (!this.state.versioned(bucket) && !this.state.versions.has(k)) {
       if (versionId !== undefined && versionId !== 'null') return {};
@@ -2238,8 +2728,17 @@ class S3Proxy {
         this.state.versions.delete(k);
         return {};
       }
-      const marker: VersionEntry = { versionId: newVersionId(), deleteMarker: true, hasBytes: false, lastModified: new Date(), etag: null, size: null,
-        storageClass: 'STANDARD', lock: null, legalHold: null };
+      const marker: VersionEntry = {
+        versionId: newVersionId(),
+        deleteMarker: true,
+        hasBytes: false,
+        lastModified: new Date(),
+        etag: null,
+        size: null,
+        storageClass: 'STANDARD',
+        lock: null,
+        legalHold: null,
+      };
       this.state.versions.set(k, [...history, marker]);
       return { versionId: marker.versionId, deleteMarker: true };
     }
@@ -2252,7 +2751,8 @@ class S3Proxy {
       await this.store.deleteObject(bucket, key);
       this.state.objects.delete(k);
     }
-    if (rest.length) this.state.versions.set(k, rest); else this.state.versions.delete(k);
+    if (rest.length) this.state.versions.set(k, rest);
+    else this.state.versions.delete(k);
     return { versionId, deleteMarker: entry.deleteMarker };
   }
 
@@ -2289,8 +2789,11 @@ class S3Proxy {
       try {
         const r = await this.deleteOne(bucket, o.key!, o.versionId, bypass);
         if (!quiet) {
-          parts.push(`<Deleted>${el('Key', o.key)}${el('VersionId', o.versionId)}` +
-            (r.deleteMarker ? el('DeleteMarker', true) + el('DeleteMarkerVersionId', r.versionId) : '') + '</Deleted>');
+          parts.push(
+            `<Deleted>${el('Key', o.key)}${el('VersionId', o.versionId)}` +
+              (r.deleteMarker ? el('DeleteMarker', true) + el('DeleteMarkerVersionId', r.versionId) : '') +
+              '</Deleted>',
+          );
         }
       } catch (e) {
         const err = e instanceof S3Fail ? e : fail(500, 'InternalError', 'We encountered an internal error. Please try again.');
@@ -2325,9 +2828,11 @@ class S3Proxy {
 
   private intParam(v: string | undefined, def: number, name: string): number {
     if (v === undefined) return def;
-    if (!/^-?\d+$/.test(v)) throw fail(400, 'InvalidArgument', `Provided ${name} not an integer or within integer range`, { ArgumentName: name, ArgumentValue: v });
+    if (!/^-?\d+$/.test(v))
+      throw fail(400, 'InvalidArgument', `Provided ${name} not an integer or within integer range`, { ArgumentName: name, ArgumentValue: v });
     const n = Number(v);
-    if (n < 0 || n > 2147483647) throw fail(400, 'InvalidArgument', `Argument ${name} must be an integer between 0 and 2147483647`, { ArgumentName: name, ArgumentValue: v });
+    if (n < 0 || n > 2147483647)
+      throw fail(400, 'InvalidArgument', `Argument ${name} must be an integer between 0 and 2147483647`, { ArgumentName: name, ArgumentValue: v });
     return n;
   }
 
@@ -2340,7 +2845,8 @@ class S3Proxy {
     const delimiter = q['delimiter'] ?? '';
     const maxKeys = this.intParam(q['max-keys'], 1000, 'max-keys');
     const urlEncode = q['encoding-type'] === 'url';
-    if (q['encoding-type'] !== undefined && !urlEncode) throw fail(400, 'InvalidArgument', 'Invalid Encoding Method specified in Request', { ArgumentName: 'encoding-type', ArgumentValue: q['encoding-type'] });
+    if (q['encoding-type'] !== undefined && !urlEncode)
+      throw fail(400, 'InvalidArgument', 'Invalid Encoding Method specified in Request', { ArgumentName: 'encoding-type', ArgumentValue: q['encoding-type'] });
     let marker = '';
     if (v2) {
       if (q['marker'] !== undefined) throw fail(400, 'InvalidArgument', 'Marker unsupported with REST.GET.BUCKET in list-type=2', { ArgumentName: 'marker' });
@@ -2368,13 +2874,20 @@ class S3Proxy {
       let isPrefix = false;
       if (delimiter) {
         const i = key.indexOf(delimiter, prefix.length);
-        if (i >= 0) { item = key.slice(0, i + delimiter.length); isPrefix = true; }
+        if (i >= 0) {
+          item = key.slice(0, i + delimiter.length);
+          isPrefix = true;
+        }
       }
       if (isPrefix && (item === last || (marker && utf8Compare(item, marker) <= 0))) continue;
-      if (count >= limit) { truncated = true; break; }
+      if (count >= limit) {
+        truncated = true;
+        break;
+      }
       count++;
       last = item;
-      if (isPrefix) prefixes.push(item); else contents.push(key);
+      if (isPrefix) prefixes.push(item);
+      else contents.push(key);
     }
     if (limit === 0) truncated = false;
     // encoding-type=url as AWS answers it: space as '+', '/' kept, the rest percent-encoded UTF-8.
@@ -2385,10 +2898,12 @@ class S3Proxy {
       const meta = await this.store.getMetadata(bucket, key).catch(() => null);
       if (!meta) continue;
       const sum = this.state.objects.get(objKey(bucket, key))?.checksum;
-      entries.push(`<Contents>${el('Key', enc(key))}${el('LastModified', new Date(String(meta['last-modified'])).toISOString())}` +
-        `${el('ETag', String(meta['etag']))}${sum ? el('ChecksumAlgorithm', sum.algorithm) + el('ChecksumType', sum.type) : ''}${el('Size', Number(meta['content-length']))}` +
-        `${fetchOwner ? `<Owner><ID>${OWNER.id}</ID><DisplayName>${OWNER.displayName}</DisplayName></Owner>` : ''}` +
-        `${el('StorageClass', String(meta['x-amz-storage-class'] ?? 'STANDARD'))}</Contents>`);
+      entries.push(
+        `<Contents>${el('Key', enc(key))}${el('LastModified', new Date(String(meta['last-modified'])).toISOString())}` +
+          `${el('ETag', String(meta['etag']))}${sum ? el('ChecksumAlgorithm', sum.algorithm) + el('ChecksumType', sum.type) : ''}${el('Size', Number(meta['content-length']))}` +
+          `${fetchOwner ? `<Owner><ID>${OWNER.id}</ID><DisplayName>${OWNER.displayName}</DisplayName></Owner>` : ''}` +
+          `${el('StorageClass', String(meta['x-amz-storage-class'] ?? 'STANDARD'))}</Contents>`,
+      );
     }
     let inner = el('Name', bucket) + el('Prefix', enc(prefix)) + (delimiter ? el('Delimiter', enc(delimiter)) : '') + el('MaxKeys', maxKeys);
     if (v2) {
@@ -2414,7 +2929,10 @@ class S3Proxy {
     const keyMarker = q['key-marker'] ?? '';
     const owner = `<Owner><ID>${OWNER.id}</ID><DisplayName>${OWNER.displayName}</DisplayName></Owner>`;
     const names = new Set<string>();
-    for (const k of this.state.versions.keys()) { const [b, key] = splitObjKey(k); if (b === bucket && key.startsWith(prefix)) names.add(key); }
+    for (const k of this.state.versions.keys()) {
+      const [b, key] = splitObjKey(k);
+      if (b === bucket && key.startsWith(prefix)) names.add(key);
+    }
     for (const key of await this.allKeys(bucket, prefix)) names.add(key);
     const items: string[] = [];
     let truncated = false;
@@ -2426,25 +2944,41 @@ class S3Proxy {
       if (history.length === 0) {
         const meta = await this.store.getMetadata(bucket, key).catch(() => null);
         if (meta) {
-          entries.push(`<Version>${el('Key', key)}${el('VersionId', 'null')}${el('IsLatest', true)}${el('LastModified', new Date(String(meta['last-modified'])).toISOString())}` +
-            `${el('ETag', String(meta['etag']))}${el('Size', Number(meta['content-length']))}${el('StorageClass', String(meta['x-amz-storage-class'] ?? 'STANDARD'))}${owner}</Version>`);
+          entries.push(
+            `<Version>${el('Key', key)}${el('VersionId', 'null')}${el('IsLatest', true)}${el('LastModified', new Date(String(meta['last-modified'])).toISOString())}` +
+              `${el('ETag', String(meta['etag']))}${el('Size', Number(meta['content-length']))}${el('StorageClass', String(meta['x-amz-storage-class'] ?? 'STANDARD'))}${owner}</Version>`,
+          );
         }
       } else {
         [...history].reverse().forEach((v, i) => {
           if (v.deleteMarker) {
-            entries.push(`<DeleteMarker>${el('Key', key)}${el('VersionId', v.versionId)}${el('IsLatest', i === 0)}${el('LastModified', v.lastModified.toISOString())}${owner}</DeleteMarker>`);
+            entries.push(
+              `<DeleteMarker>${el('Key', key)}${el('VersionId', v.versionId)}${el('IsLatest', i === 0)}${el('LastModified', v.lastModified.toISOString())}${owner}</DeleteMarker>`,
+            );
           } else {
-            entries.push(`<Version>${el('Key', key)}${el('VersionId', v.versionId)}${el('IsLatest', i === 0)}${el('LastModified', v.lastModified.toISOString())}` +
-              `${el('ETag', v.etag)}${el('Size', v.size)}${el('StorageClass', v.storageClass)}${owner}</Version>`);
+            entries.push(
+              `<Version>${el('Key', key)}${el('VersionId', v.versionId)}${el('IsLatest', i === 0)}${el('LastModified', v.lastModified.toISOString())}` +
+                `${el('ETag', v.etag)}${el('Size', v.size)}${el('StorageClass', v.storageClass)}${owner}</Version>`,
+            );
           }
         });
       }
-      if (items.length + entries.length > maxKeys && items.length > 0) { truncated = true; break; }
+      if (items.length + entries.length > maxKeys && items.length > 0) {
+        truncated = true;
+        break;
+      }
       items.push(...entries);
       nextKey = key;
     }
-    const inner = el('Name', bucket) + el('Prefix', prefix) + el('KeyMarker', keyMarker) + el('VersionIdMarker', q['version-id-marker'] ?? '') +
-      (truncated ? el('NextKeyMarker', nextKey) : '') + el('MaxKeys', maxKeys) + el('IsTruncated', truncated) + items.join('');
+    const inner =
+      el('Name', bucket) +
+      el('Prefix', prefix) +
+      el('KeyMarker', keyMarker) +
+      el('VersionIdMarker', q['version-id-marker'] ?? '') +
+      (truncated ? el('NextKeyMarker', nextKey) : '') +
+      el('MaxKeys', maxKeys) +
+      el('IsTruncated', truncated) +
+      items.join('');
     ctx.sendXml(200, xmlDocument('ListVersionsResult', inner));
   }
 
@@ -2456,14 +2990,24 @@ class S3Proxy {
     if (await this.store.getBucket(bucket)) {
       ctx.drain();
       // us-east-1 answers 200 to the owner re-creating a bucket; other regions BucketAlreadyOwnedByYou (CreateBucket API reference).
-      if (this.region === 'us-east-1') { ctx.send(200, { location: `/${bucket}` }, null); return; }
+      if (this.region === 'us-east-1') {
+        ctx.send(200, { location: `/${bucket}` }, null);
+        return;
+      }
       throw fail(409, 'BucketAlreadyOwnedByYou', 'Your previous request to create the named bucket succeeded and you already own it.', { BucketName: bucket });
     }
-    const up = await this.forward(ctx, ctx.req.headers['content-length'] !== undefined || ctx.req.headers['transfer-encoding'] !== undefined ? 'stream' : 'none');
+    const up = await this.forward(
+      ctx,
+      ctx.req.headers['content-length'] !== undefined || ctx.req.headers['transfer-encoding'] !== undefined ? 'stream' : 'none',
+    );
     if (!up) return;
     if (up.status === 200) {
       this.state.dropBucket(bucket);
-      if (lock) { const b = this.state.bucket(bucket); b.objectLock = true; b.versioning = 'Enabled'; }
+      if (lock) {
+        const b = this.state.bucket(bucket);
+        b.objectLock = true;
+        b.versioning = 'Enabled';
+      }
     }
     await this.relay(ctx, up);
   }
@@ -2505,7 +3049,8 @@ class S3Proxy {
     await this.bucketExists(bucket);
     const b = this.state.bucket(bucket);
     ctx.drain();
-    if (!b.objectLock) throw fail(404, 'ObjectLockConfigurationNotFoundError', 'Object Lock configuration does not exist for this bucket', { BucketName: bucket });
+    if (!b.objectLock)
+      throw fail(404, 'ObjectLockConfigurationNotFoundError', 'Object Lock configuration does not exist for this bucket', { BucketName: bucket });
     const d = b.defaultRetention;
     const rule = d ? `<Rule><DefaultRetention>${el('Mode', d.mode)}${el('Days', d.days)}${el('Years', d.years)}</DefaultRetention></Rule>` : '';
     ctx.sendXml(200, xmlDocument('ObjectLockConfiguration', el('ObjectLockEnabled', 'Enabled') + rule));
@@ -2530,7 +3075,9 @@ class S3Proxy {
       if ((mode !== 'GOVERNANCE' && mode !== 'COMPLIANCE') || (days === undefined) === (years === undefined)) throw ERR.malformedXml();
       const n = Number(days ?? years);
       if (!Number.isInteger(n) || n <= 0) {
-        throw fail(400, 'InvalidArgument', 'Default retention period must be a positive integer value.', { ArgumentName: days !== undefined ? 'Days' : 'Years' });
+        throw fail(400, 'InvalidArgument', 'Default retention period must be a positive integer value.', {
+          ArgumentName: days !== undefined ? 'Days' : 'Years',
+        });
       }
       retention = days !== undefined ? { mode, days: n } : { mode, years: n };
     }
@@ -2551,7 +3098,11 @@ class S3Proxy {
       if (wanted !== undefined) throw fail(404, 'NoSuchVersion', 'The specified version does not exist.', { Key: key, VersionId: wanted });
       throw ERR.noSuchKey(key);
     }
-    if (version.deleteMarker) throw fail(405, 'MethodNotAllowed', 'The specified method is not allowed against this resource.', { Method: ctx.info.method, ResourceType: 'DeleteMarker' });
+    if (version.deleteMarker)
+      throw fail(405, 'MethodNotAllowed', 'The specified method is not allowed against this resource.', {
+        Method: ctx.info.method,
+        ResourceType: 'DeleteMarker',
+      });
     return { bucket, key, version };
   }
 
@@ -2580,12 +3131,14 @@ class S3Proxy {
       if ((mode !== 'GOVERNANCE' && mode !== 'COMPLIANCE') || untilText === undefined) throw ERR.malformedXml();
       const until = parseIsoDate(untilText);
       if (until === null) throw ERR.malformedXml();
-      if (until.getTime() <= Date.now()) throw fail(400, 'InvalidArgument', 'The retain until date must be in the future!', { ArgumentName: 'RetainUntilDate', ArgumentValue: untilText });
+      if (until.getTime() <= Date.now())
+        throw fail(400, 'InvalidArgument', 'The retain until date must be in the future!', { ArgumentName: 'RetainUntilDate', ArgumentValue: untilText });
       next = { mode, retainUntil: until };
     }
     const current = version.lock;
     if (current && current.retainUntil.getTime() > Date.now()) {
-      const weakens = next === null || next.retainUntil.getTime() < current.retainUntil.getTime() || (current.mode === 'COMPLIANCE' && next.mode !== 'COMPLIANCE');
+      const weakens =
+        next === null || next.retainUntil.getTime() < current.retainUntil.getTime() || (current.mode === 'COMPLIANCE' && next.mode !== 'COMPLIANCE');
       const bypass = ctx.header('x-amz-bypass-governance-retention') === 'true';
       if (weakens && (current.mode === 'COMPLIANCE' || !bypass)) throw ERR.accessDenied();
     }
@@ -2607,20 +3160,34 @@ class S3Proxy {
     const bucket = ctx.info.bucket!;
     await this.bucketExists(bucket);
     const b = this.state.bucket(bucket);
-    if (ctx.info.op === 'DeleteBucketEncryption') { ctx.drain(); b.encryption = null; ctx.send(204, {}, null); return; }
+    if (ctx.info.op === 'DeleteBucketEncryption') {
+      ctx.drain();
+      b.encryption = null;
+      ctx.send(204, {}, null);
+      return;
+    }
     if (ctx.info.op === 'PutBucketEncryption') {
       const { body } = await this.readBody(ctx);
       const inner = xmlRoot(body.toString('utf8'), 'ServerSideEncryptionConfiguration');
       const alg = xmlText(inner, 'SSEAlgorithm');
       if (alg === undefined || !SSE_ALGORITHMS.has(alg)) throw ERR.malformedXml();
-      b.encryption = { algorithm: alg as ServerSideEncryption['algorithm'], kmsKeyId: xmlText(inner, 'KMSMasterKeyID') ?? null, bucketKeyEnabled: xmlText(inner, 'BucketKeyEnabled') === 'true' };
+      b.encryption = {
+        algorithm: alg as ServerSideEncryption['algorithm'],
+        kmsKeyId: xmlText(inner, 'KMSMasterKeyID') ?? null,
+        bucketKeyEnabled: xmlText(inner, 'BucketKeyEnabled') === 'true',
+      };
       ctx.send(200, {}, null);
       return;
     }
     ctx.drain();
     const e = b.encryption ?? { algorithm: 'AES256', kmsKeyId: null, bucketKeyEnabled: false };
-    ctx.sendXml(200, xmlDocument('ServerSideEncryptionConfiguration',
-      `<Rule><ApplyServerSideEncryptionByDefault>${el('SSEAlgorithm', e.algorithm)}${el('KMSMasterKeyID', e.kmsKeyId)}</ApplyServerSideEncryptionByDefault>${el('BucketKeyEnabled', e.bucketKeyEnabled)}</Rule>`));
+    ctx.sendXml(
+      200,
+      xmlDocument(
+        'ServerSideEncryptionConfiguration',
+        `<Rule><ApplyServerSideEncryptionByDefault>${el('SSEAlgorithm', e.algorithm)}${el('KMSMasterKeyID', e.kmsKeyId)}</ApplyServerSideEncryptionByDefault>${el('BucketKeyEnabled', e.bucketKeyEnabled)}</Rule>`,
+      ),
+    );
   }
 
   /** Lifecycle configurations are validated loosely and stored as sent; no rule is ever applied. */
@@ -2628,13 +3195,19 @@ class S3Proxy {
     const bucket = ctx.info.bucket!;
     await this.bucketExists(bucket);
     const b = this.state.bucket(bucket);
-    if (ctx.info.op === 'DeleteBucketLifecycle') { ctx.drain(); b.lifecycle = null; ctx.send(204, {}, null); return; }
+    if (ctx.info.op === 'DeleteBucketLifecycle') {
+      ctx.drain();
+      b.lifecycle = null;
+      ctx.send(204, {}, null);
+      return;
+    }
     if (ctx.info.op === 'PutBucketLifecycleConfiguration') {
       if (!hasIntegrityHeader(ctx.req)) throw fail(400, 'InvalidRequest', 'Missing required header for this request: Content-MD5');
       const { body } = await this.readBody(ctx);
       const xml = body.toString('utf8');
       const rules = xmlTexts(xmlRoot(xml, 'LifecycleConfiguration'), 'Rule');
-      if (rules.length === 0 || rules.length > 1000 || rules.some((r) => !['Enabled', 'Disabled'].includes(xmlText(r, 'Status') ?? ''))) throw ERR.malformedXml();
+      if (rules.length === 0 || rules.length > 1000 || rules.some((r) => !['Enabled', 'Disabled'].includes(xmlText(r, 'Status') ?? '')))
+        throw ERR.malformedXml();
       b.lifecycle = xml.replace(/^\uFEFF?\s*(<\?xml[^>]*\?>)?\s*/, '');
       ctx.send(200, {}, null);
       return;
@@ -2653,7 +3226,14 @@ class S3Proxy {
     for (const name of [...names].sort()) {
       if (!(await this.store.getBucket(name))) continue;
       const b = this.state.bucket(name);
-      out.push({ name, objectLock: b.objectLock, versioning: b.versioning, defaultRetention: b.defaultRetention, encryption: b.encryption, lifecycle: b.lifecycle });
+      out.push({
+        name,
+        objectLock: b.objectLock,
+        versioning: b.versioning,
+        defaultRetention: b.defaultRetention,
+        encryption: b.encryption,
+        lifecycle: b.lifecycle,
+      });
     }
     return out;
   }
@@ -2664,8 +3244,16 @@ class S3Proxy {
       const [bucket, key] = splitObjKey(k);
       history.forEach((v, i) => {
         if (v.deleteMarker || (!v.lock && !v.legalHold)) return;
-        out.push({ bucket, key, versionId: v.versionId, mode: v.lock?.mode ?? null, retainUntil: v.lock?.retainUntil.toISOString() ?? null,
-          legalHold: v.legalHold, isLatest: i === history.length - 1, hasBytes: v.hasBytes });
+        out.push({
+          bucket,
+          key,
+          versionId: v.versionId,
+          mode: v.lock?.mode ?? null,
+          retainUntil: v.lock?.retainUntil.toISOString() ?? null,
+          legalHold: v.legalHold,
+          isLatest: i === history.length - 1,
+          hasBytes: v.hasBytes,
+        });
       });
     }
     return out;
@@ -2676,8 +3264,15 @@ class S3Proxy {
     for (const [k, m] of this.state.objects) {
       const [bucket, key] = splitObjKey(k);
       const meta = await this.store.getMetadata(bucket, key).catch(() => null);
-      out.push({ bucket, key, versionId: m.versionId, sse: m.sse, checksum: m.checksum,
-        storageClass: meta ? String(meta['x-amz-storage-class'] ?? 'STANDARD') : 'STANDARD', restoredUntil: m.restoredUntil?.toISOString() ?? null });
+      out.push({
+        bucket,
+        key,
+        versionId: m.versionId,
+        sse: m.sse,
+        checksum: m.checksum,
+        storageClass: meta ? String(meta['x-amz-storage-class'] ?? 'STANDARD') : 'STANDARD',
+        restoredUntil: m.restoredUntil?.toISOString() ?? null,
+      });
     }
     return out;
   }
@@ -2710,10 +3305,17 @@ class S3Proxy {
       const q = info.query;
       if (path === '/_test/requests' && info.method === 'GET') {
         const flag = (v: string | undefined) => v === '1' || v === 'true';
-        reply(200, this.recorder.query({
-          op: q['op'], method: q['method'], bucket: q['bucket'], keyPrefix: q['keyPrefix'],
-          since: q['since'] !== undefined ? Number(q['since']) : undefined, clear: flag(q['clear']),
-        }));
+        reply(
+          200,
+          this.recorder.query({
+            op: q['op'],
+            method: q['method'],
+            bucket: q['bucket'],
+            keyPrefix: q['keyPrefix'],
+            since: q['since'] !== undefined ? Number(q['since']) : undefined,
+            clear: flag(q['clear']),
+          }),
+        );
       } else if (path === '/_test/requests' && info.method === 'DELETE') {
         this.recorder.clear();
         reply(200, { ok: true });
@@ -2722,7 +3324,10 @@ class S3Proxy {
       } else if (path === '/_test/faults' && info.method === 'POST') {
         const body = await readJson();
         const rules = Array.isArray(body) ? body : (body as { rules?: unknown })?.rules;
-        if (!Array.isArray(rules)) { reply(400, { error: 'POST /_test/faults takes a JSON array of rules (or {"rules": [...]})' }); return; }
+        if (!Array.isArray(rules)) {
+          reply(400, { error: 'POST /_test/faults takes a JSON array of rules (or {"rules": [...]})' });
+          return;
+        }
         this.faults.add(rules as FaultRule[]);
         reply(200, this.faults.state());
       } else if (path === '/_test/faults' && info.method === 'DELETE') {
@@ -2777,7 +3382,8 @@ function validateOptions(o: S3ServerOptions): void {
     if (!k.accessKeyId || !k.secretAccessKey) throw new Error(`accessKeys: each key needs accessKeyId and secretAccessKey; got ${JSON.stringify(k)}`);
   }
   for (const op of [...(o.denyOps ?? []), ...(o.accessKeys ?? []).flatMap((k) => k.denyOps ?? [])]) {
-    if (!(S3_OPERATIONS as readonly string[]).includes(op)) throw new Error(`denyOps: unknown operation ${op}; use one of the names in S3_OPERATIONS (PutObject, GetObject, …)`);
+    if (!(S3_OPERATIONS as readonly string[]).includes(op))
+      throw new Error(`denyOps: unknown operation ${op}; use one of the names in S3_OPERATIONS (PutObject, GetObject, …)`);
   }
 }
 
@@ -2802,13 +3408,20 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
   const server = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 60_000 } as http.ServerOptions);
   server.keepAliveTimeout = 60_000;
   const onRequest = (expectContinue: boolean) => (req: http.IncomingMessage, res: http.ServerResponse) => {
-    proxy.handle(req, res, expectContinue).catch(() => { resetSocket(req.socket); });
+    proxy.handle(req, res, expectContinue).catch(() => {
+      resetSocket(req.socket);
+    });
   };
   server.on('request', onRequest(false));
   server.on('checkContinue', onRequest(true));
-  server.on('clientError', (_err, socket) => { socket.destroy(); });
+  server.on('clientError', (_err, socket) => {
+    socket.destroy();
+  });
   const sockets = new Set<Socket>();
-  server.on('connection', (s: Socket) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
+  server.on('connection', (s: Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, host, () => resolve());
@@ -2822,7 +3435,10 @@ export async function startS3Server(options: S3ServerOptions = {}): Promise<S3Se
     port: addr.port,
     requests: (q) => proxy.recorder.query(q),
     clearRequests: () => proxy.recorder.clear(),
-    faults: (rules) => { proxy.faults.add(rules); return proxy.faults.state(); },
+    faults: (rules) => {
+      proxy.faults.add(rules);
+      return proxy.faults.state();
+    },
     faultState: () => proxy.faults.state(),
     clearFaults: () => proxy.faults.clear(),
     reset: (opts) => proxy.resetAll(opts?.data === true),
@@ -2848,14 +3464,29 @@ function parseArgs(argv: string[]): S3ServerOptions & { exitOnStdinClose?: boole
   const o: S3ServerOptions & { exitOnStdinClose?: boolean } = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    const next = (): string => { const v = argv[++i]; if (v === undefined) throw new Error(`${a} needs a value`); return v; };
+    const next = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
     switch (a) {
-      case '--port': o.port = Number(next()); break;
-      case '--host': o.host = next(); break;
-      case '--dir': o.dir = next(); break;
-      case '--options': Object.assign(o, JSON.parse(next()) as S3ServerOptions); break;
-      case '--exit-on-stdin-close': o.exitOnStdinClose = true; break;
-      default: throw new Error(`unknown argument ${a} (use --port, --host, --dir, --options '<json>', --exit-on-stdin-close)`);
+      case '--port':
+        o.port = Number(next());
+        break;
+      case '--host':
+        o.host = next();
+        break;
+      case '--dir':
+        o.dir = next();
+        break;
+      case '--options':
+        Object.assign(o, JSON.parse(next()) as S3ServerOptions);
+        break;
+      case '--exit-on-stdin-close':
+        o.exitOnStdinClose = true;
+        break;
+      default:
+        throw new Error(`unknown argument ${a} (use --port, --host, --dir, --options '<json>', --exit-on-stdin-close)`);
     }
   }
   return o;
@@ -2879,7 +3510,11 @@ if (isMain) {
   }
   process.stdout.write(`${JSON.stringify({ url: handle.url, directUrl: handle.directUrl })}\n`);
   let stopping = false;
-  const stop = () => { if (stopping) return; stopping = true; void handle.close().then(() => process.exit(0)); };
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    void handle.close().then(() => process.exit(0));
+  };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   if (opts.exitOnStdinClose) {

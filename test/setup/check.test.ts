@@ -55,15 +55,30 @@ describe('auditship check', () => {
     const r = await check();
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.out[0]!, /^✔ connected to postgresql:\/\/postgres@127\.0\.0\.1:\d+\/postgres: PostgreSQL 15\.\d+ as superuser postgres$/);
-    assert.equal(lineOf(r.out, /shared_preload_libraries/),
-      `✘ pgaudit is not in shared_preload_libraries (now 'pg_stat_statements') — fix: ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements', 'pgaudit'; then restart PostgreSQL (pg_ctl restart -D ${cluster.dataDir})`);
-    assert.equal(lineOf(r.out, /extension/), '✘ the pgaudit extension is not created in database postgres — fix: CREATE EXTENSION pgaudit; (in database postgres, once pgaudit is loaded)');
-    assert.match(lineOf(r.out, /^✘ pgaudit\.log = 'READ, privilege'/),
-      /in .*postgresql\.conf line \d+ names 'privilege', which is not a pgaudit class .*PostgreSQL will refuse it when pgaudit is loaded and audit nothing — fix: ALTER SYSTEM SET pgaudit\.log = 'read'; SELECT pg_reload_conf\(\);/);
-    assert.equal(lineOf(r.out, /for role app_user/),
-      "✘ pgaudit.log = 'write, privilege' set for role app_user names 'privilege', which is not a pgaudit class (GRANT and REVOKE are logged by class ROLE); PostgreSQL will ignore it once pgaudit is loaded — fix: ALTER ROLE app_user SET pgaudit.log = 'write';");
-    assert.equal(lineOf(r.out, /log_destination/), "✘ log_destination = 'stderr' writes neither csvlog nor jsonlog files — fix: ALTER SYSTEM SET log_destination = 'stderr,csvlog'; SELECT pg_reload_conf();");
-    assert.match(lineOf(r.out, /log_disconnections/), /^✘ log_disconnections is off; .* — fix: ALTER SYSTEM SET log_disconnections = on; SELECT pg_reload_conf\(\);$/);
+    assert.equal(
+      lineOf(r.out, /shared_preload_libraries/),
+      `✘ pgaudit is not in shared_preload_libraries (now 'pg_stat_statements') — fix: ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements', 'pgaudit'; then restart PostgreSQL (pg_ctl restart -D ${cluster.dataDir})`,
+    );
+    assert.equal(
+      lineOf(r.out, /extension/),
+      '✘ the pgaudit extension is not created in database postgres — fix: CREATE EXTENSION pgaudit; (in database postgres, once pgaudit is loaded)',
+    );
+    assert.match(
+      lineOf(r.out, /^✘ pgaudit\.log = 'READ, privilege'/),
+      /in .*postgresql\.conf line \d+ names 'privilege', which is not a pgaudit class .*PostgreSQL will refuse it when pgaudit is loaded and audit nothing — fix: ALTER SYSTEM SET pgaudit\.log = 'read'; SELECT pg_reload_conf\(\);/,
+    );
+    assert.equal(
+      lineOf(r.out, /for role app_user/),
+      "✘ pgaudit.log = 'write, privilege' set for role app_user names 'privilege', which is not a pgaudit class (GRANT and REVOKE are logged by class ROLE); PostgreSQL will ignore it once pgaudit is loaded — fix: ALTER ROLE app_user SET pgaudit.log = 'write';",
+    );
+    assert.equal(
+      lineOf(r.out, /log_destination/),
+      "✘ log_destination = 'stderr' writes neither csvlog nor jsonlog files — fix: ALTER SYSTEM SET log_destination = 'stderr,csvlog'; SELECT pg_reload_conf();",
+    );
+    assert.match(
+      lineOf(r.out, /log_disconnections/),
+      /^✘ log_disconnections is off; .* — fix: ALTER SYSTEM SET log_disconnections = on; SELECT pg_reload_conf\(\);$/,
+    );
     assert.match(lineOf(r.out, /logging_collector/), /^✔ logging_collector is on$/);
     assert.match(lineOf(r.out, /log directory/), new RegExp(`^✔ the log directory ${cluster.logDir} is readable by `));
     assert.equal(r.out.length, 9, r.stdout);
@@ -80,7 +95,10 @@ describe('auditship check', () => {
     assert.match(lineOf(r.out, /pgaudit is loaded/), /^✔ pgaudit is loaded \(shared_preload_libraries = 'pg_stat_statements, pgaudit'\)$/);
     const audit = lineOf(r.out, /^✘ pgaudit\.log = 'READ, privilege'/);
     assert.match(audit, /names 'privilege', which is not a pgaudit class/);
-    assert.match(audit, /PostgreSQL refused it and runs with the default 'none': nothing is audited — fix: ALTER SYSTEM SET pgaudit\.log = 'read'; SELECT pg_reload_conf\(\);/);
+    assert.match(
+      audit,
+      /PostgreSQL refused it and runs with the default 'none': nothing is audited — fix: ALTER SYSTEM SET pgaudit\.log = 'read'; SELECT pg_reload_conf\(\);/,
+    );
     // What PostgreSQL itself shows: only the default, not the mistake.
     const c = await cluster.client();
     try {
@@ -88,7 +106,10 @@ describe('auditship check', () => {
     } finally {
       await c.end();
     }
-    assert.match(lineOf(r.out, /for role app_user/), /PostgreSQL ignores it with a WARNING at each login — fix: ALTER ROLE app_user SET pgaudit\.log = 'write';$/);
+    assert.match(
+      lineOf(r.out, /for role app_user/),
+      /PostgreSQL ignores it with a WARNING at each login — fix: ALTER ROLE app_user SET pgaudit\.log = 'write';$/,
+    );
     assert.match(lineOf(r.out, /extension/), /^✘ .* — fix: CREATE EXTENSION pgaudit; \(in database postgres\)$/);
   });
 
@@ -102,7 +123,11 @@ describe('auditship check', () => {
     }
     const r = await check();
     assert.equal(r.code, 0, r.stdout);
-    assert.deepEqual(r.out.filter((l) => !l.startsWith('✔ ')), [], r.stdout);
+    assert.deepEqual(
+      r.out.filter((l) => !l.startsWith('✔ ')),
+      [],
+      r.stdout,
+    );
     assert.equal(lineOf(r.out, /^✔ pgaudit\.log/), "✔ pgaudit.log = 'read' audits READ");
     assert.match(lineOf(r.out, /log_destination/), /^✔ log_destination = 'stderr,csvlog' writes csvlog files$/);
     assert.equal(lineOf(r.out, /extension/), '✔ the pgaudit extension (1.7) is created in database postgres');
@@ -117,32 +142,50 @@ describe('auditship check', () => {
     const out = lines(r.stdout);
     assert.match(out[0]!, /^✔ connected to .* as monitor$/);
     assert.match(lineOf(out, /pgaudit is loaded/), /^✔ pgaudit is loaded$/, 'seen without the privilege, from the settings pgaudit defines');
-    assert.equal(lineOf(out, /log directory/), '✘ the log directory cannot be checked: role monitor is neither superuser nor a member of pg_read_all_settings, so data_directory and log_directory cannot be read — fix: GRANT pg_read_all_settings TO monitor;');
-    assert.match(lineOf(out, /^✔ pgaudit\.log/), /not compared with the configuration files, which role monitor may not read \(GRANT SELECT ON pg_file_settings TO monitor;/);
+    assert.equal(
+      lineOf(out, /log directory/),
+      '✘ the log directory cannot be checked: role monitor is neither superuser nor a member of pg_read_all_settings, so data_directory and log_directory cannot be read — fix: GRANT pg_read_all_settings TO monitor;',
+    );
+    assert.match(
+      lineOf(out, /^✔ pgaudit\.log/),
+      /not compared with the configuration files, which role monitor may not read \(GRANT SELECT ON pg_file_settings TO monitor;/,
+    );
     await cluster.exec(fixOf(lineOf(out, /log directory/)).sql.join(' '));
     const after = await runCli(['check', '--url', url]);
     assert.equal(after.code, 0, after.stdout);
     assert.match(lineOf(lines(after.stdout), /log directory/), /^✔ the log directory .* is readable by /);
   });
 
-  test('run as another OS user: a newest log file that user cannot read names log_file_mode and the group', { skip: process.getuid?.() !== 0 && 'needs root to run the CLI as nobody' }, async () => {
-    const r = await runCli(['check', '--url', cluster.url()], { uid: 65534, gid: 65534 });
-    assert.equal(r.code, 1, r.stdout + r.stderr);
-    const l = lineOf(lines(r.stdout), /newest log file/);
-    assert.match(l, new RegExp(`^✘ the newest log file ${cluster.logDir}/postgresql-[^ ]+ \\(postgres:postgres 0600\\) is not readable by nobody: log_file_mode = 0600 makes log files readable by their owner only — fix: ALTER SYSTEM SET log_file_mode = '0640'; SELECT pg_reload_conf\\(\\); \\(for new files\\); chmod g\\+r ${cluster.logDir}/\\*; usermod -aG postgres nobody \\(then log in again\\)$`));
-  });
+  test(
+    'run as another OS user: a newest log file that user cannot read names log_file_mode and the group',
+    { skip: process.getuid?.() !== 0 && 'needs root to run the CLI as nobody' },
+    async () => {
+      const r = await runCli(['check', '--url', cluster.url()], { uid: 65534, gid: 65534 });
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      const l = lineOf(lines(r.stdout), /newest log file/);
+      assert.match(
+        l,
+        new RegExp(
+          `^✘ the newest log file ${cluster.logDir}/postgresql-[^ ]+ \\(postgres:postgres 0600\\) is not readable by nobody: log_file_mode = 0600 makes log files readable by their owner only — fix: ALTER SYSTEM SET log_file_mode = '0640'; SELECT pg_reload_conf\\(\\); \\(for new files\\); chmod g\\+r ${cluster.logDir}/\\*; usermod -aG postgres nobody \\(then log in again\\)$`,
+        ),
+      );
+    },
+  );
 
   test('--config: a pg_logs directory that does not exist and an unreachable Elasticsearch, one ✘ line each; no server: one ✘ line, then the pipelines', async () => {
     const config = join(scratch.dir, 'broken.yaml');
-    writeFileSync(config, [
-      'pipelines:',
-      '  main:',
-      '    source: { type: pg_logs, path: /nonexistent/pg/log }',
-      '    sinks:',
-      '      - { type: elasticsearch, url: "http://elastic:s3cret@127.0.0.1:1", timeout_ms: 2000 }',
-      `      - { type: duckdb, path: ${join(scratch.dir, 'new', 'a.duckdb')} }`,
-      '',
-    ].join('\n'));
+    writeFileSync(
+      config,
+      [
+        'pipelines:',
+        '  main:',
+        '    source: { type: pg_logs, path: /nonexistent/pg/log }',
+        '    sinks:',
+        '      - { type: elasticsearch, url: "http://elastic:s3cret@127.0.0.1:1", timeout_ms: 2000 }',
+        `      - { type: duckdb, path: ${join(scratch.dir, 'new', 'a.duckdb')} }`,
+        '',
+      ].join('\n'),
+    );
     // No --url, no server on the default socket: the server line fails and the pipelines are still checked.
     const r = await runCli(['check', '--config', config], { env: { PGHOST: join(scratch.dir, 'no-socket'), AUDITSHIP_PG_URL: '' } });
     assert.ok(!hasStackTrace(r.stdout + r.stderr), r.stdout + r.stderr);
@@ -164,17 +207,20 @@ describe('auditship check', () => {
       const config = join(scratch.dir, 'sinks.yaml');
       const logs = join(scratch.dir, 'logs');
       mkdirSync(logs);
-      writeFileSync(config, [
-        'pipelines:',
-        '  main:',
-        `    source: { type: pg_logs, path: ${logs}, file_glob: "*.csv" }`,
-        '    sinks:',
-        `      - { type: elasticsearch, url: "${es.url}", username: auditship, password: right }`,
-        `      - { type: elasticsearch, url: "${es.url}", username: auditship, password: wrong }`,
-        `      - { type: archive, directory: ${join(scratch.dir, 'archive')} }`,
-        `      - { type: duckdb, path: ${join(scratch.dir, 'sinks.duckdb')} }`,
-        '',
-      ].join('\n'));
+      writeFileSync(
+        config,
+        [
+          'pipelines:',
+          '  main:',
+          `    source: { type: pg_logs, path: ${logs}, file_glob: "*.csv" }`,
+          '    sinks:',
+          `      - { type: elasticsearch, url: "${es.url}", username: auditship, password: right }`,
+          `      - { type: elasticsearch, url: "${es.url}", username: auditship, password: wrong }`,
+          `      - { type: archive, directory: ${join(scratch.dir, 'archive')} }`,
+          `      - { type: duckdb, path: ${join(scratch.dir, 'sinks.duckdb')} }`,
+          '',
+        ].join('\n'),
+      );
       const r = await check(['--config', config]);
       assert.equal(r.code, 1, r.stdout);
       const where = new URL(es.url).origin;
@@ -203,7 +249,9 @@ describe('auditship check', () => {
   test('a connection failure is one line naming the server without its password, exit 1', async () => {
     const r = await runCli(['check', '--url', 'postgres://auditship:hunter2@127.0.0.1:1/app']);
     assert.equal(r.code, 1);
-    assert.deepEqual(lines(r.stdout), ['✘ cannot connect to postgres://auditship:****@127.0.0.1:1/app: connection refused (is PostgreSQL running and listening on that host and port?) — fix: check the URL given with --url (or AUDITSHIP_PG_URL), and that PostgreSQL is running']);
+    assert.deepEqual(lines(r.stdout), [
+      '✘ cannot connect to postgres://auditship:****@127.0.0.1:1/app: connection refused (is PostgreSQL running and listening on that host and port?) — fix: check the URL given with --url (or AUDITSHIP_PG_URL), and that PostgreSQL is running',
+    ]);
     assert.doesNotMatch(r.stdout + r.stderr, /hunter2/);
   });
 });

@@ -27,7 +27,7 @@ describe('auditship init', () => {
     scratch.cleanup();
   });
 
-  test('writes a config that loads and ships the cluster\'s audit events with run --config', async () => {
+  test("writes a config that loads and ships the cluster's audit events with run --config", async () => {
     const r = await runCli(['init', '--url', cluster.url(), '--output', file, '--db', db]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.deepEqual(lines(r.stdout), [
@@ -44,29 +44,46 @@ describe('auditship init', () => {
     assert.deepEqual(p.source['path'], [cluster.logDir]);
     assert.equal(p.source['file_glob'], '*.csv', 'csvlog preferred when the server writes both');
     assert.equal(p.source['log_timezone'], 'UTC');
-    assert.deepEqual(p.sinks.map((s) => [s.type, s['path']]), [['duckdb', db]]);
+    assert.deepEqual(
+      p.sinks.map((s) => [s.type, s['path']]),
+      [['duckdb', db]],
+    );
 
-    await cluster.exec("SET application_name = 'init-test'; CREATE TABLE init_probe (id int); INSERT INTO init_probe VALUES (1); SELECT count(*) FROM init_probe");
+    await cluster.exec(
+      "SET application_name = 'init-test'; CREATE TABLE init_probe (id int); INSERT INTO init_probe VALUES (1); SELECT count(*) FROM init_probe",
+    );
     await cluster.flushLogs();
     const run = await runCli(['run', '--config', file]);
     assert.equal(run.code, 0, run.stdout + run.stderr);
     assert.match(run.stdout, /^main: \d+ new audit events/m);
     const rows = await queryDb(db, "SELECT class, command, object_name FROM audit_logs WHERE application_name = 'init-test' ORDER BY session_line_num");
-    assert.deepEqual(rows.map((x) => [x['class'], x['command'], x['object_name']]), [
-      ['MISC', 'SET', null],
-      ['DDL', 'CREATE TABLE', 'public.init_probe'],
-      ['WRITE', 'INSERT', 'public.init_probe'],
-      ['READ', 'SELECT', 'public.init_probe'],
-    ]);
+    assert.deepEqual(
+      rows.map((x) => [x['class'], x['command'], x['object_name']]),
+      [
+        ['MISC', 'SET', null],
+        ['DDL', 'CREATE TABLE', 'public.init_probe'],
+        ['WRITE', 'INSERT', 'public.init_probe'],
+        ['READ', 'SELECT', 'public.init_probe'],
+      ],
+    );
   });
 
   test('check --config passes on the written config: the server, the log directory and the DuckDB file', async () => {
     const r = await runCli(['check', '--url', cluster.url(), '--config', file]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const out = lines(r.stdout);
-    assert.deepEqual(out.filter((l) => !l.startsWith('✔ ')), []);
-    assert.match(out.find((l) => l.includes('source pg_logs'))!, new RegExp(`^✔ pipeline main: source pg_logs ${cluster.logDir}: \\d+ csvlog files? match(?:es)? "\\*\\.csv", all readable$`));
-    assert.equal(out.find((l) => l.includes('sink duckdb')), `✔ pipeline main: sink duckdb ${db}: opens`);
+    assert.deepEqual(
+      out.filter((l) => !l.startsWith('✔ ')),
+      [],
+    );
+    assert.match(
+      out.find((l) => l.includes('source pg_logs'))!,
+      new RegExp(`^✔ pipeline main: source pg_logs ${cluster.logDir}: \\d+ csvlog files? match(?:es)? "\\*\\.csv", all readable$`),
+    );
+    assert.equal(
+      out.find((l) => l.includes('sink duckdb')),
+      `✔ pipeline main: sink duckdb ${db}: opens`,
+    );
   });
 
   test('check --config while run --follow holds the DuckDB file: held by the running daemon', async () => {
@@ -80,7 +97,10 @@ describe('auditship init', () => {
       }
       const r = await runCli(['check', '--url', cluster.url(), '--config', file]);
       assert.equal(r.code, 0, r.stdout + r.stderr);
-      assert.match(lines(r.stdout).find((l) => l.includes('sink duckdb'))!, new RegExp(`^✔ pipeline main: sink duckdb ${db}: held by the running daemon \\(PID ${daemon.pid}, auditship run --follow since \\S+\\)$`));
+      assert.match(
+        lines(r.stdout).find((l) => l.includes('sink duckdb'))!,
+        new RegExp(`^✔ pipeline main: sink duckdb ${db}: held by the running daemon \\(PID ${daemon.pid}, auditship run --follow since \\S+\\)$`),
+      );
     } finally {
       daemon.kill('SIGTERM');
       await daemon.result;
@@ -101,12 +121,16 @@ describe('auditship init', () => {
 
   test('a server that is not ready: its fixes head the file, which still loads', async () => {
     // ALTER SYSTEM runs alone (not in the implicit transaction of a multi-statement string).
-    for (const sql of ["ALTER SYSTEM SET log_destination = 'stderr'", 'ALTER SYSTEM SET log_disconnections = off', 'SELECT pg_reload_conf()']) await cluster.exec(sql);
+    for (const sql of ["ALTER SYSTEM SET log_destination = 'stderr'", 'ALTER SYSTEM SET log_disconnections = off', 'SELECT pg_reload_conf()'])
+      await cluster.exec(sql);
     try {
       const out = join(scratch.dir, 'not-ready.yaml');
       const r = await runCli(['init', '--url', cluster.url(), '--output', out]);
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /^the server is not ready yet: 2 problems, listed with their fixes at the top of .*not-ready\.yaml; after fixing them: auditship check --config /m);
+      assert.match(
+        r.stdout,
+        /^the server is not ready yet: 2 problems, listed with their fixes at the top of .*not-ready\.yaml; after fixing them: auditship check --config /m,
+      );
       const text = readFileSync(out, 'utf8');
       const head = text.slice(0, text.indexOf('pipelines:'));
       assert.match(head, /^# THIS SERVER IS NOT READY YET: auditship check found 2 problems\./m);
@@ -126,7 +150,9 @@ describe('auditship init', () => {
     const r = await runCli(['init', '--url', 'postgres://postgres:pw@127.0.0.1:1/postgres', '--output', out]);
     assert.equal(r.code, 1);
     assert.ok(!hasStackTrace(r.stderr), r.stderr);
-    assert.deepEqual(lines(r.stderr), ['auditship: cannot connect to postgres://postgres:****@127.0.0.1:1/postgres: connection refused (is PostgreSQL running and listening on that host and port?); check the URL given with --url (or AUDITSHIP_PG_URL), and that PostgreSQL is running']);
+    assert.deepEqual(lines(r.stderr), [
+      'auditship: cannot connect to postgres://postgres:****@127.0.0.1:1/postgres: connection refused (is PostgreSQL running and listening on that host and port?); check the URL given with --url (or AUDITSHIP_PG_URL), and that PostgreSQL is running',
+    ]);
     assert.equal(existsSync(out), false);
   });
 });

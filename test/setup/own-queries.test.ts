@@ -65,23 +65,29 @@ describe('check and init keep their own queries out of the audit log', () => {
     assert.equal(init.code, 0, init.stdout + init.stderr);
     // check --config also connects every table source the way its pipeline does.
     const config = join(scratch.dir, 'tables.yaml');
-    writeFileSync(config, [
-      'pipelines:',
-      '  outbox:',
-      `    source: { type: sql_outbox, url: "${cluster.url()}" }`,
-      `    sinks: [ { type: duckdb, path: "${join(scratch.dir, 'outbox.duckdb')}" } ]`,
-      '  table:',
-      `    source: { type: pg_audit_table, url: "${cluster.url()}" }`,
-      `    sinks: [ { type: duckdb, path: "${join(scratch.dir, 'table.duckdb')}" } ]`,
-      '',
-    ].join('\n'));
+    writeFileSync(
+      config,
+      [
+        'pipelines:',
+        '  outbox:',
+        `    source: { type: sql_outbox, url: "${cluster.url()}" }`,
+        `    sinks: [ { type: duckdb, path: "${join(scratch.dir, 'outbox.duckdb')}" } ]`,
+        '  table:',
+        `    source: { type: pg_audit_table, url: "${cluster.url()}" }`,
+        `    sinks: [ { type: duckdb, path: "${join(scratch.dir, 'table.duckdb')}" } ]`,
+        '',
+      ].join('\n'),
+    );
     const tables = await runCli(['check', '--config', config]);
     assert.ok(!hasStackTrace(tables.stdout + tables.stderr), tables.stderr);
     assert.match(tables.stdout, /pipeline outbox: source sql_outbox .*audit_logs/);
     assert.match(tables.stdout, /pipeline table: source pg_audit_table .*auditship\.logged_actions/);
 
     const records = await auditRecordsSince(from);
-    assert.ok(records.some(([app, m]) => app === 'other' && m.includes(marker)), `the other session's SELECT is audited:\n${records.map((r) => r.join(' | ')).join('\n')}`);
+    assert.ok(
+      records.some(([app, m]) => app === 'other' && m.includes(marker)),
+      `the other session's SELECT is audited:\n${records.map((r) => r.join(' | ')).join('\n')}`,
+    );
     const ours = records.filter(([app, m]) => app === 'auditship' || /pg_settings|pg_file_settings|pg_db_role_setting|pg_extension/.test(m));
     assert.deepEqual(ours, [], 'no audit record of check or init');
   });
@@ -94,10 +100,16 @@ describe('check and init keep their own queries out of the audit log', () => {
     assert.equal(checked.stderr, '');
     const out = lines(checked.stdout);
     assert.match(out[0]!, /^✔ connected to .* as monitor \(pg_read_all_settings\)$/);
-    assert.ok(out.some((l) => l.startsWith("✔ pgaudit.log = 'all' audits READ")), checked.stdout);
+    assert.ok(
+      out.some((l) => l.startsWith("✔ pgaudit.log = 'all' audits READ")),
+      checked.stdout,
+    );
     assert.ok(!out.some((l) => /permission denied/.test(l)), checked.stdout);
     // The same records the superuser's run left out are here: the first test's absence is not a blind spot.
     const records = await auditRecordsSince(from);
-    assert.ok(records.some(([app, m]) => app === 'auditship' && /pg_settings/.test(m)), `monitor's reads are audited:\n${records.map((r) => r.join(' | ')).join('\n')}`);
+    assert.ok(
+      records.some(([app, m]) => app === 'auditship' && /pg_settings/.test(m)),
+      `monitor's reads are audited:\n${records.map((r) => r.join(' | ')).join('\n')}`,
+    );
   });
 });

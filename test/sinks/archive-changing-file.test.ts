@@ -7,7 +7,7 @@ import { createLogger } from '../../src/core/log.js';
 import { Archive, archiveLogFile, archiveSinkOptions, type ArchivableFile } from '../../src/sinks/archive/index.js';
 import { LocalStore } from '../../src/sinks/archive/store-local.js';
 import type { ObjectStore } from '../../src/sinks/archive/store.js';
-import { ArchiveState } from '../../src/sinks/duckdb/archive-state.js';
+import { ArchiveState } from '../../src/state/archive-state.js';
 import { decode, listDir } from '../helpers/archive.js';
 import { csvOf, CsvlogGenerator } from '../helpers/csvlog-gen.js';
 import { scratchDir } from '../helpers/ingest-cli.js';
@@ -37,12 +37,19 @@ async function setup(name: string, appendOnWrites: number) {
       const object = appended;
       let wrote = false;
       return {
-        get uploadId() { return w.uploadId; },
+        get uploadId() {
+          return w.uploadId;
+        },
         write: async (c: Buffer) => {
-          if (!wrote && object < appendOnWrites) { wrote = true; appended++; appendFileSync(file, csvOf(gen.records(1))); }
+          if (!wrote && object < appendOnWrites) {
+            wrote = true;
+            appended++;
+            appendFileSync(file, csvOf(gen.records(1)));
+          }
           await w.write(c);
         },
-        finish: () => w.finish(), abort: () => w.abort(),
+        finish: () => w.finish(),
+        abort: () => w.abort(),
       };
     },
   });
@@ -51,8 +58,25 @@ async function setup(name: string, appendOnWrites: number) {
   const state = await ArchiveState.open(instance, conn, store.where, 'db1');
   const archive = new Archive(store, state, archiveSinkOptions({ directory: join(base, 'archive'), form: 'files', compression: 'gzip' }), log);
   const st = statSync(file);
-  const f: ArchivableFile = { path: file, compression: 'none', size: st.size, mtimeMs: st.mtimeMs, source: { kind: 'pg_logs', server: 'db1', name: 'postgresql-2024-05-01_120000.csv', location: file, fingerprint: 'fp' } };
-  return { base, file, archive, f, conn, close: () => { archive.close(); conn.closeSync(); instance.closeSync(); } };
+  const f: ArchivableFile = {
+    path: file,
+    compression: 'none',
+    size: st.size,
+    mtimeMs: st.mtimeMs,
+    source: { kind: 'pg_logs', server: 'db1', name: 'postgresql-2024-05-01_120000.csv', location: file, fingerprint: 'fp' },
+  };
+  return {
+    base,
+    file,
+    archive,
+    f,
+    conn,
+    close: () => {
+      archive.close();
+      conn.closeSync();
+      instance.closeSync();
+    },
+  };
 }
 
 test('a file that grows during its upload is archived again whole, from the start', async () => {
@@ -66,7 +90,9 @@ test('a file that grows during its upload is archived again whole, from the star
     assert.ok(decode(object, 'gzip').equals(readFileSync(s.file)), 'the object holds the file as it is now, appended record included');
     assert.equal(r.entry!.range.end, statSync(s.file).size);
     assert.equal(Number((await s.conn.runAndReadAll('SELECT count(*) FROM archive_pending')).getRows()[0]![0]), 0);
-  } finally { s.close(); }
+  } finally {
+    s.close();
+  }
 });
 
 test('a file that keeps changing is not archived, and nothing is left behind', async () => {
@@ -77,5 +103,7 @@ test('a file that keeps changing is not archived, and nothing is left behind', a
     assert.deepEqual(listDir(join(s.base, 'archive')), []);
     assert.equal(Number((await s.conn.runAndReadAll('SELECT count(*) FROM archive_objects')).getRows()[0]![0]), 0);
     assert.equal(Number((await s.conn.runAndReadAll('SELECT count(*) FROM archive_pending')).getRows()[0]![0]), 0);
-  } finally { s.close(); }
+  } finally {
+    s.close();
+  }
 });

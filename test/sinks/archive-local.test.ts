@@ -23,7 +23,15 @@ function setup(sinks: Record<string, unknown>[], opts: { logs?: string; server?:
   mkdirSync(base, { recursive: true });
   const db = join(base, 'a.duckdb');
   const archive = join(base, 'archive');
-  const lines = ['pipelines:', '  logs:', '    source:', '      type: pg_logs', `      path: ${JSON.stringify(opts.logs ?? REAL_LOGS)}`, `      server: ${opts.server ?? 'db1'}`, '    sinks:'];
+  const lines = [
+    'pipelines:',
+    '  logs:',
+    '    source:',
+    '      type: pg_logs',
+    `      path: ${JSON.stringify(opts.logs ?? REAL_LOGS)}`,
+    `      server: ${opts.server ?? 'db1'}`,
+    '    sinks:',
+  ];
   for (const s of sinks) lines.push(`      - ${JSON.stringify({ type: 'archive', directory: archive, ...s })}`);
   lines.push(`      - ${JSON.stringify({ type: 'duckdb', path: db, ...(opts.storeEvents === false ? { store_events: false } : {}) })}`);
   const config = join(base, 'c.yaml');
@@ -46,19 +54,45 @@ describe('archive sink, local directory', () => {
     const want = stored.map((r) => `${r['session_id']}/${r['session_line_num']}`);
 
     // Parquet, as DuckDB users will read it: hive partitions server and date.
-    const pq = await duck(`SELECT server, CAST(date AS VARCHAR) AS date, session_id, session_line_num, log_time, statement FROM read_parquet('${s.archive}/pgaudit/**/*.parquet', hive_partitioning = true) ORDER BY session_id, session_line_num`);
-    assert.deepEqual(pq.map((r) => `${r['session_id']}/${r['session_line_num']}`), want);
+    const pq = await duck(
+      `SELECT server, CAST(date AS VARCHAR) AS date, session_id, session_line_num, log_time, statement FROM read_parquet('${s.archive}/pgaudit/**/*.parquet', hive_partitioning = true) ORDER BY session_id, session_line_num`,
+    );
+    assert.deepEqual(
+      pq.map((r) => `${r['session_id']}/${r['session_line_num']}`),
+      want,
+    );
     assert.ok(pq.every((r) => r['server'] === 'db1' && String(r['log_time']).startsWith(String(r['date']))));
     // The archive keeps what pgaudit wrote; the DuckDB store fills `<previously logged>` from the first entry.
-    const statements = await queryDb(s.db, `SELECT CASE WHEN statement_filled THEN '<previously logged>' ELSE statement END AS statement FROM audit_logs ORDER BY session_id, session_line_num`);
-    assert.deepEqual(pq.map((r) => r['statement']), statements.map((r) => r['statement']));
+    const statements = await queryDb(
+      s.db,
+      `SELECT CASE WHEN statement_filled THEN '<previously logged>' ELSE statement END AS statement FROM audit_logs ORDER BY session_id, session_line_num`,
+    );
+    assert.deepEqual(
+      pq.map((r) => r['statement']),
+      statements.map((r) => r['statement']),
+    );
 
     // NDJSON.gz.
     const entries = entriesOf(localManifest(s.archive));
-    const nd = entries.filter((e) => e.form === 'ndjson' && !e.dataset).flatMap((e) => decode(readFileSync(join(s.archive, e.key)), 'gzip').toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>));
+    const nd = entries
+      .filter((e) => e.form === 'ndjson' && !e.dataset)
+      .flatMap((e) =>
+        decode(readFileSync(join(s.archive, e.key)), 'gzip')
+          .toString('utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l) as Record<string, unknown>),
+      );
     assert.deepEqual(nd.map((r) => `${r['session_id']}/${r['session_line_num']}`).sort(), [...want].sort());
     assert.ok(nd.every((r) => r['server'] === 'db1'));
-    const times = new Map((await queryDb(s.db, `SELECT session_id || '/' || session_line_num AS id, strftime(log_time, '%Y-%m-%dT%H:%M:%S.%gZ') AS t, strftime(session_start, '%Y-%m-%dT%H:%M:%S.%gZ') AS s FROM audit_logs`)).map((r) => [r['id'], r]));
+    const times = new Map(
+      (
+        await queryDb(
+          s.db,
+          `SELECT session_id || '/' || session_line_num AS id, strftime(log_time, '%Y-%m-%dT%H:%M:%S.%gZ') AS t, strftime(session_start, '%Y-%m-%dT%H:%M:%S.%gZ') AS s FROM audit_logs`,
+        )
+      ).map((r) => [r['id'], r]),
+    );
     for (const r of nd) {
       const db = times.get(`${r['session_id']}/${r['session_line_num']}`)!;
       assert.equal(r['log_time'], db['t']);
@@ -67,7 +101,10 @@ describe('archive sink, local directory', () => {
 
     // Files: the finished log file (the newest of each format is active and not archived yet), byte for byte.
     const files = entries.filter((e) => e.form === 'files');
-    assert.deepEqual(files.map((e) => e.key), ['logs/server=db1/date=2026-11-22/postgresql-2026-11-22_031156.json.gz']);
+    assert.deepEqual(
+      files.map((e) => e.key),
+      ['logs/server=db1/date=2026-11-22/postgresql-2026-11-22_031156.json.gz'],
+    );
     const original = readFileSync(join(REAL_LOGS, 'postgresql-2026-11-22_031156.json'));
     const object = readFileSync(join(s.archive, files[0]!.key));
     assert.ok(decode(object, 'gzip').equals(original));
@@ -86,15 +123,26 @@ describe('archive sink, local directory', () => {
       assert.equal(e.size, body.length);
     }
     assert.equal(new Set(entries.map((e) => e.key)).size, entries.length);
-    assert.equal(entries.filter((e) => e.form === 'parquet').reduce((n, e) => n + e.events!, 0), 121);
-    assert.deepEqual(entries.map((e) => e.seq), entries.map((_, i) => i + 1));
+    assert.equal(
+      entries.filter((e) => e.form === 'parquet').reduce((n, e) => n + e.events!, 0),
+      121,
+    );
+    assert.deepEqual(
+      entries.map((e) => e.seq),
+      entries.map((_, i) => i + 1),
+    );
 
     const v = await runCli(['verify-archive', '--directory', s.archive]);
     assert.equal(v.code, 0, v.stdout + v.stderr);
     // Besides the 5 objects of files and events, each event form's correlation of the two ranges (sessions of
     // both files, statement errors of the second): 6 objects.
-    assert.deepEqual(entries.filter((e) => e.dataset).map((e) => `${e.form} ${e.dataset}`).sort(),
-      ['ndjson sessions', 'ndjson sessions', 'ndjson statement_errors', 'parquet sessions', 'parquet sessions', 'parquet statement_errors']);
+    assert.deepEqual(
+      entries
+        .filter((e) => e.dataset)
+        .map((e) => `${e.form} ${e.dataset}`)
+        .sort(),
+      ['ndjson sessions', 'ndjson sessions', 'ndjson statement_errors', 'parquet sessions', 'parquet sessions', 'parquet statement_errors'],
+    );
     assert.match(v.stdout, /✔ .*: 11 of 11 objects intact/);
 
     const before = listDir(s.archive);
@@ -162,7 +210,10 @@ describe('archive sink, local directory', () => {
     const s = setup([{ form: 'files', compression: 'zstd' }], { logs, storeEvents: false });
     await runOk(s.config);
     let entries = entriesOf(localManifest(s.archive));
-    assert.deepEqual(entries.map((e) => e.key), ['logs/server=db1/date=2024-05-01/postgresql-2024-05-01_120000.csv.zst']);
+    assert.deepEqual(
+      entries.map((e) => e.key),
+      ['logs/server=db1/date=2024-05-01/postgresql-2024-05-01_120000.csv.zst'],
+    );
     assert.ok(decode(readFileSync(join(s.archive, entries[0]!.key)), 'zstd').equals(Buffer.from(first)));
 
     // Compressed by a cron job: same content, so nothing new.
@@ -179,10 +230,10 @@ describe('archive sink, local directory', () => {
     writeLogs(logs, [{ name: 'postgresql-2024-05-01_120000.csv', text: first + more, agoS: 250 }]);
     await runOk(s.config);
     entries = entriesOf(localManifest(s.archive));
-    assert.deepEqual(entries.map((e) => e.key), [
-      'logs/server=db1/date=2024-05-01/postgresql-2024-05-01_120000.csv.zst',
-      'logs/server=db1/date=2024-05-01/postgresql-2024-05-01_120000.csv.v2.zst',
-    ]);
+    assert.deepEqual(
+      entries.map((e) => e.key),
+      ['logs/server=db1/date=2024-05-01/postgresql-2024-05-01_120000.csv.zst', 'logs/server=db1/date=2024-05-01/postgresql-2024-05-01_120000.csv.v2.zst'],
+    );
     assert.equal(entries[1]!.supersedes, entries[0]!.key);
     assert.ok(decode(readFileSync(join(s.archive, entries[1]!.key)), 'zstd').equals(Buffer.from(first + more)));
     assert.ok(decode(readFileSync(join(s.archive, entries[0]!.key)), 'zstd').equals(Buffer.from(first)));
@@ -211,19 +262,22 @@ describe('archive sink, local directory', () => {
     const base = join(dir, 'cfg');
     mkdirSync(base, { recursive: true });
     const config = join(base, 'c.yaml');
-    writeFileSync(config, [
-      'pipelines:',
-      '  a:',
-      '    source: { type: pg_logs, path: /tmp }',
-      '    sinks:',
-      `      - { type: archive, directory: ${base}/x, bucket: b, object_lock_mode: COMPLIANCE, storage_class: GLACIER }`,
-      `      - { type: duckdb, path: ${base}/a.duckdb }`,
-      '  b:',
-      '    source: { type: pg_audit_table, url: "postgres://x@127.0.0.1/db" }',
-      '    sinks:',
-      `      - { type: archive, bucket: b2, object_lock_days: 3, sse_kms_key_id: k }`,
-      `      - { type: duckdb, path: ${base}/b.duckdb }`,
-    ].join('\n') + '\n');
+    writeFileSync(
+      config,
+      [
+        'pipelines:',
+        '  a:',
+        '    source: { type: pg_logs, path: /tmp }',
+        '    sinks:',
+        `      - { type: archive, directory: ${base}/x, bucket: b, object_lock_mode: COMPLIANCE, storage_class: GLACIER }`,
+        `      - { type: duckdb, path: ${base}/a.duckdb }`,
+        '  b:',
+        '    source: { type: pg_audit_table, url: "postgres://x@127.0.0.1/db" }',
+        '    sinks:',
+        `      - { type: archive, bucket: b2, object_lock_days: 3, sse_kms_key_id: k }`,
+        `      - { type: duckdb, path: ${base}/b.duckdb }`,
+      ].join('\n') + '\n',
+    );
     const r = await runCli(['run', '--config', config]);
     assert.equal(r.code, 2, r.stderr);
     for (const want of [
@@ -233,7 +287,8 @@ describe('archive sink, local directory', () => {
       /pipelines\.b\.sinks\[0\]: the archive sink takes log files .* pg_logs or rds_logs pipeline/,
       /pipelines\.b\.sinks\[0\]\.object_lock_days: only with object_lock_mode/,
       /pipelines\.b\.sinks\[0\]\.sse_kms_key_id: only with sse: aws:kms/,
-    ]) assert.match(r.stderr, want);
+    ])
+      assert.match(r.stderr, want);
     assert.ok(!hasStackTrace(r.stderr));
   });
 

@@ -25,7 +25,10 @@ let seq = 0;
 before(async () => {
   s3 = await spawnS3Server({ accessKeys: [KEY, { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }], objectLockBuckets: ['worm-archive'] });
 });
-after(async () => { await s3?.stop(); cleanup(); });
+after(async () => {
+  await s3?.stop();
+  cleanup();
+});
 
 const client = () => s3ClientFor(s3.url, KEY);
 
@@ -61,11 +64,18 @@ function setup(sink: Record<string, unknown>, logs: string, opts: { storeEvents?
   mkdirSync(base, { recursive: true });
   const db = join(base, 'a.duckdb');
   const config = join(base, 'c.yaml');
-  writeFileSync(config, [
-    'pipelines:', '  logs:', `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, server: db1 }`, '    sinks:',
-    `      - ${JSON.stringify({ type: 'archive', endpoint: s3.url, force_path_style: true, region: 'us-east-1', ...CREDS, ...sink })}`,
-    `      - ${JSON.stringify({ type: 'duckdb', path: db, ...(opts.storeEvents === false ? { store_events: false } : {}) })}`, '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      'pipelines:',
+      '  logs:',
+      `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, server: db1 }`,
+      '    sinks:',
+      `      - ${JSON.stringify({ type: 'archive', endpoint: s3.url, force_path_style: true, region: 'us-east-1', ...CREDS, ...sink })}`,
+      `      - ${JSON.stringify({ type: 'duckdb', path: db, ...(opts.storeEvents === false ? { store_events: false } : {}) })}`,
+      '',
+    ].join('\n'),
+  );
   return { config, db, base };
 }
 
@@ -105,7 +115,14 @@ describe('archive sink, S3 (test server)', () => {
     await runOk(n.config);
     const nd = await manifestOf(b, 'nd/');
     const ndAll = await objects(b, 'nd/');
-    const lines = nd.filter((e) => !e.dataset).flatMap((e) => decode(ndAll.get(`nd/${e.key}`)!, 'gzip').toString('utf8').split('\n').filter(Boolean));
+    const lines = nd
+      .filter((e) => !e.dataset)
+      .flatMap((e) =>
+        decode(ndAll.get(`nd/${e.key}`)!, 'gzip')
+          .toString('utf8')
+          .split('\n')
+          .filter(Boolean),
+      );
     assert.equal(lines.length, 121);
     const all = await objects(b, 'pg/');
     const entries = await manifestOf(b, 'pg/');
@@ -120,7 +137,11 @@ describe('archive sink, S3 (test server)', () => {
     assert.ok(decode(all.get(`pg/${file.key}`)!, 'gzip').equals(readFileSync(join(logs, 'postgresql-2026-11-22_031156.json'))));
     // DuckDB reading what the bucket holds, partitions from the keys (copied out: no httpfs here).
     const local = join(dir, 'parquet-copy');
-    for (const [k, body] of all) if (k.endsWith('.parquet')) { mkdirSync(join(local, ...k.split('/').slice(0, -1)), { recursive: true }); writeFileSync(join(local, k), body); }
+    for (const [k, body] of all)
+      if (k.endsWith('.parquet')) {
+        mkdirSync(join(local, ...k.split('/').slice(0, -1)), { recursive: true });
+        writeFileSync(join(local, k), body);
+      }
     const rows = await duck(`SELECT server, count(*) AS n FROM read_parquet('${local}/pg/pgaudit/**/*.parquet', hive_partitioning = true) GROUP BY ALL`);
     assert.deepEqual(rows, [{ server: 'db1', n: '121' }]);
     const v = await runCli(['verify-archive', '--config', s.config]);
@@ -130,7 +151,20 @@ describe('archive sink, S3 (test server)', () => {
 
   test('storage class, SSE-KMS and Object Lock are sent with every object, and every part carries Content-MD5 (checked at the request level: s3rver keeps none of them)', async () => {
     const { dir: logs } = bulkyLogs('bulky-lock', 2, 12);
-    const s = setup({ bucket: 'worm-archive', form: 'files', storage_class: 'GLACIER_IR', sse: 'aws:kms', sse_kms_key_id: 'arn:aws:kms:us-east-1:111122223333:key/test', object_lock_mode: 'COMPLIANCE', object_lock_days: 30, part_size: '5MiB' }, logs, { storeEvents: false });
+    const s = setup(
+      {
+        bucket: 'worm-archive',
+        form: 'files',
+        storage_class: 'GLACIER_IR',
+        sse: 'aws:kms',
+        sse_kms_key_id: 'arn:aws:kms:us-east-1:111122223333:key/test',
+        object_lock_mode: 'COMPLIANCE',
+        object_lock_days: 30,
+        part_size: '5MiB',
+      },
+      logs,
+      { storeEvents: false },
+    );
     await s3.clearRequests();
     const started = Date.now();
     await runOk(s.config);
@@ -138,7 +172,10 @@ describe('archive sink, S3 (test server)', () => {
     const creates = reqs.filter((r) => r.op === 'CreateMultipartUpload' || r.op === 'PutObject');
     const dataObjects = creates.filter((r) => r.key!.startsWith('logs/'));
     assert.equal(dataObjects.length, 2);
-    assert.ok(reqs.some((r) => r.op === 'UploadPart'), 'the files went up in parts');
+    assert.ok(
+      reqs.some((r) => r.op === 'UploadPart'),
+      'the files went up in parts',
+    );
     for (const r of dataObjects) {
       assert.equal(r.headers['x-amz-storage-class'], 'GLACIER_IR');
       assert.equal(r.headers['x-amz-server-side-encryption'], 'aws:kms');
@@ -172,7 +209,10 @@ describe('archive sink, S3 (test server)', () => {
     try {
       await runOk(s.config);
       const state = await s3.faultState();
-      assert.ok(state.rules.every((r) => r.fired >= 1), `every fault fired: ${JSON.stringify(state.rules.map((r) => r.fired))}`);
+      assert.ok(
+        state.rules.every((r) => r.fired >= 1),
+        `every fault fired: ${JSON.stringify(state.rules.map((r) => r.fired))}`,
+      );
     } finally {
       await s3.clearFaults();
     }
@@ -225,7 +265,13 @@ describe('archive sink, S3 (test server)', () => {
       assert.ok(!hasStackTrace(r.stderr), r.stderr);
       assert.ok(!r.stderr.includes(KEY.secretAccessKey) && !r.stderr.includes('wrong-secret'));
     }
-    await s3.faults([{ match: { op: ['PutObject', 'CreateMultipartUpload'], bucket: b }, action: { type: 'status', status: 403, code: 'AccessDenied', message: 'Access Denied' }, times: 'always' }]);
+    await s3.faults([
+      {
+        match: { op: ['PutObject', 'CreateMultipartUpload'], bucket: b },
+        action: { type: 'status', status: 403, code: 'AccessDenied', message: 'Access Denied' },
+        times: 'always',
+      },
+    ]);
     try {
       const s = setup({ bucket: b, form: 'files' }, logs, { storeEvents: false });
       const r = await runCli(['run', '--config', s.config]);

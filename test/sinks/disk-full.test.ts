@@ -48,8 +48,14 @@ describe('a full disk', () => {
     const db = join(small, 'audit.duckdb');
     const r = await runCli(['ingest', '--db', db, '--quiet', logs]);
     assert.equal(r.code, 1, `exit code; stderr: ${r.stderr}`);
-    const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('auditship:') || l.includes('no space'));
-    assert.ok(lines.some((l) => /no space left/.test(l) && l.includes(small)), `one line naming the disk: ${r.stderr}`);
+    const lines = r.stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('auditship:') || l.includes('no space'));
+    assert.ok(
+      lines.some((l) => /no space left/.test(l) && l.includes(small)),
+      `one line naming the disk: ${r.stderr}`,
+    );
     assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
 
     // Move what there is to a disk with room: committed rows match their checkpoints, the rest follows.

@@ -30,13 +30,25 @@ const MiB = 1024 * 1024;
 /** The repeated unit of CsvlogGenerator.huge(): no log line may show it. */
 const STATEMENT_TEXT = `SELECT "a, b", 'c''d' FROM t`;
 
-interface Setup { config: string; db: string }
+interface Setup {
+  config: string;
+  db: string;
+}
 
 function config(url: string, logs: string, es: Record<string, unknown> = {}): Setup {
   const n = seq++;
   const db = join(dir, `large-${n}.duckdb`);
-  const lines = ['pipelines:', '  logs:', '    source:', '      type: pg_logs', `      path: ${JSON.stringify(logs)}`, '      server: db1',
-    '    sinks:', '      - type: elasticsearch', `        url: ${JSON.stringify(url)}`];
+  const lines = [
+    'pipelines:',
+    '  logs:',
+    '    source:',
+    '      type: pg_logs',
+    `      path: ${JSON.stringify(logs)}`,
+    '      server: db1',
+    '    sinks:',
+    '      - type: elasticsearch',
+    `        url: ${JSON.stringify(url)}`,
+  ];
   for (const [k, v] of Object.entries(es)) lines.push(`        ${k}: ${JSON.stringify(v)}`);
   lines.push('      - type: duckdb', `        path: ${db}`);
   const file = join(dir, `large-${n}.yaml`);
@@ -44,8 +56,17 @@ function config(url: string, logs: string, es: Record<string, unknown> = {}): Se
   return { config: file, db };
 }
 
-interface Search { created: number; duplicates: number; correlated: number; deadLettered: number }
-interface Summary { stored: number; ok: boolean; search: Search[] }
+interface Search {
+  created: number;
+  duplicates: number;
+  correlated: number;
+  deadLettered: number;
+}
+interface Summary {
+  stored: number;
+  ok: boolean;
+  search: Search[];
+}
 
 async function run(s: Setup): Promise<{ summary: Summary; stderr: string }> {
   const r = await runCli(['run', '--config', s.config, '--json']);
@@ -69,15 +90,25 @@ async function eventsInCluster(url: string): Promise<string[]> {
   return out.sort();
 }
 
-const keys = (records: readonly GenRecord[]) => auditOnly(records).map((r) => `${r.sessionId}:${r.line}`).sort();
+const keys = (records: readonly GenRecord[]) =>
+  auditOnly(records)
+    .map((r) => `${r.sessionId}:${r.line}`)
+    .sort();
 
 /** Session documents in the cluster (one per session, updated by its connection and disconnection records). */
 async function sessionDocs(url: string): Promise<number> {
   const stats = (await requestJson(url, 'GET', '/_test/stats')).body as { indices: Record<string, number> };
-  return Object.entries(stats.indices).filter(([i]) => i.startsWith('auditship-sessions-')).reduce((n, [, c]) => n + c, 0);
+  return Object.entries(stats.indices)
+    .filter(([i]) => i.startsWith('auditship-sessions-'))
+    .reduce((n, [, c]) => n + c, 0);
 }
 
-interface Logs { dir: string; big: GenRecord; all: GenRecord[]; later: (n: number) => GenRecord[] }
+interface Logs {
+  dir: string;
+  big: GenRecord;
+  all: GenRecord[];
+  later: (n: number) => GenRecord[];
+}
 
 /**
  * A log directory: `before` events, the record with a statement of `bigBytes`, `afterCount` events in the same
@@ -95,7 +126,9 @@ function logs(name: string, seed: number, bigBytes: number, beforeCount: number,
   writeFileSync(join(d, 'postgresql-2024-05-01_130000.csv'), csvOf(second));
   const all = [...head, big, ...tail, ...second];
   return {
-    dir: d, big, all,
+    dir: d,
+    big,
+    all,
     later: (n) => {
       const third = gen.records(n);
       writeFileSync(join(d, 'postgresql-2024-05-01_140000.csv'), csvOf(third));
@@ -116,10 +149,14 @@ async function distinctSessions(db: string): Promise<number> {
 
 describe('elasticsearch sink: a document larger than the cluster takes', () => {
   let es: SpawnedEsServer;
-  before(async () => { es = await spawnEsServer({ flavor: 'elasticsearch', maxContentLength: '2mb' }); });
-  after(async () => { await es?.stop(); });
+  before(async () => {
+    es = await spawnEsServer({ flavor: 'elasticsearch', maxContentLength: '2mb' });
+  });
+  after(async () => {
+    await es?.stop();
+  });
 
-  test('max_content_length at the cluster\'s 2mb: the 3 MB statement is dead-lettered unsent, every other event is in the cluster once, later files go on, a rerun adds nothing', async () => {
+  test("max_content_length at the cluster's 2mb: the 3 MB statement is dead-lettered unsent, every other event is in the cluster once, later files go on, a rerun adds nothing", async () => {
     await es.reset();
     const l = logs('at-limit', 11, 3 * MiB, 300, 300, 200);
     const s = config(es.url, l.dir, { max_content_length: '2MiB' });
@@ -133,16 +170,24 @@ describe('elasticsearch sink: a document larger than the cluster takes', () => {
     assert.match(String(dead[0]!['reason']), /^document_too_large: \d{1,3}(,\d{3})+ bytes > max_content_length 2,097,152$/);
     const bytes = Number(/: ([\d,]+) bytes/.exec(String(dead[0]!['reason']))![1]!.replaceAll(',', ''));
     assert.ok(bytes > 3 * MiB && bytes < 4 * MiB, `the document's size (${bytes})`);
-    const kept = JSON.parse(String(dead[0]!['document'])) as { postgresql: { audit: { statement: string }; log: { session_id: string; session_line_num: number } } };
+    const kept = JSON.parse(String(dead[0]!['document'])) as {
+      postgresql: { audit: { statement: string }; log: { session_id: string; session_line_num: number } };
+    };
     assert.equal(kept.postgresql.audit.statement, l.big.statement, 'the whole document is kept in es_dead_letters');
     assert.equal(`${kept.postgresql.log.session_id}:${kept.postgresql.log.session_line_num}`, `${l.big.sessionId}:${l.big.line}`);
     assert.match(stderr, /Documents refused for good; kept in es_dead_letters/);
     // auditship status shows it, by kind of reason.
     const st = await runCli(['status', '--db', s.db]);
     assert.equal(st.code, 0, st.stderr);
-    assert.match(st.stdout, /documents refused for good by a search cluster \(es_dead_letters[^\n]*\n.*\n.*\ndb1 +elasticsearch http:\/\/127\.0\.0\.1:\d+ +document_too_large +1 +\d{4}-/);
+    assert.match(
+      st.stdout,
+      /documents refused for good by a search cluster \(es_dead_letters[^\n]*\n.*\n.*\ndb1 +elasticsearch http:\/\/127\.0\.0\.1:\d+ +document_too_large +1 +\d{4}-/,
+    );
     const stJson = JSON.parse((await runCli(['status', '--db', s.db, '--json'])).stdout) as { dead_letters: { reason: string; documents: number }[] };
-    assert.deepEqual(stJson.dead_letters.map((d) => [d.reason, Number(d.documents)]), [['document_too_large', 1]]);
+    assert.deepEqual(
+      stJson.dead_letters.map((d) => [d.reason, Number(d.documents)]),
+      [['document_too_large', 1]],
+    );
     const stats = await es.stats();
     assert.equal(stats.rejected413, 0, 'nothing too large was sent');
     const expected = keys(l.all.filter((r) => r !== l.big));
@@ -157,7 +202,10 @@ describe('elasticsearch sink: a document larger than the cluster takes', () => {
     // A later file: shipped; the pipeline did not stall on the large record.
     const third = l.later(150);
     const next = await run(s);
-    assert.deepEqual([next.summary.stored, next.summary.search[0]!.created, next.summary.search[0]!.deadLettered], [auditOnly(third).length, auditOnly(third).length, 0]);
+    assert.deepEqual(
+      [next.summary.stored, next.summary.search[0]!.created, next.summary.search[0]!.deadLettered],
+      [auditOnly(third).length, auditOnly(third).length, 0],
+    );
     assert.deepEqual(await eventsInCluster(es.url), keys(l.all.filter((r) => r !== l.big)));
     assert.equal((await deadLetters(s.db)).length, 1);
   });
@@ -246,10 +294,22 @@ describe('elasticsearch sink: correlation through refused requests', () => {
   test('updates (an upsert, outcomes of documents that may not exist) in a refused request: split, applied once each, none lost; one refused alone is dead-lettered', async () => {
     const server = await startEsServer({ flavor: 'elasticsearch', maxContentLength: '4kb', refresh: 'immediate' });
     const warnings: string[] = [];
-    const log: Logger = { debug() {}, info() {}, warn: (m: string) => { warnings.push(m); }, error() {} };
+    const log: Logger = {
+      debug() {},
+      info() {},
+      warn: (m: string) => {
+        warnings.push(m);
+      },
+      error() {},
+    };
     const http = new EsHttp({ url: server.url, auth: {}, timeoutMs: 10_000, maxSockets: 3 });
     try {
-      const writer = () => new BulkWriter(http, { flushBytes: 1 << 20, maxContentLength: 100 * 2 ** 20, flushDocs: 5000, concurrency: 2, maxRetries: 2, retryInitialMs: 10, retryMaxMs: 50 }, log);
+      const writer = () =>
+        new BulkWriter(
+          http,
+          { flushBytes: 1 << 20, maxContentLength: 100 * 2 ** 20, flushDocs: 5000, concurrency: 2, maxRetries: 2, retryInitialMs: 10, retryMaxMs: 50 },
+          log,
+        );
       let bulk = writer();
       const ids = Array.from({ length: 40 }, (_, i) => `e${i}`);
       for (const id of ids) await bulk.add({ index: 'events', id, source: JSON.stringify({ n: id, pad: 'x'.repeat(60) }) });
@@ -260,14 +320,28 @@ describe('elasticsearch sink: correlation through refused requests', () => {
       // A new writer (it has not learnt the limit): outcomes onto every event and onto ids that have no document
       // (404: done), a session upsert, and an update too large to go through alone — in one request, refused.
       bulk = writer();
-      for (const id of [...ids, 'none1', 'none2']) await bulk.add({ index: 'events', id, source: '{"doc":{"outcome":"failure"}}', action: 'update', ifExists: true, correlation: true });
+      for (const id of [...ids, 'none1', 'none2'])
+        await bulk.add({ index: 'events', id, source: '{"doc":{"outcome":"failure"}}', action: 'update', ifExists: true, correlation: true });
       await bulk.add({ index: 'sessions', id: 's1', source: '{"doc":{"user":"u"},"doc_as_upsert":true}', action: 'update', correlation: true });
-      await bulk.add({ index: 'sessions', id: 's2', source: `{"doc":{"note":"${'y'.repeat(5000)}"},"doc_as_upsert":true}`, action: 'update', correlation: true });
+      await bulk.add({
+        index: 'sessions',
+        id: 's2',
+        source: `{"doc":{"note":"${'y'.repeat(5000)}"},"doc_as_upsert":true}`,
+        action: 'update',
+        correlation: true,
+      });
       await bulk.flush();
-      assert.equal(server.stats().rejected413, refusedBefore + 2, 'the whole request (about 9 kB), then s2 alone; the half with the outcomes and s1 went through');
+      assert.equal(
+        server.stats().rejected413,
+        refusedBefore + 2,
+        'the whole request (about 9 kB), then s2 alone; the half with the outcomes and s1 went through',
+      );
       assert.deepEqual([bulk.counts.correlated, bulk.counts.deadLettered], [41, 1]);
       const dead = bulk.takeDeadLetters();
-      assert.deepEqual(dead.map((d) => [d.index, d.id, d.status, d.reason]), [['sessions', 's2', 413, 'request_too_large (413)']]);
+      assert.deepEqual(
+        dead.map((d) => [d.index, d.id, d.status, d.reason]),
+        [['sessions', 's2', 413, 'request_too_large (413)']],
+      );
       assert.equal(JSON.parse(dead[0]!.source).doc.note.length, 5000);
       for (const id of ids) {
         const r = await requestJson(server.url, 'GET', `/events/_doc/${id}`);
@@ -283,4 +357,3 @@ describe('elasticsearch sink: correlation through refused requests', () => {
     }
   });
 });
-

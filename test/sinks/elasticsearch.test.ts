@@ -22,16 +22,29 @@ import { installAudit } from '../../src/sources/pg-audit-table/install.js';
  */
 
 const { dir, cleanup } = scratchDir('elasticsearch');
+after(cleanup);
 const REAL_LOGS = join(ROOT, 'examples', 'pgaudit-logs');
 let seq = 0;
 
-interface Setup { config: string; db: string }
+interface Setup {
+  config: string;
+  db: string;
+}
 
 function config(url: string, es: Record<string, unknown> = {}, opts: { logs?: string; storeEvents?: boolean; server?: string } = {}): Setup {
   const n = seq++;
   const db = join(dir, `es-${n}.duckdb`);
-  const lines = ['pipelines:', '  logs:', '    source:', '      type: pg_logs', `      path: ${JSON.stringify(opts.logs ?? REAL_LOGS)}`, `      server: ${opts.server ?? 'db1'}`,
-    '    sinks:', '      - type: elasticsearch', `        url: ${JSON.stringify(url)}`];
+  const lines = [
+    'pipelines:',
+    '  logs:',
+    '    source:',
+    '      type: pg_logs',
+    `      path: ${JSON.stringify(opts.logs ?? REAL_LOGS)}`,
+    `      server: ${opts.server ?? 'db1'}`,
+    '    sinks:',
+    '      - type: elasticsearch',
+    `        url: ${JSON.stringify(url)}`,
+  ];
   for (const [k, v] of Object.entries(es)) lines.push(`        ${k}: ${JSON.stringify(v)}`);
   lines.push('      - type: duckdb', `        path: ${db}`);
   if (opts.storeEvents === false) lines.push('        store_events: false');
@@ -40,7 +53,11 @@ function config(url: string, es: Record<string, unknown> = {}, opts: { logs?: st
   return { config: file, db };
 }
 
-interface Summary { stored: number; ok: boolean; search?: { created: number; duplicates: number; deadLettered: number; retried: number }[] }
+interface Summary {
+  stored: number;
+  ok: boolean;
+  search?: { created: number; duplicates: number; deadLettered: number; retried: number }[];
+}
 
 async function run(s: Setup): Promise<Summary> {
   const r = await runCli(['run', '--config', s.config, '--json']);
@@ -58,17 +75,49 @@ const REAL_EVENTS = 121; // examples/pgaudit-logs: one server's csvlog and its j
 
 describe('elasticsearch sink (test server)', () => {
   let es: SpawnedEsServer;
-  before(async () => { es = await spawnEsServer({ flavor: 'elasticsearch' }); });
-  after(async () => { await es?.stop(); });
+  before(async () => {
+    es = await spawnEsServer({ flavor: 'elasticsearch' });
+  });
+  after(async () => {
+    await es?.stop();
+  });
 
   test('documents: the fast JSON writer gives exactly the reference document', () => {
-    const values = PACKED_COLUMNS.map((c) => ({
-      log_time_ms: 1714564800123, user_name: 'alice "a"', database_name: 'app', client_addr: '10.0.0.7', client_port: 5432, message: null,
-      application_name: 'psql\tx', session_id: '6632b2c0.1a2b', session_line_num: 7, process_id: 4242, virtual_transaction_id: '3/17',
-      transaction_id: 0, command_tag: 'SELECT', session_start_ms: 1714564700000, error_severity: 'LOG', backend_type: 'client backend',
-      leader_pid: null, query_id: '-42', audit_type: 'SESSION', statement_id: 3, substatement_id: 1, class: 'READ', command: 'SELECT',
-      object_type: null, object_name: null, statement: "select 'é' as \"x\"\n  from t", parameter: '<none>', rows: 1,
-    } as Record<string, string | number | null>)[c] ?? null);
+    const values = PACKED_COLUMNS.map(
+      (c) =>
+        (
+          ({
+            log_time_ms: 1714564800123,
+            user_name: 'alice "a"',
+            database_name: 'app',
+            client_addr: '10.0.0.7',
+            client_port: 5432,
+            message: null,
+            application_name: 'psql\tx',
+            session_id: '6632b2c0.1a2b',
+            session_line_num: 7,
+            process_id: 4242,
+            virtual_transaction_id: '3/17',
+            transaction_id: 0,
+            command_tag: 'SELECT',
+            session_start_ms: 1714564700000,
+            error_severity: 'LOG',
+            backend_type: 'client backend',
+            leader_pid: null,
+            query_id: '-42',
+            audit_type: 'SESSION',
+            statement_id: 3,
+            substatement_id: 1,
+            class: 'READ',
+            command: 'SELECT',
+            object_type: null,
+            object_name: null,
+            statement: 'select \'é\' as "x"\n  from t',
+            parameter: '<none>',
+            rows: 1,
+          }) as Record<string, string | number | null>
+        )[c] ?? null,
+    );
     const names = { prefix: 'auditship-pgaudit', period: 'daily' as const };
     const fast = pgauditDocumentFromValues('"db1"', 'db1', values, names);
     const ref = pgauditDocument('db1', Object.fromEntries(PACKED_COLUMNS.map((c, i) => [c, values[i]])) as never, names);
@@ -89,7 +138,9 @@ describe('elasticsearch sink (test server)', () => {
     assert.ok(delivered.duplicates > 0, 'the reset batch was applied before the socket broke: its re-send meets 409');
     assert.ok(delivered.retried > 0);
     // The template's mapping is in force: strict, ECS names.
-    const hit = (await requestJson(es.url, 'POST', '/auditship-pgaudit-*/_search', { size: 1, query: { term: { 'event.action': 'select' } } })).body as { hits: { hits: { _source: Record<string, unknown> }[] } };
+    const hit = (await requestJson(es.url, 'POST', '/auditship-pgaudit-*/_search', { size: 1, query: { term: { 'event.action': 'select' } } })).body as {
+      hits: { hits: { _source: Record<string, unknown> }[] };
+    };
     const doc = hit.hits.hits[0]!._source as { user: { name: string }; service: { name: string }; postgresql: { audit: { statement: string } } };
     assert.equal(doc.service.name, 'db1');
     assert.ok(doc.user.name && doc.postgresql.audit.statement);
@@ -144,7 +195,8 @@ describe('elasticsearch sink (test server)', () => {
     await es.reset();
     // Someone's higher-priority template maps object_name as a number: documents naming an object are refused.
     const tpl = await requestJson(es.url, 'PUT', '/_index_template/conflict', {
-      index_patterns: ['auditship-pgaudit-*'], priority: 500,
+      index_patterns: ['auditship-pgaudit-*'],
+      priority: 500,
       template: { mappings: { properties: { postgresql: { properties: { audit: { properties: { object_name: { type: 'long' } } } } } } } },
     });
     assert.equal(tpl.status, 200);
@@ -166,7 +218,17 @@ describe('elasticsearch sink (test server)', () => {
 
 describe('elasticsearch sink: auth, flavors, clear failures', () => {
   test('basic, API key and bearer auth; a wrong password is one line, never echoed; a read-only user is refused', async () => {
-    const es = await spawnEsServer({ flavor: 'elasticsearch', auth: { users: [{ username: 'ship', password: 's3cret' }, { username: 'reader', password: 'r', readOnly: true }], apiKeys: [{ id: 'k1', key: 'kkk' }], bearerTokens: [{ token: 'tok' }] } });
+    const es = await spawnEsServer({
+      flavor: 'elasticsearch',
+      auth: {
+        users: [
+          { username: 'ship', password: 's3cret' },
+          { username: 'reader', password: 'r', readOnly: true },
+        ],
+        apiKeys: [{ id: 'k1', key: 'kkk' }],
+        bearerTokens: [{ token: 'tok' }],
+      },
+    });
     try {
       assert.equal((await run(config(es.url, { username: 'ship', password: 's3cret' }, { storeEvents: false }))).search![0]!.created, REAL_EVENTS);
       await es.reset();
@@ -202,9 +264,16 @@ describe('elasticsearch sink: auth, flavors, clear failures', () => {
       assert.match(r.stderr, /index on auditship-pgaudit-\*/);
       // Counted through the test API (the user of this test may not read): events only, no other index.
       const stats = (await requestJson(es.url, 'GET', '/_test/stats')).body as { indices: Record<string, number> };
-      const byPrefix = (p: string) => Object.entries(stats.indices).filter(([name]) => name.startsWith(p)).reduce((n, [, c]) => n + c, 0);
+      const byPrefix = (p: string) =>
+        Object.entries(stats.indices)
+          .filter(([name]) => name.startsWith(p))
+          .reduce((n, [, c]) => n + c, 0);
       assert.equal(byPrefix('auditship-pgaudit-'), REAL_EVENTS);
-      assert.deepEqual(Object.keys(stats.indices).filter((name) => !name.startsWith('auditship-pgaudit-')), [], 'no sessions, failed logins or outcomes indices');
+      assert.deepEqual(
+        Object.keys(stats.indices).filter((name) => !name.startsWith('auditship-pgaudit-')),
+        [],
+        'no sessions, failed logins or outcomes indices',
+      );
     } finally {
       await es.stop();
     }
@@ -214,8 +283,27 @@ describe('elasticsearch sink: auth, flavors, clear failures', () => {
     const es = await spawnEsServer({ flavor: 'elasticsearch' });
     const tls = join(dir, 'tls');
     mkdirSync(tls, { recursive: true });
-    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(tls, 'key.pem'), '-out', join(tls, 'cert.pem'),
-      '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' });
+    const made = spawnSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        join(tls, 'key.pem'),
+        '-out',
+        join(tls, 'cert.pem'),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { encoding: 'utf8' },
+    );
     assert.equal(made.status, 0, made.stderr);
     // An HTTPS front for the test server (a TLS-terminating proxy, as in front of many clusters).
     const target = new URL(es.url);
@@ -265,22 +353,48 @@ describe('elasticsearch sink: application events (sql_outbox on PostgreSQL)', ()
     const pg = await createTestDatabase('es_outbox');
     try {
       await pg.client.query(`CREATE TABLE audit_logs (id bigint PRIMARY KEY, is_sent boolean DEFAULT false, message jsonb, created_at timestamptz)`);
-      await pg.client.query(`INSERT INTO audit_logs SELECT g, false, jsonb_build_object('audit_event', jsonb_build_object('date_time', '2024-05-01T12:00:00Z', 'operation', 'READ', 'target', jsonb_build_object('id', g::text))), now() FROM generate_series(1, 300) g`);
+      await pg.client.query(
+        `INSERT INTO audit_logs SELECT g, false, jsonb_build_object('audit_event', jsonb_build_object('date_time', '2024-05-01T12:00:00Z', 'operation', 'READ', 'target', jsonb_build_object('id', g::text))), now() FROM generate_series(1, 300) g`,
+      );
       // Row 301's target is text where the others' is an object: the cluster refuses it for good.
-      await pg.client.query(`INSERT INTO audit_logs VALUES (301, false, '{"audit_event": {"date_time": "2024-05-01T12:00:01Z", "target": "just text"}}', now())`);
+      await pg.client.query(
+        `INSERT INTO audit_logs VALUES (301, false, '{"audit_event": {"date_time": "2024-05-01T12:00:01Z", "target": "just text"}}', now())`,
+      );
       const db = join(dir, `outbox-es-${seq++}.duckdb`);
       const file = join(dir, `outbox-es-${seq++}.yaml`);
-      writeFileSync(file, ['pipelines:', '  billing:', '    source:', '      type: sql_outbox', `      url: ${JSON.stringify(pg.url)}`, '      chunk_size: 50', '      batch_size: 0',
-        '    sinks:', '      - type: elasticsearch', `        url: ${JSON.stringify(es.url)}`, '      - type: duckdb', `        path: ${db}`, ''].join('\n'));
+      writeFileSync(
+        file,
+        [
+          'pipelines:',
+          '  billing:',
+          '    source:',
+          '      type: sql_outbox',
+          `      url: ${JSON.stringify(pg.url)}`,
+          '      chunk_size: 50',
+          '      batch_size: 0',
+          '    sinks:',
+          '      - type: elasticsearch',
+          `        url: ${JSON.stringify(es.url)}`,
+          '      - type: duckdb',
+          `        path: ${db}`,
+          '',
+        ].join('\n'),
+      );
       const r = await runCli(['run', '--config', file, '--json']);
       assert.equal(r.code, 0, r.stderr.slice(-2000));
-      const s = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { pipelines: { stored: number; marked: number; search: { created: number; deadLettered: number }[] }[] }).pipelines[0]!;
+      const s = (
+        JSON.parse(r.stdout.trim().split('\n').pop()!) as {
+          pipelines: { stored: number; marked: number; search: { created: number; deadLettered: number }[] }[];
+        }
+      ).pipelines[0]!;
       assert.deepEqual([s.stored, s.marked, s.search[0]!.created, s.search[0]!.deadLettered], [301, 301, 300, 1]);
       assert.equal(await docCount(es.url, 'auditship-app-billing-*'), 300);
       const dead = await queryDb(db, 'SELECT doc_id, status, reason FROM es_dead_letters');
       assert.equal(dead.length, 1);
       assert.match(String(dead[0]!['reason']), /mapper_parsing_exception/);
-      const hit = (await requestJson(es.url, 'POST', '/auditship-app-billing-*/_search', { size: 1, query: { term: { 'auditship.row_id': '7' } } })).body as { hits: { hits: { _index: string; _source: { '@timestamp': string; audit_event: { operation: string } } }[] } };
+      const hit = (await requestJson(es.url, 'POST', '/auditship-app-billing-*/_search', { size: 1, query: { term: { 'auditship.row_id': '7' } } })).body as {
+        hits: { hits: { _index: string; _source: { '@timestamp': string; audit_event: { operation: string } } }[] };
+      };
       assert.equal(hit.hits.hits[0]!._index, 'auditship-app-billing-2024.05.01');
       assert.equal(hit.hits.hits[0]!._source['@timestamp'], '2024-05-01T12:00:00.000Z');
       assert.equal(hit.hits.hits[0]!._source.audit_event.operation, 'READ');
@@ -309,15 +423,37 @@ describe('elasticsearch sink: row changes (pg_audit_table on PostgreSQL)', () =>
       await pg.client.query(`DELETE FROM items WHERE id > 190`);
       const file = (n: number) => {
         const f = join(dir, `rows-es-${seq++}.yaml`);
-        writeFileSync(f, ['pipelines:', '  rows:', '    source:', '      type: pg_audit_table', `      url: ${JSON.stringify(pg.url)}`, '      batch_rows: 40',
-          '    sinks:', '      - type: elasticsearch', `        url: ${JSON.stringify(es.url)}`, '      - type: duckdb', `        path: ${join(dir, `rows-es-${n}.duckdb`)}`, ''].join('\n'));
+        writeFileSync(
+          f,
+          [
+            'pipelines:',
+            '  rows:',
+            '    source:',
+            '      type: pg_audit_table',
+            `      url: ${JSON.stringify(pg.url)}`,
+            '      batch_rows: 40',
+            '    sinks:',
+            '      - type: elasticsearch',
+            `        url: ${JSON.stringify(es.url)}`,
+            '      - type: duckdb',
+            `        path: ${join(dir, `rows-es-${n}.duckdb`)}`,
+            '',
+          ].join('\n'),
+        );
         return f;
       };
       const r = await runCli(['run', '--config', file(1), '--json']);
       assert.equal(r.code, 0, r.stderr.slice(-2000));
       assert.match(r.stdout, /"created":260/);
       assert.equal(await docCount(es.url, 'auditship-rows-*'), 260);
-      const hit = (await requestJson(es.url, 'POST', '/auditship-rows-*/_search', { size: 1, query: { term: { 'postgresql.row_change.action': 'UPDATE' } } })).body as { hits: { hits: { _source: { event: { action: string }; postgresql: { row_change: { row_data: { id: number }; changed_fields: { qty: number }; table: string } } } }[] } };
+      const hit = (await requestJson(es.url, 'POST', '/auditship-rows-*/_search', { size: 1, query: { term: { 'postgresql.row_change.action': 'UPDATE' } } }))
+        .body as {
+        hits: {
+          hits: {
+            _source: { event: { action: string }; postgresql: { row_change: { row_data: { id: number }; changed_fields: { qty: number }; table: string } } };
+          }[];
+        };
+      };
       const rc = hit.hits.hits[0]!._source.postgresql.row_change;
       assert.equal(rc.table, 'items');
       assert.equal(typeof rc.row_data, 'object');
@@ -333,19 +469,26 @@ describe('elasticsearch sink: row changes (pg_audit_table on PostgreSQL)', () =>
   });
 });
 
-for (const [name, env] of [['Elasticsearch', 'AUDITSHIP_TEST_ES_URL'], ['OpenSearch', 'AUDITSHIP_TEST_OPENSEARCH_URL']] as const) {
+for (const [name, env] of [
+  ['Elasticsearch', 'AUDITSHIP_TEST_ES_URL'],
+  ['OpenSearch', 'AUDITSHIP_TEST_OPENSEARCH_URL'],
+] as const) {
   const url = process.env[env];
   describe(`elasticsearch sink against a live ${name} cluster`, () => {
-    test(`real pgaudit logs exactly once, twice sent (${env})`, { skip: url ? false : `skipped: set ${env} (e.g. http://user:password@host:9200) to run it against a real cluster` }, async () => {
-      const prefix = `auditship-test-${Date.now()}`;
-      const s = config(url!, { index_prefix: prefix }, { storeEvents: false });
-      const first = await run(s);
-      const again = await run(config(url!, { index_prefix: prefix }, { storeEvents: false }));
-      assert.equal(first.search![0]!.created + first.search![0]!.duplicates, REAL_EVENTS);
-      assert.deepEqual([again.search![0]!.created, again.search![0]!.duplicates], [0, REAL_EVENTS]);
-      assert.equal(await docCount(url!, `${prefix}-pgaudit-*`), REAL_EVENTS);
-      await requestJson(url!, 'DELETE', `/${prefix}-pgaudit-*`).catch(() => {});
-      await requestJson(url!, 'DELETE', `/_index_template/${prefix}-pgaudit`).catch(() => {});
-    });
+    test(
+      `real pgaudit logs exactly once, twice sent (${env})`,
+      { skip: url ? false : `skipped: set ${env} (e.g. http://user:password@host:9200) to run it against a real cluster` },
+      async () => {
+        const prefix = `auditship-test-${Date.now()}`;
+        const s = config(url!, { index_prefix: prefix }, { storeEvents: false });
+        const first = await run(s);
+        const again = await run(config(url!, { index_prefix: prefix }, { storeEvents: false }));
+        assert.equal(first.search![0]!.created + first.search![0]!.duplicates, REAL_EVENTS);
+        assert.deepEqual([again.search![0]!.created, again.search![0]!.duplicates], [0, REAL_EVENTS]);
+        assert.equal(await docCount(url!, `${prefix}-pgaudit-*`), REAL_EVENTS);
+        await requestJson(url!, 'DELETE', `/${prefix}-pgaudit-*`).catch(() => {});
+        await requestJson(url!, 'DELETE', `/_index_template/${prefix}-pgaudit`).catch(() => {});
+      },
+    );
   });
 }

@@ -16,7 +16,11 @@ after(cleanup);
 
 const MB = 1 << 20;
 
-interface Logs { path: string; records: GenRecord[]; big: GenRecord[] }
+interface Logs {
+  path: string;
+  records: GenRecord[];
+  big: GenRecord[];
+}
 
 /** Two log files: ordinary records with large statements among them, a line of garbage, and a later file. */
 function makeLogs(name: string, bigSizes: number[]): Logs {
@@ -48,12 +52,19 @@ function setup(name: string, logs: Logs, parquet: Record<string, unknown>) {
   const archive = join(base, 'archive');
   const db = join(base, 'a.duckdb');
   const config = join(base, 'c.yaml');
-  writeFileSync(config, [
-    'pipelines:', '  logs:', `    source: { type: pg_logs, path: ${JSON.stringify(logs.path)}, server: db1 }`, '    sinks:',
-    `      - ${JSON.stringify({ type: 'archive', directory: join(archive, 'parquet'), form: 'parquet', ...parquet })}`,
-    `      - ${JSON.stringify({ type: 'archive', directory: join(archive, 'ndjson'), form: 'ndjson' })}`,
-    `      - ${JSON.stringify({ type: 'duckdb', path: db })}`, '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      'pipelines:',
+      '  logs:',
+      `    source: { type: pg_logs, path: ${JSON.stringify(logs.path)}, server: db1 }`,
+      '    sinks:',
+      `      - ${JSON.stringify({ type: 'archive', directory: join(archive, 'parquet'), form: 'parquet', ...parquet })}`,
+      `      - ${JSON.stringify({ type: 'archive', directory: join(archive, 'ndjson'), form: 'ndjson' })}`,
+      `      - ${JSON.stringify({ type: 'duckdb', path: db })}`,
+      '',
+    ].join('\n'),
+  );
   return { config, db, parquet: join(archive, 'parquet'), ndjson: join(archive, 'ndjson') };
 }
 
@@ -78,8 +89,15 @@ async function assertStore(db: string, logs: Logs): Promise<void> {
 
 /** The NDJSON lines of the archive's objects whose key starts with `prefix`. */
 function ndjsonLines(root: string, prefix: string): Record<string, unknown>[] {
-  return entriesOf(localManifest(root)).filter((e) => e.key.startsWith(prefix))
-    .flatMap((e) => decode(readFileSync(join(root, e.key)), 'gzip').toString('utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>));
+  return entriesOf(localManifest(root))
+    .filter((e) => e.key.startsWith(prefix))
+    .flatMap((e) =>
+      decode(readFileSync(join(root, e.key)), 'gzip')
+        .toString('utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+    );
 }
 
 describe('large records', { timeout: 600_000 }, () => {
@@ -91,7 +109,11 @@ describe('large records', { timeout: 600_000 }, () => {
     assert.doesNotMatch(stderr, /could not be written/);
     await assertStore(s.db, logs);
     const entries = entriesOf(localManifest(s.parquet)).filter((e) => !e.dataset);
-    assert.deepEqual(entries.map((e) => e.key.split('/')[0]), ['pgaudit', 'pgaudit'], 'one Parquet object per file range, no rejects');
+    assert.deepEqual(
+      entries.map((e) => e.key.split('/')[0]),
+      ['pgaudit', 'pgaudit'],
+      'one Parquet object per file range, no rejects',
+    );
     const pq = await duck(`SELECT session_id, session_line_num, length(statement) AS len FROM read_parquet('${s.parquet}/pgaudit/**/*.parquet')`);
     assert.equal(pq.length, logs.records.length);
     const lengths = new Map(pq.map((r) => [keyOf(r['session_id'], r['session_line_num']), Number(r['len'])]));
@@ -120,7 +142,10 @@ describe('large records', { timeout: 600_000 }, () => {
     const rejects = entries.filter((e) => e.key.startsWith('pgaudit-rejects/'));
     assert.equal(rejects.length, 1);
     const listed = (rejects[0] as unknown as { rejected: { session_id: string; session_line_num: number; reason: string }[] }).rejected;
-    assert.deepEqual(listed.map((r) => keyOf(r.session_id, r.session_line_num)), [keyOf(logs.big[1]!.sessionId, logs.big[1]!.line)]);
+    assert.deepEqual(
+      listed.map((r) => keyOf(r.session_id, r.session_line_num)),
+      [keyOf(logs.big[1]!.sessionId, logs.big[1]!.line)],
+    );
     assert.match(listed[0]!.reason, /^Out of Memory Error (writing|reading) a record/);
     assert.equal(rejects[0]!.events, 1);
     const rejected = ndjsonLines(s.parquet, 'pgaudit-rejects/');
@@ -133,7 +158,11 @@ describe('large records', { timeout: 600_000 }, () => {
     const keys = [...pq.map((r) => keyOf(r['session_id'], r['session_line_num'])), ...rejected.map((l) => keyOf(l['session_id'], l['session_line_num']))];
     assert.equal(keys.length, logs.records.length);
     assert.deepEqual(new Set(keys), new Set(logs.records.map((r) => keyOf(r.sessionId, r.line))));
-    assert.equal(entries.filter((e) => !e.dataset).reduce((n, e) => n + (e.events ?? 0), 0), logs.records.length, 'manifest events add up');
+    assert.equal(
+      entries.filter((e) => !e.dataset).reduce((n, e) => n + (e.events ?? 0), 0),
+      logs.records.length,
+      'manifest events add up',
+    );
 
     const verify = await runCli(['verify-archive', '--directory', s.parquet]);
     assert.equal(verify.code, 0, verify.stdout + verify.stderr);

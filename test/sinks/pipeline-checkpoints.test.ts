@@ -25,11 +25,14 @@ let seq = 0;
 function workloadLogs(logs: string, parts: { name: string; sessions: number; sessionBase: number; startMs: number; agoS: number }[]): number {
   mkdirSync(logs, { recursive: true });
   let audit = 0;
-  writeLogs(logs, parts.map((p) => {
-    const w = generateWorkload({ seed: p.sessionBase + 3, sessions: p.sessions, sessionBase: p.sessionBase, startMs: p.startMs, spanMs: 3 * 3600e3 });
-    audit += w.counts.audit;
-    return { name: p.name, text: w.csv, agoS: p.agoS };
-  }));
+  writeLogs(
+    logs,
+    parts.map((p) => {
+      const w = generateWorkload({ seed: p.sessionBase + 3, sessions: p.sessions, sessionBase: p.sessionBase, startMs: p.startMs, spanMs: 3 * 3600e3 });
+      audit += w.counts.audit;
+      return { name: p.name, text: w.csv, agoS: p.agoS };
+    }),
+  );
   return audit;
 }
 
@@ -40,9 +43,13 @@ function twoPipelines(logs: string, db: string, names: string[], extra = ''): { 
   const lines = ['pipelines:'];
   for (const name of names) {
     archives[name] = join(dir, `archive-${n}-${name}`);
-    lines.push(`  ${name}:`, `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, server: db1${extra} }`, '    sinks:',
+    lines.push(
+      `  ${name}:`,
+      `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, server: db1${extra} }`,
+      '    sinks:',
       `      - ${JSON.stringify({ type: 'archive', directory: archives[name], form: 'ndjson' })}`,
-      `      - ${JSON.stringify({ type: 'duckdb', path: db })}`);
+      `      - ${JSON.stringify({ type: 'duckdb', path: db })}`,
+    );
   }
   const config = join(dir, `c${n}.yaml`);
   writeFileSync(config, lines.join('\n') + '\n');
@@ -51,13 +58,24 @@ function twoPipelines(logs: string, db: string, names: string[], extra = ''): { 
 
 /** Identities (session_id/line) of the events in a local NDJSON archive, one per archived line. */
 function archivedEvents(archive: string): string[] {
-  return entriesOf(localManifest(archive)).filter((e) => e.form === 'ndjson' && e.key.startsWith('pgaudit-ndjson/'))
-    .flatMap((e) => decode(readFileSync(join(archive, e.key)), 'gzip').toString('utf8').split('\n').filter(Boolean))
-    .map((l) => { const r = JSON.parse(l) as Record<string, unknown>; return `${String(r['session_id'])}/${String(r['session_line_num'])}`; });
+  return entriesOf(localManifest(archive))
+    .filter((e) => e.form === 'ndjson' && e.key.startsWith('pgaudit-ndjson/'))
+    .flatMap((e) =>
+      decode(readFileSync(join(archive, e.key)), 'gzip')
+        .toString('utf8')
+        .split('\n')
+        .filter(Boolean),
+    )
+    .map((l) => {
+      const r = JSON.parse(l) as Record<string, unknown>;
+      return `${String(r['session_id'])}/${String(r['session_line_num'])}`;
+    });
 }
 
 async function storedEvents(db: string): Promise<{ rows: number; distinct: number; ids: string[] }> {
-  const ids = (await queryDb(db, `SELECT session_id || '/' || session_line_num AS id FROM audit_logs ORDER BY session_id, session_line_num`)).map((r) => String(r['id']));
+  const ids = (await queryDb(db, `SELECT session_id || '/' || session_line_num AS id FROM audit_logs ORDER BY session_id, session_line_num`)).map((r) =>
+    String(r['id']),
+  );
   return { rows: ids.length, distinct: new Set(ids).size, ids };
 }
 
@@ -79,13 +97,27 @@ describe('checkpoints per pipeline', () => {
     const db = join(dir, 'two.duckdb');
     const { config, archives } = twoPipelines(logs, db, ['search', 'retention']);
     const first = await runOk(config);
-    assert.deepEqual(first.map((p) => [p['pipeline'], p['events']]), [['search', audit], ['retention', audit]], 'each pipeline read every file');
-    assert.deepEqual(first.map((p) => p['stored']), [audit, 0], 'the second pipeline stored nothing twice');
+    assert.deepEqual(
+      first.map((p) => [p['pipeline'], p['events']]),
+      [
+        ['search', audit],
+        ['retention', audit],
+      ],
+      'each pipeline read every file',
+    );
+    assert.deepEqual(
+      first.map((p) => p['stored']),
+      [audit, 0],
+      'the second pipeline stored nothing twice',
+    );
 
     // A new file, and the previous active one now finished: both pipelines go on from their own checkpoints.
     audit += workloadLogs(logs, [{ name: 'postgresql-2026-03-01_140000.csv', sessions: 40, sessionBase: 2000, startMs: T0 + 6 * 3600e3, agoS: 10 }]);
     const second = await runOk(config);
-    assert.deepEqual(second.map((p) => p['stored']), [audit - Number(first[0]!['stored']), 0]);
+    assert.deepEqual(
+      second.map((p) => p['stored']),
+      [audit - Number(first[0]!['stored']), 0],
+    );
 
     const stored = await storedEvents(db);
     assert.equal(stored.rows, audit);
@@ -95,15 +127,33 @@ describe('checkpoints per pipeline', () => {
       assert.equal(got.length, audit, `${name}: every event archived once`);
       assert.deepEqual([...got].sort(), [...stored.ids].sort(), `${name}: exactly the stored events`);
     }
-    const files = await queryDb(db, `SELECT pipeline, count(*)::INTEGER AS files, sum(events)::INTEGER AS events FROM ingest_files GROUP BY ALL ORDER BY pipeline`);
-    assert.deepEqual(files, [{ pipeline: 'retention', files: 3, events: audit }, { pipeline: 'search', files: 3, events: audit }]);
+    const files = await queryDb(
+      db,
+      `SELECT pipeline, count(*)::INTEGER AS files, sum(events)::INTEGER AS events FROM ingest_files GROUP BY ALL ORDER BY pipeline`,
+    );
+    assert.deepEqual(files, [
+      { pipeline: 'retention', files: 3, events: audit },
+      { pipeline: 'search', files: 3, events: audit },
+    ]);
 
     // auditship status shows each pipeline's files.
     const st = await runCli(['status', '--db', db]);
     assert.equal(st.code, 0, st.stderr);
-    assert.match(st.stdout, /server db1, pipeline retention\n[^]*postgresql-2026-03-01_140000\.csv[^]*server db1, pipeline search\n[^]*postgresql-2026-03-01_140000\.csv/);
+    assert.match(
+      st.stdout,
+      /server db1, pipeline retention\n[^]*postgresql-2026-03-01_140000\.csv[^]*server db1, pipeline search\n[^]*postgresql-2026-03-01_140000\.csv/,
+    );
     const json = JSON.parse((await runCli(['status', '--db', db, '--json'])).stdout) as { files: { pipeline: string; file_name: string; events: string }[] };
-    assert.deepEqual(json.files.filter((f) => f.pipeline === 'search').map((f) => f.file_name).sort(), json.files.filter((f) => f.pipeline === 'retention').map((f) => f.file_name).sort());
+    assert.deepEqual(
+      json.files
+        .filter((f) => f.pipeline === 'search')
+        .map((f) => f.file_name)
+        .sort(),
+      json.files
+        .filter((f) => f.pipeline === 'retention')
+        .map((f) => f.file_name)
+        .sort(),
+    );
   });
 
   test('run --follow: the two pipelines run side by side, and still no event is stored twice', { timeout: 120_000 }, async () => {
@@ -112,7 +162,13 @@ describe('checkpoints per pipeline', () => {
     const db = join(dir, 'follow.duckdb');
     const { config, archives } = twoPipelines(logs, db, ['a', 'b'], ', poll_interval_ms: 200');
     const daemon = spawnCli(['run', '--config', config, '--follow', '--quiet']);
-    const archivedBoth = () => { try { return Math.min(archivedEvents(archives['a']!).length, archivedEvents(archives['b']!).length); } catch { return 0; } };
+    const archivedBoth = () => {
+      try {
+        return Math.min(archivedEvents(archives['a']!).length, archivedEvents(archives['b']!).length);
+      } catch {
+        return 0;
+      }
+    };
     const until = async (n: number) => {
       for (let i = 0; i < 300 && archivedBoth() < n; i++) await sleep(100);
       assert.equal(archivedBoth(), n, 'both archives caught up');
@@ -157,10 +213,13 @@ describe('a schema version 3 store is upgraded in place', () => {
 
   test('the fixture is what that version wrote', async () => {
     const old = copyOfFixture('fixture.duckdb');
-    const [facts] = await queryDb(old, `SELECT (SELECT value FROM auditship_meta WHERE key = 'schema_version') AS version,
+    const [facts] = await queryDb(
+      old,
+      `SELECT (SELECT value FROM auditship_meta WHERE key = 'schema_version') AS version,
       (SELECT count(*)::INTEGER FROM audit_logs) AS events, (SELECT count(*)::INTEGER FROM correlation_sessions) AS open_sessions,
       (SELECT list(file_name ORDER BY file_name) FROM ingest_files) AS files,
-      (SELECT count(*)::INTEGER FROM information_schema.columns WHERE table_name = 'ingest_files' AND column_name = 'pipeline') AS pipeline_column`);
+      (SELECT count(*)::INTEGER FROM information_schema.columns WHERE table_name = 'ingest_files' AND column_name = 'pipeline') AS pipeline_column`,
+    );
     assert.deepEqual(facts, { version: '3', events: 5802, open_sessions: 63, files: names.slice(0, 2), pipeline_column: 0 });
     const newStore = join(dir, 'fresh.duckdb');
     assert.equal((await ingestOk(newStore, [logs])).stored, 5802 + 198);
@@ -172,9 +231,12 @@ describe('a schema version 3 store is upgraded in place', () => {
     const s = await ingestOk(old, [logs]);
     assert.deepEqual([s.events, s.stored, s.duplicates], [198, 198, 0], 'only the file the old version had not read');
     assert.deepEqual((await queryDb(old, DIGEST))[0], fresh);
-    const [state] = await queryDb(old, `SELECT (SELECT value FROM auditship_meta WHERE key = 'schema_version') AS version,
+    const [state] = await queryDb(
+      old,
+      `SELECT (SELECT value FROM auditship_meta WHERE key = 'schema_version') AS version,
       (SELECT list(DISTINCT pipeline) FROM ingest_files) AS file_pipelines, (SELECT count(*)::INTEGER FROM ingest_files) AS files,
-      (SELECT list(DISTINCT pipeline) FROM correlation_sessions) AS state_pipelines`);
+      (SELECT list(DISTINCT pipeline) FROM correlation_sessions) AS state_pipelines`,
+    );
     assert.deepEqual(state, { version: String(SCHEMA_VERSION), file_pipelines: ['ingest'], files: 3, state_pipelines: ['ingest'] });
     // And again: nothing new.
     assert.deepEqual([(await ingestOk(old, [logs])).events], [0]);

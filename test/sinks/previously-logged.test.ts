@@ -22,11 +22,36 @@ const T0 = Date.UTC(2024, 4, 1, 12, 0, 0);
 /** One PostgreSQL 15 csvlog record (26 columns) carrying a pgaudit entry. */
 function record(line: number, audit: string[]): string {
   const message = 'AUDIT: ' + audit.join(',');
-  return [
-    pgLogTime(T0 + line * 1000), csvText('alice'), csvText('app'), '2398833', csvText('10.0.0.1:5000'), SESSION, String(line),
-    csvText('SELECT'), pgLogTime(Date.UTC(2024, 4, 1, 11, 0, 0), false), '3/17', '0', 'LOG', '00000', csvText(message),
-    '', '', '', '', '', '', '', '', csvText('psql'), csvText('client backend'), '', '0',
-  ].join(',') + '\n';
+  return (
+    [
+      pgLogTime(T0 + line * 1000),
+      csvText('alice'),
+      csvText('app'),
+      '2398833',
+      csvText('10.0.0.1:5000'),
+      SESSION,
+      String(line),
+      csvText('SELECT'),
+      pgLogTime(Date.UTC(2024, 4, 1, 11, 0, 0), false),
+      '3/17',
+      '0',
+      'LOG',
+      '00000',
+      csvText(message),
+      '',
+      '',
+      '',
+      '',
+      '',
+      '',
+      '',
+      '',
+      csvText('psql'),
+      csvText('client backend'),
+      '',
+      '0',
+    ].join(',') + '\n'
+  );
 }
 
 test('markers stored before their first entry are completed by the run that brings it', async () => {
@@ -35,11 +60,15 @@ test('markers stored before their first entry are completed by the run that brin
   const later = join(dir, 'later');
   mkdirSync(first);
   mkdirSync(later);
-  writeFileSync(join(first, 'postgresql-2024-05-01_120000.csv'),
-    record(1, ['SESSION', '1', '1', 'READ', 'SELECT', 'TABLE', 'public.t', pgauditField(statement), '<none>']));
-  writeFileSync(join(later, 'postgresql-2024-05-01_130000.csv'),
-    record(2, ['SESSION', '1', '1', 'READ', 'SELECT', 'TABLE', 'public.u', '<previously logged>', '<previously logged>'])
-    + record(3, ['SESSION', '2', '1', 'READ', 'SELECT', 'TABLE', 'public.v', '<previously logged>', '<previously logged>']));
+  writeFileSync(
+    join(first, 'postgresql-2024-05-01_120000.csv'),
+    record(1, ['SESSION', '1', '1', 'READ', 'SELECT', 'TABLE', 'public.t', pgauditField(statement), '<none>']),
+  );
+  writeFileSync(
+    join(later, 'postgresql-2024-05-01_130000.csv'),
+    record(2, ['SESSION', '1', '1', 'READ', 'SELECT', 'TABLE', 'public.u', '<previously logged>', '<previously logged>']) +
+      record(3, ['SESSION', '2', '1', 'READ', 'SELECT', 'TABLE', 'public.v', '<previously logged>', '<previously logged>']),
+  );
   const db = join(dir, 'a.duckdb');
 
   assert.equal((await ingestOk(db, [later])).stored, 2);
@@ -65,9 +94,11 @@ test('markers stored before their first entry are completed by the run that brin
   // The first entry of statement 2 arrives: nothing is pending any more.
   const last = join(dir, 'last');
   mkdirSync(last);
-  writeFileSync(join(last, 'postgresql-2024-05-01_140000.csv'),
-    record(0, ['SESSION', '2', '1', 'READ', 'SELECT', 'TABLE', 'public.v', 'SELECT 2', '<none>']));
+  writeFileSync(join(last, 'postgresql-2024-05-01_140000.csv'), record(0, ['SESSION', '2', '1', 'READ', 'SELECT', 'TABLE', 'public.v', 'SELECT 2', '<none>']));
   assert.equal((await ingestOk(db, [last])).stored, 1);
-  assert.deepEqual((await queryDb(db, eventsSql)).map((r) => r['statement']), ['SELECT 2', statement, statement, 'SELECT 2']);
+  assert.deepEqual(
+    (await queryDb(db, eventsSql)).map((r) => r['statement']),
+    ['SELECT 2', statement, statement, 'SELECT 2'],
+  );
   assert.deepEqual(await queryDb(db, pendingSql), []);
 });

@@ -25,24 +25,34 @@ test('schema version 1 → current: new tables and columns, old rows kept, new f
   for (const [i, f] of files.entries()) renameSync(join(dir, 'logs', f), join(dir, i < 2 ? 'a' : 'b', f));
   const db = join(dir, 'x.duckdb');
   const first = await ingestOk(db, [join(dir, 'a')]);
-  await withDb(db, async (q) => {
-    await q(`CREATE TABLE flat AS SELECT * EXCLUDE (sqlstate, error_message) FROM audit_events;
+  await withDb(
+    db,
+    async (q) => {
+      await q(`CREATE TABLE flat AS SELECT * EXCLUDE (sqlstate, error_message) FROM audit_events;
       DROP VIEW audit_logs; DROP VIEW audit_events; DROP TABLE event_rows; DROP TABLE event_contexts; DROP TABLE event_kinds;
       ALTER TABLE flat RENAME TO audit_events;
       DROP TABLE sessions; DROP TABLE logon_failures; DROP TABLE statement_errors; DROP TABLE correlation_sessions;
       CREATE OR REPLACE VIEW audit_logs AS SELECT log_time, user_name, statement FROM audit_events;
       UPDATE auditship_meta SET value = 'version-1-view' WHERE key = 'audit_logs_view';
       UPDATE auditship_meta SET value = '1' WHERE key = 'schema_version'`);
-  }, false);
+    },
+    false,
+  );
   const second = await ingestOk(db, [join(dir, 'a'), join(dir, 'b')]);
   assert.equal(second.stored, 20_000 - first.stored, 'only the new files are read');
-  const [r] = await queryDb(db, `SELECT count(*)::INTEGER AS n, count(*) FILTER (WHERE outcome = 'error')::INTEGER AS errors,
+  const [r] = await queryDb(
+    db,
+    `SELECT count(*)::INTEGER AS n, count(*) FILTER (WHERE outcome = 'error')::INTEGER AS errors,
       (SELECT value FROM auditship_meta WHERE key = 'schema_version') AS version,
       (SELECT count(*)::INTEGER FROM statement_errors WHERE statement_id IS NOT NULL) AS matched,
       (SELECT count(*)::INTEGER FROM sessions) AS sessions
-    FROM audit_logs`);
+    FROM audit_logs`,
+  );
   assert.equal(r!['n'], 20_000);
   assert.equal(r!['version'], String(SCHEMA_VERSION));
-  assert.ok(Number(r!['matched']) > 0 && Number(r!['errors']) >= Number(r!['matched']), `errors of the new files are matched (${r!['errors']} / ${r!['matched']})`);
+  assert.ok(
+    Number(r!['matched']) > 0 && Number(r!['errors']) >= Number(r!['matched']),
+    `errors of the new files are matched (${r!['errors']} / ${r!['matched']})`,
+  );
   assert.ok(Number(r!['sessions']) > 0);
 });

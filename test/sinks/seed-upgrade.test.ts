@@ -15,7 +15,9 @@ import { readCsvlog } from '../helpers/raw-logs.js';
  */
 
 const cleanups: (() => void)[] = [];
-after(() => { for (const c of cleanups) c(); });
+after(() => {
+  for (const c of cleanups) c();
+});
 
 /** The seed's schema, verbatim from its README. */
 const SEED_SCHEMA = `
@@ -50,10 +52,32 @@ ON audit_logs (log_path_id, session_id, session_line_num);
 `;
 
 const CSVLOG_COLUMNS = [
-  'log_time', 'user_name', 'database_name', 'process_id', 'connection_from', 'session_id', 'session_line_num', 'command_tag',
-  'session_start_time', 'virtual_transaction_id', 'transaction_id', 'error_severity', 'sql_state_code', 'message', 'detail',
-  'hint', 'internal_query', 'internal_query_pos', 'context', 'query', 'query_pos', 'location', 'application_name',
-  'backend_type', 'leader_pid', 'query_id',
+  'log_time',
+  'user_name',
+  'database_name',
+  'process_id',
+  'connection_from',
+  'session_id',
+  'session_line_num',
+  'command_tag',
+  'session_start_time',
+  'virtual_transaction_id',
+  'transaction_id',
+  'error_severity',
+  'sql_state_code',
+  'message',
+  'detail',
+  'hint',
+  'internal_query',
+  'internal_query_pos',
+  'context',
+  'query',
+  'query_pos',
+  'location',
+  'application_name',
+  'backend_type',
+  'leader_pid',
+  'query_id',
 ];
 
 const lit = (s: string) => `'${s.replaceAll("'", "''")}'`;
@@ -137,11 +161,15 @@ async function buildSeed(name: string): Promise<SeedSetup> {
   const realSeeded = readCsvlog([realPlain]).filter((r) => r.audit).length;
 
   const db = join(dir, 'pgsql.duckdb');
-  const seeded = await withDb(db, async (q) => {
-    await q(SEED_SCHEMA);
-    for (const f of [fa[0]!, fa[1]!, copy, realPlain]) await seedIngest(q, f);
-    return Number((await q('SELECT count(*) AS n FROM audit_logs'))[0]!['n']);
-  }, false);
+  const seeded = await withDb(
+    db,
+    async (q) => {
+      await q(SEED_SCHEMA);
+      for (const f of [fa[0]!, fa[1]!, copy, realPlain]) await seedIngest(q, f);
+      return Number((await q('SELECT count(*) AS n FROM audit_logs'))[0]!['n']);
+    },
+    false,
+  );
   const seededSynthetic = auditOnly([...recs[0]!, ...recs[1]!]).length;
   assert.equal(seeded, seededSynthetic + auditOnly(recs[0]!).length + realSeeded, 'the seed emulation stored what the seed would');
   const seedPaths = await withDb(db, (q) => q('SELECT id, path FROM log_paths ORDER BY id'));
@@ -159,7 +187,7 @@ describe('upgrading a pg_audit_to_duckdb database in place', () => {
     const allSynthetic = recs.flat();
     const newEvents = auditOnly([...recs[2]!, ...recs[3]!]).length + (realEvents - realSeeded);
     assert.equal(run.stored, newEvents, 'only events the seed had not stored are new');
-    assert.equal(run.duplicates, seededSynthetic + realSeeded, 'the seed\'s events are recognised');
+    assert.equal(run.duplicates, seededSynthetic + realSeeded, "the seed's events are recognised");
 
     // Every event once (the seed's double of a1 deduplicated), synthetic statements intact.
     assert.equal(Number((await queryCli(db, 'SELECT count(*) - count(DISTINCT (session_id, session_line_num)) AS d FROM audit_logs'))[0]!['d']), 0);
@@ -182,11 +210,21 @@ describe('upgrading a pg_audit_to_duckdb database in place', () => {
 
     // log_paths: the seed's ids kept, no second row for a directory; new rows carry the seed's id.
     const paths = await queryCli(db, 'SELECT id, path FROM log_paths ORDER BY id');
-    for (const p of seedPaths) assert.ok(paths.some((r) => Number(r['id']) === Number(p['id']) && r['path'] === p['path']), `log_paths keeps ${p['path']}`);
+    for (const p of seedPaths)
+      assert.ok(
+        paths.some((r) => Number(r['id']) === Number(p['id']) && r['path'] === p['path']),
+        `log_paths keeps ${p['path']}`,
+      );
     assert.equal(new Set(paths.map((r) => r['path'])).size, paths.length, 'one row per directory');
     const idA = Number(seedPaths.find((p) => p['path'] === dirA)!['id']);
-    const newRows = await queryCli(db, `SELECT DISTINCT log_path_id FROM audit_logs WHERE file_name IN ('postgresql-2024-05-01_120000.csv', 'postgresql-2024-05-01_130000.csv')`);
-    assert.deepEqual(newRows.map((r) => Number(r['log_path_id'])), [idA]);
+    const newRows = await queryCli(
+      db,
+      `SELECT DISTINCT log_path_id FROM audit_logs WHERE file_name IN ('postgresql-2024-05-01_120000.csv', 'postgresql-2024-05-01_130000.csv')`,
+    );
+    assert.deepEqual(
+      newRows.map((r) => Number(r['log_path_id'])),
+      [idA],
+    );
 
     // log_summary: the new files are summarised with their size; the seed's rows are still there.
     const summary = await queryCli(db, 'SELECT log_path_id, file_name, last_size FROM log_summary ORDER BY log_path_id, file_name');
@@ -195,52 +233,59 @@ describe('upgrading a pg_audit_to_duckdb database in place', () => {
       assert.ok(row, `log_summary has ${f}`);
       assert.equal(Number(row['last_size']), statSync(join(dirA, f)).size);
     }
-    assert.ok(summary.some((r) => r['file_name'] === basename(copy)), 'the seed\'s summary rows are kept');
+    assert.ok(
+      summary.some((r) => r['file_name'] === basename(copy)),
+      "the seed's summary rows are kept",
+    );
 
     // And from now on it is an auditship database: a rerun reads nothing, stores nothing.
     const again = await ingestOk(db, [dirA, dirB]);
     assert.deepEqual({ stored: again.stored, events: again.events }, { stored: 0, events: 0 });
   });
 
-  test('a SIGKILL during the upgrade leaves the seed database or the upgraded one, never a mix', {
-    timeout: 120_000,
-  }, async (t) => {
-    const { dir, db, dirA, dirB, recs, realEvents, seededSynthetic, realSeeded } = await buildSeed('seed-kill');
-    const pristine = readFileSync(db);
-    const seedRows = await withDb(db, async (q) => Number((await q('SELECT count(*) AS n FROM audit_logs'))[0]!['n']));
-    const expected = auditOnly(recs.flat()).length + realEvents;
-    const probe = join(dir, 'probe.duckdb');
-    writeFileSync(probe, pristine);
-    let t0 = Date.now();
-    await ingestOk(probe, [dirA, dirB]);
-    const fullMs = Date.now() - t0;
-    const log: string[] = [];
-    for (let i = 0; i < 8; i++) {
-      const target = join(dir, `kill-${i}.duckdb`);
-      writeFileSync(target, pristine);
-      const delay = Math.round(fullMs * (0.2 + 0.1 * i));
-      const child = spawnCli(['ingest', '--db', target, '--quiet', dirA, dirB]);
-      const timer = setTimeout(() => child.kill('SIGKILL'), delay);
-      t0 = Date.now();
-      const r = await child.result;
-      clearTimeout(timer);
-      assert.ok(r.signal === 'SIGKILL' || r.code === 0, `run ${i}: ${r.stderr}`);
-      const state = await withDb(target, async (q) => {
-        const cols = await q(`SELECT count(*) AS n FROM information_schema.columns WHERE table_name = 'audit_logs' AND column_name = 'server'`);
-        const [c] = await q('SELECT count(*) AS n, count(DISTINCT (session_id, session_line_num)) AS k FROM audit_logs');
-        return { upgraded: Number(cols[0]!['n']) === 1, rows: Number(c!['n']), keys: Number(c!['k']) };
-      });
-      log.push(`run ${i}: delay ${delay} ms, ${r.signal ?? `exit ${r.code}`}, ${JSON.stringify(state)}`);
-      if (state.upgraded) {
-        assert.equal(state.rows, state.keys, `run ${i}: upgraded, no duplicates`);
-        assert.ok(state.keys >= seededSynthetic + realSeeded, `run ${i}: upgraded but seed rows are missing`);
-      } else {
-        assert.equal(state.rows, seedRows, `run ${i}: not upgraded, and the seed's rows untouched`);
+  test(
+    'a SIGKILL during the upgrade leaves the seed database or the upgraded one, never a mix',
+    {
+      timeout: 120_000,
+    },
+    async (t) => {
+      const { dir, db, dirA, dirB, recs, realEvents, seededSynthetic, realSeeded } = await buildSeed('seed-kill');
+      const pristine = readFileSync(db);
+      const seedRows = await withDb(db, async (q) => Number((await q('SELECT count(*) AS n FROM audit_logs'))[0]!['n']));
+      const expected = auditOnly(recs.flat()).length + realEvents;
+      const probe = join(dir, 'probe.duckdb');
+      writeFileSync(probe, pristine);
+      let t0 = Date.now();
+      await ingestOk(probe, [dirA, dirB]);
+      const fullMs = Date.now() - t0;
+      const log: string[] = [];
+      for (let i = 0; i < 8; i++) {
+        const target = join(dir, `kill-${i}.duckdb`);
+        writeFileSync(target, pristine);
+        const delay = Math.round(fullMs * (0.2 + 0.1 * i));
+        const child = spawnCli(['ingest', '--db', target, '--quiet', dirA, dirB]);
+        const timer = setTimeout(() => child.kill('SIGKILL'), delay);
+        t0 = Date.now();
+        const r = await child.result;
+        clearTimeout(timer);
+        assert.ok(r.signal === 'SIGKILL' || r.code === 0, `run ${i}: ${r.stderr}`);
+        const state = await withDb(target, async (q) => {
+          const cols = await q(`SELECT count(*) AS n FROM information_schema.columns WHERE table_name = 'audit_logs' AND column_name = 'server'`);
+          const [c] = await q('SELECT count(*) AS n, count(DISTINCT (session_id, session_line_num)) AS k FROM audit_logs');
+          return { upgraded: Number(cols[0]!['n']) === 1, rows: Number(c!['n']), keys: Number(c!['k']) };
+        });
+        log.push(`run ${i}: delay ${delay} ms, ${r.signal ?? `exit ${r.code}`}, ${JSON.stringify(state)}`);
+        if (state.upgraded) {
+          assert.equal(state.rows, state.keys, `run ${i}: upgraded, no duplicates`);
+          assert.ok(state.keys >= seededSynthetic + realSeeded, `run ${i}: upgraded but seed rows are missing`);
+        } else {
+          assert.equal(state.rows, seedRows, `run ${i}: not upgraded, and the seed's rows untouched`);
+        }
+        await ingestOk(target, [dirA, dirB]);
+        const [after] = await queryCli(target, 'SELECT count(*) AS n, count(DISTINCT (session_id, session_line_num)) AS k FROM audit_logs');
+        assert.deepEqual([Number(after!['n']), Number(after!['k'])], [expected, expected], `run ${i}: after a full run`);
       }
-      await ingestOk(target, [dirA, dirB]);
-      const [after] = await queryCli(target, 'SELECT count(*) AS n, count(DISTINCT (session_id, session_line_num)) AS k FROM audit_logs');
-      assert.deepEqual([Number(after!['n']), Number(after!['k'])], [expected, expected], `run ${i}: after a full run`);
-    }
-    t.diagnostic(`full run ${fullMs} ms\n${log.join('\n')}`);
-  });
+      t.diagnostic(`full run ${fullMs} ms\n${log.join('\n')}`);
+    },
+  );
 });

@@ -66,8 +66,10 @@ test('an ingest waits for readers: auditship readers let go when it asks, a fore
   assert.equal(r2.code, 0, `the ingest went on once the holder let go: ${r2.stderr}`);
 
   const [got] = await reader.all(digestSql());
-  assert.deepEqual({ count: Number(got!['count']), statementBytes: Number(got!['statement_bytes']), md5: got!['md5'] },
-    digestOf([...first.records, ...second.records, ...third.records]));
+  assert.deepEqual(
+    { count: Number(got!['count']), statementBytes: Number(got!['statement_bytes']), md5: got!['md5'] },
+    digestOf([...first.records, ...second.records, ...third.records]),
+  );
   await reader.close();
 });
 
@@ -122,5 +124,9 @@ test('while an ingest writes, reads go through it and see whole commits; writes 
   assert.equal(reader.lastVia, 'file');
   assert.deepEqual({ count: Number(got!['count']), statementBytes: Number(got!['statement_bytes']), md5: got!['md5'] }, digestOf(records));
   await reader.close();
-  assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('through.duckdb.')), [], 'no socket, marker or stage left');
+  assert.deepEqual(
+    readdirSync(dir).filter((f) => f.startsWith('through.duckdb.')),
+    [],
+    'no socket, marker or stage left',
+  );
 });

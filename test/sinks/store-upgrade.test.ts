@@ -19,12 +19,45 @@ after(cleanup);
 
 /** Every audit_logs column but log_path_id (the directory's id differs between the two stores). */
 const AUDIT_LOGS_COLUMNS = [
-  'log_time', 'user_name', 'database_name', 'client_addr', 'message', 'application_name', 'session_id', 'session_line_num', 'file_name',
-  'server', 'client_port', 'process_id', 'virtual_transaction_id', 'transaction_id', 'command_tag', 'session_start', 'error_severity',
-  'backend_type', 'leader_pid', 'query_id', 'audit_type', 'statement_id', 'substatement_id', 'class', 'command', 'object_type',
-  'object_name', 'statement', 'parameter', 'rows', 'statement_filled', 'raw_message', 'outcome', 'sqlstate', 'error_message',
+  'log_time',
+  'user_name',
+  'database_name',
+  'client_addr',
+  'message',
+  'application_name',
+  'session_id',
+  'session_line_num',
+  'file_name',
+  'server',
+  'client_port',
+  'process_id',
+  'virtual_transaction_id',
+  'transaction_id',
+  'command_tag',
+  'session_start',
+  'error_severity',
+  'backend_type',
+  'leader_pid',
+  'query_id',
+  'audit_type',
+  'statement_id',
+  'substatement_id',
+  'class',
+  'command',
+  'object_type',
+  'object_name',
+  'statement',
+  'parameter',
+  'rows',
+  'statement_filled',
+  'raw_message',
+  'outcome',
+  'sqlstate',
+  'error_message',
 ];
-const rowsDigest = (where = 'true') => `SELECT {n: count(*)::INTEGER, md5: md5(string_agg(concat_ws('|', ${AUDIT_LOGS_COLUMNS.map((c) => `${c}::VARCHAR`).join(', ')}), '\n'
+const rowsDigest = (
+  where = 'true',
+) => `SELECT {n: count(*)::INTEGER, md5: md5(string_agg(concat_ws('|', ${AUDIT_LOGS_COLUMNS.map((c) => `${c}::VARCHAR`).join(', ')}), '\n'
   ORDER BY session_id, session_line_num))} FROM audit_logs WHERE ${where}`;
 const DIGEST = `
   SELECT (${rowsDigest()}) AS rows_,
@@ -36,29 +69,40 @@ const DIGEST = `
 test('a store of release 0.1.0 (schema version 2) is upgraded in place and goes on as a new store would', async () => {
   const logs = join(dir, 'logs');
   mkdirSync(logs);
-  const files = readdirSync(FIXTURE).filter((f) => f.endsWith('.csv.gz')).sort();
+  const files = readdirSync(FIXTURE)
+    .filter((f) => f.endsWith('.csv.gz'))
+    .sort();
   assert.equal(files.length, 3);
   for (const f of files) writeFileSync(join(logs, f.replace(/\.gz$/, '')), gunzipSync(readFileSync(join(FIXTURE, f))));
   const old = join(dir, 'old.duckdb');
   writeFileSync(old, gunzipSync(readFileSync(join(FIXTURE, 'auditship-0.1.0.duckdb.gz'))));
 
   // The fixture as release 0.1.0 left it (facts recorded in its README).
-  const [before] = await queryDb(old, `SELECT (SELECT value FROM auditship_meta WHERE key = 'schema_version') AS version,
+  const [before] = await queryDb(
+    old,
+    `SELECT (SELECT value FROM auditship_meta WHERE key = 'schema_version') AS version,
       (SELECT table_type FROM information_schema.tables WHERE table_name = 'audit_events') AS events_type, (${rowsDigest()}) AS digest,
-      (SELECT count(*)::INTEGER FROM audit_logs WHERE outcome = 'error') AS errors`);
+      (SELECT count(*)::INTEGER FROM audit_logs WHERE outcome = 'error') AS errors`,
+  );
   assert.equal(before!['version'], '2');
   assert.equal(before!['events_type'], 'BASE TABLE');
   assert.deepEqual(before!['digest'], { n: 5802, md5: '2c98e43a4de5454de5107865de57a042' });
   assert.equal(before!['errors'], 9);
 
   // The upgrade alone: the two files the release read are not read again.
-  const first = await ingestOk(old, files.slice(0, 2).map((f) => join(logs, f.replace(/\.gz$/, ''))));
+  const first = await ingestOk(
+    old,
+    files.slice(0, 2).map((f) => join(logs, f.replace(/\.gz$/, ''))),
+  );
   assert.equal(first.stored, 0);
-  const [after] = await queryDb(old, `SELECT (SELECT value FROM auditship_meta WHERE key = 'schema_version') AS version,
+  const [after] = await queryDb(
+    old,
+    `SELECT (SELECT value FROM auditship_meta WHERE key = 'schema_version') AS version,
       (SELECT table_type FROM information_schema.tables WHERE table_name = 'audit_events') AS events_type,
       (${rowsDigest()}) AS old_rows,
       (SELECT count(*)::INTEGER FROM audit_logs) - (SELECT count(DISTINCT (session_id, session_line_num))::INTEGER FROM audit_logs) AS duplicates,
-      (SELECT count(*)::INTEGER FROM correlation_sessions AS c JOIN sessions AS s USING (server, session_id) WHERE s.disconnected_at IS NOT NULL) AS ended_in_state`);
+      (SELECT count(*)::INTEGER FROM correlation_sessions AS c JOIN sessions AS s USING (server, session_id) WHERE s.disconnected_at IS NOT NULL) AS ended_in_state`,
+  );
   assert.equal(after!['version'], String(SCHEMA_VERSION));
   assert.equal(after!['events_type'], 'VIEW');
   assert.deepEqual(after!['old_rows'], { n: 5802, md5: '2c98e43a4de5454de5107865de57a042' }, 'the old rows read as the release wrote them');

@@ -4,9 +4,7 @@ import { mkdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { constants as zc, gunzipSync, gzipSync } from 'node:zlib';
-import {
-  CsvlogGenerator, auditOnly, csvEndOffsets, csvOf, digestOf, digestSql, type GenRecord,
-} from '../helpers/csvlog-gen.js';
+import { CsvlogGenerator, auditOnly, csvEndOffsets, csvOf, digestOf, digestSql, type GenRecord } from '../helpers/csvlog-gen.js';
 import { decode, entriesOf, localManifest } from '../helpers/archive.js';
 import { hasStackTrace, ingest, lines, queryCli, runCli, scratchDir } from '../helpers/ingest-cli.js';
 
@@ -23,7 +21,9 @@ import { hasStackTrace, ingest, lines, queryCli, runCli, scratchDir } from '../h
  */
 
 const cleanups: (() => void)[] = [];
-after(() => { for (const c of cleanups) c(); });
+after(() => {
+  for (const c of cleanups) c();
+});
 
 let sessionBase = 50_000_000;
 function generator(seed: number): CsvlogGenerator {
@@ -64,7 +64,13 @@ const cases: { name: string; build: (gen: CsvlogGenerator) => Damaged }[] = [
     name: 'cut inside the gzip header',
     build: (gen) => {
       const records = gen.records(500);
-      return { name: 'postgresql-2024-05-01_090000.csv.gz', bytes: gzipSync(csvOf(records)).subarray(0, 5), records, readable: 0, reason: /^damaged compressed file: truncated gzip stream after 0 bytes of log/ };
+      return {
+        name: 'postgresql-2024-05-01_090000.csv.gz',
+        bytes: gzipSync(csvOf(records)).subarray(0, 5),
+        records,
+        readable: 0,
+        reason: /^damaged compressed file: truncated gzip stream after 0 bytes of log/,
+      };
     },
   },
   {
@@ -77,17 +83,29 @@ const cases: { name: string; build: (gen: CsvlogGenerator) => Damaged }[] = [
       while (ends.has(readableGzip(gz.subarray(0, cut)))) cut++;
       const readable = readableGzip(gz.subarray(0, cut));
       assert.ok(readable > 0);
-      return { name: 'postgresql-2024-05-01_090000.csv.gz', bytes: gz.subarray(0, cut), records, readable, reason: new RegExp(`^damaged compressed file: truncated gzip stream after ${n(readable)} bytes of log`) };
+      return {
+        name: 'postgresql-2024-05-01_090000.csv.gz',
+        bytes: gz.subarray(0, cut),
+        records,
+        readable,
+        reason: new RegExp(`^damaged compressed file: truncated gzip stream after ${n(readable)} bytes of log`),
+      };
     },
   },
   {
-    name: 'cut right at a record boundary (a file of two gzip members, cut in the second one\'s header)',
+    name: "cut right at a record boundary (a file of two gzip members, cut in the second one's header)",
     build: (gen) => {
       const first = gen.records(1500);
       const second = gen.records(1500);
       const readable = Buffer.byteLength(csvOf(first));
       const bytes = Buffer.concat([gzipSync(csvOf(first)), gzipSync(csvOf(second)).subarray(0, 6)]);
-      return { name: 'postgresql-2024-05-01_090000.csv.gz', bytes, records: [...first, ...second], readable, reason: new RegExp(`^damaged compressed file: truncated gzip stream after ${n(readable)} bytes of log`) };
+      return {
+        name: 'postgresql-2024-05-01_090000.csv.gz',
+        bytes,
+        records: [...first, ...second],
+        readable,
+        reason: new RegExp(`^damaged compressed file: truncated gzip stream after ${n(readable)} bytes of log`),
+      };
     },
   },
   {
@@ -96,7 +114,13 @@ const cases: { name: string; build: (gen: CsvlogGenerator) => Damaged }[] = [
       const records = gen.records(2000);
       const gz = gzipSync(csvOf(records));
       const readable = Buffer.byteLength(csvOf(records));
-      return { name: 'postgresql-2024-05-01_090000.csv.gz', bytes: gz.subarray(0, gz.length - 8), records, readable, reason: new RegExp(`^damaged compressed file: truncated gzip stream after ${n(readable)} bytes of log`) };
+      return {
+        name: 'postgresql-2024-05-01_090000.csv.gz',
+        bytes: gz.subarray(0, gz.length - 8),
+        records,
+        readable,
+        reason: new RegExp(`^damaged compressed file: truncated gzip stream after ${n(readable)} bytes of log`),
+      };
     },
   },
   {
@@ -111,7 +135,15 @@ const cases: { name: string; build: (gen: CsvlogGenerator) => Damaged }[] = [
       const readable = Buffer.byteLength(csvOf(first));
       assert.ok(readable > 1.5 * (1 << 20), 'more content than one decoder call hands over');
       const bytes = Buffer.concat([m1, gzipSync(csvOf(second))]);
-      return { name: 'postgresql-2024-05-01_090000.csv.gz', bytes, records: [...first, ...second], readable, reason: new RegExp(`^damaged compressed file: corrupt gzip data after ${n(readable)} bytes of log \\(incorrect data check\\); the rest of the file cannot be decoded`) };
+      return {
+        name: 'postgresql-2024-05-01_090000.csv.gz',
+        bytes,
+        records: [...first, ...second],
+        readable,
+        reason: new RegExp(
+          `^damaged compressed file: corrupt gzip data after ${n(readable)} bytes of log \\(incorrect data check\\); the rest of the file cannot be decoded`,
+        ),
+      };
     },
   },
   {
@@ -123,7 +155,13 @@ const cases: { name: string; build: (gen: CsvlogGenerator) => Damaged }[] = [
       m2[10] = 0x07; // the first block: final, of type 3 (there is none)
       const readable = Buffer.byteLength(csvOf(first));
       const bytes = Buffer.concat([gzipSync(csvOf(first)), m2]);
-      return { name: 'postgresql-2024-05-01_090000.csv.gz', bytes, records: [...first, ...second], readable, reason: new RegExp(`^damaged compressed file: corrupt gzip data after ${n(readable)} bytes of log \\(invalid block type\\)`) };
+      return {
+        name: 'postgresql-2024-05-01_090000.csv.gz',
+        bytes,
+        records: [...first, ...second],
+        readable,
+        reason: new RegExp(`^damaged compressed file: corrupt gzip data after ${n(readable)} bytes of log \\(invalid block type\\)`),
+      };
     },
   },
   {
@@ -140,14 +178,26 @@ const cases: { name: string; build: (gen: CsvlogGenerator) => Damaged }[] = [
       const second = gen.records(1500);
       const readable = Buffer.byteLength(csvOf(first));
       const bytes = Buffer.concat([zstd(csvOf(first)), zstd(csvOf(second)).subarray(0, 6)]);
-      return { name: 'postgresql-2024-05-01_090000.csv.zst', bytes, records: [...first, ...second], readable, reason: new RegExp(`^damaged compressed file: truncated zstd stream after ${n(readable)} bytes of log`) };
+      return {
+        name: 'postgresql-2024-05-01_090000.csv.zst',
+        bytes,
+        records: [...first, ...second],
+        readable,
+        reason: new RegExp(`^damaged compressed file: truncated zstd stream after ${n(readable)} bytes of log`),
+      };
     },
   },
   {
     name: 'zstd: a zero-byte .zst',
     build: (gen) => {
       const records = gen.records(500);
-      return { name: 'postgresql-2024-05-01_090000.csv.zst', bytes: Buffer.alloc(0), records, readable: 0, reason: /^damaged compressed file: empty \.zst file/ };
+      return {
+        name: 'postgresql-2024-05-01_090000.csv.zst',
+        bytes: Buffer.alloc(0),
+        records,
+        readable: 0,
+        reason: /^damaged compressed file: empty \.zst file/,
+      };
     },
   },
 ];
@@ -172,7 +222,15 @@ async function statusOf(db: string, name: string): Promise<Record<string, unknow
   return (JSON.parse(r.stdout) as { files: Record<string, unknown>[] }).files.find((f) => f['file_name'] === name);
 }
 
-interface Scene { dir: string; logs: string; db: string; damagedPath: string; damaged: Damaged; good: GenRecord[]; expected: ReturnType<typeof expectation> }
+interface Scene {
+  dir: string;
+  logs: string;
+  db: string;
+  damagedPath: string;
+  damaged: Damaged;
+  good: GenRecord[];
+  expected: ReturnType<typeof expectation>;
+}
 
 /** A log directory: the damaged file, and a good (newer, plain) one. */
 function scene(label: string, seed: number, build: (gen: CsvlogGenerator) => Damaged): Scene {
@@ -235,8 +293,11 @@ async function nothingNew(s: Scene, label: string): Promise<void> {
   const r = await ingest(s.db, [s.logs]);
   assert.equal(r.code, 0, `${label}: exit 0\n${r.stderr}`);
   assert.ok(r.summary.ok);
-  assert.deepEqual({ stored: r.summary.stored, duplicates: r.summary.duplicates, quarantined: r.summary.quarantined, events: r.summary.events },
-    { stored: 0, duplicates: 0, quarantined: 0, events: 0 }, `${label}: nothing read again`);
+  assert.deepEqual(
+    { stored: r.summary.stored, duplicates: r.summary.duplicates, quarantined: r.summary.quarantined, events: r.summary.events },
+    { stored: 0, duplicates: 0, quarantined: 0, events: 0 },
+    `${label}: nothing read again`,
+  );
   assert.equal(r.summary['damaged'], undefined);
   assert.deepEqual(lines(r.stderr), [], `${label}: nothing on stderr`);
 }
@@ -263,7 +324,10 @@ describe('a damaged compressed log file', () => {
     assert.equal(r.summary.quarantined, 1);
     assert.deepEqual(await digest(s.db), digestOf([...s.expected.stored, ...s.good]));
     const q = await queryCli(s.db, 'SELECT byte_offset, raw FROM quarantine');
-    assert.deepEqual(q.map((x) => [Number(x['byte_offset']), x['raw']]), [[s.expected.offset, s.expected.raw]]);
+    assert.deepEqual(
+      q.map((x) => [Number(x['byte_offset']), x['raw']]),
+      [[s.expected.offset, s.expected.raw]],
+    );
     await nothingNew(s, 'after --force');
   });
 });
@@ -284,9 +348,11 @@ describe('a complete copy put in place of a damaged file', () => {
       writeLog(s.damagedPath, s.damaged.name.endsWith('.zst') ? zstd(whole) : gzipSync(whole), 2);
       const r = await ingest(s.db, [s.logs]);
       assert.equal(r.code, 0, r.stderr);
-      assert.deepEqual({ stored: r.summary.stored, duplicates: r.summary.duplicates, quarantined: r.summary.quarantined },
+      assert.deepEqual(
+        { stored: r.summary.stored, duplicates: r.summary.duplicates, quarantined: r.summary.quarantined },
         { stored: auditOnly(s.damaged.records).length - auditOnly(s.expected.stored).length, duplicates: 0, quarantined: 0 },
-        'the records after the damage, the one it cut included, and nothing else');
+        'the records after the damage, the one it cut included, and nothing else',
+      );
       assert.deepEqual(await digest(s.db), digestOf([...s.damaged.records, ...s.good]));
       assert.deepEqual(await queryCli(s.db, 'SELECT reason FROM quarantine'), [], 'the damage is gone from quarantine');
       const st = await statusOf(s.db, s.damaged.name);
@@ -320,12 +386,26 @@ test('with a file archive: a damaged file is not archived and fails no run; the 
   const finished = writeLog(join(s.logs, 'postgresql-2024-05-01_093000.csv'), csvOf(generator(701).records(300)), 0.5);
   const archive = join(s.dir, 'archive');
   const config = join(s.dir, 'c.yaml');
-  writeFileSync(config, ['pipelines:', '  logs:', '    source:', '      type: pg_logs', `      path: ${JSON.stringify(s.logs)}`, '    sinks:',
-    `      - ${JSON.stringify({ type: 'archive', directory: archive, form: 'files' })}`, `      - ${JSON.stringify({ type: 'duckdb', path: s.db })}`, ''].join('\n'));
+  writeFileSync(
+    config,
+    [
+      'pipelines:',
+      '  logs:',
+      '    source:',
+      '      type: pg_logs',
+      `      path: ${JSON.stringify(s.logs)}`,
+      '    sinks:',
+      `      - ${JSON.stringify({ type: 'archive', directory: archive, form: 'files' })}`,
+      `      - ${JSON.stringify({ type: 'duckdb', path: s.db })}`,
+      '',
+    ].join('\n'),
+  );
   const run = async (label: string) => {
     const r = await runCli(['run', '--config', config, '--json']);
     assert.equal(r.code, 0, `${label}: ${r.stdout}${r.stderr}`);
-    return entriesOf(localManifest(archive)).map((e) => e.source.name).sort();
+    return entriesOf(localManifest(archive))
+      .map((e) => e.source.name)
+      .sort();
   };
   assert.deepEqual(await run('first run'), [basename(finished)], 'the finished good file is archived, the damaged one not');
   assert.deepEqual(await run('second run'), [basename(finished)]);

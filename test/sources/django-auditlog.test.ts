@@ -25,7 +25,10 @@ after(async () => {
 async function freshDb(dialect: DjangoDialect, prefix: string): Promise<{ url: string; c: SqlClient }> {
   const made = dialect === 'pg' ? await createTestDatabase(prefix) : await createTestMysqlDatabase(prefix);
   const c = await openSqlClient(made.url, 'test');
-  drops.push(async () => { await c.close(); await made.drop(); });
+  drops.push(async () => {
+    await c.close();
+    await made.drop();
+  });
   return { url: made.url, c };
 }
 
@@ -77,8 +80,14 @@ for (const { dialect, version, userTable } of cases) {
       for (const [id, action, actor, ad, ts] of entries) {
         const cols = ['id', 'object_pk', 'object_id', 'object_repr', 'action', 'changes', 'timestamp', 'actor_id', 'content_type_id', 'additional_data'];
         const vals: (string | number | null)[] = [id, String(100 + id), 100 + id, `Order #${100 + id}`, action, changes, ts, actor, 1, ad];
-        if (version === 3) { cols.push('changes_text'); vals.push(''); }
-        if (version === 3 && actor === null) { cols.push('actor_email'); vals.push('gone@example.com'); }
+        if (version === 3) {
+          cols.push('changes_text');
+          vals.push('');
+        }
+        if (version === 3 && actor === null) {
+          cols.push('actor_email');
+          vals.push('gone@example.com');
+        }
         await c.execute(`INSERT INTO auditlog_logentry (${cols.join(', ')}) VALUES (${cols.map((_, i) => c.p(i + 1)).join(', ')})`, vals);
       }
       const cfg = config(url, { user_table: userTable, origin: 'shop-backend', environment: 'test', retain_days: 30 });
@@ -87,13 +96,31 @@ for (const { dialect, version, userTable } of cases) {
       const s = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { pipelines: Record<string, number>[] }).pipelines[0]!;
       assert.deepEqual([s['stored'], s['quarantined'], s['marked']], [4, 2, 4]);
 
-      const rows = await queryDb(cfg.db, `SELECT row_id, strftime(event_time, '%Y-%m-%dT%H:%M:%S.%f') AS t, message::VARCHAR AS m FROM app_events ORDER BY row_num`);
-      const messages = rows.map((x) => ({ id: x['row_id'], t: x['t'], m: JSON.parse(String(x['m'])) as { '@timestamp': string; audit_event: Record<string, unknown> } }));
-      assert.deepEqual(messages.map((x) => x.id), ['3', '5', '7', '9']);
+      const rows = await queryDb(
+        cfg.db,
+        `SELECT row_id, strftime(event_time, '%Y-%m-%dT%H:%M:%S.%f') AS t, message::VARCHAR AS m FROM app_events ORDER BY row_num`,
+      );
+      const messages = rows.map((x) => ({
+        id: x['row_id'],
+        t: x['t'],
+        m: JSON.parse(String(x['m'])) as { '@timestamp': string; audit_event: Record<string, unknown> },
+      }));
+      assert.deepEqual(
+        messages.map((x) => x.id),
+        ['3', '5', '7', '9'],
+      );
       const ev = (id: string) => messages.find((x) => x.id === id)!.m;
       assert.deepEqual(ev('7'), {
         '@timestamp': '2024-05-01T12:00:00.250000Z',
-        audit_event: { actor: 'Ada Lovelace', date_time: '2024-05-01T12:00:00.250000Z', operation: 'update', origin: 'shop-backend', target: 'Order #107', environment: 'test', message: ev('7').audit_event['message'] },
+        audit_event: {
+          actor: 'Ada Lovelace',
+          date_time: '2024-05-01T12:00:00.250000Z',
+          operation: 'update',
+          origin: 'shop-backend',
+          target: 'Order #107',
+          environment: 'test',
+          message: ev('7').audit_event['message'],
+        },
       });
       assert.deepEqual(JSON.parse(String(ev('7').audit_event['message'])), { status: ['new', 'paid'] }, 'changes as text, whatever the column type');
       assert.equal(typeof ev('7').audit_event['message'], 'string');
@@ -106,16 +133,24 @@ for (const { dialect, version, userTable } of cases) {
       assert.equal(messages.find((x) => x.id === '3')!.t, '2024-05-01T11:00:00.000000');
 
       const reasons = await queryDb(cfg.db, 'SELECT row_id, reason FROM app_quarantine ORDER BY row_id');
-      assert.deepEqual(reasons.map((x) => x['row_id']), ['12', '13']);
+      assert.deepEqual(
+        reasons.map((x) => x['row_id']),
+        ['12', '13'],
+      );
       assert.match(String(reasons[0]!['reason']), /additional_data is a JSON array/);
       assert.match(String(reasons[1]!['reason']), /unknown action/);
 
       // The flag lives in additional_data; what was there stays.
       const ad = await c.query(`SELECT id, additional_data${dialect === 'pg' ? '::text' : ''} AS ad FROM auditlog_logentry ORDER BY id`);
-      const flags = Object.fromEntries(ad.map((x) => [x['id'], x['ad'] === null ? null : JSON.parse(x['ad']!) as unknown]));
+      const flags = Object.fromEntries(ad.map((x) => [x['id'], x['ad'] === null ? null : (JSON.parse(x['ad']!) as unknown)]));
       assert.deepEqual(flags, {
-        3: { is_sent: true }, 5: { is_sent: true, ip: '10.0.0.1' }, 7: { is_sent: true }, 9: { is_sent: true },
-        11: { is_sent: true }, 12: [1, 2], 13: null,
+        3: { is_sent: true },
+        5: { is_sent: true, ip: '10.0.0.1' },
+        7: { is_sent: true },
+        9: { is_sent: true },
+        11: { is_sent: true },
+        12: [1, 2],
+        13: null,
       });
       const again = await runCli(['run', '--config', cfg.config, '--json']);
       assert.equal(again.code, 0, again.stderr);

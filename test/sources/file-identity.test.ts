@@ -2,18 +2,24 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
-  appendFileSync, chmodSync, chownSync, copyFileSync, mkdirSync, readdirSync, readFileSync, renameSync, symlinkSync,
-  unlinkSync, utimesSync, writeFileSync,
+  appendFileSync,
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  symlinkSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
 } from 'node:fs';
 import { basename, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import {
-  CsvlogGenerator, auditOnly, csvOf, digestOf, digestSql, jsonOf, type GenRecord,
-} from '../helpers/csvlog-gen.js';
-import {
-  ROOT, hasStackTrace, ingestOk, lines, queryCli, runCli, scratchDir, spawnCli, type CliChild,
-} from '../helpers/ingest-cli.js';
+import { CsvlogGenerator, auditOnly, csvOf, digestOf, digestSql, jsonOf, type GenRecord } from '../helpers/csvlog-gen.js';
+import { ROOT, hasStackTrace, ingestOk, lines, queryCli, runCli, scratchDir, spawnCli, type CliChild } from '../helpers/ingest-cli.js';
 import { readCsvlog, readJsonlog } from '../helpers/raw-logs.js';
 
 /**
@@ -107,8 +113,10 @@ describe('file identity and reading positions', () => {
     assert.equal(first.stored, auditOnly(all).length);
     const second = await ingestOk(db, [logs]);
     // Speed is the benchmark's business; here: not one byte is read again.
-    assert.deepEqual({ events: second.events, stored: second.stored, duplicates: second.duplicates, filesRead: second.filesRead, bytes: second.bytes },
-      { events: 0, stored: 0, duplicates: 0, filesRead: 0, bytes: 0 });
+    assert.deepEqual(
+      { events: second.events, stored: second.stored, duplicates: second.duplicates, filesRead: second.filesRead, bytes: second.bytes },
+      { events: 0, stored: 0, duplicates: 0, filesRead: 0, bytes: 0 },
+    );
     await assertStoredExactly(db, all);
   });
 
@@ -131,8 +139,11 @@ describe('file identity and reading positions', () => {
       assert.deepEqual({ stored: s.stored, duplicates: s.duplicates, events: s.events }, { stored: 0, duplicates: 0, events: 0 }, `${label}: read again`);
       const rows = await ingestFiles(db);
       assert.equal(rows.length, 3, `${label}: a new ingest_files row`);
-      assert.deepEqual(rows.map((r) => [r['events'], r['byte_offset']]).sort(), before.map((r) => [r['events'], r['byte_offset']]).sort(),
-        `${label}: checkpoints changed`);
+      assert.deepEqual(
+        rows.map((r) => [r['events'], r['byte_offset']]).sort(),
+        before.map((r) => [r['events'], r['byte_offset']]).sort(),
+        `${label}: checkpoints changed`,
+      );
     };
 
     // Renamed: the oldest file, and the active (newest) one with its mtime kept.
@@ -301,7 +312,6 @@ describe('file identity and reading positions', () => {
     assert.equal(await count(db, 'SELECT count(*) FROM quarantine'), 1);
   });
 
-
   /** Finished files, each with one kind of damage in the middle, and good records on both sides. */
   const damages: { name: string; make: (r: GenRecord) => string }[] = [
     { name: 'record cut short by a crash (ends at a newline inside quotes)', make: (r) => cutInside(r).head },
@@ -403,7 +413,10 @@ describe('file identity and reading positions', () => {
     const gen = generator(11);
     const a = gen.records(1500);
     const b = gen.records(1500);
-    for (const [recs, stem, minute] of [[a, 'postgresql-2024-05-01_100000', 0], [b, 'postgresql-2024-05-01_110000', 1]] as const) {
+    for (const [recs, stem, minute] of [
+      [a, 'postgresql-2024-05-01_100000', 0],
+      [b, 'postgresql-2024-05-01_110000', 1],
+    ] as const) {
       writeLog(join(logs, `${stem}.csv`), csvOf(recs), minute);
       writeLog(join(logs, `${stem}.json`), jsonOf(recs), minute);
     }
@@ -453,8 +466,12 @@ describe('file identity and reading positions', () => {
       if (/\.csv(\.gz)?$/.test(n)) copyFileSync(join(examples, n), join(csvDir, n));
       if (/\.json$/.test(n)) copyFileSync(join(examples, n), join(jsonDir, n));
     }
-    const csvFiles = readdirSync(csvDir).sort().map((n) => join(csvDir, n));
-    const jsonFiles = readdirSync(jsonDir).sort().map((n) => join(jsonDir, n));
+    const csvFiles = readdirSync(csvDir)
+      .sort()
+      .map((n) => join(csvDir, n));
+    const jsonFiles = readdirSync(jsonDir)
+      .sort()
+      .map((n) => join(jsonDir, n));
     const oracleCsv = readCsvlog(csvFiles).filter((r) => r.audit);
     const oracleJson = readJsonlog(jsonFiles).filter((r) => r.audit);
     assert.equal(oracleCsv.length, oracleJson.length);
@@ -472,15 +489,20 @@ describe('file identity and reading positions', () => {
     // With log_statement_once, `<previously logged>` stands for the first entry's text of the same
     // (session, statement, substatement); auditship fills it in.
     const firstText = new Map<string, string | null>();
-    const want = oracleCsv.map((r) => {
-      const key = `${r.sessionId}|${r.audit!.statementId}|${r.audit!.substatementId}`;
-      let text = r.audit!.statement;
-      if (text === '<previously logged>' && firstText.has(key)) text = firstText.get(key)!;
-      else if (!firstText.has(key)) firstText.set(key, text);
-      return [r.sessionId, String(r.lineNum), md5(text)];
-    })
+    const want = oracleCsv
+      .map((r) => {
+        const key = `${r.sessionId}|${r.audit!.statementId}|${r.audit!.substatementId}`;
+        let text = r.audit!.statement;
+        if (text === '<previously logged>' && firstText.has(key)) text = firstText.get(key)!;
+        else if (!firstText.has(key)) firstText.set(key, text);
+        return [r.sessionId, String(r.lineNum), md5(text)];
+      })
       .sort((x, y) => (x[0]! < y[0]! ? -1 : x[0]! > y[0]! ? 1 : Number(x[1]) - Number(y[1])));
-    assert.deepEqual(csvRows.map((r) => [r['session_id'], String(r['session_line_num']), r['statement']]), want, 'statements as the oracle reads them');
+    assert.deepEqual(
+      csvRows.map((r) => [r['session_id'], String(r['session_line_num']), r['statement']]),
+      want,
+      'statements as the oracle reads them',
+    );
 
     const both = await ingestOk(fromCsv, [jsonDir]);
     assert.deepEqual({ stored: both.stored, duplicates: both.duplicates }, { stored: 0, duplicates: oracleJson.length });
@@ -518,11 +540,13 @@ describe('file identity and reading positions', () => {
     const first = spawnCli(['ingest', '--db', db, '--quiet', logs]);
     children.add(first);
     let exited = false;
-    void first.result.then(() => { exited = true; });
+    void first.result.then(() => {
+      exited = true;
+    });
     // Wait until the first run has the database (its file exists), then try a second run.
     for (let i = 0; i < 100 && !exited; i++) {
       try {
-        readFileSync(db, { flag: 'r' }).length;
+        readFileSync(db, { flag: 'r' }); // throws until the file exists
         break;
       } catch {
         await new Promise((r) => setTimeout(r, 50));
@@ -573,7 +597,10 @@ describe('file identity and reading positions', () => {
     }
 
     // Unreadable (chmod 000): we run as root, so the CLI runs as nobody.
-    if (process.getuid?.() !== 0) { t.diagnostic('not root: the unreadable-file case is skipped'); return; }
+    if (process.getuid?.() !== 0) {
+      t.diagnostic('not root: the unreadable-file case is skipped');
+      return;
+    }
     const ndir = join(dir, 'nobody');
     mkdirSync(ndir);
     const nlogs = join(ndir, 'log');
@@ -606,29 +633,36 @@ describe('file identity and reading positions', () => {
     const s = await ingestOk(db, [logs]);
     assert.equal(s.stored, auditOnly([...before, huge, ...afterRecs]).length);
     assert.equal(s.quarantined, 0);
-    const [row] = await queryCli(db, `SELECT strlen(statement) AS bytes, md5(statement) AS md5, parameter FROM audit_logs
-      WHERE session_id = '${huge.sessionId}' AND session_line_num = ${huge.line}`);
+    const [row] = await queryCli(
+      db,
+      `SELECT strlen(statement) AS bytes, md5(statement) AS md5, parameter FROM audit_logs
+      WHERE session_id = '${huge.sessionId}' AND session_line_num = ${huge.line}`,
+    );
     assert.ok(row, 'the record is stored');
     assert.equal(Number(row['bytes']), Buffer.byteLength(huge.statement!));
     assert.equal(row['md5'], createHash('md5').update(huge.statement!).digest('hex'));
     await assertStoredExactly(db, [...before, huge, ...afterRecs]);
   });
 
-  test('(k2) the 50 MB statement can be read back whole with `query --format json`', {
-    timeout: 120_000,
-  }, async () => {
-    const dir = scratch('k2');
-    const logs = join(dir, 'log');
-    mkdirSync(logs);
-    const huge = generator(16).huge(50 * 1024 * 1024);
-    writeLog(join(logs, 'postgresql-2024-05-01_100000.csv'), huge.csv, 0);
-    const db = join(dir, 'k2.duckdb');
-    assert.equal((await ingestOk(db, [logs])).stored, 1);
-    const r = await runCli(['query', '--db', db, '--format', 'json', 'SELECT statement FROM audit_logs']);
-    assert.equal(r.code, 0, r.stderr);
-    const rows = JSON.parse(r.stdout) as { statement: string }[];
-    assert.equal(rows.length, 1);
-    assert.equal(rows[0]!.statement.length, huge.statement!.length);
-    assert.ok(rows[0]!.statement === huge.statement, 'the statement text, byte for byte');
-  });
+  test(
+    '(k2) the 50 MB statement can be read back whole with `query --format json`',
+    {
+      timeout: 120_000,
+    },
+    async () => {
+      const dir = scratch('k2');
+      const logs = join(dir, 'log');
+      mkdirSync(logs);
+      const huge = generator(16).huge(50 * 1024 * 1024);
+      writeLog(join(logs, 'postgresql-2024-05-01_100000.csv'), huge.csv, 0);
+      const db = join(dir, 'k2.duckdb');
+      assert.equal((await ingestOk(db, [logs])).stored, 1);
+      const r = await runCli(['query', '--db', db, '--format', 'json', 'SELECT statement FROM audit_logs']);
+      assert.equal(r.code, 0, r.stderr);
+      const rows = JSON.parse(r.stdout) as { statement: string }[];
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0]!.statement.length, huge.statement!.length);
+      assert.ok(rows[0]!.statement === huge.statement, 'the statement text, byte for byte');
+    },
+  );
 });

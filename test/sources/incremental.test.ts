@@ -16,7 +16,10 @@ after(cleanup);
 const BASE = Math.floor(Date.now() / 1000) - 86_400;
 
 test('a run with nothing new opens no log file', async (t) => {
-  if (process.getuid?.() !== 0) { t.skip('needs root (the CLI runs as nobody, who then cannot read the files)'); return; }
+  if (process.getuid?.() !== 0) {
+    t.skip('needs root (the CLI runs as nobody, who then cannot read the files)');
+    return;
+  }
   const home = join(dir, 'nobody');
   const logs = join(home, 'log');
   mkdirSync(logs, { recursive: true });

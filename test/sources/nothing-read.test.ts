@@ -31,8 +31,11 @@ test('an empty directory, a stderr log, random bytes named .csv: exit 1 with one
   const stderrDir = join(dir, 'stderr');
   mkdirSync(stderrDir);
   const stderrLog = join(stderrDir, 'postgresql-15-main.log');
-  writeFileSync(stderrLog, '2024-05-01 12:00:00.123 UTC [123] LOG:  database system is ready to accept connections\n'
-    + '2024-05-01 12:00:01.456 UTC [124] LOG:  AUDIT: SESSION,1,1,READ,SELECT,,,"SELECT 1, 2",<none>\n');
+  writeFileSync(
+    stderrLog,
+    '2024-05-01 12:00:00.123 UTC [123] LOG:  database system is ready to accept connections\n' +
+      '2024-05-01 12:00:01.456 UTC [124] LOG:  AUDIT: SESSION,1,1,READ,SELECT,,,"SELECT 1, 2",<none>\n',
+  );
   await failsWith(stderrLog, /stderr log.*log_destination = 'csvlog'/);
 
   const randDir = join(dir, 'rand');
@@ -63,11 +66,16 @@ test('a path that does not exist: ingest and run fail with one line naming it (e
   const missing = join(dir, 'no-such-log-dir');
   await failsWith(missing, /does not exist.*log_directory/, join(out, 'ingest.duckdb'));
   const config = join(dir, 'missing.yaml');
-  writeFileSync(config, `pipelines:\n  main:\n    source: { type: pg_logs, path: "${missing}" }\n    sinks: [ { type: duckdb, path: "${join(out, 'run.duckdb')}" } ]\n`);
+  writeFileSync(
+    config,
+    `pipelines:\n  main:\n    source: { type: pg_logs, path: "${missing}" }\n    sinks: [ { type: duckdb, path: "${join(out, 'run.duckdb')}" } ]\n`,
+  );
   const r = await runCli(['run', '--config', config]);
   assert.equal(r.code, 1, r.stdout + r.stderr);
   assert.ok(!hasStackTrace(r.stderr));
-  assert.deepEqual(lines(r.stderr), [`auditship: pipeline main failed: ${missing} does not exist (listing log files); give PostgreSQL's log_directory (SHOW log_directory;) or a log file`]);
+  assert.deepEqual(lines(r.stderr), [
+    `auditship: pipeline main failed: ${missing} does not exist (listing log files); give PostgreSQL's log_directory (SHOW log_directory;) or a log file`,
+  ]);
   assert.deepEqual(readdirSync(out), [], 'no database file, no .wal');
 });
 

@@ -44,14 +44,20 @@ function pipelineConfig(source: Record<string, unknown>, db?: string): Setup {
   return { config, db: dbPath };
 }
 
-interface TableRun { code: number | null; stderr: string; summary: Record<string, unknown> | null }
+interface TableRun {
+  code: number | null;
+  stderr: string;
+  summary: Record<string, unknown> | null;
+}
 
 async function runOnce(s: Setup): Promise<TableRun> {
   const r = await runCli(['run', '--config', s.config, '--json']);
   let summary: Record<string, unknown> | null = null;
   try {
     summary = (JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as { pipelines: Record<string, unknown>[] }).pipelines[0] ?? null;
-  } catch { /* no summary: the caller asserts on code and stderr */ }
+  } catch {
+    /* no summary: the caller asserts on code and stderr */
+  }
   return { code: r.code, stderr: r.stderr, summary };
 }
 
@@ -148,7 +154,10 @@ describe('pg_audit_table on auditship pg install', () => {
       assert.equal((await runOk(s))['stored'], 0, 'rows of transactions newer than the open one wait');
       await long.query('COMMIT');
       assert.equal(await runUntil(s, 1000), 1000);
-      assert.deepEqual(await shippedIds(s.db), Array.from({ length: 1000 }, (_, i) => i + 10));
+      assert.deepEqual(
+        await shippedIds(s.db),
+        Array.from({ length: 1000 }, (_, i) => i + 10),
+      );
     } finally {
       await long.end();
     }
@@ -165,10 +174,13 @@ describe('pg_audit_table on auditship pg install', () => {
     await c.query(`TRUNCATE items`);
     const s = pipelineConfig({});
     assert.equal(await runUntil(s, 6), 6);
-    const rows = await queryDb(s.db, `
+    const rows = await queryDb(
+      s.db,
+      `
       SELECT action, table_name, length(row_data->>'name')::INTEGER AS name_len, changed_fields::VARCHAR AS changed, statement_only,
              row_data->>'Note' AS note
-      FROM row_changes ORDER BY event_id`);
+      FROM row_changes ORDER BY event_id`,
+    );
     assert.deepEqual(rows, [
       { action: 'INSERT', table_name: 'items', name_len: big.length, changed: null, statement_only: false, note: null },
       { action: 'INSERT', table_name: 'items', name_len: 3, changed: null, statement_only: false, note: null },
@@ -215,8 +227,14 @@ describe('pg_audit_table on auditship pg install', () => {
     assert.equal(await runUntil(s, 260000), 260000);
     // shipped_at is the storing transaction's now(): one value per DuckDB transaction.
     const txs = await queryDb(s.db, 'SELECT count(*)::INTEGER AS n FROM row_changes GROUP BY shipped_at ORDER BY min(event_id)');
-    assert.deepEqual(txs.map((r) => r['n']), [122880, 122880, 14240]);
-    const cnt = await queryDb(s.db, `SELECT count(DISTINCT event_id)::INTEGER AS d, min((row_data->>'id')::INTEGER) AS lo, max((row_data->>'id')::INTEGER) AS hi FROM row_changes`);
+    assert.deepEqual(
+      txs.map((r) => r['n']),
+      [122880, 122880, 14240],
+    );
+    const cnt = await queryDb(
+      s.db,
+      `SELECT count(DISTINCT event_id)::INTEGER AS d, min((row_data->>'id')::INTEGER) AS lo, max((row_data->>'id')::INTEGER) AS hi FROM row_changes`,
+    );
     assert.deepEqual(cnt, [{ d: 260000, lo: 1, hi: 260000 }]);
     await c.query('TRUNCATE auditship.logged_actions');
   });
@@ -232,7 +250,9 @@ describe('pg_audit_table on auditship pg install', () => {
       await waitFor('the daemon to follow', () => readStatus(s.db)?.pipelines[0]?.['listening'] === true);
       await c.query(`INSERT INTO items VALUES (1, 'a', 1)`);
       await waitFor('the first row to be shipped on NOTIFY', () => shipped() === 1);
-      const killed = await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'auditship-listen' AND datname = current_database()`);
+      const killed = await c.query(
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'auditship-listen' AND datname = current_database()`,
+      );
       assert.equal(killed.rowCount, 1);
       await c.query(`INSERT INTO items SELECT g, 'b', 1 FROM generate_series(2, 50) g`); // nobody listens now
       await waitFor('the rows missed while disconnected', () => shipped() === 50);
@@ -247,7 +267,10 @@ describe('pg_audit_table on auditship pg install', () => {
       throw new Error(`${(err as Error).message}; status: ${JSON.stringify(readStatus(s.db))}; daemon log: ${r.stderr.slice(-3000)}`);
     }
     await stop(daemon);
-    assert.deepEqual(await shippedIds(s.db), Array.from({ length: 50 }, (_, i) => i + 1));
+    assert.deepEqual(
+      await shippedIds(s.db),
+      Array.from({ length: 50 }, (_, i) => i + 1),
+    );
     assert.equal(readStatus(s.db)?.pipelines[0]?.['state'], 'stopped');
   });
 
@@ -299,7 +322,10 @@ describe('pg_audit_table on existing audit tables', () => {
     assert.doesNotMatch(r.stderr, /lag-window/, 'a bigint transaction_id gives the safe cursor');
     const first = Number(r.summary!['stored']);
     assert.equal(first + (first < 3 ? await runUntil(s, 3 - first) : 0), 3);
-    const rows = await queryDb(s.db, `SELECT action, row_data::VARCHAR AS row_data, changed_fields::VARCHAR AS changed, txid IS NOT NULL AS has_txid, client_query IS NOT NULL AS has_query FROM row_changes ORDER BY event_id`);
+    const rows = await queryDb(
+      s.db,
+      `SELECT action, row_data::VARCHAR AS row_data, changed_fields::VARCHAR AS changed, txid IS NOT NULL AS has_txid, client_query IS NOT NULL AS has_query FROM row_changes ORDER BY event_id`,
+    );
     assert.deepEqual(rows, [
       { action: 'INSERT', row_data: '{"id": "1", "name": "x"}', changed: null, has_txid: true, has_query: true },
       { action: 'INSERT', row_data: '{"id": "2", "name": null}', changed: null, has_txid: true, has_query: true },
@@ -327,7 +353,8 @@ describe('pg_audit_table on existing audit tables', () => {
       { id: 3, reason: 'table_name is missing' },
     ]);
     assert.deepEqual(await queryDb(s.db, `SELECT event_id::INTEGER AS id, action, row_data->>'a' AS a FROM row_changes ORDER BY event_id`), [
-      { id: 1, action: 'INSERT', a: '1' }, { id: 4, action: 'UPDATE', a: '4' },
+      { id: 1, action: 'INSERT', a: '1' },
+      { id: 4, action: 'UPDATE', a: '4' },
     ]);
   });
 
@@ -360,7 +387,12 @@ describe('pg_audit_table on existing audit tables', () => {
       await open.end();
     }
     const all = await queryDb(s.db, `SELECT event_id::INTEGER AS id, action FROM row_changes ORDER BY event_id`);
-    assert.deepEqual(all, [{ id: 1, action: 'INSERT' }, { id: 4, action: 'UPDATE' }, { id: 5, action: 'INSERT' }, { id: 6, action: 'DELETE' }]);
+    assert.deepEqual(all, [
+      { id: 1, action: 'INSERT' },
+      { id: 4, action: 'UPDATE' },
+      { id: 5, action: 'INSERT' },
+      { id: 6, action: 'DELETE' },
+    ]);
     // delete_after_ship cannot be safe without a transaction column: refused with one line.
     const refused = await runOnce(pipelineConfig({ table: 'audit.variant', delete_after_ship: true }));
     assert.equal(refused.code, 1);

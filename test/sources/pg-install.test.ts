@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
-import { installAudit, NOTIFY_CHANNEL, tableNameCandidates, textArrayLiteral, uninstallAudit, upgradeAuditTable } from '../../src/sources/pg-audit-table/install.js';
+import {
+  installAudit,
+  NOTIFY_CHANNEL,
+  tableNameCandidates,
+  textArrayLiteral,
+  uninstallAudit,
+  upgradeAuditTable,
+} from '../../src/sources/pg-audit-table/install.js';
 import { auditship } from '../helpers/cli.js';
 import { ADMIN_URL, createTestDatabase, type TestDatabase } from '../helpers/pg-db.js';
 
@@ -53,13 +60,14 @@ async function logged(client: pg.ClientBase, where = 'true', params: unknown[] =
     `SELECT event_id::text, txid::text, schema_name, table_name, relid::int8::text AS relid, action, row_data, changed_fields,
             changed_fields::text AS changed_text, statement_only, session_user_name, application_name, client_query,
             (action_tstamp_tx <= action_tstamp_stm AND action_tstamp_stm <= action_tstamp_clk) AS tstamps_ok
-       FROM ${auditTable} WHERE ${where} ORDER BY event_id`, params);
+       FROM ${auditTable} WHERE ${where} ORDER BY event_id`,
+    params,
+  );
   return r.rows;
 }
 
 async function triggersOn(client: pg.ClientBase, table: string): Promise<string[]> {
-  const r = await client.query<{ tgname: string }>(
-    'SELECT tgname FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal ORDER BY tgname', [table]);
+  const r = await client.query<{ tgname: string }>('SELECT tgname FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal ORDER BY tgname', [table]);
   return r.rows.map((x) => x.tgname);
 }
 
@@ -92,7 +100,10 @@ test('table name candidates: raw and quoted, qualified or not', () => {
   assert.deepEqual(tableNameCandidates('public."Order Items"')[0], { schema: 'public', name: 'Order Items' });
   assert.deepEqual(tableNameCandidates('"weird""name"')[0], { schema: null, name: 'weird"name' });
   assert.deepEqual(tableNameCandidates('weird"name'), [{ schema: null, name: 'weird"name' }]);
-  assert.deepEqual(tableNameCandidates('Public.Orders').slice(0, 2), [{ schema: 'Public', name: 'Orders' }, { schema: 'public', name: 'orders' }]);
+  assert.deepEqual(tableNameCandidates('Public.Orders').slice(0, 2), [
+    { schema: 'Public', name: 'Orders' },
+    { schema: 'public', name: 'orders' },
+  ]);
   assert.equal(textArrayLiteral([]), '{}');
   assert.equal(textArrayLiteral(['a', 'b c', 'd"e\\f']), '{"a","b c","d\\"e\\\\f"}');
 });
@@ -108,16 +119,29 @@ test('install twice is idempotent: one trigger of each kind per table, one txid 
   assert.deepEqual(await triggersOn(c, 'idem'), ['auditship_row', 'auditship_truncate']);
   await c.query(`INSERT INTO idem VALUES (2, 'two')`);
   const rows = await logged(c, `table_name = 'idem'`);
-  assert.deepEqual(rows.map((r) => [r.action, r.row_data]), [['I', { id: 1, v: 'one' }], ['I', { id: 2, v: 'two' }]]);
+  assert.deepEqual(
+    rows.map((r) => [r.action, r.row_data]),
+    [
+      ['I', { id: 1, v: 'one' }],
+      ['I', { id: 2, v: 'two' }],
+    ],
+  );
   const idx = await c.query<{ def: string }>(
-    `SELECT pg_get_indexdef(indexrelid) AS def FROM pg_index WHERE indrelid = 'auditship.logged_actions'::regclass ORDER BY 1`);
+    `SELECT pg_get_indexdef(indexrelid) AS def FROM pg_index WHERE indrelid = 'auditship.logged_actions'::regclass ORDER BY 1`,
+  );
   assert.deepEqual(idx.rows.map((r) => r.def.replace(/^.* USING /, '')).sort(), ['btree (event_id)', 'btree (txid, event_id)']);
   // The function is SECURITY DEFINER with a fixed search_path, owned by the installer, not executable by PUBLIC.
   const fn = await c.query<{ secdef: boolean; config: string[]; owner: string; public_exec: boolean }>(
     `SELECT prosecdef AS secdef, proconfig AS config, pg_get_userbyid(proowner) AS owner,
             has_function_privilege('public', oid, 'EXECUTE') AS public_exec
-       FROM pg_proc WHERE oid = 'auditship.if_modified()'::regprocedure`);
-  assert.deepEqual(fn.rows[0], { secdef: true, config: ['search_path=pg_catalog, pg_temp'], owner: (await c.query('SELECT current_user AS u')).rows[0].u, public_exec: false });
+       FROM pg_proc WHERE oid = 'auditship.if_modified()'::regprocedure`,
+  );
+  assert.deepEqual(fn.rows[0], {
+    secdef: true,
+    config: ['search_path=pg_catalog, pg_temp'],
+    owner: (await c.query('SELECT current_user AS u')).rows[0].u,
+    public_exec: false,
+  });
 });
 
 test('INSERT, UPDATE, DELETE and TRUNCATE are recorded with txid, user, application and the changed fields; excluded columns are left out', async () => {
@@ -139,8 +163,14 @@ test('INSERT, UPDATE, DELETE and TRUNCATE are recorded with txid, user, applicat
     const x5 = await writeTx(w, `TRUNCATE items`);
 
     const rows = await logged(c, `table_name = 'items'`);
-    assert.deepEqual(rows.map((r) => r.action), ['I', 'I', 'U', 'U', 'D', 'T']);
-    assert.deepEqual(rows.map((r) => r.txid), [x1, x1, x2, x3, x4, x5]);
+    assert.deepEqual(
+      rows.map((r) => r.action),
+      ['I', 'I', 'U', 'U', 'D', 'T'],
+    );
+    assert.deepEqual(
+      rows.map((r) => r.txid),
+      [x1, x1, x2, x3, x4, x5],
+    );
     assert.deepEqual(rows[0]!.row_data, { id: 1, name: 'apple', price: 1.0 });
     assert.deepEqual(rows[1]!.row_data, { id: 2, name: 'pear', price: 2 });
     assert.deepEqual(rows[2]!.row_data, { id: 1, name: 'apple', price: 1.0 });
@@ -150,7 +180,10 @@ test('INSERT, UPDATE, DELETE and TRUNCATE are recorded with txid, user, applicat
     assert.equal(rows[4]!.changed_fields, null);
     assert.equal(rows[5]!.row_data, null);
     assert.equal(rows[5]!.changed_fields, null);
-    assert.deepEqual(rows.map((r) => r.statement_only), [false, false, false, false, false, true]);
+    assert.deepEqual(
+      rows.map((r) => r.statement_only),
+      [false, false, false, false, false, true],
+    );
     for (const r of rows) {
       assert.equal(r.schema_name, 'public');
       assert.equal(r.relid, relid);
@@ -163,7 +196,10 @@ test('INSERT, UPDATE, DELETE and TRUNCATE are recorded with txid, user, applicat
       }
     }
     // Event ids grow with the statements.
-    assert.deepEqual(rows.map((r) => Number(r.event_id)), [...rows.map((r) => Number(r.event_id))].sort((a, b) => a - b));
+    assert.deepEqual(
+      rows.map((r) => Number(r.event_id)),
+      [...rows.map((r) => Number(r.event_id))].sort((a, b) => a - b),
+    );
 
     // Re-installing with other options replaces the triggers: now the query is recorded, nothing excluded.
     await installAudit(c, { schema: 'auditship', tables: ['items'], logQuery: true });
@@ -174,17 +210,23 @@ test('INSERT, UPDATE, DELETE and TRUNCATE are recorded with txid, user, applicat
     assert.equal(last!.row_data!['secret'], 's3');
     assert.ok('updated_at' in last!.row_data!);
   });
-  const args = await c.query<{ args: string }>(`SELECT encode(tgargs, 'escape') AS args FROM pg_trigger WHERE tgrelid = 'items'::regclass AND tgname = 'auditship_row'`);
+  const args = await c.query<{ args: string }>(
+    `SELECT encode(tgargs, 'escape') AS args FROM pg_trigger WHERE tgrelid = 'items'::regclass AND tgname = 'auditship_row'`,
+  );
   assert.equal(args.rows[0]!.args, '{}\\000true\\000');
 });
 
 test('excluded columns are validated, and an unknown table or the audit table itself is refused without leaving anything behind', async () => {
   const c = db.client;
   await c.query('CREATE TABLE refuse_ok (id int)');
-  await assert.rejects(installAudit(c, { schema: 'never_created', tables: ['refuse_ok', 'no_such_table'] }),
-    (e: Error & { code?: string }) => e.code === 'table_not_found' && /no_such_table/.test(e.message));
-  await assert.rejects(installAudit(c, { schema: 'never_created', tables: ['refuse_ok'], excludeColumns: { refuse_ok: ['nope'] } }),
-    (e: Error & { code?: string }) => e.code === 'column_not_found' && /"nope"/.test(e.message));
+  await assert.rejects(
+    installAudit(c, { schema: 'never_created', tables: ['refuse_ok', 'no_such_table'] }),
+    (e: Error & { code?: string }) => e.code === 'table_not_found' && /no_such_table/.test(e.message),
+  );
+  await assert.rejects(
+    installAudit(c, { schema: 'never_created', tables: ['refuse_ok'], excludeColumns: { refuse_ok: ['nope'] } }),
+    (e: Error & { code?: string }) => e.code === 'column_not_found' && /"nope"/.test(e.message),
+  );
   const ns = await c.query(`SELECT to_regnamespace('never_created') AS n`);
   assert.equal(ns.rows[0].n, null);
   assert.deepEqual(await triggersOn(c, 'refuse_ok'), []);
@@ -216,7 +258,8 @@ test('a 1 MB row is recorded whole and the listener gets a small NOTIFY payload'
     assert.equal(notes[0]!.payload, 'auditship.logged_actions');
     assert.ok(Buffer.byteLength(notes[0]!.payload ?? '') < 100);
     const r = await c.query<{ n: string; len: number }>(
-      `SELECT count(*)::text AS n, max(octet_length(row_data->>'body')) AS len FROM auditship.logged_actions WHERE table_name = 'big'`);
+      `SELECT count(*)::text AS n, max(octet_length(row_data->>'body')) AS len FROM auditship.logged_actions WHERE table_name = 'big'`,
+    );
     assert.deepEqual(r.rows[0], { n: '2', len: 1024 * 1024 });
   } finally {
     await listener.end();
@@ -254,16 +297,22 @@ test('names that need quoting: tables, columns and the audit schema', async () =
     await c.query(`INSERT INTO "weird""name" VALUES (7)`);
     await c.query(`INSERT INTO "Sales.EU"."it's" VALUES (8)`);
     for (let i = 0; i < 100 && notes.length < 3; i++) await new Promise((r) => setTimeout(r, 50));
-    assert.deepEqual(notes.map((n) => n.payload), Array(3).fill('"Audit Trail".logged_actions'));
+    assert.deepEqual(
+      notes.map((n) => n.payload),
+      Array(3).fill('"Audit Trail".logged_actions'),
+    );
   } finally {
     await listener.end();
   }
   const rows = await logged(c, 'true', [], '"Audit Trail".logged_actions');
-  assert.deepEqual(rows.map((r) => [r.schema_name, r.table_name, r.row_data]), [
-    ['public', 'Order Items', { id: 1, note: 'n' }],
-    ['public', 'weird"name', { id: 7 }],
-    ['Sales.EU', "it's", { id: 8 }],
-  ]);
+  assert.deepEqual(
+    rows.map((r) => [r.schema_name, r.table_name, r.row_data]),
+    [
+      ['public', 'Order Items', { id: 1, note: 'n' }],
+      ['public', 'weird"name', { id: 7 }],
+      ['Sales.EU', "it's", { id: 8 }],
+    ],
+  );
   const removed = await uninstallAudit(c, { schema: 'Audit Trail', dropData: true });
   assert.deepEqual(removed, { tables: ['"Sales.EU"."it\'s"', 'public."Order Items"', 'public."weird""name"'], droppedData: true });
 });
@@ -278,10 +327,20 @@ test('uninstall drops the triggers and keeps the data; with dropData it drops th
   assert.deepEqual(await triggersOn(c, 'un2'), ['auditship_row', 'auditship_truncate']);
   await c.query('INSERT INTO un1 VALUES (3); INSERT INTO un2 VALUES (4)');
   let rows = await logged(c, 'true', [], 'audit_un.logged_actions');
-  assert.deepEqual(rows.map((r) => [r.table_name, r.row_data]), [['un1', { id: 1 }], ['un2', { id: 2 }], ['un2', { id: 4 }]]);
+  assert.deepEqual(
+    rows.map((r) => [r.table_name, r.row_data]),
+    [
+      ['un1', { id: 1 }],
+      ['un2', { id: 2 }],
+      ['un2', { id: 4 }],
+    ],
+  );
 
   // Dropping the data while another table still writes to it is refused, and changes nothing.
-  await assert.rejects(uninstallAudit(c, { schema: 'audit_un', tables: ['un1'], dropData: true }), (e: Error & { code?: string }) => e.code === 'still_audited' && /public\.un2/.test(e.message));
+  await assert.rejects(
+    uninstallAudit(c, { schema: 'audit_un', tables: ['un1'], dropData: true }),
+    (e: Error & { code?: string }) => e.code === 'still_audited' && /public\.un2/.test(e.message),
+  );
   // Uninstall without tables: every audited table; the data stays.
   assert.deepEqual(await uninstallAudit(c, { schema: 'audit_un' }), { tables: ['public.un2'], droppedData: false });
   rows = await logged(c, 'true', [], 'audit_un.logged_actions');
@@ -298,7 +357,9 @@ test('uninstall drops the triggers and keeps the data; with dropData it drops th
   await c.query('CREATE SCHEMA audit_keep; CREATE TABLE audit_keep.other (x int); CREATE TABLE un3 (id int)');
   await installAudit(c, { schema: 'audit_keep', tables: ['un3'] });
   assert.deepEqual(await uninstallAudit(c, { schema: 'audit_keep', dropData: true }), { tables: ['public.un3'], droppedData: true });
-  const kept = await c.query(`SELECT to_regclass('audit_keep.other')::text AS t, to_regclass('audit_keep.logged_actions') AS la, to_regprocedure('audit_keep.if_modified()') AS fn`);
+  const kept = await c.query(
+    `SELECT to_regclass('audit_keep.other')::text AS t, to_regclass('audit_keep.logged_actions') AS la, to_regprocedure('audit_keep.if_modified()') AS fn`,
+  );
   assert.deepEqual(kept.rows[0], { t: 'audit_keep.other', la: null, fn: null });
 });
 
@@ -328,18 +389,27 @@ test('upgradeAuditTable adds txid and its index to a 91plus audit table, idempot
   await c.query(`INSERT INTO h1 VALUES (1, 'before')`);
 
   // Our installer does not take over (or drop) a foreign table of the same name.
-  await assert.rejects(installAudit(c, { schema: 'audit', tables: ['h1'] }), (e: Error & { code?: string }) => e.code === 'foreign_audit_table' && /no column txid/.test(e.message));
+  await assert.rejects(
+    installAudit(c, { schema: 'audit', tables: ['h1'] }),
+    (e: Error & { code?: string }) => e.code === 'foreign_audit_table' && /no column txid/.test(e.message),
+  );
   await assert.rejects(uninstallAudit(c, { schema: 'audit', dropData: true }), (e: Error & { code?: string }) => e.code === 'foreign_audit_table');
 
-  const colsBefore = (await c.query(`SELECT count(*)::int AS n FROM pg_attribute WHERE attrelid = 'audit.logged_actions'::regclass AND attnum > 0 AND NOT attisdropped`)).rows[0].n as number;
+  const colsBefore = (
+    await c.query(`SELECT count(*)::int AS n FROM pg_attribute WHERE attrelid = 'audit.logged_actions'::regclass AND attnum > 0 AND NOT attisdropped`)
+  ).rows[0].n as number;
   assert.deepEqual(await upgradeAuditTable(c, 'audit.logged_actions'), { added: true });
   const upgradeTxids = await c.query<{ txid: string }>('SELECT DISTINCT txid::text AS txid FROM audit.logged_actions');
   assert.equal(upgradeTxids.rows.length, 1, 'existing rows all get the upgrading transaction id');
 
   const x = await withClient((w) => writeTx(w, `INSERT INTO h1 VALUES (2, 'after')`));
   const rows = await c.query<{ txid: string; transaction_id: string; v: string }>(
-    `SELECT txid::text AS txid, transaction_id::text AS transaction_id, row_data->'v' AS v FROM audit.logged_actions ORDER BY event_id`);
-  assert.deepEqual(rows.rows.map((r) => r.v), ['before', 'after']);
+    `SELECT txid::text AS txid, transaction_id::text AS transaction_id, row_data->'v' AS v FROM audit.logged_actions ORDER BY event_id`,
+  );
+  assert.deepEqual(
+    rows.rows.map((r) => r.v),
+    ['before', 'after'],
+  );
   assert.equal(rows.rows[1]!.txid, x);
   assert.equal(rows.rows[1]!.transaction_id, x, '91plus txid_current() and pg_current_xact_id() agree');
   assert.notEqual(rows.rows[0]!.txid, x);
@@ -348,12 +418,16 @@ test('upgradeAuditTable adds txid and its index to a 91plus audit table, idempot
   const cols = await c.query<{ type: string; notnull: boolean; def: string }>(
     `SELECT format_type(atttypid, atttypmod) AS type, attnotnull AS notnull, pg_get_expr(d.adbin, d.adrelid) AS def
        FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-      WHERE attrelid = 'audit.logged_actions'::regclass AND attname = 'txid'`);
+      WHERE attrelid = 'audit.logged_actions'::regclass AND attname = 'txid'`,
+  );
   assert.deepEqual(cols.rows[0], { type: 'xid8', notnull: true, def: 'pg_current_xact_id()' });
-  const colsAfter = (await c.query(`SELECT count(*)::int AS n FROM pg_attribute WHERE attrelid = 'audit.logged_actions'::regclass AND attnum > 0 AND NOT attisdropped`)).rows[0].n as number;
+  const colsAfter = (
+    await c.query(`SELECT count(*)::int AS n FROM pg_attribute WHERE attrelid = 'audit.logged_actions'::regclass AND attnum > 0 AND NOT attisdropped`)
+  ).rows[0].n as number;
   assert.equal(colsAfter, colsBefore + 1);
   const idx = await c.query<{ def: string }>(
-    `SELECT pg_get_indexdef(indexrelid) AS def FROM pg_index WHERE indrelid = 'audit.logged_actions'::regclass AND pg_get_indexdef(indexrelid) LIKE '%(txid, event_id)'`);
+    `SELECT pg_get_indexdef(indexrelid) AS def FROM pg_index WHERE indrelid = 'audit.logged_actions'::regclass AND pg_get_indexdef(indexrelid) LIKE '%(txid, event_id)'`,
+  );
   assert.equal(idx.rows.length, 1);
   assert.deepEqual(await triggersOn(c, 'audit.logged_actions'), ['auditship_fill_txid']);
   await assert.rejects(upgradeAuditTable(c, 'h1'), /has no event_id column/);
@@ -376,7 +450,10 @@ test('CLI: auditship pg install / --upgrade / uninstall', async () => {
   assert.deepEqual(await triggersOn(c, 'cli_t1'), ['auditship_row', 'auditship_truncate']);
   await c.query(`INSERT INTO cli_t1 VALUES (1, 'x')`);
   const rows = await logged(c, 'true', [], 'audit_cli.logged_actions');
-  assert.deepEqual(rows.map((r) => r.row_data), [{ id: 1 }]);
+  assert.deepEqual(
+    rows.map((r) => r.row_data),
+    [{ id: 1 }],
+  );
 
   // --url from the environment.
   const env = await auditship(['pg', 'install', '--schema', 'audit_cli', '--exclude', 'cli_t1=v', 'cli_t1'], { env: { AUDITSHIP_PG_URL: db.url } });

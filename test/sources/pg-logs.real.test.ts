@@ -49,13 +49,16 @@ function compare(expected: ExpectedEvent[], rows: Row[]): string[] {
   const apps = [...new Set(expected.map((e) => e.sessionApplicationName))];
   for (const app of apps) {
     const want = expected.filter((e) => e.sessionApplicationName === app);
-    const got = rows.filter((r) => r.application_name === app)
+    const got = rows
+      .filter((r) => r.application_name === app)
       .sort((a, b) => a.session_id.localeCompare(b.session_id) || Number(a.session_line_num) - Number(b.session_line_num));
     if (want.length !== got.length) problems.push(`${app}: ${got.length} rows, expected ${want.length}`);
     for (let i = 0; i < Math.min(want.length, got.length); i++) {
-      const e = want[i]!, r = got[i]!;
+      const e = want[i]!,
+        r = got[i]!;
       const check = (field: string, actual: unknown, wanted: unknown) => {
-        if (actual !== wanted) problems.push(`${app}#${i} ${field}: got ${JSON.stringify(actual)?.slice(0, 120)}, expected ${JSON.stringify(wanted)?.slice(0, 120)}`);
+        if (actual !== wanted)
+          problems.push(`${app}#${i} ${field}: got ${JSON.stringify(actual)?.slice(0, 120)}, expected ${JSON.stringify(wanted)?.slice(0, 120)}`);
       };
       check('database_name', r.database_name, e.database);
       check('audit_type', r.audit_type, e.auditType);
@@ -104,8 +107,15 @@ describe('pg_logs → DuckDB on logs PostgreSQL 15 + pgaudit wrote', () => {
       // The only audit record outside the workload is CREATE EXTENSION pgaudit at cluster start.
       assert.equal(rows.length, expected.length + 1);
       const formats = await queryJson<{ format: string; compression: string }>(db, 'SELECT DISTINCT format, compression FROM ingest_files ORDER BY ALL');
-      assert.deepEqual(formats.map((f) => f.format), [format, ...(format === 'csvlog' ? [format] : [])]);
-      if (format === 'csvlog') assert.ok(formats.some((f) => f.compression === 'gzip'), 'the gzipped rotated file was read');
+      assert.deepEqual(
+        formats.map((f) => f.format),
+        [format, ...(format === 'csvlog' ? [format] : [])],
+      );
+      if (format === 'csvlog')
+        assert.ok(
+          formats.some((f) => f.compression === 'gzip'),
+          'the gzipped rotated file was read',
+        );
     });
   }
 
@@ -115,11 +125,13 @@ describe('pg_logs → DuckDB on logs PostgreSQL 15 + pgaudit wrote', () => {
     assert.equal((await auditship(['ingest', '--db', raw, '--store-message', '--quiet', cluster.logDir])).code, 0);
     assert.equal((await auditship(['ingest', '--db', rebuilt, '--quiet', cluster.logDir])).code, 0);
     // Compared here, in DuckDB: `auditship query` runs read statements only, and ATTACH is not one.
-    const [r] = await withDb(rebuilt, (q) => q(`
+    const [r] = (await withDb(rebuilt, (q) =>
+      q(`
       ATTACH '${raw}' AS raw (READ_ONLY);
       SELECT count(*)::VARCHAR AS n, count(*) FILTER (WHERE a.message IS DISTINCT FROM b.message)::VARCHAR AS differ,
              count(b.raw_message)::VARCHAR AS raw
-      FROM audit_logs a JOIN raw.audit_logs b USING (session_id, session_line_num)`)) as { n: string; differ: string; raw: string }[];
+      FROM audit_logs a JOIN raw.audit_logs b USING (session_id, session_line_num)`),
+    )) as { n: string; differ: string; raw: string }[];
     assert.equal(r!.n, String(expected.length + 1));
     assert.equal(r!.raw, r!.n, 'the raw database kept every raw message');
     assert.equal(r!.differ, '0');
@@ -134,7 +146,10 @@ describe('pg_logs → DuckDB on logs PostgreSQL 15 + pgaudit wrote', () => {
     const second = JSON.parse(b.stdout) as { stored: number; duplicates: number; events: number };
     assert.equal(second.stored, 0);
     assert.equal(second.duplicates, second.events);
-    const [c] = await queryJson<{ n: string; d: string }>(db, 'SELECT count(*)::VARCHAR AS n, count(DISTINCT (session_id, session_line_num))::VARCHAR AS d FROM audit_logs');
+    const [c] = await queryJson<{ n: string; d: string }>(
+      db,
+      'SELECT count(*)::VARCHAR AS n, count(DISTINCT (session_id, session_line_num))::VARCHAR AS d FROM audit_logs',
+    );
     assert.equal(c!.n, String(expected.length + 1));
     assert.equal(c!.d, c!.n);
   });
@@ -166,7 +181,10 @@ describe('log_time is a correct TIMESTAMPTZ whatever log_timezone is', () => {
         const ok = await auditship(['ingest', '--db', db, ...(c.needsZone ? ['--log-timezone', c.zone] : []), cluster.logDir]);
         assert.equal(ok.code, 0, ok.stderr);
         for (const s of samples) {
-          const [row] = await queryJson<{ t: string }>(db, `SELECT epoch_ms(log_time)::VARCHAR AS t FROM audit_logs WHERE statement = '${s.statement.replaceAll("'", "''")}'`);
+          const [row] = await queryJson<{ t: string }>(
+            db,
+            `SELECT epoch_ms(log_time)::VARCHAR AS t FROM audit_logs WHERE statement = '${s.statement.replaceAll("'", "''")}'`,
+          );
           assert.ok(row, `record for ${s.statement}`);
           assert.ok(Math.abs(Number(row.t) - s.serverEpochMs) < 2000, `log_time ${row.t} vs server clock ${s.serverEpochMs}`);
         }

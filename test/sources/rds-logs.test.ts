@@ -18,13 +18,24 @@ import { hasStackTrace, queryDb, runCli, scratchDir, spawnCli } from '../helpers
  */
 const { dir, cleanup } = scratchDir('rds-logs');
 const ROLE = { accessKeyId: 'ASIAEXAMPLEROLEKEY01', secretAccessKey: 'role/secret/EXAMPLEKEY', sessionToken: 'FwoGZXIvYXdzEXAMPLETOKEN//////////wEaDG' };
-const ENV = { AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey, AWS_SESSION_TOKEN: '', AWS_EC2_METADATA_DISABLED: 'true', AWS_REGION: 'us-east-1' };
+const ENV = {
+  AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
+  AWS_SESSION_TOKEN: '',
+  AWS_EC2_METADATA_DISABLED: 'true',
+  AWS_REGION: 'us-east-1',
+};
 let seq = 0;
 let rds: SpawnedRdsServer;
 const H = 3600_000;
 
-before(async () => { rds = await spawnRdsServer({ credentials: [TEST_CREDENTIALS, ROLE], instances: ['db1'], shuffleListing: true, describeDefaultMaxRecords: 20 }); });
-after(async () => { await rds?.stop(); cleanup(); });
+before(async () => {
+  rds = await spawnRdsServer({ credentials: [TEST_CREDENTIALS, ROLE], instances: ['db1'], shuffleListing: true, describeDefaultMaxRecords: 20 });
+});
+after(async () => {
+  await rds?.stop();
+  cleanup();
+});
 
 function setup(source: Record<string, unknown> = {}, archive: Record<string, unknown> | null = {}) {
   const base = join(dir, `t${seq++}`);
@@ -39,7 +50,14 @@ function setup(source: Record<string, unknown> = {}, archive: Record<string, unk
   return { config, db, arch };
 }
 
-interface Summary { events: number; stored: number; filesRead: number; filesSkipped: number; errors: { file: string; message: string }[]; ok: boolean }
+interface Summary {
+  events: number;
+  stored: number;
+  filesRead: number;
+  filesSkipped: number;
+  errors: { file: string; message: string }[];
+  ok: boolean;
+}
 
 async function run(config: string, env: Record<string, string> = ENV, code = 0): Promise<{ summary: Summary | null; stderr: string; stdout: string }> {
   const r = await runCli(['run', '--config', config, '--json'], { env });
@@ -60,7 +78,12 @@ async function instanceWith(id: string, hours: number, eventsPerFile: number, se
     const stamp = `2024-05-01-${String(10 + h).padStart(2, '0')}`;
     const lastWritten = now - (hours - h) * H + 60_000 * (h === hours - 1 ? 59 : 0);
     files.push({ name: `error/postgresql.log.${stamp}.csv`, content: csvOf(recs), lastWritten, audit: recs.filter((r) => r.audit).length });
-    files.push({ name: `error/postgresql.log.${stamp}`, content: `2024-05-01 ${10 + h}:00:00 UTC::@:[1]:LOG:  checkpoint starting: time\n`, lastWritten, audit: 0 });
+    files.push({
+      name: `error/postgresql.log.${stamp}`,
+      content: `2024-05-01 ${10 + h}:00:00 UTC::@:[1]:LOG:  checkpoint starting: time\n`,
+      lastWritten,
+      audit: 0,
+    });
   }
   for (const f of files) await rds.putFile(id, f.name, f.content, { lastWritten: f.lastWritten });
   return files;
@@ -73,7 +96,10 @@ describe('rds_logs source (RDS test server)', () => {
     const r1 = await run(s.config);
     const shipped = files.slice(0, -2);
     assert.equal(r1.summary!.filesRead, shipped.length);
-    assert.equal(r1.summary!.stored, shipped.reduce((n, f) => n + f.audit, 0));
+    assert.equal(
+      r1.summary!.stored,
+      shipped.reduce((n, f) => n + f.audit, 0),
+    );
     const entries = entriesOf(localManifest(s.arch));
     assert.deepEqual(entries.map((e) => e.source.name).sort(), shipped.map((f) => f.name).sort());
     for (const e of entries) {
@@ -95,7 +121,9 @@ describe('rds_logs source (RDS test server)', () => {
 
     // A new hour begins: the live files of the last hour are finished now and shipped; the new ones wait.
     const last = files.slice(-2);
-    await rds.appendFile('db1', last[0]!.name, csvOf(new CsvlogGenerator({ seed: 99, sessionBase: 9_900_000 }).records(5)), { lastWritten: Date.now() - 30 * 60_000 });
+    await rds.appendFile('db1', last[0]!.name, csvOf(new CsvlogGenerator({ seed: 99, sessionBase: 9_900_000 }).records(5)), {
+      lastWritten: Date.now() - 30 * 60_000,
+    });
     await rds.putFile('db1', 'error/postgresql.log.2024-05-01-22.csv', '', { lastWritten: Date.now() });
     await rds.putFile('db1', 'error/postgresql.log.2024-05-01-22', '', { lastWritten: Date.now() });
     const r3 = await run(s.config);
@@ -117,7 +145,10 @@ describe('rds_logs source (RDS test server)', () => {
     await run(s.config, { ...ENV, AWS_ACCESS_KEY_ID: ROLE.accessKeyId, AWS_SECRET_ACCESS_KEY: ROLE.secretAccessKey, AWS_SESSION_TOKEN: ROLE.sessionToken });
     const recent = (await rds.stats()).recent.filter((x) => x.instance === 'db2');
     assert.ok(recent.some((x) => x.action === 'download'));
-    assert.ok(recent.every((x) => x.sessionToken === 'signed' && x.outcome === 'ok'), JSON.stringify(recent.map((x) => [x.action, x.sessionToken, x.outcome])));
+    assert.ok(
+      recent.every((x) => x.sessionToken === 'signed' && x.outcome === 'ok'),
+      JSON.stringify(recent.map((x) => [x.action, x.sessionToken, x.outcome])),
+    );
     assert.equal(entriesOf(localManifest(s.arch)).length, 2);
   });
 
@@ -198,7 +229,10 @@ describe('rds_logs source (RDS test server)', () => {
       assert.equal(entries.length, files.length - 2);
       for (const e of entries) assert.equal(e.content_sha256, sha256(files.find((f) => f.name === e.source.name)!.content));
       const n = await queryDb(s.db, `SELECT count(*) AS n FROM audit_logs`);
-      assert.equal(Number(n[0]!['n']), files.slice(0, -2).reduce((k, f) => k + f.audit, 0));
+      assert.equal(
+        Number(n[0]!['n']),
+        files.slice(0, -2).reduce((k, f) => k + f.audit, 0),
+      );
       assert.match(r.stderr, /download failed; retrying/);
     } finally {
       await rds.clearFaults();
@@ -207,7 +241,13 @@ describe('rds_logs source (RDS test server)', () => {
 
   test('a file that grows while it is downloaded is downloaded again; the copy is the grown file', async () => {
     const files = await instanceWith('db6', 2, 100, 6);
-    await rds.faults({ kind: 'appendMidDownload', action: 'download', file: files[0]!.name, appendData: csvOf(new CsvlogGenerator({ seed: 66, sessionBase: 6_600_000 }).records(3)), count: 1 });
+    await rds.faults({
+      kind: 'appendMidDownload',
+      action: 'download',
+      file: files[0]!.name,
+      appendData: csvOf(new CsvlogGenerator({ seed: 66, sessionBase: 6_600_000 }).records(3)),
+      count: 1,
+    });
     try {
       const s = setup({ instance: 'db6' });
       const r = await run(s.config);
@@ -226,7 +266,11 @@ describe('rds_logs source (RDS test server)', () => {
     const s = setup({ instance: 'db9', poll_interval_ms: 1000 });
     const daemon = spawnCli(['run', '--config', s.config, '--follow'], { env: ENV });
     const state = () => {
-      try { return (JSON.parse(readStatus(`${s.db}.status.json`, 'utf8')) as { pipelines: Record<string, unknown>[] }).pipelines[0] ?? {}; } catch { return {}; }
+      try {
+        return (JSON.parse(readStatus(`${s.db}.status.json`, 'utf8')) as { pipelines: Record<string, unknown>[] }).pipelines[0] ?? {};
+      } catch {
+        return {};
+      }
     };
     const until = async (what: string, ok: () => boolean) => {
       for (let i = 0; i < 300 && !ok(); i++) await sleep(100);
@@ -253,7 +297,17 @@ describe('rds_logs source (RDS test server)', () => {
       [{ ...ENV, AWS_SECRET_ACCESS_KEY: 'wrong' }, /the secret key does not match the access key \(SignatureDoesNotMatch/],
       [{ ...ENV, AWS_ACCESS_KEY_ID: 'AKIAUNKNOWNKEY000000' }, /RDS does not accept the access key or its session token \(InvalidClientTokenId/],
       [{ ...ENV, AWS_ACCESS_KEY_ID: ROLE.accessKeyId, AWS_SECRET_ACCESS_KEY: ROLE.secretAccessKey }, /InvalidClientTokenId/],
-      [{ ...ENV, AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: 'none', AWS_CONFIG_FILE: join(dir, 'none'), AWS_SHARED_CREDENTIALS_FILE: join(dir, 'none') }, /no AWS credentials/],
+      [
+        {
+          ...ENV,
+          AWS_ACCESS_KEY_ID: '',
+          AWS_SECRET_ACCESS_KEY: '',
+          AWS_PROFILE: 'none',
+          AWS_CONFIG_FILE: join(dir, 'none'),
+          AWS_SHARED_CREDENTIALS_FILE: join(dir, 'none'),
+        },
+        /no AWS credentials/,
+      ],
     ];
     for (const [env, want] of cases) {
       const r = await run(s.config, env, 1);
@@ -282,16 +336,31 @@ describe('rds_logs source (RDS test server)', () => {
     const config = join(base, 'c.yaml');
     const lines = ['pipelines:'];
     for (const name of ['search', 'retention']) {
-      lines.push(`  ${name}:`, `    source: ${JSON.stringify({ type: 'rds_logs', instance: 'db9', endpoint: rds.url })}`, '    sinks:',
-        `      - ${JSON.stringify({ type: 'archive', directory: join(base, name) })}`, `      - ${JSON.stringify({ type: 'duckdb', path: db })}`);
+      lines.push(
+        `  ${name}:`,
+        `    source: ${JSON.stringify({ type: 'rds_logs', instance: 'db9', endpoint: rds.url })}`,
+        '    sinks:',
+        `      - ${JSON.stringify({ type: 'archive', directory: join(base, name) })}`,
+        `      - ${JSON.stringify({ type: 'duckdb', path: db })}`,
+      );
     }
     writeFileSync(config, lines.join('\n') + '\n');
     const r = await runCli(['run', '--config', config, '--json'], { env: ENV });
     assert.equal(r.code, 0, r.stderr.slice(-3000));
     const summaries = (JSON.parse(r.stdout.trim().split('\n').pop()!) as { pipelines: Summary[] }).pipelines;
-    assert.deepEqual(summaries.map((x) => x.filesRead), [shipped.length, shipped.length], 'each pipeline shipped every file');
+    assert.deepEqual(
+      summaries.map((x) => x.filesRead),
+      [shipped.length, shipped.length],
+      'each pipeline shipped every file',
+    );
     for (const name of ['search', 'retention']) {
-      assert.deepEqual(entriesOf(localManifest(join(base, name))).map((e) => e.source.name).sort(), shipped.map((f) => f.name).sort(), `archive of ${name}`);
+      assert.deepEqual(
+        entriesOf(localManifest(join(base, name)))
+          .map((e) => e.source.name)
+          .sort(),
+        shipped.map((f) => f.name).sort(),
+        `archive of ${name}`,
+      );
     }
     const rows = await queryDb(db, `SELECT count(*)::INTEGER AS n, count(DISTINCT (session_id, session_line_num))::INTEGER AS d FROM audit_logs`);
     assert.deepEqual(rows[0], { n: shipped.reduce((n, f) => n + f.audit, 0), d: shipped.reduce((n, f) => n + f.audit, 0) });
@@ -316,7 +385,9 @@ async function withWritableDb(path: string, fn: (q: (sql: string) => Promise<voi
   const instance = await DuckDBInstance.create(path);
   const conn = await instance.connect();
   try {
-    await fn(async (sql) => { await conn.run(sql); });
+    await fn(async (sql) => {
+      await conn.run(sql);
+    });
   } finally {
     conn.closeSync();
     instance.closeSync();

@@ -51,8 +51,12 @@ async function switchTo(cluster: PgCluster, name: string): Promise<void> {
   }
 }
 
-const stored = async (db: string, tag: string) => Number((await queryDb(db,
-  `SELECT count(*)::INTEGER AS n FROM audit_logs WHERE command = 'INSERT' AND object_name = 'public.t' AND parameter LIKE '%${tag}%'`))[0]!['n']);
+const stored = async (db: string, tag: string) =>
+  Number(
+    (
+      await queryDb(db, `SELECT count(*)::INTEGER AS n FROM audit_logs WHERE command = 'INSERT' AND object_name = 'public.t' AND parameter LIKE '%${tag}%'`)
+    )[0]!['n'],
+  );
 
 describe('log file names PostgreSQL reuses', () => {
   test('a finished file PostgreSQL appends to again (log_truncate_on_rotation off): the appended events are stored, once', { timeout: 120_000 }, async () => {
@@ -72,7 +76,12 @@ describe('log file names PostgreSQL reuses', () => {
     await switchTo(cluster, 'postgresql-a.log');
     await writes(cluster, 25, 'again-a');
     await cluster.flushLogs();
-    assert.ok(cluster.logFiles().map((f) => basename(f)).includes('postgresql-a.csv'));
+    assert.ok(
+      cluster
+        .logFiles()
+        .map((f) => basename(f))
+        .includes('postgresql-a.csv'),
+    );
     const again = await ingestOk(db, [cluster.logDir]);
     assert.equal(await stored(db, 'again-a'), 25, 'the events appended to a finished file are stored');
     assert.equal(again.duplicates, 0);
@@ -85,40 +94,53 @@ describe('log file names PostgreSQL reuses', () => {
     assert.deepEqual(await count(db), await count(fresh));
   });
 
-  test('a file emptied and written anew by a time-based rotation (log_truncate_on_rotation on) is a new file: nothing lost, nothing twice', { timeout: 240_000 }, async () => {
-    // PostgreSQL empties an existing file only when a time-based rotation opens it and it is not the file just
-    // closed. With postgresql-%S.log and rotations at minute boundaries every such rotation opens postgresql-00.csv.
-    const cluster = await startPgCluster({ logDestination: 'csvlog', settings: { log_filename: 'postgresql-%S.log', log_truncate_on_rotation: 'on', log_rotation_age: '1min' } });
-    clusters.push(cluster);
-    await cluster.exec('CREATE TABLE t (i int, tag text)');
-    const file00 = join(cluster.logDir, 'postgresql-00.csv');
-    const until = async (what: string, ok: () => boolean) => {
-      const deadline = Date.now() + 75_000;
-      while (!ok()) {
-        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    };
-    const size = () => { try { return statSync(file00).size; } catch { return -1; } };
-    const db = join(dir, 'truncate.duckdb');
-    await until('a time-based rotation to postgresql-00.csv', () => cluster.currentLogFiles()['csvlog']?.endsWith('postgresql-00.csv') === true);
-    await writes(cluster, 20, 'minute-one');
-    // Away to another name (its own file), and back to the pattern: the next boundary opens postgresql-00.csv
-    // again, now not the file just closed, and empties it.
-    await switchTo(cluster, 'postgresql-b.log');
-    await writes(cluster, 5, 'on-b');
-    await cluster.flushLogs();
-    await ingestOk(db, [cluster.logDir]);
-    assert.equal(await stored(db, 'minute-one'), 20);
-    const full = size();
-    await setLogFilename(cluster, 'postgresql-%S.log');
-    await until('postgresql-00.csv to be emptied by the next time-based rotation', () => size() < full);
-    await writes(cluster, 15, 'minute-two');
-    await cluster.flushLogs();
-    const second = await ingestOk(db, [cluster.logDir]);
-    assert.equal(await stored(db, 'minute-two'), 15);
-    assert.equal(await stored(db, 'minute-one'), 20, 'what was stored before stays');
-    assert.equal(await stored(db, 'on-b'), 5);
-    assert.equal(second.duplicates, 0);
-  });
+  test(
+    'a file emptied and written anew by a time-based rotation (log_truncate_on_rotation on) is a new file: nothing lost, nothing twice',
+    { timeout: 240_000 },
+    async () => {
+      // PostgreSQL empties an existing file only when a time-based rotation opens it and it is not the file just
+      // closed. With postgresql-%S.log and rotations at minute boundaries every such rotation opens postgresql-00.csv.
+      const cluster = await startPgCluster({
+        logDestination: 'csvlog',
+        settings: { log_filename: 'postgresql-%S.log', log_truncate_on_rotation: 'on', log_rotation_age: '1min' },
+      });
+      clusters.push(cluster);
+      await cluster.exec('CREATE TABLE t (i int, tag text)');
+      const file00 = join(cluster.logDir, 'postgresql-00.csv');
+      const until = async (what: string, ok: () => boolean) => {
+        const deadline = Date.now() + 75_000;
+        while (!ok()) {
+          if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      };
+      const size = () => {
+        try {
+          return statSync(file00).size;
+        } catch {
+          return -1;
+        }
+      };
+      const db = join(dir, 'truncate.duckdb');
+      await until('a time-based rotation to postgresql-00.csv', () => cluster.currentLogFiles()['csvlog']?.endsWith('postgresql-00.csv') === true);
+      await writes(cluster, 20, 'minute-one');
+      // Away to another name (its own file), and back to the pattern: the next boundary opens postgresql-00.csv
+      // again, now not the file just closed, and empties it.
+      await switchTo(cluster, 'postgresql-b.log');
+      await writes(cluster, 5, 'on-b');
+      await cluster.flushLogs();
+      await ingestOk(db, [cluster.logDir]);
+      assert.equal(await stored(db, 'minute-one'), 20);
+      const full = size();
+      await setLogFilename(cluster, 'postgresql-%S.log');
+      await until('postgresql-00.csv to be emptied by the next time-based rotation', () => size() < full);
+      await writes(cluster, 15, 'minute-two');
+      await cluster.flushLogs();
+      const second = await ingestOk(db, [cluster.logDir]);
+      assert.equal(await stored(db, 'minute-two'), 15);
+      assert.equal(await stored(db, 'minute-one'), 20, 'what was stored before stays');
+      assert.equal(await stored(db, 'on-b'), 5);
+      assert.equal(second.duplicates, 0);
+    },
+  );
 });

@@ -35,17 +35,29 @@ before(async () => {
   const pg = await createTestDatabase('outbox');
   const pgClient = await openSqlClient(pg.url, 'test');
   backends.push({
-    name: 'postgres', url: pg.url, c: pgClient,
-    async drop() { await pgClient.close(); await pg.drop(); },
-    ddl: (name, text) => `CREATE TABLE ${name} (id bigint PRIMARY KEY, is_sent boolean DEFAULT false, message ${text ? 'text' : 'jsonb'}, created_at timestamptz)`,
+    name: 'postgres',
+    url: pg.url,
+    c: pgClient,
+    async drop() {
+      await pgClient.close();
+      await pg.drop();
+    },
+    ddl: (name, text) =>
+      `CREATE TABLE ${name} (id bigint PRIMARY KEY, is_sent boolean DEFAULT false, message ${text ? 'text' : 'jsonb'}, created_at timestamptz)`,
     ago: (days) => new Date(Date.now() - days * 86_400_000).toISOString(),
   });
   const my = await createTestMysqlDatabase('outbox');
   const myClient = await openSqlClient(my.url, 'test');
   backends.push({
-    name: 'mariadb', url: my.url, c: myClient,
-    async drop() { await myClient.close(); await my.drop(); },
-    ddl: (name, text) => `CREATE TABLE ${name} (id BIGINT NOT NULL PRIMARY KEY, is_sent BOOLEAN DEFAULT FALSE, message ${text ? 'LONGTEXT' : 'JSON'}, created_at TIMESTAMP(6) NULL)`,
+    name: 'mariadb',
+    url: my.url,
+    c: myClient,
+    async drop() {
+      await myClient.close();
+      await my.drop();
+    },
+    ddl: (name, text) =>
+      `CREATE TABLE ${name} (id BIGINT NOT NULL PRIMARY KEY, is_sent BOOLEAN DEFAULT FALSE, message ${text ? 'LONGTEXT' : 'JSON'}, created_at TIMESTAMP(6) NULL)`,
     ago: (days) => new Date(Date.now() - days * 86_400_000).toISOString().replace('T', ' ').replace('Z', ''),
   });
 });
@@ -78,7 +90,10 @@ function msg(id: number, time = '2024-05-01T12:00:00.000Z'): string {
 
 async function insert(b: Backend, table: string, rows: [number, string | null, string | null][]): Promise<void> {
   for (const [id, message, created] of rows) {
-    await b.c.execute(`INSERT INTO ${table} (id, is_sent, message, created_at) VALUES (${b.c.p(1)}, ${b.name === 'postgres' ? 'false' : '0'}, ${b.c.p(2)}, ${b.c.p(3)})`, [id, message, created]);
+    await b.c.execute(
+      `INSERT INTO ${table} (id, is_sent, message, created_at) VALUES (${b.c.p(1)}, ${b.name === 'postgres' ? 'false' : '0'}, ${b.c.p(2)}, ${b.c.p(3)})`,
+      [id, message, created],
+    );
   }
 }
 
@@ -94,15 +109,24 @@ for (const name of ['postgres', 'mariadb'] as const) {
     test('ships unsent rows once and marks them sent; a re-sent row is stored once, a reused id is a new event', async () => {
       await b().c.execute(b().ddl('ob_basic'));
       // ids inserted out of order, with and without created_at, times with offsets
-      await insert(b(), 'ob_basic', [[5, msg(5), b().ago(1)], [2, msg(2, '2024-05-01T15:00:00.123+0300'), b().ago(1)], [9, JSON.stringify({ other: true }), '2024-02-03 04:05:06'], [1, msg(1), null],
+      await insert(b(), 'ob_basic', [
+        [5, msg(5), b().ago(1)],
+        [2, msg(2, '2024-05-01T15:00:00.123+0300'), b().ago(1)],
+        [9, JSON.stringify({ other: true }), '2024-02-03 04:05:06'],
+        [1, msg(1), null],
         // epoch milliseconds; a JSON null at the time path falls back to created_at
-        [6, JSON.stringify({ audit_event: { date_time: 1714564800500 } }), null], [7, JSON.stringify({ audit_event: { date_time: null } }), '2024-02-03 04:05:07']]);
+        [6, JSON.stringify({ audit_event: { date_time: 1714564800500 } }), null],
+        [7, JSON.stringify({ audit_event: { date_time: null } }), '2024-02-03 04:05:07'],
+      ]);
       const cfg = config(b(), 'ob_basic', { chunk_size: 2 });
       const first = await run(cfg);
       assert.equal(first['stored'], 6);
       assert.equal(first['marked'], 6);
       assert.deepEqual(await unsentIds(b(), 'ob_basic'), []);
-      const rows = await queryDb(cfg.db, `SELECT row_id, strftime(event_time, '%Y-%m-%d %H:%M:%S.%f') AS t, message->>'$.audit_event.operation' AS op FROM app_events ORDER BY row_num`);
+      const rows = await queryDb(
+        cfg.db,
+        `SELECT row_id, strftime(event_time, '%Y-%m-%d %H:%M:%S.%f') AS t, message->>'$.audit_event.operation' AS op FROM app_events ORDER BY row_num`,
+      );
       assert.deepEqual(rows, [
         { row_id: '1', t: '2024-05-01 12:00:00.000000', op: 'READ' },
         { row_id: '2', t: '2024-05-01 12:00:00.123000', op: 'READ' },
@@ -129,10 +153,15 @@ for (const name of ['postgres', 'mariadb'] as const) {
     test('ten bad rows at the head of the queue are quarantined, stay unsent and never block the good ones', async () => {
       await b().c.execute(b().ddl('ob_bad', true));
       const bad: [number, string | null, string | null][] = [];
-      for (let i = 1; i <= 10; i++) bad.push([i, i % 3 === 0 ? '{"audit_event": {"date_time": "yesterday"}}' : i % 3 === 1 ? '{not json' : null, i === 10 ? null : b().ago(1)]);
+      for (let i = 1; i <= 10; i++)
+        bad.push([i, i % 3 === 0 ? '{"audit_event": {"date_time": "yesterday"}}' : i % 3 === 1 ? '{not json' : null, i === 10 ? null : b().ago(1)]);
       bad[9] = [10, '{"audit_event": {}}', null]; // valid JSON, no time anywhere
       await insert(b(), 'ob_bad', bad);
-      await insert(b(), 'ob_bad', Array.from({ length: 20 }, (_, i) => [100 + i, msg(100 + i), b().ago(1)] as [number, string, string]));
+      await insert(
+        b(),
+        'ob_bad',
+        Array.from({ length: 20 }, (_, i) => [100 + i, msg(100 + i), b().ago(1)] as [number, string, string]),
+      );
       // batch_size 5 is smaller than the bad head: the runs still get through it, then ship everything.
       const cfg = config(b(), 'ob_bad', { chunk_size: 3, batch_size: 5 });
       let stored = 0;
@@ -144,7 +173,11 @@ for (const name of ['postgres', 'mariadb'] as const) {
       }
       assert.equal(stored, 20);
       assert.equal(quarantined, 10);
-      assert.deepEqual(await unsentIds(b(), 'ob_bad'), Array.from({ length: 10 }, (_, i) => i + 1), 'bad rows are not marked sent');
+      assert.deepEqual(
+        await unsentIds(b(), 'ob_bad'),
+        Array.from({ length: 10 }, (_, i) => i + 1),
+        'bad rows are not marked sent',
+      );
       const reasons = await queryDb(cfg.db, 'SELECT row_id, reason FROM app_quarantine ORDER BY row_id::INTEGER');
       assert.equal(reasons.length, 10);
       assert.match(String(reasons[0]!['reason']), /not valid JSON/);
@@ -162,9 +195,13 @@ for (const name of ['postgres', 'mariadb'] as const) {
       await b().c.execute(b().ddl('ob_two'));
       const total = 3000;
       if (name === 'postgres') {
-        await b().c.execute(`INSERT INTO ob_two SELECT g, false, jsonb_build_object('audit_event', jsonb_build_object('date_time', '2024-05-01T12:00:00Z', 'n', g)), now() FROM generate_series(1, ${total}) g`);
+        await b().c.execute(
+          `INSERT INTO ob_two SELECT g, false, jsonb_build_object('audit_event', jsonb_build_object('date_time', '2024-05-01T12:00:00Z', 'n', g)), now() FROM generate_series(1, ${total}) g`,
+        );
       } else {
-        await b().c.execute(`INSERT INTO ob_two SELECT seq, 0, JSON_OBJECT('audit_event', JSON_OBJECT('date_time', '2024-05-01T12:00:00Z', 'n', seq)), NOW(6) FROM seq_1_to_${total}`);
+        await b().c.execute(
+          `INSERT INTO ob_two SELECT seq, 0, JSON_OBJECT('audit_event', JSON_OBJECT('date_time', '2024-05-01T12:00:00Z', 'n', seq)), NOW(6) FROM seq_1_to_${total}`,
+        );
       }
       const one = config(b(), 'ob_two', { chunk_size: 50, batch_size: 0 });
       const two = config(b(), 'ob_two', { chunk_size: 50, batch_size: 0 });
@@ -183,9 +220,13 @@ for (const name of ['postgres', 'mariadb'] as const) {
       await b().c.execute(b().ddl('ob_kill'));
       const total = 20000;
       if (name === 'postgres') {
-        await b().c.execute(`INSERT INTO ob_kill SELECT g, false, jsonb_build_object('audit_event', jsonb_build_object('date_time', '2024-05-01T12:00:00Z', 'n', g)), now() FROM generate_series(1, ${total}) g`);
+        await b().c.execute(
+          `INSERT INTO ob_kill SELECT g, false, jsonb_build_object('audit_event', jsonb_build_object('date_time', '2024-05-01T12:00:00Z', 'n', g)), now() FROM generate_series(1, ${total}) g`,
+        );
       } else {
-        await b().c.execute(`INSERT INTO ob_kill SELECT seq, 0, JSON_OBJECT('audit_event', JSON_OBJECT('date_time', '2024-05-01T12:00:00Z', 'n', seq)), NOW(6) FROM seq_1_to_${total}`);
+        await b().c.execute(
+          `INSERT INTO ob_kill SELECT seq, 0, JSON_OBJECT('audit_event', JSON_OBJECT('date_time', '2024-05-01T12:00:00Z', 'n', seq)), NOW(6) FROM seq_1_to_${total}`,
+        );
       }
       const cfg = config(b(), 'ob_kill', { chunk_size: 100, batch_size: 0 });
       for (let i = 0; i < 6; i++) {
@@ -206,11 +247,17 @@ for (const name of ['postgres', 'mariadb'] as const) {
       const f = name === 'postgres' ? 'false' : '0';
       const t = name === 'postgres' ? 'true' : '1';
       const rows: [number, string, string, string][] = [
-        [1, t, b().ago(40), 'sent, old'], [2, t, b().ago(5), 'sent, recent'], [3, f, b().ago(40), 'unsent, old'],
-        [4, 'NULL', b().ago(40), 'flag missing, old'], [5, t, 'NULL', 'sent, no time'],
+        [1, t, b().ago(40), 'sent, old'],
+        [2, t, b().ago(5), 'sent, recent'],
+        [3, f, b().ago(40), 'unsent, old'],
+        [4, 'NULL', b().ago(40), 'flag missing, old'],
+        [5, t, 'NULL', 'sent, no time'],
       ];
       for (const [id, sent, created] of rows) {
-        await b().c.execute(`INSERT INTO ob_purge (id, is_sent, message, created_at) VALUES (${id}, ${sent}, ${b().c.p(1)}, ${created === 'NULL' ? 'NULL' : b().c.p(2)})`, created === 'NULL' ? [msg(id)] : [msg(id), created]);
+        await b().c.execute(
+          `INSERT INTO ob_purge (id, is_sent, message, created_at) VALUES (${id}, ${sent}, ${b().c.p(1)}, ${created === 'NULL' ? 'NULL' : b().c.p(2)})`,
+          created === 'NULL' ? [msg(id)] : [msg(id), created],
+        );
       }
       const cfg = config(b(), 'ob_purge', { retain_days: 30, purge_chunk_rows: 1 });
       const r = await runCli(['purge', '--config', cfg.config]);
@@ -231,7 +278,10 @@ for (const name of ['postgres', 'mariadb'] as const) {
         return st.stdout;
       };
       try {
-        await insert(b(), 'ob_follow', [[2, msg(2), b().ago(0)], [3, msg(3), b().ago(0)]]);
+        await insert(b(), 'ob_follow', [
+          [2, msg(2), b().ago(0)],
+          [3, msg(3), b().ago(0)],
+        ]);
         const until = Date.now() + 20_000;
         while (Date.now() < until && (await unsentIds(b(), 'ob_follow')).length > 0) await sleep(100);
         assert.deepEqual(await unsentIds(b(), 'ob_follow'), []);
@@ -239,7 +289,10 @@ for (const name of ['postgres', 'mariadb'] as const) {
         while (Date.now() < until && (await unsentIds(b(), 'ob_follow')).length > 0) await sleep(100);
         assert.deepEqual(await unsentIds(b(), 'ob_follow'), []);
         let st = await statusOf();
-        for (let i = 0; i < 50 && !/outbox\s+sql_outbox\s+following\s+3\s/.test(st); i++) { await sleep(100); st = await statusOf(); }
+        for (let i = 0; i < 50 && !/outbox\s+sql_outbox\s+following\s+3\s/.test(st); i++) {
+          await sleep(100);
+          st = await statusOf();
+        }
         assert.match(st, /outbox\s+sql_outbox\s+following\s+3\s/);
         const left = (await b().c.query('SELECT id FROM ob_follow ORDER BY id')).map((x) => Number(x['id']));
         assert.deepEqual(left, [2, 3, 4], 'the 60-day-old sent row was purged on schedule');
@@ -248,7 +301,10 @@ for (const name of ['postgres', 'mariadb'] as const) {
         const r = await daemon.result;
         assert.equal(r.code, 0, r.stderr.slice(-2000));
       }
-      assert.deepEqual((await queryDb(cfg.db, 'SELECT row_id FROM app_events ORDER BY row_num')).map((x) => x['row_id']), ['2', '3', '4']);
+      assert.deepEqual(
+        (await queryDb(cfg.db, 'SELECT row_id FROM app_events ORDER BY row_num')).map((x) => x['row_id']),
+        ['2', '3', '4'],
+      );
     });
 
     test('a missing table or wrong credentials: one clear line, exit 1', async () => {

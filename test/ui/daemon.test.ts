@@ -24,7 +24,9 @@ function getJson(url: string): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
     const req = request(url, (res) => {
       let text = '';
-      res.setEncoding('utf8').on('data', (d: string) => { text += d; });
+      res.setEncoding('utf8').on('data', (d: string) => {
+        text += d;
+      });
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : null }));
     });
     req.on('error', reject);
@@ -35,7 +37,10 @@ function getJson(url: string): Promise<{ status: number; body: unknown }> {
 async function until<T>(what: string, get: () => T | Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
   const end = Date.now() + ms;
   let v = await get();
-  while (!ok(v) && Date.now() < end) { await sleep(150); v = await get(); }
+  while (!ok(v) && Date.now() < end) {
+    await sleep(150);
+    v = await get();
+  }
   assert.ok(ok(v), `timed out waiting for ${what}: ${JSON.stringify(v)?.slice(0, 400)}`);
   return v;
 }
@@ -50,19 +55,33 @@ test('ui and report work while run --follow writes the database', { timeout: 120
   renameSync(join(all, files[0]!), join(logs, files[0]!));
   const db = join(dir, 'audit.duckdb');
   const config = join(dir, 'config.yaml');
-  writeFileSync(config, [
-    'pipelines:',
-    '  logs:',
-    `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, poll_interval_ms: 200, server: db1 }`,
-    `    sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ]`,
-    'ui:',
-    '  listen: 127.0.0.1:0',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    config,
+    [
+      'pipelines:',
+      '  logs:',
+      `    source: { type: pg_logs, path: ${JSON.stringify(logs)}, poll_interval_ms: 200, server: db1 }`,
+      `    sinks: [ { type: duckdb, path: ${JSON.stringify(db)} } ]`,
+      'ui:',
+      '  listen: 127.0.0.1:0',
+      '',
+    ].join('\n'),
+  );
   const daemon = spawnCli(['run', '--config', config, '--follow']);
   children.push(daemon);
-  const status = () => { try { return JSON.parse(readFileSync(`${db}.status.json`, 'utf8')) as { ui?: { socket: string; url?: string }; pipelines: { state: string; stored?: number }[] }; } catch { return null; } };
-  const st = await until('the daemon to serve its UI and ship the first file', status, (s) => Boolean(s?.ui?.url && s.pipelines[0]?.state === 'following' && Number(s.pipelines[0]?.stored) > 0));
+  const status = () => {
+    try {
+      return JSON.parse(readFileSync(`${db}.status.json`, 'utf8')) as {
+        ui?: { socket: string; url?: string };
+        pipelines: { state: string; stored?: number }[];
+      };
+    } catch {
+      return null;
+    }
+  };
+  const st = await until('the daemon to serve its UI and ship the first file', status, (s) =>
+    Boolean(s?.ui?.url && s.pipelines[0]?.state === 'following' && Number(s.pipelines[0]?.stored) > 0),
+  );
   const socket = st!.ui!.socket;
   assert.equal(socket, `${db}.read.sock`);
   assert.equal(statSync(socket).mode & 0o777, 0o600, 'only the owner may connect');
@@ -77,8 +96,14 @@ test('ui and report work while run --follow writes the database', { timeout: 120
   const ui = spawnCli(['ui', '--db', db, '--listen', '127.0.0.1:0']);
   children.push(ui);
   let out = '';
-  ui.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  const line = await until('auditship ui to start', () => out, (v) => v.includes('\n'));
+  ui.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const line = await until(
+    'auditship ui to start',
+    () => out,
+    (v) => v.includes('\n'),
+  );
   assert.match(line, /auditship ui: serving .*audit\.duckdb at http:\/\/127\.0\.0\.1:\d+\//);
   const base = /at (http:\/\/\S+)/.exec(line)![1]!.replace(/\/$/, '');
   const facets = await getJson(`${base}/api/facets`);
@@ -96,7 +121,11 @@ test('ui and report work while run --follow writes the database', { timeout: 120
 
   // New files arrive; the proxied UI sees them.
   for (const f of files.slice(1)) renameSync(join(all, f), join(logs, f));
-  await until('the new files through the proxied UI', async () => ((await getJson(`${base}/api/facets?`)).body as { events: number }).events, (n) => n === 12_000);
+  await until(
+    'the new files through the proxied UI',
+    async () => ((await getJson(`${base}/api/facets?`)).body as { events: number }).events,
+    (n) => n === 12_000,
+  );
 
   // The report, on the locked file.
   const report = await runCli(['report', '--db', db, '--since', '2024-01-01', '--format', 'json']);
@@ -114,8 +143,14 @@ test('ui and report work while run --follow writes the database', { timeout: 120
   const ui2 = spawnCli(['ui', '--db', db, '--listen', '127.0.0.1:0']);
   children.push(ui2);
   let out2 = '';
-  ui2.stdout!.on('data', (d: Buffer) => { out2 += d.toString(); });
-  const line2 = await until('auditship ui to start on its own', () => out2, (v) => v.includes('\n'));
+  ui2.stdout!.on('data', (d: Buffer) => {
+    out2 += d.toString();
+  });
+  const line2 = await until(
+    'auditship ui to start on its own',
+    () => out2,
+    (v) => v.includes('\n'),
+  );
   assert.match(line2, /auditship ui: serving .*audit\.duckdb at http:/);
   const own = /at (http:\/\/\S+)/.exec(line2)![1]!.replace(/\/$/, '');
   assert.equal(((await getJson(`${own}/api/facets`)).body as { events: number }).events, 12_000);

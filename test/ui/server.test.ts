@@ -17,28 +17,50 @@ import { fakeQueries, fixtureEvent, type FakeQueries } from './fake-queries.js';
  * loopback, parameter errors, security headers, and an access log that never carries a query string.
  */
 
-interface LogLine { level: string; msg: string; fields?: Record<string, unknown> }
+interface LogLine {
+  level: string;
+  msg: string;
+  fields?: Record<string, unknown>;
+}
 
 function memoryLog(): Logger & { lines: LogLine[]; text(): string } {
   const lines: LogLine[] = [];
-  const at = (level: string) => (msg: string, fields?: Record<string, unknown>) => { lines.push({ level, msg, ...(fields ? { fields } : {}) }); };
+  const at = (level: string) => (msg: string, fields?: Record<string, unknown>) => {
+    lines.push({ level, msg, ...(fields ? { fields } : {}) });
+  };
   return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), text: () => lines.map((l) => JSON.stringify(l)).join('\n') };
 }
 
-interface Reply { status: number; headers: Record<string, string | string[] | undefined>; body: string; json(): any }
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+  json(): any;
+}
 
 /** One HTTP request with full control of the headers (Host included), over TCP or a unix socket. */
-function http(target: { url: string } | { socketPath: string }, path: string, options: { method?: string; headers?: Record<string, string> } = {}): Promise<Reply> {
+function http(
+  target: { url: string } | { socketPath: string },
+  path: string,
+  options: { method?: string; headers?: Record<string, string> } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const base = 'url' in target ? new URL(target.url) : null;
-    const req = request({
-      ...(base ? { host: base.hostname.replace(/^\[(.*)\]$/, '$1'), port: base.port } : { socketPath: (target as { socketPath: string }).socketPath }),
-      path, method: options.method ?? 'GET', headers: options.headers ?? {},
-    }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body, json: () => JSON.parse(body) }));
-    });
+    const req = request(
+      {
+        ...(base ? { host: base.hostname.replace(/^\[(.*)\]$/, '$1'), port: base.port } : { socketPath: (target as { socketPath: string }).socketPath }),
+        path,
+        method: options.method ?? 'GET',
+        headers: options.headers ?? {},
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (d: string) => {
+          body += d;
+        });
+        res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body, json: () => JSON.parse(body) }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -46,7 +68,9 @@ function http(target: { url: string } | { socketPath: string }, path: string, op
 
 const events = Array.from({ length: 120 }, (_, i) => fixtureEvent(i));
 const servers: UiServer[] = [];
-after(async () => { await Promise.all(servers.map((s) => s.close())); });
+after(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+});
 
 async function start(over: Partial<UiServerOptions> = {}): Promise<{ server: UiServer; log: ReturnType<typeof memoryLog>; queries: FakeQueries }> {
   const log = memoryLog();
@@ -105,18 +129,41 @@ describe('a loopback server without auth', async () => {
     assert.equal(page.rows.length, 5);
     assert.ok(page.rows.every((row: { user_name: string; class: string }) => row.user_name === 'alice' && row.class === 'READ'));
     const call = queries.calls.filter((c) => c.method === 'listEvents').at(-1)!;
-    assert.deepEqual(call.args, [{ user: ['alice'], class: ['READ'] }, { limit: 5, after: null }]);
+    assert.deepEqual(call.args, [
+      { user: ['alice'], class: ['READ'] },
+      { limit: 5, after: null },
+    ]);
     const second = (await http(server, `/api/events?user=alice&class=READ&limit=5&after=${page.next}`)).json();
-    assert.ok(second.rows.every((row: { id: string }) => !page.rows.some((p: { id: string }) => p.id === row.id)), 'the next page does not overlap');
-    for (const path of ['/api/facets', '/api/charts/timeline?from=2026-01-01T00:00:00Z', '/api/charts/top-users?n=3', '/api/charts/top-objects', '/api/charts/logon-failures', '/api/event?id=ev-3']) {
+    assert.ok(
+      second.rows.every((row: { id: string }) => !page.rows.some((p: { id: string }) => p.id === row.id)),
+      'the next page does not overlap',
+    );
+    for (const path of [
+      '/api/facets',
+      '/api/charts/timeline?from=2026-01-01T00:00:00Z',
+      '/api/charts/top-users?n=3',
+      '/api/charts/top-objects',
+      '/api/charts/logon-failures',
+      '/api/event?id=ev-3',
+    ]) {
       assert.equal((await http(server, path)).status, 200, path);
     }
     assert.equal((await http(server, '/api/charts/top-users?n=3')).json().length, 3);
   });
 
   test('bad parameters are a 400 with one line; an unknown event a 404', async () => {
-    for (const path of ['/api/events?from=yesterday', '/api/events?outcome=maybe', '/api/events?from=2026-02-01&to=2026-01-01', '/api/events?limit=0',
-      '/api/events?limit=9999', '/api/events?sql=DROP%20TABLE%20x', '/api/events?after=bogus', '/api/event', '/api/charts/top-users?n=abc', '/api/facets?x=1']) {
+    for (const path of [
+      '/api/events?from=yesterday',
+      '/api/events?outcome=maybe',
+      '/api/events?from=2026-02-01&to=2026-01-01',
+      '/api/events?limit=0',
+      '/api/events?limit=9999',
+      '/api/events?sql=DROP%20TABLE%20x',
+      '/api/events?after=bogus',
+      '/api/event',
+      '/api/charts/top-users?n=abc',
+      '/api/facets?x=1',
+    ]) {
       const r = await http(server, path);
       assert.equal(r.status, 400, path);
       const { error } = r.json();
@@ -179,11 +226,16 @@ describe('a loopback server without auth', async () => {
 describe('off loopback', () => {
   test('is refused without auth', async () => {
     for (const host of ['0.0.0.0', '::']) {
-      await assert.rejects(startUiServer({ queries: fakeQueries(events), log: memoryLog(), host, port: 0 }),
-        (err: unknown) => err instanceof UiServerError && err.code === 'unsafe_listen' && /token/.test(err.message) && !err.message.includes('\n'));
+      await assert.rejects(
+        startUiServer({ queries: fakeQueries(events), log: memoryLog(), host, port: 0 }),
+        (err: unknown) => err instanceof UiServerError && err.code === 'unsafe_listen' && /token/.test(err.message) && !err.message.includes('\n'),
+      );
     }
-    await assert.rejects(startUiServer({ queries: fakeQueries(events), log: memoryLog(), host: '0.0.0.0', port: 0, auth: { token: '' } }),
-      (err: unknown) => err instanceof UiServerError && err.code === 'unsafe_listen', 'an empty token is no auth');
+    await assert.rejects(
+      startUiServer({ queries: fakeQueries(events), log: memoryLog(), host: '0.0.0.0', port: 0, auth: { token: '' } }),
+      (err: unknown) => err instanceof UiServerError && err.code === 'unsafe_listen',
+      'an empty token is no auth',
+    );
   });
 
   test('with a token: Bearer header, or ?token= on a page load traded for a cookie', async () => {
@@ -239,6 +291,22 @@ describe('off loopback', () => {
   });
 });
 
+describe('/metrics (run --follow --ui)', () => {
+  test("served when the daemon gives it, in the text format's content type, behind the same authentication", async () => {
+    const token = 'T0ken-for-the-metrics-test-0123456';
+    const { server } = await start({ host: '0.0.0.0', auth: { token }, metrics: () => '# TYPE x gauge\nx 1\n' });
+    const target = { url: server.url.replace('0.0.0.0', '127.0.0.1') };
+    assert.equal((await http(target, '/metrics')).status, 401);
+    const r = await http(target, '/metrics', { headers: { Authorization: `Bearer ${token}` } });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8');
+    assert.equal(r.headers['cache-control'], 'no-store');
+    assert.equal(r.body, '# TYPE x gauge\nx 1\n');
+    const { server: plain } = await start();
+    assert.equal((await http(plain, '/metrics')).status, 404, 'auditship ui serves no metrics');
+  });
+});
+
 describe('on a unix socket', () => {
   const { dir, cleanup } = scratchDir('ui-socket');
   after(cleanup);
@@ -254,8 +322,10 @@ describe('on a unix socket', () => {
       assert.equal(r.status, 200);
       assert.equal(r.json().rows.length, 2);
       assert.equal((await http({ socketPath }, '/api/facets', { method: 'POST' })).status, 405);
-      await assert.rejects(startUiServer({ queries: fakeQueries(events), log, socketPath }),
-        (err: unknown) => err instanceof UiServerError && err.code === 'address_in_use');
+      await assert.rejects(
+        startUiServer({ queries: fakeQueries(events), log, socketPath }),
+        (err: unknown) => err instanceof UiServerError && err.code === 'address_in_use',
+      );
     } finally {
       await server.close();
     }
@@ -265,8 +335,10 @@ describe('on a unix socket', () => {
   test('a stale socket file of a killed server is replaced; with a token, auth applies there too', async () => {
     const socketPath = join(dir, 'stale.sock');
     // A process killed with SIGKILL leaves its socket file behind.
-    const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(socketPath)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    await once(child.stdout!, 'data');
+    const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(socketPath)}, () => console.log('up'))`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    await once(child.stdout, 'data');
     child.kill('SIGKILL');
     await once(child, 'exit');
     assert.ok(lstatSync(socketPath).isSocket(), 'the dead server left its socket');
@@ -292,7 +364,11 @@ describe('auditship ui arguments', () => {
     ];
     for (const [arg, want] of ok) assert.deepEqual(parseListen(arg), want, arg);
     for (const arg of ['', 'host', 'host:', 'host:99999', '::1:80', 'a:b', '1.2.3.4:80:90']) {
-      assert.throws(() => parseListen(arg), (err: unknown) => err instanceof ExitError && err.exitCode === 2, arg);
+      assert.throws(
+        () => parseListen(arg),
+        (err: unknown) => err instanceof ExitError && err.exitCode === 2,
+        arg,
+      );
     }
   });
 
@@ -305,8 +381,17 @@ describe('auditship ui arguments', () => {
     assert.deepEqual(authOptions(undefined, 'dba:se:cret', {}), { basic: { user: 'dba', password: 'se:cret' } });
     assert.deepEqual(authOptions(undefined, undefined, { AUDITSHIP_UI_BASIC_AUTH: 'dba:x' }), { basic: { user: 'dba', password: 'x' } });
     assert.equal(authOptions(undefined, undefined, { AUDITSHIP_UI_TOKEN: '', AUDITSHIP_UI_BASIC_AUTH: '' }), undefined, 'empty variables are unset');
-    for (const [t, b] of [['short', undefined], [undefined, 'nopassword'], [undefined, ':pw'], [undefined, 'user:']] as const) {
-      assert.throws(() => authOptions(t, b, {}), (err: unknown) => err instanceof ExitError && err.exitCode === 2 && !err.message.includes('\n'), `${t} ${b}`);
+    for (const [t, b] of [
+      ['short', undefined],
+      [undefined, 'nopassword'],
+      [undefined, ':pw'],
+      [undefined, 'user:'],
+    ] as const) {
+      assert.throws(
+        () => authOptions(t, b, {}),
+        (err: unknown) => err instanceof ExitError && err.exitCode === 2 && !err.message.includes('\n'),
+        `${t} ${b}`,
+      );
     }
   });
 });

@@ -31,8 +31,10 @@ uiSuite({
   },
   // The stats line counts every stored event: the workload's and whole cron files.
   checkTotal: (shown, workload) => {
-    assert.ok(shown >= workload && (shown - workload) % PER_FILE === 0 && shown - workload <= PER_FILE * (cron.runs + 1),
-      `the page shows ${shown} events: the workload's ${workload} and whole cron files (${cron.runs} runs so far)`);
+    assert.ok(
+      shown >= workload && (shown - workload) % PER_FILE === 0 && shown - workload <= PER_FILE * (cron.runs + 1),
+      `the page shows ${shown} events: the workload's ${workload} and whole cron files (${cron.runs} runs so far)`,
+    );
   },
   background: (db) => {
     const logs = join(dirname(db), 'cron');
@@ -64,13 +66,24 @@ uiSuite({
       workloadTotal = Number((await reader.all(`SELECT count(*) AS n FROM audit_logs WHERE ${WORKLOAD_SERVERS}`))[0]!['n']);
       for (let i = 0; !stopping; i++) {
         const kind = ['query', 'status', 'report'][i % 3]!;
-        const r = kind === 'query'
-          ? await runCli(['query', '--db', db, '--format', 'json', `SELECT count(*) FILTER (WHERE server = 'pg-cron') AS cron, count(*) FILTER (WHERE ${WORKLOAD_SERVERS}) AS workload FROM audit_logs`])
-          : kind === 'status'
-            ? await runCli(['status', '--db', db, '--json'])
-            : await runCli(['report', '--db', db, '--since', '3650d', '--format', 'json', '--server', 'pg-cron']);
+        const r =
+          kind === 'query'
+            ? await runCli([
+                'query',
+                '--db',
+                db,
+                '--format',
+                'json',
+                `SELECT count(*) FILTER (WHERE server = 'pg-cron') AS cron, count(*) FILTER (WHERE ${WORKLOAD_SERVERS}) AS workload FROM audit_logs`,
+              ])
+            : kind === 'status'
+              ? await runCli(['status', '--db', db, '--json'])
+              : await runCli(['report', '--db', db, '--since', '3650d', '--format', 'json', '--server', 'pg-cron']);
         commands++;
-        if (r.code !== 0) { failures.push(`${kind} exited ${r.code}: ${r.stderr.trim().split('\n').pop()}`); continue; }
+        if (r.code !== 0) {
+          failures.push(`${kind} exited ${r.code}: ${r.stderr.trim().split('\n').pop()}`);
+          continue;
+        }
         let seen: number;
         if (kind === 'query') {
           const [row] = JSON.parse(r.stdout) as { cron: number | string; workload: number | string }[];
@@ -78,7 +91,8 @@ uiSuite({
           if (Number(row!.workload) !== workloadTotal) failures.push(`query read ${String(row!.workload)} workload events, not ${workloadTotal}`);
         } else if (kind === 'status') {
           seen = (JSON.parse(r.stdout) as { files: { server: string; events: number | string }[] }).files
-            .filter((f) => f.server === 'pg-cron').reduce((a, f) => a + Number(f.events), 0);
+            .filter((f) => f.server === 'pg-cron')
+            .reduce((a, f) => a + Number(f.events), 0);
         } else {
           seen = (JSON.parse(r.stdout) as { totals: { events: number } }).totals.events;
         }

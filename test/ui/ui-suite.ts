@@ -29,7 +29,6 @@ export interface UiSuiteOptions {
   background?: (db: string) => { stop(): Promise<void> };
 }
 
-
 // Functions given to page.evaluate run in the page; the test program has no DOM types, so these say what they use.
 interface DomEl {
   dataset: Record<string, string | undefined>;
@@ -41,7 +40,6 @@ interface DomEl {
   getBBox(): { width: number; height: number };
 }
 declare const document: { querySelector(sel: string): DomEl | null; querySelectorAll(sel: string): ArrayLike<DomEl>; title: string };
-declare const window: Record<string, unknown>;
 const TOKEN = 'ui-browser-test-token-5f2c9a';
 
 export function uiSuite(opts: UiSuiteOptions): void {
@@ -62,9 +60,15 @@ export function uiSuite(opts: UiSuiteOptions): void {
       child.stdout!.on('data', (d: Buffer | string) => {
         out += String(d);
         const m = /^auditship ui: serving (.+) at (http:\/\/\S+)$/m.exec(out);
-        if (m) { clearTimeout(timer); resolve(m[2]!); }
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[2]!);
+        }
       });
-      void child.result.then((r) => { clearTimeout(timer); reject(new Error(`auditship ui exited (${r.code}) before serving: ${r.stderr}`)); });
+      void child.result.then((r) => {
+        clearTimeout(timer);
+        reject(new Error(`auditship ui exited (${r.code}) before serving: ${r.stderr}`));
+      });
     });
     return { child, url };
   }
@@ -102,14 +106,28 @@ export function uiSuite(opts: UiSuiteOptions): void {
     return { page, errors };
   }
 
-  interface ShownRow { id: string; time: string; user: string; cls: string; command: string; statement: string; outcome: string }
+  interface ShownRow {
+    id: string;
+    time: string;
+    user: string;
+    cls: string;
+    command: string;
+    statement: string;
+    outcome: string;
+  }
 
   function shownRows(page: Page): Promise<ShownRow[]> {
-    return page.$$eval('[data-testid=event-row]', (trs: DomEl[]) => trs.map((tr) => ({
-      id: tr.dataset['id']!, time: tr.dataset['logTime']!, user: tr.querySelector('.c-user')!.textContent ?? '', cls: tr.querySelector('.c-class')!.textContent ?? '',
-      command: tr.querySelector('.c-command')!.textContent ?? '', statement: tr.querySelector('.c-statement')!.textContent ?? '',
-      outcome: tr.querySelector('.c-outcome')!.dataset['outcome']!,
-    })));
+    return page.$$eval('[data-testid=event-row]', (trs: DomEl[]) =>
+      trs.map((tr) => ({
+        id: tr.dataset['id']!,
+        time: tr.dataset['logTime']!,
+        user: tr.querySelector('.c-user')!.textContent ?? '',
+        cls: tr.querySelector('.c-class')!.textContent ?? '',
+        command: tr.querySelector('.c-command')!.textContent ?? '',
+        statement: tr.querySelector('.c-statement')!.textContent ?? '',
+        outcome: tr.querySelector('.c-outcome')!.dataset['outcome']!,
+      })),
+    );
   }
 
   describe(opts.name, { skip }, () => {
@@ -151,7 +169,7 @@ export function uiSuite(opts: UiSuiteOptions): void {
       const rows = await shownRows(page);
       assert.equal(rows.length, 50);
       const total = counts.reduce((a, c) => a + c.audit, 0);
-      const shown = Number(/^([\d,]+) events/.exec(await page.textContent('[data-testid=stats]') ?? '')?.[1]?.replaceAll(',', '') ?? NaN);
+      const shown = Number(/^([\d,]+) events/.exec((await page.textContent('[data-testid=stats]')) ?? '')?.[1]?.replaceAll(',', '') ?? NaN);
       (opts.checkTotal ?? ((n, t) => assert.equal(n, t, 'the stats show every stored event')))(shown, total);
       const [newest] = await sql(`SELECT strftime(max(log_time), '%Y-%m-%dT%H:%M:%S.%gZ') AS t FROM audit_logs`);
       assert.equal(rows[0]!.time, newest!['t'], 'the first row is the newest event');
@@ -169,8 +187,14 @@ export function uiSuite(opts: UiSuiteOptions): void {
       await afterLoad(page, () => page.click('[data-testid=apply]'), true);
       const alice = await shownRows(page);
       assert.ok(alice.length > 0);
-      assert.ok(alice.every((r) => r.user === 'alice' && r.cls === 'READ'), 'every row is alice, READ');
-      assert.ok(alice.some((r) => !/balance/i.test(r.statement)), 'alice reads more than accounts');
+      assert.ok(
+        alice.every((r) => r.user === 'alice' && r.cls === 'READ'),
+        'every row is alice, READ',
+      );
+      assert.ok(
+        alice.some((r) => !/balance/i.test(r.statement)),
+        'alice reads more than accounts',
+      );
       const hash = new URLSearchParams(new URL(page.url()).hash.slice(1));
       assert.equal(hash.get('user'), 'alice');
       assert.equal(hash.get('class'), 'READ');
@@ -182,20 +206,33 @@ export function uiSuite(opts: UiSuiteOptions): void {
       await afterLoad(page, () => page.press('[data-testid=filter-q]', 'Enter'));
       const narrowed = await shownRows(page);
       assert.ok(narrowed.length > 0);
-      assert.ok(narrowed.every((r) => r.user === 'alice' && r.cls === 'READ' && /balance/i.test(r.statement)), 'free text narrows');
+      assert.ok(
+        narrowed.every((r) => r.user === 'alice' && r.cls === 'READ' && /balance/i.test(r.statement)),
+        'free text narrows',
+      );
       assert.ok(await page.$('[data-testid=event-row] mark'), 'the match is highlighted');
-      const [expected] = await sql(`SELECT count(*)::INTEGER AS n FROM audit_logs WHERE user_name = 'alice' AND class = 'READ' AND statement ILIKE '%balance%'`);
+      const [expected] = await sql(
+        `SELECT count(*)::INTEGER AS n FROM audit_logs WHERE user_name = 'alice' AND class = 'READ' AND statement ILIKE '%balance%'`,
+      );
       if (Number(expected!['n']) <= 50) assert.equal(narrowed.length, Number(expected!['n']));
 
       await page.reload();
       await page.waitForSelector('[data-testid=results]:not([data-state=loading])');
       assert.equal(await page.inputValue('[data-testid=filter-q]'), 'balance');
       assert.equal(await page.inputValue('[data-testid=filter-user]'), 'alice');
-      assert.deepEqual((await shownRows(page)).map((r) => r.id), narrowed.map((r) => r.id), 'a reload shows the same rows');
+      assert.deepEqual(
+        (await shownRows(page)).map((r) => r.id),
+        narrowed.map((r) => r.id),
+        'a reload shows the same rows',
+      );
 
       await afterLoad(page, () => page.goBack());
       assert.equal(await page.inputValue('[data-testid=filter-q]'), '');
-      assert.deepEqual((await shownRows(page)).map((r) => r.id), alice.map((r) => r.id), 'back restores the previous filter');
+      assert.deepEqual(
+        (await shownRows(page)).map((r) => r.id),
+        alice.map((r) => r.id),
+        'back restores the previous filter',
+      );
 
       await page.selectOption('[data-testid=filter-outcome]', 'error');
       await afterLoad(page, () => page.click('[data-testid=apply]'));
@@ -221,7 +258,10 @@ export function uiSuite(opts: UiSuiteOptions): void {
       assert.equal(p3.at(-1)!.time, t, 'the 150th row is the 150th newest event');
       await afterLoad(page, () => page.click('[data-testid=prev-page]'));
       assert.equal(await page.textContent('[data-testid=page-number]'), 'Page 2');
-      assert.deepEqual((await shownRows(page)).map((r) => r.id), p2.map((r) => r.id));
+      assert.deepEqual(
+        (await shownRows(page)).map((r) => r.id),
+        p2.map((r) => r.id),
+      );
       assert.deepEqual(errors, []);
     });
 
@@ -233,24 +273,39 @@ export function uiSuite(opts: UiSuiteOptions): void {
       assert.ok(row, 'there are failed statements');
       await page.click(`[data-testid=event-row][data-id="${row.id}"]`);
       await page.waitForSelector(`[data-testid=detail-panel][data-state=ready][data-event-id="${row.id}"]`);
-      const field = async (label: string) => page.$eval('[data-testid=detail-fields]', (dl: DomEl, l) => {
-        const dt = Array.from(dl.querySelectorAll('dt')).find((d) => d.textContent === l);
-        return dt?.nextElementSibling?.textContent ?? null;
-      }, label);
+      const field = async (label: string) =>
+        page.$eval(
+          '[data-testid=detail-fields]',
+          (dl: DomEl, l) => {
+            const dt = Array.from(dl.querySelectorAll('dt')).find((d) => d.textContent === l);
+            return dt?.nextElementSibling?.textContent ?? null;
+          },
+          label,
+        );
       const session = (await field('Session'))!;
       const line = Number(await field('Session line'));
-      const [stored] = await sql(`SELECT statement, sqlstate, error_message FROM audit_logs WHERE session_id = '${session.replaceAll("'", "''")}' AND session_line_num = ${line}`);
+      const [stored] = await sql(
+        `SELECT statement, sqlstate, error_message FROM audit_logs WHERE session_id = '${session.replaceAll("'", "''")}' AND session_line_num = ${line}`,
+      );
       assert.ok(stored, 'the fields name a stored event');
       assert.equal(await page.textContent('[data-testid=detail-statement]'), stored['statement']);
       assert.ok(row.statement.startsWith(String(stored['statement']).replace(/\s+/g, ' ').slice(0, 40)), 'it is the row clicked');
-      assert.match(await page.textContent('[data-testid=detail-error]') ?? '', new RegExp(`${stored['sqlstate']}.*${String(stored['error_message']).slice(0, 20)}`));
-      const items = await page.$$eval('[data-testid=timeline-item]', (lis: DomEl[]) => lis.map((li) => ({ kind: li.dataset['kind'], current: li.dataset['current'] === 'true', text: li.textContent })));
+      assert.match(
+        (await page.textContent('[data-testid=detail-error]')) ?? '',
+        new RegExp(`${stored['sqlstate']}.*${String(stored['error_message']).slice(0, 20)}`),
+      );
+      const items = await page.$$eval('[data-testid=timeline-item]', (lis: DomEl[]) =>
+        lis.map((li) => ({ kind: li.dataset['kind'], current: li.dataset['current'] === 'true', text: li.textContent })),
+      );
       assert.equal(items[0]!.kind, 'connect');
       assert.equal(items.at(-1)!.kind, 'disconnect');
       assert.equal(items.filter((i) => i.current).length, 1, 'the event is highlighted');
-      assert.ok(items.some((i) => i.kind === 'error'), 'the error is in the timeline');
+      assert.ok(
+        items.some((i) => i.kind === 'error'),
+        'the error is in the timeline',
+      );
       assert.ok(items.filter((i) => i.kind === 'audit').length >= 1);
-      assert.match(await page.textContent('[data-testid=detail-session]') ?? '', /Disconnected/);
+      assert.match((await page.textContent('[data-testid=detail-session]')) ?? '', /Disconnected/);
       await page.screenshot({ path: join(dir, 'detail.png') });
 
       // Another audit item of the session opens that event.
@@ -271,18 +326,22 @@ export function uiSuite(opts: UiSuiteOptions): void {
     test('the charts are drawn and follow the filters', async () => {
       const { page, errors } = await openPage(home);
       for (const id of ['chart-timeline', 'chart-top-users', 'chart-top-objects', 'chart-logon-failures']) {
-        const drawn = await page.$$eval(`svg[data-testid=${id}] rect, svg[data-testid=${id}] path`, (els: DomEl[]) => els.filter((e) => {
-          if (e.getAttribute('fill') === 'transparent') return false;
-          const b = e.getBBox();
-          return b.width > 0 && b.height > 0;
-        }).length);
+        const drawn = await page.$$eval(
+          `svg[data-testid=${id}] rect, svg[data-testid=${id}] path`,
+          (els: DomEl[]) =>
+            els.filter((e) => {
+              if (e.getAttribute('fill') === 'transparent') return false;
+              const b = e.getBBox();
+              return b.width > 0 && b.height > 0;
+            }).length,
+        );
         assert.ok(drawn > 0, `${id} has a drawn shape`);
       }
-      const legend = await page.textContent('[data-testid=legend-timeline]') ?? '';
+      const legend = (await page.textContent('[data-testid=legend-timeline]')) ?? '';
       for (const cls of ['READ', 'WRITE', 'DDL', 'ROLE', 'FUNCTION', 'MISC']) assert.ok(legend.includes(cls), `legend has ${cls}`);
       const failures = counts.reduce((a, c) => a + c.logonFailures, 0);
       assert.equal(await page.textContent('[data-testid=logon-total]'), failures.toLocaleString('en-US'));
-      assert.match(await page.textContent('[data-testid=logon-top]') ?? '', /password authentication failed/);
+      assert.match((await page.textContent('[data-testid=logon-top]')) ?? '', /password authentication failed/);
       const topUsers = await page.$$eval('[data-testid=chart-top-users] .hbar', (gs: DomEl[]) => gs.map((g) => g.dataset['key']));
       assert.deepEqual([...topUsers].sort(), ['alice', 'bob', 'carol', 'etl_loader', 'postgres', 'report_ro']);
 
@@ -297,7 +356,7 @@ export function uiSuite(opts: UiSuiteOptions): void {
       const { page, errors } = await openPage(`${url}#${opts.hash ? `${opts.hash}&` : ''}from=2020-01-01T00:00:00.000Z&to=2020-01-02T00:00:00.000Z`);
       assert.equal((await shownRows(page)).length, 0);
       assert.ok(await page.isVisible('[data-testid=empty]'));
-      assert.match(await page.textContent('[data-testid=empty]') ?? '', /No events in this range/);
+      assert.match((await page.textContent('[data-testid=empty]')) ?? '', /No events in this range/);
       assert.equal(await page.getAttribute('svg[data-testid=chart-timeline]', 'data-empty'), 'true');
       assert.deepEqual(errors, []);
     });
@@ -328,7 +387,10 @@ export function uiSuite(opts: UiSuiteOptions): void {
         const { page: other } = await browser.newPage();
         assert.equal((await other.goto(base))?.status(), 401);
         // Chromium reports the 401 page loads above on the console; nothing else may be there.
-        assert.deepEqual(errors.filter((e) => !/status of 401 \(Unauthorized\)/.test(e)), []);
+        assert.deepEqual(
+          errors.filter((e) => !/status of 401 \(Unauthorized\)/.test(e)),
+          [],
+        );
       } finally {
         await stopCli(child);
       }
@@ -337,7 +399,6 @@ export function uiSuite(opts: UiSuiteOptions): void {
       assert.ok(!log.includes('?'), 'no query string in the access log');
     });
   });
-
 
   after(() => {
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');

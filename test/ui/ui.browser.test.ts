@@ -29,16 +29,25 @@ describe('the page with hostile data', { skip }, () => {
 
   before(async () => {
     const evil = '<img src=x onerror="window.__xss=1">';
-    const events = Array.from({ length: 30 }, (_, i) => fixtureEvent(i, {
-      user_name: i % 2 ? evil : `"><svg onload="window.__xss=2">`,
-      statement: `</pre><script>window.__xss=3</script><b>bold ${i}</b>`,
-      object_name: `public.t<iframe src="javascript:window.__xss=4">${i % 3}`,
-      application_name: `<style>body{display:none}</style>`,
-      error_message: i % 7 === 0 ? '<a href="javascript:alert(1)">x</a>' : null,
-    }));
+    const events = Array.from({ length: 30 }, (_, i) =>
+      fixtureEvent(i, {
+        user_name: i % 2 ? evil : `"><svg onload="window.__xss=2">`,
+        statement: `</pre><script>window.__xss=3</script><b>bold ${i}</b>`,
+        object_name: `public.t<iframe src="javascript:window.__xss=4">${i % 3}`,
+        application_name: `<style>body{display:none}</style>`,
+        error_message: i % 7 === 0 ? '<a href="javascript:alert(1)">x</a>' : null,
+      }),
+    );
     server = await startUiServer({
-      queries: fakeQueries(events, { total: 2, bucket_ms: 3600e3, points: [{ t: Date.UTC(2026, 0, 1), n: 2 }], top: [{ user_name: evil, client_addr: '<i>10.0.0.1</i>', reason: '<b>bad</b>', n: 2 }] }),
-      log: quietLogger(), port: 0, title: '<script>alert(1)</script>',
+      queries: fakeQueries(events, {
+        total: 2,
+        bucket_ms: 3600e3,
+        points: [{ t: Date.UTC(2026, 0, 1), n: 2 }],
+        top: [{ user_name: evil, client_addr: '<i>10.0.0.1</i>', reason: '<b>bad</b>', n: 2 }],
+      }),
+      log: quietLogger(),
+      port: 0,
+      title: '<script>alert(1)</script>',
     });
     tb = await launchBrowser();
   });
@@ -56,13 +65,15 @@ describe('the page with hostile data', { skip }, () => {
     await page.waitForSelector('[data-testid=detail-panel][data-state=ready]');
     const injected = await page.evaluate(() => ({
       xss: window['__xss'] ?? null,
-      elements: document.querySelectorAll('main img, main iframe, main script, main style, main a, aside img, aside script, aside iframe, aside a, #rows svg, main b, aside b, main i').length,
+      elements: document.querySelectorAll(
+        'main img, main iframe, main script, main style, main a, aside img, aside script, aside iframe, aside a, #rows svg, main b, aside b, main i',
+      ).length,
       title: document.title,
     }));
     assert.deepEqual(injected, { xss: null, elements: 0, title: '<script>alert(1)</script> · auditship' });
-    assert.match(await page.textContent('[data-testid=detail-statement]') ?? '', /<\/pre><script>window.__xss=3<\/script>/);
-    assert.match(await page.textContent('[data-testid=rows]') ?? '', /<img src=x onerror=/);
-    assert.match(await page.textContent('[data-testid=logon-top]') ?? '', /<b>bad<\/b>/);
+    assert.match((await page.textContent('[data-testid=detail-statement]')) ?? '', /<\/pre><script>window.__xss=3<\/script>/);
+    assert.match((await page.textContent('[data-testid=rows]')) ?? '', /<img src=x onerror=/);
+    assert.match((await page.textContent('[data-testid=logon-top]')) ?? '', /<b>bad<\/b>/);
     assert.ok(await page.isVisible('[data-testid=results]'), 'no injected style hid the page');
     await page.screenshot({ path: join(dir, 'hostile.png') });
     assert.deepEqual(errors, [], 'no CSP violation, no script error');

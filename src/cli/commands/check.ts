@@ -1,19 +1,42 @@
 import { loadConfig, type Config } from '../../config/load.js';
 import {
-  DEFAULT_TARGET, configServerUrl, connectServer, connectionCheck, failed, formatCheck, pipelineChecks, readServerFacts, resolveTarget, serverChecks,
-  type CheckResult, type ServerTarget,
+  DEFAULT_TARGET,
+  configServerUrl,
+  connectServer,
+  connectionCheck,
+  failed,
+  formatCheck,
+  pipelineChecks,
+  readServerFacts,
+  resolveTarget,
+  serverChecks,
+  type CheckResult,
+  type ServerTarget,
 } from '../../setup/index.js';
 import { ExitError } from '../../core/errors.js';
 import { defineCommand, parseCommandArgs } from '../args.js';
 
 export const usage = 'auditship check [--url PGURL] [--config FILE]';
-export const summary = 'Check that PostgreSQL is ready for pgaudit and auditship (and, with --config, every pipeline\'s source and sinks); prints the exact fix for each problem.';
+export const summary =
+  "Check that PostgreSQL is ready for pgaudit and auditship (and, with --config, every pipeline's source and sinks); prints the exact fix for each problem.";
 
 export const spec = defineCommand({
-  name: 'check', summary, usage,
+  name: 'check',
+  summary,
+  usage,
   flags: {
-    url: { type: 'string', value: 'PGURL', description: 'the server, as a postgres:// URL', defaultText: `${DEFAULT_TARGET} (with --config of table sources only: their first postgres:// URL)` },
-    config: { type: 'string', short: 'c', value: 'FILE', description: 'also check each pipeline of this config: paths, tables, the DuckDB file, clusters, buckets' },
+    url: {
+      type: 'string',
+      value: 'PGURL',
+      description: 'the server, as a postgres:// URL',
+      defaultText: `${DEFAULT_TARGET} (with --config of table sources only: their first postgres:// URL)`,
+    },
+    config: {
+      type: 'string',
+      short: 'c',
+      value: 'FILE',
+      description: 'also check each pipeline of this config: paths, tables, the DuckDB file, clusters, buckets',
+    },
   },
   notes: `  One line per check: ✔ what is right, or ✘ what is wrong — fix: the exact fix (– : cannot be checked from here).
   Server: pgaudit in shared_preload_libraries, the pgaudit extension, pgaudit.log (also the values PostgreSQL
@@ -28,10 +51,14 @@ export async function check(argv: string[]): Promise<void> {
   if (positionals.length) throw new ExitError(2, `unexpected argument ${JSON.stringify(positionals[0])}\nusage: ${usage}`);
   const config: Config | null = values.config !== undefined ? loadConfig(values.config) : null;
   const fromConfig = config ? configServerUrl(config) : undefined;
-  const target: ServerTarget = values.url !== undefined ? resolveTarget(values.url, 'url')
-    : process.env['AUDITSHIP_PG_URL'] ? resolveTarget(process.env['AUDITSHIP_PG_URL'], 'env')
-    : fromConfig !== undefined ? resolveTarget(fromConfig, 'config')
-    : resolveTarget(undefined, 'default');
+  const target: ServerTarget =
+    values.url !== undefined
+      ? resolveTarget(values.url, 'url')
+      : process.env['AUDITSHIP_PG_URL']
+        ? resolveTarget(process.env['AUDITSHIP_PG_URL'], 'env')
+        : fromConfig !== undefined
+          ? resolveTarget(fromConfig, 'config')
+          : resolveTarget(undefined, 'default');
   let ok = true;
   const print = (r: CheckResult) => {
     if (failed(r)) ok = false;

@@ -9,24 +9,52 @@ import { runIngestPipeline } from '../../jobs/ingest.js';
 import { COMMON_OUTPUT_OPTIONS, configDefault, defineCommand, parseCommandArgs } from '../args.js';
 import { formatSummary } from '../output.js';
 
-export const usage = 'auditship ingest [--db FILE] [--server NAME] [--skip-active] [--force] [--glob GLOB] [--log-timezone ZONE] [--prefer-format jsonlog|csvlog] [--store-message] [--profile] [--quiet] [--json] PATH...';
+export const usage =
+  'auditship ingest [--db FILE] [--server NAME] [--skip-active] [--force] [--glob GLOB] [--log-timezone ZONE] [--prefer-format jsonlog|csvlog] [--store-message] [--profile] [--quiet] [--json] PATH...';
 
 export const summary = 'Ingest PostgreSQL log files or directories (pgaudit) into DuckDB.';
 
 export const spec = defineCommand({
-  name: 'ingest', summary, usage,
+  name: 'ingest',
+  summary,
+  usage,
   flags: {
-    db: { type: 'string', value: 'FILE', description: 'the DuckDB file the events go into (created when missing)', default: configDefault(DUCKDB_SINK, 'path') },
-    server: { type: 'string', value: 'NAME', description: "name of the PostgreSQL server the logs come from; part of every event's identity", default: configDefault(PG_LOGS_SOURCE, 'server') },
+    db: {
+      type: 'string',
+      value: 'FILE',
+      description: 'the DuckDB file the events go into (created when missing)',
+      default: configDefault(DUCKDB_SINK, 'path'),
+    },
+    server: {
+      type: 'string',
+      value: 'NAME',
+      description: "name of the PostgreSQL server the logs come from; part of every event's identity",
+      default: configDefault(PG_LOGS_SOURCE, 'server'),
+    },
     'skip-active': { type: 'boolean', description: 'skip the file the server is writing now (by default it is read up to its last complete record)' },
     force: { type: 'boolean', description: 'read every file again from its start, replacing the events stored from it' },
-    glob: { type: 'string', value: 'GLOB', description: 'which file names in a directory are log files (*, ?, [..] and {a,b})', default: configDefault(PG_LOGS_SOURCE, 'file_glob') },
-    'log-timezone': {
-      type: 'string', value: 'ZONE',
-      description: "the server's log_timezone as an IANA name (SHOW log_timezone); without it a file whose times carry an ambiguous zone abbreviation (IST, CST) fails",
+    glob: {
+      type: 'string',
+      value: 'GLOB',
+      description: 'which file names in a directory are log files (*, ?, [..] and {a,b})',
+      default: configDefault(PG_LOGS_SOURCE, 'file_glob'),
     },
-    'prefer-format': { type: 'string', value: 'jsonlog|csvlog', description: 'when the server writes both, the format to read', default: configDefault(PG_LOGS_SOURCE, 'prefer_format') },
-    'store-message': { type: 'boolean', description: 'also store each raw pgaudit message (audit_logs.raw_message); without it the message is rebuilt from the parsed fields' },
+    'log-timezone': {
+      type: 'string',
+      value: 'ZONE',
+      description:
+        "the server's log_timezone as an IANA name (SHOW log_timezone); without it a file whose times carry an ambiguous zone abbreviation (IST, CST) fails",
+    },
+    'prefer-format': {
+      type: 'string',
+      value: 'jsonlog|csvlog',
+      description: 'when the server writes both, the format to read',
+      default: configDefault(PG_LOGS_SOURCE, 'prefer_format'),
+    },
+    'store-message': {
+      type: 'boolean',
+      description: 'also store each raw pgaudit message (audit_logs.raw_message); without it the message is rebuilt from the parsed fields',
+    },
     profile: { type: 'boolean', description: 'print on stderr where the time went, per step' },
     ...COMMON_OUTPUT_OPTIONS,
   },
@@ -58,7 +86,10 @@ export async function ingest(argv: string[]): Promise<void> {
   const interrupt = onInterrupt();
   let summaryResult;
   try {
-    summaryResult = await runIngestPipeline({ name: 'ingest', source, sinks: [sink] }, { force: Boolean(values.force), log, progress, requireLogFiles: true, signal: interrupt.signal });
+    summaryResult = await runIngestPipeline(
+      { name: 'ingest', source, sinks: [sink] },
+      { force: Boolean(values.force), log, progress, requireLogFiles: true, signal: interrupt.signal },
+    );
   } finally {
     interrupt.dispose();
   }

@@ -6,13 +6,22 @@ import { DEFAULT_TARGET, connectServer, failed, planInit, readServerFacts, rende
 import { defineCommand, parseCommandArgs } from '../args.js';
 
 export const usage = 'auditship init [--url PGURL] [--output FILE] [--force] [--db FILE]';
-export const summary = 'Write a commented config for the local PostgreSQL: its log directory (csvlog or jsonlog files) into DuckDB, with the fixes the server still needs.';
+export const summary =
+  'Write a commented config for the local PostgreSQL: its log directory (csvlog or jsonlog files) into DuckDB, with the fixes the server still needs.';
 
 export const spec = defineCommand({
-  name: 'init', summary, usage,
+  name: 'init',
+  summary,
+  usage,
   flags: {
     url: { type: 'string', value: 'PGURL', description: 'the server, as a postgres:// URL', defaultText: DEFAULT_TARGET },
-    output: { type: 'string', short: 'o', value: 'FILE', description: 'the config file to write; an existing file is kept unless --force', default: './auditship.yaml' },
+    output: {
+      type: 'string',
+      short: 'o',
+      value: 'FILE',
+      description: 'the config file to write; an existing file is kept unless --force',
+      default: './auditship.yaml',
+    },
     force: { type: 'boolean', short: 'f', description: 'overwrite an existing --output file' },
     db: { type: 'string', value: 'FILE', description: 'the DuckDB file of the pipeline', default: 'auditship.duckdb' },
   },
@@ -28,9 +37,12 @@ export async function init(argv: string[]): Promise<void> {
   if (!values.force && existsSync(output)) throw new ExitError(2, `${output} already exists; pass --force to overwrite it (or --output FILE)`);
   const dbPath = values.db;
   if (!dbPath) throw new ExitError(2, '--db: empty file name');
-  const target = values.url !== undefined ? resolveTarget(values.url, 'url')
-    : process.env['AUDITSHIP_PG_URL'] ? resolveTarget(process.env['AUDITSHIP_PG_URL'], 'env')
-    : resolveTarget(undefined, 'default');
+  const target =
+    values.url !== undefined
+      ? resolveTarget(values.url, 'url')
+      : process.env['AUDITSHIP_PG_URL']
+        ? resolveTarget(process.env['AUDITSHIP_PG_URL'], 'env')
+        : resolveTarget(undefined, 'default');
   const client = await connectServer(target);
   let facts;
   try {
@@ -41,7 +53,10 @@ export async function init(argv: string[]): Promise<void> {
   const problems = serverChecks(facts).filter(failed);
   const plan = planInit(facts, dbPath, problems);
   if (!plan) {
-    throw new ExitError(1, `cannot read data_directory and log_directory on ${facts.where}: role ${facts.role} is neither superuser nor a member of pg_read_all_settings; GRANT pg_read_all_settings TO ${facts.role}; or give a superuser with --url`);
+    throw new ExitError(
+      1,
+      `cannot read data_directory and log_directory on ${facts.where}: role ${facts.role} is neither superuser nor a member of pg_read_all_settings; GRANT pg_read_all_settings TO ${facts.role}; or give a superuser with --url`,
+    );
   }
   const text = renderInitConfig(plan, output);
   // The file must load as it is written: a failure here is a bug in the renderer, not the user's.
@@ -57,7 +72,10 @@ export async function init(argv: string[]): Promise<void> {
   if (facts.logAccess.kind === 'remote' || facts.logAccess.kind === 'not_here') {
     lines.push(`note: the server is not on this machine: run auditship where ${plan.logDir} is (or point source.path at a copy of it)`);
   }
-  if (problems.length) lines.push(`the server is not ready yet: ${problems.length} problem${problems.length === 1 ? '' : 's'}, listed with their fixes at the top of ${output}; after fixing them: auditship check --config ${output}`);
+  if (problems.length)
+    lines.push(
+      `the server is not ready yet: ${problems.length} problem${problems.length === 1 ? '' : 's'}, listed with their fixes at the top of ${output}; after fixing them: auditship check --config ${output}`,
+    );
   lines.push(`next: auditship run --config ${output}`);
   process.stdout.write(lines.join('\n') + '\n');
 }

@@ -9,7 +9,7 @@ export const usage = [
   '           auditship pg install --url URL --upgrade TABLE',
   '           auditship pg uninstall --url URL [--schema NAME] [--drop-data] [TABLE...]',
 ].join('\n');
-export const summary = 'Install (or remove) auditship\'s audit triggers and audit table on PostgreSQL 13+.';
+export const summary = "Install (or remove) auditship's audit triggers and audit table on PostgreSQL 13+.";
 
 const CONNECTION_FLAGS = {
   url: { type: 'string', value: 'URL', description: 'the database, as a postgres:// URL', defaultText: '$AUDITSHIP_PG_URL' },
@@ -20,15 +20,18 @@ const CONNECTION_FLAGS = {
 
 export const installSpec = defineCommand({
   name: 'pg install',
-  summary: 'Install auditship\'s audit table and triggers on PostgreSQL 13+ (or upgrade an existing audit table).',
-  usage: 'auditship pg install --url URL [--schema NAME] [--exclude TABLE=COL,COL]... [--log-query] TABLE...\n           auditship pg install --url URL --upgrade TABLE',
+  summary: "Install auditship's audit table and triggers on PostgreSQL 13+ (or upgrade an existing audit table).",
+  usage:
+    'auditship pg install --url URL [--schema NAME] [--exclude TABLE=COL,COL]... [--log-query] TABLE...\n           auditship pg install --url URL --upgrade TABLE',
   flags: {
     ...CONNECTION_FLAGS,
     exclude: { type: 'string', multiple: true, value: 'TABLE=COL,COL', description: 'columns of TABLE left out of row_data and changed_fields' },
     'log-query': { type: 'boolean', description: "record the client's top-level statement in client_query" },
     upgrade: {
-      type: 'string', value: 'TABLE',
-      description: 'instead of installing: add txid xid8 DEFAULT pg_current_xact_id() and an index on (txid, event_id) to this existing audit table (e.g. a 91plus audit.logged_actions) so auditship can read it',
+      type: 'string',
+      value: 'TABLE',
+      description:
+        'instead of installing: add txid xid8 DEFAULT pg_current_xact_id() and an index on (txid, event_id) to this existing audit table (e.g. a 91plus audit.logged_actions) so auditship can read it',
     },
   },
   notes: `  Creates <schema>.logged_actions and <schema>.if_modified() (once) and puts the triggers auditship_row and
@@ -38,7 +41,7 @@ export const installSpec = defineCommand({
 
 export const uninstallSpec = defineCommand({
   name: 'pg uninstall',
-  summary: 'Remove auditship\'s audit triggers from PostgreSQL.',
+  summary: "Remove auditship's audit triggers from PostgreSQL.",
   usage: 'auditship pg uninstall --url URL [--schema NAME] [--drop-data] [TABLE...]',
   flags: {
     ...CONNECTION_FLAGS,
@@ -64,16 +67,23 @@ async function install(argv: string[]): Promise<void> {
   const url = connectionUrl(values.url);
 
   if (values.upgrade !== undefined) {
-    const extra = [positionals.length ? 'TABLE arguments' : '', values.schema !== undefined ? '--schema' : '', values.exclude?.length ? '--exclude' : '', values['log-query'] ? '--log-query' : ''].filter(Boolean);
+    const extra = [
+      positionals.length ? 'TABLE arguments' : '',
+      values.schema !== undefined ? '--schema' : '',
+      values.exclude?.length ? '--exclude' : '',
+      values['log-query'] ? '--log-query' : '',
+    ].filter(Boolean);
     if (extra.length) throw new ExitError(2, `--upgrade takes one audit table and no ${extra.join(', ')}\nusage: ${usage}`);
     if (!values.upgrade) throw new ExitError(2, `--upgrade needs the audit table to upgrade\nusage: ${usage}`);
     const table = values.upgrade;
     const { added } = await withClient(url, 'upgrading the audit table', (c) => upgradeAuditTable(c, table));
     if (values.json) process.stdout.write(JSON.stringify({ table, added }) + '\n');
     else if (!values.quiet) {
-      process.stdout.write(added
-        ? `upgraded ${table} on ${maskUrl(url)}: added txid xid8 DEFAULT pg_current_xact_id() and an index on (txid, event_id)\n`
-        : `${table} on ${maskUrl(url)} already has txid xid8 and its index; nothing to do\n`);
+      process.stdout.write(
+        added
+          ? `upgraded ${table} on ${maskUrl(url)}: added txid xid8 DEFAULT pg_current_xact_id() and an index on (txid, event_id)\n`
+          : `${table} on ${maskUrl(url)} already has txid xid8 and its index; nothing to do\n`,
+      );
     }
     return;
   }
@@ -88,10 +98,16 @@ async function install(argv: string[]): Promise<void> {
   const schema = values.schema ?? DEFAULT_SCHEMA;
   if (!schema) throw new ExitError(2, '--schema: empty schema name');
   const result = await withClient(url, 'installing the audit triggers', (c) =>
-    installAudit(c, { schema, tables: positionals, excludeColumns, logQuery: values['log-query'] ?? false }));
-  if (values.json) { process.stdout.write(JSON.stringify({ ...result, notifyChannel: NOTIFY_CHANNEL }) + '\n'); return; }
+    installAudit(c, { schema, tables: positionals, excludeColumns, logQuery: values['log-query'] ?? false }),
+  );
+  if (values.json) {
+    process.stdout.write(JSON.stringify({ ...result, notifyChannel: NOTIFY_CHANNEL }) + '\n');
+    return;
+  }
   if (values.quiet) return;
-  const lines = [`audit triggers installed on ${result.tables.length} table(s) of ${maskUrl(url)} → ${result.auditTable} (NOTIFY channel ${NOTIFY_CHANNEL}${values['log-query'] ? ', query text recorded' : ''})`];
+  const lines = [
+    `audit triggers installed on ${result.tables.length} table(s) of ${maskUrl(url)} → ${result.auditTable} (NOTIFY channel ${NOTIFY_CHANNEL}${values['log-query'] ? ', query text recorded' : ''})`,
+  ];
   const excludedFor = new Map<string, string[]>();
   for (const [spec, cols] of Object.entries(excludeColumns)) {
     const i = positionals.indexOf(spec);
@@ -111,12 +127,22 @@ async function uninstall(argv: string[]): Promise<void> {
   const schema = values.schema ?? DEFAULT_SCHEMA;
   if (!schema) throw new ExitError(2, '--schema: empty schema name');
   const result = await withClient(url, 'removing the audit triggers', (c) =>
-    uninstallAudit(c, { schema, tables: positionals, dropData: values['drop-data'] ?? false }));
-  if (values.json) { process.stdout.write(JSON.stringify(result) + '\n'); return; }
+    uninstallAudit(c, { schema, tables: positionals, dropData: values['drop-data'] ?? false }),
+  );
+  if (values.json) {
+    process.stdout.write(JSON.stringify(result) + '\n');
+    return;
+  }
   if (values.quiet) return;
   const lines = [`audit triggers removed from ${result.tables.length} table(s) of ${maskUrl(url)}${result.tables.length ? ':' : ''}`];
   for (const t of result.tables) lines.push(`  ${t}`);
-  lines.push(result.droppedData ? `the audit table ${schema}.logged_actions and its data were dropped` : values['drop-data'] ? `there was no audit table ${schema}.logged_actions to drop` : `the audit data in ${schema}.logged_actions stays`);
+  lines.push(
+    result.droppedData
+      ? `the audit table ${schema}.logged_actions and its data were dropped`
+      : values['drop-data']
+        ? `there was no audit table ${schema}.logged_actions to drop`
+        : `the audit data in ${schema}.logged_actions stays`,
+  );
   process.stdout.write(lines.join('\n') + '\n');
 }
 
@@ -126,7 +152,10 @@ export function parseExclude(spec: string): { table: string; columns: string[] }
   let eq = -1;
   for (let i = 0; i < spec.length; i++) {
     if (spec[i] === '"') inQuote = !inQuote;
-    else if (spec[i] === '=' && !inQuote) { eq = i; break; }
+    else if (spec[i] === '=' && !inQuote) {
+      eq = i;
+      break;
+    }
   }
   if (eq <= 0) return null;
   const columns: string[] = [];
@@ -134,7 +163,11 @@ export function parseExclude(spec: string): { table: string; columns: string[] }
   inQuote = false;
   for (const ch of spec.slice(eq + 1)) {
     if (ch === '"') inQuote = !inQuote;
-    if (ch === ',' && !inQuote) { columns.push(cur.trim()); cur = ''; continue; }
+    if (ch === ',' && !inQuote) {
+      columns.push(cur.trim());
+      cur = '';
+      continue;
+    }
     cur += ch;
   }
   columns.push(cur.trim());
@@ -146,7 +179,11 @@ function connectionUrl(given: string | undefined): string {
   const url = given ?? process.env['AUDITSHIP_PG_URL'];
   if (!url) throw new ExitError(2, `give the database with --url postgres://USER@HOST/DB (or set AUDITSHIP_PG_URL)\nusage: ${usage}`);
   if (!/^postgres(ql)?:\/\//i.test(url)) throw new ExitError(2, `--url: ${JSON.stringify(maskUrl(url))} is not a postgres:// or postgresql:// URL`);
-  try { new URL(url); } catch { throw new ExitError(2, '--url: not a valid URL'); }
+  try {
+    new URL(url);
+  } catch {
+    throw new ExitError(2, '--url: not a valid URL');
+  }
   return url;
 }
 
@@ -170,4 +207,3 @@ async function withClient<T>(url: string, action: string, fn: (client: pg.Client
     await client.end().catch(() => {});
   }
 }
-

@@ -6,13 +6,22 @@ import { COMMON_OUTPUT_OPTIONS, defineCommand, parseCommandArgs } from '../args.
 import { n } from '../output.js';
 
 export const usage = 'auditship purge [--config FILE] [--pipeline NAME] [--quiet] [--json]';
-export const summary = 'Delete rows marked sent and older than retain_days from the sql_outbox and django_auditlog tables, in bounded statements; never an unsent row.';
+export const summary =
+  'Delete rows marked sent and older than retain_days from the sql_outbox and django_auditlog tables, in bounded statements; never an unsent row.';
 
 export const spec = defineCommand({
-  name: 'purge', summary, usage,
+  name: 'purge',
+  summary,
+  usage,
   flags: {
     config: { type: 'string', short: 'c', value: 'FILE', description: 'the config file', defaultText: '$AUDITSHIP_CONFIG, else auditship.yaml' },
-    pipeline: { type: 'string', value: 'NAME', multiple: true, description: 'purge only this pipeline', defaultText: 'every sql_outbox and django_auditlog pipeline' },
+    pipeline: {
+      type: 'string',
+      value: 'NAME',
+      multiple: true,
+      description: 'purge only this pipeline',
+      defaultText: 'every sql_outbox and django_auditlog pipeline',
+    },
     ...COMMON_OUTPUT_OPTIONS,
   },
   notes: '  Exit codes: 0 ok, 1 a pipeline failed, 2 usage or configuration error.',
@@ -34,7 +43,8 @@ export async function purge(argv: string[]): Promise<void> {
     try {
       const purged = await runOutboxPurge(p, log);
       results.push({ pipeline: p.name, ok: true, purged });
-      if (!values.json && !values.quiet) process.stdout.write(`${p.name}: ${n(purged)} rows marked sent and older than ${p.source['retain_days']} days deleted from ${p.source['table']}\n`);
+      if (!values.json && !values.quiet)
+        process.stdout.write(`${p.name}: ${n(purged)} rows marked sent and older than ${p.source['retain_days']} days deleted from ${p.source['table']}\n`);
     } catch (err) {
       if (!isExpected(err)) throw err;
       results.push({ pipeline: p.name, ok: false, error: err.message });

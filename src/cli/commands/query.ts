@@ -7,12 +7,18 @@ export const usage = 'auditship query [--db FILE] [--format table|csv|json] SQL'
 export const summary = 'Run a read-only SQL query against the DuckDB store.';
 
 export const spec = defineCommand({
-  name: 'query', summary, usage,
+  name: 'query',
+  summary,
+  usage,
   flags: {
     db: { type: 'string', value: 'FILE', description: 'the DuckDB store, opened read-only (or asked of the process writing it)', default: DEFAULT_DB },
     format: {
-      type: 'string', short: 'f', value: 'FORMAT', default: 'table',
-      description: 'table, csv or json. json: an array of objects; integers (count(*), sum()) are JSON numbers while exact (|n| ≤ 2^53 − 1) and strings beyond, decimals numbers up to 15 significant digits and strings beyond, times text',
+      type: 'string',
+      short: 'f',
+      value: 'FORMAT',
+      default: 'table',
+      description:
+        'table, csv or json. json: an array of objects; integers (count(*), sum()) are JSON numbers while exact (|n| ≤ 2^53 − 1) and strings beyond, decimals numbers up to 15 significant digits and strings beyond, times text',
     },
   },
   notes: `  SQL is one read statement: SELECT, WITH, VALUES, FROM, TABLE, DESCRIBE, SHOW, SUMMARIZE, or EXPLAIN [ANALYZE]

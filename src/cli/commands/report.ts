@@ -6,12 +6,19 @@ import { buildReport, renderHtml, renderMarkdown, type ReportData } from '../../
 import { DEFAULT_DB, defineCommand, parseCommandArgs } from '../args.js';
 
 export const usage = 'auditship report --since TIME [--until TIME] [--db FILE] [--server NAME]... [--format md|html|json] [--output FILE]';
-export const summary = 'Write an audit report of a time range: events by class and command, DDL and role changes in full, tables read and written per user, failed logins, failed statements.';
+export const summary =
+  'Write an audit report of a time range: events by class and command, DDL and role changes in full, tables read and written per user, failed logins, failed statements.';
 
 export const spec = defineCommand({
-  name: 'report', summary, usage,
+  name: 'report',
+  summary,
+  usage,
   flags: {
-    since: { type: 'string', value: 'TIME', description: 'start of the range: an ISO-8601 time (2026-05-01, 2026-05-01T12:00:00Z) or a duration before now (90m, 24h, 7d); required' },
+    since: {
+      type: 'string',
+      value: 'TIME',
+      description: 'start of the range: an ISO-8601 time (2026-05-01, 2026-05-01T12:00:00Z) or a duration before now (90m, 24h, 7d); required',
+    },
     until: { type: 'string', value: 'TIME', description: 'end of the range (not included), like --since', defaultText: 'now' },
     db: { type: 'string', value: 'FILE', description: 'the DuckDB store, opened read-only (or asked of the process writing it)', default: DEFAULT_DB },
     server: { type: 'string', value: 'NAME', multiple: true, description: 'only this server', defaultText: 'every server' },
@@ -48,7 +55,9 @@ export async function report(argv: string[]): Promise<void> {
   const text = format === 'json' ? JSON.stringify(data, null, 2) + '\n' : format === 'html' ? renderHtml(data) : renderMarkdown(data);
   if (values.output) {
     await writeFile(values.output, text);
-    process.stderr.write(`auditship report: ${data.totals.events.toLocaleString('en-US')} events, ${data.changes.length} changes, ${data.failed_statements.length} failed statements, ${data.logon_failures.length} failed logins → ${values.output}\n`);
+    process.stderr.write(
+      `auditship report: ${data.totals.events.toLocaleString('en-US')} events, ${data.changes.length} changes, ${data.failed_statements.length} failed statements, ${data.logon_failures.length} failed logins → ${values.output}\n`,
+    );
   } else {
     process.stdout.write(text);
   }

@@ -6,25 +6,44 @@ import { startUiServer, UiServerError, type UiAuth, type UiQueries } from '../..
 import { DEFAULT_DB, defineCommand, parseCommandArgs } from '../args.js';
 
 export const usage = 'auditship ui [--db FILE] [--listen HOST:PORT] [--token TOKEN] [--basic-auth USER:PASSWORD]';
-export const summary = 'Serve a read-only web UI over the DuckDB store (search, event and session details, charts) until SIGINT/SIGTERM; env AUDITSHIP_UI_TOKEN / AUDITSHIP_UI_BASIC_AUTH instead of the flags.';
+export const summary =
+  'Serve a read-only web UI over the DuckDB store (search, event and session details, charts) until SIGINT/SIGTERM; env AUDITSHIP_UI_TOKEN / AUDITSHIP_UI_BASIC_AUTH instead of the flags.';
 
 const MIN_TOKEN_LENGTH = 16;
 
 export const spec = defineCommand({
-  name: 'ui', summary, usage,
+  name: 'ui',
+  summary,
+  usage,
   flags: {
     db: { type: 'string', value: 'FILE', description: 'the DuckDB store, opened read-only (or asked of the process writing it)', default: DEFAULT_DB },
-    listen: { type: 'string', short: 'l', value: 'HOST:PORT', description: 'where to serve; a bare PORT is on 127.0.0.1, port 0 any free port; a non-loopback address needs --token or --basic-auth', default: '127.0.0.1:8080' },
-    token: { type: 'string', value: 'TOKEN', description: `a shared secret of at least ${MIN_TOKEN_LENGTH} characters: send Authorization: Bearer TOKEN, or open the UI once with ?token=TOKEN`, defaultText: '$AUDITSHIP_UI_TOKEN' },
-    'basic-auth': { type: 'string', value: 'USER:PASSWORD', description: 'HTTP Basic authentication (use it behind TLS)', defaultText: '$AUDITSHIP_UI_BASIC_AUTH' },
+    listen: {
+      type: 'string',
+      short: 'l',
+      value: 'HOST:PORT',
+      description: 'where to serve; a bare PORT is on 127.0.0.1, port 0 any free port; a non-loopback address needs --token or --basic-auth',
+      default: '127.0.0.1:8080',
+    },
+    token: {
+      type: 'string',
+      value: 'TOKEN',
+      description: `a shared secret of at least ${MIN_TOKEN_LENGTH} characters: send Authorization: Bearer TOKEN, or open the UI once with ?token=TOKEN`,
+      defaultText: '$AUDITSHIP_UI_TOKEN',
+    },
+    'basic-auth': {
+      type: 'string',
+      value: 'USER:PASSWORD',
+      description: 'HTTP Basic authentication (use it behind TLS)',
+      defaultText: '$AUDITSHIP_UI_BASIC_AUTH',
+    },
   },
 });
 
-/** `HOST:PORT`, `[IPv6]:PORT` or a bare `PORT` (on 127.0.0.1). */
-export function parseListen(value: string): { host: string; port: number } {
+/** `HOST:PORT`, `[IPv6]:PORT` or a bare `PORT` (on 127.0.0.1); `what` names the flag or key in the error. */
+export function parseListen(value: string, what = '--listen'): { host: string; port: number } {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value) ?? /^()()(\d{1,5})$/.exec(value);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new ExitError(2, `--listen: "${value}" is not HOST:PORT (e.g. 127.0.0.1:8080; port 0 = any free port)`);
+  if (!m || port > 65535) throw new ExitError(2, `${what}: "${value}" is not HOST:PORT (e.g. 127.0.0.1:8080; port 0 = any free port)`);
   return { host: m[1] || m[2] || '127.0.0.1', port };
 }
 

@@ -18,7 +18,10 @@ export function compressionSuffix(c: Compression): string {
 
 const ZSTD_FRAME_BYTES = 4 << 20;
 
-interface ZstdModule { init(): Promise<void>; compress(buf: Uint8Array, level?: number): Uint8Array }
+interface ZstdModule {
+  init(): Promise<void>;
+  compress(buf: Uint8Array, level?: number): Uint8Array;
+}
 let zstdReady: Promise<ZstdModule> | null = null;
 
 function zstd(): Promise<ZstdModule> {
@@ -39,10 +42,20 @@ export function defaultLevel(c: Compression): number {
  * Reads `source`, compresses it and writes the result to `writer`. `onRaw` sees every input chunk (the
  * caller hashes the original content). Returns the number of input bytes.
  */
-export async function compressInto(source: AsyncIterable<Buffer>, compression: Compression, level: number, writer: ObjectWriter, onRaw?: (chunk: Buffer) => void): Promise<number> {
+export async function compressInto(
+  source: AsyncIterable<Buffer>,
+  compression: Compression,
+  level: number,
+  writer: ObjectWriter,
+  onRaw?: (chunk: Buffer) => void,
+): Promise<number> {
   let raw = 0;
   if (compression === 'none') {
-    for await (const chunk of source) { raw += chunk.length; onRaw?.(chunk); await writer.write(chunk); }
+    for await (const chunk of source) {
+      raw += chunk.length;
+      onRaw?.(chunk);
+      await writer.write(chunk);
+    }
     return raw;
   }
   if (compression === 'zstd') {
@@ -101,7 +114,10 @@ export class GzipMembers {
   private fill = 0;
   bytesIn = 0;
 
-  constructor(private readonly writer: ObjectWriter, private readonly level: number) {}
+  constructor(
+    private readonly writer: ObjectWriter,
+    private readonly level: number,
+  ) {}
 
   private async drainOne(): Promise<void> {
     const q = this.queue.shift()!;
@@ -113,7 +129,12 @@ export class GzipMembers {
   private async submit(): Promise<void> {
     if (this.fill === 0) return;
     const input = this.block.subarray(0, this.fill);
-    this.queue.push({ block: this.block, out: new Promise<Buffer>((resolve, reject) => gzip(input, { level: this.level, chunkSize: GZIP_OUT_CHUNK }, (err, out) => (err ? reject(err) : resolve(out)))) });
+    this.queue.push({
+      block: this.block,
+      out: new Promise<Buffer>((resolve, reject) =>
+        gzip(input, { level: this.level, chunkSize: GZIP_OUT_CHUNK }, (err, out) => (err ? reject(err) : resolve(out))),
+      ),
+    });
     while (this.queue.length >= this.parallel || this.free.length === 0) await this.drainOne();
     this.block = this.free.pop()!;
     this.fill = 0;
@@ -169,4 +190,3 @@ export async function* readFileReusing(path: string, chunkBytes = 1 << 20): Asyn
     await fh.close();
   }
 }
-

@@ -2,23 +2,32 @@ import { createReadStream, createWriteStream, mkdirSync, promises as fsp, rmSync
 import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
-import { DuckDBInstance, type DuckDBConnection } from '../duckdb/duckdb.js';
+import { DuckDBInstance, type DuckDBConnection } from '../../duckdb/duckdb.js';
 import type { Batch, FileCheckpoint, Sink, WriteReport } from '../../core/connector.js';
 import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { dimensionsOf, PACKED_COLUMNS, recordRows } from '../../parse/packed.js';
 import { firstOutcomes, type EventContext, type EventKind, type StatementOutcome } from '../../parse/session-tracker.js';
 import type { SessionRecord } from '../../parse/session-log.js';
-import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
-import type { NewEntry } from '../duckdb/archive-state.js';
-import type { StoredSession } from '../duckdb/correlation.js';
-import { msToTimestamptz, sqlString } from '../duckdb/database.js';
-import { readPackedSql } from '../duckdb/sink.js';
-import { stageRows, type StageType } from '../duckdb/stage.js';
-import { jsonString } from '../elasticsearch/documents.js';
+import type { PgAuditPayload } from '../../model/pg-audit-payload.js';
+import type { NewEntry } from '../../state/archive-state.js';
+import type { StoredSession } from '../../model/sessions.js';
+import { msToTimestamptz, sqlString } from '../../duckdb/sql.js';
+import { readPackedSql } from '../../duckdb/packed-sql.js';
+import { stageRows, type StageType } from '../../duckdb/stage.js';
+import { jsonString } from '../../core/json.js';
 import { GzipMembers } from './compress.js';
-import { correlationLine, logonFailureRow, mergeSession, parquetColumns, sessionRow, stageColumns, statementErrorRow, type CorrelationRow } from './correlation.js';
-import type { Archive } from './index.js';
+import {
+  correlationLine,
+  logonFailureRow,
+  mergeSession,
+  parquetColumns,
+  sessionRow,
+  stageColumns,
+  statementErrorRow,
+  type CorrelationRow,
+} from './correlation.js';
+import type { Archive } from './archive.js';
 import { eventsKey, rejectsKey, utcDate, type CorrelationDataset } from './layout.js';
 import type { ManifestEntry, SourceIdentity } from './manifest.js';
 import type { ObjectWriter, StoredObject } from './store.js';
@@ -45,10 +54,33 @@ import type { ObjectWriter, StoredObject } from './store.js';
  * failures and statement errors are objects of their own datasets (correlation.ts).
  */
 export const EVENT_COLUMNS = [
-  'log_time', 'user_name', 'database_name', 'client_addr', 'client_port', 'application_name', 'session_id', 'session_line_num',
-  'process_id', 'virtual_transaction_id', 'transaction_id', 'command_tag', 'session_start', 'error_severity', 'backend_type',
-  'leader_pid', 'query_id', 'audit_type', 'statement_id', 'substatement_id', 'class', 'command', 'object_type', 'object_name',
-  'statement', 'parameter', 'rows',
+  'log_time',
+  'user_name',
+  'database_name',
+  'client_addr',
+  'client_port',
+  'application_name',
+  'session_id',
+  'session_line_num',
+  'process_id',
+  'virtual_transaction_id',
+  'transaction_id',
+  'command_tag',
+  'session_start',
+  'error_severity',
+  'backend_type',
+  'leader_pid',
+  'query_id',
+  'audit_type',
+  'statement_id',
+  'substatement_id',
+  'class',
+  'command',
+  'object_type',
+  'object_name',
+  'statement',
+  'parameter',
+  'rows',
 ] as const;
 
 const COL = Object.fromEntries(PACKED_COLUMNS.map((c, i) => [c, i])) as Record<(typeof PACKED_COLUMNS)[number], number>;
@@ -66,7 +98,10 @@ class IsoTimes {
   private prefix = '';
   of(ms: number): string {
     const sec = Math.floor(ms / 1000);
-    if (sec !== this.sec) { this.sec = sec; this.prefix = new Date(sec * 1000).toISOString().slice(0, 20); }
+    if (sec !== this.sec) {
+      this.sec = sec;
+      this.prefix = new Date(sec * 1000).toISOString().slice(0, 20);
+    }
     const f = ms - sec * 1000;
     return `${this.prefix}${f < 10 ? '00' : f < 100 ? '0' : ''}${f}Z`;
   }
@@ -95,7 +130,8 @@ export function eventLine(serverJson: string, fileJson: string, v: readonly (str
 function outcomeOf(bySession: Map<string, StatementOutcome[]>, v: readonly (string | number | null)[]): StatementOutcome | undefined {
   const list = bySession.get(String(v[COL.session_id]));
   if (!list) return undefined;
-  const statement = Number(v[COL.statement_id]), line = Number(v[COL.session_line_num]);
+  const statement = Number(v[COL.statement_id]),
+    line = Number(v[COL.session_line_num]);
   return list.find((o) => o.statement_id === statement && line >= o.first_line && line <= o.last_line);
 }
 
@@ -145,17 +181,35 @@ export interface ArchiveEventsOptions {
 }
 
 const CONTEXT_STAGE: [string, StageType][] = [
-  ['context_id', 'BIGINT'], ['session_id', 'VARCHAR'], ['user_name', 'VARCHAR'], ['database_name', 'VARCHAR'], ['client_addr', 'VARCHAR'],
-  ['client_port', 'INTEGER'], ['application_name', 'VARCHAR'], ['backend_type', 'VARCHAR'], ['session_start_ms', 'BIGINT'],
-  ['process_id', 'INTEGER'], ['leader_pid', 'INTEGER'],
+  ['context_id', 'BIGINT'],
+  ['session_id', 'VARCHAR'],
+  ['user_name', 'VARCHAR'],
+  ['database_name', 'VARCHAR'],
+  ['client_addr', 'VARCHAR'],
+  ['client_port', 'INTEGER'],
+  ['application_name', 'VARCHAR'],
+  ['backend_type', 'VARCHAR'],
+  ['session_start_ms', 'BIGINT'],
+  ['process_id', 'INTEGER'],
+  ['leader_pid', 'INTEGER'],
 ];
 const KIND_STAGE: [string, StageType][] = [
-  ['kind_id', 'BIGINT'], ['audit_type', 'VARCHAR'], ['class', 'VARCHAR'], ['command', 'VARCHAR'], ['object_type', 'VARCHAR'],
-  ['command_tag', 'VARCHAR'], ['error_severity', 'VARCHAR'],
+  ['kind_id', 'BIGINT'],
+  ['audit_type', 'VARCHAR'],
+  ['class', 'VARCHAR'],
+  ['command', 'VARCHAR'],
+  ['object_type', 'VARCHAR'],
+  ['command_tag', 'VARCHAR'],
+  ['error_severity', 'VARCHAR'],
 ];
 
 const OUTCOME_STAGE: [string, StageType][] = [
-  ['session_id', 'VARCHAR'], ['statement_id', 'BIGINT'], ['first_line', 'BIGINT'], ['last_line', 'BIGINT'], ['sqlstate', 'VARCHAR'], ['message', 'VARCHAR'],
+  ['session_id', 'VARCHAR'],
+  ['statement_id', 'BIGINT'],
+  ['first_line', 'BIGINT'],
+  ['last_line', 'BIGINT'],
+  ['sqlstate', 'VARCHAR'],
+  ['message', 'VARCHAR'],
 ];
 
 const FLUSH_CHARS = 256 * 1024;
@@ -228,7 +282,9 @@ async function dateStats(conn: DuckDBConnection, select: string): Promise<Map<st
 /** COPY … TO a Parquet file; the error when it fails (nothing is left of the file then). */
 async function copyParquet(conn: DuckDBConnection, sql: string, path: string): Promise<unknown> {
   try {
-    await conn.run(`COPY (${sql}) TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${PARQUET_ROW_GROUP_ROWS}, ROW_GROUP_SIZE_BYTES '${PARQUET_ROW_GROUP_BYTES}')`);
+    await conn.run(
+      `COPY (${sql}) TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${PARQUET_ROW_GROUP_ROWS}, ROW_GROUP_SIZE_BYTES '${PARQUET_ROW_GROUP_BYTES}')`,
+    );
     return null;
   } catch (err) {
     await fsp.rm(path, { force: true });
@@ -239,7 +295,9 @@ async function copyParquet(conn: DuckDBConnection, sql: string, path: string): P
 /** The records of a select, smallest first (the order searchParquet takes them in). */
 async function packedKeys(conn: DuckDBConnection, select: string): Promise<SearchKey[]> {
   try {
-    const r = await conn.runAndReadAll(`SELECT session_id, session_line_num, ${RECORD_BYTES} AS bytes FROM (${select}) ORDER BY bytes, session_id, session_line_num`);
+    const r = await conn.runAndReadAll(
+      `SELECT session_id, session_line_num, ${RECORD_BYTES} AS bytes FROM (${select}) ORDER BY bytes, session_id, session_line_num`,
+    );
     return r.getRows().map((x) => ({ session: String(x[0]), line: Number(x[1]), bytes: Number(x[2]) }));
   } catch (err) {
     throw parquetError(err);
@@ -273,7 +331,14 @@ async function indexLines(file: string): Promise<LineKey[]> {
         if (nl < 0) break;
         if (nl > start) {
           const o = JSON.parse(buf.toString('utf8', start, nl)) as Record<string, string | number | null>;
-          out.push({ session: String(o['session_id']), line: Number(o['session_line_num']), bytes: nl - start, date: utcDate(Number(o['log_time_ms'])), offset: base + start, length: nl + 1 - start });
+          out.push({
+            session: String(o['session_id']),
+            line: Number(o['session_line_num']),
+            bytes: nl - start,
+            date: utcDate(Number(o['log_time_ms'])),
+            offset: base + start,
+            length: nl + 1 - start,
+          });
         }
         start = nl + 1;
       }
@@ -305,8 +370,13 @@ async function copyLines(from: string, lines: LineKey[], to: string): Promise<vo
 
 function parquetError(err: unknown): ConnectorError {
   const msg = ((err as Error)?.message ?? String(err)).split('\n')[0] ?? '';
-  return new ConnectorError('archive', 'parquet_failed', /No space left/i.test(msg)
-    ? `no space left for the Parquet spool files: ${msg}` : `writing Parquet failed: ${msg}`, false, { cause: err });
+  return new ConnectorError(
+    'archive',
+    'parquet_failed',
+    /No space left/i.test(msg) ? `no space left for the Parquet spool files: ${msg}` : `writing Parquet failed: ${msg}`,
+    false,
+    { cause: err },
+  );
 }
 
 export class ArchiveEventsSink implements Sink<PgAuditPayload> {
@@ -325,7 +395,11 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
   private outcomes: StatementOutcome[] = [];
   private outcomesStaged = false;
 
-  constructor(readonly archive: Archive, private readonly options: ArchiveEventsOptions, private readonly log: Logger) {
+  constructor(
+    readonly archive: Archive,
+    private readonly options: ArchiveEventsOptions,
+    private readonly log: Logger,
+  ) {
     this.serverJson = JSON.stringify(options.server);
     mkdirSync(options.spoolDir, { recursive: true });
   }
@@ -341,8 +415,20 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
       const loc = this.options.locationOf?.(cp) ?? { name: basename(cp.path), location: cp.path };
       r = {
         source: { kind: this.options.sourceKind, server: this.options.server, name: loc.name, location: loc.location, fingerprint: cp.fingerprint },
-        start: cp.offset - batch.bytes, end: cp.offset, events: 0, dates: new Map(), stages: [], contexts: new Map(), kinds: new Map(),
-        objectsFile: null, objectsStream: null, objectsLongest: 0, objectsBytes: 0, sessions: [], failures: [], errors: [],
+        start: cp.offset - batch.bytes,
+        end: cp.offset,
+        events: 0,
+        dates: new Map(),
+        stages: [],
+        contexts: new Map(),
+        kinds: new Map(),
+        objectsFile: null,
+        objectsStream: null,
+        objectsLongest: 0,
+        objectsBytes: 0,
+        sessions: [],
+        failures: [],
+        errors: [],
       };
       this.ranges.set(cp.fingerprint, r);
     }
@@ -366,7 +452,8 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
         bySession = new Map();
         for (const o of firstOutcomes(correlation.outcomes)) {
           const list = bySession.get(o.session_id);
-          if (list) list.push(o); else bySession.set(o.session_id, [o]);
+          if (list) list.push(o);
+          else bySession.set(o.session_id, [o]);
         }
       }
       // addLine is synchronous but for a new date's object and a full buffer: await only then.
@@ -411,7 +498,10 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
 
   private addLine(range: Range, timeMs: number, line: string): Promise<void> | undefined {
     const day = Math.floor(timeMs / 86_400_000);
-    if (day !== this.lastDay) { this.lastDay = day; this.lastDate = utcDate(timeMs); }
+    if (day !== this.lastDay) {
+      this.lastDay = day;
+      this.lastDate = utcDate(timeMs);
+    }
     const d = range.dates.get(this.lastDate);
     if (!d) return this.openDate(range, this.lastDate, timeMs, line);
     d.buffer += line;
@@ -427,20 +517,41 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
   private async openDate(range: Range, date: string, timeMs: number, line: string): Promise<void> {
     let attempt = 1;
     let key = eventsKey('ndjson', this.options.server, date, range.source.name, range.source.fingerprint, range.start);
-    while (await this.archive.state.isCommitted(key)) key = eventsKey('ndjson', this.options.server, date, range.source.name, range.source.fingerprint, range.start, ++attempt);
+    while (await this.archive.state.isCommitted(key))
+      key = eventsKey('ndjson', this.options.server, date, range.source.name, range.source.fingerprint, range.start, ++attempt);
     const writer = await this.archive.openObject(key, { contentType: 'application/x-ndjson' });
-    range.dates.set(date, { key, writer, gzip: new GzipMembers(writer, this.archive.options.compressionLevel), buffer: line, events: 1, minMs: timeMs, maxMs: timeMs });
+    range.dates.set(date, {
+      key,
+      writer,
+      gzip: new GzipMembers(writer, this.archive.options.compressionLevel),
+      buffer: line,
+      events: 1,
+      minMs: timeMs,
+      maxMs: timeMs,
+    });
   }
 
   private entryOf(range: Range, stored: StoredObject, events: number, minMs: number, maxMs: number, dataset?: CorrelationDataset): NewEntry {
     const lock = this.archive.lockOf();
     const entry: Omit<ManifestEntry, 'seq' | 'writer'> = {
-      v: 1, key: stored.key, form: this.archive.options.form, size: stored.size, sha256: stored.sha256, md5: stored.md5, etag: stored.etag,
-      ...(stored.versionId ? { version_id: stored.versionId } : {}), parts: stored.parts, storage_class: stored.storageClass,
+      v: 1,
+      key: stored.key,
+      form: this.archive.options.form,
+      size: stored.size,
+      sha256: stored.sha256,
+      md5: stored.md5,
+      etag: stored.etag,
+      ...(stored.versionId ? { version_id: stored.versionId } : {}),
+      parts: stored.parts,
+      storage_class: stored.storageClass,
       ...(this.archive.options.form === 'ndjson' ? { compression: 'gzip' as const } : {}),
-      ...(this.archive.options.sse ? { sse: this.archive.options.sse } : {}), ...(lock ? { object_lock: lock } : {}),
-      source: range.source, range: { unit: 'bytes', start: range.start, end: range.end }, ...(dataset ? { events: 0, dataset, rows: events } : { events }),
-      first_event_time: new Date(minMs).toISOString(), last_event_time: new Date(maxMs).toISOString(),
+      ...(this.archive.options.sse ? { sse: this.archive.options.sse } : {}),
+      ...(lock ? { object_lock: lock } : {}),
+      source: range.source,
+      range: { unit: 'bytes', start: range.start, end: range.end },
+      ...(dataset ? { events: 0, dataset, rows: events } : { events }),
+      first_event_time: new Date(minMs).toISOString(),
+      last_event_time: new Date(maxMs).toISOString(),
       archived_at: new Date().toISOString(),
     };
     return entry;
@@ -453,17 +564,22 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
       for (const range of this.ranges.values()) {
         if (this.archive.options.form === 'ndjson') {
           for (const d of range.dates.values()) {
-            if (d.buffer) { await d.gzip.write(d.buffer); d.buffer = ''; }
+            if (d.buffer) {
+              await d.gzip.write(d.buffer);
+              d.buffer = '';
+            }
             await d.gzip.end();
             const stored = await d.writer.finish();
             entries.push(this.entryOf(range, stored, d.events, d.minMs, d.maxMs));
-            this.counts.objects++; this.counts.bytes += stored.size; this.counts.events += d.events;
+            this.counts.objects++;
+            this.counts.bytes += stored.size;
+            this.counts.events += d.events;
           }
           range.dates.clear();
         } else if (range.events > 0) {
-          entries.push(...await this.writeParquet(range));
+          entries.push(...(await this.writeParquet(range)));
         }
-        entries.push(...await this.writeCorrelation(range, sessions));
+        entries.push(...(await this.writeCorrelation(range, sessions)));
       }
     } catch (err) {
       await this.rollback();
@@ -478,7 +594,12 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
 
   private async connection(): Promise<DuckDBConnection> {
     if (!this.duck) {
-      const instance = await DuckDBInstance.create(':memory:', { threads: '1', memory_limit: BASE_MEMORY_SETTING, preserve_insertion_order: 'false', temp_directory: join(this.options.spoolDir, 'spill') });
+      const instance = await DuckDBInstance.create(':memory:', {
+        threads: '1',
+        memory_limit: BASE_MEMORY_SETTING,
+        preserve_insertion_order: 'false',
+        temp_directory: join(this.options.spoolDir, 'spill'),
+      });
       const conn = await instance.connect();
       // The outcomes (one row per failed statement) are the hash join's build side, never the events.
       await conn.run("LOAD icu; SET TimeZone = 'UTC'; SET disabled_optimizers = 'build_side_probe_side'");
@@ -508,8 +629,12 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
     const selectOf = (parts: string[]) => `SELECT ${EVENT_COLUMNS.map((c) => `e.${c}`).join(', ')}, ${sqlString(range.source.name)} AS file_name,
         ${outcomes ? 'o.sqlstate, o.message AS error_message' : 'NULL::VARCHAR AS sqlstate, NULL::VARCHAR AS error_message'}
       FROM (${parts.map((p) => `SELECT ${EVENT_COLUMNS.join(', ')} FROM (${p})`).join(' UNION ALL ')}) AS e
-      ${outcomes ? `LEFT JOIN temp.commit_outcomes AS o ON o.session_id = e.session_id AND o.statement_id = e.statement_id
-        AND e.session_line_num BETWEEN o.first_line AND o.last_line` : ''}`;
+      ${
+        outcomes
+          ? `LEFT JOIN temp.commit_outcomes AS o ON o.session_id = e.session_id AND o.statement_id = e.statement_id
+        AND e.session_line_num BETWEEN o.first_line AND o.last_line`
+          : ''
+      }`;
     const memory = this.memoryFor(range);
     if (memory !== BASE_MEMORY) await conn.run(`SET memory_limit = '${Math.ceil(memory / 1048576)}MiB'`);
     const job: ParquetJob = { range, out, used: new Set(), entries: [], rejects: [], files: 0 };
@@ -521,7 +646,10 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
         byDate = await dateStats(conn, all);
       } catch (err) {
         if (isResourceFailure(err) || !objectsSql) throw parquetError(err);
-        this.log.warn('The events of a range could not be read back for Parquet; writing its large records apart.', { file: range.source.name, reason: failureKind(err) });
+        this.log.warn('The events of a range could not be read back for Parquet; writing its large records apart.', {
+          file: range.source.name,
+          reason: failureKind(err),
+        });
       }
       const failedDates = new Set<string>();
       for (const [date, s] of byDate ?? []) {
@@ -531,7 +659,12 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
         else if (isResourceFailure(failed)) throw parquetError(failed);
         else {
           failedDates.add(date);
-          this.log.warn('A Parquet file could not be written; looking for the records that cannot be.', { file: range.source.name, date, events: s.events, reason: failureKind(failed) });
+          this.log.warn('A Parquet file could not be written; looking for the records that cannot be.', {
+            file: range.source.name,
+            date,
+            events: s.events,
+            reason: failureKind(failed),
+          });
         }
       }
       if (byDate === null || failedDates.size > 0) {
@@ -540,11 +673,22 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
           // The ordinary records: a record that fails on its own is not to blame (the run fails).
           const packed = selectOf([packedSql]);
           let dates: Map<string, DateStats>;
-          try { dates = await dateStats(conn, packed); } catch (err) { throw parquetError(err); }
+          try {
+            dates = await dateStats(conn, packed);
+          } catch (err) {
+            throw parquetError(err);
+          }
           for (const date of dates.keys()) {
             if (!wanted(date)) continue;
             const keys = await packedKeys(conn, ofDateSql(packed, date));
-            await this.searchParquet(conn, job, date, keys, false, async (lo, hi) => `SELECT * FROM (${ofDateSql(packed, date)}) WHERE ${keyRangeSql(keys, lo, hi)}`);
+            await this.searchParquet(
+              conn,
+              job,
+              date,
+              keys,
+              false,
+              async (lo, hi) => `SELECT * FROM (${ofDateSql(packed, date)}) WHERE ${keyRangeSql(keys, lo, hi)}`,
+            );
           }
         }
         if (range.objectsFile) {
@@ -555,7 +699,8 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
           for (const l of lines) {
             if (!wanted(l.date)) continue;
             const list = dates.get(l.date);
-            if (list) list.push(l); else dates.set(l.date, [l]);
+            if (list) list.push(l);
+            else dates.set(l.date, [l]);
           }
           for (const [date, keys] of dates) {
             keys.sort((a, b) => a.bytes - b.bytes || (a.session < b.session ? -1 : a.session > b.session ? 1 : a.line - b.line));
@@ -564,7 +709,12 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
               if (file) await fsp.rm(file, { force: true }); // the previous try's
               file = `${this.spoolPath(job)}.jsonl`;
               await copyLines(range.objectsFile!, keys.slice(lo, hi), file);
-              return selectOf([this.objectsSql(file, keys.slice(lo, hi).reduce((m, k) => Math.max(m, k.length), 0))]);
+              return selectOf([
+                this.objectsSql(
+                  file,
+                  keys.slice(lo, hi).reduce((m, k) => Math.max(m, k.length), 0),
+                ),
+              ]);
             });
           }
         }
@@ -579,7 +729,12 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
 
   /** The large records of a JSON-lines file, with the columns of a packed row. */
   private objectsSql(file: string, longest: number): string {
-    const cols = PACKED_COLUMNS.filter((c) => c !== 'message').map((c) => `'${c}': '${c === 'client_port' || c === 'process_id' || c === 'leader_pid' ? 'INTEGER' : ['log_time_ms', 'session_line_num', 'transaction_id', 'session_start_ms', 'statement_id', 'substatement_id', 'rows'].includes(c) ? 'BIGINT' : 'VARCHAR'}'`).join(', ');
+    const cols = PACKED_COLUMNS.filter((c) => c !== 'message')
+      .map(
+        (c) =>
+          `'${c}': '${c === 'client_port' || c === 'process_id' || c === 'leader_pid' ? 'INTEGER' : ['log_time_ms', 'session_line_num', 'transaction_id', 'session_start_ms', 'statement_id', 'substatement_id', 'rows'].includes(c) ? 'BIGINT' : 'VARCHAR'}'`,
+      )
+      .join(', ');
     // DuckDB's JSON reader holds about twice the largest object: sized to the longest line, not to its 1 GiB cap.
     const maxObject = Math.max(16 << 20, longest + (64 << 10));
     return `SELECT ${msToTimestamptz('log_time_ms')} AS log_time, ${msToTimestamptz('session_start_ms')} AS session_start, *
@@ -606,8 +761,14 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
    * for the ordinary records and one for the large ones in the usual case. A record that fails on its own is
    * rejected (`rejectAlone`) or, for the ordinary records, fails the run: it is not one record's fault then.
    */
-  private async searchParquet(conn: DuckDBConnection, job: ParquetJob, date: string, keys: SearchKey[], rejectAlone: boolean,
-    selectOf: (lo: number, hi: number) => Promise<string>): Promise<void> {
+  private async searchParquet(
+    conn: DuckDBConnection,
+    job: ParquetJob,
+    date: string,
+    keys: SearchKey[],
+    rejectAlone: boolean,
+    selectOf: (lo: number, hi: number) => Promise<string>,
+  ): Promise<void> {
     const tryWrite = async (lo: number, hi: number): Promise<{ path: string } | { failed: unknown }> => {
       const path = this.spoolPath(job);
       const failed = await copyParquet(conn, await selectOf(lo, hi), path);
@@ -615,7 +776,9 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
       return failed === null ? { path } : { failed };
     };
     const upload = async (path: string) => {
-      const st = (await conn.runAndReadAll(`SELECT count(*), epoch_ms(min(log_time)), epoch_ms(max(log_time)) FROM read_parquet(${sqlString(path)})`)).getRows()[0]!;
+      const st = (
+        await conn.runAndReadAll(`SELECT count(*), epoch_ms(min(log_time)), epoch_ms(max(log_time)) FROM read_parquet(${sqlString(path)})`)
+      ).getRows()[0]!;
       await this.uploadParquet(job, date, path, { events: Number(st[0]), min: Number(st[1]), max: Number(st[2]) });
     };
     const rejected = new Map<string, string>();
@@ -623,10 +786,15 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
     let failure: unknown = null;
     while (lo < keys.length) {
       const rest = await tryWrite(lo, keys.length);
-      if ('path' in rest) { await upload(rest.path); break; }
+      if ('path' in rest) {
+        await upload(rest.path);
+        break;
+      }
       failure = rest.failed;
       // The longest prefix [lo, good) that can be written; [lo, bad) cannot.
-      let good = lo, bad = keys.length, kept: string | null = null;
+      let good = lo,
+        bad = keys.length,
+        kept: string | null = null;
       while (bad - good > 1) {
         const mid = good + Math.floor((bad - good) / 2);
         const r = await tryWrite(lo, mid);
@@ -651,25 +819,30 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
       }
     }
     if (rejected.size) {
-      for (const v of await this.rangeRows(job.range, rejected)) job.rejects.push({ v, reason: rejected.get(`${v[COL.session_id]}\u0000${v[COL.session_line_num]}`)! });
+      for (const v of await this.rangeRows(job.range, rejected))
+        job.rejects.push({ v, reason: rejected.get(`${v[COL.session_id]}\u0000${v[COL.session_line_num]}`)! });
     }
   }
 
   /** Uploads a written Parquet file under the range's next free key of the date. */
   private async uploadParquet(job: ParquetJob, date: string, path: string, s: { events: number; min: number; max: number }): Promise<void> {
-    const key = await this.freeKey(job, (attempt) => eventsKey('parquet', this.options.server, date, job.range.source.name, job.range.source.fingerprint, job.range.start, attempt));
+    const key = await this.freeKey(job, (attempt) =>
+      eventsKey('parquet', this.options.server, date, job.range.source.name, job.range.source.fingerprint, job.range.start, attempt),
+    );
     const stored = await this.archive.writeObject(key, { contentType: 'application/vnd.apache.parquet' }, async (w) => {
       for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) await w.write(chunk as Buffer);
     });
     await fsp.rm(path, { force: true });
     job.entries.push(this.entryOf(job.range, stored, s.events, s.min, s.max));
-    this.counts.objects++; this.counts.bytes += stored.size; this.counts.events += s.events;
+    this.counts.objects++;
+    this.counts.bytes += stored.size;
+    this.counts.events += s.events;
   }
 
   private async freeKey(job: ParquetJob, keyOf: (attempt: number) => string): Promise<string> {
     let attempt = 1;
     let key = keyOf(attempt);
-    while (job.used.has(key) || await this.archive.state.isCommitted(key)) key = keyOf(++attempt);
+    while (job.used.has(key) || (await this.archive.state.isCommitted(key))) key = keyOf(++attempt);
     job.used.add(key);
     return key;
   }
@@ -709,17 +882,21 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
     const bySession = new Map<string, StatementOutcome[]>();
     for (const o of firstOutcomes(this.outcomes)) {
       const list = bySession.get(o.session_id);
-      if (list) list.push(o); else bySession.set(o.session_id, [o]);
+      if (list) list.push(o);
+      else bySession.set(o.session_id, [o]);
     }
     const byDate = new Map<string, { v: (string | number | null)[]; reason: string }[]>();
     for (const r of job.rejects) {
       const date = utcDate(Number(r.v[COL.log_time_ms]));
       const list = byDate.get(date);
-      if (list) list.push(r); else byDate.set(date, [r]);
+      if (list) list.push(r);
+      else byDate.set(date, [r]);
     }
     for (const [date, list] of byDate) {
       list.sort((a, b) => Number(a.v[COL.log_time_ms]) - Number(b.v[COL.log_time_ms]));
-      const key = await this.freeKey(job, (attempt) => rejectsKey(this.options.server, date, job.range.source.name, job.range.source.fingerprint, job.range.start, attempt));
+      const key = await this.freeKey(job, (attempt) =>
+        rejectsKey(this.options.server, date, job.range.source.name, job.range.source.fingerprint, job.range.start, attempt),
+      );
       const stored = await this.archive.writeObject(key, { contentType: 'application/x-ndjson' }, async (w) => {
         const gzip = new GzipMembers(w, this.archive.options.compressionLevel);
         try {
@@ -735,10 +912,18 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
       entry.compression = 'gzip';
       entry.rejected = list.map((r) => ({ session_id: String(r.v[COL.session_id]), session_line_num: Number(r.v[COL.session_line_num]), reason: r.reason }));
       job.entries.push(entry);
-      this.counts.objects++; this.counts.bytes += stored.size; this.counts.events += list.length; this.counts.rejected += list.length;
+      this.counts.objects++;
+      this.counts.bytes += stored.size;
+      this.counts.events += list.length;
+      this.counts.rejected += list.length;
     }
-    this.log.warn('Records that cannot be written to Parquet were archived as NDJSON.gz beside it (pgaudit-rejects/); the manifest lists each with the reason.', {
-      file: job.range.source.name, records: job.rejects.length });
+    this.log.warn(
+      'Records that cannot be written to Parquet were archived as NDJSON.gz beside it (pgaudit-rejects/); the manifest lists each with the reason.',
+      {
+        file: job.range.source.name,
+        records: job.rejects.length,
+      },
+    );
   }
 
   /** Parquet: the commit's outcomes as temp.commit_outcomes (one per statement), once per commit; false when there are none. */
@@ -746,7 +931,11 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
     if (this.outcomes.length === 0) return false;
     if (this.outcomesStaged) return true;
     const file = join(this.options.spoolDir, `outcomes-${this.tag}-${this.seq++}.csv`);
-    const { text, sql } = stageRows(file, OUTCOME_STAGE, firstOutcomes(this.outcomes).map((o) => [o.session_id, o.statement_id, o.first_line, o.last_line, o.sqlstate, o.message]));
+    const { text, sql } = stageRows(
+      file,
+      OUTCOME_STAGE,
+      firstOutcomes(this.outcomes).map((o) => [o.session_id, o.statement_id, o.first_line, o.last_line, o.sqlstate, o.message]),
+    );
     writeFileSync(file, text);
     try {
       await conn.run(`CREATE OR REPLACE TEMP TABLE commit_outcomes AS SELECT * FROM ${sql}`);
@@ -761,10 +950,28 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
   private async stagedRecordsSql(conn: DuckDBConnection, range: Range): Promise<string> {
     const rowFiles = [...range.stages];
     const dims = join(this.options.spoolDir, `dims-${this.tag}-${this.seq++}`);
-    const ctx = stageRows(`${dims}-contexts.csv`, CONTEXT_STAGE, [...range.contexts.values()].map((c) => [c.id, c.session_id, c.user_name,
-      c.database_name, c.client_addr, c.client_port, c.application_name, c.backend_type, c.session_start_ms, c.process_id, c.leader_pid]));
-    const kinds = stageRows(`${dims}-kinds.csv`, KIND_STAGE, [...range.kinds.values()].map((k) => [k.id, k.audit_type, k.class, k.command,
-      k.object_type, k.command_tag, k.error_severity]));
+    const ctx = stageRows(
+      `${dims}-contexts.csv`,
+      CONTEXT_STAGE,
+      [...range.contexts.values()].map((c) => [
+        c.id,
+        c.session_id,
+        c.user_name,
+        c.database_name,
+        c.client_addr,
+        c.client_port,
+        c.application_name,
+        c.backend_type,
+        c.session_start_ms,
+        c.process_id,
+        c.leader_pid,
+      ]),
+    );
+    const kinds = stageRows(
+      `${dims}-kinds.csv`,
+      KIND_STAGE,
+      [...range.kinds.values()].map((k) => [k.id, k.audit_type, k.class, k.command, k.object_type, k.command_tag, k.error_severity]),
+    );
     writeFileSync(`${dims}-contexts.csv`, ctx.text);
     writeFileSync(`${dims}-kinds.csv`, kinds.text);
     range.stages.push(`${dims}-contexts.csv`, `${dims}-kinds.csv`); // removed with the stages
@@ -815,18 +1022,21 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
       for (const row of rows) {
         const date = utcDate(row.dateMs);
         const list = byDate.get(date);
-        if (list) list.push(row); else byDate.set(date, [row]);
+        if (list) list.push(row);
+        else byDate.set(date, [row]);
       }
       for (const [date, list] of byDate) {
         const form = this.archive.options.form === 'parquet' ? 'parquet' : 'ndjson';
         let attempt = 1;
         let key = eventsKey(form, this.options.server, date, range.source.name, range.source.fingerprint, range.start, attempt, dataset);
-        while (await this.archive.state.isCommitted(key)) key = eventsKey(form, this.options.server, date, range.source.name, range.source.fingerprint, range.start, ++attempt, dataset);
+        while (await this.archive.state.isCommitted(key))
+          key = eventsKey(form, this.options.server, date, range.source.name, range.source.fingerprint, range.start, ++attempt, dataset);
         const stored = form === 'ndjson' ? await this.writeCorrelationNdjson(key, dataset, list) : await this.writeCorrelationParquet(key, dataset, list);
         const minMs = list.reduce((m, r) => Math.min(m, r.dateMs), Infinity);
         const maxMs = list.reduce((m, r) => Math.max(m, r.dateMs), -Infinity);
         entries.push(this.entryOf(range, stored, list.length, minMs, maxMs, dataset));
-        this.counts.objects++; this.counts.bytes += stored.size;
+        this.counts.objects++;
+        this.counts.bytes += stored.size;
       }
     }
     return entries;
@@ -839,7 +1049,10 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
         let text = '';
         for (const row of rows) {
           text += correlationLine(dataset, this.serverJson, row);
-          if (text.length >= FLUSH_CHARS) { await gzip.write(text); text = ''; }
+          if (text.length >= FLUSH_CHARS) {
+            await gzip.write(text);
+            text = '';
+          }
         }
         if (text) await gzip.write(text);
         await gzip.end();
@@ -855,7 +1068,11 @@ export class ArchiveEventsSink implements Sink<PgAuditPayload> {
     const stage = join(this.options.spoolDir, `corr-${this.tag}-${this.seq++}.csv`);
     const path = join(this.options.spoolDir, `corr-${this.tag}-${this.seq++}.parquet`);
     try {
-      const { text, sql } = stageRows(stage, stageColumns(dataset), rows.map((r) => r.values));
+      const { text, sql } = stageRows(
+        stage,
+        stageColumns(dataset),
+        rows.map((r) => r.values),
+      );
       writeFileSync(stage, text);
       try {
         await conn.run(`COPY (SELECT ${parquetColumns(dataset)} FROM ${sql}) TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd)`);

@@ -4,9 +4,9 @@ import { createGunzip } from 'node:zlib';
 import { Decompress as ZstdDecompress } from 'fzstd';
 import { ConnectorError, describeFileError } from '../../core/errors.js';
 import { TimestampResolver } from '../../parse/index.js';
-import type { NewEntry } from '../duckdb/archive-state.js';
+import type { NewEntry } from '../../state/archive-state.js';
 import { compressInto, compressionSuffix, readFileReusing, type Compression } from './compress.js';
-import type { Archive } from './index.js';
+import type { Archive } from './archive.js';
 import { fileDate, fileKey } from './layout.js';
 import type { ManifestEntry, SourceIdentity } from './manifest.js';
 
@@ -59,11 +59,17 @@ class ContentTap {
   private readonly zstd?: ZstdDecompress;
   private done: Promise<void> = Promise.resolve();
 
-  constructor(compression: Compression, private readonly onContent: (c: Buffer) => void) {
+  constructor(
+    compression: Compression,
+    private readonly onContent: (c: Buffer) => void,
+  ) {
     if (compression === 'gzip') {
       this.gunzip = createGunzip();
       this.gunzip.on('data', (c: Buffer) => onContent(c));
-      this.done = new Promise((resolve, reject) => { this.gunzip!.once('end', resolve); this.gunzip!.once('error', reject); });
+      this.done = new Promise((resolve, reject) => {
+        this.gunzip!.once('end', resolve);
+        this.gunzip!.once('error', reject);
+      });
     } else if (compression === 'zstd') {
       this.zstd = new ZstdDecompress((c) => onContent(Buffer.from(c.buffer, c.byteOffset, c.byteLength)));
     }
@@ -77,8 +83,10 @@ class ContentTap {
   }
 
   async end(): Promise<void> {
-    if (this.gunzip) { this.gunzip.end(); await this.done; }
-    else if (this.zstd) this.zstd.push(new Uint8Array(0), true);
+    if (this.gunzip) {
+      this.gunzip.end();
+      await this.done;
+    } else if (this.zstd) this.zstd.push(new Uint8Array(0), true);
   }
 }
 
@@ -115,14 +123,25 @@ class ContentSummary {
   /** First and last record time (ISO), read from the lines that start with a log timestamp. */
   times(logTimezone?: string): { first: string | null; last: string | null } {
     let resolver: TimestampResolver;
-    try { resolver = new TimestampResolver(logTimezone); } catch { return { first: null, last: null }; }
+    try {
+      resolver = new TimestampResolver(logTimezone);
+    } catch {
+      return { first: null, last: null };
+    }
     const at = (line: string): string | null => {
       const m = /^(?:\{"timestamp":")?(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(?:\.\d{1,6})? (?:[A-Za-z]{1,6}|[+-]\d{2}(?::?\d{2})?))/.exec(line);
       if (!m) return null;
-      try { return new Date(resolver.toEpochMs(m[1]!)).toISOString(); } catch { return null; }
+      try {
+        return new Date(resolver.toEpochMs(m[1]!)).toISOString();
+      } catch {
+        return null;
+      }
     };
     let first: string | null = null;
-    for (const line of this.head.toString('utf8').split('\n')) { first = at(line); if (first) break; }
+    for (const line of this.head.toString('utf8').split('\n')) {
+      first = at(line);
+      if (first) break;
+    }
     let last: string | null = null;
     const lines = this.tailBuf.toString('utf8', 0, this.tailLen).split('\n');
     for (let i = lines.length - 1; i >= 0 && !last; i--) last = at(lines[i]!);
@@ -144,7 +163,13 @@ async function statOf(path: string): Promise<{ size: number; mtimeMs: number }> 
     const st = await fsp.stat(path);
     return { size: st.size, mtimeMs: st.mtimeMs };
   } catch (err) {
-    throw new ConnectorError('archive', 'file_unreadable', describeFileError(err, path, 'archiving a log file') ?? `cannot read ${path}: ${(err as Error).message}`, false, { cause: err });
+    throw new ConnectorError(
+      'archive',
+      'file_unreadable',
+      describeFileError(err, path, 'archiving a log file') ?? `cannot read ${path}: ${(err as Error).message}`,
+      false,
+      { cause: err },
+    );
   }
 }
 
@@ -170,10 +195,17 @@ export async function archiveLogFile(archive: Archive, file: ArchivableFile, onB
     const summary = new ContentSummary();
     const tap = new ContentTap(file.compression, (c) => summary.add(c));
     let rawBytes = 0;
-    const stored = await archive.writeObject(key, { contentType: file.compression === 'none' && store === 'none' ? 'text/plain' : 'application/octet-stream', sizeHint: before.size }, async (w) => {
-      rawBytes = await compressInto(openRaw(file.path), store, archive.options.compressionLevel, w, (c) => { tap.push(c); onBytes?.(c.length); });
-      await tap.end();
-    });
+    const stored = await archive.writeObject(
+      key,
+      { contentType: file.compression === 'none' && store === 'none' ? 'text/plain' : 'application/octet-stream', sizeHint: before.size },
+      async (w) => {
+        rawBytes = await compressInto(openRaw(file.path), store, archive.options.compressionLevel, w, (c) => {
+          tap.push(c);
+          onBytes?.(c.length);
+        });
+        await tap.end();
+      },
+    );
     const after = await statOf(file.path);
     const changed = !file.stable && (after.size !== before.size || after.mtimeMs !== before.mtimeMs || rawBytes !== before.size);
     if (changed) {
@@ -184,19 +216,32 @@ export async function archiveLogFile(archive: Archive, file: ArchivableFile, onB
     const times = summary.times(file.logTimezone);
     const lock = archive.lockOf();
     const entry: NewEntry = {
-      v: 1, key, form: 'files', size: stored.size, sha256: stored.sha256, md5: stored.md5, etag: stored.etag,
-      ...(stored.versionId ? { version_id: stored.versionId } : {}), parts: stored.parts, storage_class: stored.storageClass,
+      v: 1,
+      key,
+      form: 'files',
+      size: stored.size,
+      sha256: stored.sha256,
+      md5: stored.md5,
+      etag: stored.etag,
+      ...(stored.versionId ? { version_id: stored.versionId } : {}),
+      parts: stored.parts,
+      storage_class: stored.storageClass,
       compression: file.compression === 'none' ? store : file.compression,
-      ...(archive.options.sse ? { sse: archive.options.sse } : {}), ...(lock ? { object_lock: lock } : {}),
+      ...(archive.options.sse ? { sse: archive.options.sse } : {}),
+      ...(lock ? { object_lock: lock } : {}),
       source: { ...file.source, size: summary.bytes, last_written: new Date(file.mtimeMs).toISOString() },
       range: { unit: 'bytes', start: 0, end: summary.bytes },
       ...(file.events !== undefined ? { events: file.events } : {}),
-      lines: summary.lines, first_event_time: times.first, last_event_time: times.last,
+      lines: summary.lines,
+      first_event_time: times.first,
+      last_event_time: times.last,
       content_sha256: summary.sha256(),
       ...(file.download ? { download: file.download } : {}),
       ...(latest ? { supersedes: latest.key } : {}),
       archived_at: new Date().toISOString(),
-      version, sourceMtimeMs: file.mtimeMs, sourceDiskSize: file.size,
+      version,
+      sourceMtimeMs: file.mtimeMs,
+      sourceDiskSize: file.size,
     };
     const [committed] = await state.commitEntries([entry]);
     await state.dropPending(key);

@@ -1,3 +1,7 @@
+import type { ArchiveForm, CorrelationDataset } from '../../model/manifest.js';
+
+export type { ArchiveForm, CorrelationDataset } from '../../model/manifest.js';
+
 /**
  * The archive's key layout (relative to the sink's prefix). Hive-style `name=value` directories let DuckDB,
  * Trino, Athena and Spark prune by server and date; each dataset has its own top directory, so a table
@@ -17,12 +21,8 @@
  * (files: from its name, else its last write). An object name never changes once committed: a later version of a log file gets `.v2`,
  * `.v3` before its suffix, and the manifest entry says which key it supersedes.
  */
-export type ArchiveForm = 'files' | 'ndjson' | 'parquet';
 
 export const DATASET: Record<ArchiveForm, string> = { files: 'logs', parquet: 'pgaudit', ndjson: 'pgaudit-ndjson' };
-
-/** What the event forms archive besides the events: the correlation of the same source ranges. */
-export type CorrelationDataset = 'sessions' | 'logon_failures' | 'statement_errors';
 
 export const CORRELATION_DATASETS: Record<CorrelationDataset, Record<'parquet' | 'ndjson', string>> = {
   sessions: { parquet: 'sessions', ndjson: 'sessions-ndjson' },
@@ -74,7 +74,16 @@ export function fileKey(server: string, date: string, name: string, suffix: stri
  * Key of the events of one source range on one date (forms parquet, ndjson), or of the range's sessions, logon
  * failures or statement errors (`dataset`).
  */
-export function eventsKey(form: 'parquet' | 'ndjson', server: string, date: string, sourceName: string, fingerprint: string, startOffset: number, attempt = 1, dataset?: CorrelationDataset): string {
+export function eventsKey(
+  form: 'parquet' | 'ndjson',
+  server: string,
+  date: string,
+  sourceName: string,
+  fingerprint: string,
+  startOffset: number,
+  attempt = 1,
+  dataset?: CorrelationDataset,
+): string {
   const stem = safeName(sourceName).replace(/\.(csv|json|log)(\.gz|\.zst)?$/, '');
   const ext = form === 'parquet' ? '.parquet' : '.ndjson.gz';
   const dir = dataset ? `${CORRELATION_DATASETS[dataset][form]}/server=${partitionValue(server)}/date=${date}/` : partitionDir(form, server, date);

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { ArchiveForm, CorrelationDataset } from './layout.js';
+import type { ManifestEntry } from '../../model/manifest.js';
+
+export type { ManifestEntry, SourceIdentity } from '../../model/manifest.js';
 
 /**
  * The manifest: one JSON line per archived object, saying what it holds and how to check it. It is kept in
@@ -11,64 +13,6 @@ import type { ArchiveForm, CorrelationDataset } from './layout.js';
  * last sequence number, and the key and SHA-256 of the writer's previous part — a hash chain, so a part
  * that goes missing or is altered is noticed — then the entries in sequence order.
  */
-export interface SourceIdentity {
-  kind: 'pg_logs' | 'rds_logs';
-  server: string;
-  /** The log file's name (RDS: LogFileName). */
-  name: string;
-  /** Where it was read: a local path, or rds:<region>/<instance>/<LogFileName>. */
-  location: string;
-  /** Hash of the file's first line (the content identity auditship checkpoints by). */
-  fingerprint: string;
-  /** Size and last write of the source file when it was archived (files form). */
-  size?: number;
-  last_written?: string;
-}
-
-export interface ManifestEntry {
-  v: 1;
-  writer: string;
-  seq: number;
-  key: string;
-  form: ArchiveForm;
-  size: number;
-  sha256: string;
-  md5: string;
-  etag: string;
-  version_id?: string;
-  parts: number;
-  storage_class: string;
-  compression?: 'gzip' | 'zstd' | 'none';
-  sse?: string;
-  object_lock?: { mode: string; retain_until: string };
-  source: SourceIdentity;
-  /** Bytes of the source's (decompressed) content the object holds: [start, end). */
-  range: { unit: 'bytes'; start: number; end: number };
-  /** pgaudit events in the object (events forms; files form when the file was parsed in the same run). */
-  events?: number;
-  /**
-   * Forms parquet and ndjson: what the object holds when it is not the events (then `events` is 0) — the range's
-   * sessions, logon failures or statement errors — and its rows.
-   */
-  dataset?: CorrelationDataset;
-  rows?: number;
-  /**
-   * Form parquet: the object is NDJSON.gz (the ndjson form's lines) of records Parquet could not take, each
-   * with the reason (under pgaudit-rejects/); its `events` count with the range's.
-   */
-  rejected?: { session_id: string; session_line_num: number; reason: string }[];
-  /** Lines of the source file (files form). */
-  lines?: number;
-  first_event_time?: string | null;
-  last_event_time?: string | null;
-  /** SHA-256 of the original file's bytes (files form): what the object decompresses to. */
-  content_sha256?: string;
-  /** How the file was fetched (rds_logs): the whole-file REST download, or portions (with truncated lines). */
-  download?: { method: 'complete' | 'portion'; truncated_lines?: number };
-  supersedes?: string;
-  archived_at: string;
-}
-
 export interface ManifestHeader {
   manifest_part: 1;
   writer: string;
@@ -99,10 +43,16 @@ export function parsePart(body: Buffer): ParsedPart {
   lines.forEach((line, i) => {
     if (!line.trim()) return;
     let v: unknown;
-    try { v = JSON.parse(line); } catch { out.bad++; return; }
+    try {
+      v = JSON.parse(line);
+    } catch {
+      out.bad++;
+      return;
+    }
     const o = v as Record<string, unknown>;
     if (i === 0 && o['manifest_part'] === 1) out.header = o as unknown as ManifestHeader;
-    else if (o['v'] === 1 && typeof o['key'] === 'string' && typeof o['sha256'] === 'string' && typeof o['size'] === 'number') out.entries.push(o as unknown as ManifestEntry);
+    else if (o['v'] === 1 && typeof o['key'] === 'string' && typeof o['sha256'] === 'string' && typeof o['size'] === 'number')
+      out.entries.push(o as unknown as ManifestEntry);
     else out.bad++;
   });
   return out;

@@ -23,7 +23,8 @@ export class LocalStore implements ObjectStore {
 
   private pathOf(key: string): string {
     const p = resolve(this.root, key);
-    if (p !== this.root && !p.startsWith(this.root + sep)) throw new ConnectorError('archive', 'bad_key', `object key ${key} leaves the archive directory`, false);
+    if (p !== this.root && !p.startsWith(this.root + sep))
+      throw new ConnectorError('archive', 'bad_key', `object key ${key} leaves the archive directory`, false);
     return p;
   }
 
@@ -32,7 +33,13 @@ export class LocalStore implements ObjectStore {
       await fsp.mkdir(this.root, { recursive: true });
       await fsp.access(this.root, constants.W_OK | constants.R_OK);
     } catch (err) {
-      throw new ConnectorError('archive', 'directory_unwritable', describeFileError(err, this.root, 'opening the archive directory') ?? `cannot use ${this.root} as the archive directory: ${(err as Error).message}`, false, { cause: err });
+      throw new ConnectorError(
+        'archive',
+        'directory_unwritable',
+        describeFileError(err, this.root, 'opening the archive directory') ?? `cannot use ${this.root} as the archive directory: ${(err as Error).message}`,
+        false,
+        { cause: err },
+      );
     }
   }
 
@@ -129,7 +136,9 @@ export class LocalStore implements ObjectStore {
 
   async delete(key: string): Promise<void> {
     const path = this.pathOf(key);
-    await fsp.rm(path, { force: true }).catch((err: unknown) => { throw fileError(err, path, 'removing an archive object'); });
+    await fsp.rm(path, { force: true }).catch((err: unknown) => {
+      throw fileError(err, path, 'removing an archive object');
+    });
     // Temp files of an interrupted write of this key.
     const dir = dirname(path);
     const base = `.${path.slice(dir.length + 1)}.partial-`;
@@ -141,7 +150,6 @@ export class LocalStore implements ObjectStore {
 
   close(): void {}
 }
-
 
 async function syncDir(dir: string): Promise<void> {
   let fh: FileHandle | undefined;
@@ -157,5 +165,7 @@ async function syncDir(dir: string): Promise<void> {
 
 function fileError(err: unknown, path: string, action: string): ConnectorError {
   if (err instanceof ConnectorError) return err;
-  return new ConnectorError('archive', 'file_error', describeFileError(err, path, action) ?? `${action} failed on ${path}: ${(err as Error).message}`, false, { cause: err });
+  return new ConnectorError('archive', 'file_error', describeFileError(err, path, action) ?? `${action} failed on ${path}: ${(err as Error).message}`, false, {
+    cause: err,
+  });
 }

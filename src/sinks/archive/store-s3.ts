@@ -1,11 +1,32 @@
 import { createHash } from 'node:crypto';
 import {
-  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CreateMultipartUploadCommand, DeleteObjectCommand, GetObjectCommand,
-  HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, UploadPartCommand,
-  type CompletedPart, type ObjectLockMode, type ServerSideEncryption, type StorageClass,
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  type CompletedPart,
+  type ServerSideEncryption,
+  type StorageClass,
 } from '@aws-sdk/client-s3';
 import { ConnectorError } from '../../core/errors.js';
-import { etagMatches, isMd5Etag, ObjectHasher, type ListedObject, type ObjectHead, type ObjectStore, type ObjectWriter, type PutOptions, type StoredObject } from './store.js';
+import {
+  etagMatches,
+  isMd5Etag,
+  ObjectHasher,
+  type ListedObject,
+  type ObjectHead,
+  type ObjectStore,
+  type ObjectWriter,
+  type PutOptions,
+  type StoredObject,
+} from './store.js';
 
 /**
  * An S3-compatible bucket as an object store, on the AWS SDK v3 S3 client (standard credential chain,
@@ -93,7 +114,7 @@ export class S3Store implements ObjectStore {
       ...(cls && cls !== 'STANDARD' ? { StorageClass: cls as StorageClass } : {}),
       ...(o.sse ? { ServerSideEncryption: o.sse as ServerSideEncryption } : {}),
       ...(o.sse === 'aws:kms' && o.sseKmsKeyId ? { SSEKMSKeyId: o.sseKmsKeyId } : {}),
-      ...(o.objectLock ? { ObjectLockMode: o.objectLock.mode as ObjectLockMode, ObjectLockRetainUntilDate: new Date(Date.now() + o.objectLock.days * 86_400_000) } : {}),
+      ...(o.objectLock ? { ObjectLockMode: o.objectLock.mode, ObjectLockRetainUntilDate: new Date(Date.now() + o.objectLock.days * 86_400_000) } : {}),
     };
   }
 
@@ -127,7 +148,7 @@ export class S3Store implements ObjectStore {
     let uploadId: string | undefined;
     const completed: CompletedPart[] = [];
     const inflight = new Set<Promise<void>>();
-    let failure: unknown = null;
+    let failure: ConnectorError | null = null;
     let finished = false;
 
     const startUpload = async () => {
@@ -145,9 +166,17 @@ export class S3Store implements ObjectStore {
       const md5 = hasher.addPart(body);
       const p = (async () => {
         try {
-          const r = await this.client.send(new UploadPartCommand({
-            Bucket: this.options.bucket, Key: fullKey, UploadId: uploadId, PartNumber: partNumber, Body: body, ContentMD5: md5.toString('base64'), ContentLength: length,
-          }));
+          const r = await this.client.send(
+            new UploadPartCommand({
+              Bucket: this.options.bucket,
+              Key: fullKey,
+              UploadId: uploadId,
+              PartNumber: partNumber,
+              Body: body,
+              ContentMD5: md5.toString('base64'),
+              ContentLength: length,
+            }),
+          );
           completed.push({ PartNumber: partNumber, ETag: r.ETag });
         } catch (err) {
           failure ??= this.error(err, 'UploadPart', key);
@@ -164,14 +193,17 @@ export class S3Store implements ObjectStore {
       while (inflight.size >= this.options.concurrency) await Promise.race(inflight);
       if (failure) throw failure;
       const partNumber = hasher.partMd5s.length + 1;
-      if (partNumber > 10_000) throw new ConnectorError('archive', 'object_too_large', `${key} would need more than 10,000 parts of ${partSize} bytes; raise part_size`, false);
+      if (partNumber > 10_000)
+        throw new ConnectorError('archive', 'object_too_large', `${key} would need more than 10,000 parts of ${partSize} bytes; raise part_size`, false);
       sendPart(part, fill, partNumber);
       part = takePart(partSize);
       fill = 0;
     };
 
     return {
-      get uploadId() { return uploadId; },
+      get uploadId() {
+        return uploadId;
+      },
       async write(chunk: Buffer) {
         if (failure) throw failure;
         hasher.update(chunk);
@@ -204,7 +236,9 @@ export class S3Store implements ObjectStore {
           if (failure) throw failure;
           completed.sort((a, b) => a.PartNumber! - b.PartNumber!);
           try {
-            const r = await store.client.send(new CompleteMultipartUploadCommand({ Bucket: store.options.bucket, Key: fullKey, UploadId: uploadId, MultipartUpload: { Parts: completed } }));
+            const r = await store.client.send(
+              new CompleteMultipartUploadCommand({ Bucket: store.options.bucket, Key: fullKey, UploadId: uploadId, MultipartUpload: { Parts: completed } }),
+            );
             etag = r.ETag ?? '';
             versionId = r.VersionId;
           } catch (err) {
@@ -215,11 +249,22 @@ export class S3Store implements ObjectStore {
         givePart(part);
         const d = hasher.digest();
         if (store.options.sse !== 'aws:kms' && isMd5Etag(etag) && !etagMatches(etag, d.md5, d.multipartEtag)) {
-          throw new ConnectorError('archive', 'upload_corrupt', `${store.where}${key}: the store's ETag ${etag} does not match what was sent (md5 ${d.md5}); the object is damaged and will be written again`, true);
+          throw new ConnectorError(
+            'archive',
+            'upload_corrupt',
+            `${store.where}${key}: the store's ETag ${etag} does not match what was sent (md5 ${d.md5}); the object is damaged and will be written again`,
+            true,
+          );
         }
         return {
-          key, size: hasher.size, sha256: d.sha256, md5: d.md5, etag, parts: Math.max(1, hasher.partMd5s.length),
-          storageClass: options.storageClass ?? store.options.storageClass, ...(versionId ? { versionId } : {}),
+          key,
+          size: hasher.size,
+          sha256: d.sha256,
+          md5: d.md5,
+          etag,
+          parts: Math.max(1, hasher.partMd5s.length),
+          storageClass: options.storageClass ?? store.options.storageClass,
+          ...(versionId ? { versionId } : {}),
         };
       },
       async abort() {
@@ -242,8 +287,11 @@ export class S3Store implements ObjectStore {
     try {
       const r = await this.client.send(new HeadObjectCommand({ Bucket: this.options.bucket, Key: this.key(key), ChecksumMode: 'ENABLED' }));
       return {
-        size: Number(r.ContentLength ?? 0), etag: r.ETag ?? '', storageClass: r.StorageClass ?? 'STANDARD',
-        ...(r.VersionId ? { versionId: r.VersionId } : {}), ...(r.ChecksumSHA256 ? { checksumSha256: r.ChecksumSHA256 } : {}),
+        size: Number(r.ContentLength ?? 0),
+        etag: r.ETag ?? '',
+        storageClass: r.StorageClass ?? 'STANDARD',
+        ...(r.VersionId ? { versionId: r.VersionId } : {}),
+        ...(r.ChecksumSHA256 ? { checksumSha256: r.ChecksumSHA256 } : {}),
         ...(r.LastModified ? { lastModified: r.LastModified } : {}),
       };
     } catch (err) {
@@ -273,7 +321,9 @@ export class S3Store implements ObjectStore {
     do {
       let r;
       try {
-        r = await this.client.send(new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: this.key(prefix), ...(token ? { ContinuationToken: token } : {}) }));
+        r = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.options.bucket, Prefix: this.key(prefix), ...(token ? { ContinuationToken: token } : {}) }),
+        );
       } catch (err) {
         throw this.error(err, 'ListObjectsV2', prefix);
       }
@@ -318,27 +368,58 @@ export class S3Store implements ObjectStore {
     const endpoint = this.options.endpoint ?? `the AWS endpoint of region ${this.options.region}`;
     const c = (id: string, msg: string, retryable = false) => new ConnectorError('archive', id, msg, retryable, { cause: err });
     if (e.name === 'CredentialsProviderError' || /Could not load credentials/i.test(e.message ?? '')) {
-      return c('no_credentials', `no AWS credentials for ${where}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), AWS_PROFILE, or run with an instance or task role`);
+      return c(
+        'no_credentials',
+        `no AWS credentials for ${where}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), AWS_PROFILE, or run with an instance or task role`,
+      );
     }
     switch (code) {
-      case 'InvalidAccessKeyId': return c('bad_credentials', `${endpoint} does not know the access key (InvalidAccessKeyId, ${op} ${where}); check AWS_ACCESS_KEY_ID or the profile`);
-      case 'SignatureDoesNotMatch': return c('bad_credentials', `the secret key does not match the access key (SignatureDoesNotMatch, ${op} ${where}); check AWS_SECRET_ACCESS_KEY`);
-      case 'ExpiredToken': case 'TokenRefreshRequired': return c('expired_credentials', `the session token has expired (${code}, ${op} ${where}); refresh the temporary credentials`);
-      case 'InvalidToken': return c('bad_credentials', `the session token is not valid (InvalidToken, ${op} ${where}); check AWS_SESSION_TOKEN`);
-      case 'AccessDenied': case 'Forbidden': case 'AllAccessDisabled':
-        return c('permission_denied', `access denied: ${op} on ${where} (${code}); grant s3:${op === 'HeadBucket' ? 'ListBucket' : op === 'CreateMultipartUpload' || op === 'UploadPart' || op === 'CompleteMultipartUpload' ? 'PutObject' : op.replace(/V2$/, '').replace('ListObjects', 'ListBucket')}${this.options.sse === 'aws:kms' ? ' and kms:GenerateDataKey / kms:Decrypt on the key' : ''} to the credentials`);
-      case 'NoSuchBucket': return c('no_bucket', `bucket ${this.options.bucket} does not exist at ${endpoint}; create it or fix bucket/endpoint`);
-      case 'PermanentRedirect': case 'AuthorizationHeaderMalformed': case 'IllegalLocationConstraintException':
-        return c('wrong_region', `bucket ${this.options.bucket} is not in region ${this.options.region}${e.$response?.headers?.['x-amz-bucket-region'] ? ` (it is in ${e.$response.headers['x-amz-bucket-region']})` : ''}; set region`);
-      case 'InvalidStorageClass': return c('bad_storage_class', `${endpoint} does not accept storage class ${this.options.storageClass} (${op} ${where}); choose another storage_class`);
-      case 'InvalidObjectState': return c('cold_object', `${where} is in a cold storage class and must be restored before it can be read (InvalidObjectState)`);
-      case 'NoSuchKey': return c('missing_object', `${where} does not exist (NoSuchKey)`);
-      case 'InvalidRequest': case 'InvalidArgument':
-        return c('refused', `${endpoint} refused ${op} on ${where} (${code}: ${(e.message ?? '').split('\n')[0]})${this.options.objectLock ? '; Object Lock needs a bucket created with Object Lock enabled' : ''}`);
+      case 'InvalidAccessKeyId':
+        return c('bad_credentials', `${endpoint} does not know the access key (InvalidAccessKeyId, ${op} ${where}); check AWS_ACCESS_KEY_ID or the profile`);
+      case 'SignatureDoesNotMatch':
+        return c('bad_credentials', `the secret key does not match the access key (SignatureDoesNotMatch, ${op} ${where}); check AWS_SECRET_ACCESS_KEY`);
+      case 'ExpiredToken':
+      case 'TokenRefreshRequired':
+        return c('expired_credentials', `the session token has expired (${code}, ${op} ${where}); refresh the temporary credentials`);
+      case 'InvalidToken':
+        return c('bad_credentials', `the session token is not valid (InvalidToken, ${op} ${where}); check AWS_SESSION_TOKEN`);
+      case 'AccessDenied':
+      case 'Forbidden':
+      case 'AllAccessDisabled':
+        return c(
+          'permission_denied',
+          `access denied: ${op} on ${where} (${code}); grant s3:${op === 'HeadBucket' ? 'ListBucket' : op === 'CreateMultipartUpload' || op === 'UploadPart' || op === 'CompleteMultipartUpload' ? 'PutObject' : op.replace(/V2$/, '').replace('ListObjects', 'ListBucket')}${this.options.sse === 'aws:kms' ? ' and kms:GenerateDataKey / kms:Decrypt on the key' : ''} to the credentials`,
+        );
+      case 'NoSuchBucket':
+        return c('no_bucket', `bucket ${this.options.bucket} does not exist at ${endpoint}; create it or fix bucket/endpoint`);
+      case 'PermanentRedirect':
+      case 'AuthorizationHeaderMalformed':
+      case 'IllegalLocationConstraintException':
+        return c(
+          'wrong_region',
+          `bucket ${this.options.bucket} is not in region ${this.options.region}${e.$response?.headers?.['x-amz-bucket-region'] ? ` (it is in ${e.$response.headers['x-amz-bucket-region']})` : ''}; set region`,
+        );
+      case 'InvalidStorageClass':
+        return c('bad_storage_class', `${endpoint} does not accept storage class ${this.options.storageClass} (${op} ${where}); choose another storage_class`);
+      case 'InvalidObjectState':
+        return c('cold_object', `${where} is in a cold storage class and must be restored before it can be read (InvalidObjectState)`);
+      case 'NoSuchKey':
+        return c('missing_object', `${where} does not exist (NoSuchKey)`);
+      case 'InvalidRequest':
+      case 'InvalidArgument':
+        return c(
+          'refused',
+          `${endpoint} refused ${op} on ${where} (${code}: ${(e.message ?? '').split('\n')[0]})${this.options.objectLock ? '; Object Lock needs a bucket created with Object Lock enabled' : ''}`,
+        );
     }
-    if (status === 404 && op === 'HeadBucket') return c('no_bucket', `bucket ${this.options.bucket} does not exist at ${endpoint}; create it or fix bucket/endpoint`);
+    if (status === 404 && op === 'HeadBucket')
+      return c('no_bucket', `bucket ${this.options.bucket} does not exist at ${endpoint}; create it or fix bucket/endpoint`);
     if (status === 403) return c('permission_denied', `access denied (403): ${op} on ${where}; check the credentials' permissions on the bucket`);
-    if (status === 301) return c('wrong_region', `bucket ${this.options.bucket} is not in region ${this.options.region}${e.$response?.headers?.['x-amz-bucket-region'] ? ` (it is in ${e.$response.headers['x-amz-bucket-region']})` : ''}; set region`);
+    if (status === 301)
+      return c(
+        'wrong_region',
+        `bucket ${this.options.bucket} is not in region ${this.options.region}${e.$response?.headers?.['x-amz-bucket-region'] ? ` (it is in ${e.$response.headers['x-amz-bucket-region']})` : ''}; set region`,
+      );
     const net = e.code ?? (e as { errno?: string }).errno ?? '';
     if (/ECONNREFUSED|ENOTFOUND|EAI_AGAIN|ECONNRESET|ETIMEDOUT|EPIPE|socket hang up/i.test(`${net} ${e.message}`) || e.name === 'TimeoutError') {
       return c('unreachable', `cannot reach ${endpoint} for ${op} on ${where}: ${(e.message ?? net).split('\n')[0]}`, true);

@@ -103,9 +103,7 @@ export class ObjectHasher {
 
   digest(): { sha256: string; md5: string; multipartEtag: string | null } {
     const md5 = this.md5.digest('hex');
-    const multipartEtag = this.partMd5s.length > 0
-      ? `${createHash('md5').update(Buffer.concat(this.partMd5s)).digest('hex')}-${this.partMd5s.length}`
-      : null;
+    const multipartEtag = this.partMd5s.length > 0 ? `${createHash('md5').update(Buffer.concat(this.partMd5s)).digest('hex')}-${this.partMd5s.length}` : null;
     return { sha256: this.sha.digest('hex'), md5, multipartEtag };
   }
 }

@@ -49,7 +49,11 @@ export interface VerifyReport {
 async function sha256Of(chunks: AsyncIterable<Buffer>, onBytes?: (n: number) => void): Promise<{ sha256: string; size: number }> {
   const h = createHash('sha256');
   let size = 0;
-  for await (const c of chunks) { h.update(c); size += c.length; onBytes?.(c.length); }
+  for await (const c of chunks) {
+    h.update(c);
+    size += c.length;
+    onBytes?.(c.length);
+  }
   return { sha256: h.digest('hex'), size };
 }
 
@@ -57,7 +61,9 @@ async function contentSha256(chunks: AsyncIterable<Buffer>, compression: string)
   const h = createHash('sha256');
   if (compression === 'gzip') {
     const gz = createGunzip();
-    const done = (async () => { for await (const c of gz) h.update(c as Buffer); })();
+    const done = (async () => {
+      for await (const c of gz) h.update(c as Buffer);
+    })();
     for await (const c of chunks) if (!gz.write(c)) await new Promise((r) => gz.once('drain', r));
     gz.end();
     await done;
@@ -72,8 +78,22 @@ async function contentSha256(chunks: AsyncIterable<Buffer>, compression: string)
 }
 
 export async function verifyArchive(store: ObjectStore, options: VerifyOptions): Promise<VerifyReport> {
-  const report: VerifyReport = { archive: store.where, manifestParts: 0, entries: 0, objects: 0, verifiedByHash: 0, verifiedByHead: 0, bytesHashed: 0, ok: 0, problems: [], unlisted: [] };
-  const problem = (p: VerifyProblem) => { report.problems.push(p); options.onProblem?.(p); };
+  const report: VerifyReport = {
+    archive: store.where,
+    manifestParts: 0,
+    entries: 0,
+    objects: 0,
+    verifiedByHash: 0,
+    verifiedByHead: 0,
+    bytesHashed: 0,
+    ok: 0,
+    problems: [],
+    unlisted: [],
+  };
+  const problem = (p: VerifyProblem) => {
+    report.problems.push(p);
+    options.onProblem?.(p);
+  };
 
   // 1. The manifest parts and their chains.
   const parts: { key: string; header: ManifestHeader | null; sha256: string; entries: ManifestEntry[] }[] = [];
@@ -94,7 +114,12 @@ export async function verifyArchive(store: ObjectStore, options: VerifyOptions):
     parts.push({ key: o.key, header: parsed.header, sha256: parsed.sha256, entries: parsed.entries });
   }
   if (parts.length === 0) {
-    throw new ConnectorError('archive', 'no_manifest', `${store.where} holds no manifest (nothing under ${MANIFEST_DIR}/${options.server ? ` for server ${options.server}` : ''}): not an auditship archive, or the wrong prefix`, false);
+    throw new ConnectorError(
+      'archive',
+      'no_manifest',
+      `${store.where} holds no manifest (nothing under ${MANIFEST_DIR}/${options.server ? ` for server ${options.server}` : ''}): not an auditship archive, or the wrong prefix`,
+      false,
+    );
   }
   const chains = new Map<string, typeof parts>();
   for (const p of parts) {
@@ -109,15 +134,27 @@ export async function verifyArchive(store: ObjectStore, options: VerifyOptions):
       const h = p.header!;
       const expectedFirst = prev ? prev.header!.last_seq + 1 : 1;
       if (h.first_seq !== expectedFirst) {
-        problem({ kind: 'manifest', key: p.key, reason: `manifest entries ${expectedFirst}..${h.first_seq - 1} of writer ${h.writer} (server ${h.server}) are missing: a manifest part was deleted` });
+        problem({
+          kind: 'manifest',
+          key: p.key,
+          reason: `manifest entries ${expectedFirst}..${h.first_seq - 1} of writer ${h.writer} (server ${h.server}) are missing: a manifest part was deleted`,
+        });
       } else if (prev && (h.prev_key !== prev.key || h.prev_sha256 !== prev.sha256)) {
-        problem({ kind: 'manifest', key: prev.key, reason: `manifest part was altered: the next part records SHA-256 ${h.prev_sha256}, it has ${prev.sha256}` });
+        problem({
+          kind: 'manifest',
+          key: prev.key,
+          reason: `manifest part was altered: the next part records SHA-256 ${h.prev_sha256}, it has ${prev.sha256}`,
+        });
       } else if (!prev && h.prev_key !== null) {
         problem({ kind: 'manifest', key: p.key, reason: `the manifest part before it (${h.prev_key}) is missing` });
       }
       const seqs = p.entries.map((e) => e.seq);
       if (p.entries.length !== h.entries || seqs.some((s, i) => s !== h.first_seq + i) || h.last_seq !== h.first_seq + h.entries - 1) {
-        problem({ kind: 'manifest', key: p.key, reason: `manifest part holds ${p.entries.length} entries, its header says ${h.entries} (${h.first_seq}..${h.last_seq})` });
+        problem({
+          kind: 'manifest',
+          key: p.key,
+          reason: `manifest part holds ${p.entries.length} entries, its header says ${h.entries} (${h.first_seq}..${h.last_seq})`,
+        });
       }
       prev = p;
     }
@@ -125,11 +162,12 @@ export async function verifyArchive(store: ObjectStore, options: VerifyOptions):
 
   // 2. The objects: the latest entry per key.
   const latest = new Map<string, ManifestEntry>();
-  for (const p of parts) for (const e of p.entries) {
-    report.entries++;
-    const cur = latest.get(e.key);
-    if (!cur || e.archived_at > cur.archived_at || (e.archived_at === cur.archived_at && e.seq > cur.seq)) latest.set(e.key, e);
-  }
+  for (const p of parts)
+    for (const e of p.entries) {
+      report.entries++;
+      const cur = latest.get(e.key);
+      if (!cur || e.archived_at > cur.archived_at || (e.archived_at === cur.archived_at && e.seq > cur.seq)) latest.set(e.key, e);
+    }
   report.objects = latest.size;
   const queue = [...latest.values()];
   let next = 0;
@@ -141,31 +179,57 @@ export async function verifyArchive(store: ObjectStore, options: VerifyOptions):
       problem({ kind: 'unreadable', key: e.key, reason: (err as Error).message });
       return;
     }
-    if (!head) { problem({ kind: 'missing', key: e.key, reason: `in the manifest (seq ${e.seq}, ${e.size} bytes) but not in the archive` }); return; }
-    if (head.size !== e.size) { problem({ kind: 'corrupt', key: e.key, reason: `size ${head.size}, the manifest says ${e.size}` }); return; }
+    if (!head) {
+      problem({ kind: 'missing', key: e.key, reason: `in the manifest (seq ${e.seq}, ${e.size} bytes) but not in the archive` });
+      return;
+    }
+    if (head.size !== e.size) {
+      problem({ kind: 'corrupt', key: e.key, reason: `size ${head.size}, the manifest says ${e.size}` });
+      return;
+    }
     const byHead = async () => {
-      if (head.etag && e.etag && head.etag !== e.etag) { problem({ kind: 'corrupt', key: e.key, reason: `ETag ${head.etag}, the manifest says ${e.etag} (the object was replaced or altered)` }); return; }
+      if (head.etag && e.etag && head.etag !== e.etag) {
+        problem({ kind: 'corrupt', key: e.key, reason: `ETag ${head.etag}, the manifest says ${e.etag} (the object was replaced or altered)` });
+        return;
+      }
       report.verifiedByHead++;
       report.ok++;
     };
-    if (options.quick || COLD_CLASSES.has(head.storageClass)) { await byHead(); return; }
+    if (options.quick || COLD_CLASSES.has(head.storageClass)) {
+      await byHead();
+      return;
+    }
     try {
-      const { sha256, size } = await sha256Of(store.read(e.key), (n) => { report.bytesHashed += n; options.onBytes?.(n); });
-      if (size !== e.size || sha256 !== e.sha256) { problem({ kind: 'corrupt', key: e.key, reason: `SHA-256 ${sha256} (${size} bytes), the manifest says ${e.sha256}` }); return; }
+      const { sha256, size } = await sha256Of(store.read(e.key), (n) => {
+        report.bytesHashed += n;
+        options.onBytes?.(n);
+      });
+      if (size !== e.size || sha256 !== e.sha256) {
+        problem({ kind: 'corrupt', key: e.key, reason: `SHA-256 ${sha256} (${size} bytes), the manifest says ${e.sha256}` });
+        return;
+      }
       if (options.deep && e.form === 'files' && e.content_sha256) {
         const content = await contentSha256(store.read(e.key), e.compression ?? 'none');
-        if (content !== e.content_sha256) { problem({ kind: 'corrupt', key: e.key, reason: `decompressed content has SHA-256 ${content}, the original file had ${e.content_sha256}` }); return; }
+        if (content !== e.content_sha256) {
+          problem({ kind: 'corrupt', key: e.key, reason: `decompressed content has SHA-256 ${content}, the original file had ${e.content_sha256}` });
+          return;
+        }
       }
       report.verifiedByHash++;
       report.ok++;
     } catch (err) {
-      if (err instanceof ConnectorError && err.code === 'cold_object') { await byHead(); return; }
+      if (err instanceof ConnectorError && err.code === 'cold_object') {
+        await byHead();
+        return;
+      }
       problem({ kind: 'unreadable', key: e.key, reason: (err as Error).message });
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, options.concurrency) }, async () => {
-    while (next < queue.length) await checkOne(queue[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.max(1, options.concurrency) }, async () => {
+      while (next < queue.length) await checkOne(queue[next++]!);
+    }),
+  );
 
   // 3. Objects no entry mentions.
   for (const dataset of ALL_DATASETS) {

@@ -4,8 +4,9 @@ import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Logger } from '../../core/log.js';
-import { insertDeadLetters, sqlString, translateWriteError, usToTimestamptz, type Database, type DeadLetterRow } from './database.js';
-import { US, stageCsvOptions, stageText } from './stage.js';
+import { insertDeadLetters, translateWriteError, type Database, type DeadLetterRow } from './database.js';
+import { sqlString, usToTimestamptz } from '../../duckdb/sql.js';
+import { US, stageCsvOptions, stageText } from '../../duckdb/stage.js';
 
 /**
  * Application audit events (sql_outbox, django_auditlog) in DuckDB:
@@ -56,14 +57,36 @@ CREATE TABLE IF NOT EXISTS app_sources (
 
 /** The identity fingerprint of a message: md5 of the message text, LF, and created_at (epoch µs, or empty). */
 export function fingerprint(message: string, createdUs: number | null): string {
-  return createHash('md5').update(message).update('\n').update(createdUs === null ? '' : String(createdUs)).digest('hex');
+  return createHash('md5')
+    .update(message)
+    .update('\n')
+    .update(createdUs === null ? '' : String(createdUs))
+    .digest('hex');
 }
 
 /** Times are epoch microseconds (UTC). */
-export interface AppEvent { id: string; message: string; created: number | null; eventTime: number }
+export interface AppEvent {
+  id: string;
+  message: string;
+  created: number | null;
+  eventTime: number;
+}
 /** Events written to a stage file by stage(), waiting for append(). */
-export interface StagedEvents { file: string; rows: number; lo: bigint | null; hi: bigint | null; allIntegers: boolean; longest: number }
-export interface AppQuarantined { id: string; reason: string; raw: string; created: number | null; fingerprint: string }
+export interface StagedEvents {
+  file: string;
+  rows: number;
+  lo: bigint | null;
+  hi: bigint | null;
+  allIntegers: boolean;
+  longest: number;
+}
+export interface AppQuarantined {
+  id: string;
+  reason: string;
+  raw: string;
+  created: number | null;
+  fingerprint: string;
+}
 
 const INTEGER = /^-?\d{1,18}$/;
 const CHECKPOINT_THRESHOLD = process.env['AUDITSHIP_CHECKPOINT_THRESHOLD'] ?? '128MB';
@@ -77,7 +100,11 @@ export class AppEventsSink {
   /** Highest integer row id stored per source: a chunk entirely above it needs no identity check. */
   private maxNums = new Map<string, bigint | null>();
 
-  private constructor(private readonly db: Database, private readonly ownsDb: boolean, private readonly log: Logger) {}
+  private constructor(
+    private readonly db: Database,
+    private readonly ownsDb: boolean,
+    private readonly log: Logger,
+  ) {}
 
   static async open(db: Database, log: Logger, ownsDb = false): Promise<AppEventsSink> {
     const sink = new AppEventsSink(db, ownsDb, log);
@@ -99,7 +126,9 @@ export class AppEventsSink {
 
   /** Fingerprints of the rows quarantined for this source, by row id (the reader skips them). */
   async quarantinedRows(source: string, table: string): Promise<Map<string, Set<string>>> {
-    const r = await this.conn.runAndReadAll(`SELECT row_id, fingerprint FROM app_quarantine WHERE source_name = ${sqlString(source)} AND source_table = ${sqlString(table)} AND row_id IS NOT NULL`);
+    const r = await this.conn.runAndReadAll(
+      `SELECT row_id, fingerprint FROM app_quarantine WHERE source_name = ${sqlString(source)} AND source_table = ${sqlString(table)} AND row_id IS NOT NULL`,
+    );
     const out = new Map<string, Set<string>>();
     for (const [id, fp] of r.getRows()) {
       const k = String(id);
@@ -110,7 +139,9 @@ export class AppEventsSink {
   }
 
   async lastPurge(source: string, table: string): Promise<number | null> {
-    const r = await this.conn.runAndReadAll(`SELECT epoch_ms(last_purge_at) FROM app_sources WHERE source_name = ${sqlString(source)} AND source_table = ${sqlString(table)}`);
+    const r = await this.conn.runAndReadAll(
+      `SELECT epoch_ms(last_purge_at) FROM app_sources WHERE source_name = ${sqlString(source)} AND source_table = ${sqlString(table)}`,
+    );
     const v = r.getRows()[0]?.[0];
     return v === null || v === undefined ? null : Number(v);
   }
@@ -175,8 +206,12 @@ export class AppEventsSink {
             SELECT ${src}, ${tbl}, s.row_id, TRY_CAST(s.row_id AS BIGINT), ${fp}, ${usToTimestamptz('s.event_us')}, ${usToTimestamptz('s.created_us')}, s.message, now()
             FROM read_csv(${sqlString(file)}, ${stageCsvOptions(maxLine)},
                           columns = {'row_id': 'VARCHAR', 'message': 'VARCHAR', 'created_us': 'BIGINT', 'event_us': 'BIGINT'}) AS s
-            ${check ? `WHERE NOT EXISTS (SELECT 1 FROM app_events AS x WHERE x.source_name = ${src} AND x.source_table = ${tbl}
-                         ${allIntegers ? `AND x.row_num BETWEEN ${lo} AND ${hi}` : ''} AND x.row_id = s.row_id AND x.fingerprint = ${fp})` : ''}`);
+            ${
+              check
+                ? `WHERE NOT EXISTS (SELECT 1 FROM app_events AS x WHERE x.source_name = ${src} AND x.source_table = ${tbl}
+                         ${allIntegers ? `AND x.row_num BETWEEN ${lo} AND ${hi}` : ''} AND x.row_id = s.row_id AND x.fingerprint = ${fp})`
+                : ''
+            }`);
           stored = Number(r.rowsChanged);
         } finally {
           await unlink(file).catch(() => {});
@@ -202,7 +237,9 @@ export class AppEventsSink {
   private async maxNum(source: string, table: string): Promise<bigint | null> {
     const key = `${source}\u0000${table}`;
     if (this.maxNums.has(key)) return this.maxNums.get(key)!;
-    const r = await this.conn.runAndReadAll(`SELECT max(row_num)::VARCHAR FROM app_events WHERE source_name = ${sqlString(source)} AND source_table = ${sqlString(table)}`);
+    const r = await this.conn.runAndReadAll(
+      `SELECT max(row_num)::VARCHAR FROM app_events WHERE source_name = ${sqlString(source)} AND source_table = ${sqlString(table)}`,
+    );
     const v = r.getRows()[0]?.[0];
     const n = v === null || v === undefined ? null : BigInt(String(v));
     this.maxNums.set(key, n);

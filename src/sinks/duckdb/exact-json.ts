@@ -6,7 +6,7 @@
  * (DuckDB's own conversion, getRowsJson, gives every BIGINT as a string.)
  */
 import type { DuckDBDecimalValue, DuckDBResultReader, DuckDBValueConverter, Json } from '@duckdb/node-api';
-import { DuckDBTypeId, JsonDuckDBValueConverter } from './duckdb.js';
+import { DuckDBTypeId, JsonDuckDBValueConverter } from '../../duckdb/duckdb.js';
 
 const MAX_EXACT = BigInt(Number.MAX_SAFE_INTEGER);
 /** DBL_DIG: decimals of at most this many significant digits survive a trip through a double. */

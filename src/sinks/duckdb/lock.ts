@@ -44,7 +44,10 @@ export function lockHolders(path: string): LockHolder[] | null {
 export function describeHolder(pid: number): string {
   try {
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-    const shown = cmd.map((a) => a.replace(/^.*\/(bin\/auditship(\.js)?|dist\/cli\/main\.js)$/, 'auditship')).slice(0, 6).join(' ');
+    const shown = cmd
+      .map((a) => a.replace(/^.*\/(bin\/auditship(\.js)?|dist\/cli\/main\.js)$/, 'auditship'))
+      .slice(0, 6)
+      .join(' ');
     return `PID ${pid}: ${shown.length > 120 ? shown.slice(0, 117) + '...' : shown}`;
   } catch {
     return `PID ${pid}`;
@@ -64,13 +67,19 @@ const markerPath = (db: string) => `${resolve(db)}.writer-waiting`;
 
 /** Tells readers that a writer waits for the file: they start nothing new on it. */
 export function markWriterWaiting(db: string): void {
-  try { writeFileSync(markerPath(db), `${process.pid}\n`); } catch { /* a read-only directory: readers then just take longer */ }
+  try {
+    writeFileSync(markerPath(db), `${process.pid}\n`);
+  } catch {
+    /* a read-only directory: readers then just take longer */
+  }
 }
 
 export function clearWriterWaiting(db: string): void {
   try {
     if (Number(readFileSync(markerPath(db), 'utf8').trim()) === process.pid) rmSync(markerPath(db), { force: true });
-  } catch { /* none */ }
+  } catch {
+    /* none */
+  }
 }
 
 /** A live writer waits for the file (a marker left by a killed one is ignored). */

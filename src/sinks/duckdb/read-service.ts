@@ -11,7 +11,7 @@
 import { createServer, request, type Server } from 'node:http';
 import { lstatSync, unlinkSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
-import type { DuckDBConnection, DuckDBInstance } from './duckdb.js';
+import type { DuckDBConnection, DuckDBInstance } from '../../duckdb/duckdb.js';
 import { readSocketPath } from './lock.js';
 import { assertReadOnlySql, ReadOnlySqlError } from '../../query/read-only.js';
 import { jsonRows } from './exact-json.js';
@@ -29,7 +29,10 @@ export interface SqlOptions {
 /** A statement refused or failed: the caller's mistake, not a transport failure. */
 export class SqlError extends Error {
   /** `refused`: not run at all — not a single read statement (assertReadOnlySql); else it failed. */
-  constructor(message: string, readonly refused = false) {
+  constructor(
+    message: string,
+    readonly refused = false,
+  ) {
     super(message);
     this.name = 'SqlError';
   }
@@ -51,7 +54,12 @@ const READ_TYPES = new Set([1, 4]);
  * parser decides before anything is prepared (assertReadOnlySql): preparing can act already (EXPORT DATABASE
  * makes its directory), and an EXPLAIN ANALYZE prepares as an EXPLAIN whatever it runs.
  */
-export async function runReadOnly(conn: DuckDBConnection, sql: string, params: readonly (string | number | null)[] = [], options: SqlOptions = {}): Promise<SqlResult> {
+export async function runReadOnly(
+  conn: DuckDBConnection,
+  sql: string,
+  params: readonly (string | number | null)[] = [],
+  options: SqlOptions = {},
+): Promise<SqlResult> {
   try {
     await assertReadOnlySql(conn, sql);
   } catch (err) {
@@ -71,11 +79,11 @@ export async function runReadOnly(conn: DuckDBConnection, sql: string, params: r
   } catch (err) {
     throw new SqlError((err as Error).message.split('\n')[0]!);
   }
-  if (!READ_TYPES.has(prepared.statementType as number)) throw new SqlError('only reading statements (SELECT, EXPLAIN) are run on the store', true);
+  if (!READ_TYPES.has(prepared.statementType)) throw new SqlError('only reading statements (SELECT, EXPLAIN) are run on the store', true);
   try {
     if (params.length) prepared.bind(params as (string | number | null)[]);
     const result = await prepared.runAndReadAll();
-    return { columns: result.columnNames(), rows: options.exactNumbers ? jsonRows(result) : result.getRowsJson() as unknown[][] };
+    return { columns: result.columnNames(), rows: options.exactNumbers ? jsonRows(result) : result.getRowsJson() };
   } catch (err) {
     throw new SqlError((err as Error).message.split('\n')[0]!);
   } finally {
@@ -104,12 +112,19 @@ export async function serveReads(db: { path: string; instance: DuckDBInstance })
       res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(buf.length), Connection: 'close' });
       res.end(buf);
     };
-    if (req.method !== 'POST' || req.url !== '/sql') { reply(404, { error: 'POST /sql only' }); return; }
+    if (req.method !== 'POST' || req.url !== '/sql') {
+      reply(404, { error: 'POST /sql only' });
+      return;
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > MAX_REQUEST_BYTES) { reply(413, { error: 'request too large' }); req.destroy(); return; }
+      if (size > MAX_REQUEST_BYTES) {
+        reply(413, { error: 'request too large' });
+        req.destroy();
+        return;
+      }
       chunks.push(c);
     });
     req.on('end', () => {
@@ -121,13 +136,26 @@ export async function serveReads(db: { path: string; instance: DuckDBInstance })
         reply(400, { error: 'the request is not JSON' });
         return;
       }
-      const params = Array.isArray(body.params) ? body.params as (string | number | null)[] : [];
-      if (typeof body.sql !== 'string') { reply(400, { error: 'no sql given' }); return; }
-      if (closing) { reply(503, { error: 'the writer is finishing' }); return; }
+      const params = Array.isArray(body.params) ? (body.params as (string | number | null)[]) : [];
+      if (typeof body.sql !== 'string') {
+        reply(400, { error: 'no sql given' });
+        return;
+      }
+      if (closing) {
+        reply(503, { error: 'the writer is finishing' });
+        return;
+      }
       // One statement at a time on this connection.
       const run = chain.then(() => runReadOnly(conn, body.sql as string, params, { exactNumbers: body.exactNumbers === true }));
       chain = run.catch(() => {});
-      run.then((r) => reply(200, r), (err: unknown) => reply(err instanceof SqlError ? 400 : 500, { error: (err as Error).message.split('\n')[0], ...(err instanceof SqlError && err.refused ? { refused: true } : {}) }));
+      run.then(
+        (r) => reply(200, r),
+        (err: unknown) =>
+          reply(err instanceof SqlError ? 400 : 500, {
+            error: (err as Error).message.split('\n')[0],
+            ...(err instanceof SqlError && err.refused ? { refused: true } : {}),
+          }),
+      );
     });
   });
   removeStaleSocket(socket);
@@ -135,7 +163,14 @@ export async function serveReads(db: { path: string; instance: DuckDBInstance })
     server.once('error', reject);
     // umask 0177: the socket is 0600 from its first instant.
     const old = process.umask(0o177);
-    try { server.listen(socket, () => { server.off('error', reject); resolve(); }); } finally { process.umask(old); }
+    try {
+      server.listen(socket, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    } finally {
+      process.umask(old);
+    }
   });
   server.unref();
   return {
@@ -145,7 +180,11 @@ export async function serveReads(db: { path: string; instance: DuckDBInstance })
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       await chain; // the query running is answered (its connection then closes)
       await closed;
-      try { unlinkSync(socket); } catch { /* gone */ }
+      try {
+        unlinkSync(socket);
+      } catch {
+        /* gone */
+      }
       conn.closeSync();
     },
   };
@@ -155,7 +194,9 @@ export async function serveReads(db: { path: string; instance: DuckDBInstance })
 function removeStaleSocket(path: string): void {
   try {
     if (lstatSync(path).isSocket()) unlinkSync(path);
-  } catch { /* none */ }
+  } catch {
+    /* none */
+  }
 }
 
 /** Asks the writer of `db` to run `sql`; ServiceUnavailable when no writer answers there. */
@@ -163,24 +204,33 @@ export function remoteSql(db: string, sql: string, params: readonly (string | nu
   const socketPath = readSocketPath(db);
   const payload = Buffer.from(JSON.stringify({ sql, params, ...(options.exactNumbers ? { exactNumbers: true } : {}) }), 'utf8');
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath, agent: false, path: '/sql', method: 'POST', headers: { host: 'localhost', 'content-type': 'application/json', 'content-length': String(payload.length) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', (err) => reject(new ServiceUnavailable(err.message, { cause: err })));
-      res.on('end', () => {
-        let body: { error?: string; refused?: boolean } & Partial<SqlResult>;
-        try {
-          body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
-        } catch {
-          reject(new ServiceUnavailable(`the writer answered HTTP ${res.statusCode} with something that is not JSON`));
-          return;
-        }
-        if (res.statusCode === 200) resolve({ columns: body.columns ?? [], rows: body.rows ?? [] });
-        else if (res.statusCode === 400) reject(new SqlError(body.error ?? 'refused', body.refused === true));
-        else if (res.statusCode === 503) reject(new ServiceUnavailable(body.error ?? 'finishing'));
-        else reject(new Error(`the writer's read service failed: ${body.error ?? `HTTP ${res.statusCode}`}`));
-      });
-    });
+    const req = request(
+      {
+        socketPath,
+        agent: false,
+        path: '/sql',
+        method: 'POST',
+        headers: { host: 'localhost', 'content-type': 'application/json', 'content-length': String(payload.length) },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', (err) => reject(new ServiceUnavailable(err.message, { cause: err })));
+        res.on('end', () => {
+          let body: { error?: string; refused?: boolean } & Partial<SqlResult>;
+          try {
+            body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof body;
+          } catch {
+            reject(new ServiceUnavailable(`the writer answered HTTP ${res.statusCode} with something that is not JSON`));
+            return;
+          }
+          if (res.statusCode === 200) resolve({ columns: body.columns ?? [], rows: body.rows ?? [] });
+          else if (res.statusCode === 400) reject(new SqlError(body.error ?? 'refused', body.refused === true));
+          else if (res.statusCode === 503) reject(new ServiceUnavailable(body.error ?? 'finishing'));
+          else reject(new Error(`the writer's read service failed: ${body.error ?? `HTTP ${res.statusCode}`}`));
+        });
+      },
+    );
     req.on('error', (err) => reject(new ServiceUnavailable(`cannot reach ${socketPath}: ${err.message}`, { cause: err })));
     req.end(payload);
   });
@@ -190,7 +240,10 @@ export function remoteSql(db: string, sql: string, params: readonly (string | nu
 export function readServiceListening(db: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = netConnect(readSocketPath(db));
-    s.once('connect', () => { s.destroy(); resolve(true); });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
     s.once('error', () => resolve(false));
   });
 }

@@ -58,7 +58,10 @@ export function openStoreReader(path: string, options: StoreReaderOptions = {}):
   let lastLock: ConnectorError | null = null;
 
   const letGo = async () => {
-    if (idleTimer) { clearInterval(idleTimer); idleTimer = null; }
+    if (idleTimer) {
+      clearInterval(idleTimer);
+      idleTimer = null;
+    }
     const db = local;
     local = null;
     if (db) await db.close();
@@ -68,10 +71,13 @@ export function openStoreReader(path: string, options: StoreReaderOptions = {}):
     if (users > 0) return;
     idleSince = Date.now();
     if (idleTimer) return;
-    idleTimer = setInterval(() => {
-      if (users > 0) return;
-      if (Date.now() - idleSince >= lingerMs || writerWaiting(abs)) void letGo();
-    }, Math.min(50, Math.max(lingerMs, 1)));
+    idleTimer = setInterval(
+      () => {
+        if (users > 0) return;
+        if (Date.now() - idleSince >= lingerMs || writerWaiting(abs)) void letGo();
+      },
+      Math.min(50, Math.max(lingerMs, 1)),
+    );
     idleTimer.unref();
     if (writerWaiting(abs) || lingerMs <= 0) void letGo();
   };
@@ -80,12 +86,16 @@ export function openStoreReader(path: string, options: StoreReaderOptions = {}):
   const acquire = async (): Promise<Database | null> => {
     if (writerWaiting(abs)) return null;
     if (!local) {
-      opening ??= openDatabase(abs, { readOnly: true, memoryLimit: options.memoryLimit ?? '1GB', threads: options.threads ?? 2 })
-        .finally(() => { opening = null; });
+      opening ??= openDatabase(abs, { readOnly: true, memoryLimit: options.memoryLimit ?? '1GB', threads: options.threads ?? 2 }).finally(() => {
+        opening = null;
+      });
       try {
         local = await opening;
       } catch (err) {
-        if (err instanceof ConnectorError && err.code === 'db_locked') { lastLock = err; return null; }
+        if (err instanceof ConnectorError && err.code === 'db_locked') {
+          lastLock = err;
+          return null;
+        }
         throw err;
       }
     }
@@ -121,9 +131,13 @@ export function openStoreReader(path: string, options: StoreReaderOptions = {}):
       }
       if (Date.now() - started >= waitMs) {
         const writer = lockHolders(abs)?.find((h) => h.kind === 'write');
-        throw new ConnectorError('duckdb', 'db_locked',
+        throw new ConnectorError(
+          'duckdb',
+          'db_locked',
           `${abs} is held by ${writer ? `another process (${describeHolder(writer.pid)})` : 'another process'}, which does not answer reads (a program other than auditship, or an older auditship); try again when it is done`,
-          true, { cause: lastLock });
+          true,
+          { cause: lastLock },
+        );
       }
       await sleep(25);
     }
@@ -133,7 +147,9 @@ export function openStoreReader(path: string, options: StoreReaderOptions = {}):
     path: abs,
     sql,
     all: async (text, params) => objectsOf(await sql(text, params)),
-    get lastVia() { return lastVia; },
+    get lastVia() {
+      return lastVia;
+    },
     close: async () => {
       while (users > 0) await sleep(10);
       await letGo();

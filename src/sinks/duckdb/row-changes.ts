@@ -4,9 +4,10 @@ import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Logger } from '../../core/log.js';
-import { ROW_INDEX as C, type RawRow, type StagedRows, type TableBatch, type TableCursor } from '../../sources/pg-audit-table/source.js';
-import { insertDeadLetters, profileStatements, sqlString, timedRun, translateWriteError, usToTimestamptz, type Database, type DeadLetterRow } from './database.js';
-import { US, stageCsvOptions, stageText } from './stage.js';
+import { ROW_INDEX as C, type RawRow, type StagedRows, type TableBatch, type TableCursor } from '../../model/table-rows.js';
+import { insertDeadLetters, profileStatements, timedRun, translateWriteError, type Database, type DeadLetterRow } from './database.js';
+import { sqlString, usToTimestamptz } from '../../duckdb/sql.js';
+import { US, stageCsvOptions, stageText } from '../../duckdb/stage.js';
 
 /**
  * Row changes from trigger-based audit tables, in DuckDB:
@@ -68,13 +69,35 @@ CREATE TABLE IF NOT EXISTS table_cursors (
  */
 export const ROW_GROUP_ROWS = 122_880;
 
-const ACTIONS: Record<string, string> = { I: 'INSERT', U: 'UPDATE', D: 'DELETE', T: 'TRUNCATE', INSERT: 'INSERT', UPDATE: 'UPDATE', DELETE: 'DELETE', TRUNCATE: 'TRUNCATE' };
+const ACTIONS: Record<string, string> = {
+  I: 'INSERT',
+  U: 'UPDATE',
+  D: 'DELETE',
+  T: 'TRUNCATE',
+  INSERT: 'INSERT',
+  UPDATE: 'UPDATE',
+  DELETE: 'DELETE',
+  TRUNCATE: 'TRUNCATE',
+};
 
 const STAGE_COLUMNS: [string, string][] = [
-  ['event_id', 'BIGINT'], ['txid', 'BIGINT'], ['schema_name', 'VARCHAR'], ['table_name', 'VARCHAR'], ['relid', 'BIGINT'],
-  ['action', 'VARCHAR'], ['row_data', 'VARCHAR'], ['changed_fields', 'VARCHAR'], ['statement_only', 'BOOLEAN'],
-  ['session_user_name', 'VARCHAR'], ['application_name', 'VARCHAR'], ['client_addr', 'VARCHAR'], ['client_port', 'INTEGER'],
-  ['tx_us', 'BIGINT'], ['stm_us', 'BIGINT'], ['clk_us', 'BIGINT'], ['client_query', 'VARCHAR'],
+  ['event_id', 'BIGINT'],
+  ['txid', 'BIGINT'],
+  ['schema_name', 'VARCHAR'],
+  ['table_name', 'VARCHAR'],
+  ['relid', 'BIGINT'],
+  ['action', 'VARCHAR'],
+  ['row_data', 'VARCHAR'],
+  ['changed_fields', 'VARCHAR'],
+  ['statement_only', 'BOOLEAN'],
+  ['session_user_name', 'VARCHAR'],
+  ['application_name', 'VARCHAR'],
+  ['client_addr', 'VARCHAR'],
+  ['client_port', 'INTEGER'],
+  ['tx_us', 'BIGINT'],
+  ['stm_us', 'BIGINT'],
+  ['clk_us', 'BIGINT'],
+  ['client_query', 'VARCHAR'],
 ];
 
 const text = stageText;
@@ -102,7 +125,10 @@ export function checkRow(r: RawRow, validateJson: boolean): string | null {
   if (action === null || !ACTIONS[action.toUpperCase()]) return `unknown action ${JSON.stringify(action)} (expected I, U, D or T)`;
   if (at(r, C.table_name) === null) return 'table_name is missing';
   if (validateJson) {
-    for (const [i, name] of [[C.row_data, 'row_data'], [C.changed_fields, 'changed_fields']] as const) {
+    for (const [i, name] of [
+      [C.row_data, 'row_data'],
+      [C.changed_fields, 'changed_fields'],
+    ] as const) {
       const v = at(r, i);
       if (v === null) continue;
       try {
@@ -125,7 +151,11 @@ export class RowChangesSink {
   private maxIds = new Map<string, bigint>();
   private pending: { stored: number; quarantined: number; lastClkUs: string | null } = { stored: 0, quarantined: 0, lastClkUs: null };
 
-  private constructor(private readonly db: Database, private readonly ownsDb: boolean, private readonly log: Logger) {}
+  private constructor(
+    private readonly db: Database,
+    private readonly ownsDb: boolean,
+    private readonly log: Logger,
+  ) {}
 
   /** Opens on a database the caller holds (the daemon shares one per file) with a connection of its own. */
   static async open(db: Database, log: Logger, ownsDb = false): Promise<RowChangesSink> {
@@ -144,9 +174,11 @@ export class RowChangesSink {
   }
 
   async loadCursor(server: string, sourceTable: string): Promise<TableCursor | null> {
-    const r = await this.conn.runAndReadAll(`SELECT cursor FROM table_cursors WHERE server = ${sqlString(server)} AND source_table = ${sqlString(sourceTable)}`);
+    const r = await this.conn.runAndReadAll(
+      `SELECT cursor FROM table_cursors WHERE server = ${sqlString(server)} AND source_table = ${sqlString(sourceTable)}`,
+    );
     const v = r.getRows()[0]?.[0];
-    return v == null ? null : JSON.parse(String(v)) as TableCursor;
+    return v == null ? null : (JSON.parse(String(v)) as TableCursor);
   }
 
   /** Starts a transaction: batches appended until commit() are stored together with the cursor. */
@@ -160,7 +192,12 @@ export class RowChangesSink {
    * Appends a batch to the open transaction. Rows already stored (same server, source table and event id:
    * a re-read after a restore or a cursor reset) are skipped. Returns what was stored.
    */
-  async append(server: string, sourceTable: string, batch: TableBatch, validateJson: boolean): Promise<{ stored: number; duplicates: number; quarantined: Quarantined[] }> {
+  async append(
+    server: string,
+    sourceTable: string,
+    batch: TableBatch,
+    validateJson: boolean,
+  ): Promise<{ stored: number; duplicates: number; quarantined: Quarantined[] }> {
     const quarantined: Quarantined[] = [];
     const parts: string[] = [];
     let longest = 0;
@@ -177,13 +214,26 @@ export class RowChangesSink {
       const id = BigInt(at(r, C.event_id)!);
       if (minId === null || id < minId) minId = id;
       if (maxId === null || id > maxId) maxId = id;
-      const line = [
-        num(at(r, C.event_id)), num(at(r, C.txid)), text(at(r, C.schema_name)), text(at(r, C.table_name)), num(at(r, C.relid)),
-        text(ACTIONS[at(r, C.action)!.toUpperCase()]!), text(at(r, C.row_data)), text(at(r, C.changed_fields)),
-        at(r, C.statement_only) === null ? '' : at(r, C.statement_only) === 'true' || at(r, C.statement_only) === 't' ? 'true' : 'false',
-        text(at(r, C.session_user_name)), text(at(r, C.application_name)), text(at(r, C.client_addr)), num(at(r, C.client_port)),
-        num(at(r, C.action_tstamp_tx_us)), num(at(r, C.action_tstamp_stm_us)), num(at(r, C.action_tstamp_clk_us)), text(at(r, C.client_query)),
-      ].join(US) + '\n';
+      const line =
+        [
+          num(at(r, C.event_id)),
+          num(at(r, C.txid)),
+          text(at(r, C.schema_name)),
+          text(at(r, C.table_name)),
+          num(at(r, C.relid)),
+          text(ACTIONS[at(r, C.action)!.toUpperCase()]!),
+          text(at(r, C.row_data)),
+          text(at(r, C.changed_fields)),
+          at(r, C.statement_only) === null ? '' : at(r, C.statement_only) === 'true' || at(r, C.statement_only) === 't' ? 'true' : 'false',
+          text(at(r, C.session_user_name)),
+          text(at(r, C.application_name)),
+          text(at(r, C.client_addr)),
+          num(at(r, C.client_port)),
+          num(at(r, C.action_tstamp_tx_us)),
+          num(at(r, C.action_tstamp_stm_us)),
+          num(at(r, C.action_tstamp_clk_us)),
+          text(at(r, C.client_query)),
+        ].join(US) + '\n';
       if (line.length > longest) longest = line.length;
       parts.push(line);
       good++;
@@ -196,16 +246,24 @@ export class RowChangesSink {
       const content = parts.join('');
       writeFileSync(file, content);
       // JavaScript lengths count UTF-16 units; a unit is at most 3 bytes of UTF-8.
-      stored = (await this.appendStaged(server, sourceTable, {
-        file, rows: good, fileBytes: Buffer.byteLength(content), longestLine: longest * 3,
-        minEventId: String(minId), maxEventId: String(maxId), lastClockUs,
-      })).stored;
+      stored = (
+        await this.appendStaged(server, sourceTable, {
+          file,
+          rows: good,
+          fileBytes: Buffer.byteLength(content),
+          longestLine: longest * 3,
+          minEventId: String(minId),
+          maxEventId: String(maxId),
+          lastClockUs,
+        })
+      ).stored;
     }
     if (quarantined.length > 0) {
       try {
         const stmt = await this.conn.prepare(`INSERT INTO row_quarantine VALUES (${sqlString(server)}, ${sqlString(sourceTable)}, $1, $2, $3, now())`);
         for (const q of quarantined) {
-          if (q.eventId !== null && /^-?\d+$/.test(q.eventId)) stmt.bindBigInt(1, BigInt(q.eventId)); else stmt.bindNull(1);
+          if (q.eventId !== null && /^-?\d+$/.test(q.eventId)) stmt.bindBigInt(1, BigInt(q.eventId));
+          else stmt.bindNull(1);
           stmt.bindVarchar(2, q.reason);
           stmt.bindVarchar(3, q.raw);
           await stmt.run();
@@ -245,8 +303,12 @@ export class RowChangesSink {
              ${usToTimestamptz('s.tx_us')}, ${usToTimestamptz('s.stm_us')}, ${usToTimestamptz('s.clk_us')},
              s.client_query, now()
       FROM read_csv(${sqlString(staged.file)}, ${stageCsvOptions(maxLine)}, columns = {${columns}}) AS s
-      ${check ? `WHERE NOT EXISTS (SELECT 1 FROM row_changes AS x WHERE x.server = ${srv} AND x.source_table = ${src}
-                  AND x.event_id BETWEEN ${BigInt(staged.minEventId)} AND ${BigInt(staged.maxEventId)} AND x.event_id = s.event_id)` : ''}`;
+      ${
+        check
+          ? `WHERE NOT EXISTS (SELECT 1 FROM row_changes AS x WHERE x.server = ${srv} AND x.source_table = ${src}
+                  AND x.event_id BETWEEN ${BigInt(staged.minEventId)} AND ${BigInt(staged.maxEventId)} AND x.event_id = s.event_id)`
+          : ''
+      }`;
     try {
       let r;
       try {
@@ -274,7 +336,9 @@ export class RowChangesSink {
   private async maxStoredId(server: string, sourceTable: string): Promise<bigint | null> {
     const key = `${server}\u0000${sourceTable}`;
     if (this.maxIds.has(key)) return this.maxIds.get(key)!;
-    const r = await this.conn.runAndReadAll(`SELECT max(event_id)::VARCHAR FROM row_changes WHERE server = ${sqlString(server)} AND source_table = ${sqlString(sourceTable)}`);
+    const r = await this.conn.runAndReadAll(
+      `SELECT max(event_id)::VARCHAR FROM row_changes WHERE server = ${sqlString(server)} AND source_table = ${sqlString(sourceTable)}`,
+    );
     const v = r.getRows()[0]?.[0];
     const id = v === null || v === undefined ? null : BigInt(String(v));
     if (id !== null) this.maxIds.set(key, id);
@@ -289,6 +353,11 @@ export class RowChangesSink {
     } catch (err) {
       throw translateWriteError(err, this.db.path);
     }
+  }
+
+  /** The clock time (epoch ms) of the last row appended since begin(), or null: what commit() records as last_event_time. */
+  get pendingLastEventMs(): number | null {
+    return this.pending.lastClkUs === null ? null : Number(this.pending.lastClkUs) / 1000;
   }
 
   /** Stores the cursor and commits everything appended since begin(). */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { PREVIOUSLY_LOGGED, textHash } from '../../parse/index.js';
-import { sqlString } from './database.js';
+import { sqlString } from '../../duckdb/sql.js';
 
 /**
  * The DuckDB store's schema, its in-place upgrades (from earlier auditship versions, and from a database
@@ -108,9 +108,23 @@ const VIEW_ONLY = new Set(['message', 'outcome']);
 export const OUTCOME_EXPRESSION = `CASE WHEN sqlstate IS NULL THEN 'success' ELSE 'error' END`;
 
 /** audit_events columns added after schema version 1, with their types (ALTER TABLE on upgrade). */
-const ADDED_COLUMNS: [string, string][] = [['sqlstate', 'VARCHAR'], ['error_message', 'VARCHAR']];
+const ADDED_COLUMNS: [string, string][] = [
+  ['sqlstate', 'VARCHAR'],
+  ['error_message', 'VARCHAR'],
+];
 
-const SEED_COLUMNS = ['log_time', 'user_name', 'database_name', 'client_addr', 'message', 'application_name', 'session_id', 'session_line_num', 'log_path_id', 'file_name'];
+const SEED_COLUMNS = [
+  'log_time',
+  'user_name',
+  'database_name',
+  'client_addr',
+  'message',
+  'application_name',
+  'session_id',
+  'session_line_num',
+  'log_path_id',
+  'file_name',
+];
 
 const CREATE_SUPPORT_TABLES = `
 CREATE SEQUENCE IF NOT EXISTS log_path_id_seq START 1;
@@ -278,14 +292,32 @@ function createFlatEvents(name: string): string {
 
 /** Where each audit_events column comes from in the star. */
 const STAR_SOURCE: Record<string, string> = {
-  user_name: 'c', database_name: 'c', client_addr: 'c', application_name: 'c', session_id: 'c', log_path_id: 'c', file_name: 'c',
-  server: 'c', client_port: 'c', process_id: 'c', session_start: 'c', backend_type: 'c', leader_pid: 'c',
-  command_tag: 'k', error_severity: 'k', audit_type: 'k', class: 'k', command: 'k', object_type: 'k',
+  user_name: 'c',
+  database_name: 'c',
+  client_addr: 'c',
+  application_name: 'c',
+  session_id: 'c',
+  log_path_id: 'c',
+  file_name: 'c',
+  server: 'c',
+  client_port: 'c',
+  process_id: 'c',
+  session_start: 'c',
+  backend_type: 'c',
+  leader_pid: 'c',
+  command_tag: 'k',
+  error_severity: 'k',
+  audit_type: 'k',
+  class: 'k',
+  command: 'k',
+  object_type: 'k',
 };
 
 /** audit_events: every stored column of an entry, in version 2's order, from the star. */
 const CREATE_AUDIT_EVENTS_VIEW = `CREATE OR REPLACE VIEW audit_events AS SELECT
-  ${AUDIT_LOG_COLUMNS.filter(([n]) => !VIEW_ONLY.has(n)).map(([n]) => `${STAR_SOURCE[n] ?? 'e'}.${n}`).join(', ')}
+  ${AUDIT_LOG_COLUMNS.filter(([n]) => !VIEW_ONLY.has(n))
+    .map(([n]) => `${STAR_SOURCE[n] ?? 'e'}.${n}`)
+    .join(', ')}
 FROM event_rows AS e LEFT JOIN event_contexts AS c ON c.context_id = e.context_id LEFT JOIN event_kinds AS k ON k.kind_id = e.kind_id`;
 
 const CREATE_AUDIT_LOGS_VIEW = `CREATE OR REPLACE VIEW audit_logs AS SELECT
@@ -293,22 +325,30 @@ const CREATE_AUDIT_LOGS_VIEW = `CREATE OR REPLACE VIEW audit_logs AS SELECT
 FROM audit_events`;
 
 /** Identifies the view definitions and the support tables: a short hash of their SQL (a change re-runs them). */
-const VIEW_VERSION = createHash('sha256').update(CREATE_AUDIT_EVENTS_VIEW).update(CREATE_AUDIT_LOGS_VIEW).update(CREATE_SUPPORT_TABLES).digest('hex').slice(0, 16);
+const VIEW_VERSION = createHash('sha256')
+  .update(CREATE_AUDIT_EVENTS_VIEW)
+  .update(CREATE_AUDIT_LOGS_VIEW)
+  .update(CREATE_SUPPORT_TABLES)
+  .digest('hex')
+  .slice(0, 16);
 
 /** Context and kind ids of rows converted from a flat table (any stable function of the values serves). */
-const CONTEXT_ID_SQL = '(hash(server, session_id, user_name, database_name, client_addr, client_port, application_name, backend_type, session_start, process_id, leader_pid, log_path_id, file_name) >> 12)::BIGINT';
+const CONTEXT_ID_SQL =
+  '(hash(server, session_id, user_name, database_name, client_addr, client_port, application_name, backend_type, session_start, process_id, leader_pid, log_path_id, file_name) >> 12)::BIGINT';
 const KIND_ID_SQL = '(hash(audit_type, class, command, object_type, command_tag, error_severity) >> 12)::BIGINT';
 
 async function tableType(conn: DuckDBConnection, table: string): Promise<string | null> {
   const r = await conn.runAndReadAll(
-    `SELECT table_type FROM information_schema.tables WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = ${sqlString(table)}`);
+    `SELECT table_type FROM information_schema.tables WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = ${sqlString(table)}`,
+  );
   const v = r.getRows()[0]?.[0];
   return v === undefined || v === null ? null : String(v);
 }
 
 async function tableColumns(conn: DuckDBConnection, table: string): Promise<Map<string, string>> {
   const r = await conn.runAndReadAll(
-    `SELECT column_name, data_type FROM information_schema.columns WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = ${sqlString(table)}`);
+    `SELECT column_name, data_type FROM information_schema.columns WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = ${sqlString(table)}`,
+  );
   return new Map(r.getRows().map((row) => [String(row[0]), String(row[1])]));
 }
 
@@ -331,7 +371,21 @@ export interface SchemaInfo {
  * caller's transaction: contexts, kinds and rows. The flat table is dropped.
  */
 async function flatToStar(conn: DuckDBConnection, flat: string): Promise<number> {
-  const ctx = ['server', 'session_id', 'user_name', 'database_name', 'client_addr', 'client_port', 'application_name', 'backend_type', 'session_start', 'process_id', 'leader_pid', 'log_path_id', 'file_name'];
+  const ctx = [
+    'server',
+    'session_id',
+    'user_name',
+    'database_name',
+    'client_addr',
+    'client_port',
+    'application_name',
+    'backend_type',
+    'session_start',
+    'process_id',
+    'leader_pid',
+    'log_path_id',
+    'file_name',
+  ];
   const kind = ['audit_type', 'class', 'command', 'object_type', 'command_tag', 'error_severity'];
   await conn.run(`INSERT INTO event_contexts SELECT DISTINCT ${CONTEXT_ID_SQL} AS context_id, ${ctx.join(', ')} FROM ${flat}`);
   await conn.run(`INSERT INTO event_kinds SELECT DISTINCT ${KIND_ID_SQL} AS kind_id, ${kind.join(', ')} FROM ${flat}`);
@@ -347,26 +401,33 @@ async function flatToStar(conn: DuckDBConnection, flat: string): Promise<number>
  * that ended are dropped (version 2 kept them by mistake).
  */
 async function convertSessionState(conn: DuckDBConnection, oldState: string, flat: string): Promise<void> {
-  const rows = (await conn.runAndReadAll(`
+  const rows = (
+    await conn.runAndReadAll(`
     SELECT cs.server, cs.session_id, cs.statement_id, cs.vxid, cs.last_line, epoch_ms(cs.first_time), f.statement
     FROM ${oldState} AS cs
     LEFT JOIN (SELECT server, session_id, statement_id, arg_min(statement, session_line_num) AS statement FROM ${flat}
                WHERE (server, session_id, statement_id) IN (SELECT server, session_id, statement_id FROM ${oldState}) GROUP BY ALL) AS f
       USING (server, session_id, statement_id)
-    WHERE NOT EXISTS (SELECT 1 FROM sessions AS s WHERE s.server = cs.server AND s.session_id = cs.session_id AND s.disconnected_at IS NOT NULL)`)).getRows();
+    WHERE NOT EXISTS (SELECT 1 FROM sessions AS s WHERE s.server = cs.server AND s.session_id = cs.session_id AND s.disconnected_at IS NOT NULL)`)
+  ).getRows();
   if (rows.length === 0) return;
-  const stmt = await conn.prepare(`INSERT OR REPLACE INTO correlation_sessions (pipeline, server, session_id, statement_id, vxid, last_line, statement_hash, marker, first_time)
+  const stmt =
+    await conn.prepare(`INSERT OR REPLACE INTO correlation_sessions (pipeline, server, session_id, statement_id, vxid, last_line, statement_hash, marker, first_time)
     VALUES ('', $1, $2, $3, $4, $5, $6, $7, make_timestamp($8 * 1000)::TIMESTAMPTZ)`);
   for (const [server, session, statementId, vxid, lastLine, firstMs, statement] of rows) {
     const marker = statement === PREVIOUSLY_LOGGED;
     stmt.bindVarchar(1, String(server));
     stmt.bindVarchar(2, String(session));
-    if (statementId === null) stmt.bindNull(3); else stmt.bindBigInt(3, BigInt(String(statementId)));
-    if (vxid === null) stmt.bindNull(4); else stmt.bindVarchar(4, String(vxid));
-    if (lastLine === null) stmt.bindNull(5); else stmt.bindBigInt(5, BigInt(String(lastLine)));
+    if (statementId === null) stmt.bindNull(3);
+    else stmt.bindBigInt(3, BigInt(String(statementId)));
+    if (vxid === null) stmt.bindNull(4);
+    else stmt.bindVarchar(4, String(vxid));
+    if (lastLine === null) stmt.bindNull(5);
+    else stmt.bindBigInt(5, BigInt(String(lastLine)));
     stmt.bindBigInt(6, BigInt(marker || statement === null ? 0 : textHash(String(statement))));
     stmt.bindBoolean(7, marker);
-    if (firstMs === null) stmt.bindNull(8); else stmt.bindBigInt(8, BigInt(String(firstMs)));
+    if (firstMs === null) stmt.bindNull(8);
+    else stmt.bindBigInt(8, BigInt(String(firstMs)));
     await stmt.run();
   }
 }
@@ -414,9 +475,9 @@ async function hasUnkeyedTables(conn: DuckDBConnection): Promise<boolean> {
 export async function ensureSchema(conn: DuckDBConnection, defaultServer: string): Promise<SchemaInfo> {
   const info: SchemaInfo = { upgradedFromSeed: false, legacyRows: 0, upgradedFrom: 0, upgradedRows: 0 };
   const eventsType = await tableType(conn, 'audit_events');
-  if (eventsType === 'VIEW' && await hasUnkeyedTables(conn)) {
+  if (eventsType === 'VIEW' && (await hasUnkeyedTables(conn))) {
     // Version 3: checkpoints and correlation state become per pipeline (every row kept, pipeline '').
-    const fillMarkers = await tableType(conn, 'pending_markers') === null;
+    const fillMarkers = (await tableType(conn, 'pending_markers')) === null;
     await conn.run('BEGIN TRANSACTION');
     try {
       const aside = await setAsideUnkeyed(conn);
@@ -441,7 +502,7 @@ export async function ensureSchema(conn: DuckDBConnection, defaultServer: string
   if (eventsType === 'VIEW') {
     // Version 4. Recreate the views only when their definition changed (a catalog write would cost a checkpoint).
     const r = await conn.runAndReadAll(`SELECT value FROM auditship_meta WHERE key = 'audit_logs_view'`);
-    if (await tableType(conn, 'pending_markers') === null) {
+    if ((await tableType(conn, 'pending_markers')) === null) {
       // A store of an auditship build without it: list its unresolved markers once.
       await conn.run('BEGIN TRANSACTION');
       await conn.run(CREATE_SUPPORT_TABLES);
@@ -457,7 +518,7 @@ export async function ensureSchema(conn: DuckDBConnection, defaultServer: string
     }
     return info;
   }
-  const seedTable = eventsType === null && await tableType(conn, 'audit_logs') === 'BASE TABLE';
+  const seedTable = eventsType === null && (await tableType(conn, 'audit_logs')) === 'BASE TABLE';
   const existing = seedTable ? await tableColumns(conn, 'audit_logs') : new Map<string, string>();
   await conn.run('BEGIN TRANSACTION');
   try {
@@ -486,7 +547,8 @@ export async function ensureSchema(conn: DuckDBConnection, defaultServer: string
       // A seed database: its audit_logs becomes a flat table with every column (the pgaudit fields parsed from
       // its message), without the seed's unique index (identity is now server + session), deduplicated.
       const missing = SEED_COLUMNS.filter((c) => !existing.has(c));
-      if (missing.length) throw new Error(`audit_logs exists but lacks the columns ${missing.join(', ')}; it was not written by pg_audit_to_duckdb or auditship`);
+      if (missing.length)
+        throw new Error(`audit_logs exists but lacks the columns ${missing.join(', ')}; it was not written by pg_audit_to_duckdb or auditship`);
       await conn.run('DROP INDEX IF EXISTS ux_audit_unique');
       await conn.run(createFlatEvents('audit_events_flat'));
       flat = 'audit_events_flat';
@@ -523,7 +585,9 @@ export async function ensureSchema(conn: DuckDBConnection, defaultServer: string
         info.upgradedFromSeed = true;
         info.legacyRows = Number(count);
         if (maxTime !== null) {
-          await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('legacy_max_log_time', (SELECT CAST(epoch_ms(max(log_time)) AS VARCHAR) FROM ${flat}))`);
+          await conn.run(
+            `INSERT OR REPLACE INTO auditship_meta VALUES ('legacy_max_log_time', (SELECT CAST(epoch_ms(max(log_time)) AS VARCHAR) FROM ${flat}))`,
+          );
         }
         await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('upgraded_from_seed', CAST(now() AS VARCHAR))`);
       }

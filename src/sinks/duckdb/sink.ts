@@ -3,19 +3,27 @@ import { basename, dirname, join } from 'node:path';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import type { DuckDBConnection } from '@duckdb/node-api';
-import type { Batch, FileCheckpoint, Sink, StateReader, StoredFileState, WriteReport } from '../../core/connector.js';
+import {
+  DAMAGE_REASON_PREFIX,
+  type Batch,
+  type FileCheckpoint,
+  type Sink,
+  type StateReader,
+  type StoredFileState,
+  type WriteReport,
+} from '../../core/connector.js';
 import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import {
-  EVENT_ROW_COLUMNS, EVENT_ROW_NUMERIC, PREVIOUSLY_LOGGED, type EventContext, type EventKind, type EventRowColumn, type PgAuditRecord, type StatementState,
-} from '../../parse/index.js';
-import { DAMAGE_REASON_PREFIX } from '../../sources/pg-logs/decompress.js';
-import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
+import { EVENT_ROW_COLUMNS, PREVIOUSLY_LOGGED, type EventContext, type EventKind, type PgAuditRecord, type StatementState } from '../../parse/index.js';
+import type { PgAuditPayload } from '../../model/pg-audit-payload.js';
 import { profile } from '../../core/profile.js';
-import { insertDeadLetters, msToTimestamptz, openDatabase, profileStatements, sqlString, timedRun, translateWriteError, type Database, type DeadLetterRow } from './database.js';
-import { loadSessionStates, loadStoredSessions, PendingCorrelation, type StoredSession } from './correlation.js';
+import { insertDeadLetters, openDatabase, profileStatements, timedRun, translateWriteError, type Database, type DeadLetterRow } from './database.js';
+import { msToTimestamptz, sqlString } from '../../duckdb/sql.js';
+import { loadSessionStates, loadStoredSessions, PendingCorrelation } from './correlation.js';
+import { type StoredSession } from '../../model/sessions.js';
 import { ensureSchema, SCHEMA_VERSION } from './schema.js';
-import { stageRows, type StageType } from './stage.js';
+import { FROM_PACKED, PACKED_TYPES, readPackedSql } from '../../duckdb/packed-sql.js';
+import { stageRows, type StageType } from '../../duckdb/stage.js';
 
 /**
  * The DuckDB sink: stores pgaudit events in the star of schema.ts (`event_rows`, `event_contexts`,
@@ -55,31 +63,27 @@ export interface DuckDbSinkOptions {
   storeEvents?: boolean;
 }
 
-/** Type of each packed field as DuckDB's CSV reader parses it. */
-export const PACKED_TYPES: Record<EventRowColumn, string> = Object.fromEntries(EVENT_ROW_COLUMNS.map((c) =>
-  [c, EVENT_ROW_NUMERIC.has(c) ? 'BIGINT' : 'VARCHAR'])) as Record<EventRowColumn, string>;
-
-/** event_rows columns filled from the packed rows, with the SQL that computes each from its field. */
-export const FROM_PACKED: [string, string][] = EVENT_ROW_COLUMNS.map((c) =>
-  c === 'log_time_ms' ? ['log_time', msToTimestamptz('log_time_ms')] : c === 'message' ? ['raw_message', 'message'] : [c, c]);
-
-/** A relation of the packed rows in one stage file or several (FROM_PACKED's columns). */
-export function readPackedSql(file: string | string[]): string {
-  const files = typeof file === 'string' ? sqlString(file) : `[${file.map(sqlString).join(', ')}]`;
-  const columns = EVENT_ROW_COLUMNS.map((c) => `'${c}': '${PACKED_TYPES[c]}'`).join(', ');
-  return `SELECT ${FROM_PACKED.map(([name, expr]) => `${expr} AS ${name}`).join(', ')}
-    FROM read_csv(${files}, header = false, auto_detect = false, delim = '\x1f', quote = '\x1d', escape = '\x1d',
-                  new_line = '\\n', allow_quoted_nulls = false, strict_mode = true, columns = {${columns}})`;
-}
-
 const CONTEXT_COLUMNS: [string, StageType][] = [
-  ['context_id', 'BIGINT'], ['session_id', 'VARCHAR'], ['user_name', 'VARCHAR'], ['database_name', 'VARCHAR'], ['client_addr', 'VARCHAR'],
-  ['client_port', 'INTEGER'], ['application_name', 'VARCHAR'], ['backend_type', 'VARCHAR'], ['session_start_ms', 'BIGINT'],
-  ['process_id', 'INTEGER'], ['leader_pid', 'INTEGER'],
+  ['context_id', 'BIGINT'],
+  ['session_id', 'VARCHAR'],
+  ['user_name', 'VARCHAR'],
+  ['database_name', 'VARCHAR'],
+  ['client_addr', 'VARCHAR'],
+  ['client_port', 'INTEGER'],
+  ['application_name', 'VARCHAR'],
+  ['backend_type', 'VARCHAR'],
+  ['session_start_ms', 'BIGINT'],
+  ['process_id', 'INTEGER'],
+  ['leader_pid', 'INTEGER'],
 ];
 const KIND_COLUMNS: [string, StageType][] = [
-  ['kind_id', 'BIGINT'], ['audit_type', 'VARCHAR'], ['class', 'VARCHAR'], ['command', 'VARCHAR'], ['object_type', 'VARCHAR'],
-  ['command_tag', 'VARCHAR'], ['error_severity', 'VARCHAR'],
+  ['kind_id', 'BIGINT'],
+  ['audit_type', 'VARCHAR'],
+  ['class', 'VARCHAR'],
+  ['command', 'VARCHAR'],
+  ['object_type', 'VARCHAR'],
+  ['command_tag', 'VARCHAR'],
+  ['error_severity', 'VARCHAR'],
 ];
 
 /** Ids of contexts and kinds kept in memory as known to be stored, at most (then the set starts over). */
@@ -113,7 +117,10 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   private knownKinds = new Set<number>();
   private readonly correlation = new PendingCorrelation((name) => this.stageFile(name));
 
-  private constructor(private readonly options: DuckDbSinkOptions, private readonly log: Logger) {}
+  private constructor(
+    private readonly options: DuckDbSinkOptions,
+    private readonly log: Logger,
+  ) {}
 
   static async open(options: DuckDbSinkOptions, log: Logger): Promise<DuckDbSink> {
     const sink = new DuckDbSink(options, log);
@@ -137,7 +144,12 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       if (info.upgradedFromSeed) {
         log.info('Upgraded a pg_audit_to_duckdb database in place.', { db: sink.db.path, rows: info.legacyRows, server: options.server });
       } else if (info.upgradedFrom > 0) {
-        log.info(`Upgraded the store to schema version ${SCHEMA_VERSION} in place.`, { db: sink.db.path, from: info.upgradedFrom, rows: info.upgradedRows, ms: Date.now() - started });
+        log.info(`Upgraded the store to schema version ${SCHEMA_VERSION} in place.`, {
+          db: sink.db.path,
+          from: info.upgradedFrom,
+          rows: info.upgradedRows,
+          ms: Date.now() - started,
+        });
       }
       await sink.takeOverUnkeyedState();
       sink.stageDir = `${sink.db.path}.stage`;
@@ -159,7 +171,9 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       if (legacy != null) sink.legacyMaxMs = Number(legacy);
     } catch (err) {
       await sink.db.close();
-      throw err instanceof ConnectorError ? err : new ConnectorError('duckdb', 'schema_failed', `cannot prepare ${sink.db.path}: ${(err as Error).message}`, false, { cause: err });
+      throw err instanceof ConnectorError
+        ? err
+        : new ConnectorError('duckdb', 'schema_failed', `cannot prepare ${sink.db.path}: ${(err as Error).message}`, false, { cause: err });
     }
     return sink;
   }
@@ -188,7 +202,11 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       await this.conn.run('ROLLBACK').catch(() => {});
       throw err;
     }
-    this.log.info('This pipeline took over the checkpoints the store had before they were kept per pipeline.', { pipeline: this.options.pipeline, server: this.options.server, files });
+    this.log.info('This pipeline took over the checkpoints the store had before they were kept per pipeline.', {
+      pipeline: this.options.pipeline,
+      server: this.options.server,
+      files,
+    });
   }
 
   /**
@@ -244,13 +262,21 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   async fileCheckpoints(server: string): Promise<Map<string, StoredFileState>> {
     const r = await this.conn.runAndReadAll(
       `SELECT fingerprint, server, path, byte_offset, tail_hash, size, mtime, complete, columns, format FROM ingest_files
-       WHERE pipeline = ${sqlString(this.options.pipeline)} AND server = ${sqlString(server)}`);
+       WHERE pipeline = ${sqlString(this.options.pipeline)} AND server = ${sqlString(server)}`,
+    );
     const out = new Map<string, StoredFileState>();
     for (const row of r.getRows()) {
       out.set(String(row[0]), {
-        fingerprint: String(row[0]), server: String(row[1]), path: String(row[2]), offset: Number(row[3]),
-        tailHash: String(row[4] ?? ''), size: Number(row[5]), mtimeMs: Number(row[6]), complete: Boolean(row[7]),
-        columns: Number(row[8] ?? 0), format: String(row[9]) as 'csvlog' | 'jsonlog',
+        fingerprint: String(row[0]),
+        server: String(row[1]),
+        path: String(row[2]),
+        offset: Number(row[3]),
+        tailHash: String(row[4] ?? ''),
+        size: Number(row[5]),
+        mtimeMs: Number(row[6]),
+        complete: Boolean(row[7]),
+        columns: Number(row[8] ?? 0),
+        format: String(row[9]) as 'csvlog' | 'jsonlog',
       });
     }
     return out;
@@ -350,7 +376,9 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       if (this.filesToReplace.delete(cp.fingerprint)) {
         // --force: the file is read again from its start; forget its old checkpoint and quarantine.
         await this.conn.run(`DELETE FROM quarantine WHERE server = ${sqlString(cp.server)} AND fingerprint = ${sqlString(cp.fingerprint)}`);
-        await this.conn.run(`DELETE FROM ingest_files WHERE pipeline = ${sqlString(this.options.pipeline)} AND server = ${sqlString(cp.server)} AND fingerprint = ${sqlString(cp.fingerprint)}`);
+        await this.conn.run(
+          `DELETE FROM ingest_files WHERE pipeline = ${sqlString(this.options.pipeline)} AND server = ${sqlString(cp.server)} AND fingerprint = ${sqlString(cp.fingerprint)}`,
+        );
       }
       if (this.damageToForget.delete(cp.fingerprint)) {
         await this.conn.run(`DELETE FROM quarantine WHERE server = ${sqlString(cp.server)} AND fingerprint = ${sqlString(cp.fingerprint)}
@@ -379,8 +407,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       // Sessions, logon failures and statement errors are kept whether or not the events are.
       this.correlation.add(batch.payload.correlation);
       if (batch.quarantine.length > 0) {
-        const stmt = await this.conn.prepare(
-          `INSERT OR IGNORE INTO quarantine VALUES ($1, $2, $3, $4, $5, $6, $7, now())`);
+        const stmt = await this.conn.prepare(`INSERT OR IGNORE INTO quarantine VALUES ($1, $2, $3, $4, $5, $6, $7, now())`);
         const tq = performance.now();
         for (const q of batch.quarantine) {
           stmt.bindVarchar(1, q.server);
@@ -408,14 +435,33 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     if (newContexts.length > 0) {
       const logPathId = await this.logPathId(dirname(path));
       const file = this.stageFile('contexts');
-      const { text, sql } = stageRows(file, CONTEXT_COLUMNS, newContexts.map((c) => [c.id, c.session_id, c.user_name, c.database_name,
-        c.client_addr, c.client_port, c.application_name, c.backend_type, c.session_start_ms, c.process_id, c.leader_pid]));
+      const { text, sql } = stageRows(
+        file,
+        CONTEXT_COLUMNS,
+        newContexts.map((c) => [
+          c.id,
+          c.session_id,
+          c.user_name,
+          c.database_name,
+          c.client_addr,
+          c.client_port,
+          c.application_name,
+          c.backend_type,
+          c.session_start_ms,
+          c.process_id,
+          c.leader_pid,
+        ]),
+      );
       writeFileSync(file, text);
       try {
-        await timedRun(this.conn, 'insert event_contexts', `INSERT OR IGNORE INTO event_contexts
+        await timedRun(
+          this.conn,
+          'insert event_contexts',
+          `INSERT OR IGNORE INTO event_contexts
           SELECT context_id, ${sqlString(this.options.server)}, session_id, user_name, database_name, client_addr, client_port, application_name,
                  backend_type, ${msToTimestamptz('session_start_ms')}, process_id, leader_pid, ${logPathId}, ${sqlString(basename(path))}
-          FROM ${sql}`);
+          FROM ${sql}`,
+        );
       } finally {
         await unlink(file).catch(() => {});
       }
@@ -424,7 +470,11 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     }
     if (newKinds.length > 0) {
       const file = this.stageFile('kinds');
-      const { text, sql } = stageRows(file, KIND_COLUMNS, newKinds.map((k) => [k.id, k.audit_type, k.class, k.command, k.object_type, k.command_tag, k.error_severity]));
+      const { text, sql } = stageRows(
+        file,
+        KIND_COLUMNS,
+        newKinds.map((k) => [k.id, k.audit_type, k.class, k.command, k.object_type, k.command_tag, k.error_severity]),
+      );
       writeFileSync(file, text);
       try {
         await timedRun(this.conn, 'insert event_kinds', `INSERT OR IGNORE INTO event_kinds SELECT * FROM ${sql}`);
@@ -459,8 +509,20 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       const appender = await this.conn.createAppender('stage_slow', 'main', 'temp');
       for (const r of slow) {
         const row: (string | number | null | undefined)[] = [
-          new Date(r.log_time_ms).toISOString(), r.context_id, r.kind_id, r.session_line_num, r.virtual_transaction_id, r.transaction_id,
-          r.query_id, r.statement_id, r.substatement_id, r.object_name, r.statement, r.parameter, r.rows, r.message === '' ? null : r.message,
+          new Date(r.log_time_ms).toISOString(),
+          r.context_id,
+          r.kind_id,
+          r.session_line_num,
+          r.virtual_transaction_id,
+          r.transaction_id,
+          r.query_id,
+          r.statement_id,
+          r.substatement_id,
+          r.object_name,
+          r.statement,
+          r.parameter,
+          r.rows,
+          r.message === '' ? null : r.message,
         ];
         for (const value of row) {
           if (value === null || value === undefined) appender.appendNull();
@@ -469,11 +531,15 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
         appender.endRow();
       }
       appender.closeSync();
-      parts.push(`SELECT ${FROM_PACKED.map(([name, expr]) => `${name === 'log_time' ? 'log_time_ms::TIMESTAMPTZ' : expr} AS ${name}`).join(', ')} FROM temp.stage_slow`);
+      parts.push(
+        `SELECT ${FROM_PACKED.map(([name, expr]) => `${name === 'log_time' ? 'log_time_ms::TIMESTAMPTZ' : expr} AS ${name}`).join(', ')} FROM temp.stage_slow`,
+      );
     }
     return {
       sql: parts.join(' UNION ALL '),
-      cleanup: async () => { if (file) await unlink(file).catch(() => {}); },
+      cleanup: async () => {
+        if (file) await unlink(file).catch(() => {});
+      },
     };
   }
 
@@ -487,7 +553,8 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   /** Inserts the staged rows whose identity is not stored yet; returns how many were inserted. */
   private async insertNew(source: { sql: string }, batch: Batch<PgAuditPayload>, cp: FileCheckpoint): Promise<number> {
     const server = sqlString(this.options.server);
-    const min = batch.minTimeMs, max = batch.maxTimeMs;
+    const min = batch.minTimeMs,
+      max = batch.maxTimeMs;
     const ts = (ms: number) => msToTimestamptz(String(ms));
     const cols = [...FROM_PACKED.map(([n]) => n), 'statement_filled'];
     const star = this.options.storeMessage ? 's.*' : 's.* REPLACE (NULL::VARCHAR AS raw_message)';
@@ -502,11 +569,15 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       WHERE ac.server = ${server} AND ac.session_id = sc.session_id AND a.session_line_num = s.session_line_num
       ${wholeTable ? '' : `AND a.log_time BETWEEN ${ts(min)} AND ${ts(upTo)}`}`;
     if (this.options.replace) {
-      await timedRun(this.conn, 'replace: delete stored rows', `DELETE FROM event_rows AS a WHERE a.rowid IN (
+      await timedRun(
+        this.conn,
+        'replace: delete stored rows',
+        `DELETE FROM event_rows AS a WHERE a.rowid IN (
         SELECT a.rowid FROM event_rows AS a JOIN event_contexts AS ac ON ac.context_id = a.context_id,
           (${source.sql}) AS s JOIN event_contexts AS sc ON sc.context_id = s.context_id
         WHERE ac.server = ${server} AND ac.session_id = sc.session_id AND a.session_line_num = s.session_line_num
-          ${wholeTable ? '' : `AND a.log_time BETWEEN ${ts(min)} AND ${ts(max)}`})`);
+          ${wholeTable ? '' : `AND a.log_time BETWEEN ${ts(min)} AND ${ts(max)}`})`,
+      );
     }
     let stored = 0;
     if (min > checkUpTo || this.options.replace) {
@@ -514,12 +585,28 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     } else {
       // Rows after checkUpTo are new; those at or before it are checked.
       if (max > checkUpTo) {
-        stored += Number((await timedRun(this.conn, 'insert event_rows', `INSERT INTO event_rows (${cols.join(', ')}) ${select}
-          WHERE s.log_time > ${ts(checkUpTo)}`)).rowsChanged);
+        stored += Number(
+          (
+            await timedRun(
+              this.conn,
+              'insert event_rows',
+              `INSERT INTO event_rows (${cols.join(', ')}) ${select}
+          WHERE s.log_time > ${ts(checkUpTo)}`,
+            )
+          ).rowsChanged,
+        );
       }
-      stored += Number((await timedRun(this.conn, 'insert event_rows (identity checked)', `INSERT INTO event_rows (${cols.join(', ')})
+      stored += Number(
+        (
+          await timedRun(
+            this.conn,
+            'insert event_rows (identity checked)',
+            `INSERT INTO event_rows (${cols.join(', ')})
         SELECT ${star}, false FROM (${source.sql}) AS s JOIN event_contexts AS sc ON sc.context_id = s.context_id
-        WHERE s.log_time <= ${ts(checkUpTo)} AND NOT EXISTS (${identity(checkUpTo)})`)).rowsChanged);
+        WHERE s.log_time <= ${ts(checkUpTo)} AND NOT EXISTS (${identity(checkUpTo)})`,
+          )
+        ).rowsChanged,
+      );
     }
     if (max > this.watermarkMs) this.watermarkMs = max;
     return stored;

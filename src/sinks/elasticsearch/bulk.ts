@@ -105,7 +105,11 @@ export class BulkWriter {
   private readonly bufBytes: number;
   private warned413 = false;
 
-  constructor(private readonly http: EsHttp, private readonly options: BulkOptions, private readonly log: Logger) {
+  constructor(
+    private readonly http: EsHttp,
+    private readonly options: BulkOptions,
+    private readonly log: Logger,
+  ) {
     this.docLimit = options.maxContentLength - Math.min(FRAMING_BYTES, Math.floor(options.maxContentLength / 16));
     this.requestLimit = this.docLimit;
     this.flushAt = Math.min(options.flushBytes, this.docLimit);
@@ -122,9 +126,10 @@ export class BulkWriter {
 
   async add(doc: BulkDoc): Promise<void> {
     if (this.failure) throw this.failure;
-    const line = doc.action === 'update'
-      ? `{"update":{"_index":${JSON.stringify(doc.index)},"_id":${JSON.stringify(doc.id)},"retry_on_conflict":3}}\n${doc.source}\n`
-      : `{"create":{"_index":${JSON.stringify(doc.index)},"_id":${JSON.stringify(doc.id)}}}\n${doc.source}\n`;
+    const line =
+      doc.action === 'update'
+        ? `{"update":{"_index":${JSON.stringify(doc.index)},"_id":${JSON.stringify(doc.id)},"retry_on_conflict":3}}\n${doc.source}\n`
+        : `{"create":{"_index":${JSON.stringify(doc.index)},"_id":${JSON.stringify(doc.id)}}}\n${doc.source}\n`;
     let cur = this.current;
     // The line's UTF-8 size is between its length and 3 × its length: counted ahead of writing it only when
     // the upper bound does not fit (never for ordinary documents; writing it counts them).
@@ -161,9 +166,10 @@ export class BulkWriter {
   /** A document larger than a request may be: dead-lettered unsent (the reason names sizes only). */
   private documentTooLarge(doc: BulkDoc, bytes: number): void {
     const max = this.options.maxContentLength;
-    const reason = bytes > max
-      ? `document_too_large: ${bytesText(bytes)} bytes > max_content_length ${bytesText(max)}`
-      : `document_too_large: ${bytesText(bytes)} bytes > ${bytesText(this.docLimit)} (max_content_length ${bytesText(max)} less ${bytesText(max - this.docLimit)} kept for the request)`;
+    const reason =
+      bytes > max
+        ? `document_too_large: ${bytesText(bytes)} bytes > max_content_length ${bytesText(max)}`
+        : `document_too_large: ${bytesText(bytes)} bytes > ${bytesText(this.docLimit)} (max_content_length ${bytesText(max)} less ${bytesText(max - this.docLimit)} kept for the request)`;
     this.counts.deadLettered++;
     this.dead.push({ index: doc.index, id: doc.id, status: 413, reason, source: doc.source });
   }
@@ -194,11 +200,15 @@ export class BulkWriter {
     this.current = this.fresh();
     while (this.inFlight.size >= this.options.concurrency) await Promise.race([...this.inFlight]);
     if (this.failure) throw this.failure;
-    const p: Promise<void> = this.send(batch).catch((err: Error) => { this.failure ??= err; }).finally(() => {
-      this.inFlight.delete(p);
-      // A buffer grown for a large document is not kept: it would hold its memory for the rest of the run.
-      if (this.spare.length <= this.options.concurrency && batch.buf.length <= 2 * this.bufBytes) this.spare.push(batch.buf);
-    });
+    const p: Promise<void> = this.send(batch)
+      .catch((err: Error) => {
+        this.failure ??= err;
+      })
+      .finally(() => {
+        this.inFlight.delete(p);
+        // A buffer grown for a large document is not kept: it would hold its memory for the rest of the run.
+        if (this.spare.length <= this.options.concurrency && batch.buf.length <= 2 * this.bufBytes) this.spare.push(batch.buf);
+      });
     this.inFlight.add(p);
   }
 
@@ -213,7 +223,7 @@ export class BulkWriter {
 
   private backoff(attempt: number): number {
     const base = Math.min(this.options.retryMaxMs, this.options.retryInitialMs * 2 ** attempt);
-    return Math.round(base / 2 + Math.random() * base / 2);
+    return Math.round(base / 2 + (Math.random() * base) / 2);
   }
 
   /** Sends items of a body until each is acknowledged or dead-lettered; throws after maxRetries. */
@@ -221,7 +231,12 @@ export class BulkWriter {
     let todo = items;
     for (let attempt = 0; todo.length; attempt++) {
       if (attempt > this.options.maxRetries) {
-        throw new ConnectorError('elasticsearch', 'bulk_failed', `${todo.length} document(s) were still refused by ${this.http.where} after ${this.options.maxRetries} retries (too many requests or server errors); nothing past them is checkpointed — the next run sends them again`, true);
+        throw new ConnectorError(
+          'elasticsearch',
+          'bulk_failed',
+          `${todo.length} document(s) were still refused by ${this.http.where} after ${this.options.maxRetries} retries (too many requests or server errors); nothing past them is checkpointed — the next run sends them again`,
+          true,
+        );
       }
       if (attempt > 0) {
         this.counts.retried += todo.length;
@@ -244,14 +259,24 @@ export class BulkWriter {
         continue;
       }
       if (res.status === 401 || res.status === 403) {
-        throw new ConnectorError('elasticsearch', res.status === 401 ? 'auth_failed' : 'permission_denied', `${this.http.where} answered ${res.status} to a bulk request: ${errorReason(res.body)}; ${res.status === 401 ? 'check username/password, api_key or bearer_token' : 'grant create_doc (or write) and create_index on the index pattern'}`, false);
+        throw new ConnectorError(
+          'elasticsearch',
+          res.status === 401 ? 'auth_failed' : 'permission_denied',
+          `${this.http.where} answered ${res.status} to a bulk request: ${errorReason(res.body)}; ${res.status === 401 ? 'check username/password, api_key or bearer_token' : 'grant create_doc (or write) and create_index on the index pattern'}`,
+          false,
+        );
       }
       if (res.status === 413) {
         await this.refusedAsTooLarge(batch, todo, body.length);
         return;
       }
       if (res.status !== 200) {
-        throw new ConnectorError('elasticsearch', 'bulk_refused', `${this.http.where} answered ${res.status} to a bulk request: ${errorReason(res.body)}`, false);
+        throw new ConnectorError(
+          'elasticsearch',
+          'bulk_refused',
+          `${this.http.where} answered ${res.status} to a bulk request: ${errorReason(res.body)}`,
+          false,
+        );
       }
       // The common case needs no parsing of the items: every document was created.
       if (/^\{"took":\d+,"errors":false/.test(res.body) || /^\{"errors":false/.test(res.body)) {
@@ -273,10 +298,22 @@ export class BulkWriter {
         } else if (r.status === 429 || r.status >= 500 || r.status === 409) again.push(doc);
         else {
           this.counts.deadLettered++;
-          this.dead.push({ index: doc.index, id: doc.id, status: r.status, reason: `${r.error?.type ?? 'error'}: ${r.error?.reason ?? ''}`.slice(0, 2000), source: sourceOf(batch, doc) });
+          this.dead.push({
+            index: doc.index,
+            id: doc.id,
+            status: r.status,
+            reason: `${r.error?.type ?? 'error'}: ${r.error?.reason ?? ''}`.slice(0, 2000),
+            source: sourceOf(batch, doc),
+          });
         }
       });
-      if (parsed.items.length !== todo.length) throw new ConnectorError('elasticsearch', 'bulk_mismatch', `${this.http.where} answered ${parsed.items.length} items to ${todo.length} documents`, false);
+      if (parsed.items.length !== todo.length)
+        throw new ConnectorError(
+          'elasticsearch',
+          'bulk_mismatch',
+          `${this.http.where} answered ${parsed.items.length} items to ${todo.length} documents`,
+          false,
+        );
       todo = again;
     }
   }
@@ -294,9 +331,15 @@ export class BulkWriter {
     this.flushAt = Math.min(this.flushAt, this.requestLimit);
     if (!this.warned413) {
       this.warned413 = true;
-      this.log.warn("The cluster refused a bulk request as too large (413); it is sent again in halves, and a document refused alone goes to es_dead_letters. Set max_content_length to the cluster's http.max_content_length (or to the body limit of a proxy in front of it).", {
-        url: this.http.where, documents: items.length, bytes, maxContentLength: this.options.maxContentLength,
-      });
+      this.log.warn(
+        "The cluster refused a bulk request as too large (413); it is sent again in halves, and a document refused alone goes to es_dead_letters. Set max_content_length to the cluster's http.max_content_length (or to the body limit of a proxy in front of it).",
+        {
+          url: this.http.where,
+          documents: items.length,
+          bytes,
+          maxContentLength: this.options.maxContentLength,
+        },
+      );
     }
     if (items.length === 1) {
       const doc = items[0]!;
@@ -306,7 +349,8 @@ export class BulkWriter {
     }
     const total = items.reduce((n, i) => n + i.end - i.start, 0);
     let k = 1;
-    for (let acc = items[0]!.end - items[0]!.start; k < items.length - 1 && acc + items[k]!.end - items[k]!.start <= total / 2; k++) acc += items[k]!.end - items[k]!.start;
+    for (let acc = items[0]!.end - items[0]!.start; k < items.length - 1 && acc + items[k]!.end - items[k]!.start <= total / 2; k++)
+      acc += items[k]!.end - items[k]!.start;
     await this.send(batch, items.slice(0, k));
     await this.send(batch, items.slice(k));
   }

@@ -13,7 +13,8 @@
  */
 import { isIP } from 'node:net';
 import type { SessionRecord, StatementOutcome } from '../../parse/index.js';
-import { documentId, indexName, jsonString, type BulkDoc, type EventKindNames } from './documents.js';
+import { jsonString } from '../../core/json.js';
+import { documentId, indexName, type BulkDoc, type EventKindNames } from './documents.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -32,10 +33,17 @@ function obj(name: string, members: string): string {
 
 /** Who and from where: ECS fields a session or a failed login shares with the events. */
 function who(serverJson: string, r: SessionRecord): string {
-  return `,"service":{"name":${serverJson},"type":"postgresql"}`
-    + obj('user', ts('name', r.user_name))
-    + obj('source', (r.client_addr !== null && isIP(r.client_addr) ? `,"ip":${JSON.stringify(r.client_addr)}` : '') + ts('address', r.client_addr) + tn('port', r.client_port))
-    + obj('process', tn('pid', r.process_id));
+  return (
+    `,"service":{"name":${serverJson},"type":"postgresql"}` +
+    obj('user', ts('name', r.user_name)) +
+    obj(
+      'source',
+      (r.client_addr !== null && isIP(r.client_addr) ? `,"ip":${JSON.stringify(r.client_addr)}` : '') +
+        ts('address', r.client_addr) +
+        tn('port', r.client_port),
+    ) +
+    obj('process', tn('pid', r.process_id))
+  );
 }
 
 /**
@@ -47,10 +55,14 @@ function who(serverJson: string, r: SessionRecord): string {
  */
 export function sessionDocument(serverJson: string, server: string, r: SessionRecord, names: EventKindNames): BulkDoc {
   const startMs = r.session_start_ms ?? r.log_time_ms;
-  const base = `{"@timestamp":"${iso(startMs)}","event":{"kind":"event","category":["session"],"dataset":"postgresql.session","module":"postgresql"}`
-    + who(serverJson, r);
-  const log = ts('session_id', r.session_id) + ts('database', r.database_name) + ts('application_name', r.application_name)
-    + ts('backend_type', r.backend_type) + (r.session_start_ms === null ? '' : `,"session_start":"${iso(r.session_start_ms)}"`);
+  const base =
+    `{"@timestamp":"${iso(startMs)}","event":{"kind":"event","category":["session"],"dataset":"postgresql.session","module":"postgresql"}` + who(serverJson, r);
+  const log =
+    ts('session_id', r.session_id) +
+    ts('database', r.database_name) +
+    ts('application_name', r.application_name) +
+    ts('backend_type', r.backend_type) +
+    (r.session_start_ms === null ? '' : `,"session_start":"${iso(r.session_start_ms)}"`);
   let body: string;
   if (r.kind === 'connect') {
     body = `{"doc":${base},"postgresql":{"log":{${log.slice(1)}},"session":{"connected_at":"${iso(r.log_time_ms)}"}}},"doc_as_upsert":true}`;
@@ -63,12 +75,14 @@ export function sessionDocument(serverJson: string, server: string, r: SessionRe
 
 /** A FATAL authentication record (SQLSTATE class 28) as a document: created once, like an event. */
 export function logonFailureDocument(serverJson: string, server: string, r: SessionRecord, names: EventKindNames): BulkDoc {
-  const source = `{"@timestamp":"${iso(r.log_time_ms)}"`
-    + `,"event":{"kind":"event","category":["authentication"],"type":["start"],"outcome":"failure","dataset":"postgresql.logon_failure","module":"postgresql"}`
-    + who(serverJson, r)
-    + obj('error', ts('code', r.sqlstate) + ts('message', r.message))
-    + `,"postgresql":{"log":{${(ts('session_id', r.session_id) + tn('session_line_num', r.session_line_num) + ts('database', r.database_name)).slice(1)}}`
-    + obj('logon_failure', ts('detail', r.detail)) + '}}';
+  const source =
+    `{"@timestamp":"${iso(r.log_time_ms)}"` +
+    `,"event":{"kind":"event","category":["authentication"],"type":["start"],"outcome":"failure","dataset":"postgresql.logon_failure","module":"postgresql"}` +
+    who(serverJson, r) +
+    obj('error', ts('code', r.sqlstate) + ts('message', r.message)) +
+    `,"postgresql":{"log":{${(ts('session_id', r.session_id) + tn('session_line_num', r.session_line_num) + ts('database', r.database_name)).slice(1)}}` +
+    obj('logon_failure', ts('detail', r.detail)) +
+    '}}';
   return { index: indexName(names, r.log_time_ms), id: documentId(['logon_failure', server, r.session_id, r.session_line_num]), source, correlation: true };
 }
 
@@ -121,7 +135,9 @@ export function sessionsTemplate(names: EventKindNames): { name: string; body: R
             ...WHO,
             postgresql: {
               properties: {
-                log: { properties: { session_id: KEYWORD, database: KEYWORD, application_name: KEYWORD, backend_type: KEYWORD, session_start: { type: 'date' } } },
+                log: {
+                  properties: { session_id: KEYWORD, database: KEYWORD, application_name: KEYWORD, backend_type: KEYWORD, session_start: { type: 'date' } },
+                },
                 session: { properties: { connected_at: { type: 'date' }, disconnected_at: { type: 'date' }, duration_ms: { type: 'long' } } },
               },
             },

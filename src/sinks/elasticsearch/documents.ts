@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { PACKED_COLUMNS } from '../../parse/packed.js';
+import { jsonString } from '../../core/json.js';
 
 /**
  * Events → Elasticsearch/OpenSearch documents: ECS names where ECS has one (`@timestamp`, `user.name`,
@@ -35,11 +36,33 @@ type Value = string | number | null | undefined;
 
 /** A pgaudit event as the parser hands it on (packed row or record object): the fields used here. */
 export interface PgAuditEventFields {
-  log_time_ms: Value; user_name: Value; database_name: Value; client_addr: Value; client_port: Value;
-  application_name: Value; session_id: Value; session_line_num: Value; process_id: Value; virtual_transaction_id: Value;
-  transaction_id: Value; command_tag: Value; session_start_ms: Value; error_severity: Value; backend_type: Value;
-  leader_pid: Value; query_id: Value; audit_type: Value; statement_id: Value; substatement_id: Value; class: Value;
-  command: Value; object_type: Value; object_name: Value; statement: Value; parameter: Value; rows: Value;
+  log_time_ms: Value;
+  user_name: Value;
+  database_name: Value;
+  client_addr: Value;
+  client_port: Value;
+  application_name: Value;
+  session_id: Value;
+  session_line_num: Value;
+  process_id: Value;
+  virtual_transaction_id: Value;
+  transaction_id: Value;
+  command_tag: Value;
+  session_start_ms: Value;
+  error_severity: Value;
+  backend_type: Value;
+  leader_pid: Value;
+  query_id: Value;
+  audit_type: Value;
+  statement_id: Value;
+  substatement_id: Value;
+  class: Value;
+  command: Value;
+  object_type: Value;
+  object_name: Value;
+  statement: Value;
+  parameter: Value;
+  rows: Value;
 }
 
 function num(v: Value): number | undefined {
@@ -76,14 +99,6 @@ export interface BulkDoc {
 
 const COL = Object.fromEntries(PACKED_COLUMNS.map((c, i) => [c, i])) as Record<(typeof PACKED_COLUMNS)[number], number>;
 
-/** Characters JSON.stringify would escape (controls, quote, backslash, surrogates). */
-const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
-
-/** JSON text of a string: most values need no escaping, and a regex test is cheaper than JSON.stringify. */
-export function jsonString(s: string): string {
-  return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : `"${s}"`;
-}
-
 /** `,"key":"text"` for a present value ('' when absent). */
 function ts(key: string, v: string | number | null | undefined): string {
   return v === null || v === undefined ? '' : `,"${key}":${jsonString(typeof v === 'string' ? v : String(v))}`;
@@ -106,26 +121,44 @@ function obj(name: string, members: string): string {
  * (no intermediate objects: this runs once per event at tens of thousands a second).
  */
 export function pgauditDocumentFromValues(serverJson: string, server: string, v: readonly (string | number | null)[], names: EventKindNames): BulkDoc {
-  const timeMs = typeof v[COL.log_time_ms] === 'number' ? v[COL.log_time_ms] as number : Number(v[COL.log_time_ms] ?? 0);
+  const timeMs = typeof v[COL.log_time_ms] === 'number' ? (v[COL.log_time_ms] as number) : Number(v[COL.log_time_ms] ?? 0);
   const addr = v[COL.client_addr];
   const addrText = addr === null || addr === undefined ? null : String(addr);
   const start = v[COL.session_start_ms];
   const command = v[COL.command];
-  const audit = ts('audit_type', v[COL.audit_type]) + tn('statement_id', v[COL.statement_id]) + tn('substatement_id', v[COL.substatement_id])
-    + ts('class', v[COL.class]) + ts('command', command) + ts('object_type', v[COL.object_type]) + ts('object_name', v[COL.object_name])
-    + ts('statement', v[COL.statement]) + ts('parameter', v[COL.parameter]) + tn('rows', v[COL.rows]);
-  const log = ts('database', v[COL.database_name]) + ts('application_name', v[COL.application_name]) + ts('session_id', v[COL.session_id])
-    + tn('session_line_num', v[COL.session_line_num])
-    + (start === null || start === undefined || start === '' ? '' : `,"session_start":"${new Date(Number(start)).toISOString()}"`)
-    + ts('virtual_transaction_id', v[COL.virtual_transaction_id]) + tn('transaction_id', v[COL.transaction_id]) + ts('command_tag', v[COL.command_tag])
-    + ts('error_severity', v[COL.error_severity]) + ts('backend_type', v[COL.backend_type]) + tn('leader_pid', v[COL.leader_pid]) + ts('query_id', v[COL.query_id]);
-  const source = `{"@timestamp":"${new Date(timeMs).toISOString()}"`
-    + `,"event":{"kind":"event","category":["database"],"dataset":"postgresql.audit","module":"postgresql"${command === null || command === undefined ? '' : `,"action":${JSON.stringify(String(command).toLowerCase())}`}}`
-    + `,"service":{"name":${serverJson},"type":"postgresql"}`
-    + obj('user', ts('name', v[COL.user_name]))
-    + obj('source', (addrText !== null && isIP(addrText) ? `,"ip":${JSON.stringify(addrText)}` : '') + ts('address', addrText) + tn('port', v[COL.client_port]))
-    + obj('process', tn('pid', v[COL.process_id]))
-    + obj('postgresql', obj('audit', audit) + obj('log', log)) + '}';
+  const audit =
+    ts('audit_type', v[COL.audit_type]) +
+    tn('statement_id', v[COL.statement_id]) +
+    tn('substatement_id', v[COL.substatement_id]) +
+    ts('class', v[COL.class]) +
+    ts('command', command) +
+    ts('object_type', v[COL.object_type]) +
+    ts('object_name', v[COL.object_name]) +
+    ts('statement', v[COL.statement]) +
+    ts('parameter', v[COL.parameter]) +
+    tn('rows', v[COL.rows]);
+  const log =
+    ts('database', v[COL.database_name]) +
+    ts('application_name', v[COL.application_name]) +
+    ts('session_id', v[COL.session_id]) +
+    tn('session_line_num', v[COL.session_line_num]) +
+    (start === null || start === undefined || start === '' ? '' : `,"session_start":"${new Date(Number(start)).toISOString()}"`) +
+    ts('virtual_transaction_id', v[COL.virtual_transaction_id]) +
+    tn('transaction_id', v[COL.transaction_id]) +
+    ts('command_tag', v[COL.command_tag]) +
+    ts('error_severity', v[COL.error_severity]) +
+    ts('backend_type', v[COL.backend_type]) +
+    tn('leader_pid', v[COL.leader_pid]) +
+    ts('query_id', v[COL.query_id]);
+  const source =
+    `{"@timestamp":"${new Date(timeMs).toISOString()}"` +
+    `,"event":{"kind":"event","category":["database"],"dataset":"postgresql.audit","module":"postgresql"${command === null || command === undefined ? '' : `,"action":${JSON.stringify(String(command).toLowerCase())}`}}` +
+    `,"service":{"name":${serverJson},"type":"postgresql"}` +
+    obj('user', ts('name', v[COL.user_name])) +
+    obj('source', (addrText !== null && isIP(addrText) ? `,"ip":${JSON.stringify(addrText)}` : '') + ts('address', addrText) + tn('port', v[COL.client_port])) +
+    obj('process', tn('pid', v[COL.process_id])) +
+    obj('postgresql', obj('audit', audit) + obj('log', log)) +
+    '}';
   return {
     index: indexName(names, timeMs),
     id: documentId(['pgaudit', server, String(v[COL.session_id]), String(v[COL.session_line_num])]),
@@ -147,15 +180,30 @@ export function pgauditDocument(server: string, e: PgAuditEventFields, names: Ev
     process: compact({ pid: num(e.process_id) }),
     postgresql: {
       audit: compact({
-        audit_type: str(e.audit_type), statement_id: num(e.statement_id), substatement_id: num(e.substatement_id),
-        class: str(e.class), command: str(e.command), object_type: str(e.object_type), object_name: str(e.object_name),
-        statement: str(e.statement), parameter: str(e.parameter), rows: num(e.rows),
+        audit_type: str(e.audit_type),
+        statement_id: num(e.statement_id),
+        substatement_id: num(e.substatement_id),
+        class: str(e.class),
+        command: str(e.command),
+        object_type: str(e.object_type),
+        object_name: str(e.object_name),
+        statement: str(e.statement),
+        parameter: str(e.parameter),
+        rows: num(e.rows),
       }),
       log: compact({
-        database: str(e.database_name), application_name: str(e.application_name), session_id: str(e.session_id),
-        session_line_num: num(e.session_line_num), session_start: sessionStart === undefined ? undefined : new Date(sessionStart).toISOString(),
-        virtual_transaction_id: str(e.virtual_transaction_id), transaction_id: num(e.transaction_id), command_tag: str(e.command_tag),
-        error_severity: str(e.error_severity), backend_type: str(e.backend_type), leader_pid: num(e.leader_pid), query_id: str(e.query_id),
+        database: str(e.database_name),
+        application_name: str(e.application_name),
+        session_id: str(e.session_id),
+        session_line_num: num(e.session_line_num),
+        session_start: sessionStart === undefined ? undefined : new Date(sessionStart).toISOString(),
+        virtual_transaction_id: str(e.virtual_transaction_id),
+        transaction_id: num(e.transaction_id),
+        command_tag: str(e.command_tag),
+        error_severity: str(e.error_severity),
+        backend_type: str(e.backend_type),
+        leader_pid: num(e.leader_pid),
+        query_id: str(e.query_id),
       }),
     },
   };
@@ -194,16 +242,32 @@ export function pgauditTemplate(names: EventKindNames): { name: string; body: Re
               properties: {
                 audit: {
                   properties: {
-                    audit_type: KEYWORD, statement_id: { type: 'long' }, substatement_id: { type: 'long' }, class: KEYWORD,
-                    command: KEYWORD, object_type: KEYWORD, object_name: KEYWORD, statement: LONG_TEXT, parameter: LONG_TEXT,
+                    audit_type: KEYWORD,
+                    statement_id: { type: 'long' },
+                    substatement_id: { type: 'long' },
+                    class: KEYWORD,
+                    command: KEYWORD,
+                    object_type: KEYWORD,
+                    object_name: KEYWORD,
+                    statement: LONG_TEXT,
+                    parameter: LONG_TEXT,
                     rows: { type: 'long' },
                   },
                 },
                 log: {
                   properties: {
-                    database: KEYWORD, application_name: KEYWORD, session_id: KEYWORD, session_line_num: { type: 'long' },
-                    session_start: { type: 'date' }, virtual_transaction_id: KEYWORD, transaction_id: { type: 'long' },
-                    command_tag: KEYWORD, error_severity: KEYWORD, backend_type: KEYWORD, leader_pid: { type: 'long' }, query_id: KEYWORD,
+                    database: KEYWORD,
+                    application_name: KEYWORD,
+                    session_id: KEYWORD,
+                    session_line_num: { type: 'long' },
+                    session_start: { type: 'date' },
+                    virtual_transaction_id: KEYWORD,
+                    transaction_id: { type: 'long' },
+                    command_tag: KEYWORD,
+                    error_severity: KEYWORD,
+                    backend_type: KEYWORD,
+                    leader_pid: { type: 'long' },
+                    query_id: KEYWORD,
                   },
                 },
               },
@@ -218,7 +282,12 @@ export function pgauditTemplate(names: EventKindNames): { name: string; body: Re
 
 /** Index names may hold lower-case letters, digits, `-` and `_` (and not start with `-` or `_`). */
 export function indexSafe(name: string): string {
-  return name.toLowerCase().replace(/[^a-z0-9_-]+/g, '-').replace(/^[-_]+/, '') || 'default';
+  return (
+    name
+      .toLowerCase()
+      .replace(/[^a-z0-9_-]+/g, '-')
+      .replace(/^[-_]+/, '') || 'default'
+  );
 }
 
 /** An application event (sql_outbox, django_auditlog): the fields a document is made of. */
@@ -281,14 +350,36 @@ export function appTemplate(prefix: string): { name: string; body: Record<string
   };
 }
 
-const ROW_ACTIONS: Record<string, string> = { I: 'INSERT', U: 'UPDATE', D: 'DELETE', T: 'TRUNCATE', INSERT: 'INSERT', UPDATE: 'UPDATE', DELETE: 'DELETE', TRUNCATE: 'TRUNCATE' };
+const ROW_ACTIONS: Record<string, string> = {
+  I: 'INSERT',
+  U: 'UPDATE',
+  D: 'DELETE',
+  T: 'TRUNCATE',
+  INSERT: 'INSERT',
+  UPDATE: 'UPDATE',
+  DELETE: 'DELETE',
+  TRUNCATE: 'TRUNCATE',
+};
 
 /** A row change as the pg_audit_table source reads it (texts; JSON columns as JSON text). */
 export interface RowChangeFields {
-  event_id: string; txid: string | null; schema_name: string | null; table_name: string | null; relid: string | null; action: string;
-  row_data: string | null; changed_fields: string | null; statement_only: string | null; session_user_name: string | null;
-  application_name: string | null; client_addr: string | null; client_port: string | null; action_tstamp_tx_us: string | null;
-  action_tstamp_stm_us: string | null; action_tstamp_clk_us: string | null; client_query: string | null;
+  event_id: string;
+  txid: string | null;
+  schema_name: string | null;
+  table_name: string | null;
+  relid: string | null;
+  action: string;
+  row_data: string | null;
+  changed_fields: string | null;
+  statement_only: string | null;
+  session_user_name: string | null;
+  application_name: string | null;
+  client_addr: string | null;
+  client_port: string | null;
+  action_tstamp_tx_us: string | null;
+  action_tstamp_stm_us: string | null;
+  action_tstamp_clk_us: string | null;
+  client_query: string | null;
 }
 
 function isoOfMicros(us: string | null): string | undefined {
@@ -309,17 +400,27 @@ export function rowChangeDocument(serverJson: string, server: string, auditTable
   const addr = r.client_addr;
   const tx = isoOfMicros(r.action_tstamp_tx_us);
   const stm = isoOfMicros(r.action_tstamp_stm_us);
-  const rc = `"audit_table":${jsonString(auditTable)},"event_id":${Number(r.event_id)}` + tn('txid', r.txid) + ts('schema', r.schema_name) + ts('table', r.table_name)
-    + tn('relid', r.relid) + `,"action":"${action}"` + (r.row_data === null ? '' : `,"row_data":${r.row_data}`)
-    + (r.changed_fields === null ? '' : `,"changed_fields":${r.changed_fields}`)
-    + (r.statement_only === null ? '' : `,"statement_only":${r.statement_only === 'true' || r.statement_only === 't'}`)
-    + ts('application_name', r.application_name) + (tx ? `,"transaction_start":"${tx}"` : '') + (stm ? `,"statement_start":"${stm}"` : '') + ts('query', r.client_query);
-  const source = `{"@timestamp":"${new Date(timeMs).toISOString()}"`
-    + `,"event":{"kind":"event","category":["database"],"type":["change"],"dataset":"postgresql.row_changes","module":"postgresql","action":"${action.toLowerCase()}"}`
-    + `,"service":{"name":${serverJson},"type":"postgresql"}`
-    + obj('user', ts('name', r.session_user_name))
-    + obj('source', (addr !== null && isIP(addr) ? `,"ip":${JSON.stringify(addr)}` : '') + ts('address', addr) + tn('port', r.client_port))
-    + `,"postgresql":{"row_change":{${rc}}}}`;
+  const rc =
+    `"audit_table":${jsonString(auditTable)},"event_id":${Number(r.event_id)}` +
+    tn('txid', r.txid) +
+    ts('schema', r.schema_name) +
+    ts('table', r.table_name) +
+    tn('relid', r.relid) +
+    `,"action":"${action}"` +
+    (r.row_data === null ? '' : `,"row_data":${r.row_data}`) +
+    (r.changed_fields === null ? '' : `,"changed_fields":${r.changed_fields}`) +
+    (r.statement_only === null ? '' : `,"statement_only":${r.statement_only === 'true' || r.statement_only === 't'}`) +
+    ts('application_name', r.application_name) +
+    (tx ? `,"transaction_start":"${tx}"` : '') +
+    (stm ? `,"statement_start":"${stm}"` : '') +
+    ts('query', r.client_query);
+  const source =
+    `{"@timestamp":"${new Date(timeMs).toISOString()}"` +
+    `,"event":{"kind":"event","category":["database"],"type":["change"],"dataset":"postgresql.row_changes","module":"postgresql","action":"${action.toLowerCase()}"}` +
+    `,"service":{"name":${serverJson},"type":"postgresql"}` +
+    obj('user', ts('name', r.session_user_name)) +
+    obj('source', (addr !== null && isIP(addr) ? `,"ip":${JSON.stringify(addr)}` : '') + ts('address', addr) + tn('port', r.client_port)) +
+    `,"postgresql":{"row_change":{${rc}}}}`;
   return { index: indexName(names, timeMs), id: documentId(['rows', server, auditTable, r.event_id]), source };
 }
 
@@ -345,9 +446,20 @@ export function rowsTemplate(names: EventKindNames, objectType: string): { name:
               properties: {
                 row_change: {
                   properties: {
-                    audit_table: KEYWORD, event_id: { type: 'long' }, txid: { type: 'long' }, schema: KEYWORD, table: KEYWORD, relid: { type: 'long' },
-                    action: KEYWORD, row_data: json, changed_fields: json, statement_only: { type: 'boolean' }, application_name: KEYWORD,
-                    transaction_start: { type: 'date' }, statement_start: { type: 'date' }, query: LONG_TEXT,
+                    audit_table: KEYWORD,
+                    event_id: { type: 'long' },
+                    txid: { type: 'long' },
+                    schema: KEYWORD,
+                    table: KEYWORD,
+                    relid: { type: 'long' },
+                    action: KEYWORD,
+                    row_data: json,
+                    changed_fields: json,
+                    statement_only: { type: 'boolean' },
+                    application_name: KEYWORD,
+                    transaction_start: { type: 'date' },
+                    statement_start: { type: 'date' },
+                    query: LONG_TEXT,
                   },
                 },
               },

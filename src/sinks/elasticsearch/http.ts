@@ -35,7 +35,10 @@ export interface EsResponse {
 
 /** A transport failure (no HTTP answer): connection refused or reset, timeout. Worth retrying. */
 export class EsTransportError extends Error {
-  constructor(message: string, readonly code: string) {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
     super(message);
     this.name = 'EsTransportError';
   }
@@ -58,7 +61,8 @@ export class EsHttp {
     } catch {
       throw new ConnectorError('elasticsearch', 'bad_url', `url ${JSON.stringify(options.url)} is not a URL (http://host:9200 or https://...)`, false);
     }
-    if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new ConnectorError('elasticsearch', 'bad_url', `url must start with http:// or https://`, false);
+    if (base.protocol !== 'http:' && base.protocol !== 'https:')
+      throw new ConnectorError('elasticsearch', 'bad_url', `url must start with http:// or https://`, false);
     if (base.username || base.password) {
       // Credentials in the URL: taken as basic auth, and removed from everything that is shown.
       options.auth = { ...options.auth, username: decodeURIComponent(base.username), password: decodeURIComponent(base.password) };
@@ -72,17 +76,26 @@ export class EsHttp {
       try {
         ca = readFileSync(options.caFile);
       } catch (err) {
-        throw new ConnectorError('elasticsearch', 'ca_file_unreadable', `cannot read ca_file ${options.caFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, false);
+        throw new ConnectorError(
+          'elasticsearch',
+          'ca_file_unreadable',
+          `cannot read ca_file ${options.caFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+          false,
+        );
       }
     }
-    this.agent = base.protocol === 'https:'
-      ? new https.Agent({ keepAlive: true, maxSockets: options.maxSockets, ...(ca ? { ca } : {}), rejectUnauthorized: !options.insecure })
-      : new http.Agent({ keepAlive: true, maxSockets: options.maxSockets });
+    this.agent =
+      base.protocol === 'https:'
+        ? new https.Agent({ keepAlive: true, maxSockets: options.maxSockets, ...(ca ? { ca } : {}), rejectUnauthorized: !options.insecure })
+        : new http.Agent({ keepAlive: true, maxSockets: options.maxSockets });
     const a = options.auth;
-    this.authHeader = a.apiKey ? `ApiKey ${a.apiKey}`
-      : a.bearerToken ? `Bearer ${a.bearerToken}`
-      : a.username ? `Basic ${Buffer.from(`${a.username}:${a.password ?? ''}`).toString('base64')}`
-      : null;
+    this.authHeader = a.apiKey
+      ? `ApiKey ${a.apiKey}`
+      : a.bearerToken
+        ? `Bearer ${a.bearerToken}`
+        : a.username
+          ? `Basic ${Buffer.from(`${a.username}:${a.password ?? ''}`).toString('base64')}`
+          : null;
   }
 
   /** The URL as shown in messages: no credentials. */
@@ -99,25 +112,46 @@ export class EsHttp {
       headers['content-length'] = Buffer.byteLength(body);
     }
     return new Promise((resolve, reject) => {
-      const req = this.lib.request({
-        protocol: this.base.protocol, hostname: this.base.hostname, port: this.base.port || undefined,
-        method, path: prefix + path, headers, agent: this.agent, timeout: this.options.timeoutMs,
-      }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', (err) => reject(new EsTransportError(`the response from ${this.where} broke off: ${err.message}`, 'response_aborted')));
-      });
+      const req = this.lib.request(
+        {
+          protocol: this.base.protocol,
+          hostname: this.base.hostname,
+          port: this.base.port || undefined,
+          method,
+          path: prefix + path,
+          headers,
+          agent: this.agent,
+          timeout: this.options.timeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+          res.on('error', (err) => reject(new EsTransportError(`the response from ${this.where} broke off: ${err.message}`, 'response_aborted')));
+        },
+      );
       req.on('timeout', () => req.destroy(new EsTransportError(`no answer from ${this.where} within ${this.options.timeoutMs} ms`, 'timeout')));
       req.on('error', (err: NodeJS.ErrnoException) => {
-        if (err instanceof EsTransportError) { reject(err); return; }
+        if (err instanceof EsTransportError) {
+          reject(err);
+          return;
+        }
         if (err.code === 'ECONNREFUSED') reject(new EsTransportError(`cannot connect to ${this.where}: connection refused`, 'connection_refused'));
-        else if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN') reject(new EsTransportError(`cannot connect to ${this.where}: host not found`, 'host_not_found'));
+        else if (err.code === 'ENOTFOUND' || err.code === 'EAI_AGAIN')
+          reject(new EsTransportError(`cannot connect to ${this.where}: host not found`, 'host_not_found'));
         else if (/certificate|self.signed|SSL|TLS/i.test(err.message) || String(err.code).startsWith('ERR_TLS') || /CERT/.test(String(err.code))) {
-          reject(new ConnectorError('elasticsearch', 'tls_failed', `TLS to ${this.where} failed: ${err.message}; set ca_file to the cluster's CA (or insecure: true for a test cluster)`, false));
+          reject(
+            new ConnectorError(
+              'elasticsearch',
+              'tls_failed',
+              `TLS to ${this.where} failed: ${err.message}; set ca_file to the cluster's CA (or insecure: true for a test cluster)`,
+              false,
+            ),
+          );
         } else reject(new EsTransportError(`the connection to ${this.where} failed: ${err.code ?? err.message}`, err.code ?? 'connection_failed'));
       });
-      if (body !== undefined) req.end(body); else req.end();
+      if (body !== undefined) req.end(body);
+      else req.end();
     });
   }
 
@@ -132,6 +166,8 @@ export function errorReason(body: string): string {
     const j = JSON.parse(body) as { error?: { type?: string; reason?: string; root_cause?: { reason?: string }[] } | string };
     if (typeof j.error === 'string') return j.error;
     if (j.error) return `${j.error.type ?? 'error'}: ${j.error.reason ?? j.error.root_cause?.[0]?.reason ?? ''}`.trim();
-  } catch { /* not JSON */ }
+  } catch {
+    /* not JSON */
+  }
   return body.slice(0, 200);
 }

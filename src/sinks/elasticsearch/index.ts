@@ -3,9 +3,21 @@ import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { firstOutcomes, type StatementOutcome } from '../../parse/index.js';
 import { dimensionsOf, PACKED_COLUMNS, recordRows } from '../../parse/packed.js';
-import type { PgAuditPayload } from '../../sources/pg-logs/payload.js';
+import type { PgAuditPayload } from '../../model/pg-audit-payload.js';
 import { BulkWriter, type BulkCounts, type DeadLetter } from './bulk.js';
-import { appEventDocument, appTemplate, indexSafe, pgauditDocumentFromValues, pgauditTemplate, rowChangeDocument, rowsTemplate, type AppEventFields, type RowChangeFields, type EventKindNames, type IndexPeriod } from './documents.js';
+import {
+  appEventDocument,
+  appTemplate,
+  indexSafe,
+  pgauditDocumentFromValues,
+  pgauditTemplate,
+  rowChangeDocument,
+  rowsTemplate,
+  type AppEventFields,
+  type RowChangeFields,
+  type EventKindNames,
+  type IndexPeriod,
+} from './documents.js';
 import { logonFailureDocument, logonFailuresTemplate, OUTCOME_PROPERTIES, outcomeUpdates, sessionDocument, sessionsTemplate } from './correlation.js';
 import { errorReason, EsHttp, EsTransportError, type EsAuth } from './http.js';
 
@@ -58,9 +70,27 @@ export async function detectCluster(http: EsHttp, expected: 'auto' | 'elasticsea
     if (err instanceof EsTransportError) throw new ConnectorError('elasticsearch', 'unreachable', err.message, true, { cause: err });
     throw err;
   }
-  if (res.status === 401) throw new ConnectorError('elasticsearch', 'auth_failed', `${http.where} refused the credentials (401): ${errorReason(res.body)}; check username/password, api_key or bearer_token`, false);
-  if (res.status === 403) throw new ConnectorError('elasticsearch', 'permission_denied', `${http.where} answered 403 to GET /: ${errorReason(res.body)}; the user needs the monitor cluster privilege (or use a user that may read the root endpoint)`, false);
-  if (res.status !== 200) throw new ConnectorError('elasticsearch', 'unexpected_answer', `${http.where} answered ${res.status} to GET /: ${errorReason(res.body)}; is this an Elasticsearch or OpenSearch endpoint?`, res.status >= 500);
+  if (res.status === 401)
+    throw new ConnectorError(
+      'elasticsearch',
+      'auth_failed',
+      `${http.where} refused the credentials (401): ${errorReason(res.body)}; check username/password, api_key or bearer_token`,
+      false,
+    );
+  if (res.status === 403)
+    throw new ConnectorError(
+      'elasticsearch',
+      'permission_denied',
+      `${http.where} answered 403 to GET /: ${errorReason(res.body)}; the user needs the monitor cluster privilege (or use a user that may read the root endpoint)`,
+      false,
+    );
+  if (res.status !== 200)
+    throw new ConnectorError(
+      'elasticsearch',
+      'unexpected_answer',
+      `${http.where} answered ${res.status} to GET /: ${errorReason(res.body)}; is this an Elasticsearch or OpenSearch endpoint?`,
+      res.status >= 500,
+    );
   let info: { version?: { number?: string; distribution?: string } };
   try {
     info = JSON.parse(res.body) as typeof info;
@@ -68,13 +98,21 @@ export async function detectCluster(http: EsHttp, expected: 'auto' | 'elasticsea
     throw new ConnectorError('elasticsearch', 'unexpected_answer', `${http.where} is not an Elasticsearch or OpenSearch endpoint (GET / is not JSON)`, false);
   }
   const version = info.version?.number ?? '';
-  const flavor = info.version?.distribution === 'opensearch' ? 'opensearch'
-    : res.headers['x-elastic-product'] === 'Elasticsearch' ? 'elasticsearch' : null;
-  if (!flavor || !version) throw new ConnectorError('elasticsearch', 'unsupported_product', `${http.where} is neither Elasticsearch (X-Elastic-Product header) nor OpenSearch (version.distribution); version ${version || 'unknown'}`, false);
-  if (expected !== 'auto' && expected !== flavor) throw new ConnectorError('elasticsearch', 'wrong_flavor', `${http.where} is ${flavor} ${version}, but flavor is set to ${expected}`, false);
+  const flavor = info.version?.distribution === 'opensearch' ? 'opensearch' : res.headers['x-elastic-product'] === 'Elasticsearch' ? 'elasticsearch' : null;
+  if (!flavor || !version)
+    throw new ConnectorError(
+      'elasticsearch',
+      'unsupported_product',
+      `${http.where} is neither Elasticsearch (X-Elastic-Product header) nor OpenSearch (version.distribution); version ${version || 'unknown'}`,
+      false,
+    );
+  if (expected !== 'auto' && expected !== flavor)
+    throw new ConnectorError('elasticsearch', 'wrong_flavor', `${http.where} is ${flavor} ${version}, but flavor is set to ${expected}`, false);
   const major = Number(version.split('.')[0]);
-  if (flavor === 'elasticsearch' && (major < 8 || major > 9)) throw new ConnectorError('elasticsearch', 'unsupported_version', `Elasticsearch ${version} at ${http.where}: auditship supports 8.x and 9.x`, false);
-  if (flavor === 'opensearch' && (major < 2 || major > 3)) throw new ConnectorError('elasticsearch', 'unsupported_version', `OpenSearch ${version} at ${http.where}: auditship supports 2.x and 3.x`, false);
+  if (flavor === 'elasticsearch' && (major < 8 || major > 9))
+    throw new ConnectorError('elasticsearch', 'unsupported_version', `Elasticsearch ${version} at ${http.where}: auditship supports 8.x and 9.x`, false);
+  if (flavor === 'opensearch' && (major < 2 || major > 3))
+    throw new ConnectorError('elasticsearch', 'unsupported_version', `OpenSearch ${version} at ${http.where}: auditship supports 2.x and 3.x`, false);
   return { flavor, version, major };
 }
 
@@ -91,7 +129,14 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
   /** Given the dead letters of each commit (the state sink stores them in its transaction). */
   onDeadLetters?: (letters: DeadLetter[]) => Promise<void>;
 
-  private constructor(private readonly http: EsHttp, private readonly bulk: BulkWriter, readonly cluster: ClusterInfo, private readonly options: ElasticsearchSinkOptions, private readonly log: Logger, readonly eventKind: EventKind) {
+  private constructor(
+    private readonly http: EsHttp,
+    private readonly bulk: BulkWriter,
+    readonly cluster: ClusterInfo,
+    private readonly options: ElasticsearchSinkOptions,
+    private readonly log: Logger,
+    readonly eventKind: EventKind,
+  ) {
     this.names = { prefix: `${options.indexPrefix}-${eventKind}`, period: options.indexPeriod };
     this.sessionNames = { prefix: `${options.indexPrefix}-sessions`, period: options.indexPeriod };
     this.failureNames = { prefix: `${options.indexPrefix}-logon-failures`, period: options.indexPeriod };
@@ -104,11 +149,37 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
 
   /** Opens the sink for one kind of event: pgaudit entries (pg_logs) or application events (sql_outbox, django_auditlog). */
   static async open(options: ElasticsearchSinkOptions, log: Logger, eventKind: EventKind = 'pgaudit'): Promise<ElasticsearchSink> {
-    const http = new EsHttp({ url: options.url, auth: options.auth, caFile: options.caFile, insecure: options.insecure, timeoutMs: options.timeoutMs, maxSockets: options.concurrency + 1 });
+    const http = new EsHttp({
+      url: options.url,
+      auth: options.auth,
+      caFile: options.caFile,
+      insecure: options.insecure,
+      timeoutMs: options.timeoutMs,
+      maxSockets: options.concurrency + 1,
+    });
     try {
       const cluster = await detectCluster(http, options.flavor);
       // Elasticsearch: plain JSON is accepted by 8.x and 9.x alike (no compatible-with header).
-      const sink = new ElasticsearchSink(http, new BulkWriter(http, { flushBytes: options.flushBytes, maxContentLength: options.maxContentLength, flushDocs: options.flushDocs, concurrency: options.concurrency, maxRetries: options.maxRetries, retryInitialMs: 500, retryMaxMs: 30_000 }, log), cluster, options, log, eventKind);
+      const sink = new ElasticsearchSink(
+        http,
+        new BulkWriter(
+          http,
+          {
+            flushBytes: options.flushBytes,
+            maxContentLength: options.maxContentLength,
+            flushDocs: options.flushDocs,
+            concurrency: options.concurrency,
+            maxRetries: options.maxRetries,
+            retryInitialMs: 500,
+            retryMaxMs: 30_000,
+          },
+          log,
+        ),
+        cluster,
+        options,
+        log,
+        eventKind,
+      );
       if (options.manageTemplate) await sink.putTemplates();
       await sink.checkWritePrivilege();
       log.info('Elasticsearch sink ready.', { url: http.where, flavor: cluster.flavor, version: cluster.version, indices: sink.patterns.join(',') });
@@ -145,7 +216,10 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
     }
     if (res.status === 200 || res.status === 404) return; // 404: no such index yet
     this.log.warn('Cannot add the outcome fields to existing pgaudit indices; outcomes of their events will be refused and kept in es_dead_letters.', {
-      url: this.http.where, status: res.status, reason: errorReason(res.body), remedy: `grant manage on ${this.names.prefix}-*, or add event.outcome, error.code and error.message to their mappings`,
+      url: this.http.where,
+      status: res.status,
+      reason: errorReason(res.body),
+      remedy: `grant manage on ${this.names.prefix}-*, or add event.outcome, error.code and error.message to their mappings`,
     });
   }
 
@@ -157,8 +231,20 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
       if (err instanceof EsTransportError) throw new ConnectorError('elasticsearch', 'unreachable', err.message, true, { cause: err });
       throw err;
     }
-    if (res.status === 403) throw new ConnectorError('elasticsearch', 'permission_denied', `${this.http.where} refused to put the index template ${t.name} (403): ${errorReason(res.body)}; grant manage_index_templates, or set manage_template: false and install it yourself`, false);
-    if (res.status !== 200) throw new ConnectorError('elasticsearch', 'template_refused', `${this.http.where} refused the index template ${t.name} (${res.status}): ${errorReason(res.body)}`, false);
+    if (res.status === 403)
+      throw new ConnectorError(
+        'elasticsearch',
+        'permission_denied',
+        `${this.http.where} refused to put the index template ${t.name} (403): ${errorReason(res.body)}; grant manage_index_templates, or set manage_template: false and install it yourself`,
+        false,
+      );
+    if (res.status !== 200)
+      throw new ConnectorError(
+        'elasticsearch',
+        'template_refused',
+        `${this.http.where} refused the index template ${t.name} (${res.status}): ${errorReason(res.body)}`,
+        false,
+      );
   }
 
   /**
@@ -172,13 +258,22 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
     if (this.cluster.flavor !== 'elasticsearch') return;
     const events: [string, string[]] = [`${this.names.prefix}-*`, ['create_doc', 'create_index']];
     // pgaudit: events are updated with their outcome; sessions are updated; failures created.
-    const correlation: [string, string[]][] = this.eventKind === 'pgaudit'
-      ? [[`${this.names.prefix}-*`, ['index']], [`${this.sessionNames.prefix}-*`, ['create_doc', 'create_index', 'index']], [`${this.failureNames.prefix}-*`, ['create_doc', 'create_index']]]
-      : [];
+    const correlation: [string, string[]][] =
+      this.eventKind === 'pgaudit'
+        ? [
+            [`${this.names.prefix}-*`, ['index']],
+            [`${this.sessionNames.prefix}-*`, ['create_doc', 'create_index', 'index']],
+            [`${this.failureNames.prefix}-*`, ['create_doc', 'create_index']],
+          ]
+        : [];
     const wanted = [events, ...correlation];
     let res;
     try {
-      res = await this.http.request('POST', '/_security/user/_has_privileges', JSON.stringify({ index: wanted.map(([p, privileges]) => ({ names: [p], privileges })) }));
+      res = await this.http.request(
+        'POST',
+        '/_security/user/_has_privileges',
+        JSON.stringify({ index: wanted.map(([p, privileges]) => ({ names: [p], privileges })) }),
+      );
     } catch {
       return; // reachability was checked; the first bulk request will say what is wrong
     }
@@ -188,13 +283,20 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
     const missing = (p: string, privileges: string[]) => privileges.filter((x) => r.index?.[p]?.[x] === false);
     const eventsMissing = missing(...events);
     if (eventsMissing.length) {
-      throw new ConnectorError('elasticsearch', 'permission_denied', `the user may not write ${events[0]} on ${this.http.where} (missing: ${eventsMissing.join(', ')}); grant them on that index pattern`, false);
+      throw new ConnectorError(
+        'elasticsearch',
+        'permission_denied',
+        `the user may not write ${events[0]} on ${this.http.where} (missing: ${eventsMissing.join(', ')}); grant them on that index pattern`,
+        false,
+      );
     }
     const lacking = correlation.map(([p, privileges]) => `${missing(p, privileges).join('+')} on ${p}`).filter((x) => !x.startsWith(' on'));
     if (lacking.length) {
       this.correlate = false;
       this.log.warn('Sessions, failed logins and statement outcomes are not sent: the user lacks privileges for them; events are.', {
-        url: this.http.where, missing: lacking, remedy: 'grant them to get the correlation indices and outcome fields',
+        url: this.http.where,
+        missing: lacking,
+        remedy: 'grant them to get the correlation indices and outcome fields',
       });
     }
   }
@@ -211,7 +313,14 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
     }
     for (const r of objects) {
       const rec = r as unknown as Record<string, string | number | null>;
-      await this.bulk.add(pgauditDocumentFromValues(serverJson, server, PACKED_COLUMNS.map((c) => rec[c] ?? null), this.names));
+      await this.bulk.add(
+        pgauditDocumentFromValues(
+          serverJson,
+          server,
+          PACKED_COLUMNS.map((c) => rec[c] ?? null),
+          this.names,
+        ),
+      );
     }
     if (!this.correlate) return { stored: 0, duplicates: 0, quarantined: 0 };
     const { sessions, logonFailures, outcomes } = batch.payload.correlation;
@@ -256,7 +365,10 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
     }
     const dead = this.bulk.takeDeadLetters();
     if (dead.length) {
-      this.log.warn('Documents refused for good; kept in es_dead_letters with the reason.', { count: dead.length, reasons: [...new Set(dead.map((d) => d.reason.split(':')[0]))].slice(0, 3) });
+      this.log.warn('Documents refused for good; kept in es_dead_letters with the reason.', {
+        count: dead.length,
+        reasons: [...new Set(dead.map((d) => d.reason.split(':')[0]))].slice(0, 3),
+      });
       if (this.onDeadLetters) await this.onDeadLetters(dead);
     }
   }

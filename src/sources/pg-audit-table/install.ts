@@ -47,11 +47,23 @@ function checkIdent(ident: string): string {
 
 /** The audit table's columns and their types as format_type() prints them; the reader depends on these names. */
 const AUDIT_COLUMNS: [string, string][] = [
-  ['event_id', 'bigint'], ['txid', 'xid8'], ['schema_name', 'text'], ['table_name', 'text'], ['relid', 'oid'],
-  ['action', 'text'], ['row_data', 'jsonb'], ['changed_fields', 'jsonb'], ['statement_only', 'boolean'],
-  ['session_user_name', 'text'], ['application_name', 'text'], ['client_addr', 'inet'], ['client_port', 'integer'],
-  ['action_tstamp_tx', 'timestamp with time zone'], ['action_tstamp_stm', 'timestamp with time zone'],
-  ['action_tstamp_clk', 'timestamp with time zone'], ['client_query', 'text'],
+  ['event_id', 'bigint'],
+  ['txid', 'xid8'],
+  ['schema_name', 'text'],
+  ['table_name', 'text'],
+  ['relid', 'oid'],
+  ['action', 'text'],
+  ['row_data', 'jsonb'],
+  ['changed_fields', 'jsonb'],
+  ['statement_only', 'boolean'],
+  ['session_user_name', 'text'],
+  ['application_name', 'text'],
+  ['client_addr', 'inet'],
+  ['client_port', 'integer'],
+  ['action_tstamp_tx', 'timestamp with time zone'],
+  ['action_tstamp_stm', 'timestamp with time zone'],
+  ['action_tstamp_clk', 'timestamp with time zone'],
+  ['client_query', 'text'],
 ];
 
 /** The audit table's DDL (schema and table quoted by the caller). */
@@ -158,7 +170,10 @@ export function textArrayLiteral(items: string[]): string {
 // ---------------------------------------------------------------------------------------------------------
 // Table names
 
-export interface NameCandidate { schema: string | null; name: string }
+export interface NameCandidate {
+  schema: string | null;
+  name: string;
+}
 
 /**
  * Splits `spec` as a possibly qualified SQL name: parts separated by dots, each either a double-quoted
@@ -175,7 +190,11 @@ function splitQualified(spec: string): { text: string; quoted: boolean }[] | nul
       for (;;) {
         if (i >= spec.length) return null;
         if (spec[i] === '"') {
-          if (spec[i + 1] === '"') { text += '"'; i += 2; continue; }
+          if (spec[i + 1] === '"') {
+            text += '"';
+            i += 2;
+            continue;
+          }
           i++;
           break;
         }
@@ -231,14 +250,26 @@ export interface ResolvedTable {
   relkind: string;
 }
 
-const RELKINDS: Record<string, string> = { v: 'a view', m: 'a materialized view', f: 'a foreign table', S: 'a sequence', i: 'an index', I: 'an index', c: 'a composite type', t: 'a TOAST table' };
+const RELKINDS: Record<string, string> = {
+  v: 'a view',
+  m: 'a materialized view',
+  f: 'a foreign table',
+  S: 'a sequence',
+  i: 'an index',
+  I: 'an index',
+  c: 'a composite type',
+  t: 'a TOAST table',
+};
 
 async function lookup(client: pg.ClientBase, c: NameCandidate): Promise<ResolvedTable | null> {
   const sql = `SELECT c.oid::int8 AS oid, n.nspname AS schema, c.relname AS name, c.relkind AS relkind,
                       format('%I.%I', n.nspname, c.relname) AS display
                  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
                 WHERE ${c.schema === null ? 'c.oid = pg_catalog.to_regclass(pg_catalog.quote_ident($1))' : 'n.nspname = $2 AND c.relname = $1'}`;
-  const r = await client.query<{ oid: string; schema: string; name: string; relkind: string; display: string }>(sql, c.schema === null ? [c.name] : [c.name, c.schema]);
+  const r = await client.query<{ oid: string; schema: string; name: string; relkind: string; display: string }>(
+    sql,
+    c.schema === null ? [c.name] : [c.name, c.schema],
+  );
   const row = r.rows[0];
   if (!row) return null;
   return { oid: Number(row.oid), schema: row.schema, name: row.name, relkind: row.relkind, display: row.display, sql: `${q(row.schema)}.${q(row.name)}` };
@@ -253,17 +284,27 @@ export async function resolveTable(client: pg.ClientBase, spec: string, opts: { 
     const t = await lookup(client, c);
     if (!t) continue;
     if (opts.tablesOnly !== false && t.relkind !== 'r' && t.relkind !== 'p') {
-      throw new ConnectorError('pg', 'not_a_table', `${t.display} is ${RELKINDS[t.relkind] ?? `not a table (relkind ${t.relkind})`}; only tables can be audited`);
+      throw new ConnectorError(
+        'pg',
+        'not_a_table',
+        `${t.display} is ${RELKINDS[t.relkind] ?? `not a table (relkind ${t.relkind})`}; only tables can be audited`,
+      );
     }
     return t;
   }
-  throw new ConnectorError('pg', 'table_not_found', `table ${JSON.stringify(spec)} does not exist (42P01); name it as schema.table when it is not on the search_path`);
+  throw new ConnectorError(
+    'pg',
+    'table_not_found',
+    `table ${JSON.stringify(spec)} does not exist (42P01); name it as schema.table when it is not on the search_path`,
+  );
 }
 
 async function columnsOf(client: pg.ClientBase, oid: number): Promise<Map<string, string>> {
   const r = await client.query<{ attname: string; type: string }>(
     `SELECT attname, pg_catalog.format_type(atttypid, atttypmod) AS type FROM pg_catalog.pg_attribute
-      WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, [oid]);
+      WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum`,
+    [oid],
+  );
   return new Map(r.rows.map((row) => [row.attname, row.type]));
 }
 
@@ -271,7 +312,10 @@ async function columnsOf(client: pg.ClientBase, oid: number): Promise<Map<string
 function findColumn(columns: Map<string, string>, spec: string): string | null {
   if (columns.has(spec)) return spec;
   const m = /^"((?:[^"]|"")+)"$/.exec(spec);
-  if (m) { const u = m[1]!.replace(/""/g, '"'); return columns.has(u) ? u : null; }
+  if (m) {
+    const u = m[1]!.replace(/""/g, '"');
+    return columns.has(u) ? u : null;
+  }
   const lower = spec.toLowerCase();
   return columns.has(lower) ? lower : null;
 }
@@ -295,7 +339,11 @@ async function serverVersion(client: pg.ClientBase): Promise<number> {
   const r = await client.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`);
   const v = Number(r.rows[0]?.v);
   if (!(v >= 130000)) {
-    throw new ConnectorError('pg', 'unsupported_version', `PostgreSQL ${Math.floor(v / 10000)} is too old: auditship's audit table needs PostgreSQL 13 or later (xid8, pg_current_xact_id())`);
+    throw new ConnectorError(
+      'pg',
+      'unsupported_version',
+      `PostgreSQL ${Math.floor(v / 10000)} is too old: auditship's audit table needs PostgreSQL 13 or later (xid8, pg_current_xact_id())`,
+    );
   }
   return v;
 }
@@ -329,7 +377,9 @@ async function ensureTxidIndex(client: pg.ClientBase, oid: number, tableSql: str
       WHERE i.indrelid = $1 AND i.indpred IS NULL AND i.indexprs IS NULL AND i.indnkeyatts = 2
         AND (SELECT array_agg(a.attname::text ORDER BY k.ord) FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
                JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-              WHERE k.ord <= 2) = ARRAY['txid', 'event_id']`, [oid]);
+              WHERE k.ord <= 2) = ARRAY['txid', 'event_id']`,
+    [oid],
+  );
   if (r.rowCount) return false;
   await client.query(`CREATE INDEX ON ${tableSql} (txid, event_id)`);
   return true;
@@ -364,7 +414,8 @@ export async function installAudit(client: pg.ClientBase, opts: InstallOptions):
       const list = excluded.get(t.oid) ?? [];
       for (const c of cols) {
         const col = findColumn(columns, c);
-        if (col === null) throw new ConnectorError('pg', 'column_not_found', `column ${JSON.stringify(c)} of ${t.display} does not exist (42703); it cannot be excluded`);
+        if (col === null)
+          throw new ConnectorError('pg', 'column_not_found', `column ${JSON.stringify(c)} of ${t.display} does not exist (42703); it cannot be excluded`);
         if (!list.includes(col)) list.push(col);
       }
       excluded.set(t.oid, list);
@@ -376,12 +427,18 @@ export async function installAudit(client: pg.ClientBase, opts: InstallOptions):
     if (auditOid === null) throw new ConnectorError('pg', 'install_failed', `${auditSql} was not created`);
     const problems = await auditTableProblems(client, auditOid);
     if (problems.length) {
-      throw new ConnectorError('pg', 'foreign_audit_table', `${schema}.${AUDIT_TABLE} exists but is not auditship's audit table (${problems.join('; ')}); ` +
-        'choose another schema, or upgrade it with `auditship pg install --upgrade TABLE` to read it as it is');
+      throw new ConnectorError(
+        'pg',
+        'foreign_audit_table',
+        `${schema}.${AUDIT_TABLE} exists but is not auditship's audit table (${problems.join('; ')}); ` +
+          'choose another schema, or upgrade it with `auditship pg install --upgrade TABLE` to read it as it is',
+      );
     }
     await ensureTxidIndex(client, auditOid, auditSql);
     await client.query(`REVOKE ALL ON TABLE ${auditSql} FROM PUBLIC`);
-    await client.query(`COMMENT ON TABLE ${auditSql} IS ${lit(`auditship audit trail, written by ${schema}.${TRIGGER_FUNCTION}(); read in (txid, event_id) order below the snapshot xmin`)}`);
+    await client.query(
+      `COMMENT ON TABLE ${auditSql} IS ${lit(`auditship audit trail, written by ${schema}.${TRIGGER_FUNCTION}(); read in (txid, event_id) order below the snapshot xmin`)}`,
+    );
     const display = await client.query<{ d: string }>(`SELECT format('%I.%I', $1::text, $2::text) AS d`, [schema, AUDIT_TABLE]);
     const auditTable = display.rows[0]!.d;
     await client.query(triggerFunctionDdl(schema, auditTable));
@@ -390,7 +447,8 @@ export async function installAudit(client: pg.ClientBase, opts: InstallOptions):
 
     const audited: string[] = [];
     for (const t of tables) {
-      if (t.oid === auditOid) throw new ConnectorError('pg', 'audit_table_audited', `${t.display} is the audit table itself; auditing it would log its own writes forever`);
+      if (t.oid === auditOid)
+        throw new ConnectorError('pg', 'audit_table_audited', `${t.display} is the audit table itself; auditing it would log its own writes forever`);
       const args = `${lit(textArrayLiteral(excluded.get(t.oid) ?? []))}, ${lit(opts.logQuery ? 'true' : 'false')}`;
       const create = version >= 140000 ? 'CREATE OR REPLACE TRIGGER' : 'CREATE TRIGGER';
       if (version < 140000) {
@@ -411,8 +469,17 @@ async function tablesUsing(client: pg.ClientBase, fnOid: number): Promise<Resolv
     `SELECT DISTINCT c.oid::int8 AS oid, n.nspname AS schema, c.relname AS name, c.relkind AS relkind, format('%I.%I', n.nspname, c.relname) AS display
        FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
       WHERE t.tgfoid = $1 AND NOT t.tgisinternal AND t.tgparentid = 0
-      ORDER BY 5`, [fnOid]);
-  return r.rows.map((row) => ({ oid: Number(row.oid), schema: row.schema, name: row.name, relkind: row.relkind, display: row.display, sql: `${q(row.schema)}.${q(row.name)}` }));
+      ORDER BY 5`,
+    [fnOid],
+  );
+  return r.rows.map((row) => ({
+    oid: Number(row.oid),
+    schema: row.schema,
+    name: row.name,
+    relkind: row.relkind,
+    display: row.display,
+    sql: `${q(row.schema)}.${q(row.name)}`,
+  }));
 }
 
 export async function uninstallAudit(
@@ -443,7 +510,9 @@ export async function uninstallAudit(
     for (const t of targets) {
       // Only triggers that call this schema's function: a same-named trigger of another install stays.
       const r = await client.query<{ tgname: string }>(
-        'SELECT tgname FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgfoid = $2 AND NOT tgisinternal AND tgparentid = 0', [t.oid, fnOid]);
+        'SELECT tgname FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgfoid = $2 AND NOT tgisinternal AND tgparentid = 0',
+        [t.oid, fnOid],
+      );
       for (const { tgname } of r.rows) await client.query(`DROP TRIGGER ${q(tgname)} ON ${t.sql}`);
     }
 
@@ -451,14 +520,25 @@ export async function uninstallAudit(
     if (opts.dropData) {
       const remaining = audited.filter((a) => !targets.some((t) => t.oid === a.oid));
       if (remaining.length) {
-        throw new ConnectorError('pg', 'still_audited', `cannot drop ${schema}.${AUDIT_TABLE}: ${remaining.length} other table(s) still write to it ` +
-          `(${remaining.slice(0, 5).map((r) => r.display).join(', ')}${remaining.length > 5 ? ', …' : ''}); uninstall them too, or leave out dropping the data`);
+        throw new ConnectorError(
+          'pg',
+          'still_audited',
+          `cannot drop ${schema}.${AUDIT_TABLE}: ${remaining.length} other table(s) still write to it ` +
+            `(${remaining
+              .slice(0, 5)
+              .map((r) => r.display)
+              .join(', ')}${remaining.length > 5 ? ', …' : ''}); uninstall them too, or leave out dropping the data`,
+        );
       }
       const auditOid = await regclassOid(client, auditSql);
       if (auditOid !== null) {
         const problems = await auditTableProblems(client, auditOid);
         if (problems.length) {
-          throw new ConnectorError('pg', 'foreign_audit_table', `${schema}.${AUDIT_TABLE} is not auditship's audit table (${problems.join('; ')}); not dropping it`);
+          throw new ConnectorError(
+            'pg',
+            'foreign_audit_table',
+            `${schema}.${AUDIT_TABLE} is not auditship's audit table (${problems.join('; ')}); not dropping it`,
+          );
         }
         await client.query(`DROP TABLE ${auditSql}`);
         droppedData = true;

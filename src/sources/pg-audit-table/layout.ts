@@ -1,5 +1,8 @@
 import type pg from 'pg';
 import { ConnectorError } from '../../core/errors.js';
+import { ROW_COLUMNS, type CursorMode, type RowColumn } from '../../model/table-rows.js';
+
+export { ROW_COLUMNS, type CursorMode, type RowColumn } from '../../model/table-rows.js';
 
 /**
  * What an audit table looks like, found out from the catalog at start: auditship's own table
@@ -17,7 +20,6 @@ import { ConnectorError } from '../../core/errors.js';
  *    (a transaction still open, or rolled back) are looked for again until they are `lag_window_ms` old.
  *    A transaction that commits later than that after taking its id is missed: a warning says so at start.
  */
-export type CursorMode = 'xid8' | 'txid' | 'lag_window';
 
 export interface AuditTableLayout {
   /** Schema-qualified, quoted name of the audit table. */
@@ -43,14 +45,6 @@ export interface AuditTableLayout {
 }
 
 /** Columns of a row as the source hands them on, in this order. */
-export const ROW_COLUMNS = [
-  'event_id', 'txid', 'schema_name', 'table_name', 'relid', 'action', 'row_data', 'changed_fields', 'statement_only',
-  'session_user_name', 'application_name', 'client_addr', 'client_port', 'action_tstamp_tx_us', 'action_tstamp_stm_us',
-  'action_tstamp_clk_us', 'client_query',
-] as const;
-
-export type RowColumn = (typeof ROW_COLUMNS)[number];
-
 export function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
@@ -63,9 +57,16 @@ export function splitQualified(name: string): { schema: string | null; table: st
   for (let i = 0; i < name.length; i++) {
     const ch = name[i]!;
     if (quoted) {
-      if (ch === '"' && name[i + 1] === '"') { cur += '"'; i++; } else if (ch === '"') quoted = false; else cur += ch;
+      if (ch === '"' && name[i + 1] === '"') {
+        cur += '"';
+        i++;
+      } else if (ch === '"') quoted = false;
+      else cur += ch;
     } else if (ch === '"') quoted = true;
-    else if (ch === '.') { parts.push(cur); cur = ''; } else cur += ch;
+    else if (ch === '.') {
+      parts.push(cur);
+      cur = '';
+    } else cur += ch;
   }
   parts.push(cur);
   if (parts.length === 1) return { schema: null, table: parts[0]! };
@@ -83,34 +84,64 @@ export async function detectLayout(client: pg.ClientBase, tableName: string, for
   const rel = await client.query<{ oid: string; nspname: string; relname: string }>(
     `SELECT c.oid::text AS oid, n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      WHERE c.relname = $1 AND c.relkind IN ('r', 'p') AND ($2::text IS NULL AND pg_table_is_visible(c.oid) OR n.nspname = $2)`,
-    [table, schema]);
+    [table, schema],
+  );
   const found = rel.rows[0];
   if (!found) {
-    throw new ConnectorError('pg_audit_table', 'table_missing', `audit table ${tableName} does not exist (or is not visible to this user); install one with \`auditship pg install\` or fix source.table`, true);
+    throw new ConnectorError(
+      'pg_audit_table',
+      'table_missing',
+      `audit table ${tableName} does not exist (or is not visible to this user); install one with \`auditship pg install\` or fix source.table`,
+      true,
+    );
   }
   const cols = await client.query<{ attname: string; type: string; notnull: boolean }>(
     `SELECT attname, format_type(atttypid, atttypmod) AS type, attnotnull AS notnull FROM pg_attribute
-     WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped`, [found.oid]);
+     WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped`,
+    [found.oid],
+  );
   const types = new Map(cols.rows.map((r) => [r.attname, r.type]));
   // The table itself guarantees a table name and a known action (auditship's and 91plus's constraints).
-  const checks = await client.query<{ def: string }>(
-    `SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = $1::oid AND contype = 'c'`, [found.oid]);
-  const actionChecked = checks.rows.some((r) => /\baction\b/.test(r.def) && /^CHECK \(\(?action = ANY \(ARRAY\['[IUDT]'::text(, '[IUDT]'::text)*\]\)\)\)?$/.test(r.def));
+  const checks = await client.query<{ def: string }>(`SELECT pg_get_constraintdef(oid) AS def FROM pg_constraint WHERE conrelid = $1::oid AND contype = 'c'`, [
+    found.oid,
+  ]);
+  const actionChecked = checks.rows.some(
+    (r) => /\baction\b/.test(r.def) && /^CHECK \(\(?action = ANY \(ARRAY\['[IUDT]'::text(, '[IUDT]'::text)*\]\)\)\)?$/.test(r.def),
+  );
   const rowsValid = actionChecked && cols.rows.some((r) => r.attname === 'table_name' && r.notnull);
   const has = (c: string) => types.has(c);
   const q = quoteIdent;
   for (const required of ['event_id', 'action']) {
     if (!has(required)) {
-      throw new ConnectorError('pg_audit_table', 'table_unsupported', `${found.nspname}.${found.relname} has no ${required} column; it is not an audit table auditship can read (expected auditship's or the audit-trigger 91plus layout)`, false);
+      throw new ConnectorError(
+        'pg_audit_table',
+        'table_unsupported',
+        `${found.nspname}.${found.relname} has no ${required} column; it is not an audit table auditship can read (expected auditship's or the audit-trigger 91plus layout)`,
+        false,
+      );
     }
   }
   let mode: CursorMode;
   let txColumn: string | null = null;
   const xid8Column = [...types].find(([, t]) => t === 'xid8')?.[0];
-  if (xid8Column) { mode = 'xid8'; txColumn = q(xid8Column); } else if (types.get('transaction_id') === 'bigint') { mode = 'txid'; txColumn = q('transaction_id'); } else mode = 'lag_window';
+  if (xid8Column) {
+    mode = 'xid8';
+    txColumn = q(xid8Column);
+  } else if (types.get('transaction_id') === 'bigint') {
+    mode = 'txid';
+    txColumn = q('transaction_id');
+  } else mode = 'lag_window';
   if (forced && forced !== mode) {
-    if (forced === 'lag_window') { mode = 'lag_window'; txColumn = null; } else {
-      throw new ConnectorError('pg_audit_table', 'cursor_unavailable', `cursor: ${forced} needs ${forced === 'xid8' ? 'an xid8 column' : 'a bigint transaction_id column'} in ${found.nspname}.${found.relname}; run \`auditship pg install --upgrade ${found.nspname}.${found.relname}\` to add one`, false);
+    if (forced === 'lag_window') {
+      mode = 'lag_window';
+      txColumn = null;
+    } else {
+      throw new ConnectorError(
+        'pg_audit_table',
+        'cursor_unavailable',
+        `cursor: ${forced} needs ${forced === 'xid8' ? 'an xid8 column' : 'a bigint transaction_id column'} in ${found.nspname}.${found.relname}; run \`auditship pg install --upgrade ${found.nspname}.${found.relname}\` to add one`,
+        false,
+      );
     }
   }
   const json = (c: string) => {

@@ -7,7 +7,10 @@ import { ConnectorError } from '../../core/errors.js';
 import { describePgError } from '../../core/postgres.js';
 import type { Logger } from '../../core/log.js';
 import { NOTIFY_CHANNEL } from './install.js';
-import { ROW_COLUMNS, detectLayout, type AuditTableLayout, type CursorMode } from './layout.js';
+import { detectLayout, type AuditTableLayout } from './layout.js';
+import { ROW_INDEX, type CursorMode, type RawRow, type TableBatch, type TableCursor } from '../../model/table-rows.js';
+
+export type { RawRow, StagedRows, TableBatch, TableCursor } from '../../model/table-rows.js';
 
 /**
  * Reads an audit table in commit-safe order (see layout.ts for the cursor modes), wakes up on NOTIFY,
@@ -25,54 +28,16 @@ export interface PgAuditTableOptions {
   deleteChunkRows: number;
 }
 
-/** Where reading resumes; stored by the state-owning sink together with the rows (as JSON). */
-export interface TableCursor {
-  /** `<system identifier>:<table oid>`: a restored or recreated table gets a new one. */
-  identity: string;
-  mode: CursorMode;
-  /** Last shipped (transaction, event id), decimal strings; '0' before the first row. */
-  txid: string;
-  eventId: string;
-  /** lag_window mode: ids below eventId not seen yet, with the time (epoch ms) they were first missed. */
-  gaps?: [string, number][];
-}
-
-/** One audit row as read, every column as text (or null), in ROW_COLUMNS order. */
-export type RawRow = (string | null)[];
-
-/**
- * A batch PostgreSQL wrote straight into a stage file with COPY (the fast path: no row passes through
- * JavaScript). Columns in ROW_COLUMNS order, in the stage dialect (US delimiter, GS quote, GS doubled).
- */
-export interface StagedRows {
-  file: string;
-  /** Rows in the file. */
-  rows: number;
-  fileBytes: number;
-  /** Longest run of bytes between two newlines: the longest record unless a value holds a newline. */
-  longestLine: number;
-  minEventId: string;
-  maxEventId: string;
-  lastClockUs: string | null;
-}
-
-export interface TableBatch {
-  /** Set on the COPY path; `rows` then holds only the rows that cannot be stored (for quarantine). */
-  staged?: StagedRows;
-  rows: RawRow[];
-  /** Approximate size of the rows' text. */
-  bytes: number;
-  /** The cursor once these rows are stored. */
-  cursor: TableCursor;
-  /** Event ids given up on in lag_window mode during this read. */
-  expiredGaps: number;
-}
-
-const COL = Object.fromEntries(ROW_COLUMNS.map((c, i) => [c, i])) as Record<(typeof ROW_COLUMNS)[number], number>;
+const COL = ROW_INDEX;
 
 /** A PostgreSQL failure as one line; `what` is the action ('reading the audit table'). */
 function pgError(err: unknown, what: string, url: string): ConnectorError {
-  return describePgError(err, { component: 'pg_audit_table', url, action: what, privilegeHint: 'grant SELECT on the audit table (and DELETE for delete_after_ship) to this user' });
+  return describePgError(err, {
+    component: 'pg_audit_table',
+    url,
+    action: what,
+    privilegeHint: 'grant SELECT on the audit table (and DELETE for delete_after_ship) to this user',
+  });
 }
 
 export class PgAuditTableSource {
@@ -91,7 +56,10 @@ export class PgAuditTableSource {
   /** Told when the NOTIFY listener connects or is lost. */
   onListening?: (listening: boolean) => void;
 
-  constructor(readonly options: PgAuditTableOptions, private readonly log: Logger) {}
+  constructor(
+    readonly options: PgAuditTableOptions,
+    private readonly log: Logger,
+  ) {}
 
   get name(): string {
     return this.layout?.name ?? this.options.table;
@@ -100,7 +68,9 @@ export class PgAuditTableSource {
   /** Connects, reads the table's layout and identity. Throws a ConnectorError (retryable when it may pass). */
   async connect(): Promise<void> {
     const client = new pg.Client({ connectionString: this.options.url, application_name: 'auditship', keepAlive: true });
-    client.on('error', () => { /* surfaces on the next query */ });
+    client.on('error', () => {
+      /* surfaces on the next query */
+    });
     try {
       await client.connect();
       // auditship's own reads must not be audited (a feedback loop) where pgaudit is loaded.
@@ -126,13 +96,26 @@ export class PgAuditTableSource {
 
   /** The cursor to start from: the stored one, unless the table is another one now (restore, re-creation). */
   startCursor(stored: TableCursor | null): { cursor: TableCursor; reset: string | null } {
-    const fresh: TableCursor = { identity: this.identity, mode: this.layout.mode, txid: '0', eventId: '0', ...(this.layout.mode === 'lag_window' ? { gaps: [] } : {}) };
+    const fresh: TableCursor = {
+      identity: this.identity,
+      mode: this.layout.mode,
+      txid: '0',
+      eventId: '0',
+      ...(this.layout.mode === 'lag_window' ? { gaps: [] } : {}),
+    };
     if (!stored) return { cursor: fresh, reset: null };
     if (stored.identity !== this.identity) {
-      return { cursor: fresh, reset: 'the audit table is not the one the cursor was taken on (restored, recreated or another cluster); reading it again from the start — rows already stored are recognised by their event id' };
+      return {
+        cursor: fresh,
+        reset:
+          'the audit table is not the one the cursor was taken on (restored, recreated or another cluster); reading it again from the start — rows already stored are recognised by their event id',
+      };
     }
     if (stored.mode !== this.layout.mode) {
-      return { cursor: fresh, reset: `the cursor mode changed from ${stored.mode} to ${this.layout.mode}; reading the table again from the start — rows already stored are recognised by their event id` };
+      return {
+        cursor: fresh,
+        reset: `the cursor mode changed from ${stored.mode} to ${this.layout.mode}; reading the table again from the start — rows already stored are recognised by their event id`,
+      };
     }
     return { cursor: stored, reset: null };
   }
@@ -145,13 +128,15 @@ export class PgAuditTableSource {
   async readStaged(cursor: TableCursor, stageFile: string, limit = this.options.batchRows): Promise<TableBatch> {
     const L = this.layout;
     if (L.mode === 'lag_window' || L.validateJson) return this.read(cursor, limit);
-    if (!/^\d+$/.test(cursor.txid) || !/^-?\d+$/.test(cursor.eventId)) throw new ConnectorError('pg_audit_table', 'bad_cursor', `the stored cursor is not valid (${JSON.stringify(cursor)})`, false);
+    if (!/^\d+$/.test(cursor.txid) || !/^-?\d+$/.test(cursor.eventId))
+      throw new ConnectorError('pg_audit_table', 'bad_cursor', `the stored cursor is not valid (${JSON.stringify(cursor)})`, false);
     if (!this.client) await this.connect();
     const cast = L.txCast;
     try {
       // The batch's last (transaction, event id) below the horizon: every row up to it exists for good.
       // Rows that cannot be stored (no table name, an unknown action) take the row path to quarantine.
-      const valid = L.rowsValid ? 'true'
+      const valid = L.rowsValid
+        ? 'true'
         : `(${L.columns.table_name}) IS NOT NULL AND upper(${L.columns.action}) IN ('I', 'U', 'D', 'T', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE')`;
       const b = await this.client!.query<{ tx: string; id: string; n: string; lo: string; hi: string; clk: string | null; bad: string }>(
         `SELECT tx::text AS tx, event_id::text AS id, n::text AS n, lo::text AS lo, hi::text AS hi, clk::text AS clk, bad::text AS bad FROM (
@@ -160,17 +145,27 @@ export class PgAuditTableSource {
            FROM (SELECT ${L.txColumn} AS tx, event_id, (${L.columns.action_tstamp_clk_us})::bigint AS clk, coalesce(${valid}, false) AS ok
                  FROM ${L.qualified} WHERE (${L.txColumn}, event_id) > ($1${cast}, $2::bigint) AND ${L.txColumn} < ${L.horizon}
                  ORDER BY ${L.txColumn}, event_id LIMIT ${Math.max(1, Math.floor(limit))}) AS l) AS s
-         ORDER BY s.tx DESC, s.event_id DESC LIMIT 1`, [cursor.txid, cursor.eventId]);
+         ORDER BY s.tx DESC, s.event_id DESC LIMIT 1`,
+        [cursor.txid, cursor.eventId],
+      );
       const last = b.rows[0];
       if (!last) return { rows: [], bytes: 0, cursor, expiredGaps: 0 };
       const range = `(${L.txColumn}, event_id) > ($$${cursor.txid}$$${cast}, ${BigInt(cursor.eventId)})
                  AND (${L.txColumn}, event_id) <= ($$${last.tx}$$${cast}, ${BigInt(last.id)})`;
-      const bad = Number(last.bad) === 0 ? { rows: [] as RawRow[] }
-        : await this.client!.query<RawRow>({ text: `SELECT ${L.selectList} FROM ${L.qualified} WHERE ${range} AND NOT coalesce(${valid}, false)`, rowMode: 'array' });
-      const copy = this.client!.query(copyTo(
-        `COPY (SELECT ${L.selectList} FROM ${L.qualified} WHERE ${range} AND coalesce(${valid}, false)
+      const bad =
+        Number(last.bad) === 0
+          ? { rows: [] as RawRow[] }
+          : await this.client!.query<RawRow>({
+              text: `SELECT ${L.selectList} FROM ${L.qualified} WHERE ${range} AND NOT coalesce(${valid}, false)`,
+              rowMode: 'array',
+            });
+      const copy = this.client!.query(
+        copyTo(
+          `COPY (SELECT ${L.selectList} FROM ${L.qualified} WHERE ${range} AND coalesce(${valid}, false)
                ORDER BY ${L.txColumn}, event_id LIMIT ${Number(last.n)})
-         TO STDOUT (FORMAT csv, DELIMITER E'\\x1f', QUOTE E'\\x1d', ESCAPE E'\\x1d', FORCE_QUOTE *)`));
+         TO STDOUT (FORMAT csv, DELIMITER E'\\x1f', QUOTE E'\\x1d', ESCAPE E'\\x1d', FORCE_QUOTE *)`,
+        ),
+      );
       const out = createWriteStream(stageFile);
       let bytes = 0;
       let longest = 0;
@@ -194,9 +189,14 @@ export class PgAuditTableSource {
             resolve();
             return;
           }
-          if (!out.write(chunk)) { copy.pause(); out.once('drain', () => copy.resume()); }
+          if (!out.write(chunk)) {
+            copy.pause();
+            out.once('drain', () => copy.resume());
+          }
         });
-        copy.on('error', (e) => { if (!tooBig) reject(e); });
+        copy.on('error', (e) => {
+          if (!tooBig) reject(e);
+        });
         copy.on('end', () => out.end());
         out.on('finish', () => resolve());
         out.on('error', reject);
@@ -205,11 +205,23 @@ export class PgAuditTableSource {
         // Very large rows: the row path bounds each batch by batch_bytes. (Cancelling a COPY ends the connection.)
         await unlink(stageFile).catch(() => {});
         await this.dropClient();
+        // eslint-disable-next-line @typescript-eslint/return-await -- read() handles its own failures; the catch below is the COPY's only
         return this.read(cursor, limit);
       }
       return {
-        staged: { file: stageFile, rows: Number(last.n) - bad.rows.length, fileBytes: bytes, longestLine: Math.max(longest, run), minEventId: last.lo, maxEventId: last.hi, lastClockUs: last.clk },
-        rows: bad.rows, bytes, cursor: { ...cursor, txid: last.tx, eventId: last.id }, expiredGaps: 0,
+        staged: {
+          file: stageFile,
+          rows: Number(last.n) - bad.rows.length,
+          fileBytes: bytes,
+          longestLine: Math.max(longest, run),
+          minEventId: last.lo,
+          maxEventId: last.hi,
+          lastClockUs: last.clk,
+        },
+        rows: bad.rows,
+        bytes,
+        cursor: { ...cursor, txid: last.tx, eventId: last.id },
+        expiredGaps: 0,
       };
     } catch (err) {
       await unlink(stageFile).catch(() => {});
@@ -277,7 +289,10 @@ export class PgAuditTableSource {
     }
     let expired = 0;
     for (const [id, since] of gaps) {
-      if (now - since > this.options.lagWindowMs) { gaps.delete(id); expired++; }
+      if (now - since > this.options.lagWindowMs) {
+        gaps.delete(id);
+        expired++;
+      }
     }
     return { cursor: { ...cursor, eventId: String(high), gaps: [...gaps] }, expiredGaps: expired };
   }
@@ -288,7 +303,13 @@ export class PgAuditTableSource {
    */
   async deleteShipped(cursor: TableCursor): Promise<number> {
     const L = this.layout;
-    if (L.mode === 'lag_window') throw new ConnectorError('pg_audit_table', 'delete_unsafe', `delete_after_ship needs a transaction column in ${L.name}; run \`auditship pg install --upgrade ${L.name}\``, false);
+    if (L.mode === 'lag_window')
+      throw new ConnectorError(
+        'pg_audit_table',
+        'delete_unsafe',
+        `delete_after_ship needs a transaction column in ${L.name}; run \`auditship pg install --upgrade ${L.name}\``,
+        false,
+      );
     if (cursor.eventId === '0' && cursor.txid === '0') return 0;
     if (!this.client) await this.connect();
     const cast = `$1${L.txCast}`;
@@ -298,7 +319,9 @@ export class PgAuditTableSource {
         const r = await this.client!.query(
           `DELETE FROM ${L.qualified} WHERE ctid = ANY(ARRAY(
              SELECT ctid FROM ${L.qualified} WHERE (${L.txColumn}, event_id) <= (${cast}, $2::bigint)
-             ORDER BY ${L.txColumn}, event_id LIMIT ${this.options.deleteChunkRows}))`, [cursor.txid, cursor.eventId]);
+             ORDER BY ${L.txColumn}, event_id LIMIT ${this.options.deleteChunkRows}))`,
+          [cursor.txid, cursor.eventId],
+        );
         total += r.rowCount ?? 0;
         if ((r.rowCount ?? 0) < this.options.deleteChunkRows) break;
       }
@@ -320,7 +343,10 @@ export class PgAuditTableSource {
     if (!this.client) await this.connect();
     const cast = `$1${L.txCast}`;
     try {
-      const r = await this.client!.query(`SELECT 1 FROM ${L.qualified} WHERE (${L.txColumn}, event_id) > (${cast}, $2::bigint) LIMIT 1`, [cursor.txid, cursor.eventId]);
+      const r = await this.client!.query(`SELECT 1 FROM ${L.qualified} WHERE (${L.txColumn}, event_id) > (${cast}, $2::bigint) LIMIT 1`, [
+        cursor.txid,
+        cursor.eventId,
+      ]);
       return (r.rowCount ?? 0) > 0;
     } catch (err) {
       await this.dropClient();
@@ -332,13 +358,14 @@ export class PgAuditTableSource {
   async backlog(cursor: TableCursor, cap = 100_000): Promise<{ rows: number; oldestMs: number | null }> {
     if (!this.client) await this.connect();
     const L = this.layout;
-    const where = L.mode === 'lag_window' ? 'event_id > $1::bigint'
-      : `(${L.txColumn}, event_id) > ($2${L.txCast}, $1::bigint)`;
+    const where = L.mode === 'lag_window' ? 'event_id > $1::bigint' : `(${L.txColumn}, event_id) > ($2${L.txCast}, $1::bigint)`;
     const params = L.mode === 'lag_window' ? [cursor.eventId] : [cursor.eventId, cursor.txid];
     try {
       const r = await this.client!.query<{ n: string; oldest: string | null }>(
         `SELECT count(*)::text AS n, (min(us::bigint) / 1000)::text AS oldest
-         FROM (SELECT ${L.columns.action_tstamp_clk_us} AS us FROM ${L.qualified} WHERE ${where} LIMIT ${cap}) s`, params);
+         FROM (SELECT ${L.columns.action_tstamp_clk_us} AS us FROM ${L.qualified} WHERE ${where} LIMIT ${cap}) s`,
+        params,
+      );
       const oldest = r.rows[0]!.oldest;
       return { rows: Number(r.rows[0]!.n), oldestMs: oldest === null ? null : Number(oldest) };
     } catch (err) {
@@ -357,18 +384,29 @@ export class PgAuditTableSource {
       this.listener = null;
       this.listening = false;
       this.onListening?.(false);
-      if (this.probeTimer) { clearInterval(this.probeTimer); this.probeTimer = null; }
+      if (this.probeTimer) {
+        clearInterval(this.probeTimer);
+        this.probeTimer = null;
+      }
       listener.end().catch(() => {});
       if (this.closed) return;
       this.listenBackoffMs = Math.min(30_000, this.listenBackoffMs ? this.listenBackoffMs * 2 : 500);
       const delay = this.listenBackoffMs * (0.5 + Math.random() / 2);
-      this.log.warn('Lost the NOTIFY connection; reconnecting (polling meanwhile).', { table: this.name, retryInMs: Math.round(delay), reason: (err as Error)?.message?.split('\n')[0] });
-      this.listenTimer = setTimeout(() => { this.listenTimer = null; this.startListening(); }, delay);
+      this.log.warn('Lost the NOTIFY connection; reconnecting (polling meanwhile).', {
+        table: this.name,
+        retryInMs: Math.round(delay),
+        reason: (err as Error)?.message?.split('\n')[0],
+      });
+      this.listenTimer = setTimeout(() => {
+        this.listenTimer = null;
+        this.startListening();
+      }, delay);
     };
     listener.on('error', fail);
     listener.on('end', () => fail(new Error('connection ended')));
     listener.on('notification', () => this.wake());
-    listener.connect()
+    listener
+      .connect()
       .then(() => listener.query(`LISTEN ${NOTIFY_CHANNEL}`))
       .then(() => {
         if (this.listener !== listener) return;
@@ -380,7 +418,13 @@ export class PgAuditTableSource {
         // Dead TCP stays silent: probe, and treat a probe that does not return as a lost connection.
         this.probeTimer = setInterval(() => {
           const timer = setTimeout(() => fail(new Error('probe timed out')), 10_000);
-          listener.query('SELECT 1').then(() => clearTimeout(timer), (e) => { clearTimeout(timer); fail(e); });
+          listener.query('SELECT 1').then(
+            () => clearTimeout(timer),
+            (e) => {
+              clearTimeout(timer);
+              fail(e);
+            },
+          );
         }, 15_000);
         this.probeTimer.unref();
       })
@@ -397,9 +441,17 @@ export class PgAuditTableSource {
 
   /** Resolves on a notification, after `timeoutMs`, or on abort. */
   waitForWork(timeoutMs: number, signal?: AbortSignal): Promise<void> {
-    if (this.woken) { this.woken = false; return Promise.resolve(); }
+    if (this.woken) {
+      this.woken = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
-      const done = () => { clearTimeout(t); signal?.removeEventListener('abort', done); this.woken = false; resolve(); };
+      const done = () => {
+        clearTimeout(t);
+        signal?.removeEventListener('abort', done);
+        this.woken = false;
+        resolve();
+      };
       const t = setTimeout(done, timeoutMs);
       signal?.addEventListener('abort', done, { once: true });
       this.wakeResolvers.push(done);
@@ -414,8 +466,14 @@ export class PgAuditTableSource {
 
   /** Ends both connections; connect() and startListening() may follow. */
   async disconnect(): Promise<void> {
-    if (this.listenTimer) { clearTimeout(this.listenTimer); this.listenTimer = null; }
-    if (this.probeTimer) { clearInterval(this.probeTimer); this.probeTimer = null; }
+    if (this.listenTimer) {
+      clearTimeout(this.listenTimer);
+      this.listenTimer = null;
+    }
+    if (this.probeTimer) {
+      clearInterval(this.probeTimer);
+      this.probeTimer = null;
+    }
     const l = this.listener;
     this.listener = null;
     this.listening = false;
@@ -429,5 +487,3 @@ export class PgAuditTableSource {
     this.wake();
   }
 }
-
-export { COL as ROW_INDEX };

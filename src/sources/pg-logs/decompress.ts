@@ -16,6 +16,7 @@ import { createReadStream, promises as fsp } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { createGunzip, type Gunzip } from 'node:zlib';
 import { Decompress as ZstdDecompress } from 'fzstd';
+import { DAMAGE_REASON_PREFIX } from '../../core/connector.js';
 
 export type Compression = 'none' | 'gzip' | 'zstd';
 
@@ -23,7 +24,6 @@ export type Compression = 'none' | 'gzip' | 'zstd';
  * Start of the quarantine reason of a damaged compressed file: the state store and `auditship status` know a
  * damaged file by it (one quarantine entry per damaged file, at the offset where reading stopped).
  */
-export const DAMAGE_REASON_PREFIX = 'damaged compressed file: ';
 
 /** The end of a compressed file's readable content: why the rest cannot be read. */
 export class DamagedContent extends Error {
@@ -46,9 +46,12 @@ export class DamagedContent extends Error {
     const what = this.compression === 'gzip' ? 'gzip' : 'zstd';
     const suffix = this.compression === 'gzip' ? '.gz' : '.zst';
     switch (this.kind) {
-      case 'empty': return `${DAMAGE_REASON_PREFIX}empty ${suffix} file (0 bytes, no ${what} data at all)`;
-      case 'truncated': return `${DAMAGE_REASON_PREFIX}truncated ${what} stream after ${n} bytes of log (the file ends before its ${what} data does)`;
-      default: return `${DAMAGE_REASON_PREFIX}corrupt ${what} data after ${n} bytes of log (${this.detail}); the rest of the file cannot be decoded`;
+      case 'empty':
+        return `${DAMAGE_REASON_PREFIX}empty ${suffix} file (0 bytes, no ${what} data at all)`;
+      case 'truncated':
+        return `${DAMAGE_REASON_PREFIX}truncated ${what} stream after ${n} bytes of log (the file ends before its ${what} data does)`;
+      default:
+        return `${DAMAGE_REASON_PREFIX}corrupt ${what} data after ${n} bytes of log (${this.detail}); the rest of the file cannot be decoded`;
     }
   }
 }
@@ -104,9 +107,17 @@ class GunzipFeed {
   ended = false;
 
   constructor() {
-    this.z.on('data', (c: Buffer) => { this.out.push(c); });
-    this.z.on('error', (err) => { this.failure = err; this.wake?.(); });
-    this.z.on('end', () => { this.ended = true; this.wake?.(); });
+    this.z.on('data', (c: Buffer) => {
+      this.out.push(c);
+    });
+    this.z.on('error', (err) => {
+      this.failure = err;
+      this.wake?.();
+    });
+    this.z.on('end', () => {
+      this.ended = true;
+      this.wake?.();
+    });
   }
 
   write(bytes: Buffer): Promise<void> {
@@ -166,8 +177,7 @@ async function* salvageGzip(path: string, emitted: number, consumed: number, fir
     const byteByByteUntil = consumed + 2 * GZIP_FEED_BYTES;
     let position = 0;
     while (!feed.failure && position < size) {
-      const want = position < consumed ? Math.min(GZIP_FEED_BYTES, consumed - position)
-        : position < byteByByteUntil ? 1 : GZIP_FEED_BYTES;
+      const want = position < consumed ? Math.min(GZIP_FEED_BYTES, consumed - position) : position < byteByByteUntil ? 1 : GZIP_FEED_BYTES;
       const { bytesRead } = await fh.read(buf, 0, want, position);
       if (bytesRead === 0) break;
       position += bytesRead;
@@ -188,7 +198,9 @@ async function* salvageGzip(path: string, emitted: number, consumed: number, fir
 
 async function* zstdContent(path: string, highWaterMark: number): AsyncGenerator<Buffer> {
   const out: Uint8Array[] = [];
-  const d = new ZstdDecompress((chunk) => { out.push(chunk); });
+  const d = new ZstdDecompress((chunk) => {
+    out.push(chunk);
+  });
   let total = 0;
   let fed = 0;
   const handOver = function* (): Generator<Buffer> {

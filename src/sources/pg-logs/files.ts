@@ -116,7 +116,13 @@ async function detectFormat(path: string, name: string, compression: Compression
 }
 
 /** What a listing found of a path. */
-export interface ListedFile { stamp: string; dev: number; ino: number; realPath: string; format: LogFormat | null }
+export interface ListedFile {
+  stamp: string;
+  dev: number;
+  ino: number;
+  realPath: string;
+  format: LogFormat | null;
+}
 
 export interface DiscoverOptions {
   fileGlob?: string;
@@ -151,14 +157,26 @@ export async function discoverLogFiles(paths: string[], options: DiscoverOptions
       st = await fsp.stat(abs);
     } catch (err) {
       const missing = (err as NodeJS.ErrnoException).code === 'ENOENT' ? "; give PostgreSQL's log_directory (SHOW log_directory;) or a log file" : '';
-      throw new ConnectorError('pg_logs', 'path_unreadable', `${describeFileError(err, abs, 'listing log files') ?? `cannot read ${abs}: ${(err as Error).message}`}${missing}`, false, { cause: err });
+      throw new ConnectorError(
+        'pg_logs',
+        'path_unreadable',
+        `${describeFileError(err, abs, 'listing log files') ?? `cannot read ${abs}: ${(err as Error).message}`}${missing}`,
+        false,
+        { cause: err },
+      );
     }
     if (st.isDirectory()) {
       let names: string[];
       try {
         names = await fsp.readdir(abs);
       } catch (err) {
-        throw new ConnectorError('pg_logs', 'path_unreadable', describeFileError(err, abs, 'listing log files') ?? `cannot list ${abs}: ${(err as Error).message}`, false, { cause: err });
+        throw new ConnectorError(
+          'pg_logs',
+          'path_unreadable',
+          describeFileError(err, abs, 'listing log files') ?? `cannot list ${abs}: ${(err as Error).message}`,
+          false,
+          { cause: err },
+        );
       }
       for (const n of names.sort()) if (pattern.test(n)) candidates.push({ path: join(abs, n), explicit: false });
     } else {
@@ -177,10 +195,19 @@ export async function discoverLogFiles(paths: string[], options: DiscoverOptions
       st = await fsp.stat(c.path);
       realPath = known && known.dev === st.dev && known.ino === st.ino ? known.realPath : await fsp.realpath(c.path);
     } catch (err) {
-      throw new ConnectorError('pg_logs', 'file_unreadable', describeFileError(err, c.path, 'reading a log file') ?? `cannot read ${c.path}: ${(err as Error).message}`, false, { cause: err });
+      throw new ConnectorError(
+        'pg_logs',
+        'file_unreadable',
+        describeFileError(err, c.path, 'reading a log file') ?? `cannot read ${c.path}: ${(err as Error).message}`,
+        false,
+        { cause: err },
+      );
     }
     if (!st.isFile()) continue;
-    if (seenReal.has(realPath)) { skipped.push({ path: c.path, reason: 'same file as another path given' }); continue; }
+    if (seenReal.has(realPath)) {
+      skipped.push({ path: c.path, reason: 'same file as another path given' });
+      continue;
+    }
     seenReal.add(realPath);
     const name = basename(c.path);
     const compression = compressionOf(name);
@@ -192,11 +219,20 @@ export async function discoverLogFiles(paths: string[], options: DiscoverOptions
       try {
         format = await detectFormat(c.path, name, compression);
       } catch (err) {
-        throw new ConnectorError('pg_logs', 'file_unreadable', describeFileError(err, c.path, 'reading a log file') ?? `cannot read ${c.path}: ${(err as Error).message}`, false, { cause: err });
+        throw new ConnectorError(
+          'pg_logs',
+          'file_unreadable',
+          describeFileError(err, c.path, 'reading a log file') ?? `cannot read ${c.path}: ${(err as Error).message}`,
+          false,
+          { cause: err },
+        );
       }
     }
     listed.set(c.path, { stamp, dev: st.dev, ino: st.ino, realPath, format });
-    if (!format) { skipped.push({ path: c.path, reason: 'neither csvlog nor jsonlog (or empty)' }); continue; }
+    if (!format) {
+      skipped.push({ path: c.path, reason: 'neither csvlog nor jsonlog (or empty)' });
+      continue;
+    }
     const plain = stripCompression(name);
     const stem = plain.replace(/\.(csv|json)$/, '');
     files.push({ path: c.path, realPath, dir: dirname(c.path), name, format, compression, size: st.size, mtimeMs: st.mtimeMs, active: false, stem, stamp });
@@ -241,5 +277,8 @@ export async function discoverLogFiles(paths: string[], options: DiscoverOptions
  * stamp) and those passed over. Two listings with the same key plan alike against the same checkpoints.
  */
 export function discoveryKey(d: Discovery): string {
-  return JSON.stringify([d.files.map((f) => [f.path, f.realPath, f.label ?? '', f.format, f.compression, f.active, f.stamp ?? `${f.size}:${f.mtimeMs}`]), d.skipped]);
+  return JSON.stringify([
+    d.files.map((f) => [f.path, f.realPath, f.label ?? '', f.format, f.compression, f.active, f.stamp ?? `${f.size}:${f.mtimeMs}`]),
+    d.skipped,
+  ]);
 }

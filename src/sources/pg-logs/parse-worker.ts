@@ -42,11 +42,22 @@ async function readFile(m: Extract<ToParser, { type: 'read' }>): Promise<void> {
   let progress = 0;
   try {
     for await (const batch of readLogFile(m.file, {
-      server: o.server, fingerprint: m.fingerprint, startOffset: m.startOffset, times: times!, columns: m.columns,
-      batchBytes: o.batchBytes, maxRecordBytes: o.maxRecordBytes, pool, packMessage: o.packMessage, tracker,
+      server: o.server,
+      fingerprint: m.fingerprint,
+      startOffset: m.startOffset,
+      times: times!,
+      columns: m.columns,
+      batchBytes: o.batchBytes,
+      maxRecordBytes: o.maxRecordBytes,
+      pool,
+      packMessage: o.packMessage,
+      tracker,
       onProgress: (n) => {
         progress += n;
-        if (progress >= 8 << 20) { post({ type: 'progress', bytes: progress }); progress = 0; }
+        if (progress >= 8 << 20) {
+          post({ type: 'progress', bytes: progress });
+          progress = 0;
+        }
       },
       ...(o.profile ? { timing } : {}),
     })) {
@@ -65,7 +76,10 @@ async function readFile(m: Extract<ToParser, { type: 'read' }>): Promise<void> {
       post({ type: 'batch', batch: { ...rest, payload: payloadRest }, packed: { buffer, length: packed.length }, progress, timing: { ...timing } }, [buffer]);
       progress = 0;
       inFlight++;
-      while (inFlight >= MAX_IN_FLIGHT) await new Promise<void>((r) => { wake = r; });
+      while (inFlight >= MAX_IN_FLIGHT)
+        await new Promise<void>((r) => {
+          wake = r;
+        });
     }
     post({ type: 'end', progress, timing: { ...timing } });
   } catch (err) {
@@ -82,14 +96,22 @@ function receive(m: ToParser): void {
     w?.();
     return;
   }
-  if (next) { const n = next; next = null; n(m); } else queue.push(m);
+  if (next) {
+    const n = next;
+    next = null;
+    n(m);
+  } else queue.push(m);
 }
 
 port.on('message', receive);
 
 async function main(): Promise<void> {
   for (;;) {
-    const m = queue.shift() ?? await new Promise<ToParser>((r) => { next = r; });
+    const m =
+      queue.shift() ??
+      (await new Promise<ToParser>((r) => {
+        next = r;
+      }));
     if (m.type === 'init') {
       options = m.options;
       times = new TimestampResolver(m.options.logTimezone);

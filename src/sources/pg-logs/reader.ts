@@ -4,10 +4,24 @@ import type { Batch, FileCheckpoint, QuarantinedRecord } from '../../core/connec
 import { ConnectorError, describeFileError } from '../../core/errors.js';
 import { isUtf8 } from 'node:buffer';
 import {
-  BufferPool, CSVLOG_COLUMN_COUNTS, csvlogRecord, findNextRecordStart, GS, jsonlogRecord, packable, packCsvlog, PackWriter,
-  PREVIOUSLY_LOGGED, scanCsvRecord, type CsvlogPackState, type PgAuditRecord, type RecordOutcome, type SessionTracker, type TimestampResolver,
+  BufferPool,
+  CSVLOG_COLUMN_COUNTS,
+  csvlogRecord,
+  findNextRecordStart,
+  GS,
+  jsonlogRecord,
+  packable,
+  packCsvlog,
+  PackWriter,
+  PREVIOUSLY_LOGGED,
+  scanCsvRecord,
+  type CsvlogPackState,
+  type PgAuditRecord,
+  type RecordOutcome,
+  type SessionTracker,
+  type TimestampResolver,
 } from '../../parse/index.js';
-import type { PgAuditPayload } from './payload.js';
+import type { PgAuditPayload } from '../../model/pg-audit-payload.js';
 import { DamagedContent, openContent } from './decompress.js';
 import { TAIL_BYTES, tailHashOf, type LogFile } from './files.js';
 
@@ -71,14 +85,23 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
   let quarantine: QuarantinedRecord[] = [];
   let batchStart = offset;
   const st: CsvlogPackState = {
-    columns: opts.columns, times, storeMessage: opts.packMessage ?? false, out, tracker,
-    onBad: () => {}, onLarge: () => {}, onMarker: (session) => { markers.add(session); }, events: 0, minTimeMs: 0, maxTimeMs: 0,
+    columns: opts.columns,
+    times,
+    storeMessage: opts.packMessage ?? false,
+    out,
+    tracker,
+    onBad: () => {},
+    onLarge: () => {},
+    onMarker: (session) => {
+      markers.add(session);
+    },
+    events: 0,
+    minTimeMs: 0,
+    maxTimeMs: 0,
   };
 
   const advanceTail = (bytes: Buffer) => {
-    lastTail = bytes.length >= TAIL_BYTES
-      ? Buffer.from(bytes.subarray(bytes.length - TAIL_BYTES))
-      : Buffer.concat([lastTail, bytes]).subarray(-TAIL_BYTES);
+    lastTail = bytes.length >= TAIL_BYTES ? Buffer.from(bytes.subarray(bytes.length - TAIL_BYTES)) : Buffer.concat([lastTail, bytes]).subarray(-TAIL_BYTES);
   };
 
   const makeBatch = (endOfSource: boolean, complete: boolean): Batch<PgAuditPayload> => {
@@ -86,23 +109,53 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
     const { bytes: packed, count, release } = out.take();
     const eventCount = st.events;
     const cp: FileCheckpoint = {
-      server, fingerprint, path: file.label ?? file.path, format: file.format, compression: file.compression, columns: st.columns,
-      offset, tailHash: tailHashOf(lastTail), size: file.size, mtimeMs: file.mtimeMs,
-      eventsDelta: eventCount, quarantinedDelta: quarantine.length, bytesDelta: offset - batchStart,
-      lastEventMs: eventCount ? st.maxTimeMs : null, complete,
+      server,
+      fingerprint,
+      path: file.label ?? file.path,
+      format: file.format,
+      compression: file.compression,
+      columns: st.columns,
+      offset,
+      tailHash: tailHashOf(lastTail),
+      size: file.size,
+      mtimeMs: file.mtimeMs,
+      eventsDelta: eventCount,
+      quarantinedDelta: quarantine.length,
+      bytesDelta: offset - batchStart,
+      lastEventMs: eventCount ? st.maxTimeMs : null,
+      complete,
     };
     const b: Batch<PgAuditPayload> = {
       payload: { packed, packedCount: count, objects, contexts: dims.contexts, kinds: dims.kinds, markerSessions: [...markers], correlation: dims.correlation },
-      eventCount, quarantine, checkpoint: cp, bytes: offset - batchStart, minTimeMs: st.minTimeMs, maxTimeMs: st.maxTimeMs, endOfSource,
-      release, ...(endOfSource && damage ? { damage: damage.reason } : {}),
+      eventCount,
+      quarantine,
+      checkpoint: cp,
+      bytes: offset - batchStart,
+      minTimeMs: st.minTimeMs,
+      maxTimeMs: st.maxTimeMs,
+      endOfSource,
+      release,
+      ...(endOfSource && damage ? { damage: damage.reason } : {}),
     };
-    objects = []; markers = new Set(); quarantine = []; batchStart = offset;
-    st.events = 0; st.minTimeMs = 0; st.maxTimeMs = 0;
+    objects = [];
+    markers = new Set();
+    quarantine = [];
+    batchStart = offset;
+    st.events = 0;
+    st.minTimeMs = 0;
+    st.maxTimeMs = 0;
     return b;
   };
 
   const bad = (at: number, reason: string, raw: string) => {
-    quarantine.push({ server, source: file.label ?? file.path, sourceId: fingerprint, offset: at, reason, raw: raw.length > RAW_QUARANTINE_LIMIT ? raw.slice(0, RAW_QUARANTINE_LIMIT) : raw });
+    quarantine.push({
+      server,
+      source: file.label ?? file.path,
+      sourceId: fingerprint,
+      offset: at,
+      reason,
+      raw: raw.length > RAW_QUARANTINE_LIMIT ? raw.slice(0, RAW_QUARANTINE_LIMIT) : raw,
+    });
   };
 
   /** An audit record from the string path: pack it, or keep it as an object if it cannot be packed. */
@@ -110,13 +163,23 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
     if (outcome.kind === 'audit') {
       const r = outcome.record;
       const t = r.log_time_ms;
-      if (st.events === 0) { st.minTimeMs = t; st.maxTimeMs = t; } else { if (t < st.minTimeMs) st.minTimeMs = t; if (t > st.maxTimeMs) st.maxTimeMs = t; }
+      if (st.events === 0) {
+        st.minTimeMs = t;
+        st.maxTimeMs = t;
+      } else {
+        if (t < st.minTimeMs) st.minTimeMs = t;
+        if (t > st.maxTimeMs) st.maxTimeMs = t;
+      }
       st.events++;
       if (r.statement === PREVIOUSLY_LOGGED) markers.add(r.session_id);
       if (!opts.packMessage) r.message = '';
       tracker.auditRecord(r);
       if (packable(r)) out.record(r, tracker.contextId, tracker.kindId);
-      else { r.context_id = tracker.contextId; r.kind_id = tracker.kindId; objects.push(r); }
+      else {
+        r.context_id = tracker.contextId;
+        r.kind_id = tracker.kindId;
+        objects.push(r);
+      }
     } else if (outcome.kind === 'session') {
       tracker.sessionRecord(outcome.record);
     } else if (outcome.kind === 'bad') {
@@ -136,7 +199,11 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
         const text = buf.toString('utf8', s, e);
         const rec = scanCsvRecord(text, 0);
         const outcome: RecordOutcome = rec ? csvlogRecord(rec.fields, rec.error, st.columns || 26, times) : { kind: 'bad', reason: 'unreadable record' };
-        takeRecord(outcome, () => offset + s, () => text);
+        takeRecord(
+          outcome,
+          () => offset + s,
+          () => text,
+        );
       };
       st.onSessionRecord = (r) => tracker.sessionRecord(r);
       return packCsvlog(buf, 0, end, st);
@@ -144,7 +211,8 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
     // The string path: jsonlog, and csvlog chunks with invalid UTF-8 or control characters.
     const text = buf.toString('utf8', 0, end);
     let pos = 0;
-    let charCursor = 0, byteCursor = 0;
+    let charCursor = 0,
+      byteCursor = 0;
     const byteAt = (charPos: number) => {
       byteCursor += Buffer.byteLength(text.slice(charCursor, charPos));
       charCursor = charPos;
@@ -157,7 +225,11 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
         const e = nl > pos && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl;
         const line = text.slice(pos, e);
         const start = pos;
-        takeRecord(jsonlogRecord(line, times), () => byteAt(start), () => line);
+        takeRecord(
+          jsonlogRecord(line, times),
+          () => byteAt(start),
+          () => line,
+        );
         pos = nl + 1;
       }
     } else {
@@ -174,7 +246,11 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
           next = resync;
         }
         const start = rec.start;
-        takeRecord(outcome, () => byteAt(start), () => text.slice(start, next));
+        takeRecord(
+          outcome,
+          () => byteAt(start),
+          () => text.slice(start, next),
+        );
         pos = next;
       }
     }
@@ -226,7 +302,10 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
           const t0 = timing ? performance.now() : 0;
           const { bytesRead } = await fh.read(work, held, Math.min(readBytes, work.length - held), position);
           if (timing) timing.readMs += performance.now() - t0;
-          if (bytesRead === 0) { eof = true; break; }
+          if (bytesRead === 0) {
+            eof = true;
+            break;
+          }
           position += bytesRead;
           held += bytesRead;
           added += bytesRead;
@@ -242,7 +321,10 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
             break;
           }
           if (timing) timing.readMs += performance.now() - t0;
-          if (next.done) { eof = true; break; }
+          if (next.done) {
+            eof = true;
+            break;
+          }
           let chunk = next.value;
           if (skip > 0) {
             const n = Math.min(skip, chunk.length);
@@ -305,12 +387,17 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
               if (file.format === 'jsonlog') outcome = jsonlogRecord(piece.replace(/\r?\n$/, ''), times);
               else {
                 const rec = scanCsvRecord(piece.endsWith('\n') ? piece : piece + '\n', 0);
-                outcome = rec && rec.next >= piece.length
-                  ? csvlogRecord(rec.fields, rec.error, st.columns || 26, times)
-                  : { kind: 'bad', reason: 'incomplete record at the end of a finished file' };
+                outcome =
+                  rec && rec.next >= piece.length
+                    ? csvlogRecord(rec.fields, rec.error, st.columns || 26, times)
+                    : { kind: 'bad', reason: 'incomplete record at the end of a finished file' };
               }
               const pieceAt = at;
-              takeRecord(outcome, () => pieceAt, () => piece);
+              takeRecord(
+                outcome,
+                () => pieceAt,
+                () => piece,
+              );
               at += Buffer.byteLength(piece);
               if (resync <= 0) break;
               text = text.slice(resync);
@@ -330,8 +417,13 @@ export async function* readLogFile(file: LogFile, opts: ReadOptions): AsyncGener
     }
   } catch (err) {
     if (typeof (err as NodeJS.ErrnoException)?.code !== 'string' || err instanceof ConnectorError) throw err;
-    throw new ConnectorError('pg_logs', 'read_failed',
-      describeFileError(err, file.path, 'reading a log file') ?? `cannot read ${file.path}: ${(err as Error).message}`, false, { cause: err });
+    throw new ConnectorError(
+      'pg_logs',
+      'read_failed',
+      describeFileError(err, file.path, 'reading a log file') ?? `cannot read ${file.path}: ${(err as Error).message}`,
+      false,
+      { cause: err },
+    );
   } finally {
     pool.release(work);
     out.dispose();
@@ -362,7 +454,13 @@ export async function readTailBefore(path: string, offset: number): Promise<Buff
     const { bytesRead } = await fh.read(buf, 0, buf.length, start);
     return buf.subarray(0, bytesRead);
   } catch (err) {
-    throw new ConnectorError('pg_logs', 'file_unreadable', describeFileError(err, path, 'reading a log file') ?? `cannot read ${path}: ${(err as Error).message}`, false, { cause: err });
+    throw new ConnectorError(
+      'pg_logs',
+      'file_unreadable',
+      describeFileError(err, path, 'reading a log file') ?? `cannot read ${path}: ${(err as Error).message}`,
+      false,
+      { cause: err },
+    );
   } finally {
     await fh?.close();
   }

@@ -4,9 +4,19 @@ import type { Logger } from '../../core/log.js';
 import type { SourceItem } from '../../core/pipeline.js';
 import { profile } from '../../core/profile.js';
 import { TimestampResolver, type StatementState } from '../../parse/index.js';
-import type { PgAuditPayload } from './payload.js';
+import type { PgAuditPayload } from '../../model/pg-audit-payload.js';
 import type { DamagedContent } from './decompress.js';
-import { discoverLogFiles, FINGERPRINT_BYTES, fingerprintOf, readHeadChecked, tailHashOf, type Discovery, type ListedFile, type LogFile, type LogFormat } from './files.js';
+import {
+  discoverLogFiles,
+  FINGERPRINT_BYTES,
+  fingerprintOf,
+  readHeadChecked,
+  tailHashOf,
+  type Discovery,
+  type ListedFile,
+  type LogFile,
+  type LogFormat,
+} from './files.js';
 import { InlineParser, ParseThread, type Parser, type ParserOptions } from './parse-thread.js';
 
 /** Below this much to read, the files are parsed on the main thread (starting the parser thread takes ~50 ms). */
@@ -116,7 +126,10 @@ export class PgLogsSource {
   /** Content identities of the finished files of the last completedFiles(), by path and stamp. */
   private identities = new Map<string, { stamp: string; fingerprint: string | null }>();
 
-  constructor(private readonly options: PgLogsOptions, private readonly log: Logger) {
+  constructor(
+    private readonly options: PgLogsOptions,
+    private readonly log: Logger,
+  ) {
     try {
       new TimestampResolver(options.logTimezone); // a bad zone is a config error now, not in the parser thread
     } catch (err) {
@@ -138,7 +151,7 @@ export class PgLogsSource {
    * the caller has discovered them already), or `files` when given (an RDS file's downloaded copy).
    */
   async plan(state: SessionStateReader, found?: LogFile[] | Discovery): Promise<Plan> {
-    const discovery = Array.isArray(found) ? { files: found, skipped: [] } : found ?? await this.discover();
+    const discovery = Array.isArray(found) ? { files: found, skipped: [] } : (found ?? (await this.discover()));
     const checkpoints = await state.fileCheckpoints(this.options.server);
     const damaged = await state.damagedFiles(this.options.server);
     this.state = state;
@@ -150,10 +163,21 @@ export class PgLogsSource {
     const seen = new Map<string, string>();
     for (const file of discovery.files) {
       plan.logFiles++;
-      if (file.active && this.options.skipActive) { plan.skipped.push({ path: file.path, reason: 'active file (--skip-active)' }); continue; }
+      if (file.active && this.options.skipActive) {
+        plan.skipped.push({ path: file.path, reason: 'active file (--skip-active)' });
+        continue;
+      }
       const known = byPath.get(file.label ?? file.path);
-      if (known && !this.options.force && known.size === file.size && known.mtimeMs === file.mtimeMs
-        && (known.complete || (file.compression === 'none' && known.offset === file.size))) { plan.unchanged++; continue; }
+      if (
+        known &&
+        !this.options.force &&
+        known.size === file.size &&
+        known.mtimeMs === file.mtimeMs &&
+        (known.complete || (file.compression === 'none' && known.offset === file.size))
+      ) {
+        plan.unchanged++;
+        continue;
+      }
       const { fingerprint, head, damage } = await contentIdentity(file);
       if (known && fingerprint !== null && known.fingerprint !== fingerprint && known.fingerprint.endsWith(DAMAGED_BY_PATH)) {
         plan.superseded.push(known.fingerprint);
@@ -161,12 +185,21 @@ export class PgLogsSource {
       // (A damaged file's first bytes may be too few to tell: the damage is news enough.)
       if (head.length > 0 && !damage && !looksLike(file.format, head) && !checkpoints.has(fingerprint ?? '')) {
         plan.logFiles--;
-        plan.skipped.push({ path: file.path, reason: `not ${file.format === 'csvlog' ? 'a csvlog' : 'a jsonlog'} file (its first bytes are not a PostgreSQL ${file.format} record)` });
+        plan.skipped.push({
+          path: file.path,
+          reason: `not ${file.format === 'csvlog' ? 'a csvlog' : 'a jsonlog'} file (its first bytes are not a PostgreSQL ${file.format} record)`,
+        });
         continue;
       }
-      if (fingerprint === null) { plan.skipped.push({ path: file.path, reason: 'no complete record yet' }); continue; }
+      if (fingerprint === null) {
+        plan.skipped.push({ path: file.path, reason: 'no complete record yet' });
+        continue;
+      }
       const twin = seen.get(fingerprint);
-      if (twin) { plan.skipped.push({ path: file.path, reason: `same content as ${twin}` }); continue; }
+      if (twin) {
+        plan.skipped.push({ path: file.path, reason: `same content as ${twin}` });
+        continue;
+      }
       seen.set(fingerprint, file.path);
       const cp = checkpoints.get(fingerprint);
       const planned = await this.resume(file, fingerprint, cp, damaged.has(fingerprint));
@@ -227,7 +260,8 @@ export class PgLogsSource {
       }
       if (file.size === cp.offset && file.active) return null;
       if (cp.complete && damaged) return { ...base, startOffset: cp.offset, info: repaired };
-      if (cp.complete) return { ...base, startOffset: cp.offset, info: 'a finished file grew (PostgreSQL appended to a file name in use); reading what was appended' };
+      if (cp.complete)
+        return { ...base, startOffset: cp.offset, info: 'a finished file grew (PostgreSQL appended to a file name in use); reading what was appended' };
     }
     return { ...base, startOffset: cp.offset };
   }
@@ -239,13 +273,15 @@ export class PgLogsSource {
   async *read(plan: Plan, onProgress?: (bytes: number) => void): AsyncGenerator<SourceItem<PgAuditPayload>> {
     if (plan.files.length === 0) return;
     const options: ParserOptions = {
-      server: this.options.server, batchBytes: this.options.batchBytes, maxRecordBytes: this.options.maxRecordBytes,
-      packMessage: Boolean(this.options.packMessage), profile: profile.enabled,
+      server: this.options.server,
+      batchBytes: this.options.batchBytes,
+      maxRecordBytes: this.options.maxRecordBytes,
+      packMessage: Boolean(this.options.packMessage),
+      profile: profile.enabled,
       ...(this.options.logTimezone ? { logTimezone: this.options.logTimezone } : {}),
     };
     const states = this.state ? await this.state.sessionStates(this.options.server) : [];
-    const parser: Parser = plan.totalBytes >= THREAD_MIN_BYTES
-      ? new ParseThread(options, states, onProgress) : new InlineParser(options, states, onProgress);
+    const parser: Parser = plan.totalBytes >= THREAD_MIN_BYTES ? new ParseThread(options, states, onProgress) : new InlineParser(options, states, onProgress);
     try {
       for (const p of plan.files) {
         if (p.note) this.log.warn(`${p.note}.`, { file: p.file.path });

@@ -19,7 +19,12 @@ export class LogWatch {
   private wake: (() => void) | null = null;
   private closed = false;
 
-  constructor(private readonly paths: string[], fileGlob: string | undefined, private readonly log: Logger, private readonly pipeline: string) {
+  constructor(
+    private readonly paths: string[],
+    fileGlob: string | undefined,
+    private readonly log: Logger,
+    private readonly pipeline: string,
+  ) {
     this.pattern = globToRegExp(fileGlob ?? DEFAULT_FILE_GLOB);
   }
 
@@ -58,7 +63,11 @@ export class LogWatch {
         this.watches.set(p, { watcher: null, ino });
         if (!this.failed.has(p)) {
           this.failed.add(p);
-          this.log.info('Cannot watch a log path for changes; it is looked at every poll_interval_ms.', { pipeline: this.pipeline, path: p, reason: (err as Error).message });
+          this.log.info('Cannot watch a log path for changes; it is looked at every poll_interval_ms.', {
+            pipeline: this.pipeline,
+            path: p,
+            reason: (err as Error).message,
+          });
         }
       }
     }
@@ -100,7 +109,9 @@ export class LogWatch {
       };
       const timer = setTimeout(finish, ms);
       signal.addEventListener('abort', finish, { once: true });
-      const onChange = () => { settle = setTimeout(finish, Math.min(settleMs, ms)); };
+      const onChange = () => {
+        settle = setTimeout(finish, Math.min(settleMs, ms));
+      };
       if (this.changed) onChange();
       else this.wake = onChange;
     });

@@ -3,7 +3,7 @@ import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
-import type { ShippedRdsFile } from '../../sinks/duckdb/rds-files.js';
+import type { ShippedRdsFile } from '../../state/rds-files.js';
 import { globToRegExp } from '../pg-logs/glob.js';
 import type { LogFile, LogFormat } from '../pg-logs/files.js';
 import { RdsApi, type DownloadResult, type RdsApiOptions, type RdsLogFile } from './api.js';
@@ -61,7 +61,10 @@ export class RdsLogsSource {
   readonly api: RdsApi;
   private method: 'complete' | 'portion';
 
-  constructor(private readonly options: RdsLogsOptions, private readonly log: Logger) {
+  constructor(
+    private readonly options: RdsLogsOptions,
+    private readonly log: Logger,
+  ) {
     this.api = new RdsApi(options, log);
     this.method = options.download === 'portion' ? 'portion' : 'complete';
   }
@@ -91,7 +94,10 @@ export class RdsLogsSource {
     for (const f of files) {
       if (live.has(f)) continue;
       const s = shipped.get(f.name);
-      if (s && s.size === f.size && s.lastWritten === f.lastWritten) { plan.unchanged++; continue; }
+      if (s && s.size === f.size && s.lastWritten === f.lastWritten) {
+        plan.unchanged++;
+        continue;
+      }
       plan.ship.push(f);
     }
     plan.ship.sort((a, b) => a.lastWritten - b.lastWritten || a.name.localeCompare(b.name));
@@ -112,9 +118,14 @@ export class RdsLogsSource {
       try {
         download = await this.api.download(current.name, path, this.method, onBytes);
       } catch (err) {
-        if (err instanceof ConnectorError && err.code === 'file_gone') { await fsp.rm(path, { force: true }); return null; }
+        if (err instanceof ConnectorError && err.code === 'file_gone') {
+          await fsp.rm(path, { force: true });
+          return null;
+        }
         if (err instanceof ConnectorError && err.code === 'permission_denied' && this.method === 'complete' && this.options.download === 'auto') {
-          this.log.warn('The whole-file download is refused (rds:DownloadCompleteDBLogFile); downloading by portions instead.', { instance: this.options.instance });
+          this.log.warn('The whole-file download is refused (rds:DownloadCompleteDBLogFile); downloading by portions instead.', {
+            instance: this.options.instance,
+          });
           this.method = 'portion';
           attempt--;
           continue;
@@ -123,7 +134,10 @@ export class RdsLogsSource {
         throw err;
       }
       const after = await this.api.describeFile(current.name);
-      if (!after) { await fsp.rm(path, { force: true }); return null; }
+      if (!after) {
+        await fsp.rm(path, { force: true });
+        return null;
+      }
       if (after.size !== current.size || after.lastWritten !== current.lastWritten) {
         lastProblem = `it changed while being downloaded (size ${current.size} → ${after.size})`;
         this.log.info('A log file changed while it was downloaded; downloading it again.', { instance: this.options.instance, file: current.name });
@@ -132,13 +146,23 @@ export class RdsLogsSource {
       }
       if (download.bytes !== after.size && download.truncatedLines === 0) {
         lastProblem = `the download gave ${download.bytes} bytes, RDS lists ${after.size}`;
-        this.log.warn('A downloaded log file is not as long as RDS lists it; downloading it again.', { instance: this.options.instance, file: current.name, bytes: download.bytes, listed: after.size });
+        this.log.warn('A downloaded log file is not as long as RDS lists it; downloading it again.', {
+          instance: this.options.instance,
+          file: current.name,
+          bytes: download.bytes,
+          listed: after.size,
+        });
         continue;
       }
       return { file: current, path, download };
     }
     await fsp.rm(path, { force: true });
-    throw new ConnectorError('rds_logs', 'download_unstable', `${this.location(file.name)}: ${lastProblem} in ${MAX_DOWNLOAD_ATTEMPTS} attempts; it is tried again next run`, true);
+    throw new ConnectorError(
+      'rds_logs',
+      'download_unstable',
+      `${this.location(file.name)}: ${lastProblem} in ${MAX_DOWNLOAD_ATTEMPTS} attempts; it is tried again next run`,
+      true,
+    );
   }
 
   /** The downloaded copy as a finished log file for the pg_logs parser (csvlog and jsonlog only). */
@@ -147,8 +171,17 @@ export class RdsLogsSource {
     if (!format) return null;
     const name = f.file.name.split('/').pop()!;
     return {
-      path: f.path, realPath: f.path, dir: '', name, format, compression: 'none', size, mtimeMs: f.file.lastWritten,
-      active: false, stem: name.replace(/\.(csv|json)$/, ''), label: this.location(f.file.name),
+      path: f.path,
+      realPath: f.path,
+      dir: '',
+      name,
+      format,
+      compression: 'none',
+      size,
+      mtimeMs: f.file.lastWritten,
+      active: false,
+      stem: name.replace(/\.(csv|json)$/, ''),
+      label: this.location(f.file.name),
     };
   }
 

@@ -60,35 +60,78 @@ export async function openOutboxSource(cfg: OutboxSourceConfig, log: Logger, pip
       const types = await tableColumns(client, cfg.table, cfg.kind);
       const userTypes = await tableColumns(client, cfg.userTable, cfg.kind).catch((err: unknown) => {
         if (err instanceof ConnectorError && err.code === 'table_not_found') {
-          throw new ConnectorError(cfg.kind, 'table_not_found', `user table ${cfg.userTable} does not exist in ${client.where}; set user_table to the table of your user model`, false);
+          throw new ConnectorError(
+            cfg.kind,
+            'table_not_found',
+            `user table ${cfg.userTable} does not exist in ${client.where}; set user_table to the table of your user model`,
+            false,
+          );
         }
         throw err;
       });
-      mapping = new DjangoMapping({ table: cfg.table, userTable: cfg.userTable, origin: cfg.origin, environment: cfg.environment }, types, userTypes, times, client);
+      mapping = new DjangoMapping(
+        { table: cfg.table, userTable: cfg.userTable, origin: cfg.origin, environment: cfg.environment },
+        types,
+        userTypes,
+        times,
+        client,
+      );
     } else if (cfg.select) {
       if (!cfg.markSent) throw new ConnectorError(cfg.kind, 'bad_config', 'select needs mark_sent (an UPDATE naming the shipped rows as :ids)', false);
       mapping = new QueryMapping(cfg.table, { select: cfg.select, markSent: cfg.markSent, purge: cfg.purgeSql }, timePath, times);
     } else {
       const types = await tableColumns(client, cfg.table, cfg.kind);
-      for (const [key, col] of [['id_column', cfg.idColumn], ['sent_column', cfg.sentColumn], ['message_column', cfg.messageColumn]] as const) {
+      for (const [key, col] of [
+        ['id_column', cfg.idColumn],
+        ['sent_column', cfg.sentColumn],
+        ['message_column', cfg.messageColumn],
+      ] as const) {
         if (!types.has(col.toLowerCase())) {
-          throw new ConnectorError(cfg.kind, 'column_not_found', `${cfg.table} has no column ${col} (${key}); its columns are ${[...types.keys()].join(', ')}`, false);
+          throw new ConnectorError(
+            cfg.kind,
+            'column_not_found',
+            `${cfg.table} has no column ${col} (${key}); its columns are ${[...types.keys()].join(', ')}`,
+            false,
+          );
         }
       }
-      if (!types.has(cfg.createdAtColumn.toLowerCase())) log.warn('The outbox table has no created_at column: event times come from the message only.', { pipeline, table: cfg.table, created_at_column: cfg.createdAtColumn });
+      if (!types.has(cfg.createdAtColumn.toLowerCase()))
+        log.warn('The outbox table has no created_at column: event times come from the message only.', {
+          pipeline,
+          table: cfg.table,
+          created_at_column: cfg.createdAtColumn,
+        });
       if (!(await hasUniqueIndex(client, cfg.table, cfg.idColumn))) {
-        log.warn('The id column has no unique index: rows sharing an id are marked sent together. Add a primary key.', { pipeline, table: cfg.table, id_column: cfg.idColumn });
+        log.warn('The id column has no unique index: rows sharing an id are marked sent together. Add a primary key.', {
+          pipeline,
+          table: cfg.table,
+          id_column: cfg.idColumn,
+        });
       }
       const trusted = await isJsonColumn(client, cfg.table, cfg.messageColumn, types.get(cfg.messageColumn.toLowerCase()));
-      mapping = new OutboxMapping(cfg.table, { id: cfg.idColumn, sent: cfg.sentColumn, message: cfg.messageColumn, createdAt: cfg.createdAtColumn }, types, timePath, times, client, trusted);
+      mapping = new OutboxMapping(
+        cfg.table,
+        { id: cfg.idColumn, sent: cfg.sentColumn, message: cfg.messageColumn, createdAt: cfg.createdAtColumn },
+        types,
+        timePath,
+        times,
+        client,
+        trusted,
+      );
     }
     const locking = mapping.rowLocks && client.skipLocked ? 'rows' : 'named_lock';
     if (mapping.rowLocks && !client.skipLocked) {
-      log.warn('The server has no FOR UPDATE SKIP LOCKED (MySQL 8.0+, MariaDB 10.6+): one shipper per table at a time, by a named lock.', { pipeline, server: client.version });
+      log.warn('The server has no FOR UPDATE SKIP LOCKED (MySQL 8.0+, MariaDB 10.6+): one shipper per table at a time, by a named lock.', {
+        pipeline,
+        server: client.version,
+      });
     }
     const spares: SqlClient[] = [];
     return {
-      client, mapping, locking, lockName: `auditship:${cfg.table}`,
+      client,
+      mapping,
+      locking,
+      lockName: `auditship:${cfg.table}`,
       async spares(n) {
         while (spares.length < n) spares.push(await openSqlClient(cfg.url, cfg.kind));
         return spares.slice(0, n);

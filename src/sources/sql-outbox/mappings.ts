@@ -36,20 +36,35 @@ function placeholders(c: SqlClient, n: number, from = 1): string {
   return Array.from({ length: n }, (_, i) => c.p(from + i)).join(', ');
 }
 
-interface ColumnInfo { name: string; type: string }
+interface ColumnInfo {
+  name: string;
+  type: string;
+}
 
 /** The columns of a table (lower-case data types), or a clear error when it does not exist. */
 export async function tableColumns(c: SqlClient, table: string, component: string): Promise<Map<string, string>> {
   const parts = table.split('.');
   const name = parts.pop()!;
   const schema = parts.pop() ?? null;
-  const rows = c.dialect === 'postgres'
-    ? await c.query(`SELECT column_name AS name, data_type AS type FROM information_schema.columns
-                     WHERE table_name = $1 AND (($2::text IS NULL AND table_schema = ANY (current_schemas(false))) OR table_schema = $2)`, [name, schema])
-    : await c.query(`SELECT column_name AS name, data_type AS type FROM information_schema.columns
-                     WHERE table_name = ? AND table_schema = COALESCE(?, DATABASE())`, [name, schema]);
+  const rows =
+    c.dialect === 'postgres'
+      ? await c.query(
+          `SELECT column_name AS name, data_type AS type FROM information_schema.columns
+                     WHERE table_name = $1 AND (($2::text IS NULL AND table_schema = ANY (current_schemas(false))) OR table_schema = $2)`,
+          [name, schema],
+        )
+      : await c.query(
+          `SELECT column_name AS name, data_type AS type FROM information_schema.columns
+                     WHERE table_name = ? AND table_schema = COALESCE(?, DATABASE())`,
+          [name, schema],
+        );
   if (rows.length === 0) {
-    throw new ConnectorError(component, 'table_not_found', `table ${table} does not exist in ${c.where} (or this user cannot see it); check table and the URL's database`, true);
+    throw new ConnectorError(
+      component,
+      'table_not_found',
+      `table ${table} does not exist in ${c.where} (or this user cannot see it); check table and the URL's database`,
+      true,
+    );
   }
   return new Map((rows as unknown as ColumnInfo[]).map((r) => [r.name.toLowerCase(), r.type.toLowerCase()]));
 }
@@ -64,8 +79,13 @@ export async function isJsonColumn(c: SqlClient, table: string, column: string, 
   const parts = table.split('.');
   const name = parts.pop()!;
   const schema = parts.pop() ?? null;
-  const r = await c.query(`SELECT check_clause AS cc FROM information_schema.check_constraints
-                           WHERE table_name = ? AND constraint_schema = COALESCE(?, DATABASE())`, [name, schema]).catch(() => []);
+  const r = await c
+    .query(
+      `SELECT check_clause AS cc FROM information_schema.check_constraints
+                           WHERE table_name = ? AND constraint_schema = COALESCE(?, DATABASE())`,
+      [name, schema],
+    )
+    .catch(() => []);
   const col = column.toLowerCase();
   return r.some((x) => new RegExp(`^json_valid\\(\`?${col.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\`?\\)$`, 'i').test(String(x['cc']).trim()));
 }
@@ -83,15 +103,21 @@ function jsonPathText(c: SqlClient, column: string, path: string[]): string {
 /** True when a unique index (or the primary key) covers exactly this column. */
 export async function hasUniqueIndex(c: SqlClient, table: string, column: string): Promise<boolean> {
   if (c.dialect === 'postgres') {
-    const r = await c.query(`SELECT 1 AS ok FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
-                             WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indnatts = 1 AND a.attname = $2`, [c.ident(table), column]);
+    const r = await c.query(
+      `SELECT 1 AS ok FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                             WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indnatts = 1 AND a.attname = $2`,
+      [c.ident(table), column],
+    );
     return r.length > 0;
   }
   const parts = table.split('.');
   const name = parts.pop()!;
   const schema = parts.pop() ?? null;
-  const r = await c.query(`SELECT index_name FROM information_schema.statistics WHERE table_name = ? AND table_schema = COALESCE(?, DATABASE())
-                           AND non_unique = 0 GROUP BY index_name HAVING count(*) = 1 AND max(column_name) = ?`, [name, schema, column]);
+  const r = await c.query(
+    `SELECT index_name FROM information_schema.statistics WHERE table_name = ? AND table_schema = COALESCE(?, DATABASE())
+                           AND non_unique = 0 GROUP BY index_name HAVING count(*) = 1 AND max(column_name) = ?`,
+    [name, schema, column],
+  );
   return r.length > 0;
 }
 
@@ -107,7 +133,8 @@ function convertMessage(id: string, text: string | null, createdRaw: string | nu
   let created: number | null = null;
   if (createdRaw !== null) {
     created = times.parseText(createdRaw);
-    if (created === null) return { ok: false, id, reason: `created_at ${JSON.stringify(createdRaw.slice(0, 40))} is not a time`, raw: text ?? '', created: null };
+    if (created === null)
+      return { ok: false, id, reason: `created_at ${JSON.stringify(createdRaw.slice(0, 40))} is not a time`, raw: text ?? '', created: null };
   }
   if (text === null) return { ok: false, id, reason: 'message is NULL', raw: '', created };
   let parsed: unknown;
@@ -120,11 +147,13 @@ function convertMessage(id: string, text: string | null, createdRaw: string | nu
   let eventTime: number | null = null;
   if (at !== undefined && at !== null) {
     eventTime = times.parseValue(at);
-    if (eventTime === null) return { ok: false, id, reason: `${timePath.join('.')} ${JSON.stringify(String(at).slice(0, 40))} is not a time`, raw: text, created };
+    if (eventTime === null)
+      return { ok: false, id, reason: `${timePath.join('.')} ${JSON.stringify(String(at).slice(0, 40))} is not a time`, raw: text, created };
   } else {
     eventTime = created;
   }
-  if (eventTime === null) return { ok: false, id, reason: `the message has no ${timePath.join('.')} and the row no created_at: no event time`, raw: text, created };
+  if (eventTime === null)
+    return { ok: false, id, reason: `the message has no ${timePath.join('.')} and the row no created_at: no event time`, raw: text, created };
   return { ok: true, id, message: text, created, eventTime };
 }
 
@@ -132,11 +161,19 @@ function convertMessage(id: string, text: string | null, createdRaw: string | nu
  * Like convertMessage, for a message the server guarantees to be JSON, with the value at the time path
  * extracted by the server (`atText`): no JSON.parse per row, which was the largest cost in JavaScript.
  */
-function convertTrusted(id: string, text: string | null, createdRaw: string | null, atText: string | null, timePath: string[], times: EventTimeParser): Converted {
+function convertTrusted(
+  id: string,
+  text: string | null,
+  createdRaw: string | null,
+  atText: string | null,
+  timePath: string[],
+  times: EventTimeParser,
+): Converted {
   let created: number | null = null;
   if (createdRaw !== null) {
     created = times.parseText(createdRaw);
-    if (created === null) return { ok: false, id, reason: `created_at ${JSON.stringify(createdRaw.slice(0, 40))} is not a time`, raw: text ?? '', created: null };
+    if (created === null)
+      return { ok: false, id, reason: `created_at ${JSON.stringify(createdRaw.slice(0, 40))} is not a time`, raw: text ?? '', created: null };
   }
   if (text === null) return { ok: false, id, reason: 'message is NULL', raw: '', created };
   let eventTime: number | null;
@@ -146,11 +183,17 @@ function convertTrusted(id: string, text: string | null, createdRaw: string | nu
   } else {
     eventTime = created;
   }
-  if (eventTime === null) return { ok: false, id, reason: `the message has no ${timePath.join('.')} and the row no created_at: no event time`, raw: text, created };
+  if (eventTime === null)
+    return { ok: false, id, reason: `the message has no ${timePath.join('.')} and the row no created_at: no event time`, raw: text, created };
   return { ok: true, id, message: text, created, eventTime };
 }
 
-export interface OutboxColumns { id: string; sent: string; message: string; createdAt: string }
+export interface OutboxColumns {
+  id: string;
+  sent: string;
+  message: string;
+  createdAt: string;
+}
 
 /** structured-log-transfer's outbox: unsent rows have the flag false or NULL; marking sets it true. */
 export class OutboxMapping implements TableMapping {
@@ -163,7 +206,15 @@ export class OutboxMapping implements TableMapping {
    * `jsonTyped`: the server guarantees the message is JSON (see isJsonColumn); the time is then read by the
    * server and the message is not parsed here.
    */
-  constructor(readonly table: string, private readonly cols: OutboxColumns, types: Map<string, string>, private readonly timePath: string[], private readonly times: EventTimeParser, c: SqlClient, private readonly jsonTyped = false) {
+  constructor(
+    readonly table: string,
+    private readonly cols: OutboxColumns,
+    types: Map<string, string>,
+    private readonly timePath: string[],
+    private readonly times: EventTimeParser,
+    c: SqlClient,
+    private readonly jsonTyped = false,
+  ) {
     const q = (n: string) => c.ident(n);
     const created = types.has(cols.createdAt.toLowerCase()) ? textOf(c, cols.createdAt, types.get(cols.createdAt.toLowerCase())) : 'NULL';
     const at = jsonTyped && timePath.length ? jsonPathText(c, q(cols.message), timePath) : 'NULL';
@@ -173,8 +224,11 @@ export class OutboxMapping implements TableMapping {
 
   async read(c: SqlClient, afterId: string | null, limit: number, lock: boolean): Promise<SqlRow[]> {
     const q = (n: string) => c.ident(n);
-    return c.query(`SELECT ${this.select} FROM ${q(this.table)} WHERE ${this.unsentSql}${afterId === null ? '' : ` AND ${q(this.cols.id)} > ${c.p(1)}`}
-                    ORDER BY ${q(this.cols.id)} LIMIT ${limit}${lock ? ' FOR UPDATE SKIP LOCKED' : ''}`, afterId === null ? [] : [afterId]);
+    return c.query(
+      `SELECT ${this.select} FROM ${q(this.table)} WHERE ${this.unsentSql}${afterId === null ? '' : ` AND ${q(this.cols.id)} > ${c.p(1)}`}
+                    ORDER BY ${q(this.cols.id)} LIMIT ${limit}${lock ? ' FOR UPDATE SKIP LOCKED' : ''}`,
+      afterId === null ? [] : [afterId],
+    );
   }
 
   convert(row: SqlRow): Converted {
@@ -185,7 +239,10 @@ export class OutboxMapping implements TableMapping {
   async markSent(c: SqlClient, ids: string[]): Promise<number> {
     if (!ids.length) return 0;
     const q = (n: string) => c.ident(n);
-    return c.execute(`UPDATE ${q(this.table)} SET ${q(this.cols.sent)} = ${c.dialect === 'postgres' ? 'true' : '1'} WHERE ${q(this.cols.id)} IN (${placeholders(c, ids.length)})`, ids);
+    return c.execute(
+      `UPDATE ${q(this.table)} SET ${q(this.cols.sent)} = ${c.dialect === 'postgres' ? 'true' : '1'} WHERE ${q(this.cols.id)} IN (${placeholders(c, ids.length)})`,
+      ids,
+    );
   }
 
   async purge(c: SqlClient, cutoffIso: string, limit: number): Promise<number> {
@@ -193,7 +250,10 @@ export class OutboxMapping implements TableMapping {
     const sent = `${q(this.cols.sent)} = ${c.dialect === 'postgres' ? 'true' : '1'}`;
     const old = `${q(this.cols.createdAt)} < ${c.p(1)}`;
     if (c.dialect === 'postgres') {
-      return c.execute(`DELETE FROM ${q(this.table)} WHERE ${q(this.cols.id)} IN (SELECT ${q(this.cols.id)} FROM ${q(this.table)} WHERE ${sent} AND ${old} ORDER BY ${q(this.cols.id)} LIMIT ${limit})`, [cutoffIso]);
+      return c.execute(
+        `DELETE FROM ${q(this.table)} WHERE ${q(this.cols.id)} IN (SELECT ${q(this.cols.id)} FROM ${q(this.table)} WHERE ${sent} AND ${old} ORDER BY ${q(this.cols.id)} LIMIT ${limit})`,
+        [cutoffIso],
+      );
     }
     return c.execute(`DELETE FROM ${q(this.table)} WHERE ${sent} AND ${old} ORDER BY ${q(this.cols.id)} LIMIT ${limit}`, [mysqlTime(cutoffIso)]);
   }
@@ -218,10 +278,18 @@ export class QueryMapping implements TableMapping {
   readonly kind = 'sql_outbox' as const;
   readonly rowLocks = false;
 
-  constructor(readonly table: string, private readonly sql: { select: string; markSent: string; purge: string | null }, private readonly timePath: string[], private readonly times: EventTimeParser) {}
+  constructor(
+    readonly table: string,
+    private readonly sql: { select: string; markSent: string; purge: string | null },
+    private readonly timePath: string[],
+    private readonly times: EventTimeParser,
+  ) {}
 
   async read(c: SqlClient, afterId: string | null, limit: number): Promise<SqlRow[]> {
-    return c.query(`SELECT q.* FROM (${this.sql.select}) q${afterId === null ? '' : ` WHERE q.id > ${c.p(1)}`} ORDER BY q.id LIMIT ${limit}`, afterId === null ? [] : [afterId]);
+    return c.query(
+      `SELECT q.* FROM (${this.sql.select}) q${afterId === null ? '' : ` WHERE q.id > ${c.p(1)}`} ORDER BY q.id LIMIT ${limit}`,
+      afterId === null ? [] : [afterId],
+    );
   }
 
   convert(row: SqlRow): Converted {
@@ -246,7 +314,12 @@ export class QueryMapping implements TableMapping {
 
 const DJANGO_ACTIONS = ['create', 'update', 'delete', 'access'];
 
-export interface DjangoOptions { table: string; userTable: string; origin: string; environment: string }
+export interface DjangoOptions {
+  table: string;
+  userTable: string;
+  origin: string;
+  environment: string;
+}
 
 /**
  * django-auditlog's LogEntry → the message structured-log-transfer documents:
@@ -260,15 +333,23 @@ export class DjangoMapping implements TableMapping {
   private readonly unsentSql: string;
   private readonly dataSelect: string;
 
-  constructor(private readonly opts: DjangoOptions, types: Map<string, string>, userTypes: Map<string, string>, private readonly times: EventTimeParser, c: SqlClient) {
+  constructor(
+    private readonly opts: DjangoOptions,
+    types: Map<string, string>,
+    userTypes: Map<string, string>,
+    private readonly times: EventTimeParser,
+    c: SqlClient,
+  ) {
     this.table = opts.table;
     const q = (n: string) => c.ident(n);
     const pg = c.dialect === 'postgres';
     for (const col of ['id', 'action', 'object_repr', 'timestamp', 'additional_data', 'actor_id']) {
-      if (!types.has(col)) throw new ConnectorError('django_auditlog', 'table_unsupported', `${opts.table} has no ${col} column; is it django-auditlog's LogEntry table?`, false);
+      if (!types.has(col))
+        throw new ConnectorError('django_auditlog', 'table_unsupported', `${opts.table} has no ${col} column; is it django-auditlog's LogEntry table?`, false);
     }
     const ad = pg ? `${q('additional_data')}::jsonb` : q('additional_data');
-    this.unsentSql = pg ? `(${ad} ->> 'is_sent') IS DISTINCT FROM 'true'`
+    this.unsentSql = pg
+      ? `(${ad} ->> 'is_sent') IS DISTINCT FROM 'true'`
       : `COALESCE(JSON_UNQUOTE(JSON_EXTRACT(${ad}, '$.is_sent')), 'false') NOT IN ('true', '1')`;
     const changesType = types.get('changes');
     const changes = changesType === undefined ? 'NULL' : textOf(c, 'changes', changesType, 'l.');
@@ -284,11 +365,17 @@ export class DjangoMapping implements TableMapping {
   async read(c: SqlClient, afterId: string | null, limit: number, lock: boolean): Promise<SqlRow[]> {
     const q = (n: string) => c.ident(n);
     // Claim the log entries alone (a join would lock user rows too, and MariaDB has no FOR UPDATE OF).
-    const ids = await c.query(`SELECT ${q('id')} AS id FROM ${q(this.table)} WHERE ${this.unsentSql}${afterId === null ? '' : ` AND ${q('id')} > ${c.p(1)}`}
-                               ORDER BY ${q('id')} LIMIT ${limit}${lock ? ' FOR UPDATE SKIP LOCKED' : ''}`, afterId === null ? [] : [afterId]);
+    const ids = await c.query(
+      `SELECT ${q('id')} AS id FROM ${q(this.table)} WHERE ${this.unsentSql}${afterId === null ? '' : ` AND ${q('id')} > ${c.p(1)}`}
+                               ORDER BY ${q('id')} LIMIT ${limit}${lock ? ' FOR UPDATE SKIP LOCKED' : ''}`,
+      afterId === null ? [] : [afterId],
+    );
     if (!ids.length) return [];
-    return c.query(`SELECT ${this.dataSelect} FROM ${q(this.table)} l LEFT JOIN ${q(this.opts.userTable)} u ON u.${q('id')} = l.${q('actor_id')}
-                    WHERE l.${q('id')} IN (${placeholders(c, ids.length)}) ORDER BY l.${q('id')}`, ids.map((r) => r['id']!));
+    return c.query(
+      `SELECT ${this.dataSelect} FROM ${q(this.table)} l LEFT JOIN ${q(this.opts.userTable)} u ON u.${q('id')} = l.${q('actor_id')}
+                    WHERE l.${q('id')} IN (${placeholders(c, ids.length)}) ORDER BY l.${q('id')}`,
+      ids.map((r) => r['id']!),
+    );
   }
 
   convert(row: SqlRow): Converted {
@@ -298,7 +385,8 @@ export class DjangoMapping implements TableMapping {
     if (us === null) return { ok: false, id, reason: 'timestamp is missing or not a time', raw: raw(), created: null };
     const when = isoMicros(us);
     const adType = (row['ad_type'] ?? 'null').toLowerCase();
-    if (adType !== 'object' && adType !== 'null') return { ok: false, id, reason: `additional_data is a JSON ${adType}, not an object: it cannot carry is_sent`, raw: raw(), created: us };
+    if (adType !== 'object' && adType !== 'null')
+      return { ok: false, id, reason: `additional_data is a JSON ${adType}, not an object: it cannot carry is_sent`, raw: raw(), created: us };
     const operation = DJANGO_ACTIONS[Number(row['action'])];
     if (operation === undefined) return { ok: false, id, reason: `unknown action ${JSON.stringify(row['action'])} (expected 0-3)`, raw: raw(), created: us };
     const full = `${row['first_name'] ?? ''} ${row['last_name'] ?? ''}`.trim();
@@ -306,8 +394,13 @@ export class DjangoMapping implements TableMapping {
     const message = JSON.stringify({
       '@timestamp': when,
       audit_event: {
-        actor, date_time: when, operation, origin: this.opts.origin, target: row['target'] ?? '',
-        environment: this.opts.environment, message: row['changes'] ?? row['changes_text'] ?? '',
+        actor,
+        date_time: when,
+        operation,
+        origin: this.opts.origin,
+        target: row['target'] ?? '',
+        environment: this.opts.environment,
+        message: row['changes'] ?? row['changes_text'] ?? '',
       },
     });
     return { ok: true, id, message, created: us, eventTime: us };
@@ -317,20 +410,27 @@ export class DjangoMapping implements TableMapping {
     if (!ids.length) return 0;
     const q = (n: string) => c.ident(n);
     const ad = q('additional_data');
-    const set = c.dialect === 'postgres'
-      ? `${ad} = CASE WHEN ${ad} IS NULL OR jsonb_typeof(${ad}::jsonb) = 'null' THEN '{"is_sent": true}'::jsonb ELSE ${ad}::jsonb || '{"is_sent": true}'::jsonb END`
-      : `${ad} = JSON_SET(IF(${ad} IS NULL OR JSON_TYPE(${ad}) <> 'OBJECT', '{}', ${ad}), '$.is_sent', JSON_EXTRACT('true', '$'))`;
+    const set =
+      c.dialect === 'postgres'
+        ? `${ad} = CASE WHEN ${ad} IS NULL OR jsonb_typeof(${ad}::jsonb) = 'null' THEN '{"is_sent": true}'::jsonb ELSE ${ad}::jsonb || '{"is_sent": true}'::jsonb END`
+        : `${ad} = JSON_SET(IF(${ad} IS NULL OR JSON_TYPE(${ad}) <> 'OBJECT', '{}', ${ad}), '$.is_sent', JSON_EXTRACT('true', '$'))`;
     return c.execute(`UPDATE ${q(this.table)} SET ${set} WHERE ${q('id')} IN (${placeholders(c, ids.length)})`, ids);
   }
 
   async purge(c: SqlClient, cutoffIso: string, limit: number): Promise<number> {
     const q = (n: string) => c.ident(n);
     if (c.dialect === 'postgres') {
-      return c.execute(`DELETE FROM ${q(this.table)} WHERE ${q('id')} IN (SELECT ${q('id')} FROM ${q(this.table)}
-                        WHERE (${q('additional_data')}::jsonb ->> 'is_sent') = 'true' AND ${q('timestamp')} < $1 ORDER BY ${q('id')} LIMIT ${limit})`, [cutoffIso]);
+      return c.execute(
+        `DELETE FROM ${q(this.table)} WHERE ${q('id')} IN (SELECT ${q('id')} FROM ${q(this.table)}
+                        WHERE (${q('additional_data')}::jsonb ->> 'is_sent') = 'true' AND ${q('timestamp')} < $1 ORDER BY ${q('id')} LIMIT ${limit})`,
+        [cutoffIso],
+      );
     }
-    return c.execute(`DELETE FROM ${q(this.table)} WHERE JSON_UNQUOTE(JSON_EXTRACT(${q('additional_data')}, '$.is_sent')) IN ('true', '1')
-                      AND ${q('timestamp')} < ? ORDER BY ${q('id')} LIMIT ${limit}`, [mysqlTime(cutoffIso)]);
+    return c.execute(
+      `DELETE FROM ${q(this.table)} WHERE JSON_UNQUOTE(JSON_EXTRACT(${q('additional_data')}, '$.is_sent')) IN ('true', '1')
+                      AND ${q('timestamp')} < ? ORDER BY ${q('id')} LIMIT ${limit}`,
+      [mysqlTime(cutoffIso)],
+    );
   }
 
   async unsent(c: SqlClient, cap: number): Promise<number> {

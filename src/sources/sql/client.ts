@@ -53,14 +53,26 @@ function normalizeRows(rows: Record<string, unknown>[]): SqlRow[] {
     for (const k in row) {
       const v = row[k];
       if (typeof v === 'string' || v === null) continue;
-      row[k] = v === undefined ? null : v instanceof Date ? v.toISOString() : Buffer.isBuffer(v) ? v.toString('utf8') : typeof v === 'object' ? JSON.stringify(v) : String(v);
+      row[k] =
+        v === undefined
+          ? null
+          : v instanceof Date
+            ? v.toISOString()
+            : Buffer.isBuffer(v)
+              ? v.toString('utf8')
+              : typeof v === 'object'
+                ? JSON.stringify(v)
+                : String(v);
     }
   }
   return rows as SqlRow[];
 }
 
 /** One line for a failure of the server or the connection; `what` is what was being done. */
-export function describeSqlError(err: unknown, ctx: { component: string; url: string; dialect: Dialect; action: string; privilegeHint?: string }): ConnectorError {
+export function describeSqlError(
+  err: unknown,
+  ctx: { component: string; url: string; dialect: Dialect; action: string; privilegeHint?: string },
+): ConnectorError {
   if (err instanceof ConnectorError) return err;
   if (ctx.dialect === 'postgres') return describePgError(err, ctx);
   const e = err as { code?: string; errno?: number; message?: string; sqlMessage?: string; fatal?: boolean };
@@ -68,23 +80,34 @@ export function describeSqlError(err: unknown, ctx: { component: string; url: st
   const first = String(e?.sqlMessage ?? e?.message ?? err).split('\n')[0]!;
   const fail = (code: string, message: string, retryable: boolean) => new ConnectorError(ctx.component, code, message, retryable, { cause: err });
   switch (e?.code) {
-    case 'ECONNREFUSED': return fail('connection_refused', `cannot connect to ${where}: connection refused; is MariaDB/MySQL running and listening on that host and port?`, true);
+    case 'ECONNREFUSED':
+      return fail('connection_refused', `cannot connect to ${where}: connection refused; is MariaDB/MySQL running and listening on that host and port?`, true);
     case 'ENOTFOUND':
-    case 'EAI_AGAIN': return fail('host_not_found', `cannot connect to ${where}: host not found`, e.code === 'EAI_AGAIN');
+    case 'EAI_AGAIN':
+      return fail('host_not_found', `cannot connect to ${where}: host not found`, e.code === 'EAI_AGAIN');
     case 'ER_ACCESS_DENIED_ERROR':
-    case 'ER_DBACCESS_DENIED_ERROR': return fail('auth_failed', `cannot connect to ${where}: ${first}; check the user and password in url`, true);
-    case 'ER_BAD_DB_ERROR': return fail('database_not_found', `cannot connect to ${where}: ${first}; check the database in url`, true);
-    case 'ER_NO_SUCH_TABLE': return fail('table_not_found', `${ctx.action} failed: ${first}; check table (and the URL's database)`, true);
+    case 'ER_DBACCESS_DENIED_ERROR':
+      return fail('auth_failed', `cannot connect to ${where}: ${first}; check the user and password in url`, true);
+    case 'ER_BAD_DB_ERROR':
+      return fail('database_not_found', `cannot connect to ${where}: ${first}; check the database in url`, true);
+    case 'ER_NO_SUCH_TABLE':
+      return fail('table_not_found', `${ctx.action} failed: ${first}; check table (and the URL's database)`, true);
     case 'ER_TABLEACCESS_DENIED_ERROR':
     case 'ER_COLUMNACCESS_DENIED_ERROR':
-    case 'ER_SPECIFIC_ACCESS_DENIED_ERROR': return fail('permission_denied', `${ctx.action} failed: ${first}; ${ctx.privilegeHint ?? 'grant the privilege to this user'}`, true);
-    case 'ER_BAD_FIELD_ERROR': return fail('column_not_found', `${ctx.action} failed: ${first}; check the *_column settings`, false);
+    case 'ER_SPECIFIC_ACCESS_DENIED_ERROR':
+      return fail('permission_denied', `${ctx.action} failed: ${first}; ${ctx.privilegeHint ?? 'grant the privilege to this user'}`, true);
+    case 'ER_BAD_FIELD_ERROR':
+      return fail('column_not_found', `${ctx.action} failed: ${first}; check the *_column settings`, false);
     case 'ER_LOCK_WAIT_TIMEOUT':
-    case 'ER_LOCK_DEADLOCK': return fail('lock_conflict', `${ctx.action} failed: ${first}; try again when the table is less busy`, true);
+    case 'ER_LOCK_DEADLOCK':
+      return fail('lock_conflict', `${ctx.action} failed: ${first}; try again when the table is less busy`, true);
     case 'ETIMEDOUT':
     case 'ECONNRESET':
     case 'EPIPE':
-    case 'PROTOCOL_CONNECTION_LOST': return fail('connection_lost', `MariaDB/MySQL at ${where} is unreachable while ${ctx.action}: ${first}`, true);
+    case 'PROTOCOL_CONNECTION_LOST':
+      return fail('connection_lost', `MariaDB/MySQL at ${where} is unreachable while ${ctx.action}: ${first}`, true);
+    default:
+      break; // any other code (or none): below
   }
   if (e?.fatal) return fail('connection_lost', `MariaDB/MySQL at ${where} is unreachable while ${ctx.action}: ${first}`, true);
   return fail('sql_error', `${ctx.action} failed: ${first}${e?.code ? ` (${e.code})` : ''}`, false);
@@ -93,13 +116,21 @@ export function describeSqlError(err: unknown, ctx: { component: string; url: st
 /** Connects; throws a ConnectorError (retryable when it may pass). */
 export async function openSqlClient(url: string, component: string): Promise<SqlClient> {
   const dialect = dialectOf(url);
-  if (!dialect) throw new ConnectorError(component, 'bad_url', `url must start with postgres:// or mysql:// (or mariadb://), not ${maskUrl(url).split('://')[0]}://`, false);
+  if (!dialect)
+    throw new ConnectorError(
+      component,
+      'bad_url',
+      `url must start with postgres:// or mysql:// (or mariadb://), not ${maskUrl(url).split('://')[0]}://`,
+      false,
+    );
   return dialect === 'postgres' ? openPg(url, component) : openMysql(url, component);
 }
 
 async function openPg(url: string, component: string): Promise<SqlClient> {
   const client = new pg.Client({ connectionString: url, application_name: 'auditship', keepAlive: true });
-  client.on('error', () => { /* surfaces on the next query */ });
+  client.on('error', () => {
+    /* surfaces on the next query */
+  });
   const fail = (err: unknown, action: string) => describeSqlError(err, { component, url, dialect: 'postgres', action });
   let version = '';
   try {
@@ -126,7 +157,10 @@ async function openPg(url: string, component: string): Promise<SqlClient> {
     version,
     skipLocked: true,
     p: (n) => `$${n}`,
-    ident: (name) => splitIdent(name).map((s) => `"${s.replaceAll('"', '""')}"`).join('.'),
+    ident: (name) =>
+      splitIdent(name)
+        .map((s) => `"${s.replaceAll('"', '""')}"`)
+        .join('.'),
     async query(sql, params) {
       const r = await run(sql, params);
       return normalizeRows(r.rows as Record<string, unknown>[]);
@@ -134,15 +168,25 @@ async function openPg(url: string, component: string): Promise<SqlClient> {
     async execute(sql, params) {
       return (await run(sql, params)).rowCount ?? 0;
     },
-    async begin() { await run('BEGIN'); },
-    async commit() { await run('COMMIT'); },
-    async rollback() { await client.query('ROLLBACK').catch(() => {}); },
+    async begin() {
+      await run('BEGIN');
+    },
+    async commit() {
+      await run('COMMIT');
+    },
+    async rollback() {
+      await client.query('ROLLBACK').catch(() => {});
+    },
     async tryLock(name) {
       const r = await run('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [name]);
       return r.rows[0]?.ok === true;
     },
-    async unlock(name) { await run('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [name]).catch(() => {}); },
-    async close() { await client.end().catch(() => {}); },
+    async unlock(name) {
+      await run('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [name]).catch(() => {});
+    },
+    async close() {
+      await client.end().catch(() => {});
+    },
   };
 }
 
@@ -176,7 +220,9 @@ async function openMysql(url: string, component: string): Promise<SqlClient> {
       // announces them as a BLOB with the extended format 'json'.
       typeCast: (field, next) => (field.type === 'JSON' || (field as { extendedFormat?: string }).extendedFormat === 'json' ? field.string('utf8') : next()),
     });
-    conn.on('error', () => { /* surfaces on the next query */ });
+    conn.on('error', () => {
+      /* surfaces on the next query */
+    });
     // TIMESTAMP columns in UTC; row locks released for rows the WHERE rejects.
     await conn.query(`SET time_zone = '+00:00'`);
     await conn.query('SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED');
@@ -199,21 +245,34 @@ async function openMysql(url: string, component: string): Promise<SqlClient> {
     version,
     skipLocked: mysqlHasSkipLocked(version),
     p: () => '?',
-    ident: (name) => splitIdent(name).map((s) => `\`${s.replaceAll('`', '``')}\``).join('.'),
+    ident: (name) =>
+      splitIdent(name)
+        .map((s) => `\`${s.replaceAll('`', '``')}\``)
+        .join('.'),
     async query(sql, params) {
       return normalizeRows((await run(sql, params)) as Record<string, unknown>[]);
     },
     async execute(sql, params) {
       return Number(((await run(sql, params)) as { affectedRows?: number }).affectedRows ?? 0);
     },
-    async begin() { await run('START TRANSACTION'); },
-    async commit() { await run('COMMIT'); },
-    async rollback() { await conn.query('ROLLBACK').catch(() => {}); },
+    async begin() {
+      await run('START TRANSACTION');
+    },
+    async commit() {
+      await run('COMMIT');
+    },
+    async rollback() {
+      await conn.query('ROLLBACK').catch(() => {});
+    },
     async tryLock(name) {
       const rows = (await run('SELECT GET_LOCK(?, 0) AS ok', [name.slice(0, 64)])) as { ok: unknown }[];
       return String(rows[0]?.ok) === '1';
     },
-    async unlock(name) { await run('SELECT RELEASE_LOCK(?)', [name.slice(0, 64)]).catch(() => {}); },
-    async close() { await conn.end().catch(() => {}); },
+    async unlock(name) {
+      await run('SELECT RELEASE_LOCK(?)', [name.slice(0, 64)]).catch(() => {});
+    },
+    async close() {
+      await conn.end().catch(() => {});
+    },
   };
 }

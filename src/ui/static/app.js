@@ -6,7 +6,11 @@ import { clear, fmtDuration, fmtInt, fmtTime, fromInputValue, h, highlighted, pa
 const PAGE_SIZE = 50;
 const RANGES = { '1h': 3600e3, '24h': 86400e3, '7d': 7 * 86400e3, '30d': 30 * 86400e3, all: null };
 const SELECTS = [
-  ['server', 'servers'], ['user', 'users'], ['database', 'databases'], ['class', 'classes'], ['command', 'commands'],
+  ['server', 'servers'],
+  ['user', 'users'],
+  ['database', 'databases'],
+  ['class', 'classes'],
+  ['command', 'commands'],
 ];
 const TEXT_KEYS = ['object', 'outcome', 'q'];
 
@@ -31,7 +35,10 @@ const state = {
 };
 
 class ApiError extends Error {
-  constructor(message, status) { super(message); this.status = status; }
+  constructor(message, status) {
+    super(message);
+    this.status = status;
+  }
 }
 
 async function api(path, params, key) {
@@ -47,7 +54,11 @@ async function api(path, params, key) {
     throw new ApiError('cannot reach the auditship ui server (stopped?)', 0);
   }
   let body = null;
-  try { body = await res.json(); } catch { /* not JSON */ }
+  try {
+    body = await res.json();
+  } catch {
+    /* not JSON */
+  }
   if (!res.ok) {
     if (res.status === 401) throw new ApiError('not signed in: open this page with ?token=… (the token auditship ui was started with)', 401);
     throw new ApiError(body && typeof body.error === 'string' ? body.error : `the server answered HTTP ${res.status}`, res.status);
@@ -63,7 +74,9 @@ function showError(message) {
   $('error-text').textContent = message;
   $('error-bar').hidden = false;
 }
-function hideError() { $('error-bar').hidden = true; }
+function hideError() {
+  $('error-bar').hidden = true;
+}
 $('error-close').addEventListener('click', hideError);
 
 // ---- the hash: filter state ----
@@ -102,7 +115,10 @@ function apiFilter(hash = state.hash) {
   if (from !== undefined) p.set('from', String(Math.floor(from)));
   if (to !== undefined) p.set('to', String(Math.ceil(to)));
   for (const [key] of SELECTS) for (const v of hash.getAll(key)) if (v) p.append(key, v);
-  for (const key of TEXT_KEYS) { const v = hash.get(key); if (v) p.set(key, v); }
+  for (const key of TEXT_KEYS) {
+    const v = hash.get(key);
+    if (v) p.set(key, v);
+  }
   return p;
 }
 
@@ -119,8 +135,14 @@ function hashFromForm(range) {
   } else if (r !== 'all') {
     p.set('range', r);
   }
-  for (const [key] of SELECTS) { const v = form.elements[key].value; if (v) p.set(key, v); }
-  for (const key of TEXT_KEYS) { const v = form.elements[key].value.trim(); if (v) p.set(key, v); }
+  for (const [key] of SELECTS) {
+    const v = form.elements[key].value;
+    if (v) p.set(key, v);
+  }
+  for (const key of TEXT_KEYS) {
+    const v = form.elements[key].value.trim();
+    if (v) p.set(key, v);
+  }
   return p;
 }
 
@@ -159,7 +181,14 @@ function fillFacets(f) {
   if (f.events === 0 || !f.max_time) {
     stats.append('no events stored yet');
   } else {
-    stats.append(h('strong', null, fmtInt(f.events)), ' events · ', fmtTime(f.min_time, { millis: false }), ' → ', fmtTime(f.max_time, { millis: false }), ' UTC');
+    stats.append(
+      h('strong', null, fmtInt(f.events)),
+      ' events · ',
+      fmtTime(f.min_time, { millis: false }),
+      ' → ',
+      fmtTime(f.max_time, { millis: false }),
+      ' UTC',
+    );
   }
 }
 
@@ -189,10 +218,16 @@ function renderRows(rows) {
   clear(rowsEl);
   for (const r of rows) {
     const preview = (r.statement_preview ?? '').replace(/\s+/g, ' ');
-    const tr = h('tr', {
-      tabindex: 0, class: 'row', 'data-testid': 'event-row', 'data-id': r.id, 'data-log-time': r.log_time,
-      'aria-selected': r.id === state.openId ? 'true' : 'false',
-    },
+    const tr = h(
+      'tr',
+      {
+        tabindex: 0,
+        class: 'row',
+        'data-testid': 'event-row',
+        'data-id': r.id,
+        'data-log-time': r.log_time,
+        'aria-selected': r.id === state.openId ? 'true' : 'false',
+      },
       h('td', { class: 'c-time', title: r.log_time }, fmtTime(r.log_time)),
       h('td', { class: 'c-server' }, r.server ?? ''),
       h('td', { class: 'c-user' }, r.user_name ?? ''),
@@ -201,7 +236,8 @@ function renderRows(rows) {
       h('td', { class: 'c-command' }, r.command ?? ''),
       h('td', { class: 'c-object', title: r.object_name ?? '' }, r.object_name ?? ''),
       h('td', { class: 'c-outcome', 'data-outcome': r.outcome }, outcomeBadge(r.outcome, r.sqlstate)),
-      h('td', { class: 'c-statement', title: preview }, highlighted(preview, q)));
+      h('td', { class: 'c-statement', title: preview }, highlighted(preview, q)),
+    );
     rowsEl.append(tr);
   }
 }
@@ -213,9 +249,16 @@ rowsEl.addEventListener('click', (e) => {
 rowsEl.addEventListener('keydown', (e) => {
   const tr = e.target.closest('tr[data-id]');
   if (!tr) return;
-  if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); openEvent(tr.dataset.id); }
-  else if (e.key === 'ArrowDown') { e.preventDefault(); tr.nextElementSibling?.focus(); }
-  else if (e.key === 'ArrowUp') { e.preventDefault(); tr.previousElementSibling?.focus(); }
+  if (e.key === 'Enter' || e.key === ' ') {
+    e.preventDefault();
+    openEvent(tr.dataset.id);
+  } else if (e.key === 'ArrowDown') {
+    e.preventDefault();
+    tr.nextElementSibling?.focus();
+  } else if (e.key === 'ArrowUp') {
+    e.preventDefault();
+    tr.previousElementSibling?.focus();
+  }
 });
 
 function setResultsState(s) {
@@ -274,7 +317,8 @@ $('prev-page').addEventListener('click', () => {
 function pickFilter(key, value) {
   const p = new URLSearchParams(state.hash);
   p.delete('ev');
-  if (value === null || value === undefined || value === '') p.delete(key); else p.set(key, value);
+  if (value === null || value === undefined || value === '') p.delete(key);
+  else p.set(key, value);
   navigate(p);
 }
 
@@ -296,28 +340,59 @@ async function loadCharts() {
   const filter = apiFilter();
   const { from, to } = timeBounds(state.hash);
   const range = { from, to };
-  const top = (n) => { const p = new URLSearchParams(filter); p.set('n', String(n)); return p; };
+  const top = (n) => {
+    const p = new URLSearchParams(filter);
+    p.set('n', String(n));
+    return p;
+  };
   const charts = $('charts');
   const gen = ++state.chartGen;
   charts.dataset.state = 'loading';
   const jobs = [
-    api('/api/charts/timeline', filter, 'timeline').then((series) => {
-      const items = drawTimeSeries($('chart-timeline'), series, { testid: 'chart-timeline', range, onPick: zoomTo });
-      legend($('legend-timeline'), items, (cls) => pickFilter('class', cls));
-    }, (err) => { chartError($('chart-timeline'), 'chart-timeline', err); clear($('legend-timeline')); }),
-    api('/api/charts/top-users', top(10), 'top-users').then((list) => {
-      drawTopBars($('chart-top-users'), list, { testid: 'chart-top-users', color: '#6366f1', onPick: (u) => pickFilter('user', u) });
-    }, (err) => chartError($('chart-top-users'), 'chart-top-users', err)),
-    api('/api/charts/top-objects', top(10), 'top-objects').then((list) => {
-      drawTopBars($('chart-top-objects'), list, { testid: 'chart-top-objects', color: '#0ea5e9', onPick: (o) => pickFilter('object', o) });
-    }, (err) => chartError($('chart-top-objects'), 'chart-top-objects', err)),
-    api('/api/charts/logon-failures', filter, 'logon-failures').then((sum) => {
-      $('logon-total').textContent = sum.total ? fmtInt(sum.total) : '';
-      drawTimeSeries($('chart-logon-failures'), { bucket_ms: sum.bucket_ms, points: sum.points }, {
-        testid: 'chart-logon-failures', range, color: () => '#dc2626', label: 'failed logins', emptyText: 'No failed logins in this range.', onPick: zoomTo,
-      });
-      renderLogonTop(sum.top ?? []);
-    }, (err) => { chartError($('chart-logon-failures'), 'chart-logon-failures', err); clear($('logon-top')); }),
+    api('/api/charts/timeline', filter, 'timeline').then(
+      (series) => {
+        const items = drawTimeSeries($('chart-timeline'), series, { testid: 'chart-timeline', range, onPick: zoomTo });
+        legend($('legend-timeline'), items, (cls) => pickFilter('class', cls));
+      },
+      (err) => {
+        chartError($('chart-timeline'), 'chart-timeline', err);
+        clear($('legend-timeline'));
+      },
+    ),
+    api('/api/charts/top-users', top(10), 'top-users').then(
+      (list) => {
+        drawTopBars($('chart-top-users'), list, { testid: 'chart-top-users', color: '#6366f1', onPick: (u) => pickFilter('user', u) });
+      },
+      (err) => chartError($('chart-top-users'), 'chart-top-users', err),
+    ),
+    api('/api/charts/top-objects', top(10), 'top-objects').then(
+      (list) => {
+        drawTopBars($('chart-top-objects'), list, { testid: 'chart-top-objects', color: '#0ea5e9', onPick: (o) => pickFilter('object', o) });
+      },
+      (err) => chartError($('chart-top-objects'), 'chart-top-objects', err),
+    ),
+    api('/api/charts/logon-failures', filter, 'logon-failures').then(
+      (sum) => {
+        $('logon-total').textContent = sum.total ? fmtInt(sum.total) : '';
+        drawTimeSeries(
+          $('chart-logon-failures'),
+          { bucket_ms: sum.bucket_ms, points: sum.points },
+          {
+            testid: 'chart-logon-failures',
+            range,
+            color: () => '#dc2626',
+            label: 'failed logins',
+            emptyText: 'No failed logins in this range.',
+            onPick: zoomTo,
+          },
+        );
+        renderLogonTop(sum.top ?? []);
+      },
+      (err) => {
+        chartError($('chart-logon-failures'), 'chart-logon-failures', err);
+        clear($('logon-top'));
+      },
+    ),
   ];
   await Promise.all(jobs);
   if (gen !== state.chartGen) return; // a newer load replaced this one
@@ -330,11 +405,21 @@ function renderLogonTop(top) {
   if (!top.length) return;
   table.append(
     h('thead', null, h('tr', null, h('th', null, 'User'), h('th', null, 'Client'), h('th', null, 'Reason'), h('th', { class: 'num' }, 'Failures'))),
-    h('tbody', null, top.map((t) => h('tr', null,
-      h('td', null, t.user_name ?? '(none)'),
-      h('td', null, t.client_addr ?? ''),
-      h('td', { class: 'reason', title: t.reason ?? '' }, t.reason ?? ''),
-      h('td', { class: 'num' }, fmtInt(t.n))))));
+    h(
+      'tbody',
+      null,
+      top.map((t) =>
+        h(
+          'tr',
+          null,
+          h('td', null, t.user_name ?? '(none)'),
+          h('td', null, t.client_addr ?? ''),
+          h('td', { class: 'reason', title: t.reason ?? '' }, t.reason ?? ''),
+          h('td', { class: 'num' }, fmtInt(t.n)),
+        ),
+      ),
+    ),
+  );
 }
 
 // ---- the detail panel ----
@@ -373,16 +458,36 @@ function renderDetail(data) {
   $('detail-title').textContent = [e.command, e.object_name].filter(Boolean).join(' ') || 'Event';
   body.append(h('div', { class: 'detail-meta' }, fmtTime(e.log_time), ' UTC ', outcomeBadge(e.outcome, e.sqlstate), ' ', classChip(e.class)));
   if (e.outcome === 'error') {
-    body.append(h('div', { class: 'error-box', 'data-testid': 'detail-error' },
-      h('strong', null, e.sqlstate ? `ERROR ${e.sqlstate}` : 'ERROR'), e.error_message ? ': ' : '', e.error_message ?? ''));
+    body.append(
+      h(
+        'div',
+        { class: 'error-box', 'data-testid': 'detail-error' },
+        h('strong', null, e.sqlstate ? `ERROR ${e.sqlstate}` : 'ERROR'),
+        e.error_message ? ': ' : '',
+        e.error_message ?? '',
+      ),
+    );
   }
   const copy = h('button', { type: 'button', class: 'small', title: 'Copy the statement' }, 'Copy');
   copy.addEventListener('click', async () => {
-    try { await navigator.clipboard.writeText(e.statement ?? ''); copy.textContent = 'Copied'; } catch { copy.textContent = 'Copy failed'; }
-    setTimeout(() => { copy.textContent = 'Copy'; }, 1500);
+    try {
+      await navigator.clipboard.writeText(e.statement ?? '');
+      copy.textContent = 'Copied';
+    } catch {
+      copy.textContent = 'Copy failed';
+    }
+    setTimeout(() => {
+      copy.textContent = 'Copy';
+    }, 1500);
   });
-  body.append(h('div', { class: 'section-head' }, h('h3', null, 'Statement'), copy),
-    h('pre', { class: 'statement', 'data-testid': 'detail-statement' }, e.statement === null ? h('span', { class: 'muted' }, '(none)') : highlighted(e.statement, q)));
+  body.append(
+    h('div', { class: 'section-head' }, h('h3', null, 'Statement'), copy),
+    h(
+      'pre',
+      { class: 'statement', 'data-testid': 'detail-statement' },
+      e.statement === null ? h('span', { class: 'muted' }, '(none)') : highlighted(e.statement, q),
+    ),
+  );
   if (e.parameter !== null && e.parameter !== undefined) {
     body.append(h('h3', null, 'Parameters'), h('pre', { class: 'parameter', 'data-testid': 'detail-parameter' }, e.parameter));
   }
@@ -400,7 +505,13 @@ function renderDetail(data) {
   field(fields, 'Virtual xid', e.virtual_transaction_id, 'mono');
   field(fields, 'Transaction ID', e.transaction_id);
   field(fields, 'Audit type', e.audit_type);
-  field(fields, 'Statement ID', e.statement_id === null || e.statement_id === undefined ? null : `${e.statement_id}${e.substatement_id !== null && e.substatement_id !== undefined ? ` / sub ${e.substatement_id}` : ''}`);
+  field(
+    fields,
+    'Statement ID',
+    e.statement_id === null || e.statement_id === undefined
+      ? null
+      : `${e.statement_id}${e.substatement_id !== null && e.substatement_id !== undefined ? ` / sub ${e.substatement_id}` : ''}`,
+  );
   field(fields, 'Class', e.class);
   field(fields, 'Command', e.command);
   field(fields, 'Object type', e.object_type);
@@ -427,7 +538,9 @@ function renderDetail(data) {
     field(dl, 'Duration', s.duration_ms !== null && s.duration_ms !== undefined ? fmtDuration(s.duration_ms) : null);
     sessionEl.append(dl);
   } else {
-    sessionEl.append(h('p', { class: 'muted' }, 'No connection record for this session (log_connections off, or the session began before the first log file).'));
+    sessionEl.append(
+      h('p', { class: 'muted' }, 'No connection record for this session (log_connections off, or the session began before the first log file).'),
+    );
   }
   const timeline = h('ol', { class: 'timeline', 'data-testid': 'timeline' });
   for (const item of data.timeline ?? []) {
@@ -445,18 +558,25 @@ function renderDetail(data) {
       tag = h('span', { class: 'tl-kind' }, 'session');
     }
     const label = h('span', { class: 'tl-label' }, text);
-    const content = item.kind === 'audit' && item.id && !current
-      ? h('button', { type: 'button', class: 'tl-link', 'data-id': item.id, title: 'Open this event' }, label)
-      : label;
-    const li = h('li', {
-      class: `tl tl-${item.kind}${current ? ' current' : ''}${item.outcome === 'error' ? ' tl-failed' : ''}`,
-      'data-testid': 'timeline-item', 'data-kind': item.kind, 'data-current': current ? 'true' : undefined, 'aria-current': current ? 'true' : undefined,
-    },
+    const content =
+      item.kind === 'audit' && item.id && !current
+        ? h('button', { type: 'button', class: 'tl-link', 'data-id': item.id, title: 'Open this event' }, label)
+        : label;
+    const li = h(
+      'li',
+      {
+        class: `tl tl-${item.kind}${current ? ' current' : ''}${item.outcome === 'error' ? ' tl-failed' : ''}`,
+        'data-testid': 'timeline-item',
+        'data-kind': item.kind,
+        'data-current': current ? 'true' : undefined,
+        'aria-current': current ? 'true' : undefined,
+      },
       h('span', { class: 'tl-dot' }),
       h('span', { class: 'tl-time', title: item.log_time }, fmtTime(item.log_time).slice(11)),
       tag,
       content,
-      item.outcome === 'error' ? h('span', { class: 'badge err' }, item.sqlstate ? `error ${item.sqlstate}` : 'error') : '');
+      item.outcome === 'error' ? h('span', { class: 'badge err' }, item.sqlstate ? `error ${item.sqlstate}` : 'error') : '',
+    );
     timeline.append(li);
   }
   if (!(data.timeline ?? []).length) timeline.append(h('li', { class: 'muted' }, 'No other records of this session.'));
@@ -537,7 +657,12 @@ for (const name of ['from', 'to']) {
 }
 $('reset').addEventListener('click', () => navigate(new URLSearchParams()));
 $('refresh').addEventListener('click', async () => {
-  try { await loadFacets(); } catch (err) { showError(err.message); return; }
+  try {
+    await loadFacets();
+  } catch (err) {
+    showError(err.message);
+    return;
+  }
   syncForm(state.hash);
   route(true);
 });

@@ -22,9 +22,12 @@ export function classColor(name) {
 }
 
 const renderers = new WeakMap();
-const observer = typeof ResizeObserver === 'function'
-  ? new ResizeObserver((entries) => { for (const e of entries) renderers.get(e.target)?.(); })
-  : null;
+const observer =
+  typeof ResizeObserver === 'function'
+    ? new ResizeObserver((entries) => {
+        for (const e of entries) renderers.get(e.target)?.();
+      })
+    : null;
 
 /** Draws with `draw(width)` now and again whenever the container's width changes. */
 function mount(container, draw) {
@@ -51,8 +54,27 @@ function niceScale(max, ticks = 4) {
   return { max: Math.ceil(max / stepInt) * stepInt, step: stepInt };
 }
 
-const TIME_STEPS = [1e3, 5e3, 15e3, 30e3, 60e3, 300e3, 900e3, 1800e3, 3600e3, 3 * 3600e3, 6 * 3600e3, 12 * 3600e3,
-  86400e3, 2 * 86400e3, 7 * 86400e3, 14 * 86400e3, 30 * 86400e3, 91 * 86400e3, 365 * 86400e3];
+const TIME_STEPS = [
+  1e3,
+  5e3,
+  15e3,
+  30e3,
+  60e3,
+  300e3,
+  900e3,
+  1800e3,
+  3600e3,
+  3 * 3600e3,
+  6 * 3600e3,
+  12 * 3600e3,
+  86400e3,
+  2 * 86400e3,
+  7 * 86400e3,
+  14 * 86400e3,
+  30 * 86400e3,
+  91 * 86400e3,
+  365 * 86400e3,
+];
 
 function timeTicks(from, to, maxTicks) {
   const span = to - from;
@@ -71,15 +93,22 @@ function tickLabel(t, step, prev) {
 }
 
 function emptySvg(width, height, testid, message) {
-  return s('svg', { width, height, viewBox: `0 0 ${width} ${height}`, class: 'chart-svg', 'data-testid': testid, 'data-empty': 'true', role: 'img', 'aria-label': message },
-    s('text', { x: width / 2, y: height / 2, 'text-anchor': 'middle', class: 'empty-text' }, message));
+  return s(
+    'svg',
+    { width, height, viewBox: `0 0 ${width} ${height}`, class: 'chart-svg', 'data-testid': testid, 'data-empty': 'true', role: 'img', 'aria-label': message },
+    s('text', { x: width / 2, y: height / 2, 'text-anchor': 'middle', class: 'empty-text' }, message),
+  );
 }
 
 /**
  * Stacked bars over time. `series`: { bucket_ms, points: [{ t, class, n }] } (`class` may be absent: one
  * series). `range`: { from, to } in ms to span (either may be undefined). `onPick(t, bucketMs)` zooms.
  */
-export function drawTimeSeries(container, series, { testid, range = {}, color = classColor, onPick, label = 'events', emptyText = 'No events in this range.' } = {}) {
+export function drawTimeSeries(
+  container,
+  series,
+  { testid, range = {}, color = classColor, onPick, label = 'events', emptyText = 'No events in this range.' } = {},
+) {
   const bucket = Math.max(1, Number(series?.bucket_ms) || 1);
   const byT = new Map();
   const totals = new Map();
@@ -107,11 +136,21 @@ export function drawTimeSeries(container, series, { testid, range = {}, color = 
     const y = niceScale(stackMax);
     const x = (t) => m.left + ((t - from) / (to - from)) * w;
     const yPx = (v) => m.top + hgt - (v / y.max) * hgt;
-    const svg = s('svg', { width, height, viewBox: `0 0 ${width} ${height}`, class: 'chart-svg', 'data-testid': testid, role: 'img', 'aria-label': `${label} over time` });
+    const svg = s('svg', {
+      width,
+      height,
+      viewBox: `0 0 ${width} ${height}`,
+      class: 'chart-svg',
+      'data-testid': testid,
+      role: 'img',
+      'aria-label': `${label} over time`,
+    });
     const grid = s('g', { class: 'grid' });
     for (let v = 0; v <= y.max; v += y.step) {
-      grid.append(s('line', { x1: m.left, x2: width - m.right, y1: yPx(v), y2: yPx(v) }),
-        s('text', { x: m.left - 6, y: yPx(v) + 4, 'text-anchor': 'end', class: 'axis-label' }, fmtInt(v)));
+      grid.append(
+        s('line', { x1: m.left, x2: width - m.right, y1: yPx(v), y2: yPx(v) }),
+        s('text', { x: m.left - 6, y: yPx(v) + 4, 'text-anchor': 'end', class: 'axis-label' }, fmtInt(v)),
+      );
     }
     svg.append(grid);
     const { ticks, step } = timeTicks(from, to, Math.max(2, Math.floor(w / 110)));
@@ -122,19 +161,23 @@ export function drawTimeSeries(container, series, { testid, range = {}, color = 
       // Labels near an edge are anchored inside the chart rather than cut off.
       const half = text.length * 3.3;
       const anchor = x(t) + half > width - 2 ? 'end' : x(t) - half < 2 ? 'start' : 'middle';
-      xAxis.append(s('line', { x1: x(t), x2: x(t), y1: m.top + hgt, y2: m.top + hgt + 4 }),
-        s('text', { x: x(t), y: height - 8, 'text-anchor': anchor, class: 'axis-label' }, text));
+      xAxis.append(
+        s('line', { x1: x(t), x2: x(t), y1: m.top + hgt, y2: m.top + hgt + 4 }),
+        s('text', { x: x(t), y: height - 8, 'text-anchor': anchor, class: 'axis-label' }, text),
+      );
       prev = t;
     }
     xAxis.append(s('line', { x1: m.left, x2: width - m.right, y1: m.top + hgt, y2: m.top + hgt }));
     svg.append(xAxis);
-    const barW = Math.max(1, (bucket / (to - from)) * w - (bucket / (to - from) * w > 4 ? 1 : 0));
+    const barW = Math.max(1, (bucket / (to - from)) * w - ((bucket / (to - from)) * w > 4 ? 1 : 0));
     const bars = s('g', { class: 'bars' });
     for (const t of ts) {
       const counts = byT.get(t);
       const total = [...counts.values()].reduce((a, b) => a + b, 0);
-      const title = [`${fmtTime(t, { millis: false })} UTC, ${fmtSpan(bucket)}: ${fmtInt(total)} ${label}`,
-        ...keys.filter((k) => counts.has(k) && k !== '').map((k) => `  ${k}: ${fmtInt(counts.get(k))}`)].join('\n');
+      const title = [
+        `${fmtTime(t, { millis: false })} UTC, ${fmtSpan(bucket)}: ${fmtInt(total)} ${label}`,
+        ...keys.filter((k) => counts.has(k) && k !== '').map((k) => `  ${k}: ${fmtInt(counts.get(k))}`),
+      ].join('\n');
       const group = s('g', { class: onPick ? 'bar pickable' : 'bar', 'data-t': t }, s('title', null, title));
       let acc = 0;
       for (const k of keys) {
@@ -166,18 +209,29 @@ export function drawTopBars(container, entries, { testid, color = '#3b82f6', onP
     const barMax = width - labelW - countW - 16;
     const max = Math.max(...list.map((e) => Number(e.n)));
     const maxChars = Math.floor((labelW - 10) / 7);
-    const svg = s('svg', { width, height, viewBox: `0 0 ${width} ${height}`, class: 'chart-svg', 'data-testid': testid, role: 'img', 'aria-label': 'top list' });
+    const svg = s('svg', {
+      width,
+      height,
+      viewBox: `0 0 ${width} ${height}`,
+      class: 'chart-svg',
+      'data-testid': testid,
+      role: 'img',
+      'aria-label': 'top list',
+    });
     list.forEach((e, i) => {
       const key = e.key === null || e.key === undefined ? '(none)' : String(e.key);
       const shown = key.length > maxChars ? key.slice(0, Math.max(1, maxChars - 1)) + '…' : key;
       const y = 6 + i * row;
       const bw = Math.max(2, (Number(e.n) / max) * barMax);
-      const g = s('g', { class: onPick ? 'hbar pickable' : 'hbar', 'data-key': key },
+      const g = s(
+        'g',
+        { class: onPick ? 'hbar pickable' : 'hbar', 'data-key': key },
         s('title', null, `${key}: ${fmtInt(e.n)}`),
         s('rect', { class: 'hit', x: 0, y, width, height: row, fill: 'transparent' }),
         s('text', { x: labelW - 8, y: y + row / 2 + 4, 'text-anchor': 'end', class: 'bar-label' }, shown),
         s('rect', { x: labelW, y: y + 4, width: bw, height: row - 8, rx: 2, fill: color }),
-        s('text', { x: labelW + bw + 6, y: y + row / 2 + 4, class: 'bar-count' }, fmtInt(e.n)));
+        s('text', { x: labelW + bw + 6, y: y + row / 2 + 4, class: 'bar-count' }, fmtInt(e.n)),
+      );
       if (onPick) g.addEventListener('click', () => onPick(e.key));
       svg.append(g);
     });
@@ -191,8 +245,13 @@ export function legend(container, items, onPick) {
   for (const it of items) {
     const sw = h('span', { class: 'swatch' });
     sw.style.backgroundColor = it.color;
-    const el = h(onPick ? 'button' : 'span', { class: 'legend-item', type: onPick ? 'button' : undefined, title: onPick ? `Filter by class ${it.key}` : undefined },
-      sw, it.key || '(none)', h('span', { class: 'legend-n' }, fmtInt(it.n)));
+    const el = h(
+      onPick ? 'button' : 'span',
+      { class: 'legend-item', type: onPick ? 'button' : undefined, title: onPick ? `Filter by class ${it.key}` : undefined },
+      sw,
+      it.key || '(none)',
+      h('span', { class: 'legend-n' }, fmtInt(it.n)),
+    );
     if (onPick) el.addEventListener('click', () => onPick(it.key));
     container.append(el);
   }

@@ -90,9 +90,12 @@ export function fmtInt(n) {
 export function fmtDuration(ms) {
   if (ms === null || ms === undefined || !Number.isFinite(Number(ms))) return '';
   let rest = Number(ms);
-  const days = Math.floor(rest / 86_400_000); rest -= days * 86_400_000;
-  const hours = Math.floor(rest / 3_600_000); rest -= hours * 3_600_000;
-  const mins = Math.floor(rest / 60_000); rest -= mins * 60_000;
+  const days = Math.floor(rest / 86_400_000);
+  rest -= days * 86_400_000;
+  const hours = Math.floor(rest / 3_600_000);
+  rest -= hours * 3_600_000;
+  const mins = Math.floor(rest / 60_000);
+  rest -= mins * 60_000;
   const secs = (rest / 1000).toFixed(3);
   const parts = [];
   if (days) parts.push(`${days} d`);
@@ -104,7 +107,12 @@ export function fmtDuration(ms) {
 
 /** A short span for an axis or a label: 90000 → `1.5 min`. */
 export function fmtSpan(ms) {
-  const units = [[86_400_000, 'd'], [3_600_000, 'h'], [60_000, 'min'], [1000, 's']];
+  const units = [
+    [86_400_000, 'd'],
+    [3_600_000, 'h'],
+    [60_000, 'min'],
+    [1000, 's'],
+  ];
   for (const [size, name] of units) if (ms >= size) return `${+(ms / size).toFixed(1)} ${name}`;
   return `${ms} ms`;
 }

@@ -1,5 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { sqlString } from './database.js';
+import { sqlString } from '../duckdb/sql.js';
 
 /**
  * `rds_log_files`: the rds_logs source's checkpoint — per pipeline, server, instance and log file name, the size
@@ -20,8 +20,12 @@ CREATE TABLE IF NOT EXISTS rds_log_files (
  * pipeline '' until the first pipeline of its server and instance takes it over (takeOverRdsFiles).
  */
 export async function ensureRdsFiles(conn: DuckDBConnection): Promise<void> {
-  const cols = (await conn.runAndReadAll(`SELECT column_name FROM information_schema.columns
-    WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = 'rds_log_files'`)).getRows().map((r) => String(r[0]));
+  const cols = (
+    await conn.runAndReadAll(`SELECT column_name FROM information_schema.columns
+    WHERE table_catalog = current_database() AND table_schema = 'main' AND table_name = 'rds_log_files'`)
+  )
+    .getRows()
+    .map((r) => String(r[0]));
   if (cols.length === 0 || cols.includes('pipeline')) {
     await conn.run(CREATE);
     return;
@@ -50,7 +54,10 @@ export async function takeOverRdsFiles(conn: DuckDBConnection, pipeline: string,
   return unowned;
 }
 
-export interface ShippedRdsFile { size: number; lastWritten: number }
+export interface ShippedRdsFile {
+  size: number;
+  lastWritten: number;
+}
 
 export async function shippedRdsFiles(conn: DuckDBConnection, pipeline: string, server: string, instance: string): Promise<Map<string, ShippedRdsFile>> {
   const r = await conn.runAndReadAll(`SELECT log_file_name, size, last_written_ms FROM rds_log_files
@@ -58,7 +65,21 @@ export async function shippedRdsFiles(conn: DuckDBConnection, pipeline: string, 
   return new Map(r.getRows().map((row) => [String(row[0]), { size: Number(row[1]), lastWritten: Number(row[2]) }]));
 }
 
-export async function markRdsFileShipped(conn: DuckDBConnection, f: { pipeline: string; server: string; instance: string; name: string; size: number; lastWritten: number; fingerprint: string | null; downloadedBytes: number; method: string; truncatedLines: number }): Promise<void> {
+export async function markRdsFileShipped(
+  conn: DuckDBConnection,
+  f: {
+    pipeline: string;
+    server: string;
+    instance: string;
+    name: string;
+    size: number;
+    lastWritten: number;
+    fingerprint: string | null;
+    downloadedBytes: number;
+    method: string;
+    truncatedLines: number;
+  },
+): Promise<void> {
   await conn.run(`INSERT OR REPLACE INTO rds_log_files VALUES (${sqlString(f.pipeline)}, ${sqlString(f.server)}, ${sqlString(f.instance)}, ${sqlString(f.name)}, ${f.size}, ${f.lastWritten},
     ${f.fingerprint === null ? 'NULL' : sqlString(f.fingerprint)}, ${f.downloadedBytes}, ${sqlString(f.method)}, ${f.truncatedLines}, now())`);
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
-import type { ManifestEntry } from '../archive/manifest.js';
-import { sqlString } from './database.js';
+import type { ManifestEntry } from '../model/manifest.js';
+import { sqlString } from '../duckdb/sql.js';
 
 /**
  * What the DuckDB state keeps for each archive (a bucket + prefix, or a directory), per server:
@@ -32,22 +32,37 @@ CREATE TABLE IF NOT EXISTS archive_writers (
 /** An entry before it has its sequence number. */
 export type NewEntry = Omit<ManifestEntry, 'seq' | 'writer'> & {
   /** Form files: the version number, and the file's size on disk and last write, which identify the version. */
-  version?: number; sourceMtimeMs?: number; sourceDiskSize?: number;
+  version?: number;
+  sourceMtimeMs?: number;
+  sourceDiskSize?: number;
 };
 
 /** The latest committed version of a log file archived whole. */
-export interface ArchivedFile { key: string; version: number; size: number; mtimeMs: number; contentSha256: string }
+export interface ArchivedFile {
+  key: string;
+  version: number;
+  size: number;
+  mtimeMs: number;
+  contentSha256: string;
+}
 
 export class ArchiveState {
   private chain: Promise<unknown> = Promise.resolve();
 
-  private constructor(private readonly main: DuckDBConnection, private readonly side: DuckDBConnection, readonly archive: string, readonly server: string, readonly writer: string) {}
+  private constructor(
+    private readonly main: DuckDBConnection,
+    private readonly side: DuckDBConnection,
+    readonly archive: string,
+    readonly server: string,
+    readonly writer: string,
+  ) {}
 
   /** `main` is the DuckDB sink's connection (its transactions carry the entries); a side connection is opened for pending marks. */
   static async open(instance: DuckDBInstance, main: DuckDBConnection, archive: string, server: string, createTables = true): Promise<ArchiveState> {
     if (createTables) await main.run(ARCHIVE_DDL);
     const side = await instance.connect();
-    const a = sqlString(archive), s = sqlString(server);
+    const a = sqlString(archive),
+      s = sqlString(server);
     let row = (await side.runAndReadAll(`SELECT writer_id FROM archive_writers WHERE archive = ${a} AND server = ${s}`)).getRows()[0];
     if (!row) {
       await side.run(`INSERT OR IGNORE INTO archive_writers VALUES (${a}, ${s}, '${randomBytes(4).toString('hex')}', NULL, NULL)`);
@@ -128,7 +143,9 @@ export class ArchiveState {
     const r = await this.main.runAndReadAll(`SELECT coalesce(max(seq), 0) FROM archive_objects WHERE ${this.where} AND server = ${sqlString(this.server)}`);
     let seq = Number(r.getRows()[0]![0]);
     const out: ManifestEntry[] = [];
-    const stmt = await this.main.prepare(`INSERT INTO archive_objects VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, NULL, now())`);
+    const stmt = await this.main.prepare(
+      `INSERT INTO archive_objects VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, NULL, now())`,
+    );
     for (const e of entries) {
       const { version, sourceMtimeMs, sourceDiskSize, ...rest } = e;
       const entry = { ...rest, v: 1, writer: this.writer, seq: ++seq } as ManifestEntry;
@@ -140,13 +157,18 @@ export class ArchiveState {
       stmt.bindVarchar(6, entry.source.fingerprint);
       stmt.bindVarchar(7, entry.source.name);
       const diskSize = sourceDiskSize ?? entry.source.size;
-      if (diskSize === undefined) stmt.bindNull(8); else stmt.bindBigInt(8, BigInt(diskSize));
-      if (sourceMtimeMs === undefined) stmt.bindNull(9); else stmt.bindBigInt(9, BigInt(Math.round(sourceMtimeMs)));
-      if (entry.content_sha256 === undefined) stmt.bindNull(10); else stmt.bindVarchar(10, entry.content_sha256);
-      if (version === undefined) stmt.bindNull(11); else stmt.bindInteger(11, version);
+      if (diskSize === undefined) stmt.bindNull(8);
+      else stmt.bindBigInt(8, BigInt(diskSize));
+      if (sourceMtimeMs === undefined) stmt.bindNull(9);
+      else stmt.bindBigInt(9, BigInt(Math.round(sourceMtimeMs)));
+      if (entry.content_sha256 === undefined) stmt.bindNull(10);
+      else stmt.bindVarchar(10, entry.content_sha256);
+      if (version === undefined) stmt.bindNull(11);
+      else stmt.bindInteger(11, version);
       stmt.bindBigInt(12, BigInt(entry.range.start));
       stmt.bindBigInt(13, BigInt(entry.range.end));
-      if (entry.events === undefined) stmt.bindNull(14); else stmt.bindBigInt(14, BigInt(entry.events));
+      if (entry.events === undefined) stmt.bindNull(14);
+      else stmt.bindBigInt(14, BigInt(entry.events));
       stmt.bindBigInt(15, BigInt(entry.size));
       stmt.bindVarchar(16, entry.sha256);
       stmt.bindVarchar(17, JSON.stringify(entry));
@@ -174,8 +196,12 @@ export class ArchiveState {
   /** Committed entries not yet in a published manifest part, in sequence order. */
   unpublished(): Promise<{ entries: ManifestEntry[]; prevKey: string | null; prevSha256: string | null }> {
     return this.serial(async () => {
-      const r = await this.side.runAndReadAll(`SELECT entry FROM archive_objects WHERE ${this.where} AND server = ${sqlString(this.server)} AND manifest_key IS NULL ORDER BY seq`);
-      const w = await this.side.runAndReadAll(`SELECT last_manifest_key, last_manifest_sha256 FROM archive_writers WHERE ${this.where} AND server = ${sqlString(this.server)}`);
+      const r = await this.side.runAndReadAll(
+        `SELECT entry FROM archive_objects WHERE ${this.where} AND server = ${sqlString(this.server)} AND manifest_key IS NULL ORDER BY seq`,
+      );
+      const w = await this.side.runAndReadAll(
+        `SELECT last_manifest_key, last_manifest_sha256 FROM archive_writers WHERE ${this.where} AND server = ${sqlString(this.server)}`,
+      );
       const wr = w.getRows()[0];
       return {
         entries: r.getRows().map((row) => JSON.parse(String(row[0])) as ManifestEntry),
@@ -190,8 +216,12 @@ export class ArchiveState {
     return this.serial(async () => {
       await this.side.run('BEGIN TRANSACTION');
       try {
-        await this.side.run(`UPDATE archive_objects SET manifest_key = ${sqlString(partKey)} WHERE ${this.where} AND server = ${sqlString(this.server)} AND seq BETWEEN ${firstSeq} AND ${lastSeq}`);
-        await this.side.run(`UPDATE archive_writers SET last_manifest_key = ${sqlString(partKey)}, last_manifest_sha256 = ${sqlString(sha256)} WHERE ${this.where} AND server = ${sqlString(this.server)}`);
+        await this.side.run(
+          `UPDATE archive_objects SET manifest_key = ${sqlString(partKey)} WHERE ${this.where} AND server = ${sqlString(this.server)} AND seq BETWEEN ${firstSeq} AND ${lastSeq}`,
+        );
+        await this.side.run(
+          `UPDATE archive_writers SET last_manifest_key = ${sqlString(partKey)}, last_manifest_sha256 = ${sqlString(sha256)} WHERE ${this.where} AND server = ${sqlString(this.server)}`,
+        );
         await this.side.run('COMMIT');
       } catch (err) {
         await this.side.run('ROLLBACK').catch(() => {});

@@ -1,4 +1,4 @@
-import type { CorrelationBatch, EventContext, EventKind, PgAuditRecord } from '../../parse/index.js';
+import type { CorrelationBatch, EventContext, EventKind, PgAuditRecord } from '../parse/index.js';
 
 /**
  * What a pg_logs batch carries: packed rows (parse/packed.ts), the records that could not be packed, the

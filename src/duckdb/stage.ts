@@ -27,7 +27,12 @@ export type StageType = 'VARCHAR' | 'BIGINT' | 'INTEGER' | 'BOOLEAN';
  * The rows as stage text (numbers must be integers) and the read_csv SQL of a relation with the columns,
  * once written to `file`.
  */
-export function stageRows(file: string, columns: readonly (readonly [string, StageType])[], rows: readonly (readonly StageValue[])[], minLine = 0): { text: string; sql: string; maxLine: number } {
+export function stageRows(
+  file: string,
+  columns: readonly (readonly [string, StageType])[],
+  rows: readonly (readonly StageValue[])[],
+  minLine = 0,
+): { text: string; sql: string; maxLine: number } {
   let text = '';
   let maxLine = minLine;
   for (const row of rows) {

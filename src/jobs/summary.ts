@@ -1,0 +1,45 @@
+/** What one run of a pipeline of log files (pg_logs, rds_logs) did: printed by `ingest`/`run`, returned by --json. */
+export interface RunSummary {
+  pipeline: string;
+  server: string;
+  db: string;
+  filesRead: number;
+  filesSkipped: number;
+  events: number;
+  stored: number;
+  duplicates: number;
+  quarantined: number;
+  bytes: number;
+  durationMs: number;
+  /** Files passed over, and why (at most 50; filesSkipped counts them all). */
+  skipped?: { path: string; reason: string }[];
+  /** Files read to their end before and unchanged since. */
+  unchanged?: number;
+  errors: { file: string; message: string }[];
+  /**
+   * Per search sink: event documents created, already there (409), dead-lettered, sent again; correlated:
+   * sessions, logon failures and statement outcomes delivered.
+   */
+  search?: { url: string; created: number; duplicates: number; correlated?: number; deadLettered: number; retried: number }[];
+  /** Per archive sink: objects and bytes written this run. */
+  archives?: ArchiveSummary[];
+  /** A signal stopped the run: what was read is committed, the rest is read by the next run. */
+  interrupted?: boolean;
+  /**
+   * Damaged compressed files read this run (truncated, corrupt, empty): their records before the damage are
+   * stored, the damage is quarantined. Not a failure: the run goes on, and the next run does not read them again.
+   */
+  damaged?: { file: string; reason: string }[];
+  ok: boolean;
+}
+
+/** Per archive sink: objects and bytes written this run. */
+export interface ArchiveSummary {
+  archive: string;
+  form: string;
+  objects: number;
+  bytes: number;
+  files?: number;
+  unchanged?: number;
+  failed?: number;
+}
