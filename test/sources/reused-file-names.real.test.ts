@@ -132,8 +132,17 @@ describe('log file names PostgreSQL reuses', () => {
       await ingestOk(db, [cluster.logDir]);
       assert.equal(await stored(db, 'minute-one'), 20);
       const full = size();
-      await setLogFilename(cluster, 'postgresql-%S.log');
-      await until('postgresql-00.csv to be emptied by the next time-based rotation', () => size() < full);
+      // Back to the pattern. A reload switches at once (no truncation: not a time-based rotation) to
+      // postgresql-<second>.csv; should that be postgresql-00.csv, it is the file the next boundary reopens, which
+      // PostgreSQL then does not empty. So the switch is made away from second 00, and made again if it landed there.
+      for (;;) {
+        while (new Date().getSeconds() < 3 || new Date().getSeconds() > 50) await new Promise((r) => setTimeout(r, 200));
+        await setLogFilename(cluster, 'postgresql-%S.log');
+        await until('the switch back to postgresql-%S', () => cluster.currentLogFiles()['csvlog']?.endsWith('postgresql-b.csv') === false);
+        if (cluster.currentLogFiles()['csvlog']?.endsWith('postgresql-00.csv') !== true) break;
+        await switchTo(cluster, 'postgresql-b.log');
+      }
+      await until(`postgresql-00.csv to be emptied by the next time-based rotation (now writing ${cluster.currentLogFiles()['csvlog']})`, () => size() < full);
       await writes(cluster, 15, 'minute-two');
       await cluster.flushLogs();
       const second = await ingestOk(db, [cluster.logDir]);
