@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { PipelineConfig } from '../config/load.js';
-import { DUCKDB_SINK, type ConnectorSpec } from '../config/schema.js';
+import type { ConnectorSpec } from '../core/config-spec.js';
+import { DUCKDB_SINK } from '../sinks/duckdb/config.js';
 import { ExitError } from '../core/errors.js';
 
 /**

@@ -1,33 +1,34 @@
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { ConfigError } from '../core/errors.js';
-import { METRICS_SECTION, PIPELINE_KEYS, SINKS, SOURCES, TOP_LEVEL_KEYS, UI_SECTION, type ConnectorSpec, type FieldSpec, type ObjectSpec } from './schema.js';
+import { SINKS, SOURCES, serverOf, sinkDeclaration, sourceDeclaration, type SinkConfig, type SourceConfig } from '../connectors.js';
+import type { SectionOptions } from '../core/config-spec.js';
+import { archiveLocation } from '../sinks/archive/declaration.js';
+import { METRICS_SECTION, PIPELINE_KEYS, TOP_LEVEL_KEYS, UI_SECTION, type ConnectorSpec, type FieldSpec, type ObjectSpec } from './schema.js';
+
+export { archiveLocation };
+export type { SinkConfig, SourceConfig };
 
 /**
  * Loading a YAML config: `${VAR}` / `${VAR:-default}` interpolation from the environment, then validation
  * against the schema. Every problem is collected, one line per wrong key: path, what is wrong, what is
  * allowed; all are reported together as one ConfigError.
  */
-export type ConnectorConfig = { type: string } & Record<string, unknown>;
+/** A connector section as checked, before it is known to be one type's (typed: SourceConfig, SinkConfig). */
+type CheckedSection = { type: string } & Record<string, unknown>;
 
+/** A pipeline as loaded: its source and sinks decoded to their typed options, defaults filled. */
 export interface PipelineConfig {
   name: string;
-  source: ConnectorConfig;
-  sinks: ConnectorConfig[];
+  source: SourceConfig;
+  sinks: SinkConfig[];
 }
 
 /** The top-level `ui` section (schema.ts UI_SECTION). */
-export interface UiConfig {
-  listen?: string;
-  token?: string;
-  basic_auth?: string;
-}
+export type UiConfig = SectionOptions<typeof UI_SECTION>;
 
 /** The top-level `metrics` section (schema.ts METRICS_SECTION). */
-export interface MetricsConfig {
-  listen?: string;
-}
+export type MetricsConfig = SectionOptions<typeof METRICS_SECTION>;
 
 export interface Config {
   pipelines: PipelineConfig[];
@@ -158,27 +159,37 @@ function checkField(value: unknown, spec: FieldSpec, path: string, problems: str
 /** Validates one source or sink object against its spec; fills defaults. */
 export function checkConnector(
   raw: unknown,
-  specs: Record<string, ConnectorSpec>,
+  specs: Record<string, { spec: ConnectorSpec }>,
   what: 'source' | 'sink',
   path: string,
   problems: string[],
-): ConnectorConfig | undefined {
+): CheckedSection | undefined {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
     problems.push(`${path}: must be a mapping with a "type" key (one of ${Object.keys(specs).join(', ')})`);
     return undefined;
   }
   const obj = raw as Record<string, unknown>;
   const type = obj['type'];
-  const spec = typeof type === 'string' ? specs[type] : undefined;
+  const spec = typeof type === 'string' && Object.hasOwn(specs, type) ? specs[type]!.spec : undefined;
   if (!spec) {
     problems.push(
       `${path}.type: ${type === undefined ? 'missing' : JSON.stringify(type) + ' is not a ' + what + ' type'}; allowed: ${Object.keys(specs).join(', ')}`,
     );
     return undefined;
   }
-  const out: ConnectorConfig = { type: spec.kind };
+  const out: CheckedSection = { type: spec.kind };
   checkFields(obj, spec.fields, path, `for a ${spec.kind} ${what}`, problems, out);
   return out;
+}
+
+/** Decodes a source section (validated, defaults filled) into its typed options; problems go to `problems`. */
+export function decodeSource(raw: unknown, at: string, problems: string[]): SourceConfig | undefined {
+  return checkConnector(raw, SOURCES, 'source', at, problems) as SourceConfig | undefined;
+}
+
+/** Decodes a sink section into its typed options; problems go to `problems`. */
+export function decodeSink(raw: unknown, at: string, problems: string[]): SinkConfig | undefined {
+  return checkConnector(raw, SINKS, 'sink', at, problems) as SinkConfig | undefined;
 }
 
 /** Checks the keys of a mapping against their specs into `out` (defaults filled); `type` is skipped. */
@@ -200,37 +211,6 @@ function checkFields(obj: Record<string, unknown>, fields: ObjectSpec, path: str
     if (fieldSpec.required) problems.push(`${path}.${key}: required (${fieldSpec.description.split(/\.(?:\s|$)/)[0]})`);
     else if (fieldSpec.default !== undefined) out[key] = fieldSpec.type === 'size' ? parseSize(fieldSpec.default) : fieldSpec.default;
   }
-}
-
-/** Where an archive sink writes, as a comparable string. */
-export function archiveLocation(sink: ConnectorConfig): string {
-  if (sink['directory']) return `file:${resolve(String(sink['directory']))}`;
-  return `s3:${String(sink['endpoint'] ?? '')}/${String(sink['bucket'] ?? '')}/${String(sink['prefix'] ?? '').replace(/^\/+|\/+$/g, '')}`;
-}
-
-/** The archive sink's keys that only make sense together. */
-function archiveProblems(sink: ConnectorConfig, at: string): string[] {
-  const out: string[] = [];
-  const local = sink['directory'] !== undefined;
-  if (local === (sink['bucket'] !== undefined)) out.push(`${at}: give either directory (a local archive) or bucket (S3), not ${local ? 'both' : 'neither'}`);
-  const mode = sink['object_lock_mode'];
-  if (mode !== undefined && mode !== 'none' && sink['object_lock_days'] === undefined)
-    out.push(`${at}.object_lock_days: required with object_lock_mode ${String(mode)} (days each object is retained)`);
-  if ((mode === undefined || mode === 'none') && sink['object_lock_days'] !== undefined)
-    out.push(`${at}.object_lock_days: only with object_lock_mode GOVERNANCE or COMPLIANCE`);
-  if (sink['sse_kms_key_id'] !== undefined && sink['sse'] !== 'aws:kms') out.push(`${at}.sse_kms_key_id: only with sse: aws:kms`);
-  if (local) {
-    for (const k of ['endpoint', 'region', 'sse_kms_key_id', 'access_key_id', 'secret_access_key', 'session_token'] as const) {
-      if (sink[k] !== undefined) out.push(`${at}.${k}: applies to a bucket, not to a directory`);
-    }
-    if (sink['storage_class'] !== 'STANDARD') out.push(`${at}.storage_class: applies to a bucket, not to a directory`);
-    if (sink['sse'] !== 'none') out.push(`${at}.sse: applies to a bucket, not to a directory`);
-    if (mode !== 'none') out.push(`${at}.object_lock_mode: applies to a bucket, not to a directory`);
-  }
-  if ((sink['access_key_id'] === undefined) !== (sink['secret_access_key'] === undefined)) out.push(`${at}: access_key_id and secret_access_key go together`);
-  const part = Number(sink['part_size']);
-  if (part < 5 * 2 ** 20 || part > 5 * 2 ** 30) out.push(`${at}.part_size: ${part} bytes; S3 parts are 5MiB to 5GiB (5MB is less than 5MiB)`);
-  return out;
 }
 
 /** Validates a parsed config document (after interpolation). Throws ConfigError with every problem. */
@@ -259,37 +239,40 @@ export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.en
       for (const key of Object.keys(p)) {
         if (!(PIPELINE_KEYS as readonly string[]).includes(key)) problems.push(`${path}.${key}: unknown key; allowed: ${PIPELINE_KEYS.join(', ')}`);
       }
-      const source = checkConnector(p['source'], SOURCES, 'source', `${path}.source`, problems);
-      const sinks: ConnectorConfig[] = [];
+      const checkedSource = checkConnector(p['source'], SOURCES, 'source', `${path}.source`, problems);
+      const source = checkedSource as SourceConfig | undefined;
+      const sourceDecl = source ? sourceDeclaration(source.type) : undefined;
+      const sinks: SinkConfig[] = [];
       const rawSinks = p['sinks'];
       if (!Array.isArray(rawSinks) || rawSinks.length === 0) {
         problems.push(`${path}.sinks: required — a list of sinks, e.g. [ { type: duckdb, path: ./auditship.duckdb } ]`);
       } else {
         rawSinks.forEach((s, i) => {
           const sink = checkConnector(s, SINKS, 'sink', `${path}.sinks[${i}]`, problems);
-          if (sink) sinks.push(sink);
+          if (sink) sinks.push(sink as SinkConfig);
         });
       }
       if (sinks.length && sinks[sinks.length - 1]!.type !== 'duckdb') {
         problems.push(`${path}.sinks: the last sink must be duckdb (it keeps the pipeline's checkpoints, and the dead letters of search sinks)`);
       }
       const last = sinks[sinks.length - 1];
-      const logSource = source?.type === 'pg_logs' || source?.type === 'rds_logs';
-      if (last?.type === 'duckdb' && last['store_events'] === false && (sinks.length < 2 || !logSource)) {
+      const logSource = sourceDecl?.events === 'pgaudit';
+      if (last?.type === 'duckdb' && last.store_events === false && (sinks.length < 2 || !logSource)) {
         problems.push(
           `${path}.sinks: store_events: false needs a search or archive sink before the duckdb sink, in a pg_logs or rds_logs pipeline (else the events would go nowhere)`,
         );
       }
-      if (source?.type === 'rds_logs' && (source['access_key_id'] === undefined) !== (source['secret_access_key'] === undefined)) {
-        problems.push(`${path}.source: access_key_id and secret_access_key go together`);
-      }
+      if (source && sourceDecl?.problems) problems.push(...sourceDecl.problems(source as never, `${path}.source`));
       sinks.forEach((sink, i) => {
-        if (sink.type !== 'archive') return;
         const at = `${path}.sinks[${i}]`;
-        if (source && !logSource) problems.push(`${at}: the archive sink takes log files and their events: use it in a pg_logs or rds_logs pipeline`);
-        problems.push(...archiveProblems(sink, at));
+        const decl = sinkDeclaration(sink.type);
+        if (sourceDecl && !decl.accepts.includes(sourceDecl.events))
+          problems.push(`${at}: ${decl.mismatch ?? `the ${sink.type} sink does not take the ${sourceDecl.events} events of a ${source!.type} source`}`);
+        if (decl.problems) problems.push(...decl.problems(sink as never, at));
+        if (sink.type !== 'archive') return;
+        // Each archive keeps one manifest per server: two pipelines of one server must not share a place.
         const where = archiveLocation(sink);
-        const server = String(source?.['server'] ?? source?.['instance'] ?? 'default');
+        const server = source ? serverOf(source) : 'default';
         const other = archiveUsers.get(`${where}\0${server}`);
         if (other && other !== name)
           problems.push(

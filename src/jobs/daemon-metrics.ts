@@ -3,7 +3,7 @@ import { ConnectorError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { PipelineMeter } from '../core/meter.js';
 import { Registry, type Counter, type CounterChild, type Histogram, type HistogramChild } from '../core/metrics.js';
-import type { PipelineStatus } from './daemon-status.js';
+import type { MetricsSnapshot, PipelineMetricsSnapshot, PipelineStatus } from './daemon-status.js';
 
 /**
  * The metrics of the `run --follow` daemon: per pipeline what it read, stored, skipped, quarantined and
@@ -32,34 +32,6 @@ const count = (n: number) => (n > 0 ? n : 0);
 export function errorKind(err: unknown): string {
   const code = err instanceof ConnectorError ? err.code : undefined;
   return code !== undefined && /^[a-z][a-z0-9_]{0,47}$/.test(code) ? code : 'other';
-}
-
-/** A pipeline's numbers as the status file holds them. */
-export interface PipelineMetricsSnapshot {
-  source: string;
-  events_read: number;
-  events_stored: number;
-  events_duplicate: number;
-  records_quarantined: number;
-  dead_letters: Record<string, number>;
-  read_bytes: number;
-  batches: number;
-  commits: number;
-  retries: number;
-  errors: Record<string, number>;
-  /** Now − the latest event time committed; null before the first commit with an event time. */
-  lag_seconds: number | null;
-  /** Now − the last commit of this process; null before it. */
-  checkpoint_age_seconds: number | null;
-  last_commit_at: string | null;
-  sink_write_seconds: Record<string, { count: number; sum: number }>;
-  sink_commit_seconds: Record<string, { count: number; sum: number }>;
-}
-
-export interface MetricsSnapshot {
-  at: string;
-  process: { resident_memory_bytes: number; heap_used_bytes: number; heap_total_bytes: number };
-  pipelines: Record<string, PipelineMetricsSnapshot>;
 }
 
 interface Families {

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { MetricsSnapshot } from './daemon-metrics.js';
 
 /**
  * The status file of the `run --follow` daemon, `<db>.status.json` next to each DuckDB file it holds:
@@ -39,4 +38,32 @@ export function readDaemonStatus(db: string): DaemonStatus | null {
   } catch {
     return null;
   }
+}
+
+/** A pipeline's numbers as the status file holds them. */
+export interface PipelineMetricsSnapshot {
+  source: string;
+  events_read: number;
+  events_stored: number;
+  events_duplicate: number;
+  records_quarantined: number;
+  dead_letters: Record<string, number>;
+  read_bytes: number;
+  batches: number;
+  commits: number;
+  retries: number;
+  errors: Record<string, number>;
+  /** Now − the latest event time committed; null before the first commit with an event time. */
+  lag_seconds: number | null;
+  /** Now − the last commit of this process; null before it. */
+  checkpoint_age_seconds: number | null;
+  last_commit_at: string | null;
+  sink_write_seconds: Record<string, { count: number; sum: number }>;
+  sink_commit_seconds: Record<string, { count: number; sum: number }>;
+}
+
+export interface MetricsSnapshot {
+  at: string;
+  process: { resident_memory_bytes: number; heap_used_bytes: number; heap_total_bytes: number };
+  pipelines: Record<string, PipelineMetricsSnapshot>;
 }

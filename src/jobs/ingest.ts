@@ -1,4 +1,5 @@
 import type { PipelineConfig } from '../config/load.js';
+import { databaseSettings, duckdbSinkOf, sourceOfType } from '../connectors.js';
 import { ConnectorError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { PipelineMeter } from '../core/meter.js';
@@ -26,6 +27,10 @@ import {
 } from './log-sinks.js';
 import { runOpenedOnce, type OpenedPipeline } from './opened.js';
 import type { RunSummary } from './summary.js';
+import type { Job } from './job.js';
+import { followLogs } from './follow-logs.js';
+import { LogWatch } from '../sources/pg-logs/watch.js';
+import { noProgress } from '../core/progress.js';
 
 export type { RunSummary } from './summary.js';
 
@@ -94,43 +99,41 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
   async open(): Promise<void> {
     const started = Date.now();
     const { pipeline, options } = this;
-    const src = pipeline.source;
-    const sinkConfig = pipeline.sinks[pipeline.sinks.length - 1]!;
-    const server = String(src['server'] ?? 'default');
+    const src = sourceOfType(pipeline.source, 'pg_logs');
+    const sinkConfig = duckdbSinkOf(pipeline.sinks);
+    const server = src.server;
     const source = new PgLogsSource(
       {
-        paths: src['path'] as string[],
+        paths: src.path,
         server,
-        fileGlob: src['file_glob'] as string,
-        preferFormat: src['prefer_format'] as 'jsonlog' | 'csvlog',
-        skipActive: Boolean(src['skip_active']),
-        ...(src['log_timezone'] ? { logTimezone: String(src['log_timezone']) } : {}),
-        maxRecordBytes: Number(src['max_record_bytes']),
+        fileGlob: src.file_glob,
+        preferFormat: src.prefer_format,
+        skipActive: src.skip_active,
+        ...(src.log_timezone ? { logTimezone: src.log_timezone } : {}),
+        maxRecordBytes: src.max_record_bytes,
         // With a search sink the documents are built in JavaScript from each batch: smaller batches keep the
         // process under 300 MB (measured: 4MB batches 327 MB, 2MB 278 MB, and no slower).
-        batchBytes: pipeline.sinks.some((s) => s.type === 'elasticsearch')
-          ? Math.min(Number(src['batch_bytes']), SEARCH_BATCH_BYTES)
-          : Number(src['batch_bytes']),
+        batchBytes: pipeline.sinks.some((s) => s.type === 'elasticsearch') ? Math.min(src.batch_bytes, SEARCH_BATCH_BYTES) : src.batch_bytes,
         force: Boolean(options.force),
-        packMessage: sinkConfig['store_message'] === true,
+        packMessage: sinkConfig.store_message,
       },
       options.log,
     );
     // The paths are looked at before any sink opens: a path that does not exist (or holds no log file, for
     // ingest) fails here, leaving no empty database or archive behind.
     const discovery = await profile.time('plan files (list, fingerprint, checkpoints)', 'js', () => source.discover());
-    if (options.requireLogFiles && discovery.files.length === 0) throw noLogFiles(src['path'] as string[], discovery.skipped);
+    if (options.requireLogFiles && discovery.files.length === 0) throw noLogFiles(src.path, discovery.skipped);
     const sink = await profile.time('open database', 'duckdb', () =>
       DuckDbSink.open(
         {
-          path: String(sinkConfig['path']),
+          path: sinkConfig.path,
           server,
           pipeline: pipeline.name,
-          storeMessage: sinkConfig['store_message'] === true,
-          memoryLimit: String(sinkConfig['memory_limit'] ?? '96MB'),
-          threads: Number(sinkConfig['threads']),
+          storeMessage: sinkConfig.store_message,
+          memoryLimit: databaseSettings([pipeline]).memoryLimit,
+          threads: sinkConfig.threads,
           replace: Boolean(options.force),
-          storeEvents: sinkConfig['store_events'] !== false,
+          storeEvents: sinkConfig.store_events,
           ...(options.db ? { database: options.db } : {}),
         },
         options.log,
@@ -165,9 +168,9 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
     const first = this.first;
     this.first = null;
     const started = first?.started ?? Date.now();
-    const src = pipeline.source;
-    const sinkConfig = pipeline.sinks[pipeline.sinks.length - 1]!;
-    const server = String(src['server'] ?? 'default');
+    const src = sourceOfType(pipeline.source, 'pg_logs');
+    const sinkConfig = duckdbSinkOf(pipeline.sinks);
+    const server = src.server;
     const discovery = first?.discovery ?? (await profile.time('plan files (list, fingerprint, checkpoints)', 'js', () => source.discover()));
     const key = discoveryKey(discovery);
     const clean = this.clean;
@@ -205,14 +208,14 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
       source.damaged.length = 0;
     }
     const since = sinkCounts(searchSinks, archives);
-    const storeEvents = sinkConfig['store_events'] !== false;
+    const storeEvents = sinkConfig.store_events;
     // Parsing is needed when a sink takes events; an archive of whole files alone needs none.
     const parse = storeEvents || searchSinks.length > 0 || archives.eventSinks.length > 0;
     try {
       const plan = parse
         ? await profile.time('plan files (list, fingerprint, checkpoints)', 'js', () => source.plan(sink, discovery))
         : { files: [], skipped: [], totalBytes: 0, logFiles: 1, unchanged: 0, superseded: [] };
-      if (options.requireLogFiles && plan.logFiles === 0) throw noLogFiles(src['path'] as string[], plan.skipped);
+      if (options.requireLogFiles && plan.logFiles === 0) throw noLogFiles(src.path, plan.skipped);
       await sink.forgetDamagedFiles(server, plan.superseded);
       if (options.force) for (const p of plan.files) sink.markForReplace(p.fingerprint);
       for (const p of plan.files) if (p.reread) sink.markForIdentityCheck(p.fingerprint);
@@ -223,7 +226,7 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
         source.read(plan, (n) => options.progress.addBytes(n)),
         [...searchSinks, ...archives.eventSinks, sink],
         {
-          commitEvents: Number(sinkConfig['commit_events'] ?? 250000),
+          commitEvents: sinkConfig.commit_events,
           commitBytes: 1 << 30,
           log: options.log,
           onCommit: (t) => options.progress.setEvents(t.events),
@@ -261,7 +264,7 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
             mtimeMs: file.mtimeMs,
             source: { kind: 'pg_logs', server, name: file.name, location: file.path, fingerprint },
             ...(events.has(fingerprint) ? { events: events.get(fingerprint)! } : {}),
-            ...(src['log_timezone'] ? { logTimezone: String(src['log_timezone']) } : {}),
+            ...(src.log_timezone ? { logTimezone: src.log_timezone } : {}),
           }));
         options.progress.start(
           files.reduce((n, f) => n + f.size, 0),
@@ -333,3 +336,14 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
     }
   }
 }
+
+/** The pg_logs job: `run` reads what is new once; `run --follow` keeps the pipeline open and watches its paths. */
+export const logsJob: Job = {
+  once: (p, { log, progress, signal }) => runIngestPipeline(p, { log, progress, signal }),
+  follow: (p, ctx) => {
+    const src = sourceOfType(p.source, 'pg_logs');
+    const logs = new LogsPipeline(p, { log: ctx.log, progress: noProgress, db: ctx.db, meter: ctx.meter });
+    const watch = new LogWatch(src.path, src.file_glob, ctx.log, p.name);
+    return followLogs(p, logs, ctx, src.poll_interval_ms, { watch, unchanged: () => logs.unchanged });
+  },
+};

@@ -1,14 +1,20 @@
 import type { PipelineConfig } from '../config/load.js';
+import { databaseSettings, duckdbSinkOf, sinksOfType, sourceOfType } from '../connectors.js';
+import { DJANGO_AUDITLOG_SOURCE, SQL_OUTBOX_SOURCE, type AppTableConfig } from '../sources/sql-outbox/config.js';
 import { ConnectorError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { PipelineMeter } from '../core/meter.js';
 import { AppEventsSink, fingerprint, type AppEvent, type AppQuarantined, type StagedEvents } from '../sinks/duckdb/app-events.js';
 import type { DeadLetter } from '../sinks/elasticsearch/index.js';
-import { defaultMemoryLimit, openDatabase, type Database } from '../sinks/duckdb/database.js';
+import { openDatabase, type Database } from '../sinks/duckdb/database.js';
 import { ElasticsearchSink, elasticsearchOptions } from '../sinks/elasticsearch/index.js';
 import type { SqlClient } from '../sources/sql/client.js';
 import { openOutboxSource, type OutboxSource, type OutboxSourceConfig } from '../sources/sql-outbox/index.js';
-import type { OpenedPipeline } from './opened.js';
+import { runOpenedOnce, type OpenedPipeline } from './opened.js';
+import { followPasses } from './runner.js';
+import { Backoff, sleep } from '../core/retry.js';
+import type { Job } from './job.js';
+import type { OutboxRunSummary } from './summary.js';
 
 /**
  * Runs a sql_outbox or django_auditlog pipeline: chunk by chunk, claim unsent rows (source transaction),
@@ -16,6 +22,8 @@ import type { OpenedPipeline } from './opened.js';
  * left or batch_size rows were shipped. Follow: again every poll_interval_ms until the signal aborts,
  * retrying with backoff after retryable failures. Purges on schedule when purge_interval_hours is set.
  */
+export type { OutboxRunSummary } from './summary.js';
+
 export interface OutboxRunOptions {
   log: Logger;
   follow?: boolean;
@@ -39,59 +47,39 @@ export interface OutboxStatus {
   retryInMs?: number;
 }
 
-export interface OutboxRunSummary {
-  pipeline: string;
-  table: string;
-  db: string;
-  /** Rows read and handled (shipped, recognised as already stored, or newly quarantined). */
-  events: number;
-  stored: number;
-  duplicates: number;
-  quarantined: number;
-  /** Rows quarantined earlier and skipped again (they stay unsent at the source). */
-  skipped: number;
-  marked: number;
-  purged: number;
-  /** True when another shipper held the table's named lock and this run shipped nothing. */
-  locked: boolean;
-  /** Per search sink: documents created, already there (409), dead-lettered, sent again. */
-  search?: { url: string; created: number; duplicates: number; deadLettered: number; retried: number }[];
-  durationMs: number;
-  errors: { file: string; message: string }[];
-  ok: boolean;
+/** The source's decoded config (an app-table pipeline only). */
+function appSource(pipeline: PipelineConfig): AppTableConfig {
+  return sourceOfType(pipeline.source, 'sql_outbox', 'django_auditlog');
 }
 
 export function outboxConfig(pipeline: PipelineConfig): OutboxSourceConfig & { sourceName: string } {
-  const s = pipeline.source;
-  const str = (k: string, d = '') => (s[k] === undefined || s[k] === null ? d : String(s[k]));
+  const s = appSource(pipeline);
+  // The keys of one layout only; the other's reader ignores them (their defaults keep the old values).
+  const outbox = s.type === 'sql_outbox' ? s : undefined;
+  const django = s.type === 'django_auditlog' ? s : undefined;
+  const sql = SQL_OUTBOX_SOURCE.fields;
   return {
-    kind: s.type as 'sql_outbox' | 'django_auditlog',
-    url: str('url'),
-    table: str('table'),
-    idColumn: str('id_column', 'id'),
-    sentColumn: str('sent_column', 'is_sent'),
-    messageColumn: str('message_column', 'message'),
-    createdAtColumn: str('created_at_column', 'created_at'),
-    timePath: str('time_path'),
-    naiveTimeZone: str('naive_time_zone', 'UTC'),
-    select: s['select'] ? String(s['select']) : null,
-    markSent: s['mark_sent'] ? String(s['mark_sent']) : null,
-    purgeSql: s['purge'] ? String(s['purge']) : null,
-    userTable: str('user_table', 'auth_user'),
-    origin: str('origin'),
-    environment: str('environment'),
-    sourceName: str('source_name', pipeline.name),
+    kind: s.type,
+    url: s.url,
+    table: s.table,
+    idColumn: outbox?.id_column ?? sql.id_column.default,
+    sentColumn: outbox?.sent_column ?? sql.sent_column.default,
+    messageColumn: outbox?.message_column ?? sql.message_column.default,
+    createdAtColumn: outbox?.created_at_column ?? sql.created_at_column.default,
+    timePath: outbox?.time_path ?? '',
+    naiveTimeZone: s.naive_time_zone,
+    select: outbox?.select || null,
+    markSent: outbox?.mark_sent || null,
+    purgeSql: outbox?.purge || null,
+    userTable: django?.user_table ?? DJANGO_AUDITLOG_SOURCE.fields.user_table.default,
+    origin: django?.origin ?? '',
+    environment: django?.environment ?? '',
+    sourceName: s.source_name ?? pipeline.name,
   };
 }
 
 async function openSink(pipeline: PipelineConfig, options: { db?: Database; log: Logger }): Promise<AppEventsSink> {
-  const sinkConfig = pipeline.sinks[pipeline.sinks.length - 1]!;
-  const db =
-    options.db ??
-    (await openDatabase(String(sinkConfig['path']), {
-      memoryLimit: String(sinkConfig['memory_limit'] ?? defaultMemoryLimit([pipeline.source.type])),
-      threads: Number(sinkConfig['threads'] ?? 1),
-    }));
+  const db = options.db ?? (await openDatabase(duckdbSinkOf(pipeline.sinks).path, databaseSettings([pipeline])));
   try {
     return await AppEventsSink.open(db, options.log, !options.db);
   } catch (err) {
@@ -139,8 +127,8 @@ async function shipOnce(
   meter?: PipelineMeter,
 ): Promise<void> {
   const cfg = outboxConfig(pipeline);
-  const chunkSize = Number(pipeline.source['chunk_size'] ?? 500);
-  const batchSize = Number(pipeline.source['batch_size'] ?? 5000);
+  const chunkSize = appSource(pipeline).chunk_size;
+  const batchSize = appSource(pipeline).batch_size;
   const { mapping } = src;
   const rowLocks = src.locking === 'rows';
   if (!rowLocks && !(await src.client.tryLock(src.lockName))) {
@@ -296,8 +284,8 @@ async function shipOnce(
 /** Deletes rows marked sent and older than retain_days, in bounded statements; records it in the sink. */
 async function purgeWith(pipeline: PipelineConfig, src: OutboxSource, sink: AppEventsSink, log: Logger): Promise<number> {
   const cfg = outboxConfig(pipeline);
-  const days = Number(pipeline.source['retain_days'] ?? 30);
-  const chunk = Number(pipeline.source['purge_chunk_rows'] ?? 1000);
+  const days = appSource(pipeline).retain_days;
+  const chunk = appSource(pipeline).purge_chunk_rows;
   const cutoff = new Date(Date.now() - days * 86_400_000).toISOString();
   let total = 0;
   for (;;) {
@@ -321,7 +309,7 @@ async function purgeWith(pipeline: PipelineConfig, src: OutboxSource, sink: AppE
 function newSummary(pipeline: PipelineConfig, db: string): OutboxRunSummary {
   return {
     pipeline: pipeline.name,
-    table: String(pipeline.source['table']),
+    table: appSource(pipeline).table,
     db,
     events: 0,
     stored: 0,
@@ -356,7 +344,7 @@ export async function runOutboxPipeline(pipeline: PipelineConfig, options: Outbo
   const started = Date.now();
   const log = options.log;
   const cfg = outboxConfig(pipeline);
-  const pollMs = Number(pipeline.source['poll_interval_ms'] ?? 5000);
+  const pollMs = appSource(pipeline).poll_interval_ms;
   const status: OutboxStatus = { pipeline: pipeline.name, kind: pipeline.source.type, table: cfg.table, state: 'starting', shipped: 0, quarantined: 0 };
   const report = (patch: Partial<OutboxStatus>) => {
     Object.assign(status, patch);
@@ -369,53 +357,42 @@ export async function runOutboxPipeline(pipeline: PipelineConfig, options: Outbo
     // A daemon that follows stays 'following' through its polls; 'shipping' is the first pass (or a retry's).
     onShipping: () => report({ state: options.follow && status.state === 'following' ? 'following' : 'shipping', error: undefined, retryInMs: undefined }),
   });
-  await opened.open();
-  let isOpen = true;
   const summary = newSummary(pipeline, opened.db);
-  let backoffMs = 0;
+  const asConnectorError = (err: unknown) =>
+    err instanceof ConnectorError ? err : new ConnectorError(pipeline.source.type, 'failed', (err as Error).message, false, { cause: err });
+  const passed = async (pass: OutboxRunSummary) => {
+    addPass(summary, pass);
+    const unsent = options.follow ? await opened.unsent(100_000) : undefined;
+    report({
+      state: pass.locked ? 'waiting_for_lock' : options.follow ? 'following' : 'stopped',
+      shipped: summary.stored,
+      quarantined: summary.quarantined,
+      unsent,
+      lastRunAt: new Date().toISOString(),
+    });
+  };
   try {
-    while (!options.signal?.aborted) {
-      try {
-        if (!isOpen) {
-          await opened.open();
-          isOpen = true;
-        }
-        const pass = await opened.runOnce(options.signal);
-        addPass(summary, pass);
-        backoffMs = 0;
-        const unsent = options.follow ? await opened.unsent(100_000) : undefined;
-        report({
-          state: pass.locked ? 'waiting_for_lock' : options.follow ? 'following' : 'stopped',
-          shipped: summary.stored,
-          quarantined: summary.quarantined,
-          unsent,
-          lastRunAt: new Date().toISOString(),
-        });
-        if (!options.follow) break;
-        await sleep(pollMs, options.signal);
-      } catch (err) {
-        const e = err instanceof ConnectorError ? err : new ConnectorError(pipeline.source.type, 'failed', (err as Error).message, false, { cause: err });
-        options.meter?.failed(err);
-        if (!options.follow || !e.retryable) throw e;
-        backoffMs = Math.min(60_000, backoffMs ? backoffMs * 2 : 1000);
-        const delay = Math.round(backoffMs * (0.5 + Math.random() / 2));
-        log.warn('Pipeline failed; retrying.', { pipeline: pipeline.name, code: e.code, reason: e.message, retryInMs: delay });
-        options.meter?.retrying();
-        report({ state: 'retrying', error: e.message, retryInMs: delay });
-        // A connection or a sink may be broken: all of them are opened again before the next try.
-        if (isOpen) {
-          isOpen = false;
-          await opened.close();
-        }
-        await sleep(delay, options.signal);
-      }
+    if (!options.follow) await passed(await runOpenedOnce(opened, options.signal));
+    else {
+      await followPasses(opened, {
+        pipeline: pipeline.name,
+        log,
+        signal: options.signal ?? new AbortController().signal,
+        ...(options.meter ? { meter: options.meter } : {}),
+        backoff: new Backoff({ initialMs: 1000, maxMs: 60_000 }),
+        passSignal: true,
+        passed,
+        retryable: (err) => asConnectorError(err).retryable,
+        retrying: (err, retryInMs) => report({ state: 'retrying', error: err.message, retryInMs }),
+        wait: (signal) => sleep(pollMs, signal),
+      });
+      report({ state: 'stopped' });
     }
-    if (options.follow) report({ state: 'stopped' });
   } catch (err) {
+    options.meter?.failed(err);
     report({ state: 'failed', error: (err as Error).message });
-    throw err;
+    throw asConnectorError(err);
   } finally {
-    if (isOpen) await opened.close();
     summary.durationMs = Date.now() - started;
   }
   return summary;
@@ -468,14 +445,14 @@ export class OutboxPipeline implements OpenedPipeline<OutboxRunSummary> {
 
   /** The DuckDB file (once open). */
   get db(): string {
-    return this.sink?.path ?? String(this.pipeline.sinks[this.pipeline.sinks.length - 1]!['path']);
+    return this.sink?.path ?? duckdbSinkOf(this.pipeline.sinks).path;
   }
 
   async open(): Promise<void> {
     const sink = await openSink(this.pipeline, this.options);
     const search: ElasticsearchSink[] = [];
     try {
-      for (const c of this.pipeline.sinks.filter((x) => x.type === 'elasticsearch'))
+      for (const c of sinksOfType(this.pipeline.sinks, 'elasticsearch'))
         search.push(await ElasticsearchSink.open(elasticsearchOptions(c, this.cfg.sourceName), this.options.log, 'app'));
     } catch (err) {
       for (const es of search) await es.close();
@@ -502,7 +479,7 @@ export class OutboxPipeline implements OpenedPipeline<OutboxRunSummary> {
     const known = await sink.quarantinedRows(cfg.sourceName, src.mapping.table);
     this.options.onShipping?.();
     await shipOnce(pipeline, src, sink, search, known, summary, log, signal, this.options.meter);
-    const purgeHours = Number(pipeline.source['purge_interval_hours'] ?? 0);
+    const purgeHours = appSource(pipeline).purge_interval_hours;
     if (purgeHours > 0) {
       const last = await sink.lastPurge(cfg.sourceName, src.mapping.table);
       if (last === null || Date.now() - last >= purgeHours * 3_600_000) summary.purged += await purgeWith(pipeline, src, sink, log);
@@ -539,18 +516,11 @@ export class OutboxPipeline implements OpenedPipeline<OutboxRunSummary> {
   }
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) {
-      resolve();
-      return;
-    }
-    const done = () => {
-      clearTimeout(t);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
+/** The sql_outbox and django_auditlog job: `run` ships the unsent rows once; `run --follow` every poll_interval_ms. */
+export const outboxJob: Job = {
+  once: (p, { log, signal }) => runOutboxPipeline(p, { log, signal }),
+  purge: async (p, log) => ({ purged: await runOutboxPurge(p, log), retainDays: appSource(p).retain_days, table: appSource(p).table }),
+  follow: async (p, ctx) => {
+    await runOutboxPipeline(p, { log: ctx.log, follow: true, signal: ctx.signal, db: ctx.db, onStatus: (s) => ctx.set({ ...s }), meter: ctx.meter });
+  },
+};

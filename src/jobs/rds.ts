@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { PipelineConfig } from '../config/load.js';
+import { rdsApiTarget } from '../sources/rds-logs/config.js';
+import { databaseSettings, duckdbSinkOf, serverOf, sourceOfType } from '../connectors.js';
 import { ConnectorError, isExpected } from '../core/errors.js';
 import { runPipeline } from '../core/pipeline.js';
 import { DuckDbSink } from '../sinks/duckdb/sink.js';
@@ -25,6 +27,9 @@ import {
 } from './log-sinks.js';
 import { runOpenedOnce, type OpenedPipeline } from './opened.js';
 import type { IngestOptions, RunSummary } from './ingest.js';
+import type { Job } from './job.js';
+import { followLogs } from './follow-logs.js';
+import { noProgress } from '../core/progress.js';
 
 /**
  * Runs an rds_logs pipeline once. File by file, oldest first: download the completed file (checked
@@ -75,43 +80,35 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
     const started = Date.now();
     const { pipeline, options } = this;
     const log = options.log;
-    const src = pipeline.source;
-    const sinkConfig = pipeline.sinks[pipeline.sinks.length - 1]!;
-    const instance = String(src['instance']);
-    const server = String(src['server'] ?? instance);
-    const region = String(src['region'] ?? process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'] ?? 'us-east-1');
-    const keyId = src['access_key_id'],
-      secret = src['secret_access_key'],
-      token = src['session_token'];
+    const src = sourceOfType(pipeline.source, 'rds_logs');
+    const sinkConfig = duckdbSinkOf(pipeline.sinks);
+    const target = rdsApiTarget(src);
+    const { instance } = target;
+    const server = serverOf(src);
     const hasSearch = pipeline.sinks.some((s) => s.type === 'elasticsearch');
     const rds = new RdsLogsSource(
       {
-        instance,
-        region,
+        ...target,
         server,
-        ...(src['endpoint'] ? { endpoint: String(src['endpoint']) } : {}),
-        maxRetries: Number(src['max_retries'] ?? 8),
-        timeoutMs: Number(src['timeout_ms'] ?? 120_000),
-        fileGlob: String(src['file_glob'] ?? '*'),
-        download: String(src['download'] ?? 'auto') as 'auto',
-        idleCompleteMinutes: Number(src['idle_complete_minutes'] ?? 120),
-        ...(keyId && secret
-          ? { credentials: { accessKeyId: String(keyId), secretAccessKey: String(secret), ...(token ? { sessionToken: String(token) } : {}) } }
-          : {}),
+        maxRetries: src.max_retries,
+        timeoutMs: src.timeout_ms,
+        fileGlob: src.file_glob,
+        download: src.download,
+        idleCompleteMinutes: src.idle_complete_minutes,
       },
       log,
     );
-    const logTimezone = String(src['log_timezone'] ?? 'UTC');
+    const logTimezone = src.log_timezone;
     const parser = new PgLogsSource(
       {
         paths: [],
         server,
         skipActive: false,
         logTimezone,
-        maxRecordBytes: Number(src['max_record_bytes']),
-        batchBytes: hasSearch ? Math.min(Number(src['batch_bytes']), 2 << 20) : Number(src['batch_bytes']),
+        maxRecordBytes: src.max_record_bytes,
+        batchBytes: hasSearch ? Math.min(src.batch_bytes, 2 << 20) : src.batch_bytes,
         force: false,
-        packMessage: sinkConfig['store_message'] === true,
+        packMessage: sinkConfig.store_message,
       },
       log,
     );
@@ -119,13 +116,13 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
     try {
       sink = await DuckDbSink.open(
         {
-          path: String(sinkConfig['path']),
+          path: sinkConfig.path,
           server,
           pipeline: pipeline.name,
-          storeMessage: sinkConfig['store_message'] === true,
-          memoryLimit: String(sinkConfig['memory_limit'] ?? '96MB'),
-          threads: Number(sinkConfig['threads']),
-          storeEvents: sinkConfig['store_events'] !== false,
+          storeMessage: sinkConfig.store_message,
+          memoryLimit: databaseSettings([pipeline]).memoryLimit,
+          threads: sinkConfig.threads,
+          storeEvents: sinkConfig.store_events,
           ...(options.db ? { database: options.db } : {}),
         },
         log,
@@ -164,7 +161,7 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
     this.openedAt = null;
     const { pipeline, options } = this;
     const log = options.log;
-    const sinkConfig = pipeline.sinks[pipeline.sinks.length - 1]!;
+    const sinkConfig = duckdbSinkOf(pipeline.sinks);
     const { rds, parser, sink, searchSinks, archives, instance, server, logTimezone } = this.opened!;
     if (!first) {
       // A pass of an open pipeline starts from what is committed now, and reports only what it shipped itself.
@@ -174,7 +171,7 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
     const since = sinkCounts(searchSinks, archives);
     const spool = join(`${sink.path}.stage`, `rds-${process.pid}-${randomBytes(4).toString('hex')}`);
     try {
-      const storeEvents = sinkConfig['store_events'] !== false;
+      const storeEvents = sinkConfig.store_events;
       const parse = storeEvents || searchSinks.length > 0 || archives.eventSinks.length > 0;
       const plan = await rds.plan(await shippedRdsFiles(sink.connection, pipeline.name, server, instance));
       for (const f of plan.active) log.debug('Skipping the log file RDS is writing.', { file: f.name });
@@ -207,7 +204,7 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
           if (parse && logFile && size > 0) {
             const p = await parser.plan(sink, [logFile]);
             const r = await runPipeline(parser.read(p), [...searchSinks, ...archives.eventSinks, sink], {
-              commitEvents: Number(sinkConfig['commit_events'] ?? 250000),
+              commitEvents: sinkConfig.commit_events,
               commitBytes: 1 << 30,
               log,
               onCommit: (t) => options.progress.setEvents(totals.events + t.events),
@@ -324,3 +321,17 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
     }
   }
 }
+
+/** The rds_logs job: `run` ships the completed files once; `run --follow` lists the instance every poll_interval_ms. */
+export const rdsJob: Job = {
+  // A one-shot run finishes the files it started (a download is not cut short by Ctrl-C).
+  once: (p, { log, progress }) => runRdsPipeline(p, { log, progress }),
+  follow: (p, ctx) =>
+    followLogs(
+      p,
+      new RdsPipeline(p, { log: ctx.log, progress: noProgress, db: ctx.db, meter: ctx.meter }),
+      ctx,
+      sourceOfType(p.source, 'rds_logs').poll_interval_ms,
+      null,
+    ),
+};

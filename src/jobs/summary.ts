@@ -43,3 +43,46 @@ export interface ArchiveSummary {
   unchanged?: number;
   failed?: number;
 }
+
+/** What one run of a pg_audit_table pipeline did. */
+export interface TableRunSummary {
+  pipeline: string;
+  table: string;
+  db: string;
+  events: number;
+  stored: number;
+  duplicates: number;
+  quarantined: number;
+  deleted: number;
+  durationMs: number;
+  errors: { file: string; message: string }[];
+  /** Per search sink: documents created, already there (409), dead-lettered, sent again. */
+  search?: { url: string; created: number; duplicates: number; deadLettered: number; retried: number }[];
+  ok: boolean;
+}
+
+/** What one run of a sql_outbox or django_auditlog pipeline did. */
+export interface OutboxRunSummary {
+  pipeline: string;
+  table: string;
+  db: string;
+  /** Rows read and handled (shipped, recognised as already stored, or newly quarantined). */
+  events: number;
+  stored: number;
+  duplicates: number;
+  quarantined: number;
+  /** Rows quarantined earlier and skipped again (they stay unsent at the source). */
+  skipped: number;
+  marked: number;
+  purged: number;
+  /** True when another shipper held the table's named lock and this run shipped nothing. */
+  locked: boolean;
+  /** Per search sink: documents created, already there (409), dead-lettered, sent again. */
+  search?: { url: string; created: number; duplicates: number; deadLettered: number; retried: number }[];
+  durationMs: number;
+  errors: { file: string; message: string }[];
+  ok: boolean;
+}
+
+/** What one run of any pipeline did: `run` prints it, `run --json` returns it. */
+export type PipelineSummary = RunSummary | TableRunSummary | OutboxRunSummary;

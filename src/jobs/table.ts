@@ -1,4 +1,6 @@
 import type { PipelineConfig } from '../config/load.js';
+import { tableSourceOptions } from '../sources/pg-audit-table/config.js';
+import { databaseSettings, duckdbSinkOf, sinksOfType, sourceOfType } from '../connectors.js';
 import { ConnectorError } from '../core/errors.js';
 import { profile } from '../core/profile.js';
 import { maskUrl } from '../core/postgres.js';
@@ -9,6 +11,9 @@ import { checkRow, ROW_GROUP_ROWS, RowChangesSink } from '../sinks/duckdb/row-ch
 import { ElasticsearchSink, elasticsearchOptions } from '../sinks/elasticsearch/index.js';
 import { ROW_COLUMNS } from '../sources/pg-audit-table/layout.js';
 import { PgAuditTableSource, type RawRow, type TableBatch, type TableCursor } from '../sources/pg-audit-table/source.js';
+import type { Job } from './job.js';
+import type { TableRunSummary } from './summary.js';
+import { Backoff, sleep } from '../core/retry.js';
 
 /**
  * Runs a pg_audit_table pipeline: read rows after the cursor, store them with the cursor in one DuckDB
@@ -16,6 +21,8 @@ import { PgAuditTableSource, type RawRow, type TableBatch, type TableCursor } fr
  * table is caught up. Follow: until the signal aborts, woken by NOTIFY, polling as a safety net, with
  * reconnects and backoff on retryable failures; the state is reported through onStatus.
  */
+export type { TableRunSummary } from './summary.js';
+
 export interface TableRunOptions {
   log: Logger;
   follow?: boolean;
@@ -45,54 +52,20 @@ export interface TableStatus {
   retryInMs?: number;
 }
 
-export interface TableRunSummary {
-  pipeline: string;
-  table: string;
-  db: string;
-  events: number;
-  stored: number;
-  duplicates: number;
-  quarantined: number;
-  deleted: number;
-  durationMs: number;
-  errors: { file: string; message: string }[];
-  /** Per search sink: documents created, already there (409), dead-lettered, sent again. */
-  search?: { url: string; created: number; duplicates: number; deadLettered: number; retried: number }[];
-  ok: boolean;
-}
-
 export async function runTablePipeline(pipeline: PipelineConfig, options: TableRunOptions): Promise<TableRunSummary> {
   const started = Date.now();
-  const src = pipeline.source;
-  const sinkConfig = pipeline.sinks[pipeline.sinks.length - 1]!;
-  const server = String(src['server'] ?? 'default');
-  const pollMs = Number(src['poll_interval_ms']);
-  const latencyMs = Number(src['batch_latency_ms']);
-  const deleteAfterShip = src['delete_after_ship'] === true;
+  const src = sourceOfType(pipeline.source, 'pg_audit_table');
+  const server = src.server;
+  const pollMs = src.poll_interval_ms;
+  const latencyMs = src.batch_latency_ms;
+  const deleteAfterShip = src.delete_after_ship;
   const log = options.log;
-  const source = new PgAuditTableSource(
-    {
-      url: String(src['url']),
-      table: String(src['table']),
-      server,
-      cursor: String(src['cursor'] ?? 'auto') as 'auto',
-      batchRows: Number(src['batch_rows']),
-      batchBytes: Number(src['batch_bytes']),
-      lagWindowMs: Number(src['lag_window_ms']),
-      deleteChunkRows: Number(src['delete_chunk_rows']),
-    },
-    log,
-  );
-  const db =
-    options.db ??
-    (await openDatabase(String(sinkConfig['path']), {
-      memoryLimit: String(sinkConfig['memory_limit'] ?? '96MB'),
-      threads: Number(sinkConfig['threads'] ?? 1),
-    }));
+  const source = new PgAuditTableSource(tableSourceOptions(src), log);
+  const db = options.db ?? (await openDatabase(duckdbSinkOf(pipeline.sinks).path, databaseSettings([pipeline])));
   const status: TableStatus = {
     pipeline: pipeline.name,
     kind: 'pg_audit_table',
-    table: String(src['table']),
+    table: src.table,
     state: 'starting',
     shipped: 0,
     quarantined: 0,
@@ -104,7 +77,7 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
   };
   const summary: TableRunSummary = {
     pipeline: pipeline.name,
-    table: String(src['table']),
+    table: src.table,
     db: db.path,
     events: 0,
     stored: 0,
@@ -128,11 +101,11 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
       }
     }
   };
-  let backoffMs = 0;
+  const backoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
   let heldMs = 0;
-  const batchRows = Number(src['batch_rows']);
-  const batchBytes = Number(src['batch_bytes']);
-  const commitRows = Number(src['commit_rows']);
+  const batchRows = src.batch_rows;
+  const batchBytes = src.batch_bytes;
+  const commitRows = src.commit_rows;
   const commitIntervalMs = 5000;
   // A backlog transaction holds a whole number of DuckDB row groups (see ROW_GROUP_ROWS): each read asks
   // for no more rows than are left to the next boundary.
@@ -146,8 +119,7 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
   const meter = options.meter;
   try {
     sink = await RowChangesSink.open(db, log, !options.db);
-    for (const c of pipeline.sinks.filter((x) => x.type === 'elasticsearch'))
-      search.push(await ElasticsearchSink.open(elasticsearchOptions(c, server), log, 'rows'));
+    for (const c of sinksOfType(pipeline.sinks, 'elasticsearch')) search.push(await ElasticsearchSink.open(elasticsearchOptions(c, server), log, 'rows'));
     let cursor: TableCursor | null = null;
     let lastBacklogCheck = 0;
     while (!aborted()) {
@@ -160,7 +132,7 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
           if (source.layout.mode === 'lag_window') {
             log.warn(
               'The audit table has no transaction column: reading in lag-window mode, which misses a row whose transaction commits more than lag_window_ms after it took its id. Run `auditship pg install --upgrade TABLE` to add one.',
-              { pipeline: pipeline.name, table: source.layout.name, lagWindowMs: Number(src['lag_window_ms']) },
+              { pipeline: pipeline.name, table: source.layout.name, lagWindowMs: src.lag_window_ms },
             );
             if (deleteAfterShip)
               throw new ConnectorError(
@@ -174,7 +146,7 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
             pipeline: pipeline.name,
             table: source.layout.name,
             mode: source.layout.mode,
-            url: maskUrl(String(src['url'])),
+            url: maskUrl(src.url),
           });
           report({ table: source.layout.name, mode: source.layout.mode, state: 'catching_up', error: undefined, retryInMs: undefined });
           // Rows stored by a run that was killed before its delete.
@@ -274,7 +246,7 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
           if (deleteAfterShip && shippedRows) summary.deleted += await source.deleteShipped(batch.cursor);
           report({ shipped: summary.stored, quarantined: summary.quarantined, deleted: summary.deleted, lastBatchAt: new Date().toISOString() });
         }
-        backoffMs = 0;
+        backoff.reset();
         if (full) continue; // a backlog: the next chunk at once
         if (!options.follow) break;
         if (status.state !== 'following' || Date.now() - lastBacklogCheck > 5000) {
@@ -304,24 +276,13 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
         }
         for (const es of search) await es.rollback();
         if (!options.follow || !e.retryable) throw e;
-        backoffMs = Math.min(30_000, backoffMs ? backoffMs * 2 : 500);
-        const delay = Math.round(backoffMs * (0.5 + Math.random() / 2));
-        log.warn('Pipeline failed; retrying.', { pipeline: pipeline.name, code: e.code, reason: e.message, retryInMs: delay });
+        const delay = backoff.next();
+        log.warn('Pipeline run failed; retrying.', { pipeline: pipeline.name, code: e.code, reason: e.message, retryInMs: delay });
         meter?.retrying();
         report({ state: 'retrying', error: e.message, retryInMs: delay });
         cursor = null;
         await source.disconnect();
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, delay);
-          options.signal?.addEventListener(
-            'abort',
-            () => {
-              clearTimeout(t);
-              resolve();
-            },
-            { once: true },
-          );
-        });
+        await sleep(delay, options.signal);
       }
     }
     report({ state: 'stopped' });
@@ -345,3 +306,11 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
   }
   return summary;
 }
+
+/** The pg_audit_table job: `run` reads until the table is caught up; `run --follow` streams (NOTIFY + polling). */
+export const tableJob: Job = {
+  once: (p, { log, signal }) => runTablePipeline(p, { log, signal }),
+  follow: async (p, ctx) => {
+    await runTablePipeline(p, { log: ctx.log, follow: true, signal: ctx.signal, db: ctx.db, onStatus: (s) => ctx.set({ ...s }), meter: ctx.meter });
+  },
+};

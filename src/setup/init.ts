@@ -1,5 +1,6 @@
 import { wrap, yamlValue } from '../config/render.js';
-import { DUCKDB_SINK, PG_LOGS_SOURCE, type ConnectorSpec, type FieldSpec } from '../config/schema.js';
+import { SINKS, SOURCES } from '../connectors.js';
+import type { ConnectorSpec, FieldSpec } from '../core/config-spec.js';
 import { auditFormats, formatCheck, resolveLogDirectory, type CheckResult, type ServerFacts } from './server-checks.js';
 
 /**
@@ -128,9 +129,11 @@ export function renderInitConfig(plan: InitPlan, file: string, now = new Date())
     '  # A pipeline: one source, one or more sinks (the last one is duckdb: it keeps the checkpoints).',
     '  main:',
     '    source:',
-    ...connectorLines(PG_LOGS_SOURCE, '      ', false, source),
+    ...connectorLines(SOURCES.pg_logs.spec, '      ', false, source),
     '    sinks:',
-    ...connectorLines(DUCKDB_SINK, '      ', true, { path: { value: plan.dbPath, note: 'A relative path is taken from the directory auditship runs in.' } }),
+    ...connectorLines(SINKS.duckdb.spec, '      ', true, {
+      path: { value: plan.dbPath, note: 'A relative path is taken from the directory auditship runs in.' },
+    }),
     '',
   );
   return lines.join('\n');

@@ -1,7 +1,10 @@
 import { accessSync, constants, readdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import type { Config, ConnectorConfig, PipelineConfig } from '../config/load.js';
-import { ConnectorError, ExitError } from '../core/errors.js';
+import type { Config, PipelineConfig } from '../config/load.js';
+import type { SinkConfig, SinkConfigOf, SinkType, SourceConfig, SourceConfigOf, SourceType } from '../connectors.js';
+import { tableSourceOptions } from '../sources/pg-audit-table/config.js';
+import { rdsApiTarget } from '../sources/rds-logs/config.js';
+import { ConnectorError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { maskUrl } from '../core/postgres.js';
 import { readDaemonStatus } from '../jobs/daemon-status.js';
@@ -99,12 +102,11 @@ function writableDirectory(id: string, label: string, dir: string): CheckResult 
 
 /* ---- sources ---- */
 
-async function checkPgLogs(p: PipelineConfig): Promise<CheckResult[]> {
-  const src = p.source;
-  const glob = String(src['file_glob']);
+async function checkPgLogs(p: PipelineConfig, src: SourceConfigOf<'pg_logs'>): Promise<CheckResult[]> {
+  const glob = src.file_glob;
   const out: CheckResult[] = [];
   const { discoverLogFiles } = await import('../sources/pg-logs/files.js');
-  for (const given of src['path'] as string[]) {
+  for (const given of src.path) {
     const path = resolve(given);
     const id = 'pg_logs';
     const label = `pipeline ${p.name}: source pg_logs ${path}`;
@@ -143,7 +145,7 @@ async function checkPgLogs(p: PipelineConfig): Promise<CheckResult[]> {
     }
     let found;
     try {
-      found = await discoverLogFiles([path], { fileGlob: glob, preferFormat: src['prefer_format'] as 'jsonlog' | 'csvlog' });
+      found = await discoverLogFiles([path], { fileGlob: glob, preferFormat: src.prefer_format });
     } catch (err) {
       out.push(failure(id, label, err, 'make the log files readable by this user'));
       continue;
@@ -181,31 +183,18 @@ async function checkPgLogs(p: PipelineConfig): Promise<CheckResult[]> {
     out.push({
       id,
       ok: true,
-      what: `${label}: ${files.length} ${formats} file${files.length === 1 ? ' matches' : 's match'} ${JSON.stringify(glob)}${twins ? ` (${twins} ${src['prefer_format'] === 'csvlog' ? 'jsonlog' : 'csvlog'} twins skipped)` : ''}, all readable`,
+      what: `${label}: ${files.length} ${formats} file${files.length === 1 ? ' matches' : 's match'} ${JSON.stringify(glob)}${twins ? ` (${twins} ${src.prefer_format === 'csvlog' ? 'jsonlog' : 'csvlog'} twins skipped)` : ''}, all readable`,
     });
   }
   return out;
 }
 
-async function checkPgAuditTable(p: PipelineConfig): Promise<CheckResult> {
-  const src = p.source;
-  const url = String(src['url']);
-  const label = `pipeline ${p.name}: source pg_audit_table ${maskUrl(url)} ${String(src['table'])}`;
+async function checkPgAuditTable(p: PipelineConfig, src: SourceConfigOf<'pg_audit_table'>): Promise<CheckResult> {
+  const url = src.url;
+  const label = `pipeline ${p.name}: source pg_audit_table ${maskUrl(url)} ${src.table}`;
   const { PgAuditTableSource } = await import('../sources/pg-audit-table/source.js');
   const notes: string[] = [];
-  const source = new PgAuditTableSource(
-    {
-      url,
-      table: String(src['table']),
-      server: String(src['server']),
-      cursor: String(src['cursor'] ?? 'auto') as 'auto',
-      batchRows: Number(src['batch_rows']),
-      batchBytes: Number(src['batch_bytes']),
-      lagWindowMs: Number(src['lag_window_ms']),
-      deleteChunkRows: Number(src['delete_chunk_rows']),
-    },
-    notingLogger(notes),
-  );
+  const source = new PgAuditTableSource(tableSourceOptions(src), notingLogger(notes));
   try {
     await withTimeout(source.connect(), maskUrl(url));
     return { id: 'pg_audit_table', ok: true, what: `${label}: the table ${source.layout.name} exists (cursor ${source.layout.mode})` };
@@ -216,10 +205,9 @@ async function checkPgAuditTable(p: PipelineConfig): Promise<CheckResult> {
   }
 }
 
-async function checkAppTable(p: PipelineConfig): Promise<CheckResult> {
-  const src = p.source;
-  const url = String(src['url']);
-  const label = `pipeline ${p.name}: source ${src.type} ${maskUrl(url)} ${String(src['table'])}`;
+async function checkAppTable(p: PipelineConfig, src: SourceConfigOf<'sql_outbox' | 'django_auditlog'>): Promise<CheckResult> {
+  const url = src.url;
+  const label = `pipeline ${p.name}: source ${src.type} ${maskUrl(url)} ${src.table}`;
   const { outboxConfig } = await import('../jobs/outbox.js');
   const { openOutboxSource } = await import('../sources/sql-outbox/index.js');
   const notes: string[] = [];
@@ -239,29 +227,13 @@ async function checkAppTable(p: PipelineConfig): Promise<CheckResult> {
   }
 }
 
-async function checkRdsLogs(p: PipelineConfig): Promise<CheckResult> {
-  const src = p.source;
-  const instance = String(src['instance']);
-  const region = String(src['region'] ?? process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'] ?? 'us-east-1');
+async function checkRdsLogs(p: PipelineConfig, src: SourceConfigOf<'rds_logs'>): Promise<CheckResult> {
+  const target = rdsApiTarget(src);
+  const { instance, region } = target;
   const label = `pipeline ${p.name}: source rds_logs ${instance} in ${region}`;
   const { RdsApi } = await import('../sources/rds-logs/api.js');
   const { DescribeDBLogFilesCommand } = await import('@aws-sdk/client-rds');
-  const keyId = src['access_key_id'],
-    secret = src['secret_access_key'],
-    token = src['session_token'];
-  const api = new RdsApi(
-    {
-      instance,
-      region,
-      ...(src['endpoint'] ? { endpoint: String(src['endpoint']) } : {}),
-      maxRetries: 1,
-      timeoutMs: 15_000,
-      ...(keyId && secret
-        ? { credentials: { accessKeyId: String(keyId), secretAccessKey: String(secret), ...(token ? { sessionToken: String(token) } : {}) } }
-        : {}),
-    },
-    notingLogger([]),
-  );
+  const api = new RdsApi({ ...target, maxRetries: 1, timeoutMs: 15_000 }, notingLogger([]));
   try {
     // One page of at most 20 files (RDS's smallest page): enough to prove credentials, permission and instance.
     const r = await withTimeout(api.client.send(new DescribeDBLogFilesCommand({ DBInstanceIdentifier: instance, MaxRecords: 20 })), `the RDS API in ${region}`);
@@ -276,8 +248,8 @@ async function checkRdsLogs(p: PipelineConfig): Promise<CheckResult> {
 
 /* ---- sinks ---- */
 
-async function checkDuckdb(p: PipelineConfig, sink: ConnectorConfig, i: number): Promise<CheckResult> {
-  const path = resolve(String(sink['path']));
+async function checkDuckdb(p: PipelineConfig, sink: SinkConfigOf<'duckdb'>, i: number): Promise<CheckResult> {
+  const path = resolve(sink.path);
   const id = 'duckdb';
   const label = `pipeline ${p.name}: sink duckdb ${path}`;
   let exists = false;
@@ -314,7 +286,7 @@ async function checkDuckdb(p: PipelineConfig, sink: ConnectorConfig, i: number):
   }
 }
 
-async function checkElasticsearch(p: PipelineConfig, sink: ConnectorConfig, i: number): Promise<CheckResult> {
+async function checkElasticsearch(p: PipelineConfig, sink: SinkConfigOf<'elasticsearch'>, i: number): Promise<CheckResult> {
   const id = 'elasticsearch';
   const { detectCluster, elasticsearchOptions } = await import('../sinks/elasticsearch/index.js');
   const { EsHttp } = await import('../sinks/elasticsearch/http.js');
@@ -335,7 +307,7 @@ async function checkElasticsearch(p: PipelineConfig, sink: ConnectorConfig, i: n
   }
 }
 
-async function checkArchive(p: PipelineConfig, sink: ConnectorConfig, i: number): Promise<CheckResult> {
+async function checkArchive(p: PipelineConfig, sink: SinkConfigOf<'archive'>, i: number): Promise<CheckResult> {
   const id = 'archive';
   const { archiveSinkOptions, openStore } = await import('../sinks/archive/index.js');
   const o = archiveSinkOptions(sink);
@@ -354,33 +326,28 @@ async function checkArchive(p: PipelineConfig, sink: ConnectorConfig, i: number)
 
 /* ---- all ---- */
 
-async function sourceChecks(p: PipelineConfig): Promise<CheckResult[]> {
-  switch (p.source.type) {
-    case 'pg_logs':
-      return checkPgLogs(p);
-    case 'pg_audit_table':
-      return [await checkPgAuditTable(p)];
-    case 'sql_outbox':
-    case 'django_auditlog':
-      return [await checkAppTable(p)];
-    case 'rds_logs':
-      return [await checkRdsLogs(p)];
-    default:
-      throw new ExitError(2, `pipeline ${p.name}: unknown source type ${p.source.type}`);
-  }
+/** Each source type's checks (typed by the registry: a source type without checks does not compile). */
+const SOURCE_CHECKS: { [K in SourceType]: (p: PipelineConfig, src: SourceConfigOf<K>) => Promise<CheckResult[]> } = {
+  pg_logs: checkPgLogs,
+  rds_logs: async (p, src) => [await checkRdsLogs(p, src)],
+  pg_audit_table: async (p, src) => [await checkPgAuditTable(p, src)],
+  sql_outbox: async (p, src) => [await checkAppTable(p, src)],
+  django_auditlog: async (p, src) => [await checkAppTable(p, src)],
+};
+
+/** Each sink type's check. */
+const SINK_CHECKS: { [K in SinkType]: (p: PipelineConfig, sink: SinkConfigOf<K>, i: number) => Promise<CheckResult> } = {
+  duckdb: checkDuckdb,
+  elasticsearch: checkElasticsearch,
+  archive: checkArchive,
+};
+
+function sourceChecks(p: PipelineConfig): Promise<CheckResult[]> {
+  return (SOURCE_CHECKS[p.source.type] as (p: PipelineConfig, src: SourceConfig) => Promise<CheckResult[]>)(p, p.source);
 }
 
-async function sinkCheck(p: PipelineConfig, sink: ConnectorConfig, i: number): Promise<CheckResult> {
-  switch (sink.type) {
-    case 'duckdb':
-      return checkDuckdb(p, sink, i);
-    case 'elasticsearch':
-      return checkElasticsearch(p, sink, i);
-    case 'archive':
-      return checkArchive(p, sink, i);
-    default:
-      throw new ExitError(2, `pipeline ${p.name}: unknown sink type ${sink.type}`);
-  }
+function sinkCheck(p: PipelineConfig, sink: SinkConfig, i: number): Promise<CheckResult> {
+  return (SINK_CHECKS[sink.type] as (p: PipelineConfig, sink: SinkConfig, i: number) => Promise<CheckResult>)(p, sink, i);
 }
 
 /** The checks of every pipeline, source first then each sink, yielded as each finishes. */
@@ -397,5 +364,7 @@ export async function* pipelineChecks(config: Config): AsyncGenerator<CheckResul
  */
 export function configServerUrl(config: Config): string | undefined {
   if (config.pipelines.some((p) => p.source.type === 'pg_logs')) return undefined;
-  return config.pipelines.map((p) => p.source['url']).find((u): u is string => typeof u === 'string' && /^postgres(ql)?:\/\//i.test(u));
+  return config.pipelines
+    .map((p) => ('url' in p.source ? p.source.url : undefined))
+    .find((u): u is string => typeof u === 'string' && /^postgres(ql)?:\/\//i.test(u));
 }

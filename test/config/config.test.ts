@@ -6,6 +6,7 @@ import { loadConfig, parseSize, validateConfig } from '../../src/config/load.js'
 import { renderConfigDocs, renderExampleConfig } from '../../src/config/render.js';
 import { ConfigError } from '../../src/core/errors.js';
 import { auditship, tempDir } from '../helpers/cli.js';
+import { field } from '../helpers/config.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 
@@ -29,9 +30,9 @@ describe('config schema', () => {
     const config = validateConfig(parse(readFileSync(`${root}auditship.example.yaml`, 'utf8')));
     assert.equal(config.pipelines.length, 1);
     const p = config.pipelines[0]!;
-    assert.deepEqual(p.source['path'], ['/var/lib/postgresql/15/main/log']);
-    assert.equal(p.source['batch_bytes'], 16_000_000); // the default since the store's star layout (fewer, larger inserts)
-    assert.equal(p.sinks[0]!['path'], './auditship.duckdb');
+    assert.deepEqual(field(p.source, 'path'), ['/var/lib/postgresql/15/main/log']);
+    assert.equal(field(p.source, 'batch_bytes'), 16_000_000); // the default since the store's star layout (fewer, larger inserts)
+    assert.equal(field(p.sinks[0]!, 'path'), './auditship.duckdb');
   });
 
   test('one message per wrong key, with its path, what is wrong and what is allowed', () => {
@@ -93,9 +94,9 @@ describe('config schema', () => {
       },
     };
     const config = validateConfig(doc, { LOGDIR: '/var/log/pg', DBFILE: '/data/a.duckdb' });
-    assert.deepEqual(config.pipelines[0]!.source['path'], ['/var/log/pg']);
-    assert.equal(config.pipelines[0]!.source['server'], 'db1');
-    assert.equal(config.pipelines[0]!.source['file_glob'], '${literal}');
+    assert.deepEqual(field(config.pipelines[0]!.source, 'path'), ['/var/log/pg']);
+    assert.equal(field(config.pipelines[0]!.source, 'server'), 'db1');
+    assert.equal(field(config.pipelines[0]!.source, 'file_glob'), '${literal}');
     assert.deepEqual(problems(doc, { LOGDIR: '/x' }), [
       'pipelines.a.sinks[0].path: environment variable DBFILE is not set (write ${DBFILE:-default} to give a default)',
     ]);
@@ -145,8 +146,8 @@ describe('config schema', () => {
     const es = (extra: Record<string, unknown>) => ({
       pipelines: { es: { source: { type: 'pg_logs', path: '/x' }, sinks: [{ type: 'elasticsearch', url: 'http://es:9200', ...extra }, { type: 'duckdb' }] } },
     });
-    assert.equal(validateConfig(es({})).pipelines[0]!.sinks[0]!['max_content_length'], 104_857_600);
-    assert.equal(validateConfig(es({ max_content_length: '2MiB' })).pipelines[0]!.sinks[0]!['max_content_length'], 2_097_152);
+    assert.equal(field(validateConfig(es({})).pipelines[0]!.sinks[0]!, 'max_content_length'), 104_857_600);
+    assert.equal(field(validateConfig(es({ max_content_length: '2MiB' })).pipelines[0]!.sinks[0]!, 'max_content_length'), 2_097_152);
     assert.deepEqual(problems(es({ max_content_length: 100 })), [
       'pipelines.es.sinks[0].max_content_length: 100 is not a size such as 16MB or 1GiB, at least 65536 bytes',
     ]);

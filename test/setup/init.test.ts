@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../../src/config/load.js';
 import { startPgCluster, type PgCluster } from '../helpers/pg-cluster.js';
 import { hasStackTrace, lines, queryDb, runCli, scratchDir, spawnCli } from '../helpers/ingest-cli.js';
+import { field } from '../helpers/config.js';
 
 describe('auditship init', () => {
   let cluster: PgCluster;
@@ -41,11 +42,11 @@ describe('auditship init', () => {
     assert.equal(config.pipelines.length, 1);
     const p = config.pipelines[0]!;
     assert.equal(p.source.type, 'pg_logs');
-    assert.deepEqual(p.source['path'], [cluster.logDir]);
-    assert.equal(p.source['file_glob'], '*.csv', 'csvlog preferred when the server writes both');
-    assert.equal(p.source['log_timezone'], 'UTC');
+    assert.deepEqual(field(p.source, 'path'), [cluster.logDir]);
+    assert.equal(field(p.source, 'file_glob'), '*.csv', 'csvlog preferred when the server writes both');
+    assert.equal(field(p.source, 'log_timezone'), 'UTC');
     assert.deepEqual(
-      p.sinks.map((s) => [s.type, s['path']]),
+      p.sinks.map((s) => [s.type, field(s, 'path')]),
       [['duckdb', db]],
     );
 
@@ -116,7 +117,7 @@ describe('auditship init', () => {
     assert.equal(readFileSync(file, 'utf8'), '# mine\n');
     const forced = await runCli(['init', '--url', cluster.url(), '--output', file, '--db', db, '--force']);
     assert.equal(forced.code, 0, forced.stderr);
-    assert.equal(loadConfig(file).pipelines[0]!.sinks[0]!['path'], db);
+    assert.equal(field(loadConfig(file).pipelines[0]!.sinks[0]!, 'path'), db);
   });
 
   test('a server that is not ready: its fixes head the file, which still loads', async () => {
@@ -138,8 +139,8 @@ describe('auditship init', () => {
       assert.match(head, /^#       fix: ALTER SYSTEM SET log_disconnections = on; SELECT pg_reload_conf\(\);$/m);
       assert.match(text, /which it does not write yet \(log_destination = 'stderr'/);
       const p = loadConfig(out).pipelines[0]!;
-      assert.equal(p.source['file_glob'], '*.csv', 'the format the fix makes it write');
-      assert.equal(p.sinks[0]!['path'], 'auditship.duckdb', 'the default DuckDB file');
+      assert.equal(field(p.source, 'file_glob'), '*.csv', 'the format the fix makes it write');
+      assert.equal(field(p.sinks[0]!, 'path'), 'auditship.duckdb', 'the default DuckDB file');
     } finally {
       for (const sql of ['ALTER SYSTEM RESET log_destination', 'ALTER SYSTEM RESET log_disconnections', 'SELECT pg_reload_conf()']) await cluster.exec(sql);
     }

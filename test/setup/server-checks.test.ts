@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import { parse } from 'yaml';
 import { validateConfig } from '../../src/config/load.js';
 import { planInit, renderInitConfig } from '../../src/setup/init.js';
+import { field } from '../helpers/config.js';
 import {
   accessFix,
   correctedPgauditLog,
@@ -391,11 +392,11 @@ describe('init config (pure)', () => {
     const text = renderInitConfig(plan, 'auditship.yaml', new Date('2026-01-02T00:00:00Z'));
     const config = validateConfig(parse(text), {});
     const p = config.pipelines[0]!;
-    assert.deepEqual(p.source['path'], ['/var/lib/postgresql/15/main/log']);
-    assert.equal(p.source['file_glob'], '*.csv');
-    assert.equal(p.source['server'], '15/main');
-    assert.equal(p.source['log_timezone'], 'Europe/Berlin');
-    assert.equal(p.sinks[0]!['path'], 'audit.duckdb');
+    assert.deepEqual(field(p.source, 'path'), ['/var/lib/postgresql/15/main/log']);
+    assert.equal(field(p.source, 'file_glob'), '*.csv');
+    assert.equal(field(p.source, 'server'), '15/main');
+    assert.equal(field(p.source, 'log_timezone'), 'Europe/Berlin');
+    assert.equal(field(p.sinks[0]!, 'path'), 'audit.duckdb');
     assert.match(text, /^# THIS SERVER IS NOT READY YET: auditship check found 1 problem\./m);
     assert.match(text, /^#       fix: ALTER SYSTEM SET log_connections = on; SELECT pg_reload_conf\(\);$/m);
     assert.match(text, /^      # The server's log_directory \(or a log file\); a list reads several\. Not recursive\.$/m, 'descriptions from the schema');

@@ -11,6 +11,7 @@ import { ArchiveState } from '../../src/state/archive-state.js';
 import { decode, listDir } from '../helpers/archive.js';
 import { csvOf, CsvlogGenerator } from '../helpers/csvlog-gen.js';
 import { scratchDir } from '../helpers/ingest-cli.js';
+import { sinkSection } from '../helpers/config.js';
 
 /**
  * A log file that changes while it is being archived (someone appends, or it was not finished after all):
@@ -56,7 +57,12 @@ async function setup(name: string, appendOnWrites: number) {
   const instance = await DuckDBInstance.create(':memory:');
   const conn = await instance.connect();
   const state = await ArchiveState.open(instance, conn, store.where, 'db1');
-  const archive = new Archive(store, state, archiveSinkOptions({ directory: join(base, 'archive'), form: 'files', compression: 'gzip' }), log);
+  const archive = new Archive(
+    store,
+    state,
+    archiveSinkOptions(sinkSection({ type: 'archive', directory: join(base, 'archive'), form: 'files', compression: 'gzip' })),
+    log,
+  );
   const st = statSync(file);
   const f: ArchivableFile = {
     path: file,

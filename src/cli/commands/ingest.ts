@@ -1,5 +1,6 @@
-import { checkConnector } from '../../config/load.js';
-import { DUCKDB_SINK, PG_LOGS_SOURCE, SINKS, SOURCES } from '../../config/schema.js';
+import { decodeSink, decodeSource } from '../../config/load.js';
+import { DUCKDB_SINK } from '../../sinks/duckdb/config.js';
+import { PG_LOGS_SOURCE } from '../../sources/pg-logs/config.js';
 import { ConfigError, ExitError } from '../../core/errors.js';
 import { createLogger, quietLogger } from '../../core/log.js';
 import { profile } from '../../core/profile.js';
@@ -74,11 +75,11 @@ export async function ingest(argv: string[]): Promise<void> {
   if (values.glob !== undefined) rawSource['file_glob'] = values.glob;
   if (values['log-timezone'] !== undefined) rawSource['log_timezone'] = values['log-timezone'];
   if (values['prefer-format'] !== undefined) rawSource['prefer_format'] = values['prefer-format'];
-  const source = checkConnector(rawSource, SOURCES, 'source', 'ingest', problems);
+  const source = decodeSource(rawSource, 'ingest', problems);
   const rawSink: Record<string, unknown> = { type: 'duckdb' };
   if (values.db !== undefined) rawSink['path'] = values.db;
   if (values['store-message']) rawSink['store_message'] = true;
-  const sink = checkConnector(rawSink, SINKS, 'sink', 'ingest', problems);
+  const sink = decodeSink(rawSink, 'ingest', problems);
   if (problems.length || !source || !sink) throw new ConfigError(problems.map((p) => p.replace(/^ingest\./, '--')));
   const log = values.quiet ? quietLogger() : createLogger();
   const progress = values.quiet || values.json ? noProgress : createProgress(process.stderr, log);

@@ -3,9 +3,7 @@ import { ExitError, isExpected } from '../../core/errors.js';
 import { createLogger, quietLogger } from '../../core/log.js';
 import { profile } from '../../core/profile.js';
 import { createProgress, noProgress } from '../../core/progress.js';
-import type { RunSummary } from '../../jobs/ingest.js';
-import type { OutboxRunSummary } from '../../jobs/outbox.js';
-import type { TableRunSummary } from '../../jobs/table.js';
+import { JOBS, type PipelineSummary } from '../../jobs/index.js';
 import { COMMON_OUTPUT_OPTIONS, defineCommand, parseCommandArgs, selectPipelines } from '../args.js';
 import { onInterrupt } from '../signals.js';
 import { formatSummary } from '../output.js';
@@ -95,23 +93,16 @@ export async function run(argv: string[]): Promise<void> {
     if (!ok) throw new ExitError(1, 'a pipeline stopped with an error (see the log)');
     return;
   }
-  const results: (RunSummary | TableRunSummary | OutboxRunSummary | { pipeline: string; ok: false; error: string })[] = [];
+  const results: (PipelineSummary | { pipeline: string; ok: false; error: string })[] = [];
   const interrupt = onInterrupt();
   const signal = interrupt.signal;
   for (const pipeline of pipelines) {
     if (signal.aborted) break; // the pipelines not started yet run next time
     if (values.profile) profile.start();
     try {
-      const type = pipeline.source.type;
-      // Each job is loaded when a pipeline needs it: a run carries only the drivers and SDKs it uses.
-      const s =
-        type === 'pg_audit_table'
-          ? await (await import('../../jobs/table.js')).runTablePipeline(pipeline, { log, signal })
-          : type === 'sql_outbox' || type === 'django_auditlog'
-            ? await (await import('../../jobs/outbox.js')).runOutboxPipeline(pipeline, { log, signal })
-            : type === 'rds_logs'
-              ? await (await import('../../jobs/rds.js')).runRdsPipeline(pipeline, { log, progress })
-              : await (await import('../../jobs/ingest.js')).runIngestPipeline(pipeline, { log, progress, signal });
+      // The job is loaded when a pipeline needs it: a run carries only the drivers and SDKs it uses.
+      const job = await JOBS[pipeline.source.type]();
+      const s = await job.once(pipeline, { log, progress, signal });
       results.push(s);
       if (values.profile) process.stderr.write(profile.table(`pipeline ${pipeline.name}`) + '\n');
       if (!values.json && !values.quiet) process.stdout.write(formatSummary(s) + '\n');

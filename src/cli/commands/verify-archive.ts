@@ -1,11 +1,12 @@
-import { archiveLocation, loadConfig, type ConnectorConfig } from '../../config/load.js';
+import { archiveLocation, decodeSink, loadConfig } from '../../config/load.js';
+import type { ArchiveConfig } from '../../sinks/archive/config.js';
 import { ExitError } from '../../core/errors.js';
 import { createLogger } from '../../core/log.js';
 import { createProgress, noProgress } from '../../core/progress.js';
 import { archiveSinkOptions, openStore } from '../../sinks/archive/index.js';
 import { verifyArchive, type VerifyReport } from '../../sinks/archive/verify.js';
 import { COMMON_OUTPUT_OPTIONS, configDefault, defineCommand, parseCommandArgs, selectPipelines } from '../args.js';
-import { ARCHIVE_SINK } from '../../config/schema.js';
+import { ARCHIVE_SINK } from '../../sinks/archive/config.js';
 import { n, size } from '../output.js';
 
 export const usage =
@@ -51,17 +52,24 @@ export const spec = defineCommand({
 
 export async function verifyArchiveCommand(argv: string[]): Promise<void> {
   const { values } = parseCommandArgs(argv, spec);
-  const sinks: ConnectorConfig[] = [];
+  const sinks: ArchiveConfig[] = [];
   if (values.directory || values.bucket) {
     if (values.directory && values.bucket) throw new ExitError(2, `give --directory or --bucket, not both\nusage: ${usage}`);
-    sinks.push({
-      type: 'archive',
-      ...(values.directory ? { directory: values.directory } : { bucket: values.bucket }),
-      ...(values.prefix ? { prefix: values.prefix } : {}),
-      ...(values.endpoint ? { endpoint: values.endpoint } : {}),
-      ...(values.region ? { region: values.region } : {}),
-      force_path_style: Boolean(values['force-path-style']),
-    });
+    const problems: string[] = [];
+    const sink = decodeSink(
+      {
+        type: 'archive',
+        ...(values.directory ? { directory: values.directory } : { bucket: values.bucket }),
+        ...(values.prefix ? { prefix: values.prefix } : {}),
+        ...(values.endpoint ? { endpoint: values.endpoint } : {}),
+        ...(values.region ? { region: values.region } : {}),
+        force_path_style: Boolean(values['force-path-style']),
+      },
+      'verify-archive',
+      problems,
+    );
+    if (problems.length || sink?.type !== 'archive') throw new ExitError(2, problems.map((p) => p.replace(/^verify-archive\./, '--')).join('\n'));
+    sinks.push(sink);
   } else {
     const config = loadConfig(values.config ?? process.env['AUDITSHIP_CONFIG'] ?? 'auditship.yaml');
     const pipelines = selectPipelines(config.pipelines, values.pipeline);

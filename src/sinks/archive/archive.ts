@@ -1,3 +1,4 @@
+import type { ArchiveConfig } from './config.js';
 import type { Logger } from '../../core/log.js';
 import type { ArchiveState } from '../../state/archive-state.js';
 import { defaultLevel, type Compression } from './compress.js';
@@ -22,46 +23,41 @@ export interface ArchiveSinkOptions {
 }
 
 /** The sink options from a validated `archive` sink config. */
-export function archiveSinkOptions(cfg: Record<string, unknown>): ArchiveSinkOptions {
-  const opt = (k: string) => (cfg[k] === undefined || cfg[k] === null || cfg[k] === '' ? undefined : String(cfg[k]));
-  const compression = (opt('compression') ?? 'gzip') as Compression;
-  const storageClass = opt('storage_class') ?? 'STANDARD';
-  const sse = opt('sse') && opt('sse') !== 'none' ? (opt('sse') as 'AES256' | 'aws:kms') : undefined;
-  const lockMode = opt('object_lock_mode');
-  const objectLock = lockMode && lockMode !== 'none' ? { mode: lockMode as 'GOVERNANCE' | 'COMPLIANCE', days: Number(cfg['object_lock_days']) } : undefined;
-  let prefix = opt('prefix') ?? '';
-  prefix = prefix.replace(/^\/+/, '');
+export function archiveSinkOptions(cfg: ArchiveConfig): ArchiveSinkOptions {
+  const compression = cfg.compression;
+  const storageClass = cfg.storage_class;
+  const sse = cfg.sse !== 'none' ? cfg.sse : undefined;
+  const objectLock = cfg.object_lock_mode !== 'none' ? { mode: cfg.object_lock_mode, days: cfg.object_lock_days ?? 0 } : undefined;
+  let prefix = (cfg.prefix ?? '').replace(/^\/+/, '');
   if (prefix && !prefix.endsWith('/')) prefix += '/';
-  const accessKeyId = opt('access_key_id');
-  const secretAccessKey = opt('secret_access_key');
-  const sessionToken = opt('session_token');
+  const { access_key_id: accessKeyId, secret_access_key: secretAccessKey, session_token: sessionToken } = cfg;
   return {
-    form: (opt('form') ?? 'files') as ArchiveForm,
+    form: cfg.form,
     compression,
-    compressionLevel: cfg['compression_level'] === undefined ? defaultLevel(compression) : Number(cfg['compression_level']),
-    fileConcurrency: Number(cfg['file_concurrency'] ?? 1),
-    parquetMemoryLimit: Number(cfg['parquet_memory_limit'] ?? 1 << 30),
+    compressionLevel: cfg.compression_level ?? defaultLevel(compression),
+    fileConcurrency: cfg.file_concurrency,
+    parquetMemoryLimit: cfg.parquet_memory_limit,
     storageClass,
     ...(sse ? { sse } : {}),
     ...(objectLock ? { objectLock } : {}),
-    store: opt('directory')
-      ? { kind: 'local', directory: opt('directory')! }
+    store: cfg.directory
+      ? { kind: 'local', directory: cfg.directory }
       : {
           kind: 's3',
-          bucket: opt('bucket')!,
+          bucket: cfg.bucket!,
           prefix,
-          region: opt('region') ?? process.env['AWS_REGION'] ?? process.env['AWS_DEFAULT_REGION'] ?? 'us-east-1',
-          ...(opt('endpoint') ? { endpoint: opt('endpoint')! } : {}),
-          forcePathStyle: cfg['force_path_style'] === true,
+          region: cfg.region || process.env['AWS_REGION'] || process.env['AWS_DEFAULT_REGION'] || 'us-east-1',
+          ...(cfg.endpoint ? { endpoint: cfg.endpoint } : {}),
+          forcePathStyle: cfg.force_path_style,
           storageClass,
           ...(sse ? { sse } : {}),
-          ...(opt('sse_kms_key_id') ? { sseKmsKeyId: opt('sse_kms_key_id')! } : {}),
+          ...(cfg.sse_kms_key_id ? { sseKmsKeyId: cfg.sse_kms_key_id } : {}),
           ...(objectLock ? { objectLock } : {}),
-          partSize: Number(cfg['part_size'] ?? 16 << 20),
-          concurrency: Number(cfg['upload_concurrency'] ?? 2),
-          maxRetries: Number(cfg['max_retries'] ?? 8),
-          timeoutMs: Number(cfg['timeout_ms'] ?? 120_000),
-          requestChecksumCalculation: opt('request_checksum_calculation') === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
+          partSize: cfg.part_size,
+          concurrency: cfg.upload_concurrency,
+          maxRetries: cfg.max_retries,
+          timeoutMs: cfg.timeout_ms,
+          requestChecksumCalculation: cfg.request_checksum_calculation === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED',
           ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } } : {}),
         },
   };

@@ -15,11 +15,6 @@ import { profile } from '../../core/profile.js';
  * request — and, once in, answers their queries itself over its read socket (read-service.ts); a second
  * writer is refused at once with one line naming the process that writes.
  */
-/** memory_limit when the sink config sets none: application tables commit small chunks and need less. */
-export function defaultMemoryLimit(sourceTypes: string[]): string {
-  return sourceTypes.every((t) => t === 'sql_outbox' || t === 'django_auditlog') ? '48MB' : '96MB';
-}
-
 export interface OpenOptions {
   readOnly?: boolean;
   /** DuckDB memory_limit, e.g. '256MB'. */

@@ -1,3 +1,4 @@
+import type { ElasticsearchConfig } from './config.js';
 import type { Batch, FileCheckpoint, Sink, WriteReport } from '../../core/connector.js';
 import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
@@ -396,23 +397,22 @@ export class ElasticsearchSink implements Sink<PgAuditPayload> {
 export type { DeadLetter } from './bulk.js';
 
 /** The sink options from a validated `elasticsearch` sink config. */
-export function elasticsearchOptions(cfg: Record<string, unknown>, server: string): ElasticsearchSinkOptions {
-  const opt = (k: string) => (cfg[k] === undefined || cfg[k] === null ? undefined : String(cfg[k]));
+export function elasticsearchOptions(cfg: ElasticsearchConfig, server: string): ElasticsearchSinkOptions {
   return {
-    url: String(cfg['url']),
-    flavor: (opt('flavor') ?? 'auto') as ElasticsearchSinkOptions['flavor'],
-    auth: { username: opt('username'), password: opt('password'), apiKey: opt('api_key'), bearerToken: opt('bearer_token') },
-    caFile: opt('ca_file'),
-    insecure: cfg['insecure'] === true,
-    indexPrefix: opt('index_prefix') ?? 'auditship',
-    indexPeriod: (opt('index_period') ?? 'daily') as ElasticsearchSinkOptions['indexPeriod'],
-    manageTemplate: cfg['manage_template'] !== false,
-    flushBytes: Number(cfg['flush_bytes'] ?? 2 << 20),
-    maxContentLength: Number(cfg['max_content_length'] ?? 100 * 2 ** 20),
-    flushDocs: Number(cfg['flush_docs'] ?? 5000),
-    concurrency: Number(cfg['concurrency'] ?? 2),
-    maxRetries: Number(cfg['max_retries'] ?? 8),
-    timeoutMs: Number(cfg['timeout_ms'] ?? 60_000),
+    url: cfg.url,
+    flavor: cfg.flavor,
+    auth: { username: cfg.username, password: cfg.password, apiKey: cfg.api_key, bearerToken: cfg.bearer_token },
+    caFile: cfg.ca_file,
+    insecure: cfg.insecure,
+    indexPrefix: cfg.index_prefix,
+    indexPeriod: cfg.index_period,
+    manageTemplate: cfg.manage_template,
+    flushBytes: cfg.flush_bytes,
+    maxContentLength: cfg.max_content_length,
+    flushDocs: cfg.flush_docs,
+    concurrency: cfg.concurrency,
+    maxRetries: cfg.max_retries,
+    timeoutMs: cfg.timeout_ms,
     server,
   };
 }
