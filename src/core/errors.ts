@@ -45,6 +45,22 @@ export function isExpected(err: unknown): err is ConfigError | ConnectorError | 
   return err instanceof ConfigError || err instanceof ConnectorError || err instanceof ExitError;
 }
 
+/**
+ * What kind of storage failure an error is, from its code or message (DuckDB's and the OS's words), or null: the
+ * failures of space or of the files themselves, for which no record is to blame — the run fails (and is retried)
+ * rather than quarantining anything.
+ */
+export function storageFailure(err: unknown): 'no_space' | 'quota' | 'read_only' | 'permission' | 'io' | null {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  const msg = (err as Error | undefined)?.message ?? String(err);
+  if (code === 'ENOSPC' || /No space left|ENOSPC/i.test(msg) || (/could not write/i.test(msg) && /space/i.test(msg))) return 'no_space';
+  if (code === 'EDQUOT' || /Disk quota/i.test(msg)) return 'quota';
+  if (code === 'EROFS' || /Read-only file system/i.test(msg)) return 'read_only';
+  if (code === 'EACCES' || code === 'EPERM' || /Permission denied/i.test(msg)) return 'permission';
+  if (code === 'EIO' || /IO Error/i.test(msg)) return 'io';
+  return null;
+}
+
 /** Translates operating-system errors on a file into one sentence that names the file and the fix. */
 export function describeFileError(err: unknown, path: string, action: string): string | null {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;

@@ -23,6 +23,32 @@ export type StageValue = string | number | boolean | null;
 /** DuckDB types a stage column may have. */
 export type StageType = 'VARCHAR' | 'BIGINT' | 'INTEGER' | 'BOOLEAN';
 
+/** The staged columns of an event context (who, from where, which session: parse/session-tracker.ts). */
+export const CONTEXT_STAGE: [string, StageType][] = [
+  ['context_id', 'BIGINT'],
+  ['session_id', 'VARCHAR'],
+  ['user_name', 'VARCHAR'],
+  ['database_name', 'VARCHAR'],
+  ['client_addr', 'VARCHAR'],
+  ['client_port', 'INTEGER'],
+  ['application_name', 'VARCHAR'],
+  ['backend_type', 'VARCHAR'],
+  ['session_start_ms', 'BIGINT'],
+  ['process_id', 'INTEGER'],
+  ['leader_pid', 'INTEGER'],
+];
+
+/** The staged columns of an event kind (what pgaudit logged, and how the server tagged it). */
+export const KIND_STAGE: [string, StageType][] = [
+  ['kind_id', 'BIGINT'],
+  ['audit_type', 'VARCHAR'],
+  ['class', 'VARCHAR'],
+  ['command', 'VARCHAR'],
+  ['object_type', 'VARCHAR'],
+  ['command_tag', 'VARCHAR'],
+  ['error_severity', 'VARCHAR'],
+];
+
 /**
  * The rows as stage text (numbers must be integers) and the read_csv SQL of a relation with the columns,
  * once written to `file`.

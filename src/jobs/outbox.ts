@@ -21,6 +21,9 @@ import type { OutboxRunSummary } from './summary.js';
  * store them and commit the sink, then mark them sent and commit the source. Once: until no unsent row is
  * left or batch_size rows were shipped. Follow: again every poll_interval_ms until the signal aborts,
  * retrying with backoff after retryable failures. Purges on schedule when purge_interval_hours is set.
+ *
+ * Kept as one file (about 530 lines): the pass that pipelines chunks over two source connections (claim,
+ * convert, store, mark sent) is one protocol whose order is what makes it exactly once.
  */
 export type { OutboxRunSummary } from './summary.js';
 

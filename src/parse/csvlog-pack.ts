@@ -13,6 +13,9 @@ import { TimestampError, type TimestampResolver } from './timestamp.js';
  * The caller guarantees that `buf[start, end)` is valid UTF-8, ends with a newline, and holds no GS byte
  * (otherwise it uses the string path for the chunk). Records longer than MAX_PACKED_RECORD_BYTES are
  * handed back through onLarge for the string path.
+ *
+ * Kept as one file (about 570 lines): the byte-level packer is the ingest's hot loop, kept together with the
+ * helpers it calls per field.
  */
 export interface CsvlogPackState {
   /** csvlog column count of the file (23, 24, 26), 0 until detected. */

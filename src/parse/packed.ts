@@ -14,6 +14,9 @@ import type { EventContext, EventKind } from './dimensions.js';
  * application, ...) and with events of its kind (audit type, class, command, ...) is in the batch's
  * dimensions (session-tracker.ts), referenced by `context_id` and `kind_id`. `recordRows` joins them back
  * into every column of the record (PACKED_COLUMNS order), for sinks that send whole records.
+ *
+ * Kept as one file (about 480 lines): the packed row format, its writer and its reader, in one place so that
+ * they cannot drift apart.
  */
 export const US = 0x1f;
 export const GS = 0x1d;

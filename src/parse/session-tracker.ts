@@ -17,6 +17,10 @@
  *
  * Pure: no I/O. The csvlog fast path (csvlog-pack.ts) calls `auditFields` with byte positions; jsonlog and
  * the string path call `auditRecord` with decoded values.
+ *
+ * Kept as one file (about 790 lines): the tracker is one state machine (sessions, contexts, kinds, open
+ * statements and their outcomes) that the packer calls for every record; split, its state would be shared
+ * across files.
  */
 import { createHash } from 'node:crypto';
 import type { EventContext, EventKind } from './dimensions.js';

@@ -121,6 +121,9 @@ function dimensionConditions(f: EventFilter, w: Where): Where {
  * The conditions of a filter on event_rows (time bounds given separately, for windows). The store is a star
  * (sinks/duckdb/schema.ts): filters on a session's or a kind's columns become sets of their ids, so that the
  * events are read from event_rows alone and joined to their context and kind only for the rows shown.
+ *
+ * Kept as one file (about 500 lines): every audit query the UI, the report and the UI benchmark run, as fixed
+ * parameterised SQL, so that one review sees all SQL that reads the store.
  */
 function eventConditions(f: EventFilter, w: Where, from = f.from, to = f.to): Where {
   if (from !== undefined) w.add(`log_time >= ${tsParam(w, from)}`);

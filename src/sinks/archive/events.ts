@@ -4,7 +4,6 @@ import { createInterface } from 'node:readline';
 import { randomBytes } from 'node:crypto';
 import { DuckDBInstance, type DuckDBConnection } from '../../duckdb/duckdb.js';
 import type { Batch, FileCheckpoint, Sink, WriteReport } from '../../core/connector.js';
-import { ConnectorError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { dimensionsOf, PACKED_COLUMNS, recordRows } from '../../parse/packed.js';
 import { firstOutcomes, type EventContext, type EventKind, type StatementOutcome } from '../../parse/session-tracker.js';
@@ -14,7 +13,7 @@ import type { NewEntry } from '../../state/archive-state.js';
 import type { StoredSession } from '../../model/sessions.js';
 import { msToTimestamptz, sqlString } from '../../duckdb/sql.js';
 import { readPackedSql } from '../../duckdb/packed-sql.js';
-import { stageRows, type StageType } from '../../duckdb/stage.js';
+import { CONTEXT_STAGE, KIND_STAGE, stageRows, type StageType } from '../../duckdb/stage.js';
 import { jsonString } from '../../core/json.js';
 import { GzipMembers } from './compress.js';
 import {
@@ -31,6 +30,23 @@ import type { Archive } from './archive.js';
 import { eventsKey, rejectsKey, utcDate, type CorrelationDataset } from './layout.js';
 import type { ManifestEntry, SourceIdentity } from './manifest.js';
 import type { ObjectWriter, StoredObject } from './store.js';
+import {
+  BASE_MEMORY,
+  BASE_MEMORY_SETTING,
+  copyLines,
+  copyParquet,
+  dateStats,
+  failureKind,
+  indexLines,
+  isResourceFailure,
+  keyRangeSql,
+  ofDateSql,
+  packedKeys,
+  parquetError,
+  type DateStats,
+  type LineKey,
+  type SearchKey,
+} from './parquet-write.js';
 
 /**
  * Forms `ndjson` and `parquet`: the parsed pgaudit events, one object per source range (the events between
@@ -52,6 +68,10 @@ import type { ObjectWriter, StoredObject } from './store.js';
  * also carry `server` (absent values are left out); in Parquet, server and date are the partition directories.
  * Statements are kept as pgaudit wrote them (`<previously logged>` stays). Each range's sessions, logon
  * failures and statement errors are objects of their own datasets (correlation.ts).
+ *
+ * Kept as one file (about 950 lines): the ndjson and Parquet forms share the range bookkeeping, the staging
+ * and the commit protocol with the state sink; what only Parquet needs to find a record it refuses is
+ * parquet-write.ts.
  */
 export const EVENT_COLUMNS = [
   'log_time',
@@ -180,29 +200,6 @@ export interface ArchiveEventsOptions {
   storedSessions?: (ids: string[]) => Promise<Map<string, StoredSession>>;
 }
 
-const CONTEXT_STAGE: [string, StageType][] = [
-  ['context_id', 'BIGINT'],
-  ['session_id', 'VARCHAR'],
-  ['user_name', 'VARCHAR'],
-  ['database_name', 'VARCHAR'],
-  ['client_addr', 'VARCHAR'],
-  ['client_port', 'INTEGER'],
-  ['application_name', 'VARCHAR'],
-  ['backend_type', 'VARCHAR'],
-  ['session_start_ms', 'BIGINT'],
-  ['process_id', 'INTEGER'],
-  ['leader_pid', 'INTEGER'],
-];
-const KIND_STAGE: [string, StageType][] = [
-  ['kind_id', 'BIGINT'],
-  ['audit_type', 'VARCHAR'],
-  ['class', 'VARCHAR'],
-  ['command', 'VARCHAR'],
-  ['object_type', 'VARCHAR'],
-  ['command_tag', 'VARCHAR'],
-  ['error_severity', 'VARCHAR'],
-];
-
 const OUTCOME_STAGE: [string, StageType][] = [
   ['session_id', 'VARCHAR'],
   ['statement_id', 'BIGINT'],
@@ -213,14 +210,6 @@ const OUTCOME_STAGE: [string, StageType][] = [
 ];
 
 const FLUSH_CHARS = 256 * 1024;
-/** Rows per Parquet row group: about 20 MB of events in memory while a file is written (DuckDB's default, 122,880, needs ~45 MB). */
-const PARQUET_ROW_GROUP_ROWS = 61_440;
-/** …and at most this much text per row group: a range of large statements stays within the memory given. */
-const PARQUET_ROW_GROUP_BYTES = '16MB';
-/** DuckDB's memory for writing Parquet; raised per range for very large records (memoryFor). */
-const BASE_MEMORY = 96_000_000;
-const BASE_MEMORY_SETTING = '96MB';
-
 /** One range's Parquet being written: its objects' entries, the keys taken, the records Parquet refused. */
 interface ParquetJob {
   range: Range;
@@ -230,153 +219,6 @@ interface ParquetJob {
   rejects: { v: (string | number | null)[]; reason: string }[];
   /** Spool files made (for their names). */
   files: number;
-}
-
-interface DateStats {
-  events: number;
-  min: number;
-  max: number;
-}
-
-/** A record in the search for those Parquet cannot take: its identity and size. */
-interface SearchKey {
-  session: string;
-  line: number;
-  bytes: number;
-}
-
-/** A line of the large records' JSON file: its record and where it is. */
-interface LineKey extends SearchKey {
-  date: string;
-  offset: number;
-  length: number;
-}
-
-/** A failure of space or of the files themselves: no record is to blame, the run fails (and is retried). */
-function isResourceFailure(err: unknown): boolean {
-  return /No space left|Disk quota|IO Error|Permission denied|Read-only file system/i.test((err as Error)?.message ?? String(err));
-}
-
-/** The kind of a DuckDB failure ("Out of Memory Error"), without the rest of the message (it may quote data). */
-function failureKind(err: unknown): string {
-  const first = ((err as Error)?.message ?? String(err)).split('\n')[0] ?? '';
-  const m = /^(?:Error: )?([A-Za-z ]*(?:Error|Exception))\b/.exec(first);
-  return m ? m[1]!.trim() : 'Error';
-}
-
-/** The text a record brings to Parquet (what makes a record large). */
-const RECORD_BYTES = `(strlen(coalesce(statement, '')) + strlen(coalesce(parameter, '')))`;
-
-/** A date's rows of a select over events. */
-function ofDateSql(select: string, date: string): string {
-  return `SELECT * FROM (${select}) WHERE strftime(log_time, '%Y-%m-%d') = ${sqlString(date)}`;
-}
-
-/** Events, first and last time per UTC date of a select. */
-async function dateStats(conn: DuckDBConnection, select: string): Promise<Map<string, DateStats>> {
-  const r = await conn.runAndReadAll(`SELECT strftime(log_time, '%Y-%m-%d') AS date, count(*), epoch_ms(min(log_time)), epoch_ms(max(log_time))
-    FROM (${select}) GROUP BY 1 ORDER BY 1`);
-  return new Map(r.getRows().map((x) => [String(x[0]), { events: Number(x[1]), min: Number(x[2]), max: Number(x[3]) }]));
-}
-
-/** COPY … TO a Parquet file; the error when it fails (nothing is left of the file then). */
-async function copyParquet(conn: DuckDBConnection, sql: string, path: string): Promise<unknown> {
-  try {
-    await conn.run(
-      `COPY (${sql}) TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE ${PARQUET_ROW_GROUP_ROWS}, ROW_GROUP_SIZE_BYTES '${PARQUET_ROW_GROUP_BYTES}')`,
-    );
-    return null;
-  } catch (err) {
-    await fsp.rm(path, { force: true });
-    return err ?? new Error('unknown failure');
-  }
-}
-
-/** The records of a select, smallest first (the order searchParquet takes them in). */
-async function packedKeys(conn: DuckDBConnection, select: string): Promise<SearchKey[]> {
-  try {
-    const r = await conn.runAndReadAll(
-      `SELECT session_id, session_line_num, ${RECORD_BYTES} AS bytes FROM (${select}) ORDER BY bytes, session_id, session_line_num`,
-    );
-    return r.getRows().map((x) => ({ session: String(x[0]), line: Number(x[1]), bytes: Number(x[2]) }));
-  } catch (err) {
-    throw parquetError(err);
-  }
-}
-
-/** A filter for the records [lo, hi) of `keys` (in packedKeys' order), without a join (which could hold the records). */
-function keyRangeSql(keys: SearchKey[], lo: number, hi: number): string {
-  const from = (k: SearchKey) => `(${RECORD_BYTES} > ${k.bytes} OR (${RECORD_BYTES} = ${k.bytes} AND (session_id > ${sqlString(k.session)}
-    OR (session_id = ${sqlString(k.session)} AND session_line_num >= ${k.line}))))`;
-  return `${from(keys[lo]!)}${hi < keys.length ? ` AND NOT ${from(keys[hi]!)}` : ''}`;
-}
-
-/** Each line of a JSON-lines file of large records: its record, date and place. */
-async function indexLines(file: string): Promise<LineKey[]> {
-  const out: LineKey[] = [];
-  const fh = await fsp.open(file, 'r');
-  try {
-    const size = (await fh.stat()).size;
-    let offset = 0;
-    let carry: Buffer = Buffer.alloc(0);
-    const chunk = Buffer.allocUnsafe(4 << 20);
-    while (offset < size || carry.length) {
-      const { bytesRead } = offset < size ? await fh.read(chunk, 0, chunk.length, offset) : { bytesRead: 0 };
-      let buf = carry.length ? Buffer.concat([carry, chunk.subarray(0, bytesRead)]) : chunk.subarray(0, bytesRead);
-      const base = offset - carry.length;
-      offset += bytesRead;
-      let start = 0;
-      for (;;) {
-        const nl = buf.indexOf(10, start);
-        if (nl < 0) break;
-        if (nl > start) {
-          const o = JSON.parse(buf.toString('utf8', start, nl)) as Record<string, string | number | null>;
-          out.push({
-            session: String(o['session_id']),
-            line: Number(o['session_line_num']),
-            bytes: nl - start,
-            date: utcDate(Number(o['log_time_ms'])),
-            offset: base + start,
-            length: nl + 1 - start,
-          });
-        }
-        start = nl + 1;
-      }
-      carry = Buffer.from(buf.subarray(start));
-      if (bytesRead === 0) break;
-      buf = Buffer.alloc(0);
-    }
-  } finally {
-    await fh.close();
-  }
-  return out;
-}
-
-/** Copies the given lines of a file into a new file. */
-async function copyLines(from: string, lines: LineKey[], to: string): Promise<void> {
-  const src = await fsp.open(from, 'r');
-  const dst = await fsp.open(to, 'w');
-  try {
-    for (const l of lines) {
-      const buf = Buffer.allocUnsafe(l.length);
-      await src.read(buf, 0, l.length, l.offset);
-      await dst.write(buf);
-    }
-  } finally {
-    await src.close();
-    await dst.close();
-  }
-}
-
-function parquetError(err: unknown): ConnectorError {
-  const msg = ((err as Error)?.message ?? String(err)).split('\n')[0] ?? '';
-  return new ConnectorError(
-    'archive',
-    'parquet_failed',
-    /No space left/i.test(msg) ? `no space left for the Parquet spool files: ${msg}` : `writing Parquet failed: ${msg}`,
-    false,
-    { cause: err },
-  );
 }
 
 export class ArchiveEventsSink implements Sink<PgAuditPayload> {

@@ -38,6 +38,9 @@ import {
  * that an upload cut short by a kill is aborted on the next run rather than left to accrue storage. An
  * object smaller than one part is one PutObject. The ETag the store answers is compared with the MD5s of
  * what was sent (where it is MD5-based: not with SSE-KMS), so a damaged upload fails the write.
+ *
+ * Kept as one file (about 430 lines): the S3 store: multipart uploads, checksums, Object Lock and the
+ * translation of S3's errors into one line each.
  */
 export interface S3StoreOptions {
   bucket: string;

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DuckDBInstance, type DuckDBConnection } from '../../duckdb/duckdb.js';
 import { clearWriterWaiting, describeHolder, lockHolders, markWriterWaiting } from './lock.js';
 import { readServiceListening, serveReads, type ReadService } from './read-service.js';
-import { ConnectorError, describeFileError } from '../../core/errors.js';
+import { ConnectorError, describeFileError, storageFailure } from '../../core/errors.js';
 import { sqlString } from '../../duckdb/sql.js';
 import { profile } from '../../core/profile.js';
 
@@ -158,7 +158,7 @@ export async function openDatabase(path: string, options: OpenOptions = {}): Pro
 /** Rewrites a DuckDB error about the disk into one sentence; other errors pass through. */
 export function translateWriteError(err: unknown, path: string): unknown {
   const msg = (err as Error)?.message ?? '';
-  if (/No space left|ENOSPC|could not write|Could not write/i.test(msg) && /space|write/i.test(msg)) {
+  if (storageFailure(err) === 'no_space' || (/could not write/i.test(msg) && /write/i.test(msg))) {
     return new ConnectorError(
       'duckdb',
       'disk_full',

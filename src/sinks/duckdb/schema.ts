@@ -39,6 +39,9 @@ import { sqlString } from '../../duckdb/sql.js';
  *    also on the audited rows themselves: audit_events.sqlstate and error_message, and audit_logs.outcome.
  *  - `correlation_sessions`: internal — the last audited statement of each open session (its first and last
  *    audited line), for errors of later batches and runs; per pipeline, like the checkpoints it is committed with.
+ *
+ * Kept as one file (about 620 lines): the store's DDL and the upgrade step from each earlier version form one
+ * sequence, read and reviewed together.
  */
 export const SCHEMA_VERSION = 4;
 

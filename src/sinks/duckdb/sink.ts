@@ -23,7 +23,7 @@ import { loadSessionStates, loadStoredSessions, PendingCorrelation } from './cor
 import { type StoredSession } from '../../model/sessions.js';
 import { ensureSchema, SCHEMA_VERSION } from './schema.js';
 import { FROM_PACKED, PACKED_TYPES, readPackedSql } from '../../duckdb/packed-sql.js';
-import { stageRows, type StageType } from '../../duckdb/stage.js';
+import { CONTEXT_STAGE, KIND_STAGE, stageRows } from '../../duckdb/stage.js';
 
 /**
  * The DuckDB sink: stores pgaudit events in the star of schema.ts (`event_rows`, `event_contexts`,
@@ -41,6 +41,9 @@ import { stageRows, type StageType } from '../../duckdb/stage.js';
  * read again from its start (--force, or rewritten), a database of the seed script, and the rows of a batch
  * at or before the latest time stored when its file began (the first rows of each file, which interleave
  * with the end of the one before). No index is needed for it.
+ *
+ * Kept as one file (about 720 lines): the insert paths, the identity checks below the watermark and the
+ * transaction that commits events with their checkpoints share one connection's state and one commit protocol.
  */
 export interface DuckDbSinkOptions {
   path: string;
@@ -62,29 +65,6 @@ export interface DuckDbSinkOptions {
   /** False: keep checkpoints, correlation, quarantine and dead letters only — the events live in a search or archive sink. */
   storeEvents?: boolean;
 }
-
-const CONTEXT_COLUMNS: [string, StageType][] = [
-  ['context_id', 'BIGINT'],
-  ['session_id', 'VARCHAR'],
-  ['user_name', 'VARCHAR'],
-  ['database_name', 'VARCHAR'],
-  ['client_addr', 'VARCHAR'],
-  ['client_port', 'INTEGER'],
-  ['application_name', 'VARCHAR'],
-  ['backend_type', 'VARCHAR'],
-  ['session_start_ms', 'BIGINT'],
-  ['process_id', 'INTEGER'],
-  ['leader_pid', 'INTEGER'],
-];
-const KIND_COLUMNS: [string, StageType][] = [
-  ['kind_id', 'BIGINT'],
-  ['audit_type', 'VARCHAR'],
-  ['class', 'VARCHAR'],
-  ['command', 'VARCHAR'],
-  ['object_type', 'VARCHAR'],
-  ['command_tag', 'VARCHAR'],
-  ['error_severity', 'VARCHAR'],
-];
 
 /** Ids of contexts and kinds kept in memory as known to be stored, at most (then the set starts over). */
 const MAX_KNOWN_IDS = 500_000;
@@ -437,7 +417,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       const file = this.stageFile('contexts');
       const { text, sql } = stageRows(
         file,
-        CONTEXT_COLUMNS,
+        CONTEXT_STAGE,
         newContexts.map((c) => [
           c.id,
           c.session_id,
@@ -472,7 +452,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       const file = this.stageFile('kinds');
       const { text, sql } = stageRows(
         file,
-        KIND_COLUMNS,
+        KIND_STAGE,
         newKinds.map((k) => [k.id, k.audit_type, k.class, k.command, k.object_type, k.command_tag, k.error_severity]),
       );
       writeFileSync(file, text);

@@ -9,6 +9,9 @@ import { jsonString } from '../../core/json.js';
  * `postgresql.*`. Each document has a deterministic `_id` from the event's identity and goes to the index
  * named from its *event* time, so a re-send (after a crash, or a re-ingested file) meets its earlier copy
  * in the same index and `create` answers 409: delivered, never duplicated — across day boundaries too.
+ *
+ * Kept as one file (about 470 lines): the document of every event kind (pgaudit, row change, application
+ * event, correlation) follows one mapping, written once.
  */
 export type IndexPeriod = 'daily' | 'monthly';
 

@@ -33,6 +33,9 @@ import { errorReason, EsHttp, EsTransportError, type EsAuth } from './http.js';
  * store: its commit() waits until every document is acknowledged, and only then does the state sink (DuckDB)
  * commit the checkpoint — so a crash anywhere re-sends, and a re-send is a 409 or an update that changes
  * nothing, counted as delivered.
+ *
+ * Kept as one file (about 420 lines): the sink's open (cluster, template, privileges), write, flush and
+ * dead-letter steps share the bulk writer's state.
  */
 export interface ElasticsearchSinkOptions {
   url: string;

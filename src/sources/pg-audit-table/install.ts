@@ -11,6 +11,9 @@
  *
  * Table names are given as 'name' or 'schema.name', raw ('public.Order Items', 'weird"name') or as SQL
  * identifiers ('public."Order Items"', '"weird""name"'); see tableNameCandidates.
+ *
+ * Kept as one file (about 600 lines): most of it is the SQL that `auditship pg install` creates (table,
+ * trigger function, upgrades), which is reviewed as one script.
  */
 import pg from 'pg';
 import { ConnectorError } from '../../core/errors.js';

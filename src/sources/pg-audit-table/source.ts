@@ -16,6 +16,9 @@ export type { RawRow, StagedRows, TableBatch, TableCursor } from '../../model/ta
  * Reads an audit table in commit-safe order (see layout.ts for the cursor modes), wakes up on NOTIFY,
  * polls as a safety net, and deletes shipped rows when asked — only rows at or below a cursor every sink
  * has committed.
+ *
+ * Kept as one file (about 490 lines): reading in commit-safe order is one algorithm over its three cursor
+ * modes (xid8, txid, lag window), the backlog and the delete of shipped rows.
  */
 export interface PgAuditTableOptions {
   url: string;

@@ -8,6 +8,9 @@ import { atPath, isoMicros, type EventTimeParser } from './event-time.js';
  * `LogEntry`, and a generic mapping given as SQL in the config (the seed's "facade"). Every mapping reads
  * rows by ascending id after a key, turns each into a JSON message with an event time, or a reason it
  * cannot, and marks shipped ids sent.
+ *
+ * Kept as one file (about 440 lines): the outbox layouts (default columns, a select, django-auditlog)
+ * implement one interface and share its conversions.
  */
 
 /** A row converted: the message to store, its times (epoch microseconds, UTC) — or the reason it cannot be. */
