@@ -10,12 +10,13 @@ import { djangoAuditlog, sqlOutbox } from './sources/sql-outbox/declaration.js';
 
 /**
  * The registry: every connector `type` a config may name, mapped to the declaration its folder exports (config
- * keys and defaults, event kind, DuckDB tables, cross-key rules). The config loader, the docs generator and
- * the commands look a connector up here; the jobs layer binds each source type to the job that runs it
- * (jobs/index.ts), `check` each type to its checks (setup/pipeline-checks.ts) — both tables are typed by
- * SourceType/SinkType, so a connector added here and missing there does not compile.
+ * keys and defaults, event kind, DuckDB tables, cross-key rules, its check for `auditship check`). The config
+ * loader, the docs generator, `init`, `run --follow` and `check` look a connector up here; `run`, `run --follow`
+ * and `purge` find each source type's job in jobs/index.ts, a table typed by SourceType, so that a source added
+ * here without a job does not compile.
  *
- * Adding a sink: its folder (config.ts, declaration.ts, the sink), one line in SINKS, a line in CHECKS.
+ * Adding a sink: its folder (config.ts, declaration.ts, check.ts, the sink) and one line in SINKS; the sink
+ * contract test (test/sinks/contract.test.ts) then asks for its subject.
  */
 export const SOURCES = {
   pg_logs: pgLogs,

@@ -1,4 +1,5 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
+import type { CheckResult } from './check.js';
 import type { ConnectorSpec, Options } from './config-spec.js';
 
 /**
@@ -24,6 +25,8 @@ export interface SourceDeclaration<S extends ConnectorSpec = ConnectorSpec> exte
   server(options: Options<S>): string;
   /** Creates the state tables the source keeps beside the events (before any pipeline of a database runs). */
   tables?(connection: DuckDBConnection): Promise<void>;
+  /** Its checks for `auditship check`: read-only, one result per path, table or endpoint (its check.ts, loaded then). */
+  check(pipeline: string, options: Options<S>): Promise<CheckResult[]>;
   /** Whether `auditship purge` applies: the source deletes rows it shipped long ago. */
   readonly purges?: boolean;
   /** The DuckDB memory_limit (MB) it runs well with when its duckdb sink names none. */
@@ -42,6 +45,8 @@ export interface SinkDeclaration<S extends ConnectorSpec = ConnectorSpec> extend
   readonly accepts: readonly EventKind[];
   /** The config error when a pipeline's source makes events it does not take (else a generic line). */
   readonly mismatch?: string;
+  /** Its check for `auditship check` (`index`: its place in the pipeline's sinks, for the fix's wording). */
+  check(pipeline: string, options: Options<S>, index: number): Promise<CheckResult>;
   /** Creates the DuckDB tables it keeps (the event tables, an archive's manifest state). */
   tables?(connection: DuckDBConnection, facts: PipelineFacts): Promise<void>;
 }

@@ -3,7 +3,7 @@ import { ConnectorError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { PipelineMeter } from '../core/meter.js';
 import { Registry, type Counter, type CounterChild, type Histogram, type HistogramChild } from '../core/metrics.js';
-import type { MetricsSnapshot, PipelineMetricsSnapshot, PipelineStatus } from './daemon-status.js';
+import type { MetricsSnapshot, PipelineMetricsSnapshot, PipelineStatus } from '../state/daemon-status.js';
 
 /**
  * The metrics of the `run --follow` daemon: per pipeline what it read, stored, skipped, quarantined and

@@ -6,7 +6,7 @@ import { ConfigError, isExpected } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { openDatabase, type Database } from '../sinks/duckdb/database.js';
 import { readSocketPath } from '../sinks/duckdb/lock.js';
-import { statusFilePath, type DaemonStatus, type PipelineStatus } from './daemon-status.js';
+import { statusFilePath, type DaemonStatus, type PipelineStatus } from '../state/daemon-status.js';
 import { DaemonMetrics } from './daemon-metrics.js';
 import { JOBS } from './index.js';
 import type { DaemonUi } from '../ui/daemon.js';
@@ -23,7 +23,7 @@ import type { UiAuth } from '../ui/server.js';
  * each database of pgaudit events on a unix socket next to it (ui/daemon.ts), named in that file, so that
  * `auditship ui` and `auditship report` work while it writes.
  */
-export type { DaemonStatus, PipelineStatus } from './daemon-status.js';
+export type { DaemonStatus, PipelineStatus } from '../state/daemon-status.js';
 
 /** Options of the daemon itself (not of a pipeline). */
 export interface FollowOptions {

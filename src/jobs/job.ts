@@ -3,7 +3,7 @@ import type { Logger } from '../core/log.js';
 import type { PipelineMeter } from '../core/meter.js';
 import type { Progress } from '../core/progress.js';
 import type { Database } from '../sinks/duckdb/database.js';
-import type { PipelineStatus } from './daemon-status.js';
+import type { PipelineStatus } from '../state/daemon-status.js';
 import type { PipelineSummary } from './summary.js';
 
 export type { PipelineSummary } from './summary.js';

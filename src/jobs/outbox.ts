@@ -1,6 +1,6 @@
 import type { PipelineConfig } from '../config/load.js';
 import { databaseSettings, duckdbSinkOf, sinksOfType, sourceOfType } from '../connectors.js';
-import { DJANGO_AUDITLOG_SOURCE, SQL_OUTBOX_SOURCE, type AppTableConfig } from '../sources/sql-outbox/config.js';
+import { outboxSourceConfig, type AppTableConfig } from '../sources/sql-outbox/config.js';
 import { ConnectorError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { PipelineMeter } from '../core/meter.js';
@@ -22,7 +22,7 @@ import type { OutboxRunSummary } from './summary.js';
  * left or batch_size rows were shipped. Follow: again every poll_interval_ms until the signal aborts,
  * retrying with backoff after retryable failures. Purges on schedule when purge_interval_hours is set.
  *
- * Kept as one file (about 530 lines): the pass that pipelines chunks over two source connections (claim,
+ * Kept as one file (about 510 lines): the pass that pipelines chunks over two source connections (claim,
  * convert, store, mark sent) is one protocol whose order is what makes it exactly once.
  */
 export type { OutboxRunSummary } from './summary.js';
@@ -56,29 +56,7 @@ function appSource(pipeline: PipelineConfig): AppTableConfig {
 }
 
 export function outboxConfig(pipeline: PipelineConfig): OutboxSourceConfig & { sourceName: string } {
-  const s = appSource(pipeline);
-  // The keys of one layout only; the other's reader ignores them (their defaults keep the old values).
-  const outbox = s.type === 'sql_outbox' ? s : undefined;
-  const django = s.type === 'django_auditlog' ? s : undefined;
-  const sql = SQL_OUTBOX_SOURCE.fields;
-  return {
-    kind: s.type,
-    url: s.url,
-    table: s.table,
-    idColumn: outbox?.id_column ?? sql.id_column.default,
-    sentColumn: outbox?.sent_column ?? sql.sent_column.default,
-    messageColumn: outbox?.message_column ?? sql.message_column.default,
-    createdAtColumn: outbox?.created_at_column ?? sql.created_at_column.default,
-    timePath: outbox?.time_path ?? '',
-    naiveTimeZone: s.naive_time_zone,
-    select: outbox?.select || null,
-    markSent: outbox?.mark_sent || null,
-    purgeSql: outbox?.purge || null,
-    userTable: django?.user_table ?? DJANGO_AUDITLOG_SOURCE.fields.user_table.default,
-    origin: django?.origin ?? '',
-    environment: django?.environment ?? '',
-    sourceName: s.source_name ?? pipeline.name,
-  };
+  return outboxSourceConfig(appSource(pipeline), pipeline.name);
 }
 
 async function openSink(pipeline: PipelineConfig, options: { db?: Database; log: Logger }): Promise<AppEventsSink> {

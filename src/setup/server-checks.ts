@@ -1,5 +1,9 @@
 import { correctedPgauditLog, DEFAULT_PGAUDIT_LOG, describeInvalid, parsePgauditLog } from './pgaudit-log.js';
-import type { FileSetting, OsUser, PathInfo, ServerFacts } from './server-facts.js';
+import { accessFix, modeText } from '../core/access.js';
+import type { CheckResult } from '../core/check.js';
+
+export type { CheckResult } from '../core/check.js';
+import type { FileSetting, ServerFacts } from './server-facts.js';
 
 /**
  * Is this PostgreSQL server ready to be audited with pgaudit and shipped by auditship? Facts are read once
@@ -21,20 +25,6 @@ import type { FileSetting, OsUser, PathInfo, ServerFacts } from './server-facts.
 export * from './pgaudit-log.js';
 export * from './server-facts.js';
 export * from './server-target.js';
-
-/** The result of one check: a line `✔ what` or `✘ what — fix: fix`. */
-export interface CheckResult {
-  /** Which check (stable): connection, preload, extension, pgaudit_log, pgaudit_log_role, collector, destination, connections, log_directory, or pipeline checks. */
-  id: string;
-  ok: boolean;
-  what: string;
-  /** The exact remedy (SQL statements, shell commands). */
-  fix?: string;
-  /** The SQL statements of the fix, in order (`auditship init` lists them). */
-  sql?: string[];
-  /** Could not be checked from here: printed with – and not a failure. */
-  skipped?: boolean;
-}
 
 /** The line printed for a result. */
 export function formatCheck(r: CheckResult): string {
@@ -290,25 +280,6 @@ function connectionsCheck(f: ServerFacts): CheckResult {
     what: `${off.join(' and ')} ${off.length > 1 ? 'are' : 'is'} off; needed to follow sessions (who connected from where, and when they left)`,
     ...reloadFix(off.map((n) => `ALTER SYSTEM SET ${n} = on;`)),
   };
-}
-
-const modeText = (m: number) => `0${(m & 0o777).toString(8).padStart(3, '0')}`;
-
-/** Why this user cannot use a path (`need`: x or rx for a directory, r for a file), and the commands that change that. */
-export function accessFix(info: PathInfo | null, path: string, need: 'x' | 'rx' | 'r', user: OsUser): { why: string; fix: string } {
-  if (!info) return { why: `${path} cannot be examined`, fix: `make ${path} readable by ${user.name}` };
-  const dir = need !== 'r';
-  const bits = need === 'r' ? 0o4 : 0o5;
-  const desc = `${path} (${info.owner}:${info.group} ${modeText(info.mode)})`;
-  if (user.uid === info.uid)
-    return { why: `${desc} is not ${dir ? 'readable and searchable' : 'readable'} by its owner`, fix: `chmod u+${dir ? 'rx' : 'r'} ${path}` };
-  const groupHas = ((info.mode >> 3) & bits) === bits;
-  const inGroup = user.gids.includes(info.gid);
-  const cmds: string[] = [];
-  if (!groupHas) cmds.push(`chmod g+${dir ? 'rx' : 'r'} ${path}`);
-  if (!inGroup) cmds.push(`usermod -aG ${info.group} ${user.name} (then log in again)`);
-  const why = `${desc} is ${dir ? 'closed' : 'not readable'} to ${user.name}${inGroup ? `, although in group ${info.group}` : `, who is not in group ${info.group}`}`;
-  return { why, fix: cmds.join('; ') || `chmod g+${dir ? 'rx' : 'r'} ${path}` };
 }
 
 function logDirectoryCheck(f: ServerFacts): CheckResult {

@@ -1,10 +1,12 @@
-import { accessSync, constants, readdirSync, readFileSync, statSync } from 'node:fs';
-import { hostname, networkInterfaces, userInfo } from 'node:os';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { hostname, networkInterfaces } from 'node:os';
+import { isAbsolute, resolve } from 'node:path';
 import type pg from 'pg';
+import { existsHere, inspectLogDirectory, type LogAccess } from '../core/access.js';
 import { describePgError } from '../core/postgres.js';
 import { parsePgauditLog } from './pgaudit-log.js';
 import type { ServerTarget } from './server-target.js';
+
+export { accessFix, currentUser, inspectLogDirectory, pathInfoOf, type LogAccess, type OsUser, type PathInfo } from '../core/access.js';
 /**
  * The facts `auditship check` and `init` judge a server by, read once: settings, the configuration files as
  * PostgreSQL parsed them, per-role settings, the log directory as this OS user sees it (who owns what, which
@@ -37,38 +39,6 @@ export interface RoleSetting {
   database: string | null;
   value: string;
 }
-
-export interface PathInfo {
-  path: string;
-  mode: number;
-  uid: number;
-  gid: number;
-  owner: string;
-  group: string;
-}
-
-export interface OsUser {
-  name: string;
-  uid: number;
-  /** Primary and supplementary groups of this process. */
-  gids: number[];
-}
-
-/** The server's log directory as this OS user sees it. */
-export type LogAccess =
-  | { kind: 'remote'; host: string }
-  | { kind: 'hidden' }
-  | { kind: 'not_here'; dataDir: string }
-  | {
-      kind: 'local';
-      dir: string;
-      user: OsUser;
-      /** The first path this user cannot traverse (`x`) or read (`rx`, the log directory itself). */
-      blocked: { path: string; need: 'x' | 'rx'; info: PathInfo | null } | null;
-      missing: boolean;
-      files: number;
-      newest: { info: PathInfo; readable: boolean } | null;
-    };
 
 export interface ServerFacts {
   /** The server as shown (no password). */
@@ -116,98 +86,6 @@ export function isLocalHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '').toLowerCase();
   if (h === 'localhost' || h === '::1' || /^127\./.test(h) || h === '0.0.0.0' || h === hostname().toLowerCase()) return true;
   return Object.values(networkInterfaces()).some((list) => list?.some((i) => i.address.toLowerCase() === h));
-}
-
-function namesOf(file: string): Map<number, string> {
-  const out = new Map<number, string>();
-  try {
-    for (const line of readFileSync(file, 'utf8').split('\n')) {
-      const [name, , id] = line.split(':');
-      if (name && id !== undefined && /^\d+$/.test(id)) out.set(Number(id), name);
-    }
-  } catch {
-    /* none: numeric ids are shown */
-  }
-  return out;
-}
-
-function pathInfo(path: string, users: Map<number, string>, groups: Map<number, string>): PathInfo | null {
-  try {
-    const st = statSync(path);
-    return { path, mode: st.mode, uid: st.uid, gid: st.gid, owner: users.get(st.uid) ?? String(st.uid), group: groups.get(st.gid) ?? String(st.gid) };
-  } catch {
-    return null;
-  }
-}
-
-/** Owner, group and mode of a path, with names; null when it cannot be examined. */
-export function pathInfoOf(path: string): PathInfo | null {
-  return pathInfo(path, namesOf('/etc/passwd'), namesOf('/etc/group'));
-}
-
-function can(path: string, mode: number): boolean {
-  try {
-    accessSync(path, mode);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** False only when the path does not exist (a closed parent directory means it may). */
-function existsHere(path: string): boolean {
-  try {
-    statSync(path);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== 'ENOENT';
-  }
-}
-
-/** The current OS user (name, uid, groups). */
-export function currentUser(): OsUser {
-  const uid = process.getuid?.() ?? -1;
-  const gids = [...new Set([process.getgid?.() ?? -1, ...(process.getgroups?.() ?? [])])];
-  let name: string;
-  try {
-    name = userInfo().username;
-  } catch {
-    name = String(uid);
-  }
-  return { name, uid, gids };
-}
-
-/** How this OS user sees a log directory: the first path closed to it, or the newest file in it. */
-export function inspectLogDirectory(dir: string, user: OsUser = currentUser()): LogAccess & { kind: 'local' } {
-  const users = namesOf('/etc/passwd');
-  const groups = namesOf('/etc/group');
-  const base = { kind: 'local' as const, dir, user, blocked: null, missing: false, files: 0, newest: null };
-  const ancestors: string[] = [];
-  for (let d = dirname(dir); ; d = dirname(d)) {
-    ancestors.unshift(d);
-    if (dirname(d) === d) break;
-  }
-  for (const a of ancestors) {
-    if (!can(a, constants.X_OK)) return { ...base, blocked: { path: a, need: 'x', info: pathInfo(a, users, groups) } };
-  }
-  const info = pathInfo(dir, users, groups);
-  if (!info) return { ...base, missing: true };
-  if (!can(dir, constants.R_OK | constants.X_OK)) return { ...base, blocked: { path: dir, need: 'rx', info } };
-  let newest: { info: PathInfo; mtime: number } | null = null;
-  let files = 0;
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    let st;
-    try {
-      st = statSync(p);
-    } catch {
-      continue;
-    }
-    if (!st.isFile()) continue;
-    files++;
-    if (!newest || st.mtimeMs > newest.mtime) newest = { info: pathInfo(p, users, groups)!, mtime: st.mtimeMs };
-  }
-  return { ...base, files, newest: newest ? { info: newest.info, readable: can(newest.info.path, constants.R_OK) } : null };
 }
 
 /** The log directory: log_directory resolved against data_directory. */

@@ -1,5 +1,5 @@
 import { ExitError } from '../../core/errors.js';
-import { readDaemonStatus, type DaemonStatus } from '../../jobs/daemon-status.js';
+import { readDaemonStatus, type DaemonStatus } from '../../state/daemon-status.js';
 import { sqlString } from '../../duckdb/sql.js';
 import { openStoreReader } from '../../sinks/duckdb/reader.js';
 import { DAMAGE_REASON_PREFIX } from '../../core/connector.js';

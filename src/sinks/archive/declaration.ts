@@ -39,6 +39,7 @@ export const archive: SinkDeclaration<typeof ARCHIVE_SINK> = {
   accepts: ['pgaudit'],
   mismatch: 'the archive sink takes log files and their events: use it in a pg_logs or rds_logs pipeline',
   problems: archiveProblems,
+  check: async (pipeline, o, i) => (await import('./check.js')).checkArchive(pipeline, o, i),
   // The manifest state and the objects in flight (state/archive-state.ts).
   tables: async (connection) => {
     await connection.run((await import('../../state/archive-state.js')).ARCHIVE_DDL);

@@ -9,6 +9,7 @@ export const duckdb: SinkDeclaration<typeof DUCKDB_SINK> = {
   role: 'sink',
   spec: DUCKDB_SINK,
   accepts: ['pgaudit', 'row_changes', 'app_events'],
+  check: async (pipeline, o, i) => (await import('./check.js')).checkDuckdb(pipeline, o, i),
   async tables(connection, facts) {
     switch (facts.events) {
       case 'pgaudit':

@@ -6,4 +6,5 @@ export const elasticsearch: SinkDeclaration<typeof ELASTICSEARCH_SINK> = {
   role: 'sink',
   spec: ELASTICSEARCH_SINK,
   accepts: ['pgaudit', 'row_changes', 'app_events'],
+  check: async (pipeline, o, i) => (await import('./check.js')).checkElasticsearch(pipeline, o, i),
 };

@@ -8,4 +8,5 @@ export const pgAuditTable: SourceDeclaration<typeof PG_AUDIT_TABLE_SOURCE> = {
   events: 'row_changes',
   memoryMB: 96,
   server: (o) => o.server,
+  check: async (pipeline, o) => [await (await import('./check.js')).checkPgAuditTable(pipeline, o)],
 };

@@ -8,4 +8,5 @@ export const pgLogs: SourceDeclaration<typeof PG_LOGS_SOURCE> = {
   events: 'pgaudit',
   memoryMB: 96,
   server: (o) => o.server,
+  check: async (pipeline, o) => (await import('./check.js')).checkPgLogs(pipeline, o),
 };

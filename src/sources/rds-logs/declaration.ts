@@ -8,6 +8,7 @@ export const rdsLogs: SourceDeclaration<typeof RDS_LOGS_SOURCE> = {
   events: 'pgaudit',
   memoryMB: 96,
   server: (o) => o.server ?? o.instance,
+  check: async (pipeline, o) => [await (await import('./check.js')).checkRdsLogs(pipeline, o)],
   problems: (o, at) =>
     (o.access_key_id === undefined) !== (o.secret_access_key === undefined) ? [`${at}: access_key_id and secret_access_key go together`] : [],
   // The files shipped so far (name, size, last write), beside the events.

@@ -1,3 +1,4 @@
+import type { OutboxSourceConfig } from './index.js';
 import { SQL_SCHEMES, type ConnectorSpec, type ObjectSpec, type Options } from '../../core/config-spec.js';
 
 /**
@@ -122,3 +123,29 @@ export type SqlOutboxConfig = Options<typeof SQL_OUTBOX_SOURCE>;
 export type DjangoAuditlogConfig = Options<typeof DJANGO_AUDITLOG_SOURCE>;
 /** Either app-table source (the keys they share, and each one's own as optional). */
 export type AppTableConfig = SqlOutboxConfig | DjangoAuditlogConfig;
+
+/** The reader's settings from a decoded section; `pipeline` names the source when source_name is not set. */
+export function outboxSourceConfig(s: AppTableConfig, pipeline: string): OutboxSourceConfig & { sourceName: string } {
+  // The keys of one layout only; the other's reader ignores them (their defaults keep the old values).
+  const outbox = s.type === 'sql_outbox' ? s : undefined;
+  const django = s.type === 'django_auditlog' ? s : undefined;
+  const sql = SQL_OUTBOX_SOURCE.fields;
+  return {
+    kind: s.type,
+    url: s.url,
+    table: s.table,
+    idColumn: outbox?.id_column ?? sql.id_column.default,
+    sentColumn: outbox?.sent_column ?? sql.sent_column.default,
+    messageColumn: outbox?.message_column ?? sql.message_column.default,
+    createdAtColumn: outbox?.created_at_column ?? sql.created_at_column.default,
+    timePath: outbox?.time_path ?? '',
+    naiveTimeZone: s.naive_time_zone,
+    select: outbox?.select || null,
+    markSent: outbox?.mark_sent || null,
+    purgeSql: outbox?.purge || null,
+    userTable: django?.user_table ?? DJANGO_AUDITLOG_SOURCE.fields.user_table.default,
+    origin: django?.origin ?? '',
+    environment: django?.environment ?? '',
+    sourceName: s.source_name ?? pipeline,
+  };
+}

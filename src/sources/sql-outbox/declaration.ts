@@ -13,6 +13,7 @@ export const sqlOutbox: SourceDeclaration<typeof SQL_OUTBOX_SOURCE> = {
   memoryMB: 48,
   purges: true,
   server: () => 'default',
+  check: async (pipeline, o) => [await (await import('./check.js')).checkAppTable(pipeline, o)],
 };
 
 export const djangoAuditlog: SourceDeclaration<typeof DJANGO_AUDITLOG_SOURCE> = {
@@ -22,4 +23,5 @@ export const djangoAuditlog: SourceDeclaration<typeof DJANGO_AUDITLOG_SOURCE> = 
   memoryMB: 48,
   purges: true,
   server: () => 'default',
+  check: async (pipeline, o) => [await (await import('./check.js')).checkAppTable(pipeline, o)],
 };
