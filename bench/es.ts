@@ -215,13 +215,17 @@ async function main(): Promise<void> {
     console.log(
       `fast  peak RSS MB                    ${fmt1(f.peakRssMb ?? null).padStart(10)}   <= 300     ${(f.peakRssMb ?? 999) <= 300 ? 'met' : 'MISSED'}`,
     );
-    console.log(`fast  event documents = events       ${String(f.equal).padStart(10)}   (${f.eventDocs ?? 0} + ${f.correlationDocs ?? 0} correlation documents)`);
+    console.log(
+      `fast  event documents = events       ${String(f.equal).padStart(10)}   (${f.eventDocs ?? 0} + ${f.correlationDocs ?? 0} correlation documents)`,
+    );
   }
   if (s) {
     console.log(
       `slow  peak RSS MB (server slow)      ${fmt1(s.peakRssMb ?? null).padStart(10)}   bounded    ${(s.peakRssMb ?? 999) <= 300 ? 'met' : 'MISSED'}`,
     );
-    console.log(`slow  event documents = events       ${String(s.equal).padStart(10)}   (${s.eventDocs ?? 0} + ${s.correlationDocs ?? 0} correlation documents)`);
+    console.log(
+      `slow  event documents = events       ${String(s.equal).padStart(10)}   (${s.eventDocs ?? 0} + ${s.correlationDocs ?? 0} correlation documents)`,
+    );
   }
   console.log(JSON.stringify({ bench: 'es', at: new Date().toISOString(), params: args, steps: results }));
   if (Object.values(results).some((r) => !r.ok)) process.exitCode = 1;
