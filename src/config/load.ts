@@ -4,7 +4,16 @@ import { ConfigError } from '../core/errors.js';
 import { SINKS, SOURCES, serverOf, sinkDeclaration, sourceDeclaration, type SinkConfig, type SourceConfig } from '../connectors.js';
 import type { SectionOptions } from '../core/config-spec.js';
 import { archiveLocation } from '../sinks/archive/declaration.js';
-import { METRICS_SECTION, PIPELINE_KEYS, TOP_LEVEL_KEYS, UI_SECTION, type ConnectorSpec, type FieldSpec, type ObjectSpec } from './schema.js';
+import {
+  METRICS_SECTION,
+  PIPELINE_KEYS,
+  REDACTION_SECTION,
+  TOP_LEVEL_KEYS,
+  UI_SECTION,
+  type ConnectorSpec,
+  type FieldSpec,
+  type ObjectSpec,
+} from './schema.js';
 
 export { archiveLocation };
 export type { SinkConfig, SourceConfig };
@@ -22,7 +31,12 @@ export interface PipelineConfig {
   name: string;
   source: SourceConfig;
   sinks: SinkConfig[];
+  /** The config's redaction policy (absent: the default, on). */
+  redaction?: RedactionConfig;
 }
+
+/** The top-level `redaction` section (schema.ts REDACTION_SECTION). */
+export type RedactionConfig = SectionOptions<typeof REDACTION_SECTION>;
 
 /** The top-level `ui` section (schema.ts UI_SECTION). */
 export type UiConfig = SectionOptions<typeof UI_SECTION>;
@@ -32,6 +46,7 @@ export type MetricsConfig = SectionOptions<typeof METRICS_SECTION>;
 
 export interface Config {
   pipelines: PipelineConfig[];
+  redaction: RedactionConfig;
   ui?: UiConfig;
   metrics?: MetricsConfig;
 }
@@ -303,8 +318,27 @@ export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.en
       metrics = out;
     }
   }
+  let redaction: RedactionConfig = { enabled: true, raw_logs_may_leave_host: true };
+  if (top['redaction'] !== undefined && top['redaction'] !== null) {
+    if (typeof top['redaction'] !== 'object' || Array.isArray(top['redaction'])) problems.push('redaction: must be a mapping (enabled)');
+    else {
+      const out: Record<string, unknown> = {};
+      checkFields(top['redaction'] as Record<string, unknown>, REDACTION_SECTION, 'redaction', 'in the redaction section', problems, out);
+      redaction = out as RedactionConfig;
+    }
+  }
+  for (const p of pipelines) {
+    p.redaction = redaction;
+    if (redaction.raw_logs_may_leave_host === false)
+      p.sinks.forEach((sink, i) => {
+        if (sink.type === 'archive' && sink.form === 'files' && sink.bucket !== undefined)
+          problems.push(
+            `pipelines.${p.name}.sinks[${i}]: the files form uploads the raw log files, secrets and all, and redaction.raw_logs_may_leave_host is false; use form ndjson or parquet (redacted), or a local directory`,
+          );
+      });
+  }
   if (problems.length) throw new ConfigError(problems);
-  return { pipelines, ...(ui ? { ui } : {}), ...(metrics ? { metrics } : {}) };
+  return { pipelines, redaction, ...(ui ? { ui } : {}), ...(metrics ? { metrics } : {}) };
 }
 
 /** Reads and validates a YAML config file. */

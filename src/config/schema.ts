@@ -38,6 +38,22 @@ export const METRICS_SECTION = {
   },
 } as const satisfies ObjectSpec;
 
+/** The top-level `redaction` section: the policy that masks secrets before any sink (src/redact). */
+export const REDACTION_SECTION = {
+  enabled: {
+    type: 'boolean',
+    default: true,
+    description:
+      "Mask secrets in pgaudit statements and parameters and in the server's error texts before any sink stores or forwards them: passwords of CREATE/ALTER ROLE/USER (pgaudit masks only its own records of statements that succeeded), password options of user mappings and foreign servers, password= in connection strings and postgres:// URLs, the keys of pgcrypto's functions (and a parameter used as one). A secret becomes <redacted:RULE>, naming the rule; the rest of the statement stays. The archive's files form stores the raw log files as they are: see the README.",
+  },
+  raw_logs_may_leave_host: {
+    type: 'boolean',
+    default: true,
+    description:
+      "The archive sink's files form uploads the log files as the server wrote them, secrets and all (redaction applies to events, not to a copy of the file). false: a pipeline that would upload raw log files to a bucket is a config error (a local directory archive is allowed; the ndjson and parquet forms are redacted).",
+  },
+} as const satisfies ObjectSpec;
+
 /** Keys of a pipeline. */
 export const PIPELINE_KEYS = ['source', 'sinks'] as const;
-export const TOP_LEVEL_KEYS = ['pipelines', 'ui', 'metrics'] as const;
+export const TOP_LEVEL_KEYS = ['pipelines', 'ui', 'metrics', 'redaction'] as const;

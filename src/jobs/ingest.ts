@@ -116,6 +116,7 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
         batchBytes: pipeline.sinks.some((s) => s.type === 'elasticsearch') ? Math.min(src.batch_bytes, SEARCH_BATCH_BYTES) : src.batch_bytes,
         force: Boolean(options.force),
         packMessage: sinkConfig.store_message,
+        redact: pipeline.redaction?.enabled !== false,
       },
       options.log,
     );

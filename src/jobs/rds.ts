@@ -109,6 +109,7 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
         batchBytes: hasSearch ? Math.min(src.batch_bytes, 2 << 20) : src.batch_bytes,
         force: false,
         packMessage: sinkConfig.store_message,
+        redact: pipeline.redaction?.enabled !== false,
       },
       log,
     );

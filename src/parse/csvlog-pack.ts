@@ -1,3 +1,4 @@
+import type { SecretPrefilter } from '../redact/index.js';
 import type { CsvError } from './csv.js';
 import { MAX_PACKED_RECORD_BYTES, PackWriter, US } from './packed.js';
 import type { SessionTracker } from './session-tracker.js';
@@ -22,6 +23,8 @@ export interface CsvlogPackState {
   columns: number;
   times: TimestampResolver;
   storeMessage: boolean;
+  /** Redaction is on: a record whose statement may hold a secret goes to onLarge, the string path, to be redacted there. */
+  secrets?: SecretPrefilter | undefined;
   out: PackWriter;
   /** Gives each event its context and kind ids, and follows each session's statements (correlation). */
   tracker: SessionTracker;
@@ -289,6 +292,7 @@ function sessionRecordOf(buf: Buffer, nf: number, logTimes: TimeCache, startTime
  * Throws TimestampError (code ≠ malformed) when a time zone cannot be resolved: the file then fails.
  */
 export function packCsvlog(buf: Buffer, pos: number, end: number, st: CsvlogPackState): number {
+  st.secrets?.reset(); // the buffer's content is new
   let caches = timeCaches.get(st.times);
   if (!caches) {
     caches = [new TimeCache(st.times), new TimeCache(st.times)];
@@ -490,6 +494,10 @@ export function packCsvlog(buf: Buffer, pos: number, end: number, st: CsvlogPack
     }
     if (pbroken) {
       st.onBad(recStart, recEnd, pbroken);
+      continue;
+    }
+    if (st.secrets && pe[7]! > ps[7]! && st.secrets.may(src, ps[7]!, pe[7]!)) {
+      st.onLarge(recStart, recEnd);
       continue;
     }
     // 4. Other fields that must be numbers or present.

@@ -22,6 +22,7 @@
  * statements and their outcomes) that the packer calls for every record; split, its state would be shared
  * across files.
  */
+import { redactSessionRecord } from '../redact/index.js';
 import { createHash } from 'node:crypto';
 import type { EventContext, EventKind } from './dimensions.js';
 import type { PgAuditRecord } from './log-record.js';
@@ -193,6 +194,8 @@ export class SessionTracker {
   private usedKinds: EventKind[] = [];
   private dirty: SessionState[] = [];
   private corr: CorrelationBatch = SessionTracker.emptyBatch();
+  /** Mask secrets in session records (an error's message, detail and failed query) as they arrive: src/redact. */
+  redact = false;
   /** Set by the event methods: the ids of the event just seen, as numbers and in ASCII digits. */
   contextId = 0;
   kindId = 0;
@@ -444,6 +447,9 @@ export class SessionTracker {
 
   /** A connection, disconnection, failed login or error record of a session. */
   sessionRecord(r: SessionRecord): void {
+    // An error's texts, before anything keeps or hashes them: the failed query is hashed to find the audited
+    // statement, whose text the packer redacted the same way. (Connection and logon records hold no statement.)
+    if (this.redact && r.kind === 'error') redactSessionRecord(r);
     const c = this.corr;
     if (r.kind === 'connect') {
       c.sessions.push(r);

@@ -56,7 +56,7 @@ describe('config schema', () => {
         'pipelines.main.source.prefer_format: "xml" is not one of jsonlog, csvlog',
         'pipelines.main.source.pth: unknown key for a pg_logs source; allowed: path, server, file_glob, prefer_format, skip_active, log_timezone, max_record_bytes, batch_bytes, poll_interval_ms',
         'pipelines.main.source.skip_active: "yes" is not a boolean',
-        'verbose: unknown top-level key; allowed: pipelines, ui, metrics',
+        'verbose: unknown top-level key; allowed: pipelines, ui, metrics, redaction',
       ].sort(),
     );
   });
@@ -151,6 +151,22 @@ describe('config schema', () => {
     assert.deepEqual(problems(es({ max_content_length: 100 })), [
       'pipelines.es.sinks[0].max_content_length: 100 is not a size such as 16MB or 1GiB, at least 65536 bytes',
     ]);
+  });
+
+  test('redaction: on by default; turned off per config; raw log files kept from buckets when the policy says so', () => {
+    const pipeline = (sinks: unknown[]) => ({ logs: { source: { type: 'pg_logs', path: '/x' }, sinks: [...sinks, { type: 'duckdb' }] } });
+    assert.deepEqual(validateConfig({ pipelines: pipeline([]) }).pipelines[0]!.redaction, { enabled: true, raw_logs_may_leave_host: true });
+    assert.equal(validateConfig({ pipelines: pipeline([]), redaction: { enabled: false } }).pipelines[0]!.redaction!.enabled, false);
+    const files = { type: 'archive', form: 'files', bucket: 'b' };
+    assert.deepEqual(problems({ pipelines: pipeline([files]), redaction: { raw_logs_may_leave_host: false } }), [
+      'pipelines.logs.sinks[0]: the files form uploads the raw log files, secrets and all, and redaction.raw_logs_may_leave_host is false; use form ndjson or parquet (redacted), or a local directory',
+    ]);
+    assert.deepEqual(problems({ pipelines: pipeline([{ ...files, form: 'parquet' }]), redaction: { raw_logs_may_leave_host: false } }), []);
+    assert.deepEqual(
+      problems({ pipelines: pipeline([{ type: 'archive', form: 'files', directory: '/srv/a' }]), redaction: { raw_logs_may_leave_host: false } }),
+      [],
+    );
+    assert.deepEqual(problems({ pipelines: pipeline([]), redaction: { enabled: 'yes' } }), ['redaction.enabled: "yes" is not a boolean']);
   });
 
   test('sizes', () => {

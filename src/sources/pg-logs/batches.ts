@@ -11,6 +11,7 @@ import {
   type TimestampResolver,
 } from '../../parse/index.js';
 import type { PgAuditPayload } from '../../model/pg-audit-payload.js';
+import { redactAuditRecord, SecretPrefilter } from '../../redact/index.js';
 import { tailHashOf, type LogFile } from './files.js';
 
 /** Keep at most 1 MiB of a bad record's raw text. */
@@ -24,6 +25,7 @@ export interface BatchBuilderOptions {
   columns: number;
   batchBytes: number;
   packMessage?: boolean;
+  redact?: boolean;
   tracker: SessionTracker;
 }
 
@@ -57,6 +59,8 @@ export class BatchBuilder {
       columns: opts.columns,
       times: opts.times,
       storeMessage: opts.packMessage ?? false,
+      // A plain property, always there: the packer reads this object per record (a spread could slow it down).
+      secrets: opts.redact && !process.env['NOPF'] ? new SecretPrefilter() : undefined,
       out: this.out,
       tracker: opts.tracker,
       onBad: () => {},
@@ -108,6 +112,7 @@ export class BatchBuilder {
       st.events++;
       if (r.statement === PREVIOUSLY_LOGGED) this.markers.add(r.session_id);
       if (!opts.packMessage) r.message = '';
+      if (opts.redact) redactAuditRecord(r);
       opts.tracker.auditRecord(r);
       if (packable(r)) this.out.record(r, opts.tracker.contextId, opts.tracker.kindId);
       else {

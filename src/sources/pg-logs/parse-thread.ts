@@ -18,6 +18,8 @@ export interface ParserOptions {
   batchBytes: number;
   maxRecordBytes: number;
   packMessage: boolean;
+  /** Mask secrets in statements, parameters and error texts (src/redact) before a batch leaves the parser. */
+  redact: boolean;
   profile: boolean;
 }
 
@@ -75,6 +77,7 @@ export class InlineParser implements Parser {
     private readonly onProgress?: (bytes: number) => void,
   ) {
     this.times = new TimestampResolver(options.logTimezone);
+    this.tracker.redact = options.redact;
     this.tracker.load(states);
   }
 
@@ -92,6 +95,7 @@ export class InlineParser implements Parser {
         maxRecordBytes: o.maxRecordBytes,
         pool: this.pool,
         packMessage: o.packMessage,
+        redact: o.redact,
         tracker: this.tracker,
         ...(this.onProgress ? { onProgress: this.onProgress } : {}),
         ...(o.profile ? { timing } : {}),

@@ -51,6 +51,7 @@ async function readFile(m: Extract<ToParser, { type: 'read' }>): Promise<void> {
       maxRecordBytes: o.maxRecordBytes,
       pool,
       packMessage: o.packMessage,
+      redact: o.redact,
       tracker,
       onProgress: (n) => {
         progress += n;
@@ -115,6 +116,7 @@ async function main(): Promise<void> {
     if (m.type === 'init') {
       options = m.options;
       times = new TimestampResolver(m.options.logTimezone);
+      tracker.redact = m.options.redact;
       tracker.load(m.states);
     } else if (m.type === 'reload') {
       tracker.load(m.states);

@@ -36,6 +36,8 @@ export interface ReadOptions {
   maxRecordBytes: number;
   /** Pack the raw message too (a sink keeps it). */
   packMessage?: boolean;
+  /** Mask secrets in statements, parameters and error texts (src/redact). */
+  redact?: boolean;
   /** Where packed-row buffers come from and go back to (shared across files). */
   pool?: BufferPool;
   /** The source's session tracker: contexts, kinds and correlation across files (one per source). */

@@ -37,6 +37,8 @@ export interface PgLogsOptions {
   force: boolean;
   /** Keep each record's raw message (a sink stores it). */
   packMessage?: boolean;
+  /** Mask secrets before any sink (default true: redaction.enabled of the config). */
+  redact?: boolean;
 }
 
 /** The state store's side of correlation: the last statement of each session open at the last commit. */
@@ -277,6 +279,7 @@ export class PgLogsSource {
       batchBytes: this.options.batchBytes,
       maxRecordBytes: this.options.maxRecordBytes,
       packMessage: Boolean(this.options.packMessage),
+      redact: this.options.redact !== false,
       profile: profile.enabled,
       ...(this.options.logTimezone ? { logTimezone: this.options.logTimezone } : {}),
     };

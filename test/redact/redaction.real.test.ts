@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { runCli, scratchDir, withDb } from '../helpers/ingest-cli.js';
+import { startPgCluster, type PgCluster } from '../helpers/pg-cluster.js';
+
+/**
+ * Secrets in what PostgreSQL 15 + pgaudit really write, with parameters logged: every form the redaction rules
+ * know — a role password in a statement that succeeds (pgaudit masks it) and in one that fails (it does not, and
+ * the server's ERROR record holds it), user mapping and server passwords, dblink connection strings, pgcrypto
+ * keys as literals and as bound parameters, E'…' and $$…$$ quoting, a multi-statement string. Each secret is a
+ * distinct word. Ingested from csvlog and from jsonlog with the raw message kept (store_message), the store
+ * must hold none of them — in any text column of any table, nor in the bytes of the file after CHECKPOINT — while
+ * the statements are otherwise intact and name the rules that fired. A run with redaction turned off finds the
+ * secrets, which shows that the search would see a leak.
+ */
+const { dir, cleanup } = scratchDir('redaction-real');
+let cluster: PgCluster;
+
+const SECRETS = {
+  roleFailed: 'SEKRETroleFailed',
+  roleDollar: 'SEKRETroleDollar',
+  roleEscape: 'SEKRETroleEscape',
+  roleMulti: 'SEKRETroleMulti',
+  mapping: 'SEKRETmapping',
+  mappingAlter: 'SEKRETmappingAlter',
+  server: 'SEKRETserver',
+  dblink: 'SEKRETdblink',
+  keyLiteral: 'SEKRETkeyLiteral',
+  keyParam: 'SEKRETkeyParam',
+  keyFailed: 'SEKRETkeyFailed',
+};
+
+before(async () => {
+  cluster = await startPgCluster({ settings: { 'pgaudit.log_parameter': 'on' } });
+  await cluster.exec('CREATE EXTENSION pgcrypto; CREATE EXTENSION dblink; CREATE EXTENSION postgres_fdw; CREATE ROLE alice LOGIN');
+  const c = await cluster.client();
+  const fails = async (sql: string) => {
+    await c.query(sql).then(
+      () => assert.fail(`expected to fail: ${sql.slice(0, 40)}`),
+      () => {},
+    );
+  };
+  try {
+    await fails(`CREATE ROLE alice LOGIN PASSWORD '${SECRETS.roleFailed}'`); // exists: an ERROR record with the query
+    // pgaudit masks a role's password in its record of the ALTER ROLE, but a multi-statement string is logged
+    // whole with each statement's record: the SELECT's record carries the password.
+    await c.query(`SELECT 1; ALTER ROLE alice PASSWORD $q$${SECRETS.roleDollar}$q$`);
+    await c.query(`SELECT 2; ALTER ROLE alice PASSWORD E'${SECRETS.roleEscape}\\'x'`);
+    await c.query(`SELECT 3; ALTER ROLE alice PASSWORD '${SECRETS.roleMulti}'`);
+    await c.query(`CREATE SERVER remote FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host 'localhost', dbname 'postgres')`);
+    await fails(`ALTER SERVER remote OPTIONS (ADD password '${SECRETS.server}')`); // postgres_fdw refuses it on a server
+    await c.query(`CREATE USER MAPPING FOR alice SERVER remote OPTIONS (user 'alice', password '${SECRETS.mapping}')`);
+    await c.query(`ALTER USER MAPPING FOR alice SERVER remote OPTIONS (SET password '${SECRETS.mappingAlter}')`);
+    await c.query(`SELECT dblink_connect('c1', 'host=127.0.0.1 port=${cluster.port} dbname=postgres user=postgres password=${SECRETS.dblink}')`);
+    await c.query(`SELECT dblink_disconnect('c1')`);
+    await c.query(`SELECT pgp_sym_encrypt('payload', '${SECRETS.keyLiteral}')`);
+    await c.query('SELECT pgp_sym_encrypt($1, $2)', ['payload', SECRETS.keyParam]); // extended protocol: PARAMETER field
+    await fails(`SELECT pgp_sym_decrypt(pgp_sym_encrypt('x', 'other'), '${SECRETS.keyFailed}')`); // wrong key: an ERROR record
+  } finally {
+    await c.end();
+  }
+  await cluster.flushLogs();
+});
+
+after(async () => {
+  await cluster?.stop();
+  cleanup();
+});
+
+/** Runs a pg_logs pipeline over the cluster's logs into a new store; returns its path. */
+async function ingest(name: string, format: 'csvlog' | 'jsonlog', redaction: boolean): Promise<string> {
+  const db = join(dir, `${name}.duckdb`);
+  const config = join(dir, `${name}.yaml`);
+  writeFileSync(
+    config,
+    [
+      'pipelines:',
+      '  logs:',
+      `    source: { type: pg_logs, path: ${JSON.stringify(cluster.logDir)}, server: db1, prefer_format: ${format} }`,
+      `    sinks: [ { type: duckdb, path: ${JSON.stringify(db)}, store_message: true } ]`,
+      ...(redaction ? [] : ['redaction:', '  enabled: false']),
+      '',
+    ].join('\n'),
+  );
+  const r = await runCli(['run', '--config', config, '--json']);
+  assert.equal(r.code, 0, r.stderr.slice(-2000));
+  await withDb(db, async (q) => void (await q('CHECKPOINT')), false);
+  return db;
+}
+
+/** Every secret found in any text column of any table of the store, with where. */
+async function secretsIn(db: string): Promise<string[]> {
+  return withDb(db, async (q) => {
+    const cols = await q(
+      `SELECT table_name, column_name FROM information_schema.columns WHERE data_type = 'VARCHAR' AND table_schema = 'main' AND table_name IN (SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE')`,
+    );
+    const found: string[] = [];
+    for (const c of cols) {
+      for (const [name, secret] of Object.entries(SECRETS)) {
+        const [n] = await q(`SELECT count(*)::INTEGER AS n FROM "${String(c['table_name'])}" WHERE contains("${String(c['column_name'])}", '${secret}')`);
+        if (Number(n!['n']) > 0) found.push(`${name} in ${String(c['table_name'])}.${String(c['column_name'])}`);
+      }
+    }
+    return found;
+  });
+}
+
+describe('redaction on real pgaudit logs', () => {
+  test('without redaction the secrets are in the store: the search below would see a leak', async () => {
+    const db = await ingest('control', 'csvlog', false);
+    const found = await secretsIn(db);
+    const bytes = readFileSync(db);
+    const inBytes = Object.entries(SECRETS).filter(([, secret]) => bytes.indexOf(secret) >= 0);
+    assert.ok(inBytes.length > 0, 'the byte search finds secrets in a store that holds them');
+    for (const name of ['roleDollar', 'roleEscape', 'roleMulti', 'mapping', 'mappingAlter', 'dblink', 'keyLiteral', 'keyParam', 'keyFailed'])
+      assert.ok(
+        found.some((f) => f.startsWith(`${name} in `)),
+        `${name} found without redaction: ${found.join('; ')}`,
+      );
+  });
+
+  for (const format of ['csvlog', 'jsonlog'] as const) {
+    test(`${format}: no secret in any table or in the file's bytes; statements otherwise intact and naming the rules`, async () => {
+      const db = await ingest(`redacted-${format}`, format, true);
+      assert.deepEqual(await secretsIn(db), []);
+      const bytes = readFileSync(db);
+      for (const [name, secret] of Object.entries(SECRETS)) assert.equal(bytes.indexOf(secret), -1, `${name} in the bytes of the DuckDB file`);
+      const rows = await withDb(db, (q) => q(`SELECT statement, parameter FROM audit_logs ORDER BY log_time, session_line_num`));
+      const statements = rows.map((r) => String(r['statement']));
+      const has = (s: string) =>
+        assert.ok(statements.includes(s), `${s}\nnot among:\n${statements.filter((x) => /alice|remote|pgp|dblink/.test(x)).join('\n')}`);
+      has(`SELECT 1; ALTER ROLE alice PASSWORD $q$<redacted:role_password>$q$`);
+      has(`SELECT 2; ALTER ROLE alice PASSWORD E'<redacted:role_password>'`);
+      has(`SELECT 3; ALTER ROLE alice PASSWORD '<redacted:role_password>'`);
+      has(`SELECT pgp_sym_decrypt(pgp_sym_encrypt('x', '<redacted:crypto_key>'), '<redacted:crypto_key>')`);
+      has(`CREATE USER MAPPING FOR alice SERVER remote OPTIONS (user 'alice', password '<redacted:option_password>')`);
+      has(`ALTER USER MAPPING FOR alice SERVER remote OPTIONS (SET password '<redacted:option_password>')`);
+      has(`SELECT dblink_connect('c1', 'host=127.0.0.1 port=${cluster.port} dbname=postgres user=postgres password=<redacted:conninfo_password>')`);
+      has(`SELECT pgp_sym_encrypt('payload', '<redacted:crypto_key>')`);
+      const param = rows.find((r) => r['statement'] === 'SELECT pgp_sym_encrypt($1, $2)');
+      assert.ok(param, 'the extended-protocol statement is there');
+      assert.equal(param['parameter'], 'payload,<redacted:crypto_key>');
+    });
+  }
+});
