@@ -1,4 +1,4 @@
-import { redactParameters, redactStatement, type Rule } from './statement.js';
+import { marker, redactParameters, redactStatement, type Rule } from './statement.js';
 
 /**
  * Redaction: secrets masked before any sink sees an event (the default policy, on unless the config's
@@ -51,6 +51,29 @@ export function redactSessionRecord(r: RedactableSessionRecord): void {
   r.message = redactStatement(r.message).text;
   if (r.detail !== null) r.detail = redactStatement(r.detail).text;
 }
+
+/** A string constant as a regex alternative: '…' ('' inside), E'…' (backslash escapes), $tag$…$tag$. */
+const CONSTANT = String.raw`(?:[Ee]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'|\$(?<tag>[A-Za-z_]\w*)?\$[\s\S]*?\$\k<tag>\$)`;
+const RAW_PASSWORD = new RegExp(String.raw`(\bpassword\s+)` + CONSTANT, 'gi');
+const RAW_CONNINFO = /(\bpassword\s*=\s*)(?:''(?:[^']|'''')*''|[^\s'",]+)/gi;
+const RAW_URL = /(\b[a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)[^\s@/]+(@)/gi;
+const RAW_CRYPTO = /pgp_|crypt|hmac/i;
+const RAW_CONSTANT = new RegExp(CONSTANT, 'g');
+
+/**
+ * A record that could not be parsed (kept in quarantine with its raw text): it cannot be read as SQL, so the text
+ * is masked conservatively — a constant after PASSWORD, `password=` values and URL passwords anywhere, and, when a
+ * crypto function is named, every string constant. Better a quarantined line that says less than one that leaks.
+ */
+export function redactRaw(text: string): string {
+  if (!HINT_RAW.test(text)) return text;
+  let out = text.replace(RAW_PASSWORD, (_m, head: string) => `${head}'${marker('role_password')}'`);
+  out = out.replace(RAW_CONNINFO, (_m, head: string) => `${head}${marker('conninfo_password')}`);
+  out = out.replace(RAW_URL, (_m, head: string, at: string) => `${head}${marker('conninfo_password')}${at}`);
+  if (RAW_CRYPTO.test(out)) out = out.replace(RAW_CONSTANT, `'${marker('crypto_key')}'`);
+  return out;
+}
+const HINT_RAW = /pass|pgp_|crypt|hmac|:\/\//i;
 
 function quoted(s: string): string {
   return `"${s.replaceAll('"', '""')}"`;

@@ -1,7 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { tokenize } from '../../src/redact/lexer.js';
-import { mayHoldSecret, redactAuditRecord, SecretPrefilter } from '../../src/redact/index.js';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SessionTracker, TimestampResolver } from '../../src/parse/index.js';
+import { mayHoldSecret, redactAuditRecord, redactRaw, SecretPrefilter } from '../../src/redact/index.js';
+import { readLogFile } from '../../src/sources/pg-logs/reader.js';
 import { marker, REDACTED, redactParameters, redactStatement } from '../../src/redact/statement.js';
 
 /**
@@ -224,6 +229,46 @@ describe('redaction: the prefilter of the fast path', () => {
       if (s === 'SELECT abalance FROM pgbench_accounts WHERE aid = $1;' || s === 'SELECT 1' || s === 'UPDATE t SET v = v + $1 WHERE id = $2')
         assert.equal(may, false, s);
       at += len + 1;
+    }
+  });
+});
+
+describe('redaction: what could not be parsed', () => {
+  test('a quarantined line is masked conservatively: constants after PASSWORD, password= and URL passwords, constants near crypto calls', () => {
+    assert.equal(redactRaw(`junk,"SELECT 1; ALTER ROLE a PASSWORD 'it''s'",x`), `junk,"SELECT 1; ALTER ROLE a PASSWORD '${marker('role_password')}'",x`);
+    assert.equal(redactRaw('ALTER ROLE a PASSWORD $q$s$q$ VALID'), `ALTER ROLE a PASSWORD '${marker('role_password')}' VALID`);
+    assert.equal(redactRaw('x password=s host=h'), `x password=${marker('conninfo_password')} host=h`);
+    assert.equal(redactRaw('x postgres://u:pw@h/db'), `x postgres://u:${marker('conninfo_password')}@h/db`);
+    assert.equal(redactRaw("select hmac('m', 'k', 'sha1')"), `select hmac('${marker('crypto_key')}', '${marker('crypto_key')}', '${marker('crypto_key')}')`);
+    assert.equal(redactRaw('this is not a csvlog record, only a line of noise'), 'this is not a csvlog record, only a line of noise');
+  });
+
+  test('the reader masks a quarantined record that holds a secret', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'redact-quarantine-'));
+    try {
+      const path = join(dir, 'postgresql.csv');
+      writeFileSync(path, "not a csvlog record: ALTER ROLE a PASSWORD 'sekretQ' and password=sekretC\n");
+      const file = { path, size: statSync(path).size, mtimeMs: 0, format: 'csvlog', compression: 'none', active: false } as never;
+      const raws: string[] = [];
+      for await (const b of readLogFile(file, {
+        server: 's',
+        fingerprint: 'f',
+        startOffset: 0,
+        times: new TimestampResolver(undefined),
+        columns: 0,
+        batchBytes: 1 << 20,
+        maxRecordBytes: 1 << 20,
+        tracker: new SessionTracker(),
+        redact: true,
+      })) {
+        raws.push(...b.quarantine.map((q) => q.raw));
+        b.release?.();
+      }
+      assert.equal(raws.length, 1);
+      assert.ok(!raws[0]!.includes('sekret'), raws[0]);
+      assert.ok(raws[0]!.includes(marker('role_password')) && raws[0]!.includes(marker('conninfo_password')), raws[0]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

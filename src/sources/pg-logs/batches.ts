@@ -11,7 +11,7 @@ import {
   type TimestampResolver,
 } from '../../parse/index.js';
 import type { PgAuditPayload } from '../../model/pg-audit-payload.js';
-import { redactAuditRecord, SecretPrefilter } from '../../redact/index.js';
+import { redactAuditRecord, redactRaw, SecretPrefilter } from '../../redact/index.js';
 import { tailHashOf, type LogFile } from './files.js';
 
 /** Keep at most 1 MiB of a bad record's raw text. */
@@ -92,7 +92,12 @@ export class BatchBuilder {
       sourceId: this.opts.fingerprint,
       offset: at,
       reason,
-      raw: raw.length > RAW_QUARANTINE_LIMIT ? raw.slice(0, RAW_QUARANTINE_LIMIT) : raw,
+      // A record that could not be parsed is masked conservatively (redactRaw): it may hold a secret too.
+      raw: this.opts.redact
+        ? redactRaw(raw.length > RAW_QUARANTINE_LIMIT ? raw.slice(0, RAW_QUARANTINE_LIMIT) : raw)
+        : raw.length > RAW_QUARANTINE_LIMIT
+          ? raw.slice(0, RAW_QUARANTINE_LIMIT)
+          : raw,
     });
   }
 
