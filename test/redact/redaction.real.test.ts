@@ -2,6 +2,9 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import { requestJson, spawnEsServer, type SpawnedEsServer } from '../es-server/client.js';
+import { listDir } from '../helpers/archive.js';
 import { runCli, scratchDir, withDb } from '../helpers/ingest-cli.js';
 import { startPgCluster, type PgCluster } from '../helpers/pg-cluster.js';
 
@@ -17,6 +20,7 @@ import { startPgCluster, type PgCluster } from '../helpers/pg-cluster.js';
  */
 const { dir, cleanup } = scratchDir('redaction-real');
 let cluster: PgCluster;
+let es: SpawnedEsServer;
 
 const SECRETS = {
   roleFailed: 'SEKRETroleFailed',
@@ -33,6 +37,7 @@ const SECRETS = {
 };
 
 before(async () => {
+  es = await spawnEsServer({});
   cluster = await startPgCluster({ settings: { 'pgaudit.log_parameter': 'on' } });
   await cluster.exec('CREATE EXTENSION pgcrypto; CREATE EXTENSION dblink; CREATE EXTENSION postgres_fdw; CREATE ROLE alice LOGIN');
   const c = await cluster.client();
@@ -66,11 +71,12 @@ before(async () => {
 
 after(async () => {
   await cluster?.stop();
+  await es?.stop();
   cleanup();
 });
 
 /** Runs a pg_logs pipeline over the cluster's logs into a new store; returns its path. */
-async function ingest(name: string, format: 'csvlog' | 'jsonlog', redaction: boolean): Promise<string> {
+async function ingest(name: string, format: 'csvlog' | 'jsonlog', redaction: boolean, more: Record<string, unknown>[] = []): Promise<string> {
   const db = join(dir, `${name}.duckdb`);
   const config = join(dir, `${name}.yaml`);
   writeFileSync(
@@ -79,7 +85,7 @@ async function ingest(name: string, format: 'csvlog' | 'jsonlog', redaction: boo
       'pipelines:',
       '  logs:',
       `    source: { type: pg_logs, path: ${JSON.stringify(cluster.logDir)}, server: db1, prefer_format: ${format} }`,
-      `    sinks: [ { type: duckdb, path: ${JSON.stringify(db)}, store_message: true } ]`,
+      `    sinks: [ ${[...more.map((m) => JSON.stringify(m)), `{ type: duckdb, path: ${JSON.stringify(db)}, store_message: true }`].join(', ')} ]`,
       ...(redaction ? [] : ['redaction:', '  enabled: false']),
       '',
     ].join('\n'),
@@ -119,6 +125,30 @@ describe('redaction on real pgaudit logs', () => {
         found.some((f) => f.startsWith(`${name} in `)),
         `${name} found without redaction: ${found.join('; ')}`,
       );
+  });
+
+  test('Elasticsearch documents and the archive’s ndjson objects hold no secret either', async () => {
+    await es.reset();
+    const archive = join(dir, 'archive');
+    await ingest('sinks', 'csvlog', true, [
+      { type: 'elasticsearch', url: es.url },
+      { type: 'archive', directory: archive, form: 'ndjson' },
+    ]);
+    await requestJson(es.url, 'POST', '/_test/refresh');
+    const indices = (await requestJson(es.url, 'GET', '/_cat/indices?format=json')).body as { index: string }[];
+    let docs = '';
+    for (const { index } of indices) docs += await (await fetch(`${es.url}/_test/docs/${encodeURIComponent(index)}`)).text();
+    assert.ok(docs.includes('<redacted:option_password>') && docs.includes('<redacted:crypto_key>'), 'the documents hold the masked statements');
+    let objects = '';
+    for (const key of listDir(archive)) {
+      const body = readFileSync(join(archive, key));
+      objects += key.endsWith('.gz') ? gunzipSync(body).toString('utf8') : body.toString('utf8');
+    }
+    assert.ok(objects.includes('<redacted:conninfo_password>'), 'the archive holds the masked statements');
+    for (const [name, secret] of Object.entries(SECRETS)) {
+      assert.ok(!docs.includes(secret), `${name} in an Elasticsearch document`);
+      assert.ok(!objects.includes(secret), `${name} in an archive object`);
+    }
   });
 
   for (const format of ['csvlog', 'jsonlog'] as const) {
