@@ -86,6 +86,7 @@ export class BatchBuilder {
 
   /** A record that could not be used, kept with the reason and (up to 1 MiB of) its text. */
   bad(at: number, reason: string, raw: string): void {
+    const kept = raw.length > RAW_QUARANTINE_LIMIT ? raw.slice(0, RAW_QUARANTINE_LIMIT) : raw;
     this.quarantine.push({
       server: this.opts.server,
       source: this.file.label ?? this.file.path,
@@ -93,11 +94,7 @@ export class BatchBuilder {
       offset: at,
       reason,
       // A record that could not be parsed is masked conservatively (redactRaw): it may hold a secret too.
-      raw: this.opts.redact
-        ? redactRaw(raw.length > RAW_QUARANTINE_LIMIT ? raw.slice(0, RAW_QUARANTINE_LIMIT) : raw)
-        : raw.length > RAW_QUARANTINE_LIMIT
-          ? raw.slice(0, RAW_QUARANTINE_LIMIT)
-          : raw,
+      raw: this.opts.redact ? redactRaw(kept) : kept,
     });
   }
 
