@@ -24,6 +24,7 @@ const COMMANDS: Record<string, { load: () => Promise<CommandModule>; fn: string 
   pg: { load: () => import('./commands/pg.js'), fn: 'pgCommand' },
   purge: { load: () => import('./commands/purge.js'), fn: 'purge' },
   report: { load: () => import('./commands/report.js'), fn: 'report' },
+  verify: { load: () => import('./commands/verify.js'), fn: 'verify' },
   'verify-archive': { load: () => import('./commands/verify-archive.js'), fn: 'verifyArchiveCommand' },
   check: { load: () => import('./commands/check.js'), fn: 'check' },
   init: { load: () => import('./commands/init.js'), fn: 'init' },

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { PREVIOUSLY_LOGGED, textHash } from '../../parse/index.js';
 import { sqlString } from '../../duckdb/sql.js';
+import { ensureLedgerColumn, LEDGER_DDL } from '../../ledger/ledger.js';
 
 /**
  * The DuckDB store's schema, its in-place upgrades (from earlier auditship versions, and from a database
@@ -129,7 +130,7 @@ const SEED_COLUMNS = [
   'file_name',
 ];
 
-const CREATE_SUPPORT_TABLES = `
+const CREATE_SUPPORT_TABLES = `${LEDGER_DDL}
 CREATE SEQUENCE IF NOT EXISTS log_path_id_seq START 1;
 CREATE TABLE IF NOT EXISTS log_paths (
   id   INTEGER PRIMARY KEY NOT NULL DEFAULT nextval('log_path_id_seq'),
@@ -268,7 +269,8 @@ CREATE TABLE IF NOT EXISTS event_rows (
   raw_message            VARCHAR,
   statement_filled       BOOLEAN,
   sqlstate               VARCHAR,
-  error_message          VARCHAR
+  error_message          VARCHAR,
+  ledger_seq             BIGINT
 );
 CREATE TABLE IF NOT EXISTS statement_errors (
   server                 VARCHAR NOT NULL,
@@ -392,7 +394,9 @@ async function flatToStar(conn: DuckDBConnection, flat: string): Promise<number>
   const kind = ['audit_type', 'class', 'command', 'object_type', 'command_tag', 'error_severity'];
   await conn.run(`INSERT INTO event_contexts SELECT DISTINCT ${CONTEXT_ID_SQL} AS context_id, ${ctx.join(', ')} FROM ${flat}`);
   await conn.run(`INSERT INTO event_kinds SELECT DISTINCT ${KIND_ID_SQL} AS kind_id, ${kind.join(', ')} FROM ${flat}`);
-  const r = await conn.run(`INSERT INTO event_rows SELECT log_time, ${CONTEXT_ID_SQL}, ${KIND_ID_SQL}, session_line_num, virtual_transaction_id,
+  const r = await conn.run(`INSERT INTO event_rows (log_time, context_id, kind_id, session_line_num, virtual_transaction_id, transaction_id, query_id,
+      statement_id, substatement_id, object_name, statement, parameter, rows, raw_message, statement_filled, sqlstate, error_message)
+    SELECT log_time, ${CONTEXT_ID_SQL}, ${KIND_ID_SQL}, session_line_num, virtual_transaction_id,
       transaction_id, query_id, statement_id, substatement_id, object_name, statement, parameter, rows, raw_message, statement_filled, sqlstate, error_message
     FROM ${flat}`);
   return Number(r.rowsChanged);
@@ -485,6 +489,7 @@ export async function ensureSchema(conn: DuckDBConnection, defaultServer: string
     try {
       const aside = await setAsideUnkeyed(conn);
       await conn.run(CREATE_SUPPORT_TABLES);
+      await ensureLedgerColumn(conn, 'event_rows');
       await restoreUnkeyed(conn, aside);
       if (fillMarkers) await conn.run(FILL_PENDING_MARKERS);
       await conn.run(CREATE_AUDIT_EVENTS_VIEW);
@@ -514,6 +519,7 @@ export async function ensureSchema(conn: DuckDBConnection, defaultServer: string
     }
     if (r.getRows()[0]?.[0] !== VIEW_VERSION) {
       await conn.run(CREATE_SUPPORT_TABLES);
+      await ensureLedgerColumn(conn, 'event_rows');
       await conn.run(CREATE_AUDIT_EVENTS_VIEW);
       await conn.run(CREATE_AUDIT_LOGS_VIEW);
       await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('schema_version', '${SCHEMA_VERSION}')`);

@@ -24,6 +24,8 @@ import { type StoredSession } from '../../model/sessions.js';
 import { ensureSchema, SCHEMA_VERSION } from './schema.js';
 import { FROM_PACKED, PACKED_TYPES, readPackedSql } from '../../duckdb/packed-sql.js';
 import { CONTEXT_STAGE, KIND_STAGE, stageRows } from '../../duckdb/stage.js';
+import { LedgerWriter } from '../../ledger/ledger.js';
+import { pgauditStream, type Stream } from '../../ledger/streams.js';
 
 /**
  * The DuckDB sink: stores pgaudit events in the star of schema.ts (`event_rows`, `event_contexts`,
@@ -118,6 +120,8 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       sink.db = await openDatabase(options.path, openOpts);
     }
     sink.conn = sink.db.connection;
+    sink.ledger = new LedgerWriter(sink.conn);
+    sink.stream = pgauditStream(options.server);
     try {
       const started = Date.now();
       const info = await ensureSchema(sink.conn, options.server);
@@ -347,6 +351,10 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     return join(this.stageDir, `${name}-${this.stageTag}-${this.stageSeq++}.csv`);
   }
 
+  /** The ledger of this server's events: each transaction that stores or removes events appends an entry. */
+  private ledger!: LedgerWriter;
+  private stream!: Stream;
+
   async write(batch: Batch<PgAuditPayload>): Promise<WriteReport> {
     const report: WriteReport = { stored: 0, duplicates: 0, quarantined: 0 };
     try {
@@ -536,9 +544,10 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     const min = batch.minTimeMs,
       max = batch.maxTimeMs;
     const ts = (ms: number) => msToTimestamptz(String(ms));
-    const cols = [...FROM_PACKED.map(([n]) => n), 'statement_filled'];
-    const star = this.options.storeMessage ? 's.*' : 's.* REPLACE (NULL::VARCHAR AS raw_message)';
-    const select = `SELECT ${star}, false FROM (${source.sql}) AS s`;
+    const seq = await this.ledger.begin(this.stream);
+    const cols = [...FROM_PACKED.map(([n]) => n), 'statement_filled', 'ledger_seq'];
+    const star = `${this.options.storeMessage ? 's.*' : 's.* REPLACE (NULL::VARCHAR AS raw_message)'}, false, ${seq}`;
+    const select = `SELECT ${star} FROM (${source.sql}) AS s`;
     // Rows already stored can only lie at or before the latest time stored when the file began — unless the
     // database holds rows of the seed script (times maybe off by the server's UTC offset), or the file is read
     // again from its start.
@@ -549,15 +558,13 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       WHERE ac.server = ${server} AND ac.session_id = sc.session_id AND a.session_line_num = s.session_line_num
       ${wholeTable ? '' : `AND a.log_time BETWEEN ${ts(min)} AND ${ts(upTo)}`}`;
     if (this.options.replace) {
-      await timedRun(
-        this.conn,
-        'replace: delete stored rows',
-        `DELETE FROM event_rows AS a WHERE a.rowid IN (
-        SELECT a.rowid FROM event_rows AS a JOIN event_contexts AS ac ON ac.context_id = a.context_id,
+      const stored = `SELECT a.rowid FROM event_rows AS a JOIN event_contexts AS ac ON ac.context_id = a.context_id,
           (${source.sql}) AS s JOIN event_contexts AS sc ON sc.context_id = s.context_id
         WHERE ac.server = ${server} AND ac.session_id = sc.session_id AND a.session_line_num = s.session_line_num
-          ${wholeTable ? '' : `AND a.log_time BETWEEN ${ts(min)} AND ${ts(max)}`})`,
-      );
+          ${wholeTable ? '' : `AND a.log_time BETWEEN ${ts(min)} AND ${ts(max)}`}`;
+      // The ledger keeps the hashes of the rows replaced, so that their batches still verify.
+      await this.ledger.removing(this.stream, `e.rowid IN (${stored})`);
+      await timedRun(this.conn, 'replace: delete stored rows', `DELETE FROM event_rows AS a WHERE a.rowid IN (${stored})`);
     }
     let stored = 0;
     if (min > checkUpTo || this.options.replace) {
@@ -582,7 +589,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
             this.conn,
             'insert event_rows (identity checked)',
             `INSERT INTO event_rows (${cols.join(', ')})
-        SELECT ${star}, false FROM (${source.sql}) AS s JOIN event_contexts AS sc ON sc.context_id = s.context_id
+        SELECT ${star} FROM (${source.sql}) AS s JOIN event_contexts AS sc ON sc.context_id = s.context_id
         WHERE s.log_time <= ${ts(checkUpTo)} AND NOT EXISTS (${identity(checkUpTo)})`,
           )
         ).rowsChanged,
@@ -605,6 +612,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
         this.markerSessions.clear();
       }
       for (const cp of checkpoints) await profile.time('checkpoint: save file state', 'duckdb', () => this.saveCheckpoint(cp));
+      await this.ledger.end(this.stream);
       await timedRun(this.conn, 'commit (as observed by the event loop)', 'COMMIT');
       this.inTransaction = false;
       await this.restoreMemoryLimit();
@@ -707,6 +715,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     if (!this.inTransaction) return;
     this.inTransaction = false;
     this.markerSessions.clear();
+    this.ledger.reset();
     await this.correlation.clear();
     // What the rolled-back transaction inserted is gone: forget every id (the next batches insert theirs again).
     this.knownContexts.clear();

@@ -1,0 +1,99 @@
+import { randomBytes } from 'node:crypto';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import type { Logger } from '../core/log.js';
+import type { ObjectStore } from '../sinks/archive/store.js';
+
+/**
+ * Anchors: the ledger's heads written outside the store, one small JSON object per anchor under
+ * `ledger-anchors/` of a directory or bucket (the archive sink's location keys; with S3 Object Lock each anchor
+ * is kept unchangeable for its retention). Rewriting rows and ledger together, or cutting both short, leaves
+ * the store consistent with itself but not with an anchor written before: `auditship verify --anchor` finds it.
+ */
+export const ANCHOR_PREFIX = 'ledger-anchors/';
+
+export interface AnchorHead {
+  stream: string;
+  seq: number;
+  digest: string;
+}
+
+export interface AnchorRecord {
+  anchored_at: string;
+  /** The store's path on the host that wrote the anchor (for people; not checked). */
+  store: string;
+  heads: AnchorHead[];
+}
+
+/** Every stream's last entry. */
+export async function ledgerHeads(conn: DuckDBConnection): Promise<AnchorHead[]> {
+  const r = await conn.runAndReadAll(`SELECT stream, max(seq), arg_max(digest, seq) FROM ledger GROUP BY stream ORDER BY stream`);
+  return r.getRows().map((row) => ({ stream: String(row[0]), seq: Number(row[1]), digest: String(row[2]) }));
+}
+
+/** Writes one anchor object with the given heads; returns its key. */
+export async function writeAnchor(store: ObjectStore, record: AnchorRecord): Promise<string> {
+  const stamp = record.anchored_at.replace(/[:.]/g, '-');
+  const key = `${ANCHOR_PREFIX}${stamp}-${randomBytes(4).toString('hex')}.json`;
+  await store.putSmall(key, Buffer.from(JSON.stringify(record) + '\n'), { contentType: 'application/json' });
+  return key;
+}
+
+/** Every anchor under the location, oldest first. A record that cannot be read is an error: anchors are evidence. */
+export async function readAnchors(store: ObjectStore): Promise<AnchorRecord[]> {
+  const keys: string[] = [];
+  for await (const o of store.list(ANCHOR_PREFIX)) if (o.key.endsWith('.json')) keys.push(o.key);
+  keys.sort();
+  const out: AnchorRecord[] = [];
+  for (const key of keys) {
+    const chunks: Buffer[] = [];
+    for await (const c of store.read(key)) chunks.push(c);
+    let rec: AnchorRecord;
+    try {
+      rec = JSON.parse(Buffer.concat(chunks).toString('utf8')) as AnchorRecord;
+    } catch {
+      throw new Error(`anchor ${store.where}${key} is not JSON`);
+    }
+    if (typeof rec.anchored_at !== 'string' || !Array.isArray(rec.heads)) throw new Error(`anchor ${store.where}${key} lacks anchored_at or heads`);
+    out.push(rec);
+  }
+  return out;
+}
+
+/**
+ * Writes the heads after a commit when the last anchor is at least `everyMs` old (and at close). A failure is
+ * logged and tried again after the next commit: an anchor late is better than ingest stopped.
+ */
+export class Anchorer {
+  private lastMs = 0;
+  private lastHeads = '';
+
+  constructor(
+    private readonly store: ObjectStore,
+    private readonly everyMs: number,
+    private readonly storePath: string,
+    private readonly log: Logger,
+  ) {}
+
+  get where(): string {
+    return this.store.where;
+  }
+
+  async afterCommit(conn: DuckDBConnection, force = false): Promise<void> {
+    const now = Date.now();
+    if (!force && now - this.lastMs < this.everyMs) return;
+    try {
+      const heads = await ledgerHeads(conn);
+      const text = JSON.stringify(heads);
+      if (heads.length === 0 || text === this.lastHeads) {
+        this.lastMs = now;
+        return;
+      }
+      const key = await writeAnchor(this.store, { anchored_at: new Date(now).toISOString(), store: this.storePath, heads });
+      this.lastMs = now;
+      this.lastHeads = text;
+      this.log.debug('Ledger heads anchored.', { at: `${this.store.where}${key}`, streams: heads.length });
+    } catch (err) {
+      this.log.warn('Could not write a ledger anchor; trying again after the next commit.', { at: this.store.where, reason: (err as Error).message });
+    }
+  }
+}
