@@ -179,3 +179,20 @@ export function lines(text: string): string[] {
 export function hasStackTrace(text: string): boolean {
   return /^\s+at .+(\(.*:\d+:\d+\)|:\d+:\d+)$/m.test(text);
 }
+
+/** `auditship verify --json` on a store: its report (exit 0 and ok), or a failure naming what did not verify. */
+export async function assertLedgerVerifies(db: string, context = ''): Promise<{ streams: { stream: string; rows: number; entries: number }[] }> {
+  const r = await runCli(['verify', '--db', db, '--json']);
+  const report = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '{}') as {
+    ok?: boolean;
+    streams: { stream: string; rows: number; entries: number; problem: string | null }[];
+  };
+  if (r.code !== 0 || report.ok !== true)
+    throw new Error(
+      `${context}: the ledger does not verify (exit ${r.code}): ${report.streams
+        ?.map((s) => s.problem)
+        .filter(Boolean)
+        .join('; ')} ${r.stderr}`,
+    );
+  return report;
+}

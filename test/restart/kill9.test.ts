@@ -4,7 +4,7 @@ import { basename, dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { CsvlogGenerator, Rng, csvOf, digestOf, digestSql, type GenRecord } from '../helpers/csvlog-gen.js';
-import { ingestOk, queryDb, scratchDir, spawnCli, withDb, type CliChild, type Query } from '../helpers/ingest-cli.js';
+import { assertLedgerVerifies, ingestOk, queryDb, scratchDir, spawnCli, withDb, type CliChild, type Query } from '../helpers/ingest-cli.js';
 
 /**
  * Exactly once under SIGKILL: `auditship ingest` is killed at random moments (before DuckDB opens, while the
@@ -234,7 +234,11 @@ describe('exactly once under SIGKILL', { concurrency: false }, () => {
         speed *= 0.6;
         startupEst = Math.min(startupEst, Math.round(r.ms * 0.7));
       }
-      if (statSafe(db)) done = await assertCheckpointsMatchRows(db, files, `after run ${i} (delay ${delay} ms)`);
+      if (statSafe(db)) {
+        done = await assertCheckpointsMatchRows(db, files, `after run ${i} (delay ${delay} ms)`);
+        // The ledger commits with the rows: a kill anywhere leaves a store that verifies.
+        if (i % 4 === 1) await assertLedgerVerifies(db, `after run ${i}`);
+      }
       log.push(
         `run ${i}${viaRun ? ' (small commits)' : ''}: delay ${delay} ms, ${r.killed ? 'killed' : `exited ${r.code}`} after ${r.ms} ms, ${done.stored} stored`,
       );
@@ -249,6 +253,8 @@ describe('exactly once under SIGKILL', { concurrency: false }, () => {
     assert.equal(again.stored, 0);
     assert.equal(again.events, 0, 'a rerun reads nothing');
     await assertAllStored(db, files);
+    const ledger = await assertLedgerVerifies(db, 'after the kills');
+    assert.equal(ledger.streams[0]!.rows, digestOf(files.flatMap((f) => f.records)).count, 'the ledger covers every stored event');
     assertNoLeftovers(db);
   });
 

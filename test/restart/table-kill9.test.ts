@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Rng } from '../helpers/csvlog-gen.js';
-import { queryDb, runCli, scratchDir, spawnCli, type CliChild } from '../helpers/ingest-cli.js';
+import { assertLedgerVerifies, queryDb, runCli, scratchDir, spawnCli, type CliChild } from '../helpers/ingest-cli.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/pg-db.js';
 import { installAudit } from '../../src/sources/pg-audit-table/install.js';
 
@@ -123,4 +123,7 @@ test('SIGKILL in a loop under concurrent writes: every committed row exactly onc
   assert.deepEqual(got, want, 'exactly the committed rows, each once');
   const [counts] = await queryDb(db, 'SELECT count(*)::INTEGER AS n, count(DISTINCT event_id)::INTEGER AS d FROM row_changes');
   assert.equal(counts!['n'], counts!['d'], 'no event stored twice');
+  const ledger = await assertLedgerVerifies(db, 'after the kills');
+  assert.equal(ledger.streams.length, 1);
+  assert.equal(ledger.streams[0]!.rows, Number(counts!['n']), 'the ledger covers every stored row change');
 });

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { SCHEMA_VERSION } from '../../src/sinks/duckdb/schema.js';
-import { ROOT, ingestOk, queryDb, scratchDir } from '../helpers/ingest-cli.js';
+import { ROOT, assertLedgerVerifies, ingestOk, queryDb, scratchDir } from '../helpers/ingest-cli.js';
 
 /**
  * A store written by release 0.1.0 (schema version 2: one flat audit_events table; test/fixtures/store-v2) is
@@ -119,4 +119,11 @@ test('a store of release 0.1.0 (schema version 2) is upgraded in place and goes 
   const [want] = await queryDb(fresh, DIGEST);
   const [got] = await queryDb(old, DIGEST);
   assert.deepEqual(got, want, 'audit_logs, sessions, failed logins and statement errors equal a new store of the same files');
+
+  // The rows of the release became the ledger's entry 0 at the first write after the upgrade; all verify.
+  const ledger = await assertLedgerVerifies(old, 'the upgraded store');
+  assert.equal(ledger.streams.length, 1);
+  assert.equal(ledger.streams[0]!.rows, 5802 + upgraded.stored, 'the ledger covers the old rows and the new');
+  const [zero] = await queryDb(old, 'SELECT rows FROM ledger WHERE seq = 0');
+  assert.equal(Number(zero!['rows']), 5802, "entry 0 holds the release's rows");
 });

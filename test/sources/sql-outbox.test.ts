@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { openSqlClient, type SqlClient } from '../../src/sources/sql/client.js';
-import { queryDb, runCli, scratchDir, spawnCli } from '../helpers/ingest-cli.js';
+import { assertLedgerVerifies, queryDb, runCli, scratchDir, spawnCli } from '../helpers/ingest-cli.js';
 import { createTestMysqlDatabase } from '../helpers/mysql-db.js';
 import { createTestDatabase } from '../helpers/pg-db.js';
 
@@ -240,6 +240,11 @@ for (const name of ['postgres', 'mariadb'] as const) {
       const [counts] = await queryDb(cfg.db, 'SELECT count(*)::INTEGER AS n, count(DISTINCT row_id)::INTEGER AS d FROM app_events');
       assert.deepEqual(counts, { n: total, d: total });
       assert.deepEqual(await unsentIds(b(), 'ob_kill'), []);
+      // The ledger committed with the rows after every kill: the store verifies and covers every event.
+      const ledger = await assertLedgerVerifies(cfg.db, 'outbox after SIGKILLs');
+      assert.equal(ledger.streams.length, 1);
+      assert.match(ledger.streams[0]!.stream, /^app_events:.*\/ob_kill$/);
+      assert.equal(ledger.streams[0]!.rows, total, 'the ledger covers every stored event');
     });
 
     test('purge deletes rows marked sent and older than retain_days, never an unsent one', async () => {

@@ -7,6 +7,8 @@ import type { Logger } from '../../core/log.js';
 import { insertDeadLetters, translateWriteError, type Database, type DeadLetterRow } from './database.js';
 import { sqlString, usToTimestamptz } from '../../duckdb/sql.js';
 import { US, stageCsvOptions, stageText } from '../../duckdb/stage.js';
+import { ensureLedgerColumn, LEDGER_DDL, LedgerWriter } from '../../ledger/ledger.js';
+import { appEventsStream } from '../../ledger/streams.js';
 
 /**
  * Application audit events (sql_outbox, django_auditlog) in DuckDB:
@@ -31,7 +33,8 @@ CREATE TABLE IF NOT EXISTS app_events (
   event_time   TIMESTAMPTZ,
   created_at   TIMESTAMPTZ,
   message      JSON USING COMPRESSION fsst,
-  shipped_at   TIMESTAMPTZ
+  shipped_at   TIMESTAMPTZ,
+  ledger_seq   BIGINT
 );
 CREATE TABLE IF NOT EXISTS app_quarantine (
   source_name    VARCHAR NOT NULL,
@@ -93,6 +96,8 @@ const CHECKPOINT_THRESHOLD = process.env['AUDITSHIP_CHECKPOINT_THRESHOLD'] ?? '1
 
 export class AppEventsSink {
   private conn!: DuckDBConnection;
+  /** Each transaction that stores rows appends an entry to the source's ledger stream. */
+  private ledger!: LedgerWriter;
   private stageDir = '';
   private seq = 0;
   private readonly stageTag = `${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -115,6 +120,9 @@ export class AppEventsSink {
     // ~6 times per row group: 53 ms per 5,000-row commit; every 128 MB, ~20 ms (measured, 200k-row outbox).
     await sink.conn.run(`SET checkpoint_threshold = '${CHECKPOINT_THRESHOLD}'`);
     await sink.conn.run(APP_EVENTS_DDL);
+    await ensureLedgerColumn(sink.conn, 'app_events');
+    await sink.conn.run(LEDGER_DDL);
+    sink.ledger = new LedgerWriter(sink.conn);
     sink.stageDir = `${db.path}.stage`;
     mkdirSync(sink.stageDir, { recursive: true });
     return sink;
@@ -196,6 +204,7 @@ export class AppEventsSink {
         const { file, lo, hi, allIntegers, longest } = staged;
         const key = `${source}\u0000${table}`;
         const max = await this.maxNum(source, table);
+        const seq = await this.ledger.begin(appEventsStream(source, table));
         // Only a chunk reaching down to ids already stored (or with non-integer ids) can hold rows sent before.
         const check = !allIntegers || (max !== null && lo !== null && lo <= max);
         const fp = `md5(s.message || chr(10) || coalesce(s.created_us::VARCHAR, ''))`;
@@ -203,7 +212,7 @@ export class AppEventsSink {
         try {
           const r = await this.conn.run(`
             INSERT INTO app_events
-            SELECT ${src}, ${tbl}, s.row_id, TRY_CAST(s.row_id AS BIGINT), ${fp}, ${usToTimestamptz('s.event_us')}, ${usToTimestamptz('s.created_us')}, s.message, now()
+            SELECT ${src}, ${tbl}, s.row_id, TRY_CAST(s.row_id AS BIGINT), ${fp}, ${usToTimestamptz('s.event_us')}, ${usToTimestamptz('s.created_us')}, s.message, now(), ${seq}
             FROM read_csv(${sqlString(file)}, ${stageCsvOptions(maxLine)},
                           columns = {'row_id': 'VARCHAR', 'message': 'VARCHAR', 'created_us': 'BIGINT', 'event_us': 'BIGINT'}) AS s
             ${
@@ -267,6 +276,7 @@ export class AppEventsSink {
           rows_quarantined = app_sources.rows_quarantined + excluded.rows_quarantined,
           last_event_time = greatest(coalesce(excluded.last_event_time, app_sources.last_event_time), app_sources.last_event_time),
           updated_at = now()`);
+      await this.ledger.end(appEventsStream(source, table));
       await this.conn.run('COMMIT');
       this.inTransaction = false;
     } catch (err) {
@@ -290,6 +300,7 @@ export class AppEventsSink {
   async rollback(): Promise<void> {
     if (!this.inTransaction) return;
     this.inTransaction = false;
+    this.ledger.reset();
     this.maxNums.clear();
     await this.conn.run('ROLLBACK').catch(() => {});
   }

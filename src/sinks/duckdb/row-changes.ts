@@ -8,6 +8,8 @@ import { ROW_INDEX as C, type RawRow, type StagedRows, type TableBatch, type Tab
 import { insertDeadLetters, profileStatements, timedRun, translateWriteError, type Database, type DeadLetterRow } from './database.js';
 import { sqlString, usToTimestamptz } from '../../duckdb/sql.js';
 import { US, stageCsvOptions, stageText } from '../../duckdb/stage.js';
+import { ensureLedgerColumn, LEDGER_DDL, LedgerWriter } from '../../ledger/ledger.js';
+import { rowChangesStream } from '../../ledger/streams.js';
 
 /**
  * Row changes from trigger-based audit tables, in DuckDB:
@@ -40,7 +42,8 @@ CREATE TABLE IF NOT EXISTS row_changes (
   action_tstamp_stm TIMESTAMPTZ,
   action_tstamp_clk TIMESTAMPTZ,
   client_query      VARCHAR,
-  shipped_at        TIMESTAMPTZ
+  shipped_at        TIMESTAMPTZ,
+  ledger_seq        BIGINT
 );
 CREATE TABLE IF NOT EXISTS row_quarantine (
   server         VARCHAR NOT NULL,
@@ -143,6 +146,8 @@ export function checkRow(r: RawRow, validateJson: boolean): string | null {
 
 export class RowChangesSink {
   private conn!: DuckDBConnection;
+  /** Each transaction that stores rows appends an entry to the source's ledger stream. */
+  private ledger!: LedgerWriter;
   private stageDir = '';
   private seq = 0;
   /** Unique per sink: the daemon's sinks share the stage directory of their database. */
@@ -163,6 +168,9 @@ export class RowChangesSink {
     sink.conn = await db.instance.connect();
     await sink.conn.run("SET TimeZone = 'UTC'");
     await sink.conn.run(ROW_CHANGES_DDL);
+    await ensureLedgerColumn(sink.conn, 'row_changes');
+    await sink.conn.run(LEDGER_DDL);
+    sink.ledger = new LedgerWriter(sink.conn);
     sink.stageDir = `${db.path}.stage`;
     mkdirSync(sink.stageDir, { recursive: true });
     await profileStatements(sink.conn, sink.stageDir);
@@ -295,13 +303,14 @@ export class RowChangesSink {
     // Only a batch reaching down to event ids already stored can hold rows stored before (after a
     // cursor reset); the others skip the identity check.
     const floor = await this.maxStoredId(server, sourceTable);
+    const seq = await this.ledger.begin(rowChangesStream(server, sourceTable));
     const check = floor !== null && BigInt(staged.minEventId) <= floor;
     const sql = (maxLine: number) => `
       INSERT INTO row_changes
       SELECT ${srv}, ${src}, s.event_id, s.txid, s.schema_name, s.table_name, s.relid, ${action}, s.row_data, s.changed_fields,
              s.statement_only, s.session_user_name, s.application_name, s.client_addr, s.client_port,
              ${usToTimestamptz('s.tx_us')}, ${usToTimestamptz('s.stm_us')}, ${usToTimestamptz('s.clk_us')},
-             s.client_query, now()
+             s.client_query, now(), ${seq}
       FROM read_csv(${sqlString(staged.file)}, ${stageCsvOptions(maxLine)}, columns = {${columns}}) AS s
       ${
         check
@@ -373,6 +382,7 @@ export class RowChangesSink {
           rows_shipped = table_cursors.rows_shipped + excluded.rows_shipped,
           rows_quarantined = table_cursors.rows_quarantined + excluded.rows_quarantined,
           last_event_time = coalesce(excluded.last_event_time, table_cursors.last_event_time), updated_at = now()`);
+      await this.ledger.end(rowChangesStream(server, sourceTable));
       await timedRun(this.conn, 'commit (as observed by the event loop)', 'COMMIT');
       this.inTransaction = false;
     } catch (err) {
@@ -385,6 +395,7 @@ export class RowChangesSink {
     if (!this.inTransaction) return;
     this.inTransaction = false;
     this.maxIds.clear();
+    this.ledger.reset();
     await this.conn.run('ROLLBACK').catch(() => {});
   }
 
