@@ -6,10 +6,10 @@ import { sqlString } from '../duckdb/sql.js';
  * store's tables), their identity (the order in which a batch is hashed) and their canonical encoding.
  *
  * Canonical encoding, version 1: each value as text (integers in decimal, timestamps as epoch microseconds,
- * booleans true/false), written as its length in bytes, ':' and the value, or '~' for NULL, the values joined
- * by '|'. The length prefix makes it unambiguous whatever a value holds; it is defined here, not by a
- * library's JSON or CSV writer, so that a later DuckDB reads it the same way. A row's hash is the SHA-256 of
- * its encoding; a batch's digest is the SHA-256 of its rows' hashes (hex) in identity order.
+ * booleans true/false) in a JSON array of strings, NULL as null — unambiguous whatever a value holds (RFC 8259
+ * escaping). It was a length-prefixed concatenation first, which cost twice as much in DuckDB (measured:
+ * 355 vs 130 ms for 186 k rows). A row's hash is the SHA-256 of its encoding; a batch's digest is the SHA-256
+ * of its rows' hashes (hex) in identity order.
  *
  * What is not hashed, and why: the outcome columns of pgaudit events (`sqlstate`, `error_message`) are filled
  * in later by correlation, when the ERROR record of a statement arrives (maybe in a later batch or file);
@@ -38,13 +38,9 @@ export interface Stream {
   encoding: string;
 }
 
-/** A value's canonical text: `LEN:VALUE`, or `~` for NULL. */
-function field(sql: string): string {
-  return `coalesce(strlen(CAST(${sql} AS VARCHAR))::VARCHAR || ':' || CAST(${sql} AS VARCHAR), '~')`;
-}
-
+/** The canonical encoding of a row: its values as text in a JSON array (NULL as null). */
 function encode(values: string[]): string {
-  return values.map(field).join(` || '|' || `);
+  return `to_json([${values.map((v) => `CAST(${v} AS VARCHAR)`).join(', ')}])::VARCHAR`;
 }
 
 const us = (x: string) => `epoch_us(${x})`;
