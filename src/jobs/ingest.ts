@@ -135,6 +135,7 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
           threads: sinkConfig.threads,
           replace: Boolean(options.force),
           storeEvents: sinkConfig.store_events,
+          ledger: sinkConfig.ledger,
           ...(options.db ? { database: options.db } : {}),
         },
         options.log,

@@ -62,7 +62,7 @@ export function outboxConfig(pipeline: PipelineConfig): OutboxSourceConfig & { s
 async function openSink(pipeline: PipelineConfig, options: { db?: Database; log: Logger }): Promise<AppEventsSink> {
   const db = options.db ?? (await openDatabase(duckdbSinkOf(pipeline.sinks).path, databaseSettings([pipeline])));
   try {
-    return await AppEventsSink.open(db, options.log, !options.db);
+    return await AppEventsSink.open(db, options.log, !options.db, duckdbSinkOf(pipeline.sinks).ledger);
   } catch (err) {
     if (!options.db) await db.close();
     throw err;

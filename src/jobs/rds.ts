@@ -124,6 +124,7 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
           memoryLimit: databaseSettings([pipeline]).memoryLimit,
           threads: sinkConfig.threads,
           storeEvents: sinkConfig.store_events,
+          ledger: sinkConfig.ledger,
           ...(options.db ? { database: options.db } : {}),
         },
         log,

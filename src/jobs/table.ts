@@ -118,7 +118,7 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
   const aborted = () => options.signal?.aborted === true;
   const meter = options.meter;
   try {
-    sink = await RowChangesSink.open(db, log, !options.db);
+    sink = await RowChangesSink.open(db, log, !options.db, duckdbSinkOf(pipeline.sinks).ledger);
     for (const c of sinksOfType(pipeline.sinks, 'elasticsearch')) search.push(await ElasticsearchSink.open(elasticsearchOptions(c, server), log, 'rows'));
     let cursor: TableCursor | null = null;
     let lastBacklogCheck = 0;

@@ -56,7 +56,7 @@ describe('the ledger', { concurrency: false }, () => {
   let batches = 0;
   before(async () => {
     await generateCsvlog(logs, { events: 12_000, fileBytes: 700_000, seed: 17 });
-    await ingestOk(db, [logs]);
+    await ingestOk(db, [logs], ['--ledger']);
     const report = await assertLedgerVerifies(db, 'the store as written');
     batches = report.streams[0]!.entries;
     assert.ok(batches >= 4, `${batches} batches`);
@@ -168,7 +168,7 @@ describe('the ledger', { concurrency: false }, () => {
     // --force reads every file again and replaces the stored rows: the removed rows' hashes stay on the ledger.
     const path = join(dir, 'force.duckdb');
     copyFileSync(db, path);
-    const again = await ingestOk(path, [logs], ['--force']);
+    const again = await ingestOk(path, [logs], ['--force', '--ledger']);
     assert.equal(again.stored, 12_000);
     const report = await assertLedgerVerifies(path, 'after --force');
     assert.equal(report.streams[0]!.entries, batches * 2);

@@ -30,7 +30,7 @@ interface KillRun {
 
 /** Runs `ingest`, SIGKILLs it after `delayMs` unless it ended first. */
 async function ingestAndKill(db: string, paths: string[], delayMs: number, during?: () => Promise<void>, config?: string): Promise<KillRun> {
-  const child = spawnCli(config ? ['run', '--config', config, '--json', '--quiet'] : ['ingest', '--db', db, '--json', '--quiet', ...paths]);
+  const child = spawnCli(config ? ['run', '--config', config, '--json', '--quiet'] : ['ingest', '--db', db, '--json', '--quiet', '--ledger', ...paths]);
   children.add(child);
   let killed = false;
   const timer = setTimeout(() => {
@@ -208,6 +208,7 @@ describe('exactly once under SIGKILL', { concurrency: false }, () => {
         '      - type: duckdb',
         `        path: ${JSON.stringify(db)}`,
         '        commit_events: 5000',
+        '        ledger: true',
         '',
       ].join('\n'),
     );
@@ -246,10 +247,10 @@ describe('exactly once under SIGKILL', { concurrency: false }, () => {
     t.diagnostic(`calibration: startup ${startupMs} ms, ${calMs} ms for ${files[0]!.size} bytes; full run ≈ ${fullMs} ms\n${log.join('\n')}`);
     assert.ok(kills >= 15, `only ${kills} runs were killed:\n${log.join('\n')}`);
 
-    const last = await ingestOk(db, [logs]);
+    const last = await ingestOk(db, [logs], ['--ledger']);
     assert.equal(last.duplicates, 0, 'resumed from checkpoints: nothing read twice');
     await assertAllStored(db, files);
-    const again = await ingestOk(db, [logs]);
+    const again = await ingestOk(db, [logs], ['--ledger']);
     assert.equal(again.stored, 0);
     assert.equal(again.events, 0, 'a rerun reads nothing');
     await assertAllStored(db, files);

@@ -47,6 +47,7 @@ test('SIGKILL in a loop under concurrent writes: every committed row exactly onc
       '    sinks:',
       '      - type: duckdb',
       `        path: ${db}`,
+      '        ledger: true',
       '',
     ].join('\n'),
   );

@@ -110,7 +110,7 @@ test('a store of release 0.1.0 (schema version 2) is upgraded in place and goes 
   assert.equal(after!['ended_in_state'], 0, 'sessions that ended keep no correlation state');
 
   // Then the file the release had not read.
-  const upgraded = await ingestOk(old, [logs]);
+  const upgraded = await ingestOk(old, [logs], ['--ledger']);
   assert.ok(upgraded.stored > 0);
 
   const fresh = join(dir, 'fresh.duckdb');

@@ -72,7 +72,7 @@ function config(b: Backend, table: string, source: Record<string, unknown> = {},
   const dbPath = db ?? join(dir, `${b.name}-${n}.duckdb`);
   const lines = ['pipelines:', '  outbox:', '    source:', '      type: sql_outbox', `      url: ${JSON.stringify(b.url)}`, `      table: ${table}`];
   for (const [k, v] of Object.entries(source)) lines.push(`      ${k}: ${JSON.stringify(v)}`);
-  lines.push('    sinks:', '      - type: duckdb', `        path: ${dbPath}`);
+  lines.push('    sinks:', '      - type: duckdb', `        path: ${dbPath}`, '        ledger: true');
   const file = join(dir, `config-${n}.yaml`);
   writeFileSync(file, lines.join('\n') + '\n');
   return { config: file, db: dbPath };

@@ -11,7 +11,7 @@ import { COMMON_OUTPUT_OPTIONS, configDefault, defineCommand, parseCommandArgs }
 import { formatSummary } from '../output.js';
 
 export const usage =
-  'auditship ingest [--db FILE] [--server NAME] [--skip-active] [--force] [--glob GLOB] [--log-timezone ZONE] [--prefer-format jsonlog|csvlog] [--store-message] [--profile] [--quiet] [--json] PATH...';
+  'auditship ingest [--db FILE] [--server NAME] [--skip-active] [--force] [--glob GLOB] [--log-timezone ZONE] [--prefer-format jsonlog|csvlog] [--store-message] [--ledger] [--profile] [--quiet] [--json] PATH...';
 
 export const summary = 'Ingest PostgreSQL log files or directories (pgaudit) into DuckDB.';
 
@@ -52,6 +52,10 @@ export const spec = defineCommand({
       description: 'when the server writes both, the format to read',
       default: configDefault(PG_LOGS_SOURCE, 'prefer_format'),
     },
+    ledger: {
+      type: 'boolean',
+      description: 'append a hash-chained ledger entry with each committed batch (auditship verify checks the store against it); the sink option ledger',
+    },
     'store-message': {
       type: 'boolean',
       description: 'also store each raw pgaudit message (audit_logs.raw_message); without it the message is rebuilt from the parsed fields',
@@ -79,6 +83,7 @@ export async function ingest(argv: string[]): Promise<void> {
   const rawSink: Record<string, unknown> = { type: 'duckdb' };
   if (values.db !== undefined) rawSink['path'] = values.db;
   if (values['store-message']) rawSink['store_message'] = true;
+  if (values.ledger) rawSink['ledger'] = true;
   const sink = decodeSink(rawSink, 'ingest', problems);
   if (problems.length || !source || !sink) throw new ConfigError(problems.map((p) => p.replace(/^ingest\./, '--')));
   const log = values.quiet ? quietLogger() : createLogger();

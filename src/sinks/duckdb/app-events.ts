@@ -97,7 +97,7 @@ const CHECKPOINT_THRESHOLD = process.env['AUDITSHIP_CHECKPOINT_THRESHOLD'] ?? '1
 export class AppEventsSink {
   private conn!: DuckDBConnection;
   /** Each transaction that stores rows appends an entry to the source's ledger stream. */
-  private ledger!: LedgerWriter;
+  private ledger: LedgerWriter | null = null;
   private stageDir = '';
   private seq = 0;
   private readonly stageTag = `${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -111,7 +111,7 @@ export class AppEventsSink {
     private readonly log: Logger,
   ) {}
 
-  static async open(db: Database, log: Logger, ownsDb = false): Promise<AppEventsSink> {
+  static async open(db: Database, log: Logger, ownsDb = false, ledger = false): Promise<AppEventsSink> {
     const sink = new AppEventsSink(db, ownsDb, log);
     sink.conn = await db.instance.connect();
     await sink.conn.run("SET TimeZone = 'UTC'");
@@ -122,7 +122,7 @@ export class AppEventsSink {
     await sink.conn.run(APP_EVENTS_DDL);
     await ensureLedgerColumn(sink.conn, 'app_events');
     await sink.conn.run(LEDGER_DDL);
-    sink.ledger = new LedgerWriter(sink.conn);
+    if (ledger) sink.ledger = new LedgerWriter(sink.conn);
     sink.stageDir = `${db.path}.stage`;
     mkdirSync(sink.stageDir, { recursive: true });
     return sink;
@@ -204,7 +204,7 @@ export class AppEventsSink {
         const { file, lo, hi, allIntegers, longest } = staged;
         const key = `${source}\u0000${table}`;
         const max = await this.maxNum(source, table);
-        const seq = await this.ledger.begin(appEventsStream(source, table));
+        const seq = this.ledger === null ? 'NULL' : await this.ledger.begin(appEventsStream(source, table));
         // Only a chunk reaching down to ids already stored (or with non-integer ids) can hold rows sent before.
         const check = !allIntegers || (max !== null && lo !== null && lo <= max);
         const fp = `md5(s.message || chr(10) || coalesce(s.created_us::VARCHAR, ''))`;
@@ -276,7 +276,7 @@ export class AppEventsSink {
           rows_quarantined = app_sources.rows_quarantined + excluded.rows_quarantined,
           last_event_time = greatest(coalesce(excluded.last_event_time, app_sources.last_event_time), app_sources.last_event_time),
           updated_at = now()`);
-      await this.ledger.end(appEventsStream(source, table));
+      await this.ledger?.end(appEventsStream(source, table));
       await this.conn.run('COMMIT');
       this.inTransaction = false;
     } catch (err) {
@@ -300,7 +300,7 @@ export class AppEventsSink {
   async rollback(): Promise<void> {
     if (!this.inTransaction) return;
     this.inTransaction = false;
-    this.ledger.reset();
+    this.ledger?.reset();
     this.maxNums.clear();
     await this.conn.run('ROLLBACK').catch(() => {});
   }

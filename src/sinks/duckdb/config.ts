@@ -34,6 +34,12 @@ export const DUCKDB_SINK = {
       description:
         'false: keep the checkpoints, the correlation (sessions, logon_failures, statement_errors), the quarantine and the dead letters here, not the events — they live in the search or archive sink before this one (pg_logs and rds_logs pipelines).',
     },
+    ledger: {
+      type: 'boolean',
+      default: false,
+      description:
+        'Append a hash-chained ledger entry with each committed batch, so that `auditship verify` catches rows changed, deleted or added after the fact. Off by default for now: hashing in DuckDB costs about 0.9x more ingest time on the 1 M-event benchmark (README, The ledger).',
+    },
     commit_events: {
       type: 'integer',
       default: 250000,

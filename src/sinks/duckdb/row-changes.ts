@@ -147,7 +147,7 @@ export function checkRow(r: RawRow, validateJson: boolean): string | null {
 export class RowChangesSink {
   private conn!: DuckDBConnection;
   /** Each transaction that stores rows appends an entry to the source's ledger stream. */
-  private ledger!: LedgerWriter;
+  private ledger: LedgerWriter | null = null;
   private stageDir = '';
   private seq = 0;
   /** Unique per sink: the daemon's sinks share the stage directory of their database. */
@@ -163,14 +163,14 @@ export class RowChangesSink {
   ) {}
 
   /** Opens on a database the caller holds (the daemon shares one per file) with a connection of its own. */
-  static async open(db: Database, log: Logger, ownsDb = false): Promise<RowChangesSink> {
+  static async open(db: Database, log: Logger, ownsDb = false, ledger = false): Promise<RowChangesSink> {
     const sink = new RowChangesSink(db, ownsDb, log);
     sink.conn = await db.instance.connect();
     await sink.conn.run("SET TimeZone = 'UTC'");
     await sink.conn.run(ROW_CHANGES_DDL);
     await ensureLedgerColumn(sink.conn, 'row_changes');
     await sink.conn.run(LEDGER_DDL);
-    sink.ledger = new LedgerWriter(sink.conn);
+    if (ledger) sink.ledger = new LedgerWriter(sink.conn);
     sink.stageDir = `${db.path}.stage`;
     mkdirSync(sink.stageDir, { recursive: true });
     await profileStatements(sink.conn, sink.stageDir);
@@ -303,7 +303,7 @@ export class RowChangesSink {
     // Only a batch reaching down to event ids already stored can hold rows stored before (after a
     // cursor reset); the others skip the identity check.
     const floor = await this.maxStoredId(server, sourceTable);
-    const seq = await this.ledger.begin(rowChangesStream(server, sourceTable));
+    const seq = this.ledger === null ? 'NULL' : await this.ledger.begin(rowChangesStream(server, sourceTable));
     const check = floor !== null && BigInt(staged.minEventId) <= floor;
     const sql = (maxLine: number) => `
       INSERT INTO row_changes
@@ -382,7 +382,7 @@ export class RowChangesSink {
           rows_shipped = table_cursors.rows_shipped + excluded.rows_shipped,
           rows_quarantined = table_cursors.rows_quarantined + excluded.rows_quarantined,
           last_event_time = coalesce(excluded.last_event_time, table_cursors.last_event_time), updated_at = now()`);
-      await this.ledger.end(rowChangesStream(server, sourceTable));
+      await this.ledger?.end(rowChangesStream(server, sourceTable));
       await timedRun(this.conn, 'commit (as observed by the event loop)', 'COMMIT');
       this.inTransaction = false;
     } catch (err) {
@@ -395,7 +395,7 @@ export class RowChangesSink {
     if (!this.inTransaction) return;
     this.inTransaction = false;
     this.maxIds.clear();
-    this.ledger.reset();
+    this.ledger?.reset();
     await this.conn.run('ROLLBACK').catch(() => {});
   }
 

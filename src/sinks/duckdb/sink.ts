@@ -66,6 +66,8 @@ export interface DuckDbSinkOptions {
   database?: Database;
   /** False: keep checkpoints, correlation, quarantine and dead letters only — the events live in a search or archive sink. */
   storeEvents?: boolean;
+  /** Append a ledger entry with each transaction that stores or removes events (src/ledger). */
+  ledger?: boolean;
 }
 
 /** Ids of contexts and kinds kept in memory as known to be stored, at most (then the set starts over). */
@@ -120,7 +122,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       sink.db = await openDatabase(options.path, openOpts);
     }
     sink.conn = sink.db.connection;
-    sink.ledger = new LedgerWriter(sink.conn);
+    if (options.ledger) sink.ledger = new LedgerWriter(sink.conn);
     sink.stream = pgauditStream(options.server);
     try {
       const started = Date.now();
@@ -352,7 +354,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   }
 
   /** The ledger of this server's events: each transaction that stores or removes events appends an entry. */
-  private ledger!: LedgerWriter;
+  private ledger: LedgerWriter | null = null;
   private stream!: Stream;
 
   async write(batch: Batch<PgAuditPayload>): Promise<WriteReport> {
@@ -544,7 +546,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     const min = batch.minTimeMs,
       max = batch.maxTimeMs;
     const ts = (ms: number) => msToTimestamptz(String(ms));
-    const seq = await this.ledger.begin(this.stream);
+    const seq = this.ledger ? await this.ledger.begin(this.stream) : 'NULL';
     const cols = [...FROM_PACKED.map(([n]) => n), 'statement_filled', 'ledger_seq'];
     const star = `${this.options.storeMessage ? 's.*' : 's.* REPLACE (NULL::VARCHAR AS raw_message)'}, false, ${seq}`;
     const select = `SELECT ${star} FROM (${source.sql}) AS s`;
@@ -563,7 +565,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
         WHERE ac.server = ${server} AND ac.session_id = sc.session_id AND a.session_line_num = s.session_line_num
           ${wholeTable ? '' : `AND a.log_time BETWEEN ${ts(min)} AND ${ts(max)}`}`;
       // The ledger keeps the hashes of the rows replaced, so that their batches still verify.
-      await this.ledger.removing(this.stream, `e.rowid IN (${stored})`);
+      await this.ledger?.removing(this.stream, `e.rowid IN (${stored})`);
       await timedRun(this.conn, 'replace: delete stored rows', `DELETE FROM event_rows AS a WHERE a.rowid IN (${stored})`);
     }
     let stored = 0;
@@ -612,7 +614,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
         this.markerSessions.clear();
       }
       for (const cp of checkpoints) await profile.time('checkpoint: save file state', 'duckdb', () => this.saveCheckpoint(cp));
-      await this.ledger.end(this.stream);
+      await this.ledger?.end(this.stream);
       await timedRun(this.conn, 'commit (as observed by the event loop)', 'COMMIT');
       this.inTransaction = false;
       await this.restoreMemoryLimit();
@@ -715,7 +717,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     if (!this.inTransaction) return;
     this.inTransaction = false;
     this.markerSessions.clear();
-    this.ledger.reset();
+    this.ledger?.reset();
     await this.correlation.clear();
     // What the rolled-back transaction inserted is gone: forget every id (the next batches insert theirs again).
     this.knownContexts.clear();
