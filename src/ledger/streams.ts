@@ -3,13 +3,19 @@ import { sqlString } from '../duckdb/sql.js';
 /**
  * The ledger's streams: one per source of rows in the store — a PostgreSQL server's pgaudit events, an audit
  * table's row changes, an outbox's application events. A stream names its rows (a FROM … WHERE over the
- * store's tables), their identity (the order in which a batch is hashed) and their canonical encoding.
+ * store's tables), their identity (the order in which a batch is hashed), their canonical encoding, and the
+ * dimension rows a batch inserts with them (pgaudit: sessions' contexts and events' kinds, which rows
+ * reference by id).
  *
- * Canonical encoding, version 1: each value as text (integers in decimal, timestamps as epoch microseconds,
- * booleans true/false) in a JSON array of strings, NULL as null — unambiguous whatever a value holds (RFC 8259
- * escaping). It was a length-prefixed concatenation first, which cost twice as much in DuckDB (measured:
- * 355 vs 130 ms for 186 k rows). A row's hash is the SHA-256 of its encoding; a batch's digest is the SHA-256
- * of its rows' hashes (hex) in identity order.
+ * Canonical encoding, version 1 — every encoding is self-delimiting, so a batch's encodings concatenated in
+ * identity order can be hashed as one stream of bytes:
+ *  - pgaudit events: the packed row (parse/packed.ts) as the parser hands it to the store: the event_rows
+ *    values in EVENT_ROW_COLUMNS order separated by US (0x1F), text between GS (0x1D) with a GS inside
+ *    doubled, NULL empty, numbers in decimal, the time in epoch milliseconds, LF at the end. Because it is
+ *    the packed form, the store hashes a batch in JavaScript from the bytes it loads (ledger/packed-digest.ts)
+ *    while DuckDB inserts them; `verify` builds the same bytes from the stored rows in SQL.
+ *  - dimension rows, row changes and application events: the values as text in a JSON array (NULL as null,
+ *    timestamps as epoch microseconds) and LF — hashed in SQL at write and at verify.
  *
  * What is not hashed, and why: the outcome columns of pgaudit events (`sqlstate`, `error_message`) are filled
  * in later by correlation, when the ERROR record of a statement arrives (maybe in a later batch or file);
@@ -19,6 +25,15 @@ import { sqlString } from '../duckdb/sql.js';
 export const ENCODING = 1;
 
 export type StreamKind = 'pgaudit' | 'row_changes' | 'app_events';
+
+/** Rows another table holds for a batch (inserted with it, carrying its `ledger_seq`). */
+export interface Dimension {
+  /** FROM … WHERE of the stream's rows of that table; alias `d`. */
+  from: string;
+  /** Identity order. */
+  key: string;
+  encoding: string;
+}
 
 export interface Stream {
   /** The stream's name in the ledger: `pgaudit:SERVER`, `row_changes:SERVER/TABLE`, `app_events:SOURCE/TABLE`. */
@@ -32,64 +47,90 @@ export interface Stream {
   table: string;
   /** FROM … WHERE selecting the stream's rows; the table's alias is `e`. */
   from: string;
-  /** Three identity keys (VARCHAR, BIGINT, VARCHAR; NULL where a kind has none), in hashing order. */
-  keys: [string, string, string];
-  /** The canonical encoding of a row (SQL, VARCHAR). */
+  /** Identity keys (VARCHAR, BIGINT, BIGINT, VARCHAR; NULL where a kind has none), in hashing order. */
+  keys: [string, string, string, string];
+  /** The canonical encoding of a row (SQL, VARCHAR, self-delimiting). */
   encoding: string;
+  dimensions: Dimension[];
 }
 
-/** The canonical encoding of a row: its values as text in a JSON array (NULL as null). */
-function encode(values: string[]): string {
-  return `to_json([${values.map((v) => `CAST(${v} AS VARCHAR)`).join(', ')}])::VARCHAR`;
+const US = 'chr(31)';
+const GS = 'chr(29)';
+const LF = 'chr(10)';
+
+/** The canonical encoding of a row as a JSON array of its values' text, and LF. */
+function jsonEncoding(values: string[]): string {
+  return `to_json([${values.map((v) => `CAST(${v} AS VARCHAR)`).join(', ')}])::VARCHAR || ${LF}`;
 }
 
 const us = (x: string) => `epoch_us(${x})`;
 
-/** pgaudit events of a server: event_rows with their context and kind (as the audit_logs view shows them). */
-export function pgauditStream(server: string): Stream {
+/** A packed text value: GS, the text with GS doubled, GS; NULL empty. */
+const text = (x: string) => `CASE WHEN ${x} IS NULL THEN '' ELSE ${GS} || replace(${x}, ${GS}, ${GS} || ${GS}) || ${GS} END`;
+const num = (x: string) => `coalesce(CAST(${x} AS VARCHAR), '')`;
+
+/** pgaudit events of a server as packed rows (see above; parse/packed.ts EVENT_ROW_COLUMNS). */
+function packedEncoding(): string {
   const marker = `'<previously logged>'`;
+  const fields = [
+    num('epoch_ms(e.log_time)'),
+    num('e.context_id'),
+    num('e.kind_id'),
+    num('e.session_line_num'),
+    text('e.virtual_transaction_id'),
+    num('e.transaction_id'),
+    num('e.query_id'),
+    num('e.statement_id'),
+    num('e.substatement_id'),
+    text('e.object_name'),
+    text(`CASE WHEN e.statement_filled THEN ${marker} ELSE e.statement END`),
+    text(`CASE WHEN e.statement_filled THEN ${marker} ELSE e.parameter END`),
+    num('e.rows'),
+    text('e.raw_message'),
+  ];
+  return `concat(${fields.join(`, ${US}, `)}, ${LF})`;
+}
+
+/** pgaudit events of a server: event_rows, with the contexts and kinds their batches inserted. */
+export function pgauditStream(server: string): Stream {
+  const name = `pgaudit:${server}`;
   return {
-    name: `pgaudit:${server}`,
+    name,
     kind: 'pgaudit',
     source: server,
     sourceTable: null,
     table: 'event_rows',
-    from: `event_rows AS e JOIN event_contexts AS c ON c.context_id = e.context_id LEFT JOIN event_kinds AS k ON k.kind_id = e.kind_id
-      WHERE c.server = ${sqlString(server)}`,
-    keys: ['c.session_id', 'e.session_line_num', 'NULL::VARCHAR'],
-    encoding: encode([
-      'c.server',
-      'c.session_id',
-      'e.session_line_num',
-      us('e.log_time'),
-      'c.user_name',
-      'c.database_name',
-      'c.client_addr',
-      'c.client_port',
-      'c.application_name',
-      'c.backend_type',
-      us('c.session_start'),
-      'c.process_id',
-      'c.leader_pid',
-      'c.log_path_id',
-      'c.file_name',
-      'e.virtual_transaction_id',
-      'e.transaction_id',
-      'e.query_id',
-      'k.command_tag',
-      'k.error_severity',
-      'k.audit_type',
-      'e.statement_id',
-      'e.substatement_id',
-      'k.class',
-      'k.command',
-      'k.object_type',
-      'e.object_name',
-      `CASE WHEN e.statement_filled THEN ${marker} ELSE e.statement END`,
-      `CASE WHEN e.statement_filled THEN ${marker} ELSE e.parameter END`,
-      'e.rows',
-      'e.raw_message',
-    ]),
+    from: `event_rows AS e WHERE e.context_id IN (SELECT context_id FROM event_contexts WHERE server = ${sqlString(server)})`,
+    keys: ['NULL::VARCHAR', 'e.context_id', 'e.session_line_num', 'NULL::VARCHAR'],
+    encoding: packedEncoding(),
+    dimensions: [
+      {
+        from: `event_contexts AS d WHERE d.server = ${sqlString(server)}`,
+        key: 'd.context_id',
+        encoding: jsonEncoding([
+          'd.context_id',
+          'd.server',
+          'd.session_id',
+          'd.user_name',
+          'd.database_name',
+          'd.client_addr',
+          'd.client_port',
+          'd.application_name',
+          'd.backend_type',
+          us('d.session_start'),
+          'd.process_id',
+          'd.leader_pid',
+          'd.log_path_id',
+          'd.file_name',
+        ]),
+      },
+      {
+        // Kinds are shared by the servers of a store: each is the stream's whose batch inserted it.
+        from: `event_kinds AS d WHERE d.ledger_stream = ${sqlString(name)}`,
+        key: 'd.kind_id',
+        encoding: jsonEncoding(['d.kind_id', 'd.audit_type', 'd.class', 'd.command', 'd.object_type', 'd.command_tag', 'd.error_severity']),
+      },
+    ],
   };
 }
 
@@ -102,8 +143,8 @@ export function rowChangesStream(server: string, sourceTable: string): Stream {
     sourceTable,
     table: 'row_changes',
     from: `row_changes AS e WHERE e.server = ${sqlString(server)} AND e.source_table = ${sqlString(sourceTable)}`,
-    keys: ['NULL::VARCHAR', 'e.event_id', 'NULL::VARCHAR'],
-    encoding: encode([
+    keys: ['NULL::VARCHAR', 'e.event_id', 'NULL::BIGINT', 'NULL::VARCHAR'],
+    encoding: jsonEncoding([
       'e.server',
       'e.source_table',
       'e.event_id',
@@ -125,6 +166,7 @@ export function rowChangesStream(server: string, sourceTable: string): Stream {
       'e.client_query',
       us('e.shipped_at'),
     ]),
+    dimensions: [],
   };
 }
 
@@ -137,8 +179,8 @@ export function appEventsStream(source: string, sourceTable: string): Stream {
     sourceTable,
     table: 'app_events',
     from: `app_events AS e WHERE e.source_name = ${sqlString(source)} AND e.source_table = ${sqlString(sourceTable)}`,
-    keys: ['e.row_id', 'NULL::BIGINT', 'e.fingerprint'],
-    encoding: encode([
+    keys: ['e.row_id', 'NULL::BIGINT', 'NULL::BIGINT', 'e.fingerprint'],
+    encoding: jsonEncoding([
       'e.source_name',
       'e.source_table',
       'e.row_id',
@@ -149,6 +191,7 @@ export function appEventsStream(source: string, sourceTable: string): Stream {
       'e.message',
       us('e.shipped_at'),
     ]),
+    dimensions: [],
   };
 }
 

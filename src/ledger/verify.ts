@@ -1,5 +1,5 @@
 import { sqlString } from '../duckdb/sql.js';
-import { batchDigests, chainDigest, EMPTY_DIGEST, hashedRows, removedRows } from './ledger.js';
+import { batchDigest, chainDigest, dimensionDigests, EMPTY_DIGEST, encodedRows, removedRows, rowsDigests } from './ledger.js';
 import { ENCODING, appEventsStream, pgauditStream, rowChangesStream, streamOf, type Stream } from './streams.js';
 import type { AnchorRecord } from './anchor.js';
 
@@ -140,15 +140,41 @@ async function verifyStream(q: Rows, stream: Stream, hasLedger: boolean, onBatch
     );
   }
 
-  // Each batch's rows against its digest, in groups of batches.
-  const check = (e: Entry, n: number, d: string) => {
+  // Dimension rows (sessions' contexts, kinds) with a batch number the ledger does not list.
+  for (const d of stream.dimensions) {
+    for (const r of await q(`SELECT DISTINCT coalesce(d.ledger_seq, 0) FROM ${d.from} ORDER BY 1`)) {
+      const seq = Number(r[0]);
+      if (!listed.has(seq)) fail(seq, `batch ${seq}: session or kind rows of a batch the ledger does not list (rows were forged)`);
+    }
+  }
+
+  // Each batch's rows (and the dimension rows it inserted) against its digest, in groups of batches.
+  const check = (e: Entry, n: number, digest: string) => {
     if (n !== e.rows) fail(e.seq, `batch ${e.seq}: the ledger lists ${e.rows} row(s), the store holds ${n} (row(s) ${n < e.rows ? 'deleted' : 'added'})`);
-    else if (d !== e.batchDigest) fail(e.seq, `batch ${e.seq}: its rows do not hash to the ledger's digest (a row was changed)`);
+    else if (digest !== e.batchDigest) fail(e.seq, `batch ${e.seq}: its rows do not hash to the ledger's digest (a row was changed)`);
+  };
+  const checkGroup = async (group: Entry[], rowsWhere: string, removedWhere: string, dimWhere: string, seqExpr?: string) => {
+    const rows = new Map<number, [number, string]>();
+    for (const r of await q(rowsDigests(`${encodedRows(stream, rowsWhere, seqExpr)} UNION ALL ${removedRows(stream, removedWhere)}`)))
+      rows.set(Number(r[0]), [Number(r[1]), String(r[2])]);
+    const dims = stream.dimensions.map(() => new Map<number, string>());
+    for (const [i, d] of stream.dimensions.entries())
+      for (const r of await q(dimensionDigests(d, dimWhere, 'coalesce(d.ledger_seq, 0)'))) dims[i]!.set(Number(r[0]), String(r[1]));
+    for (const e of group) {
+      const [n, digest] = rows.get(e.seq) ?? [0, EMPTY_DIGEST];
+      check(
+        e,
+        n,
+        batchDigest(
+          digest,
+          dims.map((m) => m.get(e.seq) ?? EMPTY_DIGEST),
+        ),
+      );
+    }
   };
   const zero = entries[0]!.seq === 0 ? entries[0]! : null;
   if (zero) {
-    const r = (await q(batchDigests(hashedRows(stream, 'e.ledger_seq IS NULL', '0') + ' UNION ALL ' + removedRows(stream, 'seq = 0'))))[0];
-    check(zero, r ? Number(r[1]) : 0, r ? String(r[2]) : EMPTY_DIGEST);
+    await checkGroup([zero], 'e.ledger_seq IS NULL', 'seq = 0', 'coalesce(d.ledger_seq, 0) = 0', '0');
     onBatch(zero.rows);
   }
   const rest = entries.filter((e) => e.seq > 0);
@@ -158,13 +184,8 @@ async function verifyStream(q: Rows, stream: Stream, hasLedger: boolean, onBatch
     while (j < rest.length && (j === i || rows + rest[j]!.rows <= ROWS_PER_QUERY)) rows += rest[j++]!.rows;
     const lo = rest[i]!.seq;
     const hi = rest[j - 1]!.seq;
-    const got = new Map<number, [number, string]>();
-    const sql = batchDigests(hashedRows(stream, `e.ledger_seq BETWEEN ${lo} AND ${hi}`) + ' UNION ALL ' + removedRows(stream, `seq BETWEEN ${lo} AND ${hi}`));
-    for (const r of await q(sql)) got.set(Number(r[0]), [Number(r[1]), String(r[2])]);
-    for (const e of rest.slice(i, j)) {
-      const [n, d] = got.get(e.seq) ?? [0, EMPTY_DIGEST];
-      check(e, n, d);
-    }
+    const range = `BETWEEN ${lo} AND ${hi}`;
+    await checkGroup(rest.slice(i, j), `e.ledger_seq ${range}`, `seq ${range}`, `d.ledger_seq ${range}`);
     onBatch(rows);
     i = j;
   }

@@ -8,6 +8,8 @@ export interface PgAuditPayload {
   /** Packed rows (EVENT_ROW_COLUMNS order). */
   packed: Buffer;
   packedCount: number;
+  /** Where each packed row ends (after its LF), when the parser recorded it (the ledger hashes rows in identity order). */
+  packedEnds?: Uint32Array;
   /** Records holding GS characters or too long to pack, with context_id and kind_id set. */
   objects: PgAuditRecord[];
   /** Contexts and kinds the batch's events use (every one they use, whether new or not). */

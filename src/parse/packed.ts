@@ -148,6 +148,8 @@ export class PackWriter {
   buf: Buffer;
   len = 0;
   count = 0;
+  /** Where each record ends (after its LF): the ledger hashes records in identity order without cutting them again. */
+  private ends = new Uint32Array(4096);
 
   constructor(
     private readonly pool: BufferPool = new BufferPool(),
@@ -206,7 +208,16 @@ export class PackWriter {
   /** Turns the separator just written into the end of the record. */
   uEndRecord(): void {
     this.buf[this.len - 1] = LF;
-    this.count++;
+    this.recordEnd();
+  }
+
+  private recordEnd(): void {
+    if (this.count === this.ends.length) {
+      const next = new Uint32Array(this.ends.length * 2);
+      next.set(this.ends);
+      this.ends = next;
+    }
+    this.ends[this.count++] = this.len;
   }
 
   /** Gives the buffer back to the pool; the writer is not used afterwards. */
@@ -322,21 +333,22 @@ export class PackWriter {
   endRecord(): void {
     this.ensure(1);
     this.buf[this.len++] = LF;
-    this.count++;
+    this.recordEnd();
   }
 
   /**
    * Hands over the packed bytes so far (no copy) and continues in another buffer from the pool. Call
    * `release` once the bytes are no longer needed.
    */
-  take(): { bytes: Buffer; count: number; release: () => void } {
+  take(): { bytes: Buffer; count: number; ends: Uint32Array; release: () => void } {
     const whole = this.buf;
     const bytes = whole.subarray(0, this.len);
     const count = this.count;
+    const ends = this.ends.slice(0, count);
     this.buf = this.pool.acquire(Math.max(this.initial, whole.length));
     this.len = 0;
     this.count = 0;
-    return { bytes, count, release: () => this.pool.release(whole) };
+    return { bytes, count, ends, release: () => this.pool.release(whole) };
   }
 
   /**

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { generateCsvlog } from '../../bench/generate.js';
-import { batchDigests, chainDigest, hashedRows } from '../../src/ledger/ledger.js';
+import { batchDigest, chainDigest, dimensionDigests, encodedRows, EMPTY_DIGEST, rowsDigests } from '../../src/ledger/ledger.js';
 import { pgauditStream } from '../../src/ledger/streams.js';
 import { assertLedgerVerifies, ingestOk, runCli, scratchDir } from '../helpers/ingest-cli.js';
 
@@ -127,14 +127,16 @@ describe('the ledger', { concurrency: false }, () => {
       for (const e of entries) {
         const seq = Number(e[0]);
         if (seq >= 2) {
-          const [d] = await run(batchDigests(hashedRows(stream, `e.ledger_seq = ${seq}`)));
+          const [d] = await run(rowsDigests(encodedRows(stream, `e.ledger_seq = ${seq}`)));
+          const dims: string[] = [];
+          for (const dim of stream.dimensions) dims.push(String((await run(dimensionDigests(dim, `d.ledger_seq = ${seq}`)))[0]?.[1] ?? EMPTY_DIGEST));
           const fields = {
             stream: stream.name,
             seq,
             encoding: Number(e[3]),
             rows: Number(d![1]),
             removed: Number(e[2]),
-            batchDigest: String(d![2]),
+            batchDigest: batchDigest(String(d![2]), dims),
             committedUs: BigInt(String(e[4])),
           };
           const digest = chainDigest(previous, fields);
@@ -154,6 +156,9 @@ describe('the ledger', { concurrency: false }, () => {
     const path = await tampered(
       'cut',
       `DELETE FROM event_rows WHERE ledger_seq = (SELECT max(seq) FROM ledger)`,
+      // The sessions and kinds the batch inserted carry its number: left behind, they give it away.
+      `DELETE FROM event_contexts WHERE ledger_seq = (SELECT max(seq) FROM ledger)`,
+      `DELETE FROM event_kinds WHERE ledger_seq = (SELECT max(seq) FROM ledger)`,
       `DELETE FROM ledger WHERE seq = (SELECT max(seq) FROM ledger)`,
     );
     assert.equal((await verify(path)).code, 0);

@@ -241,7 +241,8 @@ CREATE TABLE IF NOT EXISTS event_contexts (
   process_id       INTEGER,
   leader_pid       INTEGER,
   log_path_id      INTEGER,
-  file_name        VARCHAR
+  file_name        VARCHAR,
+  ledger_seq       BIGINT
 );
 CREATE TABLE IF NOT EXISTS event_kinds (
   kind_id        BIGINT PRIMARY KEY,
@@ -250,7 +251,9 @@ CREATE TABLE IF NOT EXISTS event_kinds (
   command        VARCHAR,
   object_type    VARCHAR,
   command_tag    VARCHAR,
-  error_severity VARCHAR
+  error_severity VARCHAR,
+  ledger_stream  VARCHAR,
+  ledger_seq     BIGINT
 );
 CREATE TABLE IF NOT EXISTS event_rows (
   log_time               TIMESTAMPTZ,
@@ -392,8 +395,8 @@ async function flatToStar(conn: DuckDBConnection, flat: string): Promise<number>
     'file_name',
   ];
   const kind = ['audit_type', 'class', 'command', 'object_type', 'command_tag', 'error_severity'];
-  await conn.run(`INSERT INTO event_contexts SELECT DISTINCT ${CONTEXT_ID_SQL} AS context_id, ${ctx.join(', ')} FROM ${flat}`);
-  await conn.run(`INSERT INTO event_kinds SELECT DISTINCT ${KIND_ID_SQL} AS kind_id, ${kind.join(', ')} FROM ${flat}`);
+  await conn.run(`INSERT INTO event_contexts (context_id, ${ctx.join(', ')}) SELECT DISTINCT ${CONTEXT_ID_SQL} AS context_id, ${ctx.join(', ')} FROM ${flat}`);
+  await conn.run(`INSERT INTO event_kinds (kind_id, ${kind.join(', ')}) SELECT DISTINCT ${KIND_ID_SQL} AS kind_id, ${kind.join(', ')} FROM ${flat}`);
   const r = await conn.run(`INSERT INTO event_rows (log_time, context_id, kind_id, session_line_num, virtual_transaction_id, transaction_id, query_id,
       statement_id, substatement_id, object_name, statement, parameter, rows, raw_message, statement_filled, sqlstate, error_message)
     SELECT log_time, ${CONTEXT_ID_SQL}, ${KIND_ID_SQL}, session_line_num, virtual_transaction_id,
@@ -437,6 +440,14 @@ async function convertSessionState(conn: DuckDBConnection, oldState: string, fla
     else stmt.bindBigInt(8, BigInt(String(firstMs)));
     await stmt.run();
   }
+}
+
+/** The ledger's columns on the tables of a store written before it (their rows keep NULL: entry 0). */
+async function ensureLedgerColumns(conn: DuckDBConnection): Promise<void> {
+  await ensureLedgerColumn(conn, 'event_rows');
+  await ensureLedgerColumn(conn, 'event_contexts');
+  await ensureLedgerColumn(conn, 'event_kinds', 'ledger_stream', 'VARCHAR');
+  await ensureLedgerColumn(conn, 'event_kinds');
 }
 
 /** The tables a version 4 store keeps per pipeline (the reading position and what is committed with it). */
@@ -489,7 +500,7 @@ export async function ensureSchema(conn: DuckDBConnection, defaultServer: string
     try {
       const aside = await setAsideUnkeyed(conn);
       await conn.run(CREATE_SUPPORT_TABLES);
-      await ensureLedgerColumn(conn, 'event_rows');
+      await ensureLedgerColumns(conn);
       await restoreUnkeyed(conn, aside);
       if (fillMarkers) await conn.run(FILL_PENDING_MARKERS);
       await conn.run(CREATE_AUDIT_EVENTS_VIEW);
@@ -519,7 +530,7 @@ export async function ensureSchema(conn: DuckDBConnection, defaultServer: string
     }
     if (r.getRows()[0]?.[0] !== VIEW_VERSION) {
       await conn.run(CREATE_SUPPORT_TABLES);
-      await ensureLedgerColumn(conn, 'event_rows');
+      await ensureLedgerColumns(conn);
       await conn.run(CREATE_AUDIT_EVENTS_VIEW);
       await conn.run(CREATE_AUDIT_LOGS_VIEW);
       await conn.run(`INSERT OR REPLACE INTO auditship_meta VALUES ('schema_version', '${SCHEMA_VERSION}')`);

@@ -24,7 +24,8 @@ import { type StoredSession } from '../../model/sessions.js';
 import { ensureSchema, SCHEMA_VERSION } from './schema.js';
 import { FROM_PACKED, PACKED_TYPES, readPackedSql } from '../../duckdb/packed-sql.js';
 import { CONTEXT_STAGE, KIND_STAGE, stageRows } from '../../duckdb/stage.js';
-import { LedgerWriter } from '../../ledger/ledger.js';
+import { LedgerWriter, type KnownRows } from '../../ledger/ledger.js';
+import { packedRowsDigest } from '../../ledger/packed-digest.js';
 import { pgauditStream, type Stream } from '../../ledger/streams.js';
 
 /**
@@ -383,16 +384,27 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
         report.stored = packedCount + objects.length;
       } else {
         for (const s of markerSessions) this.markerSessions.add(s);
-        await this.storeDimensions(batch.payload.contexts, batch.payload.kinds, cp.path);
+        const seq = this.ledger ? await this.ledger.begin(this.stream) : null;
+        const newDimensions = await this.storeDimensions(batch.payload.contexts, batch.payload.kinds, cp.path, seq);
+        let known: KnownRows | undefined;
         if (packedCount + objects.length > 0) {
           const source = await this.stage(packed, objects);
           try {
-            report.stored = await this.insertNew(source, batch, cp);
+            const inserting = this.insertNew(source, batch, cp, seq);
+            // While DuckDB inserts the rows, the ledger hashes the same bytes here (not when --force may replace rows).
+            if (this.ledger && !this.options.replace) {
+              known = profile.timeSync('ledger: hash packed rows', 'js', () =>
+                packedRowsDigest(packed, batch.payload.packedEnds, objects, this.options.storeMessage),
+              );
+            }
+            report.stored = await inserting;
           } finally {
             await source.cleanup();
           }
           report.duplicates = packedCount + objects.length - report.stored;
         }
+        // Rows skipped as stored already: the batch's rows are hashed in SQL, as stored.
+        if (this.ledger) await this.ledger.end(this.stream, known?.rows === report.stored ? known : undefined, newDimensions);
       }
       // Sessions, logon failures and statement errors are kept whether or not the events are.
       this.correlation.add(batch.payload.correlation);
@@ -418,8 +430,11 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     return report;
   }
 
-  /** Inserts the contexts and kinds of a batch that are not stored yet (before its rows). */
-  private async storeDimensions(contexts: EventContext[], kinds: EventKind[], path: string): Promise<void> {
+  /**
+   * Inserts the contexts and kinds of a batch that are not stored yet (before its rows), with the batch's
+   * ledger number; returns whether there were any.
+   */
+  private async storeDimensions(contexts: EventContext[], kinds: EventKind[], path: string, seq: number | null): Promise<boolean> {
     const newContexts = contexts.filter((c) => !this.knownContexts.has(c.id));
     const newKinds = kinds.filter((k) => !this.knownKinds.has(k.id));
     if (newContexts.length > 0) {
@@ -449,7 +464,8 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
           'insert event_contexts',
           `INSERT OR IGNORE INTO event_contexts
           SELECT context_id, ${sqlString(this.options.server)}, session_id, user_name, database_name, client_addr, client_port, application_name,
-                 backend_type, ${msToTimestamptz('session_start_ms')}, process_id, leader_pid, ${logPathId}, ${sqlString(basename(path))}
+                 backend_type, ${msToTimestamptz('session_start_ms')}, process_id, leader_pid, ${logPathId}, ${sqlString(basename(path))},
+                 ${seq ?? 'NULL'}
           FROM ${sql}`,
         );
       } finally {
@@ -467,13 +483,18 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       );
       writeFileSync(file, text);
       try {
-        await timedRun(this.conn, 'insert event_kinds', `INSERT OR IGNORE INTO event_kinds SELECT * FROM ${sql}`);
+        await timedRun(
+          this.conn,
+          'insert event_kinds',
+          `INSERT OR IGNORE INTO event_kinds SELECT *, ${seq === null ? 'NULL' : sqlString(this.stream.name)}, ${seq ?? 'NULL'} FROM ${sql}`,
+        );
       } finally {
         await unlink(file).catch(() => {});
       }
       if (this.knownKinds.size > MAX_KNOWN_IDS) this.knownKinds.clear();
       for (const k of newKinds) this.knownKinds.add(k.id);
     }
+    return newContexts.length + newKinds.length > 0;
   }
 
   /** Puts the batch where the INSERT can read it; returns the SQL of a relation with FROM_PACKED's columns. */
@@ -541,14 +562,13 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   }
 
   /** Inserts the staged rows whose identity is not stored yet; returns how many were inserted. */
-  private async insertNew(source: { sql: string }, batch: Batch<PgAuditPayload>, cp: FileCheckpoint): Promise<number> {
+  private async insertNew(source: { sql: string }, batch: Batch<PgAuditPayload>, cp: FileCheckpoint, seq: number | null): Promise<number> {
     const server = sqlString(this.options.server);
     const min = batch.minTimeMs,
       max = batch.maxTimeMs;
     const ts = (ms: number) => msToTimestamptz(String(ms));
-    const seq = this.ledger ? await this.ledger.begin(this.stream) : 'NULL';
     const cols = [...FROM_PACKED.map(([n]) => n), 'statement_filled', 'ledger_seq'];
-    const star = `${this.options.storeMessage ? 's.*' : 's.* REPLACE (NULL::VARCHAR AS raw_message)'}, false, ${seq}`;
+    const star = `${this.options.storeMessage ? 's.*' : 's.* REPLACE (NULL::VARCHAR AS raw_message)'}, false, ${seq ?? 'NULL'}`;
     const select = `SELECT ${star} FROM (${source.sql}) AS s`;
     // Rows already stored can only lie at or before the latest time stored when the file began — unless the
     // database holds rows of the seed script (times maybe off by the server's UTC offset), or the file is read
@@ -614,7 +634,6 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
         this.markerSessions.clear();
       }
       for (const cp of checkpoints) await profile.time('checkpoint: save file state', 'duckdb', () => this.saveCheckpoint(cp));
-      await this.ledger?.end(this.stream);
       await timedRun(this.conn, 'commit (as observed by the event loop)', 'COMMIT');
       this.inTransaction = false;
       await this.restoreMemoryLimit();

@@ -136,7 +136,7 @@ export class BatchBuilder {
   take(offset: number, tail: Buffer, end: { endOfSource: boolean; complete: boolean; damage?: string | undefined }): Batch<PgAuditPayload> {
     const { st, file, opts } = this;
     const dims = opts.tracker.takeBatch(); // before take(): it reads the statements of the packed rows
-    const { bytes: packed, count, release } = this.out.take();
+    const { bytes: packed, count, ends, release } = this.out.take();
     const eventCount = st.events;
     const cp: FileCheckpoint = {
       server: opts.server,
@@ -159,6 +159,7 @@ export class BatchBuilder {
       payload: {
         packed,
         packedCount: count,
+        packedEnds: ends,
         objects: this.objects,
         contexts: dims.contexts,
         kinds: dims.kinds,
