@@ -46,10 +46,12 @@ interface Args {
   variant: 'exact' | 'parallel-false' | 'brief';
   timeoutS: number;
   profile: boolean;
+  /** auditship with the ledger on (`ingest --ledger`). */
+  ledger: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args {
-  const a: Args = { events: 1_000_000, keep: false, append: 10_000, seed: 42, variant: 'parallel-false', timeoutS: 1200, profile: false };
+  const a: Args = { events: 1_000_000, keep: false, append: 10_000, seed: 42, variant: 'parallel-false', timeoutS: 1200, profile: false, ledger: false };
   const num = (v: string | undefined, name: string): number => {
     const n = Number((v ?? '').replaceAll('_', ''));
     if (!Number.isFinite(n) || n < 0) throw new Error(`${name} needs a number, got ${v}`);
@@ -69,6 +71,9 @@ function parseArgs(argv: readonly string[]): Args {
         break;
       case '--profile':
         a.profile = true;
+        break;
+      case '--ledger':
+        a.ledger = true;
         break;
       case '--append':
         a.append = Math.floor(num(argv[++i], k));
@@ -92,7 +97,7 @@ function parseArgs(argv: readonly string[]): Args {
       case '-h':
         console.log(
           'usage: npm run bench -- [--events 1000000] [--dir DIR] [--keep] [--append 10000] [--file-mb N]\n' +
-            '                        [--seed 42] [--variant parallel-false|exact|brief] [--timeout 1200] [--profile]',
+            '                        [--seed 42] [--variant parallel-false|exact|brief] [--timeout 1200] [--profile] [--ledger]',
         );
         process.exit(0);
         break;
@@ -463,6 +468,7 @@ async function main(): Promise<void> {
     '--quiet',
     '--json',
     ...(args.profile ? ['--profile'] : []),
+    ...(args.ledger ? ['--ledger'] : []),
     dir,
   ];
 

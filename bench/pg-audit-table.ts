@@ -4,7 +4,7 @@
  *
  *   node --import tsx bench/pg-audit-table.ts [--rows 1000000] [--seconds 30] [--rate 2000]
  *        [--pgbench-seconds 20] [--pgbench-runs 1] [--scale 10] [--url postgres://postgres@127.0.0.1:5432/postgres]
- *        [--steps backlog,follow,trigger] [--timeout 1200] [--keep] [--profile]
+ *        [--steps backlog,follow,trigger] [--timeout 1200] [--keep] [--profile] [--ledger]
  *
  * Steps (each on a database of its own, auditship_bench_<pid>_<step>, dropped at the end unless --keep):
  *   1. backlog: `bench_items` audited with `auditship pg install`; --rows audit rows made with a few
@@ -68,6 +68,8 @@ interface Args {
   keep: boolean;
   /** Print where the backlog run's time went (`auditship run --profile`). */
   profile: boolean;
+  /** The DuckDB sink with the ledger on. */
+  ledger: boolean;
 }
 
 function parseArgs(argv: readonly string[]): Args {
@@ -83,6 +85,7 @@ function parseArgs(argv: readonly string[]): Args {
     timeoutS: 1200,
     keep: false,
     profile: false,
+    ledger: false,
   };
   const num = (v: string | undefined, name: string, min = 1): number => {
     const n = Number((v ?? '').replaceAll('_', ''));
@@ -122,6 +125,9 @@ function parseArgs(argv: readonly string[]): Args {
       case '--profile':
         a.profile = true;
         break;
+      case '--ledger':
+        a.ledger = true;
+        break;
       case '--steps': {
         const list = (argv[++i] ?? '')
           .split(',')
@@ -137,7 +143,7 @@ function parseArgs(argv: readonly string[]): Args {
         console.log(
           'usage: npm run bench:table -- [--rows 1000000] [--seconds 30] [--rate 2000] [--pgbench-seconds 20] [--pgbench-runs 1]\n' +
             '                              [--scale 10] [--url postgres://postgres@127.0.0.1:5432/postgres] [--steps backlog,follow,trigger]\n' +
-            '                              [--timeout 1200] [--keep] [--profile]',
+            '                              [--timeout 1200] [--keep] [--profile] [--ledger]',
         );
         process.exit(0);
         break;
@@ -254,7 +260,7 @@ function percentile(sorted: readonly number[], p: number): number | null {
   return sorted[i] ?? null;
 }
 
-async function writeConfig(file: string, pipeline: string, url: string, dbPath: string): Promise<void> {
+async function writeConfig(file: string, pipeline: string, url: string, dbPath: string, ledger: boolean): Promise<void> {
   const yaml = `pipelines:
   ${pipeline}:
     source:
@@ -263,6 +269,7 @@ async function writeConfig(file: string, pipeline: string, url: string, dbPath: 
     sinks:
       - type: duckdb
         path: ${JSON.stringify(dbPath)}
+        ledger: ${ledger}
 `;
   await writeFile(file, yaml);
 }
@@ -357,7 +364,7 @@ async function stepBacklog(args: Args, work: string, haveTime: boolean, fig: Rec
   // ---- ship it once into a fresh DuckDB file
   const dbPath = join(work, 'backlog.duckdb');
   const config = join(work, 'backlog.yaml');
-  await writeConfig(config, 'rows', url, dbPath);
+  await writeConfig(config, 'rows', url, dbPath, args.ledger);
   process.stdout.write(`  auditship run --config ${relative(ROOT, config)} --quiet --json ... `);
   const r = await runTimed(
     process.execPath,
@@ -443,7 +450,7 @@ async function stepFollow(args: Args, work: string, fig: Record<string, unknown>
   const dbPath = join(work, 'follow.duckdb');
   const config = join(work, 'follow.yaml');
   const statusFile = `${dbPath}.status.json`;
-  await writeConfig(config, 'follow', url, dbPath);
+  await writeConfig(config, 'follow', url, dbPath, args.ledger);
 
   // ---- the daemon
   const t0 = performance.now();

@@ -32,10 +32,11 @@ CREATE TABLE IF NOT EXISTS ledger_removed (
   stream     VARCHAR NOT NULL,
   seq        BIGINT NOT NULL,
   removed_by BIGINT NOT NULL,
-  k1         VARCHAR,
+  k1         BIGINT,
   k2         BIGINT,
   k3         BIGINT,
   k4         VARCHAR,
+  k5         VARCHAR,
   enc        VARCHAR NOT NULL
 );`;
 
@@ -62,18 +63,19 @@ export function chainDigest(previous: string, e: Omit<LedgerEntry, 'digest' | 'k
 
 /** SQL: (seq, keys, encoding) of the stream's rows matching `where` (over alias `e`). */
 export function encodedRows(stream: Stream, where: string, seqExpr = 'e.ledger_seq'): string {
-  const [k1, k2, k3, k4] = stream.keys;
-  return `SELECT ${seqExpr} AS seq, ${k1} AS k1, ${k2} AS k2, ${k3} AS k3, ${k4} AS k4, ${stream.encoding} AS enc FROM ${stream.from} AND (${where})`;
+  const [k1, k2, k3, k4, k5] = stream.keys;
+  return `SELECT ${seqExpr} AS seq, ${k1} AS k1, ${k2} AS k2, ${k3} AS k3, ${k4} AS k4, ${k5} AS k5, ${stream.encoding} AS enc
+    FROM ${stream.from} AND (${where})`;
 }
 
 /** SQL: the removed rows' (seq, keys, encoding) recorded for the stream's batches matching `where` (over `seq`). */
 export function removedRows(stream: Stream, where: string): string {
-  return `SELECT seq, k1, k2, k3, k4, enc FROM ledger_removed WHERE stream = ${sqlString(stream.name)} AND (${where})`;
+  return `SELECT seq, k1, k2, k3, k4, k5, enc FROM ledger_removed WHERE stream = ${sqlString(stream.name)} AND (${where})`;
 }
 
 /** SQL: per batch, its row count and rows digest (SHA-256 of the encodings in identity order). */
 export function rowsDigests(rowsSql: string): string {
-  return `SELECT seq, count(*) AS n, sha256(coalesce(string_agg(enc, '' ORDER BY k1, k2, k3, k4, enc), '')) AS d FROM (${rowsSql}) GROUP BY seq`;
+  return `SELECT seq, count(*) AS n, sha256(coalesce(string_agg(enc, '' ORDER BY k1, k2, k3, k4, k5, enc), '')) AS d FROM (${rowsSql}) GROUP BY seq`;
 }
 
 /** SQL: per batch, the digest of the dimension rows it inserted (matching `where` over alias `d`). */
@@ -149,7 +151,7 @@ export class LedgerWriter {
   async removing(stream: Stream, where: string): Promise<void> {
     const seq = await this.begin(stream);
     const r = await this.conn.run(`INSERT INTO ledger_removed
-      SELECT ${sqlString(stream.name)}, coalesce(seq, 0), ${seq}, k1, k2, k3, k4, enc FROM (${encodedRows(stream, where)})`);
+      SELECT ${sqlString(stream.name)}, coalesce(seq, 0), ${seq}, k1, k2, k3, k4, k5, enc FROM (${encodedRows(stream, where)})`);
     this.open.get(stream.name)!.removed += Number(r.rowsChanged);
   }
 

@@ -5,9 +5,10 @@ import type { KnownRows } from './ledger.js';
 /**
  * The rows digest of a pgaudit batch computed from the bytes the store loads, so that DuckDB need not hash
  * what it has just inserted: the packed rows (parse/packed.ts: they are the canonical encoding, ledger/
- * streams.ts) and the records that travel as objects, encoded the same way, sorted by identity (context_id,
- * session_line_num, then the bytes) and hashed as one stream. Valid only when every row was stored as given
- * (the sink falls back to SQL when a row was skipped as already stored).
+ * streams.ts) and the records that travel as objects, encoded the same way, in the stream's order (log time,
+ * context, line, then the bytes) and hashed as one stream. A log file is nearly in that order already, so
+ * a batch is usually hashed as it is, in one call; rows out of order are sorted and hashed in runs. Valid
+ * only when every row was stored as given (the sink falls back to SQL when a row was skipped as stored).
  */
 const US = 0x1f;
 const GS = 0x1d;
@@ -23,16 +24,18 @@ class Rows {
   end = new Uint32Array(1024);
   /** Where the message field starts when it is left out (messages not stored), else -1. */
   cut = new Int32Array(1024);
+  time = new Float64Array(1024);
   context = new Float64Array(1024);
   line = new Float64Array(1024);
 
-  add(buf: Buffer, start: number, end: number, cut: number, context: number, line: number): void {
+  add(buf: Buffer, start: number, end: number, cut: number, time: number, context: number, line: number): void {
     if (this.count === this.start.length) this.grow();
     const i = this.count++;
     this.buf[i] = buf;
     this.start[i] = start;
     this.end[i] = end;
     this.cut[i] = cut;
+    this.time[i] = time;
     this.context[i] = context;
     this.line[i] = line;
   }
@@ -47,6 +50,7 @@ class Rows {
     this.start = grow(this.start, (k) => new Uint32Array(k));
     this.end = grow(this.end, (k) => new Uint32Array(k));
     this.cut = grow(this.cut, (k) => new Int32Array(k));
+    this.time = grow(this.time, (k) => new Float64Array(k));
     this.context = grow(this.context, (k) => new Float64Array(k));
     this.line = grow(this.line, (k) => new Float64Array(k));
   }
@@ -59,27 +63,32 @@ class Rows {
   }
 }
 
-/** Reads the identity (fields 1 and 3: context_id, session_line_num) at the start of a packed row. */
+/** Reads the order keys at the start of a packed row: log time, context_id, session_line_num (fields 0, 1, 3). */
 function identityAt(packed: Buffer, start: number, rows: Rows, end: number, keepMessage: boolean): void {
   let i = start;
+  let time = 0;
   let context = 0;
   let line = 0;
   for (let f = 0; f < 4; f++) {
     let v = 0;
     let neg = false;
+    const from = i;
     for (let b = packed[i]!; b !== US; b = packed[++i]!) {
       if (b === 45) neg = true;
       else v = v * 10 + (b - 48);
     }
-    if (f === 1) context = neg ? -v : v;
-    else if (f === 3) line = neg ? -v : v;
+    // NULL (an empty field) sorts last, as in SQL.
+    const value = i === from ? Infinity : neg ? -v : v;
+    if (f === 0) time = value;
+    else if (f === 1) context = value;
+    else if (f === 3) line = value;
     i++;
   }
   // A message is left out when messages are not stored (the store keeps NULL): its field is cut. The message
   // is the last field; packed text holds no GS, so its opening GS is the last but one of the row.
   let cut = -1;
   if (!keepMessage && packed[end - 2] !== US) cut = packed.lastIndexOf(GS, end - 3);
-  rows.add(packed, start, end, cut, context, line);
+  rows.add(packed, start, end, cut, time, context, line);
 }
 
 /** Cuts packed rows where the parser did not record their ends (fields 0–3 are numbers, text is between GS). */
@@ -121,47 +130,9 @@ function encodeObject(r: PgAuditRecord, keepMessage: boolean): Buffer {
   return Buffer.from(fields.join('\x1f') + '\n', 'utf8');
 }
 
-/**
- * The rows in identity order. A session's rows come in the order of their line numbers, so grouping by context
- * (in file order) and putting the groups in id order is the sort, in linear time; a group whose lines do not
- * ascend (a batch holding one identity twice) is sorted in full, ties by the bytes as SQL orders them.
- */
-function identityOrder(rows: Rows): Uint32Array {
-  const n = rows.count;
-  const { context, line } = rows;
-  const groupOf = new Map<number, number>();
-  const ids: number[] = [];
-  const sizes: number[] = [];
-  const group = new Uint32Array(n);
-  for (let i = 0; i < n; i++) {
-    let g = groupOf.get(context[i]!);
-    if (g === undefined) {
-      g = ids.length;
-      groupOf.set(context[i]!, g);
-      ids.push(context[i]!);
-      sizes.push(0);
-    }
-    group[i] = g;
-    sizes[g]!++;
-  }
-  const byId = ids.map((_, g) => g).sort((a, b) => ids[a]! - ids[b]!);
-  const at = new Array<number>(ids.length);
-  let pos = 0;
-  for (const g of byId) {
-    at[g] = pos;
-    pos += sizes[g]!;
-  }
-  const from = at.slice();
-  const order = new Uint32Array(n);
-  for (let i = 0; i < n; i++) order[at[group[i]!]!++] = i;
-  for (const g of byId) {
-    const s = from[g]!;
-    const e = s + sizes[g]!;
-    let ascending = true;
-    for (let k = s + 1; k < e && ascending; k++) ascending = line[order[k]!]! > line[order[k - 1]!]!;
-    if (!ascending) order.subarray(s, e).sort((a, b) => line[a]! - line[b]! || Buffer.compare(rows.bytes(a), rows.bytes(b)));
-  }
-  return order;
+/** Compares rows i and j in the stream's order. */
+function compare(rows: Rows, i: number, j: number): number {
+  return rows.time[i]! - rows.time[j]! || rows.context[i]! - rows.context[j]! || rows.line[i]! - rows.line[j]! || Buffer.compare(rows.bytes(i), rows.bytes(j));
 }
 
 export function packedRowsDigest(packed: Buffer, ends: Uint32Array | undefined, objects: readonly PgAuditRecord[], keepMessage: boolean): KnownRows {
@@ -175,23 +146,35 @@ export function packedRowsDigest(packed: Buffer, ends: Uint32Array | undefined, 
   } else cutPacked(packed, keepMessage, rows);
   for (const r of objects) {
     const buf = encodeObject(r, keepMessage);
-    rows.add(buf, 0, buf.length, -1, Number(r.context_id), Number(r.session_line_num));
+    rows.add(buf, 0, buf.length, -1, r.log_time_ms ?? Infinity, Number(r.context_id), Number(r.session_line_num));
   }
   const n = rows.count;
-  const order = identityOrder(rows);
-  // The rows in identity order, copied into one buffer and hashed at once.
-  let size = 0;
-  for (let i = 0; i < n; i++) size += rows.cut[i]! < 0 ? rows.end[i]! - rows.start[i]! : rows.cut[i]! - rows.start[i]! + 1;
-  const out = Buffer.allocUnsafe(size);
-  let at = 0;
-  for (let k = 0; k < n; k++) {
-    const i = order[k]!;
-    const cut = rows.cut[i]!;
-    if (cut < 0) at += rows.buf[i]!.copy(out, at, rows.start[i]!, rows.end[i]!);
-    else {
-      at += rows.buf[i]!.copy(out, at, rows.start[i]!, cut);
-      out[at++] = LF;
-    }
+  let sorted = true;
+  let cuts = false;
+  for (let i = 0; i < n; i++) {
+    if (rows.cut[i]! >= 0) cuts = true;
+    if (i > 0 && sorted && compare(rows, i - 1, i) >= 0) sorted = false;
   }
-  return { rows: n, digest: createHash('sha256').update(out).digest('hex') };
+  const hash = createHash('sha256');
+  // The usual case: the batch is its packed bytes, in order.
+  if (sorted && !cuts && objects.length === 0) return { rows: n, digest: hash.update(packed.subarray(0, n ? rows.end[n - 1]! : 0)).digest('hex') };
+  const order = Array.from({ length: n }, (_, i) => i);
+  if (!sorted) order.sort((a, b) => compare(rows, a, b));
+  // Hashed in runs of rows that lie one after the other in the same buffer.
+  const lf = Buffer.from([LF]);
+  for (let k = 0; k < n;) {
+    const i = order[k]!;
+    const buf = rows.buf[i]!;
+    if (rows.cut[i]! >= 0) {
+      hash.update(buf.subarray(rows.start[i]!, rows.cut[i]!));
+      hash.update(lf);
+      k++;
+      continue;
+    }
+    let last = i;
+    k++;
+    while (k < n && order[k] === last + 1 && rows.buf[last + 1] === buf && rows.cut[last + 1]! < 0) last = order[k++]!;
+    hash.update(buf.subarray(rows.start[i]!, rows.end[last]!));
+  }
+  return { rows: n, digest: hash.digest('hex') };
 }

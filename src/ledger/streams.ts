@@ -14,8 +14,8 @@ import { sqlString } from '../duckdb/sql.js';
  *    doubled, NULL empty, numbers in decimal, the time in epoch milliseconds, LF at the end. Because it is
  *    the packed form, the store hashes a batch in JavaScript from the bytes it loads (ledger/packed-digest.ts)
  *    while DuckDB inserts them; `verify` builds the same bytes from the stored rows in SQL.
- *  - dimension rows, row changes and application events: the values as text in a JSON array (NULL as null,
- *    timestamps as epoch microseconds) and LF — hashed in SQL at write and at verify.
+ *  - dimension rows: the values as text in a JSON array (NULL as null, timestamps as epoch microseconds) and
+ *    LF; row changes and application events: the SHA-256 (hex) of that — hashed in SQL at write and verify.
  *
  * What is not hashed, and why: the outcome columns of pgaudit events (`sqlstate`, `error_message`) are filled
  * in later by correlation, when the ERROR record of a statement arrives (maybe in a later batch or file);
@@ -47,8 +47,12 @@ export interface Stream {
   table: string;
   /** FROM … WHERE selecting the stream's rows; the table's alias is `e`. */
   from: string;
-  /** Identity keys (VARCHAR, BIGINT, BIGINT, VARCHAR; NULL where a kind has none), in hashing order. */
-  keys: [string, string, string, string];
+  /**
+   * The order in which a batch is hashed: three BIGINT keys and two VARCHAR keys (NULL where a kind has none),
+   * then the encoding itself. pgaudit: the time, then the identity (context, line) — the order of a log file,
+   * so that the store usually hashes a batch as it loaded it, without reordering (packed-digest.ts).
+   */
+  keys: [string, string, string, string, string];
   /** The canonical encoding of a row (SQL, VARCHAR, self-delimiting). */
   encoding: string;
   dimensions: Dimension[];
@@ -61,6 +65,15 @@ const LF = 'chr(10)';
 /** The canonical encoding of a row as a JSON array of its values' text, and LF. */
 function jsonEncoding(values: string[]): string {
   return `to_json([${values.map((v) => `CAST(${v} AS VARCHAR)`).join(', ')}])::VARCHAR || ${LF}`;
+}
+
+/**
+ * For rows hashed in SQL at write time (row changes, application events): the SHA-256 (hex) of the JSON
+ * encoding — fixed length, so a batch's ordered aggregate holds 64 bytes a row, not the rows themselves
+ * (a 250,000-row batch of JSON rows would not fit the sink's memory limit).
+ */
+function hashedJsonEncoding(values: string[]): string {
+  return `sha256(${jsonEncoding(values)})`;
 }
 
 const us = (x: string) => `epoch_us(${x})`;
@@ -101,7 +114,7 @@ export function pgauditStream(server: string): Stream {
     sourceTable: null,
     table: 'event_rows',
     from: `event_rows AS e WHERE e.context_id IN (SELECT context_id FROM event_contexts WHERE server = ${sqlString(server)})`,
-    keys: ['NULL::VARCHAR', 'e.context_id', 'e.session_line_num', 'NULL::VARCHAR'],
+    keys: ['epoch_ms(e.log_time)', 'e.context_id', 'e.session_line_num', 'NULL::VARCHAR', 'NULL::VARCHAR'],
     encoding: packedEncoding(),
     dimensions: [
       {
@@ -143,8 +156,8 @@ export function rowChangesStream(server: string, sourceTable: string): Stream {
     sourceTable,
     table: 'row_changes',
     from: `row_changes AS e WHERE e.server = ${sqlString(server)} AND e.source_table = ${sqlString(sourceTable)}`,
-    keys: ['NULL::VARCHAR', 'e.event_id', 'NULL::BIGINT', 'NULL::VARCHAR'],
-    encoding: jsonEncoding([
+    keys: ['e.event_id', 'NULL::BIGINT', 'NULL::BIGINT', 'NULL::VARCHAR', 'NULL::VARCHAR'],
+    encoding: hashedJsonEncoding([
       'e.server',
       'e.source_table',
       'e.event_id',
@@ -179,8 +192,8 @@ export function appEventsStream(source: string, sourceTable: string): Stream {
     sourceTable,
     table: 'app_events',
     from: `app_events AS e WHERE e.source_name = ${sqlString(source)} AND e.source_table = ${sqlString(sourceTable)}`,
-    keys: ['e.row_id', 'NULL::BIGINT', 'NULL::BIGINT', 'e.fingerprint'],
-    encoding: jsonEncoding([
+    keys: ['NULL::BIGINT', 'NULL::BIGINT', 'NULL::BIGINT', 'e.row_id', 'e.fingerprint'],
+    encoding: hashedJsonEncoding([
       'e.source_name',
       'e.source_table',
       'e.row_id',

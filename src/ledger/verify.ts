@@ -64,7 +64,7 @@ async function streamsOf(q: Rows): Promise<Stream[]> {
 }
 
 /** Rows hashed per verification query, about (batches are grouped up to this many rows). */
-const ROWS_PER_QUERY = 2_000_000;
+const ROWS_PER_QUERY = 250_000;
 
 async function verifyStream(q: Rows, stream: Stream, hasLedger: boolean, onBatch: (rows: number) => void): Promise<StreamVerdict> {
   const verdict: StreamVerdict = { stream: stream.name, entries: 0, rows: 0, head: null, unattested: 0, problem: null, batch: null };
