@@ -1,4 +1,5 @@
 import type { PipelineConfig } from '../config/load.js';
+import { sinkAnchorer } from './anchor.js';
 import { databaseSettings, duckdbSinkOf, sourceOfType } from '../connectors.js';
 import { ConnectorError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
@@ -124,6 +125,7 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
     // ingest) fails here, leaving no empty database or archive behind.
     const discovery = await profile.time('plan files (list, fingerprint, checkpoints)', 'js', () => source.discover());
     if (options.requireLogFiles && discovery.files.length === 0) throw noLogFiles(src.path, discovery.skipped);
+    const anchorer = await sinkAnchorer(sinkConfig, options.log);
     const sink = await profile.time('open database', 'duckdb', () =>
       DuckDbSink.open(
         {
@@ -136,6 +138,7 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
           replace: Boolean(options.force),
           storeEvents: sinkConfig.store_events,
           ledger: sinkConfig.ledger,
+          ...(anchorer ? { anchorer } : {}),
           ...(options.db ? { database: options.db } : {}),
         },
         options.log,

@@ -1,4 +1,5 @@
 import type { PipelineConfig } from '../config/load.js';
+import { sinkAnchorer } from './anchor.js';
 import { databaseSettings, duckdbSinkOf, sinksOfType, sourceOfType } from '../connectors.js';
 import { outboxSourceConfig, type AppTableConfig } from '../sources/sql-outbox/config.js';
 import { ConnectorError } from '../core/errors.js';
@@ -62,7 +63,8 @@ export function outboxConfig(pipeline: PipelineConfig): OutboxSourceConfig & { s
 async function openSink(pipeline: PipelineConfig, options: { db?: Database; log: Logger }): Promise<AppEventsSink> {
   const db = options.db ?? (await openDatabase(duckdbSinkOf(pipeline.sinks).path, databaseSettings([pipeline])));
   try {
-    return await AppEventsSink.open(db, options.log, !options.db, duckdbSinkOf(pipeline.sinks).ledger);
+    const sink = duckdbSinkOf(pipeline.sinks);
+    return await AppEventsSink.open(db, options.log, !options.db, sink.ledger, await sinkAnchorer(sink, options.log));
   } catch (err) {
     if (!options.db) await db.close();
     throw err;

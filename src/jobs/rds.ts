@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { sinkAnchorer } from './anchor.js';
 import { promises as fsp } from 'node:fs';
 import { join } from 'node:path';
 import type { PipelineConfig } from '../config/load.js';
@@ -115,6 +116,7 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
     );
     let sink: DuckDbSink;
     try {
+      const anchorer = await sinkAnchorer(sinkConfig, log);
       sink = await DuckDbSink.open(
         {
           path: sinkConfig.path,
@@ -125,6 +127,7 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
           threads: sinkConfig.threads,
           storeEvents: sinkConfig.store_events,
           ledger: sinkConfig.ledger,
+          ...(anchorer ? { anchorer } : {}),
           ...(options.db ? { database: options.db } : {}),
         },
         log,

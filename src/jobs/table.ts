@@ -1,4 +1,5 @@
 import type { PipelineConfig } from '../config/load.js';
+import { sinkAnchorer } from './anchor.js';
 import { tableSourceOptions } from '../sources/pg-audit-table/config.js';
 import { databaseSettings, duckdbSinkOf, sinksOfType, sourceOfType } from '../connectors.js';
 import { ConnectorError } from '../core/errors.js';
@@ -118,7 +119,8 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
   const aborted = () => options.signal?.aborted === true;
   const meter = options.meter;
   try {
-    sink = await RowChangesSink.open(db, log, !options.db, duckdbSinkOf(pipeline.sinks).ledger);
+    const store = duckdbSinkOf(pipeline.sinks);
+    sink = await RowChangesSink.open(db, log, !options.db, store.ledger, await sinkAnchorer(store, log));
     for (const c of sinksOfType(pipeline.sinks, 'elasticsearch')) search.push(await ElasticsearchSink.open(elasticsearchOptions(c, server), log, 'rows'));
     let cursor: TableCursor | null = null;
     let lastBacklogCheck = 0;

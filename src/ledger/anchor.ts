@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Logger } from '../core/log.js';
-import type { ObjectStore } from '../sinks/archive/store.js';
+import { sqlString } from '../duckdb/sql.js';
 
 /**
  * Anchors: the ledger's heads written outside the store, one small JSON object per anchor under
@@ -10,6 +10,15 @@ import type { ObjectStore } from '../sinks/archive/store.js';
  * the store consistent with itself but not with an anchor written before: `auditship verify --anchor` finds it.
  */
 export const ANCHOR_PREFIX = 'ledger-anchors/';
+
+/** What anchors need of an object store (an archive's store: sinks/archive/store.ts, opened by jobs/anchor.ts). */
+export interface AnchorStore {
+  readonly where: string;
+  putSmall(key: string, body: Buffer, options: { contentType: string }): Promise<unknown>;
+  list(prefix: string): AsyncIterable<{ key: string }>;
+  read(key: string): AsyncIterable<Buffer>;
+  close(): void;
+}
 
 export interface AnchorHead {
   stream: string;
@@ -31,7 +40,7 @@ export async function ledgerHeads(conn: DuckDBConnection): Promise<AnchorHead[]>
 }
 
 /** Writes one anchor object with the given heads; returns its key. */
-export async function writeAnchor(store: ObjectStore, record: AnchorRecord): Promise<string> {
+export async function writeAnchor(store: AnchorStore, record: AnchorRecord): Promise<string> {
   const stamp = record.anchored_at.replace(/[:.]/g, '-');
   const key = `${ANCHOR_PREFIX}${stamp}-${randomBytes(4).toString('hex')}.json`;
   await store.putSmall(key, Buffer.from(JSON.stringify(record) + '\n'), { contentType: 'application/json' });
@@ -39,7 +48,7 @@ export async function writeAnchor(store: ObjectStore, record: AnchorRecord): Pro
 }
 
 /** Every anchor under the location, oldest first. A record that cannot be read is an error: anchors are evidence. */
-export async function readAnchors(store: ObjectStore): Promise<AnchorRecord[]> {
+export async function readAnchors(store: AnchorStore): Promise<AnchorRecord[]> {
   const keys: string[] = [];
   for await (const o of store.list(ANCHOR_PREFIX)) if (o.key.endsWith('.json')) keys.push(o.key);
   keys.sort();
@@ -65,10 +74,11 @@ export async function readAnchors(store: ObjectStore): Promise<AnchorRecord[]> {
  */
 export class Anchorer {
   private lastMs = 0;
-  private lastHeads = '';
+  /** The heads of the last anchor written to this location from this store (null: not read yet). */
+  private lastHeads: string | null = null;
 
   constructor(
-    private readonly store: ObjectStore,
+    private readonly store: AnchorStore,
     private readonly everyMs: number,
     private readonly storePath: string,
     private readonly log: Logger,
@@ -78,10 +88,19 @@ export class Anchorer {
     return this.store.where;
   }
 
+  /** Writes the heads if they moved since the last anchor, then lets go of the store. */
+  async close(conn: DuckDBConnection): Promise<void> {
+    await this.afterCommit(conn, true);
+    this.store.close();
+  }
+
   async afterCommit(conn: DuckDBConnection, force = false): Promise<void> {
     const now = Date.now();
     if (!force && now - this.lastMs < this.everyMs) return;
     try {
+      const where = sqlString(this.store.where);
+      // What an earlier run anchored here: a run that stores nothing new writes no anchor.
+      this.lastHeads ??= String((await conn.runAndReadAll(`SELECT heads FROM ledger_anchored WHERE location = ${where}`)).getRows()[0]?.[0] ?? '');
       const heads = await ledgerHeads(conn);
       const text = JSON.stringify(heads);
       if (heads.length === 0 || text === this.lastHeads) {
@@ -91,6 +110,7 @@ export class Anchorer {
       const key = await writeAnchor(this.store, { anchored_at: new Date(now).toISOString(), store: this.storePath, heads });
       this.lastMs = now;
       this.lastHeads = text;
+      await conn.run(`INSERT OR REPLACE INTO ledger_anchored VALUES (${where}, ${sqlString(text)}, now())`);
       this.log.debug('Ledger heads anchored.', { at: `${this.store.where}${key}`, streams: heads.length });
     } catch (err) {
       this.log.warn('Could not write a ledger anchor; trying again after the next commit.', { at: this.store.where, reason: (err as Error).message });

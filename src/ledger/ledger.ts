@@ -38,6 +38,11 @@ CREATE TABLE IF NOT EXISTS ledger_removed (
   k4         VARCHAR,
   k5         VARCHAR,
   enc        VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ledger_anchored (
+  location    VARCHAR PRIMARY KEY,
+  heads       VARCHAR,
+  anchored_at TIMESTAMPTZ
 );`;
 
 /** One ledger entry. */

@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { csvText, pgLogTime, pgauditField } from '../helpers/csvlog-gen.js';
-import { ingestOk, queryDb, scratchDir, withDb } from '../helpers/ingest-cli.js';
+import { assertLedgerVerifies, ingestOk, queryDb, scratchDir, withDb } from '../helpers/ingest-cli.js';
 
 /**
  * With `pgaudit.log_statement_once`, the entries after the first of a statement carry `<previously logged>`.
@@ -71,7 +71,7 @@ test('markers stored before their first entry are completed by the run that brin
   );
   const db = join(dir, 'a.duckdb');
 
-  assert.equal((await ingestOk(db, [later])).stored, 2);
+  assert.equal((await ingestOk(db, [later], ['--ledger'])).stored, 2);
   const pendingSql = 'SELECT server, session_id FROM pending_markers ORDER BY ALL';
   const eventsSql = 'SELECT session_line_num::INTEGER AS n, statement, statement_filled FROM audit_logs ORDER BY n';
   assert.deepEqual(await queryDb(db, pendingSql), [{ server: 'default', session_id: SESSION }]);
@@ -82,7 +82,7 @@ test('markers stored before their first entry are completed by the run that brin
 
   // A database of an earlier auditship version has no pending_markers: the next run lists them from the table.
   await withDb(db, (q) => q('DROP TABLE pending_markers'), false);
-  assert.equal((await ingestOk(db, [first])).stored, 1);
+  assert.equal((await ingestOk(db, [first], ['--ledger'])).stored, 1);
   assert.deepEqual(await queryDb(db, eventsSql), [
     { n: 1, statement, statement_filled: false },
     { n: 2, statement, statement_filled: true },
@@ -95,10 +95,13 @@ test('markers stored before their first entry are completed by the run that brin
   const last = join(dir, 'last');
   mkdirSync(last);
   writeFileSync(join(last, 'postgresql-2024-05-01_140000.csv'), record(0, ['SESSION', '2', '1', 'READ', 'SELECT', 'TABLE', 'public.v', 'SELECT 2', '<none>']));
-  assert.equal((await ingestOk(db, [last])).stored, 1);
+  assert.equal((await ingestOk(db, [last], ['--ledger'])).stored, 1);
   assert.deepEqual(
     (await queryDb(db, eventsSql)).map((r) => r['statement']),
     ['SELECT 2', statement, statement, 'SELECT 2'],
   );
   assert.deepEqual(await queryDb(db, pendingSql), []);
+  // Statements copied over markers after their batches were committed: the ledger hashed the markers, and verifies.
+  const ledger = await assertLedgerVerifies(db, 'after the markers were filled');
+  assert.equal(ledger.streams[0]!.rows, 4);
 });

@@ -1,8 +1,6 @@
-import { decodeSink } from '../../config/load.js';
-import { ExitError } from '../../core/errors.js';
+import { ConfigError, ExitError } from '../../core/errors.js';
 import { createLogger } from '../../core/log.js';
-import { archiveSinkOptions, openStore } from '../../sinks/archive/index.js';
-import type { ObjectStore } from '../../sinks/archive/store.js';
+import { openAnchorStore } from '../../jobs/anchor.js';
 import { openStoreReader } from '../../sinks/duckdb/reader.js';
 import { readAnchors, writeAnchor, type AnchorHead } from '../../ledger/anchor.js';
 import { verifyLedger } from '../../ledger/verify.js';
@@ -35,30 +33,20 @@ export const spec = defineCommand({
   notes: '  Exit codes: 0 the ledger verifies, 1 a batch does not (or an anchor disagrees, or the store cannot be read), 2 usage error.',
 });
 
-async function anchorStore(location: string, values: { endpoint?: string; region?: string; 'force-path-style'?: boolean }): Promise<ObjectStore> {
-  const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(location);
-  const problems: string[] = [];
-  const cfg = decodeSink(
-    {
-      type: 'archive',
-      ...(m ? { bucket: m[1], prefix: m[2] } : { directory: location }),
-      ...(values.endpoint ? { endpoint: values.endpoint } : {}),
-      ...(values.region ? { region: values.region } : {}),
-      force_path_style: Boolean(values['force-path-style']),
-    },
-    'verify',
-    problems,
-  );
-  if (problems.length || cfg?.type !== 'archive') throw new ExitError(2, problems.map((p) => p.replace(/^verify\./, '--anchor ')).join('\n'));
-  return openStore(archiveSinkOptions(cfg).store);
-}
-
 export async function verify(argv: string[]): Promise<void> {
   const { values } = parseCommandArgs(argv, spec);
   if (values['write-anchor'] && !values.anchor) throw new ExitError(2, `--write-anchor needs --anchor\nusage: ${usage}`);
   const log = createLogger({ level: values.quiet || values.json ? 'warn' : 'info' });
   const db = openStoreReader(values.db ?? DEFAULT_DB, { lingerMs: 0 });
-  const store = values.anchor ? await anchorStore(values.anchor, values) : null;
+  const store = values.anchor
+    ? await openAnchorStore(values.anchor, {
+        ...(values.endpoint ? { endpoint: values.endpoint } : {}),
+        ...(values.region ? { region: values.region } : {}),
+        ...(values['force-path-style'] ? { forcePathStyle: true } : {}),
+      }).catch((err: unknown) => {
+        throw err instanceof ConfigError ? new ExitError(2, err.problems.map((p) => p.replace(/^ledger_anchor\./, '--anchor ')).join('\n')) : err;
+      })
+    : null;
   try {
     const anchors = store ? await readAnchors(store) : undefined;
     const started = Date.now();

@@ -8,6 +8,7 @@ import { insertDeadLetters, translateWriteError, type Database, type DeadLetterR
 import { sqlString, usToTimestamptz } from '../../duckdb/sql.js';
 import { US, stageCsvOptions, stageText } from '../../duckdb/stage.js';
 import { ensureLedgerColumn, LEDGER_DDL, LedgerWriter } from '../../ledger/ledger.js';
+import type { Anchorer } from '../../ledger/anchor.js';
 import { appEventsStream } from '../../ledger/streams.js';
 
 /**
@@ -98,6 +99,7 @@ export class AppEventsSink {
   private conn!: DuckDBConnection;
   /** Each transaction that stores rows appends an entry to the source's ledger stream. */
   private ledger: LedgerWriter | null = null;
+  private anchorer: Anchorer | undefined;
   private stageDir = '';
   private seq = 0;
   private readonly stageTag = `${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -111,7 +113,7 @@ export class AppEventsSink {
     private readonly log: Logger,
   ) {}
 
-  static async open(db: Database, log: Logger, ownsDb = false, ledger = false): Promise<AppEventsSink> {
+  static async open(db: Database, log: Logger, ownsDb = false, ledger = false, anchorer?: Anchorer): Promise<AppEventsSink> {
     const sink = new AppEventsSink(db, ownsDb, log);
     sink.conn = await db.instance.connect();
     await sink.conn.run("SET TimeZone = 'UTC'");
@@ -123,6 +125,7 @@ export class AppEventsSink {
     await ensureLedgerColumn(sink.conn, 'app_events');
     await sink.conn.run(LEDGER_DDL);
     if (ledger) sink.ledger = new LedgerWriter(sink.conn);
+    sink.anchorer = anchorer;
     sink.stageDir = `${db.path}.stage`;
     mkdirSync(sink.stageDir, { recursive: true });
     return sink;
@@ -279,6 +282,7 @@ export class AppEventsSink {
       await this.ledger?.end(appEventsStream(source, table));
       await this.conn.run('COMMIT');
       this.inTransaction = false;
+      await this.anchorer?.afterCommit(this.conn);
     } catch (err) {
       await this.rollback();
       throw translateWriteError(err, this.db.path);
@@ -307,6 +311,7 @@ export class AppEventsSink {
 
   async close(): Promise<void> {
     await this.rollback();
+    await this.anchorer?.close(this.conn);
     this.conn.closeSync();
     if (this.ownsDb) {
       await this.db.close();

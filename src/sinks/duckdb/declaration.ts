@@ -9,6 +9,7 @@ export const duckdb: SinkDeclaration<typeof DUCKDB_SINK> = {
   role: 'sink',
   spec: DUCKDB_SINK,
   accepts: ['pgaudit', 'row_changes', 'app_events'],
+  problems: (sink, at) => (sink.ledger_anchor !== undefined && !sink.ledger ? [`${at}.ledger_anchor: anchors the ledger's heads; set ledger: true`] : []),
   check: async (pipeline, o, i) => (await import('./check.js')).checkDuckdb(pipeline, o, i),
   async tables(connection, facts) {
     switch (facts.events) {

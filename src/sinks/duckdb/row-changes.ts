@@ -9,6 +9,7 @@ import { insertDeadLetters, profileStatements, timedRun, translateWriteError, ty
 import { sqlString, usToTimestamptz } from '../../duckdb/sql.js';
 import { US, stageCsvOptions, stageText } from '../../duckdb/stage.js';
 import { ensureLedgerColumn, LEDGER_DDL, LedgerWriter } from '../../ledger/ledger.js';
+import type { Anchorer } from '../../ledger/anchor.js';
 import { rowChangesStream } from '../../ledger/streams.js';
 
 /**
@@ -148,6 +149,7 @@ export class RowChangesSink {
   private conn!: DuckDBConnection;
   /** Each transaction that stores rows appends an entry to the source's ledger stream. */
   private ledger: LedgerWriter | null = null;
+  private anchorer: Anchorer | undefined;
   private stageDir = '';
   private seq = 0;
   /** Unique per sink: the daemon's sinks share the stage directory of their database. */
@@ -163,7 +165,7 @@ export class RowChangesSink {
   ) {}
 
   /** Opens on a database the caller holds (the daemon shares one per file) with a connection of its own. */
-  static async open(db: Database, log: Logger, ownsDb = false, ledger = false): Promise<RowChangesSink> {
+  static async open(db: Database, log: Logger, ownsDb = false, ledger = false, anchorer?: Anchorer): Promise<RowChangesSink> {
     const sink = new RowChangesSink(db, ownsDb, log);
     sink.conn = await db.instance.connect();
     await sink.conn.run("SET TimeZone = 'UTC'");
@@ -171,6 +173,7 @@ export class RowChangesSink {
     await ensureLedgerColumn(sink.conn, 'row_changes');
     await sink.conn.run(LEDGER_DDL);
     if (ledger) sink.ledger = new LedgerWriter(sink.conn);
+    sink.anchorer = anchorer;
     sink.stageDir = `${db.path}.stage`;
     mkdirSync(sink.stageDir, { recursive: true });
     await profileStatements(sink.conn, sink.stageDir);
@@ -385,6 +388,7 @@ export class RowChangesSink {
       await this.ledger?.end(rowChangesStream(server, sourceTable));
       await timedRun(this.conn, 'commit (as observed by the event loop)', 'COMMIT');
       this.inTransaction = false;
+      await this.anchorer?.afterCommit(this.conn);
     } catch (err) {
       await this.rollback();
       throw translateWriteError(err, this.db.path);
@@ -401,6 +405,7 @@ export class RowChangesSink {
 
   async close(): Promise<void> {
     await this.rollback();
+    await this.anchorer?.close(this.conn);
     this.conn.closeSync();
     if (this.ownsDb) {
       await this.db.close();

@@ -25,6 +25,7 @@ import { ensureSchema, SCHEMA_VERSION } from './schema.js';
 import { FROM_PACKED, PACKED_TYPES, readPackedSql } from '../../duckdb/packed-sql.js';
 import { CONTEXT_STAGE, KIND_STAGE, stageRows } from '../../duckdb/stage.js';
 import { LedgerWriter, type KnownRows } from '../../ledger/ledger.js';
+import type { Anchorer } from '../../ledger/anchor.js';
 import { packedRowsDigest } from '../../ledger/packed-digest.js';
 import { pgauditStream, type Stream } from '../../ledger/streams.js';
 
@@ -69,6 +70,8 @@ export interface DuckDbSinkOptions {
   storeEvents?: boolean;
   /** Append a ledger entry with each transaction that stores or removes events (src/ledger). */
   ledger?: boolean;
+  /** Writes the ledger's heads outside the store after commits (ledger_anchor). */
+  anchorer?: Anchorer;
 }
 
 /** Ids of contexts and kinds kept in memory as known to be stored, at most (then the set starts over). */
@@ -637,6 +640,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       await timedRun(this.conn, 'commit (as observed by the event loop)', 'COMMIT');
       this.inTransaction = false;
       await this.restoreMemoryLimit();
+      await this.options.anchorer?.afterCommit(this.conn);
     } catch (err) {
       await this.rollback();
       throw translateWriteError(err, this.db.path);
@@ -748,6 +752,7 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
 
   async close(): Promise<void> {
     await this.rollback();
+    await this.options.anchorer?.close(this.conn);
     await profile.time('close (checkpoint into the database file)', 'duckdb', () => this.db.close());
     if (!this.sharedDb) rmSync(this.stageDir, { recursive: true, force: true });
   }
