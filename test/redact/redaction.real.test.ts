@@ -6,6 +6,9 @@ import { gunzipSync } from 'node:zlib';
 import { requestJson, spawnEsServer, type SpawnedEsServer } from '../es-server/client.js';
 import { listDir } from '../helpers/archive.js';
 import { runCli, scratchDir, withDb } from '../helpers/ingest-cli.js';
+import { DuckDBInstance } from '@duckdb/node-api';
+import { API } from '../../src/ui/api.js';
+import { AuditQueries, duckdbRunner } from '../../src/query/index.js';
 import { startPgCluster, type PgCluster } from '../helpers/pg-cluster.js';
 
 /**
@@ -151,6 +154,28 @@ describe('redaction on real pgaudit logs', () => {
     }
   });
 
+  test('the Parquet archive holds no secret: every text value of every object, read back', async () => {
+    const archive = join(dir, 'archive-parquet');
+    await ingest('parquet', 'csvlog', true, [{ type: 'archive', directory: archive, form: 'parquet' }]);
+    const files = listDir(archive).filter((k) => k.endsWith('.parquet'));
+    assert.ok(files.length > 0, 'parquet objects were written');
+    const inst = await DuckDBInstance.create(':memory:');
+    const conn = await inst.connect();
+    try {
+      let text = '';
+      for (const f of files) {
+        // Every column as text (Parquet pages are compressed: the bytes cannot be searched as they are).
+        const rows = (await conn.runAndReadAll(`SELECT to_json(p)::VARCHAR FROM read_parquet('${join(archive, f)}') AS p`)).getRows();
+        text += rows.map((r) => String(r[0])).join('\n');
+      }
+      assert.ok(text.includes('<redacted:role_password>') && text.includes('<redacted:crypto_key>'), 'the objects hold the masked statements');
+      for (const [name, secret] of Object.entries(SECRETS)) assert.ok(!text.includes(secret), `${name} in a Parquet object`);
+    } finally {
+      conn.closeSync();
+      inst.closeSync();
+    }
+  });
+
   for (const format of ['csvlog', 'jsonlog'] as const) {
     test(`${format}: no secret in any table or in the file's bytes; statements otherwise intact and naming the rules`, async () => {
       const db = await ingest(`redacted-${format}`, format, true);
@@ -172,6 +197,54 @@ describe('redaction on real pgaudit logs', () => {
       const param = rows.find((r) => r['statement'] === 'SELECT pgp_sym_encrypt($1, $2)');
       assert.ok(param, 'the extended-protocol statement is there');
       assert.equal(param['parameter'], 'payload,<redacted:crypto_key>');
+
+      // Each event names the rules that masked it (names only), in the redactions column.
+      const fired = await withDb(db, (q) =>
+        q(
+          `SELECT statement, redactions::VARCHAR AS r FROM audit_logs WHERE redactions IS NOT NULL OR contains(statement, 'pgp_') ORDER BY log_time, session_line_num`,
+        ),
+      );
+      const rulesOf = (st: string) => fired.find((r) => r['statement'] === st)?.['r'];
+      assert.equal(rulesOf(`SELECT 3; ALTER ROLE alice PASSWORD '<redacted:role_password>'`), '[role_password]');
+      assert.equal(rulesOf('SELECT pgp_sym_encrypt($1, $2)'), '[crypto_key]', 'a masked parameter names its rule too');
+      assert.equal(rulesOf(`CREATE USER MAPPING FOR alice SERVER remote OPTIONS (user 'alice', password '<redacted:option_password>')`), '[option_password]');
+      const [none] = await withDb(db, (q) =>
+        q(`SELECT count(*)::INTEGER AS n FROM audit_logs WHERE redactions IS NULL AND NOT contains(concat(statement, parameter), '<redacted:')`),
+      );
+      assert.ok(Number(none!['n']) > 0, 'events with nothing masked have no redactions');
+
+      // What the UI's API and every report format show of the store: no secret, the masked statements.
+      const inst = await DuckDBInstance.create(db, { access_mode: 'READ_ONLY' });
+      const conn = await inst.connect();
+      try {
+        const queries = new AuditQueries(duckdbRunner(conn));
+        const range = new URLSearchParams({ from: '2000-01-01T00:00:00Z', to: '2100-01-01T00:00:00Z' });
+        const pages: unknown[] = [];
+        let after: string | null = null;
+        do {
+          const params = new URLSearchParams(range);
+          params.set('limit', '500');
+          if (after) params.set('after', after);
+          const page = (await API['/api/events']!(queries, params)) as { rows: { id: string }[]; next: string | null };
+          pages.push(page);
+          for (const e of page.rows) pages.push(await API['/api/event']!(queries, new URLSearchParams({ id: e.id })));
+          after = page.next;
+        } while (after);
+        for (const path of Object.keys(API).filter((k) => k.startsWith('/api/charts/') || k === '/api/facets')) {
+          pages.push(await API[path]!(queries, path === '/api/facets' ? new URLSearchParams() : new URLSearchParams(range)).catch((e: Error) => e.message));
+        }
+        const api = JSON.stringify(pages);
+        assert.ok(api.includes('<redacted:option_password>'), 'the API shows the masked statements');
+        for (const [name, secret] of Object.entries(SECRETS)) assert.ok(!api.includes(secret), `${name} in the UI API`);
+      } finally {
+        conn.closeSync();
+        inst.closeSync();
+      }
+      for (const fmt of ['md', 'html', 'json']) {
+        const r = await runCli(['report', '--db', db, '--since', '2000-01-01', '--format', fmt]);
+        assert.equal(r.code, 0, r.stderr);
+        for (const [name, secret] of Object.entries(SECRETS)) assert.ok(!r.stdout.includes(secret), `${name} in the ${fmt} report`);
+      }
     });
   }
 });

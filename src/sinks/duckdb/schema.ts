@@ -103,10 +103,18 @@ export const AUDIT_LOG_COLUMNS: [string, string][] = [
   ['outcome', 'VARCHAR'],
   ['sqlstate', 'VARCHAR'],
   ['error_message', 'VARCHAR'],
+  ['redactions', 'VARCHAR[]'],
 ];
 
 /** Columns of audit_logs computed in the view, not stored in audit_events. */
-const VIEW_ONLY = new Set(['message', 'outcome']);
+const VIEW_ONLY = new Set(['message', 'outcome', 'redactions']);
+
+/**
+ * `redactions`: the names of the redaction rules that masked something in the event (src/redact), read from
+ * the fixed markers `<redacted:RULE>` they left in the statement, parameter or error message; NULL when none.
+ */
+export const REDACTIONS_EXPRESSION = `CASE WHEN contains(concat(statement, parameter, error_message), '<redacted:')
+  THEN list_sort(list_distinct(regexp_extract_all(concat(statement, chr(10), parameter, chr(10), error_message), '<redacted:([a-z_]+)>', 1))) END`;
 
 /** `outcome`: 'error' when an ERROR record ended the statement (sqlstate set), else 'success'. */
 export const OUTCOME_EXPRESSION = `CASE WHEN sqlstate IS NULL THEN 'success' ELSE 'error' END`;
@@ -329,7 +337,15 @@ const CREATE_AUDIT_EVENTS_VIEW = `CREATE OR REPLACE VIEW audit_events AS SELECT
 FROM event_rows AS e LEFT JOIN event_contexts AS c ON c.context_id = e.context_id LEFT JOIN event_kinds AS k ON k.kind_id = e.kind_id`;
 
 const CREATE_AUDIT_LOGS_VIEW = `CREATE OR REPLACE VIEW audit_logs AS SELECT
-  ${AUDIT_LOG_COLUMNS.map(([n]) => (n === 'message' ? `${MESSAGE_EXPRESSION} AS message` : n === 'outcome' ? `${OUTCOME_EXPRESSION} AS outcome` : n)).join(',\n  ')}
+  ${AUDIT_LOG_COLUMNS.map(([n]) =>
+    n === 'message'
+      ? `${MESSAGE_EXPRESSION} AS message`
+      : n === 'outcome'
+        ? `${OUTCOME_EXPRESSION} AS outcome`
+        : n === 'redactions'
+          ? `${REDACTIONS_EXPRESSION} AS redactions`
+          : n,
+  ).join(',\n  ')}
 FROM audit_events`;
 
 /** Identifies the view definitions and the support tables: a short hash of their SQL (a change re-runs them). */
