@@ -59,7 +59,7 @@ class Rows {
   bytes(i: number): Buffer {
     const b = this.buf[i]!;
     const cut = this.cut[i]!;
-    return cut < 0 ? b.subarray(this.start[i]!, this.end[i]!) : Buffer.concat([b.subarray(this.start[i]!, cut), Buffer.from([LF])]);
+    return cut < 0 ? b.subarray(this.start[i], this.end[i]) : Buffer.concat([b.subarray(this.start[i], cut), Buffer.from([LF])]);
   }
 }
 
@@ -166,7 +166,7 @@ export function packedRowsDigest(packed: Buffer, ends: Uint32Array | undefined, 
     const i = order[k]!;
     const buf = rows.buf[i]!;
     if (rows.cut[i]! >= 0) {
-      hash.update(buf.subarray(rows.start[i]!, rows.cut[i]!));
+      hash.update(buf.subarray(rows.start[i], rows.cut[i]));
       hash.update(lf);
       k++;
       continue;
@@ -174,7 +174,7 @@ export function packedRowsDigest(packed: Buffer, ends: Uint32Array | undefined, 
     let last = i;
     k++;
     while (k < n && order[k] === last + 1 && rows.buf[last + 1] === buf && rows.cut[last + 1]! < 0) last = order[k++]!;
-    hash.update(buf.subarray(rows.start[i]!, rows.end[last]!));
+    hash.update(buf.subarray(rows.start[i], rows.end[last]));
   }
   return { rows: n, digest: hash.digest('hex') };
 }
