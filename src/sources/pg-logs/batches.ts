@@ -60,7 +60,7 @@ export class BatchBuilder {
       times: opts.times,
       storeMessage: opts.packMessage ?? false,
       // A plain property, always there: the packer reads this object per record (a spread could slow it down).
-      secrets: opts.redact && !process.env['NOPF'] ? new SecretPrefilter() : undefined,
+      secrets: opts.redact ? new SecretPrefilter() : undefined,
       out: this.out,
       tracker: opts.tracker,
       onBad: () => {},
