@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { parseColumnRule, parseJsonPath, parsePattern } from '../redact/rules.js';
 import { createRequire } from 'node:module';
 import { ConfigError } from '../core/errors.js';
 import { SINKS, SOURCES, serverOf, sinkDeclaration, sourceDeclaration, type SinkConfig, type SourceConfig } from '../connectors.js';
@@ -33,6 +34,11 @@ export interface PipelineConfig {
   sinks: SinkConfig[];
   /** The config's redaction policy (absent: the default, on). */
   redaction?: RedactionConfig;
+}
+
+/** A string_or_list value as a list. */
+export function listOf(v: unknown): string[] {
+  return v === undefined || v === null ? [] : Array.isArray(v) ? v.map(String) : [String(v)];
 }
 
 /** The top-level `redaction` section (schema.ts REDACTION_SECTION). */
@@ -325,6 +331,17 @@ export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.en
       const out: Record<string, unknown> = {};
       checkFields(top['redaction'] as Record<string, unknown>, REDACTION_SECTION, 'redaction', 'in the redaction section', problems, out);
       redaction = out as RedactionConfig;
+      const rules: [keyof RedactionConfig, (s: string) => unknown][] = [
+        ['patterns', parsePattern],
+        ['columns', parseColumnRule],
+        ['json_paths', parseJsonPath],
+      ];
+      for (const [key, parse] of rules) {
+        for (const spec of listOf(redaction[key])) {
+          const r = parse(spec);
+          if (typeof r === 'string') problems.push(`redaction.${key}: ${r}`);
+        }
+      }
     }
   }
   for (const p of pipelines) {

@@ -160,8 +160,8 @@ export function renderConfigDocs(): string {
     '| key | type | default | description |',
     '|---|---|---|---|',
   );
-  for (const [name, f] of Object.entries(REDACTION_SECTION))
-    out.push(`| \`${name}\` | ${f.type} | \`${String(f.default)}\` | ${f.description.replaceAll('|', '\\|')} |`);
+  for (const [name, f] of Object.entries(REDACTION_SECTION) as [string, FieldSpec][])
+    out.push(`| \`${name}\` | ${f.type} | ${f.default === undefined ? '' : `\`${String(f.default)}\``} | ${f.description.replaceAll('|', '\\|')} |`);
   out.push('');
   return out.join('\n');
 }

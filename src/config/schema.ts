@@ -52,6 +52,24 @@ export const REDACTION_SECTION = {
     description:
       "The archive sink's files form uploads the log files as the server wrote them, secrets and all (redaction applies to events, not to a copy of the file). false: a pipeline that would upload raw log files to a bucket is a config error (a local directory archive is allowed; the ndjson and parquet forms are redacted).",
   },
+  patterns: {
+    type: 'string_or_list',
+    example: 'ssn=\\b\\d{3}-\\d{2}-\\d{4}\\b',
+    description:
+      "Your own rules for pgaudit events, NAME=REGEX (a JavaScript regular expression; NAME in lower case letters, digits and _): every match in a statement, a parameter, a kept raw message and the server's error texts becomes <redacted:NAME>. With patterns, every statement is read as text (the fast path that skips statements without quotes is off): measure the cost with npm run bench.",
+  },
+  columns: {
+    type: 'string_or_list',
+    example: 'public.users.password_hash',
+    description:
+      "pg_audit_table: SCHEMA.TABLE.COLUMN of an audited table, masked (<redacted:column>) or, with :drop, left out of row_data and changed_fields — in PostgreSQL's own query, so the value never leaves the database. row_data must be jsonb, json or hstore.",
+  },
+  json_paths: {
+    type: 'string_or_list',
+    example: 'changes.password',
+    description:
+      'sql_outbox and django_auditlog: a dotted path into the message (* for any key or array element of one level), masked (<redacted:json_path>) or, with :drop, left out, before any sink. A message that is not JSON is quarantined as it is.',
+  },
 } as const satisfies ObjectSpec;
 
 /** Keys of a pipeline. */

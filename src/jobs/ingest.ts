@@ -118,6 +118,7 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
         force: Boolean(options.force),
         packMessage: sinkConfig.store_message,
         redact: pipeline.redaction?.enabled !== false,
+        patterns: pipeline.redaction?.patterns ?? [],
       },
       options.log,
     );

@@ -1,4 +1,5 @@
 import type { PipelineConfig } from '../config/load.js';
+import { maskJson, parseJsonPath, type JsonPathRule } from '../redact/index.js';
 import { sinkAnchorer } from './anchor.js';
 import { databaseSettings, duckdbSinkOf, sinksOfType, sourceOfType } from '../connectors.js';
 import { outboxSourceConfig, type AppTableConfig } from '../sources/sql-outbox/config.js';
@@ -119,6 +120,8 @@ async function shipOnce(
     log.info("Another shipper holds this table's lock; nothing shipped this time.", { pipeline: pipeline.name, table: mapping.table });
     return;
   }
+  // The user's JSON paths (redaction.json_paths): masked or dropped before any sink sees the message.
+  const jsonRules = pipeline.redaction?.enabled === false ? [] : (pipeline.redaction?.json_paths ?? []).map((s) => parseJsonPath(s) as JsonPathRule);
   const conns = [src.client, ...(await src.spares(PIPELINE_CONNECTIONS - 1))];
   /** The last step (mark + commit) on each connection; the next claim on it waits for it. */
   const busy: Promise<unknown>[] = conns.map(() => Promise.resolve());
@@ -137,6 +140,7 @@ async function shipOnce(
     for (const row of rows) {
       const c = mapping.convert(row);
       if (c.ok) {
+        if (jsonRules.length > 0) c.message = maskJson(c.message, jsonRules);
         events.push(c);
         if (lastEventTime === null || c.eventTime > lastEventTime) lastEventTime = c.eventTime;
         continue;

@@ -111,6 +111,7 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
         force: false,
         packMessage: sinkConfig.store_message,
         redact: pipeline.redaction?.enabled !== false,
+        patterns: pipeline.redaction?.patterns ?? [],
       },
       log,
     );

@@ -1,4 +1,5 @@
 import type { PipelineConfig } from '../config/load.js';
+import { parseColumnRule, type ColumnRule } from '../redact/index.js';
 import { sinkAnchorer } from './anchor.js';
 import { tableSourceOptions } from '../sources/pg-audit-table/config.js';
 import { databaseSettings, duckdbSinkOf, sinksOfType, sourceOfType } from '../connectors.js';
@@ -61,7 +62,8 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
   const latencyMs = src.batch_latency_ms;
   const deleteAfterShip = src.delete_after_ship;
   const log = options.log;
-  const source = new PgAuditTableSource(tableSourceOptions(src), log);
+  const columns = pipeline.redaction?.enabled === false ? [] : (pipeline.redaction?.columns ?? []).map((s) => parseColumnRule(s) as ColumnRule);
+  const source = new PgAuditTableSource(tableSourceOptions(src, columns), log);
   const db = options.db ?? (await openDatabase(duckdbSinkOf(pipeline.sinks).path, databaseSettings([pipeline])));
   const status: TableStatus = {
     pipeline: pipeline.name,

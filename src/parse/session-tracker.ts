@@ -22,7 +22,7 @@
  * statements and their outcomes) that the packer calls for every record; split, its state would be shared
  * across files.
  */
-import { redactSessionRecord } from '../redact/index.js';
+import { redactSessionRecord, type PatternRule } from '../redact/index.js';
 import { createHash } from 'node:crypto';
 import type { EventContext, EventKind } from './dimensions.js';
 import type { PgAuditRecord } from './log-record.js';
@@ -196,6 +196,8 @@ export class SessionTracker {
   private corr: CorrelationBatch = SessionTracker.emptyBatch();
   /** Mask secrets in session records (an error's message, detail and failed query) as they arrive: src/redact. */
   redact = false;
+  /** The user's patterns (redaction.patterns), applied to error texts after the built-in rules. */
+  patterns: PatternRule[] = [];
   /** Set by the event methods: the ids of the event just seen, as numbers and in ASCII digits. */
   contextId = 0;
   kindId = 0;
@@ -449,7 +451,7 @@ export class SessionTracker {
   sessionRecord(r: SessionRecord): void {
     // An error's texts, before anything keeps or hashes them: the failed query is hashed to find the audited
     // statement, whose text the packer redacted the same way. (Connection and logon records hold no statement.)
-    if (this.redact && r.kind === 'error') redactSessionRecord(r);
+    if (this.redact && r.kind === 'error') redactSessionRecord(r, this.patterns);
     const c = this.corr;
     if (r.kind === 'connect') {
       c.sessions.push(r);

@@ -1,4 +1,5 @@
 import { marker, redactParameters, redactStatement, type Rule } from './statement.js';
+import { applyPatterns, type PatternRule } from './rules.js';
 
 /**
  * Redaction: secrets masked before any sink sees an event (the default policy, on unless the config's
@@ -9,6 +10,7 @@ import { marker, redactParameters, redactStatement, type Rule } from './statemen
  * that may hold a secret leaves the fast path for the string path, where it is redacted.
  */
 export { marker, REDACTED, redactParameters, redactStatement, type RedactedStatement, type Rule, type StatementRule } from './statement.js';
+export * from './rules.js';
 
 /** The fields of a pgaudit record redaction reads and rewrites. */
 export interface RedactableAuditRecord {
@@ -25,8 +27,21 @@ export interface RedactableSessionRecord {
   query: string | null;
 }
 
-/** Masks the secrets of a pgaudit record in place; the rules that fired (none: the record is unchanged). */
-export function redactAuditRecord(r: RedactableAuditRecord): Rule[] {
+/**
+ * Masks the secrets of a pgaudit record in place: the built-in rules, then the user's patterns. Returns the
+ * built-in rules that fired (none: the record is unchanged by them).
+ */
+export function redactAuditRecord(r: RedactableAuditRecord, patterns: readonly PatternRule[] = []): Rule[] {
+  const rules = redactBuiltIn(r);
+  if (patterns.length > 0) {
+    if (r.statement !== null) r.statement = applyPatterns(r.statement, patterns);
+    if (r.parameter !== null) r.parameter = applyPatterns(r.parameter, patterns);
+    if (r.message) r.message = applyPatterns(r.message, patterns);
+  }
+  return rules;
+}
+
+function redactBuiltIn(r: RedactableAuditRecord): Rule[] {
   if (r.statement === null) return [];
   const s = redactStatement(r.statement);
   if (s.rules.length === 0) return [];
@@ -46,10 +61,10 @@ export function redactAuditRecord(r: RedactableAuditRecord): Rule[] {
 }
 
 /** Masks the texts of a session record in place (an error's message and detail, the statement that failed). */
-export function redactSessionRecord(r: RedactableSessionRecord): void {
-  if (r.query !== null) r.query = redactStatement(r.query).text;
-  r.message = redactStatement(r.message).text;
-  if (r.detail !== null) r.detail = redactStatement(r.detail).text;
+export function redactSessionRecord(r: RedactableSessionRecord, patterns: readonly PatternRule[] = []): void {
+  if (r.query !== null) r.query = applyPatterns(redactStatement(r.query).text, patterns);
+  r.message = applyPatterns(redactStatement(r.message).text, patterns);
+  if (r.detail !== null) r.detail = applyPatterns(redactStatement(r.detail).text, patterns);
 }
 
 /** A string constant as a regex alternative: '…' ('' inside), E'…' (backslash escapes), $tag$…$tag$. */
@@ -118,6 +133,9 @@ export class SecretPrefilter {
   private from = 0;
   private nq = -1;
 
+  /** `all`: every statement may hold a secret (the user's patterns are read in the string path). */
+  constructor(private readonly all = false) {}
+
   reset(): void {
     this.buf = null;
   }
@@ -130,6 +148,7 @@ export class SecretPrefilter {
   }
 
   may(src: Buffer, s: number, e: number): boolean {
+    if (this.all) return true;
     if (src !== this.buf || s < this.from) {
       this.buf = src;
       this.nq = -1;

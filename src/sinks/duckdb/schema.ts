@@ -114,7 +114,7 @@ const VIEW_ONLY = new Set(['message', 'outcome', 'redactions']);
  * the fixed markers `<redacted:RULE>` they left in the statement, parameter or error message; NULL when none.
  */
 export const REDACTIONS_EXPRESSION = `CASE WHEN contains(concat(statement, parameter, error_message), '<redacted:')
-  THEN list_sort(list_distinct(regexp_extract_all(concat(statement, chr(10), parameter, chr(10), error_message), '<redacted:([a-z_]+)>', 1))) END`;
+  THEN list_sort(list_distinct(regexp_extract_all(concat(statement, chr(10), parameter, chr(10), error_message), '<redacted:([a-z][a-z0-9_]*)>', 1))) END`;
 
 /** `outcome`: 'error' when an ERROR record ended the statement (sqlstate set), else 'success'. */
 export const OUTCOME_EXPRESSION = `CASE WHEN sqlstate IS NULL THEN 'success' ELSE 'error' END`;

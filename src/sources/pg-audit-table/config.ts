@@ -1,4 +1,5 @@
 import { PG_SCHEMES, type ConnectorSpec, type Options } from '../../core/config-spec.js';
+import type { ColumnRule } from '../../redact/index.js';
 import type { PgAuditTableOptions } from './source.js';
 
 /**
@@ -81,8 +82,9 @@ export const PG_AUDIT_TABLE_SOURCE = {
 export type PgAuditTableConfig = Options<typeof PG_AUDIT_TABLE_SOURCE>;
 
 /** The reader's settings from a decoded section (the job and `auditship check` open the source alike). */
-export function tableSourceOptions(c: PgAuditTableConfig): PgAuditTableOptions {
+export function tableSourceOptions(c: PgAuditTableConfig, columns: ColumnRule[] = []): PgAuditTableOptions {
   return {
+    columns,
     url: c.url,
     table: c.table,
     server: c.server,

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { ColumnRule } from '../../redact/index.js';
 import { ConnectorError } from '../../core/errors.js';
 import { ROW_COLUMNS, type CursorMode, type RowColumn } from '../../model/table-rows.js';
 
@@ -79,7 +80,12 @@ function epochUs(col: string): string {
 }
 
 /** Reads the catalog and works out the layout; one clear error when the table is missing or unusable. */
-export async function detectLayout(client: pg.ClientBase, tableName: string, forced?: CursorMode): Promise<AuditTableLayout> {
+export async function detectLayout(
+  client: pg.ClientBase,
+  tableName: string,
+  forced?: CursorMode,
+  redact: readonly ColumnRule[] = [],
+): Promise<AuditTableLayout> {
   const { schema, table } = splitQualified(tableName);
   const rel = await client.query<{ oid: string; nspname: string; relname: string }>(
     `SELECT c.oid::text AS oid, n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -147,8 +153,38 @@ export async function detectLayout(client: pg.ClientBase, tableName: string, for
   const json = (c: string) => {
     if (!has(c)) return 'NULL';
     const t = types.get(c)!;
+    if (redact.length > 0) return maskedJson(c, t);
     if (t === 'hstore') return `hstore_to_json(${q(c)})::text`;
     return `${q(c)}::text`;
+  };
+  /**
+   * redaction.columns: the audited table's columns masked or left out, in this query — the values never leave
+   * PostgreSQL. Only the rows of the tables named are rewritten (as jsonb: their text is jsonb's).
+   */
+  const maskedJson = (c: string, t: string) => {
+    if (!['jsonb', 'json', 'hstore'].includes(t) || !has('table_name') || !has('schema_name'))
+      throw new ConnectorError(
+        'pg_audit_table',
+        'redaction_unsupported',
+        `redaction.columns needs ${found.nspname}.${found.relname}.${c} as jsonb, json or hstore, and schema_name and table_name columns (it is ${t})`,
+        false,
+      );
+    const base = t === 'jsonb' ? q(c) : t === 'json' ? `${q(c)}::jsonb` : `hstore_to_jsonb(${q(c)})`;
+    const plain = t === 'hstore' ? `hstore_to_json(${q(c)})::text` : `${q(c)}::text`;
+    const byTable = new Map<string, ColumnRule[]>();
+    for (const r of redact) byTable.set(`${r.schema}.${r.table}`, [...(byTable.get(`${r.schema}.${r.table}`) ?? []), r]);
+    const lit = (s: string) => `'${s.replaceAll("'", "''")}'`;
+    const cases = [...byTable.values()].map((rules) => {
+      let expr = base;
+      for (const r of rules) {
+        expr =
+          r.action === 'drop'
+            ? `(${expr}) - ${lit(r.column)}`
+            : `CASE WHEN (${expr}) ? ${lit(r.column)} THEN jsonb_set(${expr}, ARRAY[${lit(r.column)}], to_jsonb('<redacted:column>'::text)) ELSE ${expr} END`;
+      }
+      return `WHEN ${q('schema_name')} = ${lit(rules[0]!.schema)} AND ${q('table_name')} = ${lit(rules[0]!.table)} THEN (${expr})::text`;
+    });
+    return `CASE ${cases.join(' ')} ELSE ${plain} END`;
   };
   const text = (c: string) => (has(c) ? `${q(c)}::text` : 'NULL');
   const ts = (...names: string[]) => {

@@ -11,7 +11,7 @@ import {
   type TimestampResolver,
 } from '../../parse/index.js';
 import type { PgAuditPayload } from '../../model/pg-audit-payload.js';
-import { redactAuditRecord, redactRaw, SecretPrefilter } from '../../redact/index.js';
+import { redactAuditRecord, redactRaw, SecretPrefilter, type PatternRule } from '../../redact/index.js';
 import { tailHashOf, type LogFile } from './files.js';
 
 /** Keep at most 1 MiB of a bad record's raw text. */
@@ -26,6 +26,8 @@ export interface BatchBuilderOptions {
   batchBytes: number;
   packMessage?: boolean;
   redact?: boolean;
+  /** The user's patterns, compiled (redact/rules.ts). */
+  patterns?: readonly PatternRule[];
   tracker: SessionTracker;
 }
 
@@ -60,7 +62,7 @@ export class BatchBuilder {
       times: opts.times,
       storeMessage: opts.packMessage ?? false,
       // A plain property, always there: the packer reads this object per record (a spread could slow it down).
-      secrets: opts.redact ? new SecretPrefilter() : undefined,
+      secrets: opts.redact ? new SecretPrefilter((opts.patterns?.length ?? 0) > 0) : undefined,
       out: this.out,
       tracker: opts.tracker,
       onBad: () => {},
@@ -114,7 +116,7 @@ export class BatchBuilder {
       st.events++;
       if (r.statement === PREVIOUSLY_LOGGED) this.markers.add(r.session_id);
       if (!opts.packMessage) r.message = '';
-      if (opts.redact) redactAuditRecord(r);
+      if (opts.redact) redactAuditRecord(r, opts.patterns);
       opts.tracker.auditRecord(r);
       if (packable(r)) this.out.record(r, opts.tracker.contextId, opts.tracker.kindId);
       else {

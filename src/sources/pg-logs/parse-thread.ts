@@ -4,6 +4,7 @@
  * which also gives the packed rows' buffer back for reuse): memory stays flat however much is read.
  */
 import { Worker } from 'node:worker_threads';
+import { compilePatterns } from '../../redact/index.js';
 import type { Batch } from '../../core/connector.js';
 import { ConnectorError } from '../../core/errors.js';
 import { profile } from '../../core/profile.js';
@@ -20,6 +21,8 @@ export interface ParserOptions {
   packMessage: boolean;
   /** Mask secrets in statements, parameters and error texts (src/redact) before a batch leaves the parser. */
   redact: boolean;
+  /** The user's patterns, NAME=REGEX (compiled where they run: regular expressions do not cross threads). */
+  patterns: string[];
   profile: boolean;
 }
 
@@ -78,6 +81,7 @@ export class InlineParser implements Parser {
   ) {
     this.times = new TimestampResolver(options.logTimezone);
     this.tracker.redact = options.redact;
+    this.tracker.patterns = compilePatterns(options.patterns);
     this.tracker.load(states);
   }
 
@@ -96,6 +100,7 @@ export class InlineParser implements Parser {
         pool: this.pool,
         packMessage: o.packMessage,
         redact: o.redact,
+        patterns: this.tracker.patterns,
         tracker: this.tracker,
         ...(this.onProgress ? { onProgress: this.onProgress } : {}),
         ...(o.profile ? { timing } : {}),

@@ -6,6 +6,7 @@
  * lives here, across the files of a run.
  */
 import { parentPort } from 'node:worker_threads';
+import { compilePatterns } from '../../redact/index.js';
 import { ConnectorError } from '../../core/errors.js';
 import { BufferPool, SessionTracker, TimestampError, TimestampResolver } from '../../parse/index.js';
 import { readLogFile } from './reader.js';
@@ -52,6 +53,7 @@ async function readFile(m: Extract<ToParser, { type: 'read' }>): Promise<void> {
       pool,
       packMessage: o.packMessage,
       redact: o.redact,
+      patterns: tracker.patterns,
       tracker,
       onProgress: (n) => {
         progress += n;
@@ -117,6 +119,7 @@ async function main(): Promise<void> {
       options = m.options;
       times = new TimestampResolver(m.options.logTimezone);
       tracker.redact = m.options.redact;
+      tracker.patterns = compilePatterns(m.options.patterns);
       tracker.load(m.states);
     } else if (m.type === 'reload') {
       tracker.load(m.states);

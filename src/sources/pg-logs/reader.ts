@@ -1,4 +1,5 @@
 import type { Batch } from '../../core/connector.js';
+import type { PatternRule } from '../../redact/index.js';
 import { ConnectorError, describeFileError } from '../../core/errors.js';
 import { BufferPool, type SessionTracker, type TimestampResolver } from '../../parse/index.js';
 import type { PgAuditPayload } from '../../model/pg-audit-payload.js';
@@ -38,6 +39,8 @@ export interface ReadOptions {
   packMessage?: boolean;
   /** Mask secrets in statements, parameters and error texts (src/redact). */
   redact?: boolean;
+  /** The user's patterns, compiled (redact/rules.ts). */
+  patterns?: readonly PatternRule[];
   /** Where packed-row buffers come from and go back to (shared across files). */
   pool?: BufferPool;
   /** The source's session tracker: contexts, kinds and correlation across files (one per source). */

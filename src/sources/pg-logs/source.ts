@@ -39,6 +39,8 @@ export interface PgLogsOptions {
   packMessage?: boolean;
   /** Mask secrets before any sink (default true: redaction.enabled of the config). */
   redact?: boolean;
+  /** The user's patterns (redaction.patterns: NAME=REGEX), with redaction on. */
+  patterns?: readonly string[];
 }
 
 /** The state store's side of correlation: the last statement of each session open at the last commit. */
@@ -280,6 +282,7 @@ export class PgLogsSource {
       maxRecordBytes: this.options.maxRecordBytes,
       packMessage: Boolean(this.options.packMessage),
       redact: this.options.redact !== false,
+      patterns: this.options.redact !== false ? [...(this.options.patterns ?? [])] : [],
       profile: profile.enabled,
       ...(this.options.logTimezone ? { logTimezone: this.options.logTimezone } : {}),
     };
