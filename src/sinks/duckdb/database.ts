@@ -1,6 +1,7 @@
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, linkSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DuckDBInstance, type DuckDBConnection } from '../../duckdb/duckdb.js';
 import { clearWriterWaiting, describeHolder, lockHolders, markWriterWaiting } from './lock.js';
@@ -82,6 +83,45 @@ async function createInstance(abs: string, config: Record<string, string>, optio
   }
 }
 
+/**
+ * A new database file appears whole or not at all: DuckDB writes its headers to a file of another name, which
+ * is then linked into place (link fails if the name exists: two processes creating it at once both go on with
+ * the one that won). A kill while DuckDB writes the headers of the file it opens would leave a file that no
+ * run can open again (seen once in the SIGKILL tests); a kill here leaves only the other name, removed by the
+ * next run.
+ */
+async function createWhole(abs: string, config: Record<string, string>): Promise<void> {
+  const dir = dirname(abs);
+  const prefix = `${basename(abs)}.creating-`;
+  for (const f of readdirSync(dir)) {
+    // Left by a run killed while creating (its pid is in the name): gone if that process is.
+    const pid = f.startsWith(prefix) ? Number(f.slice(prefix.length).split('-')[0]) : NaN;
+    if (Number.isInteger(pid) && !processAlive(pid)) rmSync(join(dir, f), { force: true });
+  }
+  const tmp = join(dir, `${prefix}${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    const instance = await DuckDBInstance.create(tmp, config);
+    instance.closeSync();
+    try {
+      linkSync(tmp, abs);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  } finally {
+    rmSync(tmp, { force: true });
+    rmSync(`${tmp}.wal`, { force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export async function openDatabase(path: string, options: OpenOptions = {}): Promise<Database> {
   const abs = resolve(path);
   if (!options.readOnly) {
@@ -109,6 +149,7 @@ export async function openDatabase(path: string, options: OpenOptions = {}): Pro
   if (options.readOnly) config['access_mode'] = 'READ_ONLY';
   let instance: DuckDBInstance;
   try {
+    if (!options.readOnly && !existsSync(abs)) await createWhole(abs, config);
     instance = await createInstance(abs, config, options);
   } catch (err) {
     if (err instanceof ConnectorError) throw err;
