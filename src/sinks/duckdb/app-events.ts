@@ -4,7 +4,7 @@ import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Logger } from '../../core/log.js';
-import { insertDeadLetters, translateWriteError, type Database, type DeadLetterRow } from './database.js';
+import { DEAD_LETTERS_DDL, insertDeadLetters, oneSchemaAtATime, translateWriteError, type Database, type DeadLetterRow } from './database.js';
 import { sqlString, usToTimestamptz } from '../../duckdb/sql.js';
 import { US, stageCsvOptions, stageText } from '../../duckdb/stage.js';
 import { ensureLedgerColumn, LEDGER_DDL, LedgerWriter } from '../../ledger/ledger.js';
@@ -121,9 +121,12 @@ export class AppEventsSink {
     // recompresses the table's partly filled row group. A checkpoint every 16 MB (the default) did that
     // ~6 times per row group: 53 ms per 5,000-row commit; every 128 MB, ~20 ms (measured, 200k-row outbox).
     await sink.conn.run(`SET checkpoint_threshold = '${CHECKPOINT_THRESHOLD}'`);
-    await sink.conn.run(APP_EVENTS_DDL);
-    await ensureLedgerColumn(sink.conn, 'app_events');
-    await sink.conn.run(LEDGER_DDL);
+    await oneSchemaAtATime(db.instance, async () => {
+      await sink.conn.run(APP_EVENTS_DDL);
+      await ensureLedgerColumn(sink.conn, 'app_events');
+      await sink.conn.run(LEDGER_DDL);
+      await sink.conn.run(DEAD_LETTERS_DDL);
+    });
     if (ledger) sink.ledger = new LedgerWriter(sink.conn);
     sink.anchorer = anchorer;
     sink.stageDir = `${db.path}.stage`;

@@ -196,6 +196,23 @@ export async function openDatabase(path: string, options: OpenOptions = {}): Pro
   };
 }
 
+const schemaWork = new WeakMap<DuckDBInstance, Promise<unknown>>();
+
+/**
+ * Runs a sink's schema work (CREATE/ALTER of its tables) one sink at a time per database. The daemon's
+ * pipelines share one instance and open their sinks together: two that create the same table in the same
+ * moment fail with DuckDB's "Catalog write-write conflict" (seen in CI with the ledger's tables).
+ */
+export async function oneSchemaAtATime<T>(instance: DuckDBInstance, work: () => Promise<T>): Promise<T> {
+  const before = schemaWork.get(instance) ?? Promise.resolve();
+  const mine = before.then(work, work);
+  schemaWork.set(
+    instance,
+    mine.catch(() => undefined),
+  );
+  return mine;
+}
+
 /** Rewrites a DuckDB error about the disk into one sentence; other errors pass through. */
 export function translateWriteError(err: unknown, path: string): unknown {
   const msg = (err as Error)?.message ?? '';
@@ -267,6 +284,10 @@ export async function timedRead(conn: DuckDBConnection, step: string, sql: strin
   return r;
 }
 
+/** Created by each sink when it opens (a table created inside two sinks' transactions at once conflicts). */
+export const DEAD_LETTERS_DDL = `CREATE TABLE IF NOT EXISTS es_dead_letters (
+    server VARCHAR, sink VARCHAR, index_name VARCHAR, doc_id VARCHAR, status INTEGER, reason VARCHAR, document VARCHAR, dead_at TIMESTAMPTZ)`;
+
 /** A document a search sink refused for good. */
 export interface DeadLetterRow {
   index: string;
@@ -281,8 +302,7 @@ export interface DeadLetterRow {
  * caller's open transaction: they are committed with the checkpoint that moves past them, never twice.
  */
 export async function insertDeadLetters(conn: DuckDBConnection, server: string, sink: string, letters: DeadLetterRow[]): Promise<void> {
-  await conn.run(`CREATE TABLE IF NOT EXISTS es_dead_letters (
-    server VARCHAR, sink VARCHAR, index_name VARCHAR, doc_id VARCHAR, status INTEGER, reason VARCHAR, document VARCHAR, dead_at TIMESTAMPTZ)`);
+  await conn.run(DEAD_LETTERS_DDL);
   const stmt = await conn.prepare(`INSERT INTO es_dead_letters VALUES ($1, $2, $3, $4, $5, $6, $7, now())`);
   for (const d of letters) {
     stmt.bindVarchar(1, server);

@@ -5,7 +5,16 @@ import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Logger } from '../../core/log.js';
 import { ROW_INDEX as C, type RawRow, type StagedRows, type TableBatch, type TableCursor } from '../../model/table-rows.js';
-import { insertDeadLetters, profileStatements, timedRun, translateWriteError, type Database, type DeadLetterRow } from './database.js';
+import {
+  DEAD_LETTERS_DDL,
+  insertDeadLetters,
+  oneSchemaAtATime,
+  profileStatements,
+  timedRun,
+  translateWriteError,
+  type Database,
+  type DeadLetterRow,
+} from './database.js';
 import { sqlString, usToTimestamptz } from '../../duckdb/sql.js';
 import { US, stageCsvOptions, stageText } from '../../duckdb/stage.js';
 import { ensureLedgerColumn, LEDGER_DDL, LedgerWriter } from '../../ledger/ledger.js';
@@ -169,9 +178,12 @@ export class RowChangesSink {
     const sink = new RowChangesSink(db, ownsDb, log);
     sink.conn = await db.instance.connect();
     await sink.conn.run("SET TimeZone = 'UTC'");
-    await sink.conn.run(ROW_CHANGES_DDL);
-    await ensureLedgerColumn(sink.conn, 'row_changes');
-    await sink.conn.run(LEDGER_DDL);
+    await oneSchemaAtATime(db.instance, async () => {
+      await sink.conn.run(ROW_CHANGES_DDL);
+      await ensureLedgerColumn(sink.conn, 'row_changes');
+      await sink.conn.run(LEDGER_DDL);
+      await sink.conn.run(DEAD_LETTERS_DDL);
+    });
     if (ledger) sink.ledger = new LedgerWriter(sink.conn);
     sink.anchorer = anchorer;
     sink.stageDir = `${db.path}.stage`;

@@ -17,7 +17,17 @@ import type { Logger } from '../../core/log.js';
 import { EVENT_ROW_COLUMNS, PREVIOUSLY_LOGGED, type EventContext, type EventKind, type PgAuditRecord, type StatementState } from '../../parse/index.js';
 import type { PgAuditPayload } from '../../model/pg-audit-payload.js';
 import { profile } from '../../core/profile.js';
-import { insertDeadLetters, openDatabase, profileStatements, timedRun, translateWriteError, type Database, type DeadLetterRow } from './database.js';
+import {
+  DEAD_LETTERS_DDL,
+  insertDeadLetters,
+  oneSchemaAtATime,
+  openDatabase,
+  profileStatements,
+  timedRun,
+  translateWriteError,
+  type Database,
+  type DeadLetterRow,
+} from './database.js';
 import { msToTimestamptz, sqlString } from '../../duckdb/sql.js';
 import { loadSessionStates, loadStoredSessions, PendingCorrelation } from './correlation.js';
 import { type StoredSession } from '../../model/sessions.js';
@@ -130,7 +140,11 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
     sink.stream = pgauditStream(options.server);
     try {
       const started = Date.now();
-      const info = await ensureSchema(sink.conn, options.server);
+      const info = await oneSchemaAtATime(sink.db.instance, async () => {
+        const schema = await ensureSchema(sink.conn, options.server);
+        await sink.conn.run(DEAD_LETTERS_DDL);
+        return schema;
+      });
       if (info.upgradedFromSeed) {
         log.info('Upgraded a pg_audit_to_duckdb database in place.', { db: sink.db.path, rows: info.legacyRows, server: options.server });
       } else if (info.upgradedFrom > 0) {
