@@ -15,23 +15,40 @@ const GS = 0x1d;
 const LF = 0x0a;
 const FIELDS = 14;
 
-/** The rows of a batch: where each one's bytes are, and its identity. */
+/**
+ * The rows of a batch: where each one's bytes are (in the packed bytes, or in the encoded objects) and its
+ * identity, in typed arrays sized once (a JS array of buffers per row cost a fifth of the hashing).
+ */
 class Rows {
   count = 0;
-  buf: Buffer[] = [];
-  start = new Uint32Array(1024);
+  /** 1: in the objects' buffer; 0: in the packed bytes. */
+  readonly inObjects: Uint8Array;
+  readonly start: Uint32Array;
   /** End of the bytes hashed, LF included. */
-  end = new Uint32Array(1024);
+  readonly end: Uint32Array;
   /** Where the message field starts when it is left out (messages not stored), else -1. */
-  cut = new Int32Array(1024);
-  time = new Float64Array(1024);
-  context = new Float64Array(1024);
-  line = new Float64Array(1024);
+  readonly cut: Int32Array;
+  readonly time: Float64Array;
+  readonly context: Float64Array;
+  readonly line: Float64Array;
+  objects: Buffer = Buffer.alloc(0);
 
-  add(buf: Buffer, start: number, end: number, cut: number, time: number, context: number, line: number): void {
-    if (this.count === this.start.length) this.grow();
+  constructor(
+    readonly packed: Buffer,
+    capacity: number,
+  ) {
+    this.inObjects = new Uint8Array(capacity);
+    this.start = new Uint32Array(capacity);
+    this.end = new Uint32Array(capacity);
+    this.cut = new Int32Array(capacity);
+    this.time = new Float64Array(capacity);
+    this.context = new Float64Array(capacity);
+    this.line = new Float64Array(capacity);
+  }
+
+  add(inObjects: number, start: number, end: number, cut: number, time: number, context: number, line: number): void {
     const i = this.count++;
-    this.buf[i] = buf;
+    this.inObjects[i] = inObjects;
     this.start[i] = start;
     this.end[i] = end;
     this.cut[i] = cut;
@@ -40,26 +57,29 @@ class Rows {
     this.line[i] = line;
   }
 
-  private grow(): void {
-    const n = this.start.length * 2;
-    const grow = <T extends Uint32Array | Int32Array | Float64Array>(a: T, make: (n: number) => T): T => {
-      const b = make(n);
-      b.set(a);
-      return b;
-    };
-    this.start = grow(this.start, (k) => new Uint32Array(k));
-    this.end = grow(this.end, (k) => new Uint32Array(k));
-    this.cut = grow(this.cut, (k) => new Int32Array(k));
-    this.time = grow(this.time, (k) => new Float64Array(k));
-    this.context = grow(this.context, (k) => new Float64Array(k));
-    this.line = grow(this.line, (k) => new Float64Array(k));
+  /** The bytes row i contributes (without the left-out message and its LF when cut). */
+  private stop(i: number): number {
+    return this.cut[i]! >= 0 ? this.cut[i]! : this.end[i]!;
   }
 
-  /** The encoding of row i (LF included). */
+  /** How many bytes row i contributes to the hash, LF included. */
+  size(i: number): number {
+    return this.cut[i]! >= 0 ? this.cut[i]! - this.start[i]! + 1 : this.end[i]! - this.start[i]!;
+  }
+
+  /** Copies row i's encoding (LF included) to out at pos; returns the position after it. */
+  copy(i: number, out: Buffer, pos: number): number {
+    const from = this.inObjects[i] ? this.objects : this.packed;
+    pos += from.copy(out, pos, this.start[i], this.stop(i));
+    if (this.cut[i]! >= 0) out[pos++] = LF;
+    return pos;
+  }
+
+  /** The encoding of row i (LF included): only for ties of the identity, which are rare. */
   bytes(i: number): Buffer {
-    const b = this.buf[i]!;
-    const cut = this.cut[i]!;
-    return cut < 0 ? b.subarray(this.start[i], this.end[i]) : Buffer.concat([b.subarray(this.start[i], cut), Buffer.from([LF])]);
+    const out = Buffer.allocUnsafe(this.size(i));
+    this.copy(i, out, 0);
+    return out;
   }
 }
 
@@ -88,22 +108,29 @@ function identityAt(packed: Buffer, start: number, rows: Rows, end: number, keep
   // is the last field; packed text holds no GS, so its opening GS is the last but one of the row.
   let cut = -1;
   if (!keepMessage && packed[end - 2] !== US) cut = packed.lastIndexOf(GS, end - 3);
-  rows.add(packed, start, end, cut, time, context, line);
+  rows.add(0, start, end, cut, time, context, line);
 }
 
-/** Cuts packed rows where the parser did not record their ends (fields 0–3 are numbers, text is between GS). */
-function cutPacked(packed: Buffer, keepMessage: boolean, rows: Rows): void {
+/** The ends of packed rows where the parser did not record them (fields 0–3 are numbers, text is between GS). */
+function cutPacked(packed: Buffer): Uint32Array {
   const len = packed.length;
+  let ends = new Uint32Array(1024);
+  let n = 0;
   let i = 0;
   while (i < len) {
-    const start = i;
     for (let f = 0; f < FIELDS; f++) {
       if (packed[i] === GS) i = packed.indexOf(GS, i + 1) + 1;
       else while (packed[i] !== US && packed[i] !== LF) i++;
       i++; // the separator after the field (LF after the last)
     }
-    identityAt(packed, start, rows, i, keepMessage);
+    if (n === ends.length) {
+      const grown = new Uint32Array(n * 2);
+      grown.set(ends);
+      ends = grown;
+    }
+    ends[n++] = i;
   }
+  return ends.subarray(0, n);
 }
 
 /** A record object in the packed encoding, GS in text doubled (objects are the records that may hold GS). */
@@ -135,46 +162,83 @@ function compare(rows: Rows, i: number, j: number): number {
   return rows.time[i]! - rows.time[j]! || rows.context[i]! - rows.context[j]! || rows.line[i]! - rows.line[j]! || Buffer.compare(rows.bytes(i), rows.bytes(j));
 }
 
+/** Reused between batches: the rows in the stream's order when they are not in it as loaded. */
+let scratch = Buffer.alloc(0);
+
 export function packedRowsDigest(packed: Buffer, ends: Uint32Array | undefined, objects: readonly PgAuditRecord[], keepMessage: boolean): KnownRows {
-  const rows = new Rows();
-  if (ends) {
-    let start = 0;
-    for (let r = 0; r < ends.length; r++) {
-      identityAt(packed, start, rows, ends[r]!, keepMessage);
-      start = ends[r]!;
-    }
-  } else cutPacked(packed, keepMessage, rows);
-  for (const r of objects) {
-    const buf = encodeObject(r, keepMessage);
-    rows.add(buf, 0, buf.length, -1, r.log_time_ms ?? Infinity, Number(r.context_id), Number(r.session_line_num));
+  const rowEnds = ends ?? cutPacked(packed);
+  const rows = new Rows(packed, rowEnds.length + objects.length);
+  let start = 0;
+  for (let r = 0; r < rowEnds.length; r++) {
+    identityAt(packed, start, rows, rowEnds[r]!, keepMessage);
+    start = rowEnds[r]!;
+  }
+  if (objects.length > 0) {
+    const encoded = objects.map((r) => encodeObject(r, keepMessage));
+    rows.objects = Buffer.concat(encoded);
+    let at = 0;
+    objects.forEach((r, k) => {
+      const len = encoded[k]!.length;
+      rows.add(1, at, at + len, -1, r.log_time_ms ?? Infinity, Number(r.context_id), Number(r.session_line_num));
+      at += len;
+    });
   }
   const n = rows.count;
   let sorted = true;
   let cuts = false;
+  let total = 0;
   for (let i = 0; i < n; i++) {
     if (rows.cut[i]! >= 0) cuts = true;
+    total += rows.size(i);
     if (i > 0 && sorted && compare(rows, i - 1, i) >= 0) sorted = false;
   }
   const hash = createHash('sha256');
   // The usual case: the batch is its packed bytes, in order.
   if (sorted && !cuts && objects.length === 0) return { rows: n, digest: hash.update(packed.subarray(0, n ? rows.end[n - 1]! : 0)).digest('hex') };
-  const order = Array.from({ length: n }, (_, i) => i);
-  if (!sorted) order.sort((a, b) => compare(rows, a, b));
-  // Hashed in runs of rows that lie one after the other in the same buffer.
-  const lf = Buffer.from([LF]);
-  for (let k = 0; k < n;) {
+  // Otherwise the rows are copied in order into one buffer and hashed in one call (a call per row or run of
+  // rows cost more than the copy). A batch is nearly in order (log time): an insertion sort moves the few rows
+  // out of place; past a bound of moves the rest is sorted by the engine's sort.
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  if (!sorted) sortNearlySorted(order, (a, b) => compare(rows, a, b));
+  if (scratch.length < total) scratch = Buffer.allocUnsafe(Math.max(total, scratch.length * 2));
+  // Copied in runs: rows next to each other in the order and in the packed bytes go in one copy.
+  let pos = 0;
+  for (let k = 0; k < n; ) {
     const i = order[k]!;
-    const buf = rows.buf[i]!;
-    if (rows.cut[i]! >= 0) {
-      hash.update(buf.subarray(rows.start[i], rows.cut[i]));
-      hash.update(lf);
+    if (rows.inObjects[i] || rows.cut[i]! >= 0) {
+      pos = rows.copy(i, scratch, pos);
       k++;
       continue;
     }
     let last = i;
     k++;
-    while (k < n && order[k] === last + 1 && rows.buf[last + 1] === buf && rows.cut[last + 1]! < 0) last = order[k++]!;
-    hash.update(buf.subarray(rows.start[i], rows.end[last]));
+    while (k < n && order[k] === last + 1 && !rows.inObjects[last + 1] && rows.cut[last + 1]! < 0) last = order[k++]!;
+    pos += packed.copy(scratch, pos, rows.start[i], rows.end[last]);
   }
-  return { rows: n, digest: hash.digest('hex') };
+  const digest = hash.update(scratch.subarray(0, pos)).digest('hex');
+  // A batch far larger than usual (a huge statement) does not stay allocated.
+  if (scratch.length > 64 << 20) scratch = Buffer.alloc(0);
+  return { rows: n, digest };
+}
+
+/** Sorts order by cmp: insertion sort while the moves stay few (nearly sorted input), else a full sort. */
+function sortNearlySorted(order: Uint32Array, cmp: (a: number, b: number) => number): void {
+  const n = order.length;
+  let budget = 8 * n + 64;
+  for (let i = 1; i < n; i++) {
+    const x = order[i]!;
+    let j = i - 1;
+    while (j >= 0 && cmp(order[j]!, x) > 0) {
+      order[j + 1] = order[j]!;
+      j--;
+      if (--budget < 0) {
+        order[j + 1] = x;
+        const all = Array.from(order).sort(cmp);
+        order.set(all);
+        return;
+      }
+    }
+    order[j + 1] = x;
+  }
 }
