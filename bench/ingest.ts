@@ -499,7 +499,32 @@ async function main(): Promise<void> {
   const baseArgs = [baselineJs, '--variant', args.variant, '--db', baseDb, full];
   const a2 = await exec('a2', 'baseline re-run, nothing new', baseArgs, { events: null, bytes: null }, baseDb);
   const h = await exec('h', 'baseline: DuckDB by hand (read_csv + regexp, one INSERT)', [byHandJs, '--db', byHandDb, full], all, byHandDb);
-  const b = await exec('b', 'auditship first ingest', tool(toolDb, full), all, toolDb);
+  // With --ledger, the same ingest without redaction and ledger first: their cost as one figure (a single pair;
+  // farm-bench's paired runs are steadier on a noisy machine).
+  let plain: Step | null = null;
+  if (args.ledger) {
+    const plainDb = join(work, 'auditship-plain.duckdb');
+    const config = join(work, 'plain.yaml');
+    await writeFile(
+      config,
+      JSON.stringify({
+        redaction: { enabled: false },
+        pipelines: { plain: { source: { type: 'pg_logs', path: full }, sinks: [{ type: 'duckdb', path: plainDb }] } },
+      }),
+    );
+    plain = await exec(
+      'b0',
+      'auditship first ingest, redaction off, no ledger',
+      [join(ROOT, 'bin', 'auditship.js'), 'run', '--config', config, '--quiet', '--json', ...(args.profile ? ['--profile'] : [])],
+      all,
+      plainDb,
+    );
+  }
+  const b = await exec('b', `auditship first ingest${args.ledger ? ' (redaction on, ledger on)' : ''}`, tool(toolDb, full), all, toolDb);
+  if (plain?.ok && b.ok)
+    console.log(
+      `   redaction + ledger: ${fmtInt(b.ms - plain.ms)} ms of ${fmtInt(b.ms)} ms (+${(((b.ms - plain.ms) / plain.ms) * 100).toFixed(1)} % over b0; budget 10 %)`,
+    );
   let same: Awaited<ReturnType<typeof compareTables>> | null = null;
   if (h.ok && b.ok) {
     same = await compareTables(byHandDb, toolDb);
