@@ -47,25 +47,55 @@ export async function writeAnchor(store: AnchorStore, record: AnchorRecord): Pro
   return key;
 }
 
-/** Every anchor under the location, oldest first. A record that cannot be read is an error: anchors are evidence. */
-export async function readAnchors(store: AnchorStore): Promise<AnchorRecord[]> {
+/** Reads one object whole. */
+async function readAll(store: AnchorStore, key: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of store.read(key)) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+
+/** Where the archive sink publishes its manifest parts (sinks/archive/layout.ts MANIFEST_DIR). */
+const MANIFEST_PREFIX = '_manifest/';
+
+/**
+ * Every anchor under the location, oldest first. A record that cannot be read is an error: anchors are evidence.
+ * With `manifestWriters` (the writer ids an archive gave this store: its archive_writers table), the ledger heads
+ * in the headers of those writers' manifest parts count as anchors too: an archive location is an anchor location.
+ */
+export async function readAnchors(store: AnchorStore, manifestWriters: readonly string[] = []): Promise<AnchorRecord[]> {
   const keys: string[] = [];
   for await (const o of store.list(ANCHOR_PREFIX)) if (o.key.endsWith('.json')) keys.push(o.key);
   keys.sort();
   const out: AnchorRecord[] = [];
   for (const key of keys) {
-    const chunks: Buffer[] = [];
-    for await (const c of store.read(key)) chunks.push(c);
     let rec: AnchorRecord;
     try {
-      rec = JSON.parse(Buffer.concat(chunks).toString('utf8')) as AnchorRecord;
+      rec = JSON.parse((await readAll(store, key)).toString('utf8')) as AnchorRecord;
     } catch {
       throw new Error(`anchor ${store.where}${key} is not JSON`);
     }
     if (typeof rec.anchored_at !== 'string' || !Array.isArray(rec.heads)) throw new Error(`anchor ${store.where}${key} lacks anchored_at or heads`);
     out.push(rec);
   }
-  return out;
+  if (manifestWriters.length === 0) return out;
+  const parts: string[] = [];
+  for await (const o of store.list(MANIFEST_PREFIX)) {
+    const name = o.key.slice(o.key.lastIndexOf('/') + 1);
+    if (name.endsWith('.jsonl') && manifestWriters.some((w) => name.startsWith(`${w}-`))) parts.push(o.key);
+  }
+  for (const key of parts.sort()) {
+    const first = (await readAll(store, key)).toString('utf8').split('\n', 1)[0] ?? '';
+    let header: { manifest_part?: number; created_at?: string; ledger_heads?: AnchorHead[] };
+    try {
+      header = JSON.parse(first) as typeof header;
+    } catch {
+      throw new Error(`manifest part ${store.where}${key} does not start with a JSON header`);
+    }
+    if (header.manifest_part !== 1) throw new Error(`manifest part ${store.where}${key} does not start with a manifest header`);
+    if (Array.isArray(header.ledger_heads) && header.ledger_heads.length)
+      out.push({ anchored_at: String(header.created_at), store: `manifest part ${key}`, heads: header.ledger_heads });
+  }
+  return out.sort((x, y) => (x.anchored_at < y.anchored_at ? -1 : x.anchored_at > y.anchored_at ? 1 : 0));
 }
 
 /**

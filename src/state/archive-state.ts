@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type { ManifestEntry } from '../model/manifest.js';
+import { ledgerHeads } from '../ledger/anchor.js';
 import { sqlString } from '../duckdb/sql.js';
 
 /**
@@ -69,6 +70,14 @@ export class ArchiveState {
       row = (await side.runAndReadAll(`SELECT writer_id FROM archive_writers WHERE archive = ${a} AND server = ${s}`)).getRows()[0]!;
     }
     return new ArchiveState(main, side, archive, server, String(row[0]));
+  }
+
+  /** The ledger's heads as committed (none when the store keeps no ledger). */
+  async ledgerHeads(): Promise<{ stream: string; seq: number; digest: string }[]> {
+    return this.serial(async () => {
+      const exists = (await this.side.runAndReadAll(`SELECT count(*) FROM duckdb_tables() WHERE table_name = 'ledger'`)).getRows()[0]![0];
+      return Number(exists) > 0 ? ledgerHeads(this.side) : [];
+    });
   }
 
   private get where(): string {

@@ -116,4 +116,47 @@ describe('ledger anchors', { concurrency: false }, () => {
     const bad = await runCli(args, { env: { ...process.env, ...env } });
     assert.equal(bad.code, 1);
   });
+
+  test('an archive sink anchors too: its manifest parts carry the heads; verify --anchor <archive> reads them', async () => {
+    const archive = join(dir, 'archive-anchor');
+    const file = join(dir, 'manifest.yaml');
+    const db = join(dir, 'manifest.duckdb');
+    writeFileSync(
+      file,
+      [
+        'pipelines:',
+        '  main:',
+        '    source:',
+        '      type: pg_logs',
+        `      path: ${JSON.stringify(logs)}`,
+        '    sinks:',
+        '      - type: archive',
+        '        form: ndjson',
+        `        directory: ${JSON.stringify(archive)}`,
+        '      - type: duckdb',
+        `        path: ${JSON.stringify(db)}`,
+        '        ledger: true',
+        '',
+      ].join('\n'),
+    );
+    const r = await runCli(['run', '--config', file, '--quiet']);
+    assert.equal(r.code, 0, r.stderr);
+    const partsDir = join(archive, '_manifest', 'server=default');
+    const parts = readdirSync(partsDir).filter((f) => f.endsWith('.jsonl'));
+    assert.ok(parts.length >= 1, 'a manifest part was published');
+    const header = JSON.parse(readFileSync(join(partsDir, parts.sort().at(-1)!), 'utf8').split('\n')[0]!) as {
+      ledger_heads?: { stream: string; seq: number }[];
+    };
+    const [head] = await queryDb(db, 'SELECT max(seq) AS seq FROM ledger');
+    assert.ok(header.ledger_heads?.length, 'the part carries the heads');
+    assert.ok(header.ledger_heads.every((h) => h.stream === 'pgaudit:default' && h.seq <= Number(head!['seq'])));
+    const ok = await runCli(['verify', '--db', db, '--anchor', archive]);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout, /anchor\(s\) at .* agree with the ledger/);
+    await removeRowsAndLedgerTail(db);
+    assert.equal((await runCli(['verify', '--db', db])).code, 0, 'consistent with itself');
+    const bad = await runCli(['verify', '--db', db, '--anchor', archive]);
+    assert.equal(bad.code, 1, bad.stdout);
+    assert.match(bad.stdout, /✘ anchor of .*: pgaudit:default batch \d+ is not in the ledger/);
+  });
 });

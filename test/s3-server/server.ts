@@ -178,7 +178,7 @@ export interface RecordedRequest {
   op: S3Operation;
   bucket: string | null;
   key: string | null;
-  /** Every x-amz-* request header (lower-case names). */
+  /** Every x-amz-* request header and the conditional ones (If-Match, If-None-Match, If-(Un)Modified-Since); lower-case names. */
   headers: Record<string, string>;
   contentMd5: string | null;
   /** The Content-Length header (bytes on the wire), when sent. */
@@ -408,6 +408,12 @@ const ERR = {
   malformedXml: () => fail(400, 'MalformedXML', 'The XML you provided was not well-formed or did not validate against our published schema'),
   lockMissing: (spaces: boolean) =>
     fail(400, 'InvalidRequest', spaces ? 'Bucket is missing Object Lock Configuration' : 'Bucket is missing ObjectLockConfiguration'),
+  /** A write precondition that did not hold; `condition` names the header (`If-Match` or `If-None-Match`). */
+  preconditionFailed: (condition: string) =>
+    fail(412, 'PreconditionFailed', 'At least one of the pre-conditions you specified did not hold', { Condition: condition }),
+  /** A conditional header (or value) S3 does not take on writes. */
+  conditionalNotImplemented: (header: string, additionalMessage: string) =>
+    fail(501, 'NotImplemented', 'A header you provided implies functionality that is not implemented', { Header: header, additionalMessage }),
 };
 
 function xmlEscape(s: string): string {
@@ -770,6 +776,9 @@ export function classifyRequest(method: string, url: string, headers: http.Incom
 // Recording
 // ---------------------------------------------------------------------------------------------------
 
+/** Request headers recorded besides x-amz-*: the conditional ones (conditional writes and reads). */
+const RECORDED_CONDITIONAL_HEADERS = new Set(['if-match', 'if-none-match', 'if-modified-since', 'if-unmodified-since']);
+
 class Recorder {
   private list: RecordedRequest[] = [];
   private seq = 0;
@@ -778,7 +787,8 @@ class Recorder {
   start(req: http.IncomingMessage, info: RequestInfo): RecordedRequest {
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(req.headers)) {
-      if (name.startsWith('x-amz-') && value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
+      if ((name.startsWith('x-amz-') || RECORDED_CONDITIONAL_HEADERS.has(name)) && value !== undefined)
+        headers[name] = Array.isArray(value) ? value.join(',') : value;
     }
     const cl = headerValue(req, 'content-length');
     const rec: RecordedRequest = {

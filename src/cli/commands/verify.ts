@@ -48,7 +48,14 @@ export async function verify(argv: string[]): Promise<void> {
       })
     : null;
   try {
-    const anchors = store ? await readAnchors(store) : undefined;
+    // An archive location anchors too: the manifest parts this store's archive writers published carry heads.
+    const writers = store
+      ? await db
+          .sql(`SELECT DISTINCT writer_id FROM archive_writers`)
+          .then((r) => r.rows.map((row) => String(row[0])))
+          .catch(() => [] as string[])
+      : [];
+    const anchors = store ? await readAnchors(store, writers) : undefined;
     const started = Date.now();
     const report = await verifyLedger(async (sql) => (await db.sql(sql)).rows, anchors ? { anchors } : {});
     const ms = Date.now() - started;

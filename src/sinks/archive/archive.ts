@@ -164,6 +164,8 @@ export class Archive {
       prev_sha256: prevSha256,
       created_at: new Date().toISOString(),
     };
+    const heads = await this.state.ledgerHeads();
+    if (heads.length) header.ledger_heads = heads;
     // Not marked pending: a part is never an orphan (its entries stay unpublished until it is stored).
     const stored = await this.store.putSmall(key, renderPart(header, entries), { contentType: 'application/x-ndjson', storageClass: 'STANDARD' });
     await this.state.markPublished(key, stored.sha256, first, last);

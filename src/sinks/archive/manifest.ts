@@ -23,6 +23,11 @@ export interface ManifestHeader {
   prev_key: string | null;
   prev_sha256: string | null;
   created_at: string;
+  /**
+   * The heads of the writer's store's ledger when the part was published (src/ledger; absent without a
+   * ledger): an anchor outside the store that `auditship verify --anchor <archive>` checks.
+   */
+  ledger_heads?: { stream: string; seq: number; digest: string }[];
 }
 
 export function renderPart(header: ManifestHeader, entries: ManifestEntry[]): Buffer {

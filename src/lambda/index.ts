@@ -1,0 +1,1 @@
+export async function handler(_event: unknown, _context: unknown): Promise<{ ok: boolean }> { return { ok: true }; }
