@@ -267,6 +267,28 @@ describe('s3rver 3.7.1 on its own (no proxy, no store fixes): the gaps the proxy
     await wrong.send(new HeadObjectCommand({ Bucket: 'direct', Key: 'md5' }));
     wrong.destroy();
   });
+
+  test('conditional writes are ignored: If-None-Match: * and a stale or missing If-Match overwrite or create (PutObject, CompleteMultipartUpload)', async () => {
+    const first = await direct.send(new PutObjectCommand({ Bucket: 'direct', Key: 'cond', Body: 'first' }));
+    await direct.send(new PutObjectCommand({ Bucket: 'direct', Key: 'cond', Body: 'second', IfNoneMatch: '*' }));
+    assert.equal((await bodyOf(direct, 'direct', 'cond')).toString(), 'second');
+    await direct.send(new PutObjectCommand({ Bucket: 'direct', Key: 'cond', Body: 'third', IfMatch: first.ETag }));
+    assert.equal((await bodyOf(direct, 'direct', 'cond')).toString(), 'third');
+    await direct.send(new PutObjectCommand({ Bucket: 'direct', Key: 'cond-missing', Body: 'created', IfMatch: first.ETag }));
+    assert.equal((await bodyOf(direct, 'direct', 'cond-missing')).toString(), 'created');
+    const { UploadId } = await direct.send(new CreateMultipartUploadCommand({ Bucket: 'direct', Key: 'cond' }));
+    const part = await direct.send(new UploadPartCommand({ Bucket: 'direct', Key: 'cond', UploadId, PartNumber: 1, Body: 'multipart' }));
+    await direct.send(
+      new CompleteMultipartUploadCommand({
+        Bucket: 'direct',
+        Key: 'cond',
+        UploadId,
+        MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] },
+        IfNoneMatch: '*',
+      }),
+    );
+    assert.equal((await bodyOf(direct, 'direct', 'cond')).toString(), 'multipart');
+  });
 });
 
 describe('objects through the proxy', () => {
@@ -1016,6 +1038,300 @@ describe('server-side encryption (emulated; s3rver ignores it)', () => {
     );
     assert.equal(customer.message, 'Requests specifying Server Side Encryption with Customer provided keys must be made over a secure connection.');
     assert.equal((await rejection(client.send(new HeadObjectCommand({ Bucket: 'sse', Key: 'bad' })))).$metadata?.httpStatusCode, 404);
+  });
+});
+
+describe('conditional writes (If-None-Match / If-Match; emulated, s3rver ignores them)', () => {
+  let s3: S3ServerHandle;
+  let client: S3Client;
+  let relaxed: S3Client;
+  const Bucket = 'cond';
+  before(async () => {
+    s3 = await startS3Server({ buckets: [Bucket, 'cond-versioned'] });
+    client = s3ClientFor(s3.url, { maxAttempts: 1 });
+    relaxed = s3ClientFor(s3.url, { maxAttempts: 1, requestChecksumCalculation: 'WHEN_REQUIRED' });
+  });
+  after(async () => {
+    client.destroy();
+    relaxed.destroy();
+    await s3.close();
+  });
+
+  /** [status, name, Code, Condition] of a refused write, as @aws-sdk/client-s3 surfaces it. */
+  const refusal = async (p: Promise<unknown>) => {
+    const e = await rejection(p);
+    return [e.$metadata?.httpStatusCode, e.name, e['Code'], e['Condition']];
+  };
+  const head = (Key: string, B = Bucket) => client.send(new HeadObjectCommand({ Bucket: B, Key }));
+  const put = (Key: string, Body: string, cond: { IfMatch?: string; IfNoneMatch?: string } = {}) =>
+    client.send(new PutObjectCommand({ Bucket, Key, Body, ...cond }));
+  const until = async (what: string, ok: () => boolean) => {
+    for (const started = Date.now(); !ok(); await new Promise((r) => setTimeout(r, 5))) {
+      if (Date.now() - started > 5000) assert.fail(`timed out waiting until ${what}`);
+    }
+  };
+  /** Creates an upload of one part; `complete` finishes it with the given conditions. */
+  const upload = async (Key: string, Body: string) => {
+    const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket, Key }));
+    const part = await client.send(new UploadPartCommand({ Bucket, Key, UploadId, PartNumber: 1, Body }));
+    return {
+      UploadId: UploadId!,
+      etag: `"${crypto.createHash('md5').update(crypto.createHash('md5').update(Body).digest()).digest('hex')}-1"`,
+      complete: (cond: { IfMatch?: string; IfNoneMatch?: string } = {}) =>
+        client.send(new CompleteMultipartUploadCommand({ Bucket, Key, UploadId, MultipartUpload: { Parts: [{ PartNumber: 1, ETag: part.ETag }] }, ...cond })),
+    };
+  };
+
+  test('PutObject If-None-Match: * creates a missing key and is 412 PreconditionFailed on an existing one, which keeps its bytes and ETag', async () => {
+    const created = await put('state/inm.json', '{"v":1}', { IfNoneMatch: '*' });
+    assert.equal(created.ETag, `"${md5hex('{"v":1}')}"`);
+    const refused = await rejection(put('state/inm.json', '{"v":2}', { IfNoneMatch: '*' }));
+    assert.equal(refused.$metadata?.httpStatusCode, 412);
+    assert.equal(refused.name, 'PreconditionFailed');
+    assert.equal(refused['Code'], 'PreconditionFailed');
+    assert.equal(refused['Condition'], 'If-None-Match');
+    assert.equal(refused.message, 'At least one of the pre-conditions you specified did not hold');
+    // A streamed (aws-chunked) body is refused the same way.
+    const streamed = client.send(
+      new PutObjectCommand({ Bucket, Key: 'state/inm.json', Body: Readable.from([Buffer.from('streamed')]), ContentLength: 8, IfNoneMatch: '*' }),
+    );
+    assert.deepEqual(await refusal(streamed), [412, 'PreconditionFailed', 'PreconditionFailed', 'If-None-Match']);
+    assert.equal((await bodyOf(client, Bucket, 'state/inm.json')).toString(), '{"v":1}');
+    assert.equal((await head('state/inm.json')).ETag, created.ETag);
+    assert.deepEqual(
+      s3.requests({ op: 'PutObject', keyPrefix: 'state/inm.json' }).map((r) => [r.status, r.errorCode, r.handledBy, r.headers['if-none-match']]),
+      [
+        [200, null, 's3rver', '*'],
+        [412, 'PreconditionFailed', 'proxy', '*'],
+        [412, 'PreconditionFailed', 'proxy', '*'],
+      ],
+    );
+  });
+
+  test('PutObject If-Match: the current ETag (quoted or not) replaces the object and returns the new ETag; a stale one is 412, a missing key 404 NoSuchKey', async () => {
+    const v1 = await put('state/im.json', 'one');
+    const v2 = await put('state/im.json', 'two', { IfMatch: v1.ETag });
+    assert.equal(v2.ETag, `"${md5hex('two')}"`);
+    assert.deepEqual(await refusal(put('state/im.json', 'three', { IfMatch: v1.ETag })), [412, 'PreconditionFailed', 'PreconditionFailed', 'If-Match']);
+    assert.equal((await bodyOf(client, Bucket, 'state/im.json')).toString(), 'two');
+    assert.equal((await head('state/im.json')).ETag, v2.ETag);
+    const v3 = await put('state/im.json', 'three', { IfMatch: v2.ETag.replace(/"/g, '') });
+    assert.equal(v3.ETag, `"${md5hex('three')}"`);
+    assert.equal((await head('state/im.json')).ETag, v3.ETag);
+    const missing = await rejection(put('state/none.json', 'x', { IfMatch: v3.ETag }));
+    assert.deepEqual([missing.$metadata?.httpStatusCode, missing.name, missing['Key']], [404, 'NoSuchKey', 'state/none.json']);
+    assert.equal((await rejection(head('state/none.json'))).$metadata?.httpStatusCode, 404, 'nothing was created');
+  });
+
+  test('CompleteMultipartUpload: If-None-Match: * and If-Match the same way; a refused completion keeps the object and the upload', async () => {
+    const first = await upload('mp/state', 'first');
+    const done = await first.complete({ IfNoneMatch: '*' });
+    assert.equal(done.ETag, first.etag);
+    const second = await upload('mp/state', 'second');
+    assert.deepEqual(await refusal(second.complete({ IfNoneMatch: '*' })), [412, 'PreconditionFailed', 'PreconditionFailed', 'If-None-Match']);
+    assert.deepEqual(await refusal(second.complete({ IfMatch: `"${md5hex('stale')}"` })), [412, 'PreconditionFailed', 'PreconditionFailed', 'If-Match']);
+    assert.equal((await bodyOf(client, Bucket, 'mp/state')).toString(), 'first');
+    assert.equal((await head('mp/state')).ETag, done.ETag);
+    const parts = await client.send(new ListPartsCommand({ Bucket, Key: 'mp/state', UploadId: second.UploadId }));
+    assert.equal(parts.Parts?.length, 1, 'the refused upload can still be completed or aborted');
+    const replaced = await second.complete({ IfMatch: done.ETag });
+    assert.equal(replaced.ETag, second.etag);
+    assert.equal((await bodyOf(client, Bucket, 'mp/state')).toString(), 'second');
+    assert.equal((await head('mp/state')).ETag, second.etag);
+    const third = await upload('mp/missing', 'third');
+    const missing = await rejection(third.complete({ IfMatch: replaced.ETag }));
+    assert.deepEqual([missing.$metadata?.httpStatusCode, missing.name], [404, 'NoSuchKey']);
+    assert.deepEqual(
+      s3.requests({ op: 'CompleteMultipartUpload', keyPrefix: 'mp/state' }).map((r) => [r.status, r.headers['if-match'] ?? r.headers['if-none-match']]),
+      [
+        [200, '*'],
+        [412, '*'],
+        [412, `"${md5hex('stale')}"`],
+        [200, done.ETag],
+      ],
+    );
+  });
+
+  test('If-None-Match other than *, If-Match: * and both at once are 501 NotImplemented and write nothing; CopyObject takes the conditions for its destination', async () => {
+    const base = await put('other/k', 'base');
+    const notImplemented = async (p: Promise<unknown>) => {
+      const e = await rejection(p);
+      return [e.$metadata?.httpStatusCode, e.name, e.message, e['Header'], e['additionalMessage']];
+    };
+    const message = 'A header you provided implies functionality that is not implemented';
+    assert.deepEqual(await notImplemented(put('other/k', 'x', { IfNoneMatch: base.ETag })), [
+      501,
+      'NotImplemented',
+      message,
+      'If-None-Match',
+      "We don't accept the provided value of If-None-Match header for this API",
+    ]);
+    assert.deepEqual(await notImplemented(put('other/k', 'x', { IfMatch: '*' })), [
+      501,
+      'NotImplemented',
+      message,
+      'If-Match',
+      "We don't accept the provided value of If-Match header for this API",
+    ]);
+    assert.deepEqual(await notImplemented(put('other/k', 'x', { IfMatch: base.ETag, IfNoneMatch: '*' })), [
+      501,
+      'NotImplemented',
+      message,
+      'If-Match,If-None-Match',
+      'Multiple conditional request headers present in the request',
+    ]);
+    const mp = await upload('other/k', 'multipart');
+    assert.deepEqual(await notImplemented(mp.complete({ IfNoneMatch: 'something' })), [
+      501,
+      'NotImplemented',
+      message,
+      'If-None-Match',
+      "We don't accept the provided value of If-None-Match header for this API",
+    ]);
+    assert.equal((await head('other/k')).ETag, base.ETag);
+    // CopyObject: the destination's conditions (CopyObject API reference), like PutObject's.
+    const copy = (Key: string, cond: { IfMatch?: string; IfNoneMatch?: string }) =>
+      client.send(new CopyObjectCommand({ Bucket, Key, CopySource: `${Bucket}/other/k`, ...cond }));
+    await copy('other/copy', { IfNoneMatch: '*' });
+    assert.deepEqual(await refusal(copy('other/copy', { IfNoneMatch: '*' })), [412, 'PreconditionFailed', 'PreconditionFailed', 'If-None-Match']);
+    await put('other/copy', 'changed');
+    assert.deepEqual(await refusal(copy('other/copy', { IfMatch: base.ETag })), [412, 'PreconditionFailed', 'PreconditionFailed', 'If-Match']);
+    await copy('other/copy', { IfMatch: `"${md5hex('changed')}"` });
+    assert.equal((await bodyOf(client, Bucket, 'other/copy')).toString(), 'base');
+  });
+
+  test('in a versioned bucket the conditions apply to the current version; a delete marker counts as no object', async () => {
+    const B = 'cond-versioned';
+    await client.send(new PutBucketVersioningCommand({ Bucket: B, VersioningConfiguration: { Status: 'Enabled' } }));
+    const vput = (Body: string, cond: { IfMatch?: string; IfNoneMatch?: string }) => client.send(new PutObjectCommand({ Bucket: B, Key: 'v', Body, ...cond }));
+    const v1 = await vput('one', { IfNoneMatch: '*' });
+    assert.ok(v1.VersionId);
+    assert.deepEqual(await refusal(vput('two', { IfNoneMatch: '*' })), [412, 'PreconditionFailed', 'PreconditionFailed', 'If-None-Match']);
+    const v2 = await vput('two', { IfMatch: v1.ETag });
+    assert.notEqual(v2.VersionId, v1.VersionId);
+    assert.deepEqual(
+      await refusal(vput('three', { IfMatch: v1.ETag })),
+      [412, 'PreconditionFailed', 'PreconditionFailed', 'If-Match'],
+      'a noncurrent version does not count',
+    );
+    const marker = await client.send(new DeleteObjectCommand({ Bucket: B, Key: 'v' }));
+    assert.equal(marker.DeleteMarker, true);
+    const gone = await rejection(vput('three', { IfMatch: v2.ETag }));
+    assert.deepEqual([gone.$metadata?.httpStatusCode, gone.name], [404, 'NoSuchKey']);
+    const v3 = await vput('three', { IfNoneMatch: '*' });
+    assert.equal((await bodyOf(client, B, 'v')).toString(), 'three');
+    const versions = await client.send(new ListObjectVersionsCommand({ Bucket: B, Prefix: 'v' }));
+    assert.deepEqual(
+      versions.Versions!.map((v) => [v.VersionId, v.IsLatest]),
+      [
+        [v3.VersionId, true],
+        [v2.VersionId, false],
+        [v1.VersionId, false],
+      ],
+    );
+    assert.deepEqual(
+      versions.DeleteMarkers!.map((m) => m.VersionId),
+      [marker.VersionId],
+    );
+  });
+
+  test('two concurrent conditional writes with the same precondition: exactly one wins, 20 times over (If-None-Match: *, If-Match, and with a plain write racing)', async () => {
+    const statusOf = (r: PromiseSettledResult<{ ETag?: string }>) => (r.status === 'fulfilled' ? 200 : (r.reason as S3Err).$metadata?.httpStatusCode);
+    for (let round = 0; round < 20; round++) {
+      const Key = `race/${round}`;
+      const created = await Promise.allSettled(['a', 'b'].map((w) => put(Key, `created by ${w}`, { IfNoneMatch: '*' })));
+      assert.deepEqual(created.map(statusOf).sort(), [200, 412], `round ${round}: If-None-Match`);
+      const creator = created[0]!.status === 'fulfilled' ? 'a' : 'b';
+      assert.equal((await bodyOf(client, Bucket, Key)).toString(), `created by ${creator}`);
+      const base = (await head(Key)).ETag!;
+      const updated = await Promise.allSettled(['a', 'b'].map((w) => put(Key, `updated by ${w}`, { IfMatch: base })));
+      assert.deepEqual(updated.map(statusOf).sort(), [200, 412], `round ${round}: If-Match`);
+      const winner = updated.findIndex((r) => r.status === 'fulfilled');
+      const won = updated[winner] as PromiseFulfilledResult<{ ETag?: string }>;
+      assert.equal((await bodyOf(client, Bucket, Key)).toString(), `updated by ${'ab'[winner]}`);
+      assert.equal((await head(Key)).ETag, won.value.ETag);
+      // A plain write racing two conditional ones: it may land first (then both are refused) or after the
+      // winner, never between a conditional write's check and its write, so at most one of them wins.
+      const current = (await head(Key)).ETag!;
+      const mixed = await Promise.allSettled([
+        put(Key, 'conditional a', { IfMatch: current }),
+        put(Key, 'plain'),
+        put(Key, 'conditional b', { IfMatch: current }),
+      ]);
+      assert.equal(statusOf(mixed[1]), 200);
+      assert.ok([mixed[0], mixed[2]].filter((r) => r.status === 'fulfilled').length <= 1, `round ${round}: at most one conditional write wins`);
+      assert.ok(['conditional a', 'plain', 'conditional b'].includes((await bodyOf(client, Bucket, Key)).toString()));
+    }
+  });
+
+  test('a write in flight holds off a conditional write to the same key and the reverse, so nothing lands between its check and its write', async () => {
+    const Key = 'slow/state';
+    const base = await put(Key, 'base');
+    const half = 32 * 1024;
+    const recorded = (since: number) => s3.requests({ op: 'PutObject', keyPrefix: Key, since });
+    // A conditional write streams its body; a plain write sent meanwhile waits for it, then lands on top.
+    let mark = s3.requests().at(-1)!.seq;
+    const slowConditional = new Readable({ read() {} });
+    slowConditional.push(Buffer.alloc(half, 'c'));
+    const conditional = relaxed.send(new PutObjectCommand({ Bucket, Key, Body: slowConditional, ContentLength: 2 * half, IfMatch: base.ETag }));
+    await until('the conditional write streams', () => (recorded(mark)[0]?.bodyBytes ?? 0) > 0);
+    const plain = put(Key, 'plain');
+    await until('the plain write arrived', () => recorded(mark).length === 2);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(recorded(mark)[1]!.status, null, 'the plain write waits for the conditional one');
+    slowConditional.push(Buffer.alloc(half, 'c'));
+    slowConditional.push(null);
+    assert.equal((await conditional).ETag, `"${md5hex(Buffer.alloc(2 * half, 'c'))}"`);
+    const landed = await plain;
+    assert.equal((await bodyOf(client, Bucket, Key)).toString(), 'plain');
+    // A plain write streams; a conditional write on the ETag before it waits, then finds it changed.
+    mark = s3.requests().at(-1)!.seq;
+    const slowPlain = new Readable({ read() {} });
+    slowPlain.push(Buffer.alloc(half, 'p'));
+    const streaming = relaxed.send(new PutObjectCommand({ Bucket, Key, Body: slowPlain, ContentLength: 2 * half }));
+    await until('the plain write streams', () => (recorded(mark)[0]?.bodyBytes ?? 0) > 0);
+    const late = put(Key, 'late', { IfMatch: landed.ETag });
+    await until('the conditional write arrived', () => recorded(mark).length === 2);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(recorded(mark)[1]!.status, null, 'the conditional write waits for the write in flight');
+    slowPlain.push(Buffer.alloc(half, 'p'));
+    slowPlain.push(null);
+    await streaming;
+    assert.deepEqual(await refusal(late), [412, 'PreconditionFailed', 'PreconditionFailed', 'If-Match']);
+    assert.ok((await bodyOf(client, Bucket, Key)).equals(Buffer.alloc(2 * half, 'p')));
+  });
+
+  test('the recording shows If-Match / If-None-Match, and SigV4 covers them: a header changed after signing is SignatureDoesNotMatch', async () => {
+    const spy = s3ClientFor(s3.url, { maxAttempts: 1 });
+    const signed: string[] = [];
+    let tamper = false;
+    spy.middlewareStack.add(
+      (next) => async (args) => {
+        const headers = (args.request as { headers: Record<string, string> }).headers;
+        signed.push(/SignedHeaders=([^,]+)/.exec(headers['authorization'] ?? '')?.[1] ?? '');
+        const ifMatch = Object.keys(headers).find((h) => h.toLowerCase() === 'if-match');
+        if (tamper && ifMatch) headers[ifMatch] = '"00000000000000000000000000000000"';
+        return next(args);
+      },
+      { step: 'deserialize', name: 'conditionalHeaderSpy' },
+    );
+    const created = await spy.send(new PutObjectCommand({ Bucket, Key: 'signed/k', Body: 'signed', IfNoneMatch: '*' }));
+    await spy.send(new PutObjectCommand({ Bucket, Key: 'signed/k', Body: 'signed again', IfMatch: created.ETag }));
+    assert.ok(signed[0]!.split(';').includes('if-none-match'), signed[0]);
+    assert.ok(signed[1]!.split(';').includes('if-match'), signed[1]);
+    tamper = true;
+    const tampered = await rejection(spy.send(new PutObjectCommand({ Bucket, Key: 'signed/k', Body: 'tampered', IfMatch: created.ETag })));
+    assert.deepEqual([tampered.$metadata?.httpStatusCode, tampered.name], [403, 'SignatureDoesNotMatch']);
+    assert.equal((await bodyOf(client, Bucket, 'signed/k')).toString(), 'signed again');
+    assert.deepEqual(
+      s3.requests({ op: 'PutObject', keyPrefix: 'signed/k' }).map((r) => [r.status, r.headers['if-none-match'], r.headers['if-match']]),
+      [
+        [200, '*', undefined],
+        [200, undefined, created.ETag],
+        [403, undefined, '"00000000000000000000000000000000"'],
+      ],
+    );
+    spy.destroy();
   });
 });
 

@@ -3,14 +3,15 @@
  * ephemeral 127.0.0.1 port, its data in a directory) behind a streaming proxy on node:http. Clients use the
  * proxy's URL with path-style addressing. The proxy
  *
- *  - records every request (operation, bucket, key, x-amz-* headers, body bytes, status) — GET /_test/requests;
+ *  - records every request (operation, bucket, key, x-amz-* and conditional headers, body bytes, status) — GET /_test/requests;
  *  - injects faults from rules (connection reset mid-upload, reset after the request was applied, a cut
  *    response body, 5xx/4xx answers, delays, throttled bodies) — POST /_test/faults;
  *  - adds the AWS behaviour s3rver lacks or gets wrong: SigV4 verification and access keys, denied operations,
  *    aws-chunked request bodies, Content-MD5 / x-amz-checksum-* / x-amz-content-sha256 verification,
  *    multipart ETags and part checks, AbortMultipartUpload / ListMultipartUploads / ListParts, a correct
  *    ListObjects(V2), cold storage classes (InvalidObjectState, RestoreObject), server-side encryption
- *    headers, versioning with delete markers, and Object Lock (retention, legal hold, WORM deletes).
+ *    headers, versioning with delete markers, Object Lock (retention, legal hold, WORM deletes), and conditional
+ *    writes (If-None-Match: * / If-Match on PutObject, CopyObject and CompleteMultipartUpload, atomic per key).
  *
  * README.md beside this file lists what is emulated, the AWS documentation it follows, and the s3rver gaps.
  *
@@ -1643,6 +1644,94 @@ function kmsArn(region: string, id: string | null): string {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// Conditional writes: If-Match / If-None-Match on PutObject, CopyObject and CompleteMultipartUpload
+// ---------------------------------------------------------------------------------------------------
+
+/** The precondition of a write: `If-None-Match: *` (no object at the key) or `If-Match: <etag>` (the current one). */
+type WritePrecondition = { ifNoneMatch: true } | { ifNoneMatch: false; ifMatch: string };
+
+/**
+ * Reads and validates the conditional headers of a write as S3 does (PutObject / CompleteMultipartUpload
+ * API references: If-None-Match "Expects the '*' (asterisk) character", If-Match "Expects the ETag value as
+ * a string"). Anything else is 501 NotImplemented with the `Header` and `additionalMessage` AWS sends
+ * (aws/aws-sdk-ruby #3144 for an ETag in If-None-Match; the exact elements as LocalStack's AWS-validated S3
+ * provider answers them): both headers at once, If-None-Match other than `*`, If-Match `*` (accepted by
+ * DeleteObject only). An empty header counts as absent. Null when the write is unconditional.
+ */
+function writePrecondition(ctx: Exchange): WritePrecondition | null {
+  const ifMatch = ctx.header('if-match')?.trim() || undefined;
+  const ifNoneMatch = ctx.header('if-none-match')?.trim() || undefined;
+  if (ifMatch === undefined && ifNoneMatch === undefined) return null;
+  if (ifMatch !== undefined && ifNoneMatch !== undefined) {
+    throw ERR.conditionalNotImplemented('If-Match,If-None-Match', 'Multiple conditional request headers present in the request');
+  }
+  if (ifNoneMatch !== undefined) {
+    if (ifNoneMatch !== '*') throw ERR.conditionalNotImplemented('If-None-Match', "We don't accept the provided value of If-None-Match header for this API");
+    return { ifNoneMatch: true };
+  }
+  if (ifMatch === '*') {
+    // LocalStack's snapshot of AWS names If-None-Match here for CompleteMultipartUpload (sic), If-Match for PutObject.
+    const header = ctx.info.op === 'CompleteMultipartUpload' ? 'If-None-Match' : 'If-Match';
+    throw ERR.conditionalNotImplemented(header, `We don't accept the provided value of ${header} header for this API`);
+  }
+  return { ifNoneMatch: false, ifMatch: ifMatch! };
+}
+
+/** An ETag without its double quotes: S3 compares `"abc"` and `abc` as the same ETag (an unquoted one is what the AWS CLI examples send). */
+function bareEtag(etag: string): string {
+  const t = etag.trim();
+  return t.length >= 2 && t.startsWith('"') && t.endsWith('"') ? t.slice(1, -1) : t;
+}
+
+/**
+ * Per-key reader/writer locks that make a conditional write's check and its write one step: a conditional
+ * write holds its key exclusively from the check until s3rver has stored the object and the proxy has
+ * recorded it; every other write to the key (PutObject, CopyObject, CompleteMultipartUpload, DeleteObject,
+ * DeleteObjects) holds it shared, so plain writes still overlap one another but none lands between a
+ * conditional write's check and its commit. Waiters are served in arrival order (neither kind starves).
+ */
+class KeyLocks {
+  private readonly keys = new Map<string, { shared: number; exclusive: boolean; queue: Array<{ exclusive: boolean; grant: () => void }> }>();
+
+  /** Resolves once held; the function releases (idempotent). */
+  async acquire(key: string, exclusive: boolean): Promise<() => void> {
+    let s = this.keys.get(key);
+    if (!s) {
+      s = { shared: 0, exclusive: false, queue: [] };
+      this.keys.set(key, s);
+    }
+    if (s.queue.length === 0 && !s.exclusive && (!exclusive || s.shared === 0)) {
+      if (exclusive) s.exclusive = true;
+      else s.shared++;
+    } else {
+      const state = s;
+      await new Promise<void>((grant) => state.queue.push({ exclusive, grant }));
+    }
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.release(key, exclusive);
+    };
+  }
+
+  private release(key: string, exclusive: boolean): void {
+    const s = this.keys.get(key)!;
+    if (exclusive) s.exclusive = false;
+    else s.shared--;
+    while (s.queue.length > 0 && !s.exclusive) {
+      const next = s.queue[0]!;
+      if (next.exclusive && s.shared > 0) break;
+      s.queue.shift();
+      if (next.exclusive) s.exclusive = true;
+      else s.shared++;
+      next.grant();
+    }
+    if (!s.exclusive && s.shared === 0 && s.queue.length === 0) this.keys.delete(key);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
 // One request/response exchange
 // ---------------------------------------------------------------------------------------------------
 
@@ -1876,6 +1965,7 @@ class S3Proxy {
   readonly state = new EmulatedState();
   readonly recorder: Recorder;
   readonly faults = new Faults();
+  readonly locks = new KeyLocks();
   readonly auth: Authenticator;
   readonly region: string;
   private readonly denyOps: Set<string>;
@@ -2386,27 +2476,68 @@ class S3Proxy {
     const { bucket, key } = ctx.info as { bucket: string; key: string };
     await this.bucketExists(bucket);
     const w = this.checkWriteHeaders(ctx, bucket);
+    const precondition = writePrecondition(ctx);
     if (w.lockParams && !hasIntegrityHeader(ctx.req)) {
       throw fail(400, 'InvalidRequest', 'Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters');
     }
     const plan = planBody(ctx.req);
-    const up = await this.forwardChecked(ctx, plan);
-    if (!up) return;
-    if (up.status !== 200) {
-      await this.relay(ctx, up);
-      return;
+    const release = await this.locks.acquire(objKey(bucket, key), precondition !== null);
+    try {
+      if (!(await this.checkPrecondition(ctx, bucket, key, precondition))) return;
+      const up = await this.forwardChecked(ctx, plan);
+      if (!up) return;
+      if (up.status !== 200) {
+        release();
+        await this.relay(ctx, up);
+        return;
+      }
+      const digests = ctx.digests;
+      const checksum = digests?.checksum ? { ...digests.checksum, type: 'FULL_OBJECT' as const } : null;
+      const extra: Record<string, string> = this.sseHeaders(w.sse);
+      if (w.sse.algorithm !== 'AES256') extra['etag'] = await this.opaqueEtag(this.store.getResourcePath(bucket, key, 'object.md5'));
+      const versionId = await this.recordWrite(bucket, key, { sse: w.sse, lock: w.lock, legalHold: w.legalHold, checksum });
+      release();
+      if (versionId) extra['x-amz-version-id'] = versionId;
+      if (checksum) {
+        extra[checksumHeader(checksum.algorithm)] = checksum.value;
+        extra['x-amz-checksum-type'] = 'FULL_OBJECT';
+      }
+      await this.relay(ctx, up, extra);
+    } finally {
+      release();
     }
-    const digests = ctx.digests;
-    const checksum = digests?.checksum ? { ...digests.checksum, type: 'FULL_OBJECT' as const } : null;
-    const extra: Record<string, string> = this.sseHeaders(w.sse);
-    if (w.sse.algorithm !== 'AES256') extra['etag'] = await this.opaqueEtag(this.store.getResourcePath(bucket, key, 'object.md5'));
-    const versionId = await this.recordWrite(bucket, key, { sse: w.sse, lock: w.lock, legalHold: w.legalHold, checksum });
-    if (versionId) extra['x-amz-version-id'] = versionId;
-    if (checksum) {
-      extra[checksumHeader(checksum.algorithm)] = checksum.value;
-      extra['x-amz-checksum-type'] = 'FULL_OBJECT';
+  }
+
+  /**
+   * Under the key's lock: checks a write precondition against the key's current object (conditional writes
+   * user guide: If-None-Match and If-Match apply to the current version; no object, or a delete marker as
+   * the current version, is "no object"). If-None-Match: * on an object → 412 PreconditionFailed; If-Match
+   * on no object → 404 NoSuchKey, on another ETag → 412. False when the client went away meanwhile (nothing
+   * is to be written or answered).
+   */
+  private async checkPrecondition(ctx: Exchange, bucket: string, key: string, precondition: WritePrecondition | null): Promise<boolean> {
+    if (precondition !== null) {
+      const current = await this.currentEtag(bucket, key);
+      if (precondition.ifNoneMatch) {
+        if (current !== null) throw ERR.preconditionFailed('If-None-Match');
+      } else {
+        if (current === null) throw ERR.noSuchKey(key);
+        if (bareEtag(current) !== bareEtag(precondition.ifMatch)) throw ERR.preconditionFailed('If-Match');
+      }
     }
-    await this.relay(ctx, up, extra);
+    if (ctx.clientGone()) {
+      ctx.rec.clientAborted = true;
+      ctx.finish();
+      return false;
+    }
+    return true;
+  }
+
+  /** The current object's ETag (quoted, as s3rver keeps it), or null when there is none or the current version is a delete marker. */
+  private async currentEtag(bucket: string, key: string): Promise<string | null> {
+    if (this.state.latest(bucket, key)?.deleteMarker) return null;
+    const meta = await this.store.getMetadata(bucket, key).catch(() => null);
+    return meta ? String(meta['etag']) : null;
   }
 
   /**
@@ -2485,14 +2616,27 @@ class S3Proxy {
     const uploadId = query['uploadId'] ?? '';
     const upload = await readUpload(this.store, bucket, uploadId);
     if (!upload || upload.key !== key) throw ERR.noSuchUpload(uploadId);
+    const precondition = writePrecondition(ctx);
     const { body } = await this.readBody(ctx);
-    const up = await this.forward(ctx, body);
-    if (!up) return;
-    if (up.status !== 200) {
-      await this.relay(ctx, up);
-      return;
+    const release = await this.locks.acquire(objKey(bucket, key), precondition !== null);
+    try {
+      if (!(await this.checkPrecondition(ctx, bucket, key, precondition))) return;
+      const up = await this.forward(ctx, body);
+      if (!up) return;
+      if (up.status !== 200) {
+        release();
+        await this.relay(ctx, up);
+        return;
+      }
+      await this.completedUpload(ctx, up, upload.headers, release);
+    } finally {
+      release();
     }
-    const h = upload.headers;
+  }
+
+  /** After s3rver completed an upload: records SSE, lock and version, releases the key, then answers. */
+  private async completedUpload(ctx: Exchange, up: Upstream, h: Record<string, string>, release: () => void): Promise<void> {
+    const { bucket, key } = ctx.info as RequestInfo & { bucket: string; key: string };
     const sse = this.sseOfUpload(bucket, h);
     const mode = h['x-amz-object-lock-mode'];
     const until = h['x-amz-object-lock-retain-until-date'] ? parseIsoDate(h['x-amz-object-lock-retain-until-date']) : null;
@@ -2506,6 +2650,7 @@ class S3Proxy {
     }
     const hold = h['x-amz-object-lock-legal-hold'];
     const versionId = await this.recordWrite(bucket, key, { sse, lock, legalHold: hold === 'ON' || hold === 'OFF' ? hold : null, checksum: null });
+    release();
     const extra = this.sseHeaders(sse);
     if (versionId) extra['x-amz-version-id'] = versionId;
     await this.relay(ctx, up, extra);
@@ -2613,16 +2758,26 @@ class S3Proxy {
     // is dropped: s3rver holds one version per key.
     const source = ctx.header('x-amz-copy-source') ?? '';
     const decoded = safeDecode(source.split('?')[0]!.replace(/^\//, ''));
-    const up = await this.forward(ctx, 'none', undefined, { 'x-amz-copy-source': encodeURI(decoded) });
-    if (!up) return;
-    if (up.status !== 200) {
-      await this.relay(ctx, up);
-      return;
+    // If-Match / If-None-Match name the destination (CopyObject API reference), as on PutObject.
+    const precondition = writePrecondition(ctx);
+    const release = await this.locks.acquire(objKey(bucket, key), precondition !== null);
+    try {
+      if (!(await this.checkPrecondition(ctx, bucket, key, precondition))) return;
+      const up = await this.forward(ctx, 'none', undefined, { 'x-amz-copy-source': encodeURI(decoded) });
+      if (!up) return;
+      if (up.status !== 200) {
+        release();
+        await this.relay(ctx, up);
+        return;
+      }
+      const versionId = await this.recordWrite(bucket, key, { sse: w.sse, lock: w.lock, legalHold: w.legalHold, checksum: null });
+      release();
+      const extra = this.sseHeaders(w.sse);
+      if (versionId) extra['x-amz-version-id'] = versionId;
+      await this.relay(ctx, up, extra);
+    } finally {
+      release();
     }
-    const versionId = await this.recordWrite(bucket, key, { sse: w.sse, lock: w.lock, legalHold: w.legalHold, checksum: null });
-    const extra = this.sseHeaders(w.sse);
-    if (versionId) extra['x-amz-version-id'] = versionId;
-    await this.relay(ctx, up, extra);
   }
 
   // -- object reads -------------------------------------------------------------------------------
@@ -2770,14 +2925,27 @@ class S3Proxy {
     const { bucket, key, query } = ctx.info as RequestInfo & { bucket: string; key: string };
     await this.bucketExists(bucket);
     const k = objKey(bucket, key);
-    if (!this.state.versioned(bucket) && !this.state.versions.has(k) && query['versionId'] === undefined) {
-      const up = await this.forward(ctx, 'none');
-      if (!up) return;
-      if (up.status === 204) this.state.objects.delete(k);
-      await this.relay(ctx, up);
-      return;
+    const release = await this.locks.acquire(k, false);
+    try {
+      if (!this.state.versioned(bucket) && !this.state.versions.has(k) && query['versionId'] === undefined) {
+        const up = await this.forward(ctx, 'none');
+        if (!up) return;
+        if (up.status === 204) this.state.objects.delete(k);
+        release();
+        await this.relay(ctx, up);
+        return;
+      }
+      await this.deleteAndAnswer(ctx, release);
+    } finally {
+      release();
     }
+  }
+
+  /** DeleteObject that the proxy answers (versioned, or with a versionId): deletes, releases the key, answers 204. */
+  private async deleteAndAnswer(ctx: Exchange, release: () => void): Promise<void> {
+    const { bucket, key, query } = ctx.info as RequestInfo & { bucket: string; key: string };
     const r = await this.deleteOne(bucket, key, query['versionId'], ctx.header('x-amz-bypass-governance-retention') === 'true');
+    release();
     const headers: Record<string, string> = {};
     if (r.versionId) headers['x-amz-version-id'] = r.versionId;
     if (r.deleteMarker) headers['x-amz-delete-marker'] = 'true';
@@ -2796,6 +2964,7 @@ class S3Proxy {
     const bypass = ctx.header('x-amz-bypass-governance-retention') === 'true';
     const parts: string[] = [];
     for (const o of objects) {
+      const release = await this.locks.acquire(objKey(bucket, o.key!), false);
       try {
         const r = await this.deleteOne(bucket, o.key!, o.versionId, bypass);
         if (!quiet) {
@@ -2808,6 +2977,8 @@ class S3Proxy {
       } catch (e) {
         const err = e instanceof S3Fail ? e : fail(500, 'InternalError', 'We encountered an internal error. Please try again.');
         parts.push(`<Error>${el('Key', o.key)}${el('VersionId', o.versionId)}${el('Code', err.code)}${el('Message', err.message)}</Error>`);
+      } finally {
+        release();
       }
     }
     ctx.sendXml(200, xmlDocument('DeleteResult', parts.join('')));
