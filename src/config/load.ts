@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseColumnRule, parseJsonPath, parsePattern } from '../redact/rules.js';
 import { createRequire } from 'node:module';
 import { ConfigError } from '../core/errors.js';
@@ -9,6 +10,7 @@ import {
   METRICS_SECTION,
   PIPELINE_KEYS,
   REDACTION_SECTION,
+  STATE_SECTION,
   TOP_LEVEL_KEYS,
   UI_SECTION,
   type ConnectorSpec,
@@ -34,7 +36,12 @@ export interface PipelineConfig {
   sinks: SinkConfig[];
   /** The config's redaction policy (absent: the default, on). */
   redaction?: RedactionConfig;
+  /** The DuckDB file kept in S3 between runs (absent: on the local disk only). */
+  state?: StateConfig;
 }
+
+/** A pipeline's `state` section (schema.ts STATE_SECTION). */
+export type StateConfig = SectionOptions<typeof STATE_SECTION>;
 
 /** A string_or_list value as a list. */
 export function listOf(v: unknown): string[] {
@@ -301,7 +308,19 @@ export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.en
           );
         archiveUsers.set(`${where}\0${server}`, name);
       });
-      if (source && sinks.length) pipelines.push({ name, source, sinks });
+      let state: StateConfig | undefined;
+      if (p['state'] !== undefined && p['state'] !== null) {
+        if (typeof p['state'] !== 'object' || Array.isArray(p['state'])) problems.push(`${path}.state: must be a mapping (bucket, key, …)`);
+        else {
+          const out: Record<string, unknown> = {};
+          checkFields(p['state'] as Record<string, unknown>, STATE_SECTION, `${path}.state`, 'in a state section', problems, out);
+          state = out as StateConfig;
+          if (typeof state.key === 'string' && (state.key === '' || state.key.endsWith('/')))
+            problems.push(`${path}.state.key: a key of an object, not a prefix`);
+          if (state.endpoint !== undefined && !/^https?:\/\/[^/]/.test(state.endpoint)) problems.push(`${path}.state.endpoint: an http:// or https:// URL`);
+        }
+      }
+      if (source && sinks.length) pipelines.push({ name, source, sinks, ...(state ? { state } : {}) });
     }
   }
   let ui: UiConfig | undefined;
@@ -344,6 +363,19 @@ export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.en
       }
     }
   }
+  // A DuckDB file kept in S3 is fetched and written back whole: every pipeline on that file names the same object.
+  const stateOf = new Map<string, { pipeline: string; where: string }>();
+  for (const p of pipelines) {
+    const db = p.sinks[p.sinks.length - 1];
+    if (db?.type !== 'duckdb') continue;
+    const where = p.state ? `s3://${p.state.bucket}/${p.state.key}` : 'the local disk only';
+    const other = stateOf.get(resolve(db.path));
+    if (other && other.where !== where)
+      problems.push(
+        `pipelines.${p.name}.state: pipeline ${other.pipeline} keeps ${db.path} in ${other.where}, this one in ${where}; give them one state or separate DuckDB files`,
+      );
+    else stateOf.set(resolve(db.path), { pipeline: p.name, where });
+  }
   for (const p of pipelines) {
     p.redaction = redaction;
     if (redaction.raw_logs_may_leave_host === false)
@@ -371,16 +403,21 @@ export function loadConfig(path: string, env: NodeJS.ProcessEnv = process.env): 
         : `${path}: cannot read the config file (${code ?? (err as Error).message})`,
     ]);
   }
+  return parseConfig(text, path, env);
+}
+
+/** Parses and validates a config given as YAML (or JSON) text; `origin` names it in the problems. */
+export function parseConfig(text: string, origin: string, env: NodeJS.ProcessEnv = process.env): Config {
   // Loaded here, not at start: commands without a config file (ingest) should not pay for it.
   const { parseDocument } = createRequire(import.meta.url)('yaml') as typeof import('yaml');
   const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length) {
-    throw new ConfigError(doc.errors.map((e) => `${path}: YAML syntax error at line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`));
+    throw new ConfigError(doc.errors.map((e) => `${origin}: YAML syntax error at line ${e.linePos?.[0]?.line ?? '?'}: ${e.message.split('\n')[0]}`));
   }
   try {
     return validateConfig(doc.toJS(), env);
   } catch (err) {
-    if (err instanceof ConfigError) throw new ConfigError(err.problems.map((p) => `${path}: ${p}`));
+    if (err instanceof ConfigError) throw new ConfigError(err.problems.map((p) => `${origin}: ${p}`));
     throw err;
   }
 }

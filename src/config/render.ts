@@ -1,6 +1,6 @@
 import { stringify } from 'yaml';
 import { SINKS, SOURCES } from '../connectors.js';
-import { METRICS_SECTION, REDACTION_SECTION, UI_SECTION, type ConnectorSpec, type FieldSpec } from './schema.js';
+import { METRICS_SECTION, REDACTION_SECTION, STATE_SECTION, UI_SECTION, type ConnectorSpec, type FieldSpec } from './schema.js';
 
 /**
  * Renders the annotated example config and the configuration reference from the schema. Both generated
@@ -86,6 +86,9 @@ export function renderExampleConfig(): string {
       '      - { type: duckdb, path: ./auditship.duckdb }',
     ]),
     '',
+    '# A pipeline may keep its DuckDB file in S3 between runs (AWS Lambda, a container without a disk): add to the pipeline',
+    ...commented(['state:', ...Object.entries(STATE_SECTION).flatMap(([name, f]) => fieldLines(name, f, '  '))]),
+    '',
     '# The web UI of `auditship run --follow` (optional; `auditship ui` serves it without a daemon):',
     ...commented(['ui:', ...Object.entries(UI_SECTION).flatMap(([name, f]) => fieldLines(name, f, '  '))]),
     '',
@@ -162,6 +165,19 @@ export function renderConfigDocs(): string {
   );
   for (const [name, f] of Object.entries(REDACTION_SECTION) as [string, FieldSpec][])
     out.push(`| \`${name}\` | ${f.type} | ${f.default === undefined ? '' : `\`${String(f.default)}\``} | ${f.description.replaceAll('|', '\\|')} |`);
+  out.push('');
+  out.push(
+    '## State in S3 (`pipelines.NAME.state`)',
+    '',
+    'An optional section of a pipeline: its DuckDB file kept in an S3 bucket between one-shot runs (`run`, the Lambda handler), for hosts whose disk does not outlive a run.',
+    '',
+    '| key | type | default | description |',
+    '|---|---|---|---|',
+  );
+  for (const [name, f] of Object.entries(STATE_SECTION) as [string, FieldSpec][])
+    out.push(
+      `| \`${name}\` | ${f.type}${f.required ? ' (required)' : ''} | ${f.default === undefined ? '' : `\`${String(f.default)}\``} | ${f.description.replaceAll('|', '\\|')} |`,
+    );
   out.push('');
   return out.join('\n');
 }

@@ -72,6 +72,36 @@ export const REDACTION_SECTION = {
   },
 } as const satisfies ObjectSpec;
 
+/**
+ * A pipeline's `state` section: its DuckDB file kept in an S3 bucket between runs, for hosts without a disk
+ * that outlives a run (AWS Lambda, a container): src/state/remote.ts.
+ */
+export const STATE_SECTION = {
+  bucket: { type: 'string', required: true, example: 'acme-auditship-state', description: 'The S3 bucket that keeps the state file.' },
+  key: {
+    type: 'string',
+    required: true,
+    example: 'prod/auditship.duckdb',
+    description:
+      "The state file's key. Fetched before the pipeline runs (unless the local copy is that version already) and written back when it ends, conditionally (If-Match on the ETag fetched, If-None-Match: * for the first): of two overlapping runs only one moves the state; the other stops with one line, and what it shipped is recognised by the next run.",
+  },
+  region: { type: 'string', example: 'eu-central-1', description: "The bucket's region; default $AWS_REGION, else us-east-1." },
+  endpoint: { type: 'string', example: 'http://127.0.0.1:9000', description: 'An S3-compatible endpoint; default: AWS S3 of the region.' },
+  force_path_style: { type: 'boolean', default: false, description: 'Path-style addressing (MinIO and most S3-compatible stores).' },
+  sse: {
+    type: 'enum',
+    values: ['none', 'AES256', 'aws:kms'],
+    default: 'none',
+    description: 'Server-side encryption of the state file (it holds the stored events when the DuckDB sink stores them).',
+  },
+  sse_kms_key_id: { type: 'string', example: 'arn:aws:kms:eu-central-1:111122223333:key/...', description: 'With sse: aws:kms, the KMS key.' },
+  access_key_id: { type: 'string', example: '${AWS_ACCESS_KEY_ID}', description: 'Static credentials; by default the standard AWS chain (environment, role).' },
+  secret_access_key: { type: 'string', example: '${AWS_SECRET_ACCESS_KEY}', description: 'With access_key_id (never logged).' },
+  session_token: { type: 'string', example: '${AWS_SESSION_TOKEN}', description: 'With temporary access keys.' },
+  max_retries: { type: 'integer', default: 8, minimum: 0, description: 'Retries of a request (5xx, throttling, connection errors) with backoff.' },
+  timeout_ms: { type: 'integer', default: 120000, minimum: 1000, description: 'A request that makes no progress for this long is retried.' },
+} as const satisfies ObjectSpec;
+
 /** Keys of a pipeline. */
-export const PIPELINE_KEYS = ['source', 'sinks'] as const;
+export const PIPELINE_KEYS = ['source', 'sinks', 'state'] as const;
 export const TOP_LEVEL_KEYS = ['pipelines', 'ui', 'metrics', 'redaction'] as const;

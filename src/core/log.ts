@@ -17,6 +17,8 @@ export interface LoggerOptions {
   level?: LogLevel;
   json?: boolean;
   stream?: NodeJS.WritableStream;
+  /** Fields every line carries (a Lambda invocation's request id). */
+  fields?: Record<string, unknown>;
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
@@ -26,7 +28,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const write = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[level] < min) return;
     if (json) {
-      stream.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + '\n');
+      stream.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...options.fields, ...fields }) + '\n');
     } else {
       const extra =
         fields && Object.keys(fields).length

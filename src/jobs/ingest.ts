@@ -47,6 +47,8 @@ export interface IngestOptions {
   progress: Progress;
   /** The follow daemon's metrics of this pipeline. */
   meter?: PipelineMeter;
+  /** True when no new file should be started (a Lambda's time is running out): the rest is the next run's. */
+  stopStarting?: () => boolean;
 }
 
 /** The one line an ingest ends with when its paths hold no log file auditship can read. */

@@ -16,6 +16,8 @@ export interface OnceContext {
   log: Logger;
   progress: Progress;
   signal: AbortSignal;
+  /** True when no new unit of work (a log file) should be started: the time left is short (src/lambda). */
+  stopStarting?: () => boolean;
 }
 
 export interface FollowContext {

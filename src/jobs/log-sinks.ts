@@ -47,7 +47,8 @@ export async function openArchives(
   try {
     for (const cfg of pipeline.sinks.filter((s) => s.type === 'archive')) {
       const options = archiveSinkOptions(cfg);
-      const store = await openStore(options.store);
+      // With the state in S3, the upload ids a killed run noted may never have been written back (store-s3.ts).
+      const store = await openStore(options.store.kind === 's3' && pipeline.state ? { ...options.store, abortEarlierUploads: true } : options.store);
       let state: ArchiveState;
       try {
         await store.check();

@@ -193,7 +193,13 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
       for (const a of archives.fileArchives)
         archiveSummaries.set(a.where, { archive: a.where, form: 'files', objects: 0, bytes: 0, files: 0, unchanged: 0, failed: 0 });
       let shipped = 0;
-      for (const file of plan.ship) {
+      let remaining = 0;
+      for (const [index, file] of plan.ship.entries()) {
+        if (options.stopStarting?.()) {
+          remaining = plan.ship.length - index;
+          log.info('Not starting another file: the time left is short; the next run ships the rest.', { remaining });
+          break;
+        }
         const location = rds.location(file.name);
         let path: string | null = null;
         try {
@@ -303,6 +309,7 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
         durationMs: Date.now() - started,
         errors,
         ...sinkSummaries(searchSinks, archives, [...archiveSummaries.values()], since),
+        ...(remaining ? { remaining } : {}),
         ok: errors.length === 0,
       };
     } catch (err) {
@@ -331,7 +338,7 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
 /** The rds_logs job: `run` ships the completed files once; `run --follow` lists the instance every poll_interval_ms. */
 export const rdsJob: Job = {
   // A one-shot run finishes the files it started (a download is not cut short by Ctrl-C).
-  once: (p, { log, progress }) => runRdsPipeline(p, { log, progress }),
+  once: (p, { log, progress, stopStarting }) => runRdsPipeline(p, { log, progress, ...(stopStarting ? { stopStarting } : {}) }),
   follow: (p, ctx) =>
     followLogs(
       p,

@@ -25,6 +25,8 @@ export interface RunSummary {
   archives?: ArchiveSummary[];
   /** A signal stopped the run: what was read is committed, the rest is read by the next run. */
   interrupted?: boolean;
+  /** Files left for the next run: the run stopped starting new ones (a Lambda's time was running out). */
+  remaining?: number;
   /**
    * Damaged compressed files read this run (truncated, corrupt, empty): their records before the damage are
    * stored, the damage is quarantined. Not a failure: the run goes on, and the next run does not read them again.

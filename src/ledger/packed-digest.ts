@@ -204,7 +204,7 @@ export function packedRowsDigest(packed: Buffer, ends: Uint32Array | undefined, 
   if (scratch.length < total) scratch = Buffer.allocUnsafe(Math.max(total, scratch.length * 2));
   // Copied in runs: rows next to each other in the order and in the packed bytes go in one copy.
   let pos = 0;
-  for (let k = 0; k < n; ) {
+  for (let k = 0; k < n;) {
     const i = order[k]!;
     if (rows.inObjects[i] || rows.cut[i]! >= 0) {
       pos = rows.copy(i, scratch, pos);

@@ -3,7 +3,8 @@ import { ExitError, isExpected } from '../../core/errors.js';
 import { createLogger, quietLogger } from '../../core/log.js';
 import { profile } from '../../core/profile.js';
 import { createProgress, noProgress } from '../../core/progress.js';
-import { JOBS, type PipelineSummary } from '../../jobs/index.js';
+import type { PipelineSummary } from '../../jobs/index.js';
+import { runPipelineOnce } from '../../jobs/once.js';
 import { COMMON_OUTPUT_OPTIONS, defineCommand, parseCommandArgs, selectPipelines } from '../args.js';
 import { onInterrupt } from '../signals.js';
 import { formatSummary } from '../output.js';
@@ -76,6 +77,12 @@ export async function run(argv: string[]): Promise<void> {
   const log = values.quiet ? quietLogger() : createLogger();
   const progress = values.quiet || values.json ? noProgress : createProgress(process.stderr, log);
   if (values.follow) {
+    const stateful = pipelines.filter((p) => p.state);
+    if (stateful.length)
+      throw new ExitError(
+        2,
+        `pipeline ${stateful[0]!.name} keeps its state in S3, which one-shot runs do (\`auditship run\`, the Lambda handler); \`run --follow\` keeps its state on the local disk: remove state or run without --follow`,
+      );
     const controller = new AbortController();
     const stop = (sig: string) => {
       if (controller.signal.aborted) return;
@@ -100,9 +107,7 @@ export async function run(argv: string[]): Promise<void> {
     if (signal.aborted) break; // the pipelines not started yet run next time
     if (values.profile) profile.start();
     try {
-      // The job is loaded when a pipeline needs it: a run carries only the drivers and SDKs it uses.
-      const job = await JOBS[pipeline.source.type]();
-      const s = await job.once(pipeline, { log, progress, signal });
+      const s = await runPipelineOnce(pipeline, { log, progress, signal });
       results.push(s);
       if (values.profile) process.stderr.write(profile.table(`pipeline ${pipeline.name}`) + '\n');
       if (!values.json && !values.quiet) process.stdout.write(formatSummary(s) + '\n');

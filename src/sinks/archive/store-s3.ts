@@ -7,6 +7,7 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -59,6 +60,13 @@ export interface S3StoreOptions {
   timeoutMs: number;
   requestChecksumCalculation: 'WHEN_SUPPORTED' | 'WHEN_REQUIRED';
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /**
+   * Before a multipart upload starts, abort the open uploads of the same key (ListMultipartUploads). For a
+   * pipeline whose state is in S3 (src/state/remote.ts): the upload ids a killed run noted in its state were
+   * never written back, but the next run uploads the same file to the same key — and a live run that uploads it
+   * too fetched the same state, so at most one of the two keeps its work anyway.
+   */
+  abortEarlierUploads?: boolean;
 }
 
 /**
@@ -143,6 +151,7 @@ export class S3Store implements ObjectStore {
     const store = this;
     const fullKey = this.key(key);
     const params = this.putParams(options);
+    const conditions = { ...(options.ifMatch ? { IfMatch: options.ifMatch } : {}), ...(options.ifNoneMatch ? { IfNoneMatch: options.ifNoneMatch } : {}) };
     // S3 allows 10,000 parts: a known large object gets larger parts (whole MiB), the configured size otherwise.
     const partSize = Math.max(this.options.partSize, options.sizeHint ? Math.ceil(options.sizeHint / 9_000 / MIB) * MIB : 0);
     const hasher = new ObjectHasher();
@@ -155,6 +164,7 @@ export class S3Store implements ObjectStore {
     let finished = false;
 
     const startUpload = async () => {
+      if (this.options.abortEarlierUploads) await this.abortUploadsOf(key);
       try {
         const r = await this.client.send(new CreateMultipartUploadCommand({ ...params, Key: fullKey }));
         uploadId = r.UploadId!;
@@ -227,7 +237,9 @@ export class S3Store implements ObjectStore {
           const body = part.subarray(0, fill);
           const digest = createHash('md5').update(body).digest('base64');
           try {
-            const r = await store.client.send(new PutObjectCommand({ ...params, Key: fullKey, Body: body, ContentMD5: digest, ContentLength: fill }));
+            const r = await store.client.send(
+              new PutObjectCommand({ ...params, ...conditions, Key: fullKey, Body: body, ContentMD5: digest, ContentLength: fill }),
+            );
             etag = r.ETag ?? '';
             versionId = r.VersionId;
           } catch (err) {
@@ -240,7 +252,13 @@ export class S3Store implements ObjectStore {
           completed.sort((a, b) => a.PartNumber! - b.PartNumber!);
           try {
             const r = await store.client.send(
-              new CompleteMultipartUploadCommand({ Bucket: store.options.bucket, Key: fullKey, UploadId: uploadId, MultipartUpload: { Parts: completed } }),
+              new CompleteMultipartUploadCommand({
+                Bucket: store.options.bucket,
+                Key: fullKey,
+                UploadId: uploadId,
+                MultipartUpload: { Parts: completed },
+                ...conditions,
+              }),
             );
             etag = r.ETag ?? '';
             versionId = r.VersionId;
@@ -319,6 +337,34 @@ export class S3Store implements ObjectStore {
     }
   }
 
+  /**
+   * GetObject with its ETag, or 'unchanged' when the object's ETag is still `ifNoneMatch` (304), or null when
+   * there is no object. The body is read by the caller (to its end, or the connection stays taken).
+   */
+  async getIfChanged(key: string, ifNoneMatch?: string): Promise<{ etag: string; size: number; body: AsyncIterable<Buffer> } | 'unchanged' | null> {
+    let r;
+    try {
+      r = await this.client.send(
+        new GetObjectCommand({ Bucket: this.options.bucket, Key: this.key(key), ...(ifNoneMatch ? { IfNoneMatch: ifNoneMatch } : {}) }),
+      );
+    } catch (err) {
+      const e = err as SdkError;
+      if (e.$metadata?.httpStatusCode === 304) return 'unchanged';
+      if (e.$metadata?.httpStatusCode === 404 || e.name === 'NoSuchKey' || e.name === 'NotFound') return null;
+      throw this.error(err, 'GetObject', key);
+    }
+    const raw = r.Body as unknown as AsyncIterable<Uint8Array>;
+    const store = this;
+    async function* body(): AsyncIterable<Buffer> {
+      try {
+        for await (const c of raw) yield Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+      } catch (err) {
+        throw store.error(err, 'GetObject', key);
+      }
+    }
+    return { etag: r.ETag ?? '', size: Number(r.ContentLength ?? 0), body: body() };
+  }
+
   async *list(prefix: string): AsyncIterable<ListedObject> {
     let token: string | undefined;
     do {
@@ -357,6 +403,18 @@ export class S3Store implements ObjectStore {
     }
   }
 
+  /** Aborts every open multipart upload of exactly this key. */
+  private async abortUploadsOf(key: string): Promise<void> {
+    const fullKey = this.key(key);
+    let r;
+    try {
+      r = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.options.bucket, Prefix: fullKey }));
+    } catch (err) {
+      throw this.error(err, 'ListMultipartUploads', key);
+    }
+    for (const u of r.Uploads ?? []) if (u.Key === fullKey && u.UploadId) await this.abortUpload(key, u.UploadId);
+  }
+
   close(): void {
     this.client.destroy();
   }
@@ -376,6 +434,8 @@ export class S3Store implements ObjectStore {
         `no AWS credentials for ${where}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN for temporary ones), AWS_PROFILE, or run with an instance or task role`,
       );
     }
+    if (status === 412 || code === 'PreconditionFailed' || (status === 409 && code === 'ConditionalRequestConflict'))
+      return c('precondition_failed', `${op} on ${where}: the object changed since it was read (${code || status})`);
     switch (code) {
       case 'InvalidAccessKeyId':
         return c('bad_credentials', `${endpoint} does not know the access key (InvalidAccessKeyId, ${op} ${where}); check AWS_ACCESS_KEY_ID or the profile`);
@@ -391,7 +451,7 @@ export class S3Store implements ObjectStore {
       case 'AllAccessDisabled':
         return c(
           'permission_denied',
-          `access denied: ${op} on ${where} (${code}); grant s3:${op === 'HeadBucket' ? 'ListBucket' : op === 'CreateMultipartUpload' || op === 'UploadPart' || op === 'CompleteMultipartUpload' ? 'PutObject' : op.replace(/V2$/, '').replace('ListObjects', 'ListBucket')}${this.options.sse === 'aws:kms' ? ' and kms:GenerateDataKey / kms:Decrypt on the key' : ''} to the credentials`,
+          `access denied: ${op} on ${where} (${code}); grant s3:${op === 'HeadBucket' ? 'ListBucket' : op === 'CreateMultipartUpload' || op === 'UploadPart' || op === 'CompleteMultipartUpload' ? 'PutObject' : op === 'ListMultipartUploads' ? 'ListBucketMultipartUploads' : op.replace(/V2$/, '').replace('ListObjects', 'ListBucket')}${this.options.sse === 'aws:kms' ? ' and kms:GenerateDataKey / kms:Decrypt on the key' : ''} to the credentials`,
         );
       case 'NoSuchBucket':
         return c('no_bucket', `bucket ${this.options.bucket} does not exist at ${endpoint}; create it or fix bucket/endpoint`);

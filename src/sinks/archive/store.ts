@@ -14,6 +14,12 @@ export interface PutOptions {
   storageClass?: string;
   /** An upper bound of the object's size when known (a log file's size): parts grow so that 10,000 suffice. */
   sizeHint?: number;
+  /**
+   * A conditional write (S3 only): replace the object only if its ETag is still this one, or ('*' as
+   * ifNoneMatch) only if there is none. Refused: a ConnectorError with code `precondition_failed`.
+   */
+  ifMatch?: string;
+  ifNoneMatch?: '*';
 }
 
 /** What a finished write stored. */
