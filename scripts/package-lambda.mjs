@@ -2,11 +2,12 @@
 // `npm run package:lambda`: builds the AWS Lambda deployment zips, one per architecture, for the nodejs20.x
 // and nodejs22.x runtimes (handler setting `index.handler`).
 //
-//   node scripts/package-lambda.mjs [--arch x86_64|arm64] [--out DIR] [--cache DIR] [--entry FILE]
+//   node scripts/package-lambda.mjs [--arch x86_64|arm64] [--config FILE] [--out DIR] [--cache DIR] [--entry FILE]
 //
 // --arch builds one zip (default: both); --out is where the zips go (default build/lambda); --cache holds the
 // binding packages of the other architecture, fetched with `npm pack` (default build/cache); --entry bundles
-// another handler module (default src/lambda/index.ts; the tests bundle a fixture).
+// another handler module (default src/lambda/index.ts; the tests bundle a fixture); --config puts a config file
+// in the zip as auditship.yaml, which the handler reads when no AUDITSHIP_CONFIG* variable names another.
 //
 // A zip holds:
 //   index.mjs          the handler and everything it imports, bundled by esbuild: ESM, platform node, target
@@ -111,15 +112,16 @@ function parseOptions() {
         out: { type: 'string' },
         cache: { type: 'string' },
         entry: { type: 'string' },
+        config: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
   } catch (err) {
-    fail(`${err.message}\nusage: node scripts/package-lambda.mjs [--arch x86_64|arm64] [--out DIR] [--cache DIR] [--entry FILE]`);
+    fail(`${err.message}\nusage: node scripts/package-lambda.mjs [--arch x86_64|arm64] [--config FILE] [--out DIR] [--cache DIR] [--entry FILE]`);
   }
   const v = parsed.values;
   if (v.help) {
-    console.log('usage: node scripts/package-lambda.mjs [--arch x86_64|arm64] [--out DIR] [--cache DIR] [--entry FILE]');
+    console.log('usage: node scripts/package-lambda.mjs [--arch x86_64|arm64] [--config FILE] [--out DIR] [--cache DIR] [--entry FILE]');
     process.exit(0);
   }
   const arches = v.arch ?? Object.keys(ARCHES);
@@ -129,6 +131,7 @@ function parseOptions() {
     out: resolve(v.out ?? join(root, 'build', 'lambda')),
     cache: resolve(v.cache ?? join(root, 'build', 'cache')),
     entry: resolve(v.entry ?? join(root, 'src', 'lambda', 'index.ts')),
+    config: v.config === undefined ? undefined : resolve(v.config),
   };
 }
 
@@ -517,6 +520,17 @@ function packageFiles(dir, zipDir) {
     .map(([rel, abs]) => ({ path: `${zipDir}/${rel}`, data: readFileSync(abs) }));
 }
 
+/** The config to bundle, checked to be YAML (the handler validates it against the schema when it runs). */
+async function configFile(path) {
+  if (!existsSync(path)) fail(`--config ${path} does not exist`);
+  const text = readFileSync(path);
+  const { parseDocument } = await import('yaml');
+  const doc = parseDocument(text.toString('utf8'));
+  if (doc.errors.length) fail(`--config ${path}: YAML syntax error at line ${doc.errors[0].linePos?.[0]?.line ?? '?'}: ${doc.errors[0].message.split('\n')[0]}`);
+  if (!doc.toJS()?.pipelines) fail(`--config ${path}: no pipelines`);
+  return text;
+}
+
 function size(bytes) {
   return `${(bytes / MB).toFixed(1)} MiB (${bytes} bytes)`;
 }
@@ -526,6 +540,7 @@ async function main() {
   const bundled = await bundle(options.entry);
   const packages = runtimePackages();
   const common = [...bundled];
+  if (options.config) common.push({ path: 'auditship.yaml', data: await configFile(options.config) });
   for (const p of packages) common.push(...packageFiles(p.dir, p.zipDir));
   mkdirSync(options.out, { recursive: true });
   let failed = false;

@@ -160,11 +160,14 @@ function checkField(value: unknown, spec: FieldSpec, path: string, problems: str
   switch (spec.type) {
     case 'string':
       return typeof value === 'string' ? value : typeof value === 'number' ? String(value) : bad();
+    // A ${VAR} reference gives a string: digits and true/false are taken as the number or boolean they say.
     case 'boolean':
-      return typeof value === 'boolean' ? value : bad();
-    case 'integer':
-      if (typeof value === 'number' && Number.isInteger(value) && (spec.minimum === undefined || value >= spec.minimum)) return value;
+      return typeof value === 'boolean' ? value : value === 'true' ? true : value === 'false' ? false : bad();
+    case 'integer': {
+      const n = typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value;
+      if (typeof n === 'number' && Number.isInteger(n) && (spec.minimum === undefined || n >= spec.minimum)) return n;
       return bad();
+    }
     case 'enum':
       return typeof value === 'string' && spec.values!.includes(value) ? value : bad();
     case 'size': {
@@ -230,12 +233,14 @@ function checkFields(obj: Record<string, unknown>, fields: ObjectSpec, path: str
       continue;
     }
     if (value === null || value === undefined) continue;
+    // An empty ${VAR:-} leaves a key that is not text out, as if it were not written.
+    if (value === '' && fieldSpec.type !== 'string' && fieldSpec.type !== 'url') continue;
     const checked = checkField(value, fieldSpec, `${path}.${key}`, problems);
     if (checked !== undefined) out[key] = checked;
   }
   for (const [key, fieldSpec] of Object.entries(fields)) {
     if (out[key] !== undefined) continue;
-    if (key in obj && obj[key] !== null && obj[key] !== undefined) continue; // given, and wrong: reported above
+    if (key in obj && obj[key] !== null && obj[key] !== undefined && obj[key] !== '') continue; // given, and wrong: reported above
     if (fieldSpec.required) problems.push(`${path}.${key}: required (${fieldSpec.description.split(/\.(?:\s|$)/)[0]})`);
     else if (fieldSpec.default !== undefined) out[key] = fieldSpec.type === 'size' ? parseSize(fieldSpec.default) : fieldSpec.default;
   }

@@ -9,6 +9,8 @@ import { spawnRdsServer, TEST_CREDENTIALS, type SpawnedRdsServer } from '../rds-
 import { entriesOf, parseParts, type Entry } from '../helpers/archive.js';
 import { csvOf, CsvlogGenerator, Rng } from '../helpers/csvlog-gen.js';
 import { queryDb, ROOT, scratchDir } from '../helpers/ingest-cli.js';
+import { AWS_CALLS } from '../../src/lambda/permissions.js';
+import { templatePolicy } from './template.js';
 
 /**
  * The Lambda handler (dist/lambda/index.js) invoked as the Lambda runtime would, in a child process with a
@@ -211,11 +213,12 @@ describe('the Lambda handler against the RDS and S3 test servers', { concurrency
 
   test('a run cut short by the time margin commits what it shipped and reports the rest; the next continues', async () => {
     await addFiles(5);
-    // Each download takes about a second: with 1.5 s before the margin, the run starts one or two files.
+    // Each download takes about 2 s: with 6 s before the margin (start-up and the state's fetch included, on a
+    // loaded machine too), the run starts one to three of the five files.
     await rds.faults({ kind: 'rateLimit', action: 'download', bytesPerSecond: 250_000 });
     let cut: Invocation;
     try {
-      cut = await invoke(container(), { timeoutMs: 61_500, marginMs: 60_000 });
+      cut = await invoke(container(), { timeoutMs: 66_000, marginMs: 60_000 });
     } finally {
       await rds.clearFaults();
     }
@@ -268,5 +271,18 @@ describe('the Lambda handler against the RDS and S3 test servers', { concurrency
     const final = await invoke(container());
     assert.equal(final.code, 0, final.stdout + final.stderr);
     await assertArchivedOnce(container(), 'after the kills');
+  });
+
+  test("every request the test servers saw is one the template's policy grants", async () => {
+    const { statements, conditional } = templatePolicy();
+    const granted = new Set([...statements, ...conditional].flatMap((st) => st.Action));
+    const s3Ops = new Set<string>((await s3.requests({})).map((r) => r.op));
+    const rdsActions = new Set((await rds.stats()).recent.map((r) => (r.action === 'download' ? 'downloadCompleteLogFile' : r.action)));
+    assert.ok(s3Ops.has('PutObject') && s3Ops.has('GetObject') && rdsActions.has('DescribeDBLogFiles'), [...s3Ops, ...rdsActions].join(' '));
+    for (const call of [...s3Ops, ...rdsActions]) {
+      const actions = AWS_CALLS[call];
+      assert.ok(actions, `${call} is not in src/lambda/permissions.ts`);
+      for (const a of actions) assert.ok(granted.has(a), `${call} needs ${a}, which the template does not grant`);
+    }
   });
 });
