@@ -74,7 +74,7 @@ export const REDACTION_SECTION = {
 
 /**
  * A pipeline's `state` section: its DuckDB file kept in an S3 bucket between runs, for hosts without a disk
- * that outlives a run (AWS Lambda, a container): src/state/remote.ts.
+ * that outlives a run (AWS Lambda, a container): src/jobs/remote-state.ts.
  */
 export const STATE_SECTION = {
   bucket: { type: 'string', required: true, example: 'acme-auditship-state', description: 'The S3 bucket that keeps the state file.' },

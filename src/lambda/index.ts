@@ -12,7 +12,7 @@ import { runPipelineOnce } from '../jobs/once.js';
  * auditship as an AWS Lambda function (`index.handler` of the zip that `npm run package:lambda` builds; the
  * CloudFormation template is deploy/lambda/template.yaml). Each invocation runs the configured pipelines once,
  * as `auditship run` does: a pipeline with a `state` section fetches its DuckDB file from S3 and writes it back
- * conditionally (src/state/remote.ts), so overlapping invocations cannot both move a checkpoint.
+ * conditionally (src/jobs/remote-state.ts), so overlapping invocations cannot both move a checkpoint.
  *
  * Config, first found: $AUDITSHIP_CONFIG_YAML (the YAML text), $AUDITSHIP_CONFIG_S3 (s3://bucket/key),
  * $AUDITSHIP_CONFIG (a file; relative to the bundle), else auditship.yaml in the bundle. Secrets come from the

@@ -61,7 +61,7 @@ test("the template's policy grants exactly the actions of the code's calls, each
     }
     if (service.has('logs')) assert.match(resource, /LogGroup\.Arn/, `${s.Sid}: its own log group only`);
   }
-  // The state bucket gets only what the state needs (src/state/remote.ts): no delete, no listing of uploads.
+  // The state bucket gets only what the state needs (src/jobs/remote-state.ts): no delete, no listing of uploads.
   const state = statements.filter((s) => JSON.stringify(s.Resource).includes('StateBucket'));
   assert.deepEqual(state.flatMap((s) => s.Action).sort(), ['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject']);
   // Optional actions only under their option's condition.

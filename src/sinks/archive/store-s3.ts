@@ -62,7 +62,7 @@ export interface S3StoreOptions {
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   /**
    * Before a multipart upload starts, abort the open uploads of the same key (ListMultipartUploads). For a
-   * pipeline whose state is in S3 (src/state/remote.ts): the upload ids a killed run noted in its state were
+   * pipeline whose state is in S3 (src/jobs/remote-state.ts): the upload ids a killed run noted in its state were
    * never written back, but the next run uploads the same file to the same key — and a live run that uploads it
    * too fetched the same state, so at most one of the two keeps its work anyway.
    */
