@@ -526,7 +526,8 @@ async function configFile(path) {
   const text = readFileSync(path);
   const { parseDocument } = await import('yaml');
   const doc = parseDocument(text.toString('utf8'));
-  if (doc.errors.length) fail(`--config ${path}: YAML syntax error at line ${doc.errors[0].linePos?.[0]?.line ?? '?'}: ${doc.errors[0].message.split('\n')[0]}`);
+  if (doc.errors.length)
+    fail(`--config ${path}: YAML syntax error at line ${doc.errors[0].linePos?.[0]?.line ?? '?'}: ${doc.errors[0].message.split('\n')[0]}`);
   if (!doc.toJS()?.pipelines) fail(`--config ${path}: no pipelines`);
   return text;
 }

@@ -209,6 +209,9 @@ describe('the Lambda handler against the RDS and S3 test servers', { concurrency
     const gets = await s3.requests({ op: 'GetObject', bucket: 'lam-state' });
     assert.equal(gets.length, 1);
     assert.equal(gets[0]!.status, 304, 'If-None-Match on the ETag it holds: not modified');
+    // Nothing new was stored: the file is as fetched, so it is not written back either.
+    assert.equal((await s3.requests({ op: 'PutObject', bucket: 'lam-state' })).length, 0, 'no write-back of an unchanged state');
+    assert.match(again.stdout, /State unchanged: not written back/);
   });
 
   test('a run cut short by the time margin commits what it shipped and reports the rest; the next continues', async () => {
