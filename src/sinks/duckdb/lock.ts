@@ -97,5 +97,8 @@ export function writerWaiting(db: string): boolean {
 export function readSocketPath(db: string): string {
   const path = `${resolve(db)}.read.sock`;
   if (Buffer.byteLength(path) <= 100) return path;
-  return join(tmpdir(), `auditship-${createHash('sha256').update(resolve(db)).digest('hex').slice(0, 16)}.read.sock`);
+  const name = `auditship-${createHash('sha256').update(resolve(db)).digest('hex').slice(0, 16)}.read.sock`;
+  const inTmp = join(tmpdir(), name);
+  // A long $TMPDIR too (a container's): the kernel would cut the name, and the socket could not be removed by it.
+  return Buffer.byteLength(inTmp) <= 100 ? inTmp : join('/tmp', name);
 }
