@@ -49,7 +49,7 @@ describe('config schema', () => {
     assert.deepEqual(
       got.sort(),
       [
-        'pipelines.main.extra: unknown key; allowed: source, sinks',
+        'pipelines.main.extra: unknown key; allowed: source, sinks, state',
         'pipelines.main.sinks[0].threads: 0 is not an integer ≥ 1',
         'pipelines.main.sinks[1].type: "elastic" is not a sink type; allowed: duckdb, elasticsearch, archive',
         "pipelines.main.source.path: required (The server's log_directory (or a log file); a list reads several)",
@@ -279,11 +279,31 @@ describe('auditship run', () => {
     } catch (err) {
       assert.ok(err instanceof ConfigError);
       assert.deepEqual(err.problems, [
-        'ui.port: unknown key in the ui section; allowed: listen, token, basic_auth',
+        'ui.port: unknown key in the ui section; allowed: listen, token, basic_auth, saved_searches',
         'ui.token: at least 16 characters (e.g. `openssl rand -hex 16`)',
         'ui.basic_auth: USER:PASSWORD, both non-empty',
       ]);
     }
+  });
+
+  test('ui.saved_searches: NAME=FILTER in the terms of the page; mistakes listed', () => {
+    const pipelines = { main: { source: { type: 'pg_logs', path: '/logs' }, sinks: [{ type: 'duckdb', path: 'a.duckdb' }] } };
+    const ok = validateConfig({ pipelines, ui: { saved_searches: ['Failed logins=class=ROLE&outcome=error', 'Salary=q=salary&range=7d'] } });
+    assert.deepEqual(ok.ui?.saved_searches, ['Failed logins=class=ROLE&outcome=error', 'Salary=q=salary&range=7d']);
+    assert.deepEqual(
+      problems({
+        pipelines,
+        ui: { saved_searches: ['no filter here', 'A=colour=red', 'B=outcome=maybe', 'C=range=2y', 'D=', 'E=q=x', 'E=q=y'] },
+      }),
+      [
+        'ui.saved_searches: "no filter here": NAME=FILTER, e.g. "Failed logins=class=ROLE&outcome=error"',
+        'ui.saved_searches: A: unknown filter key "colour"; allowed: range, from, to, server, user, database, class, command, object, outcome, q',
+        'ui.saved_searches: B: outcome is success or error',
+        'ui.saved_searches: C: range is 1h, 24h, 7d, 30d, all or custom',
+        'ui.saved_searches: D: the filter is empty',
+        'ui.saved_searches: E: named twice',
+      ],
+    );
   });
 
   test('the metrics section: listen (any address: the metrics hold no audit data); mistakes listed', () => {
