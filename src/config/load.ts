@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseColumnRule, parseJsonPath, parsePattern } from '../redact/rules.js';
+import { parseSavedSearch } from '../ui/saved-searches.js';
 import { createRequire } from 'node:module';
 import { ConfigError } from '../core/errors.js';
 import { SINKS, SOURCES, serverOf, sinkDeclaration, sourceDeclaration, type SinkConfig, type SourceConfig } from '../connectors.js';
@@ -336,6 +337,13 @@ export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.en
       checkFields(top['ui'] as Record<string, unknown>, UI_SECTION, 'ui', 'in the ui section', problems, out);
       if (typeof out['token'] === 'string' && out['token'].length < 16) problems.push('ui.token: at least 16 characters (e.g. `openssl rand -hex 16`)');
       if (typeof out['basic_auth'] === 'string' && !/^[^:]+:.+$/.test(out['basic_auth'])) problems.push('ui.basic_auth: USER:PASSWORD, both non-empty');
+      const names = new Set<string>();
+      for (const spec of listOf(out['saved_searches'])) {
+        const s = parseSavedSearch(spec);
+        if (typeof s === 'string') problems.push(`ui.saved_searches: ${s}`);
+        else if (names.has(s.name)) problems.push(`ui.saved_searches: ${s.name}: named twice`);
+        else names.add(s.name);
+      }
       ui = out;
     }
   }

@@ -26,6 +26,12 @@ export const UI_SECTION = {
     example: 'auditor:${AUDITSHIP_UI_PASSWORD}',
     description: 'USER:PASSWORD for HTTP Basic authentication of the UI (use it behind TLS: a reverse proxy).',
   },
+  saved_searches: {
+    type: 'string_or_list',
+    example: 'Failed statements on salary=outcome=error&q=salary',
+    description:
+      "Searches everyone who opens the UI finds in its Saved list: NAME=FILTER, the filter in the terms of the page's URL (range, from, to, server, user, database, class, command, object, outcome, q). A link ending in #search=NAME opens one; searches saved in the page itself are kept by the browser.",
+  },
 } as const satisfies ObjectSpec;
 
 /** The top-level `metrics` section: Prometheus metrics of `run --follow`. */

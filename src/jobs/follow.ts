@@ -1,4 +1,5 @@
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import type { SavedSearch } from '../ui/saved-searches.js';
 import { resolve } from 'node:path';
 import type { PipelineConfig } from '../config/load.js';
 import { databaseSettings, duckdbSinkOf, serverOf, sinkDeclaration, sourceDeclaration } from '../connectors.js';
@@ -30,6 +31,8 @@ export interface FollowOptions {
   /** Also serve the UI on this TCP address (it is always on the socket next to each database). */
   uiListen?: { host: string; port: number };
   uiAuth?: UiAuth;
+  /** The config's saved searches (ui.saved_searches), offered by the UI. */
+  savedSearches?: SavedSearch[];
   /** Serve Prometheus metrics at /metrics on this TCP address (the UI's TCP listener serves them too). */
   metricsListen?: { host: string; port: number };
 }
@@ -91,7 +94,13 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
     for (const [path, db] of dbs) {
       if (!tcp || !pipelines.some((p) => dbOf(p) === path && sourceDeclaration(p.source.type).events === 'pgaudit')) continue;
       const { serveDaemonUi } = await import('../ui/daemon.js');
-      const ui = await serveDaemonUi(db, { log, listen: tcp, ...(options.uiAuth ? { auth: options.uiAuth } : {}), metrics: () => metrics.render() });
+      const ui = await serveDaemonUi(db, {
+        log,
+        listen: tcp,
+        ...(options.uiAuth ? { auth: options.uiAuth } : {}),
+        ...(options.savedSearches ? { savedSearches: options.savedSearches } : {}),
+        metrics: () => metrics.render(),
+      });
       uis.set(path, ui);
       log.info('Serving the UI.', { db: path, url: ui.url });
       tcp = undefined;

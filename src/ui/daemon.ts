@@ -3,6 +3,7 @@ import type { Logger } from '../core/log.js';
 import { AuditQueries, duckdbRunner } from '../query/index.js';
 import { buildReport } from '../report/index.js';
 import type { Database } from '../sinks/duckdb/database.js';
+import type { SavedSearch } from './saved-searches.js';
 import { startUiServer, UiServerError, type UiAuth, type UiServer } from './server.js';
 
 /**
@@ -18,7 +19,7 @@ export interface DaemonUi {
 
 export async function serveDaemonUi(
   db: Database,
-  opts: { log: Logger; listen: { host: string; port: number }; auth?: UiAuth; metrics?: () => string },
+  opts: { log: Logger; listen: { host: string; port: number }; auth?: UiAuth; metrics?: () => string; savedSearches?: SavedSearch[] },
 ): Promise<DaemonUi> {
   const conn = await db.instance.connect();
   await conn.run("SET TimeZone = 'UTC'");
@@ -36,6 +37,7 @@ export async function serveDaemonUi(
       title: db.path,
       ...(opts.auth ? { auth: opts.auth } : {}),
       ...(opts.metrics ? { metrics: opts.metrics } : {}),
+      ...(opts.savedSearches ? { savedSearches: opts.savedSearches } : {}),
     });
   } catch (err) {
     conn.closeSync();

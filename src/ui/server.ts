@@ -5,6 +5,7 @@ import type { Logger } from '../core/log.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../core/metrics.js';
 import { QueryInputError } from '../query/index.js';
 import { API, reportHandler, type ReportFn, type UiQueries } from './api.js';
+import type { SavedSearch } from './saved-searches.js';
 import { openGate, type UiAuth } from './gate.js';
 import { HttpError, listen, loggableError, removeStaleSocket, send, serveStatic } from './http.js';
 
@@ -37,6 +38,8 @@ export interface UiServerOptions {
   report?: ReportFn;
   /** Serves `GET /metrics` (the Prometheus text this returns), behind the same authentication as the rest. Absent: 404. */
   metrics?: () => string;
+  /** The config's saved searches (ui.saved_searches), at /api/saved-searches. */
+  savedSearches?: SavedSearch[];
 }
 
 export interface UiServer {
@@ -64,6 +67,11 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
       return;
     }
     if (!api) return serveStatic(req, res, path, title);
+    if (path === '/api/saved-searches') {
+      if ([...params.keys()].length) throw new HttpError(400, 'this endpoint takes no parameters');
+      send(req, res, 200, 'application/json; charset=utf-8', JSON.stringify(opts.savedSearches ?? []), { 'Cache-Control': 'no-store' });
+      return;
+    }
     const handler = path === '/api/report' && opts.report ? reportHandler(opts.report) : API[path];
     if (!handler) throw new HttpError(404, 'no such API endpoint');
     let result: unknown;

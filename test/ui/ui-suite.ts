@@ -149,7 +149,17 @@ export function uiSuite(opts: UiSuiteOptions): void {
         assert.equal(s.stored, w.counts.audit);
       }
       counts = workloads.map((w) => w.counts);
-      ({ child: cli, url } = await startCli(['--db', db, '--listen', '127.0.0.1:0']));
+      // A config for its saved searches (the UI reads only ui.saved_searches of it).
+      const config = join(dir, 'ui.yaml');
+      const scope = opts.hash ? `&${opts.hash}` : '';
+      writeFileSync(
+        config,
+        JSON.stringify({
+          ui: { saved_searches: [`Alice reads=user=alice&class=READ${scope}`, `Failed statements=outcome=error${scope}`] },
+          pipelines: { unused: { source: { type: 'pg_logs', path: dir }, sinks: [{ type: 'duckdb', path: db }] } },
+        }),
+      );
+      ({ child: cli, url } = await startCli(['--db', db, '--listen', '127.0.0.1:0', '--config', config]));
       home = opts.hash ? `${url}#${opts.hash}` : url;
       browser = await launchBrowser();
       background = opts.background?.(db) ?? null;
@@ -238,6 +248,50 @@ export function uiSuite(opts: UiSuiteOptions): void {
       await afterLoad(page, () => page.click('[data-testid=apply]'));
       const failed = await shownRows(page);
       assert.ok(failed.every((r) => r.outcome === 'error'));
+      assert.deepEqual(errors, []);
+    });
+
+    test("saved searches: the config's are listed and apply; one saved in the page is kept by the browser; #search=NAME opens one", async () => {
+      const { page, errors } = await openPage(home);
+      const listed = await page.$$eval('[data-testid=saved-searches] optgroup', (gs: DomEl[]) =>
+        Array.from(gs).map((g) => [g.getAttribute('label'), Array.from(g.querySelectorAll('option')).map((o) => o.textContent)]),
+      );
+      assert.deepEqual(listed, [['From the config', ['Alice reads', 'Failed statements']]]);
+      await afterLoad(page, () => page.selectOption('[data-testid=saved-searches]', { label: 'Alice reads' }), true);
+      const alice = await shownRows(page);
+      assert.ok(alice.length > 0);
+      assert.ok(
+        alice.every((r) => r.user === 'alice' && r.cls === 'READ'),
+        'the saved filter applies',
+      );
+      assert.equal(new URLSearchParams(new URL(page.url()).hash.slice(1)).get('user'), 'alice', 'and is in the URL');
+      assert.equal(await page.inputValue('[data-testid=filter-user]'), 'alice', 'and in the form');
+
+      // Saved in the page: narrowed by text, named, listed under this browser — after a reload too.
+      await page.fill('[data-testid=filter-q]', 'balance');
+      await afterLoad(page, () => page.press('[data-testid=filter-q]', 'Enter'));
+      page.once('dialog', (d) => void d.accept('Balances read by alice'));
+      await page.click('[data-testid=save-search]');
+      await page.reload();
+      await page.waitForSelector('[data-testid=results]:not([data-state=loading])');
+      const mine = await page.$$eval('[data-testid=saved-searches] optgroup[label="Saved in this browser"] option', (os: DomEl[]) =>
+        Array.from(os).map((o) => o.textContent),
+      );
+      assert.deepEqual(mine, ['Balances read by alice']);
+      assert.equal(
+        await page.$eval('[data-testid=saved-searches]', (el: DomEl) => (el as unknown as { selectedOptions: DomEl[] }).selectedOptions[0]!.textContent),
+        'Balances read by alice',
+        'the current filter shows as the saved search it is',
+      );
+
+      // A link by name: the hash becomes the search's filter.
+      await afterLoad(page, () => page.goto(`${url}#search=${encodeURIComponent('Failed statements')}`));
+      const failed = await shownRows(page);
+      assert.ok(failed.length > 0 && failed.every((r) => r.outcome === 'error'));
+      assert.equal(new URLSearchParams(new URL(page.url()).hash.slice(1)).get('outcome'), 'error');
+      await page.goto(`${url}#search=nothing-of-that-name`);
+      await page.waitForSelector('#error-bar:not([hidden])');
+      assert.match((await page.textContent('#error-text')) ?? '', /no saved search named "nothing-of-that-name"/);
       assert.deepEqual(errors, []);
     });
 

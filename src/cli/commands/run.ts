@@ -5,6 +5,7 @@ import { profile } from '../../core/profile.js';
 import { createProgress, noProgress } from '../../core/progress.js';
 import type { PipelineSummary } from '../../jobs/index.js';
 import { runPipelineOnce } from '../../jobs/once.js';
+import { savedSearchesOf } from '../../ui/saved-searches.js';
 import { COMMON_OUTPUT_OPTIONS, defineCommand, parseCommandArgs, selectPipelines } from '../args.js';
 import { onInterrupt } from '../signals.js';
 import { formatSummary } from '../output.js';
@@ -96,6 +97,7 @@ export async function run(argv: string[]): Promise<void> {
       ...(uiListen ? { uiListen } : {}),
       ...(uiAuth ? { uiAuth } : {}),
       ...(metricsListen ? { metricsListen } : {}),
+      ...(config.ui?.saved_searches ? { savedSearches: savedSearchesOf(config.ui.saved_searches) } : {}),
     });
     if (!ok) throw new ExitError(1, 'a pipeline stopped with an error (see the log)');
     return;

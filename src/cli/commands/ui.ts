@@ -1,11 +1,13 @@
 import { ExitError } from '../../core/errors.js';
+import { loadConfig } from '../../config/load.js';
+import { savedSearchesOf } from '../../ui/saved-searches.js';
 import { openStoreReader } from '../../sinks/duckdb/reader.js';
 import { createLogger } from '../../core/log.js';
 import { AuditQueries } from '../../query/index.js';
 import { startUiServer, UiServerError, type UiAuth, type UiQueries } from '../../ui/index.js';
 import { DEFAULT_DB, defineCommand, parseCommandArgs } from '../args.js';
 
-export const usage = 'auditship ui [--db FILE] [--listen HOST:PORT] [--token TOKEN] [--basic-auth USER:PASSWORD]';
+export const usage = 'auditship ui [--db FILE] [--listen HOST:PORT] [--token TOKEN] [--basic-auth USER:PASSWORD] [--config FILE]';
 export const summary =
   'Serve a read-only web UI over the DuckDB store (search, event and session details, charts) until SIGINT/SIGTERM; env AUDITSHIP_UI_TOKEN / AUDITSHIP_UI_BASIC_AUTH instead of the flags.';
 
@@ -36,6 +38,7 @@ export const spec = defineCommand({
       description: 'HTTP Basic authentication (use it behind TLS)',
       defaultText: '$AUDITSHIP_UI_BASIC_AUTH',
     },
+    config: { type: 'string', short: 'c', value: 'FILE', description: 'a config whose ui.saved_searches the page offers', defaultText: 'none' },
   },
 });
 
@@ -92,7 +95,16 @@ export async function ui(argv: string[]): Promise<void> {
   const log = createLogger();
   let server;
   try {
-    server = await startUiServer({ queries: backend.queries, host, port, log, title: backend.title, ...(auth ? { auth } : {}) });
+    const saved = values.config ? loadConfig(values.config).ui?.saved_searches : undefined;
+    server = await startUiServer({
+      queries: backend.queries,
+      host,
+      port,
+      log,
+      title: backend.title,
+      ...(auth ? { auth } : {}),
+      ...(saved ? { savedSearches: savedSearchesOf(saved) } : {}),
+    });
   } catch (err) {
     await backend.close();
     if (err instanceof UiServerError) throw new ExitError(err.code === 'unsafe_listen' ? 2 : 1, err.message);

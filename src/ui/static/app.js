@@ -21,6 +21,8 @@ const rowsEl = $('rows');
 const detail = $('detail');
 
 const state = {
+  /** The config's saved searches (/api/saved-searches). */
+  saved: [],
   facets: null,
   /** The filter part of the hash (everything but `ev`), to tell a filter change from opening an event. */
   filterKey: null,
@@ -621,11 +623,69 @@ function hideDetail() {
   for (const tr of rowsEl.querySelectorAll('tr[aria-selected="true"]')) tr.setAttribute('aria-selected', 'false');
 }
 
+// ---- saved searches: the config's (/api/saved-searches) and this browser's; #search=NAME opens one ----
+
+const LOCAL_SEARCHES = 'auditship.savedSearches';
+
+function localSearches() {
+  try {
+    const v = JSON.parse(localStorage.getItem(LOCAL_SEARCHES) ?? '[]');
+    return Array.isArray(v) ? v.filter((s) => s && typeof s.name === 'string' && typeof s.filter === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+function renderSaved() {
+  const sel = $('saved');
+  sel.replaceChildren(h('option', { value: '' }, '—'));
+  for (const [label, list] of [
+    ['From the config', state.saved],
+    ['Saved in this browser', localSearches()],
+  ]) {
+    if (!list.length) continue;
+    sel.append(h('optgroup', { label }, ...list.map((s) => h('option', { value: s.filter }, s.name))));
+  }
+  // The current filter, if it is a saved one, shows selected.
+  const current = filterKeyOf(state.hash);
+  sel.value = [...sel.querySelectorAll('option')].find((o) => o.value && filterKeyOf(new URLSearchParams(o.value)) === current)?.value ?? '';
+}
+
+$('saved').addEventListener('change', (e) => {
+  if (e.target.value) navigate(new URLSearchParams(e.target.value));
+});
+$('save-search').addEventListener('click', () => {
+  const name = (window.prompt('Name this search (kept in this browser)') ?? '').trim().slice(0, 80);
+  if (!name) return;
+  const p = new URLSearchParams(state.hash);
+  p.delete('ev');
+  const list = localSearches().filter((s) => s.name !== name);
+  list.push({ name, filter: p.toString() });
+  localStorage.setItem(LOCAL_SEARCHES, JSON.stringify(list));
+  renderSaved();
+});
+
+/**
+ * `#search=NAME`: the saved search of that name, in place of the hash (the link stays in the history). Returns
+ * true when it navigated, else the problem (or null without `search`).
+ */
+function openSavedByName(hash) {
+  const name = hash.get('search');
+  if (name === null) return null;
+  const found = [...state.saved, ...localSearches()].find((s) => s.name === name);
+  if (!found) return `no saved search named "${name.slice(0, 80)}"`;
+  location.replace(`#${found.filter}`);
+  return true;
+}
+
 // ---- wiring ----
 
 /** Applies the hash: reloads table and charts when the filter changed (or `force`), opens or closes the detail. */
 function route(force = false) {
   const hash = readHash();
+  const saved = openSavedByName(hash);
+  if (saved === true) return;
+  hash.delete('search');
   state.hash = hash;
   const key = filterKeyOf(hash);
   if (force || key !== state.filterKey) {
@@ -634,9 +694,11 @@ function route(force = false) {
     state.next = null;
     hideError();
     syncForm(hash);
+    renderSaved();
     loadEvents();
     loadCharts();
   }
+  if (saved) showError(saved);
   const ev = hash.get('ev');
   if (ev && ev !== state.openId) showDetail(ev);
   else if (!ev && state.openId) hideDetail();
@@ -669,6 +731,12 @@ $('refresh').addEventListener('click', async () => {
 window.addEventListener('hashchange', () => route());
 
 async function start() {
+  try {
+    state.saved = await api('/api/saved-searches', null, 'saved');
+  } catch (err) {
+    state.saved = [];
+    if (!isAbort(err) && err.status !== 404) showError(err.message);
+  }
   try {
     await loadFacets();
   } catch (err) {
