@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { processAlive } from '../core/pid.js';
 import {
   closeSync,
   existsSync,
@@ -124,7 +125,7 @@ export class RemoteState {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
         const pid = Number(readFileSync(path, 'utf8'));
-        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid))
+        if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid))
           throw new ConnectorError('state', 'state_busy', `${this.local} is in use by another auditship process (pid ${pid}) with state ${this.where}`, false);
         rmSync(path, { force: true }); // its holder is gone
       }
@@ -247,15 +248,6 @@ async function md5File(path: string): Promise<string> {
   const h = createHash('md5');
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
   return h.digest('hex');
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Downloads a killed run left beside the file (`<db>.fetch-PID-…`). */

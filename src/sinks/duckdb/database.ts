@@ -1,4 +1,5 @@
 import { existsSync, linkSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { processAlive } from '../../core/pid.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -110,15 +111,6 @@ async function createWhole(abs: string, config: Record<string, string>): Promise
   } finally {
     rmSync(tmp, { force: true });
     rmSync(`${tmp}.wal`, { force: true });
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

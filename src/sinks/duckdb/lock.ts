@@ -7,6 +7,7 @@
  * `<db>.writer-waiting` marker — readers seeing it start nothing new on the file — and retries until they are
  * done; once it holds the file it answers their queries itself, over `<db>.read.sock` (see read-service.ts).
  */
+import { processAlive } from '../../core/pid.js';
 import { createHash } from 'node:crypto';
 import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -54,15 +55,6 @@ export function describeHolder(pid: number): string {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 const markerPath = (db: string) => `${resolve(db)}.writer-waiting`;
 
 /** Tells readers that a writer waits for the file: they start nothing new on it. */
@@ -90,7 +82,7 @@ export function writerWaiting(db: string): boolean {
   } catch {
     return false;
   }
-  return Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid);
+  return Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid);
 }
 
 /** `<db>.read.sock`, or a name under the temp directory when that path is too long for a unix socket. */
