@@ -1,6 +1,6 @@
 import type { EventFilter } from './types.js';
 
-/** Query-string parameters of a filter: from, to (ISO-8601 or epoch ms), server, user, database, class, command (repeatable or comma-separated), object, outcome, q (statement text). */
+/** Query-string parameters of a filter: from, to (ISO-8601 or epoch ms), server, user, database, application, client, class, command (repeatable or comma-separated), object, outcome, q (statement text). */
 export type FilterParams = URLSearchParams;
 
 const MAX_TEXT = 1000;
@@ -36,6 +36,8 @@ export function parseFilter(params: FilterParams): EventFilter {
     ['server', 'server'],
     ['user', 'user'],
     ['database', 'database'],
+    ['application', 'application'],
+    ['client', 'client'],
     ['class', 'class'],
     ['command', 'command'],
   ] as const) {
@@ -65,6 +67,8 @@ export function filterToParams(f: EventFilter, params = new URLSearchParams()): 
     ['server', 'server'],
     ['user', 'user'],
     ['database', 'database'],
+    ['application', 'application'],
+    ['client', 'client'],
     ['class', 'class'],
     ['command', 'command'],
   ] as const) {

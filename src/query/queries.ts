@@ -24,9 +24,9 @@ const FACET_CACHE_MS = 10_000;
 const FACET_LIMIT = 500;
 
 /** Bucket widths for time charts; the smallest giving at most ~120 buckets over the range is used. */
-const BUCKETS_MS = [60e3, 5 * 60e3, 15 * 60e3, 3600e3, 3 * 3600e3, 6 * 3600e3, 12 * 3600e3, 86400e3, 7 * 86400e3, 30 * 86400e3];
+export const BUCKETS_MS = [60e3, 5 * 60e3, 15 * 60e3, 3600e3, 3 * 3600e3, 6 * 3600e3, 12 * 3600e3, 86400e3, 7 * 86400e3, 30 * 86400e3];
 
-const ISO = (col: string) => `strftime(${col}, '%Y-%m-%dT%H:%M:%S.%gZ')`;
+export const ISO = (col: string) => `strftime(${col}, '%Y-%m-%dT%H:%M:%S.%gZ')`;
 const OUTCOME = `CASE WHEN sqlstate IS NULL THEN 'success' ELSE 'error' END`;
 
 /** An event's identity with its time (which lets DuckDB skip row groups): [epoch µs, server, session, line]. */
@@ -78,7 +78,7 @@ function decodeCursor(s: string): Cursor {
 export class QueryInputError extends Error {}
 
 /** SQL conditions and their parameters, built up with placeholders only. */
-class Where {
+export class Where {
   readonly parts: string[] = [];
   readonly params: (string | number | null)[] = [];
   p(value: string | number | null): string {
@@ -98,7 +98,7 @@ class Where {
   }
 }
 
-const tsParam = (w: Where, ms: number) => `make_timestamp(${w.p(Math.round(ms * 1000))}::BIGINT)::TIMESTAMPTZ`;
+export const tsParam = (w: Where, ms: number) => `make_timestamp(${w.p(Math.round(ms * 1000))}::BIGINT)::TIMESTAMPTZ`;
 
 /** Ids of the contexts (server, user, database) and kinds (class, command) a filter admits, as conditions on event_rows. */
 function dimensionConditions(f: EventFilter, w: Where): Where {
@@ -109,6 +109,8 @@ function dimensionConditions(f: EventFilter, w: Where): Where {
   inList('server', f.server, ctx);
   inList('user_name', f.user, ctx);
   inList('database_name', f.database, ctx);
+  inList('application_name', f.application, ctx);
+  inList('client_addr', f.client, ctx);
   if (ctx.length) w.add(`context_id IN (SELECT context_id FROM event_contexts WHERE ${ctx.join(' AND ')})`);
   const kinds: string[] = [];
   inList('class', f.class, kinds);
@@ -125,7 +127,7 @@ function dimensionConditions(f: EventFilter, w: Where): Where {
  * Kept as one file (about 500 lines): every audit query the UI, the report and the UI benchmark run, as fixed
  * parameterised SQL, so that one review sees all SQL that reads the store.
  */
-function eventConditions(f: EventFilter, w: Where, from = f.from, to = f.to): Where {
+export function eventConditions(f: EventFilter, w: Where, from = f.from, to = f.to): Where {
   if (from !== undefined) w.add(`log_time >= ${tsParam(w, from)}`);
   if (to !== undefined) w.add(`log_time < ${tsParam(w, to)}`);
   dimensionConditions(f, w);
@@ -138,32 +140,32 @@ function eventConditions(f: EventFilter, w: Where, from = f.from, to = f.to): Wh
 }
 
 /** The text as an RE2 pattern matching it literally. */
-function regexLiteral(text: string): string {
+export function regexLiteral(text: string): string {
   return text.replace(/[\\^$.|?*+()[\]{}]/g, (c) => `\\${c}`);
 }
 
 /** `%text%` with LIKE's wildcards in the text escaped. */
-function likePattern(text: string): string {
+export function likePattern(text: string): string {
   return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
-const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
-const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+export const num = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
+export const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+export const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 
-const ROW_COLUMNS = `epoch_us(log_time) AS t_us, ${ISO('log_time')} AS log_time, server, session_id, session_line_num::BIGINT AS session_line_num,
+export const ROW_COLUMNS = `epoch_us(log_time) AS t_us, ${ISO('log_time')} AS log_time, server, session_id, session_line_num::BIGINT AS session_line_num,
   user_name, database_name, client_addr, application_name, audit_type, class, command, object_type, object_name,
   ${OUTCOME} AS outcome, sqlstate`;
 
 /** Rows of event_rows (a subquery `e`) with their context and kind columns. */
-const withDimensions = (rows: string) => `(${rows}) AS e LEFT JOIN event_contexts USING (context_id) LEFT JOIN event_kinds USING (kind_id)`;
+export const withDimensions = (rows: string) => `(${rows}) AS e LEFT JOIN event_contexts USING (context_id) LEFT JOIN event_kinds USING (kind_id)`;
 
 /** Columns of a session (event_contexts) and of a kind (event_kinds) that charts group by. */
 const CONTEXT_COLUMNS = new Set(['server', 'user_name', 'database_name', 'client_addr', 'application_name', 'session_id']);
 const KIND_COLUMNS = new Set(['audit_type', 'class', 'command', 'object_type']);
 
 /** Counts per value of a column over the filtered events: grouped by context or kind id first, then joined. */
-function countBy(column: string, where: string, extra = ''): string {
+export function countBy(column: string, where: string, extra = ''): string {
   if (CONTEXT_COLUMNS.has(column)) {
     return `SELECT c.${column} AS k, sum(e.n)::DOUBLE AS n FROM (SELECT context_id, count(*) AS n FROM event_rows ${where} GROUP BY 1) AS e
       JOIN event_contexts AS c USING (context_id) WHERE c.${column} IS NOT NULL ${extra} GROUP BY 1`;
@@ -175,7 +177,7 @@ function countBy(column: string, where: string, extra = ''): string {
   return `SELECT ${column} AS k, count(*)::DOUBLE AS n FROM event_rows ${where} ${where ? 'AND' : 'WHERE'} ${column} IS NOT NULL ${extra} GROUP BY 1`;
 }
 
-function toRow(r: Record<string, unknown>): Omit<EventRow, 'statement_preview'> {
+export function toRow(r: Record<string, unknown>): Omit<EventRow, 'statement_preview'> {
   return {
     id: encodeKey([Number(r['t_us']), String(r['server']), String(r['session_id']), Number(r['session_line_num'])]),
     log_time: String(r['log_time']),

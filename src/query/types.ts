@@ -12,6 +12,10 @@ export interface EventFilter {
   server?: string[];
   user?: string[];
   database?: string[];
+  /** Session application names (application_name), exact. */
+  application?: string[];
+  /** Client addresses (client_addr), exact. */
+  client?: string[];
   /** pgaudit classes: READ, WRITE, DDL, ROLE, FUNCTION, MISC, MISC_SET. */
   class?: string[];
   /** pgaudit commands: SELECT, INSERT, CREATE TABLE, GRANT, ... */
@@ -137,4 +141,154 @@ export interface LogonFailureSummary {
   bucket_ms: number;
   points: { t: number; n: number }[];
   top: { user_name: string | null; client_addr: string | null; reason: string; n: number }[];
+}
+
+// ---- Sorting, row changes and application events (src/query/event-list.ts, row-changes.ts, app-events.ts) ----
+
+/** The order of a listing: a whitelisted column (`time` by default) and its direction (newest first by default). */
+export interface SortSpec {
+  by: string;
+  dir: 'asc' | 'desc';
+}
+
+/** Options of a page of a listing. */
+export interface PageOptions {
+  limit?: number;
+  /** The `next` of the previous page (of the same sort). */
+  after?: string | null;
+  sort?: Partial<SortSpec>;
+}
+
+/** The most frequent values of each field over a filter's events (the event list's sidebar). */
+export type TopValues = Record<string, TopEntry[]>;
+
+/** Which row changes a query covers (lists: OR within, AND across; absent = no condition). */
+export interface ChangeFilter {
+  from?: number;
+  to?: number;
+  server?: string[];
+  schema?: string[];
+  /** Table names, bare (`orders`) or qualified (`public.orders`). */
+  table?: string[];
+  /** INSERT, UPDATE, DELETE, TRUNCATE. */
+  action?: string[];
+  /** The session user who made the change. */
+  user?: string[];
+  /** Case-insensitive substring of the row data or the changed fields (their JSON text). */
+  text?: string;
+}
+
+/** One row of the row-changes table. */
+export interface ChangeRow {
+  /** Opaque: pass to getChange. */
+  id: string;
+  /** action_tstamp_clk: when the row changed. */
+  time: string;
+  server: string;
+  source_table: string;
+  event_id: string;
+  schema_name: string | null;
+  table_name: string | null;
+  action: string | null;
+  user_name: string | null;
+  application_name: string | null;
+  client_addr: string | null;
+  statement_only: boolean | null;
+  /** Names of the changed fields (UPDATE), else null. */
+  changed: string[] | null;
+  /** The start of the changed fields' (UPDATE) or the row's JSON. */
+  preview: string | null;
+}
+
+export interface ChangePage {
+  rows: ChangeRow[];
+  next: string | null;
+}
+
+/** One field of a change: added (INSERT, or a field new to the row), removed (DELETE), changed or unchanged. */
+export interface FieldDiff {
+  field: string;
+  kind: 'added' | 'removed' | 'changed' | 'unchanged';
+  before?: unknown;
+  after?: unknown;
+}
+
+/** Everything stored about one row change, and its diff. */
+export interface ChangeDetail extends Omit<ChangeRow, 'preview'> {
+  txid: string | null;
+  relid: string | null;
+  client_port: number | null;
+  tstamp_tx: string | null;
+  tstamp_stm: string | null;
+  client_query: string | null;
+  shipped_at: string | null;
+  /** The row as stored (the old row for UPDATE and DELETE), parsed; the text when it is not JSON. */
+  row_data: unknown;
+  changed_fields: unknown;
+  diff: FieldDiff[];
+}
+
+/** Which application events a query covers. */
+export interface AppEventFilter {
+  from?: number;
+  to?: number;
+  /** Source names (the pipeline's, by default). */
+  source?: string[];
+  /** Source tables. */
+  table?: string[];
+  /** audit_event.actor (or actor, user) of the message. */
+  actor?: string[];
+  /** audit_event.operation (or operation, action) of the message. */
+  operation?: string[];
+  /** Case-insensitive substring of the message's JSON text. */
+  text?: string;
+}
+
+export interface AppEventRow {
+  id: string;
+  time: string;
+  source_name: string;
+  source_table: string;
+  row_id: string;
+  actor: string | null;
+  operation: string | null;
+  target: string | null;
+  /** The start of audit_event.message, else of the message's JSON. */
+  preview: string | null;
+}
+
+export interface AppEventPage {
+  rows: AppEventRow[];
+  next: string | null;
+}
+
+export interface AppEventDetail extends Omit<AppEventRow, 'preview'> {
+  created_at: string | null;
+  shipped_at: string | null;
+  fingerprint: string;
+  /** The message, parsed. */
+  message: unknown;
+}
+
+/** What the store holds of the other sources: null when their table is absent; `rows` 0 when empty. */
+export interface SourcesSummary {
+  row_changes: {
+    rows: number;
+    min_time: string | null;
+    max_time: string | null;
+    servers: string[];
+    schemas: string[];
+    tables: string[];
+    actions: string[];
+    users: string[];
+  } | null;
+  app_events: {
+    rows: number;
+    min_time: string | null;
+    max_time: string | null;
+    sources: string[];
+    tables: string[];
+    actors: string[];
+    operations: string[];
+  } | null;
 }

@@ -1,4 +1,4 @@
-import { parseFilter, parseTime, type AuditQueries, type EventFilter } from '../query/index.js';
+import { parseFilter, parseTime, type AuditQueries, type EventFilter, type SortSpec, type StoreQueries } from '../query/index.js';
 import { HttpError } from './http.js';
 
 /**
@@ -7,27 +7,28 @@ import { HttpError } from './http.js';
  */
 
 /** What the UI asks of the query layer: every AuditQueries method (a fake in tests, the real class in use). */
-export type UiQueries = Pick<AuditQueries, 'facets' | 'listEvents' | 'getEvent' | 'eventsOverTime' | 'topUsers' | 'topObjects' | 'logonFailures'>;
+export type UiQueries = Pick<AuditQueries, 'facets' | 'listEvents' | 'getEvent' | 'eventsOverTime' | 'topUsers' | 'topObjects' | 'logonFailures'> &
+  Partial<Pick<StoreQueries, 'eventList' | 'rowChanges' | 'appEvents'>>;
 
 /** The data of `auditship report` for a time range (served at /api/report while the daemon holds the database). */
 export type ReportFn = (opts: { since: number; until: number; server?: string[] }) => Promise<unknown>;
 
-const FILTER_KEYS = ['from', 'to', 'server', 'user', 'database', 'class', 'command', 'object', 'outcome', 'q'];
+const FILTER_KEYS = ['from', 'to', 'server', 'user', 'database', 'application', 'client', 'class', 'command', 'object', 'outcome', 'q'];
 
-function intParam(params: URLSearchParams, name: string, def: number, min: number, max: number): number {
+export function intParam(params: URLSearchParams, name: string, def: number, min: number, max: number): number {
   const raw = params.get(name);
   if (raw === null) return def;
   if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new HttpError(400, `${name} must be an integer from ${min} to ${max}`);
   return Number(raw);
 }
 
-function checkKeys(params: URLSearchParams, allowed: string[]): void {
+export function checkKeys(params: URLSearchParams, allowed: string[]): void {
   for (const key of new Set(params.keys())) {
     if (!allowed.includes(key)) throw new HttpError(400, `unknown parameter "${key.slice(0, 40)}"; this endpoint takes ${allowed.join(', ') || 'none'}`);
   }
 }
 
-function filterOf(params: URLSearchParams, extra: string[]): EventFilter {
+export function filterOf(params: URLSearchParams, extra: string[]): EventFilter {
   checkKeys(params, [...FILTER_KEYS, ...extra]);
   const only = new URLSearchParams();
   for (const [k, v] of params) if (FILTER_KEYS.includes(k)) only.append(k, v);
@@ -38,6 +39,16 @@ function filterOf(params: URLSearchParams, extra: string[]): EventFilter {
   }
 }
 
+/** `sort` and `dir` (time, newest first when absent: null); a column the query does not allow is its 400. */
+export function sortOf(params: URLSearchParams): Partial<SortSpec> | null {
+  const by = params.get('sort');
+  const dir = params.get('dir');
+  if (by === null && dir === null) return null;
+  if (dir !== null && dir !== 'asc' && dir !== 'desc') throw new HttpError(400, 'dir must be asc or desc');
+  if ((by ?? 'time') === 'time' && (dir ?? 'desc') === 'desc') return null;
+  return { ...(by !== null ? { by } : {}), ...(dir !== null ? { dir } : {}) };
+}
+
 export type ApiHandler = (q: UiQueries, params: URLSearchParams) => Promise<unknown>;
 
 export const API: Record<string, ApiHandler> = {
@@ -46,10 +57,12 @@ export const API: Record<string, ApiHandler> = {
     return q.facets();
   },
   '/api/events': async (q, p) => {
-    const filter = filterOf(p, ['limit', 'after']);
+    const filter = filterOf(p, ['limit', 'after', 'sort', 'dir']);
     const limit = intParam(p, 'limit', 50, 1, 500);
     const after = p.get('after');
     if (after !== null && (after === '' || after.length > 1000)) throw new HttpError(400, 'after must be a cursor from a previous page (`next`)');
+    const sort = sortOf(p);
+    if (sort && q.eventList) return q.eventList.listSorted(filter, { limit, after, sort });
     return q.listEvents(filter, { limit, after });
   },
   '/api/event': async (q, p) => {

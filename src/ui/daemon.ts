@@ -1,6 +1,6 @@
 import { ConfigError, ConnectorError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import { AuditQueries, duckdbRunner } from '../query/index.js';
+import { duckdbRunner, storeQueries } from '../query/index.js';
 import { buildReport } from '../report/index.js';
 import type { Database } from '../sinks/duckdb/database.js';
 import type { SavedSearch } from './saved-searches.js';
@@ -24,7 +24,7 @@ export async function serveDaemonUi(
   const conn = await db.instance.connect();
   await conn.run("SET TimeZone = 'UTC'");
   const runner = duckdbRunner(conn);
-  const queries = new AuditQueries(runner);
+  const queries = storeQueries(runner);
   const report = (o: { since: number; until: number; server?: string[] }) => buildReport(runner, o);
   let server: UiServer;
   try {

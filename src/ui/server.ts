@@ -5,6 +5,8 @@ import type { Logger } from '../core/log.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../core/metrics.js';
 import { QueryInputError } from '../query/index.js';
 import { API, reportHandler, type ReportFn, type UiQueries } from './api.js';
+import { SOURCE_API } from './api-sources.js';
+import { EXPORTS } from './export.js';
 import type { SavedSearch } from './saved-searches.js';
 import { openGate, type UiAuth } from './gate.js';
 import { HttpError, listen, loggableError, removeStaleSocket, send, serveStatic } from './http.js';
@@ -72,11 +74,14 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
       send(req, res, 200, 'application/json; charset=utf-8', JSON.stringify(opts.savedSearches ?? []), { 'Cache-Control': 'no-store' });
       return;
     }
-    const handler = path === '/api/report' && opts.report ? reportHandler(opts.report) : API[path];
-    if (!handler) throw new HttpError(404, 'no such API endpoint');
+    const handler = path === '/api/report' && opts.report ? reportHandler(opts.report) : (API[path] ?? SOURCE_API[path]);
+    const exporter = EXPORTS[path];
+    if (!handler && !exporter) throw new HttpError(404, 'no such API endpoint');
     let result: unknown;
     try {
-      result = await handler(queries, params);
+      // An export streams its own answer (export.ts); its errors before the first byte are answered as any other.
+      if (exporter) return await exporter(queries, params, req, res);
+      result = await handler!(queries, params);
     } catch (err) {
       if (err instanceof HttpError) throw err;
       if (err instanceof QueryInputError) throw new HttpError(400, String(err.message).split('\n')[0]!);

@@ -3,7 +3,7 @@ import { loadConfig } from '../../config/load.js';
 import { savedSearchesOf } from '../../ui/saved-searches.js';
 import { openStoreReader } from '../../sinks/duckdb/reader.js';
 import { createLogger } from '../../core/log.js';
-import { AuditQueries } from '../../query/index.js';
+import { storeQueries } from '../../query/index.js';
 import { startUiServer, UiServerError, type UiAuth, type UiQueries } from '../../ui/index.js';
 import { DEFAULT_DB, defineCommand, parseCommandArgs } from '../args.js';
 
@@ -83,7 +83,7 @@ export interface UiBackend {
 export async function openUiBackend(dbPath: string): Promise<UiBackend> {
   const store = openStoreReader(dbPath);
   await store.sql('SELECT 1'); // a file that is not a DuckDB store fails here, not on the first page load
-  return { queries: new AuditQueries(store), title: store.path, close: () => store.close() };
+  return { queries: storeQueries(store), title: store.path, close: () => store.close() };
 }
 
 export async function ui(argv: string[]): Promise<void> {
