@@ -7,6 +7,7 @@ import { ConfigError } from '../core/errors.js';
 import { SINKS, SOURCES, serverOf, sinkDeclaration, sourceDeclaration, type SinkConfig, type SourceConfig } from '../connectors.js';
 import type { SectionOptions } from '../core/config-spec.js';
 import { archiveLocation } from '../sinks/archive/declaration.js';
+import { decodeAlerts, type AlertsConfig, type PipelineAlerts } from '../alerts/config.js';
 import {
   METRICS_SECTION,
   PIPELINE_KEYS,
@@ -39,6 +40,8 @@ export interface PipelineConfig {
   redaction?: RedactionConfig;
   /** The DuckDB file kept in S3 between runs (absent: on the local disk only). */
   state?: StateConfig;
+  /** The alert rules that read this pipeline's events, with the config's destinations (src/alerts). */
+  alerts?: PipelineAlerts;
 }
 
 /** A pipeline's `state` section (schema.ts STATE_SECTION). */
@@ -63,6 +66,7 @@ export interface Config {
   redaction: RedactionConfig;
   ui?: UiConfig;
   metrics?: MetricsConfig;
+  alerts?: AlertsConfig;
 }
 
 const SIZE = /^(\d+(?:\.\d+)?)\s*(B|KB|KiB|MB|MiB|GB|GiB|TB|TiB)?$/i;
@@ -399,8 +403,26 @@ export function validateConfig(doc: unknown, env: NodeJS.ProcessEnv = process.en
           );
       });
   }
+  const alerts = decodeAlerts(top['alerts'], {
+    checkFields,
+    problems,
+    pipelines: pipelines.map((p) => {
+      const db = p.sinks[p.sinks.length - 1];
+      return {
+        name: p.name,
+        events: sourceDeclaration(p.source.type)?.events,
+        sourceType: p.source.type,
+        storeEvents: db?.type !== 'duckdb' || db.store_events !== false,
+        stateInS3: p.state !== undefined,
+      };
+    }),
+  });
+  for (const p of pipelines) {
+    const mine = alerts?.byPipeline.get(p.name);
+    if (mine) p.alerts = mine;
+  }
   if (problems.length) throw new ConfigError(problems);
-  return { pipelines, redaction, ...(ui ? { ui } : {}), ...(metrics ? { metrics } : {}) };
+  return { pipelines, redaction, ...(ui ? { ui } : {}), ...(metrics ? { metrics } : {}), ...(alerts ? { alerts: alerts.config } : {}) };
 }
 
 /** Reads and validates a YAML config file. */

@@ -108,6 +108,12 @@ export const STATE_SECTION = {
   timeout_ms: { type: 'integer', default: 120000, minimum: 1000, description: 'A request that makes no progress for this long is retried.' },
 } as const satisfies ObjectSpec;
 
+/**
+ * The top-level `alerts` section: destinations (their keys are the transports': src/alerts/deliver/config.ts), rules
+ * and delivery. Declared with the rest of alerts in src/alerts/config.ts and decoded there (config/load.ts calls it).
+ */
+export { ALERT_DELIVERY_FIELDS, ALERT_RULE_FIELDS } from '../alerts/config.js';
+
 /** Keys of a pipeline. */
 export const PIPELINE_KEYS = ['source', 'sinks', 'state'] as const;
-export const TOP_LEVEL_KEYS = ['pipelines', 'ui', 'metrics', 'redaction'] as const;
+export const TOP_LEVEL_KEYS = ['pipelines', 'ui', 'metrics', 'redaction', 'alerts'] as const;

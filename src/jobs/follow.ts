@@ -43,6 +43,7 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
   const statuses = new Map<string, PipelineStatus>();
   const startedAt = new Date().toISOString();
   const metrics = new DaemonMetrics(pipelines);
+  let alertWorkers: { stop(): Promise<void> }[] = [];
   const dbOf = (p: PipelineConfig) => resolve(duckdbSinkOf(p.sinks).path);
   const writeStatus = () => {
     for (const path of dbs.keys()) {
@@ -88,6 +89,8 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
         await source.tables?.(db.connection);
       }
     }
+    // Alerts the pipelines' commits fire are delivered from here, beside them (src/alerts/delivery.ts).
+    if (pipelines.some((p) => p.alerts)) alertWorkers = await (await import('../alerts/workers.js')).startDeliveryWorkers(dbs, pipelines, log);
     // Other processes read each database through its read socket (opened with it); the UI on TCP, when
     // asked, for the first database of pgaudit events.
     let tcp = options.uiListen;
@@ -147,6 +150,7 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
     return results.every(Boolean);
   } finally {
     await metrics.close();
+    for (const w of alertWorkers) await w.stop().catch(() => {});
     for (const ui of uis.values()) await ui.close().catch(() => {});
     for (const db of dbs.values()) {
       await db.close();

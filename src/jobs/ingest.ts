@@ -32,6 +32,7 @@ import type { Job } from './job.js';
 import { followLogs } from './follow-logs.js';
 import { LogWatch } from '../sources/pg-logs/watch.js';
 import { noProgress } from '../core/progress.js';
+import { attachAlerts } from '../alerts/attach.js';
 
 export type { RunSummary } from './summary.js';
 
@@ -152,6 +153,7 @@ export class LogsPipeline implements OpenedPipeline<RunSummary> {
     const searchSinks: ElasticsearchSink[] = [];
     let archives: ArchiveSet = { eventSinks: [], fileArchives: [], all: [] };
     try {
+      await attachAlerts(sink, pipeline, sink, ['pgaudit', 'logon_failures']);
       searchSinks.push(...(await openSearchSinks(pipeline, sink, server, options.log)));
       archives = await openArchives(pipeline, sink, server, 'pg_logs', options.log);
     } catch (err) {

@@ -4,6 +4,7 @@ import { sinkAnchorer } from './anchor.js';
 import { databaseSettings, duckdbSinkOf, sinksOfType, sourceOfType } from '../connectors.js';
 import { outboxSourceConfig, type AppTableConfig } from '../sources/sql-outbox/config.js';
 import { ConnectorError } from '../core/errors.js';
+import { attachAlerts } from '../alerts/attach.js';
 import type { Logger } from '../core/log.js';
 import type { PipelineMeter } from '../core/meter.js';
 import { AppEventsSink, fingerprint, type AppEvent, type AppQuarantined, type StagedEvents } from '../sinks/duckdb/app-events.js';
@@ -65,7 +66,14 @@ async function openSink(pipeline: PipelineConfig, options: { db?: Database; log:
   const db = options.db ?? (await openDatabase(duckdbSinkOf(pipeline.sinks).path, databaseSettings([pipeline])));
   try {
     const sink = duckdbSinkOf(pipeline.sinks);
-    return await AppEventsSink.open(db, options.log, !options.db, sink.ledger, await sinkAnchorer(sink, options.log));
+    const events = await AppEventsSink.open(db, options.log, !options.db, sink.ledger, await sinkAnchorer(sink, options.log));
+    try {
+      await attachAlerts(db, pipeline, events, ['app_events']);
+    } catch (err) {
+      await events.close();
+      throw err;
+    }
+    return events;
   } catch (err) {
     if (!options.db) await db.close();
     throw err;

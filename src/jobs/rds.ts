@@ -31,6 +31,7 @@ import type { IngestOptions, RunSummary } from './ingest.js';
 import type { Job } from './job.js';
 import { followLogs } from './follow-logs.js';
 import { noProgress } from '../core/progress.js';
+import { attachAlerts } from '../alerts/attach.js';
 
 /**
  * Runs an rds_logs pipeline once. File by file, oldest first: download the completed file (checked
@@ -140,6 +141,7 @@ export class RdsPipeline implements OpenedPipeline<RunSummary> {
     const searchSinks: ElasticsearchSink[] = [];
     let archives: ArchiveSet = { eventSinks: [], fileArchives: [], all: [] };
     try {
+      await attachAlerts(sink, pipeline, sink, ['pgaudit', 'logon_failures']);
       searchSinks.push(...(await openSearchSinks(pipeline, sink, server, log)));
       archives = await openArchives(pipeline, sink, server, 'rds_logs', log, (cp) => ({ name: cp.path.slice(rds.where.length + 1), location: cp.path }));
       await ensureRdsFiles(sink.connection);

@@ -16,6 +16,7 @@ import { PgAuditTableSource, type RawRow, type TableBatch, type TableCursor } fr
 import type { Job } from './job.js';
 import type { TableRunSummary } from './summary.js';
 import { Backoff, sleep } from '../core/retry.js';
+import { attachAlerts } from '../alerts/attach.js';
 
 /**
  * Runs a pg_audit_table pipeline: read rows after the cursor, store them with the cursor in one DuckDB
@@ -123,6 +124,7 @@ export async function runTablePipeline(pipeline: PipelineConfig, options: TableR
   try {
     const store = duckdbSinkOf(pipeline.sinks);
     sink = await RowChangesSink.open(db, log, !options.db, store.ledger, await sinkAnchorer(store, log));
+    await attachAlerts(db, pipeline, sink, ['row_changes']);
     for (const c of sinksOfType(pipeline.sinks, 'elasticsearch')) search.push(await ElasticsearchSink.open(elasticsearchOptions(c, server), log, 'rows'));
     let cursor: TableCursor | null = null;
     let lastBacklogCheck = 0;

@@ -106,6 +106,8 @@ export class AppEventsSink {
   private inTransaction = false;
   /** Highest integer row id stored per source: a chunk entirely above it needs no identity check. */
   private maxNums = new Map<string, bigint | null>();
+  /** Runs in the open transaction just before each commit of events (alert rules: src/alerts). */
+  beforeCommit: ((conn: DuckDBConnection) => Promise<void>) | null = null;
 
   private constructor(
     private readonly db: Database,
@@ -282,6 +284,7 @@ export class AppEventsSink {
           rows_quarantined = app_sources.rows_quarantined + excluded.rows_quarantined,
           last_event_time = greatest(coalesce(excluded.last_event_time, app_sources.last_event_time), app_sources.last_event_time),
           updated_at = now()`);
+      if (this.beforeCommit) await this.beforeCommit(this.conn);
       await this.ledger?.end(appEventsStream(source, table));
       await this.conn.run('COMMIT');
       this.inTransaction = false;

@@ -166,6 +166,8 @@ export class RowChangesSink {
   private inTransaction = false;
   private maxIds = new Map<string, bigint>();
   private pending: { stored: number; quarantined: number; lastClkUs: string | null } = { stored: 0, quarantined: 0, lastClkUs: null };
+  /** Runs in the open transaction just before each commit of rows and cursor (alert rules: src/alerts). */
+  beforeCommit: ((conn: DuckDBConnection) => Promise<void>) | null = null;
 
   private constructor(
     private readonly db: Database,
@@ -397,6 +399,7 @@ export class RowChangesSink {
           rows_shipped = table_cursors.rows_shipped + excluded.rows_shipped,
           rows_quarantined = table_cursors.rows_quarantined + excluded.rows_quarantined,
           last_event_time = coalesce(excluded.last_event_time, table_cursors.last_event_time), updated_at = now()`);
+      if (this.beforeCommit) await this.beforeCommit(this.conn);
       await this.ledger?.end(rowChangesStream(server, sourceTable));
       await timedRun(this.conn, 'commit (as observed by the event loop)', 'COMMIT');
       this.inTransaction = false;

@@ -114,6 +114,8 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   private knownContexts = new Set<number>();
   private knownKinds = new Set<number>();
   private readonly correlation = new PendingCorrelation((name) => this.stageFile(name));
+  /** Runs in the open transaction just before each commit of events and checkpoints (alert rules: src/alerts). */
+  beforeCommit: ((conn: DuckDBConnection) => Promise<void>) | null = null;
 
   private constructor(
     private readonly options: DuckDbSinkOptions,
@@ -650,6 +652,8 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
         await profile.time('markers: track pending', 'duckdb', () => this.trackPendingMarkers(sessions));
         this.markerSessions.clear();
       }
+      // Alert rules read the rows of this transaction and store what fired in it (src/alerts/evaluate.ts).
+      if (this.beforeCommit) await this.beforeCommit(this.conn);
       for (const cp of checkpoints) await profile.time('checkpoint: save file state', 'duckdb', () => this.saveCheckpoint(cp));
       await timedRun(this.conn, 'commit (as observed by the event loop)', 'COMMIT');
       this.inTransaction = false;
