@@ -13,6 +13,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
+import addressparser from 'nodemailer/lib/addressparser';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { emailSubject, oneLine, renderEmailBody } from './payload.js';
@@ -22,6 +23,11 @@ import { DeliveryError, type AlertMessage, type SmtpDestination } from './types.
 export function messageIdOf(id: string): string {
   const local = /^[A-Za-z0-9._+-]{1,200}$/.test(id) ? id : createHash('sha256').update(id).digest('hex');
   return `<${local}@auditship>`;
+}
+
+/** The bare addresses of `list` ("Name <a@b>" gives a@b), for the envelope. */
+export function envelopeAddresses(list: readonly string[]): string[] {
+  return list.flatMap((item) => addressparser(item, { flatten: true }).flatMap((a) => (a.address ? [a.address] : [])));
 }
 
 /** The RFC 5322 message (headers and a quoted-printable text body). */
@@ -46,6 +52,8 @@ export async function composeAlertEmail(dest: SmtpDestination, msg: AlertMessage
 
 interface SmtpFailure {
   code?: string;
+  /** The system or TLS error code under nodemailer's ESOCKET/ECONNECTION. */
+  originalCode?: string;
   responseCode?: number;
   response?: string;
   command?: string;
@@ -69,6 +77,8 @@ function sanitized(text: string, dest: SmtpDestination): string {
   return s.length > 160 ? `${s.slice(0, 160)}…` : s;
 }
 
+const TLS_FAILURE = /CERT|SELF_SIGNED|ISSUER|LEAF_SIGNATURE|HOSTNAME_MISMATCH|^ERR_TLS_|^ERR_SSL_/;
+
 /** A DeliveryError for a failure of nodemailer's SMTP client. */
 export function smtpError(err: unknown, dest: SmtpDestination): DeliveryError {
   const label = `smtp ${JSON.stringify(dest.name)}`;
@@ -80,6 +90,11 @@ export function smtpError(err: unknown, dest: SmtpDestination): DeliveryError {
     return new DeliveryError(`${label}: ${reply}${at}`, retryable, { code: e.code === 'ETLS' ? 'tls' : 'rejected', status: e.responseCode });
   }
   const words = sanitized(e.message ?? String(err), dest);
+  // Certificate and handshake failures (an untrusted or expired certificate, a host name it does not name,
+  // TLS spoken to a plain port) come as socket errors; they need the operator, not a retry.
+  if (TLS_FAILURE.test(e.originalCode ?? '') || TLS_FAILURE.test(e.code ?? '')) {
+    return new DeliveryError(`${label}: TLS could not be set up: ${words}`, false, { code: 'tls' });
+  }
   switch (e.code) {
     case 'ETIMEDOUT':
       return new DeliveryError(`${label}: no answer within ${dest.timeout_ms} ms${at}`, true, { code: 'timeout' });
@@ -107,6 +122,10 @@ export async function deliverSmtp(dest: SmtpDestination, msg: AlertMessage, opts
       throw new DeliveryError(`${label}: cannot read ca_file ${dest.ca_file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`, false, { code: 'config' });
     }
   }
+  const sender = envelopeAddresses([dest.from])[0];
+  const recipients = envelopeAddresses(dest.to);
+  if (!sender) throw new DeliveryError(`${label}: from holds no e-mail address`, false, { code: 'config' });
+  if (recipients.length === 0) throw new DeliveryError(`${label}: to holds no e-mail address`, false, { code: 'config' });
   const message = await composeAlertEmail(dest, msg);
   if (opts.signal?.aborted) throw new DeliveryError(`${label}: aborted before sending`, true, { code: 'aborted' });
 
@@ -146,7 +165,7 @@ export async function deliverSmtp(dest: SmtpDestination, msg: AlertMessage, opts
     conn.on('error', (err) => finish(smtpError(err, dest)));
 
     const send = () =>
-      conn.send({ from: dest.from, to: dest.to }, message, (err) => {
+      conn.send({ from: sender, to: recipients }, message, (err) => {
         if (err) finish(smtpError(err, dest));
         else finish();
       });

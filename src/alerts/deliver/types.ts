@@ -70,10 +70,10 @@ export type DeliveryErrorCode =
  */
 export class DeliveryError extends Error {
   /** From an HTTP Retry-After header (seconds or a date), when the receiver sent one. */
-  readonly retryAfterMs?: number;
+  declare readonly retryAfterMs?: number;
   readonly code: DeliveryErrorCode;
   /** The HTTP status or SMTP reply code, when the receiver answered. */
-  readonly status?: number;
+  declare readonly status?: number;
 
   constructor(
     message: string,
@@ -85,7 +85,8 @@ export class DeliveryError extends Error {
     super(message);
     this.name = 'DeliveryError';
     this.code = options.code ?? (retryable ? 'connection' : 'rejected');
-    if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
-    if (options.status !== undefined) this.status = options.status;
+    // Set only when known (declared fields), so that an error prints without `retryAfterMs: undefined`.
+    if (options.retryAfterMs !== undefined) (this as { retryAfterMs?: number }).retryAfterMs = options.retryAfterMs;
+    if (options.status !== undefined) (this as { status?: number }).status = options.status;
   }
 }
