@@ -1,4 +1,5 @@
 import type { QueryRunner } from '../query/index.js';
+import { buildSourceSections, type SourceSections } from './sources.js';
 
 /**
  * The audit report of a time range, as data: what `auditship report` renders as JSON, Markdown or HTML.
@@ -34,6 +35,10 @@ export interface ReportData {
   unaudited_errors: { sqlstate: string | null; n: number }[];
   /** Sections cut at ROW_LIMIT rows say how many rows they had. */
   truncated: { section: string; total: number }[];
+  /** Row changes of trigger audit tables (sources.ts); null when the store has none. */
+  row_changes: SourceSections['row_changes'];
+  /** Application events (outbox, django-auditlog); null when the store has none. */
+  app_events: SourceSections['app_events'];
 }
 
 export interface ReportEvent {
@@ -202,5 +207,6 @@ export async function buildReport(db: QueryRunner, opts: ReportOptions): Promise
     failed_statements: failed.map(toEvent),
     unaudited_errors: unaudited.map((r) => ({ sqlstate: s(r['sqlstate']), n: n(r['n']) })),
     truncated,
+    ...(await buildSourceSections(db, opts)),
   };
 }

@@ -1,4 +1,5 @@
 import type { ReportData, ReportEvent } from './build.js';
+import { sourcesHtml, sourcesMarkdown } from './render-sources.js';
 
 /** Markdown and HTML forms of a report (the JSON form is the ReportData itself). */
 
@@ -13,7 +14,7 @@ const CLASS_COLORS: Record<string, string> = {
 };
 const colorOf = (c: string, i: number) => CLASS_COLORS[c] ?? ['#76b7b2', '#edc948', '#ff9da7', '#af7aa1'][i % 4]!;
 
-const fmt = (x: number) => x.toLocaleString('en-US');
+export const fmt = (x: number) => x.toLocaleString('en-US');
 
 // ---- Markdown -------------------------------------------------------------------------------------------
 
@@ -23,7 +24,7 @@ function mdCell(v: unknown): string {
   return String(v).replaceAll('\\', '\\\\').replaceAll('|', '\\|').replace(/\r?\n/g, '<br>');
 }
 
-function mdTable(head: string[], rows: unknown[][]): string {
+export function mdTable(head: string[], rows: unknown[][]): string {
   if (!rows.length) return '_none_\n';
   return [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.map(mdCell).join(' | ')} |`)].join('\n') + '\n';
 }
@@ -95,22 +96,23 @@ export function renderMarkdown(r: ReportData): string {
       ),
     );
   }
+  out.push(sourcesMarkdown(r));
   return out.join('\n');
 }
 
 // ---- HTML ----------------------------------------------------------------------------------------------
 
-function esc(v: unknown): string {
+export function esc(v: unknown): string {
   return String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
-function htmlTable(head: string[], rows: unknown[][], numeric: Set<number> = new Set()): string {
+export function htmlTable(head: string[], rows: unknown[][], numeric: Set<number> = new Set()): string {
   if (!rows.length) return '<p class="none">none</p>';
   return `<table><thead><tr>${head.map((h, i) => `<th${numeric.has(i) ? ' class="num"' : ''}>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c, i) => `<td${numeric.has(i) ? ' class="num"' : ''}>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
 }
 
 /** Stacked bars per day and class, as an inline SVG. */
-function dayChart(r: ReportData): string {
+export function dayChart(r: Pick<ReportData, 'per_day'>): string {
   const days = [...new Set(r.per_day.map((p) => p.day))].sort();
   if (!days.length) return '<p class="none">no events in this range</p>';
   const classes = [...new Set(r.per_day.map((p) => p.class))].sort();
@@ -155,7 +157,7 @@ function dayChart(r: ReportData): string {
 }
 
 /** Horizontal bars of the largest values. */
-function barList(items: { label: string; n: number }[], color: string, aria: string): string {
+export function barList(items: { label: string; n: number }[], color: string, aria: string): string {
   if (!items.length) return '<p class="none">none</p>';
   const max = Math.max(...items.map((i) => i.n));
   const W = 900,
@@ -240,6 +242,7 @@ ${
       )}`
     : ''
 }
+${sourcesHtml(r)}
 </body></html>
 `;
 }

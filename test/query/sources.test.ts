@@ -16,6 +16,7 @@ import {
   type SortSpec,
 } from '../../src/query/index.js';
 import { openDatabase, type Database } from '../../src/sinks/duckdb/database.js';
+import { buildReport, renderHtml, renderMarkdown } from '../../src/report/index.js';
 import { EXPORT_PAGE, csvField } from '../../src/ui/export.js';
 import { startUiServer, type UiServer } from '../../src/ui/index.js';
 import { auditship, tempDir } from '../helpers/cli.js';
@@ -438,6 +439,38 @@ describe('row changes, application events, sorting, top values and export', () =
     } finally {
       await slow.close();
     }
+  });
+
+  test('the report has sections for row changes and application events, in JSON, Markdown and HTML', async () => {
+    const r = await buildReport(run, { since: Date.UTC(2020, 0, 1), until: Date.UTC(2030, 0, 1) });
+    assert.equal(r.row_changes!.total, 1300);
+    assert.equal(
+      r.row_changes!.by_table_action.reduce((a, x) => a + x.n, 0),
+      1300,
+    );
+    const [{ n } = {}] = await run.all(
+      `SELECT count(*)::DOUBLE AS n FROM row_changes WHERE table_name = 'orders' AND schema_name = 'public' AND action = 'UPDATE'`,
+    );
+    assert.equal(r.row_changes!.by_table_action.find((x) => x.table === 'public.orders' && x.action === 'UPDATE')?.n, Number(n));
+    assert.deepEqual(r.row_changes!.top_users.map((u) => u.user_name).sort(), ['alice', 'app_rw', 'bob']);
+    assert.equal(
+      r.row_changes!.per_day.reduce((a, x) => a + x.n, 0),
+      1300,
+    );
+    assert.equal(r.app_events!.total, 1200);
+    assert.deepEqual(r.app_events!.top_actors.map((a) => a.actor).sort(), [...APP_ACTORS].sort());
+    assert.deepEqual([...new Set(r.app_events!.by_source_operation.map((x) => x.source))], ['billing-outbox', 'shop-auditlog']);
+    const md = renderMarkdown(r);
+    assert.match(md, /## Row changes \(trigger audit tables\): 1,300/);
+    assert.match(md, /\| public\.orders \| UPDATE \|/);
+    assert.match(md, /## Application events \(outbox, django-auditlog\): 1,200/);
+    const html = renderHtml(r);
+    assert.match(html, /<h2>Row changes \(trigger audit tables\): 1,300<\/h2>\s*<svg/);
+    assert.match(html, /Grace Hopper/);
+    // --server narrows row changes; application events have no server.
+    const other = await buildReport(run, { since: Date.UTC(2020, 0, 1), until: Date.UTC(2030, 0, 1), server: ['elsewhere'] });
+    assert.equal(other.row_changes!.total, 0);
+    assert.equal(other.app_events!.total, 1200);
   });
 
   test('the API of the other sources', async () => {
