@@ -2,6 +2,7 @@
 // and SVG charts that follow the filters. Everything the server sends is rendered as text.
 import { classColor, drawTimeSeries, drawTopBars, legend } from './charts.js';
 import { clear, fmtDuration, fmtInt, fmtTime, fromInputValue, h, highlighted, parseTime, toInputValue } from './dom.js';
+import { cell, createTail, exportHref, nextSort, renderColumnChooser, renderHead, renderTopValues, shownColumns } from './event-tools.js';
 
 const PAGE_SIZE = 50;
 const RANGES = { '1h': 3600e3, '24h': 86400e3, '7d': 7 * 86400e3, '30d': 30 * 86400e3, all: null };
@@ -12,7 +13,7 @@ const SELECTS = [
   ['class', 'classes'],
   ['command', 'commands'],
 ];
-const TEXT_KEYS = ['object', 'outcome', 'q'];
+const TEXT_KEYS = ['object', 'application', 'client', 'outcome', 'q'];
 
 const $ = (id) => document.getElementById(id);
 const form = $('filters');
@@ -218,30 +219,38 @@ function classChip(name) {
 function renderRows(rows) {
   const q = state.hash.get('q') ?? '';
   clear(rowsEl);
-  for (const r of rows) {
-    const preview = (r.statement_preview ?? '').replace(/\s+/g, ' ');
-    const tr = h(
-      'tr',
-      {
-        tabindex: 0,
-        class: 'row',
-        'data-testid': 'event-row',
-        'data-id': r.id,
-        'data-log-time': r.log_time,
-        'aria-selected': r.id === state.openId ? 'true' : 'false',
-      },
-      h('td', { class: 'c-time', title: r.log_time }, fmtTime(r.log_time)),
-      h('td', { class: 'c-server' }, r.server ?? ''),
-      h('td', { class: 'c-user' }, r.user_name ?? ''),
-      h('td', { class: 'c-database' }, r.database_name ?? ''),
-      h('td', { class: 'c-class' }, classChip(r.class)),
-      h('td', { class: 'c-command' }, r.command ?? ''),
-      h('td', { class: 'c-object', title: r.object_name ?? '' }, r.object_name ?? ''),
-      h('td', { class: 'c-outcome', 'data-outcome': r.outcome }, outcomeBadge(r.outcome, r.sqlstate)),
-      h('td', { class: 'c-statement', title: preview }, highlighted(preview, q)),
-    );
-    rowsEl.append(tr);
+  rowsEl.append(...rows.map((r) => rowOf(r, q)));
+}
+
+/** The sort the hash asks for (time, newest first, by default). */
+function sortOf(hash = state.hash) {
+  return { by: hash.get('sort') || 'time', dir: hash.get('dir') === 'asc' ? 'asc' : 'desc' };
+}
+
+/** The list's parameters: the filter, and the sort unless it is the default. */
+function listParams() {
+  const params = apiFilter();
+  const sort = sortOf();
+  if (sort.by !== 'time' || sort.dir !== 'desc') {
+    params.set('sort', sort.by);
+    params.set('dir', sort.dir);
   }
+  return params;
+}
+
+function rowOf(r, q) {
+  return h(
+    'tr',
+    {
+      tabindex: 0,
+      class: 'row',
+      'data-testid': 'event-row',
+      'data-id': r.id,
+      'data-log-time': r.log_time,
+      'aria-selected': r.id === state.openId ? 'true' : 'false',
+    },
+    shownColumns().map((c) => cell(c, r, { q, classChip, outcomeBadge })),
+  );
 }
 
 rowsEl.addEventListener('click', (e) => {
@@ -270,7 +279,7 @@ function setResultsState(s) {
 async function loadEvents() {
   const page = state.cursors.length;
   const after = state.cursors[page - 1];
-  const params = apiFilter();
+  const params = listParams();
   params.set('limit', String(PAGE_SIZE));
   if (after) params.set('after', after);
   setResultsState('loading');
@@ -279,13 +288,16 @@ async function loadEvents() {
   try {
     const res = await api('/api/events', params, 'events');
     state.next = res.next;
+    state.rows = res.rows;
     renderRows(res.rows);
     $('empty').hidden = res.rows.length > 0;
     $('empty').textContent = page > 1 ? 'No older events.' : 'No events in this range.';
     $('page-number').textContent = `Page ${page}`;
+    const sort = sortOf();
     $('results-info').textContent = res.rows.length
-      ? `${fmtInt((page - 1) * PAGE_SIZE + 1)}–${fmtInt((page - 1) * PAGE_SIZE + res.rows.length)}, newest first`
+      ? `${fmtInt((page - 1) * PAGE_SIZE + 1)}–${fmtInt((page - 1) * PAGE_SIZE + res.rows.length)}, ${sort.by === 'time' ? (sort.dir === 'desc' ? 'newest first' : 'oldest first') : `by ${sort.by}`}`
       : '';
+    $('live-tail').disabled = page > 1 || sort.by !== 'time' || sort.dir !== 'desc';
     $('prev-page').disabled = page <= 1;
     $('next-page').disabled = !res.next;
     results.dataset.page = String(page);
@@ -305,11 +317,13 @@ async function loadEvents() {
 
 $('next-page').addEventListener('click', () => {
   if (!state.next) return;
+  tail.stop();
   state.cursors.push(state.next);
   loadEvents().then(() => results.scrollIntoView({ block: 'start' }));
 });
 $('prev-page').addEventListener('click', () => {
   if (state.cursors.length <= 1) return;
+  tail.stop();
   state.cursors.pop();
   loadEvents();
 });
@@ -678,6 +692,85 @@ function openSavedByName(hash) {
   return true;
 }
 
+// ---- the list's tools: columns, sorting, export, top values, live tail (event-tools.js) ----
+
+function renderEventTools() {
+  renderHead($('head-row'), shownColumns(), sortOf(), (by) => {
+    const p = new URLSearchParams(state.hash);
+    p.delete('ev');
+    const next = nextSort(sortOf(), by);
+    if (next.by === 'time' && next.dir === 'desc') {
+      p.delete('sort');
+      p.delete('dir');
+    } else {
+      p.set('sort', next.by);
+      p.set('dir', next.dir);
+    }
+    navigate(p);
+  });
+  const params = listParams();
+  $('export-csv').dataset.href = exportHref('/api/export', params, 'csv');
+  $('export-ndjson').dataset.href = exportHref('/api/export', params, 'ndjson');
+}
+
+// The server answers an export as an attachment: the browser downloads it and the page stays.
+for (const id of ['export-csv', 'export-ndjson']) $(id).addEventListener('click', (e) => location.assign(e.currentTarget.dataset.href));
+
+renderColumnChooser($('columns'), () => {
+  renderEventTools();
+  renderRows(state.rows ?? []);
+});
+
+async function loadTopValues() {
+  const el = $('top-values');
+  const p = apiFilter();
+  p.set('n', '5');
+  el.dataset.state = 'loading';
+  try {
+    renderTopValues(el, await api('/api/top-values', p, 'top-values'), (field, value) => pickFilter(field, value));
+    el.dataset.state = 'ready';
+  } catch (err) {
+    if (isAbort(err)) return;
+    // A server without the sidebar's query (404) shows none.
+    el.replaceChildren();
+    el.dataset.state = err.status === 404 ? 'none' : 'error';
+  }
+}
+
+/** Events newer than the newest shown (its millisecond included; rows shown already are dropped by id). */
+async function pollNewer() {
+  const newest = rowsEl.querySelector('tr[data-log-time]')?.dataset.logTime;
+  const p = apiFilter();
+  p.delete('to');
+  const newestMs = parseTime(newest);
+  if (Number.isFinite(newestMs)) p.set('from', String(Math.max(Number(p.get('from') ?? -Infinity), Math.floor(newestMs))));
+  p.set('limit', '200');
+  const res = await api('/api/events', p, 'tail');
+  const shown = new Set([...rowsEl.querySelectorAll('tr[data-id]')].map((tr) => tr.dataset.id));
+  return res.rows.filter((r) => !shown.has(r.id));
+}
+
+const tail = createTail({
+  poll: pollNewer,
+  prepend: (rows) => {
+    const q = state.hash.get('q') ?? '';
+    const trs = rows.map((r) => rowOf(r, q));
+    for (const tr of trs) tr.classList.add('fresh');
+    rowsEl.prepend(...trs);
+    state.rows = [...rows, ...(state.rows ?? [])];
+    $('empty').hidden = true;
+    results.dataset.tailed = String(Number(results.dataset.tailed ?? 0) + rows.length);
+  },
+  onState: (on) => {
+    $('live-tail').setAttribute('aria-pressed', on ? 'true' : 'false');
+    $('live-tail').textContent = on ? 'Live ●' : 'Live';
+    results.dataset.tail = on ? 'on' : 'off';
+  },
+});
+$('live-tail').addEventListener('click', () => (tail.on ? tail.stop() : tail.start()));
+// Scrolling away from the newest events ends the tail (it would move the rows being read).
+for (const ev of ['wheel', 'touchmove']) window.addEventListener(ev, () => tail.stop(), { passive: true });
+
 // ---- wiring ----
 
 /** Applies the hash: reloads table and charts when the filter changed (or `force`), opens or closes the detail. */
@@ -686,17 +779,27 @@ function route(force = false) {
   const saved = openSavedByName(hash);
   if (saved === true) return;
   hash.delete('search');
+  // Row changes and application events are sources.js's views (#view=…); back here, everything reloads.
+  if (hash.has('view')) {
+    state.filterKey = null;
+    tail.stop();
+    if (state.openId) hideDetail();
+    return;
+  }
   state.hash = hash;
   const key = filterKeyOf(hash);
   if (force || key !== state.filterKey) {
     state.filterKey = key;
     state.cursors = [null];
     state.next = null;
+    tail.stop();
     hideError();
     syncForm(hash);
     renderSaved();
+    renderEventTools();
     loadEvents();
     loadCharts();
+    loadTopValues();
   }
   if (saved) showError(saved);
   const ev = hash.get('ev');
