@@ -162,7 +162,7 @@ export class AlertDelivery {
       await this.write(`UPDATE alert_outbox SET attempts = ${attempts}, last_error = ${sqlString(reason)}, updated_at = now(),
         next_attempt_at = now() + to_milliseconds(${delay}) WHERE ${where}`);
       this.counts.retried++;
-      this.log.warn('Alert delivery failed; retrying.', { ...fields, reason, retryInMs: delay });
+      this.log.info('Alert delivery failed; retrying.', { ...fields, reason, retryInMs: delay });
       return;
     }
     await this.write(`UPDATE alert_outbox SET state = 'delivered', attempts = ${attempts}, last_error = NULL, delivered_at = now(), updated_at = now()

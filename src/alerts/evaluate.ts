@@ -24,19 +24,25 @@ export interface CommitHook {
   beforeCommit(conn: DuckDBConnection): Promise<void>;
 }
 
-const HITS_DDL = `CREATE TEMP TABLE IF NOT EXISTS alert_hits (r INTEGER, t TIMESTAMPTZ, ident VARCHAR, srv VARCHAR, gkey VARCHAR, sample VARCHAR);
-CREATE TEMP TABLE IF NOT EXISTS alert_groups (r INTEGER, gkey VARCHAR, ws TIMESTAMPTZ, cnt BIGINT, first_t TIMESTAMPTZ, last_t TIMESTAMPTZ, srv VARCHAR,
-  samples VARCHAR, prev BIGINT, prev_first TIMESTAMPTZ)`;
+const TEMP_DDL = `CREATE TEMP TABLE IF NOT EXISTS alert_hits (r INTEGER, t TIMESTAMPTZ, rid BIGINT, gkey VARCHAR);
+CREATE TEMP TABLE IF NOT EXISTS alert_rids (rid BIGINT);
+CREATE TEMP TABLE IF NOT EXISTS alert_rows (rid BIGINT, ident VARCHAR, srv VARCHAR, sample VARCHAR);
+CREATE TEMP TABLE IF NOT EXISTS alert_groups (r INTEGER, gkey VARCHAR, ws TIMESTAMPTZ, cnt BIGINT, first_t TIMESTAMPTZ, last_t TIMESTAMPTZ,
+  sample_rids BIGINT[], prev BIGINT, prev_first TIMESTAMPTZ)`;
+
+/**
+ * Alerts of one rule that fires per event, at most, per commit: the next matching event of the commit fires one
+ * more alert that counts the rest (a rule matching most events is a flood; give it a cooldown).
+ */
+export const MAX_EVENT_ALERTS = 1000;
 
 const us = (ms: number | null) => (ms === null ? 'NULL' : String(ms * 1000));
 
 /** The rules of a pipeline for the sources its DuckDB sink commits, as SQL; null when none apply. */
 export class AlertEvaluator implements CommitHook {
-  private readonly hitSql: string[];
+  private readonly bySource: { source: AlertSource; hits: string | null; groups: string | null; perEvent: number[]; bucketed: number[] }[];
   private readonly rulesValues: string;
   private readonly destValues: string;
-  private readonly bucketed: boolean;
-  private readonly perEvent: boolean;
   /** Alerts fired by the commits of this evaluator (after they committed or not: a count for logs and tests). */
   fired = 0;
 
@@ -44,9 +50,6 @@ export class AlertEvaluator implements CommitHook {
     private readonly pipeline: string,
     readonly rules: AlertRule[],
   ) {
-    const bySource = new Map<AlertSource, number[]>();
-    rules.forEach((r, i) => bySource.set(r.source, [...(bySource.get(r.source) ?? []), i]));
-    this.hitSql = [...bySource].map(([source, idx]) => hitsSql(source, idx, rules));
     this.rulesValues = `(VALUES ${rules
       .map((r, i) => {
         const perEvent = r.windowMs === null && r.cooldownMs === null;
@@ -54,9 +57,20 @@ export class AlertEvaluator implements CommitHook {
         return `(${i}, ${sqlString(r.name)}, ${sqlString(r.source)}, ${r.count}, ${us(bucket)}::BIGINT, ${us(r.windowMs !== null ? r.cooldownMs : null)}::BIGINT, ${perEvent})`;
       })
       .join(', ')}) AS rr(r, rule, source, threshold, bucket_us, cooldown_us, per_event)`;
+    const bySource = new Map<AlertSource, number[]>();
+    rules.forEach((r, i) => bySource.set(r.source, [...(bySource.get(r.source) ?? []), i]));
+    this.bySource = [...bySource].map(([source, idx]) => {
+      const perEvent = idx.filter((i) => rules[i]!.windowMs === null && rules[i]!.cooldownMs === null);
+      const bucketed = idx.filter((i) => rules[i]!.windowMs !== null || rules[i]!.cooldownMs !== null);
+      return {
+        source,
+        hits: perEvent.length ? `INSERT INTO alert_hits SELECT r, t, rid, gkey FROM (${keyedMatches(source, perEvent, rules)})` : null,
+        groups: bucketed.length ? groupsSql(source, bucketed, rules, sqlString(pipeline), this.rulesValues) : null,
+        perEvent,
+        bucketed,
+      };
+    });
     this.destValues = `(VALUES ${rules.flatMap((r) => r.to.map((d) => `(${sqlString(r.name)}, ${sqlString(d)})`)).join(', ')}) AS d(rule, destination)`;
-    this.perEvent = rules.some((r) => r.windowMs === null && r.cooldownMs === null);
-    this.bucketed = rules.some((r) => r.windowMs !== null || r.cooldownMs !== null);
   }
 
   /**
@@ -90,38 +104,46 @@ export class AlertEvaluator implements CommitHook {
   async beforeCommit(conn: DuckDBConnection): Promise<void> {
     const t = profile.enabled ? performance.now() : 0;
     // The connection's own temporary tables; created in the transaction (a rollback takes them too), so each time.
-    await conn.run(HITS_DDL);
-    let hits = 0;
-    for (const sql of this.hitSql) hits += Number((await conn.run(sql)).rowsChanged);
-    if (hits > 0) {
-      const p = sqlString(this.pipeline);
-      if (this.perEvent) {
+    await conn.run(TEMP_DDL);
+    const p = sqlString(this.pipeline);
+    let fired = false;
+    for (const src of this.bySource) {
+      const hits = src.hits ? Number((await conn.run(src.hits)).rowsChanged) : 0;
+      const groups = src.groups ? Number((await conn.run(src.groups)).rowsChanged) : 0;
+      if (hits + groups === 0) continue;
+      fired = true;
+      const s = SOURCES[src.source];
+      const rr = this.rulesValues;
+      const perEvent = src.perEvent.join(', ');
+      // The events an alert names or shows: those of the alerts per event, and the first three of each window that fires.
+      const ranked = `SELECT h.*, row_number() OVER (PARTITION BY h.r ORDER BY h.t, h.rid) AS rn, count(*) OVER (PARTITION BY h.r) AS total
+        FROM alert_hits AS h WHERE h.r IN (${perEvent})`;
+      if (hits) await conn.run(`INSERT INTO alert_rids SELECT rid FROM (${ranked}) WHERE rn <= ${MAX_EVENT_ALERTS + 1}`);
+      if (groups)
+        await conn.run(`INSERT INTO alert_rids SELECT unnest(g.sample_rids) FROM alert_groups AS g JOIN ${rr} ON rr.r = g.r
+          WHERE g.prev < rr.threshold AND g.prev + g.cnt >= rr.threshold`);
+      await conn.run(`INSERT INTO alert_rows ${s.rows('rowid IN (SELECT rid FROM alert_rids)')}`);
+      if (hits) {
         const r = await conn.run(`INSERT OR IGNORE INTO alerts
-          SELECT sha256(rr.rule || chr(31) || h.ident), rr.rule, rr.source, ${p}, h.srv, h.gkey, NULL, NULL, h.t, h.t, 1, 1, h.ident,
-                 '[' || h.sample || ']', now()
-          FROM alert_hits AS h JOIN ${this.rulesValues} ON rr.r = h.r WHERE rr.per_event`);
+          SELECT sha256(rr.rule || chr(31) || x.ident), rr.rule, rr.source, ${p}, x.srv, h.gkey, NULL, NULL, h.t, h.t,
+                 CASE WHEN h.rn > ${MAX_EVENT_ALERTS} THEN h.total - ${MAX_EVENT_ALERTS} ELSE 1 END, 1, x.ident, '[' || x.sample || ']', now()
+          FROM (${ranked}) AS h JOIN alert_rows AS x ON x.rid = h.rid JOIN ${rr} ON rr.r = h.r
+          WHERE h.rn <= ${MAX_EVENT_ALERTS + 1}`);
         this.fired += Number(r.rowsChanged);
       }
-      if (this.bucketed) await this.windows(conn, p);
+      if (groups) await this.fireGroups(conn, p);
+      await conn.run('DELETE FROM alert_hits; DELETE FROM alert_rids; DELETE FROM alert_rows; DELETE FROM alert_groups');
+    }
+    if (fired)
       await conn.run(`INSERT OR IGNORE INTO alert_outbox
         SELECT a.alert_id, d.destination, 'pending', 0, now(), NULL, now(), now(), NULL
         FROM alerts AS a JOIN ${this.destValues} ON d.rule = a.rule
         WHERE a.rowid >= ${TX_LOCAL_ROWID} AND a.pipeline = ${p}`);
-      await conn.run('DELETE FROM alert_hits');
-    }
     if (profile.enabled) profile.add('alerts: evaluate rules', 'duckdb', performance.now() - t);
   }
 
-  /** Threshold rules and cooldowns: counts per key and window, merged with what earlier commits counted. */
-  private async windows(conn: DuckDBConnection, p: string): Promise<void> {
-    const n = await conn.run(`INSERT INTO alert_groups
-      SELECT g.*, coalesce(w.events, 0), w.first_time FROM (
-        SELECT h.r, h.gkey, time_bucket(to_microseconds(rr.bucket_us), h.t) AS ws, count(*) AS cnt, min(h.t), max(h.t), min(h.srv),
-               '[' || array_to_string(list(h.sample ORDER BY h.t, h.ident)[1:3], ',') || ']'
-        FROM alert_hits AS h JOIN ${this.rulesValues} ON rr.r = h.r WHERE NOT rr.per_event GROUP BY ALL
-      ) AS g JOIN ${this.rulesValues} ON rr.r = g.r
-      LEFT JOIN alert_windows AS w ON w.pipeline = ${p} AND w.rule = rr.rule AND w.group_key = g.gkey AND w.window_start = g.ws`);
-    if (Number(n.rowsChanged) === 0) return;
+  private async fireGroups(conn: DuckDBConnection, p: string): Promise<void> {
+    const rr = this.rulesValues;
     // One alert per key and window (or cooldown period, which holds whole windows): the first window to reach the count.
     const fired = await conn.run(`INSERT OR IGNORE INTO alerts
       SELECT id, rule, source, ${p}, srv, gkey, ws, bucket_us // 1000, coalesce(least(prev_first, first_t), first_t), last_t, prev + cnt, threshold, NULL,
@@ -129,36 +151,63 @@ export class AlertEvaluator implements CommitHook {
       FROM (
         SELECT sha256(concat_ws(chr(31), ${p}, rr.rule, g.gkey,
                  epoch_us(CASE WHEN rr.cooldown_us IS NULL THEN g.ws ELSE time_bucket(to_microseconds(rr.cooldown_us), g.ws) END)::VARCHAR)) AS id,
-               rr.rule, rr.source, g.srv, g.gkey, g.ws, rr.bucket_us, g.prev_first, g.first_t, g.last_t, g.prev, g.cnt, rr.threshold, g.samples
-        FROM alert_groups AS g JOIN ${this.rulesValues} ON rr.r = g.r
+               rr.rule, rr.source, g.gkey, g.ws, rr.bucket_us, g.prev_first, g.first_t, g.last_t, g.prev, g.cnt, rr.threshold,
+               (SELECT min(x.srv) FROM alert_rows AS x WHERE list_contains(g.sample_rids, x.rid)) AS srv,
+               '[' || (SELECT string_agg(x.sample, ',' ORDER BY list_position(g.sample_rids, x.rid)) FROM alert_rows AS x
+                       WHERE list_contains(g.sample_rids, x.rid)) || ']' AS samples
+        FROM alert_groups AS g JOIN ${rr} ON rr.r = g.r
         WHERE g.prev < rr.threshold AND g.prev + g.cnt >= rr.threshold
         QUALIFY row_number() OVER (PARTITION BY id ORDER BY g.ws) = 1
       )`);
     this.fired += Number(fired.rowsChanged);
     await conn.run(`INSERT INTO alert_windows
-      SELECT ${p}, rr.rule, g.gkey, g.ws, g.cnt, g.first_t, g.last_t FROM alert_groups AS g JOIN ${this.rulesValues} ON rr.r = g.r
+      SELECT ${p}, rr.rule, g.gkey, g.ws, g.cnt, g.first_t, g.last_t FROM alert_groups AS g JOIN ${rr} ON rr.r = g.r
       ON CONFLICT (pipeline, rule, group_key, window_start) DO UPDATE SET events = alert_windows.events + excluded.events,
         first_time = least(alert_windows.first_time, excluded.first_time), last_time = greatest(alert_windows.last_time, excluded.last_time)`);
     // Windows long past (by event time) are no longer needed: a late event there starts a count again, and an
     // alert it could fire has the id of the one that fired then.
-    await conn.run(`DELETE FROM alert_windows AS w USING ${this.rulesValues}
+    await conn.run(`DELETE FROM alert_windows AS w USING ${rr}
       WHERE w.pipeline = ${p} AND w.rule = rr.rule
         AND w.window_start < (SELECT max(last_t) FROM alert_groups) - to_microseconds(2 * greatest(rr.bucket_us, coalesce(rr.cooldown_us, 0)) + 86400000000)
-        AND (w.rule, w.group_key, w.window_start) NOT IN (SELECT rr2.rule, g.gkey, g.ws FROM alert_groups AS g JOIN ${this.rulesValues.replace(' AS rr(', ' AS rr2(')} ON rr2.r = g.r)`);
-    await conn.run('DELETE FROM alert_groups');
+        AND (w.rule, w.group_key, w.window_start) NOT IN (SELECT rr2.rule, g.gkey, g.ws FROM alert_groups AS g JOIN ${rr.replace(' AS rr(', ' AS rr2(')} ON rr2.r = g.r)`);
   }
 }
 
-/** One pass over the source's new rows: the rules each row matches, its key per rule, identity and sample. */
-function hitsSql(source: AlertSource, idx: number[], rules: AlertRule[]): string {
+/** The new rows that match any of the rules `idx`, once per rule matched (`r`), with the columns keys need. */
+function matchesSql(source: AlertSource, idx: number[], rules: AlertRule[]): string {
   const s = SOURCES[source];
   const conds = idx.map((i) => ({ i, sql: conditionSql(source, rules[i]!.filter) }));
   const any = conds.some((c) => c.sql === 'true') ? 'true' : conds.map((c) => `(${c.sql})`).join(' OR ');
-  const which = `list_filter([${conds.map((c) => `CASE WHEN ${c.sql} THEN ${c.i} END`).join(', ')}], x -> x IS NOT NULL)`;
-  const keys = idx.map((i) => `WHEN ${i} THEN ${groupKeySql(source, rules[i]!.by)}`).join(' ');
-  return `INSERT INTO alert_hits
-    SELECT r, t, ident, srv, CASE r ${keys} END, sample FROM (
-      SELECT n.*, ${s.identity} AS ident, ${s.server} AS srv, ${s.sample} AS sample, unnest(${which}) AS r
-      FROM (${s.relation}) AS n WHERE ${any}
-    )`;
+  const which = idx.length === 1 ? `[${idx[0]}]` : `list_filter([${conds.map((c) => `CASE WHEN ${c.sql} THEN ${c.i} END`).join(', ')}], x -> x IS NOT NULL)`;
+  return `SELECT n.rid, n.t, ${s.keyColumns.map((c) => `n.${c}`).join(', ')}, unnest(${which}) AS r FROM (${s.matching}) AS n WHERE ${any}`;
+}
+
+const keyCase = (source: AlertSource, idx: number[], rules: AlertRule[]) =>
+  `CASE r ${idx.map((i) => `WHEN ${i} THEN ${groupKeySql(source, rules[i]!.by)}`).join(' ')} END`;
+
+/** The rows of the commit that match the rules `idx` (one row per rule matched): rule, time, rowid, key. */
+function keyedMatches(source: AlertSource, idx: number[], rules: AlertRule[]): string {
+  const s = SOURCES[source];
+  const matching = matchesSql(source, idx, rules);
+  return `SELECT r, t, rid, ${keyCase(source, idx, rules)} AS gkey FROM (${s.keyed ? s.keyed(matching) : matching})`;
+}
+
+/**
+ * Threshold rules and cooldowns in one pass: this commit's matching events counted per rule, key and window (the
+ * first three kept as samples), with what earlier commits counted there (alert_windows). The count is taken by
+ * the key's raw columns first (pgaudit: context and kind ids), so that only those groups are joined and keyed.
+ */
+function groupsSql(source: AlertSource, idx: number[], rules: AlertRule[], p: string, rulesValues: string): string {
+  const s = SOURCES[source];
+  const width = `CASE r ${idx.map((i) => `WHEN ${i} THEN ${(rules[i]!.windowMs ?? rules[i]!.cooldownMs!) * 1000}`).join(' ')} END`;
+  const partial = `SELECT r, ${s.keyColumns.join(', ')}, time_bucket(to_microseconds(${width}), t) AS ws, count(*) AS cnt, min(t) AS first_t,
+      max(t) AS last_t, min_by({'t': t, 'rid': rid}, t, 3) AS firsts
+    FROM (${matchesSql(source, idx, rules)}) GROUP BY ALL`;
+  return `INSERT INTO alert_groups
+    SELECT g.*, coalesce(w.events, 0), w.first_time FROM (
+      SELECT r, ${keyCase(source, idx, rules)} AS gkey, ws, sum(cnt)::BIGINT, min(first_t), max(last_t),
+             list_transform(list_sort(flatten(list(firsts)))[1:3], x -> x.rid)
+      FROM (${s.keyed ? s.keyed(partial) : partial}) GROUP BY ALL
+    ) AS g JOIN ${rulesValues} ON rr.r = g.r
+    LEFT JOIN alert_windows AS w ON w.pipeline = ${p} AND w.rule = rr.rule AND w.group_key = g.gkey AND w.window_start = g.ws`;
 }

@@ -89,32 +89,44 @@ export function parseRuleFilter(source: AlertSource, text: string): RuleFilter |
 }
 
 /**
- * A source as SQL: `relation` selects the transaction's new rows with the columns below; `column` maps a filter
- * or `by` key to its expression over that relation; `identity` names one event; `sample` is one event as a flat
- * JSON object (already redacted values, the statement cut short) for the alert's text.
+ * A source as SQL, in two parts so that a commit's rows are read once and narrowly:
+ *  - `matching`: the transaction's new rows with the columns filters test (`rid` is the row's rowid, `t` its event
+ *    time), read once per commit; `keyColumns` of them are carried on for the matching rows only, and `keyed` adds
+ *    what `by` keys need (pgaudit: the rows' contexts and kinds) — `column` maps a key to its expression there;
+ *  - `rows(where)`: every column of the new rows that pass `where` (a condition on `rid`): their identity, server and
+ *    a sample (one event as a flat JSON object of stored, already redacted values, the statement cut short), read
+ *    only for the few rows an alert shows.
+ * Keeping the commit's statements out of joins and aggregates matters: joining contexts to every new row first
+ * held them in a hash table, out of memory at 250,000 events under the default 96 MB.
  */
 export interface SourceSql {
-  /** The table rows are appended to (its rowid tells the transaction's own). */
-  table: string;
-  relation: string;
+  matching: string;
+  keyColumns: string[];
+  keyed?: (h: string) => string;
   column: Record<string, string>;
-  time: string;
-  identity: string;
-  server: string;
-  sample: string;
+  rows: (where: string) => string;
 }
 
 const ISO = (col: string) => `strftime(${col}, '%Y-%m-%dT%H:%M:%S.%gZ')`;
 const SAMPLE_TEXT = 300;
+const EPOCH = `TIMESTAMPTZ '1970-01-01 00:00:00+00'`;
+const APP_ACTOR = `coalesce(json_extract_string(message, '$.audit_event.actor.user_id'),
+    CASE WHEN json_type(message, '$.audit_event.actor') = 'VARCHAR' THEN json_extract_string(message, '$.audit_event.actor') END,
+    json_extract_string(message, '$.actor.user_id'),
+    CASE WHEN json_type(message, '$.actor') IN ('VARCHAR', 'BIGINT', 'UBIGINT') THEN json_extract_string(message, '$.actor') END)`;
+const APP_OPERATION = `coalesce(json_extract_string(message, '$.audit_event.operation'), json_extract_string(message, '$.operation'),
+    json_extract_string(message, '$.action'))`;
+
+/** What rows(where) returns: rid, ident, srv, sample. */
+const ROW_OUT = (ident: string, server: string, sample: string) => `rid, ${ident} AS ident, ${server} AS srv, ${sample} AS sample`;
 
 export const SOURCES: Record<AlertSource, SourceSql> = {
   pgaudit: {
-    table: 'event_rows',
-    // Contexts and kinds are joined for the new rows only; the store's ids are hashes of their values.
-    relation: `SELECT e.log_time AS t, c.server, c.session_id, e.session_line_num, c.user_name, c.database_name, c.client_addr, c.application_name,
-        k.class, k.command, k.object_type, e.object_name, e.statement, e.sqlstate
-      FROM event_rows AS e JOIN event_contexts AS c ON c.context_id = e.context_id JOIN event_kinds AS k ON k.kind_id = e.kind_id
-      WHERE e.rowid >= ${TX_LOCAL_ROWID}`,
+    // Filters test event_rows alone: a context's or kind's values as sets of their ids, as the UI's queries do.
+    matching: `SELECT rowid AS rid, log_time AS t, context_id, kind_id, object_name, statement, sqlstate FROM event_rows WHERE rowid >= ${TX_LOCAL_ROWID}`,
+    keyColumns: ['context_id', 'kind_id', 'object_name'],
+    keyed: (h) => `SELECT h.*, c.server, c.user_name, c.database_name, c.client_addr, c.application_name, k.class, k.command
+      FROM (${h}) AS h JOIN event_contexts AS c ON c.context_id = h.context_id JOIN event_kinds AS k ON k.kind_id = h.kind_id`,
     column: {
       server: 'server',
       user: 'user_name',
@@ -125,29 +137,35 @@ export const SOURCES: Record<AlertSource, SourceSql> = {
       command: 'command',
       object: 'object_name',
     },
-    time: 't',
-    identity: `server || '/' || session_id || '/' || session_line_num`,
-    server: 'server',
-    sample: `json_object('time', ${ISO('t')}, 'server', server, 'user', user_name, 'database', database_name, 'client', client_addr,
+    rows: (where) => `SELECT ${ROW_OUT(
+      `server || '/' || session_id || '/' || session_line_num`,
+      'server',
+      `json_object('time', ${ISO('t')}, 'server', server, 'user', user_name, 'database', database_name, 'client', client_addr,
         'class', class, 'command', command, 'object', object_name, 'outcome', CASE WHEN sqlstate IS NULL THEN 'success' ELSE 'error' END,
         'statement', left(statement, ${SAMPLE_TEXT}))`,
+    )} FROM (
+      SELECT e.rid, e.log_time AS t, c.server, c.session_id, e.session_line_num, c.user_name, c.database_name, c.client_addr,
+             k.class, k.command, e.object_name, e.statement, e.sqlstate
+      FROM (SELECT rowid AS rid, * FROM event_rows WHERE rowid >= ${TX_LOCAL_ROWID} AND ${where}) AS e
+      JOIN event_contexts AS c ON c.context_id = e.context_id JOIN event_kinds AS k ON k.kind_id = e.kind_id)`,
   },
   logon_failures: {
-    table: 'logon_failures',
-    relation: `SELECT log_time AS t, server, session_id, session_line_num, user_name, database_name, client_addr, sqlstate, reason, detail
-      FROM logon_failures WHERE rowid >= ${TX_LOCAL_ROWID}`,
+    matching: `SELECT rowid AS rid, log_time AS t, server, user_name, database_name, client_addr, reason, detail FROM logon_failures WHERE rowid >= ${TX_LOCAL_ROWID}`,
+    keyColumns: ['server', 'user_name', 'database_name', 'client_addr'],
     column: { server: 'server', user: 'user_name', database: 'database_name', client: 'client_addr' },
-    time: 't',
-    identity: `server || '/' || session_id || '/' || session_line_num`,
-    server: 'server',
-    sample: `json_object('time', ${ISO('t')}, 'server', server, 'user', user_name, 'database', database_name, 'client', client_addr,
+    rows: (where) =>
+      `SELECT ${ROW_OUT(
+        `server || '/' || session_id || '/' || session_line_num`,
+        'server',
+        `json_object('time', ${ISO('log_time')}, 'server', server, 'user', user_name, 'database', database_name, 'client', client_addr,
         'sqlstate', sqlstate, 'reason', left(reason, ${SAMPLE_TEXT}))`,
+      )} FROM (SELECT rowid AS rid, * FROM logon_failures WHERE rowid >= ${TX_LOCAL_ROWID} AND ${where})`,
   },
   row_changes: {
-    table: 'row_changes',
-    relation: `SELECT coalesce(action_tstamp_clk, action_tstamp_stm, action_tstamp_tx, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS t, server, source_table,
-        event_id, schema_name, table_name, action, session_user_name, application_name, client_addr, row_data, changed_fields, client_query
+    matching: `SELECT rowid AS rid, coalesce(action_tstamp_clk, action_tstamp_stm, action_tstamp_tx, ${EPOCH}) AS t, server, schema_name, table_name,
+        action, session_user_name, application_name, client_addr, row_data, changed_fields, client_query
       FROM row_changes WHERE rowid >= ${TX_LOCAL_ROWID}`,
+    keyColumns: ['server', 'schema_name', 'table_name', 'action', 'session_user_name', 'application_name', 'client_addr'],
     column: {
       server: 'server',
       table: `coalesce(schema_name || '.', '') || table_name`,
@@ -156,29 +174,28 @@ export const SOURCES: Record<AlertSource, SourceSql> = {
       application: 'application_name',
       client: 'client_addr',
     },
-    time: 't',
-    identity: `server || '/' || source_table || '/' || event_id`,
-    server: 'server',
-    sample: `json_object('time', ${ISO('t')}, 'server', server, 'table', coalesce(schema_name || '.', '') || table_name, 'action', action,
-        'user', session_user_name, 'client', client_addr, 'event_id', event_id)`,
+    rows: (where) =>
+      `SELECT ${ROW_OUT(
+        `server || '/' || source_table || '/' || event_id`,
+        'server',
+        `json_object('time', ${ISO(`coalesce(action_tstamp_clk, action_tstamp_stm, action_tstamp_tx, ${EPOCH})`)}, 'server', server,
+        'table', coalesce(schema_name || '.', '') || table_name, 'action', action, 'user', session_user_name, 'client', client_addr, 'event_id', event_id)`,
+      )} FROM (SELECT rowid AS rid, * FROM row_changes WHERE rowid >= ${TX_LOCAL_ROWID} AND ${where})`,
   },
   app_events: {
-    table: 'app_events',
-    // actor and operation: structured-log-transfer's audit_event (actor an object with user_id, or the text django_auditlog's
-    // mapping writes), else top-level keys of the same names.
-    relation: `SELECT coalesce(event_time, TIMESTAMPTZ '1970-01-01 00:00:00+00') AS t, source_name, source_table, row_id, fingerprint, message,
-        coalesce(json_extract_string(message, '$.audit_event.actor.user_id'),
-                 CASE WHEN json_type(message, '$.audit_event.actor') = 'VARCHAR' THEN json_extract_string(message, '$.audit_event.actor') END,
-                 json_extract_string(message, '$.actor.user_id'),
-                 CASE WHEN json_type(message, '$.actor') IN ('VARCHAR', 'BIGINT', 'UBIGINT') THEN json_extract_string(message, '$.actor') END) AS actor,
-        coalesce(json_extract_string(message, '$.audit_event.operation'), json_extract_string(message, '$.operation'),
-                 json_extract_string(message, '$.action')) AS operation
-      FROM app_events WHERE rowid >= ${TX_LOCAL_ROWID}`,
+    // actor and operation: structured-log-transfer's audit_event (actor an object with user_id, or the text
+    // django_auditlog's mapping writes), else top-level keys of the same names.
+    matching: `SELECT rowid AS rid, coalesce(event_time, ${EPOCH}) AS t, source_name, source_table, message, ${APP_ACTOR} AS actor,
+        ${APP_OPERATION} AS operation FROM app_events WHERE rowid >= ${TX_LOCAL_ROWID}`,
+    keyColumns: ['source_name', 'source_table', 'actor', 'operation'],
     column: { source: 'source_name', table: 'source_table', actor: 'actor', operation: 'operation' },
-    time: 't',
-    identity: `source_name || '/' || source_table || '/' || row_id || '/' || fingerprint`,
-    server: 'source_name',
-    sample: `json_object('time', ${ISO('t')}, 'source', source_name, 'table', source_table, 'row_id', row_id, 'actor', actor, 'operation', operation)`,
+    rows: (where) =>
+      `SELECT ${ROW_OUT(
+        `source_name || '/' || source_table || '/' || row_id || '/' || fingerprint`,
+        'source_name',
+        `json_object('time', ${ISO(`coalesce(event_time, ${EPOCH})`)}, 'source', source_name, 'table', source_table, 'row_id', row_id,
+        'actor', ${APP_ACTOR}, 'operation', ${APP_OPERATION})`,
+      )} FROM (SELECT rowid AS rid, * FROM app_events WHERE rowid >= ${TX_LOCAL_ROWID} AND ${where})`,
   },
 };
 
@@ -186,28 +203,31 @@ const list = (values: string[]) => values.map(sqlString).join(', ');
 
 /** The SQL condition of a filter over its source's relation ('true' for none). */
 export function conditionSql(source: AlertSource, f: RuleFilter): string {
-  const s = SOURCES[source];
   const parts: string[] = [];
   if (source === 'pgaudit') {
     const p = f.pgaudit ?? {};
-    for (const [key, values] of [
+    const dimension = (table: string, id: string, pairs: [string, string[] | undefined][]) => {
+      const conds = pairs.filter(([, v]) => v?.length).map(([col, v]) => `${col} IN (${list(v!)})`);
+      if (conds.length) parts.push(`${id} IN (SELECT ${id} FROM ${table} WHERE ${conds.join(' AND ')})`);
+    };
+    dimension('event_contexts', 'context_id', [
       ['server', p.server],
-      ['user', p.user],
-      ['database', p.database],
-      ['application', p.application],
-      ['client', p.client],
+      ['user_name', p.user],
+      ['database_name', p.database],
+      ['application_name', p.application],
+      ['client_addr', p.client],
+    ]);
+    dimension('event_kinds', 'kind_id', [
       ['class', p.class],
       ['command', p.command],
-    ] as const) {
-      if (values?.length) parts.push(`${s.column[key]} IN (${list(values)})`);
-    }
+    ]);
     if (p.object) parts.push(`object_name ILIKE ${sqlString(likePattern(p.object))} ESCAPE '\\'`);
     if (p.outcome === 'error') parts.push('sqlstate IS NOT NULL');
     if (p.outcome === 'success') parts.push('sqlstate IS NULL');
     if (p.text) parts.push(`regexp_matches(statement, ${sqlString(regexLiteral(p.text))}, 'i')`);
   } else {
     for (const [key, values] of Object.entries(f.lists)) {
-      const col = s.column[key]!;
+      const col = SOURCES[source].column[key]!;
       if (source === 'row_changes' && key === 'table') {
         // TABLE or SCHEMA.TABLE, case-insensitive (PostgreSQL folds unquoted names).
         const lower = values.map((v) => v.toLowerCase());
