@@ -11,6 +11,7 @@ import type {
   TimeSeries,
   TopEntry,
 } from './types.js';
+import { bitCondition, termBits } from '../text-index/index.js';
 
 /** Runs one SQL statement with positional parameters ($1, $2, ...) and returns its rows as plain JSON values. */
 export interface QueryRunner {
@@ -134,9 +135,86 @@ export function eventConditions(f: EventFilter, w: Where, from = f.from, to = f.
   if (f.object) w.add(`object_name ILIKE ${w.p(likePattern(f.object))} ESCAPE '\\'`);
   if (f.outcome === 'error') w.add('sqlstate IS NOT NULL');
   if (f.outcome === 'success') w.add('sqlstate IS NULL');
-  // Case-insensitive: RE2 with the text as a literal scans about 4x faster than ILIKE in DuckDB 1.5.
-  if (f.text) w.add(`regexp_matches(statement, ${w.p(regexLiteral(f.text))}, 'i')`);
+  if (f.text) {
+    // The text index ruled out every event (eventRowsOf reads only the ranges it left otherwise).
+    if ((f as IndexedFilter).textRanges?.length === 0) return w.add('false');
+    // Case-insensitive: RE2 with the text as a literal scans about 4x faster than ILIKE in DuckDB 1.5.
+    w.add(`regexp_matches(statement, ${w.p(regexLiteral(f.text))}, 'i')`);
+  }
   return w;
+}
+
+/** A filter with the text index's answer for its text: [start, end) epoch-ms ranges that may hold it. */
+export type IndexedFilter = EventFilter & { textRanges?: [number, number][] };
+
+/** The filter with the text index's answer for its text, when the store's index can narrow the search. */
+export async function withTextIndex(db: QueryRunner, f: EventFilter): Promise<IndexedFilter> {
+  if (!f.text) return f;
+  const [meta] = await db.all(`SELECT value FROM auditship_meta WHERE key = 'text_index'`);
+  if (meta?.['value'] !== 'complete') return f;
+  const ranges = await textRanges(db, f.text, f.from, f.to);
+  return ranges ? { ...f, textRanges: ranges } : f;
+}
+
+const tsLiteral = (ms: number) => {
+  if (!Number.isFinite(ms)) throw new Error('a time range bound is not a number');
+  return `make_timestamp(${Math.round(ms * 1000)}::BIGINT)::TIMESTAMPTZ`;
+};
+
+/**
+ * What a filter's events are read from: `event_rows`, or only the time ranges the text index left of it within
+ * [from, to) — as a UNION ALL of one scan per range, because DuckDB skips row groups by their zone maps for each
+ * scan's range (measured on 10 M events: 35 ranges in 40-90 ms; the same ranges as one OR, 500-770 ms: it
+ * skipped nothing). Null when no range is left in [from, to): nothing to read.
+ */
+export function eventRowsOf(f: EventFilter, from = -Infinity, to = Infinity): string | null {
+  const ranges = (f as IndexedFilter).textRanges;
+  if (!ranges) return 'event_rows';
+  const within = ranges.filter(([a, b]) => b > from && a < to);
+  if (within.length === 0) return null;
+  return `(${within.map(([a, b]) => `SELECT * FROM event_rows WHERE log_time >= ${tsLiteral(a)} AND log_time < ${tsLiteral(b)}`).join(' UNION ALL ')}) AS event_rows`;
+}
+
+/** More ranges than this are joined across their smallest gaps (each range is a scan of its own). */
+const MAX_TEXT_RANGES = 64;
+
+/**
+ * Ranges of the blocks the text index says may hold the text (sorted, merged), within [from, to); null when
+ * the index cannot narrow the search: the text has no trigram, the store's index is not complete, or most
+ * blocks may hold it (a scan is as fast).
+ */
+async function textRanges(db: QueryRunner, text: string, from: number | undefined, to: number | undefined): Promise<[number, number][] | null> {
+  const bits = termBits(text);
+  if (bits.length === 0) return null;
+  const w = new Where();
+  if (from !== undefined) w.add(`hi >= ${tsParam(w, from)}`);
+  if (to !== undefined) w.add(`lo < ${tsParam(w, to)}`);
+  const hit = bits.map(bitCondition).join(' AND ');
+  const rows = await db.all(`SELECT epoch_ms(lo)::DOUBLE AS lo, epoch_ms(hi)::DOUBLE AS hi, (${hit}) AS hit FROM text_index ${w.sql()} ORDER BY lo`, w.params);
+  const hits = rows.filter((r) => r['hit'] === true);
+  if (rows.length > 0 && hits.length > rows.length / 2) return null;
+  const ranges: [number, number][] = [];
+  for (const r of hits) {
+    const [lo, hi] = [Number(r['lo']), Number(r['hi']) + 1];
+    const last = ranges[ranges.length - 1];
+    if (last && lo <= last[1]) last[1] = Math.max(last[1], hi);
+    else ranges.push([lo, hi]);
+  }
+  if (ranges.length > MAX_TEXT_RANGES) {
+    const gaps = ranges
+      .slice(1)
+      .map((r, i) => r[0] - ranges[i]![1])
+      .sort((a, b) => a - b);
+    const keep = gaps[gaps.length - (MAX_TEXT_RANGES - 1)]!; // join every gap smaller than this
+    const joined: [number, number][] = [];
+    for (const r of ranges) {
+      const last = joined[joined.length - 1];
+      if (last && r[0] - last[1] < keep) last[1] = r[1];
+      else joined.push([...r]);
+    }
+    return joined;
+  }
+  return ranges;
 }
 
 /** The text as an RE2 pattern matching it literally. */
@@ -165,16 +243,16 @@ const CONTEXT_COLUMNS = new Set(['server', 'user_name', 'database_name', 'client
 const KIND_COLUMNS = new Set(['audit_type', 'class', 'command', 'object_type']);
 
 /** Counts per value of a column over the filtered events: grouped by context or kind id first, then joined. */
-export function countBy(column: string, where: string, extra = ''): string {
+export function countBy(column: string, where: string, extra = '', rows = 'event_rows'): string {
   if (CONTEXT_COLUMNS.has(column)) {
-    return `SELECT c.${column} AS k, sum(e.n)::DOUBLE AS n FROM (SELECT context_id, count(*) AS n FROM event_rows ${where} GROUP BY 1) AS e
+    return `SELECT c.${column} AS k, sum(e.n)::DOUBLE AS n FROM (SELECT context_id, count(*) AS n FROM ${rows} ${where} GROUP BY 1) AS e
       JOIN event_contexts AS c USING (context_id) WHERE c.${column} IS NOT NULL ${extra} GROUP BY 1`;
   }
   if (KIND_COLUMNS.has(column)) {
-    return `SELECT k.${column} AS k, sum(e.n)::DOUBLE AS n FROM (SELECT kind_id, count(*) AS n FROM event_rows ${where} GROUP BY 1) AS e
+    return `SELECT k.${column} AS k, sum(e.n)::DOUBLE AS n FROM (SELECT kind_id, count(*) AS n FROM ${rows} ${where} GROUP BY 1) AS e
       JOIN event_kinds AS k USING (kind_id) WHERE k.${column} IS NOT NULL ${extra} GROUP BY 1`;
   }
-  return `SELECT ${column} AS k, count(*)::DOUBLE AS n FROM event_rows ${where} ${where ? 'AND' : 'WHERE'} ${column} IS NOT NULL ${extra} GROUP BY 1`;
+  return `SELECT ${column} AS k, count(*)::DOUBLE AS n FROM ${rows} ${where} ${where ? 'AND' : 'WHERE'} ${column} IS NOT NULL ${extra} GROUP BY 1`;
 }
 
 export function toRow(r: Record<string, unknown>): Omit<EventRow, 'statement_preview'> {
@@ -251,17 +329,26 @@ export class AuditQueries {
    * time order, so the query walks back in widening time windows: a page of recent events reads only the
    * row groups of its window instead of sorting everything that matches.
    */
-  async listEvents(filter: EventFilter, page: { limit?: number; after?: string | null } = {}): Promise<EventPage> {
+  async listEvents(unindexed: EventFilter, page: { limit?: number; after?: string | null } = {}): Promise<EventPage> {
     const limit = Math.max(1, Math.min(MAX_PAGE, Math.floor(page.limit ?? 50)));
     const after = page.after ? decodeCursor(page.after) : null;
+    const filter = await withTextIndex(this.db, unindexed);
+    const text = filter.textRanges;
+    if (text && text.length === 0) return { rows: [], next: null };
     const stored = await this.range(filter);
     if (!stored) return { rows: [], next: null };
-    const lo = Math.max(filter.from ?? -Infinity, stored[0]);
-    let hi = Math.min(filter.to ?? Infinity, stored[1] + 1, after ? Math.floor(after[0] / 1000) + 1 : Infinity);
+    const lo = Math.max(filter.from ?? -Infinity, stored[0], text ? text[0]![0] : -Infinity);
+    let hi = Math.min(filter.to ?? Infinity, stored[1] + 1, after ? Math.floor(after[0] / 1000) + 1 : Infinity, text ? text[text.length - 1]![1] : Infinity);
     const rows: Record<string, unknown>[] = [];
     let width = Math.max(60_000, (hi - lo) / 64);
     while (hi > lo && rows.length <= limit) {
       const start = Math.max(lo, hi - width);
+      const from = eventRowsOf(filter, start, hi);
+      if (from === null) {
+        hi = start;
+        width *= 4;
+        continue;
+      }
       const w = eventConditions(filter, new Where(), start, hi);
       if (after) {
         w.add(`(epoch_us(log_time), context_id, session_line_num) < (${w.p(after[0])}::BIGINT, ${w.p(after[1])}::BIGINT, ${w.p(after[2])}::BIGINT)`);
@@ -269,7 +356,7 @@ export class AuditQueries {
       const order = 'ORDER BY log_time DESC, context_id DESC, session_line_num DESC';
       const got = await this.db.all(
         `SELECT ${ROW_COLUMNS}, context_id, left(statement, ${STATEMENT_PREVIEW}) AS statement_preview
-        FROM ${withDimensions(`SELECT * FROM event_rows ${w.sql()} ${order} LIMIT ${limit + 1 - rows.length}`)} ${order}`,
+        FROM ${withDimensions(`SELECT * FROM ${from} ${w.sql()} ${order} LIMIT ${limit + 1 - rows.length}`)} ${order}`,
         w.params,
       );
       rows.push(...got);
@@ -438,11 +525,12 @@ export class AuditQueries {
   /** Events per time bucket and class. */
   async eventsOverTime(filter: EventFilter): Promise<TimeSeries> {
     const { bucket } = await this.bucketFor(filter);
-    const w = eventConditions(filter, new Where());
+    const indexed = await withTextIndex(this.db, filter);
+    const w = eventConditions(indexed, new Where());
     const b = w.p(bucket);
     const rows = await this.db.all(
       `SELECT e.t, coalesce(k.class, '?') AS class, sum(e.n)::DOUBLE AS n
-      FROM (SELECT (epoch_ms(log_time) // ${b}::BIGINT * ${b}::BIGINT)::DOUBLE AS t, kind_id, count(*) AS n FROM event_rows ${w.sql()} GROUP BY ALL) AS e
+      FROM (SELECT (epoch_ms(log_time) // ${b}::BIGINT * ${b}::BIGINT)::DOUBLE AS t, kind_id, count(*) AS n FROM ${eventRowsOf(indexed) ?? 'event_rows'} ${w.sql()} GROUP BY ALL) AS e
       LEFT JOIN event_kinds AS k USING (kind_id) GROUP BY ALL ORDER BY t, class`,
       w.params,
     );
@@ -450,8 +538,12 @@ export class AuditQueries {
   }
 
   private async top(filter: EventFilter, column: string, n: number): Promise<TopEntry[]> {
-    const w = eventConditions(filter, new Where());
-    const rows = await this.db.all(`${countBy(column, w.sql())} ORDER BY n DESC, k LIMIT ${Math.max(1, Math.min(100, Math.floor(n)))}`, w.params);
+    const indexed = await withTextIndex(this.db, filter);
+    const w = eventConditions(indexed, new Where());
+    const rows = await this.db.all(
+      `${countBy(column, w.sql(), '', eventRowsOf(indexed) ?? 'event_rows')} ORDER BY n DESC, k LIMIT ${Math.max(1, Math.min(100, Math.floor(n)))}`,
+      w.params,
+    );
     return rows.map((r) => ({ key: String(r['k']), n: num(r['n']) }));
   }
 

@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { AuditQueries, duckdbRunner } from '../../src/query/index.js';
+import { openDatabase } from '../../src/sinks/duckdb/database.js';
 import { csvText, pgLogTime, pgauditField } from '../helpers/csvlog-gen.js';
 import { assertLedgerVerifies, ingestOk, queryDb, scratchDir, withDb } from '../helpers/ingest-cli.js';
 
@@ -14,6 +16,20 @@ import { assertLedgerVerifies, ingestOk, queryDb, scratchDir, withDb } from '../
  */
 
 const { dir, cleanup } = scratchDir('markers');
+
+/** Lines of the events a free-text search finds (through the store's text index). */
+async function searchLines(path: string, text: string): Promise<number[]> {
+  const store = await openDatabase(path, { readOnly: true });
+  try {
+    const run = duckdbRunner(store.connection);
+    const [meta] = await run.all(`SELECT value FROM auditship_meta WHERE key = 'text_index'`);
+    assert.equal(meta?.['value'], 'complete');
+    const page = await new AuditQueries(run).listEvents({ text }, { limit: 100 });
+    return page.rows.map((r) => r.session_line_num).sort((a, b) => a - b);
+  } finally {
+    await store.close();
+  }
+}
 after(cleanup);
 
 const SESSION = '6632294e.249a71';
@@ -90,6 +106,8 @@ test('markers stored before their first entry are completed by the run that brin
     { n: 3, statement: '<previously logged>', statement_filled: false },
   ]);
   assert.deepEqual(await queryDb(db, pendingSql), [{ server: 'default', session_id: SESSION }]);
+  // Free text finds the filled entry too: its statement came after its batch's text index block was written.
+  assert.deepEqual(await searchLines(db, 'join U using'), [1, 2]);
 
   // The first entry of statement 2 arrives: nothing is pending any more.
   const last = join(dir, 'last');
@@ -101,6 +119,7 @@ test('markers stored before their first entry are completed by the run that brin
     ['SELECT 2', statement, statement, 'SELECT 2'],
   );
   assert.deepEqual(await queryDb(db, pendingSql), []);
+  assert.deepEqual(await searchLines(db, 'select 2'), [0, 3]);
   // Statements copied over markers after their batches were committed: the ledger hashed the markers, and verifies.
   const ledger = await assertLedgerVerifies(db, 'after the markers were filled');
   assert.equal(ledger.streams[0]!.rows, 4);

@@ -38,6 +38,8 @@ import { LedgerWriter, type KnownRows } from '../../ledger/ledger.js';
 import type { Anchorer } from '../../ledger/anchor.js';
 import { packedRowsDigest } from '../../ledger/packed-digest.js';
 import { pgauditStream, type Stream } from '../../ledger/streams.js';
+import { BlockBuilder } from '../../text-index/index.js';
+import { buildMissingIndex, indexRowsOf, storeBlocks, TEXT_INDEX_DDL } from './text-index.js';
 
 /**
  * The DuckDB sink: stores pgaudit events in the star of schema.ts (`event_rows`, `event_contexts`,
@@ -145,6 +147,8 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
       const info = await oneSchemaAtATime(sink.db.instance, async () => {
         const schema = await ensureSchema(sink.conn, options.server);
         await sink.conn.run(DEAD_LETTERS_DDL);
+        await sink.conn.run(TEXT_INDEX_DDL);
+        await buildMissingIndex(sink.conn, log);
         return schema;
       });
       if (info.upgradedFromSeed) {
@@ -410,13 +414,21 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
           const source = await this.stage(packed, objects);
           try {
             const inserting = this.insertNew(source, batch, cp, seq);
-            // While DuckDB inserts the rows, the ledger hashes the same bytes here (not when --force may replace rows).
+            // While DuckDB inserts the rows, the text index and the ledger read the same bytes here (the ledger
+            // not when --force may replace rows).
+            const blocks = profile.timeSync('text index: n-grams of the rows', 'js', () => {
+              const builder = new BlockBuilder();
+              builder.addPacked(packed, packedCount);
+              for (const o of objects) builder.addText(o.log_time_ms, o.statement);
+              return builder.blocks;
+            });
             if (this.ledger && !this.options.replace) {
               known = profile.timeSync('ledger: hash packed rows', 'js', () =>
                 packedRowsDigest(packed, batch.payload.packedEnds, objects, this.options.storeMessage),
               );
             }
             report.stored = await inserting;
+            await storeBlocks(this.conn, blocks);
           } finally {
             await source.cleanup();
           }
@@ -673,7 +685,10 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
   private async fillPreviouslyLogged(sessions: string[]): Promise<void> {
     const server = sqlString(this.options.server);
     const sessionFilter = ` AND session_id IN (${sessions.map(sqlString).join(', ')})`;
-    await this.conn.run(`
+    // The rows' new statements go into the text index (RETURNING names them).
+    await indexRowsOf(
+      this.conn,
+      `
       UPDATE event_rows AS a SET statement = p.statement, parameter = p.parameter, statement_filled = true
       FROM (
         SELECT server, session_id, statement_id, substatement_id,
@@ -686,7 +701,9 @@ export class DuckDbSink implements Sink<PgAuditPayload>, StateReader {
         GROUP BY ALL
       ) AS p, event_contexts AS c
       WHERE c.context_id = a.context_id AND c.server = p.server AND c.session_id = p.session_id AND a.statement_id = p.statement_id
-        AND a.substatement_id = p.substatement_id AND a.statement = '${PREVIOUSLY_LOGGED}'`);
+        AND a.substatement_id = p.substatement_id AND a.statement = '${PREVIOUSLY_LOGGED}'
+      RETURNING epoch_ms(a.log_time)::DOUBLE, a.statement`,
+    );
   }
 
   /** Records which of these sessions still hold `<previously logged>` rows without their first entry. */
