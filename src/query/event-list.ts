@@ -4,7 +4,20 @@
  * over a filter (the list's sidebar). The same star-schema reads as queries.ts: conditions on event_rows, the
  * context and kind joined for the rows read.
  */
-import { countBy, eventConditions, num, ROW_COLUMNS, STATEMENT_PREVIEW, strOrNull, toRow, Where, withDimensions, type QueryRunner } from './queries.js';
+import {
+  countBy,
+  eventConditions,
+  eventRowsOf,
+  num,
+  ROW_COLUMNS,
+  STATEMENT_PREVIEW,
+  strOrNull,
+  toRow,
+  Where,
+  withDimensions,
+  withTextIndex,
+  type QueryRunner,
+} from './queries.js';
 import { checkSort, decodeSortCursor, encodeSortCursor, pageLimit, walkWindows } from './paging.js';
 import type { EventFilter, EventPage, EventRow, PageOptions, SortSpec, TopEntry, TopValues } from './types.js';
 
@@ -46,7 +59,8 @@ export class EventListQueries {
   constructor(private readonly db: QueryRunner) {}
 
   /** A page of events in the given order (time, newest first, by default); `full` reads the whole statement. */
-  async page(filter: EventFilter, page: PageOptions, full = false): Promise<{ rows: Record<string, unknown>[]; next: string | null }> {
+  async page(unindexed: EventFilter, page: PageOptions, full = false): Promise<{ rows: Record<string, unknown>[]; next: string | null }> {
+    const filter = await withTextIndex(this.db, unindexed);
     const sort = checkSort(page.sort, Object.keys(EVENT_SORTS));
     const limit = pageLimit(page.limit);
     const after = page.after ? decodeSortCursor(page.after, sort, 2) : null;
@@ -62,7 +76,9 @@ export class EventListQueries {
       if (after && sort.dir === 'desc') hi = Math.min(hi, Math.floor(after[3] / 1000) + 1);
       if (after && sort.dir === 'asc') lo = Math.max(lo, Math.floor(after[3] / 1000));
       const order = `ORDER BY log_time ${dir}, context_id ${dir}, session_line_num ${dir}`;
-      rows = await walkWindows(lo, hi, sort.dir, limit, (start, end, wanted) => {
+      rows = await walkWindows(lo, hi, sort.dir, limit, async (start, end, wanted) => {
+        const from = eventRowsOf(filter, start, end);
+        if (from === null) return [];
         const w = eventConditions(filter, new Where(), start, end);
         if (after) {
           w.add(
@@ -70,7 +86,7 @@ export class EventListQueries {
           );
         }
         return this.db.all(
-          `SELECT ${ROW_COLUMNS}, context_id, ${statement} FROM ${withDimensions(`SELECT * FROM event_rows ${w.sql()} ${order} LIMIT ${wanted}`)} ${order}`,
+          `SELECT ${ROW_COLUMNS}, context_id, ${statement} FROM ${withDimensions(`SELECT * FROM ${from} ${w.sql()} ${order} LIMIT ${wanted}`)} ${order}`,
           w.params,
         );
       });
@@ -84,7 +100,7 @@ export class EventListQueries {
         );
       }
       rows = await this.db.all(
-        `SELECT ${ROW_COLUMNS}, context_id, ${statement}, ${key} AS _s FROM ${withDimensions(`SELECT * FROM event_rows ${w.sql()}`)}
+        `SELECT ${ROW_COLUMNS}, context_id, ${statement}, ${key} AS _s FROM ${withDimensions(`SELECT * FROM ${eventRowsOf(filter) ?? 'event_rows'} ${w.sql()}`)}
         ${outer.length ? `WHERE ${outer.join(' AND ')}` : ''}
         ORDER BY ${key} ${dir}, log_time ${dir}, context_id ${dir}, session_line_num ${dir} LIMIT ${limit + 1}`,
         w.params,
@@ -122,8 +138,10 @@ export class EventListQueries {
   }
 
   /** The `n` most frequent values of each sidebar field over the filter's events. */
-  async topValues(filter: EventFilter, n = 8): Promise<TopValues> {
+  async topValues(unindexed: EventFilter, n = 8): Promise<TopValues> {
     const limit = Math.max(1, Math.min(50, Math.floor(n)));
+    const filter = await withTextIndex(this.db, unindexed);
+    const rowsOf = eventRowsOf(filter) ?? 'event_rows';
     const w = eventConditions(filter, new Where());
     const facet = (name: string, table: string, id: string, col: string) =>
       `SELECT '${name}' AS f, d.${col} AS k, sum(p.n)::DOUBLE AS n FROM p JOIN ${table} AS d USING (${id}) WHERE d.${col} IS NOT NULL GROUP BY 2`;
@@ -133,13 +151,13 @@ export class EventListQueries {
         ['class', 'command'].includes(col) ? facet(name, 'event_kinds', 'kind_id', col) : facet(name, 'event_contexts', 'context_id', col),
       );
     const rows = await this.db.all(
-      `WITH p AS MATERIALIZED (SELECT context_id, kind_id, count(*) AS n FROM event_rows ${w.sql()} GROUP BY ALL)
+      `WITH p AS MATERIALIZED (SELECT context_id, kind_id, count(*) AS n FROM ${rowsOf} ${w.sql()} GROUP BY ALL)
       SELECT f, k, n FROM (${parts.join(' UNION ALL ')}) QUALIFY row_number() OVER (PARTITION BY f ORDER BY n DESC, k) <= ${limit} ORDER BY f, n DESC, k`,
       w.params,
     );
     const out: TopValues = Object.fromEntries(Object.keys(TOP_VALUE_FIELDS).map((k) => [k, [] as TopEntry[]]));
     for (const r of rows) out[String(r['f'])]!.push({ key: String(r['k']), n: num(r['n']) });
-    const objects = await this.db.all(`${countBy('object_name', w.sql())} ORDER BY n DESC, k LIMIT ${limit}`, w.params);
+    const objects = await this.db.all(`${countBy('object_name', w.sql(), '', rowsOf)} ORDER BY n DESC, k LIMIT ${limit}`, w.params);
     out['object'] = objects.map((r) => ({ key: String(r['k']), n: num(r['n']) }));
     return out;
   }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { generateCsvlog } from '../../bench/generate.js';
-import { AuditQueries, duckdbRunner, type EventFilter, type QueryRunner } from '../../src/query/index.js';
+import { AuditQueries, duckdbRunner, EventListQueries, type EventFilter, type QueryRunner, type SortSpec } from '../../src/query/index.js';
 import { openDatabase, type Database } from '../../src/sinks/duckdb/database.js';
 import { auditship, tempDir } from '../helpers/cli.js';
 import { Rng } from '../helpers/csvlog-gen.js';
@@ -19,6 +19,8 @@ describe('text index', () => {
   const sql: string[] = [];
   let indexed: AuditQueries;
   let scanning: AuditQueries;
+  let indexedList: EventListQueries;
+  let scanningList: EventListQueries;
   let lo = 0,
     hi = 0;
 
@@ -39,7 +41,10 @@ describe('text index', () => {
     run = { all: (s, p) => (sql.push(s), real.all(s, p)) };
     indexed = new AuditQueries(run);
     // The same queries on a store that does not say its index is complete: they scan.
-    scanning = new AuditQueries({ all: (s, p) => (/auditship_meta WHERE key = 'text_index'/.test(s) ? Promise.resolve([]) : real.all(s, p)) });
+    const unindexed: QueryRunner = { all: (s, p) => (/auditship_meta WHERE key = 'text_index'/.test(s) ? Promise.resolve([]) : real.all(s, p)) };
+    scanning = new AuditQueries(unindexed);
+    indexedList = new EventListQueries(run);
+    scanningList = new EventListQueries(unindexed);
     const [b] = await run.all('SELECT epoch_ms(min(log_time))::DOUBLE AS lo, epoch_ms(max(log_time))::DOUBLE AS hi FROM audit_events');
     [lo, hi] = [Number(b!['lo']), Number(b!['hi']) + 1];
   }
@@ -56,13 +61,28 @@ describe('text index', () => {
     throw new Error('too many pages');
   }
 
+  /** Every page of the sorted list (the UI's column sort and export). */
+  async function walkSorted(q: EventListQueries, filter: EventFilter, sort: SortSpec): Promise<string[]> {
+    const ids: string[] = [];
+    let after: string | null = null;
+    for (let pages = 0; pages < 1000; pages++) {
+      const page = await q.exportPage(filter, sort, after, 300);
+      ids.push(...page.rows.map((r) => r.id));
+      if (!page.next) return ids;
+      after = page.next;
+    }
+    throw new Error('too many pages');
+  }
+
   async function randomTerms(rng: Rng, n: number): Promise<string[]> {
     const rows = await run.all(`SELECT statement FROM event_rows WHERE statement IS NOT NULL USING SAMPLE ${n} ROWS (reservoir, 7)`);
     const terms = rows.map((r) => {
       const s = String(r['statement']);
       const from = rng.int(0, Math.max(0, s.length - 4));
       const cut = s.slice(from, from + rng.int(3, 14));
-      return Array.from(cut).map((c) => (rng.chance(0.5) ? c.toUpperCase() : c.toLowerCase())).join('');
+      return Array.from(cut)
+        .map((c) => (rng.chance(0.5) ? c.toUpperCase() : c.toLowerCase()))
+        .join('');
     });
     return [...terms, 'zq-no-such-text', 'salary_history', 'Kx9#'];
   }
@@ -77,6 +97,9 @@ describe('text index', () => {
       assert.deepEqual(ids, await walk(scanning, f), `events of ${label}`);
       assert.deepEqual(await indexed.eventsOverTime(f), await scanning.eventsOverTime(f), `chart of ${label}`);
       assert.deepEqual(await indexed.topUsers(f, 10), await scanning.topUsers(f, 10), `top users of ${label}`);
+      assert.deepEqual(await indexedList.topValues(f), await scanningList.topValues(f), `top values of ${label}`);
+      const sort: SortSpec = rng.chance(0.5) ? { by: 'time', dir: 'asc' } : { by: 'user', dir: 'desc' };
+      assert.deepEqual(await walkSorted(indexedList, f, sort), await walkSorted(scanningList, f, sort), `sorted list of ${label}`);
     }
   }
 
