@@ -101,7 +101,9 @@ export function alertMessage(a: StoredAlert, filterText?: string): AlertMessage 
       ? [`${a.matched} matching events (threshold ${a.threshold}) in the ${formatDuration(a.window_ms!)} window from ${a.window_start}.`]
       : a.window_ms !== null
         ? [`First matching event of the ${formatDuration(a.window_ms)} period from ${a.window_start} (one alert per period).`]
-        : []),
+        : a.matched > 1
+          ? [`This event and ${a.matched - 1} more matched in one commit: a rule fires at most 1000 alerts per commit (give it a cooldown).`]
+          : []),
     `Events: ${a.first_event_time ?? '?'}${a.last_event_time && a.last_event_time !== a.first_event_time ? ` – ${a.last_event_time}` : ''}`,
     ...(samples.length ? ['', samples.length > 1 ? 'Examples:' : 'Event:'] : []),
     ...samples.map(

@@ -2,6 +2,7 @@ import { ConfigError, ConnectorError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { duckdbRunner, storeQueries } from '../query/index.js';
 import { buildReport } from '../report/index.js';
+import { AlertQueries } from '../alerts/queries.js';
 import type { Database } from '../sinks/duckdb/database.js';
 import type { SavedSearch } from './saved-searches.js';
 import { startUiServer, UiServerError, type UiAuth, type UiServer } from './server.js';
@@ -25,12 +26,14 @@ export async function serveDaemonUi(
   await conn.run("SET TimeZone = 'UTC'");
   const runner = duckdbRunner(conn);
   const queries = storeQueries(runner);
+  const alerts = new AlertQueries(runner);
   const report = (o: { since: number; until: number; server?: string[] }) => buildReport(runner, o);
   let server: UiServer;
   try {
     server = await startUiServer({
       queries,
       report,
+      alerts,
       host: opts.listen.host,
       port: opts.listen.port,
       log: opts.log,

@@ -9,6 +9,8 @@ import { SOURCE_API } from './api-sources.js';
 import { EXPORTS } from './export.js';
 import type { SavedSearch } from './saved-searches.js';
 import { openGate, type UiAuth } from './gate.js';
+import { alertsHandler } from './alerts-api.js';
+import type { AlertQueries } from '../alerts/queries.js';
 import { HttpError, listen, loggableError, removeStaleSocket, send, serveStatic } from './http.js';
 
 /**
@@ -42,6 +44,8 @@ export interface UiServerOptions {
   metrics?: () => string;
   /** The config's saved searches (ui.saved_searches), at /api/saved-searches. */
   savedSearches?: SavedSearch[];
+  /** Fired alerts and their deliveries, at /api/alerts (src/alerts/queries.ts). Absent: 404. */
+  alerts?: Pick<AlertQueries, 'list'>;
 }
 
 export interface UiServer {
@@ -74,7 +78,12 @@ export async function startUiServer(opts: UiServerOptions): Promise<UiServer> {
       send(req, res, 200, 'application/json; charset=utf-8', JSON.stringify(opts.savedSearches ?? []), { 'Cache-Control': 'no-store' });
       return;
     }
-    const handler = path === '/api/report' && opts.report ? reportHandler(opts.report) : (API[path] ?? SOURCE_API[path]);
+    const handler =
+      path === '/api/report' && opts.report
+        ? reportHandler(opts.report)
+        : path === '/api/alerts' && opts.alerts
+          ? alertsHandler(opts.alerts)
+          : (API[path] ?? SOURCE_API[path]);
     const exporter = EXPORTS[path];
     if (!handler && !exporter) throw new HttpError(404, 'no such API endpoint');
     let result: unknown;

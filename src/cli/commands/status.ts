@@ -3,6 +3,7 @@ import { readDaemonStatus, type DaemonStatus } from '../../state/daemon-status.j
 import { sqlString } from '../../duckdb/sql.js';
 import { openStoreReader } from '../../sinks/duckdb/reader.js';
 import { DAMAGE_REASON_PREFIX } from '../../core/connector.js';
+import { AlertQueries, type AlertCounts, type DeadLetter } from '../../alerts/queries.js';
 import { DEFAULT_DB, defineCommand, parseCommandArgs } from '../args.js';
 import { formatTable, n, size } from '../output.js';
 
@@ -52,16 +53,21 @@ export async function status(argv: string[]): Promise<void> {
              strftime(max(dead_at), '%Y-%m-%d %H:%M:%S%z') AS last_at
       FROM es_dead_letters GROUP BY ALL ORDER BY server, sink, reason`)
       : [];
+    // Alerts: deliveries per state, and the dead letters (rule, destination, last error line).
+    const alertQueries = new AlertQueries(db);
+    const alerts = present.has('alert_outbox') ? { ...(await alertQueries.counts()), dead_letters: await alertQueries.deadLetters() } : undefined;
+    const alertJson = alerts ? { alerts } : {};
     // The daemon's counters per pipeline (its metrics, as of its last status write) under `metrics`.
     const following = daemon ? (({ metrics, ...rest }) => ({ daemon: rest, ...(metrics ? { metrics } : {}) }))(daemon) : {};
     if (!present.has('ingest_files')) {
       if (values.json) {
-        process.stdout.write(JSON.stringify({ db: db.path, tables: cursors, apps, dead_letters: dead, ...following }) + '\n');
+        process.stdout.write(JSON.stringify({ db: db.path, tables: cursors, apps, dead_letters: dead, ...alertJson, ...following }) + '\n');
         return;
       }
       printCursors(cursors);
       printApps(apps);
       printDeadLetters(dead);
+      printAlerts(alerts);
       return;
     }
     const rows = await db.all(`
@@ -90,7 +96,8 @@ export async function status(argv: string[]): Promise<void> {
     };
     if (values.json) {
       process.stdout.write(
-        JSON.stringify({ db: db.path, files: rows, totals: { ...t, ...heldBack }, tables: cursors, apps, dead_letters: dead, ...following }) + '\n',
+        JSON.stringify({ db: db.path, files: rows, totals: { ...t, ...heldBack }, tables: cursors, apps, dead_letters: dead, ...alertJson, ...following }) +
+          '\n',
       );
       return;
     }
@@ -98,6 +105,7 @@ export async function status(argv: string[]): Promise<void> {
     printApps(apps);
     if (rows.length === 0) {
       printDeadLetters(dead);
+      printAlerts(alerts);
       if (cursors.length === 0 && apps.length === 0) process.stdout.write(`${db.path}: no files ingested yet\n`);
       return;
     }
@@ -128,6 +136,7 @@ export async function status(argv: string[]): Promise<void> {
       );
     }
     printDeadLetters(dead);
+    printAlerts(alerts);
     process.stdout.write(
       `${db.path}: ${n(Number(t['events']))} audit events, ${n(Number(t['quarantined']))} quarantined records, last event ${t['last_event_time'] ?? '-'}\n`,
     );
@@ -210,6 +219,22 @@ function printDeadLetters(dead: Record<string, unknown>[]): void {
       ['server', 'sink', 'reason', 'documents', 'last'],
       dead.map((d) => [d['server'], d['sink'], d['reason'], n(Number(d['documents'])), d['last_at']]),
       60,
+    ) + '\n\n',
+  );
+}
+
+function printAlerts(alerts: (AlertCounts & { dead_letters: DeadLetter[] }) | undefined): void {
+  if (!alerts) return;
+  process.stdout.write(`alerts: ${n(alerts.pending)} deliveries pending, ${n(alerts.delivered)} delivered, ${n(alerts.dead)} dead letters\n`);
+  if (alerts.dead_letters.length === 0) {
+    process.stdout.write('\n');
+    return;
+  }
+  process.stdout.write(
+    formatTable(
+      ['rule', 'destination', 'attempts', 'fired', 'dead since', 'last error'],
+      alerts.dead_letters.map((d) => [d.rule, d.destination, n(d.attempts), d.fired_at, d.dead_at, d.last_error ?? '']),
+      100,
     ) + '\n\n',
   );
 }

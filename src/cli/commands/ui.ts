@@ -5,6 +5,7 @@ import { openStoreReader } from '../../sinks/duckdb/reader.js';
 import { createLogger } from '../../core/log.js';
 import { storeQueries } from '../../query/index.js';
 import { startUiServer, UiServerError, type UiAuth, type UiQueries } from '../../ui/index.js';
+import { AlertQueries } from '../../alerts/queries.js';
 import { DEFAULT_DB, defineCommand, parseCommandArgs } from '../args.js';
 
 export const usage = 'auditship ui [--db FILE] [--listen HOST:PORT] [--token TOKEN] [--basic-auth USER:PASSWORD] [--config FILE]';
@@ -70,6 +71,7 @@ export function authOptions(token: string | undefined, basicAuth: string | undef
 /** What the UI serves: the queries, a title, and how to let go of them. */
 export interface UiBackend {
   queries: UiQueries;
+  alerts: AlertQueries;
   /** The database as shown in the page header and the startup line. */
   title: string;
   close(): Promise<void>;
@@ -83,7 +85,7 @@ export interface UiBackend {
 export async function openUiBackend(dbPath: string): Promise<UiBackend> {
   const store = openStoreReader(dbPath);
   await store.sql('SELECT 1'); // a file that is not a DuckDB store fails here, not on the first page load
-  return { queries: storeQueries(store), title: store.path, close: () => store.close() };
+  return { queries: storeQueries(store), alerts: new AlertQueries(store), title: store.path, close: () => store.close() };
 }
 
 export async function ui(argv: string[]): Promise<void> {
@@ -98,6 +100,7 @@ export async function ui(argv: string[]): Promise<void> {
     const saved = values.config ? loadConfig(values.config).ui?.saved_searches : undefined;
     server = await startUiServer({
       queries: backend.queries,
+      alerts: backend.alerts,
       host,
       port,
       log,
