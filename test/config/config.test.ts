@@ -56,7 +56,7 @@ describe('config schema', () => {
         'pipelines.main.source.prefer_format: "xml" is not one of jsonlog, csvlog',
         'pipelines.main.source.pth: unknown key for a pg_logs source; allowed: path, server, file_glob, prefer_format, skip_active, log_timezone, max_record_bytes, batch_bytes, poll_interval_ms',
         'pipelines.main.source.skip_active: "yes" is not a boolean',
-        'verbose: unknown top-level key; allowed: pipelines, ui, metrics, redaction',
+        'verbose: unknown top-level key; allowed: pipelines, ui, metrics, redaction, alerts',
       ].sort(),
     );
   });
