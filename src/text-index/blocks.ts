@@ -5,7 +5,7 @@ import { addGrams, BITMAP_BYTES } from './grams.js';
  * rows lie in and the bitmap of their statements' trigrams. A search keeps the time ranges of the blocks that
  * may hold the term and reads only the row groups there (DuckDB skips the others by their log_time zone maps).
  */
-export const BLOCK_ROWS = 2048;
+export const BLOCK_ROWS = 4096;
 
 export interface TextBlock {
   /** Earliest and latest log time of the block's rows, epoch ms. */

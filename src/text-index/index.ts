@@ -4,5 +4,5 @@
  * bits; blocks.ts groups stored rows into blocks with their time range and bitmap. The DuckDB store keeps the
  * blocks (sinks/duckdb/text-index.ts); the queries ask it (query/queries.ts, textRanges).
  */
-export { addGrams, BITMAP_BITS, BITMAP_BYTES, BITMAP_PAGES, bitCondition, hasAll, PAGE_BITS, PAGE_BYTES, pageColumn, termBits } from './grams.js';
+export { addGrams, BITMAP_BITS, BITMAP_BYTES, bitCondition, hasAll, termBits } from './grams.js';
 export { BLOCK_ROWS, BlockBuilder, type TextBlock } from './blocks.js';

@@ -1,13 +1,12 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
-import { BITMAP_PAGES, BlockBuilder, PAGE_BYTES, pageColumn, type TextBlock } from '../../text-index/index.js';
+import { BlockBuilder, type TextBlock } from '../../text-index/index.js';
 import { profile } from '../../core/profile.js';
 import type { Logger } from '../../core/log.js';
 
 /**
  * The store's text index (src/text-index): table `text_index`, one row per block of stored pgaudit events —
- * the time range of its rows and the bitmap of their statements' n-grams, cut into BITMAP_PAGES columns of
- * type BIT (bitmap bit i is bit i % PAGE_BITS of page i / PAGE_BITS), so that a search reads only the pages
- * holding its bits. Rows
+ * the time range of its rows and the bitmap of their statements' n-grams (type BIT: bitmap bit i is the BIT's
+ * bit i). Rows
  * are added in the same transaction as the events they describe, so the index never lags the rows a reader
  * sees. A block is never changed; a statement that changes later (`<previously logged>` filled in) adds a
  * block for its rows. Rows replaced by `--force` leave their blocks (a block may only say "maybe").
@@ -15,29 +14,20 @@ import type { Logger } from '../../core/log.js';
  * `auditship_meta.text_index` = 'complete' says every stored event is covered; readers use the index only
  * then. A store made before the index gets it built once when a writer opens it (buildMissingIndex).
  */
-const PAGE_COLUMNS = Array.from({ length: BITMAP_PAGES }, (_, i) => pageColumn(i));
-
-export const TEXT_INDEX_DDL = `CREATE TABLE IF NOT EXISTS text_index (lo TIMESTAMPTZ NOT NULL, hi TIMESTAMPTZ NOT NULL, rows INTEGER NOT NULL,
-  ${PAGE_COLUMNS.map((c) => `${c} BIT NOT NULL`).join(', ')})`;
+export const TEXT_INDEX_DDL = `CREATE TABLE IF NOT EXISTS text_index (lo TIMESTAMPTZ NOT NULL, hi TIMESTAMPTZ NOT NULL, rows INTEGER NOT NULL, grams BIT NOT NULL)`;
 
 export const TEXT_INDEX_COMPLETE = 'complete';
 
-const INSERT = `INSERT INTO text_index VALUES (make_timestamp($1::BIGINT * 1000)::TIMESTAMPTZ, make_timestamp($2::BIGINT * 1000)::TIMESTAMPTZ, $3,
-  ${PAGE_COLUMNS.map((_, i) => `$${i + 4}::BLOB::BIT`).join(', ')})`;
-
-/** Stores blocks (in the caller's transaction). */
+/** Stores blocks (in the caller's transaction), in one statement. */
 export async function storeBlocks(conn: DuckDBConnection, blocks: readonly TextBlock[]): Promise<void> {
   if (blocks.length === 0) return;
   const t = performance.now();
-  const stmt = await conn.prepare(INSERT);
-  for (const b of blocks) {
-    stmt.bindBigInt(1, BigInt(Math.floor(b.lo)));
-    stmt.bindBigInt(2, BigInt(Math.floor(b.hi)));
-    stmt.bindInteger(3, b.rows);
-    const bytes = toSqlBitOrder(b.bits);
-    for (let i = 0; i < BITMAP_PAGES; i++) stmt.bindBlob(i + 4, bytes.subarray(i * PAGE_BYTES, (i + 1) * PAGE_BYTES));
-    await stmt.run();
-  }
+  const ts = (ms: number) => `make_timestamp(${Math.floor(ms) * 1000}::BIGINT)::TIMESTAMPTZ`;
+  const stmt = await conn.prepare(
+    `INSERT INTO text_index VALUES ${blocks.map((b, i) => `(${ts(b.lo)}, ${ts(b.hi)}, ${b.rows}, $${i + 1}::BLOB::BIT)`).join(', ')}`,
+  );
+  blocks.forEach((b, i) => stmt.bindBlob(i + 1, toSqlBitOrder(b.bits)));
+  await stmt.run();
   stmt.destroySync();
   profile.add('text index: store blocks', 'duckdb', performance.now() - t);
 }
