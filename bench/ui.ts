@@ -9,7 +9,7 @@
  * queries then run as `auditship ui` runs them: the database opened read-only (memory_limit 1GB, 2
  * threads), AuditQueries over one connection, each query a realistic mix of filters drawn from the data
  * (users, classes, commands, objects, outcome, time ranges; pages followed by their cursor; events opened by
- * id; free-text searches on rows of their own). The facet cache is bypassed: every facets call is cold. Prints p50/p95/max per
+ * id; free-text searches on rows of their own, common words and selective terms apart). The facet cache is bypassed: every facets call is cold. Prints p50/p95/max per
  * query kind and a final JSON line.
  */
 import { existsSync } from 'node:fs';
@@ -111,8 +111,12 @@ async function main(): Promise<void> {
     if (k === 4) f.outcome = 'error';
     return f;
   };
-  // Free text is a scan of every statement in the range (no text index): measured on its own rows.
+  // Free text, measured on rows of its own: the words above (six of eight are in nearly every block of 4,096
+  // events — SQL keywords, table names — so the text index cannot narrow them), and selective terms of the kind
+  // people look for (an id, an address, a name, a word that is nowhere), which it narrows.
   const textFilter = (): EventFilter => ({ ...range(), text: rng.pick(words) });
+  const selective = ['salary', 'invoice', '2382417', 'tmp_import_9507', '10.1.2.3', 'zzz-no-match'];
+  const selectiveFilter = (): EventFilter => ({ ...range(), text: rng.pick(selective) });
   const kinds: Record<string, (i: number) => Promise<unknown>> = {
     facets: () => fresh().facets(),
     'events, first page': () => q.listEvents(randomFilter(), { limit: 50 }),
@@ -141,6 +145,9 @@ async function main(): Promise<void> {
     'free text: events, first page': () => q.listEvents(textFilter(), { limit: 50 }),
     'free text: chart over time': () => q.eventsOverTime(textFilter()),
     'free text: top users': () => q.topUsers(textFilter(), 10),
+    'free text, selective: first page': () => q.listEvents(selectiveFilter(), { limit: 50 }),
+    'free text, selective: chart': () => q.eventsOverTime(selectiveFilter()),
+    'free text, selective: top users': () => q.topUsers(selectiveFilter(), 10),
   };
   const results: { query: string; runs: number; p50: number; p95: number; max: number }[] = [];
   process.stderr.write(
@@ -169,8 +176,14 @@ async function main(): Promise<void> {
   }
   const worst = Math.max(...results.filter((r) => !r.query.startsWith('free text')).map((r) => r.p95));
   const worstText = Math.max(...results.filter((r) => r.query.startsWith('free text')).map((r) => r.p95));
-  process.stdout.write(`\nworst p95 without free text: ${worst.toFixed(1)} ms; with free text: ${worstText.toFixed(1)} ms (target ≤ 300 ms)\n`);
-  process.stdout.write(JSON.stringify({ events: Number(count!['n']), runs: args.runs, results, worstP95: worst, worstP95FreeText: worstText }) + '\n');
+  const worstSelective = Math.max(...results.filter((r) => r.query.startsWith('free text, selective')).map((r) => r.p95));
+  process.stdout.write(
+    `\nworst p95 without free text: ${worst.toFixed(1)} ms; with free text: ${worstText.toFixed(1)} ms; selective terms: ${worstSelective.toFixed(1)} ms (target ≤ 300 ms)\n`,
+  );
+  process.stdout.write(
+    JSON.stringify({ events: Number(count!['n']), runs: args.runs, results, worstP95: worst, worstP95FreeText: worstText, worstP95Selective: worstSelective }) +
+      '\n',
+  );
 }
 
 await main();
