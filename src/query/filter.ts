@@ -15,7 +15,8 @@ export function parseTime(value: string, name: string): number {
   return ms;
 }
 
-function list(params: FilterParams, name: string): string[] | undefined {
+/** A list parameter: repeatable or comma-separated, trimmed, distinct; undefined when empty. */
+export function listParam(params: FilterParams, name: string): string[] | undefined {
   const values = params
     .getAll(name)
     .flatMap((v) => v.split(','))
@@ -26,12 +27,7 @@ function list(params: FilterParams, name: string): string[] | undefined {
 
 /** Reads an EventFilter from URL parameters; throws Error with a one-line message for a malformed value. */
 export function parseFilter(params: FilterParams): EventFilter {
-  const f: EventFilter = {};
-  const from = params.get('from');
-  const to = params.get('to');
-  if (from) f.from = parseTime(from, 'from');
-  if (to) f.to = parseTime(to, 'to');
-  if (f.from !== undefined && f.to !== undefined && f.from >= f.to) throw new Error('from must be earlier than to');
+  const f: EventFilter = parseRangeAndText(params);
   for (const [key, name] of [
     ['server', 'server'],
     ['user', 'user'],
@@ -41,7 +37,7 @@ export function parseFilter(params: FilterParams): EventFilter {
     ['class', 'class'],
     ['command', 'command'],
   ] as const) {
-    const v = list(params, name);
+    const v = listParam(params, name);
     if (v) f[key] = key === 'class' || key === 'command' ? v.map((x) => x.toUpperCase()) : v;
   }
   const object = params.get('object')?.trim();
@@ -51,6 +47,17 @@ export function parseFilter(params: FilterParams): EventFilter {
     if (outcome !== 'success' && outcome !== 'error') throw new Error(`outcome: "${outcome.slice(0, 20)}" is not success, error or any`);
     f.outcome = outcome;
   }
+  return f;
+}
+
+/** The keys every source's filter takes: from, to (ISO-8601 or epoch ms) and q (free text). */
+export function parseRangeAndText(params: FilterParams): { from?: number; to?: number; text?: string } {
+  const f: { from?: number; to?: number; text?: string } = {};
+  const from = params.get('from');
+  const to = params.get('to');
+  if (from) f.from = parseTime(from, 'from');
+  if (to) f.to = parseTime(to, 'to');
+  if (f.from !== undefined && f.to !== undefined && f.from >= f.to) throw new Error('from must be earlier than to');
   const q = params.get('q');
   if (q && q.trim()) {
     if (q.length > MAX_TEXT) throw new Error(`q: longer than ${MAX_TEXT} characters`);

@@ -1,4 +1,4 @@
-import { parseTime } from './filter.js';
+import { listParam as list, parseRangeAndText as common } from './filter.js';
 import type { AppEventFilter, ChangeFilter } from './types.js';
 
 /**
@@ -6,32 +6,6 @@ import type { AppEventFilter, ChangeFilter } from './types.js';
  * from, to (ISO-8601 or epoch ms), lists (repeatable or comma-separated) and q (free text). A malformed value
  * throws Error with a one-line message.
  */
-
-const MAX_TEXT = 1000;
-
-function list(params: URLSearchParams, name: string): string[] | undefined {
-  const values = params
-    .getAll(name)
-    .flatMap((v) => v.split(','))
-    .map((v) => v.trim())
-    .filter((v) => v !== '');
-  return values.length ? [...new Set(values)] : undefined;
-}
-
-function common(params: URLSearchParams): { from?: number; to?: number; text?: string } {
-  const f: { from?: number; to?: number; text?: string } = {};
-  const from = params.get('from');
-  const to = params.get('to');
-  if (from) f.from = parseTime(from, 'from');
-  if (to) f.to = parseTime(to, 'to');
-  if (f.from !== undefined && f.to !== undefined && f.from >= f.to) throw new Error('from must be earlier than to');
-  const q = params.get('q');
-  if (q && q.trim()) {
-    if (q.length > MAX_TEXT) throw new Error(`q: longer than ${MAX_TEXT} characters`);
-    f.text = q.trim();
-  }
-  return f;
-}
 
 /** The parameters a row-changes filter takes. */
 export const CHANGE_FILTER_KEYS = ['from', 'to', 'server', 'schema', 'table', 'action', 'user', 'q'];
