@@ -1,5 +1,5 @@
 import type { ReportData } from './build.js';
-import { barList, dayChart, esc, fmt, htmlTable, mdTable } from './render.js';
+import { barList, dayChart, esc, fmt, htmlTable, mdTable } from './parts.js';
 
 /** The report's sections of row changes and application events, in Markdown and HTML (render.ts writes the rest). */
 
