@@ -90,7 +90,7 @@ export async function runFollow(pipelines: PipelineConfig[], log: Logger, signal
       }
     }
     // Alerts the pipelines' commits fire are delivered from here, beside them (src/alerts/delivery.ts).
-    if (pipelines.some((p) => p.alerts)) alertWorkers = await (await import('../alerts/workers.js')).startDeliveryWorkers(dbs, pipelines, log);
+    if (pipelines.some((p) => p.alerts)) alertWorkers = await (await import('./alerts.js')).startDeliveryWorkers(dbs, pipelines, log);
     // Other processes read each database through its read socket (opened with it); the UI on TCP, when
     // asked, for the first database of pgaudit events.
     let tcp = options.uiListen;

@@ -32,7 +32,7 @@ import type { Job } from './job.js';
 import { followLogs } from './follow-logs.js';
 import { LogWatch } from '../sources/pg-logs/watch.js';
 import { noProgress } from '../core/progress.js';
-import { attachAlerts } from '../alerts/attach.js';
+import { attachAlerts } from './alerts.js';
 
 export type { RunSummary } from './summary.js';
 

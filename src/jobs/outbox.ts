@@ -4,7 +4,7 @@ import { sinkAnchorer } from './anchor.js';
 import { databaseSettings, duckdbSinkOf, sinksOfType, sourceOfType } from '../connectors.js';
 import { outboxSourceConfig, type AppTableConfig } from '../sources/sql-outbox/config.js';
 import { ConnectorError } from '../core/errors.js';
-import { attachAlerts } from '../alerts/attach.js';
+import { attachAlerts } from './alerts.js';
 import type { Logger } from '../core/log.js';
 import type { PipelineMeter } from '../core/meter.js';
 import { AppEventsSink, fingerprint, type AppEvent, type AppQuarantined, type StagedEvents } from '../sinks/duckdb/app-events.js';

@@ -31,7 +31,7 @@ import type { IngestOptions, RunSummary } from './ingest.js';
 import type { Job } from './job.js';
 import { followLogs } from './follow-logs.js';
 import { noProgress } from '../core/progress.js';
-import { attachAlerts } from '../alerts/attach.js';
+import { attachAlerts } from './alerts.js';
 
 /**
  * Runs an rds_logs pipeline once. File by file, oldest first: download the completed file (checked

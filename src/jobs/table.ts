@@ -16,7 +16,7 @@ import { PgAuditTableSource, type RawRow, type TableBatch, type TableCursor } fr
 import type { Job } from './job.js';
 import type { TableRunSummary } from './summary.js';
 import { Backoff, sleep } from '../core/retry.js';
-import { attachAlerts } from '../alerts/attach.js';
+import { attachAlerts } from './alerts.js';
 
 /**
  * Runs a pg_audit_table pipeline: read rows after the cursor, store them with the cursor in one DuckDB

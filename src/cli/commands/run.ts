@@ -122,7 +122,7 @@ export async function run(argv: string[]): Promise<void> {
   // Alerts the runs fired (and earlier ones left pending) are delivered now, for at most alerts.delivery.run_deadline_ms.
   if (!signal.aborted && pipelines.some((p) => p.alerts)) {
     try {
-      await (await import('../../alerts/workers.js')).deliverAfterRun(pipelines, log);
+      await (await import('../../jobs/alerts.js')).deliverAfterRun(pipelines, log);
     } catch (err) {
       if (!isExpected(err)) throw err;
       process.stderr.write(`auditship: alerts could not be delivered (they stay pending for the next run): ${err.message}\n`);
