@@ -18,6 +18,16 @@ import type { AlertRule, PipelineAlerts } from './config.js';
 import { conditionSql, groupKeySql, SOURCES, TX_LOCAL_ROWID, type AlertSource } from './rules.js';
 import { ensureAlertTables, transactionRowsVisible } from './store.js';
 import { ConnectorError } from '../core/errors.js';
+import { bitCondition, termBits } from '../text-index/index.js';
+
+/** The statements that evaluate one source's rules in a commit. */
+interface SourceSql {
+  source: AlertSource;
+  hits: string | null;
+  groups: string | null;
+  perEvent: number[];
+  bucketed: number[];
+}
 
 /** What a DuckDB sink calls in its open transaction just before it commits (sinks know no more of alerts). */
 export interface CommitHook {
@@ -40,7 +50,11 @@ const us = (ms: number | null) => (ms === null ? 'NULL' : String(ms * 1000));
 
 /** The rules of a pipeline for the sources its DuckDB sink commits, as SQL; null when none apply. */
 export class AlertEvaluator implements CommitHook {
-  private readonly bySource: { source: AlertSource; hits: string | null; groups: string | null; perEvent: number[]; bucketed: number[] }[];
+  private readonly bySource: SourceSql[];
+  /** pgaudit rules with a text: the text index's bits the blocks of a commit must have for the rule to match. */
+  private readonly textRules: { rule: number; bits: number[] }[];
+  /** The statements of the pgaudit source without the rules the text index ruled out, by the rules left out. */
+  private readonly narrowed = new Map<string, SourceSql>();
   private readonly rulesValues: string;
   private readonly destValues: string;
   /** Alerts fired by the commits of this evaluator (after they committed or not: a count for logs and tests). */
@@ -59,16 +73,11 @@ export class AlertEvaluator implements CommitHook {
       .join(', ')}) AS rr(r, rule, source, threshold, bucket_us, cooldown_us, per_event)`;
     const bySource = new Map<AlertSource, number[]>();
     rules.forEach((r, i) => bySource.set(r.source, [...(bySource.get(r.source) ?? []), i]));
-    this.bySource = [...bySource].map(([source, idx]) => {
-      const perEvent = idx.filter((i) => rules[i]!.windowMs === null && rules[i]!.cooldownMs === null);
-      const bucketed = idx.filter((i) => rules[i]!.windowMs !== null || rules[i]!.cooldownMs !== null);
-      return {
-        source,
-        hits: perEvent.length ? `INSERT INTO alert_hits SELECT r, t, rid, gkey FROM (${keyedMatches(source, perEvent, rules)})` : null,
-        groups: bucketed.length ? groupsSql(source, bucketed, rules, sqlString(pipeline), this.rulesValues) : null,
-        perEvent,
-        bucketed,
-      };
+    this.bySource = [...bySource].map(([source, idx]) => this.sourceSql(source, idx));
+    this.textRules = rules.flatMap((r, rule) => {
+      const text = r.source === 'pgaudit' ? r.filter.pgaudit?.text : undefined;
+      const bits = text ? termBits(text) : [];
+      return bits.length ? [{ rule, bits }] : [];
     });
     this.destValues = `(VALUES ${rules.flatMap((r) => r.to.map((d) => `(${sqlString(r.name)}, ${sqlString(d)})`)).join(', ')}) AS d(rule, destination)`;
   }
@@ -101,13 +110,47 @@ export class AlertEvaluator implements CommitHook {
     return new AlertEvaluator(pipeline, rules);
   }
 
+  private sourceSql(source: AlertSource, idx: number[]): SourceSql {
+    const rules = this.rules;
+    const perEvent = idx.filter((i) => rules[i]!.windowMs === null && rules[i]!.cooldownMs === null);
+    const bucketed = idx.filter((i) => rules[i]!.windowMs !== null || rules[i]!.cooldownMs !== null);
+    return {
+      source,
+      hits: perEvent.length ? `INSERT INTO alert_hits SELECT r, t, rid, gkey FROM (${keyedMatches(source, perEvent, rules)})` : null,
+      groups: bucketed.length ? groupsSql(source, bucketed, rules, sqlString(this.pipeline), this.rulesValues) : null,
+      perEvent,
+      bucketed,
+    };
+  }
+
+  /**
+   * The statements of this commit: a pgaudit rule with a text is left out when no block of the text index this
+   * transaction wrote (one per stored batch, and per batch of statements filled in) may hold the text — then no
+   * row of the commit can match it, and its regexp over every new statement is saved.
+   */
+  private async commitSql(conn: DuckDBConnection): Promise<SourceSql[]> {
+    if (this.textRules.length === 0) return this.bySource;
+    const maybe = this.textRules.map(({ bits }) => `coalesce(bool_or(${bits.map(bitCondition).join(' AND ')}), false)`).join(', ');
+    const [row] = (await conn.runAndReadAll(`SELECT ${maybe} FROM text_index WHERE rowid >= ${TX_LOCAL_ROWID}`)).getRows();
+    const out = this.textRules.filter((_, i) => row?.[i] !== true).map(({ rule }) => rule);
+    if (out.length === 0) return this.bySource;
+    const key = out.join(',');
+    let pg = this.narrowed.get(key);
+    if (!pg) {
+      const idx = this.rules.flatMap((r, i) => (r.source === 'pgaudit' && !out.includes(i) ? [i] : []));
+      pg = this.sourceSql('pgaudit', idx);
+      this.narrowed.set(key, pg);
+    }
+    return this.bySource.map((s) => (s.source === 'pgaudit' ? pg : s));
+  }
+
   async beforeCommit(conn: DuckDBConnection): Promise<void> {
     const t = profile.enabled ? performance.now() : 0;
     // The connection's own temporary tables; created in the transaction (a rollback takes them too), so each time.
     await conn.run(TEMP_DDL);
     const p = sqlString(this.pipeline);
     let fired = false;
-    for (const src of this.bySource) {
+    for (const src of await this.commitSql(conn)) {
       const hits = src.hits ? Number((await conn.run(src.hits)).rowsChanged) : 0;
       const groups = src.groups ? Number((await conn.run(src.groups)).rowsChanged) : 0;
       if (hits + groups === 0) continue;

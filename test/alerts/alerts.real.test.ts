@@ -136,6 +136,9 @@ describe('alert rules on real PostgreSQL', () => {
       '    - { name: failed-logins, source: logon_failures, count: 5, window: 1d, by: user, to: hook }',
       '    - { name: account-deletes, source: row_changes, filter: "table=public.accounts&action=DELETE", to: hook }',
       '    - { name: mallory-deletes, source: app_events, filter: "actor=mallory&operation=DELETE", to: hook }',
+      // Text rules: one the text index lets through, one it rules out for every commit (nothing holds it).
+      '    - { name: amount-text, source: pgaudit, filter: "text=AMOUNT Numeric", to: hook }',
+      '    - { name: absent-text, source: pgaudit, filter: "text=no such words anywhere", to: hook }',
     ]);
     const r = await runCli(['run', '--config', config]);
     assert.equal(r.code, 0, r.stderr);
@@ -165,7 +168,15 @@ describe('alert rules on real PostgreSQL', () => {
       of('mallory-deletes').map((a) => String(a['event_id']).split('/')[2]),
       ['1', '4'],
     );
-    assert.equal(alerts.length, salary.length + 1 + 1 + 2);
+    // Text: the events whose statement holds the text, in any case; none for the text nowhere.
+    const amount = await queryCli(
+      db1(),
+      `SELECT server || '/' || session_id || '/' || session_line_num AS id FROM audit_logs WHERE regexp_matches(statement, 'amount numeric', 'i')`,
+    );
+    assert.ok(amount.length >= 1, 'the workload logged the CREATE TABLE of salary');
+    assert.deepEqual(strings(of('amount-text'), 'event_id'), strings(amount, 'id'));
+    assert.deepEqual(of('absent-text'), []);
+    assert.equal(alerts.length, salary.length + 1 + 1 + 2 + amount.length);
 
     // Every alert reached the receiver, after its failures, once per idempotency key.
     const got = rx.unique();
