@@ -13,7 +13,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { sqlString } from '../duckdb/sql.js';
 import { profile } from '../core/profile.js';
-import type { Database } from '../sinks/duckdb/database.js';
+import { timedRun, type Database } from '../sinks/duckdb/database.js';
 import type { AlertRule, PipelineAlerts } from './config.js';
 import { conditionSql, groupKeySql, SOURCES, TX_LOCAL_ROWID, type AlertSource } from './rules.js';
 import { ensureAlertTables, transactionRowsVisible } from './store.js';
@@ -145,50 +145,65 @@ export class AlertEvaluator implements CommitHook {
   }
 
   async beforeCommit(conn: DuckDBConnection): Promise<void> {
-    const t = profile.enabled ? performance.now() : 0;
     // The connection's own temporary tables; created in the transaction (a rollback takes them too), so each time.
-    await conn.run(TEMP_DDL);
+    await profile.time('alerts: temporary tables', 'duckdb', () => conn.run(TEMP_DDL));
     const p = sqlString(this.pipeline);
     let fired = false;
-    for (const src of await this.commitSql(conn)) {
-      const hits = src.hits ? Number((await conn.run(src.hits)).rowsChanged) : 0;
-      const groups = src.groups ? Number((await conn.run(src.groups)).rowsChanged) : 0;
+    for (const src of await profile.time('alerts: text index rules out text rules', 'duckdb', () => this.commitSql(conn))) {
+      const run = async (step: string, sql: string | null) =>
+        sql ? Number((await profile.time(`alerts: ${step} (${src.source})`, 'duckdb', () => conn.run(sql))).rowsChanged) : 0;
+      const hits = await run('match rules per event', src.hits);
+      const groups = await run('count thresholds and cooldowns', src.groups);
       if (hits + groups === 0) continue;
       fired = true;
       const s = SOURCES[src.source];
       const rr = this.rulesValues;
       const perEvent = src.perEvent.join(', ');
-      // The events an alert names or shows: those of the alerts per event, and the first three of each window that fires.
+      // The events an alert names or shows: those of the alerts per event, and the first and the last of each window that fires.
       const ranked = `SELECT h.*, row_number() OVER (PARTITION BY h.r ORDER BY h.t, h.rid) AS rn, count(*) OVER (PARTITION BY h.r) AS total
         FROM alert_hits AS h WHERE h.r IN (${perEvent})`;
-      if (hits) await conn.run(`INSERT INTO alert_rids SELECT rid FROM (${ranked}) WHERE rn <= ${MAX_EVENT_ALERTS + 1}`);
+      if (hits) await timedRun(conn, 'alerts: fire: events named', `INSERT INTO alert_rids SELECT rid FROM (${ranked}) WHERE rn <= ${MAX_EVENT_ALERTS + 1}`);
       if (groups)
-        await conn.run(`INSERT INTO alert_rids SELECT unnest(g.sample_rids) FROM alert_groups AS g JOIN ${rr} ON rr.r = g.r
-          WHERE g.prev < rr.threshold AND g.prev + g.cnt >= rr.threshold`);
-      await conn.run(`INSERT INTO alert_rows ${s.rows('rowid IN (SELECT rid FROM alert_rids)')}`);
+        await timedRun(
+          conn,
+          'alerts: fire: events named',
+          `INSERT INTO alert_rids SELECT unnest(g.sample_rids) FROM alert_groups AS g JOIN ${rr} ON rr.r = g.r
+          WHERE g.prev < rr.threshold AND g.prev + g.cnt >= rr.threshold`,
+        );
+      await timedRun(conn, 'alerts: fire: their rows', `INSERT INTO alert_rows ${s.rows('rowid IN (SELECT rid FROM alert_rids)')}`);
       if (hits) {
-        const r = await conn.run(`INSERT OR IGNORE INTO alerts
+        const r = await timedRun(
+          conn,
+          'alerts: fire: per event',
+          `INSERT OR IGNORE INTO alerts
           SELECT sha256(rr.rule || chr(31) || x.ident), rr.rule, rr.source, ${p}, x.srv, h.gkey, NULL, NULL, h.t, h.t,
                  CASE WHEN h.rn > ${MAX_EVENT_ALERTS} THEN h.total - ${MAX_EVENT_ALERTS} ELSE 1 END, 1, x.ident, '[' || x.sample || ']', now()
           FROM (${ranked}) AS h JOIN alert_rows AS x ON x.rid = h.rid JOIN ${rr} ON rr.r = h.r
-          WHERE h.rn <= ${MAX_EVENT_ALERTS + 1}`);
+          WHERE h.rn <= ${MAX_EVENT_ALERTS + 1}`,
+        );
         this.fired += Number(r.rowsChanged);
       }
       if (groups) await this.fireGroups(conn, p);
-      await conn.run('DELETE FROM alert_hits; DELETE FROM alert_rids; DELETE FROM alert_rows; DELETE FROM alert_groups');
+      await timedRun(conn, 'alerts: fire: clear', 'DELETE FROM alert_hits; DELETE FROM alert_rids; DELETE FROM alert_rows; DELETE FROM alert_groups');
     }
     if (fired)
-      await conn.run(`INSERT OR IGNORE INTO alert_outbox
+      await timedRun(
+        conn,
+        'alerts: outbox',
+        `INSERT OR IGNORE INTO alert_outbox
         SELECT a.alert_id, d.destination, 'pending', 0, now(), NULL, now(), now(), NULL
         FROM alerts AS a JOIN ${this.destValues} ON d.rule = a.rule
-        WHERE a.rowid >= ${TX_LOCAL_ROWID} AND a.pipeline = ${p}`);
-    if (profile.enabled) profile.add('alerts: evaluate rules', 'duckdb', performance.now() - t);
+        WHERE a.rowid >= ${TX_LOCAL_ROWID} AND a.pipeline = ${p}`,
+      );
   }
 
   private async fireGroups(conn: DuckDBConnection, p: string): Promise<void> {
     const rr = this.rulesValues;
     // One alert per key and window (or cooldown period, which holds whole windows): the first window to reach the count.
-    const fired = await conn.run(`INSERT OR IGNORE INTO alerts
+    const fired = await timedRun(
+      conn,
+      'alerts: fire: thresholds',
+      `INSERT OR IGNORE INTO alerts
       SELECT id, rule, source, ${p}, srv, gkey, ws, bucket_us // 1000, coalesce(least(prev_first, first_t), first_t), last_t, prev + cnt, threshold, NULL,
              samples, now()
       FROM (
@@ -201,18 +216,27 @@ export class AlertEvaluator implements CommitHook {
         FROM alert_groups AS g JOIN ${rr} ON rr.r = g.r
         WHERE g.prev < rr.threshold AND g.prev + g.cnt >= rr.threshold
         QUALIFY row_number() OVER (PARTITION BY id ORDER BY g.ws) = 1
-      )`);
+      )`,
+    );
     this.fired += Number(fired.rowsChanged);
-    await conn.run(`INSERT INTO alert_windows
+    await timedRun(
+      conn,
+      'alerts: fire: window counts',
+      `INSERT INTO alert_windows
       SELECT ${p}, rr.rule, g.gkey, g.ws, g.cnt, g.first_t, g.last_t FROM alert_groups AS g JOIN ${rr} ON rr.r = g.r
       ON CONFLICT (pipeline, rule, group_key, window_start) DO UPDATE SET events = alert_windows.events + excluded.events,
-        first_time = least(alert_windows.first_time, excluded.first_time), last_time = greatest(alert_windows.last_time, excluded.last_time)`);
+        first_time = least(alert_windows.first_time, excluded.first_time), last_time = greatest(alert_windows.last_time, excluded.last_time)`,
+    );
     // Windows long past (by event time) are no longer needed: a late event there starts a count again, and an
     // alert it could fire has the id of the one that fired then.
-    await conn.run(`DELETE FROM alert_windows AS w USING ${rr}
+    await timedRun(
+      conn,
+      'alerts: fire: forget old windows',
+      `DELETE FROM alert_windows AS w USING ${rr}
       WHERE w.pipeline = ${p} AND w.rule = rr.rule
         AND w.window_start < (SELECT max(last_t) FROM alert_groups) - to_microseconds(2 * greatest(rr.bucket_us, coalesce(rr.cooldown_us, 0)) + 86400000000)
-        AND (w.rule, w.group_key, w.window_start) NOT IN (SELECT rr2.rule, g.gkey, g.ws FROM alert_groups AS g JOIN ${rr.replace(' AS rr(', ' AS rr2(')} ON rr2.r = g.r)`);
+        AND (w.rule, w.group_key, w.window_start) NOT IN (SELECT rr2.rule, g.gkey, g.ws FROM alert_groups AS g JOIN ${rr.replace(' AS rr(', ' AS rr2(')} ON rr2.r = g.r)`,
+    );
   }
 }
 
@@ -237,19 +261,25 @@ function keyedMatches(source: AlertSource, idx: number[], rules: AlertRule[]): s
 
 /**
  * Threshold rules and cooldowns in one pass: this commit's matching events counted per rule, key and window (the
- * first three kept as samples), with what earlier commits counted there (alert_windows). The count is taken by
- * the key's raw columns first (pgaudit: context and kind ids), so that only those groups are joined and keyed.
+ * first and the last kept as samples: scalar aggregates; the first three, a list per group, cost 50 % more), with
+ * what earlier commits counted there (alert_windows). The count is taken by the key's raw columns first (pgaudit:
+ * context and kind ids, the object name only when a rule groups by it), so that only those groups are joined and
+ * keyed.
  */
 function groupsSql(source: AlertSource, idx: number[], rules: AlertRule[], p: string, rulesValues: string): string {
   const s = SOURCES[source];
   const width = `CASE r ${idx.map((i) => `WHEN ${i} THEN ${(rules[i]!.windowMs ?? rules[i]!.cooldownMs!) * 1000}`).join(' ')} END`;
-  const partial = `SELECT r, ${s.keyColumns.join(', ')}, time_bucket(to_microseconds(${width}), t) AS ws, count(*) AS cnt, min(t) AS first_t,
-      max(t) AS last_t, min_by({'t': t, 'rid': rid}, t, 3) AS firsts
+  // A key column no rule groups by is left out of the first count (pgaudit's object name: a group per object).
+  const used = new Set(idx.flatMap((i) => rules[i]!.by.map((b) => s.column[b])));
+  const cols = s.keyColumns.filter((c) => !(source === 'pgaudit' && c === 'object_name') || used.has(c));
+  const partial = `SELECT r, ${cols.join(', ')}, time_bucket(to_microseconds(${width}), t) AS ws, count(*) AS cnt, min(t) AS first_t,
+      max(t) AS last_t, arg_min(rid, t) AS first_rid, arg_max(rid, t) AS last_rid
     FROM (${matchesSql(source, idx, rules)}) GROUP BY ALL`;
   return `INSERT INTO alert_groups
     SELECT g.*, coalesce(w.events, 0), w.first_time FROM (
       SELECT r, ${keyCase(source, idx, rules)} AS gkey, ws, sum(cnt)::BIGINT, min(first_t), max(last_t),
-             list_transform(list_sort(flatten(list(firsts)))[1:3], x -> x.rid)
+             CASE WHEN arg_min(first_rid, first_t) = arg_max(last_rid, last_t) THEN [arg_min(first_rid, first_t)]
+               ELSE [arg_min(first_rid, first_t), arg_max(last_rid, last_t)] END
       FROM (${s.keyed ? s.keyed(partial) : partial}) GROUP BY ALL
     ) AS g JOIN ${rulesValues} ON rr.r = g.r
     LEFT JOIN alert_windows AS w ON w.pipeline = ${p} AND w.rule = rr.rule AND w.group_key = g.gkey AND w.window_start = g.ws`;
