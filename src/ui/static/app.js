@@ -2,7 +2,7 @@
 // and SVG charts that follow the filters. Everything the server sends is rendered as text.
 import { classColor, drawTimeSeries, drawTopBars, legend } from './charts.js';
 import { clear, fmtDuration, fmtInt, fmtTime, fromInputValue, h, highlighted, parseTime, toInputValue } from './dom.js';
-import { cell, createTail, exportHref, nextSort, renderColumnChooser, renderHead, renderTopValues, shownColumns } from './event-tools.js';
+import { cell, createTail, exportHref, renderColumnChooser, renderHead, renderTopValues, shownColumns, sortedParams } from './event-tools.js';
 
 const PAGE_SIZE = 50;
 const RANGES = { '1h': 3600e3, '24h': 86400e3, '7d': 7 * 86400e3, '30d': 30 * 86400e3, all: null };
@@ -698,15 +698,7 @@ function renderEventTools() {
   renderHead($('head-row'), shownColumns(), sortOf(), (by) => {
     const p = new URLSearchParams(state.hash);
     p.delete('ev');
-    const next = nextSort(sortOf(), by);
-    if (next.by === 'time' && next.dir === 'desc') {
-      p.delete('sort');
-      p.delete('dir');
-    } else {
-      p.set('sort', next.by);
-      p.set('dir', next.dir);
-    }
-    navigate(p);
+    navigate(sortedParams(p, sortOf(), by));
   });
   const params = listParams();
   $('export-csv').dataset.href = exportHref('/api/export', params, 'csv');

@@ -83,6 +83,19 @@ export function nextSort(current, by) {
   return { by, dir: by === 'time' ? 'desc' : 'asc' };
 }
 
+/** The hash parameters after a click on the header of `by`: the next sort, left out when it is the default. */
+export function sortedParams(params, current, by) {
+  const next = nextSort(current, by);
+  if (next.by === 'time' && next.dir === 'desc') {
+    params.delete('sort');
+    params.delete('dir');
+  } else {
+    params.set('sort', next.by);
+    params.set('dir', next.dir);
+  }
+  return params;
+}
+
 /** The cell of a column for an event row. */
 export function cell(c, r, { q, classChip, outcomeBadge }) {
   switch (c.key) {

@@ -4,7 +4,7 @@
 // change, the diff of its fields). Everything the server sends is rendered as text.
 import { classColor, drawTimeSeries, drawTopBars, legend } from './charts.js';
 import { fmtInt, fmtTime, h, highlighted, parseTime } from './dom.js';
-import { exportHref, nextSort } from './event-tools.js';
+import { exportHref, sortedParams } from './event-tools.js';
 
 const PAGE_SIZE = 50;
 const RANGES = { '1h': 3600e3, '24h': 86400e3, '7d': 7 * 86400e3, '30d': 30 * 86400e3, all: null };
@@ -336,16 +336,7 @@ function renderHead(view, hash) {
         active ? (sort.dir === 'asc' ? ' ▲' : ' ▼') : '',
       );
       b.addEventListener('click', () => {
-        const p = readHash();
-        const next = nextSort(sort, c.sort);
-        if (next.by === 'time' && next.dir === 'desc') {
-          p.delete('sort');
-          p.delete('dir');
-        } else {
-          p.set('sort', next.by);
-          p.set('dir', next.dir);
-        }
-        navigate(p);
+        navigate(sortedParams(readHash(), sort, c.sort));
       });
       return h('th', { class: c.cls, 'aria-sort': active ? (sort.dir === 'asc' ? 'ascending' : 'descending') : undefined }, b);
     }),
