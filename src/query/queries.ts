@@ -150,8 +150,11 @@ export type IndexedFilter = EventFilter & { textRanges?: [number, number][] };
 /** The filter with the text index's answer for its text, when the store's index can narrow the search. */
 export async function withTextIndex(db: QueryRunner, f: EventFilter): Promise<IndexedFilter> {
   if (!f.text) return f;
-  const [meta] = await db.all(`SELECT value FROM auditship_meta WHERE key = 'text_index'`);
-  if (meta?.['value'] !== 'complete') return f;
+  // The index covers every row unless an auditship from before it wrote to the store since: then there are more
+  // rows than the blocks describe (blocks count every row of a batch, even one skipped as stored).
+  const [meta] = await db.all(`SELECT value, (SELECT coalesce(sum(rows), 0) FROM text_index) >= (SELECT count(*) FROM event_rows) AS covered
+    FROM auditship_meta WHERE key = 'text_index'`);
+  if (meta?.['value'] !== 'complete' || meta['covered'] !== true) return f;
   const ranges = await textRanges(db, f.text, f.from, f.to);
   return ranges ? { ...f, textRanges: ranges } : f;
 }

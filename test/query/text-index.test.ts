@@ -133,6 +133,17 @@ describe('text index', () => {
     assert.ok(!sql.some((s) => s.includes('regexp_matches')), 'the index ruled out every block');
   });
 
+  test('rows an auditship from before the index wrote later are found: the index is not used then', async () => {
+    await db.close();
+    const w = await openDatabase(`${tmp.dir}/a.duckdb`, { threads: 2 });
+    await w.connection.run(`INSERT INTO event_rows SELECT * REPLACE (log_time + INTERVAL 1 SECOND AS log_time, session_line_num + 1000000 AS session_line_num,
+      'SELECT 1 -- zq written by an older version' AS statement) FROM event_rows LIMIT 1`);
+    await w.close();
+    await open();
+    assert.equal((await walk(indexed, { text: 'zq WRITTEN by an older' })).length, 1);
+    assert.equal((await indexed.eventsOverTime({ text: 'zq WRITTEN by an older' })).points.length, 1);
+  });
+
   test('a store made before the index gets it built when a writer opens it; the answers stay the same', async () => {
     await db.close();
     const w = await openDatabase(`${tmp.dir}/a.duckdb`, { threads: 2 });
