@@ -28,11 +28,19 @@ export class BlockBuilder {
 
   constructor(private readonly blockRows = BLOCK_ROWS) {}
 
+  /**
+   * Statements of the current block's packed rows whose n-grams are set, by a cheap key (length and three bytes)
+   * → where their bytes start: a statement equal to one of them adds nothing to its block and is skipped. Audit
+   * logs repeat statements (an application's prepared statements: 83 % of the benchmark's rows).
+   */
+  private seen = new Map<number, number>();
+
   private block(timeMs: number): TextBlock {
     let b = this.current;
     if (!b || b.rows >= this.blockRows) {
       b = this.current = { lo: timeMs, hi: timeMs, rows: 0, bits: new Uint8Array(BITMAP_BYTES) };
       this.blocks.push(b);
+      this.seen.clear();
     }
     if (timeMs < b.lo) b.lo = timeMs;
     if (timeMs > b.hi) b.hi = timeMs;
@@ -43,6 +51,24 @@ export class BlockBuilder {
   /** One row: its time and its statement's bytes buf[start, end). */
   addBytes(timeMs: number, buf: Uint8Array, start: number, end: number): void {
     addGrams(this.block(timeMs).bits, buf, start, end);
+  }
+
+  /** A statement of the packed rows: its n-grams, unless an equal statement of the same block set them. */
+  private addPackedStatement(timeMs: number, packed: Buffer, start: number, end: number): void {
+    const b = this.block(timeMs);
+    const len = end - start;
+    if (len === 0) return;
+    const key = Math.imul(len, 0x9e3779b1) ^ (packed[start + (len >>> 1)]! << 8) ^ (packed[end - 1]! << 16) ^ (packed[start + (len >>> 2)]! << 24);
+    const other = this.seen.get(key);
+    if (other !== undefined) {
+      // The same key: equal only if every byte is (a loop here: Buffer.compare's call costs more than it saves).
+      let i = 0;
+      while (i < len && packed[other + i] === packed[start + i]) i++;
+      if (i === len) return;
+    } else {
+      this.seen.set(key, start);
+    }
+    addGrams(b.bits, packed, start, end);
   }
 
   addText(timeMs: number, text: string | null): void {
@@ -58,6 +84,7 @@ export class BlockBuilder {
    * LF; a GS-wrapped field may hold US and LF, never GS).
    */
   addPacked(packed: Buffer, count: number): void {
+    this.seen.clear(); // positions in this buffer only
     let pos = 0;
     for (let r = 0; r < count; r++) {
       let time = 0;
@@ -81,7 +108,7 @@ export class BlockBuilder {
         if (sep === LF) break;
         field++;
       }
-      if (stmtStart >= 0) this.addBytes(time, packed, stmtStart, stmtEnd);
+      if (stmtStart >= 0) this.addPackedStatement(time, packed, stmtStart, stmtEnd);
       else this.block(time);
     }
   }

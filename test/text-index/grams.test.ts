@@ -70,6 +70,23 @@ test('blocks of packed rows: time range and the statement field only', () => {
   assert.ok(hasAll(b.blocks[1]!.bits, termBits('inside')), 'a statement may hold the field separator');
 });
 
+test('a repeated statement is skipped within its block only; one with the same key but other bytes is not', () => {
+  const US = '\x1f',
+    GS = '\x1d';
+  const row = (t: number, stmt: string) => [String(t), '1', '2', '3', '', '', '', '1', '1', '', `${GS}${stmt}${GS}`, '', '', ''].join(US) + '\n';
+  // The same length and the same bytes where the key looks (a quarter, the middle, the end) as "SELECT alpha_one z".
+  const packed = Buffer.from(
+    row(1, 'SELECT alpha_one z') + row(2, 'SELECT alpha_one z') + row(3, 'SELECT ompha_one z') + row(4, 'SELECT alpha_one z') + row(5, 'SELECT alpha'),
+  );
+  const b = new BlockBuilder(3);
+  b.addPacked(packed, 5);
+  assert.equal(b.blocks.length, 2);
+  assert.ok(hasAll(b.blocks[0]!.bits, termBits('alpha_one')));
+  assert.ok(hasAll(b.blocks[0]!.bits, termBits('ompha_one')), 'a statement with the same key but other bytes is indexed');
+  assert.ok(hasAll(b.blocks[1]!.bits, termBits('alpha_one')), 'a statement seen in the previous block is indexed in its own');
+  assert.ok(!hasAll(b.blocks[1]!.bits, termBits('ompha_one')));
+});
+
 test('whenever DuckDB matches a term, the bitmap has its bits (random statements and terms)', async () => {
   const db = await DuckDBInstance.create(':memory:');
   const conn = await db.connect();
