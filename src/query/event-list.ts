@@ -18,7 +18,7 @@ import {
   withTextIndex,
   type QueryRunner,
 } from './queries.js';
-import { checkSort, decodeSortCursor, encodeSortCursor, pageLimit, walkWindows } from './paging.js';
+import { checkSort, decodeSortCursor, pageLimit, pageOf, walkWindows } from './paging.js';
 import type { EventFilter, EventPage, EventRow, PageOptions, SortSpec, TopEntry, TopValues } from './types.js';
 
 /** Columns the event list may be sorted by (besides time): the name in the API → the column. */
@@ -106,20 +106,14 @@ export class EventListQueries {
         w.params,
       );
     }
-    const last = rows.length > limit ? rows[limit - 1]! : null;
-    return {
-      rows: rows.slice(0, limit),
-      next: last
-        ? encodeSortCursor([
-            sort.by,
-            sort.dir,
-            sort.by === 'time' ? null : String(last['_s'] ?? ''),
-            Number(last['t_us']),
-            Number(last['context_id']),
-            Number(last['session_line_num']),
-          ])
-        : null,
-    };
+    return pageOf(rows, limit, (last) => [
+      sort.by,
+      sort.dir,
+      sort.by === 'time' ? null : String(last['_s'] ?? ''),
+      Number(last['t_us']),
+      Number(last['context_id']),
+      Number(last['session_line_num']),
+    ]);
   }
 
   /** A page of the event list in any order, as listEvents answers. */

@@ -154,19 +154,23 @@ export async function listTable(
     }
     rows = await walkWindows(lo, hi, sort.dir, limit, (start, end, wanted) => query(start, end, wanted));
   }
+  return pageOf(rows, limit, (last) => [
+    sort.by,
+    sort.dir,
+    sortExpr ? String(last['_s'] ?? '') : null,
+    Number(last['_t']),
+    ...spec.identity.map((_, i) => String(last[`_k${i}`])),
+  ]);
+}
+
+/** The first `limit` of rows read with one more, and the cursor after the last of them (null at the end). */
+export function pageOf(
+  rows: Record<string, unknown>[],
+  limit: number,
+  cursorOf: (last: Record<string, unknown>) => SortCursor,
+): { rows: Record<string, unknown>[]; next: string | null } {
   const last = rows.length > limit ? rows[limit - 1]! : null;
-  return {
-    rows: rows.slice(0, limit),
-    next: last
-      ? encodeSortCursor([
-          sort.by,
-          sort.dir,
-          sortExpr ? String(last['_s'] ?? '') : null,
-          Number(last['_t']),
-          ...spec.identity.map((k, i) => (k.type === 'BIGINT' ? String(last[`_k${i}`]) : String(last[`_k${i}`]))),
-        ])
-      : null,
-  };
+  return { rows: rows.slice(0, limit), next: last ? encodeSortCursor(cursorOf(last)) : null };
 }
 
 /** Time bounds as conditions on a column. */
